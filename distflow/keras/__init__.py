@@ -1,0 +1,1 @@
+"""Keras-compatible API (filled by the model-API work)."""
