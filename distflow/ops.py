@@ -1,0 +1,1029 @@
+"""Primitive ops: each forward declared beside its vector-Jacobian products.
+
+A primitive's forward takes NumPy arrays (plus keyword parameters) and returns
+`(output, residuals)`; the residuals are the only buffers kept for the
+backward pass. Each differentiable input has one VJP `(g, residuals) -> grad`
+(None: no gradient defined, which raises a clear error if one is needed).
+Ops built from primitives (var, std, stack, split, expand_dims, ...) need no
+rule of their own. Every broadcasting op undoes broadcasting with `unbroadcast`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distflow.tensor import Tensor, Variable, as_array, record
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A registered primitive op."""
+
+    name: str
+    forward: Callable[..., tuple[np.ndarray, Any]]
+    vjps: tuple[Callable | None, ...]
+    variadic: bool = False  # one VJP `(i, g, res)` shared by a list of inputs
+
+    def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
+        out, res = self.forward(*[t.value for t in inputs], **params)
+        vjps = self.vjps
+        if self.variadic:
+            vjp = vjps[0]
+            vjps = tuple(_bind_index(vjp, i) for i in builtins.range(len(inputs)))
+        return record(self.name, out, inputs, vjps, res)
+
+
+def _bind_index(vjp: Callable, i: int) -> Callable:
+    return lambda g, res: vjp(i, g, res)
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def defop(name: str, forward: Callable, *vjps: Callable | None, variadic: bool = False):
+    """Registers a primitive and returns it (callable on tensors)."""
+    if name in REGISTRY:
+        raise ValueError(f"Op '{name}' is already registered.")
+    prim = REGISTRY[name] = Primitive(name, forward, vjps, variadic)
+    return prim
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sums `g` over the axes that broadcasting added or stretched to reach `shape`."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    axes = tuple(builtins.range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and g.shape[i + extra] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+# ----------------------------------------------------------------- conversion
+
+
+def convert_to_tensor(value: Any, dtype: Any = None) -> Tensor:
+    """Returns `value` as a Tensor (tensors pass through unless a cast is asked)."""
+    if isinstance(value, Tensor):
+        if dtype is None or value.dtype == np.dtype(dtype):
+            return value
+        return cast(value, dtype)
+    return Tensor(value, dtype)
+
+
+def constant(value: Any, dtype: Any = None, shape: Sequence[int] | None = None) -> Tensor:
+    """Creates a constant tensor (a copy of `value`), as `tf.constant`."""
+    arr = np.array(as_array(value, dtype), copy=True)
+    if shape is not None:
+        arr = np.broadcast_to(arr, tuple(shape)).copy() if arr.size == 1 else arr.reshape(shape)
+    return Tensor._wrap(arr)
+
+
+def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
+    if a.kind == "f" and b.kind != "f":
+        return a
+    if b.kind == "f" and a.kind != "f":
+        return b
+    return np.result_type(a, b)
+
+
+def _weak(value: Any, like: np.dtype) -> Tensor:
+    """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and like.kind != "f":
+        return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
+    return Tensor(arr, like)
+
+
+def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
+    xt, yt = isinstance(x, Tensor), isinstance(y, Tensor)
+    if xt and yt:
+        if x.value.dtype == y.value.dtype:
+            return x, y
+        dt = _promote(x.dtype, y.dtype)
+        return convert_to_tensor(x, dt), convert_to_tensor(y, dt)
+    if xt:
+        return _pair(x, _weak(y, x.dtype))
+    if yt:
+        return _pair(_weak(x, y.dtype), y)
+    return _pair(Tensor(x), Tensor(y))
+
+
+def _t(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _norm_axis(axis: Any) -> Any:
+    if isinstance(axis, Tensor):
+        axis = axis.value.tolist()
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+# ------------------------------------------------------------ binary arithmetic
+
+_add = defop("add", lambda x, y: (x + y, (x.shape, y.shape)),
+             lambda g, r: unbroadcast(g, r[0]),
+             lambda g, r: unbroadcast(g, r[1]))
+_subtract = defop("subtract", lambda x, y: (x - y, (x.shape, y.shape)),
+                  lambda g, r: unbroadcast(g, r[0]),
+                  lambda g, r: unbroadcast(-g, r[1]))
+_multiply = defop("multiply", lambda x, y: (x * y, (x, y)),
+                  lambda g, r: unbroadcast(g * r[1], r[0].shape),
+                  lambda g, r: unbroadcast(g * r[0], r[1].shape))
+
+
+def _divide_fwd(x, y):
+    out = x / y
+    return out, (x.shape, y, out)
+
+
+_divide = defop("divide", _divide_fwd,
+                lambda g, r: unbroadcast(g / r[1], r[0]),
+                lambda g, r: unbroadcast(-g * r[2] / r[1], r[1].shape))
+
+
+def _power_fwd(x, y):
+    out = np.power(x, y)
+    return out, (x, y, out)
+
+
+def _power_vjp_y(g, r):
+    x, y, out = r
+    safe_log = np.log(np.where(x > 0, x, 1))
+    return unbroadcast(g * out * safe_log, y.shape)
+
+
+_power = defop("power", _power_fwd,
+               lambda g, r: unbroadcast(g * r[1] * np.power(r[0], r[1] - 1), r[0].shape),
+               _power_vjp_y)
+
+
+def _maximum_fwd(x, y):
+    take_x = x >= y
+    return np.where(take_x, x, y), (x.shape, y.shape, take_x)
+
+
+def _minimum_fwd(x, y):
+    take_x = x <= y
+    return np.where(take_x, x, y), (x.shape, y.shape, take_x)
+
+
+def _pick_vjps():
+    return (lambda g, r: unbroadcast(np.where(r[2], g, 0).astype(g.dtype, copy=False), r[0]),
+            lambda g, r: unbroadcast(np.where(r[2], 0, g).astype(g.dtype, copy=False), r[1]))
+
+
+_maximum = defop("maximum", _maximum_fwd, *_pick_vjps())
+_minimum = defop("minimum", _minimum_fwd, *_pick_vjps())
+
+
+def _swap(a: np.ndarray) -> np.ndarray:
+    return a.swapaxes(-1, -2)
+
+
+def _matmul_vjp_a(g, r):
+    a, b = r
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    if b.ndim == 1:
+        return unbroadcast(g[..., None] * b, a.shape)
+    if a.ndim == 1:
+        return unbroadcast(np.matmul(g[..., None, :], _swap(b))[..., 0, :], a.shape)
+    return unbroadcast(np.matmul(g, _swap(b)), a.shape)
+
+
+def _matmul_vjp_b(g, r):
+    a, b = r
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if a.ndim == 1:
+        return unbroadcast(a[:, None] * g[..., None, :], b.shape)
+    if b.ndim == 1:
+        return unbroadcast(np.matmul(_swap(a), g[..., None])[..., 0], b.shape)
+    return unbroadcast(np.matmul(_swap(a), g), b.shape)
+
+
+_matmul = defop("matmul", lambda a, b: (np.matmul(a, b), (a, b)), _matmul_vjp_a, _matmul_vjp_b)
+
+
+def add(x: Any, y: Any) -> Tensor:
+    """Elementwise x + y with broadcasting."""
+    return _add(*_pair(x, y))
+
+
+def subtract(x: Any, y: Any) -> Tensor:
+    """Elementwise x - y with broadcasting."""
+    return _subtract(*_pair(x, y))
+
+
+def multiply(x: Any, y: Any) -> Tensor:
+    """Elementwise x * y with broadcasting."""
+    return _multiply(*_pair(x, y))
+
+
+def divide(x: Any, y: Any) -> Tensor:
+    """Elementwise true division; integer inputs give float32, as `tf.math.divide`."""
+    x, y = _pair(x, y)
+    if x.dtype.kind != "f":
+        x, y = cast(x, np.float32), cast(y, np.float32)
+    return _divide(x, y)
+
+
+def power(x: Any, y: Any) -> Tensor:
+    """Elementwise x ** y."""
+    return _power(*_pair(x, y))
+
+
+def maximum(x: Any, y: Any) -> Tensor:
+    """Elementwise maximum (the gradient goes to x on ties)."""
+    return _maximum(*_pair(x, y))
+
+
+def minimum(x: Any, y: Any) -> Tensor:
+    """Elementwise minimum (the gradient goes to x on ties)."""
+    return _minimum(*_pair(x, y))
+
+
+def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:
+    """Matrix product with NumPy's batching and broadcasting rules."""
+    a, b = _pair(a, b)
+    if transpose_a:
+        a = swapaxes(a, -1, -2)
+    if transpose_b:
+        b = swapaxes(b, -1, -2)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs inputs of rank >= 1. Received shapes {a.shape} and "
+                         f"{b.shape}; use multiply for scalars.")
+    return _matmul(a, b)
+
+
+# --------------------------------------------------------------- unary math
+
+def _unary(name: str, fn: Callable, vjp: Callable | None, keep: str):
+    """Registers an elementwise op whose VJP needs its input ('x') or output ('out')."""
+    def forward(x):
+        out = fn(x)
+        return out, (x if keep == "x" else out if keep == "out" else x.shape)
+    prim = defop(name, forward, vjp)
+
+    def op(x: Any) -> Tensor:
+        return prim(_t(x))
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name}."
+    return op
+
+
+negative = _unary("negative", np.negative, lambda g, r: -g, "shape")
+exp = _unary("exp", np.exp, lambda g, out: g * out, "out")
+log = _unary("log", np.log, lambda g, x: g / x, "x")
+sqrt = _unary("sqrt", np.sqrt, lambda g, out: g / (2 * out), "out")
+square = _unary("square", np.square, lambda g, x: 2 * g * x, "x")
+abs = _unary("abs", np.abs, lambda g, x: g * np.sign(x), "x")  # noqa: A001
+sign = _unary("sign", np.sign, lambda g, shape: np.zeros(shape, g.dtype), "shape")
+tanh = _unary("tanh", np.tanh, lambda g, out: g * (1 - out * out), "out")
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out: g * (out > 0), "out")
+round = _unary("round", np.round, None, "shape")  # noqa: A001  (no gradient, as documented)
+rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out: -0.5 * g * out ** 3, "out")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # Split by sign so that exp never overflows.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+sigmoid = _unary("sigmoid", _sigmoid, lambda g, out: g * out * (1 - out), "out")
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+softplus = _unary("softplus", _softplus, lambda g, x: g * _sigmoid(x), "x")
+
+_leaky_relu = defop(
+    "leaky_relu",
+    lambda x, alpha: (np.where(x > 0, x, alpha * x).astype(x.dtype, copy=False), (x > 0, alpha)),
+    lambda g, r: np.where(r[0], g, r[1] * g).astype(g.dtype, copy=False))
+
+
+def leaky_relu(features: Any, alpha: float = 0.2) -> Tensor:
+    """max(x, alpha * x), as `tf.nn.leaky_relu` (default alpha 0.2)."""
+    return _leaky_relu(_t(features), alpha=float(alpha))
+
+
+def _elu_fwd(x, alpha):
+    pos = x > 0
+    out = np.where(pos, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+    return out, (pos, out, alpha)
+
+
+_elu = defop("elu", _elu_fwd,
+             lambda g, r: np.where(r[0], g, g * (r[1] + r[2])).astype(g.dtype, copy=False))
+
+
+def elu(features: Any, alpha: float = 1.0) -> Tensor:
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return _elu(_t(features), alpha=float(alpha))
+
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def selu(features: Any) -> Tensor:
+    """Scaled ELU (composite of elu and multiply)."""
+    return multiply(elu(features, _SELU_ALPHA), _SELU_SCALE)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf via the complementary-error-function Chebyshev fit (rel. error < 1.2e-7)."""
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (
+        0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (
+            1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(poly)
+    return np.where(x >= 0, 1 - erfc, erfc - 1)
+
+
+def _gelu_fwd(x, approximate):
+    if approximate:
+        inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+        th = np.tanh(inner)
+        return (0.5 * x * (1 + th)).astype(x.dtype, copy=False), (x, th, True)
+    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    return (x * cdf).astype(x.dtype, copy=False), (x, cdf, False)
+
+
+def _gelu_vjp(g, r):
+    x, aux, approximate = r
+    if approximate:
+        dinner = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+        d = 0.5 * (1 + aux) + 0.5 * x * (1 - aux * aux) * dinner
+    else:
+        d = aux + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return (g * d).astype(g.dtype, copy=False)
+
+
+_gelu = defop("gelu", _gelu_fwd, _gelu_vjp)
+
+
+def gelu(features: Any, approximate: bool = False) -> Tensor:
+    """Gaussian error linear unit; `approximate=True` uses the tanh form."""
+    return _gelu(_t(features), approximate=bool(approximate))
+
+
+def _clip_fwd(x, lo, hi):
+    inside = (x >= lo) & (x <= hi)
+    return np.clip(x, lo, hi).astype(x.dtype, copy=False), inside
+
+
+_clip = defop("clip", _clip_fwd, lambda g, inside: g * inside)
+
+
+def clip_by_value(t: Any, clip_value_min: Any, clip_value_max: Any) -> Tensor:
+    """Clips values to [min, max]; the gradient is zero where clipping happened."""
+    t = _t(t)
+    lo, hi = as_array(clip_value_min, t.dtype), as_array(clip_value_max, t.dtype)
+    if np.any(lo > hi):
+        raise ValueError(f"clip: `clip_value_min` ({lo}) must not exceed `clip_value_max` ({hi}).")
+    return _clip(t, lo=lo, hi=hi)
+
+
+clip = clip_by_value
+
+_cast = defop("cast", lambda x, dtype: (x.astype(dtype), x.dtype),
+              lambda g, src_dtype: g.astype(src_dtype))
+
+
+def cast(x: Any, dtype: Any) -> Tensor:
+    """Converts to `dtype`; the gradient is cast back (none into integers)."""
+    x = _t(x)
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return _cast(x, dtype=dtype)
+
+
+def _where_fwd(x, y, cond):
+    return np.where(cond, x, y), (x.shape, y.shape, cond)
+
+
+_where = defop("where", _where_fwd,
+               lambda g, r: unbroadcast(np.where(r[2], g, 0).astype(g.dtype, copy=False), r[0]),
+               lambda g, r: unbroadcast(np.where(r[2], 0, g).astype(g.dtype, copy=False), r[1]))
+
+
+def where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
+    """Selects from x where condition holds, else from y (broadcasting).
+
+    With only `condition`, returns the indices of true elements (int64, shape [n, rank]).
+    """
+    cond = as_array(condition).astype(bool, copy=False)
+    if x is None and y is None:
+        return Tensor._wrap(np.argwhere(cond))
+    x, y = _pair(x, y)
+    return _where(x, y, cond=cond)
+
+
+# ---------------------------------------------------------------- reductions
+
+def _keep_shape(shape: tuple, axis: Any) -> tuple:
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _sum_fwd(x, axis, keepdims):
+    return np.sum(x, axis=axis, keepdims=keepdims), (x.shape, axis)
+
+
+def _sum_vjp(g, r):
+    shape, axis = r
+    return np.broadcast_to(g.reshape(_keep_shape(shape, axis)), shape)
+
+
+def _mean_fwd(x, axis, keepdims):
+    out = np.mean(x, axis=axis, keepdims=keepdims)
+    return out, (x.shape, axis, x.size / builtins.max(out.size, 1))
+
+
+def _mean_vjp(g, r):
+    shape, axis, count = r
+    return np.broadcast_to(g.reshape(_keep_shape(shape, axis)) / count, shape)
+
+
+def _extreme_fwd(fn):
+    def forward(x, axis, keepdims):
+        best = fn(x, axis=axis, keepdims=True)
+        hit = x == best
+        count = hit.sum(axis=axis, keepdims=True)
+        out = best if keepdims else (best.reshape(()) if axis is None
+                                     else np.squeeze(best, axis=axis))
+        return out, (hit, count, axis)
+    return forward
+
+
+def _extreme_vjp(g, r):
+    hit, count, axis = r
+    g = g.reshape(_keep_shape(hit.shape, axis))
+    return (hit * (g / count)).astype(g.dtype, copy=False)
+
+
+def _logsumexp_fwd(x, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    lse = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    out = lse if keepdims else np.squeeze(lse, axis=axis) if axis is not None else lse.reshape(())
+    return out, (np.exp(x - lse), axis)
+
+
+def _logsumexp_vjp(g, r):
+    soft, axis = r
+    return g.reshape(_keep_shape(soft.shape, axis)) * soft
+
+
+_REDUCTIONS = {
+    "sum": defop("sum", _sum_fwd, _sum_vjp),
+    "mean": defop("mean", _mean_fwd, _mean_vjp),
+    "max": defop("max", _extreme_fwd(np.max), _extreme_vjp),
+    "min": defop("min", _extreme_fwd(np.min), _extreme_vjp),
+    "logsumexp": defop("logsumexp", _logsumexp_fwd, _logsumexp_vjp),
+}
+
+
+def _reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
+    x = _t(x)
+    axis = _norm_axis(axis)
+    if kind == "mean" and x.dtype.kind != "f":
+        x = cast(x, np.float32) if x.dtype.kind == "b" else x
+    return _REDUCTIONS[kind](x, axis=axis, keepdims=bool(keepdims))
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over `axis` (all axes when None)."""
+    return _reduce("sum", x, axis, keepdims)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over `axis` (all axes when None)."""
+    return _reduce("mean", x, axis, keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over `axis`; the gradient is shared equally among tied maxima."""
+    return _reduce("max", x, axis, keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over `axis`; the gradient is shared equally among tied minima."""
+    return _reduce("min", x, axis, keepdims)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably."""
+    return _reduce("logsumexp", x, axis, keepdims)
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Population variance (composite)."""
+    x = _t(x)
+    centered = subtract(x, mean(x, axis=axis, keepdims=True))
+    return mean(square(centered), axis=axis, keepdims=keepdims)
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Population standard deviation (composite)."""
+    return sqrt(var(x, axis=axis, keepdims=keepdims))
+
+
+reduce_sum, reduce_mean, reduce_max, reduce_min = sum, mean, max, min
+reduce_logsumexp, reduce_variance, reduce_std = logsumexp, var, std
+
+
+# ----------------------------------------------------------------- shape ops
+
+_reshape = defop("reshape", lambda x, shape: (x.reshape(shape), x.shape),
+                 lambda g, shape: g.reshape(shape))
+
+
+def reshape(x: Any, shape: Any) -> Tensor:
+    """Reshapes (one dimension may be -1)."""
+    x = _t(x)
+    shape = tuple(int(s) for s in as_array(shape).reshape(-1)) if not isinstance(
+        shape, int) else (shape,)
+    try:
+        return _reshape(x, shape=shape)
+    except ValueError:
+        raise ValueError(f"Cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                         f"into shape {shape}.") from None
+
+
+_transpose = defop("transpose", lambda x, perm: (x.transpose(perm), np.argsort(perm)),
+                   lambda g, inverse: g.transpose(inverse))
+
+
+def transpose(x: Any, perm: Sequence[int] | None = None) -> Tensor:
+    """Permutes dimensions (reverses them when `perm` is None)."""
+    x = _t(x)
+    perm = tuple(builtins.range(x.ndim))[::-1] if perm is None else tuple(int(p) for p in perm)
+    return _transpose(x, perm=perm)
+
+
+def swapaxes(x: Any, a: int, b: int) -> Tensor:
+    """Swaps two axes (composite of transpose)."""
+    x = _t(x)
+    perm = list(builtins.range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+def expand_dims(x: Any, axis: int) -> Tensor:
+    """Inserts a length-1 axis (composite of reshape)."""
+    x = _t(x)
+    return reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
+
+
+def squeeze(x: Any, axis: Any = None) -> Tensor:
+    """Removes length-1 axes (composite of reshape)."""
+    x = _t(x)
+    return reshape(x, np.squeeze(np.empty(x.shape, dtype=bool), axis=_norm_axis(axis)).shape)
+
+
+def _concat_fwd(*xs, axis):
+    bounds = np.cumsum([0] + [x.shape[axis] for x in xs])
+    return np.concatenate(xs, axis=axis), (bounds, axis)
+
+
+def _concat_vjp(i, g, r):
+    bounds, axis = r
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(bounds[i], bounds[i + 1])
+    return g[tuple(index)]
+
+
+_concat = defop("concat", _concat_fwd, _concat_vjp, variadic=True)
+
+
+def _same_dtype(values: Sequence[Any]) -> list[Tensor]:
+    tensors = [_t(v) for v in values]
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        dt = _promote(dt, t.dtype)
+    return [cast(t, dt) for t in tensors]
+
+
+def concat(values: Sequence[Any], axis: int = 0) -> Tensor:
+    """Joins tensors along an existing axis."""
+    if len(values) == 0:
+        raise ValueError("concat needs at least one tensor. Received an empty list.")
+    tensors = _same_dtype(values)
+    return _concat(*tensors, axis=int(axis) % tensors[0].ndim if tensors[0].ndim else 0)
+
+
+concatenate = concat
+
+
+def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
+    """Joins tensors along a new axis (composite of expand_dims and concat)."""
+    if len(values) == 0:
+        raise ValueError("stack needs at least one tensor. Received an empty list.")
+    return concat([expand_dims(v, axis) for v in values], axis=axis)
+
+
+def split(value: Any, num_or_size_splits: Any, axis: int = 0) -> list[Tensor]:
+    """Splits into pieces along `axis` (composite of getitem)."""
+    value = _t(value)
+    n = value.shape[axis]
+    if isinstance(num_or_size_splits, int):
+        if n % num_or_size_splits:
+            raise ValueError(f"Cannot split axis {axis} of size {n} into "
+                             f"{num_or_size_splits} equal pieces.")
+        sizes = [n // num_or_size_splits] * num_or_size_splits
+    else:
+        sizes = [int(s) for s in num_or_size_splits]
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"split sizes {sizes} do not add up to the axis size {n}.")
+    bounds = np.cumsum([0] + sizes)
+    index = [slice(None)] * value.ndim
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        index[axis] = slice(int(lo), int(hi))
+        out.append(getitem(value, tuple(index)))
+    return out
+
+
+def _tile_vjp(g, r):
+    shape, reps = r
+    split_shape = [d for pair in zip(reps, shape) for d in pair]
+    return g.reshape(split_shape).sum(axis=tuple(builtins.range(0, 2 * len(shape), 2)))
+
+
+def _tile_fwd(x, multiples):
+    reps = tuple(multiples)
+    x = x.reshape((1,) * (len(reps) - x.ndim) + x.shape)
+    return np.tile(x, reps), (x.shape, reps)
+
+
+_tile = defop("tile", _tile_fwd, lambda g, r: _tile_vjp(g, r))
+
+
+def tile(x: Any, multiples: Sequence[int]) -> Tensor:
+    """Repeats the tensor `multiples[i]` times along axis i."""
+    x = _t(x)
+    reps = tuple(int(m) for m in as_array(multiples).reshape(-1))
+    if len(reps) != x.ndim:
+        raise ValueError(f"tile: `multiples` needs one entry per axis ({x.ndim}). "
+                         f"Received: multiples={list(reps)}")
+    return reshape(_tile(x, multiples=reps), tuple(s * m for s, m in zip(x.shape, reps)))
+
+
+def _pad_fwd(x, paddings, value):
+    out = np.pad(x, paddings, constant_values=value)
+    index = tuple(slice(lo, lo + n) for (lo, _), n in zip(paddings, x.shape))
+    return out, index
+
+
+_pad = defop("pad", _pad_fwd, lambda g, index: g[index])
+
+
+def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", constant_values: Any = 0) -> Tensor:
+    """Pads with a constant; `paddings` is [[before, after], ...] per axis."""
+    if mode.upper() != "CONSTANT":
+        raise ValueError(f"pad supports mode='CONSTANT' only. Received: mode={mode!r}")
+    tensor = _t(tensor)
+    pads = tuple((int(a), int(b)) for a, b in as_array(paddings).reshape(-1, 2))
+    if len(pads) != tensor.ndim:
+        raise ValueError(f"pad: `paddings` needs one [before, after] pair per axis "
+                         f"({tensor.ndim}). Received: {[list(p) for p in pads]}")
+    return _pad(tensor, paddings=pads, value=constant_values)
+
+
+def _is_basic_index(key: tuple) -> bool:
+    return all(k is None or k is Ellipsis or isinstance(k, int | slice | np.integer) for k in key)
+
+
+def _getitem_vjp(g, r):
+    shape, key, basic = r
+    out = np.zeros(shape, dtype=g.dtype)
+    if basic:
+        out[key] = g
+    else:
+        np.add.at(out, key, g)  # repeated indices accumulate
+    return out
+
+
+_getitem = defop("getitem", lambda x, key: (x[key], (x.shape, key, _is_basic_index(key))),
+                 _getitem_vjp)
+
+
+def _index_key(key: Any) -> tuple:
+    key = key if isinstance(key, tuple) else (key,)
+    return tuple(k.value if isinstance(k, Tensor) else
+                 np.asarray(k) if isinstance(k, list) else k for k in key)
+
+
+def getitem(x: Any, key: Any) -> Tensor:
+    """NumPy indexing: slices, integer arrays and boolean masks."""
+    return _getitem(_t(x), key=_index_key(key))
+
+
+def _gather_fwd(params, indices, axis):
+    return np.take(params, indices, axis=axis), (params.shape, indices, axis)
+
+
+def _gather_vjp(g, r):
+    shape, indices, axis = r
+    out = np.zeros(shape, dtype=g.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    g = np.moveaxis(g, list(builtins.range(axis, axis + indices.ndim)), list(builtins.range(indices.ndim)))
+    np.add.at(moved, indices, g)
+    return out
+
+
+_gather = defop("gather", _gather_fwd, _gather_vjp)
+
+
+def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
+    """Takes slices of `params` along `axis` at `indices` (embedding lookup)."""
+    params = _t(params)
+    idx = as_array(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"gather: `indices` must be integers. Received dtype={idx.dtype}.")
+    axis = int(axis) % params.ndim
+    n = params.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"gather: indices must be in [0, {n}) for axis {axis}. "
+                         f"Received values in [{idx.min()}, {idx.max()}].")
+    return _gather(params, indices=idx, axis=axis)
+
+
+def embedding_lookup(params: Any, ids: Any) -> Tensor:
+    """Rows of `params` at `ids` (gather on axis 0)."""
+    return gather(params, ids, axis=0)
+
+
+def one_hot(indices: Any, depth: int, on_value: float = 1.0, off_value: float = 0.0,
+            axis: int = -1, dtype: Any = np.float32) -> Tensor:
+    """One-hot encoding of integer indices (out-of-range indices give all off_value)."""
+    idx = as_array(indices)
+    eye = (np.arange(depth) == idx[..., None])
+    out = np.where(eye, on_value, off_value).astype(dtype)
+    return Tensor._wrap(np.moveaxis(out, -1, axis) if axis != -1 else out)
+
+
+# ------------------------------------------------------- softmax and losses
+
+
+def _log_softmax_np(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _softmax_fwd(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    return out, (out, axis)
+
+
+def _softmax_vjp(g, r):
+    out, axis = r
+    return out * (g - (g * out).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax_fwd(x, axis):
+    out = _log_softmax_np(x, axis)
+    return out, (out, axis)
+
+
+def _log_softmax_vjp(g, r):
+    out, axis = r
+    return g - np.exp(out) * g.sum(axis=axis, keepdims=True)
+
+
+_softmax = defop("softmax", _softmax_fwd, _softmax_vjp)
+_log_softmax = defop("log_softmax", _log_softmax_fwd, _log_softmax_vjp)
+
+
+def softmax(logits: Any, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
+    return _softmax(_t(logits), axis=int(axis))
+
+
+def log_softmax(logits: Any, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis`."""
+    return _log_softmax(_t(logits), axis=int(axis))
+
+
+def _sce_fwd(labels, logits, axis):
+    logp = _log_softmax_np(logits, axis)
+    return -(labels * logp).sum(axis=axis), (labels, logp, axis)
+
+
+def _sce_vjp_logits(g, r):
+    labels, logp, axis = r
+    total = labels.sum(axis=axis, keepdims=True)
+    return np.expand_dims(g, axis) * (np.exp(logp) * total - labels)
+
+
+_softmax_ce = defop(
+    "softmax_cross_entropy_with_logits", _sce_fwd,
+    lambda g, r: -np.expand_dims(g, r[2]) * r[1],
+    _sce_vjp_logits)
+
+
+def softmax_cross_entropy_with_logits(labels: Any, logits: Any, axis: int = -1) -> Tensor:
+    """Per-example cross-entropy between label distributions and softmax(logits), fused."""
+    labels, logits = _pair(labels, logits)
+    if labels.shape != logits.shape:
+        raise ValueError(f"`labels` and `logits` must have the same shape. Received: "
+                         f"labels.shape={labels.shape}, logits.shape={logits.shape}")
+    return _softmax_ce(labels, logits, axis=int(axis) % logits.ndim)
+
+
+def _sparse_ce_fwd(logits, labels):
+    logp = _log_softmax_np(logits, -1)
+    picked = np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    return -picked, (np.exp(logp), labels)
+
+
+def _sparse_ce_vjp(g, r):
+    probs, labels = r
+    grad = probs.copy()
+    np.put_along_axis(grad, labels[..., None],
+                      np.take_along_axis(grad, labels[..., None], axis=-1) - 1, axis=-1)
+    return grad * g[..., None]
+
+
+_sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_ce_fwd,
+                           _sparse_ce_vjp)
+
+
+def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
+    """Per-example cross-entropy of integer class labels against logits, fused."""
+    logits = _t(logits)
+    labels = as_array(labels)
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise TypeError(f"Sparse labels must be integer class ids. Received dtype="
+                            f"{labels.dtype}; use softmax_cross_entropy_with_logits for "
+                            "one-hot or soft labels.")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
+                         f"its last axis {logits.shape[:-1]}.")
+    n = logits.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received values in "
+                         f"[{labels.min()}, {labels.max()}].")
+    return _sparse_softmax_ce(logits, labels=labels)
+
+
+def _sigmoid_ce_fwd(labels, logits):
+    loss = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
+    return loss, (labels, logits)
+
+
+_sigmoid_ce = defop("sigmoid_cross_entropy_with_logits", _sigmoid_ce_fwd,
+                    lambda g, r: -g * r[1],
+                    lambda g, r: g * (_sigmoid(r[1]) - r[0]))
+
+
+def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
+    """Elementwise logistic loss, computed stably from logits."""
+    labels, logits = _pair(labels, logits)
+    if labels.shape != logits.shape:
+        raise ValueError(f"`labels` and `logits` must have the same shape. Received: "
+                         f"labels.shape={labels.shape}, logits.shape={logits.shape}")
+    return _sigmoid_ce(labels, logits)
+
+
+# ------------------------------------------------------ comparisons and misc
+
+
+def _compare(fn: Callable) -> Callable:
+    def op(x: Any, y: Any) -> Tensor:
+        x, y = _pair(x, y)
+        return Tensor._wrap(fn(x.value, y.value))
+    op.__name__ = fn.__name__
+    op.__doc__ = f"Elementwise {fn.__name__} (bool result, no gradient)."
+    return op
+
+
+equal, not_equal = _compare(np.equal), _compare(np.not_equal)
+greater, greater_equal = _compare(np.greater), _compare(np.greater_equal)
+less, less_equal = _compare(np.less), _compare(np.less_equal)
+logical_and, logical_or = _compare(np.logical_and), _compare(np.logical_or)
+
+
+def argmax(x: Any, axis: int = -1) -> Tensor:
+    """Index of the largest value along `axis` (int64, no gradient)."""
+    return Tensor._wrap(np.argmax(as_array(x), axis=axis))
+
+
+def argmin(x: Any, axis: int = -1) -> Tensor:
+    """Index of the smallest value along `axis` (int64, no gradient)."""
+    return Tensor._wrap(np.argmin(as_array(x), axis=axis))
+
+
+def zeros(shape: Any, dtype: Any = np.float32) -> Tensor:
+    """A tensor of zeros."""
+    return Tensor._wrap(np.zeros(tuple(np.atleast_1d(as_array(shape)).tolist())
+                                 if np.ndim(shape) else shape, dtype=dtype))
+
+
+def ones(shape: Any, dtype: Any = np.float32) -> Tensor:
+    """A tensor of ones."""
+    return Tensor._wrap(np.ones(tuple(np.atleast_1d(as_array(shape)).tolist())
+                                if np.ndim(shape) else shape, dtype=dtype))
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Tensor:
+    """Zeros with the shape (and dtype) of x."""
+    return Tensor._wrap(np.zeros_like(as_array(x), dtype=dtype))
+
+
+def ones_like(x: Any, dtype: Any = None) -> Tensor:
+    """Ones with the shape (and dtype) of x."""
+    return Tensor._wrap(np.ones_like(as_array(x), dtype=dtype))
+
+
+def fill(dims: Sequence[int], value: Any) -> Tensor:
+    """A tensor of shape `dims` filled with `value`."""
+    return Tensor._wrap(np.full(tuple(dims), as_array(value)))
+
+
+def range(start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None) -> Tensor:  # noqa: A001
+    """Like `tf.range`."""
+    arr = np.arange(start, limit, delta) if limit is not None else np.arange(start)
+    return Tensor(arr, dtype)
+
+
+def shape(x: Any) -> Tensor:
+    """The shape of x as an int32 tensor."""
+    return Tensor._wrap(np.asarray(as_array(x).shape, dtype=np.int32))
+
+
+def norm(x: Any, ord: Any = "euclidean", axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Euclidean (default) or L1 norm (composite)."""
+    if ord in ("euclidean", 2, "fro"):
+        return sqrt(sum(square(x), axis=axis, keepdims=keepdims))
+    if ord == 1:
+        return sum(abs(x), axis=axis, keepdims=keepdims)
+    raise ValueError(f"norm supports ord='euclidean' or 1. Received: ord={ord!r}")
+
+
+def add_n(inputs: Sequence[Any]) -> Tensor:
+    """Sum of a list of tensors."""
+    total = _t(inputs[0])
+    for x in inputs[1:]:
+        total = add(total, x)
+    return total
+
+
+# ------------------------------------------------------- Tensor operators
+
+
+def _install_operators() -> None:
+    T = Tensor
+    T.__add__ = lambda a, b: add(a, b)
+    T.__radd__ = lambda a, b: add(b, a)
+    T.__sub__ = lambda a, b: subtract(a, b)
+    T.__rsub__ = lambda a, b: subtract(b, a)
+    T.__mul__ = lambda a, b: multiply(a, b)
+    T.__rmul__ = lambda a, b: multiply(b, a)
+    T.__truediv__ = lambda a, b: divide(a, b)
+    T.__rtruediv__ = lambda a, b: divide(b, a)
+    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__pow__ = lambda a, b: power(a, b)
+    T.__rpow__ = lambda a, b: power(b, a)
+    T.__neg__ = lambda a: negative(a)
+    T.__pos__ = lambda a: a
+    T.__abs__ = lambda a: abs(a)
+    T.__getitem__ = lambda a, k: getitem(a, k)
+    T.__eq__ = lambda a, b: equal(a, b)
+    T.__ne__ = lambda a, b: not_equal(a, b)
+    T.__gt__ = lambda a, b: greater(a, b)
+    T.__ge__ = lambda a, b: greater_equal(a, b)
+    T.__lt__ = lambda a, b: less(a, b)
+    T.__le__ = lambda a, b: less_equal(a, b)
+    T.__hash__ = lambda a: id(a)
+    for name in ("exp", "log", "sqrt", "square", "tanh", "sigmoid", "relu", "sum", "mean",
+                 "max", "min", "var", "std", "reshape", "transpose", "expand_dims", "squeeze",
+                 "logsumexp", "clip"):
+        setattr(T, name, globals()[name])
+    T.T = property(lambda a: transpose(a))
+    T.astype = lambda a, dtype: cast(a, dtype)
+
+
+_install_operators()
+Variable.__hash__ = Tensor.__hash__

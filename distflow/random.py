@@ -1,0 +1,75 @@
+"""Seeded random tensors, as `tf.random`.
+
+One global NumPy `Generator` backs every call without an explicit `seed`;
+`set_seed` replaces it, so a program that sets the seed first is reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distflow.tensor import Tensor
+
+_generator = np.random.default_rng()
+
+
+def set_seed(seed: int) -> None:
+    """Resets the global generator so later draws are reproducible."""
+    global _generator
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    _generator = np.random.default_rng(int(seed))
+
+
+def get_global_generator() -> np.random.Generator:
+    """The generator used when no op-level seed is given (layers, dropout)."""
+    return _generator
+
+
+def _rng(seed: int | None) -> np.random.Generator:
+    return _generator if seed is None else np.random.default_rng(seed)
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.atleast_1d(np.asarray(shape))) if np.ndim(shape) else (
+        () if shape == [] else (int(shape),))
+
+
+def normal(shape: Any, mean: float = 0.0, stddev: float = 1.0, dtype: Any = np.float32,
+           seed: int | None = None) -> Tensor:
+    """Samples from N(mean, stddev**2)."""
+    draw = _rng(seed).standard_normal(_shape(shape))
+    return Tensor._wrap(np.asarray(draw * stddev + mean, dtype=dtype))
+
+
+def truncated_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0,
+                     dtype: Any = np.float32, seed: int | None = None) -> Tensor:
+    """Normal samples redrawn until within two standard deviations of the mean."""
+    rng = _rng(seed)
+    draw = rng.standard_normal(_shape(shape))
+    bad = np.abs(draw) > 2
+    while bad.any():
+        draw[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(draw) > 2
+    return Tensor._wrap(np.asarray(draw * stddev + mean, dtype=dtype))
+
+
+def uniform(shape: Any, minval: float = 0.0, maxval: float | None = None,
+            dtype: Any = np.float32, seed: int | None = None) -> Tensor:
+    """Samples uniformly from [minval, maxval) (maxval defaults to 1 for floats)."""
+    dtype = np.dtype(dtype)
+    rng = _rng(seed)
+    if dtype.kind in "iu":
+        if maxval is None:
+            raise ValueError("`maxval` is required for integer dtypes.")
+        return Tensor._wrap(rng.integers(int(minval), int(maxval), _shape(shape), dtype=dtype))
+    maxval = 1.0 if maxval is None else maxval
+    return Tensor._wrap(np.asarray(rng.uniform(minval, maxval, _shape(shape)), dtype=dtype))
+
+
+def shuffle(value: Any, seed: int | None = None) -> Tensor:
+    """Shuffles along the first axis."""
+    arr = np.asarray(value)
+    return Tensor._wrap(arr[_rng(seed).permutation(len(arr))])

@@ -1,0 +1,472 @@
+"""Tensors, variables and the gradient tape: the reverse-mode engine.
+
+A `Tensor` wraps one NumPy array. While a `GradientTape` is active, every
+primitive op whose inputs are watched records a `_Node` holding only what its
+vector-Jacobian products need (the residuals), links to its parents' nodes,
+and never the parents' data. `GradientTape.gradient` walks those nodes in
+reverse creation order and asks each primitive for the VJP of just the inputs
+that lead to a requested source.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+_SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
+_node_counter = itertools.count()
+_state = threading.local()
+
+
+def _check_dtype(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind not in _SUPPORTED_KINDS:
+        raise TypeError(
+            "distflow tensors hold float, int or bool values. "
+            f"Received: dtype={arr.dtype} (convert the data with .astype('float32') first)."
+        )
+    return arr
+
+
+def as_array(value: Any, dtype: Any = None) -> np.ndarray:
+    """Converts `value` to an ndarray with TensorFlow's default dtypes.
+
+    Python floats become float32 and Python ints int32 (as `tf.constant` does);
+    NumPy arrays keep their dtype unless `dtype` is given. No copy is made
+    when none is needed.
+    """
+    if isinstance(value, Tensor):
+        arr = value.value
+    elif isinstance(value, np.ndarray | np.generic):
+        arr = np.asarray(value)
+    else:
+        arr = np.asarray(value)
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        elif dtype is None and arr.dtype == np.int64:
+            arr = arr.astype(np.int32)
+    if dtype is not None:
+        arr = arr.astype(np.dtype(dtype), copy=False)
+    return _check_dtype(arr)
+
+
+class Tensor:
+    """An immutable n-dimensional array that can take part in differentiation.
+
+    Attributes:
+        value: the underlying `numpy.ndarray` (library code reads it directly;
+            treat it as read-only).
+    """
+
+    __slots__ = ("value", "_node", "__weakref__")
+    __array_priority__ = 100  # so ndarray <op> Tensor defers to Tensor
+
+    def __init__(self, value: Any, dtype: Any = None):
+        self.value = as_array(value, dtype)
+        self._node = None
+
+    @classmethod
+    def _wrap(cls, arr: np.ndarray) -> Tensor:
+        """Wraps an array produced by an op, skipping conversion checks."""
+        t = object.__new__(Tensor)
+        t.value = arr
+        t._node = None
+        return t
+
+    shape = property(lambda self: self.value.shape, doc="Tuple of dimensions.")
+    dtype = property(lambda self: self.value.dtype, doc="NumPy dtype.")
+    ndim = property(lambda self: self.value.ndim, doc="Number of dimensions.")
+    size = property(lambda self: self.value.size, doc="Number of elements.")
+
+    def numpy(self) -> np.ndarray:
+        """Returns the value as a NumPy array."""
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor (a scalar) is undefined.")
+        return self.value.shape[0]
+
+    def __iter__(self):
+        from distflow import ops
+
+        for i in range(len(self)):
+            yield ops.getitem(self, i)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __index__(self) -> int:
+        return self.value.__index__()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        return f"<distflow.{kind}: shape={self.shape}, dtype={self.dtype.name}, numpy={self.value!r}>"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Variable(Tensor):
+    """A mutable tensor holding model state, watched by tapes when trainable.
+
+    Args:
+        initial_value: array-like or a callable returning one.
+        name: base name; made unique in this process (`dense/kernel`,
+            `dense/kernel_1`, ...) because names are parameter-server keys.
+        trainable: whether tapes watch it automatically.
+        dtype: optional dtype; defaults to the initial value's.
+    """
+
+    __slots__ = ("name", "trainable")
+
+    def __init__(self, initial_value: Any, name: str | None = None,
+                 trainable: bool = True, dtype: Any = None):
+        if callable(initial_value):
+            initial_value = initial_value()
+        super().__init__(np.array(as_array(initial_value, dtype), copy=True))
+        self.name = unique_name(name or "Variable")
+        self.trainable = bool(trainable)
+
+    def numpy(self) -> np.ndarray:
+        """Returns a copy of the current value (later assignments do not change it)."""
+        return self.value.copy()
+
+    def _coerce(self, value: Any, what: str) -> np.ndarray:
+        arr = as_array(value)
+        if arr.shape != self.value.shape:
+            try:
+                arr = np.broadcast_to(arr, self.value.shape)
+            except ValueError:
+                raise ValueError(
+                    f"Cannot {what} variable '{self.name}' of shape {self.value.shape} "
+                    f"with a value of shape {arr.shape}."
+                ) from None
+        return arr
+
+    def assign(self, value: Any) -> Variable:
+        """Writes `value` into the variable in place."""
+        np.copyto(self.value, self._coerce(value, "assign"), casting="unsafe")
+        return self
+
+    def assign_add(self, delta: Any) -> Variable:
+        """Adds `delta` to the variable in place."""
+        np.add(self.value, self._coerce(delta, "assign_add"), out=self.value, casting="unsafe")
+        return self
+
+    def assign_sub(self, delta: Any) -> Variable:
+        """Subtracts `delta` from the variable in place."""
+        np.subtract(self.value, self._coerce(delta, "assign_sub"), out=self.value,
+                    casting="unsafe")
+        return self
+
+    def read_value(self) -> Tensor:
+        """Returns a constant snapshot of the current value."""
+        return Tensor._wrap(self.value.copy())
+
+
+_name_counts: dict[str, int] = {}
+_name_lock = threading.Lock()
+
+
+def unique_name(base: str) -> str:
+    """Returns `base`, or `base_N` if `base` was already handed out in this process."""
+    with _name_lock:
+        n = _name_counts.get(base, 0)
+        _name_counts[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+
+def reset_names() -> None:
+    """Forgets handed-out names (used by `keras.backend.clear_session`)."""
+    with _name_lock:
+        _name_counts.clear()
+
+
+# --------------------------------------------------------------------------- tape
+
+
+class _Node:
+    """One recorded op (or a leaf) in a tape's graph."""
+
+    __slots__ = ("parents", "vjps", "residuals", "seq", "tape", "source", "name")
+
+    def __init__(self, parents, vjps, residuals, tape, name, source=None):
+        self.parents = parents
+        self.vjps = vjps
+        self.residuals = residuals
+        self.seq = next(_node_counter)
+        self.tape = tape
+        self.name = name
+        self.source = source
+
+
+def _tape_stack() -> list:
+    stack = getattr(_state, "tapes", None)
+    if stack is None:
+        stack = _state.tapes = []
+    return stack
+
+
+def current_tape() -> GradientTape | None:
+    """The innermost recording tape of this thread, or None."""
+    stack = getattr(_state, "tapes", None)
+    return stack[-1] if stack else None
+
+
+def _is_differentiable(t: Tensor) -> bool:
+    return t.value.dtype.kind == "f"
+
+
+class GradientTape:
+    """Records operations for reverse-mode differentiation, as `tf.GradientTape`.
+
+    Trainable variables used inside the `with` block are watched automatically;
+    other tensors need `tape.watch(t)`. Only the innermost active tape records
+    (gradients are NumPy arrays, so higher-order gradients are not supported).
+
+    Args:
+        persistent: allow several `gradient()` calls; otherwise the graph and its
+            saved buffers are freed by the first call.
+        watch_accessed_variables: watch trainable variables automatically.
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
+        self.persistent = persistent
+        self._watch_vars = watch_accessed_variables
+        self._leaves: dict[int, _Node] = {}
+        self._used = False
+        self._recording = False
+
+    def __enter__(self) -> GradientTape:
+        _tape_stack().append(self)
+        self._recording = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stack = _tape_stack()
+        if self in stack:
+            stack.remove(self)
+        self._recording = False
+
+    def watch(self, tensor: Any) -> None:
+        """Marks a tensor (or a nested list/tuple/dict of tensors) to be differentiated."""
+        for t in _flatten(tensor):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"`tape.watch` expects tensors. Received: {type(t).__name__}.")
+            if _is_differentiable(t):
+                self._leaf(t)
+
+    def watched_variables(self) -> list[Variable]:
+        """The variables watched so far, in first-use order."""
+        leaves = sorted(self._leaves.values(), key=lambda n: n.seq)
+        return [n.source for n in leaves if isinstance(n.source, Variable)]
+
+    def _leaf(self, t: Tensor) -> _Node:
+        node = self._leaves.get(id(t))
+        if node is None:
+            node = self._leaves[id(t)] = _Node((), (), None, self, "leaf", source=t)
+        return node
+
+    def node_for(self, t: Tensor) -> _Node | None:
+        """The node through which gradients reach `t` on this tape, or None."""
+        node = t._node
+        if node is not None and node.tape is self:
+            return node
+        node = self._leaves.get(id(t))
+        if node is not None:
+            return node
+        if self._watch_vars and type(t) is Variable and t.trainable and _is_differentiable(t):
+            return self._leaf(t)
+        return None
+
+    def _source_node(self, t: Any) -> _Node | None:
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                "`tape.gradient` sources must be tensors or variables. "
+                f"Received: {type(t).__name__}."
+            )
+        node = t._node
+        if node is not None and node.tape is self:
+            return node
+        return self._leaves.get(id(t))
+
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
+                 unconnected_gradients: str = "none") -> Any:
+        """Computes d(sum of target) / d(sources).
+
+        Args:
+            target: a tensor or a list of tensors; non-scalar targets are summed.
+            sources: a tensor or a nested list/tuple/dict of tensors.
+            output_gradients: optional upstream gradients, one per target.
+            unconnected_gradients: "none" (return None) or "zero".
+
+        Returns:
+            Gradients in the structure of `sources`; None for unconnected ones.
+        """
+        if self._used:
+            raise RuntimeError(
+                "A non-persistent GradientTape can only be used to compute one set of "
+                "gradients. Use GradientTape(persistent=True) to call gradient() repeatedly."
+            )
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError("`unconnected_gradients` must be 'none' or 'zero'. "
+                             f"Received: unconnected_gradients={unconnected_gradients!r}")
+        flat_sources = _flatten(sources)
+        source_nodes = [self._source_node(s) for s in flat_sources]
+        seeds = self._seeds(target, output_gradients)
+        grads = _backprop(seeds, {id(n): n for n in source_nodes if n is not None})
+        if not self.persistent:
+            self._release(seeds)
+        out = []
+        for src, node in zip(flat_sources, source_nodes):
+            g = grads.get(id(node)) if node is not None else None
+            if g is None and unconnected_gradients == "zero":
+                g = np.zeros_like(src.value)
+            out.append(None if g is None else Tensor._wrap(g))
+        return _unflatten(sources, iter(out))
+
+    def _seeds(self, target: Any, output_gradients: Any) -> list[tuple[_Node, np.ndarray]]:
+        targets = _flatten(target)
+        upstream = _flatten(output_gradients) if output_gradients is not None else None
+        seeds = []
+        for i, t in enumerate(targets):
+            if not isinstance(t, Tensor):
+                continue
+            node = self._source_node(t)
+            if node is None:
+                continue
+            g = (np.ones_like(t.value) if upstream is None
+                 else np.broadcast_to(as_array(upstream[i], t.dtype), t.shape))
+            seeds.append((node, g))
+        return seeds
+
+    def _release(self, seeds) -> None:
+        """Frees every node reachable from the targets (non-persistent tapes)."""
+        for node in _reachable([n for n, _ in seeds]):
+            node.residuals = None
+            node.vjps = None
+            node.parents = ()
+        self._leaves = {}
+        self._used = True
+
+
+def _reachable(roots: list[_Node]) -> list[_Node]:
+    seen: dict[int, _Node] = {}
+    todo = list(roots)
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        todo.extend(p for p in node.parents if p is not None)
+    return sorted(seen.values(), key=lambda n: n.seq)
+
+
+def _backprop(seeds, wanted: dict[int, _Node]) -> dict[int, np.ndarray]:
+    """Accumulates gradients from the seeds back to the wanted nodes."""
+    order = _reachable([n for n, _ in seeds])
+    useful = set(wanted)
+    for node in order:  # ascending creation order: parents before children
+        if any(p is not None and id(p) in useful for p in node.parents):
+            useful.add(id(node))
+    grads: dict[int, np.ndarray] = {}
+    for node, g in seeds:
+        _accumulate(grads, node, g)
+    result = {}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None or id(node) not in useful:
+            continue
+        if id(node) in wanted:
+            result[id(node)] = g
+        for i, parent in enumerate(node.parents):
+            if parent is not None and id(parent) in useful:
+                _accumulate(grads, parent, _call_vjp(node, i, g))
+    return result
+
+
+def _call_vjp(node: _Node, i: int, g: np.ndarray) -> np.ndarray:
+    if node.vjps is None:
+        raise RuntimeError("This tape's graph was already freed by an earlier gradient() call.")
+    vjp = node.vjps[i]
+    if vjp is None:
+        raise LookupError(
+            f"No gradient is defined for input {i} of op '{node.name}'. Wrap the value "
+            "in distflow.stop_gradient(...) if no gradient should flow through it."
+        )
+    return vjp(g, node.residuals)
+
+
+def _accumulate(grads: dict[int, np.ndarray], node: _Node, g: np.ndarray) -> None:
+    key = id(node)
+    prev = grads.get(key)
+    grads[key] = g if prev is None else prev + g
+
+
+# --------------------------------------------------------------------------- nest
+
+
+def _flatten(structure: Any) -> list:
+    if isinstance(structure, dict):
+        return [x for k in sorted(structure) for x in _flatten(structure[k])]
+    if isinstance(structure, list | tuple):
+        return [x for s in structure for x in _flatten(s)]
+    return [structure]
+
+
+def _unflatten(structure: Any, flat: Iterable) -> Any:
+    if isinstance(structure, dict):
+        return {k: _unflatten(structure[k], flat) for k in sorted(structure)}
+    if isinstance(structure, list | tuple):
+        items = [_unflatten(s, flat) for s in structure]
+        return type(structure)(items) if not hasattr(structure, "_fields") else type(
+            structure)(*items)
+    return next(flat)
+
+
+def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: Any) -> Tensor:
+    """Wraps an op's output and records it on the active tape when needed.
+
+    Args:
+        name: op name, for error messages.
+        out: the forward result.
+        inputs: the op's differentiable input tensors, matching `vjps`.
+        vjps: one function `(g, residuals) -> grad` per input (None: no gradient).
+        residuals: what the VJPs need, and nothing more.
+    """
+    result = Tensor._wrap(out)
+    tape = current_tape()
+    if tape is None or out.dtype.kind != "f":
+        return result
+    parents = tuple(tape.node_for(t) for t in inputs)
+    if any(p is not None for p in parents):
+        result._node = _Node(parents, vjps, residuals, tape, name)
+    return result
+
+
+def stop_gradient(x: Any) -> Tensor:
+    """Returns `x` as a tensor through which no gradient flows."""
+    return Tensor._wrap(as_array(x))
+
+
+def function(func: Callable | None = None, **_kwargs) -> Callable:
+    """`tf.function` stand-in: distflow runs eagerly, so the function is returned as is."""
+    if func is None:
+        return lambda f: f
+    return func
