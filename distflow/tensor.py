@@ -116,7 +116,8 @@ class Tensor:
 
     def __repr__(self) -> str:
         kind = type(self).__name__
-        return f"<distflow.{kind}: shape={self.shape}, dtype={self.dtype.name}, numpy={self.value!r}>"
+        return (f"<distflow.{kind}: shape={self.shape}, dtype={self.dtype.name}, "
+                f"numpy={self.value!r}>")
 
     def __str__(self) -> str:
         return str(self.value)
@@ -342,8 +343,11 @@ class GradientTape:
         return _unflatten(sources, iter(out))
 
     def _seeds(self, target: Any, output_gradients: Any) -> list[tuple[_Node, np.ndarray]]:
-        targets = _flatten(target)
-        upstream = _flatten(output_gradients) if output_gradients is not None else None
+        single = isinstance(target, Tensor)
+        targets = [target] if single else _flatten(target)
+        upstream = None
+        if output_gradients is not None:
+            upstream = [output_gradients] if single else list(output_gradients)
         seeds = []
         for i, t in enumerate(targets):
             if not isinstance(t, Tensor):

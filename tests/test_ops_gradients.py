@@ -1,0 +1,192 @@
+"""Every registered primitive: gradient check against central differences, and forward
+values against plain NumPy, over several shapes incl. broadcasting and non-contiguous inputs."""
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow.test_util import check_grads
+
+rng = np.random.default_rng(1234)
+
+
+def r(*shape):
+    return rng.standard_normal(shape)
+
+
+def pos(*shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def nc(*shape):
+    """A non-contiguous array of the given shape (a transposed view)."""
+    return rng.standard_normal(shape[::-1]).T
+
+
+def away_from_zero(*shape):
+    x = r(*shape)
+    return np.where(np.abs(x) < 0.2, 0.5, x)
+
+
+def distinct(*shape):
+    return rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) * 0.1 + 0.05
+
+
+LABELS = rng.integers(0, 5, size=(4,))
+
+# op name -> list of (function of tensors, inputs); every registered op must appear.
+CASES = {
+    "add": [(df.add, [r(3, 4), r(3, 4)]), (df.add, [r(3, 4), r(4)]), (df.add, [nc(3, 1), r(1, 5)])],
+    "subtract": [(df.subtract, [r(2, 3), r(3)]), (df.subtract, [r(1), nc(2, 3)])],
+    "multiply": [(df.multiply, [r(3, 4), r(3, 4)]), (df.multiply, [r(2, 1, 4), r(3, 1)])],
+    "divide": [(df.divide, [r(3, 4), pos(3, 4)]), (df.divide, [r(2, 3), pos(3)])],
+    "power": [(df.power, [pos(3, 4), r(3, 4)]), (df.power, [pos(2, 3), r(1)])],
+    "maximum": [(df.maximum, [r(3, 4), r(3, 4)]), (df.maximum, [r(2, 3), r(3)])],
+    "minimum": [(df.minimum, [r(3, 4), r(3, 4)]), (df.minimum, [r(2, 3), r(1)])],
+    "matmul": [(df.matmul, [r(3, 4), r(4, 5)]), (df.matmul, [r(2, 3, 4), r(4, 2)]),
+               (df.matmul, [r(4), r(4, 3)]), (df.matmul, [r(2, 3, 4), r(4)]),
+               (df.matmul, [r(4), r(4)]), (df.matmul, [nc(3, 4), nc(4, 2)]),
+               (df.matmul, [r(2, 1, 3, 4), r(5, 4, 2)])],
+    "negative": [(df.negative, [r(3, 2)])],
+    "exp": [(df.exp, [r(3, 4)])],
+    "log": [(df.log, [pos(3, 4)])],
+    "sqrt": [(df.sqrt, [pos(3, 4)])],
+    "rsqrt": [(df.rsqrt, [pos(3, 4)])],
+    "square": [(df.square, [nc(3, 4)])],
+    "abs": [(df.abs, [away_from_zero(3, 4)])],
+    "sign": [(df.sign, [away_from_zero(3, 4)])],
+    "tanh": [(df.tanh, [r(3, 4)])],
+    "sigmoid": [(df.sigmoid, [r(3, 4) * 5])],
+    "relu": [(df.nn.relu, [away_from_zero(3, 4)])],
+    "softplus": [(df.nn.softplus, [r(3, 4) * 5])],
+    "leaky_relu": [(lambda x: df.nn.leaky_relu(x, 0.1), [away_from_zero(3, 4)])],
+    "elu": [(df.nn.elu, [away_from_zero(3, 4)]), (df.nn.selu, [away_from_zero(2, 3)])],
+    "gelu": [(df.nn.gelu, [r(3, 4)]), (lambda x: df.nn.gelu(x, approximate=True), [r(3, 4)])],
+    "clip": [(lambda x: df.clip_by_value(x, -0.35, 0.35), [away_from_zero(4, 5)])],
+    # float32 round trip: finite differences need a coarse step and tolerance
+    "cast": [(lambda x: df.cast(df.cast(x, "float32"), "float64"), [r(3)],
+              dict(eps=1e-2, rtol=1e-4, atol=1e-4))],
+    "where": [(lambda x, y: df.where(np.array([True, False, True]), x, y), [r(2, 3), r(3)])],
+    "sum": [(df.reduce_sum, [r(3, 4)]), (lambda x: df.sum(x, axis=0), [nc(3, 4)]),
+            (lambda x: df.sum(x, axis=(0, 2), keepdims=True), [r(2, 3, 4)])],
+    "mean": [(df.reduce_mean, [r(3, 4)]), (lambda x: df.mean(x, axis=-1), [r(3, 4)]),
+             (df.var, [r(3, 4)]), (lambda x: df.std(x, axis=1), [r(3, 4)])],
+    "max": [(lambda x: df.reduce_max(x, axis=1), [distinct(3, 4)]), (df.max, [distinct(3, 4)]),
+            (lambda x: df.max(x, axis=0, keepdims=True), [distinct(3, 4)])],
+    "min": [(lambda x: df.reduce_min(x, axis=0), [distinct(3, 4)])],
+    "logsumexp": [(lambda x: df.logsumexp(x, axis=-1), [r(3, 4)]), (df.logsumexp, [r(3, 4)])],
+    "reshape": [(lambda x: df.reshape(x, (4, 3)), [nc(3, 4)]),
+                (lambda x: df.expand_dims(x, 1), [r(3, 4)]),
+                (lambda x: df.squeeze(x, 1), [r(3, 1, 4)])],
+    "transpose": [(df.transpose, [r(3, 4)]), (lambda x: df.transpose(x, (1, 2, 0)), [r(2, 3, 4)])],
+    "concat": [(lambda a, b: df.concat([a, b], axis=1), [r(2, 3), r(2, 4)]),
+               (lambda a, b: df.stack([a, b], axis=0), [r(2, 3), nc(2, 3)])],
+    "tile": [(lambda x: df.tile(x, [2, 3]), [r(2, 3)])],
+    "pad": [(lambda x: df.pad(x, [[1, 0], [2, 1]]), [r(2, 3)])],
+    "getitem": [(lambda x: x[1:, ::2], [r(4, 5)]), (lambda x: x[np.array([0, 2, 0])], [r(3, 4)]),
+                (lambda x: x[np.array([[True, False], [False, True]])], [r(2, 2)]),
+                (lambda x: df.split(x, [1, 2], axis=1)[1], [r(3, 3)]),
+                (lambda x: x[..., 1], [r(2, 3)])],
+    "gather": [(lambda x: df.gather(x, np.array([[0, 2], [2, 2]])), [r(3, 4)]),
+               (lambda x: df.gather(x, np.array([1, 0, 1]), axis=1), [r(3, 2)])],
+    "softmax": [(df.nn.softmax, [r(3, 5)]), (lambda x: df.nn.softmax(x, axis=0), [r(3, 5)])],
+    "log_softmax": [(df.nn.log_softmax, [r(3, 5)])],
+    "softmax_cross_entropy_with_logits": [
+        (lambda y, x: df.nn.softmax_cross_entropy_with_logits(y, x),
+         [np.abs(r(4, 5)) / 3, r(4, 5)])],
+    "sparse_softmax_cross_entropy_with_logits": [
+        (lambda x: df.nn.sparse_softmax_cross_entropy_with_logits(LABELS, x), [r(4, 5)])],
+    "sigmoid_cross_entropy_with_logits": [
+        (df.nn.sigmoid_cross_entropy_with_logits, [rng.uniform(0, 1, (3, 4)), r(3, 4) * 3])],
+    "conv2d": [
+        (lambda x, w: df.nn.conv2d(x, w, 1, "VALID"), [r(2, 6, 5, 3), r(3, 2, 3, 4)]),
+        (lambda x, w: df.nn.conv2d(x, w, 2, "same"), [r(2, 7, 7, 2), r(3, 3, 2, 3)]),
+        (lambda x, w: df.nn.conv2d(x, w, 1, "SAME", dilations=2), [r(1, 7, 6, 2), r(3, 3, 2, 2)]),
+        (lambda x, w: df.nn.conv2d(x, w, [1, 2, 1, 1], "valid"), [nc(2, 6, 6, 2), r(2, 2, 2, 3)])],
+    "max_pool2d": [(lambda x: df.nn.max_pool2d(x, 2, 2, "VALID"), [distinct(2, 4, 6, 3)]),
+                   (lambda x: df.nn.max_pool2d(x, 3, 2, "SAME"), [distinct(2, 7, 7, 2)])],
+    "avg_pool2d": [(lambda x: df.nn.avg_pool2d(x, 2, 2, "VALID"), [r(2, 4, 6, 3)]),
+                   (lambda x: df.nn.avg_pool2d(x, 3, 2, "SAME"), [r(2, 7, 5, 2)])],
+}
+
+# ops whose VJP is intentionally undefined: backprop through them must raise.
+NO_GRADIENT = {"round"}
+
+
+def test_every_registered_op_has_a_gradient_test():
+    missing = set(df.REGISTRY) - set(CASES) - NO_GRADIENT
+    assert not missing, f"ops registered without a gradient test: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, cs in CASES.items() for i in range(len(cs))])
+def test_gradient_matches_central_differences(name, index):
+    fn, args, *options = CASES[name][index]
+    check_grads(fn, args, **(options[0] if options else {}))
+
+
+def test_gradient_checker_detects_a_wrong_vjp():
+    wrong = df.ops.Primitive("wrong", lambda x: (x * x, x), (lambda g, x: g * x,))  # 2x missing
+    with pytest.raises(AssertionError, match="Gradient check failed"):
+        check_grads(lambda t: wrong(t), [r(3)])
+
+
+NUMPY_FORWARD = [
+    (lambda a, b: df.add(a, b), lambda a, b: a + b, [r(3, 4), r(4)]),
+    (lambda a, b: df.matmul(a, b), np.matmul, [r(2, 3, 4), r(4, 5)]),
+    (lambda a: df.nn.softmax(a), lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True), [r(3, 4)]),
+    (lambda a: df.logsumexp(a, axis=1), lambda a: np.log(np.exp(a).sum(1)), [r(3, 4)]),
+    (lambda a: df.var(a, axis=0), lambda a: a.var(0), [r(5, 3)]),
+    (lambda a: df.std(a), lambda a: a.std(), [r(5, 3)]),
+    (lambda a: df.tile(a, [2, 1]), lambda a: np.tile(a, (2, 1)), [r(2, 3)]),
+    (lambda a: df.nn.gelu(a), lambda a: a * 0.5 * (1 + np.vectorize(__import__("math").erf)(
+        a / np.sqrt(2))), [r(4, 4)]),
+    (lambda a: df.nn.elu(a), lambda a: np.where(a > 0, a, np.expm1(a)), [r(4, 4)]),
+    (lambda a: df.nn.softplus(a), lambda a: np.log1p(np.exp(a)), [r(4, 4)]),
+    (lambda a: df.nn.sigmoid(a), lambda a: 1 / (1 + np.exp(-a)), [r(4, 4) * 10]),
+    (lambda a: df.pad(a, [[1, 2], [0, 1]]), lambda a: np.pad(a, ((1, 2), (0, 1))), [r(2, 2)]),
+    (lambda a: df.nn.sparse_softmax_cross_entropy_with_logits(LABELS, a),
+     lambda a: -(a - np.log(np.exp(a).sum(-1, keepdims=True)))[np.arange(4), LABELS], [r(4, 5)]),
+    (lambda a, b: df.nn.sigmoid_cross_entropy_with_logits(a, b),
+     lambda z, x: -(z * np.log(1 / (1 + np.exp(-x))) + (1 - z) * np.log(1 - 1 / (1 + np.exp(-x)))),
+     [rng.uniform(0, 1, (3, 4)), r(3, 4)]),
+]
+
+
+@pytest.mark.parametrize("index", range(len(NUMPY_FORWARD)))
+def test_forward_matches_numpy(index):
+    op, ref, args = NUMPY_FORWARD[index]
+    np.testing.assert_allclose(op(*[df.constant(a) for a in args]).numpy(), ref(*args),
+                               rtol=1e-6, atol=1e-7)
+
+
+def _naive_conv(x, w, stride, pads):
+    x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    kh, kw, _, co = w.shape
+    oh = (x.shape[1] - kh) // stride + 1
+    ow = (x.shape[2] - kw) // stride + 1
+    out = np.zeros((x.shape[0], oh, ow, co))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+            out[:, i, j, :] = np.tensordot(patch, w, axes=([1, 2, 3], [0, 1, 2]))
+    return out
+
+
+def test_conv2d_matches_naive_loops():
+    x, w = r(2, 7, 7, 3), r(3, 3, 3, 4)
+    np.testing.assert_allclose(df.nn.conv2d(x, w, 1, "VALID").numpy(),
+                               _naive_conv(x, w, 1, ((0, 0), (0, 0))), rtol=1e-10)
+    # TF SAME with stride 2 on size 7: output 4, total pad 2 -> (1, 1)
+    np.testing.assert_allclose(df.nn.conv2d(x, w, 2, "SAME").numpy(),
+                               _naive_conv(x, w, 2, ((1, 1), (1, 1))), rtol=1e-10)
+
+
+def test_pooling_matches_naive():
+    x = r(2, 4, 6, 3)
+    expect = x.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
+    np.testing.assert_allclose(df.nn.max_pool2d(x, 2, 2, "VALID").numpy(), expect)
+    expect = x.reshape(2, 2, 2, 3, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(df.nn.avg_pool2d(x, 2, 2, "valid").numpy(), expect)
+    # SAME average excludes padding: a 3x3 window at a 1x1 corner of a 2x2 input averages 4 values
+    ones = np.ones((1, 2, 2, 1))
+    np.testing.assert_allclose(df.nn.avg_pool2d(ones, 3, 1, "SAME").numpy(), ones)
