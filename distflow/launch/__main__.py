@@ -1,0 +1,179 @@
+"""distflow.launch: start parameter servers and workers, wire them, supervise them.
+
+USAGE
+    python -m distflow.launch [options] script.py [script args...]
+    python -m distflow.launch [options] -m package.module [module args...]
+
+    Options go before the script; everything after it is the script's.
+    Every option can also come from the environment variable shown; a flag
+    wins over its variable, which wins over the default. Boolean variables
+    accept 1/0, true/false, yes/no, on/off.
+
+    python -m distflow.launch --workers 2 --ps 1 --strategy mirrored train.py --epochs 5
+
+OPTIONS
+  flag                      environment variable           default
+  --workers N               DISTFLOW_WORKERS               1 (one per node / all slots)
+  --ps M                    DISTFLOW_PS                    1
+  --strategy S              DISTFLOW_STRATEGY              mirrored (or async)
+  --max-staleness S         DISTFLOW_MAX_STALENESS         none (async only)
+  --port P                  DISTFLOW_PORT                  free ports (one machine),
+                                                           29400 (several machines)
+  --bind ADDR               DISTFLOW_BIND                  127.0.0.1 (one machine),
+                                                           0.0.0.0 (several machines)
+  --max-restarts K          DISTFLOW_MAX_RESTARTS          0
+  --fail-fast               DISTFLOW_FAIL_FAST             off
+  --checkpoint-dir DIR      DISTFLOW_CHECKPOINT_DIR        none
+  --checkpoint-every N      DISTFLOW_CHECKPOINT_EVERY      100 (steps)
+  --heartbeat-timeout SEC   DISTFLOW_HEARTBEAT_TIMEOUT     30
+  --log-dir DIR             DISTFLOW_LOG_DIR               none
+  --nnodes N                DISTFLOW_NNODES                1
+  --node-rank K             DISTFLOW_NODE_RANK             0
+  --master-addr HOST        DISTFLOW_MASTER_ADDR           required with --nnodes > 1
+  --hosts H1:S1,H2:S2       DISTFLOW_HOSTS                 none
+  --hostfile FILE           DISTFLOW_HOSTFILE              none
+  --keys DIR                DISTFLOW_KEYS                  none
+  --insecure                DISTFLOW_INSECURE              off
+  --dry-run                 DISTFLOW_DRY_RUN               off
+  --run-id ID               DISTFLOW_RUN_ID                random (derived from the
+                                                           cluster on several machines)
+  --grace-period SEC        DISTFLOW_GRACE_PERIOD          10 (SIGTERM -> SIGKILL)
+  --blas-threads N          DISTFLOW_BLAS_THREADS          1
+  --standalone              DISTFLOW_STANDALONE            off (ignore Slurm/MPI/TF_CONFIG)
+  --ps-command CMD          DISTFLOW_PS_COMMAND            python -u -m distflow.distribute.server
+  --rendezvous-timeout SEC  DISTFLOW_RENDEZVOUS_TIMEOUT    300
+  --remote-python PATH      DISTFLOW_REMOTE_PYTHON         this interpreter's path
+  --ssh CMD                 DISTFLOW_SSH                   ssh -o BatchMode=yes
+  --watch-stdin             DISTFLOW_WATCH_STDIN           off (set on ssh-started launchers)
+  -m, --module              the script is a module name (like python -m)
+  -h, --help                print this manual
+
+  --workers: total worker processes. Worker 0 is the chief.
+  --ps: parameter servers; the parameters are sharded over them.
+  --strategy mirrored: synchronous steps; async: servers apply each
+      gradient on arrival, optionally bounded by --max-staleness.
+  --port: servers use ports P, P+1, ..., P+M-1; on several machines the
+      launchers talk to each other on P+M.
+  --bind: the address servers listen on. A non-loopback address is refused
+      unless --keys (CURVE encryption and a client allow-list) or --insecure
+      is given.
+  --max-restarts: how often a failed worker (not the chief) or server is
+      restarted. DISTFLOW_RESTART tells the process which attempt it is.
+  --fail-fast: any non-zero exit ends the run (no restarts, no lost workers).
+  --log-dir: besides the console, each process's output goes to
+      DIR/worker-1.log, DIR/ps-0.log ... (appended; one header per start).
+  --grace-period: how long stopping processes get after SIGTERM.
+  --ps-command: run this instead of the parameter server (shell-split);
+      it gets the same environment. Useful for tests and custom servers.
+  --dry-run: print the plan (each process, its node, command and
+      environment) and exit 0.
+
+ENVIRONMENT OF EACH CHILD
+  DISTFLOW_ROLE               worker or ps
+  DISTFLOW_RANK               index within the role (worker 0 is the chief; ps = shard id)
+  DISTFLOW_NUM_WORKERS        number of workers
+  DISTFLOW_NUM_PS             number of servers
+  DISTFLOW_PS_ADDRS           comma-separated tcp://host:port, index = shard id; a
+                              server listens on the port of its own entry
+  DISTFLOW_BIND               the host a server binds (the port comes from its entry)
+  DISTFLOW_STRATEGY           mirrored or async
+  DISTFLOW_MAX_STALENESS      async bound, empty for none
+  DISTFLOW_RUN_ID             the run's id, equal on every machine
+  DISTFLOW_CHECKPOINT_DIR     absolute path, empty for none
+  DISTFLOW_CHECKPOINT_EVERY   steps between server checkpoints
+  DISTFLOW_HEARTBEAT_TIMEOUT  seconds of silence after which a worker is dead
+  DISTFLOW_KEYS               absolute path of the CURVE key directory, empty for none
+  DISTFLOW_RESTART            0 on the first start, then 1, 2, ... after restarts
+  OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS   --blas-threads (1), so
+                              N processes do not fight over the cores
+  PYTHONUNBUFFERED=1          so output lines arrive as they are printed
+  Everything else is inherited from the launcher's environment.
+
+ONE MACHINE
+  Starts the M servers, then the N workers, each in its own process group.
+  Each output line is prefixed with its process ("[worker 1] ...",
+  "[ps 0] ..."); stderr lines go to stderr. SIGINT and SIGTERM are forwarded
+  to every child. When every worker has finished, the servers get SIGTERM
+  (they checkpoint and exit), then SIGKILL after --grace-period. At the end
+  a summary lists each process: state, exit code, restarts, wall time.
+
+FAILURES AND EXIT CODE
+  - The chief (worker 0) fails: the run fails.
+  - Another worker fails: restarted up to --max-restarts times; after that
+    the run goes on without it (state "lost" in the summary; the servers
+    drop it from the step barrier after --heartbeat-timeout).
+  - A server fails: restarted up to --max-restarts times (it resumes from
+    --checkpoint-dir); after that the run fails.
+  - --fail-fast: any failure fails the run.
+  When the run fails, every process is stopped (SIGTERM, grace, SIGKILL)
+  and the launcher prints the failing process's name and its last lines.
+  Exit code: 0 if the run completed (lost workers are only reported);
+  otherwise the first failure's exit code (128+N if it died of signal N);
+  128+N if the launcher itself got signal N; 2 for invalid options.
+  No child outlives the launcher, even if it is killed with SIGKILL: every
+  child has PR_SET_PDEATHSIG=SIGTERM (Linux), and a watchdog process
+  (python -m distflow.launch.watchdog) SIGTERMs, then SIGKILLs, the process
+  groups of a launcher that died.
+
+SEVERAL MACHINES (torchrun style)
+  Run the same command on every node with --nnodes N --node-rank K
+  --master-addr HOST (HOST = an address of node 0 the others can reach):
+  - the M servers run on node 0 and listen on --port P .. P+M-1
+    (DISTFLOW_PS_ADDRS = tcp://HOST:P, ...);
+  - workers are split evenly, in order of global rank: node 0 gets ranks
+    0..n0-1 (so the chief is on node 0), node 1 the next ones, and so on;
+    the first W mod N nodes get one extra;
+  - node 0's launcher is the coordinator on HOST:P+M. The others connect
+    to it (retrying for --rendezvous-timeout), report when their workers
+    have finished, and are told when to stop. Servers are stopped only
+    after every worker on every node has finished; a failure anywhere
+    (chief, server, --fail-fast) stops all nodes.
+  Servers bind 0.0.0.0 by default here, so --keys DIR or --insecure is
+  required.
+
+SLURM (srun)
+  Inside an srun step (SLURM_STEP_NODELIST and SLURM_PROCID set) and with no
+  --nnodes/--hosts flag, the launcher runs as one node launcher per node:
+  --nnodes = the number of hosts in SLURM_STEP_NODELIST (compressed syntax
+  such as node[01-03,07],gpu5 is expanded), --node-rank = SLURM_NODEID,
+  --master-addr = the first host. Use one task per node:
+      srun --ntasks-per-node=1 python -m distflow.launch --workers 8 ... train.py
+  The run id is slurm-<SLURM_JOB_ID>.<SLURM_STEP_ID>. See launch/distflow.sbatch.
+
+OPENMPI (mpirun)
+  With OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK set, each rank's launcher runs
+  exactly one process: ranks 0..M-1 are servers 0..M-1, the others are
+  workers 0..N-1 (so -np = M + N). Servers are at --master-addr ports P+i,
+  so ranks 0..M-1 must run on that host (mpirun's default by-slot mapping
+  puts the first ranks on the first host); on a single node --master-addr
+  defaults to 127.0.0.1. Rank 0's launcher is the coordinator (P+M).
+
+TF_CONFIG (Kubeflow TFJob, Kubernetes)
+  With TF_CONFIG = {"cluster": {"chief": [...], "worker": [...], "ps": [...]},
+  "task": {"type": ..., "index": ...}} each launcher runs exactly one
+  process: chief -> worker 0, worker i -> worker i+1 (worker i without a
+  chief), ps i -> server i listening on the port of its TF_CONFIG entry.
+  The chief's launcher is the coordinator on the chief's TF_CONFIG address.
+  See launch/kubernetes.yaml.
+
+SSH (--hosts / --hostfile, Horovod style)
+  --hosts h1:2,h2:2 (or a hostfile of "host slots=N" lines) without
+  --node-rank makes this launcher start one node launcher per host, over
+  ssh (--ssh) unless the host is this machine, each with
+  --hosts ... --node-rank K --run-id ... --watch-stdin. Workers fill the
+  hosts in order up to their slots (default --workers = all slots);
+  servers run on the first host. The remote command is
+  "cd <this directory> && exec <python> -m distflow.launch ...", so the
+  same paths must exist on every host. A remote launcher stops its
+  processes when its ssh connection closes. Output lines carry both
+  prefixes: "[node 1] [worker 2] ...".
+
+  --standalone ignores Slurm, OpenMPI and TF_CONFIG variables.
+"""
+
+import sys
+
+from distflow.launch.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
