@@ -32,11 +32,11 @@ class Primitive:
 
     def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
         out, res = self.forward(*[t.value for t in inputs], **params)
-        vjps = self.vjps
         if self.variadic:
-            vjp = vjps[0]
+            vjp = self.vjps[0]
             vjps = tuple(_bind_index(vjp, i) for i in builtins.range(len(inputs)))
-        return record(self.name, out, inputs, vjps, res)
+            return record(self.name, out, inputs, vjps, res)
+        return record(self.name, out, inputs, self.vjps, res)
 
 
 def _bind_index(vjp: Callable, i: int) -> Callable:
@@ -188,6 +188,8 @@ def _swap(a: np.ndarray) -> np.ndarray:
 
 def _matmul_vjp_a(g, r):
     a, b = r
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ b.T
     if a.ndim == 1 and b.ndim == 1:
         return g * b
     if b.ndim == 1:
@@ -199,6 +201,8 @@ def _matmul_vjp_a(g, r):
 
 def _matmul_vjp_b(g, r):
     a, b = r
+    if a.ndim == 2 and b.ndim == 2:
+        return a.T @ g
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     if a.ndim == 1:
@@ -256,7 +260,7 @@ def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False)
         a = swapaxes(a, -1, -2)
     if transpose_b:
         b = swapaxes(b, -1, -2)
-    if a.ndim == 0 or b.ndim == 0:
+    if a.value.ndim == 0 or b.value.ndim == 0:
         raise ValueError(f"matmul needs inputs of rank >= 1. Received shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars.")
     return _matmul(a, b)
@@ -441,23 +445,33 @@ def _keep_shape(shape: tuple, axis: Any) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _expand(g: np.ndarray, shape: tuple, axis: Any) -> np.ndarray:
+    """Broadcasts a reduced gradient back to `shape` (materialised: cheaper than a view)."""
+    out = np.empty(shape, dtype=g.dtype)
+    np.copyto(out, g.reshape(_keep_shape(shape, axis)))
+    return out
+
+
 def _sum_fwd(x, axis, keepdims):
-    return np.sum(x, axis=axis, keepdims=keepdims), (x.shape, axis)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims), (x.shape, axis)
 
 
 def _sum_vjp(g, r):
-    shape, axis = r
-    return np.broadcast_to(g.reshape(_keep_shape(shape, axis)), shape)
+    return _expand(g, r[0], r[1])
 
 
 def _mean_fwd(x, axis, keepdims):
-    out = np.mean(x, axis=axis, keepdims=keepdims)
-    return out, (x.shape, axis, x.size / builtins.max(out.size, 1))
+    if x.dtype.kind != "f":
+        out = np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
+        return out, (x.shape, axis, 1)
+    total = np.add.reduce(x, axis=axis, keepdims=keepdims)
+    count = x.size // builtins.max(total.size, 1) if x.size else 1
+    return total / x.dtype.type(count), (x.shape, axis, count)
 
 
 def _mean_vjp(g, r):
     shape, axis, count = r
-    return np.broadcast_to(g.reshape(_keep_shape(shape, axis)) / count, shape)
+    return _expand(g / g.dtype.type(count), shape, axis)
 
 
 def _extreme_fwd(fn):
@@ -501,9 +515,10 @@ _REDUCTIONS = {
 
 def _reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = _t(x)
-    axis = _norm_axis(axis)
-    if kind == "mean" and x.dtype.kind != "f":
-        x = cast(x, np.float32) if x.dtype.kind == "b" else x
+    if isinstance(axis, list | Tensor):
+        axis = _norm_axis(axis)
+    if x.dtype.kind == "b" and kind in ("mean", "sum"):
+        x = cast(x, np.float32 if kind == "mean" else np.int32)
     return _REDUCTIONS[kind](x, axis=axis, keepdims=bool(keepdims))
 
 
@@ -848,18 +863,25 @@ def softmax_cross_entropy_with_logits(labels: Any, logits: Any, axis: int = -1) 
     return _softmax_ce(labels, logits, axis=int(axis) % logits.ndim)
 
 
+def _label_index(labels: np.ndarray) -> tuple:
+    """Index picking each example's label column (any number of leading axes)."""
+    grids = np.indices(labels.shape, sparse=True) if labels.ndim > 1 else (
+        np.arange(labels.shape[0]),) if labels.ndim == 1 else ()
+    return (*grids, labels)
+
+
 def _sparse_ce_fwd(logits, labels):
     logp = _log_softmax_np(logits, -1)
-    picked = np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-    return -picked, (np.exp(logp), labels)
+    index = _label_index(labels)
+    return -logp[index], (logp, index)
 
 
 def _sparse_ce_vjp(g, r):
-    probs, labels = r
-    grad = probs.copy()
-    np.put_along_axis(grad, labels[..., None],
-                      np.take_along_axis(grad, labels[..., None], axis=-1) - 1, axis=-1)
-    return grad * g[..., None]
+    logp, index = r
+    grad = np.exp(logp)  # softmax, computed only when a gradient is needed
+    grad[index] -= 1
+    grad *= g[..., None]
+    return grad
 
 
 _sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_ce_fwd,
@@ -994,17 +1016,17 @@ def add_n(inputs: Sequence[Any]) -> Tensor:
 
 def _install_operators() -> None:
     T = Tensor
-    T.__add__ = lambda a, b: add(a, b)
+    T.__add__ = add
     T.__radd__ = lambda a, b: add(b, a)
-    T.__sub__ = lambda a, b: subtract(a, b)
+    T.__sub__ = subtract
     T.__rsub__ = lambda a, b: subtract(b, a)
-    T.__mul__ = lambda a, b: multiply(a, b)
+    T.__mul__ = multiply
     T.__rmul__ = lambda a, b: multiply(b, a)
-    T.__truediv__ = lambda a, b: divide(a, b)
+    T.__truediv__ = divide
     T.__rtruediv__ = lambda a, b: divide(b, a)
-    T.__matmul__ = lambda a, b: matmul(a, b)
+    T.__matmul__ = matmul
     T.__rmatmul__ = lambda a, b: matmul(b, a)
-    T.__pow__ = lambda a, b: power(a, b)
+    T.__pow__ = power
     T.__rpow__ = lambda a, b: power(b, a)
     T.__neg__ = lambda a: negative(a)
     T.__pos__ = lambda a: a

@@ -134,7 +134,7 @@ class Variable(Tensor):
         dtype: optional dtype; defaults to the initial value's.
     """
 
-    __slots__ = ("name", "trainable")
+    __slots__ = ("name", "trainable", "_leaf")
 
     def __init__(self, initial_value: Any, name: str | None = None,
                  trainable: bool = True, dtype: Any = None):
@@ -143,6 +143,8 @@ class Variable(Tensor):
         super().__init__(np.array(as_array(initial_value, dtype), copy=True))
         self.name = unique_name(name or "Variable")
         self.trainable = bool(trainable)
+        # A variable's leaf node is permanent: tapes need not create one per step.
+        self._leaf = _Node((), (), None, None, "leaf", source=self)
 
     def numpy(self) -> np.ndarray:
         """Returns a copy of the current value (later assignments do not change it)."""
@@ -251,6 +253,8 @@ class GradientTape:
         self.persistent = persistent
         self._watch_vars = watch_accessed_variables
         self._leaves: dict[int, _Node] = {}
+        self._nodes: list[_Node] = []  # recorded ops in creation order
+        self._touched: dict[_Node, None] = {}  # leaves of auto-watched variables, in order
         self._used = False
         self._recording = False
 
@@ -275,8 +279,9 @@ class GradientTape:
 
     def watched_variables(self) -> list[Variable]:
         """The variables watched so far, in first-use order."""
-        leaves = sorted(self._leaves.values(), key=lambda n: n.seq)
-        return [n.source for n in leaves if isinstance(n.source, Variable)]
+        explicit = sorted(self._leaves.values(), key=lambda n: n.seq)
+        found = [n.source for n in (*self._touched, *explicit) if isinstance(n.source, Variable)]
+        return list(dict.fromkeys(found))
 
     def _leaf(self, t: Tensor) -> _Node:
         node = self._leaves.get(id(t))
@@ -289,12 +294,10 @@ class GradientTape:
         node = t._node
         if node is not None and node.tape is self:
             return node
-        node = self._leaves.get(id(t))
-        if node is not None:
-            return node
-        if self._watch_vars and type(t) is Variable and t.trainable and _is_differentiable(t):
-            return self._leaf(t)
-        return None
+        if type(t) is Variable and t.trainable and self._watch_vars and t.value.dtype.kind == "f":
+            self._touched[t._leaf] = None
+            return t._leaf
+        return self._leaves.get(id(t))
 
     def _source_node(self, t: Any) -> _Node | None:
         if not isinstance(t, Tensor):
@@ -305,7 +308,10 @@ class GradientTape:
         node = t._node
         if node is not None and node.tape is self:
             return node
-        return self._leaves.get(id(t))
+        node = self._leaves.get(id(t))
+        if node is None and type(t) is Variable and t._leaf in self._touched:
+            node = t._leaf
+        return node
 
     def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
                  unconnected_gradients: str = "none") -> Any:
@@ -330,16 +336,16 @@ class GradientTape:
                              f"Received: unconnected_gradients={unconnected_gradients!r}")
         flat_sources = _flatten(sources)
         source_nodes = [self._source_node(s) for s in flat_sources]
-        seeds = self._seeds(target, output_gradients)
-        grads = _backprop(seeds, {id(n): n for n in source_nodes if n is not None})
+        grads = self._backprop(self._seeds(target, output_gradients),
+                               {n for n in source_nodes if n is not None})
         if not self.persistent:
-            self._release(seeds)
+            self._release()
         out = []
         for src, node in zip(flat_sources, source_nodes):
-            g = grads.get(id(node)) if node is not None else None
+            g = grads.get(node) if node is not None else None
             if g is None and unconnected_gradients == "zero":
                 g = np.zeros_like(src.value)
-            out.append(None if g is None else Tensor._wrap(g))
+            out.append(None if g is None else Tensor._wrap(_own(g, src.value.dtype)))
         return _unflatten(sources, iter(out))
 
     def _seeds(self, target: Any, output_gradients: Any) -> list[tuple[_Node, np.ndarray]]:
@@ -360,73 +366,79 @@ class GradientTape:
             seeds.append((node, g))
         return seeds
 
-    def _release(self, seeds) -> None:
-        """Frees every node reachable from the targets (non-persistent tapes)."""
-        for node in _reachable([n for n, _ in seeds]):
+    def _backprop(self, seeds, wanted: set[_Node]) -> dict[_Node, np.ndarray]:
+        """Runs the recorded nodes backwards, calling only VJPs that lead to `wanted`."""
+        nodes = self._nodes
+        useful = set(wanted)
+        for node in nodes:  # creation order: parents come first
+            for p in node.parents:
+                if p in useful:
+                    useful.add(node)
+                    break
+        grads: dict[_Node, np.ndarray] = {}
+        for node, g in seeds:
+            _accumulate(grads, node, g)
+        result = {}
+        for node in reversed(nodes):  # the hot loop: kept flat on purpose
+            g = grads.pop(node, None)
+            if g is None or node not in useful:
+                continue
+            if node in wanted:  # an intermediate tensor asked for as a source
+                result[node] = g
+            if node.vjps is None:
+                raise RuntimeError("This tape's graph was already freed by gradient().")
+            res = node.residuals
+            for i, (parent, vjp) in enumerate(zip(node.parents, node.vjps)):
+                if parent in useful:
+                    if vjp is None:
+                        _no_gradient(node, i)
+                    gi = vjp(g, res)
+                    prev = grads.get(parent)
+                    grads[parent] = gi if prev is None else prev + gi
+        for node in wanted:  # leaves (and targets that are sources) were never popped
+            if node not in result and node in grads:
+                result[node] = grads[node]
+        return result
+
+    def _release(self) -> None:
+        """Frees the recorded graph and its saved buffers (non-persistent tapes)."""
+        for node in self._nodes:
             node.residuals = None
             node.vjps = None
             node.parents = ()
+        self._nodes = []
         self._leaves = {}
+        self._touched = {}
         self._used = True
 
 
-def _reachable(roots: list[_Node]) -> list[_Node]:
-    seen: dict[int, _Node] = {}
-    todo = list(roots)
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen[id(node)] = node
-        todo.extend(p for p in node.parents if p is not None)
-    return sorted(seen.values(), key=lambda n: n.seq)
+def _own(g: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A writable array of the source's dtype (VJPs may return read-only broadcast views)."""
+    if g.dtype != dtype:
+        return g.astype(dtype)
+    return g if g.flags.writeable else g.copy()
 
 
-def _backprop(seeds, wanted: dict[int, _Node]) -> dict[int, np.ndarray]:
-    """Accumulates gradients from the seeds back to the wanted nodes."""
-    order = _reachable([n for n, _ in seeds])
-    useful = set(wanted)
-    for node in order:  # ascending creation order: parents before children
-        if any(p is not None and id(p) in useful for p in node.parents):
-            useful.add(id(node))
-    grads: dict[int, np.ndarray] = {}
-    for node, g in seeds:
-        _accumulate(grads, node, g)
-    result = {}
-    for node in reversed(order):
-        g = grads.pop(id(node), None)
-        if g is None or id(node) not in useful:
-            continue
-        if id(node) in wanted:
-            result[id(node)] = g
-        for i, parent in enumerate(node.parents):
-            if parent is not None and id(parent) in useful:
-                _accumulate(grads, parent, _call_vjp(node, i, g))
-    return result
+def _no_gradient(node: _Node, i: int) -> None:
+    raise LookupError(
+        f"No gradient is defined for input {i} of op '{node.name}'. Wrap the value "
+        "in distflow.stop_gradient(...) if no gradient should flow through it."
+    )
 
 
-def _call_vjp(node: _Node, i: int, g: np.ndarray) -> np.ndarray:
-    if node.vjps is None:
-        raise RuntimeError("This tape's graph was already freed by an earlier gradient() call.")
-    vjp = node.vjps[i]
-    if vjp is None:
-        raise LookupError(
-            f"No gradient is defined for input {i} of op '{node.name}'. Wrap the value "
-            "in distflow.stop_gradient(...) if no gradient should flow through it."
-        )
-    return vjp(g, node.residuals)
-
-
-def _accumulate(grads: dict[int, np.ndarray], node: _Node, g: np.ndarray) -> None:
-    key = id(node)
-    prev = grads.get(key)
-    grads[key] = g if prev is None else prev + g
+def _accumulate(grads: dict[_Node, np.ndarray], node: _Node, g: np.ndarray) -> None:
+    prev = grads.get(node)
+    grads[node] = g if prev is None else prev + g
 
 
 # --------------------------------------------------------------------------- nest
 
 
 def _flatten(structure: Any) -> list:
+    if isinstance(structure, Tensor):
+        return [structure]
+    if isinstance(structure, list | tuple) and all(isinstance(s, Tensor) for s in structure):
+        return list(structure)  # the common flat case, without recursion
     if isinstance(structure, dict):
         return [x for k in sorted(structure) for x in _flatten(structure[k])]
     if isinstance(structure, list | tuple):
@@ -435,6 +447,8 @@ def _flatten(structure: Any) -> list:
 
 
 def _unflatten(structure: Any, flat: Iterable) -> Any:
+    if isinstance(structure, list) and all(isinstance(s, Tensor) for s in structure):
+        return list(flat)
     if isinstance(structure, dict):
         return {k: _unflatten(structure[k], flat) for k in sorted(structure)}
     if isinstance(structure, list | tuple):
@@ -455,12 +469,22 @@ def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: An
         residuals: what the VJPs need, and nothing more.
     """
     result = Tensor._wrap(out)
-    tape = current_tape()
-    if tape is None or out.dtype.kind != "f":
+    stack = getattr(_state, "tapes", None)
+    if not stack or out.dtype.kind != "f":
         return result
-    parents = tuple(tape.node_for(t) for t in inputs)
-    if any(p is not None for p in parents):
-        result._node = _Node(parents, vjps, residuals, tape, name)
+    tape = stack[-1]
+    parents = []
+    tracked = False
+    for t in inputs:
+        node = t._node
+        if node is None or node.tape is not tape:
+            node = tape.node_for(t)
+        if node is not None:
+            tracked = True
+        parents.append(node)
+    if tracked:
+        node = result._node = _Node(tuple(parents), vjps, residuals, tape, name)
+        tape._nodes.append(node)
     return result
 
 

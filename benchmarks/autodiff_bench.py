@@ -1,0 +1,206 @@
+"""One training step (forward, softmax cross-entropy, backward) with distflow's tape
+against a hand-written NumPy forward/backward of the same network: the floor for a
+NumPy implementation. Runs are interleaved in one process, so the ratio is meaningful
+on a noisy machine even when absolute times are not.
+
+    python benchmarks/autodiff_bench.py [--repeats 60] [--json-only]
+
+Prints a table and one JSON line. Targets (issue 2): MLP <= 1.15x at batch 128 and 512,
+CNN <= 1.5x, peak memory <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+import distflow as df
+
+RNG = np.random.default_rng(0)
+
+
+def _glorot(*shape):
+    fan = shape[-2] * (np.prod(shape[:-2]) if len(shape) > 2 else 1) + shape[-1]
+    return (RNG.standard_normal(shape) * np.sqrt(2.0 / fan)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ MLP
+
+def mlp_params():
+    return [_glorot(784, 256), np.zeros(256, np.float32), _glorot(256, 128),
+            np.zeros(128, np.float32), _glorot(128, 10), np.zeros(10, np.float32)]
+
+
+def mlp_distflow(variables):
+    def step(x, y):
+        w1, b1, w2, b2, w3, b3 = variables
+        with df.GradientTape() as tape:
+            h = df.nn.relu(x @ w1 + b1)
+            h = df.nn.relu(h @ w2 + b2)
+            logits = h @ w3 + b3
+            loss = df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return tape.gradient(loss, variables)
+    return step
+
+
+def _softmax_ce_backward(logits, y):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    probs = e / e.sum(axis=1, keepdims=True)
+    n = len(y)
+    loss = -np.log(probs[np.arange(n), y]).mean()
+    probs[np.arange(n), y] -= 1
+    return loss, probs / n
+
+
+def mlp_numpy(params):
+    def step(x, y):
+        w1, b1, w2, b2, w3, b3 = params
+        a1 = np.maximum(x @ w1 + b1, 0)
+        a2 = np.maximum(a1 @ w2 + b2, 0)
+        _, d3 = _softmax_ce_backward(a2 @ w3 + b3, y)
+        d2 = (d3 @ w3.T) * (a2 > 0)
+        d1 = (d2 @ w2.T) * (a1 > 0)
+        return [x.T @ d1, d1.sum(0), a1.T @ d2, d2.sum(0), a2.T @ d3, d3.sum(0)]
+    return step
+
+
+# ------------------------------------------------------------------------ CNN
+
+def cnn_params():
+    return [_glorot(3, 3, 1, 32), np.zeros(32, np.float32), _glorot(3, 3, 32, 64),
+            np.zeros(64, np.float32), _glorot(1600, 10), np.zeros(10, np.float32)]
+
+
+def cnn_distflow(variables):
+    def step(x, y):
+        k1, c1, k2, c2, w, b = variables
+        with df.GradientTape() as tape:
+            h = df.nn.relu(df.nn.conv2d(x, k1, 1, "VALID") + c1)
+            h = df.nn.max_pool2d(h, 2, 2, "VALID")
+            h = df.nn.relu(df.nn.conv2d(h, k2, 1, "VALID") + c2)
+            h = df.nn.max_pool2d(h, 2, 2, "VALID")
+            logits = df.reshape(h, (-1, 1600)) @ w + b
+            loss = df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return tape.gradient(loss, variables)
+    return step
+
+
+def _im2col(x, k):
+    n, h, w, c = x.shape
+    s = x.strides
+    view = as_strided(x, (n, h - k + 1, w - k + 1, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3]))
+    return view.reshape(-1, k * k * c)
+
+
+def _col2im(dcols, shape, k):
+    n, h, w, c = shape
+    oh, ow = h - k + 1, w - k + 1
+    d = dcols.reshape(n, oh, ow, k, k, c)
+    dx = np.zeros(shape, np.float32)
+    for i in range(k):
+        for j in range(k):
+            dx[:, i:i + oh, j:j + ow, :] += d[:, :, :, i, j, :]
+    return dx
+
+
+def _pool_fwd(a):
+    n, h, w, c = a.shape
+    crop = a[:, :h // 2 * 2, :w // 2 * 2, :]
+    win = crop.reshape(n, h // 2, 2, w // 2, 2, c)
+    out = win.max(axis=(2, 4))
+    return out, win == out[:, :, None, :, None, :]
+
+
+def _pool_bwd(g, mask, shape):
+    n, h, w, c = shape
+    dx = np.zeros(shape, np.float32)
+    dwin = mask * g[:, :, None, :, None, :]  # ties are rare with random data
+    dx[:, :h // 2 * 2, :w // 2 * 2, :] = dwin.reshape(n, h // 2 * 2, w // 2 * 2, c)
+    return dx
+
+
+def cnn_numpy(params):
+    def step(x, y):
+        k1, c1, k2, c2, w, b = params
+        cols1 = _im2col(x, 3)
+        z1 = (cols1 @ k1.reshape(-1, 32)).reshape(len(x), 26, 26, 32) + c1
+        a1 = np.maximum(z1, 0)
+        p1, m1 = _pool_fwd(a1)
+        cols2 = _im2col(p1, 3)
+        z2 = (cols2 @ k2.reshape(-1, 64)).reshape(len(x), 11, 11, 64) + c2
+        a2 = np.maximum(z2, 0)
+        p2, m2 = _pool_fwd(a2)
+        flat = p2.reshape(len(x), -1)
+        _, d = _softmax_ce_backward(flat @ w + b, y)
+        gw, gb = flat.T @ d, d.sum(0)
+        dz2 = _pool_bwd((d @ w.T).reshape(p2.shape), m2, a2.shape) * (a2 > 0)
+        gk2 = (cols2.T @ dz2.reshape(-1, 64)).reshape(k2.shape)
+        dp1 = _col2im(dz2.reshape(-1, 64) @ k2.reshape(-1, 64).T, p1.shape, 3)
+        dz1 = _pool_bwd(dp1, m1, a1.shape) * (a1 > 0)
+        gk1 = (cols1.T @ dz1.reshape(-1, 32)).reshape(k1.shape)
+        return [gk1, dz1.sum((0, 1, 2)), gk2, dz2.sum((0, 1, 2)), gw, gb]
+    return step
+
+
+# -------------------------------------------------------------------- harness
+
+def _peak_bytes(fn, *args) -> int:
+    tracemalloc.start()
+    fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def compare(name, batch, params_fn, ours_fn, floor_fn, x_shape, repeats):
+    params = params_fn()
+    variables = [df.Variable(p, name=f"bench/{name}/{i}") for i, p in enumerate(params)]
+    ours, floor = ours_fn(variables), floor_fn(params)
+    x = RNG.standard_normal((batch, *x_shape)).astype(np.float32)
+    y = RNG.integers(0, 10, batch)
+    for g_ours, g_floor in zip(ours(x, y), floor(x, y)):  # same math, or the timing is moot
+        np.testing.assert_allclose(g_ours.numpy(), g_floor, rtol=2e-3, atol=1e-5)
+    times = {"distflow": [], "numpy": []}
+    for _ in range(repeats):  # interleaved so both see the same machine load
+        for label, fn in (("distflow", ours), ("numpy", floor)):
+            t0 = time.perf_counter()
+            fn(x, y)
+            times[label].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    mem = {"distflow": _peak_bytes(ours, x, y), "numpy": _peak_bytes(floor, x, y)}
+    return {"model": name, "batch": batch,
+            "distflow_ms": med["distflow"] * 1e3, "numpy_ms": med["numpy"] * 1e3,
+            "time_ratio": med["distflow"] / med["numpy"],
+            "distflow_peak_mb": mem["distflow"] / 2**20, "numpy_peak_mb": mem["numpy"] / 2**20,
+            "memory_ratio": mem["distflow"] / mem["numpy"]}
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--json-only", action="store_true")
+    args = parser.parse_args(argv)
+    rows = [compare("mlp", b, mlp_params, mlp_distflow, mlp_numpy, (784,), args.repeats)
+            for b in (64, 128, 512)]
+    rows.append(compare("cnn", 64, cnn_params, cnn_distflow, cnn_numpy, (28, 28, 1),
+                        max(args.repeats // 4, 5)))
+    if not args.json_only:
+        print(f"{'model':6} {'batch':>5} {'distflow ms':>12} {'numpy ms':>9} {'ratio':>6} "
+              f"{'peak MB (df/np)':>16} {'mem ratio':>9}")
+        for r in rows:
+            print(f"{r['model']:6} {r['batch']:>5} {r['distflow_ms']:>12.3f} {r['numpy_ms']:>9.3f} "
+                  f"{r['time_ratio']:>6.3f} {r['distflow_peak_mb']:>7.1f}/{r['numpy_peak_mb']:<8.1f}"
+                  f" {r['memory_ratio']:>9.3f}")
+    print(json.dumps({"benchmark": "autodiff", "rows": rows}))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
