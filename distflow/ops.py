@@ -903,7 +903,7 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
         raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
                          f"its last axis {logits.shape[:-1]}.")
     n = logits.shape[-1]
-    if labels.size and (labels.min() < 0 or labels.max() >= n):
+    if labels.size and not 0 <= labels.min() <= labels.max() < n:
         raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received values in "
                          f"[{labels.min()}, {labels.max()}].")
     return _sparse_softmax_ce(logits, labels=labels)

@@ -10,7 +10,6 @@ that lead to a requested source.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import numpy as np
 
 _SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
-_node_counter = itertools.count()
 _state = threading.local()
 
 
@@ -207,13 +205,12 @@ def reset_names() -> None:
 class _Node:
     """One recorded op (or a leaf) in a tape's graph."""
 
-    __slots__ = ("parents", "vjps", "residuals", "seq", "tape", "source", "name")
+    __slots__ = ("parents", "vjps", "residuals", "tape", "source", "name")
 
     def __init__(self, parents, vjps, residuals, tape, name, source=None):
         self.parents = parents
         self.vjps = vjps
         self.residuals = residuals
-        self.seq = next(_node_counter)
         self.tape = tape
         self.name = name
         self.source = source
@@ -279,8 +276,8 @@ class GradientTape:
 
     def watched_variables(self) -> list[Variable]:
         """The variables watched so far, in first-use order."""
-        explicit = sorted(self._leaves.values(), key=lambda n: n.seq)
-        found = [n.source for n in (*self._touched, *explicit) if isinstance(n.source, Variable)]
+        found = [n.source for n in (*self._touched, *self._leaves.values())
+                 if isinstance(n.source, Variable)]
         return list(dict.fromkeys(found))
 
     def _leaf(self, t: Tensor) -> _Node:
@@ -385,8 +382,6 @@ class GradientTape:
                 continue
             if node in wanted:  # an intermediate tensor asked for as a source
                 result[node] = g
-            if node.vjps is None:
-                raise RuntimeError("This tape's graph was already freed by gradient().")
             res = node.residuals
             for i, (parent, vjp) in enumerate(zip(node.parents, node.vjps)):
                 if parent in useful:
@@ -403,9 +398,7 @@ class GradientTape:
     def _release(self) -> None:
         """Frees the recorded graph and its saved buffers (non-persistent tapes)."""
         for node in self._nodes:
-            node.residuals = None
-            node.vjps = None
-            node.parents = ()
+            node.residuals = None  # the saved buffers: what actually holds memory
         self._nodes = []
         self._leaves = {}
         self._touched = {}
@@ -458,6 +451,9 @@ def _unflatten(structure: Any, flat: Iterable) -> Any:
     return next(flat)
 
 
+_new_tensor = object.__new__
+
+
 def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: Any) -> Tensor:
     """Wraps an op's output and records it on the active tape when needed.
 
@@ -468,7 +464,9 @@ def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: An
         vjps: one function `(g, residuals) -> grad` per input (None: no gradient).
         residuals: what the VJPs need, and nothing more.
     """
-    result = Tensor._wrap(out)
+    result = _new_tensor(Tensor)
+    result.value = out
+    result._node = None
     stack = getattr(_state, "tapes", None)
     if not stack or out.dtype.kind != "f":
         return result
