@@ -132,7 +132,8 @@ def _stable_id(*parts: object) -> str:
 
 
 def _bind_for(opts: Options, hosts: list[str]) -> str:
-    bind = opts.bind or (hosts[0] if all(is_loopback(h) for h in hosts) else ANY_ADDRESS)
+    loopback = "127.0.0.1" if hosts[0] == "localhost" else hosts[0]
+    bind = opts.bind or (loopback if all(is_loopback(h) for h in hosts) else ANY_ADDRESS)
     bind = ANY_ADDRESS if bind == "*" else bind
     check_bind_security(opts, bind)
     return bind
