@@ -112,7 +112,7 @@ FAILURES AND EXIT CODE
   128+N if the launcher itself got signal N; 2 for invalid options.
   No child outlives the launcher, even if it is killed with SIGKILL: every
   child has PR_SET_PDEATHSIG=SIGTERM (Linux), and a watchdog process
-  (python -m distflow.launch.watchdog) SIGTERMs, then SIGKILLs, the process
+  (distflow/launch/watchdog.py) SIGTERMs, then SIGKILLs, the process
   groups of a launcher that died.
 
 SEVERAL MACHINES (torchrun style)

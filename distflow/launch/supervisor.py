@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from distflow.launch import watchdog
 from distflow.launch.config import LaunchPlan, ProcessSpec
 from distflow.launch.control import ControlError, Coordinator, Peer
 from distflow.launch.watchdog import group_alive
@@ -189,7 +190,8 @@ class Supervisor:
 
     def _start_watchdog(self) -> None:
         self._watchdog = subprocess.Popen(
-            [sys.executable, "-m", "distflow.launch.watchdog", f"{self.opts.grace_period:g}"],
+            # run by path: stdlib only, no need to import the distflow package
+            [sys.executable, watchdog.__file__, f"{self.opts.grace_period:g}"],
             stdin=subprocess.PIPE, start_new_session=True, text=True,
         )
 
@@ -254,6 +256,8 @@ class Supervisor:
         while self._signal is None and self._failure is None and not self._stop_requested:
             now = time.monotonic()
             for child in self.children:
+                if self._failure is not None:
+                    break  # the rest are reaped as "stopped" by _stop_all
                 if child.state == "running" and child.popen.poll() is not None:
                     self._reap(child)
                     self._on_exit(child, child.popen.returncode)

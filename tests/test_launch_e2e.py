@@ -1,0 +1,91 @@
+"""End to end: the launcher with the real parameter server and a real training loop.
+
+Needs ``distflow.distribute.server``; if it is missing these tests fail (they
+are not skipped), because a launcher that cannot start a server is broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+STEPS, LR, ROWS = 20, 0.1, 64
+
+TRAIN = f"""
+import json, os
+import numpy as np
+import distflow as df
+
+strategy = df.distribute.get_strategy()
+rank, n = strategy.worker_index, strategy.num_replicas_in_sync
+rng = np.random.default_rng(0)
+x = rng.normal(size=({ROWS}, 3)).astype("float32")
+y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.3).astype("float32")
+xs, ys = df.constant(x[rank::n]), df.constant(y[rank::n])
+with strategy.scope():
+    w = df.Variable(np.zeros((3, 1), "float32"), name="w")
+    b = df.Variable(np.zeros((1,), "float32"), name="b")
+    opt = df.optimizers.SGD(learning_rate={LR})
+    for step in range({STEPS}):
+        with df.GradientTape() as tape:
+            loss = df.reduce_mean((df.matmul(xs, w) + b - ys) ** 2)
+        grads = tape.gradient(loss, [w, b])
+        opt.apply_gradients(zip(grads, [w, b]))
+print("final", json.dumps(w.numpy().ravel().tolist() + b.numpy().ravel().tolist()))
+"""
+
+
+def reference_weights(workers: int) -> np.ndarray:
+    """Full-batch gradient descent in NumPy: what mirrored training must reproduce."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(ROWS, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.3).astype("float32")
+    w, b = np.zeros((3, 1), np.float64), np.zeros((1,), np.float64)
+    for _ in range(STEPS):
+        grads_w, grads_b = [], []
+        for rank in range(workers):
+            xs, ys = x[rank::workers], y[rank::workers]
+            err = xs @ w + b - ys
+            grads_w.append(2 * xs.T @ err / len(xs))
+            grads_b.append(2 * err.mean(axis=0))
+        w -= LR * np.mean(grads_w, axis=0)
+        b -= LR * np.mean(grads_b, axis=0)
+    return np.concatenate([w.ravel(), b])
+
+
+def run_launcher(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    (tmp_path / "train.py").write_text(textwrap.dedent(TRAIN))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "distflow.launch", "--grace-period", "5",
+                           "--heartbeat-timeout", "20", *args, "train.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150)
+
+
+def final_weights(stdout: str) -> dict[int, np.ndarray]:
+    found = re.findall(r"^\[worker (\d+)\] final (\[.*\])$", stdout, flags=re.M)
+    return {int(rank): np.array(json.loads(values)) for rank, values in found}
+
+
+@pytest.mark.parametrize("num_ps", [1, 2])
+def test_mirrored_run_through_real_servers_matches_full_batch_descent(tmp_path, num_ps):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", str(num_ps),
+                          "--strategy", "mirrored")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    weights = final_weights(result.stdout)
+    assert sorted(weights) == [0, 1], result.stdout[-2000:]
+    np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(weights[0], reference_weights(2), rtol=1e-4, atol=1e-4)
+    assert "completed" in result.stderr
