@@ -235,3 +235,33 @@ def test_hosts_driver_runs_node_launchers_for_local_hosts(scripts):
     assert "[node 1] [worker 1] hello worker 1 of 2" in result.stdout
     assert "[node 0] [worker 0] hello worker 0 of 2" in result.stdout
     assert "[node 0] [ps 0] ps up 0" in result.stdout
+
+
+def test_ssh_driver_runs_the_remote_command_line(scripts):
+    """A fake ssh that runs the remote command locally checks the whole ssh path."""
+    fake_ssh = scripts / "fake_ssh"
+    fake_ssh.write_text('#!/bin/sh\necho "ssh to $1" >&2\nexec sh -c "$2"\n')
+    fake_ssh.chmod(0o755)
+    from test_launch_config import free_base_port
+
+    port = free_base_port(2)
+    result = launch(scripts, "--hosts", "far1:1,far2:1", "--master-addr", "127.0.0.1",
+                    "--bind", "127.0.0.1", "--ssh", str(fake_ssh), "--port", str(port),
+                    "--rendezvous-timeout", "20")
+    assert result.returncode == 0, result.stderr
+    assert "[node 0] ssh to far1" in result.stderr and "[node 1] ssh to far2" in result.stderr
+    assert "[node 1] [worker 1] hello worker 1 of 2" in result.stdout
+    assert "[node 0] [ps 0] ps up 0 restart 0 tcp://127.0.0.1:" in result.stdout
+
+
+def test_watch_stdin_stops_the_run_when_stdin_closes(scripts):
+    launcher = subprocess.Popen(
+        launcher_argv(scripts, "--workers", "2", "--watch-stdin", "worker.py"), cwd=scripts,
+        env=clean_env(scripts, MODE="sleep"), stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids = wait_for_pids(scripts, 2)
+    launcher.stdin.close()  # what an ssh client's death looks like to the remote side
+    launcher.stdin = None
+    _, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 128 + signal.SIGTERM, err
+    assert wait_gone(pids, 5.0) == []

@@ -222,9 +222,9 @@ class Supervisor:
     def _watch_stdin(self) -> None:
         """``--watch-stdin``: our ssh client is gone when stdin closes."""
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(0, 4096):  # raw fd: a buffered reader's lock breaks shutdown
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         os.kill(os.getpid(), signal.SIGTERM)
 
