@@ -9,7 +9,10 @@ only after every worker everywhere has finished. A launcher that reports a
 failure makes the coordinator stop the whole run.
 
 Messages are JSON objects, one per line; nothing but small status records
-crosses this channel. Events arrive on ``events`` (a ``queue.Queue``) as
+crosses this channel. A launcher whose ``hello`` carries another run id is
+ignored (two runs sharing a port must not stop each other). The channel is
+not authenticated: someone who can reach the port can end a run early, but
+no parameter or gradient crosses it. Events arrive on ``events`` (a ``queue.Queue``) as
 ``(kind, node, payload)`` tuples read by the supervisor's main loop.
 """
 
@@ -48,6 +51,15 @@ def _send(sock: socket.socket, lock: threading.Lock, message: dict) -> bool:
             return False
 
 
+def _close(sock: socket.socket) -> None:
+    """Shut down first: a reader's makefile() would otherwise keep the fd open."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 def _read_lines(sock: socket.socket, on_message, on_close) -> None:
     reader = sock.makefile("rb")
     try:
@@ -58,7 +70,7 @@ def _read_lines(sock: socket.socket, on_message, on_close) -> None:
                 continue  # not ours: ignore rather than crash the launcher
             if isinstance(message, dict):
                 on_message(message)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: the socket was closed under us
         pass
     finally:
         on_close()
@@ -71,10 +83,12 @@ class Coordinator:
         bind: address to listen on.
         port: TCP port to listen on.
         peers: how many other launchers to expect.
+        run_id: launchers announcing another run id are ignored.
     """
 
-    def __init__(self, bind: str, port: int, peers: int) -> None:
+    def __init__(self, bind: str, port: int, peers: int, run_id: str) -> None:
         self.events: queue.Queue = queue.Queue()
+        self.run_id = run_id
         self.expected = peers
         self.status: dict[int, str] = {}  # node -> connected | done | failed | dropped
         self._conns: dict[int, tuple[socket.socket, threading.Lock]] = {}
@@ -103,11 +117,19 @@ class Coordinator:
         node_box: list[int] = []
 
         def on_message(message: dict) -> None:
-            node = int(message.get("node", -1))
-            kind = message.get("type")
+            node, kind = message.get("node"), message.get("type")
+            if not isinstance(node, int):
+                return
+            if kind == "hello" and message.get("run_id") != self.run_id:
+                self.events.put(("rejected", node, message))
+                _close(conn)
+                return
+            if kind == "hello":
+                node_box.append(node)
+            elif not node_box:
+                return  # nothing is accepted before a valid hello
             with self._lock:
                 if kind == "hello":
-                    node_box.append(node)
                     self._conns[node] = (conn, threading.Lock())
                     self.status[node] = "connected"
                 elif kind == "done":
@@ -146,10 +168,10 @@ class Coordinator:
             _send(conn, lock, {"type": "stop", "ok": ok, "exit_code": exit_code})
 
     def close(self) -> None:
-        self._server.close()
+        _close(self._server)
         with self._lock:
             for conn, _ in self._conns.values():
-                conn.close()
+                _close(conn)
 
 
 class Peer:
@@ -160,10 +182,12 @@ class Peer:
         port: the coordinator's port.
         node: this launcher's node (or task) index.
         timeout: seconds to keep retrying the first connection.
+        run_id: announced in ``hello``; the coordinator checks it.
     """
 
-    def __init__(self, host: str, port: int, node: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, node: int, timeout: float, run_id: str) -> None:
         self.events: queue.Queue = queue.Queue()
+        self.run_id = run_id
         self.node = node
         self._host, self._port, self._timeout = host, port, timeout
         self._sock: socket.socket | None = None
@@ -197,7 +221,7 @@ class Peer:
             self.events.put(("unreachable", -1, {"error": str(exc)}))
             return
         self._sock = sock
-        _send(sock, self._lock, {"type": "hello", "node": self.node})
+        _send(sock, self._lock, {"type": "hello", "node": self.node, "run_id": self.run_id})
         self.events.put(("connected", -1, {}))
 
         def on_message(message: dict) -> None:
@@ -219,4 +243,4 @@ class Peer:
     def close(self) -> None:
         self._closing = True
         if self._sock is not None:
-            self._sock.close()
+            _close(self._sock)

@@ -144,8 +144,11 @@ class Supervisor:
         for raw in iter(stream.readline, b""):
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             with self._print_lock:
-                console.write(prefix + text + "\n")
-                console.flush()
+                try:
+                    console.write(prefix + text + "\n")
+                    console.flush()
+                except (OSError, ValueError):
+                    pass  # console gone (e.g. piped into head): keep draining the child
                 child.tail.append(text)
                 if child.log is not None:
                     child.log.write(raw if raw.endswith(b"\n") else raw + b"\n")
@@ -319,10 +322,11 @@ class Supervisor:
             return True
         try:
             if spec.is_coordinator:
-                self._control = Coordinator(self.plan.bind, spec.port, spec.peers)
+                self._control = Coordinator(self.plan.bind, spec.port, spec.peers,
+                                            self.plan.run_id)
             else:
                 self._control = Peer(spec.host, spec.port, self.plan.node_rank,
-                                     self.opts.rendezvous_timeout)
+                                     self.opts.rendezvous_timeout, self.plan.run_id)
         except ControlError as exc:
             self.say(str(exc))
             self._failure_code = 1
@@ -346,6 +350,9 @@ class Supervisor:
                      f"{payload.get('exit_code')}); stopping the run")
             self._failure_code = int(payload.get("exit_code") or 1)
             self._stop_requested = True
+        elif kind == "rejected":
+            self.say(f"ignored a launcher with another run id ({payload.get('run_id')!r}) "
+                     "on the coordinator port; is another run using the same --port?")
         elif kind == "dropped":
             self.say(f"launcher {node} disconnected before it finished; its processes are lost")
         elif kind in ("stop", "coordinator_lost", "unreachable"):
