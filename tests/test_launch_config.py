@@ -260,6 +260,15 @@ def test_slurm_node_share():
     assert node1.control.host == "node01" and node1.control.port == port + 1
 
 
+def test_slurm_node_index_follows_the_step_node_list():
+    env = dict(slurm_env(3, nodelist="node[05-06]"), SLURMD_NODENAME="node06",
+               SLURM_STEP_NUM_TASKS="2", SLURM_NTASKS="4")
+    info = cluster.detect_slurm(env)
+    assert (info.nodeid, info.ntasks, info.nodes) == (1, 2, ["node05", "node06"])
+    with pytest.raises(cluster.ClusterError, match="Received: SLURM_NODEID=3"):
+        cluster.detect_slurm(slurm_env(3, nodelist="node[05-06]"))
+
+
 def test_slurm_errors():
     with pytest.raises(LaunchError, match="Received: SLURM_NTASKS=4 on 2 node"):
         plan_for(["--insecure", "x.py"], slurm_env(1, ntasks=4))

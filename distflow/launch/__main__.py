@@ -135,8 +135,10 @@ SLURM (srun)
   Inside an srun step (SLURM_STEP_NODELIST and SLURM_PROCID set) and with no
   --nnodes/--hosts flag, the launcher runs as one node launcher per node:
   --nnodes = the number of hosts in SLURM_STEP_NODELIST (compressed syntax
-  such as node[01-03,07],gpu5 is expanded), --node-rank = SLURM_NODEID,
-  --master-addr = the first host. Use one task per node:
+  such as node[01-03,07],gpu5 is expanded), --node-rank = the position of
+  SLURMD_NODENAME in that list (else SLURM_NODEID), --master-addr = the
+  first host. Use one task per node (SLURM_STEP_NUM_TASKS or SLURM_NTASKS
+  must equal the number of nodes):
       srun --ntasks-per-node=1 python -m distflow.launch --workers 8 ... train.py
   The run id is slurm-<SLURM_JOB_ID>.<SLURM_STEP_ID>. See launch/distflow.sbatch.
 

@@ -3,7 +3,8 @@
 Pure functions over strings and mappings: nothing here starts a process or
 opens a socket. Supported sources:
 
-- Slurm (``srun``): ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_NODEID``,
+- Slurm (``srun``): ``SLURM_PROCID``, ``SLURM_NTASKS`` (or
+  ``SLURM_STEP_NUM_TASKS``), ``SLURM_NODEID`` (or ``SLURMD_NODENAME``),
   ``SLURM_STEP_NODELIST`` in Slurm's compressed host-list syntax
   (``node[01-03,07],gpu5``). One launcher per node.
 - OpenMPI (``mpirun``): ``OMPI_COMM_WORLD_RANK``, ``_SIZE``, ``_LOCAL_RANK``,
@@ -177,6 +178,18 @@ def _int_var(env: Mapping[str, str], name: str) -> int:
         raise ClusterError(f"`{name}` must be an int. Received: {name}={value!r}") from None
 
 
+def _step_node_index(env: Mapping[str, str], nodes: list[str]) -> int:
+    """This node's index in the step's node list.
+
+    SLURM_NODEID counts nodes of the whole job; a step may use only some of
+    them, so the position of SLURMD_NODENAME in the step list wins when known.
+    """
+    name = env.get("SLURMD_NODENAME", "")
+    if name in nodes:
+        return nodes.index(name)
+    return _int_var(env, "SLURM_NODEID")
+
+
 def detect_slurm(env: Mapping[str, str]) -> SlurmInfo | None:
     """Reads an ``srun`` step's variables; None outside a Slurm step.
 
@@ -187,10 +200,11 @@ def detect_slurm(env: Mapping[str, str]) -> SlurmInfo | None:
     if not nodelist or "SLURM_PROCID" not in env:
         return None
     nodes = expand_hostlist(nodelist)
+    tasks_var = next((v for v in ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS") if v in env), None)
     info = SlurmInfo(
         procid=_int_var(env, "SLURM_PROCID"),
-        ntasks=_int_var(env, "SLURM_NTASKS") if "SLURM_NTASKS" in env else len(nodes),
-        nodeid=_int_var(env, "SLURM_NODEID"),
+        ntasks=_int_var(env, tasks_var) if tasks_var else len(nodes),
+        nodeid=_step_node_index(env, nodes),
         nodes=nodes,
         job_id=env.get("SLURM_JOB_ID", "0") + "." + env.get("SLURM_STEP_ID", "0"),
     )
