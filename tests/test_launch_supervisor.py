@@ -265,3 +265,17 @@ def test_watch_stdin_stops_the_run_when_stdin_closes(scripts):
     _, err = launcher.communicate(timeout=30)
     assert launcher.returncode == 128 + signal.SIGTERM, err
     assert wait_gone(pids, 5.0) == []
+
+
+def test_pdeathsig_alone_stops_children_when_launcher_and_watchdog_die(scripts):
+    launcher = start_sleepers(scripts)
+    pids = wait_for_pids(scripts, 2)
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+    watchdogs = [int(p) for p in children
+                 if b"watchdog.py" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(watchdogs) == 1
+    os.kill(watchdogs[0], signal.SIGKILL)
+    launcher.kill()
+    launcher.wait(timeout=30)
+    assert wait_gone(pids, 5.0) == [], "PR_SET_PDEATHSIG did not stop the workers"
+    launcher.stderr.close()

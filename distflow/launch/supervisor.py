@@ -469,6 +469,9 @@ class Supervisor:
                  for row in rows]
         total = time.monotonic() - self._started
         verdict = "failed" if self._exit_code() else "completed"
+        if self._failure is not None:
+            verdict += (f" ({self._failure.name} exited with "
+                        f"{describe_exit(self._failure.exit_code)})")
         lost = sum(c.state == "lost" for c in self.children)
         note = f", {lost} worker(s) lost" if lost else ""
         self.say(f"run {self.plan.run_id} {verdict} in {total:.1f} s{note} "
