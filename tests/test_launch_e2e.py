@@ -26,6 +26,8 @@ TRAIN = f"""
 import json, os
 import numpy as np
 import distflow as df
+import distflow.distribute  # noqa: F401 - the launcher, not the package exports, is tested
+import distflow.optimizers  # noqa: F401
 
 strategy = df.distribute.get_strategy()
 rank, n = strategy.worker_index, strategy.num_replicas_in_sync
