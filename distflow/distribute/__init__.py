@@ -1,0 +1,23 @@
+"""Distributed training: strategies, parameter servers, their client and wire protocol.
+
+Users mostly need `get_strategy()` and `strategy.scope()`; tests and custom
+set-ups build a `ClusterSpec` and start `ParameterServer`s themselves.
+Strategies are imported lazily so that a parameter-server process
+(`python -m distflow.distribute.server`) never imports the Keras layer.
+"""
+
+from distflow.distribute.cluster import ClusterSpec
+
+_STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "ParameterServerStrategy", "Strategy",
+                   "get_strategy")
+
+
+def __getattr__(name: str):
+    if name in _STRATEGY_NAMES:
+        from distflow.distribute import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module 'distflow.distribute' has no attribute {name!r}")
+
+
+__all__ = ["ClusterSpec", *_STRATEGY_NAMES]

@@ -1,0 +1,90 @@
+"""Cluster description: who this process is and where the parameter servers are.
+
+The launcher describes the cluster to each child through `DISTFLOW_*` variables
+(table in docs/architecture.md); tests and custom set-ups build a `ClusterSpec`
+directly, with no launcher involved.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+STRATEGIES = ("mirrored", "async")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where the servers are and which worker this process is.
+
+    Attributes:
+        ps_addrs: server addresses (`tcp://host:port`); index = shard id.
+        num_workers: number of workers in the run.
+        worker_index: this worker's rank; 0 is the chief.
+        strategy: "mirrored" (synchronous) or "async".
+        max_staleness: async bound (None: unbounded).
+        run_id: identifies the run in logs and checkpoints.
+        keys_dir: CURVE key directory, or None for plain TCP.
+        timeout: seconds a request may wait for a server before failing.
+        seed: shared seed for the per-epoch shuffle (identical on every worker).
+    """
+
+    ps_addrs: tuple[str, ...]
+    num_workers: int = 1
+    worker_index: int = 0
+    strategy: str = "mirrored"
+    max_staleness: int | None = None
+    run_id: str = "local"
+    keys_dir: str | None = None
+    timeout: float = 60.0
+    seed: int = 0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.ps_addrs:
+            raise ValueError("`ps_addrs` must name at least one parameter server. Received: []")
+        if self.num_workers < 1:
+            raise ValueError(f"`num_workers` must be a positive int. "
+                             f"Received: num_workers={self.num_workers}")
+        if not 0 <= self.worker_index < self.num_workers:
+            raise ValueError(f"`worker_index` must be in [0, {self.num_workers}). "
+                             f"Received: worker_index={self.worker_index}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"`strategy` must be one of {STRATEGIES}. "
+                             f"Received: strategy={self.strategy!r}")
+
+    @property
+    def is_chief(self) -> bool:
+        """Worker 0 prints progress, evaluates and writes files."""
+        return self.worker_index == 0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClusterSpec | None:
+        """Reads the launcher's variables; None when this process was not launched as a worker."""
+        env = os.environ if environ is None else environ
+        addrs = env.get("DISTFLOW_PS_ADDRS", "").strip()
+        if env.get("DISTFLOW_ROLE", "worker") != "worker" or not addrs:
+            return None
+        staleness = env.get("DISTFLOW_MAX_STALENESS", "").strip()
+        return cls(
+            ps_addrs=tuple(a.strip() for a in addrs.split(",") if a.strip()),
+            num_workers=_int(env, "DISTFLOW_NUM_WORKERS", 1),
+            worker_index=_int(env, "DISTFLOW_RANK", 0),
+            strategy=env.get("DISTFLOW_STRATEGY", "mirrored"),
+            max_staleness=int(staleness) if staleness else None,
+            run_id=env.get("DISTFLOW_RUN_ID", "local"),
+            keys_dir=env.get("DISTFLOW_KEYS") or None,
+            timeout=float(env.get("DISTFLOW_REQUEST_TIMEOUT", "60")),
+            seed=_int(env, "DISTFLOW_SEED", 0),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Environment variable {name} must be an int. Received: {raw!r}") from None

@@ -1,0 +1,259 @@
+"""Distribution strategies: where `optimizer.apply_gradients` sends its gradients.
+
+Inside `strategy.scope()` two hooks are installed, so user code does not change:
+
+* the optimizers' apply override: `apply_gradients` pushes the gradients to the
+  parameter servers (`PSClient.push_pull`) and writes the parameters they send
+  back into the variables, instead of updating locally;
+* the Keras training context: `model.fit` shards each global batch by worker,
+  shuffles with a seed shared by all workers, lets only the chief print and
+  write files, and syncs the initial parameters before the first step.
+
+`MirroredStrategy` is synchronous (the servers average one gradient per live
+worker per step); `ParameterServerStrategy` is asynchronous (each gradient is
+applied as it arrives). Both keep one replica per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from distflow.distribute.cluster import ClusterSpec
+from distflow.keras import training_context
+from distflow.optimizers import base as optimizer_base
+from distflow.tensor import Tensor, Variable
+
+
+class Strategy:
+    """The default: one process, local updates. Base of the distributed strategies."""
+
+    def __init__(self) -> None:
+        self.cluster: ClusterSpec | None = None
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        """Workers whose gradients are combined per step (1 locally)."""
+        return 1
+
+    @property
+    def worker_index(self) -> int:
+        return 0
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process prints progress, evaluates and writes files."""
+        return True
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[Strategy]:
+        """Context in which models are built, compiled and trained under this strategy."""
+        yield self
+
+    def run(self, fn: Callable, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
+        """Runs `fn` on this process's replica (there is one replica per process)."""
+        return fn(*args, **(kwargs or {}))
+
+    def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
+        """Returns the local value: each process holds one replica."""
+        return value
+
+    def experimental_distribute_dataset(self, dataset: Any) -> Any:
+        """The shard of `dataset` this worker should read (element i -> worker i % N)."""
+        n = self.num_replicas_in_sync
+        return dataset if n == 1 else dataset.shard(n, self.worker_index)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LocalStrategy(Strategy):
+    """Single-process training; what `get_strategy()` returns without a launcher."""
+
+
+class _ParameterServerBacked(Strategy):
+    """Shared machinery of the mirrored and asynchronous strategies."""
+
+    mode = "mirrored"
+
+    def __init__(self, cluster: ClusterSpec | None = None, client_factory: Callable | None = None):
+        super().__init__()
+        cluster = cluster or ClusterSpec.from_env()
+        if cluster is None:
+            raise ValueError(
+                f"{type(self).__name__} needs parameter servers: start the script with "
+                "`python -m distflow.launch --workers N --ps M ...`, or pass "
+                "cluster=ClusterSpec(ps_addrs=[...], num_workers=N, worker_index=i).")
+        self.cluster = cluster
+        self._client_factory = client_factory
+        self._client = None
+        self._synced: set[str] = set()
+        self._version = 0
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return self.cluster.num_workers
+
+    @property
+    def worker_index(self) -> int:
+        return self.cluster.worker_index
+
+    @property
+    def is_chief(self) -> bool:
+        return self.cluster.is_chief
+
+    @property
+    def client(self):
+        """The PS client, connected on first use."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self):
+        if self._client_factory is not None:
+            return self._client_factory(self.cluster)
+        from distflow.distribute.client import PSClient
+
+        c = self.cluster
+        return PSClient(list(c.ps_addrs), worker_id=c.worker_index, timeout=c.timeout,
+                        keys_dir=c.keys_dir)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[Strategy]:
+        with optimizer_base.apply_override(self._apply_gradients), \
+                training_context.use_training_context(_FitContext(self)):
+            yield self
+
+    # ------------------------------------------------------------ parameters
+
+    def sync_variables(self, variables: Sequence[Variable], optimizer: Any) -> None:
+        """Registers variables with the servers (first writer wins) and loads their values.
+
+        Every worker calls this before its first step; the chief's values (or, in a
+        restarted run, the servers' current ones) end up in every worker's variables.
+        """
+        fresh = [v for v in variables if v.name not in self._synced]
+        if not fresh:
+            return
+        params = self.client.init({v.name: v.value for v in fresh},
+                                  optimizer_config(optimizer))
+        self._write(fresh, params)
+        self._synced.update(v.name for v in fresh)
+
+    def _write(self, variables: Sequence[Variable], params: dict[str, np.ndarray]) -> None:
+        for v in variables:
+            np.copyto(v.value, params[v.name], casting="same_kind")
+
+    def _apply_gradients(self, optimizer: Any, grads_and_vars: list) -> None:
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        variables = [v for _, v in pairs]
+        self.sync_variables(variables, optimizer)
+        grads = {v.name: _array(g, v) for g, v in pairs}
+        params = self.client.push_pull(grads, version=self._version)
+        self._version = self.client.last_version
+        self._write(variables, params)
+
+    def close(self) -> None:
+        """Closes the client's sockets."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _array(g: Any, v: Variable) -> np.ndarray:
+    arr = g.value if isinstance(g, Tensor) else np.asarray(g)
+    return arr if arr.dtype == v.value.dtype else arr.astype(v.value.dtype)
+
+
+def optimizer_config(optimizer: Any) -> dict:
+    """The msgpack-safe optimizer description the servers build their update rule from."""
+    from distflow.optimizers import schedules
+
+    config = dict(optimizer.get_config())
+    lr = config.pop("learning_rate", None)
+    hp = {k: v for k, v in config.items()
+          if isinstance(v, bool | int | float) and not isinstance(v, str)}
+    return {"name": type(optimizer).__name__.lower(), "hp": hp,
+            "learning_rate": schedules.serialize(optimizer._learning_rate_source())
+            if hasattr(optimizer, "_learning_rate_source") else lr}
+
+
+class MirroredStrategy(_ParameterServerBacked):
+    """Synchronous data parallelism through the parameter servers.
+
+    At every step each server waits for one gradient from every live worker,
+    averages them, applies the optimizer once and answers every worker with the
+    same new parameters. `fit(batch_size=B)` uses B as the global batch: each of
+    the N workers takes B / N rows of it, so N workers match one process with
+    batch B on the same data order.
+    """
+
+    mode = "mirrored"
+
+
+class ParameterServerStrategy(_ParameterServerBacked):
+    """Asynchronous data parallelism: servers apply each gradient as it arrives.
+
+    `fit(batch_size=B)` uses B per worker (workers do not wait for each other, so
+    there is no global batch). Staleness (server version minus the version the
+    gradient was computed on) is tracked by the servers; `max_staleness` bounds it
+    (see docs/protocol.md for the policy).
+
+    Args:
+        max_staleness: optional bound; None takes the launcher's setting.
+        cluster: explicit cluster description (default: from the environment).
+    """
+
+    mode = "async"
+
+    def __init__(self, max_staleness: int | None = None, cluster: ClusterSpec | None = None,
+                 client_factory: Callable | None = None):
+        super().__init__(cluster, client_factory)
+        self.max_staleness = max_staleness if max_staleness is not None else \
+            self.cluster.max_staleness
+
+
+class _FitContext(training_context.TrainingContext):
+    """How `model.fit` behaves under a parameter-server strategy."""
+
+    def __init__(self, strategy: _ParameterServerBacked):
+        super().__init__()
+        c = strategy.cluster
+        self.strategy = strategy
+        self.num_workers = c.num_workers
+        self.worker_index = c.worker_index
+        self.is_chief = c.is_chief
+        # Mirrored: batch_size is the global batch (as in TF); async: per worker.
+        self.batch_size_is_global = strategy.mode == "mirrored"
+        self.drop_remainder = strategy.mode == "mirrored"
+        self._seed = c.seed
+
+    def shuffle_seed(self, epoch: int) -> int | None:
+        return self._seed * 100003 + epoch  # same order on every worker
+
+    def on_train_begin(self, model: Any) -> None:
+        self.strategy.sync_variables(model.trainable_variables, model.optimizer)
+
+
+_current: Strategy | None = None
+
+
+def get_strategy() -> Strategy:
+    """The strategy the launcher asked for (from `DISTFLOW_*`), else a local one.
+
+    The same object is returned on every call in a process, so a script may call it
+    wherever it needs the strategy.
+    """
+    global _current
+    if _current is None:
+        cluster = ClusterSpec.from_env()
+        if cluster is None:
+            _current = LocalStrategy()
+        elif cluster.strategy == "async":
+            _current = ParameterServerStrategy(cluster=cluster)
+        else:
+            _current = MirroredStrategy(cluster=cluster)
+    return _current
