@@ -1,0 +1,395 @@
+"""`PSClient`: a worker's connection to all parameter-server shards.
+
+Every operation sends one message to each shard involved, all before waiting
+for any reply, so the shards work in parallel; then it collects the replies
+until a deadline. A shard that does not answer in time gets the same request
+again (same request id, so the server never applies it twice) on a fresh
+socket, after a backoff; this also reconnects to a restarted server. When the
+time budget is spent, `PSTimeoutError` names the server, the operation and the
+seconds waited.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from distflow.distribute import protocol, sharding, transport
+from distflow.distribute.protocol import Message, ProtocolError
+
+log = logging.getLogger("distflow.client")
+
+
+class PSError(RuntimeError):
+    """A server refused a request (its error reply), or a reply was malformed.
+
+    Attributes:
+        address: the server's address.
+        reason: the server's reason code (e.g. "shape_mismatch").
+    """
+
+    def __init__(self, address: str, reason: str, message: str):
+        super().__init__(message)
+        self.address, self.reason = address, reason
+
+
+class PSTimeoutError(TimeoutError):
+    """No reply from a server within the time budget.
+
+    Attributes:
+        address: the server that did not answer.
+        op: the operation.
+        waited: seconds waited.
+    """
+
+    def __init__(self, address: str, op: str, waited: float, attempts: int):
+        super().__init__(
+            f"No reply from parameter server {address} to `{op}` after {waited:.1f} s "
+            f"({attempts} attempt(s), reconnecting between them). Check that the server is "
+            f"running and reachable; raise the client `timeout` if steps are legitimately "
+            f"slower (a sync step waits up to the heartbeat timeout for a dead worker).")
+        self.address, self.op, self.waited = address, op, waited
+
+
+class PSClient:
+    """Talks to the parameter-server shards on behalf of one worker.
+
+    Args:
+        addrs: server addresses (`tcp://host:port`); index = shard id.
+        worker_id: this worker's rank, or None for a tool that is not a
+            training worker (not counted in sync steps).
+        timeout: seconds a request may take in total, retries included.
+        keys_dir: CURVE key directory; None for plain TCP.
+        retries: how many times a request is re-sent to a silent server.
+        backoff: seconds before the first re-send, doubling each time.
+        split: allow row-splitting of large variables across shards.
+        split_bytes: split threshold (None: fair share, see `sharding.place`).
+    """
+
+    def __init__(self, addrs: Sequence[str], worker_id: int | None = None,
+                 timeout: float = 60.0, keys_dir: str | None = None, retries: int = 3,
+                 backoff: float = 0.2, split: bool = True, split_bytes: int | None = None):
+        if isinstance(addrs, str) or not addrs:
+            raise ValueError(f"`addrs` must be a non-empty list of tcp://host:port. "
+                             f"Received: addrs={addrs!r}")
+        if not timeout > 0:
+            raise ValueError(f"`timeout` must be a positive number of seconds. "
+                             f"Received: timeout={timeout!r}")
+        self.addrs = list(addrs)
+        self.worker_id = worker_id
+        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self._keys = (transport.client_curve_keys(keys_dir, worker_id or 0)
+                      if keys_dir else None)
+        self._sockets = [transport.ClientSocket(a, self._keys) for a in self.addrs]
+        self._req = random.SystemRandom().randrange(1 << 30)
+        self._split, self._split_bytes = split, split_bytes
+        self._pieces: dict[str, list[sharding.Piece]] = {}
+        self._by_key: dict[str, sharding.Piece] = {}
+        self._vars: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        self.versions = [0] * len(self.addrs)
+        self._answered = [False] * len(self.addrs)
+        self.last_replies: list[dict] = []
+        self._heartbeat: _Heartbeat | None = None
+
+    @property
+    def num_shards(self) -> int:
+        return len(self.addrs)
+
+    @property
+    def last_version(self) -> int:
+        """The lowest version the shards reported in their last replies."""
+        return min(self.versions)
+
+    # ------------------------------------------------------------ public ops
+
+    def hello(self) -> list[dict]:
+        """Registers with every shard; returns their headers (version, position, ...)."""
+        return [m.header for m in self._request_all("hello")]
+
+    def init(self, params: Mapping[str, np.ndarray], optimizer: Mapping[str, Any],
+             out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Offers initial values and the optimizer config; returns the values that won.
+
+        The first `init` of a parameter sets it (first writer wins); later ones,
+        from any worker, get the stored values, so every worker starts equal.
+
+        Args:
+            params: name -> initial array.
+            optimizer: {"name", "hp", "learning_rate"} (docs/protocol.md).
+            out: arrays to write the values into (default: new arrays).
+
+        Returns:
+            name -> the servers' values.
+        """
+        self._register(params)
+        per_shard = self._split_by_shard(params)
+        replies = self._request_all("init", per_shard, optimizer=dict(optimizer))
+        return self._collect(replies, list(params), out)
+
+    def pull(self, names: Iterable[str] | None = None,
+             out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The current values of `names` (default: every registered variable)."""
+        wanted = list(self._vars) if names is None else list(names)
+        keys = [[p.key for n in wanted for p in self._pieces_of(n) if p.shard == s]
+                for s in range(self.num_shards)]
+        shards = [s for s in range(self.num_shards) if keys[s]]
+        replies = self._request_all("pull", shards=shards,
+                                    fields_per_shard={s: {"names": keys[s]} for s in shards})
+        return self._collect(replies, wanted, out)
+
+    def push(self, grads: Mapping[str, np.ndarray], version: int | None = None,
+             position: Mapping[str, Any] | None = None) -> int:
+        """Sends gradients to every shard; returns the lowest version after the update."""
+        self._push("push", grads, version, position)
+        return self.last_version
+
+    def push_pull(self, grads: Mapping[str, np.ndarray], version: int | None = None,
+                  out: Mapping[str, np.ndarray] | None = None,
+                  position: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Sends gradients and receives the updated parameters in one round trip.
+
+        Args:
+            grads: name -> gradient (same shape and dtype as the variable).
+            version: the version the gradients were computed on, used only for
+                shards that have not answered yet (otherwise each shard's last
+                reported version is sent, which is what staleness needs).
+            out: arrays to write the new values into, in place (default: new).
+            position: training position to record, e.g. {"epoch": 2, "step": 10}.
+
+        Returns:
+            name -> new values of every registered variable.
+        """
+        replies = self._push("push_pull", grads, version, position)
+        return self._collect(replies, list(self._vars), out)
+
+    def heartbeat(self) -> None:
+        """Tells every shard this worker is alive."""
+        self._request_all("heartbeat")
+
+    def stats(self) -> list[dict]:
+        """Each shard's counters (see docs/protocol.md, `stats`)."""
+        return [m.header["stats"] for m in self._request_all("stats")]
+
+    def save(self, position: Mapping[str, Any] | None = None) -> list[str]:
+        """Asks every shard to checkpoint now; returns the paths written."""
+        fields = {"position": dict(position)} if position else {}
+        return [m.header["path"] for m in self._request_all("save", **fields)]
+
+    def shutdown(self) -> None:
+        """Asks every shard to checkpoint and exit."""
+        self._request_all("shutdown")
+
+    def start_heartbeats(self, interval: float = 5.0) -> None:
+        """Sends heartbeats from a background thread (own sockets) every `interval` s.
+
+        Needed only when the worker may be silent longer than the servers'
+        heartbeat timeout between requests (long evaluation, slow data loading).
+        """
+        if self._heartbeat is None:
+            self._heartbeat = _Heartbeat(self.addrs, self.worker_id, self._keys, interval)
+
+    def close(self, leave: bool = True) -> None:
+        """Closes the sockets; with `leave`, first tells sync servers not to wait for us."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        if leave and self.worker_id is not None and self._sockets:
+            try:
+                self._request_all("bye", budget=min(self.timeout, 2.0), retries=0)
+            except (PSError, PSTimeoutError) as exc:
+                log.debug("bye not acknowledged: %s", exc)
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    def __enter__(self) -> PSClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ placement
+
+    def _register(self, params: Mapping[str, np.ndarray]) -> None:
+        new = {n: a for n, a in params.items() if n not in self._vars}
+        for name, arr in params.items():
+            known = self._vars.get(name)
+            if known is not None and known != (tuple(arr.shape), np.dtype(arr.dtype)):
+                raise ValueError(f"Variable {name!r} was registered with shape {known[0]} and "
+                                 f"dtype {known[1]}. Received: shape={arr.shape}, "
+                                 f"dtype={arr.dtype}")
+        if not new:
+            return
+        placement = sharding.place(sharding.specs_of(new), self.num_shards,
+                                   split=self._split, split_bytes=self._split_bytes)
+        for piece in placement.pieces:
+            self._pieces.setdefault(piece.var, []).append(piece)
+            self._by_key[piece.key] = piece
+        for name, arr in new.items():
+            self._vars[name] = (tuple(arr.shape), np.dtype(arr.dtype))
+            self._pieces[name].sort(key=lambda p: p.start)
+
+    def _pieces_of(self, name: str) -> list[sharding.Piece]:
+        pieces = self._pieces.get(name)
+        if pieces is None:
+            raise ValueError(f"Unknown variable {name!r}: call `init` with it first. "
+                             f"Known: {sorted(self._vars)[:20]}")
+        return pieces
+
+    def _split_by_shard(self, arrays: Mapping[str, np.ndarray]) -> list[list]:
+        per_shard: list[list] = [[] for _ in range(self.num_shards)]
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            shape, dtype = self._vars[name] if name in self._vars else (None, None)
+            if shape is not None and (arr.shape != shape or arr.dtype != dtype):
+                raise ValueError(f"Gradient of {name!r} must have shape {shape} and dtype "
+                                 f"{dtype}. Received: shape={arr.shape}, dtype={arr.dtype}")
+            for piece in self._pieces_of(name):
+                per_shard[piece.shard].append((piece.key, piece.view(arr)))
+        return per_shard
+
+    def _collect(self, replies: list[Message], names: list[str],
+                 out: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        result = {}
+        for name in names:
+            shape, dtype = self._vars[name]
+            target = out.get(name) if out is not None else None
+            result[name] = target if target is not None else np.empty(shape, dtype)
+        for msg in replies:
+            for key in msg.names:
+                piece = self._by_key.get(key)
+                if piece is not None and piece.var in result:
+                    msg.copy_into(key, piece.view(result[piece.var]))
+        return result
+
+    # ------------------------------------------------------------ requests
+
+    def _push(self, op: str, grads: Mapping[str, np.ndarray], version: int | None,
+              position: Mapping[str, Any] | None) -> list[Message]:
+        per_shard = self._split_by_shard(grads)
+        steps = {s: {"step": self.versions[s] if self._answered[s] else int(version or 0)}
+                 for s in range(self.num_shards)}
+        fields = {"position": dict(position)} if position else {}
+        # Every shard gets a push, even an empty one, so sync steps complete everywhere.
+        return self._request_all(op, per_shard, fields_per_shard=steps, **fields)
+
+    def _request_all(self, op: str, per_shard: list[list] | None = None,
+                     shards: list[int] | None = None,
+                     fields_per_shard: dict[int, dict] | None = None,
+                     budget: float | None = None, retries: int | None = None,
+                     **fields: Any) -> list[Message]:
+        if not self._sockets:
+            raise RuntimeError("This PSClient is closed; create a new one.")
+        self._req = (self._req + 1) % (1 << 31)
+        targets = list(range(self.num_shards)) if shards is None else shards
+        frames = {}
+        for s in targets:
+            header = {"op": op, "sender": self.worker_id, "req": self._req, **fields,
+                      **(fields_per_shard or {}).get(s, {})}
+            frames[s] = protocol.encode(header, per_shard[s] if per_shard else [])
+        replies = _Exchange(self, op, frames, self._req).run(
+            self.timeout if budget is None else budget,
+            self.retries if retries is None else retries)
+        for s, msg in replies.items():
+            if isinstance(msg.header.get("version"), int):
+                self.versions[s] = msg.header["version"]
+                self._answered[s] = True
+        self.last_replies = [replies[s].header for s in targets]
+        return [replies[s] for s in targets]
+
+    def _reconnect(self, shard: int) -> None:
+        self._sockets[shard].close()
+        self._sockets[shard] = transport.ClientSocket(self.addrs[shard], self._keys)
+
+
+class _Exchange:
+    """One request to several shards: send all, collect, re-send to the silent ones."""
+
+    def __init__(self, client: PSClient, op: str, frames: dict[int, list], req: int):
+        self.client, self.op, self.frames, self.req = client, op, frames, req
+        self.replies: dict[int, Message] = {}
+
+    def run(self, budget: float, retries: int) -> dict[int, Message]:
+        start = time.monotonic()
+        per_attempt = budget / (retries + 1)
+        for attempt in range(retries + 1):
+            missing = [s for s in self.frames if s not in self.replies]
+            if attempt:
+                pause = min(self.client.backoff * 2 ** (attempt - 1),
+                            max(0.0, budget - (time.monotonic() - start)) / 2)
+                time.sleep(pause)
+                for s in missing:
+                    self.client._reconnect(s)
+            for s in missing:
+                self.client._sockets[s].send(self.frames[s])
+            self._wait(start + per_attempt * (attempt + 1))
+            if len(self.replies) == len(self.frames):
+                return self.replies
+        silent = min(s for s in self.frames if s not in self.replies)
+        raise PSTimeoutError(self.client.addrs[silent], self.op, time.monotonic() - start,
+                             retries + 1)
+
+    def _wait(self, deadline: float) -> None:
+        sockets = {id(self.client._sockets[s]): s for s in self.frames if s not in self.replies}
+        while sockets:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            ready = transport.poll_clients([self.client._sockets[s] for s in sockets.values()],
+                                           max(1, int(remaining * 1000)))
+            for sock in ready:
+                shard = sockets[id(sock)]
+                if self._receive(shard, sock):
+                    del sockets[id(sock)]
+
+    def _receive(self, shard: int, sock: transport.ClientSocket) -> bool:
+        while True:
+            frames = sock.recv()
+            if frames is None:
+                return False
+            try:
+                msg = protocol.decode(frames, expect_ops=protocol.REPLY_OPS)
+            except ProtocolError as exc:
+                raise PSError(sock.address, exc.reason, f"Malformed reply from parameter "
+                              f"server {sock.address} to `{self.op}`: {exc}") from None
+            if msg.req != self.req:
+                continue  # a late answer to an earlier, abandoned attempt
+            if msg.op == "error":
+                reason = msg.header.get("reason", "error")
+                raise PSError(sock.address, reason, f"Parameter server {sock.address} refused "
+                              f"`{self.op}` ({reason}): {msg.header.get('message', '')}")
+            self.replies[shard] = msg
+            return True
+
+
+class _Heartbeat:
+    """Background heartbeats on the thread's own sockets (zmq sockets are not thread-safe)."""
+
+    def __init__(self, addrs: list[str], worker_id: int | None, keys: Any, interval: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(addrs, worker_id, keys, interval),
+                                        daemon=True, name="distflow-heartbeat")
+        self._thread.start()
+
+    def _run(self, addrs: list[str], worker_id: int | None, keys: Any, interval: float) -> None:
+        sockets = [transport.ClientSocket(a, keys) for a in addrs]
+        try:
+            while not self._stop.wait(interval):
+                for sock in sockets:
+                    while sock.recv() is not None:
+                        pass  # discard earlier acknowledgements
+                    sock.send(protocol.encode({"op": "heartbeat", "sender": worker_id,
+                                               "req": -1}))
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)

@@ -1,0 +1,289 @@
+"""The distflow parameter-server wire protocol (version 1), documented in docs/protocol.md.
+
+A message is a list of frames: one msgpack header frame followed by the raw bytes
+of each tensor, a tensor of more than `FRAME_BYTES` bytes being cut into several
+frames (large single frames are slow to receive). This module is pure: it turns
+headers and NumPy arrays into frames and back, and validates what it decodes. It
+never imports zmq; the transport hands it objects exposing the buffer protocol, and
+decoded arrays are `np.frombuffer` views on them (no copy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+PROTOCOL_VERSION = 1
+FRAME_BYTES = 8 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+DEFAULT_MAX_TENSORS = 4096
+
+REQUEST_OPS = frozenset({
+    "hello", "init", "pull", "push", "push_pull", "heartbeat", "stats", "save", "shutdown",
+    "bye",
+})
+REPLY_OPS = frozenset({"ok", "error"})
+DTYPES = frozenset({
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "bool",
+})
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol.
+
+    Attributes:
+        reason: short machine-readable cause, used as the stats counter key.
+    """
+
+    def __init__(self, reason: str, message: str, req: Any = None):
+        super().__init__(message)
+        self.reason = reason
+        self.req = req
+
+
+class Message:
+    """A decoded message: the header map and its tensors.
+
+    Tensors are kept as the received frame buffers until asked for: `tensor(name)`
+    returns a read-only `np.frombuffer` view when the tensor came in one frame
+    (no copy) and joins the frames otherwise; `copy_into(name, out)` writes the
+    frames straight into an existing array.
+
+    Attributes:
+        header: the msgpack header (`v`, `op`, `sender`, `req`, `step`, ...).
+    """
+
+    def __init__(self, header: dict[str, Any], chunks: dict[str, tuple] | None = None):
+        self.header = header
+        self._chunks = chunks or {}
+        self._joined: dict[str, np.ndarray] = {}
+
+    @property
+    def op(self) -> str:
+        return self.header["op"]
+
+    @property
+    def req(self) -> Any:
+        return self.header.get("req", 0)
+
+    @property
+    def sender(self) -> int | None:
+        return self.header.get("sender")
+
+    @property
+    def names(self) -> list[str]:
+        """Tensor names in wire order."""
+        return list(self._chunks)
+
+    def spec(self, name: str) -> tuple[str, tuple[int, ...]]:
+        """(dtype name, shape) of tensor `name`."""
+        dtype, shape, _ = self._chunks[name]
+        return dtype, shape
+
+    def tensor(self, name: str) -> np.ndarray:
+        """The tensor as an array (a zero-copy view for single-frame tensors)."""
+        if name not in self._joined:
+            dtype, shape, parts = self._chunks[name]
+            self._joined[name] = _join(parts, dtype, shape)
+        return self._joined[name]
+
+    @property
+    def tensors(self) -> dict[str, np.ndarray]:
+        """All tensors, name -> array, in wire order."""
+        return {name: self.tensor(name) for name in self._chunks}
+
+    def pieces(self, name: str) -> list[np.ndarray]:
+        """The tensor's frames as flat arrays of its dtype (no copy)."""
+        dtype, _, parts = self._chunks[name]
+        return [np.frombuffer(p, dtype=dtype) for p in parts]
+
+    def copy_into(self, name: str, out: np.ndarray) -> None:
+        """Writes tensor `name` into the C-contiguous array `out` frame by frame."""
+        flat = out.reshape(-1)
+        offset = 0
+        for piece in self.pieces(name):
+            flat[offset:offset + piece.size] = piece
+            offset += piece.size
+
+
+def nframes_for(nbytes: int) -> int:
+    """How many frames a tensor of `nbytes` bytes occupies (at least one)."""
+    return max(1, math.ceil(nbytes / FRAME_BYTES))
+
+
+def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = ()) -> list:
+    """Builds the frames of a message.
+
+    Args:
+        header: op-specific fields; `v` and `tensors` are filled in here.
+        tensors: (name, array) pairs; arrays are sent as C-contiguous bytes,
+            without copying when they already are contiguous.
+
+    Returns:
+        The frames: header bytes, then memoryviews on the arrays' data.
+    """
+    specs, frames = [], []
+    for name, array in tensors:
+        arr = np.ascontiguousarray(array)
+        raw = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+        count = nframes_for(raw.nbytes)
+        specs.append([name, arr.dtype.name, list(arr.shape), count])
+        frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
+    return [pack_header({**header, "tensors": specs})] + frames
+
+
+def pack_header(header: Mapping[str, Any]) -> bytes:
+    """Packs a header map (adding the protocol version) into a header frame."""
+    return msgpack.packb({**header, "v": PROTOCOL_VERSION}, use_bin_type=True)
+
+
+def error_frames(req: Any, reason: str, message: str) -> list:
+    """The frames of an error reply naming the problem."""
+    return encode({"op": "error", "req": req, "reason": reason, "message": message})
+
+
+def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
+           expect_ops: frozenset[str] = REQUEST_OPS) -> Message:
+    """Parses and validates a message.
+
+    Args:
+        frames: the received frames (bytes, memoryviews or buffer-protocol objects).
+        max_tensors: the most tensor specs a message may carry.
+        expect_ops: the ops accepted (requests on a server, replies on a client).
+
+    Returns:
+        The decoded `Message`.
+
+    Raises:
+        ProtocolError: naming the first problem found.
+    """
+    if not frames:
+        raise ProtocolError("bad_header", "Empty message: expected a msgpack header frame.")
+    header = _unpack_header(frames[0])
+    try:
+        _check_envelope(header, expect_ops)
+        specs = _check_specs(header.get("tensors", []), max_tensors)
+        expected = 1 + sum(spec[3] for spec in specs)
+        if len(frames) != expected:
+            raise ProtocolError("frame_count", f"The header describes {expected - 1} data "
+                                f"frames but the message has {len(frames) - 1}. Send one "
+                                f"frame per {FRAME_BYTES} bytes of each tensor, in header order.")
+        return Message(header, _build_chunks(specs, frames))
+    except ProtocolError as exc:
+        req = header.get("req")
+        exc.req = req if isinstance(req, int) and not isinstance(req, bool) else None
+        raise
+
+
+def _unpack_header(frame: Any) -> dict[str, Any]:
+    raw = memoryview(frame)
+    if raw.nbytes > MAX_HEADER_BYTES:
+        raise ProtocolError("header_too_large", f"The header frame has {raw.nbytes} bytes; "
+                            f"the limit is {MAX_HEADER_BYTES}.")
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True,
+                                 max_array_len=1 << 20, max_map_len=1024)
+    except Exception as exc:  # msgpack raises many unrelated exception types
+        raise ProtocolError("bad_header", f"The header frame is not valid msgpack: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", f"The header must be a msgpack map. "
+                            f"Received: {type(header).__name__}")
+    return header
+
+
+def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("unsupported_version", f"Protocol version must be "
+                            f"{PROTOCOL_VERSION}. Received: v={version!r}")
+    op = header.get("op")
+    if op not in expect_ops:
+        raise ProtocolError("unknown_op", f"`op` must be one of {sorted(expect_ops)}. "
+                            f"Received: op={op!r}")
+    for key in ("req", "step", "sender", "epoch"):
+        value = header.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ProtocolError("bad_field", f"`{key}` must be an int. Received: "
+                                f"{key}={value!r}")
+
+
+def _check_specs(specs: Any, max_tensors: int) -> list[list]:
+    if not isinstance(specs, list):
+        raise ProtocolError("bad_header", f"`tensors` must be a list of [name, dtype, shape, "
+                            f"nframes]. Received: {type(specs).__name__}")
+    if len(specs) > max_tensors:
+        raise ProtocolError("too_many_tensors", f"A message may carry at most {max_tensors} "
+                            f"tensors. Received: {len(specs)}")
+    seen = set()
+    for spec in specs:
+        _check_spec(spec)
+        if spec[0] in seen:
+            raise ProtocolError("duplicate_tensor", f"Tensor {spec[0]!r} appears twice.")
+        seen.add(spec[0])
+    return specs
+
+
+def _check_spec(spec: Any) -> None:
+    if not (isinstance(spec, list) and len(spec) == 4 and isinstance(spec[0], str)):
+        raise ProtocolError("bad_spec", f"A tensor spec must be [name, dtype, shape, "
+                            f"nframes]. Received: {spec!r:.200}")
+    name, dtype, shape, count = spec
+    if dtype not in DTYPES:
+        raise ProtocolError("bad_dtype", f"Tensor {name!r}: dtype must be one of "
+                            f"{sorted(DTYPES)}. Received: {dtype!r:.100}")
+    if not (isinstance(shape, list) and len(shape) <= 32 and all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)):
+        raise ProtocolError("bad_shape", f"Tensor {name!r}: shape must be a list of "
+                            f"non-negative ints. Received: {shape!r:.200}")
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if count != nframes_for(nbytes):
+        raise ProtocolError("frame_count", f"Tensor {name!r} has {nbytes} bytes, so it needs "
+                            f"{nframes_for(nbytes)} frames. Received: nframes={count!r}")
+
+
+def _build_chunks(specs: list[list], frames: Sequence[Any]) -> dict[str, tuple]:
+    chunks = {}
+    index = 1
+    for name, dtype, shape, count in specs:
+        parts = [memoryview(f) for f in frames[index:index + count]]
+        index += count
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        sizes = [p.nbytes for p in parts]
+        want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
+        if nbytes == 0:
+            want = [0]
+        if sizes != want:
+            raise ProtocolError("frame_size", f"Tensor {name!r} ({dtype}, shape {shape}) "
+                                f"needs frames of {want[:4]} bytes. Received: {sizes[:4]}")
+        chunks[name] = (dtype, tuple(shape), parts)
+    return chunks
+
+
+def _join(parts: list[memoryview], dtype: str, shape: list[int]) -> np.ndarray:
+    if len(parts) == 1:
+        return np.frombuffer(parts[0], dtype=dtype).reshape(shape)
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1).view(np.uint8)
+    offset = 0
+    for part in parts:
+        flat[offset:offset + part.nbytes] = np.frombuffer(part, dtype=np.uint8)
+        offset += part.nbytes
+    return out
+
+
+def message_bytes(frames: Sequence[Any]) -> int:
+    """Total payload size of a list of frames."""
+    return sum(memoryview(f).nbytes for f in frames)
+
+
+def reheader(frames: Sequence[Any], **fields: Any) -> list:
+    """The same message with header fields replaced (data frames shared, not copied)."""
+    header = msgpack.unpackb(frames[0], raw=False)
+    header.update(fields)
+    return [msgpack.packb(header, use_bin_type=True), *frames[1:]]

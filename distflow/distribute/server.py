@@ -1,0 +1,795 @@
+"""The parameter server: one shard of the parameters and their optimizer state.
+
+`ParameterServer` answers the requests of docs/protocol.md on a ROUTER socket in
+a single poll loop that never blocks on one client. Updates go through
+`distflow.optimizers.rules` only, so a run through the server applies the same
+arithmetic as a local optimizer.
+
+- Sync mode (MirroredStrategy): the gradients of one step are summed into a
+  preallocated buffer as they arrive; when every live worker has pushed, the
+  sum is averaged, applied once, the version bumps and every waiting push_pull
+  gets the same new parameters. A worker silent for `heartbeat_timeout` is
+  declared dead and the step completes with the live ones; a worker that
+  registers during a step joins at the next one.
+- Async mode (ParameterServerStrategy): each gradient is applied on arrival;
+  staleness = server version - the version the gradient was computed on. With
+  `max_staleness`, a gradient staler than the bound is dropped (not applied,
+  reported to the worker, which continues from the current parameters).
+
+Run as a process: `python -m distflow.distribute.server` reads the launcher's
+`DISTFLOW_*` environment (see `config_from_env`) and exits 0 on SIGTERM after a
+final checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distflow.distribute import checkpoint, protocol, transport
+from distflow.distribute.protocol import Message, ProtocolError
+
+log = logging.getLogger("distflow.ps")
+
+MODES = {"sync": "sync", "mirrored": "sync", "async": "async"}
+NONFINITE_POLICIES = ("reject", "skip")
+_HISTOGRAM_CAP = 64
+
+
+@dataclass
+class ServerConfig:
+    """Settings of one parameter server.
+
+    Attributes:
+        address: `tcp://host:port` to bind; port 0 picks a free port.
+        shard: this server's shard id (names its checkpoint subdirectory).
+        mode: "sync" (alias "mirrored") or "async".
+        num_workers: sync: workers expected before the first steps complete
+            (a missing one is waited for at most `heartbeat_timeout`).
+        max_staleness: async: drop gradients staler than this; None: no bound.
+        heartbeat_timeout: seconds of silence after which a worker is dead.
+        checkpoint_dir: where checkpoints go (`<dir>/ps-<shard>/`); None: none.
+        checkpoint_every: checkpoint every this many versions (0: only on
+            shutdown and on request).
+        keep_checkpoints: how many checkpoint files to keep.
+        keys_dir: CURVE key directory (encryption + allow-list); None: plain.
+        nonfinite: "reject" (error reply) or "skip" (accept, do not apply)
+            for gradients containing NaN or inf.
+        max_tensors: most tensors in one message.
+        max_message_bytes: largest message accepted (larger: error reply).
+        max_frame_bytes: largest single frame; a peer sending more is
+            disconnected by libzmq before the frame is buffered.
+        stats_interval: seconds between stats lines in the log (0: never).
+        poll_ms: poll timeout of the loop (liveness checks run this often).
+    """
+
+    address: str = "tcp://127.0.0.1:0"
+    shard: int = 0
+    mode: str = "sync"
+    num_workers: int = 1
+    max_staleness: int | None = None
+    heartbeat_timeout: float = 30.0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    keys_dir: str | None = None
+    nonfinite: str = "reject"
+    max_tensors: int = protocol.DEFAULT_MAX_TENSORS
+    max_message_bytes: int = 4 * 1024**3
+    max_frame_bytes: int = 2 * protocol.FRAME_BYTES
+    stats_interval: float = 60.0
+    poll_ms: int = 50
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"`mode` must be one of {sorted(MODES)}. Received: mode={self.mode!r}")
+        self.mode = MODES[self.mode]
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"`nonfinite` must be one of {NONFINITE_POLICIES}. "
+                             f"Received: nonfinite={self.nonfinite!r}")
+        if not self.heartbeat_timeout > 0:
+            raise ValueError(f"`heartbeat_timeout` must be a positive number of seconds. "
+                             f"Received: heartbeat_timeout={self.heartbeat_timeout!r}")
+        if self.max_staleness is not None and self.max_staleness < 0:
+            raise ValueError(f"`max_staleness` must be None or an int >= 0. "
+                             f"Received: max_staleness={self.max_staleness!r}")
+
+
+@dataclass
+class _Worker:
+    wid: int
+    last_seen: float
+    last_step: int = -1
+    alive: bool = True
+    left: bool = False
+    pending: tuple | None = None  # (identity, req, op) waiting for the sync step
+    done_req: Any = None
+
+
+@dataclass
+class _Stats:
+    started: float = field(default_factory=time.monotonic)
+    requests: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    staleness: Counter = field(default_factory=Counter)
+    pushes: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    stale_dropped: int = 0
+    skipped_nonfinite: int = 0
+    duplicates: int = 0
+    cow_copies: int = 0
+    last_checkpoint: dict | None = None
+
+
+class _Reject(Exception):
+    """A request refused after decoding; becomes an error reply."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class ParameterServer:
+    """One parameter-server shard.
+
+    Args:
+        config: a `ServerConfig`; keyword arguments override its fields.
+
+    Example:
+        >>> server = ParameterServer(mode="async")
+        >>> server.start()            # serves in a background thread
+        >>> server.address            # 'tcp://127.0.0.1:43121'
+        >>> server.stop()
+    """
+
+    def __init__(self, config: ServerConfig | None = None, **overrides: Any):
+        base = config or ServerConfig()
+        self.config = ServerConfig(**{**base.__dict__, **overrides})
+        self.params: dict[str, np.ndarray] = {}
+        self.slots: dict[str, dict[str, np.ndarray]] = {}
+        self.optimizer: dict | None = None
+        self.version = 0
+        self.position: dict = {}
+        self.workers: dict[int, _Worker] = {}
+        self.stats = _Stats()
+        self._rule = self._schedule = None
+        self._round = _Round()
+        self._inflight: list = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_stats_log = time.monotonic()
+        self._gave_up = False  # stopped waiting for workers that never registered
+        self._restore()
+        self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
+                                             self.config.max_frame_bytes)
+        log.info("Parameter server %d (%s) listening on %s%s", self.config.shard,
+                 self.config.mode, self.address, " with CURVE" if self.config.keys_dir else "")
+
+    @property
+    def address(self) -> str:
+        """The bound address, `tcp://host:port`."""
+        return self.socket.address
+
+    @property
+    def initialized(self) -> bool:
+        return self.optimizer is not None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> threading.Thread:
+        """Serves in a daemon thread; returns it."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
+                                        name=f"distflow-ps-{self.config.shard}")
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Asks the loop to finish (final checkpoint) and waits for its thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"Parameter server {self.address} did not stop within "
+                                   f"{timeout} s.")
+
+    def serve_forever(self) -> None:
+        """The event loop: runs until `stop()`, a shutdown request or SIGTERM (in main)."""
+        try:
+            while not self._stop.is_set():
+                if self.socket.poll(self.config.poll_ms):
+                    self._drain()
+                self._housekeeping()
+        finally:
+            self._final_checkpoint()
+            self.socket.close()
+            log.info("Parameter server %d stopped at version %d", self.config.shard,
+                     self.version)
+
+    def _drain(self) -> None:
+        # Bounded so liveness checks still run under a flood of requests.
+        for _ in range(256):
+            received = self.socket.recv()
+            if received is None:
+                return
+            self._handle(*received)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        self._check_liveness(now)
+        if self.config.mode == "sync":
+            self._maybe_complete_round(now)
+        interval = self.config.stats_interval
+        if interval and now - self._last_stats_log >= interval:
+            self._last_stats_log = now
+            log.info("stats %s", _summary(self.stats_dict()))
+
+    # ------------------------------------------------------------ dispatch
+
+    def _handle(self, identity: bytes, frames: list) -> None:
+        size = protocol.message_bytes(frames)
+        self.stats.bytes_in += size
+        req = None
+        try:
+            if size > self.config.max_message_bytes:
+                raise _Reject("message_too_large", f"The message has {size} bytes; this "
+                              f"server accepts at most {self.config.max_message_bytes}.")
+            msg = protocol.decode(frames, self.config.max_tensors)
+            req = msg.req
+            self.stats.requests[msg.op] += 1
+            worker = self._touch(msg)
+            getattr(self, f"_op_{msg.op}")(identity, msg, worker)
+        except ProtocolError as exc:
+            self._reject(identity, exc.req, exc.reason, str(exc))
+        except _Reject as exc:
+            self._reject(identity, req, exc.reason, str(exc))
+        except Exception as exc:  # a bug must not take the shard down
+            log.exception("Internal error while handling a request")
+            self._reject(identity, req, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
+        self.stats.rejected[reason] += 1
+        log.debug("Rejected a request (%s): %s", reason, message)
+        self._send(identity, protocol.error_frames(req, reason, message))
+
+    def _send(self, identity: bytes, frames: list, track: bool = False) -> None:
+        self.stats.bytes_out += protocol.message_bytes(frames)
+        tracker = self.socket.send(identity, frames, track=track)
+        if track and tracker is not None:
+            self._inflight.append(tracker)
+
+    def _reply(self, identity: bytes, msg: Message, with_params: bool = False,
+               names: list[str] | None = None, **fields: Any) -> None:
+        header = {"op": "ok", "req": msg.req, "version": self.version, **fields}
+        tensors = self._tensors(names) if with_params else []
+        self._send(identity, protocol.encode(header, tensors), track=with_params)
+
+    def _tensors(self, names: list[str] | None) -> list[tuple[str, np.ndarray]]:
+        keys = self.params if names is None else names
+        return [(name, self.params[name]) for name in keys]
+
+    def _touch(self, msg: Message) -> _Worker | None:
+        wid = msg.sender
+        if wid is None or wid < 0:
+            return None
+        now = time.monotonic()
+        worker = self.workers.get(wid)
+        if worker is None:
+            if self._round.started and wid in self._never_registered():
+                self._round.required.add(wid)  # an expected worker: it belongs to this step
+            worker = self.workers[wid] = _Worker(wid, now)
+            log.info("Worker %d registered (version %d)", wid, self.version)
+        elif not worker.alive or worker.left:
+            log.info("Worker %d rejoined (version %d); it joins at the next step",
+                     wid, self.version)
+            worker.alive, worker.left = True, False
+            self._round.required.discard(wid)
+        worker.last_seen = now
+        return worker
+
+    # ------------------------------------------------------------ simple ops
+
+    def _op_hello(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._reply(identity, msg, shard=self.config.shard, mode=self.config.mode,
+                    initialized=self.initialized, position=self.position,
+                    num_workers=self.config.num_workers, params=list(self.params))
+
+    def _op_heartbeat(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._reply(identity, msg)
+
+    def _op_bye(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        if worker is not None:
+            worker.left = True
+            self._round.required.discard(worker.wid)
+            log.info("Worker %d left (last step %d)", worker.wid, worker.last_step)
+        self._reply(identity, msg)
+
+    def _op_stats(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._reply(identity, msg, stats=self.stats_dict())
+
+    def _op_save(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._update_position(msg)
+        if not self.config.checkpoint_dir:
+            raise _Reject("no_checkpoint_dir", "This server has no checkpoint directory; "
+                          "start it with DISTFLOW_CHECKPOINT_DIR (launcher --checkpoint-dir).")
+        path = self.save_checkpoint()
+        self._reply(identity, msg, path=str(path))
+
+    def _op_shutdown(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._update_position(msg)
+        self._reply(identity, msg)
+        log.info("Shutdown requested by worker %s", msg.sender)
+        self._stop.set()
+
+    def _op_pull(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._require_initialized()
+        names = msg.header.get("names")
+        if names is not None:
+            if not isinstance(names, list):
+                raise _Reject("bad_field", f"`names` must be a list of parameter names. "
+                              f"Received: {names!r:.100}")
+            for name in names:
+                self._known(name)
+        self._reply(identity, msg, with_params=True, names=names)
+
+    def _op_init(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        config = msg.header.get("optimizer")
+        if self.optimizer is None:
+            rule, schedule = _build_optimizer(config)
+        for name in msg.names:
+            if name in self.params:
+                self._check_tensor(msg, name)
+        if self.optimizer is None:
+            self.optimizer, self._rule, self._schedule = config, rule, schedule
+            log.info("Initialized by worker %s with optimizer %s", msg.sender, config["name"])
+        added = [n for n in msg.names if n not in self.params]
+        for name in added:
+            self.params[name] = np.array(msg.tensor(name), copy=True)
+            self.slots[name] = self._rule.init(self.params[name])
+        self._round.reset_buffers(self.params)
+        self._reply(identity, msg, with_params=True, names=msg.names, added=added)
+
+    def _update_position(self, msg: Message) -> None:
+        position = msg.header.get("position")
+        if isinstance(position, dict) and len(position) <= 16:
+            self.position = {str(k): v for k, v in position.items()
+                             if isinstance(v, int | float | str | bool)}
+
+    # ------------------------------------------------------------ validation
+
+    def _require_initialized(self) -> None:
+        if not self.initialized:
+            raise _Reject("not_initialized", "The parameters are not initialized yet: "
+                          "the chief must send `init` first.")
+
+    def _known(self, name: Any) -> np.ndarray:
+        if name not in self.params:
+            raise _Reject("unknown_parameter", f"Unknown parameter {name!r:.100} on shard "
+                          f"{self.config.shard}. Known: {sorted(self.params)[:20]}")
+        return self.params[name]
+
+    def _check_tensor(self, msg: Message, name: str) -> None:
+        param = self._known(name)
+        dtype, shape = msg.spec(name)
+        if dtype != param.dtype.name:
+            raise _Reject("dtype_mismatch", f"Parameter {name!r} is {param.dtype.name}. "
+                          f"Received: dtype={dtype}")
+        if shape != param.shape:
+            raise _Reject("shape_mismatch", f"Parameter {name!r} has shape {param.shape}. "
+                          f"Received: shape={shape}")
+
+    def _check_gradients(self, msg: Message) -> bool:
+        """Validates a push; returns False when it must be skipped (non-finite, skip policy)."""
+        self._require_initialized()
+        for name in msg.names:
+            self._check_tensor(msg, name)
+        bad = [n for n in msg.names if not _finite(msg.pieces(n))]
+        if not bad:
+            return True
+        if self.config.nonfinite == "reject":
+            raise _Reject("non_finite", f"Gradient of {bad[0]!r} contains NaN or inf "
+                          f"({len(bad)} tensor(s) affected); nothing was applied.")
+        self.stats.skipped_nonfinite += 1
+        return False
+
+    # ------------------------------------------------------------ push
+
+    def _op_push(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._push(identity, msg, worker, with_params=False)
+
+    def _op_push_pull(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._push(identity, msg, worker, with_params=True)
+
+    def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
+              with_params: bool) -> None:
+        if worker is not None and self._is_duplicate(identity, msg, worker, with_params):
+            return
+        usable = self._check_gradients(msg)
+        self._update_position(msg)
+        self.stats.pushes += 1
+        if worker is not None:
+            worker.last_step = msg.header.get("step", worker.last_step)
+        if self.config.mode == "async":
+            self._push_async(identity, msg, worker, usable, with_params)
+        else:
+            self._push_sync(identity, msg, worker, usable, with_params)
+
+    def _is_duplicate(self, identity: bytes, msg: Message, worker: _Worker,
+                      with_params: bool) -> bool:
+        """Retries reuse their request id: never apply the same request twice."""
+        if worker.pending is not None:
+            old_identity, old_req, _ = worker.pending
+            worker.pending = (identity, msg.req, "push_pull" if with_params else "push")
+            if old_req != msg.req:
+                # A restarted worker re-sent its step: its first gradient already counts.
+                log.info("Worker %d sent a second gradient for step %d; the first one counts",
+                         worker.wid, self.version)
+            self.stats.duplicates += 1
+            return True
+        if msg.req is not None and msg.req == worker.done_req:
+            self.stats.duplicates += 1
+            self._reply(identity, msg, with_params=with_params, duplicate=True)
+            return True
+        return False
+
+    def _push_async(self, identity: bytes, msg: Message, worker: _Worker | None,
+                    usable: bool, with_params: bool) -> None:
+        staleness = max(0, self.version - msg.header.get("step", self.version))
+        self.stats.staleness[min(staleness, _HISTOGRAM_CAP)] += 1
+        limit = self.config.max_staleness
+        dropped = usable and limit is not None and staleness > limit
+        if dropped:
+            self.stats.stale_dropped += 1
+        elif usable:
+            self._apply({name: msg.tensor(name) for name in msg.names})
+        if worker is not None:
+            worker.done_req = msg.req
+        self._reply(identity, msg, with_params=with_params, staleness=staleness,
+                    dropped=dropped, skipped=not usable)
+
+    def _push_sync(self, identity: bytes, msg: Message, worker: _Worker | None,
+                   usable: bool, with_params: bool) -> None:
+        rnd = self._round
+        if not rnd.started:
+            rnd.start(self._live_ids(), time.monotonic())
+        if usable:
+            rnd.add(msg)
+        key = worker.wid if worker is not None else -len(rnd.anonymous) - 1
+        rnd.arrived.add(key)
+        pending = (identity, msg.req, "push_pull" if with_params else "push")
+        if worker is not None:
+            worker.pending = pending
+        else:
+            rnd.anonymous.append(pending)
+        self._maybe_complete_round(time.monotonic())
+
+    # ------------------------------------------------------------ sync step
+
+    def _live_ids(self) -> set[int]:
+        return {w.wid for w in self.workers.values() if w.alive and not w.left}
+
+    def _maybe_complete_round(self, now: float) -> None:
+        rnd = self._round
+        if not rnd.started:
+            return
+        rnd.required &= self._live_ids()
+        if not rnd.required <= rnd.arrived:
+            return
+        missing = self._never_registered()
+        if missing and now - rnd.started_at < self.config.heartbeat_timeout:
+            return
+        if missing:
+            log.warning("Workers %s never registered within %.1f s; stepping without them",
+                        sorted(missing), self.config.heartbeat_timeout)
+            self._gave_up = True
+        self._complete_round()
+
+    def _never_registered(self) -> set[int]:
+        if self._gave_up:
+            return set()
+        return set(range(self.config.num_workers)) - set(self.workers)
+
+    def _complete_round(self) -> None:
+        rnd = self._round
+        grads = rnd.averaged()
+        if grads:
+            self._apply(grads)
+        waiting = [w for w in self.workers.values() if w.pending is not None]
+        frames = None
+        for w in waiting:
+            identity, req, op = w.pending
+            w.pending, w.done_req, w.last_seen = None, req, time.monotonic()
+            frames = self._answer(identity, req, op, frames)
+        for identity, req, op in rnd.anonymous:
+            frames = self._answer(identity, req, op, frames)
+        rnd.finish()
+
+    def _answer(self, identity: bytes, req: Any, op: str, frames: list | None) -> list | None:
+        header = {"op": "ok", "req": req, "version": self.version, "staleness": 0,
+                  "dropped": False, "skipped": False}
+        if op != "push_pull":
+            self._send(identity, protocol.encode(header))
+            return frames
+        if frames is None:
+            frames = protocol.encode(header, self._tensors(None))
+            self._send(identity, frames, track=True)
+            return frames
+        self._send(identity, protocol.reheader(frames, req=req), track=True)
+        return frames
+
+    # ------------------------------------------------------------ updates
+
+    def _apply(self, grads: dict[str, np.ndarray]) -> None:
+        """Applies one optimizer step with `grads` (name -> gradient) and bumps the version."""
+        self._copy_on_write()
+        step = self.version + 1
+        hp = dict(self.optimizer.get("hp", {}))
+        hp["learning_rate"] = self._learning_rate(self.version)
+        for name, grad in grads.items():
+            self._rule.update(self.params[name], grad, self.slots[name], step, hp)
+        self.version = step
+        every = self.config.checkpoint_every
+        if self.config.checkpoint_dir and every and step % every == 0:
+            self.save_checkpoint()
+
+    def _learning_rate(self, iterations: int) -> float:
+        if self._schedule is not None:
+            return float(self._schedule(iterations))
+        return float(self.optimizer.get("learning_rate", 0.01))
+
+    def _copy_on_write(self) -> None:
+        """Replies may still be reading the parameter buffers (zero-copy sends).
+
+        Updating them in place would corrupt a reply in flight, so when a send is
+        not finished the parameters move to fresh copies instead of waiting.
+        """
+        self._inflight = [t for t in self._inflight if not transport.tracker_done(t)]
+        if not self._inflight:
+            return
+        self.params = {name: p.copy() for name, p in self.params.items()}
+        self._inflight.clear()
+        self.stats.cow_copies += 1
+
+    # ------------------------------------------------------------ liveness
+
+    def _check_liveness(self, now: float) -> None:
+        timeout = self.config.heartbeat_timeout
+        for w in self.workers.values():
+            if w.alive and not w.left and w.pending is None and now - w.last_seen > timeout:
+                w.alive = False
+                self._round.required.discard(w.wid)
+                log.warning("Worker %d declared dead: silent for %.1f s (heartbeat timeout "
+                            "%.1f s), last step %d", w.wid, now - w.last_seen, timeout,
+                            w.last_step)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _checkpoint_root(self) -> Path | None:
+        if not self.config.checkpoint_dir:
+            return None
+        return Path(self.config.checkpoint_dir) / f"ps-{self.config.shard}"
+
+    def save_checkpoint(self) -> Path:
+        """Writes parameters, optimizer state, version and position atomically."""
+        tensors = {f"param/{n}": p for n, p in self.params.items()}
+        for name, slots in self.slots.items():
+            tensors.update({f"slot/{name}/{s}": a for s, a in slots.items()})
+        meta = {"version": self.version, "position": self.position, "shard": self.config.shard,
+                "mode": self.config.mode, "optimizer": self.optimizer,
+                "params": list(self.params), "time": time.time()}
+        path = checkpoint.save(self._checkpoint_root(), self.version, tensors, meta,
+                               keep=self.config.keep_checkpoints)
+        self.stats.last_checkpoint = {"path": str(path), "version": self.version}
+        log.info("Checkpoint written: %s (version %d)", path, self.version)
+        return path
+
+    def _final_checkpoint(self) -> None:
+        if self.config.checkpoint_dir and self.initialized:
+            try:
+                self.save_checkpoint()
+            except OSError as exc:
+                log.error("Final checkpoint failed: %s", exc)
+
+    def _restore(self) -> None:
+        root = self._checkpoint_root()
+        found = checkpoint.load_latest(root) if root is not None else None
+        if found is None:
+            return
+        path, tensors, meta = found
+        self.optimizer = meta["optimizer"]
+        self._rule, self._schedule = _build_optimizer(self.optimizer)
+        for name in meta["params"]:
+            self.params[name] = tensors[f"param/{name}"]
+            prefix = f"slot/{name}/"
+            self.slots[name] = {k[len(prefix):]: v for k, v in tensors.items()
+                                if k.startswith(prefix)}
+        self.version = int(meta["version"])
+        self.position = dict(meta.get("position") or {})
+        self._round.reset_buffers(self.params)
+        self.stats.last_checkpoint = {"path": str(path), "version": self.version}
+        log.info("Resumed from checkpoint %s (version %d, position %s)", path, self.version,
+                 self.position)
+
+    # ------------------------------------------------------------ stats
+
+    def stats_dict(self) -> dict[str, Any]:
+        """Counters as a msgpack-safe dict (what the `stats` op returns)."""
+        s, now = self.stats, time.monotonic()
+        workers = {str(w.wid): {"alive": w.alive and not w.left, "left": w.left,
+                                "last_step": w.last_step,
+                                "silent_s": round(now - w.last_seen, 3)}
+                   for w in self.workers.values()}
+        return {
+            "shard": self.config.shard, "mode": self.config.mode, "version": self.version,
+            "address": self.address, "uptime_s": round(now - s.started, 3),
+            "params": len(self.params),
+            "param_bytes": sum(p.nbytes for p in self.params.values()),
+            "pushes": s.pushes, "requests": dict(s.requests), "bytes_in": s.bytes_in,
+            "bytes_out": s.bytes_out, "rejected": dict(s.rejected),
+            "live_workers": sorted(w.wid for w in self.workers.values()
+                                   if w.alive and not w.left),
+            "dead_workers": sorted(w.wid for w in self.workers.values() if not w.alive),
+            "workers": workers, "position": self.position,
+            "staleness": {str(k): v for k, v in sorted(s.staleness.items())},
+            "stale_dropped": s.stale_dropped, "skipped_nonfinite": s.skipped_nonfinite,
+            "duplicates": s.duplicates, "cow_copies": s.cow_copies,
+            "last_checkpoint": s.last_checkpoint,
+        }
+
+
+class _Round:
+    """The sync step being assembled: who must push, who did, the running sums."""
+
+    def __init__(self):
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+        self.finish()
+
+    def reset_buffers(self, params: dict[str, np.ndarray]) -> None:
+        for name, p in params.items():
+            if name not in self.sums:
+                self.sums[name] = np.empty_like(p)
+                self.counts[name] = 0
+
+    def start(self, live: set[int], now: float) -> None:
+        self.started, self.started_at, self.required = True, now, set(live)
+
+    def add(self, msg: Message) -> None:
+        for name in msg.names:
+            total = self.sums[name].reshape(-1)
+            offset = 0
+            for piece in msg.pieces(name):
+                dest = total[offset:offset + piece.size]
+                if self.counts[name] == 0:
+                    np.copyto(dest, piece)
+                else:
+                    np.add(dest, piece, out=dest)
+                offset += piece.size
+            self.counts[name] += 1
+
+    def averaged(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, count in self.counts.items():
+            if count:
+                total = self.sums[name]
+                if count > 1:
+                    np.multiply(total, total.dtype.type(1.0 / count), out=total)
+                out[name] = total
+        return out
+
+    def finish(self) -> None:
+        self.started, self.started_at = False, 0.0
+        self.required: set[int] = set()
+        self.arrived: set[int] = set()
+        self.anonymous: list[tuple] = []
+        for name in self.counts:
+            self.counts[name] = 0
+
+
+def _finite(pieces: list[np.ndarray]) -> bool:
+    for piece in pieces:
+        if piece.dtype.kind == "f" and piece.size:
+            # min/max propagate NaN and expose inf without allocating a mask.
+            if not (math.isfinite(piece.min()) and math.isfinite(piece.max())):
+                return False
+    return True
+
+
+def _build_optimizer(config: Any) -> tuple[Any, Any]:
+    """(rule, schedule or None) from the init request's optimizer config."""
+    from distflow.optimizers import rules, schedules
+
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise _Reject("bad_optimizer", f"`optimizer` must be a map {{name, hp, learning_rate}}. "
+                      f"Received: optimizer={config!r:.200}")
+    hp, lr = config.get("hp", {}), config.get("learning_rate", 0.01)
+    if not isinstance(hp, dict):
+        raise _Reject("bad_optimizer", f"`optimizer.hp` must be a map. Received: hp={hp!r:.100}")
+    try:
+        rule = rules.get_rule(config["name"])
+        schedule = schedules.deserialize(lr) if isinstance(lr, dict) else None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _Reject("bad_optimizer", f"Cannot build optimizer from {config!r:.200}: "
+                      f"{exc}") from None
+    if schedule is None and not isinstance(lr, int | float):
+        raise _Reject("bad_optimizer", f"`optimizer.learning_rate` must be a number or a "
+                      f"schedule config. Received: learning_rate={lr!r:.100}")
+    return rule, schedule
+
+
+def _summary(stats: dict) -> str:
+    keys = ("version", "pushes", "bytes_in", "bytes_out", "rejected", "live_workers",
+            "dead_workers", "staleness", "last_checkpoint")
+    return " ".join(f"{k}={stats[k]}" for k in keys)
+
+
+# ---------------------------------------------------------------- process entry
+
+def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
+    """Builds the server's settings from the launcher's `DISTFLOW_*` variables.
+
+    DISTFLOW_RANK is the shard id, DISTFLOW_PS_ADDRS[rank] gives the port,
+    DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
+    DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
+    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT and DISTFLOW_KEYS.
+    """
+    env = dict(os.environ if environ is None else environ)
+    rank = _env_int(env, "DISTFLOW_RANK", 0)
+    addrs = [a.strip() for a in env.get("DISTFLOW_PS_ADDRS", "").split(",") if a.strip()]
+    if not 0 <= rank < max(1, len(addrs)):
+        raise ValueError(f"DISTFLOW_RANK must index DISTFLOW_PS_ADDRS ({len(addrs)} "
+                         f"entries). Received: DISTFLOW_RANK={rank}")
+    port = addrs[rank].rpartition(":")[2] if addrs else "0"
+    bind = env.get("DISTFLOW_BIND", "") or "127.0.0.1"
+    staleness = env.get("DISTFLOW_MAX_STALENESS", "").strip()
+    return ServerConfig(
+        address=f"tcp://{bind}:{port}", shard=rank,
+        mode=env.get("DISTFLOW_STRATEGY", "mirrored") or "mirrored",
+        num_workers=_env_int(env, "DISTFLOW_NUM_WORKERS", 1),
+        max_staleness=int(staleness) if staleness else None,
+        heartbeat_timeout=float(env.get("DISTFLOW_HEARTBEAT_TIMEOUT", "") or 30.0),
+        checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
+        checkpoint_every=_env_int(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
+        keys_dir=env.get("DISTFLOW_KEYS") or None,
+        stats_interval=float(env.get("DISTFLOW_STATS_INTERVAL", "") or 60.0),
+    )
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"Environment variable {name} must be an int. "
+                         f"Received: {raw!r}") from None
+
+
+def main() -> int:
+    """Process entry point: serve until SIGTERM/SIGINT, checkpoint, exit 0."""
+    logging.basicConfig(level=os.environ.get("DISTFLOW_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        server = ParameterServer(config_from_env())
+    except (ValueError, transport.TransportError) as exc:
+        print(f"distflow parameter server: {exc}", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server._stop.set())
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

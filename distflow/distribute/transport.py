@@ -1,0 +1,289 @@
+"""ZeroMQ transport: the only module of distflow that imports zmq.
+
+Servers use a ROUTER socket, clients one DEALER socket per server. Frames of at
+least `COPY_THRESHOLD` bytes are sent without copying and every message is
+received with `copy=False`, so the protocol layer builds arrays directly on the
+received buffers. With a CURVE key directory every socket encrypts, and the
+server runs a ZAP authenticator that admits only the client public keys found in
+the directory's allow-list (see docs/security.md for the layout).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
+
+log = logging.getLogger("distflow.transport")
+
+COPY_THRESHOLD = 64 * 1024
+SERVER_KEY = "server"
+CLIENTS_DIR = "clients"
+
+_HANDSHAKE_FAILURES = {
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0): "handshake failed",
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0): "handshake failed (protocol "
+    "mismatch: a client without CURVE keys, or not a distflow peer)",
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0): "authentication refused (client key "
+    "not in the allow-list)",
+}
+
+
+class TransportError(RuntimeError):
+    """A socket could not be set up (bind/connect/keys)."""
+
+
+def context() -> zmq.Context:
+    """The process-wide ZeroMQ context."""
+    return zmq.Context.instance()
+
+
+# ------------------------------------------------------------------ keys
+
+def generate_keys(directory: str | os.PathLike, num_clients: int) -> list[Path]:
+    """Writes a server key pair and `num_clients` client key pairs into `directory`.
+
+    Layout: `server.key` / `server.key_secret`, and `clients/client-<i>.key` /
+    `clients/client-<i>.key_secret`. The public `clients/*.key` files are the
+    server's allow-list.
+
+    Returns:
+        The paths of the files written.
+    """
+    if num_clients < 1:
+        raise ValueError(f"`num_clients` must be a positive int. Received: {num_clients}")
+    root = Path(directory)
+    clients = root / CLIENTS_DIR
+    clients.mkdir(parents=True, exist_ok=True)
+    written = list(zmq.auth.create_certificates(str(root), SERVER_KEY))
+    for i in range(num_clients):
+        written.extend(zmq.auth.create_certificates(str(clients), f"client-{i}"))
+    for path in written:
+        if str(path).endswith("_secret"):
+            os.chmod(path, 0o600)
+    return [Path(p) for p in written]
+
+
+def server_keys(directory: str | os.PathLike) -> tuple[bytes, bytes]:
+    """The server's (public, secret) key pair from a key directory."""
+    return _load_pair(Path(directory) / f"{SERVER_KEY}.key_secret")
+
+
+def client_keys(directory: str | os.PathLike, index: int) -> tuple[bytes, bytes]:
+    """A client key pair: `client-<index mod count>` from the key directory."""
+    clients = sorted((Path(directory) / CLIENTS_DIR).glob("client-*.key_secret"),
+                     key=lambda p: int(p.name.split("-")[1].split(".")[0]))
+    if not clients:
+        raise TransportError(f"No client keys in {Path(directory) / CLIENTS_DIR}. Make a "
+                             f"key directory with `python -m distflow.keys generate DIR`.")
+    return _load_pair(clients[index % len(clients)])
+
+
+def server_public_key(directory: str | os.PathLike) -> bytes:
+    """The server's public key (all a client needs to know about the server)."""
+    path = Path(directory) / f"{SERVER_KEY}.key"
+    public, _ = _load(path)
+    return public
+
+
+def allowed_client_keys(directory: str | os.PathLike) -> set[bytes]:
+    """The z85 public keys of the allow-list (`clients/*.key`)."""
+    path = Path(directory) / CLIENTS_DIR
+    if not path.is_dir():
+        raise TransportError(f"CURVE key directory {directory} has no `{CLIENTS_DIR}/` "
+                             f"allow-list. Make one with `python -m distflow.keys generate DIR`.")
+    return set(zmq.auth.load_certificates(str(path)))
+
+
+def _load_pair(path: Path) -> tuple[bytes, bytes]:
+    public, secret = _load(path)
+    if not secret:
+        raise TransportError(f"Key file {path} holds no secret key.")
+    return public, secret
+
+
+def _load(path: Path) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise TransportError(f"Missing CURVE key file {path}. Make a key directory with "
+                             f"`python -m distflow.keys generate DIR`.")
+    return zmq.auth.load_certificate(str(path))
+
+
+# ------------------------------------------------------------------ server side
+
+class _AllowList:
+    """ZAP credentials provider: admits listed keys, logs every refusal."""
+
+    def __init__(self, allowed: set[bytes]):
+        self.allowed = allowed
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        ok = key in self.allowed
+        if not ok:
+            log.warning("Refused a CURVE client: public key %s is not in the allow-list",
+                        key.decode("ascii", "replace"))
+        return ok
+
+
+class ServerSocket:
+    """A bound ROUTER socket, optionally CURVE-encrypted with a client allow-list.
+
+    Args:
+        address: `tcp://host:port`; port 0 (or `*`) binds a free port.
+        keys_dir: CURVE key directory, or None for plain TCP.
+        max_frame_bytes: libzmq MAXMSGSIZE: a peer sending a larger frame is
+            disconnected before the frame is buffered (memory protection).
+    """
+
+    def __init__(self, address: str, keys_dir: str | None = None,
+                 max_frame_bytes: int = -1):
+        self.socket = context().socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+        self._auth = None
+        if keys_dir:
+            self._setup_curve(keys_dir)
+        self.monitor = self.socket.get_monitor_socket()
+        self.address = self._bind(address)
+        self.poller = zmq.Poller()
+        self.poller.register(self.socket, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+
+    def _setup_curve(self, keys_dir: str) -> None:
+        public, secret = server_keys(keys_dir)
+        self._auth = ThreadAuthenticator(context(), log=logging.getLogger("distflow.zap"))
+        self._auth.start()
+        self._auth.configure_curve_callback("*", _AllowList(allowed_client_keys(keys_dir)))
+        self.socket.curve_secretkey = secret
+        self.socket.curve_publickey = public
+        self.socket.curve_server = True
+
+    def _bind(self, address: str) -> str:
+        host, _, port = address.rpartition(":")
+        try:
+            if port in ("0", "*"):
+                chosen = self.socket.bind_to_random_port(host)
+                return f"{host}:{chosen}"
+            self.socket.bind(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise TransportError(f"Cannot bind the parameter server to {address}: {exc}. "
+                                 f"Is another process using the port?") from None
+        return address
+
+    def poll(self, timeout_ms: int) -> bool:
+        """Waits up to `timeout_ms` for a message; handles monitor events. True if one waits."""
+        events = dict(self.poller.poll(timeout_ms))
+        if self.monitor in events:
+            self._drain_monitor()
+        return self.socket in events
+
+    def _drain_monitor(self) -> None:
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            what = _HANDSHAKE_FAILURES.get(event["event"])
+            if what:
+                log.warning("Refused a connection on %s: %s (endpoint %s)", self.address,
+                            what, event.get("endpoint", b"").decode("utf-8", "replace"))
+
+    def recv(self) -> tuple[bytes, list[Any]] | None:
+        """One message without blocking: (peer identity, frames), or None."""
+        try:
+            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        return frames[0].bytes, [f.buffer for f in frames[1:]]
+
+    def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
+        """Sends a reply to `identity`; returns a tracker when `track` (zero-copy frames).
+
+        Never blocks: a reply to a peer that is gone is dropped.
+        """
+        try:
+            return self.socket.send_multipart([identity, *frames], zmq.NOBLOCK,
+                                              copy=False, track=track)
+        except zmq.Again:
+            log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
+            return None
+
+    def close(self) -> None:
+        """Closes the socket and stops the authenticator."""
+        if getattr(self, "monitor", None) is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+
+
+def tracker_done(tracker: Any) -> bool:
+    """True when a zero-copy send no longer references its buffers."""
+    return tracker is None or tracker.done
+
+
+# ------------------------------------------------------------------ client side
+
+class ClientSocket:
+    """A DEALER socket connected to one server.
+
+    Args:
+        address: the server's `tcp://host:port`.
+        keys: (server public key, client public key, client secret key) for
+            CURVE, or None.
+    """
+
+    def __init__(self, address: str, keys: tuple[bytes, bytes, bytes] | None = None):
+        self.address = address
+        self.socket = context().socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if keys is not None:
+            server_public, public, secret = keys
+            self.socket.curve_serverkey = server_public
+            self.socket.curve_publickey = public
+            self.socket.curve_secretkey = secret
+        try:
+            self.socket.connect(address)
+        except zmq.ZMQError as exc:
+            self.socket.close(linger=0)
+            raise TransportError(f"Cannot connect to parameter server {address!r}: {exc}. "
+                                 f"Addresses look like tcp://127.0.0.1:5555.") from None
+
+    def send(self, frames: Sequence[Any]) -> None:
+        """Queues a message (large frames are not copied)."""
+        self.socket.send_multipart(frames, copy=False)
+
+    def recv(self) -> list[Any] | None:
+        """One message without blocking (frame buffers), or None."""
+        try:
+            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        return [f.buffer for f in frames]
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def poll_clients(sockets: Sequence[ClientSocket], timeout_ms: int) -> list[ClientSocket]:
+    """Waits up to `timeout_ms` for any socket to be readable; returns the readable ones."""
+    poller = zmq.Poller()
+    for sock in sockets:
+        poller.register(sock.socket, zmq.POLLIN)
+    ready = dict(poller.poll(timeout_ms))
+    return [s for s in sockets if s.socket in ready]
+
+
+def client_curve_keys(keys_dir: str, index: int) -> tuple[bytes, bytes, bytes]:
+    """(server public, client public, client secret) for client `index` of `keys_dir`."""
+    public, secret = client_keys(keys_dir, index)
+    return server_public_key(keys_dir), public, secret
