@@ -184,13 +184,14 @@ def start_sleepers(scripts, *extra_args, **extra_env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigterm_to_launcher_stops_every_child(scripts):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_launcher_is_forwarded_and_stops_every_child(scripts, signum):
     launcher = start_sleepers(scripts)
     pids = wait_for_pids(scripts, 2)
     assert all(alive(p) for p in pids)
-    launcher.send_signal(signal.SIGTERM)
+    launcher.send_signal(signum)
     _, err = launcher.communicate(timeout=30)
-    assert launcher.returncode == 128 + signal.SIGTERM
+    assert launcher.returncode == 128 + signum
     assert wait_gone(pids, 5.0) == []
     assert "failed" in err and "worker 0" in err
 
@@ -279,3 +280,49 @@ def test_pdeathsig_alone_stops_children_when_launcher_and_watchdog_die(scripts):
     launcher.wait(timeout=30)
     assert wait_gone(pids, 5.0) == [], "PR_SET_PDEATHSIG did not stop the workers"
     launcher.stderr.close()
+
+
+def run_launchers(scripts, per_launcher: list[tuple[list[str], dict]], timeout=60):
+    """Starts one launcher per (args, env) pair, like a cluster engine would."""
+    launchers = [subprocess.Popen(launcher_argv(scripts, *args, "worker.py"), cwd=scripts,
+                                  env=clean_env(scripts, **env), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for args, env in per_launcher]
+    results = [p.communicate(timeout=timeout) for p in launchers]
+    return [(p.returncode, out, err) for p, (out, err) in zip(launchers, results)]
+
+
+def test_openmpi_ranks_each_run_one_process(scripts):
+    from test_launch_config import free_base_port
+
+    port = free_base_port(2)
+    ranks = [([ "--port", str(port), "--rendezvous-timeout", "20"],
+              {"OMPI_COMM_WORLD_RANK": str(r), "OMPI_COMM_WORLD_SIZE": "3",
+               "OMPI_COMM_WORLD_LOCAL_RANK": str(r), "SLEEP_1": "0.5"}) for r in (2, 1, 0)]
+    results = run_launchers(scripts, ranks)
+    assert [r[0] for r in results] == [0, 0, 0], results
+    assert "[worker 1] hello worker 1 of 2" in results[0][1]
+    assert "[worker 0] hello worker 0 of 2" in results[1][1]
+    assert f"[ps 0] ps up 0 restart 0 tcp://127.0.0.1:{port}" in results[2][1]
+    assert read_float(scripts / "ps0-stopped") >= read_float(scripts / "end-worker1")
+
+
+def test_tf_config_tasks_each_run_one_process(scripts):
+    import json
+
+    from test_launch_config import free_base_port
+
+    port = free_base_port(3)
+    tf_cluster = {"chief": [f"127.0.0.1:{port}"], "worker": [f"127.0.0.1:{port + 1}"],
+                  "ps": [f"127.0.0.1:{port + 2}"]}
+    tasks = [{"type": "ps", "index": 0}, {"type": "worker", "index": 0},
+             {"type": "chief", "index": 0}]
+    per_launcher = [(["--rendezvous-timeout", "20"],
+                     {"TF_CONFIG": json.dumps({"cluster": tf_cluster, "task": task}),
+                      "SLEEP_1": "0.5"}) for task in tasks]
+    results = run_launchers(scripts, per_launcher)
+    assert [r[0] for r in results] == [0, 0, 0], results
+    assert f"[ps 0] ps up 0 restart 0 tcp://127.0.0.1:{port + 2}" in results[0][1]
+    assert "[worker 1] hello worker 1 of 2" in results[1][1]
+    assert "[worker 0] hello worker 0 of 2" in results[2][1]
+    assert read_float(scripts / "ps0-stopped") >= read_float(scripts / "end-worker1")

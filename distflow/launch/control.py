@@ -225,6 +225,8 @@ class Peer:
         self.events.put(("connected", -1, {}))
 
         def on_message(message: dict) -> None:
+            if message.get("type") == "stop":
+                self._closing = True  # the coordinator hangs up next: not a loss
             self.events.put((message.get("type"), -1, message))
 
         def on_close() -> None:

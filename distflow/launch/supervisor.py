@@ -355,7 +355,7 @@ class Supervisor:
                      "on the coordinator port; is another run using the same --port?")
         elif kind == "dropped":
             self.say(f"launcher {node} disconnected before it finished; its processes are lost")
-        elif kind in ("stop", "coordinator_lost", "unreachable"):
+        elif kind in ("stop", "coordinator_lost", "unreachable") and not self._stop_requested:
             ok = kind == "stop" and payload.get("ok", True)
             if not ok:
                 reason = payload.get("error") or (
