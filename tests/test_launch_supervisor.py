@@ -326,3 +326,21 @@ def test_tf_config_tasks_each_run_one_process(scripts):
     assert "[worker 1] hello worker 1 of 2" in results[1][1]
     assert "[worker 0] hello worker 0 of 2" in results[2][1]
     assert read_float(scripts / "ps0-stopped") >= read_float(scripts / "end-worker1")
+
+
+def test_a_command_that_cannot_start_fails_the_run_clearly(scripts):
+    result = subprocess.run(
+        [sys.executable, "-m", "distflow.launch", "--ps-command", "/nonexistent/server",
+         "worker.py"], cwd=scripts, env=clean_env(scripts), capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode == 127
+    assert "ps 0 failed with exit code 127" in result.stderr
+    assert "cannot start '/nonexistent/server'" in result.stderr
+    assert not (scripts / "end-worker0").exists()  # workers are not started after it
+
+
+def test_unwritable_log_dir_is_reported(scripts):
+    (scripts / "afile").write_text("")
+    result = launch(scripts, "--log-dir", str(scripts / "afile" / "logs"))
+    assert result.returncode == 2
+    assert f"cannot create --log-dir '{scripts / 'afile' / 'logs'}'" in result.stderr

@@ -163,7 +163,7 @@ class Supervisor:
         if child.log is None:
             os.makedirs(self.opts.log_dir, exist_ok=True)
             path = os.path.join(self.opts.log_dir, child.name.replace(" ", "-") + ".log")
-            child.log = open(path, "ab")  # noqa: SIM115 - closed in _close_logs
+            child.log = open(path, "ab")  # closed in _close
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         header = f"--- {child.name} start {child.restarts} at {stamp} ---\n"
         child.log.write(header.encode())
@@ -176,11 +176,16 @@ class Supervisor:
             env["DISTFLOW_RESTART"] = str(child.restarts)
         self._open_log(child)
         ssh = child.spec.role == "node" and child.spec.argv[0] != sys.executable
-        child.popen = subprocess.Popen(
-            child.spec.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE if ssh else subprocess.DEVNULL,
-            preexec_fn=self._setup, close_fds=True,
-        )
+        try:
+            child.popen = subprocess.Popen(
+                child.spec.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE if ssh else subprocess.DEVNULL,
+                preexec_fn=self._setup, close_fds=True,
+            )
+        except OSError as exc:  # e.g. a --ps-command that does not exist
+            child.tail.append(f"cannot start {child.spec.argv[0]!r}: {exc}")
+            child.exit_code, child.state = 127, "failed"
+            return self._fail(child)
         self._tell_watchdog(f"+{child.popen.pid}")
         child.state = "running"
         child.first_start = child.first_start or time.monotonic()
@@ -214,9 +219,9 @@ class Supervisor:
             self._signal = signum
         self._send_all(signum)
 
-    def _send_all(self, signum: int, roles: tuple[str, ...] | None = None) -> None:
+    def _send_all(self, signum: int) -> None:
         for child in self.children:
-            if child.state == "running" and (roles is None or child.spec.role in roles):
+            if child.state == "running":
                 try:
                     os.killpg(child.popen.pid, signum)
                 except OSError:
@@ -240,10 +245,10 @@ class Supervisor:
             self._start_watchdog()
             if self.opts.watch_stdin:
                 threading.Thread(target=self._watch_stdin, daemon=True).start()
-            if not self._start_control():
-                return 1
+            if not self._prepare_log_dir() or not self._start_control():
+                return self._failure_code
             for child in self.children:
-                if self._signal is None:
+                if self._signal is None and self._failure is None:
                     self._spawn(child)
             self._loop()
             self._finish_control()
@@ -251,9 +256,29 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self._kill_leftovers()
             self._close()
         self._report_summary()
         return self._exit_code()
+
+    def _prepare_log_dir(self) -> bool:
+        if not self.opts.log_dir:
+            return True
+        try:
+            os.makedirs(self.opts.log_dir, exist_ok=True)
+            return True
+        except OSError as exc:
+            self.say(f"cannot create --log-dir {self.opts.log_dir!r}: {exc.strerror}")
+            self._failure_code = 2
+            return False
+
+    def _kill_leftovers(self) -> None:
+        """Last resort if the launcher itself broke: nothing may outlive it."""
+        for child in self._running():
+            try:
+                os.killpg(child.popen.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _loop(self) -> None:
         while self._signal is None and self._failure is None and not self._stop_requested:
