@@ -67,6 +67,15 @@ OPTIONS
       it gets the same environment. Useful for tests and custom servers.
   --dry-run: print the plan (each process, its node, command and
       environment) and exit 0.
+  --rendezvous-timeout: on several machines, how long a launcher keeps
+      trying to reach node 0's launcher, and how long node 0 waits for
+      launchers that never show up before it stops the servers.
+  --remote-python, --ssh, --watch-stdin: see SSH below.
+
+  Some option variables (DISTFLOW_BIND, DISTFLOW_MAX_STALENESS,
+  DISTFLOW_CHECKPOINT_DIR, DISTFLOW_CHECKPOINT_EVERY,
+  DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS, DISTFLOW_RUN_ID) are also
+  variables of the children's environment, with the same meaning.
 
 ENVIRONMENT OF EACH CHILD
   DISTFLOW_ROLE               worker or ps
