@@ -93,3 +93,15 @@ int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 __version__ = "0.1.0"
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+
+_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute")
+
+
+def __getattr__(name: str):
+    # Upper layers load on first use: `import distflow` stays light and the core
+    # never imports them at import time (dependencies point down).
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"distflow.{name}")
+    raise AttributeError(f"module 'distflow' has no attribute {name!r}")

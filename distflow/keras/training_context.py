@@ -1,0 +1,69 @@
+"""How `Model.fit` adapts to the process it runs in (one hook, no import cycle).
+
+The Keras layer knows nothing of parameter servers. A distribution strategy
+installs a `TrainingContext` inside `strategy.scope()`; `fit`, `evaluate` and
+the callbacks ask `current()` how to batch, shard, shuffle and who may print
+or write files. Outside any scope the default context means "one process".
+
+Contract used by `Model.fit` (distflow/keras/models.py):
+
+* `batch_size_is_global`: when True, `fit(batch_size=B)` takes global batches
+  of B rows from the (identically shuffled) data and this worker trains on rows
+  `[k*B/N, (k+1)*B/N)` of each, so N workers see exactly what one process with
+  batch B would (mirrored). When False, the data is sharded row-wise
+  (`x[worker_index::num_workers]`) and B is the per-worker batch (async).
+* `drop_remainder`: drop the last incomplete (global) batch, so every worker
+  runs the same number of steps (a sync barrier needs equal step counts).
+* `shuffle_seed(epoch)`: the seed every worker shuffles epoch `epoch` with
+  (None: the process's own RNG).
+* `is_chief`: only the chief prints progress, runs validation and runs
+  callbacks that write files.
+* `on_train_begin(model)` / `on_train_end(model)`: called by `fit` after the
+  model is built and compiled (the strategy pulls the initial parameters here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+class TrainingContext:
+    """Single-process defaults; strategies subclass this."""
+
+    def __init__(self) -> None:
+        self.num_workers = 1
+        self.worker_index = 0
+        self.is_chief = True
+        self.batch_size_is_global = False
+        self.drop_remainder = False
+
+    def shuffle_seed(self, epoch: int) -> int | None:
+        """Seed for shuffling epoch `epoch`; None uses the process's RNG."""
+        return None
+
+    def on_train_begin(self, model: Any) -> None:
+        """Called by `fit` once the model is built, before the first step."""
+
+    def on_train_end(self, model: Any) -> None:
+        """Called by `fit` after the last step (also when training stops early)."""
+
+
+_DEFAULT = TrainingContext()
+_stack: list[TrainingContext] = []
+
+
+def current() -> TrainingContext:
+    """The innermost installed context, or the single-process default."""
+    return _stack[-1] if _stack else _DEFAULT
+
+
+@contextlib.contextmanager
+def use_training_context(context: TrainingContext) -> Iterator[TrainingContext]:
+    """Installs `context` for the duration of the `with` block."""
+    _stack.append(context)
+    try:
+        yield context
+    finally:
+        _stack.remove(context)

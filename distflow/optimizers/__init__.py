@@ -1,0 +1,49 @@
+"""Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad.
+
+The arithmetic lives in `rules` as pure NumPy functions shared with the
+parameter server; `schedules` holds the learning-rate schedules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distflow.optimizers import rules, schedules
+from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
+from distflow.optimizers.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+
+_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+
+
+def serialize(optimizer: Optimizer) -> dict:
+    """`{"class_name": "Adam", "config": {...}}`, JSON-safe."""
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config: dict, custom_objects: dict | None = None) -> Optimizer:
+    """The optimizer described by `serialize`'s output."""
+    classes = {**_CLASSES, **{k.lower(): v for k, v in (custom_objects or {}).items()}}
+    name = str(config.get("class_name", "")).lower()
+    if name not in classes:
+        raise ValueError(f"Unknown optimizer {config.get('class_name')!r}. "
+                         f"Known: {sorted(c.__name__ for c in _CLASSES.values())}")
+    return classes[name].from_config(config.get("config", {}), custom_objects)
+
+
+def get(identifier: Any) -> Optimizer:
+    """An optimizer from an instance, a Keras name ("adam", "sgd", ...) or a config dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _CLASSES.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer {identifier!r}. Valid names: {sorted(_CLASSES)}")
+        return cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ValueError("Could not interpret optimizer identifier: "
+                     f"{identifier!r}. Pass an Optimizer, a name such as 'adam', or a config.")
+
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "apply_override",
+           "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

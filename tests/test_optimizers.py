@@ -1,0 +1,193 @@
+"""Optimizers: update rules against independent float64 references, schedules, clipping,
+state round trips, the apply override and errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import optimizers as opt
+from distflow.optimizers import rules, schedules
+
+RNG = np.random.default_rng(0)
+GRADS = [RNG.normal(size=(4, 3)) for _ in range(6)]
+START = RNG.normal(size=(4, 3))
+
+
+def _run(optimizer, grads=GRADS):
+    w = df.Variable(START.astype("float32"), name="w")
+    for g in grads:
+        optimizer.apply_gradients([(g.astype("float32"), w)])
+    return w.numpy()
+
+
+def _reference(kind, lr=0.01, **hp):
+    """Textbook loops in float64, written independently of distflow.optimizers.rules."""
+    p, m, v, vmax = START.copy(), np.zeros_like(START), np.zeros_like(START), np.zeros_like(START)
+    for t, g in enumerate(GRADS, start=1):
+        if kind == "sgd_momentum":  # PyTorch form (same for a constant lr)
+            m = hp["momentum"] * m + g
+            p = p - lr * (g + hp["momentum"] * m if hp.get("nesterov") else m)
+        elif kind in ("adam", "adamw"):
+            p = p * (1 - lr * hp.get("weight_decay", 0.0))
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            vmax = np.maximum(vmax, v)
+            denom = np.sqrt(vmax if hp.get("amsgrad") else v)
+            p = p - lr * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (denom + 1e-7)
+        elif kind == "rmsprop":
+            v = 0.9 * v + 0.1 * g * g
+            m = 0.9 * m + 0.1 * g
+            p = p - lr * g / np.sqrt(v - m * m + 1e-7)
+        elif kind == "adagrad":
+            v = (v if t > 1 else np.full_like(START, 0.1)) + g * g
+            p = p - lr * g / np.sqrt(v + 1e-7)
+    return p
+
+
+@pytest.mark.parametrize("make,kind,hp", [
+    (lambda: opt.SGD(0.01, momentum=0.9), "sgd_momentum", {"momentum": 0.9}),
+    (lambda: opt.SGD(0.01, momentum=0.9, nesterov=True), "sgd_momentum",
+     {"momentum": 0.9, "nesterov": True}),
+    (lambda: opt.Adam(0.01), "adam", {}),
+    (lambda: opt.Adam(0.01, amsgrad=True), "adam", {"amsgrad": True}),
+    (lambda: opt.AdamW(0.01, weight_decay=0.1), "adamw", {"weight_decay": 0.1}),
+    (lambda: opt.RMSprop(0.01, centered=True), "rmsprop", {}),
+    (lambda: opt.Adagrad(0.01), "adagrad", {}),
+])
+def test_rules_match_reference(make, kind, hp):
+    np.testing.assert_allclose(_run(make()), _reference(kind, **hp), rtol=2e-5, atol=2e-6)
+
+
+def test_plain_sgd_is_param_minus_lr_grad():
+    expected = START - 0.1 * sum(GRADS)
+    np.testing.assert_allclose(_run(opt.SGD(0.1)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rule_creates_missing_slots_and_init_without_hp():
+    rule = rules.get_rule("adagrad")
+    param = np.ones(3, np.float32)
+    state = {}
+    rule.update(param, np.ones(3, np.float32), state, 1, {"learning_rate": 0.1})
+    assert set(state) == {"accumulator"}
+    np.testing.assert_allclose(state["accumulator"], 1.1)
+    assert set(rules.get_rule("adam").init(param)) == {"m", "v"}
+
+
+def test_unknown_rule_lists_known():
+    with pytest.raises(ValueError, match="Known rules: .*adam"):
+        rules.get_rule("lamb")
+
+
+@pytest.mark.parametrize("schedule,step,expected", [
+    (schedules.ExponentialDecay(0.1, 10, 0.5), 5, 0.1 * 0.5 ** 0.5),
+    (schedules.ExponentialDecay(0.1, 10, 0.5, staircase=True), 15, 0.05),
+    (schedules.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1]), 10, 1.0),
+    (schedules.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1]), 11, 0.5),
+    (schedules.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1]), 21, 0.1),
+    (schedules.PolynomialDecay(1.0, 10, 0.0), 5, 0.5),
+    (schedules.CosineDecay(1.0, 10), 5, 0.5),
+    (schedules.CosineDecay(0.0, 10, warmup_target=1.0, warmup_steps=4), 2, 0.5),
+    (schedules.InverseTimeDecay(1.0, 1, 1.0), 3, 0.25),
+])
+def test_schedules(schedule, step, expected):
+    assert schedule(step) == pytest.approx(expected)
+    again = schedules.deserialize(schedules.serialize(schedule))
+    assert again(step) == pytest.approx(expected)
+
+
+def test_optimizer_evaluates_schedule_at_iterations():
+    o = opt.SGD(schedules.PiecewiseConstantDecay([1], [1.0, 0.5]))
+    w = df.Variable(np.zeros(1, "float32"), name="w")
+    seen = []
+    for _ in range(3):
+        seen.append(o.learning_rate)
+        o.apply_gradients([(np.ones(1, "float32"), w)])
+    assert seen == [1.0, 1.0, 0.5]
+    np.testing.assert_allclose(w.numpy(), [-2.5])
+
+
+def test_clipping():
+    g = np.array([3.0, 4.0], "float32")
+    assert np.allclose(_clip_once(opt.SGD(1.0, clipnorm=1.0), g), [-0.6, -0.8])
+    assert np.allclose(_clip_once(opt.SGD(1.0, clipvalue=3.5), g), [-3.0, -3.5])
+    assert np.allclose(_clip_once(opt.SGD(1.0, global_clipnorm=2.5), g), [-1.5, -2.0])
+    with pytest.raises(ValueError, match="Only one of `clipnorm` and `global_clipnorm`"):
+        opt.SGD(clipnorm=1.0, global_clipnorm=1.0)
+
+
+def _clip_once(o, g):
+    w = df.Variable(np.zeros(2, "float32"), name="w")
+    o.apply_gradients([(g, w)])
+    return w.numpy()
+
+
+def test_minimize_with_callable_and_tape():
+    w = df.Variable(np.array([2.0], "float32"), name="w")
+    o = opt.SGD(0.25)
+    o.minimize(lambda: df.reduce_sum(w * w), [w])
+    np.testing.assert_allclose(w.numpy(), [1.0])
+    with df.GradientTape() as tape:
+        loss = df.reduce_sum(w * w)
+    o.minimize(loss, [w], tape=tape)
+    np.testing.assert_allclose(w.numpy(), [0.5])
+    with pytest.raises(ValueError, match="`tape` is required"):
+        o.minimize(loss, [w])
+
+
+def test_none_gradients_are_skipped_and_all_none_is_an_error():
+    a = df.Variable(np.ones(1, "float32"), name="a")
+    b = df.Variable(np.ones(1, "float32"), name="b")
+    o = opt.SGD(1.0)
+    o.apply_gradients([(np.ones(1, "float32"), a), (None, b)])
+    assert a.numpy()[0] == 0.0 and b.numpy()[0] == 1.0
+    with pytest.raises(ValueError, match="No gradients provided"):
+        o.apply_gradients([(None, a)])
+
+
+def test_shape_mismatch_names_the_variable():
+    w = df.Variable(np.ones(3, "float32"), name="layer/kernel")
+    with pytest.raises(ValueError, match="layer/kernel"):
+        opt.SGD().apply_gradients([(np.ones(2, "float32"), w)])
+
+
+def test_state_round_trip_continues_identically():
+    a, b = opt.Adam(0.01), opt.Adam(0.01)
+    w1 = df.Variable(START.astype("float32"), name="w")
+    for g in GRADS[:3]:
+        a.apply_gradients([(g.astype("float32"), w1)])
+    w2 = df.Variable(w1.numpy(), name="w")
+    b.set_state({k: v.copy() for k, v in a.get_state().items()})
+    b._slots = {w2.name: b._slots.pop(w1.name)}
+    for g in GRADS[3:]:
+        a.apply_gradients([(g.astype("float32"), w1)])
+        b.apply_gradients([(g.astype("float32"), w2)])
+    assert b.iterations == 6
+    np.testing.assert_array_equal(w1.numpy(), w2.numpy())
+
+
+def test_get_serialize_deserialize():
+    assert isinstance(opt.get("Adam"), opt.Adam)
+    sgd = opt.SGD(schedules.ExponentialDecay(0.1, 10, 0.9), momentum=0.5, nesterov=True)
+    again = opt.deserialize(opt.serialize(sgd))
+    assert isinstance(again, opt.SGD) and again.get_config() == sgd.get_config()
+    with pytest.raises(ValueError, match="Valid names"):
+        opt.get("adamax2")
+    with pytest.raises(ValueError, match="learning_rate"):
+        opt.SGD(-1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        opt.SGD(momentum=1.5)
+
+
+def test_apply_override_receives_clipped_pairs_and_restores():
+    seen = []
+    w = df.Variable(np.ones(2, "float32"), name="w")
+    o = opt.SGD(1.0, clipvalue=0.5)
+    with opt.apply_override(lambda optimizer, pairs: seen.append((optimizer, pairs))):
+        o.apply_gradients([(np.array([2.0, -2.0], "float32"), w)])
+    assert seen[0][0] is o and np.allclose(seen[0][1][0][0], [0.5, -0.5])
+    np.testing.assert_array_equal(w.numpy(), [1.0, 1.0])  # not updated locally
+    assert opt.get_apply_override() is None and o.iterations == 1
