@@ -44,7 +44,7 @@ def train_step():
 
 
 # Train the model
-for i in range(args.steps):
+for _ in range(args.steps):
     loss = train_step()
 
 # Print the results

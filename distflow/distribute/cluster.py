@@ -27,6 +27,8 @@ class ClusterSpec:
         run_id: identifies the run in logs and checkpoints.
         keys_dir: CURVE key directory, or None for plain TCP.
         timeout: seconds a request may wait for a server before failing.
+        heartbeat_timeout: seconds of silence after which servers declare a
+            worker dead (workers send heartbeats at a quarter of it).
         seed: shared seed for the per-epoch shuffle (identical on every worker).
     """
 
@@ -38,6 +40,7 @@ class ClusterSpec:
     run_id: str = "local"
     keys_dir: str | None = None
     timeout: float = 60.0
+    heartbeat_timeout: float = 30.0
     seed: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -75,7 +78,8 @@ class ClusterSpec:
             max_staleness=int(staleness) if staleness else None,
             run_id=env.get("DISTFLOW_RUN_ID", "local"),
             keys_dir=env.get("DISTFLOW_KEYS") or None,
-            timeout=float(env.get("DISTFLOW_REQUEST_TIMEOUT", "60")),
+            timeout=_float(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0),
+            heartbeat_timeout=_float(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0),
             seed=_int(env, "DISTFLOW_SEED", 0),
         )
 
@@ -88,3 +92,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"Environment variable {name} must be an int. Received: {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"Environment variable {name} must be a number of seconds. "
+                         f"Received: {raw!r}") from None

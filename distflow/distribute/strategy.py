@@ -118,8 +118,16 @@ class _ParameterServerBacked(Strategy):
         from distflow.distribute.client import PSClient
 
         c = self.cluster
-        return PSClient(list(c.ps_addrs), worker_id=c.worker_index, timeout=c.timeout,
-                        keys_dir=c.keys_dir)
+        # In sync mode a request legitimately waits for the slowest live worker;
+        # the servers bound that wait by declaring silent workers dead after
+        # heartbeat_timeout, so the client's own bound sits well above it.
+        timeout = max(c.timeout, 3 * c.heartbeat_timeout + 30)
+        client = PSClient(list(c.ps_addrs), worker_id=c.worker_index, timeout=timeout,
+                          keys_dir=c.keys_dir)
+        # Heartbeats from a thread keep this worker alive on the servers while it
+        # evaluates, loads data or waits in a long step.
+        client.start_heartbeats(interval=max(0.5, c.heartbeat_timeout / 4))
+        return client
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[Strategy]:
