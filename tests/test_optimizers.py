@@ -191,3 +191,77 @@ def test_apply_override_receives_clipped_pairs_and_restores():
     assert seen[0][0] is o and np.allclose(seen[0][1][0][0], [0.5, -0.5])
     np.testing.assert_array_equal(w.numpy(), [1.0, 1.0])  # not updated locally
     assert opt.get_apply_override() is None and o.iterations == 1
+
+
+# One step from param 1.0 with gradient 2.0, worked out by hand:
+#   SGD lr .1:                1 - .1*2                                   = 0.8
+#   SGD lr .1, momentum .9:   v = -.2; p += v                            = 0.8 (first step)
+#   Nesterov:                 p += .9*(-.2) - .2                         = 0.62
+#   Adam lr .1:               m=.2, v=.004, alpha=.1*sqrt(.001)/.1=.0316228
+#                             p -= .0316228*.2/(.0632456+1e-7)           = 0.90000016
+#   RMSprop lr .1:            ms=.4, p -= .1*2/sqrt(.4+1e-7)             = 0.68377227
+#   Adagrad lr .1:            acc=4.1, p -= .1*2/sqrt(4.1+1e-7)          = 0.90122704
+#   AdamW lr .1, wd .5:       p = 1 - .05 = .95, then the Adam step      = 0.85000016
+@pytest.mark.parametrize("make,expected", [
+    (lambda: opt.SGD(0.1), 0.8),
+    (lambda: opt.SGD(0.1, momentum=0.9), 0.8),
+    (lambda: opt.SGD(0.1, momentum=0.9, nesterov=True), 0.62),
+    (lambda: opt.Adam(0.1), 0.90000016),
+    (lambda: opt.RMSprop(0.1), 0.68377227),
+    (lambda: opt.Adagrad(0.1), 0.90122704),
+    (lambda: opt.AdamW(0.1, weight_decay=0.5), 0.85000016),
+])
+def test_one_step_golden_values(make, expected):
+    w = df.Variable(np.array([1.0], "float64"), name="w")
+    make().apply_gradients([(np.array([2.0]), w)])
+    assert w.numpy()[0] == pytest.approx(expected, abs=1e-7)
+
+
+def _minimize(optimizer, loss_fn, start, steps):
+    w = df.Variable(np.array(start, "float64"), name="w")
+    for _ in range(steps):
+        optimizer.minimize(lambda: loss_fn(w), [w])
+    return w.numpy()
+
+
+def _quadratic(w):
+    return df.reduce_sum(df.constant([1.0, 10.0], "float64") * (w - 3.0) ** 2)
+
+
+def _rosenbrock(w):
+    return (1.0 - w[0]) ** 2 + 100.0 * (w[1] - w[0] ** 2) ** 2
+
+
+CONVERGENCE = {
+    "sgd": lambda: opt.SGD(0.04),
+    "momentum": lambda: opt.SGD(0.01, momentum=0.9),
+    "nesterov": lambda: opt.SGD(0.01, momentum=0.9, nesterov=True),
+    "adam": lambda: opt.Adam(0.1),
+    "adamw": lambda: opt.AdamW(0.1, weight_decay=1e-4),
+    "rmsprop": lambda: opt.RMSprop(0.01),
+    "adagrad": lambda: opt.Adagrad(0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERGENCE))
+def test_converges_on_a_quadratic(name):
+    np.testing.assert_allclose(_minimize(CONVERGENCE[name](), _quadratic, [0.0, 0.0], 800),
+                               [3.0, 3.0], atol=2e-2)
+
+
+ROSENBROCK = {
+    "sgd": (lambda: opt.SGD(0.002, clipnorm=1.0), 20000),
+    "momentum": (lambda: opt.SGD(0.001, momentum=0.9), 5000),
+    "nesterov": (lambda: opt.SGD(0.001, momentum=0.9, nesterov=True), 5000),
+    "adam": (lambda: opt.Adam(0.02), 4000),
+    "adamw": (lambda: opt.AdamW(0.02, weight_decay=1e-5), 4000),
+    "rmsprop": (lambda: opt.RMSprop(0.001), 6000),
+    "adagrad": (lambda: opt.Adagrad(0.5), 15000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROSENBROCK))
+def test_converges_on_rosenbrock(name):
+    make, steps = ROSENBROCK[name]
+    np.testing.assert_allclose(_minimize(make(), _rosenbrock, [-1.0, 1.5], steps), [1.0, 1.0],
+                               atol=5e-2)
