@@ -1,0 +1,886 @@
+"""`Dataset`: an input pipeline in the style of `tf.data`, over NumPy arrays.
+
+A `Dataset` is a lazy description (source -> transformations); nothing runs
+until it is iterated. Every `for` loop over a dataset starts a new *epoch*:
+`shuffle` draws a new order (unless `reshuffle_each_iteration=False`), and
+that order is a pure function of the shuffle seed and the epoch number, so a
+seeded pipeline is reproducible.
+
+How it avoids copying the data set: `from_tensor_slices` keeps references to
+the caller's arrays (no copy). Transformations that only choose *which* rows
+come next (`shuffle`, `shard`, `take`, `skip`, `repeat`, `prefetch`, `cache`)
+are run on arrays of row indices, and `batch` gathers each batch's rows with a
+single `np.take` per array. Only `map`, `filter` and the other element-wise
+transformations walk elements one at a time.
+
+Elements are NumPy arrays (or NumPy scalars for rows of 1-D arrays) in the
+structure they were given: a tuple stays a tuple, a dict stays a dict.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+AUTOTUNE = -1
+INFINITE_CARDINALITY = -1
+UNKNOWN_CARDINALITY = -2
+
+_CHUNK = 1 << 16  # index arrays are produced in chunks of this many rows
+
+
+# ---------------------------------------------------------------- structures
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape (None for an unknown size) and dtype of one component of an element."""
+
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+def _flatten(structure: Any) -> tuple[list[Any], Any]:
+    """Splits a nest of tuples and dicts into its leaves and a tree description."""
+    if isinstance(structure, tuple):
+        parts = [_flatten(item) for item in structure]
+        return [leaf for leaves, _ in parts for leaf in leaves], ("tuple", type(structure),
+                                                                 [tree for _, tree in parts])
+    if isinstance(structure, dict):
+        keys = list(structure)
+        parts = [_flatten(structure[key]) for key in keys]
+        return [leaf for leaves, _ in parts for leaf in leaves], ("dict", keys,
+                                                                 [tree for _, tree in parts])
+    return [structure], None
+
+
+def _unflatten(tree: Any, leaves: Iterable[Any]) -> Any:
+    """Inverse of `_flatten`."""
+    return _build(tree, iter(leaves))
+
+
+def _build(tree: Any, leaves: Iterator[Any]) -> Any:
+    if tree is None:
+        return next(leaves)
+    kind, info, children = tree
+    items = [_build(child, leaves) for child in children]
+    if kind == "dict":
+        return dict(zip(info, items))
+    return info._make(items) if hasattr(info, "_make") else info(items)
+
+
+def _leaf_names(tree: Any, prefix: str = "element") -> list[str]:
+    """Readable names of the leaves (`element[0]`, `element['image']`) for errors."""
+    if tree is None:
+        return [prefix]
+    kind, info, children = tree
+    keys = info if kind == "dict" else range(len(children))
+    return [name for key, child in zip(keys, children)
+            for name in _leaf_names(child, f"{prefix}[{key!r}]")]
+
+
+def _to_array(value: Any) -> np.ndarray:
+    """NumPy view of a leaf; distflow tensors are unwrapped (no copy)."""
+    numpy_method = getattr(value, "numpy", None)
+    if callable(numpy_method) and not isinstance(value, np.ndarray):
+        value = numpy_method()
+    return np.asarray(value)
+
+
+def _to_element_leaf(value: Any) -> Any:
+    """An array, or a NumPy scalar for 0-d values (as rows of 1-D arrays are)."""
+    array = _to_array(value)
+    return array[()] if array.ndim == 0 else array
+
+
+def _to_numpy_structure(element: Any) -> Any:
+    leaves, tree = _flatten(element)
+    return _unflatten(tree, [_to_element_leaf(leaf) for leaf in leaves])
+
+
+def _spec_of(element: Any) -> Any:
+    leaves, tree = _flatten(element)
+    arrays = [np.asarray(leaf) for leaf in leaves]
+    return _unflatten(tree, [TensorSpec(a.shape, a.dtype) for a in arrays])
+
+
+def _map_specs(spec: Any, fn: Callable[[TensorSpec], TensorSpec]) -> Any:
+    leaves, tree = _flatten(spec)
+    return _unflatten(tree, [fn(leaf) for leaf in leaves])
+
+
+# ---------------------------------------------------------------- argument checks
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_count(name: str, value: Any) -> int:
+    """Counts where -1 means "all" (take, skip, repeat)."""
+    if not _is_int(value) or value < -1:
+        raise ValueError(f"`{name}` must be an int >= 0, or -1 for all elements. "
+                         f"Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"`seed` must be None or a non-negative int. Received: seed={seed!r}")
+    return None if seed is None else int(seed)
+
+
+def _check_callable(name: str, fn: Any) -> Callable:
+    if not callable(fn):
+        raise TypeError(f"`{name}` must be callable. Received: {name}={fn!r}")
+    return fn
+
+
+# ---------------------------------------------------------------- index streams
+
+def _arange_chunks(n: int) -> Iterator[np.ndarray]:
+    for start in range(0, n, _CHUNK):
+        yield np.arange(start, min(start + _CHUNK, n), dtype=np.int64)
+
+
+def _slice_chunks(chunks: Iterator[np.ndarray], start: int, stop: int | None
+                  ) -> Iterator[np.ndarray]:
+    """Positions [start, stop) of the concatenated stream (stop None: to the end)."""
+    position = 0
+    for chunk in chunks:
+        low = max(start - position, 0)
+        high = len(chunk) if stop is None else min(stop - position, len(chunk))
+        if low < high:
+            yield chunk[low:high]
+        position += len(chunk)
+        if stop is not None and position >= stop:
+            return
+
+
+def _stride_chunks(chunks: Iterator[np.ndarray], offset: int, step: int
+                   ) -> Iterator[np.ndarray]:
+    """Positions p of the concatenated stream with p % step == offset."""
+    position = 0
+    for chunk in chunks:
+        picked = chunk[(offset - position) % step::step]
+        if len(picked):
+            yield picked
+        position += len(chunk)
+
+
+def _rebatch(chunks: Iterator[np.ndarray], size: int, drop_remainder: bool
+             ) -> Iterator[np.ndarray]:
+    """Regroups a stream of index chunks into arrays of exactly `size` indices."""
+    pending: list[np.ndarray] = []
+    count = 0
+    for chunk in chunks:
+        while len(chunk):
+            part, chunk = chunk[:size - count], chunk[size - count:]
+            pending.append(part)
+            count += len(part)
+            if count == size:
+                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+                pending, count = [], 0
+    if count and not drop_remainder:
+        yield np.concatenate(pending)
+
+
+def _random_ints(rng: np.random.Generator, high: int) -> Iterator[int]:
+    """Endless uniform ints in [0, high), drawn in blocks (one call per 1024)."""
+    while True:
+        yield from rng.integers(0, high, size=1024).tolist()
+
+
+def _reservoir(items: Iterable[Any], buffer_size: int, rng: np.random.Generator
+               ) -> Iterator[Any]:
+    """`tf.data` shuffle: keep `buffer_size` items, emit a random one, refill its slot."""
+    buffer: list[Any] = []
+    picks = _random_ints(rng, buffer_size)
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        slot = next(picks)
+        yield buffer[slot]
+        buffer[slot] = item
+    for slot in rng.permutation(len(buffer)).tolist():
+        yield buffer[slot]
+
+
+def _chunk_ints(ints: Iterator[int]) -> Iterator[np.ndarray]:
+    while True:
+        block = np.fromiter(itertools.islice(ints, 4096), dtype=np.int64)
+        if not len(block):
+            return
+        yield block
+
+
+def _repeat(make: Callable[[], Iterator[Any]], count: int) -> Iterator[Any]:
+    """Runs `make()` `count` times (-1: forever), stopping early if a pass is empty."""
+    done = 0
+    while count < 0 or done < count:
+        produced = False
+        for item in make():
+            produced = True
+            yield item
+        done += 1
+        if not produced:
+            return
+
+
+# ---------------------------------------------------------------- the Dataset API
+
+class Dataset:
+    """A lazy input pipeline. Build one with `from_tensor_slices`, `from_tensors`,
+    `range` or `from_generator`, then chain transformations; iterate it with
+    `for`, once per epoch.
+
+    Example:
+        >>> ds = Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(32)
+        >>> for x_batch, y_batch in ds:
+        ...     pass
+    """
+
+    # ----- iteration
+
+    def __iter__(self) -> Iterator[Any]:
+        """Starts a new epoch and yields its elements."""
+        stream = self._index_stream()
+        if stream is not None:
+            source, chunks = stream
+            return source._rows(chunks())
+        return self._elements()
+
+    def as_numpy_iterator(self) -> Iterator[Any]:
+        """Same as `iter(dataset)`: elements are already NumPy arrays."""
+        return iter(self)
+
+    def _elements(self) -> Iterator[Any]:
+        """Element-by-element iteration (for datasets without an index stream)."""
+        raise NotImplementedError
+
+    def _index_stream(self) -> tuple[_RowSource, Callable[[], Iterator[np.ndarray]]] | None:
+        """(source, make_chunks) when elements are rows of a source picked by index."""
+        return None
+
+    # ----- size
+
+    def cardinality(self) -> int:
+        """Number of elements; `INFINITE_CARDINALITY` (-1) or `UNKNOWN_CARDINALITY` (-2)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        n = self.cardinality()
+        if n == INFINITE_CARDINALITY:
+            raise TypeError("The dataset is infinite.")
+        if n == UNKNOWN_CARDINALITY:
+            raise TypeError("The dataset length is unknown.")
+        return n
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__.lstrip('_')} cardinality={self.cardinality()}>"
+
+    @property
+    def element_spec(self) -> Any:
+        """The structure of one element, with a `TensorSpec` per array."""
+        return _spec_of(_peek(self))
+
+    # ----- sources
+
+    @staticmethod
+    def from_tensor_slices(tensors: Any) -> Dataset:
+        """One element per row of the given arrays (sliced along their first axis).
+
+        Args:
+            tensors: an array, or a tuple/dict nest of arrays with the same first
+                dimension, e.g. `(x, y)` or `{"image": x, "label": y}`. Lists are
+                converted to arrays, as in `tf.data`. Arrays are not copied.
+        """
+        return _TensorSlices(tensors)
+
+    @staticmethod
+    def from_tensors(tensors: Any) -> Dataset:
+        """A dataset of a single element: `tensors` itself."""
+        return _FromTensors(tensors)
+
+    @staticmethod
+    def range(*args: int, dtype: Any = np.int64) -> Dataset:
+        """Like Python's `range(stop)` / `range(start, stop[, step])`, as int64 scalars."""
+        return _Range(range(*args), np.dtype(dtype))
+
+    @staticmethod
+    def from_generator(generator: Callable[[], Iterable[Any]],
+                       output_signature: Any = None) -> Dataset:
+        """Elements produced by calling `generator()` once per epoch.
+
+        `output_signature` is optional here and only used as `element_spec`.
+        """
+        return _FromGenerator(_check_callable("generator", generator), output_signature)
+
+    @staticmethod
+    def zip(datasets: Any) -> Dataset:
+        """Elements are tuples (or dicts) of one element from each dataset."""
+        return _Zip(datasets)
+
+    # ----- transformations
+
+    def shuffle(self, buffer_size: int, seed: int | None = None,
+                reshuffle_each_iteration: bool = True) -> Dataset:
+        """Randomly reorders elements with a buffer of `buffer_size` elements.
+
+        A buffer at least as large as the dataset gives a uniform random permutation;
+        a smaller one is the `tf.data` reservoir (emit a random buffered element,
+        refill its slot with the next input). The order of epoch `k` depends only on
+        `(seed, k)`. With `seed=None` the seed is drawn from NumPy's global RNG when
+        `shuffle` is called, so `np.random.seed` / `keras.utils.set_random_seed`
+        make it reproducible.
+        """
+        return _Shuffle(self, buffer_size, seed, reshuffle_each_iteration)
+
+    def batch(self, batch_size: int, drop_remainder: bool = False) -> Dataset:
+        """Stacks consecutive elements into batches along a new first axis."""
+        return _Batch(self, batch_size, drop_remainder)
+
+    def unbatch(self) -> Dataset:
+        """Splits each element along its first axis (the inverse of `batch`)."""
+        return _Unbatch(self)
+
+    def shard(self, num_shards: int, index: int) -> Dataset:
+        """Keeps elements `index, index + num_shards, index + 2 * num_shards, ...`."""
+        return _Shard(self, num_shards, index)
+
+    def map(self, map_func: Callable, num_parallel_calls: int | None = None,
+            deterministic: bool | None = None) -> Dataset:
+        """Applies `map_func` to each element; tuple elements are unpacked into arguments.
+
+        `num_parallel_calls` and `deterministic` are accepted for compatibility and
+        ignored: the function runs in the iterating thread, in order.
+        """
+        return _Map(self, _check_callable("map_func", map_func))
+
+    def filter(self, predicate: Callable) -> Dataset:
+        """Keeps the elements for which `predicate` (called like `map_func`) is True."""
+        return _Filter(self, _check_callable("predicate", predicate))
+
+    def repeat(self, count: int | None = None) -> Dataset:
+        """Repeats the dataset `count` times (None or -1: forever), reshuffling each pass."""
+        return _Repeat(self, -1 if count is None else _check_count("count", count))
+
+    def take(self, count: int) -> Dataset:
+        """The first `count` elements (-1: all)."""
+        return _Take(self, _check_count("count", count))
+
+    def skip(self, count: int) -> Dataset:
+        """All but the first `count` elements (-1: skip everything)."""
+        return _Skip(self, _check_count("count", count))
+
+    def prefetch(self, buffer_size: int) -> Dataset:
+        """Accepted for compatibility; a no-op: elements are produced on demand in the
+        iterating thread (NumPy releases the GIL, so a background thread would not
+        make batching faster here)."""
+        if not _is_int(buffer_size) or buffer_size < AUTOTUNE:
+            raise ValueError("`buffer_size` must be a non-negative int or AUTOTUNE (-1). "
+                             f"Received: buffer_size={buffer_size!r}")
+        return _Passthrough(self)
+
+    def cache(self, filename: str = "") -> Dataset:
+        """Keeps the elements of the first complete pass in memory and replays them.
+
+        A dataset of array rows is already in memory, so this is then a no-op.
+        Only the in-memory cache is supported (`filename` must be empty).
+        """
+        if filename:
+            raise ValueError("Only the in-memory cache is supported: call `cache()` "
+                             f"without a file name. Received: filename={filename!r}")
+        return _Cache(self)
+
+    def concatenate(self, dataset: Dataset) -> Dataset:
+        """The elements of this dataset followed by those of `dataset`."""
+        return _Concatenate(self, dataset)
+
+
+class _RowSource(Dataset):
+    """A dataset whose elements are rows that can be gathered by index."""
+
+    def _size(self) -> int:
+        raise NotImplementedError
+
+    def _take_rows(self, indices: np.ndarray) -> Any:
+        """The batch made of rows `indices` (one gather per array)."""
+        raise NotImplementedError
+
+    def _rows(self, chunks: Iterator[np.ndarray]) -> Iterator[Any]:
+        # Gather a few hundred rows at a time: one NumPy call per block instead of
+        # one per row, while never holding more than a block of copied rows.
+        for block in _rebatch(chunks, 256, drop_remainder=False):
+            block_leaves, tree = _flatten(self._take_rows(block))
+            for position in range(len(block)):
+                yield _unflatten(tree, [leaf[position] for leaf in block_leaves])
+
+    def _index_stream(self) -> tuple[_RowSource, Callable[[], Iterator[np.ndarray]]]:
+        return self, lambda: _arange_chunks(self._size())
+
+    def cardinality(self) -> int:
+        return self._size()
+
+
+class _TensorSlices(_RowSource):
+    def __init__(self, tensors: Any) -> None:
+        if tensors is None:
+            raise ValueError("`from_tensor_slices` needs an array or a tuple/dict of "
+                             "arrays. Received: None")
+        leaves, self._tree = _flatten(tensors)
+        if not leaves:
+            raise ValueError("`from_tensor_slices` needs at least one array. "
+                             f"Received: {tensors!r}")
+        self._leaves = [_to_array(leaf) for leaf in leaves]
+        self._n = self._common_length(_leaf_names(self._tree))
+
+    def _common_length(self, names: list[str]) -> int:
+        for name, leaf in zip(names, self._leaves):
+            if leaf.ndim == 0:
+                raise ValueError("`from_tensor_slices` slices arrays along their first "
+                                 f"axis, so they need at least one dimension. Received: "
+                                 f"{name} with shape ()")
+        lengths = {len(leaf) for leaf in self._leaves}
+        if len(lengths) > 1:
+            sizes = ", ".join(f"{name} has {len(leaf)} rows (shape {leaf.shape})"
+                              for name, leaf in zip(names, self._leaves))
+            raise ValueError("All arrays given to `from_tensor_slices` must have the same "
+                             f"size in their first dimension. Received: {sizes}")
+        return lengths.pop()
+
+    def _size(self) -> int:
+        return self._n
+
+    def _take_rows(self, indices: np.ndarray) -> Any:
+        return _unflatten(self._tree, [np.take(leaf, indices, axis=0) for leaf in self._leaves])
+
+    @property
+    def element_spec(self) -> Any:
+        return _unflatten(self._tree, [TensorSpec(leaf.shape[1:], leaf.dtype)
+                                       for leaf in self._leaves])
+
+
+class _Range(_RowSource):
+    def __init__(self, values: range, dtype: np.dtype) -> None:
+        self._values = values
+        self._dtype = dtype
+
+    def _size(self) -> int:
+        return len(self._values)
+
+    def _take_rows(self, indices: np.ndarray) -> np.ndarray:
+        return (self._values.start + indices * self._values.step).astype(self._dtype)
+
+    @property
+    def element_spec(self) -> TensorSpec:
+        return TensorSpec((), self._dtype)
+
+
+class _FromTensors(_RowSource):
+    def __init__(self, tensors: Any) -> None:
+        self._element = _to_numpy_structure(tensors)
+
+    def _size(self) -> int:
+        return 1
+
+    def _take_rows(self, indices: np.ndarray) -> Any:
+        leaves, tree = _flatten(self._element)
+        return _unflatten(tree, [np.stack([leaf] * len(indices)) for leaf in leaves])
+
+    @property
+    def element_spec(self) -> Any:
+        return _spec_of(self._element)
+
+
+class _FromGenerator(Dataset):
+    def __init__(self, generator: Callable[[], Iterable[Any]], signature: Any) -> None:
+        self._generator = generator
+        self._signature = signature
+
+    def _elements(self) -> Iterator[Any]:
+        for element in self._generator():
+            yield _to_numpy_structure(element)
+
+    def cardinality(self) -> int:
+        return UNKNOWN_CARDINALITY
+
+    @property
+    def element_spec(self) -> Any:
+        return self._signature if self._signature is not None else _spec_of(_peek(self))
+
+
+# ---------------------------------------------------------------- transformations
+
+class _Unary(Dataset):
+    """A transformation of one input dataset."""
+
+    def __init__(self, input_dataset: Dataset) -> None:
+        if not isinstance(input_dataset, Dataset):
+            raise TypeError(f"Expected a Dataset. Received: {input_dataset!r}")
+        self._input = input_dataset
+
+    def cardinality(self) -> int:
+        return self._input.cardinality()
+
+    @property
+    def element_spec(self) -> Any:
+        return self._input.element_spec
+
+
+class _Passthrough(_Unary):
+    """`prefetch`: same elements, same index stream."""
+
+    def _index_stream(self):
+        return self._input._index_stream()
+
+    def _elements(self) -> Iterator[Any]:
+        return iter(self._input)
+
+
+class _Shuffle(_Unary):
+    def __init__(self, input_dataset: Dataset, buffer_size: int, seed: int | None,
+                 reshuffle_each_iteration: bool) -> None:
+        super().__init__(input_dataset)
+        self._buffer_size = _check_positive("buffer_size", buffer_size)
+        seed = _check_seed(seed)
+        self._seed = int(np.random.randint(0, 2**62)) if seed is None else seed
+        self._reshuffle = bool(reshuffle_each_iteration)
+        self._epochs_started = 0
+
+    def _next_rng(self) -> np.random.Generator:
+        """The generator of the next epoch: a function of (seed, epoch) only."""
+        epoch = self._epochs_started if self._reshuffle else 0
+        if not _peeking:
+            self._epochs_started += 1
+        return np.random.default_rng([self._seed, epoch])
+
+    def _index_stream(self):
+        stream = self._input._index_stream()
+        if stream is None:
+            return None
+        source, make_chunks = stream
+        return source, lambda: self._shuffled_chunks(make_chunks)
+
+    def _shuffled_chunks(self, make_chunks: Callable[[], Iterator[np.ndarray]]
+                         ) -> Iterator[np.ndarray]:
+        rng = self._next_rng()
+        n = self._input.cardinality()
+        if 0 <= n <= self._buffer_size:  # the whole input fits: one permutation
+            chunks = list(make_chunks())
+            if chunks:
+                yield rng.permutation(np.concatenate(chunks))
+            return
+        ints = (i for chunk in make_chunks() for i in chunk.tolist())
+        yield from _chunk_ints(_reservoir(ints, self._buffer_size, rng))
+
+    def _elements(self) -> Iterator[Any]:
+        rng = self._next_rng()
+        return _reservoir(iter(self._input), self._buffer_size, rng)
+
+
+class _Batch(_Unary):
+    def __init__(self, input_dataset: Dataset, batch_size: int, drop_remainder: bool) -> None:
+        super().__init__(input_dataset)
+        self._batch_size = _check_positive("batch_size", batch_size)
+        self._drop_remainder = bool(drop_remainder)
+
+    def _elements(self) -> Iterator[Any]:
+        stream = self._input._index_stream()
+        if stream is not None:  # fast path: one gather per array per batch
+            source, make_chunks = stream
+            for indices in _rebatch(make_chunks(), self._batch_size, self._drop_remainder):
+                yield source._take_rows(indices)
+            return
+        batch: list[Any] = []
+        for element in self._input:
+            batch.append(element)
+            if len(batch) == self._batch_size:
+                yield _stack(batch)
+                batch = []
+        if batch and not self._drop_remainder:
+            yield _stack(batch)
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        if n < 0:
+            return n
+        if self._drop_remainder:
+            return n // self._batch_size
+        return -(-n // self._batch_size)
+
+    @property
+    def element_spec(self) -> Any:
+        size = self._batch_size if self._drop_remainder else None
+        return _map_specs(self._input.element_spec,
+                          lambda spec: TensorSpec((size, *spec.shape), spec.dtype))
+
+
+def _stack(elements: list[Any]) -> Any:
+    """Stacks a list of same-structure elements into one batch, with clear errors."""
+    flat = [_flatten(element) for element in elements]
+    tree = flat[0][1]
+    columns = list(zip(*(leaves for leaves, _ in flat)))
+    stacked = []
+    for name, column in zip(_leaf_names(tree), columns):
+        shapes = [np.shape(value) for value in column]
+        if any(shape != shapes[0] for shape in shapes):
+            bad = next(i for i, shape in enumerate(shapes) if shape != shapes[0])
+            raise ValueError(f"Cannot batch elements of different shapes: {name} has shape "
+                             f"{shapes[0]} in the first element of the batch and {shapes[bad]}"
+                             f" in element {bad}. Use `map` to give them one shape first.")
+        stacked.append(np.stack(column))
+    return _unflatten(tree, stacked)
+
+
+class _Unbatch(_Unary):
+    def _elements(self) -> Iterator[Any]:
+        for element in self._input:
+            leaves, tree = _flatten(element)
+            lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+            if None in lengths or len(lengths) != 1:
+                shapes = [np.shape(leaf) for leaf in leaves]
+                raise ValueError("`unbatch` needs every array of an element to have the same "
+                                 f"first dimension. Received shapes: {shapes}")
+            for i in range(lengths.pop()):
+                yield _unflatten(tree, [leaf[i] for leaf in leaves])
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        return INFINITE_CARDINALITY if n == INFINITE_CARDINALITY else UNKNOWN_CARDINALITY
+
+    @property
+    def element_spec(self) -> Any:
+        return _map_specs(self._input.element_spec,
+                          lambda spec: TensorSpec(spec.shape[1:], spec.dtype))
+
+
+class _Shard(_Unary):
+    def __init__(self, input_dataset: Dataset, num_shards: int, index: int) -> None:
+        super().__init__(input_dataset)
+        self._num_shards = _check_positive("num_shards", num_shards)
+        if not _is_int(index) or not 0 <= index < num_shards:
+            raise ValueError(f"`index` must be an int in [0, num_shards). Received: "
+                             f"index={index!r}, num_shards={num_shards}")
+        self._index = int(index)
+
+    def _index_stream(self):
+        stream = self._input._index_stream()
+        if stream is None:
+            return None
+        source, make_chunks = stream
+        return source, lambda: _stride_chunks(make_chunks(), self._index, self._num_shards)
+
+    def _elements(self) -> Iterator[Any]:
+        return itertools.islice(iter(self._input), self._index, None, self._num_shards)
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        if n < 0:
+            return n
+        return n // self._num_shards + (1 if self._index < n % self._num_shards else 0)
+
+
+class _Take(_Unary):
+    def __init__(self, input_dataset: Dataset, count: int) -> None:
+        super().__init__(input_dataset)
+        self._count = count
+
+    def _stop(self) -> int | None:
+        return None if self._count < 0 else self._count
+
+    def _index_stream(self):
+        stream = self._input._index_stream()
+        if stream is None:
+            return None
+        source, make_chunks = stream
+        return source, lambda: _slice_chunks(make_chunks(), 0, self._stop())
+
+    def _elements(self) -> Iterator[Any]:
+        return itertools.islice(iter(self._input), self._stop())
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        if self._count < 0:
+            return n
+        if n == INFINITE_CARDINALITY:
+            return self._count
+        return n if n == UNKNOWN_CARDINALITY else min(n, self._count)
+
+
+class _Skip(_Unary):
+    def __init__(self, input_dataset: Dataset, count: int) -> None:
+        super().__init__(input_dataset)
+        self._count = count
+
+    def _index_stream(self):
+        stream = self._input._index_stream()
+        if stream is None:
+            return None
+        source, make_chunks = stream
+        if self._count < 0:
+            return source, lambda: iter(())
+        return source, lambda: _slice_chunks(make_chunks(), self._count, None)
+
+    def _elements(self) -> Iterator[Any]:
+        if self._count < 0:
+            return iter(())
+        return itertools.islice(iter(self._input), self._count, None)
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        if self._count < 0:
+            return 0
+        return n if n < 0 else max(n - self._count, 0)
+
+
+class _Repeat(_Unary):
+    def __init__(self, input_dataset: Dataset, count: int) -> None:
+        super().__init__(input_dataset)
+        self._count = count
+
+    def _index_stream(self):
+        stream = self._input._index_stream()
+        if stream is None:
+            return None
+        source, make_chunks = stream
+        return source, lambda: _repeat(make_chunks, self._count)
+
+    def _elements(self) -> Iterator[Any]:
+        return _repeat(lambda: iter(self._input), self._count)
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        if self._count < 0:
+            return 0 if n == 0 else INFINITE_CARDINALITY
+        return n if n < 0 else n * self._count
+
+
+def _call(fn: Callable, element: Any) -> Any:
+    """Calls a user function as tf.data does: a tuple element is unpacked."""
+    return fn(*element) if isinstance(element, tuple) else fn(element)
+
+
+class _Map(_Unary):
+    def __init__(self, input_dataset: Dataset, map_func: Callable) -> None:
+        super().__init__(input_dataset)
+        self._map_func = map_func
+
+    def _elements(self) -> Iterator[Any]:
+        for element in self._input:
+            yield _to_numpy_structure(_call(self._map_func, element))
+
+    @property
+    def element_spec(self) -> Any:
+        return _spec_of(_peek(self))
+
+
+class _Filter(_Unary):
+    def __init__(self, input_dataset: Dataset, predicate: Callable) -> None:
+        super().__init__(input_dataset)
+        self._predicate = predicate
+
+    def _elements(self) -> Iterator[Any]:
+        for element in self._input:
+            keep = _to_array(_call(self._predicate, element))
+            if keep.shape != ():
+                raise ValueError("`predicate` must return a scalar boolean. Received a value "
+                                 f"of shape {keep.shape}")
+            if keep:
+                yield element
+
+    def cardinality(self) -> int:
+        n = self._input.cardinality()
+        return n if n == INFINITE_CARDINALITY else UNKNOWN_CARDINALITY
+
+
+class _Cache(_Unary):
+    def __init__(self, input_dataset: Dataset) -> None:
+        super().__init__(input_dataset)
+        self._cached: list[Any] | None = None
+
+    def _index_stream(self):
+        return self._input._index_stream()
+
+    def _elements(self) -> Iterator[Any]:
+        if self._cached is not None:
+            yield from self._cached
+            return
+        collected = []
+        for element in self._input:
+            collected.append(element)
+            yield element
+        self._cached = collected  # only a complete pass is kept
+
+
+class _Concatenate(Dataset):
+    def __init__(self, first: Dataset, second: Dataset) -> None:
+        if not isinstance(second, Dataset):
+            raise TypeError(f"`dataset` must be a Dataset. Received: {second!r}")
+        self._parts = (first, second)
+
+    def _elements(self) -> Iterator[Any]:
+        return itertools.chain.from_iterable(self._parts)
+
+    def cardinality(self) -> int:
+        sizes = [part.cardinality() for part in self._parts]
+        if INFINITE_CARDINALITY in sizes:
+            return INFINITE_CARDINALITY
+        return UNKNOWN_CARDINALITY if UNKNOWN_CARDINALITY in sizes else sum(sizes)
+
+    @property
+    def element_spec(self) -> Any:
+        return self._parts[0].element_spec
+
+
+class _Zip(Dataset):
+    def __init__(self, datasets: Any) -> None:
+        members, self._tree = _flatten(datasets)
+        if not members or not all(isinstance(ds, Dataset) for ds in members):
+            raise TypeError("`Dataset.zip` needs a tuple or dict of datasets. "
+                            f"Received: {datasets!r}")
+        self._members = members
+
+    def _elements(self) -> Iterator[Any]:
+        for parts in zip(*self._members):
+            yield _unflatten(self._tree, parts)
+
+    def cardinality(self) -> int:
+        sizes = [ds.cardinality() for ds in self._members]
+        finite = [n for n in sizes if n >= 0]
+        if finite:
+            return min(finite) if UNKNOWN_CARDINALITY not in sizes else UNKNOWN_CARDINALITY
+        return UNKNOWN_CARDINALITY if UNKNOWN_CARDINALITY in sizes else INFINITE_CARDINALITY
+
+    @property
+    def element_spec(self) -> Any:
+        return _unflatten(self._tree, [ds.element_spec for ds in self._members])
+
+
+# ---------------------------------------------------------------- peeking
+
+_peeking = False  # while True, shuffles do not count the iteration as an epoch
+
+
+def _peek(dataset: Dataset) -> Any:
+    """The first element, without advancing any shuffle's epoch counter."""
+    global _peeking
+    previous, _peeking = _peeking, True
+    try:
+        for element in dataset:
+            return element
+    finally:
+        _peeking = previous
+    raise ValueError("Cannot infer `element_spec` of an empty dataset.")
