@@ -231,7 +231,10 @@ class Peer:
 
         def on_close() -> None:
             if not self._closing:
-                self.events.put(("coordinator_lost", -1, {}))
+                self.events.put(("coordinator_lost", -1, {
+                    "error": f"lost the connection to the launcher coordinator at "
+                             f"{self._host}:{self._port} (the node 0 launcher died or the "
+                             "network between the nodes failed); stopping this node"}))
 
         _read_lines(sock, on_message, on_close)
 
