@@ -94,7 +94,7 @@ __version__ = "0.1.0"
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 
-_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute")
+_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat")
 
 
 def __getattr__(name: str):
@@ -104,4 +104,8 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
+    if name == "Session":
+        raise AttributeError(
+            "distflow runs eagerly, like TensorFlow 2: there is no `Session`. Read a tensor's "
+            "value with `t.numpy()`, or use `distflow.compat.v1.Session` for TF1-style scripts.")
     raise AttributeError(f"module 'distflow' has no attribute {name!r}")

@@ -1,0 +1,50 @@
+"""Seed tutorial 002: a TF1 Session matmul, then Sequential.add, fit and evaluate.
+
+TF2, and distflow, run eagerly: `tf.Session` does not exist (distflow's error
+says what to use). `tf.compat.v1.Session().run` fetches eager values, so the
+tutorial's Session lines run with that one name changed.
+"""
+
+import numpy as np
+
+import distflow as tf
+from distflow.keras.layers import Dense
+from distflow.keras.models import Sequential
+from distflow.keras.utils import to_categorical
+
+# 创建一个张量
+a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
+
+# 定义一个操作，例如矩阵乘法
+c = tf.matmul(a, b)
+
+# 创建一个Session
+with tf.compat.v1.Session() as sess:
+    # 运行操作
+    result = sess.run(c)
+    print(result)
+
+# --- data the tutorial leaves undefined: 100 features, one-hot labels of 10 classes ---
+rng = np.random.default_rng(2)
+x_train = rng.normal(size=(1000, 100)).astype("float32")
+y_train = to_categorical(np.argmax(x_train[:, :10], axis=1), 10)
+x_test = rng.normal(size=(200, 100)).astype("float32")
+y_test = to_categorical(np.argmax(x_test[:, :10], axis=1), 10)
+# --- end of the added lines ---
+
+# 创建一个神经网络模型
+model = Sequential()
+model.add(Dense(units=64, activation='relu', input_dim=100))
+model.add(Dense(units=10, activation='softmax'))
+
+# 编译模型
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+
+# 训练模型
+model.fit(x_train, y_train, epochs=10, batch_size=32)
+
+# 评估模型
+loss, accuracy = model.evaluate(x_test, y_test)
+print('loss:', loss)
+print('accuracy:', accuracy)
