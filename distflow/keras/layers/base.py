@@ -1,0 +1,579 @@
+"""The `Layer` base class and `InputSpec`, with Keras's public surface.
+
+A layer owns variables created in `build(input_shape)` (called once, from the
+shape of the first input) and computes `call(inputs, training=...)`. `__call__`
+converts the inputs, builds, checks them against `input_spec`, resolves the
+`training` flag (an explicit value, else the one of the enclosing layer call,
+else `call`'s default) and hands symbolic `KerasTensor` inputs to the
+functional API instead of computing.
+
+Sublayers and variables assigned as attributes are tracked, so `weights`,
+`trainable_weights` and `losses` of a layer include those of its sublayers.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from distflow import ops
+from distflow.keras import initializers, regularizers
+from distflow.tensor import Tensor, Variable, unique_name
+
+_context = threading.local()
+_INPUT_SHAPE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size")
+_ALLOWED_KWARGS = (*_INPUT_SHAPE_KWARGS, "activity_regularizer", "autocast", "dynamic",
+                   "input_dtype", "weights")
+
+
+def to_snake_case(name: str) -> str:
+    """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d', 'LSTM' -> 'lstm' (Keras's rule)."""
+    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+def _flat(structure: Any) -> list:
+    if isinstance(structure, list | tuple):
+        return [x for s in structure for x in _flat(s)]
+    if isinstance(structure, dict):
+        return [x for k in structure for x in _flat(structure[k])]
+    return [structure]
+
+
+def _map(fn: Callable, structure: Any) -> Any:
+    if isinstance(structure, list | tuple):
+        return type(structure)(_map(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _map(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+_keras_tensor_class: list = []
+
+
+def _is_symbolic(x: Any) -> bool:
+    """True for a `KerasTensor` of the functional API (imported lazily: no import cycle)."""
+    if isinstance(x, Tensor | np.ndarray | int | float | bool | np.generic) or x is None:
+        return False
+    if not _keras_tensor_class:
+        try:
+            from distflow.keras.functional import KerasTensor
+        except ImportError:  # the functional API is not installed: nothing is symbolic
+            KerasTensor = ()
+        _keras_tensor_class.append(KerasTensor)
+    return bool(_keras_tensor_class[0]) and isinstance(x, _keras_tensor_class[0])
+
+
+@functools.cache
+def _call_parameters(call: Callable) -> tuple[frozenset, bool]:
+    params = inspect.signature(call).parameters
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return frozenset(params), var_kw
+
+
+def _shape_tuple(shape: Any) -> tuple:
+    if isinstance(shape, int | np.integer) or shape is None:
+        return (shape if shape is None else int(shape),)
+    return tuple(None if s is None else int(s) for s in shape)
+
+
+class InputSpec:
+    """What a layer accepts: rank bounds and fixed sizes of some axes.
+
+    Args:
+        dtype: expected dtype (not enforced; inputs are cast).
+        shape: full expected shape (None entries are free).
+        ndim: exact rank.
+        max_ndim: maximum rank.
+        min_ndim: minimum rank.
+        axes: {axis: size} that must match.
+        allow_last_axis_squeeze: accepted for Keras compatibility.
+        name: optional name.
+    """
+
+    def __init__(self, dtype: Any = None, shape: Any = None, ndim: int | None = None,
+                 max_ndim: int | None = None, min_ndim: int | None = None,
+                 axes: dict[int, int] | None = None, allow_last_axis_squeeze: bool = False,
+                 name: str | None = None):
+        self.dtype = dtype
+        self.shape = None if shape is None else _shape_tuple(shape)
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = {int(k): int(v) for k, v in (axes or {}).items()}
+        self.allow_last_axis_squeeze = allow_last_axis_squeeze
+        self.name = name
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={v}" for k, v in (("shape", self.shape), ("ndim", self.ndim),
+                                         ("max_ndim", self.max_ndim),
+                                         ("min_ndim", self.min_ndim), ("axes", self.axes))
+                 if v]
+        return f"InputSpec({', '.join(parts)})"
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {"dtype": self.dtype, "shape": self.shape, "ndim": self.ndim,
+                "max_ndim": self.max_ndim, "min_ndim": self.min_ndim, "axes": self.axes}
+
+    def check(self, shape: tuple, layer_name: str, index: int) -> None:
+        """Raises a ValueError naming the layer when `shape` does not satisfy the spec."""
+        prefix = f'Input {index} of layer "{layer_name}" is incompatible with the layer: '
+        rank = len(shape)
+        if self.ndim is not None and rank != self.ndim:
+            raise ValueError(f"{prefix}expected ndim={self.ndim}, found ndim={rank}. "
+                             f"Full shape received: {shape}")
+        if self.max_ndim is not None and rank > self.max_ndim:
+            raise ValueError(f"{prefix}expected max_ndim={self.max_ndim}, found ndim={rank}. "
+                             f"Full shape received: {shape}")
+        if self.min_ndim is not None and rank < self.min_ndim:
+            raise ValueError(f"{prefix}expected min_ndim={self.min_ndim}, found ndim={rank}. "
+                             f"Full shape received: {shape}")
+        for axis, size in self.axes.items():
+            got = shape[axis] if -rank <= axis < rank else None
+            if got is not None and got != size:
+                raise ValueError(
+                    f"{prefix}expected axis {axis} of input shape to have value {size}, "
+                    f"but received input with shape {shape}. The layer was built for inputs "
+                    f"of that size: feed matching inputs or use a new layer.")
+        if self.shape is not None:
+            for want, got in zip(self.shape, shape):
+                if want is not None and got is not None and want != got:
+                    raise ValueError(f"{prefix}expected shape={self.shape}, found "
+                                     f"shape={shape}")
+
+
+class Layer:
+    """Base class of all layers, with the constructor and attributes of `keras.layers.Layer`.
+
+    Args:
+        trainable: whether the layer's weights are updated by training.
+        name: layer name; defaults to the snake_case class name made unique
+            ('dense', 'dense_1', ...).
+        dtype: dtype of the weights and computations (default 'float32').
+        **kwargs: `input_shape` / `input_dim` / `batch_input_shape` / `batch_size`
+            (the input shape of the first layer of a `Sequential`, stored as
+            `_input_shape_arg` without the batch dimension) and
+            `activity_regularizer`.
+    """
+
+    _autocast_inputs = True  # cast float inputs to the layer's dtype, as Keras does
+
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
+                 **kwargs: Any):
+        unknown = {k: v for k, v in kwargs.items() if k not in _ALLOWED_KWARGS}
+        if unknown:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                            f"{unknown}")
+        self._init_tracking()
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self._dtype = _dtype_name(dtype)
+        self._trainable = bool(trainable)
+        self.built = False
+        self.input_spec: InputSpec | list[InputSpec] | None = None
+        self.supports_masking = False
+        self._build_input_shape: Any = None
+        self._read_input_shape_kwargs(kwargs)
+        self.activity_regularizer = regularizers.get(kwargs.get("activity_regularizer"))
+        self._initial_weights = kwargs.get("weights")
+
+    # ----------------------------------------------------------- construction
+
+    def _init_tracking(self) -> None:
+        d = self.__dict__
+        d.setdefault("_own_trainable", [])
+        d.setdefault("_own_non_trainable", [])
+        d.setdefault("_regularized", [])
+        d.setdefault("_call_losses", [])
+        d.setdefault("_tracked_layers", [])
+
+    def _read_input_shape_kwargs(self, kwargs: dict[str, Any]) -> None:
+        self._input_shape_arg: tuple | None = None
+        self._batch_size_arg: int | None = kwargs.get("batch_size")
+        if kwargs.get("batch_input_shape") is not None:
+            full = _shape_tuple(kwargs["batch_input_shape"])
+            self._input_shape_arg, self._batch_size_arg = full[1:], full[0]
+        elif kwargs.get("input_shape") is not None:
+            self._input_shape_arg = _shape_tuple(kwargs["input_shape"])
+        elif kwargs.get("input_dim") is not None:
+            self._input_shape_arg = (int(kwargs["input_dim"]),)
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:  # a user's build() need not set `built` itself
+            cls.build = _marks_built(cls.__dict__["build"])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Variable) and name not in ("_build_input_shape",):
+            self._init_tracking()
+            self._track_variable(value, value.trainable)
+        object.__setattr__(self, name, value)
+
+    def _track_variable(self, var: Variable, trainable: bool) -> None:
+        known = {id(v) for v in self._own_trainable + self._own_non_trainable}
+        if id(var) not in known:
+            (self._own_trainable if trainable else self._own_non_trainable).append(var)
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def dtype(self) -> str:
+        """The layer's dtype name ('float32')."""
+        return self._dtype
+
+    compute_dtype = dtype
+    variable_dtype = dtype
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates this layer's weights; setting it (un)freezes sublayers."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        self._trainable = value
+        for var in self._own_trainable:
+            var.trainable = value
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _sublayers(self) -> list[Layer]:
+        """Direct sublayers: explicitly tracked ones, then layers held in attributes."""
+        found, seen = [], {id(self)}
+        candidates = list(self._tracked_layers)
+        for key, value in list(self.__dict__.items()):
+            if key in ("_tracked_layers", "_inbound_nodes", "_outbound_nodes"):
+                continue
+            if isinstance(value, Layer):
+                candidates.append(value)
+            elif isinstance(value, list | tuple | dict):
+                candidates.extend(v for v in _flat(value) if isinstance(v, Layer))
+        for layer in candidates:
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                found.append(layer)
+        return found
+
+    def _flatten_layers(self, include_self: bool = True, recursive: bool = True) -> Iterator[Layer]:
+        """This layer and its sublayers, depth first, each once."""
+        seen: set[int] = set()
+        stack = [self]
+        while stack:
+            layer = stack.pop(0)
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if layer is not self or include_self:
+                yield layer
+            if recursive or layer is self:
+                stack[0:0] = layer._sublayers()
+
+    def _collect(self, own: Callable[[Layer], list], sub: Callable[[Layer], list]) -> list:
+        out, seen = [], set()
+        for var in own(self) + [v for layer in self._sublayers() for v in sub(layer)]:
+            if id(var) not in seen:
+                seen.add(id(var))
+                out.append(var)
+        return out
+
+    @property
+    def weights(self) -> list[Variable]:
+        """All variables: this layer's (trainable first), then its sublayers'."""
+        return self._collect(lambda s: s._own_trainable + s._own_non_trainable,
+                             lambda layer: layer.weights)
+
+    variables = weights
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        """Variables updated by training (empty when the layer is frozen)."""
+        if not self.trainable:
+            return []
+        return self._collect(lambda s: list(s._own_trainable),
+                             lambda layer: layer.trainable_weights)
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        """Variables not updated by gradients (moving statistics, frozen weights)."""
+        if not self.trainable:
+            return self.weights
+        return self._collect(lambda s: list(s._own_non_trainable),
+                             lambda layer: layer.non_trainable_weights)
+
+    non_trainable_variables = non_trainable_weights
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Regularization penalties of the current weights plus losses added during the last call.
+
+        Weight penalties are recomputed at each read, so reading `losses` inside a
+        `GradientTape` makes them differentiable with respect to the weights.
+        """
+        out = []
+        for layer in self._flatten_layers():
+            for loss in layer._call_losses:
+                out.append(loss() if callable(loss) else loss)
+            for regularizer, var in layer._regularized:
+                out.append(regularizer(var))
+        return out
+
+    def add_loss(self, loss: Any) -> None:
+        """Adds a loss tensor (or a zero-argument callable returning one) to `losses`."""
+        self._call_losses.append(loss if callable(loss) else ops.convert_to_tensor(loss))
+
+    # ------------------------------------------------------------- variables
+
+    def add_weight(self, name: str | None = None, shape: Any = None,
+                   initializer: Any = "glorot_uniform", regularizer: Any = None,
+                   trainable: bool = True, dtype: Any = None, **kwargs: Any) -> Variable:
+        """Creates a variable named `<layer name>/<name>` owned by this layer.
+
+        Args:
+            name: variable name within the layer.
+            shape: variable shape (Keras 3's positional order `add_weight(shape, ...)`
+                is accepted too).
+            initializer: initializer name, instance or callable `(shape, dtype)`.
+            regularizer: optional regularizer; its penalty appears in `losses`.
+            trainable: whether gradients update it.
+            dtype: defaults to the layer's dtype.
+            **kwargs: `constraint=None`, `autocast`, `aggregation`, `synchronization`
+                accepted for compatibility.
+        """
+        if name is not None and not isinstance(name, str):  # Keras 3: add_weight(shape, ...)
+            name, shape = kwargs.pop("name", None), name
+        if kwargs.get("constraint") is not None:
+            raise NotImplementedError(f"Layer '{self.name}': weight constraints are not "
+                                      "supported. Pass constraint=None.")
+        shape = () if shape is None else _shape_tuple(shape)
+        if any(s is None or s < 0 for s in shape):
+            raise ValueError(f"Layer '{self.name}': cannot create weight '{name}' with an "
+                             f"undefined or negative dimension. Received: shape={shape}")
+        dtype = _dtype_name(dtype or self._dtype)
+        init = initializers.get(initializer if initializer is not None else "glorot_uniform")
+        value = init(shape, dtype=dtype)
+        var = Variable(value, name=f"{self.name}/{name or 'variable'}",
+                       trainable=trainable and self.trainable, dtype=dtype)
+        self._track_variable(var, trainable)
+        reg = regularizers.get(regularizer)
+        if reg is not None:
+            self._regularized.append((reg, var))
+        return var
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights' values, in the order of `weights`."""
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Sets the weights from arrays in the order of `get_weights()` (shapes must match)."""
+        params = self.weights
+        weights = list(weights)
+        if len(weights) != len(params):
+            raise ValueError(
+                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
+                f"of length {len(weights)}, but the layer was expecting {len(params)} weights.")
+        arrays = [np.asarray(w.value if isinstance(w, Tensor) else w) for w in weights]
+        for var, arr in zip(params, arrays):
+            if tuple(arr.shape) != tuple(var.shape):
+                raise ValueError(
+                    f"Layer {self.name} weight shape {tuple(var.shape)} is not compatible with "
+                    f"provided weight shape {tuple(arr.shape)} (variable '{var.name}').")
+        for var, arr in zip(params, arrays):
+            var.assign(arr)
+
+    def count_params(self) -> int:
+        """Number of scalars in all weights (the layer must be built)."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
+                "built. You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(math.prod(v.shape) for v in self.weights))
+
+    # ------------------------------------------------------------- build/call
+
+    def build(self, input_shape: Any) -> None:
+        """Creates the weights for inputs of `input_shape` (batch dim included, None allowed)."""
+        self._build_input_shape = input_shape
+        self.built = True
+
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation; subclasses override it."""
+        return inputs
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(_is_symbolic(x) for x in _flat(inputs)):
+            from distflow.keras.functional import symbolic_call
+
+            return symbolic_call(self, inputs, *args, **kwargs)
+        inputs = self._convert_inputs(inputs)
+        self._maybe_build(inputs)
+        self._check_inputs(inputs)
+        params, var_kw = _call_parameters(type(self).call)
+        training = kwargs.pop("training", None)
+        if training is None:
+            training = getattr(_context, "training", None)
+        if training is not None and ("training" in params or var_kw):
+            kwargs["training"] = bool(training)
+        self._call_losses.clear()
+        outer = getattr(_context, "training", None)
+        _context.training = training
+        try:
+            outputs = self.call(inputs, *args, **kwargs)
+        finally:
+            _context.training = outer
+        if self.activity_regularizer is not None:
+            self._add_activity_loss(outputs)
+        return outputs
+
+    def _convert_inputs(self, inputs: Any) -> Any:
+        def convert(x: Any) -> Any:
+            if x is None:
+                return x
+            t = ops.convert_to_tensor(x)
+            if self._autocast_inputs and t.dtype.kind == "f" and t.dtype.name != self._dtype:
+                t = ops.cast(t, self._dtype)
+            return t
+        return _map(convert, inputs)
+
+    def _maybe_build(self, inputs: Any) -> None:
+        if self.built:
+            return
+        shapes = _map(lambda t: None if t is None else tuple(t.shape), inputs)
+        self.build(shapes)
+        self.built = True
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def _check_inputs(self, inputs: Any) -> None:
+        specs = self.input_spec
+        if specs is None:
+            return
+        specs = specs if isinstance(specs, list | tuple) else [specs]
+        flat = [x for x in _flat(inputs) if x is not None]
+        for i, (spec, x) in enumerate(zip(specs, flat)):
+            if spec is not None:
+                spec.check(tuple(x.shape), self.name, i)
+
+    def _add_activity_loss(self, outputs: Any) -> None:
+        for out in _flat(outputs):
+            if isinstance(out, Tensor):
+                batch = out.shape[0] if out.ndim else 1
+                self.add_loss(ops.divide(self.activity_regularizer(out), float(max(batch, 1))))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """Output shape for `input_shape` (batch dim included).
+
+        The default runs the layer once on zeros (None dims taken as 1); layers
+        with weights are built by it. Layers override it with the exact rule.
+        """
+        def probe(shape):
+            return Tensor._wrap(np.zeros([1 if s is None else s for s in shape], self._dtype))
+
+        is_single = isinstance(input_shape, tuple | list) and all(
+            s is None or isinstance(s, int | np.integer) for s in input_shape)
+        dummy = probe(input_shape) if is_single else _map_shapes(probe, input_shape)
+        out = self(dummy, training=False)
+        batch_unknown = is_single and len(input_shape) > 0 and input_shape[0] is None
+        return _map(lambda t: ((None,) if batch_unknown else tuple(t.shape[:1])) +
+                    tuple(t.shape[1:]), out)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """Output mask (layers that create masks override it); passes `mask` through."""
+        return mask
+
+    # ---------------------------------------------------------------- config
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-safe; `from_config(get_config())` rebuilds the layer."""
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable,
+                                  "dtype": self._dtype}
+        if self._input_shape_arg is not None:
+            config["batch_input_shape"] = [self._batch_size_arg, *self._input_shape_arg]
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Creates a layer from its `get_config()` dict."""
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):  # a Keras 3 dtype policy
+            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        if isinstance(config.get("batch_input_shape"), list):
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """The input shape the layer was built with (for saving), or None if not built."""
+        if not self.built or self._build_input_shape is None:
+            return None
+        return {"input_shape": _shape_to_json(self._build_input_shape)}
+
+    def build_from_config(self, config: dict[str, Any] | None) -> None:
+        """Builds the layer from `get_build_config()`'s dict."""
+        if config and config.get("input_shape") is not None and not self.built:
+            self.build(_shape_from_json(config["input_shape"]))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _marks_built(build: Callable) -> Callable:
+    @functools.wraps(build)
+    def wrapper(self: Layer, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
+        result = build(self, input_shape, *args, **kwargs)
+        self._build_input_shape = input_shape
+        self.built = True
+        return result
+    wrapper._marks_built = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _map_shapes(fn: Callable, shapes: Any) -> Any:
+    """Applies `fn` to each shape tuple of a (nested) list of shapes."""
+    if isinstance(shapes, dict):
+        return {k: _map_shapes(fn, v) for k, v in shapes.items()}
+    if isinstance(shapes, tuple | list) and all(
+            s is None or isinstance(s, int | np.integer) for s in shapes):
+        return fn(tuple(shapes))
+    return [_map_shapes(fn, s) for s in shapes]
+
+
+def _shape_to_json(shape: Any) -> Any:
+    if isinstance(shape, tuple | list):
+        return [_shape_to_json(s) for s in shape]
+    return None if shape is None else int(shape)
+
+
+def _shape_from_json(shape: Any) -> Any:
+    if isinstance(shape, list) and all(s is None or isinstance(s, int) for s in shape):
+        return tuple(shape)
+    if isinstance(shape, list):
+        return [_shape_from_json(s) for s in shape]
+    return shape
+
+
+def _dtype_name(dtype: Any) -> str:
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
+        dtype = dtype.get("config", {}).get("name", "float32")
+    name = str(getattr(dtype, "name", dtype))
+    if name.startswith("mixed_"):
+        raise ValueError(f"Mixed precision policies are not supported. Received: dtype={dtype!r}")
+    try:
+        return np.dtype(name).name
+    except TypeError:
+        raise ValueError(f"`dtype` must be a NumPy dtype name such as 'float32'. "
+                         f"Received: dtype={dtype!r}") from None
