@@ -20,6 +20,12 @@ Contract used by `Model.fit` (distflow/keras/models.py):
   callbacks that write files.
 * `on_train_begin(model)` / `on_train_end(model)`: called by `fit` after the
   model is built and compiled (the strategy pulls the initial parameters here).
+* `initial_epoch(model, requested)`: called by `fit` right after
+  `on_train_begin`; the epoch to start at. A strategy whose servers resumed
+  from a checkpoint returns the epoch recorded there, so restarting a stopped
+  run continues where it was.
+* `on_epoch_begin(model, epoch)`: called by `fit` at the start of each epoch
+  (the strategy records the training position with its pushes).
 """
 
 from __future__ import annotations
@@ -48,6 +54,13 @@ class TrainingContext:
 
     def on_train_end(self, model: Any) -> None:
         """Called by `fit` after the last step (also when training stops early)."""
+
+    def initial_epoch(self, model: Any, requested: int) -> int:
+        """The epoch `fit` starts at; `requested` is `fit(initial_epoch=...)`."""
+        return requested
+
+    def on_epoch_begin(self, model: Any, epoch: int) -> None:
+        """Called by `fit` at the start of every epoch."""
 
 
 _DEFAULT = TrainingContext()
