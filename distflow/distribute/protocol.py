@@ -33,6 +33,16 @@ DTYPES = frozenset({
 })
 
 
+_ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
+_NAMES = {np.dtype(name): name for name in DTYPES}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """The protocol name of a NumPy dtype (cached: `dtype.name` is slow)."""
+    name = _NAMES.get(dtype)
+    return name if name is not None else np.dtype(dtype).name
+
+
 class ProtocolError(ValueError):
     """A message that does not follow the protocol.
 
@@ -129,12 +139,25 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
     """
     specs, frames = [], []
     for name, array in tensors:
-        arr = np.ascontiguousarray(array)
-        raw = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+        arr = _wire_array(name, array)
+        raw = arr.data.cast("B") if arr.size else memoryview(b"")
         count = nframes_for(raw.nbytes)
-        specs.append([name, arr.dtype.name, list(arr.shape), count])
-        frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
+        specs.append([name, dtype_name(arr.dtype), list(arr.shape), count])
+        if count == 1:
+            frames.append(raw)
+        else:
+            frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
     return [pack_header({**header, "tensors": specs})] + frames
+
+
+def _wire_array(name: str, array: np.ndarray) -> np.ndarray:
+    """`array` as C-contiguous little-endian data of a protocol dtype (no copy if it is)."""
+    if array.dtype not in _NAMES:
+        if array.dtype.kind not in "fiub" or array.dtype.name not in DTYPES:
+            raise ValueError(f"Tensor {name!r}: dtype must be one of {sorted(DTYPES)}. "
+                             f"Received: dtype={array.dtype}")
+        array = array.astype(array.dtype.newbyteorder("<"))  # big-endian input
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def pack_header(header: Mapping[str, Any]) -> bytes:
@@ -241,7 +264,7 @@ def _check_spec(spec: Any) -> None:
             isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)):
         raise ProtocolError("bad_shape", f"Tensor {name!r}: shape must be a list of "
                             f"non-negative ints. Received: {shape!r:.200}")
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    nbytes = math.prod(shape) * _ITEMSIZE[dtype]
     if count != nframes_for(nbytes):
         raise ProtocolError("frame_count", f"Tensor {name!r} has {nbytes} bytes, so it needs "
                             f"{nframes_for(nbytes)} frames. Received: nframes={count!r}")
@@ -253,7 +276,7 @@ def _build_chunks(specs: list[list], frames: Sequence[Any]) -> dict[str, tuple]:
     for name, dtype, shape, count in specs:
         parts = [memoryview(f) for f in frames[index:index + count]]
         index += count
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * _ITEMSIZE[dtype]
         sizes = [p.nbytes for p in parts]
         want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
         if nbytes == 0:

@@ -124,6 +124,7 @@ class _Stats:
     rejected: Counter = field(default_factory=Counter)
     staleness: Counter = field(default_factory=Counter)
     pushes: int = 0
+    steps: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     stale_dropped: int = 0
@@ -356,7 +357,7 @@ class ParameterServer:
         added = [n for n in msg.names if n not in self.params]
         for name in added:
             self.params[name] = np.array(msg.tensor(name), copy=True)
-            self.slots[name] = self._rule.init(self.params[name])
+            self.slots[name] = self._rule.init(self.params[name], self.optimizer.get("hp"))
         self._round.reset_buffers(self.params)
         self._reply(identity, msg, with_params=True, names=msg.names, added=added)
 
@@ -382,7 +383,7 @@ class ParameterServer:
     def _check_tensor(self, msg: Message, name: str) -> None:
         param = self._known(name)
         dtype, shape = msg.spec(name)
-        if dtype != param.dtype.name:
+        if dtype != protocol.dtype_name(param.dtype):
             raise _Reject("dtype_mismatch", f"Parameter {name!r} is {param.dtype.name}. "
                           f"Received: dtype={dtype}")
         if shape != param.shape:
@@ -539,6 +540,7 @@ class ParameterServer:
         for name, grad in grads.items():
             self._rule.update(self.params[name], grad, self.slots[name], step, hp)
         self.version = step
+        self.stats.steps += 1
         every = self.config.checkpoint_every
         if self.config.checkpoint_dir and every and step % every == 0:
             self.save_checkpoint()
@@ -635,7 +637,7 @@ class ParameterServer:
             "address": self.address, "uptime_s": round(now - s.started, 3),
             "params": len(self.params),
             "param_bytes": sum(p.nbytes for p in self.params.values()),
-            "pushes": s.pushes, "requests": dict(s.requests), "bytes_in": s.bytes_in,
+            "steps": s.steps, "pushes": s.pushes, "requests": dict(s.requests), "bytes_in": s.bytes_in,
             "bytes_out": s.bytes_out, "rejected": dict(s.rejected),
             "live_workers": sorted(w.wid for w in self.workers.values()
                                    if w.alive and not w.left),
@@ -645,6 +647,7 @@ class ParameterServer:
             "stale_dropped": s.stale_dropped, "skipped_nonfinite": s.skipped_nonfinite,
             "duplicates": s.duplicates, "cow_copies": s.cow_copies,
             "last_checkpoint": s.last_checkpoint,
+            "connections": dict(self.socket.events),
         }
 
 
@@ -697,12 +700,24 @@ class _Round:
             self.counts[name] = 0
 
 
+_ZEROS: dict[str, np.ndarray] = {}
+
+
 def _finite(pieces: list[np.ndarray]) -> bool:
+    """True when no piece holds NaN or inf (pieces are <= one frame long)."""
     for piece in pieces:
-        if piece.dtype.kind == "f" and piece.size:
-            # min/max propagate NaN and expose inf without allocating a mask.
-            if not (math.isfinite(piece.min()) and math.isfinite(piece.max())):
+        if piece.dtype.kind != "f" or not piece.size:
+            continue
+        if piece.dtype.itemsize < 4:
+            if not np.isfinite(piece).all():
                 return False
+            continue
+        # x * 0 is 0 for every finite x and NaN for NaN/inf: one BLAS pass, no mask.
+        zeros = _ZEROS.get(piece.dtype.name)
+        if zeros is None or zeros.size < piece.size:
+            zeros = _ZEROS[piece.dtype.name] = np.zeros(max(piece.size, 1024), piece.dtype)
+        if not math.isfinite(np.dot(piece, zeros[:piece.size])):
+            return False
     return True
 
 
@@ -729,7 +744,7 @@ def _build_optimizer(config: Any) -> tuple[Any, Any]:
 
 
 def _summary(stats: dict) -> str:
-    keys = ("version", "pushes", "bytes_in", "bytes_out", "rejected", "live_workers",
+    keys = ("version", "steps", "pushes", "bytes_in", "bytes_out", "rejected", "live_workers",
             "dead_workers", "staleness", "last_checkpoint")
     return " ".join(f"{k}={stats[k]}" for k in keys)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,10 @@ SERVER_KEY = "server"
 CLIENTS_DIR = "clients"
 
 _HANDSHAKE_FAILURES = {
-    getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0): "handshake failed",
-    getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0): "handshake failed (protocol "
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", -1): "handshake failed",
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", -2): "handshake failed (protocol "
     "mismatch: a client without CURVE keys, or not a distflow peer)",
-    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0): "authentication refused (client key "
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", -3): "authentication refused (client key "
     "not in the allow-list)",
 }
 
@@ -121,15 +123,55 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
 class _AllowList:
     """ZAP credentials provider: admits listed keys, logs every refusal."""
 
-    def __init__(self, allowed: set[bytes]):
+    def __init__(self, allowed: set[bytes], address: str = ""):
         self.allowed = allowed
+        self.address = address
+        self.refused = 0
 
     def callback(self, domain: str, key: bytes) -> bool:
         ok = key in self.allowed
         if not ok:
-            log.warning("Refused a CURVE client: public key %s is not in the allow-list",
-                        key.decode("ascii", "replace"))
+            self.refused += 1
+            log.warning("Refused a CURVE client on %s: public key %s is not in the "
+                        "allow-list", self.address or domain, key.decode("ascii", "replace"))
         return ok
+
+
+class _Authenticator:
+    """One ZAP handler per process, shared by every CURVE server socket in it.
+
+    libzmq allows a single ZAP endpoint per context, so servers running in one
+    process (tests, a node hosting two shards) each get their own ZAP domain and
+    allow-list on the shared handler.
+    """
+
+    _lock = threading.Lock()
+    _thread: ThreadAuthenticator | None = None
+    _users = 0
+    _next_domain = 0
+
+    @classmethod
+    def register(cls, provider: _AllowList) -> str:
+        with cls._lock:
+            if cls._thread is None:
+                cls._thread = ThreadAuthenticator(context(), log=logging.getLogger("distflow.zap"))
+                cls._thread.start()
+            cls._users += 1
+            cls._next_domain += 1
+            domain = f"distflow-{os.getpid()}-{cls._next_domain}"
+            cls._thread.configure_curve_callback(domain, provider)
+            return domain
+
+    @classmethod
+    def unregister(cls, domain: str) -> None:
+        with cls._lock:
+            if cls._thread is None:
+                return
+            cls._thread.credentials_providers.pop(domain, None)
+            cls._users -= 1
+            if cls._users == 0:
+                cls._thread.stop()
+                cls._thread = None
 
 
 class ServerSocket:
@@ -148,20 +190,28 @@ class ServerSocket:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
-        self._auth = None
+        self.events: Counter = Counter()  # connection events seen by the monitor
+        self._zap_domain: str | None = None
+        self.allow_list: _AllowList | None = None
         if keys_dir:
             self._setup_curve(keys_dir)
         self.monitor = self.socket.get_monitor_socket()
         self.address = self._bind(address)
+        if self.allow_list is not None:
+            self.allow_list.address = self.address
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
 
     def _setup_curve(self, keys_dir: str) -> None:
-        public, secret = server_keys(keys_dir)
-        self._auth = ThreadAuthenticator(context(), log=logging.getLogger("distflow.zap"))
-        self._auth.start()
-        self._auth.configure_curve_callback("*", _AllowList(allowed_client_keys(keys_dir)))
+        try:
+            public, secret = server_keys(keys_dir)
+            self.allow_list = _AllowList(allowed_client_keys(keys_dir))
+        except TransportError:
+            self.socket.close(linger=0)
+            raise
+        self._zap_domain = _Authenticator.register(self.allow_list)
+        self.socket.zap_domain = self._zap_domain.encode()
         self.socket.curve_secretkey = secret
         self.socket.curve_publickey = public
         self.socket.curve_server = True
@@ -191,8 +241,14 @@ class ServerSocket:
             event = recv_monitor_message(self.monitor)
             what = _HANDSHAKE_FAILURES.get(event["event"])
             if what:
+                self.events["refused"] += 1
                 log.warning("Refused a connection on %s: %s (endpoint %s)", self.address,
                             what, event.get("endpoint", b"").decode("utf-8", "replace"))
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                # Also what a peer sending a frame above MAXMSGSIZE gets.
+                self.events["disconnected"] += 1
+            elif event["event"] == zmq.EVENT_ACCEPTED:
+                self.events["accepted"] += 1
 
     def recv(self) -> tuple[bytes, list[Any]] | None:
         """One message without blocking: (peer identity, frames), or None."""
@@ -207,12 +263,22 @@ class ServerSocket:
 
         Never blocks: a reply to a peer that is gone is dropped.
         """
+        # Frames of one message leave in order, so tracking the last large frame
+        # tells when all of them are released (one tracker instead of one per frame).
+        last_big = max((i for i, f in enumerate(frames)
+                        if memoryview(f).nbytes >= COPY_THRESHOLD), default=-1)
+        tracker = None
         try:
-            return self.socket.send_multipart([identity, *frames], zmq.NOBLOCK,
-                                              copy=False, track=track)
+            self.socket.send(identity, zmq.NOBLOCK | zmq.SNDMORE)
+            for i, frame in enumerate(frames):
+                flags = zmq.NOBLOCK | (zmq.SNDMORE if i < len(frames) - 1 else 0)
+                tracked = track and i == last_big
+                result = self.socket.send(frame, flags, copy=False, track=tracked)
+                if tracked:
+                    tracker = result
         except zmq.Again:
             log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
-            return None
+        return tracker
 
     def close(self) -> None:
         """Closes the socket and stops the authenticator."""
@@ -221,9 +287,9 @@ class ServerSocket:
             self.monitor.close(linger=0)
             self.monitor = None
         self.socket.close(linger=0)
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
+        if self._zap_domain is not None:
+            _Authenticator.unregister(self._zap_domain)
+            self._zap_domain = None
 
 
 def tracker_done(tracker: Any) -> bool:
