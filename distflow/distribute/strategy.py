@@ -92,6 +92,7 @@ class _ParameterServerBacked(Strategy):
         self._client = None
         self._synced: set[str] = set()
         self._version = 0
+        self.position: dict[str, int] = {}  # sent with every push (recorded in checkpoints)
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -160,9 +161,15 @@ class _ParameterServerBacked(Strategy):
         variables = [v for _, v in pairs]
         self.sync_variables(variables, optimizer)
         grads = {v.name: _array(g, v) for g, v in pairs}
-        params = self.client.push_pull(grads, version=self._version)
+        params = self.client.push_pull(grads, version=self._version,
+                                       position=self.position or None)
         self._version = self.client.last_version
         self._write(variables, params)
+
+    def server_position(self) -> dict:
+        """The training position the servers recorded (restored from their checkpoints)."""
+        headers = self.client.hello()
+        return dict(headers[0].get("position") or {}) if headers else {}
 
     def close(self) -> None:
         """Closes the client's sockets."""
@@ -244,6 +251,16 @@ class _FitContext(training_context.TrainingContext):
 
     def on_train_begin(self, model: Any) -> None:
         self.strategy.sync_variables(model.trainable_variables, model.optimizer)
+
+    def initial_epoch(self, model: Any, requested: int) -> int:
+        # The servers know the epoch the run was in (from a checkpoint after a restart,
+        # or from the live workers when this worker rejoins): continue there. The
+        # epoch in progress is run again from its start.
+        recorded = self.strategy.server_position().get("epoch")
+        return max(requested, int(recorded)) if isinstance(recorded, int) else requested
+
+    def on_epoch_begin(self, model: Any, epoch: int) -> None:
+        self.strategy.position = {"epoch": int(epoch)}
 
 
 _current: Strategy | None = None
