@@ -1,0 +1,16 @@
+"""Data sets, as `keras.datasets`: `mnist.load_data()`, `fashion_mnist.load_data()`.
+
+Both read the original IDX files (gzip or raw) from the first place that has
+them (`path=`, `$DISTFLOW_DATA`, `~/.distflow/datasets`, `/usr/share/datasets`)
+or download them with a checksum check; see `distflow.keras.datasets._files`.
+`synthetic.load_synthetic()` (also `fashion_mnist.load_synthetic`) generates a
+small stand-in for runs without the data.
+"""
+
+from distflow.keras.datasets import fashion_mnist, mnist, synthetic
+from distflow.keras.datasets._files import DatasetNotFoundError
+from distflow.keras.datasets._idx import IdxFormatError, read_idx
+from distflow.keras.datasets.synthetic import load_synthetic
+
+__all__ = ["DatasetNotFoundError", "IdxFormatError", "fashion_mnist", "load_synthetic", "mnist",
+           "read_idx", "synthetic"]
