@@ -1,0 +1,97 @@
+"""Utilities, as `keras.utils`: `to_categorical`, `set_random_seed`, `normalize`."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+import distflow.random as df_random
+
+
+def to_categorical(y: Any, num_classes: int | None = None, dtype: Any = "float32") -> np.ndarray:
+    """One-hot encodes integer class labels.
+
+    Args:
+        y: array-like of integer labels in `[0, num_classes)`. A trailing axis of
+            size 1 (labels shaped `(N, 1)`) is dropped, as in Keras.
+        num_classes: number of classes; defaults to `max(y) + 1`.
+        dtype: dtype of the result.
+
+    Returns:
+        An array of shape `y.shape + (num_classes,)` with a single 1 per row.
+
+    Example:
+        >>> to_categorical([0, 2], num_classes=3)
+        array([[1., 0., 0.],
+               [0., 0., 1.]], dtype=float32)
+    """
+    labels = _integer_labels(y)
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    flat = labels.reshape(-1)
+    num_classes = _check_num_classes(flat, num_classes)
+    encoded = np.zeros((flat.size, num_classes), dtype=dtype)
+    encoded[np.arange(flat.size), flat] = 1
+    return encoded.reshape(*shape, num_classes)
+
+
+def _integer_labels(y: Any) -> np.ndarray:
+    numpy_method = getattr(y, "numpy", None)
+    values = np.asarray(numpy_method() if callable(numpy_method) else y)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and \
+            np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    raise ValueError("`to_categorical` needs integer class labels. Received: y of dtype "
+                     f"{values.dtype} with values such as {values.reshape(-1)[:5].tolist()}")
+
+
+def _check_num_classes(labels: np.ndarray, num_classes: int | None) -> int:
+    if num_classes is None:
+        if labels.size == 0:
+            raise ValueError("`num_classes` is required when `y` is empty.")
+        num_classes = int(labels.max()) + 1
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) \
+            or num_classes <= 0:
+        raise ValueError("`num_classes` must be a positive int. "
+                         f"Received: num_classes={num_classes!r}")
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise ValueError(f"Labels must be in [0, num_classes) = [0, {num_classes}). "
+                         f"Received: label {int(bad[0])} ({bad.size} out of range)")
+    return int(num_classes)
+
+
+def set_random_seed(seed: int) -> None:
+    """Seeds Python's `random`, NumPy's global RNG and `distflow.random`.
+
+    After this, weight initialisation, dropout, `fit(shuffle=True)` and
+    `Dataset.shuffle(seed=None)` are reproducible.
+
+    Args:
+        seed: an int in `[0, 2**32)`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) \
+            or not 0 <= seed < 2**32:
+        raise ValueError("`seed` must be an int in [0, 2**32). "
+                         f"Received: seed={seed!r} (of type {type(seed).__name__})")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    df_random.set_seed(int(seed))
+
+
+def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
+    """Scales `x` to unit `order`-norm along `axis` (rows of norm 0 are left at 0).
+
+    Args:
+        x: array-like of floats.
+        axis: the axis to normalize along.
+        order: the norm order (2: Euclidean).
+    """
+    values = np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))
+    norms = np.linalg.norm(values, ord=order, axis=axis, keepdims=True)
+    return values / np.where(norms == 0, 1, norms)
