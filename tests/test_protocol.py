@@ -1,0 +1,222 @@
+"""Wire protocol: encode/decode round trips and the validation of every header field.
+
+Pure tests build frames in memory; the socket tests send them through a real
+ROUTER/DEALER pair on 127.0.0.1 (the transport used by the server and client).
+"""
+
+import time
+
+import msgpack
+import numpy as np
+import pytest
+
+from distflow.distribute import protocol, transport
+from distflow.distribute.protocol import ProtocolError
+
+pytestmark = pytest.mark.timeout(60)
+
+ALL_DTYPES = sorted(protocol.DTYPES)
+
+
+def _sample(dtype: str, shape: tuple, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _roundtrip(header, tensors, expect_ops=protocol.REQUEST_OPS):
+    frames = protocol.encode(header, tensors)
+    return protocol.decode([bytes(memoryview(f)) for f in frames], expect_ops=expect_ops)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 5), (2, 0, 4), (2, 3, 4, 5)])
+def test_every_dtype_and_shape_round_trips_bit_exactly(dtype, shape):
+    array = _sample(dtype, shape)
+    msg = _roundtrip({"op": "push", "req": 5, "sender": 2, "step": 9}, [("w", array)])
+    out = msg.tensor("w")
+    assert out.dtype == np.dtype(dtype) and out.shape == shape
+    assert out.tobytes() == array.tobytes()
+    assert (msg.op, msg.req, msg.sender, msg.header["step"]) == ("push", 5, 2, 9)
+    assert msg.spec("w") == (dtype, shape)
+
+
+def test_several_tensors_keep_their_order_and_names():
+    tensors = [(f"layer{i}/kernel", _sample("float32", (i + 1, 3), i)) for i in range(5)]
+    msg = _roundtrip({"op": "push_pull", "req": 1}, tensors)
+    assert msg.names == [name for name, _ in tensors]
+    for name, array in tensors:
+        np.testing.assert_array_equal(msg.tensors[name], array)
+
+
+def test_non_contiguous_and_big_endian_inputs_are_sent_as_their_values():
+    base = np.arange(24, dtype=np.float64).reshape(4, 6)
+    strided = base[:, ::2]
+    big = np.arange(6, dtype=">i4").reshape(2, 3)
+    msg = _roundtrip({"op": "push"}, [("s", strided), ("b", big)])
+    np.testing.assert_array_equal(msg.tensor("s"), strided)
+    np.testing.assert_array_equal(msg.tensor("b"), big)
+    assert msg.spec("b") == ("int32", (2, 3))
+
+
+def test_unsupported_dtype_is_refused_when_encoding():
+    with pytest.raises(ValueError, match="complex128"):
+        protocol.encode({"op": "push"}, [("c", np.zeros(3, np.complex128))])
+
+
+def test_single_frame_tensor_is_a_view_on_the_received_buffer():
+    array = _sample("float32", (64, 64))
+    received = [bytearray(memoryview(f)) for f in protocol.encode({"op": "push"}, [("w", array)])]
+    view = protocol.decode(received).tensor("w")
+    received[1][0:4] = np.float32(123.5).tobytes()
+    assert view.reshape(-1)[0] == np.float32(123.5)  # no copy was made
+
+
+@pytest.fixture
+def small_frames(monkeypatch):
+    monkeypatch.setattr(protocol, "FRAME_BYTES", 64)
+    return 64
+
+
+@pytest.mark.parametrize("nbytes_factor", [1, 2, 2.5, 7.25])
+def test_large_tensors_are_cut_into_frames_and_joined(small_frames, nbytes_factor):
+    count = int(small_frames * nbytes_factor) // 4
+    array = _sample("float32", (count,))
+    frames = protocol.encode({"op": "push"}, [("a", np.zeros(3, np.int8)), ("w", array)])
+    expected_frames = -(-array.nbytes // small_frames)
+    assert len(frames) == 1 + 1 + expected_frames
+    assert all(memoryview(f).nbytes <= small_frames for f in frames[1:])
+    msg = protocol.decode([bytes(memoryview(f)) for f in frames])
+    np.testing.assert_array_equal(msg.tensor("w"), array)
+    out = np.empty_like(array)
+    msg.copy_into("w", out)
+    np.testing.assert_array_equal(out, array)
+    assert sum(p.size for p in msg.pieces("w")) == array.size
+
+
+def _frames(tensors=(("w", np.ones(4, np.float32)),), **header):
+    return [bytes(memoryview(f)) for f in protocol.encode({"op": "push", "req": 3, **header},
+                                                          list(tensors))]
+
+
+def _with_header(frames, **changes):
+    header = msgpack.unpackb(frames[0], raw=False)
+    header.update(changes)
+    return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
+
+
+@pytest.mark.parametrize("make,reason,quoted", [
+    (lambda: [], "bad_header", "Empty message"),
+    (lambda: [b"\xc1garbage"], "bad_header", "not valid msgpack"),
+    (lambda: [msgpack.packb([1, 2])], "bad_header", "msgpack map"),
+    (lambda: _with_header(_frames(), v=99), "unsupported_version", "v=99"),
+    (lambda: _with_header(_frames(), v=None), "unsupported_version", "v=None"),
+    (lambda: _with_header(_frames(), op="explode"), "unknown_op", "op='explode'"),
+    (lambda: _with_header(_frames(), req="7"), "bad_field", "req='7'"),
+    (lambda: _with_header(_frames(), step=1.5), "bad_field", "step=1.5"),
+    (lambda: _with_header(_frames(), tensors="w"), "bad_header", "tensors"),
+    (lambda: _with_header(_frames(), tensors=[["w", "float32", [4]]]), "bad_spec", "[name"),
+    (lambda: _with_header(_frames(), tensors=[["w", "complex64", [4], 1]]), "bad_dtype",
+     "complex64"),
+    (lambda: _with_header(_frames(), tensors=[["w", "float32", [-4], 1]]), "bad_shape", "-4"),
+    (lambda: _with_header(_frames(), tensors=[["w", "float32", ["4"], 1]]), "bad_shape", "'4'"),
+    (lambda: _with_header(_frames(), tensors=[["w", "float32", [4], 2]]), "frame_count",
+     "nframes=2"),
+    (lambda: _frames()[:1], "frame_count", "has 0"),
+    (lambda: _frames() + [b"extra"], "frame_count", "has 2"),
+    (lambda: [_frames()[0], b"\x00" * 15], "frame_size", "[15]"),
+    (lambda: _with_header(_frames(), tensors=[["w", "float32", [4], 1]] * 2), "duplicate_tensor",
+     "'w'"),
+    (lambda: [b"\x00" * (protocol.MAX_HEADER_BYTES + 1)], "header_too_large",
+     str(protocol.MAX_HEADER_BYTES)),
+])
+def test_malformed_messages_raise_naming_the_problem(make, reason, quoted):
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(make())
+    assert info.value.reason == reason
+    assert quoted in str(info.value)
+
+
+def test_the_request_id_survives_a_rejection_so_the_error_reaches_the_right_call():
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(_with_header(_frames(), op="nope", req=41))
+    assert info.value.req == 41
+
+
+def test_too_many_tensors_is_refused_before_reading_them():
+    tensors = [(f"t{i}", np.zeros(1, np.float32)) for i in range(9)]
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(_frames(tensors), max_tensors=8)
+    assert info.value.reason == "too_many_tensors" and "Received: 9" in str(info.value)
+
+
+def test_replies_and_requests_are_told_apart():
+    reply = protocol.error_frames(12, "shape_mismatch", "bad shape")
+    msg = protocol.decode(reply, expect_ops=protocol.REPLY_OPS)
+    assert msg.header["reason"] == "shape_mismatch" and msg.req == 12
+    with pytest.raises(ProtocolError, match="op='error'"):
+        protocol.decode(reply)
+
+
+def test_reheader_replaces_fields_and_shares_the_data_frames():
+    frames = protocol.encode({"op": "ok", "req": 1, "version": 3}, [("w", np.ones(5))])
+    again = protocol.reheader(frames, req=2)
+    assert again[1] is frames[1]
+    msg = protocol.decode(again, expect_ops=protocol.REPLY_OPS)
+    assert (msg.req, msg.header["version"]) == (2, 3)
+
+
+# ---------------------------------------------------------------- real sockets
+
+def _exchange(server, client, frames, timeout=5.0):
+    client.send(frames)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll(50):
+            received = server.recv()
+            if received is not None:
+                return received
+    raise TimeoutError(f"No message reached {server.address} within {timeout} s")
+
+
+@pytest.fixture
+def socket_pair():
+    server = transport.ServerSocket("tcp://127.0.0.1:0")
+    client = transport.ClientSocket(server.address)
+    yield server, client
+    client.close()
+    server.close()
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_every_dtype_crosses_a_real_socket(socket_pair, dtype):
+    server, client = socket_pair
+    array = _sample(dtype, (33, 17), seed=3)
+    identity, frames = _exchange(server, client, protocol.encode({"op": "push", "req": 1},
+                                                                [("w", array)]))
+    msg = protocol.decode(frames)
+    assert msg.tensor("w").tobytes() == array.tobytes() and identity
+
+
+def test_a_multi_frame_tensor_crosses_a_real_socket_and_comes_back(socket_pair):
+    server, client = socket_pair
+    array = _sample("float32", (int(2.5 * protocol.FRAME_BYTES) // 4 + 3,), seed=4)
+    sent = protocol.encode({"op": "push_pull", "req": 2}, [("big", array), ("b", array[:3])])
+    assert len(sent) == 1 + 3 + 1
+    identity, frames = _exchange(server, client, sent)
+    msg = protocol.decode(frames)
+    np.testing.assert_array_equal(msg.tensor("big"), array)
+    server.send(identity, protocol.encode({"op": "ok", "req": 2}, msg.tensors.items()))
+    deadline = time.monotonic() + 5
+    reply = None
+    while reply is None and time.monotonic() < deadline:
+        if transport.poll_clients([client], 50):
+            reply = client.recv()
+    assert reply is not None, "no reply within 5 s"
+    back = protocol.decode(reply, expect_ops=protocol.REPLY_OPS)
+    np.testing.assert_array_equal(back.tensor("big"), array)
+    np.testing.assert_array_equal(back.tensor("b"), array[:3])
