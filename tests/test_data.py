@@ -144,6 +144,13 @@ def test_small_buffer_is_a_real_reservoir(buffer_size):
     assert max(v - p for out in outs for p, v in enumerate(out)) == buffer_size - 1
 
 
+def test_small_buffer_picks_a_uniform_slot():
+    # Element 0 survives each output step with probability 1 - 1/5, so its output
+    # position is geometric with mean 4 (standard error over 300 runs: about 0.26).
+    positions = [ints(Dataset.range(60).shuffle(5, seed=s)).index(0) for s in range(300)]
+    assert 3.0 < np.mean(positions) < 5.0
+
+
 def test_small_buffer_on_an_element_pipeline_also_shuffles():
     ds = Dataset.range(100).filter(lambda v: v % 2 == 0).shuffle(4, seed=0)
     out = ints(ds)
