@@ -23,6 +23,7 @@ from distflow.keras.layers.core import (
 )
 
 # Modules whose public Layer subclasses are exported here (loaded when present).
+_EXPORTED: list[str] = []
 _MODULES = ("convolutional", "pooling", "normalization", "recurrent", "merging",
             "reshaping", "activation")
 for _module_name in _MODULES:
@@ -34,6 +35,7 @@ for _module_name in _MODULES:
         continue
     for _name in getattr(_module, "__all__", ()):
         globals()[_name] = getattr(_module, _name)
+        _EXPORTED.append(_name)
 
 _REGISTRY: dict[str, type] = {}
 
@@ -71,6 +73,6 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
     return cls.from_config(config.get("config") or {})
 
 
-__all__ = sorted(n for n, v in globals().items()
-                 if isinstance(v, type) and issubclass(v, Layer)) + [
-    "InputSpec", "serialize", "deserialize", "get_layer_class", "register_layer"]
+__all__ = sorted({"Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
+                  "Rescaling", "Reshape", "Layer", "InputSpec", "serialize", "deserialize",
+                  "get_layer_class", "register_layer", *_EXPORTED})

@@ -1,0 +1,168 @@
+"""Convolution layers: Conv2D (NHWC inputs, HWIO kernels) and Conv1D."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from distflow import nn, ops
+from distflow.keras import activations, initializers, regularizers
+from distflow.keras.layers.base import InputSpec, Layer
+from distflow.keras.layers.core import positive_int, serialize_or_none
+from distflow.tensor import Tensor
+
+__all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D"]
+
+
+def normalize_tuple(value: Any, n: int, name: str) -> tuple[int, ...]:
+    """An int or a sequence of `n` positive ints -> a tuple of `n` ints (Keras's wording)."""
+    values = (value,) * n if isinstance(value, int) else tuple(value)
+    if len(values) != n or not all(isinstance(v, int) and v > 0 for v in values):
+        raise ValueError(f"The `{name}` argument must be a tuple of {n} positive integers. "
+                         f"Received: {name}={value!r}")
+    return tuple(int(v) for v in values)
+
+
+def normalize_padding(padding: Any, allowed: tuple[str, ...] = ("valid", "same")) -> str:
+    """'valid' / 'same' (any case) -> lower case; anything else is a ValueError."""
+    mode = str(padding).lower()
+    if mode not in allowed:
+        raise ValueError(f"The `padding` argument must be one of {allowed}. "
+                         f"Received: padding={padding!r}")
+    return mode
+
+
+def check_data_format(data_format: Any) -> str:
+    """Only channels_last (NHWC) is supported: say so clearly."""
+    if data_format not in (None, "channels_last"):
+        raise ValueError("distflow layers support data_format='channels_last' (NHWC) only. "
+                         f"Received: data_format={data_format!r}; transpose the data instead.")
+    return "channels_last"
+
+
+def conv_output_length(size: int | None, kernel: int, padding: str, stride: int,
+                       dilation: int = 1) -> int | None:
+    """Output length along one spatial axis, as Keras computes it."""
+    if size is None:
+        return None
+    span = (kernel - 1) * dilation + 1
+    if padding == "same" or padding == "causal":
+        return math.ceil(size / stride)
+    return max((size - span) // stride + 1, 0)
+
+
+class Conv2D(Layer):
+    """2-D convolution over NHWC inputs with an HWIO kernel.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or (kh, kw).
+        strides: int or (sh, sw).
+        padding: 'valid' or 'same'.
+        data_format: 'channels_last' (the only one supported) or None.
+        dilation_rate: int or (dh, dw); strides and dilation cannot both exceed 1.
+        activation: activation name or callable.
+        use_bias: whether to add a per-filter bias.
+        kernel_initializer, bias_initializer: initializers.
+        kernel_regularizer, bias_regularizer, activity_regularizer: optional penalties.
+        **kwargs: base `Layer` arguments.
+    """
+
+    rank = 2
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: Any = 1,
+                 activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, **kwargs: Any):
+        groups = kwargs.pop("groups", 1)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if groups != 1:
+            raise ValueError(f"Grouped convolutions are not supported. Received: groups={groups}")
+        self.filters = positive_int(filters, "filters")
+        self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
+        self.strides = normalize_tuple(strides, self.rank, "strides")
+        self.padding = normalize_padding(padding, self._paddings())
+        self.data_format = check_data_format(data_format)
+        self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError("`strides > 1` not supported in conjunction with "
+                             f"`dilation_rate > 1`. Received: strides={self.strides} and "
+                             f"dilation_rate={self.dilation_rate}")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.input_spec = InputSpec(ndim=self.rank + 2)
+
+    def _paddings(self) -> tuple[str, ...]:
+        return ("valid", "same")
+
+    def build(self, input_shape: Any) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f'Layer "{self.name}": the channel dimension of the inputs should '
+                             f"be defined. Received: input_shape={tuple(input_shape)}")
+        self.kernel = self.add_weight("kernel", (*self.kernel_size, channels, self.filters),
+                                      self.kernel_initializer, self.kernel_regularizer)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
+
+    def convolve(self, inputs: Tensor) -> Tensor:
+        """The convolution without bias or activation."""
+        return nn.conv2d(inputs, self.kernel, strides=self.strides, padding=self.padding,
+                         dilations=self.dilation_rate)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        out = self.convolve(inputs)
+        if self.bias is not None:
+            out = ops.add(out, self.bias)
+        return self.activation(out)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        input_shape = tuple(input_shape)
+        spatial = tuple(
+            conv_output_length(size, k, self.padding, s, d) for size, k, s, d in
+            zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate))
+        return (input_shape[0], *spatial, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate),
+                "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": serialize_or_none(regularizers, self.kernel_regularizer),
+                "bias_regularizer": serialize_or_none(regularizers, self.bias_regularizer)}
+
+
+class Conv1D(Conv2D):
+    """1-D convolution over (batch, steps, channels) inputs; padding may be 'causal'
+    (left padding only, so output t never sees inputs after t)."""
+
+    rank = 1
+
+    def _paddings(self) -> tuple[str, ...]:
+        return ("valid", "same", "causal")
+
+    def convolve(self, inputs: Tensor) -> Tensor:
+        padding = self.padding
+        if padding == "causal":
+            left = (self.kernel_size[0] - 1) * self.dilation_rate[0]
+            inputs = ops.pad(inputs, [[0, 0], [left, 0], [0, 0]])
+            padding = "valid"
+        as_image = ops.expand_dims(inputs, 1)  # (batch, 1, steps, channels)
+        kernel = ops.expand_dims(self.kernel, 0)  # (1, k, in, out)
+        out = nn.conv2d(as_image, kernel, strides=(1, self.strides[0]), padding=padding,
+                        dilations=(1, self.dilation_rate[0]))
+        return ops.squeeze(out, 1)
+
+
+Convolution1D, Convolution2D = Conv1D, Conv2D

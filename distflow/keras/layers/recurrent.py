@@ -1,0 +1,433 @@
+"""Recurrent layers: the generic `RNN(cell)` and SimpleRNN, LSTM and GRU with their cells.
+
+The loop runs in Python over time steps and is vectorised over the batch; the
+input projection `x @ kernel + bias` of all time steps is one matmul before
+the loop, so each step only adds the recurrent matmul. Inputs are
+(batch, timesteps, features); an optional boolean `mask` (batch, timesteps)
+makes masked steps carry the previous output and state forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distflow import ops, random
+from distflow.keras import activations, initializers, regularizers
+from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
+from distflow.keras.layers.core import positive_int, serialize_or_none
+from distflow.tensor import Tensor, unique_name
+
+_LAYER_KWARGS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape",
+                 "batch_size", "activity_regularizer", "weights", "time_major")
+
+__all__ = ["RNN", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell"]
+
+
+def _rate(value: Any, name: str) -> float:
+    if not 0 <= float(value) < 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
+def _keep_mask(shape: tuple, rate: float, rng: np.random.Generator) -> Tensor:
+    keep = (rng.random(shape, dtype=np.float32) >= rate).astype(np.float32)
+    return Tensor._wrap(keep / np.float32(1.0 - rate))
+
+
+class _Cell(Layer):
+    """Shared arguments, weights and config of the three cells.
+
+    Subclasses set `gates` (how many blocks of `units` the kernels hold) and
+    implement `step(projected_input_t, states, recurrent_mask) -> (output, states)`.
+    """
+
+    gates = 1
+
+    def __init__(self, units: int, activation: Any = "tanh", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, recurrent_regularizer: Any = None,
+                 bias_regularizer: Any = None, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.units = positive_int(units, "units")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.dropout = _rate(dropout, "dropout")
+        self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout")
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(int(seed))
+
+    @property
+    def state_size(self) -> int | list[int]:
+        """Size of each state tensor."""
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        """Size of the output at each step."""
+        return self.units
+
+    def rng(self) -> np.random.Generator:
+        """The generator of dropout masks (the layer's own when seeded)."""
+        return self._rng if self._rng is not None else random.get_global_generator()
+
+    def build(self, input_shape: Any) -> None:
+        width = self.gates * self.units
+        self.kernel = self.add_weight("kernel", (input_shape[-1], width),
+                                      self.kernel_initializer, self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
+                                                self.recurrent_initializer,
+                                                self.recurrent_regularizer)
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(),
+                                     self.bias_regularizer) if self.use_bias else None)
+
+    def _bias_shape(self) -> tuple:
+        return (self.gates * self.units,)
+
+    def _bias_init(self) -> Any:
+        return self.bias_initializer
+
+    def project_inputs(self, inputs: Tensor) -> Tensor:
+        """x @ kernel (+ input bias) for all steps at once: (batch, steps, gates * units)."""
+        batch, steps, features = inputs.shape
+        flat = ops.matmul(ops.reshape(inputs, (-1, features)), self.kernel)
+        if self.bias is not None:
+            flat = ops.add(flat, self._input_bias())
+        return ops.reshape(flat, (batch, steps, -1))
+
+    def _input_bias(self) -> Tensor:
+        return self.bias
+
+    def get_initial_state(self, batch_size: int) -> list[Tensor]:
+        """Zero states for a batch."""
+        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
+
+    def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Tensor, list]:
+        """One step, as a Keras cell: (batch, features) inputs -> (output, new states)."""
+        states = list(states) if isinstance(states, list | tuple) else [states]
+        projected = ops.squeeze(self.project_inputs(ops.expand_dims(inputs, 1)), 1)
+        return self.step(projected, states, None)
+
+    def step(self, projected: Tensor, states: list[Tensor], recurrent_mask: Tensor | None):
+        raise NotImplementedError
+
+    def _recurrent(self, h: Tensor, recurrent_mask: Tensor | None) -> Tensor:
+        if recurrent_mask is not None:
+            h = ops.multiply(h, recurrent_mask)
+        return ops.matmul(h, self.recurrent_kernel)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": serialize_or_none(regularizers, self.kernel_regularizer),
+                "recurrent_regularizer": serialize_or_none(regularizers,
+                                                           self.recurrent_regularizer),
+                "bias_regularizer": serialize_or_none(regularizers, self.bias_regularizer),
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "seed": self.seed}
+
+
+class SimpleRNNCell(_Cell):
+    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
+
+    def step(self, projected, states, recurrent_mask):
+        h = self.activation(ops.add(projected, self._recurrent(states[0], recurrent_mask)))
+        return h, [h]
+
+
+class LSTMCell(_Cell):
+    """Long short-term memory, gates in Keras's order (input, forget, cell, output).
+
+    z = x @ kernel + h @ recurrent_kernel + bias; i, f, g, o = split(z, 4);
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g); h' = sigmoid(o) * tanh(c').
+    `unit_forget_bias` initialises the forget-gate bias to 1.
+    """
+
+    gates = 4
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 recurrent_activation: Any = "sigmoid", unit_forget_bias: bool = True,
+                 **kwargs: Any):
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    @property
+    def state_size(self) -> list[int]:
+        return [self.units, self.units]
+
+    def _bias_init(self) -> Any:
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base, units = self.bias_initializer, self.units
+
+        def forget_ones(shape, dtype=None):
+            values = np.asarray(base((units * 4,), dtype=dtype).value).copy()
+            values[units:2 * units] = 1.0
+            return Tensor._wrap(values)
+        return forget_ones
+
+    def step(self, projected, states, recurrent_mask):
+        h, c = states
+        z = ops.add(projected, self._recurrent(h, recurrent_mask))
+        zi, zf, zg, zo = ops.split(z, 4, axis=1)
+        act, gate = self.activation, self.recurrent_activation
+        c = ops.add(ops.multiply(gate(zf), c), ops.multiply(gate(zi), act(zg)))
+        h = ops.multiply(gate(zo), act(c))
+        return h, [h, c]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(),
+                "recurrent_activation": activations.serialize(self.recurrent_activation),
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRUCell(_Cell):
+    """Gated recurrent unit with Keras's defaults (gates z, r, h; `reset_after=True`).
+
+    With reset_after the bias has shape (2, 3 * units): an input bias and a
+    recurrent bias, and the reset gate multiplies `h @ U_h + b_rh`.
+    """
+
+    gates = 3
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 recurrent_activation: Any = "sigmoid", reset_after: bool = True,
+                 **kwargs: Any):
+        super().__init__(units, activation, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self) -> tuple:
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _input_bias(self) -> Tensor:
+        return self.bias[0] if self.reset_after else self.bias
+
+    def step(self, projected, states, recurrent_mask):
+        h = states[0]
+        hm = h if recurrent_mask is None else ops.multiply(h, recurrent_mask)
+        xz, xr, xh = ops.split(projected, 3, axis=1)
+        u = self.recurrent_kernel
+        gate = self.recurrent_activation
+        if self.reset_after:
+            rec = ops.matmul(hm, u)
+            if self.bias is not None:
+                rec = ops.add(rec, self.bias[1])
+            rz, rr, rh = ops.split(rec, 3, axis=1)
+            z, r = gate(ops.add(xz, rz)), gate(ops.add(xr, rr))
+            candidate = self.activation(ops.add(xh, ops.multiply(r, rh)))
+        else:
+            rzr = ops.matmul(hm, u[:, :2 * self.units])
+            rz, rr = ops.split(rzr, 2, axis=1)
+            z, r = gate(ops.add(xz, rz)), gate(ops.add(xr, rr))
+            candidate = self.activation(ops.add(xh, ops.matmul(ops.multiply(r, hm),
+                                                              u[:, 2 * self.units:])))
+        h = ops.add(ops.multiply(z, h), ops.multiply(ops.subtract(1.0, z), candidate))
+        return h, [h]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(),
+                "recurrent_activation": activations.serialize(self.recurrent_activation),
+                "reset_after": self.reset_after}
+
+
+class RNN(Layer):
+    """Runs a cell over the time axis of (batch, timesteps, features) inputs.
+
+    Args:
+        cell: a SimpleRNNCell, LSTMCell or GRUCell (or a compatible cell).
+        return_sequences: return every step's output (batch, timesteps, units)
+            instead of the last one (batch, units).
+        return_state: also return the final states: `[output, *states]`.
+        go_backwards: process the sequence in reverse.
+        stateful: not supported (must be False).
+        unroll: accepted for compatibility (the loop is always a Python loop).
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, cell: Layer, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False,
+                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+        kwargs.pop("time_major", None)
+        super().__init__(**kwargs)
+        if stateful:
+            raise NotImplementedError("Stateful RNNs are not supported: pass stateful=False "
+                                      "and carry the state with `initial_state`.")
+        if not isinstance(cell, _Cell):
+            raise ValueError("`cell` must be a SimpleRNNCell, LSTMCell or GRUCell. "
+                             f"Received: cell={cell!r}")
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful, self.unroll = False, bool(unroll)
+        self.input_spec = InputSpec(ndim=3)
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        if isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], tuple):
+            input_shape = input_shape[0]
+        if input_shape[-1] is None:
+            raise ValueError(f'Layer "{self.name}": the feature dimension of the inputs should '
+                             f"be defined. Received: input_shape={tuple(input_shape)}")
+        if not self.cell.built:
+            self.cell.build((input_shape[0], input_shape[-1]))
+        self.input_spec = InputSpec(ndim=3, axes={-1: input_shape[-1]})
+
+    def call(self, inputs: Tensor, mask: Any = None, training: bool = False,
+             initial_state: Any = None) -> Any:
+        batch, steps, _ = inputs.shape
+        cell = self.cell
+        states = self._initial_states(initial_state, batch)
+        if training and cell.dropout:
+            keep = _keep_mask((batch, 1, inputs.shape[-1]), cell.dropout, cell.rng())
+            inputs = ops.multiply(inputs, keep)
+        rec_mask = (_keep_mask((batch, cell.units), cell.recurrent_dropout, cell.rng())
+                    if training and cell.recurrent_dropout else None)
+        projected = cell.project_inputs(inputs)
+        mask = None if mask is None else np.asarray(ops.convert_to_tensor(mask).value, bool)
+        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
+        outputs, output = [], None
+        for t in order:
+            new_output, new_states = cell.step(projected[:, t], states, rec_mask)
+            if mask is not None:
+                new_output, new_states = self._apply_mask(mask[:, t], new_output, output,
+                                                          new_states, states)
+            output, states = new_output, new_states
+            if self.return_sequences:
+                outputs.append(output)
+        result = ops.stack(outputs, axis=1) if self.return_sequences else output
+        return [result, *states] if self.return_state else result
+
+    def _initial_states(self, initial_state: Any, batch: int) -> list[Tensor]:
+        if initial_state is None:
+            return self.cell.get_initial_state(batch)
+        states = list(initial_state) if isinstance(initial_state, list | tuple) else [
+            initial_state]
+        expected = len(self.cell.get_initial_state(1))
+        if len(states) != expected:
+            raise ValueError(f'Layer "{self.name}" expects {expected} initial state tensor(s). '
+                             f"Received: {len(states)}")
+        return [ops.cast(ops.convert_to_tensor(s), self.dtype) for s in states]
+
+    @staticmethod
+    def _apply_mask(step_mask, new_output, old_output, new_states, old_states):
+        keep = Tensor._wrap(step_mask[:, None])
+        if old_output is None:
+            old_output = ops.zeros_like(new_output)
+        output = ops.where(keep, new_output, old_output)
+        states = [ops.where(keep, n, o) for n, o in zip(new_states, old_states)]
+        return output, states
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch, steps = tuple(input_shape)[:2]
+        units = self.cell.output_size
+        out = (batch, steps, units) if self.return_sequences else (batch, units)
+        if not self.return_state:
+            return out
+        return [out, *[(batch, units) for _ in self.cell.get_initial_state(1)]]
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return mask if self.return_sequences else None
+
+    @property
+    def units(self) -> int:
+        """The cell's number of units."""
+        return self.cell.units
+
+    def _rnn_config(self) -> dict[str, Any]:
+        return {"return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "unroll": self.unroll}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._rnn_config(),
+                "cell": {"class_name": type(self.cell).__name__,
+                         "config": self.cell.get_config()}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RNN:
+        config = dict(config)
+        cell_config = config.pop("cell")
+        cell_class = {c.__name__: c for c in (SimpleRNNCell, LSTMCell, GRUCell)}.get(
+            cell_config["class_name"])
+        if cell_class is None:
+            raise ValueError(f"Unknown RNN cell: '{cell_config['class_name']}'.")
+        return super().from_config({**config, "cell": cell_class.from_config(
+            cell_config["config"])})
+
+
+class _CellLayer(RNN):
+    """A recurrent layer that builds its own cell from the constructor's arguments."""
+
+    cell_class: type = SimpleRNNCell
+
+    def __init__(self, units: int, *, return_sequences: bool = False,
+                 return_state: bool = False, go_backwards: bool = False,
+                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+        layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
+        name = layer_kwargs.pop("name", None) or unique_name(to_snake_case(type(self).__name__))
+        # The cell's weights are then named e.g. "lstm/lstm_cell/kernel".
+        cell = self.cell_class(units, name=f"{name}/{to_snake_case(self.cell_class.__name__)}",
+                               dtype=layer_kwargs.get("dtype"), **kwargs)
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         name=name, **layer_kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key, None)
+        return {**Layer.get_config(self), **self._rnn_config(), **cell_config}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RNN:
+        return Layer.from_config.__func__(cls, config)
+
+
+class SimpleRNN(_CellLayer):
+    """Fully connected RNN: h_t = tanh(x_t W + h_{t-1} U + b); see `SimpleRNNCell` and `RNN`."""
+
+    cell_class = SimpleRNNCell
+
+    def __init__(self, units: int, activation: Any = "tanh", **kwargs: Any):
+        super().__init__(units, activation=activation, **kwargs)
+
+
+class LSTM(_CellLayer):
+    """Long short-term memory layer; see `LSTMCell` (arguments) and `RNN` (return modes)."""
+
+    cell_class = LSTMCell
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 recurrent_activation: Any = "sigmoid", **kwargs: Any):
+        kwargs.pop("implementation", None)
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, **kwargs)
+
+
+class GRU(_CellLayer):
+    """Gated recurrent unit layer; see `GRUCell` (arguments) and `RNN` (return modes)."""
+
+    cell_class = GRUCell
+
+    def __init__(self, units: int, activation: Any = "tanh",
+                 recurrent_activation: Any = "sigmoid", **kwargs: Any):
+        kwargs.pop("implementation", None)
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, **kwargs)
