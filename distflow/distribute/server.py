@@ -637,8 +637,8 @@ class ParameterServer:
             "address": self.address, "uptime_s": round(now - s.started, 3),
             "params": len(self.params),
             "param_bytes": sum(p.nbytes for p in self.params.values()),
-            "steps": s.steps, "pushes": s.pushes, "requests": dict(s.requests), "bytes_in": s.bytes_in,
-            "bytes_out": s.bytes_out, "rejected": dict(s.rejected),
+            "steps": s.steps, "pushes": s.pushes, "requests": dict(s.requests),
+            "bytes_in": s.bytes_in, "bytes_out": s.bytes_out, "rejected": dict(s.rejected),
             "live_workers": sorted(w.wid for w in self.workers.values()
                                    if w.alive and not w.left),
             "dead_workers": sorted(w.wid for w in self.workers.values() if not w.alive),
@@ -716,7 +716,9 @@ def _finite(pieces: list[np.ndarray]) -> bool:
         zeros = _ZEROS.get(piece.dtype.name)
         if zeros is None or zeros.size < piece.size:
             zeros = _ZEROS[piece.dtype.name] = np.zeros(max(piece.size, 1024), piece.dtype)
-        if not math.isfinite(np.dot(piece, zeros[:piece.size])):
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.dot(piece, zeros[:piece.size])
+        if not math.isfinite(total):
             return False
     return True
 

@@ -1,0 +1,557 @@
+"""ParameterServer: every op, sync and async semantics, validation, liveness, stats.
+
+Servers run in a thread of this process and are reached through real ROUTER/DEALER
+sockets on 127.0.0.1: `PSClient` for well-formed traffic and a raw `ClientSocket`
+for malformed messages. Expected values are computed here with NumPy from the
+gradients sent, never copied from the server's output.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import msgpack
+import numpy as np
+import pytest
+
+from distflow.distribute import protocol, transport
+from distflow.distribute.client import PSClient, PSError
+from distflow.distribute.server import ParameterServer, ServerConfig
+
+pytestmark = pytest.mark.timeout(60)
+
+SGD = {"name": "sgd", "hp": {"momentum": 0.0, "nesterov": False}, "learning_rate": 0.5}
+ADAM = {"name": "adam", "hp": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
+                               "amsgrad": False}, "learning_rate": 0.01}
+
+
+# ---------------------------------------------------------------- helpers (shared)
+
+def make_server(**overrides) -> ParameterServer:
+    """A started server in a thread of this process (stop it with `.stop()`)."""
+    settings = {"mode": "async", "num_workers": 1, "heartbeat_timeout": 30.0,
+                "stats_interval": 0, "poll_ms": 10, **overrides}
+    server = ParameterServer(ServerConfig(**settings))
+    server.start()
+    return server
+
+
+@pytest.fixture
+def servers():
+    """Factory of in-process servers, all stopped at teardown."""
+    started = []
+
+    def factory(**overrides):
+        server = make_server(**overrides)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+def params(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"dense/kernel": rng.standard_normal((6, 4)).astype(np.float32),
+            "dense/bias": rng.standard_normal(4).astype(np.float32)}
+
+
+def grads(seed):
+    rng = np.random.default_rng(100 + seed)
+    return {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in params().items()}
+
+
+def snapshot(server: ParameterServer) -> dict[str, bytes]:
+    """Bytes of every parameter and optimizer slot, and the version (call when idle)."""
+    state = {f"param/{n}": p.tobytes() for n, p in server.params.items()}
+    for name, slots in server.slots.items():
+        state.update({f"slot/{name}/{s}": a.tobytes() for s, a in slots.items()})
+    state["version"] = str(server.version).encode()
+    return state
+
+
+class Raw:
+    """A raw DEALER socket: sends any frames, waits (bounded) for the reply."""
+
+    def __init__(self, address: str):
+        self.sock = transport.ClientSocket(address)
+
+    def ask(self, frames, timeout=5.0):
+        self.sock.send([bytes(memoryview(f)) for f in frames])
+        return self.wait(timeout)
+
+    def wait(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if transport.poll_clients([self.sock], 20):
+                frames = self.sock.recv()
+                if frames is not None:
+                    return protocol.decode(frames, expect_ops=protocol.REPLY_OPS)
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+def run_in_threads(calls, timeout=20.0):
+    """Runs each zero-argument callable in its own thread; returns results in order."""
+    results, errors = [None] * len(calls), []
+
+    def target(i, fn):
+        try:
+            results[i] = fn()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"calls still running after {timeout} s"
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---------------------------------------------------------------- init / pull / push
+
+def test_init_first_writer_wins_and_later_workers_get_the_stored_values(servers):
+    server = servers()
+    first, second = params(0), params(1)
+    with PSClient([server.address], worker_id=0, timeout=5) as a, \
+            PSClient([server.address], worker_id=1, timeout=5) as b:
+        got_a = a.init(first, SGD)
+        got_b = b.init(second, {**SGD, "learning_rate": 9.0})
+        for name in first:
+            np.testing.assert_array_equal(got_a[name], first[name])
+            np.testing.assert_array_equal(got_b[name], first[name])
+            np.testing.assert_array_equal(b.pull([name])[name], first[name])
+    assert server.optimizer["learning_rate"] == SGD["learning_rate"]
+
+
+def test_pull_before_init_is_refused(servers):
+    server = servers()
+    raw = Raw(server.address)
+    reply = raw.ask(protocol.encode({"op": "pull", "req": 1}))
+    raw.close()
+    assert reply.op == "error" and reply.header["reason"] == "not_initialized"
+
+
+def test_push_applies_sgd_and_push_pull_returns_the_new_values(servers):
+    server = servers()
+    start = params()
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(start, SGD)
+        client.push(grads(1))
+        after = client.push_pull(grads(2))
+        assert client.last_version == 2
+    for name, value in start.items():
+        expected = value - np.float32(0.5) * grads(1)[name]
+        expected = expected - np.float32(0.5) * grads(2)[name]
+        np.testing.assert_allclose(after[name], expected, rtol=1e-6)
+
+
+def test_k_pushes_with_sgd_lr_1_give_exactly_the_sum(servers):
+    server = servers()
+    zero = {"w": np.zeros(1000, np.float64)}
+    pushes = [np.random.default_rng(i).integers(-50, 50, 1000).astype(np.float64)
+              for i in range(12)]
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(zero, {"name": "sgd", "hp": {}, "learning_rate": 1.0})
+        for g in pushes:
+            client.push({"w": g})
+        final = client.pull()["w"]
+    np.testing.assert_array_equal(final, -np.sum(pushes, axis=0))
+
+
+def test_adam_state_lives_on_the_server_and_matches_the_rule(servers):
+    from distflow.optimizers import rules
+
+    server = servers()
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        for step in range(3):
+            client.push(grads(step))
+        final = client.pull()
+    rule = rules.get_rule("adam")
+    for name, value in params().items():
+        local = value.copy()
+        state = rule.init(local, ADAM["hp"])
+        for step in range(3):
+            rule.update(local, grads(step)[name], state, step + 1,
+                        {**ADAM["hp"], "learning_rate": 0.01})
+        np.testing.assert_array_equal(final[name], local)
+        np.testing.assert_array_equal(server.slots[name]["m"], state["m"])
+
+
+# ---------------------------------------------------------------- sync mode
+
+def test_sync_three_workers_get_identical_parameters_sgd_on_the_mean(servers):
+    server = servers(mode="sync", num_workers=3)
+    clients = [PSClient([server.address], worker_id=i, timeout=10) for i in range(3)]
+    try:
+        for c in clients:
+            c.init(params(), SGD)
+        results = run_in_threads([lambda c=c, i=i: c.push_pull(grads(i))
+                                  for i, c in enumerate(clients)])
+    finally:
+        for c in clients:
+            c.close()
+    for name, value in params().items():
+        mean = (grads(0)[name] + grads(1)[name] + grads(2)[name]) / np.float32(3)
+        np.testing.assert_allclose(results[0][name], value - np.float32(0.5) * mean, rtol=1e-5)
+        assert results[0][name].tobytes() == results[1][name].tobytes() == \
+            results[2][name].tobytes()
+    assert server.version == 1 and server.stats.steps == 1 and server.stats.pushes == 3
+
+
+def test_sync_waits_for_every_registered_worker(servers):
+    server = servers(mode="sync", num_workers=2)
+    a = PSClient([server.address], worker_id=0, timeout=10)
+    b = PSClient([server.address], worker_id=1, timeout=10)
+    try:
+        a.init(params(), SGD)
+        b.init(params(), SGD)
+        done = threading.Event()
+        thread = threading.Thread(target=lambda: (a.push_pull(grads(0)), done.set()))
+        thread.start()
+        assert not done.wait(0.5), "the step completed before worker 1 pushed"
+        assert server.version == 0
+        b.push_pull(grads(1))
+        assert done.wait(5), "worker 0 was not answered after worker 1 pushed"
+        thread.join(5)
+    finally:
+        a.close()
+        b.close()
+    assert server.version == 1
+
+
+# ---------------------------------------------------------------- async mode
+
+def test_async_records_staleness_and_applies_stale_gradients_without_a_bound(servers):
+    server = servers(mode="async")
+    with PSClient([server.address], worker_id=0, timeout=5) as fast, \
+            PSClient([server.address], worker_id=1, timeout=5) as slow:
+        fast.init(params(), SGD)
+        slow.init(params(), SGD)
+        fast.push(grads(0))
+        fast.push(grads(1))
+        fast.push(grads(2))
+        slow.push(grads(3))  # computed on version 0, server is at 3
+        assert slow.last_replies[0]["staleness"] == 3
+        assert slow.last_replies[0]["dropped"] is False
+    stats = server.stats_dict()
+    assert stats["staleness"] == {"0": 3, "3": 1}
+    assert server.version == 4
+
+
+def test_async_max_staleness_drops_gradients_beyond_the_bound(servers):
+    server = servers(mode="async", max_staleness=1)
+    with PSClient([server.address], worker_id=0, timeout=5) as fast, \
+            PSClient([server.address], worker_id=1, timeout=5) as slow:
+        fast.init(params(), SGD)
+        slow.init(params(), SGD)
+        fast.push(grads(0))
+        fast.push(grads(1))
+        before = snapshot(server)
+        values = slow.push_pull(grads(3))  # staleness 2 > 1: dropped
+        assert slow.last_replies[0]["dropped"] is True
+        assert snapshot(server) == before
+        for name, value in values.items():  # the worker continues from the current values
+            assert value.tobytes() == server.params[name].tobytes()
+        slow.push(grads(4))  # now based on version 2: staleness 0, applied
+        assert slow.last_replies[0]["dropped"] is False
+    assert server.version == 3 and server.stats_dict()["stale_dropped"] == 1
+
+
+# ---------------------------------------------------------------- validation
+
+def _push_frames(tensors, op="push", **header):
+    return protocol.encode({"op": op, "req": 77, "sender": 0, "step": 0, **header}, tensors)
+
+
+def _bad_header(frames, **changes):
+    header = msgpack.unpackb(bytes(memoryview(frames[0])), raw=False)
+    header.update(changes)
+    return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
+
+
+def _good():
+    return list(grads(0).items())
+
+
+BAD_REQUESTS = {
+    "unknown_op": (lambda: _bad_header(_push_frames(_good()), op="frobnicate"), "frobnicate"),
+    "unsupported_version": (lambda: _bad_header(_push_frames(_good()), v=2), "v=2"),
+    "unknown_parameter": (lambda: _push_frames([("dense/nope", np.ones(4, np.float32))]),
+                          "dense/nope"),
+    "dtype_mismatch": (lambda: _push_frames([("dense/bias", np.ones(4, np.float64))]),
+                       "float64"),
+    "shape_mismatch": (lambda: _push_frames([("dense/bias", np.ones(5, np.float32))]), "(5,)"),
+    "frame_count": (lambda: _push_frames(_good())[:-1], "frames"),
+    "frame_size": (lambda: [*_push_frames(_good())[:-1], b"\x00" * 3], "Received: [3]"),
+    "non_finite": (lambda: _push_frames([("dense/kernel", np.full((6, 4), np.nan, np.float32)),
+                                         ("dense/bias", np.ones(4, np.float32))]),
+                   "dense/kernel"),
+    "too_many_tensors": (lambda: _push_frames([(f"t{i}", np.ones(1, np.float32))
+                                               for i in range(9)]), "at most 8"),
+    "message_too_large": (lambda: _push_frames([("dense/bias", np.ones(4, np.float32)),
+                                                ("pad", np.zeros(70_000, np.uint8))]),
+                          "at most 65536"),
+    "bad_header": (lambda: [b"\xc1 not msgpack"], "msgpack"),
+}
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.parametrize("reason", sorted(BAD_REQUESTS))
+def test_bad_requests_get_an_error_and_change_nothing(servers, reason, mode):
+    server = servers(mode=mode, max_tensors=8, max_message_bytes=65536)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        client.push(grads(5)) if mode == "async" else client.push_pull(grads(5))
+        before = snapshot(server)
+        make, quoted = BAD_REQUESTS[reason]
+        raw = Raw(server.address)
+        reply = raw.ask(make())
+        raw.close()
+        assert reply is not None, f"no error reply to a {reason} request"
+        assert reply.op == "error" and reply.header["reason"] == reason
+        assert quoted in reply.header["message"]
+        assert snapshot(server) == before
+        assert server.stats_dict()["rejected"] == {reason: 1}
+        pulled = client.pull()  # still serving, values unchanged
+        for name, value in pulled.items():
+            assert value.tobytes() == before[f"param/{name}"]
+        client.push_pull(grads(6))  # and still stepping
+    assert server.version == 2
+
+
+def test_non_finite_gradients_are_skipped_under_the_skip_policy(servers):
+    server = servers(mode="async", nonfinite="skip")
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        before = snapshot(server)
+        bad = grads(0)
+        bad["dense/bias"][2] = np.inf
+        client.push(bad)
+        assert client.last_replies[0]["skipped"] is True
+        assert snapshot(server) == before
+        assert server.stats_dict()["skipped_nonfinite"] == 1
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_every_float_dtype_is_checked_for_non_finite_values(servers, dtype, value):
+    server = servers(mode="async")
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init({"w": np.zeros(3000, dtype)}, SGD)
+        for position in (0, 1234, 2999):
+            g = np.ones(3000, dtype)
+            g[position] = value
+            with pytest.raises(PSError) as info:
+                client.push({"w": g})
+            assert info.value.reason == "non_finite"
+        client.push({"w": np.ones(3000, dtype)})
+    assert server.version == 1 and server.stats_dict()["rejected"] == {"non_finite": 3}
+
+
+def test_a_frame_above_maxmsgsize_is_cut_off_and_the_server_keeps_serving(servers):
+    server = servers(mode="async", max_frame_bytes=64 * 1024)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        before = snapshot(server)
+        raw = Raw(server.address)
+        reply = raw.ask(_push_frames([("dense/bias", np.ones(4, np.float32)),
+                                      ("huge", np.zeros(200_000, np.uint8))]), timeout=1.0)
+        raw.close()
+        assert reply is None  # libzmq drops the connection before buffering the frame
+        assert snapshot(server) == before
+        client.push(grads(1))
+        assert server.version == 1
+        deadline = time.monotonic() + 5
+        while server.stats_dict()["connections"].get("disconnected", 0) < 1:
+            assert time.monotonic() < deadline, "the oversized sender was not disconnected"
+            time.sleep(0.02)
+
+
+def test_random_mutations_of_valid_messages_never_change_state(servers):
+    server = servers(mode="async")
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        client.push(grads(0))
+    before = snapshot(server)
+    rng = random.Random(1234)
+    poison = [("dense/kernel", np.full((6, 4), np.nan, np.float32)),
+              ("dense/bias", np.full(4, np.nan, np.float32))]
+    bases = [[bytes(memoryview(f)) for f in _push_frames(poison, op=op)]
+             for op in ("push", "push_pull")]
+    bases.append([bytes(memoryview(f)) for f in protocol.encode({"op": "pull", "req": 1})])
+    raw = Raw(server.address)
+    answered = 0
+    for _ in range(2000):
+        frames = _mutate(rng, [list(f) for f in rng.choice(bases)])
+        reply = raw.ask([bytes(f) for f in frames], timeout=2.0)
+        assert reply is not None, f"no reply to mutated message {frames!r:.300}"
+        answered += 1
+    raw.close()
+    assert answered == 2000
+    assert snapshot(server) == before
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(3), ADAM)  # registers the names; the stored values win
+        client.push(grads(1))
+    assert server.version == 2
+
+
+def _mutate(rng: random.Random, frames: list[list[int]]) -> list[list[int]]:
+    kind = rng.randrange(5)
+    if kind == 0 and len(frames) > 1:
+        del frames[rng.randrange(1, len(frames))]
+    elif kind == 1:
+        frames.append([rng.randrange(256) for _ in range(rng.randrange(0, 40))])
+    elif kind == 2:
+        target = frames[rng.randrange(len(frames))]
+        del target[rng.randrange(len(target) + 1):]
+    else:
+        target = frames[0] if kind == 3 else frames[rng.randrange(len(frames))]
+        for _ in range(rng.randrange(1, 4)):
+            if target:
+                target[rng.randrange(len(target))] = rng.randrange(256)
+    return frames
+
+
+# ---------------------------------------------------------------- liveness
+
+def test_a_silent_worker_is_declared_dead_and_the_step_completes_without_it(servers, caplog):
+    caplog.set_level(logging.INFO, logger="distflow.ps")
+    server = servers(mode="sync", num_workers=3, heartbeat_timeout=0.6)
+    clients = [PSClient([server.address], worker_id=i, timeout=10) for i in range(3)]
+    try:
+        for c in clients:
+            c.init(params(), SGD)
+        run_in_threads([lambda c=c, i=i: c.push_pull(grads(i), position={"step": 1})
+                        for i, c in enumerate(clients)])
+        start = time.monotonic()
+        results = run_in_threads([lambda c=c, i=i: c.push_pull(grads(10 + i))
+                                  for i, c in enumerate(clients[:2])])
+        waited = time.monotonic() - start
+    finally:
+        for c in clients:
+            c.close(leave=False)
+    assert 0.4 < waited < 5, f"the step took {waited:.2f} s with a 0.6 s heartbeat timeout"
+    for name, value in params().items():
+        step1 = value - np.float32(0.5) * (grads(0)[name] + grads(1)[name] + grads(2)[name]) / 3
+        mean2 = (grads(10)[name] + grads(11)[name]) / np.float32(2)
+        np.testing.assert_allclose(results[0][name], step1 - np.float32(0.5) * mean2, rtol=1e-5)
+    assert server.stats_dict()["dead_workers"] == [2]
+    assert server.stats_dict()["live_workers"] == [0, 1]
+    deaths = [r.getMessage() for r in caplog.records if "declared dead" in r.getMessage()]
+    assert deaths and "Worker 2" in deaths[0] and "last step 0" in deaths[0]
+
+
+def test_a_new_worker_joins_at_the_next_step(servers):
+    server = servers(mode="sync", num_workers=2)
+    a, b, late = (PSClient([server.address], worker_id=i, timeout=10) for i in (0, 1, 2))
+    try:
+        a.init(params(), SGD)
+        b.init(params(), SGD)
+        done = threading.Event()
+        first = threading.Thread(target=lambda: (a.push_pull(grads(0)), done.set()))
+        first.start()
+        deadline = time.monotonic() + 5
+        while not server._round.started:  # worker 0's gradient has arrived
+            assert time.monotonic() < deadline, "worker 0's push never reached the server"
+            time.sleep(0.01)
+        joined = late.init(params(7), SGD)  # registers mid-step: not waited for in this step
+        np.testing.assert_array_equal(joined["dense/bias"], params()["dense/bias"])
+        b.push_pull(grads(1))
+        assert done.wait(5), "step 1 did not complete without the late worker"
+        first.join(5)
+        assert server.version == 1
+        results = run_in_threads([lambda c=c, i=i: c.push_pull(grads(20 + i))
+                                  for i, c in enumerate((a, b, late))])
+    finally:
+        for c in (a, b, late):
+            c.close()
+    assert server.version == 2
+    for name, value in params().items():
+        step1 = value - np.float32(0.5) * (grads(0)[name] + grads(1)[name]) / 2
+        mean = (grads(20)[name] + grads(21)[name] + grads(22)[name]) / np.float32(3)
+        np.testing.assert_allclose(results[2][name], step1 - np.float32(0.5) * mean, rtol=1e-5)
+
+
+def test_a_worker_that_never_registers_is_waited_for_only_up_to_the_timeout(servers, caplog):
+    caplog.set_level(logging.INFO, logger="distflow.ps")
+    server = servers(mode="sync", num_workers=2, heartbeat_timeout=0.5)
+    with PSClient([server.address], worker_id=0, timeout=10) as only:
+        only.init(params(), SGD)
+        start = time.monotonic()
+        only.push_pull(grads(0))
+        waited = time.monotonic() - start
+    assert 0.3 < waited < 5
+    assert any("never registered" in r.getMessage() and "[1]" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_heartbeats_keep_a_quiet_worker_alive(servers):
+    server = servers(mode="sync", num_workers=2, heartbeat_timeout=0.5)
+    a = PSClient([server.address], worker_id=0, timeout=10)
+    b = PSClient([server.address], worker_id=1, timeout=10)
+    try:
+        a.init(params(), SGD)
+        b.init(params(), SGD)
+        b.start_heartbeats(interval=0.1)
+        time.sleep(1.2)
+        # Worker 1 sent only heartbeats and lives; worker 0 sent nothing and is dead.
+        assert server.stats_dict()["live_workers"] == [1]
+        assert server.stats_dict()["dead_workers"] == [0]
+    finally:
+        a.close()
+        b.close()
+
+
+# ---------------------------------------------------------------- stats
+
+def test_stats_report_the_counters(servers, tmp_path):
+    server = servers(mode="async", checkpoint_dir=str(tmp_path), max_staleness=5)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), SGD)
+        client.push_pull(grads(0))
+        client.push(grads(1))
+        with pytest.raises(PSError):
+            client.push({"dense/bias": np.full(4, np.nan, np.float32)})
+        path = client.save(position={"epoch": 1, "step": 2})[0]
+        stats = client.stats()[0]
+    assert stats["steps"] == 2 and stats["version"] == 2
+    assert stats["pushes"] == 2
+    assert stats["rejected"] == {"non_finite": 1}
+    assert stats["live_workers"] == [0] and stats["dead_workers"] == []
+    assert stats["staleness"] == {"0": 2}
+    assert stats["last_checkpoint"] == {"path": path, "version": 2}
+    assert stats["position"] == {"epoch": 1, "step": 2}
+    param_bytes = sum(p.nbytes for p in params().values())
+    assert stats["param_bytes"] == param_bytes
+    assert stats["bytes_in"] > 3 * param_bytes  # init + 2 pushes
+    assert stats["bytes_out"] > 2 * param_bytes  # init reply + push_pull reply
+    assert stats["requests"]["push"] == 2 and stats["requests"]["push_pull"] == 1
+
+
+def test_stats_are_logged_periodically(servers, caplog):
+    caplog.set_level(logging.INFO, logger="distflow.ps")
+    server = servers(mode="async", stats_interval=0.1)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), SGD)
+        client.push(grads(0))
+        deadline = time.monotonic() + 5
+        while not any("pushes=1" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "no stats line with pushes=1 within 5 s"
+            time.sleep(0.05)
+    line = next(r.getMessage() for r in caplog.records if "pushes=1" in r.getMessage())
+    for key in ("version=1", "steps=1", "bytes_in=", "bytes_out=", "rejected=",
+                "live_workers=[0]", "dead_workers=", "staleness=", "last_checkpoint="):
+        assert key in line
+    assert server.version == 1
