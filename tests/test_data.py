@@ -276,6 +276,18 @@ def test_iteration_does_not_copy_the_data_set():
         assert peak < 2 * 2**20, f"{name}: peak {peak / 2**20:.1f} MB for a 16 MB data set"
 
 
+def test_batches_never_alias_the_source_writably():
+    x, y = xy(12)
+    original = x.copy()
+    in_order = next(iter(Dataset.from_tensor_slices((x, y)).batch(4)))[0]
+    assert not in_order.flags.writeable  # a view, so it must not be writable
+    with pytest.raises(ValueError):
+        in_order *= 2
+    shuffled = next(iter(Dataset.from_tensor_slices((x, y)).shuffle(12, seed=0).batch(4)))[0]
+    shuffled *= 2  # a fresh copy: writable, and the source is untouched
+    np.testing.assert_array_equal(x, original)
+
+
 # ---------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8", None])

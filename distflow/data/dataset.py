@@ -10,11 +10,14 @@ How it avoids copying the data set: `from_tensor_slices` keeps references to
 the caller's arrays (no copy). Transformations that only choose *which* rows
 come next (`shuffle`, `shard`, `take`, `skip`, `repeat`, `prefetch`, `cache`)
 are run on arrays of row indices, and `batch` gathers each batch's rows with a
-single `np.take` per array. Only `map`, `filter` and the other element-wise
-transformations walk elements one at a time.
+single `np.take` per array (or slices them, when they are consecutive). Only
+`map`, `filter` and the other element-wise transformations walk elements one
+at a time.
 
 Elements are NumPy arrays (or NumPy scalars for rows of 1-D arrays) in the
-structure they were given: a tuple stays a tuple, a dict stays a dict.
+structure they were given: a tuple stays a tuple, a dict stays a dict. Treat
+them as immutable, like `tf.Tensor`s: a batch of consecutive rows (no shuffle)
+is a read-only view of the source array rather than a copy.
 """
 
 from __future__ import annotations
@@ -465,12 +468,29 @@ class _TensorSlices(_RowSource):
         return self._n
 
     def _take_rows(self, indices: np.ndarray) -> Any:
+        run = _consecutive_run(indices)
+        if run is not None:  # rows in order: read-only views, nothing copied
+            return _unflatten(self._tree, [_read_only(leaf[run]) for leaf in self._leaves])
         return _unflatten(self._tree, [np.take(leaf, indices, axis=0) for leaf in self._leaves])
 
     @property
     def element_spec(self) -> Any:
         return _unflatten(self._tree, [TensorSpec(leaf.shape[1:], leaf.dtype)
                                        for leaf in self._leaves])
+
+
+def _consecutive_run(indices: np.ndarray) -> slice | None:
+    """`slice(a, b)` when `indices` is exactly a, a+1, ..., b-1; else None."""
+    if not len(indices) or indices[-1] - indices[0] != len(indices) - 1:
+        return None
+    if len(indices) > 2 and not np.all(np.diff(indices) == 1):
+        return None
+    return slice(int(indices[0]), int(indices[-1]) + 1)
+
+
+def _read_only(view: np.ndarray) -> np.ndarray:
+    view.flags.writeable = False
+    return view
 
 
 class _Range(_RowSource):
