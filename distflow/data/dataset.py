@@ -351,8 +351,14 @@ class Dataset:
         """
         return _Shuffle(self, buffer_size, seed, reshuffle_each_iteration)
 
-    def batch(self, batch_size: int, drop_remainder: bool = False) -> Dataset:
-        """Stacks consecutive elements into batches along a new first axis."""
+    def batch(self, batch_size: int, drop_remainder: bool = False,
+              num_parallel_calls: int | None = None, deterministic: bool | None = None
+              ) -> Dataset:
+        """Stacks consecutive elements into batches along a new first axis.
+
+        `num_parallel_calls` and `deterministic` are accepted for compatibility and
+        ignored (batches are gathered in the iterating thread, in order).
+        """
         return _Batch(self, batch_size, drop_remainder)
 
     def unbatch(self) -> Dataset:
@@ -576,7 +582,7 @@ class _Shuffle(_Unary):
         super().__init__(input_dataset)
         self._buffer_size = _check_positive("buffer_size", buffer_size)
         seed = _check_seed(seed)
-        self._seed = int(np.random.randint(0, 2**62)) if seed is None else seed
+        self._seed = int(np.random.randint(0, 2**62, dtype=np.int64)) if seed is None else seed
         self._reshuffle = bool(reshuffle_each_iteration)
         self._epochs_started = 0
 
