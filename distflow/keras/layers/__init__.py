@@ -76,3 +76,10 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
 __all__ = sorted({"Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
                   "Rescaling", "Reshape", "Layer", "InputSpec", "serialize", "deserialize",
                   "get_layer_class", "register_layer", *_EXPORTED})
+
+
+def __getattr__(name: str) -> Any:
+    # `Input` / `InputLayer` live with the functional API (imported lazily: it imports us).
+    if name in ("Input", "InputLayer"):
+        return getattr(importlib.import_module("distflow.keras.functional"), name)
+    raise AttributeError(f"module 'distflow.keras.layers' has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""Recurrent layers against hand-written NumPy recurrences, plus a gradient check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow.keras import layers
+from distflow.tensor import reset_names
+from distflow.test_util import check_grads
+
+RNG = np.random.default_rng(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names():
+    reset_names()
+    yield
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def numpy_lstm(x, kernel, recurrent, bias, h=None, c=None):
+    """Keras LSTM: gates (i, f, g, o) in blocks of `units` columns."""
+    batch, steps, _ = x.shape
+    units = recurrent.shape[0]
+    h = np.zeros((batch, units)) if h is None else h
+    c = np.zeros((batch, units)) if c is None else c
+    outputs = []
+    for t in range(steps):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f = sigmoid(z[:, :units]), sigmoid(z[:, units:2 * units])
+        g, o = np.tanh(z[:, 2 * units:3 * units]), sigmoid(z[:, 3 * units:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h, c
+
+
+def numpy_gru(x, kernel, recurrent, bias):
+    """Keras GRU with reset_after=True: bias rows are (input, recurrent); gates (z, r, h)."""
+    batch, steps, _ = x.shape
+    units = recurrent.shape[0]
+    h = np.zeros((batch, units))
+    for t in range(steps):
+        xp = x[:, t] @ kernel + bias[0]
+        hp = h @ recurrent + bias[1]
+        z = sigmoid(xp[:, :units] + hp[:, :units])
+        r = sigmoid(xp[:, units:2 * units] + hp[:, units:2 * units])
+        cand = np.tanh(xp[:, 2 * units:] + r * hp[:, 2 * units:])
+        h = z * h + (1 - z) * cand
+    return h
+
+
+def randomize(layer):
+    layer.set_weights([RNG.standard_normal(w.shape).astype(np.float32) * 0.5
+                       for w in layer.get_weights()])
+    return layer.get_weights()
+
+
+def test_lstm_matches_numpy_with_sequences_and_states():
+    x = RNG.standard_normal((3, 5, 4)).astype(np.float32)
+    layer = layers.LSTM(6, return_sequences=True, return_state=True)
+    layer(x)
+    kernel, recurrent, bias = randomize(layer)
+    seq, h, c = layer(x)
+    ref_seq, ref_h, ref_c = numpy_lstm(x.astype(np.float64), kernel, recurrent, bias)
+    np.testing.assert_allclose(seq.numpy(), ref_seq, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h.numpy(), ref_h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(c.numpy(), ref_c, rtol=1e-4, atol=1e-5)
+    assert [w.name for w in layer.weights] == [
+        "lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel", "lstm/lstm_cell/bias"]
+    assert kernel.shape == (4, 24) and recurrent.shape == (6, 24) and bias.shape == (24,)
+
+
+def test_lstm_forget_bias_initialised_to_one_and_initial_state():
+    layer = layers.LSTM(3)
+    x = RNG.standard_normal((2, 4, 2)).astype(np.float32)
+    layer(x)
+    np.testing.assert_array_equal(layer.get_weights()[2], [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    kernel, recurrent, bias = layer.get_weights()
+    h0, c0 = RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3))
+    out = layer(x, initial_state=[h0.astype(np.float32), c0.astype(np.float32)]).numpy()
+    _, ref_h, _ = numpy_lstm(x.astype(np.float64), kernel, recurrent, bias, h0, c0)
+    np.testing.assert_allclose(out, ref_h, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="expects 2 initial state"):
+        layer(x, initial_state=[h0])
+
+
+def test_gru_and_simple_rnn_match_numpy():
+    x = RNG.standard_normal((2, 6, 3)).astype(np.float32)
+    gru = layers.GRU(4)
+    gru(x)
+    kernel, recurrent, bias = randomize(gru)
+    assert bias.shape == (2, 12)
+    np.testing.assert_allclose(gru(x).numpy(), numpy_gru(x.astype(np.float64), kernel,
+                                                         recurrent, bias), rtol=1e-4, atol=1e-5)
+    rnn = layers.SimpleRNN(4, activation="relu", go_backwards=True)
+    rnn(x)
+    kernel, recurrent, bias = randomize(rnn)
+    h = np.zeros((2, 4))
+    for t in reversed(range(6)):
+        h = np.maximum(x[:, t] @ kernel + h @ recurrent + bias, 0)
+    np.testing.assert_allclose(rnn(x).numpy(), h, rtol=1e-4, atol=1e-5)
+
+
+def test_mask_carries_state_over_padded_steps():
+    layer = layers.SimpleRNN(3)
+    x = RNG.standard_normal((2, 5, 2)).astype(np.float32)
+    layer(x)
+    mask = np.array([[True] * 5, [True, True, True, False, False]])
+    out = layer(x, mask=mask).numpy()
+    np.testing.assert_allclose(out[0], layer(x[:1]).numpy()[0], rtol=1e-5)
+    np.testing.assert_allclose(out[1], layer(x[1:, :3]).numpy()[0], rtol=1e-5)
+
+
+def test_recurrent_dropout_only_in_training():
+    layer = layers.LSTM(4, dropout=0.5, recurrent_dropout=0.5, seed=3)
+    x = RNG.standard_normal((4, 5, 3)).astype(np.float32)
+    a, b = layer(x).numpy(), layer(x).numpy()
+    np.testing.assert_array_equal(a, b)
+    trained = layer(x, training=True).numpy()
+    assert not np.allclose(trained, a)
+
+
+def test_lstm_gradient_check():
+    layer = layers.LSTM(3, return_sequences=True, dtype="float64")
+    x = RNG.standard_normal((2, 4, 2))
+    layer(x)
+    cell = layer.cell
+    names = ["kernel", "recurrent_kernel", "bias"]
+
+    def f(inputs, kernel, recurrent, bias):
+        saved = [cell.__dict__[n] for n in names]
+        for n, w in zip(names, (kernel, recurrent, bias)):
+            object.__setattr__(cell, n, w)
+        try:
+            return layer(inputs)
+        finally:
+            for n, w in zip(names, saved):
+                object.__setattr__(cell, n, w)
+
+    check_grads(f, [x, *(w.numpy() for w in layer.weights)], rtol=1e-4)
+
+
+def test_trainable_variables_get_gradients_from_a_loss():
+    layer = layers.GRU(2)
+    x = RNG.standard_normal((3, 4, 2)).astype(np.float32)
+    with df.GradientTape() as tape:
+        loss = df.reduce_mean(df.square(layer(x)))
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert len(grads) == 3 and all(g is not None and np.any(g.numpy()) for g in grads)
+
+
+def test_recurrent_errors():
+    with pytest.raises(ValueError, match="units=0"):
+        layers.LSTM(0)
+    with pytest.raises(NotImplementedError, match="Stateful"):
+        layers.SimpleRNN(2, stateful=True)
+    with pytest.raises(ValueError, match="expected ndim=3"):
+        layers.LSTM(2)(np.zeros((2, 3)))
