@@ -320,6 +320,7 @@ class ParameterServer:
         self._reply(identity, msg, stats=self.stats_dict())
 
     def _op_save(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._require_initialized()
         self._update_position(msg)
         if not self.config.checkpoint_dir:
             raise _Reject("no_checkpoint_dir", "This server has no checkpoint directory; "
