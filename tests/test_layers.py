@@ -577,3 +577,60 @@ def test_deserialize_unknown_layer_is_clear():
     with pytest.raises(ValueError, match="Unknown layer: 'Nope'"):
         layers.deserialize({"class_name": "Nope", "config": {}})
     assert layers.get_layer_class("Scale", {"Scale": Scale}) is Scale
+
+
+# ------------------------------------------------------------ training
+
+
+def test_layers_train_with_a_tape_and_an_optimizer():
+    from distflow import optimizers
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((256, 2)).astype(np.float32)
+    y = ((x[:, 0] * x[:, 1]) > 0).astype(np.int64)  # XOR-like quadrants: needs the hidden layer
+    stack = [layers.Dense(16, activation="relu"), layers.BatchNormalization(),
+             layers.Dropout(0.1), layers.Dense(2)]
+    opt = optimizers.Adam(0.05)
+
+    def forward(inputs, training):
+        for layer in stack:
+            inputs = layer(inputs, training=training)
+        return inputs
+
+    def loss_value(training):
+        logits = forward(x, training)
+        return df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+
+    initial = float(loss_value(False))
+    for _ in range(60):
+        with df.GradientTape() as tape:
+            loss = loss_value(True)
+        params = [v for layer in stack for v in layer.trainable_variables]
+        opt.apply_gradients(zip(tape.gradient(loss, params), params))
+    accuracy = (np.argmax(forward(x, False).numpy(), axis=1) == y).mean()
+    assert float(loss_value(False)) < initial / 2 and accuracy > 0.9
+    assert np.any(stack[1].moving_mean.numpy() != 0)  # moving statistics were updated
+
+
+class Affine(layers.Layer):
+    def __init__(self, units, slope=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.slope = units, slope
+
+    def build(self, input_shape):
+        self.w = self.add_weight("w", (input_shape[-1], self.units))
+
+    def call(self, inputs):
+        return df.matmul(inputs, self.w) * self.slope
+
+
+def test_custom_layer_config_is_captured_from_its_constructor():
+    layer = Affine(3, slope=2.0, name="affine_head")
+    x = rand(2, 4)
+    out = layer(x).numpy()
+    config = layer.get_config()
+    assert config["units"] == 3 and config["slope"] == 2.0 and config["name"] == "affine_head"
+    clone = layers.deserialize(layers.serialize(layer), custom_objects={"Affine": Affine})
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(x).numpy(), out, rtol=1e-6)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
 import re
 import threading
@@ -164,6 +165,13 @@ class Layer:
     """
 
     _autocast_inputs = True  # cast float inputs to the layer's dtype, as Keras does
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        layer = super().__new__(cls)
+        # Keras 3 "auto config": a custom layer whose constructor takes plain JSON
+        # values serializes without writing get_config().
+        layer.__dict__["_auto_config"] = _capture_arguments(cls, args, kwargs)
+        return layer
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
                  **kwargs: Any):
@@ -370,6 +378,8 @@ class Layer:
             self._regularized.append((reg, var))
         return var
 
+    add_variable = add_weight
+
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights' values, in the order of `weights`."""
         return [v.numpy() for v in self.weights]
@@ -498,6 +508,9 @@ class Layer:
         """The constructor arguments, JSON-safe; `from_config(get_config())` rebuilds the layer."""
         config: dict[str, Any] = {"name": self.name, "trainable": self.trainable,
                                   "dtype": self._dtype}
+        auto = self.__dict__.get("_auto_config")
+        if type(self).get_config is Layer.get_config and auto:
+            config = {**auto, **config}
         if self._input_shape_arg is not None:
             config["batch_input_shape"] = [self._batch_size_arg, *self._input_shape_arg]
         if self.activity_regularizer is not None:
@@ -527,6 +540,28 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _capture_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """The constructor arguments of `cls(*args, **kwargs)` if they are JSON-safe, else None."""
+    if cls.__init__ is Layer.__init__:
+        return None
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    config: dict[str, Any] = {}
+    params = inspect.signature(cls.__init__).parameters
+    for key, value in list(bound.arguments.items())[1:]:
+        if params[key].kind is inspect.Parameter.VAR_KEYWORD:
+            config.update(value)
+        elif params[key].kind is not inspect.Parameter.VAR_POSITIONAL:
+            config[key] = value
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError):
+        return None
+    return config
 
 
 def _marks_built(build: Callable) -> Callable:
