@@ -2,10 +2,12 @@
 
 Each class has a fixed pattern of blocks (the same for every seed); an image is
 its class pattern at a random brightness, shifted by up to `max_shift` pixels,
-with Gaussian noise. The defaults make it about as hard as Fashion-MNIST for a
-linear classifier (least squares on the 6,000 default training images: 0.885
-test accuracy; nearest class mean: 0.79), while a model that learns nothing
-stays at 1 / num_classes: a meaningful smoke test of a training loop.
+with Gaussian noise. The defaults are deliberately easy, so that short smoke
+runs say something: the examples' CNN passes 0.9 test accuracy after one epoch
+on 2,000 images and the MLP passes 0.99 in two epochs (PyTorch runs of the same
+models), while a model that learns nothing stays at 1 / num_classes. Raise
+`noise` and `max_shift` (e.g. 0.5 and 4) for a harder task: a linear classifier
+then gets about 0.88, like on Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ _PATTERN_CELLS = 7
 
 
 def load_synthetic(num_train: int = 6000, num_test: int = 1000, seed: int = 0,
-                   num_classes: int = 10, image_size: int = 28, noise: float = 0.5,
-                   max_shift: int = 4):
+                   num_classes: int = 10, image_size: int = 28, noise: float = 0.35,
+                   max_shift: int = 2):
     """Generates `(x_train, y_train), (x_test, y_test)` shaped like Fashion-MNIST.
 
     Args:
