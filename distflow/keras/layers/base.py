@@ -184,6 +184,7 @@ class Layer:
             raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._dtype = _dtype_name(dtype)
+        self._np_dtype = np.dtype(self._dtype)
         self._trainable = bool(trainable)
         self.built = False
         self.input_spec: InputSpec | list[InputSpec] | None = None
@@ -421,21 +422,26 @@ class Layer:
         return inputs
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if any(_is_symbolic(x) for x in _flat(inputs)):
+        if isinstance(inputs, Tensor):  # the common case, kept cheap: one tensor
+            inputs = self._convert_one(inputs)
+        elif any(_is_symbolic(x) for x in _flat(inputs)):
             from distflow.keras.functional import symbolic_call
 
             return symbolic_call(self, inputs, *args, **kwargs)
-        inputs = self._convert_inputs(inputs)
-        self._maybe_build(inputs)
+        else:
+            inputs = self._convert_inputs(inputs)
+        if not self.built:
+            self._maybe_build(inputs)
         self._check_inputs(inputs)
         params, var_kw = _call_parameters(type(self).call)
+        outer = getattr(_context, "training", None)
         training = kwargs.pop("training", None)
         if training is None:
-            training = getattr(_context, "training", None)
+            training = outer
         if training is not None and ("training" in params or var_kw):
             kwargs["training"] = bool(training)
-        self._call_losses.clear()
-        outer = getattr(_context, "training", None)
+        if self._call_losses:
+            self._call_losses.clear()
         _context.training = training
         try:
             outputs = self.call(inputs, *args, **kwargs)
@@ -445,14 +451,14 @@ class Layer:
             self._add_activity_loss(outputs)
         return outputs
 
+    def _convert_one(self, t: Tensor) -> Tensor:
+        if self._autocast_inputs and t.value.dtype.kind == "f" and t.value.dtype != self._np_dtype:
+            return ops.cast(t, self._np_dtype)
+        return t
+
     def _convert_inputs(self, inputs: Any) -> Any:
         def convert(x: Any) -> Any:
-            if x is None:
-                return x
-            t = ops.convert_to_tensor(x)
-            if self._autocast_inputs and t.dtype.kind == "f" and t.dtype.name != self._dtype:
-                t = ops.cast(t, self._dtype)
-            return t
+            return x if x is None else self._convert_one(ops.convert_to_tensor(x))
         return _map(convert, inputs)
 
     def _maybe_build(self, inputs: Any) -> None:
@@ -468,6 +474,13 @@ class Layer:
     def _check_inputs(self, inputs: Any) -> None:
         specs = self.input_spec
         if specs is None:
+            return
+        if isinstance(inputs, Tensor) and not isinstance(specs, list | tuple):
+            shape = inputs.value.shape
+            accepted = self.__dict__.get("_accepted_shape")
+            if accepted is None or accepted[0] != shape or accepted[1] is not specs:
+                specs.check(shape, self.name, 0)
+                self._accepted_shape = (shape, specs)  # same shape next step: no re-check
             return
         specs = specs if isinstance(specs, list | tuple) else [specs]
         flat = [x for x in _flat(inputs) if x is not None]
