@@ -17,9 +17,10 @@ What `Model.fit` must do for this callback (Keras does the same through
 The backup is one safetensors file, `<backup_dir>/backup.safetensors`, holding
 the model weights (`weights/0000`, ...), the optimizer state
 (`optimizer/<variable>/<slot>` and `optimizer/iterations`) and in its metadata
-the epoch count, the learning rate and the variables' names. It is written to a
-temporary file, synced and renamed over the previous one, so a crash while
-writing leaves the previous backup intact.
+the epoch count, the learning rate and the variables' names. It is written
+with `distflow.serialization.save_file`, which writes a temporary file, syncs it
+and renames it over the previous backup, so a crash while writing leaves the
+previous backup intact.
 
 The optimizer state is keyed by variable name; a model rebuilt in another
 process may name its variables differently (`dense_1/kernel`), so the state is
@@ -43,6 +44,7 @@ import numpy as np
 
 from distflow.keras import training_context
 from distflow.keras.callbacks.base import BatchCounter, Callback, check_save_freq
+from distflow.serialization import load_file, save_file
 
 BACKUP_FILE = "backup.safetensors"
 _FORMAT = "distflow.BackupAndRestore/1"
@@ -114,11 +116,10 @@ class BackupAndRestore(Callback):
         tensors, metadata = _collect_state(self.model)
         metadata.update(format=_FORMAT, epoch=str(epochs_done), batch=str(batch))
         os.makedirs(self.backup_dir, exist_ok=True)
-        _write_atomically(self.backup_path, tensors, metadata)
+        # save_file writes a temporary file, fsyncs it and renames it over the old backup.
+        save_file(tensors, self.backup_path, metadata)
 
     def _restore(self) -> int:
-        from distflow.serialization import load_file
-
         tensors, metadata = load_file(self.backup_path)
         metadata = metadata or {}
         if metadata.get("format") != _FORMAT:
@@ -139,14 +140,14 @@ def _is_chief() -> bool:
 
 
 def _collect_state(model: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    tensors = {f"weights/{i:04d}": np.ascontiguousarray(w)
+    tensors = {f"weights/{i:04d}": np.asarray(w)
                for i, w in enumerate(model.get_weights())}
     metadata = {"num_weights": str(len(tensors)),
                 "variable_names": json.dumps(_variable_names(model))}
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         for key, array in optimizer.get_state().items():
-            tensors[f"optimizer/{key}"] = np.ascontiguousarray(array)
+            tensors[f"optimizer/{key}"] = np.asarray(array)
         rate = optimizer.learning_rate
         if isinstance(rate, float | int | np.floating):
             metadata["learning_rate"] = repr(float(rate))
@@ -189,28 +190,6 @@ def _has_float_rate(optimizer: Any) -> bool:
     # A schedule stays a schedule: it is a function of the restored `iterations`.
     source = getattr(optimizer, "_learning_rate", optimizer.learning_rate)
     return isinstance(source, float | int | np.floating)
-
-
-def _write_atomically(path: str, tensors: dict[str, np.ndarray], metadata: dict) -> None:
-    from distflow.serialization import save_file
-
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        save_file(tensors, temporary, metadata)
-        _fsync_path(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    _fsync_path(os.path.dirname(path) or ".")
-
-
-def _fsync_path(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _remove_backup(backup_dir: str) -> None:
