@@ -544,6 +544,7 @@ def _round_trip_cases():
         (layers.Cropping2D(1), img),
         (layers.UpSampling2D((2, 1)), img),
         (layers.Identity(), vec),
+        (layers.Masking(0.5), seq),
     ]
 
 

@@ -162,3 +162,39 @@ def test_recurrent_errors():
         layers.SimpleRNN(2, stateful=True)
     with pytest.raises(ValueError, match="expected ndim=3"):
         layers.LSTM(2)(np.zeros((2, 3)))
+
+
+def test_embedding_mask_zero_reaches_the_lstm_automatically():
+    emb = layers.Embedding(10, 4, mask_zero=True)
+    lstm = layers.LSTM(3)
+    padded = np.array([[5, 2, 7, 0, 0], [1, 3, 4, 8, 9]])
+    out = lstm(emb(padded)).numpy()
+    short = lstm(emb(padded[:1, :3])).numpy()
+    np.testing.assert_allclose(out[0], short[0], rtol=1e-5, atol=1e-6)
+    unmasked = lstm(df.constant(emb(padded).numpy())).numpy()  # a fresh tensor has no mask
+    assert not np.allclose(unmasked[0], short[0])
+    # Dense passes the mask on (supports_masking); an explicit mask= wins.
+    dense = layers.Dense(4)
+    out_dense = lstm(dense(emb(padded))).numpy()
+    np.testing.assert_allclose(out_dense[0], lstm(dense(emb(padded[:1, :3]))).numpy()[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_masking_layer_skips_all_padding_steps():
+    x = RNG.standard_normal((2, 4, 3)).astype(np.float32)
+    x[0, 2:] = 0.0
+    rnn = layers.SimpleRNN(2)
+    masked = rnn(layers.Masking(0.0)(x)).numpy()
+    np.testing.assert_allclose(masked[0], rnn(x[:1, :2]).numpy()[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(masked[1], rnn(x[1:]).numpy()[0], rtol=1e-5, atol=1e-6)
+
+
+def test_mask_table_forgets_dead_tensors():
+    from distflow.keras.layers import base
+
+    emb = layers.Embedding(5, 2, mask_zero=True)
+    before = len(base._MASKS)
+    out = emb(np.array([[1, 0]]))
+    assert len(base._MASKS) == before + 1 and base.mask_of(out) is not None
+    del out
+    assert len(base._MASKS) == before

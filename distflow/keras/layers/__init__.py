@@ -18,6 +18,7 @@ from distflow.keras.layers.core import (
     Embedding,
     Flatten,
     Identity,
+    Masking,
     Rescaling,
     Reshape,
 )
@@ -74,8 +75,8 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
 
 
 __all__ = sorted({"Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
-                  "Rescaling", "Reshape", "Layer", "InputSpec", "serialize", "deserialize",
-                  "get_layer_class", "register_layer", *_EXPORTED})
+                  "Masking", "Rescaling", "Reshape", "Layer", "InputSpec", "serialize",
+                  "deserialize", "get_layer_class", "register_layer", *_EXPORTED})
 
 
 def __getattr__(name: str) -> Any:

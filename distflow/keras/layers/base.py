@@ -19,6 +19,7 @@ import json
 import math
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,6 +55,32 @@ def _map(fn: Callable, structure: Any) -> Any:
     if isinstance(structure, dict):
         return {k: _map(fn, v) for k, v in structure.items()}
     return fn(structure)
+
+
+# Masks of eager outputs, Keras's `tensor._keras_mask`. Tensors have __slots__ (and an
+# elementwise ==, which rules out WeakKeyDictionary), hence a side table keyed by id()
+# whose entries leave with their tensor.
+_MASKS: dict[int, tuple[weakref.ref, Any]] = {}
+
+
+def _set_mask(tensor: Tensor, mask: Any) -> None:
+    key = id(tensor)
+    _MASKS[key] = (weakref.ref(tensor, lambda _ref, key=key: _MASKS.pop(key, None)), mask)
+
+
+def _get_mask(tensor: Any) -> Any:
+    entry = _MASKS.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else None
+
+
+def mask_of(inputs: Any) -> Any:
+    """The mask attached to `inputs` by the layer that produced it (or a list of them), or None."""
+    if isinstance(inputs, Tensor):
+        return _get_mask(inputs)
+    if isinstance(inputs, list | tuple):
+        masks = [_get_mask(x) for x in inputs]
+        return masks if any(m is not None for m in masks) else None
+    return None
 
 
 _keras_tensor_class: list = []
@@ -440,6 +467,10 @@ class Layer:
             training = outer
         if training is not None and ("training" in params or var_kw):
             kwargs["training"] = bool(training)
+        if _MASKS and "mask" in params and kwargs.get("mask") is None:
+            mask = mask_of(inputs)
+            if mask is not None:
+                kwargs["mask"] = mask
         if self._call_losses:
             self._call_losses.clear()
         _context.training = training
@@ -449,7 +480,23 @@ class Layer:
             _context.training = outer
         if self.activity_regularizer is not None:
             self._add_activity_loss(outputs)
+        if _MASKS or type(self).compute_mask is not Layer.compute_mask:
+            self._propagate_mask(inputs, outputs, kwargs.get("mask"))
         return outputs
+
+    def _propagate_mask(self, inputs: Any, outputs: Any, mask: Any) -> None:
+        """Attaches `compute_mask`'s result to the output, as Keras's `_keras_mask`."""
+        if mask is None:
+            mask = mask_of(inputs)
+        out_mask = self.compute_mask(inputs, mask)
+        if out_mask is None:
+            return
+        if isinstance(outputs, Tensor):
+            _set_mask(outputs, out_mask)
+        elif isinstance(outputs, list | tuple) and isinstance(out_mask, list | tuple):
+            for out, m in zip(outputs, out_mask):
+                if isinstance(out, Tensor) and m is not None:
+                    _set_mask(out, m)
 
     def _convert_one(self, t: Tensor) -> Tensor:
         if self._autocast_inputs and t.value.dtype.kind == "f" and t.value.dtype != self._np_dtype:
@@ -512,8 +559,12 @@ class Layer:
                     tuple(t.shape[1:]), out)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        """Output mask (layers that create masks override it); passes `mask` through."""
-        return mask
+        """Output mask: `mask` passed through if the layer `supports_masking`, else None.
+
+        Layers that create or consume masks (Embedding(mask_zero=True), Masking,
+        RNNs) override it.
+        """
+        return mask if self.supports_masking else None
 
     # ---------------------------------------------------------------- config
 

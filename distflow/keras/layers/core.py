@@ -1,4 +1,5 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, Rescaling, Identity."""
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, Masking, Rescaling,
+Identity."""
 
 from __future__ import annotations
 
@@ -276,6 +277,35 @@ class Embedding(Layer):
                 "embeddings_regularizer": serialize_or_none(regularizers,
                                                             self.embeddings_regularizer),
                 "mask_zero": self.mask_zero}
+
+
+class Masking(Layer):
+    """Marks time steps whose features all equal `mask_value` as padding.
+
+    The output is the input with masked steps zeroed; the mask reaches the next
+    layers that accept one (e.g. an LSTM skips those steps).
+    """
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+        self.supports_masking = True
+
+    def _keep(self, inputs: Tensor) -> np.ndarray:
+        return np.any(inputs.value != self.mask_value, axis=-1)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        keep = self._keep(inputs)[..., None].astype(inputs.dtype)
+        return ops.multiply(inputs, Tensor._wrap(keep))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return Tensor._wrap(self._keep(ops.convert_to_tensor(inputs)))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class Rescaling(Layer):
