@@ -17,7 +17,7 @@ from distflow import ops, random
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
 from distflow.keras.layers.core import positive_int, serialize_or_none
-from distflow.tensor import Tensor, unique_name
+from distflow.tensor import Tensor, as_array, unique_name
 
 _LAYER_KWARGS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape",
                  "batch_size", "activity_regularizer", "weights", "time_major")
@@ -176,7 +176,7 @@ class LSTMCell(_Cell):
         base, units = self.bias_initializer, self.units
 
         def forget_ones(shape, dtype=None):
-            values = np.asarray(base((units * 4,), dtype=dtype).value).copy()
+            values = np.array(as_array(base((units * 4,), dtype=dtype)), copy=True)
             values[units:2 * units] = 1.0
             return Tensor._wrap(values)
         return forget_ones
