@@ -48,12 +48,18 @@ class PSTimeoutError(TimeoutError):
         waited: seconds waited.
     """
 
-    def __init__(self, address: str, op: str, waited: float, attempts: int):
+    def __init__(self, address: str, op: str, waited: float, attempts: int,
+                 curve: bool = False):
+        keys = ("With CURVE keys, the server also stays silent when it refuses this "
+                "client's public key (not in its allow-list: see the server's log)"
+                if curve else "If the servers run with CURVE keys (--keys), this client "
+                "needs `keys_dir` too: a plain client cannot talk to them")
         super().__init__(
             f"No reply from parameter server {address} to `{op}` after {waited:.1f} s "
             f"({attempts} attempt(s), reconnecting between them). Check that the server is "
             f"running and reachable; raise the client `timeout` if steps are legitimately "
-            f"slower (a sync step waits up to the heartbeat timeout for a dead worker).")
+            f"slower (a sync step waits up to the heartbeat timeout for a dead worker). "
+            f"{keys}.")
         self.address, self.op, self.waited = address, op, waited
 
 
@@ -333,7 +339,7 @@ class _Exchange:
                 return self.replies
         silent = min(s for s in self.frames if s not in self.replies)
         raise PSTimeoutError(self.client.addrs[silent], self.op, time.monotonic() - start,
-                             retries + 1)
+                             retries + 1, curve=self.client._keys is not None)
 
     def _wait(self, deadline: float) -> None:
         sockets = {id(self.client._sockets[s]): s for s in self.frames if s not in self.replies}

@@ -49,28 +49,63 @@ def context() -> zmq.Context:
 
 # ------------------------------------------------------------------ keys
 
-def generate_keys(directory: str | os.PathLike, num_clients: int) -> list[Path]:
+def generate_keys(directory: str | os.PathLike, num_clients: int,
+                  overwrite: bool = False) -> list[Path]:
     """Writes a server key pair and `num_clients` client key pairs into `directory`.
 
     Layout: `server.key` / `server.key_secret`, and `clients/client-<i>.key` /
     `clients/client-<i>.key_secret`. The public `clients/*.key` files are the
-    server's allow-list.
+    server's allow-list. Secret files are created with mode 0600 (the process
+    umask is tightened while writing, so they are never readable by others)
+    and the directories with 0700.
+
+    Args:
+        directory: created if missing.
+        num_clients: client key pairs to make, >= 1.
+        overwrite: replace existing keys (running peers then lose access).
 
     Returns:
         The paths of the files written.
+
+    Raises:
+        ValueError: `num_clients` < 1, or keys already present without `overwrite`.
     """
-    if num_clients < 1:
-        raise ValueError(f"`num_clients` must be a positive int. Received: {num_clients}")
+    if not isinstance(num_clients, int) or num_clients < 1:
+        raise ValueError(f"`num_clients` must be a positive int. Received: {num_clients!r}")
     root = Path(directory)
+    if (root / f"{SERVER_KEY}.key_secret").exists() and not overwrite:
+        raise ValueError(f"{root} already holds keys; pass overwrite=True (CLI: --force) to "
+                         f"replace them. Running servers and workers would lose access.")
     clients = root / CLIENTS_DIR
-    clients.mkdir(parents=True, exist_ok=True)
-    written = list(zmq.auth.create_certificates(str(root), SERVER_KEY))
-    for i in range(num_clients):
-        written.extend(zmq.auth.create_certificates(str(clients), f"client-{i}"))
+    old_umask = os.umask(0o077)
+    try:
+        clients.mkdir(parents=True, exist_ok=True)
+        for folder in (root, clients):
+            os.chmod(folder, 0o700)
+        written = list(zmq.auth.create_certificates(str(root), SERVER_KEY))
+        for i in range(num_clients):
+            written.extend(zmq.auth.create_certificates(str(clients), f"client-{i}"))
+    finally:
+        os.umask(old_umask)
     for path in written:
-        if str(path).endswith("_secret"):
-            os.chmod(path, 0o600)
+        os.chmod(path, 0o600 if str(path).endswith("_secret") else 0o644)
     return [Path(p) for p in written]
+
+
+def describe_keys(directory: str | os.PathLike) -> dict[str, Any]:
+    """What a key directory holds: public keys, secret files and their permissions."""
+    root = Path(directory)
+    info: dict[str, Any] = {"server": None, "clients": [], "loose_secrets": []}
+    if (root / f"{SERVER_KEY}.key").is_file():
+        info["server"] = server_public_key(root).decode("ascii")
+    for path in sorted((root / CLIENTS_DIR).glob("*.key")):
+        public, _ = _load(path)
+        info["clients"].append({"name": path.stem, "public": public.decode("ascii"),
+                                "has_secret": path.with_suffix(".key_secret").is_file()})
+    for path in [root / f"{SERVER_KEY}.key_secret", *(root / CLIENTS_DIR).glob("*.key_secret")]:
+        if path.is_file() and path.stat().st_mode & 0o077:
+            info["loose_secrets"].append(str(path))
+    return info
 
 
 def server_keys(directory: str | os.PathLike) -> tuple[bytes, bytes]:
