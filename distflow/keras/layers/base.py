@@ -248,7 +248,7 @@ class Layer:
             cls.build = _marks_built(cls.__dict__["build"])
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, Variable) and name not in ("_build_input_shape",):
+        if isinstance(value, Variable):  # Keras tracks variables assigned as attributes
             self._init_tracking()
             self._track_variable(value, value.trainable)
         object.__setattr__(self, name, value)
