@@ -508,6 +508,10 @@ def test_gradients_through_layer_normalization_and_pooling():
 # ------------------------------------------------------------ config round trips
 
 
+def double_it(x):
+    return x * 2.0
+
+
 def _round_trip_cases():
     img, seq, vec = (2, 6, 6, 3), (2, 5, 3), (2, 4)
     ids = np.array([[1, 2, 0], [3, 3, 4]])
@@ -545,6 +549,14 @@ def _round_trip_cases():
         (layers.UpSampling2D((2, 1)), img),
         (layers.Identity(), vec),
         (layers.Masking(0.5), seq),
+        (layers.TimeDistributed(layers.Dense(2, activation="relu")), seq),
+        (layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="sum"), seq),
+        (layers.Bidirectional(layers.LSTM(2, return_state=True)), seq),
+        (layers.SpatialDropout1D(0.2), seq),
+        (layers.SpatialDropout2D(0.2), img),
+        (layers.GaussianNoise(0.3, seed=2), vec),
+        (layers.GaussianDropout(0.3), vec),
+        (layers.Lambda(double_it, output_shape=(4,)), vec),
     ]
 
 
@@ -559,13 +571,14 @@ def test_config_round_trip_gives_same_outputs(layer, shape):
     out = _as_list(layer(x))
     config = layer.get_config()
     json.dumps(config)  # JSON-safe
-    clone = type(layer).from_config(config)
+    clone = layers.deserialize({"class_name": type(layer).__name__, "config": config},
+                               {"double_it": double_it})
     assert clone.get_config() == config
     clone(x)
     clone.set_weights(layer.get_weights())
     for a, b in zip(out, _as_list(clone(x))):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    revived = layers.deserialize(layers.serialize(layer))
+    revived = layers.deserialize(layers.serialize(layer), {"double_it": double_it})
     assert type(revived) is type(layer) and revived.get_config() == config
     # compute_output_shape agrees with what the layer produced (batch dim unknown)
     in_shape = (None, *x.shape[1:])
@@ -635,3 +648,58 @@ def test_custom_layer_config_is_captured_from_its_constructor():
     clone(x)
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), out, rtol=1e-6)
+
+
+# ------------------------------------------------------ wrappers and noise
+
+
+def test_time_distributed_applies_one_layer_to_every_step():
+    dense = layers.Dense(3)
+    wrapped = layers.TimeDistributed(dense)
+    x = rand(2, 4, 5)
+    out = wrapped(x).numpy()
+    for t in range(4):
+        np.testing.assert_allclose(out[:, t], dense(x[:, t]).numpy(), rtol=1e-6)
+    assert [w.name for w in wrapped.weights] == ["dense/kernel", "dense/bias"]
+
+
+def test_bidirectional_concatenates_forward_and_reversed_backward_runs():
+    layer = layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True))
+    x = rand(2, 5, 4)
+    out = layer(x).numpy()
+    fw, bw = layer.forward_layer, layer.backward_layer
+    assert bw.go_backwards and not fw.go_backwards and bw.name == "backward_simple_rnn"
+    expected_bw = bw(x).numpy()[:, ::-1]  # step t of the output is the state after seeing t..T-1
+    np.testing.assert_allclose(out, np.concatenate([fw(x).numpy(), expected_bw], axis=-1),
+                               rtol=1e-6)
+    reversed_input = fw(np.ascontiguousarray(x[:, ::-1])).numpy()  # the forward cell on x reversed
+    bw.set_weights(fw.get_weights())
+    np.testing.assert_allclose(bw(x).numpy(), reversed_input, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="merge_mode='avg'"):
+        layers.Bidirectional(layers.LSTM(2), merge_mode="avg")
+    with pytest.raises(ValueError, match="recurrent layer"):
+        layers.Bidirectional(layers.Dense(2))
+
+
+def test_noise_layers_only_act_in_training():
+    x = np.ones((6, 10, 4), np.float32)
+    for layer in (layers.SpatialDropout1D(0.5), layers.GaussianNoise(1.0),
+                  layers.GaussianDropout(0.5)):
+        np.testing.assert_array_equal(layer(x).numpy(), x)
+        assert not np.array_equal(layer(x, training=True).numpy(), x)
+    dropped = layers.SpatialDropout1D(0.5)(x, training=True).numpy()
+    assert np.all(dropped == dropped[:, :1, :])  # whole channels are dropped together
+    images = layers.SpatialDropout2D(0.5)(np.ones((3, 4, 4, 5)), training=True).numpy()
+    assert np.all(images == images[:, :1, :1, :])
+
+
+def test_lambda_layer_and_its_serialization_rules():
+    layer = layers.Lambda(lambda t: df.square(t))
+    x = rand(2, 3)
+    np.testing.assert_allclose(layer(x).numpy(), x ** 2, rtol=1e-6)
+    assert layer.compute_output_shape((None, 3)) == (None, 3)
+    with pytest.raises(ValueError, match="anonymous function"):
+        layer.get_config()
+    named = layers.Lambda(double_it)
+    with pytest.raises(ValueError, match="custom_objects"):
+        layers.deserialize(layers.serialize(named))

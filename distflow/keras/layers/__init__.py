@@ -8,6 +8,7 @@ classes are found through `custom_objects` or `register_layer`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from distflow.keras.layers.base import InputSpec, Layer
@@ -18,23 +19,19 @@ from distflow.keras.layers.core import (
     Embedding,
     Flatten,
     Identity,
+    Lambda,
     Masking,
     Rescaling,
     Reshape,
 )
 
-# Modules whose public Layer subclasses are exported here (loaded when present).
+# Modules whose public names (their __all__) are exported here.
 _EXPORTED: list[str] = []
-_MODULES = ("convolutional", "pooling", "normalization", "recurrent", "merging",
-            "reshaping", "activation")
+_MODULES = ("convolutional", "pooling", "normalization", "regularization", "recurrent",
+            "wrappers", "merging", "reshaping", "activation")
 for _module_name in _MODULES:
-    try:
-        _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"distflow.keras.layers.{_module_name}":
-            raise
-        continue
-    for _name in getattr(_module, "__all__", ()):
+    _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
+    for _name in _module.__all__:
         globals()[_name] = getattr(_module, _name)
         _EXPORTED.append(_name)
 
@@ -71,11 +68,14 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
         raise ValueError("A layer config must be a dict with 'class_name' and 'config'. "
                          f"Received: {config!r}")
     cls = get_layer_class(config["class_name"], custom_objects)
-    return cls.from_config(config.get("config") or {})
+    inner = config.get("config") or {}
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(inner, custom_objects=custom_objects)
+    return cls.from_config(inner)
 
 
 __all__ = sorted({"Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
-                  "Masking", "Rescaling", "Reshape", "Layer", "InputSpec", "serialize",
+                  "Lambda", "Masking", "Rescaling", "Reshape", "Layer", "InputSpec", "serialize",
                   "deserialize", "get_layer_class", "register_layer", *_EXPORTED})
 
 

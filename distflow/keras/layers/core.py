@@ -1,5 +1,5 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, Masking, Rescaling,
-Identity."""
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Embedding, Masking, Lambda,
+Rescaling, Identity."""
 
 from __future__ import annotations
 
@@ -307,6 +307,65 @@ class Masking(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mask_value": self.mask_value}
+
+
+class Lambda(Layer):
+    """Wraps a function of tensors as a layer: `Lambda(lambda x: x * 2)`.
+
+    Saving needs a named function (not a `lambda`), given back to `load_model` /
+    `layers.deserialize` through `custom_objects={name: function}`: code is never
+    serialized.
+
+    Args:
+        function: callable `function(inputs, **arguments)` built from distflow ops.
+        output_shape: optional output shape without the batch dim (tuple or a
+            callable of the full input shape); inferred by running the function otherwise.
+        arguments: optional dict of extra keyword arguments for `function`.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, function: Any, output_shape: Any = None, mask: Any = None,
+                 arguments: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise ValueError(f"`function` must be callable. Received: function={function!r}")
+        if mask is not None:
+            raise NotImplementedError("Lambda(mask=...) is not supported.")
+        self.function = function
+        self.output_shape_arg = output_shape
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs: Any) -> Any:
+        return self.function(inputs, **self.arguments)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        if callable(self.output_shape_arg):
+            return tuple(self.output_shape_arg(input_shape))
+        if self.output_shape_arg is not None:
+            return (tuple(input_shape)[0], *self.output_shape_arg)
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        name = getattr(self.function, "__name__", "<lambda>")
+        if name == "<lambda>" or callable(self.output_shape_arg):
+            raise ValueError(
+                f'Lambda layer "{self.name}" wraps an anonymous function and cannot be saved '
+                "(distflow never serializes code). Use a named function and pass it back "
+                "with custom_objects={name: function}, or write a Layer subclass.")
+        shape = None if self.output_shape_arg is None else list(self.output_shape_arg)
+        return {**super().get_config(), "function": name, "output_shape": shape,
+                "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> Lambda:
+        config = dict(config)
+        name = config["function"]
+        function = (custom_objects or {}).get(name) if isinstance(name, str) else name
+        if function is None:
+            raise ValueError(f"Lambda layer function '{name}' is unknown: pass it in "
+                             f"custom_objects={{'{name}': {name}}}.")
+        return super().from_config({**config, "function": function})
 
 
 class Rescaling(Layer):
