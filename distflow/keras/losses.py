@@ -63,7 +63,7 @@ def _array(x: Any) -> np.ndarray:
 def _as_pred(y_pred: Any, dtype: Any = None) -> Tensor:
     """`y_pred` as a floating tensor (integers and bools become float32)."""
     if not isinstance(y_pred, Tensor):
-        y_pred = Tensor(np.asarray(y_pred), dtype)
+        y_pred = Tensor(y_pred, dtype)  # lists become float32, arrays keep their dtype
     if dtype is not None and y_pred.dtype != np.dtype(dtype):
         return ops.cast(y_pred, dtype)
     if y_pred.dtype.kind != "f":
