@@ -460,17 +460,8 @@ class Layer:
         if not self.built:
             self._maybe_build(inputs)
         self._check_inputs(inputs)
-        params, var_kw = _call_parameters(type(self).call)
         outer = getattr(_context, "training", None)
-        training = kwargs.pop("training", None)
-        if training is None:
-            training = outer
-        if training is not None and ("training" in params or var_kw):
-            kwargs["training"] = bool(training)
-        if _MASKS and "mask" in params and kwargs.get("mask") is None:
-            mask = mask_of(inputs)
-            if mask is not None:
-                kwargs["mask"] = mask
+        training = self._fill_call_kwargs(inputs, kwargs, outer)
         if self._call_losses:
             self._call_losses.clear()
         _context.training = training
@@ -483,6 +474,24 @@ class Layer:
         if _MASKS or type(self).compute_mask is not Layer.compute_mask:
             self._propagate_mask(inputs, outputs, kwargs.get("mask"))
         return outputs
+
+    def _fill_call_kwargs(self, inputs: Any, kwargs: dict[str, Any], outer: Any) -> Any:
+        """Resolves `training` (explicit, else the enclosing call's) and the input mask.
+
+        Both go into `kwargs` only if `call` accepts them. Returns the training flag
+        nested layer calls inherit.
+        """
+        params, var_kw = _call_parameters(type(self).call)
+        training = kwargs.pop("training", None)
+        if training is None:
+            training = outer
+        if training is not None and ("training" in params or var_kw):
+            kwargs["training"] = bool(training)
+        if _MASKS and "mask" in params and kwargs.get("mask") is None:
+            mask = mask_of(inputs)
+            if mask is not None:
+                kwargs["mask"] = mask
+        return training
 
     def _propagate_mask(self, inputs: Any, outputs: Any, mask: Any) -> None:
         """Attaches `compute_mask`'s result to the output, as Keras's `_keras_mask`."""

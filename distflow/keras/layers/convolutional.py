@@ -153,6 +153,7 @@ class Conv1D(Conv2D):
         return ("valid", "same", "causal")
 
     def convolve(self, inputs: Tensor) -> Tensor:
+        """The 1-D convolution as a 2-D one over a height-1 image."""
         padding = self.padding
         if padding == "causal":
             left = (self.kernel_size[0] - 1) * self.dilation_rate[0]

@@ -168,6 +168,7 @@ class LSTMCell(_Cell):
 
     @property
     def state_size(self) -> list[int]:
+        """Two states: the output h and the cell state c."""
         return [self.units, self.units]
 
     def _bias_init(self) -> Any:
