@@ -17,7 +17,7 @@ from distflow import ops, random
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
 from distflow.keras.layers.core import positive_int, serialize_or_none
-from distflow.tensor import Tensor, as_array, unique_name
+from distflow.tensor import Tensor, as_array, current_tape, unique_name
 
 _LAYER_KWARGS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape",
                  "batch_size", "activity_regularizer", "weights", "time_major")
@@ -247,6 +247,29 @@ class GRUCell(_Cell):
                 "reset_after": self.reset_after}
 
 
+class _StepInputs:
+    """Per-step input projections x_t @ kernel + bias.
+
+    Computed step by step rather than sliced out of one (batch, steps, units)
+    product: slicing a recorded tensor costs a full-size gradient buffer per step
+    in the backward pass (quadratic in the number of steps); per-step products
+    keep the backward pass linear.
+    """
+
+    def __init__(self, cell: _Cell, inputs: Tensor):
+        self.cell = cell
+        self.bias = cell._input_bias() if cell.bias is not None else None
+        # Slicing a tensor no tape tracks is free: take the steps from its array.
+        tape = current_tape()
+        tracked = tape is not None and tape.node_for(inputs) is not None
+        self.inputs = inputs if tracked else inputs.value
+
+    def at(self, t: int) -> Tensor:
+        x_t = self.inputs[:, t]
+        out = ops.matmul(x_t, self.cell.kernel)
+        return out if self.bias is None else ops.add(out, self.bias)
+
+
 class RNN(Layer):
     """Runs a cell over the time axis of (batch, timesteps, features) inputs.
 
@@ -300,12 +323,12 @@ class RNN(Layer):
             inputs = ops.multiply(inputs, keep)
         rec_mask = (_keep_mask((batch, cell.units), cell.recurrent_dropout, cell.rng())
                     if training and cell.recurrent_dropout else None)
-        projected = cell.project_inputs(inputs)
+        projected = _StepInputs(cell, inputs)
         mask = None if mask is None else np.asarray(ops.convert_to_tensor(mask).value, bool)
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
         outputs, output = [], None
         for t in order:
-            new_output, new_states = cell.step(projected[:, t], states, rec_mask)
+            new_output, new_states = cell.step(projected.at(t), states, rec_mask)
             if mask is not None:
                 new_output, new_states = self._apply_mask(mask[:, t], new_output, output,
                                                           new_states, states)
