@@ -480,3 +480,48 @@ def test_function_serializes_to_its_name_and_custom_objects_resolve():
     assert isinstance(restored, losses.LossFunctionWrapper) and restored.fn is my_loss
     with pytest.raises(ValueError, match="Unknown loss class: 'Nope'"):
         losses.deserialize({"class_name": "Nope", "config": {}})
+
+
+# -------------------------------------------------------------- extensions
+
+
+class ScaledAbsolute(losses.Loss):
+    """A user loss written as in Keras: `call` on tensors, config for saving."""
+
+    def __init__(self, scale=2.0, name="scaled_absolute", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.scale = scale
+
+    def call(self, y_true, y_pred):
+        return df.reduce_mean(df.abs(y_true - y_pred), axis=-1) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def test_user_loss_subclass_gets_tensors_reduces_and_round_trips():
+    t, p = regression()
+    w = rng.uniform(0, 1, N)
+    loss = ScaledAbsolute(scale=3.0, reduction="sum")
+    np.testing.assert_allclose(loss(t.tolist(), p, w).numpy(), np.sum(3 * ref_mae(t, p) * w),
+                               rtol=1e-6)
+    check_grads(lambda y_pred: loss(t, y_pred), [p])
+    restored = losses.deserialize(losses.serialize(loss),
+                                  custom_objects={"ScaledAbsolute": ScaledAbsolute})
+    assert restored.scale == 3.0 and restored.reduction == "sum"
+
+
+def test_sequence_labels_with_padding_class():
+    labels = rng.integers(1, C, (3, 5))
+    labels[0, 3:] = 0  # padding
+    labels[2, 4:] = 0
+    logits = rng.standard_normal((3, 5, C))
+    kept = labels != 0
+    log_probs = np.log(softmax(logits))
+    per_token = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    np.testing.assert_allclose(loss(labels, logits).numpy(), per_token[kept].mean(), rtol=1e-10)
+    probs_loss = losses.SparseCategoricalCrossentropy(reduction="sum")
+    np.testing.assert_allclose(probs_loss(labels, softmax(logits)).numpy(), per_token.sum(),
+                               rtol=1e-6)
+    check_grads(lambda y_pred: loss(labels, y_pred), [logits])

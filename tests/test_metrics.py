@@ -450,3 +450,37 @@ def test_bad_constructor_arguments(make, pattern):
 def test_top_k_labels_out_of_range():
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         metrics.SparseTopKCategoricalAccuracy(k=2).update_state([7], np.ones((1, 5)))
+
+
+# ------------------------------------------------------------ custom metrics
+
+
+class TruePositives(metrics.Metric):
+    """A user metric written as in the Keras guide, with add_weight and assign_add."""
+
+    def __init__(self, name="true_positives", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.count = self.add_weight(name="tp", initializer="zeros")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        hits = (np.asarray(y_true) == 1) & (np.asarray(y_pred) > 0.5)
+        weights = np.ones(hits.shape) if sample_weight is None else np.asarray(sample_weight)
+        self.count.assign_add(np.sum(hits * weights))
+
+    def result(self):
+        return self.count
+
+
+def test_user_metric_with_add_weight_resets_and_merges():
+    t, p = binary_data()
+    expected = np.sum((t[:, 0] == 1) & (p[:, 0] > 0.5))
+    metric = TruePositives()
+    metric.update_state(t[:, 0], p[:, 0])
+    assert float(metric.result()) == expected
+    assert metric.variables[0].trainable is False
+    other = TruePositives()
+    other.update_state(t[:, 0], p[:, 0])
+    metric.merge_state([other])
+    assert float(metric.result()) == 2 * expected
+    metric.reset_state()
+    assert float(metric.result()) == 0.0

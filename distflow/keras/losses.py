@@ -436,6 +436,8 @@ class Loss:
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Tensor:
         """Per-sample losses, weighted by `sample_weight`, then reduced."""
         y_pred = _as_pred(y_pred, self.dtype)
+        if not isinstance(y_true, Tensor):
+            y_true = Tensor(y_true)  # custom `call`s get tensors on both sides, as in Keras
         values, mask = self._call_masked(y_true, y_pred)
         return reduce_weighted_values(values, sample_weight, self.reduction, mask)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, Variable
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -301,6 +301,7 @@ class Metric:
     def __init__(self, name: str | None = None, dtype: Any = None):
         self.name = name or _snake_case(type(self).__name__)
         self.dtype = "float32" if dtype is None else np.dtype(dtype).name
+        self._variables: list[tuple[Variable, np.ndarray]] = []
         self.reset_state()
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
@@ -312,9 +313,43 @@ class Metric:
         raise NotImplementedError(f"{type(self).__name__} must implement result().")
 
     def reset_state(self) -> None:
-        """Clears the accumulated state."""
+        """Clears the accumulated state (variables from `add_weight` return to their start)."""
         for name, shape in self._state_shapes.items():
             setattr(self, name, np.zeros(shape, dtype=np.float64))
+        for variable, initial in self._variables:
+            variable.assign(initial)
+
+    def add_weight(self, name: str | None = None, shape: Any = (), initializer: Any = "zeros",
+                   dtype: Any = None, **kwargs: Any) -> Variable:
+        """A non-trainable state variable for custom metrics, as in Keras.
+
+        `reset_state()` puts it back to its initial value; `get_state()`/`merge_state()`
+        include it (summed, Keras's default aggregation).
+
+        Args:
+            name: the variable's name within the metric.
+            shape: its shape (scalar by default).
+            initializer: an initializer name ("zeros", "ones", ...), instance or callable.
+            dtype: defaults to the metric's dtype.
+            **kwargs: Keras's `aggregation`/`synchronization`, accepted and ignored.
+        """
+        from distflow.keras import initializers
+
+        if name is not None and not isinstance(name, str):  # Keras 3 order: shape first
+            name, shape = None, name
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        dtype = dtype or self.dtype
+        initial = np.array(_np(initializers.get(initializer)(shape, dtype)), dtype=dtype)
+        variable = Variable(initial, name=f"{self.name}/{name or 'variable'}", trainable=False)
+        self._variables.append((variable, initial.copy()))
+        return variable
+
+    add_variable = add_weight
+
+    @property
+    def variables(self) -> list[Variable]:
+        """The variables created with `add_weight`."""
+        return [variable for variable, _ in self._variables]
 
     reset_states = reset_state  # the TF 2.x name
 
@@ -323,26 +358,39 @@ class Metric:
         self.update_state(*args, **kwargs)
         return self.result()
 
+    def _state_items(self) -> list[tuple[str, tuple[int, ...], Any]]:
+        """(name, shape, setter) of every additive state array, variables included."""
+        items = [(name, tuple(shape), lambda v, n=name: setattr(self, n, v))
+                 for name, shape in self._state_shapes.items()]
+        items += [(f"variables/{i}", var.shape, var.assign)
+                  for i, (var, _) in enumerate(self._variables)]
+        return items
+
     def get_state(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays, by name (all additive across batches and workers)."""
-        return {name: np.array(getattr(self, name), dtype=np.float64)
-                for name in self._state_shapes}
+        state = {name: np.array(getattr(self, name), dtype=np.float64)
+                 for name in self._state_shapes}
+        for i, (variable, _) in enumerate(self._variables):
+            state[f"variables/{i}"] = np.array(variable.value, dtype=np.float64)
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restores a state produced by `get_state()`."""
-        for name, shape in self._state_shapes.items():
+        for name, shape, setter in self._state_items():
             value = np.asarray(state[name], dtype=np.float64)
-            if value.shape != tuple(shape):
+            if value.shape != shape:
                 raise ValueError(f"State '{name}' of {self.name} must have shape {shape}. "
                                  f"Received: shape={value.shape}")
-            setattr(self, name, value.copy())
+            setter(value.copy())
 
     def merge_state(self, others: Iterable[Metric | dict[str, Any]]) -> None:
         """Adds the states of other metrics of the same kind (e.g. from other workers)."""
+        mine = self.get_state()
         for other in others:
             state = other.get_state() if isinstance(other, Metric) else other
-            for name in self._state_shapes:
-                setattr(self, name, getattr(self, name) + np.asarray(state[name], np.float64))
+            for name in mine:
+                mine[name] = mine[name] + np.asarray(state[name], np.float64)
+        self.set_state(mine)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-safe."""
