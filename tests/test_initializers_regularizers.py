@@ -164,6 +164,8 @@ def test_softmax_and_relu_options():
     np.testing.assert_allclose(activations.softmax(logits).numpy(), expected, rtol=1e-6)
     capped = activations.relu(X, negative_slope=0.1, max_value=2.0).numpy()
     np.testing.assert_allclose(capped, np.minimum(np.where(X > 0, X, 0.1 * X), 2.0))
+    np.testing.assert_allclose(activations.relu(X, alpha=0.1).numpy(),
+                               np.where(X > 0, X, 0.1 * X))
     shifted = activations.relu(X, threshold=1.0).numpy()
     np.testing.assert_allclose(shifted, np.where(X >= 1.0, X, 0.0))
 

@@ -703,3 +703,18 @@ def test_lambda_layer_and_its_serialization_rules():
     named = layers.Lambda(double_it)
     with pytest.raises(ValueError, match="custom_objects"):
         layers.deserialize(layers.serialize(named))
+
+
+def test_layer_input_and_output_in_a_functional_graph():
+    from distflow import keras
+
+    inputs = keras.Input(shape=(4,))
+    hidden = layers.Dense(3, name="hidden")
+    features = hidden(inputs)
+    assert hidden.input is inputs and hidden.output is features
+    assert tuple(features.shape) == (None, 3)
+    with pytest.raises(AttributeError, match="never called on a symbolic input"):
+        _ = layers.Dense(2).output
+    hidden(keras.Input(shape=(4,)))
+    with pytest.raises(AttributeError, match="called 2 times"):
+        _ = hidden.output

@@ -24,7 +24,7 @@ def linear(x: Any) -> Tensor:
 
 
 def relu(x: Any, negative_slope: float = 0.0, max_value: float | None = None,
-         threshold: float = 0.0) -> Tensor:
+         threshold: float = 0.0, alpha: float | None = None) -> Tensor:
     """Rectified linear unit with Keras's optional slope, cap and threshold.
 
     Args:
@@ -32,8 +32,10 @@ def relu(x: Any, negative_slope: float = 0.0, max_value: float | None = None,
         negative_slope: slope below the threshold (0 gives the plain ReLU).
         max_value: upper bound of the output, None for no bound.
         threshold: values below it are zeroed (or scaled by `negative_slope`).
+        alpha: tf.keras 2 name of `negative_slope`.
     """
     x = _t(x)
+    negative_slope = negative_slope if alpha is None else alpha
     if negative_slope == 0 and max_value is None and threshold == 0:
         return ops.relu(x)
     if threshold != 0:
@@ -107,9 +109,9 @@ def softsign(x: Any) -> Tensor:
     return ops.divide(x, ops.add(ops.abs(x), 1.0))
 
 
-def leaky_relu(x: Any, negative_slope: float = 0.2) -> Tensor:
-    """x if x > 0 else negative_slope * x."""
-    return ops.leaky_relu(_t(x), alpha=negative_slope)
+def leaky_relu(x: Any, negative_slope: float = 0.2, alpha: float | None = None) -> Tensor:
+    """x if x > 0 else negative_slope * x (`alpha` is the tf.keras 2 name)."""
+    return ops.leaky_relu(_t(x), alpha=negative_slope if alpha is None else alpha)
 
 
 def silu(x: Any) -> Tensor:

@@ -349,6 +349,32 @@ class Layer:
 
     non_trainable_variables = non_trainable_weights
 
+    def _single_node(self, what: str) -> Any:
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if not nodes:
+            raise AttributeError(f'Layer "{self.name}" has no defined {what}: it was never '
+                                 "called on a symbolic input (keras.Input).")
+        if len(nodes) > 1:
+            raise AttributeError(f'Layer "{self.name}" has been called {len(nodes)} times on '
+                                 f"symbolic inputs, so its {what} is ambiguous.")
+        return nodes[0]
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output of the layer's one call in a functional graph."""
+        explicit = self.__dict__.get("_explicit_output")
+        return explicit if explicit is not None else self._single_node("output").outputs
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self.__dict__["_explicit_output"] = value
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input of the layer's one call in a functional graph."""
+        node = self._single_node("input")
+        return node.call_inputs if node.call_inputs is not None else node.outputs
+
     @property
     def losses(self) -> list[Tensor]:
         """Regularization penalties of the current weights plus losses added during the last call.
