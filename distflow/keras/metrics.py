@@ -55,8 +55,11 @@ def _match_rank(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.
 def _same_shape(y_true: Any, y_pred: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     y_true, y_pred = _match_rank(_np(y_true), _np(y_pred))
     if y_true.shape != y_pred.shape:
+        hint = (" Integer class labels need the sparse variant (e.g. "
+                "sparse_categorical_accuracy)." if y_true.shape == y_pred.shape[:-1] else "")
         raise ValueError(f"`y_true` and `y_pred` must have the same shape for {what}. "
-                         f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}")
+                         f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
+                         + hint)
     return y_true, y_pred
 
 
