@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -325,7 +326,7 @@ def _read_archive(path: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
         metadata = json.loads(members[_METADATA])
         config = json.loads(members[_CONFIG])
         tensors, _ = serialization.loads(bytearray(members[_WEIGHTS]))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error,
             json.JSONDecodeError, UnicodeDecodeError, serialization.SafetensorsError) as exc:
         raise ValueError(f"Cannot load '{path}': it is not a valid .keras file (truncated or "
                          f"corrupt: {exc}). Save the model again.") from None
