@@ -198,3 +198,15 @@ def test_mask_table_forgets_dead_tensors():
     assert len(base._MASKS) == before + 1 and base.mask_of(out) is not None
     del out
     assert len(base._MASKS) == before
+
+
+def test_masked_steps_give_zero_sequence_outputs_and_carry_the_state():
+    layer = layers.GRU(3, return_sequences=True, return_state=True)
+    x = RNG.standard_normal((2, 4, 2)).astype(np.float32)
+    mask = np.array([[True, False, True, True], [True, True, True, True]])
+    seq, state = layer(x, mask=mask)
+    seq = seq.numpy()
+    np.testing.assert_array_equal(seq[0, 1], np.zeros(3))
+    kept = layer(x[:1, [0, 2, 3]])[0].numpy()  # the same run without the masked step
+    np.testing.assert_allclose(seq[0, [0, 2, 3]], kept[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.numpy()[0], kept[0, -1], rtol=1e-5, atol=1e-6)

@@ -329,12 +329,14 @@ class RNN(Layer):
         outputs, output = [], None
         for t in order:
             new_output, new_states = cell.step(projected.at(t), states, rec_mask)
-            if mask is not None:
-                new_output, new_states = self._apply_mask(mask[:, t], new_output, output,
-                                                          new_states, states)
-            output, states = new_output, new_states
+            if mask is None:
+                output, states = new_output, new_states
+            else:  # masked steps carry the state; their sequence output is zero, as Keras
+                keep = Tensor._wrap(mask[:, t, None])
+                output, states = self._apply_mask(keep, new_output, output, new_states, states)
+                new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
             if self.return_sequences:
-                outputs.append(output)
+                outputs.append(new_output if mask is not None else output)
         result = ops.stack(outputs, axis=1) if self.return_sequences else output
         return [result, *states] if self.return_state else result
 
@@ -350,8 +352,7 @@ class RNN(Layer):
         return [ops.cast(ops.convert_to_tensor(s), self.dtype) for s in states]
 
     @staticmethod
-    def _apply_mask(step_mask, new_output, old_output, new_states, old_states):
-        keep = Tensor._wrap(step_mask[:, None])
+    def _apply_mask(keep, new_output, old_output, new_states, old_states):
         if old_output is None:
             old_output = ops.zeros_like(new_output)
         output = ops.where(keep, new_output, old_output)
