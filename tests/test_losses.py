@@ -88,6 +88,21 @@ def ref_bce_logits(t, x):
     return -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p), axis=-1)
 
 
+def ref_binary_focal(t, p, gamma=2.0, alpha=0.25, balance=False):
+    pc = np.clip(p, EPS, 1 - EPS)
+    bce = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+    p_t = t * p + (1 - t) * (1 - p)
+    focal = (1 - p_t) ** gamma * bce
+    if balance:
+        focal = (t * alpha + (1 - t) * (1 - alpha)) * focal
+    return np.mean(focal, axis=-1)
+
+
+def ref_categorical_focal(t, p, gamma=2.0, alpha=0.25):
+    q = np.clip(p / p.sum(-1, keepdims=True), EPS, 1 - EPS)
+    return -np.sum(alpha * (1 - q) ** gamma * t * np.log(q), axis=-1)
+
+
 def ref_cce(t, p):
     q = np.clip(p / p.sum(-1, keepdims=True), EPS, 1 - EPS)
     return -np.sum(t * np.log(q), axis=-1)
@@ -168,6 +183,16 @@ CASES = {
     "cce_soft": (losses.CategoricalCrossentropy(), ref_cce, soft_labels),
     "cce_logits": (losses.CategoricalCrossentropy(from_logits=True), ref_cce_logits,
                    onehot_logits),
+    "binary_focal": (losses.BinaryFocalCrossentropy(gamma=1.5),
+                     lambda t, p: ref_binary_focal(t, p, gamma=1.5), binary_probs),
+    "binary_focal_logits_balanced": (
+        losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.3, from_logits=True),
+        lambda t, x: ref_binary_focal(t, sigmoid(x), alpha=0.3, balance=True), binary_logits),
+    "categorical_focal": (losses.CategoricalFocalCrossentropy(), ref_categorical_focal,
+                          onehot_probs),
+    "categorical_focal_logits": (
+        losses.CategoricalFocalCrossentropy(from_logits=True, gamma=1.0, alpha=0.5),
+        lambda t, x: ref_categorical_focal(t, softmax(x), gamma=1.0, alpha=0.5), onehot_logits),
     "scce": (losses.SparseCategoricalCrossentropy(), ref_scce, sparse_probs),
     "scce_logits": (losses.SparseCategoricalCrossentropy(from_logits=True), ref_scce_logits,
                     sparse_logits),
@@ -418,6 +443,8 @@ def test_bad_constructor_arguments(make, pattern):
     ("SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy),
     ("kld", losses.KLDivergence), ("kl_divergence", losses.KLDivergence),
     ("hinge", losses.Hinge), ("poisson", losses.Poisson),
+    ("binary_focal_crossentropy", losses.BinaryFocalCrossentropy),
+    ("categorical_focal_crossentropy", losses.CategoricalFocalCrossentropy),
 ])
 def test_get_resolves_names(name, cls):
     loss = losses.get(name)
@@ -456,6 +483,7 @@ def test_unknown_name_lists_valid_names():
     losses.BinaryCrossentropy(label_smoothing=0.2, reduction="none"),
     losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
     losses.CosineSimilarity(axis=-1),
+    losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.4, gamma=1.0),
     losses.LossFunctionWrapper(losses.huber, delta=0.5, reduction="sum"),
 ], ids=lambda loss: type(loss).__name__)
 def test_serialize_round_trip_through_json(loss):

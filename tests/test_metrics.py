@@ -326,6 +326,8 @@ def test_uninformative_scores_give_roc_auc_near_one_half():
     (losses.CategoricalCrossentropy(), metrics.CategoricalAccuracy),
     (losses.BinaryCrossentropy(), metrics.BinaryAccuracy),
     (losses.Hinge(), metrics.BinaryAccuracy),
+    ("binary_focal_crossentropy", metrics.BinaryAccuracy),
+    (losses.CategoricalFocalCrossentropy(), metrics.CategoricalAccuracy),
 ], ids=repr)
 def test_accuracy_follows_the_loss(loss, expected):
     for name in ("accuracy", "acc"):
@@ -338,6 +340,12 @@ def test_binary_accuracy_from_logits_thresholds_at_zero():
     metric = metrics.resolve("accuracy", losses.BinaryCrossentropy(from_logits=True))
     metric.update_state([[1], [0], [1]], np.array([[0.2], [-0.1], [-3.0]]))
     np.testing.assert_allclose(metric.result(), 2 / 3)
+
+
+def test_accuracy_with_a_hinge_loss_reads_the_sign_of_the_margin():
+    metric = metrics.resolve("accuracy", "hinge")
+    metric.update_state([[1], [0], [1], [0]], np.array([[0.3], [-0.2], [-0.4], [0.1]]))
+    np.testing.assert_allclose(metric.result(), 0.5)
 
 
 def test_crossentropy_follows_the_loss_including_from_logits():

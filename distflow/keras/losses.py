@@ -331,6 +331,60 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     return _sparse_ce_masked(y_true, y_pred, from_logits, ignore_class)[0]
 
 
+def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: bool = False,
+                              alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                              label_smoothing: float = 0.0, axis: int = -1) -> Tensor:
+    """Binary cross-entropy scaled by (1 - p_t)**gamma, which down-weights easy examples.
+
+    Args:
+        y_true: targets in [0, 1].
+        y_pred: probabilities, or logits when `from_logits`.
+        apply_class_balancing: weight positives by `alpha` and negatives by 1 - alpha.
+        alpha: the positive-class weight used with `apply_class_balancing`.
+        gamma: the focusing exponent (0 gives plain binary cross-entropy).
+        from_logits: whether `y_pred` are logits (a sigmoid is applied first).
+        label_smoothing: squeezes targets towards 0.5.
+        axis: the axis averaged over.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, "binary_focal_crossentropy")
+    y_true = _smooth(y_true, _check_fraction(label_smoothing, "label_smoothing"), 2)
+    p = ops.sigmoid(y_pred) if from_logits else y_pred
+    clipped = ops.clip(p, EPSILON, 1.0 - EPSILON)
+    not_true = ops.subtract(1.0, y_true)
+    bce = ops.negative(ops.add(ops.multiply(y_true, ops.log(clipped)),
+                               ops.multiply(not_true, ops.log(ops.subtract(1.0, clipped)))))
+    p_t = ops.add(ops.multiply(y_true, p), ops.multiply(not_true, ops.subtract(1.0, p)))
+    focal = ops.multiply(ops.power(ops.subtract(1.0, p_t), float(gamma)), bce)
+    if apply_class_balancing:
+        balance = ops.add(ops.multiply(y_true, float(alpha)), ops.multiply(not_true, 1.0 - alpha))
+        focal = ops.multiply(balance, focal)
+    return ops.mean(focal, axis=axis)
+
+
+def categorical_focal_crossentropy(y_true: Any, y_pred: Any, alpha: float = 0.25,
+                                   gamma: float = 2.0, from_logits: bool = False,
+                                   label_smoothing: float = 0.0, axis: int = -1) -> Tensor:
+    """Categorical cross-entropy with each class term scaled by alpha * (1 - p)**gamma.
+
+    Args:
+        y_true: one-hot or probability labels, the shape of `y_pred`.
+        y_pred: probabilities (renormalised, then clipped) or logits.
+        alpha: the overall weight of the focal terms.
+        gamma: the focusing exponent.
+        from_logits: whether `y_pred` are logits (a softmax is applied first).
+        label_smoothing: mixes the labels with a uniform distribution over the classes.
+        axis: the class axis.
+    """
+    y_true, y_pred = _prepare(y_true, y_pred, "categorical_focal_crossentropy")
+    y_true = _smooth(y_true, _check_fraction(label_smoothing, "label_smoothing"),
+                     y_pred.shape[axis])
+    p = nn.softmax(y_pred, axis=axis) if from_logits else y_pred
+    p = ops.clip(ops.divide(p, ops.sum(p, axis=axis, keepdims=True)), EPSILON, 1.0 - EPSILON)
+    weight = ops.multiply(ops.power(ops.subtract(1.0, p), float(gamma)), float(alpha))
+    return ops.negative(ops.sum(ops.multiply(weight, ops.multiply(y_true, ops.log(p))),
+                                axis=axis))
+
+
 def kl_divergence(y_true: Any, y_pred: Any) -> Tensor:
     """sum(y_true * log(y_true / y_pred)) over the last axis, both clipped to [EPSILON, 1]."""
     y_true, y_pred = _prepare(y_true, y_pred, "kl_divergence")
@@ -743,6 +797,83 @@ class CategoricalCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
+class BinaryFocalCrossentropy(Loss):
+    """Focal binary cross-entropy (Lin et al., 2017): easy examples weigh less.
+
+    Args:
+        apply_class_balancing: weight positives by `alpha`, negatives by 1 - alpha.
+        alpha: the positive-class weight for class balancing.
+        gamma: the focusing exponent.
+        from_logits: whether `y_pred` are logits.
+        label_smoothing: in [0, 1], as in `BinaryCrossentropy`.
+        axis: the axis averaged over.
+        reduction, name, dtype: see `Loss`.
+    """
+
+    def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25,
+                 gamma: float = 2.0, from_logits: bool = False, label_smoothing: float = 0.0,
+                 axis: int = -1, reduction: str | None = "sum_over_batch_size",
+                 name: str = "binary_focal_crossentropy", dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha, self.gamma = float(alpha), _check_gamma(gamma)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_fraction(label_smoothing, "label_smoothing")
+        self.axis = int(axis)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Per-sample focal binary cross-entropy."""
+        return binary_focal_crossentropy(y_true, y_pred, self.apply_class_balancing, self.alpha,
+                                         self.gamma, self.from_logits, self.label_smoothing,
+                                         self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus the focal arguments."""
+        return {**super().get_config(), "apply_class_balancing": self.apply_class_balancing,
+                "alpha": self.alpha, "gamma": self.gamma, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class CategoricalFocalCrossentropy(Loss):
+    """Focal categorical cross-entropy: each class term scaled by alpha * (1 - p)**gamma.
+
+    Args:
+        alpha: the weight of the focal terms.
+        gamma: the focusing exponent.
+        from_logits: whether `y_pred` are logits.
+        label_smoothing: in [0, 1], as in `CategoricalCrossentropy`.
+        axis: the class axis.
+        reduction, name, dtype: see `Loss`.
+    """
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                 label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "sum_over_batch_size",
+                 name: str = "categorical_focal_crossentropy", dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+        self.alpha, self.gamma = float(alpha), _check_gamma(gamma)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_fraction(label_smoothing, "label_smoothing")
+        self.axis = int(axis)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Per-sample focal categorical cross-entropy."""
+        return categorical_focal_crossentropy(y_true, y_pred, self.alpha, self.gamma,
+                                              self.from_logits, self.label_smoothing, self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus the focal arguments."""
+        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma,
+                "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
+
+
+def _check_gamma(gamma: Any) -> float:
+    if not float(gamma) >= 0:
+        raise ValueError(f"`gamma` must be >= 0. Received: gamma={gamma}")
+    return float(gamma)
+
+
 class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy of integer class ids (shape (N,) or (N, 1)) against class scores.
 
@@ -780,7 +911,8 @@ _CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (
     MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, Huber, LogCosh, Poisson, CosineSimilarity, Hinge,
     SquaredHinge, CategoricalHinge, KLDivergence, BinaryCrossentropy, CategoricalCrossentropy,
-    SparseCategoricalCrossentropy, LossFunctionWrapper)}
+    SparseCategoricalCrossentropy, BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
+    LossFunctionWrapper)}
 
 # Function (and string) name -> (function, class computing the same loss).
 _BUILTINS: dict[str, tuple[Callable, type[Loss]]] = {}
@@ -799,6 +931,8 @@ for _cls, _names in (
         (KLDivergence, ("kl_divergence", "kld", "kullback_leibler_divergence")),
         (BinaryCrossentropy, ("binary_crossentropy", "bce")),
         (CategoricalCrossentropy, ("categorical_crossentropy", "cce")),
+        (BinaryFocalCrossentropy, ("binary_focal_crossentropy",)),
+        (CategoricalFocalCrossentropy, ("categorical_focal_crossentropy",)),
         (SparseCategoricalCrossentropy, ("sparse_categorical_crossentropy", "scce"))):
     for _name in _names:
         _BUILTINS[_name] = (globals()[_names[0]], _cls)

@@ -1046,9 +1046,24 @@ _ACCURACY_NAMES = ("accuracy", "acc")
 _CROSSENTROPY_NAMES = ("crossentropy", "ce")
 
 
+def _loss_families(losses: Any) -> tuple:
+    """(kind, predictions are scores rather than probabilities, loss classes, loss functions)."""
+    return (
+        ("binary", False, (losses.BinaryCrossentropy, losses.BinaryFocalCrossentropy),
+         (losses.binary_crossentropy, losses.binary_focal_crossentropy)),
+        ("binary", True, (losses.Hinge, losses.SquaredHinge),  # margins: the sign decides
+         (losses.hinge, losses.squared_hinge)),
+        ("categorical", False, (losses.CategoricalCrossentropy,
+                                losses.CategoricalFocalCrossentropy, losses.CategoricalHinge),
+         (losses.categorical_crossentropy, losses.categorical_focal_crossentropy,
+          losses.categorical_hinge)),
+        ("sparse", False, (losses.SparseCategoricalCrossentropy,),
+         (losses.sparse_categorical_crossentropy,)))
+
+
 def _loss_kind(loss: Any) -> tuple[str, bool] | None:
-    """("binary" | "categorical" | "sparse", from_logits) implied by a loss, or None."""
-    from distflow.keras import losses  # metrics stay importable without the loss module
+    """("binary" | "categorical" | "sparse", scores_not_probabilities) implied by a loss."""
+    from distflow.keras import losses  # imported here: metrics alone stay light
 
     if isinstance(loss, dict | list | tuple):
         return None  # one loss per output: the caller resolves per output
@@ -1056,19 +1071,13 @@ def _loss_kind(loss: Any) -> tuple[str, bool] | None:
         obj = losses.get(loss)
     except (ValueError, TypeError):
         return None
-    fn, kwargs = (obj.fn, obj._fn_kwargs) if isinstance(obj, losses.LossFunctionWrapper) \
-        else (None, {})
-    for kind, classes, functions in (
-            ("binary", (losses.BinaryCrossentropy, losses.Hinge, losses.SquaredHinge),
-             (losses.binary_crossentropy, losses.hinge, losses.squared_hinge)),
-            ("categorical", (losses.CategoricalCrossentropy, losses.CategoricalHinge),
-             (losses.categorical_crossentropy, losses.categorical_hinge)),
-            ("sparse", (losses.SparseCategoricalCrossentropy,),
-             (losses.sparse_categorical_crossentropy,))):
+    wrapped = isinstance(obj, losses.LossFunctionWrapper)
+    fn, kwargs = (obj.fn, obj._fn_kwargs) if wrapped else (None, {})
+    for kind, scores, classes, functions in _loss_families(losses):
         if isinstance(obj, classes):
-            return kind, bool(getattr(obj, "from_logits", False))
+            return kind, scores or bool(getattr(obj, "from_logits", False))
         if fn in functions:
-            return kind, bool(kwargs.get("from_logits", False))
+            return kind, scores or bool(kwargs.get("from_logits", False))
     return None
 
 
@@ -1137,8 +1146,8 @@ def resolve(identifier: Any, loss: Any = None, y_true: Any = None, y_pred: Any =
     """Resolves a `compile(metrics=...)` entry, reading "accuracy" as Keras does.
 
     "accuracy"/"acc" (and "crossentropy"/"ce") become the binary, categorical or sparse
-    categorical variant implied by `loss` (a name, function or `Loss`): binary
-    cross-entropy and hinge losses -> binary (threshold 0 when the loss takes logits),
+    categorical variant implied by `loss` (a name, function or `Loss`): binary (focal)
+    cross-entropy and hinge losses -> binary (threshold 0 for logits and hinge margins),
     categorical cross-entropy -> categorical, sparse categorical cross-entropy ->
     sparse. Otherwise the shapes decide (Keras's fallback): a last output axis of 1 ->
     binary; labels of lower rank or with a trailing axis of 1 -> sparse; else
