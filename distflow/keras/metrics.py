@@ -354,7 +354,9 @@ class Metric:
         """The variables created with `add_weight`."""
         return [variable for variable, _ in self._variables]
 
-    reset_states = reset_state  # the TF 2.x name
+    def reset_states(self) -> None:
+        """The TF 2.x name of `reset_state` (calls a subclass's override)."""
+        self.reset_state()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Updates with one batch and returns the result (as Keras metrics do)."""
