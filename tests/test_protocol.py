@@ -79,7 +79,37 @@ def test_single_frame_tensor_is_a_view_on_the_received_buffer():
 @pytest.fixture
 def small_frames(monkeypatch):
     monkeypatch.setattr(protocol, "FRAME_BYTES", 64)
+    monkeypatch.setattr(protocol, "PACK_BYTES", 16)
     return 64
+
+
+def test_small_tensors_share_one_aligned_pack_frame_and_decode_as_views():
+    small = [("a", np.arange(3, dtype=np.int8)), ("b", _sample("float64", (5,))),
+             ("c", _sample("float32", (7, 3))), ("d", np.zeros((0,), np.float32))]
+    big = ("big", _sample("float32", (protocol.PACK_BYTES // 4,)))
+    frames = protocol.encode({"op": "push"}, [small[0], big, *small[1:]])
+    assert len(frames) == 3  # header, one pack frame, the big tensor
+    assert memoryview(frames[1]).nbytes == 8 + 40 + 88 + 0  # each start 8-byte aligned
+    assert memoryview(frames[2]).obj is not None and memoryview(frames[2]).nbytes == \
+        big[1].nbytes
+    received = [bytes(memoryview(f)) for f in frames]
+    msg = protocol.decode(received)
+    assert msg.names == ["a", "big", "b", "c", "d"]
+    for name, array in [*small, big]:
+        assert msg.tensor(name).tobytes() == array.tobytes()
+        assert msg.tensor(name).dtype == array.dtype and msg.tensor(name).shape == array.shape
+    assert np.shares_memory(msg.tensor("b"), np.frombuffer(received[1], np.uint8))
+    assert msg.tensor("b").ctypes.data % 8 == msg.tensor("c").ctypes.data % 8
+
+
+@pytest.mark.parametrize("delta", [-8, -1, 1, 8])
+def test_a_pack_frame_of_the_wrong_size_is_refused(delta):
+    frames = [bytes(memoryview(f)) for f in protocol.encode(
+        {"op": "push"}, [("a", np.ones(3, np.float32)), ("b", np.ones(2, np.int64))])]
+    frames[1] = frames[1][:len(frames[1]) + delta] if delta < 0 else frames[1] + b"\0" * delta
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(frames)
+    assert info.value.reason == "frame_size" and "pack frame must hold 32 bytes" in str(info.value)
 
 
 @pytest.mark.parametrize("nbytes_factor", [1, 2, 2.5, 7.25])
@@ -128,7 +158,7 @@ def _with_header(frames, **changes):
      "nframes=2"),
     (lambda: _frames()[:1], "frame_count", "has 0"),
     (lambda: _frames() + [b"extra"], "frame_count", "has 2"),
-    (lambda: [_frames()[0], b"\x00" * 15], "frame_size", "[15]"),
+    (lambda: [_frames()[0], b"\x00" * 15], "frame_size", "must hold 16 bytes"),
     (lambda: _with_header(_frames(), tensors=[["w", "float32", [4], 1]] * 2), "duplicate_tensor",
      "'w'"),
     (lambda: [b"\x00" * (protocol.MAX_HEADER_BYTES + 1)], "header_too_large",
@@ -152,6 +182,11 @@ def test_too_many_tensors_is_refused_before_reading_them():
     with pytest.raises(ProtocolError) as info:
         protocol.decode(_frames(tensors), max_tensors=8)
     assert info.value.reason == "too_many_tensors" and "Received: 9" in str(info.value)
+
+
+def test_a_small_tensor_may_also_come_in_its_own_frame():
+    frames = _with_header(_frames(), tensors=[["w", "float32", [4], 1]])  # not packed
+    np.testing.assert_array_equal(protocol.decode(frames).tensor("w"), np.ones(4, np.float32))
 
 
 def test_replies_and_requests_are_told_apart():

@@ -269,6 +269,45 @@ def test_async_max_staleness_drops_gradients_beyond_the_bound(servers):
     assert server.version == 3 and server.stats_dict()["stale_dropped"] == 1
 
 
+def test_a_reply_still_being_sent_is_never_changed_by_the_next_update(servers):
+    # A reader that queues at most one message (RCVHWM 1) and does not read leaves
+    # its second reply inside the server's libzmq, zero-copy; the next update must
+    # then move the parameters to fresh memory, not overwrite the ones being sent.
+    import zmq  # a raw socket with options the client does not expose
+
+    server = servers(mode="async")
+    size = 6 * 1024 * 1024  # 24 MB: more than the socket buffers hold
+    with PSClient([server.address], worker_id=0, timeout=20) as writer:
+        writer.init({"w": np.zeros(size, np.float32)}, {"name": "sgd", "hp": {},
+                                                         "learning_rate": 1.0})
+        slow = zmq.Context.instance().socket(zmq.DEALER)
+        slow.setsockopt(zmq.RCVHWM, 1)
+        slow.setsockopt(zmq.RCVBUF, 64 * 1024)
+        slow.setsockopt(zmq.LINGER, 0)
+        slow.connect(server.address)
+        for req in (1, 2):
+            slow.send_multipart(protocol.encode(
+                {"op": "push_pull", "req": req, "sender": 1, "step": req - 1},
+                [("w", np.full(size, -1.0, np.float32))]), copy=False)
+        deadline = time.monotonic() + 10
+        while server.version < 2:
+            assert time.monotonic() < deadline, "the slow worker's pushes were not applied"
+            time.sleep(0.01)
+        writer.push({"w": np.full(size, -5.0, np.float32)})  # while reply 2 is in flight
+        replies = []
+        for _ in range(2):
+            assert slow.poll(10_000), "no reply for the slow worker within 10 s"
+            replies.append(protocol.decode(slow.recv_multipart(),
+                                           expect_ops=protocol.REPLY_OPS))
+        slow.close()
+        assert writer.pull()["w"][0] == 7.0
+    assert [r.header["version"] for r in replies] == [1, 2]
+    for reply, expected in zip(replies, (1.0, 2.0), strict=True):
+        values = reply.tensor("w")
+        assert values.min() == values.max() == expected
+    assert server.stats_dict()["cow_copies"] >= 1
+
+
 # ---------------------------------------------------------------- validation
 
 def _push_frames(tensors, op="push", **header):
@@ -294,7 +333,7 @@ BAD_REQUESTS = {
                        "float64"),
     "shape_mismatch": (lambda: _push_frames([("dense/bias", np.ones(5, np.float32))]), "(5,)"),
     "frame_count": (lambda: _push_frames(_good())[:-1], "frames"),
-    "frame_size": (lambda: [*_push_frames(_good())[:-1], b"\x00" * 3], "Received: [3]"),
+    "frame_size": (lambda: [*_push_frames(_good())[:-1], b"\x00" * 3], "Received: 3"),
     "non_finite": (lambda: _push_frames([("dense/kernel", np.full((6, 4), np.nan, np.float32)),
                                          ("dense/bias", np.ones(4, np.float32))]),
                    "dense/kernel"),

@@ -19,6 +19,8 @@ import numpy as np
 
 PROTOCOL_VERSION = 1
 FRAME_BYTES = 8 * 1024 * 1024
+PACK_BYTES = 64 * 1024
+PACK_ALIGN = 8
 MAX_HEADER_BYTES = 1024 * 1024
 DEFAULT_MAX_TENSORS = 4096
 
@@ -129,25 +131,48 @@ def nframes_for(nbytes: int) -> int:
 def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = ()) -> list:
     """Builds the frames of a message.
 
+    Tensors smaller than `PACK_BYTES` are copied back to back (each start
+    aligned to `PACK_ALIGN` bytes) into one pack frame, sent first: a frame
+    costs more than copying a few kilobytes. Larger tensors get their own
+    frames, at most `FRAME_BYTES` each, sent without copying.
+
     Args:
         header: op-specific fields; `v` and `tensors` are filled in here.
-        tensors: (name, array) pairs; arrays are sent as C-contiguous bytes,
-            without copying when they already are contiguous.
+        tensors: (name, array) pairs.
 
     Returns:
-        The frames: header bytes, then memoryviews on the arrays' data.
+        The frames: header bytes, the pack frame if any, then memoryviews on
+        the large arrays' data.
     """
-    specs, frames = [], []
+    specs, frames, packed = [], [], []
     for name, array in tensors:
         arr = _wire_array(name, array)
         raw = arr.data.cast("B") if arr.size else memoryview(b"")
+        if raw.nbytes < PACK_BYTES:
+            specs.append([name, dtype_name(arr.dtype), list(arr.shape), 0])
+            packed.append(raw)
+            continue
         count = nframes_for(raw.nbytes)
         specs.append([name, dtype_name(arr.dtype), list(arr.shape), count])
         if count == 1:
             frames.append(raw)
         else:
             frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
-    return [pack_header({**header, "tensors": specs})] + frames
+    head = [pack_header({**header, "tensors": specs})]
+    return head + [_pack(packed)] + frames if packed else head + frames
+
+
+def _pack(raws: list[memoryview]) -> bytearray:
+    out = bytearray(sum(_padded(r.nbytes) for r in raws))
+    offset = 0
+    for raw in raws:
+        out[offset:offset + raw.nbytes] = raw
+        offset += _padded(raw.nbytes)
+    return out
+
+
+def _padded(nbytes: int) -> int:
+    return -(-nbytes // PACK_ALIGN) * PACK_ALIGN
 
 
 def _wire_array(name: str, array: np.ndarray) -> np.ndarray:
@@ -191,11 +216,13 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
     try:
         _check_envelope(header, expect_ops)
         specs = _check_specs(header.get("tensors", []), max_tensors)
-        expected = 1 + sum(spec[3] for spec in specs)
+        packs = 1 if any(spec[3] == 0 for spec in specs) else 0
+        expected = 1 + packs + sum(spec[3] for spec in specs)
         if len(frames) != expected:
             raise ProtocolError("frame_count", f"The header describes {expected - 1} data "
-                                f"frames but the message has {len(frames) - 1}. Send one "
-                                f"frame per {FRAME_BYTES} bytes of each tensor, in header order.")
+                                f"frames but the message has {len(frames) - 1}. Send one pack "
+                                f"frame for the tensors with nframes 0, then one frame per "
+                                f"{FRAME_BYTES} bytes of each other tensor, in header order.")
         return Message(header, _build_chunks(specs, frames))
     except ProtocolError as exc:
         req = header.get("req")
@@ -265,15 +292,21 @@ def _check_spec(spec: Any) -> None:
         raise ProtocolError("bad_shape", f"Tensor {name!r}: shape must be a list of "
                             f"non-negative ints. Received: {shape!r:.200}")
     nbytes = math.prod(shape) * _ITEMSIZE[dtype]
-    if count != nframes_for(nbytes):
+    if count != 0 and count != nframes_for(nbytes):
         raise ProtocolError("frame_count", f"Tensor {name!r} has {nbytes} bytes, so it needs "
-                            f"{nframes_for(nbytes)} frames. Received: nframes={count!r}")
+                            f"{nframes_for(nbytes)} frames (or 0: packed). "
+                            f"Received: nframes={count!r}")
 
 
 def _build_chunks(specs: list[list], frames: Sequence[Any]) -> dict[str, tuple]:
     chunks = {}
     index = 1
+    if any(spec[3] == 0 for spec in specs):
+        _unpack(specs, memoryview(frames[1]), chunks)
+        index = 2
     for name, dtype, shape, count in specs:
+        if count == 0:
+            continue
         parts = [memoryview(f) for f in frames[index:index + count]]
         index += count
         nbytes = math.prod(shape) * _ITEMSIZE[dtype]
@@ -285,7 +318,21 @@ def _build_chunks(specs: list[list], frames: Sequence[Any]) -> dict[str, tuple]:
             raise ProtocolError("frame_size", f"Tensor {name!r} ({dtype}, shape {shape}) "
                                 f"needs frames of {want[:4]} bytes. Received: {sizes[:4]}")
         chunks[name] = (dtype, tuple(shape), parts)
-    return chunks
+    return {spec[0]: chunks[spec[0]] for spec in specs}
+
+
+def _unpack(specs: list[list], pack: memoryview, chunks: dict[str, tuple]) -> None:
+    """Slices the pack frame into the packed tensors (views, no copy)."""
+    offset = 0
+    for name, dtype, shape, count in specs:
+        if count == 0:
+            nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+            chunks[name] = (dtype, tuple(shape), [pack[offset:offset + nbytes]])
+            offset += _padded(nbytes)
+    if pack.nbytes != offset:
+        raise ProtocolError("frame_size", f"The pack frame must hold {offset} bytes for the "
+                            f"tensors with nframes 0 (each padded to {PACK_ALIGN} bytes). "
+                            f"Received: {pack.nbytes}")
 
 
 def _join(parts: list[memoryview], dtype: str, shape: list[int]) -> np.ndarray:

@@ -701,7 +701,7 @@ class _Round:
             self.counts[name] = 0
 
 
-_ZEROS: dict[str, np.ndarray] = {}
+_ZEROS: dict[np.dtype, np.ndarray] = {}
 
 
 def _finite(pieces: list[np.ndarray]) -> bool:
@@ -714,9 +714,9 @@ def _finite(pieces: list[np.ndarray]) -> bool:
                 return False
             continue
         # x * 0 is 0 for every finite x and NaN for NaN/inf: one BLAS pass, no mask.
-        zeros = _ZEROS.get(piece.dtype.name)
+        zeros = _ZEROS.get(piece.dtype)
         if zeros is None or zeros.size < piece.size:
-            zeros = _ZEROS[piece.dtype.name] = np.zeros(max(piece.size, 1024), piece.dtype)
+            zeros = _ZEROS[piece.dtype] = np.zeros(max(piece.size, 1024), piece.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
             total = np.dot(piece, zeros[:piece.size])
         if not math.isfinite(total):
