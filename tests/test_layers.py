@@ -204,6 +204,23 @@ def test_conv2d_matches_naive_loop(padding, stride, dilation):
     assert layer.compute_output_shape((None, 7, 6, 3)) == (None, *out.shape[1:])
 
 
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [
+    (3, 1, "valid", 1), (3, 2, "valid", 1), (3, 2, "same", 1), (2, 3, "valid", 1),
+    (2, 3, "same", 1), (4, 2, "same", 1), (5, 2, "same", 1), (3, 1, "same", 2)])
+def test_conv2d_transpose_is_the_adjoint_of_conv2d(kernel, stride, padding, dilation):
+    """<conv_transpose(x), y> == <x, conv2d(y)> with the same kernel, strides and padding."""
+    layer = layers.Conv2DTranspose(2, kernel, strides=stride, padding=padding,
+                                   dilation_rate=dilation, use_bias=False, dtype="float64")
+    x = rand(2, 4, 5, 3, dtype=np.float64)
+    out = layer(x).numpy()
+    assert out.shape == layer.compute_output_shape((2, 4, 5, 3))
+    y = rand(*out.shape, dtype=np.float64)
+    forward = df.nn.conv2d(y, layer.kernel.numpy(), strides=stride, padding=padding.upper(),
+                           dilations=dilation).numpy()
+    assert forward.shape == x.shape
+    np.testing.assert_allclose(np.sum(out * y), np.sum(x * forward), rtol=1e-10)
+
+
 def test_conv2d_argument_errors():
     with pytest.raises(ValueError, match="dilation_rate > 1"):
         layers.Conv2D(2, 3, strides=2, dilation_rate=2)
@@ -478,6 +495,8 @@ def _swap_weights(owner, names, layer, training=False):
     (lambda: layers.Dense(3, activation="tanh", dtype="float64"), (4, 5)),
     (lambda: layers.Conv2D(2, 3, strides=2, padding="same", activation="sigmoid",
                            dtype="float64"), (2, 5, 5, 3)),
+    (lambda: layers.Conv2DTranspose(2, 3, strides=2, padding="same", dtype="float64"),
+     (1, 3, 3, 2)),
 ])
 def test_gradients_through_kernel_layers(make, shape):
     layer = make()
@@ -520,6 +539,7 @@ def _round_trip_cases():
                       bias_initializer="random_uniform"), vec),
         (layers.Conv2D(2, (3, 2), strides=(1, 2), padding="same", activation="elu"), img),
         (layers.Conv1D(2, 2, padding="causal", dilation_rate=2), seq),
+        (layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"), img),
         (layers.MaxPooling2D(3, strides=1, padding="same"), img),
         (layers.AveragePooling2D(2), img),
         (layers.MaxPooling1D(2), seq),

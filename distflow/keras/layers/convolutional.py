@@ -1,4 +1,4 @@
-"""Convolution layers: Conv2D (NHWC inputs, HWIO kernels) and Conv1D."""
+"""Convolution layers: Conv2D (NHWC inputs, HWIO kernels), Conv1D and Conv2DTranspose."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import positive_int, serialize_or_none
 from distflow.tensor import Tensor
 
-__all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D"]
+__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
+           "Convolution2DTranspose"]
 
 
 def normalize_tuple(value: Any, n: int, name: str) -> tuple[int, ...]:
@@ -166,4 +167,80 @@ class Conv1D(Conv2D):
         return ops.squeeze(out, 1)
 
 
-Convolution1D, Convolution2D = Conv1D, Conv2D
+def deconv_output_length(size: int | None, kernel: int, padding: str, stride: int,
+                         dilation: int = 1) -> int | None:
+    """Output length of a transposed convolution along one axis, as Keras computes it."""
+    if size is None:
+        return None
+    span = (kernel - 1) * dilation + 1
+    if padding == "same":
+        return size * stride
+    return size * stride + max(span - stride, 0)
+
+
+class Conv2DTranspose(Conv2D):
+    """Transposed 2-D convolution (the gradient of Conv2D with respect to its input).
+
+    Upsamples NHWC inputs: with padding 'same' the output is `strides` times larger.
+    The kernel has shape (kh, kw, filters, in_channels), as in Keras.
+
+    Args:
+        filters, kernel_size, strides, padding, dilation_rate, activation, use_bias,
+        initializers, regularizers: as Conv2D.
+        output_padding: only None is supported.
+    """
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1,
+                 padding: str = "valid", output_padding: Any = None, **kwargs: Any):
+        if output_padding is not None:
+            raise NotImplementedError("Conv2DTranspose(output_padding=...) is not supported; "
+                                      "pad or crop the output instead.")
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
+
+    def build(self, input_shape: Any) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f'Layer "{self.name}": the channel dimension of the inputs should '
+                             f"be defined. Received: input_shape={tuple(input_shape)}")
+        self.kernel = self.add_weight("kernel", (*self.kernel_size, self.filters, channels),
+                                      self.kernel_initializer, self.kernel_regularizer)
+        self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+        self.input_spec = InputSpec(ndim=4, axes={-1: channels})
+
+    def convolve(self, inputs: Tensor) -> Tensor:
+        """Zero-insert by the strides, pad, then correlate with the flipped kernel."""
+        batch, height, width, channels = inputs.shape
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        grid = ops.reshape(inputs, (batch, height, 1, width, 1, channels))
+        grid = ops.pad(grid, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+        spread = ops.reshape(grid, (batch, height * sh, width * sw, channels))
+        spread = spread[:, :(height - 1) * sh + 1, :(width - 1) * sw + 1, :]
+        pads = [self._axis_padding(n, k, s, d) for n, k, s, d in
+                zip((height, width), self.kernel_size, self.strides, self.dilation_rate)]
+        padded = ops.pad(spread, [[0, 0], pads[0], pads[1], [0, 0]])
+        flipped = ops.transpose(self.kernel[::-1, ::-1], (0, 1, 3, 2))
+        return nn.conv2d(padded, flipped, strides=1, padding="valid", dilations=(dh, dw))
+
+    def _axis_padding(self, size: int, kernel: int, stride: int, dilation: int) -> list[int]:
+        """(before, after) padding of the zero-inserted input along one axis."""
+        span = (kernel - 1) * dilation + 1
+        out = deconv_output_length(size, kernel, self.padding, stride, dilation)
+        # The forward convolution would have padded `crop` rows before the input.
+        crop = max(span - stride, 0) // 2 if self.padding == "same" else 0
+        before = span - 1 - crop
+        after = out + span - 1 - ((size - 1) * stride + 1) - before
+        return [before, after]
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        input_shape = tuple(input_shape)
+        spatial = tuple(
+            deconv_output_length(size, k, self.padding, s, d) for size, k, s, d in
+            zip(input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate))
+        return (input_shape[0], *spatial, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "output_padding": None}
+
+
+Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
