@@ -271,6 +271,21 @@ def test_keras_tensors_are_symbolic_with_inferred_shapes():
     assert Input(shape=(2,), dtype="int32").dtype == "int32"
 
 
+def test_operators_on_keras_tensors_build_layers(tmp_path):
+    a, b = Input(shape=(3,)), Input(shape=(3,))
+    out = -((a + b) * 2.0 - 1.0 / (1.0 + b ** 2)) @ np.eye(3, 2, dtype=np.float32)
+    model = Model([a, b], out)
+    assert out.shape == (None, 2)
+    xa = np.arange(6, dtype=np.float32).reshape(2, 3)
+    xb = np.full((2, 3), 0.5, np.float32)
+    expected = -((xa + xb) * 2.0 - 1.0 / (1.0 + xb ** 2)) @ np.eye(3, 2)
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), expected, rtol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    model.save(tmp_path / "ops.keras")
+    restored = keras.models.load_model(tmp_path / "ops.keras")
+    np.testing.assert_allclose(restored.predict([xa, xb], verbose=0), expected, rtol=1e-6)
+
+
 def test_graph_disconnected_error_names_the_layer():
     a, b = Input(shape=(2,)), Input(shape=(2,))
     out = layers.Dense(1, name="head")(layers.Concatenate(name="join")([a, b]))

@@ -58,6 +58,40 @@ class KerasTensor:
         raise TypeError(f"{self!r} is symbolic and cannot be converted to a NumPy array. "
                         "Build a Model(inputs, outputs) and call it on data instead.")
 
+    # Operators record a `TensorOp` layer, so `x + y` or `2 * x` work in functional code.
+    def __add__(self, other: Any) -> KerasTensor:
+        return _apply_op("add", self, other)
+
+    def __radd__(self, other: Any) -> KerasTensor:
+        return _apply_op("add", other, self)
+
+    def __sub__(self, other: Any) -> KerasTensor:
+        return _apply_op("subtract", self, other)
+
+    def __rsub__(self, other: Any) -> KerasTensor:
+        return _apply_op("subtract", other, self)
+
+    def __mul__(self, other: Any) -> KerasTensor:
+        return _apply_op("multiply", self, other)
+
+    def __rmul__(self, other: Any) -> KerasTensor:
+        return _apply_op("multiply", other, self)
+
+    def __truediv__(self, other: Any) -> KerasTensor:
+        return _apply_op("divide", self, other)
+
+    def __rtruediv__(self, other: Any) -> KerasTensor:
+        return _apply_op("divide", other, self)
+
+    def __pow__(self, other: Any) -> KerasTensor:
+        return _apply_op("power", self, other)
+
+    def __matmul__(self, other: Any) -> KerasTensor:
+        return _apply_op("matmul", self, other)
+
+    def __neg__(self) -> KerasTensor:
+        return TensorOp("negative")(self)
+
 
 class Node:
     """One call of `layer` on symbolic inputs.
@@ -99,6 +133,62 @@ class Node:
         args = [_map(resolve, a) for a in self.call_args]
         kwargs = {k: _map(resolve, v) for k, v in self.call_kwargs.items()}
         return _flat(self.layer(inputs, *args, **kwargs))
+
+
+# --------------------------------------------------------------------------- operators
+
+
+_BINARY_OPS = ("add", "subtract", "multiply", "divide", "power", "matmul")
+
+
+class TensorOp(Layer):
+    """An arithmetic operator applied to KerasTensors (`x + y`, `2 * x`, `-x`, `x @ y`).
+
+    Args:
+        op: one of 'add', 'subtract', 'multiply', 'divide', 'power', 'matmul', 'negative'.
+        constant: the other operand when it is a number (or a list of numbers).
+        reverse: the constant is the left operand (`2 - x`).
+    """
+
+    def __init__(self, op: str, constant: Any = None, reverse: bool = False, **kwargs: Any):
+        if op not in (*_BINARY_OPS, "negative"):
+            raise ValueError(f"Unknown operator {op!r}. Supported: {[*_BINARY_OPS, 'negative']}")
+        super().__init__(**kwargs)
+        self.op, self.reverse = op, bool(reverse)
+        self.constant = constant.tolist() if isinstance(constant, np.ndarray) else constant
+
+    def call(self, inputs: Any) -> Any:
+        from distflow import ops
+
+        fn = getattr(ops, self.op)
+        if self.op == "negative":
+            return fn(inputs)
+        if self.constant is None:
+            left, right = inputs
+        else:
+            left, right = inputs, ops.convert_to_tensor(np.asarray(self.constant, self.dtype))
+        return fn(right, left) if self.reverse else fn(left, right)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "op": self.op, "constant": self.constant,
+                "reverse": self.reverse}
+
+
+def _apply_op(op: str, left: Any, right: Any) -> KerasTensor:
+    if isinstance(left, KerasTensor) and isinstance(right, KerasTensor):
+        return TensorOp(op)([left, right])
+    if isinstance(left, KerasTensor):
+        return TensorOp(op, constant=_constant(right))(left)
+    return TensorOp(op, constant=_constant(left), reverse=True)(right)
+
+
+def _constant(value: Any) -> Any:
+    if isinstance(value, int | float | np.generic):
+        return float(value)
+    if isinstance(value, np.ndarray | list | tuple):
+        return np.asarray(value, dtype=np.float64).tolist()
+    raise TypeError(f"Unsupported operand of type {type(value).__name__} for a KerasTensor: "
+                    "use numbers, arrays or other KerasTensors.")
 
 
 # --------------------------------------------------------------------------- Input
@@ -286,7 +376,8 @@ def _run_on_zeros(layer: Layer, inputs: Any, args: tuple, kwargs: dict, fill: in
     kwargs = {k: _map(zeros, v) for k, v in kwargs.items()}
     kwargs.setdefault("training", False)
     try:
-        return layer(_map(zeros, inputs), *[_map(zeros, a) for a in args], **kwargs)
+        with np.errstate(all="ignore"):  # zeros may divide by zero; only shapes matter
+            return layer(_map(zeros, inputs), *[_map(zeros, a) for a in args], **kwargs)
     except Exception as exc:
         shapes = _map(lambda t: t.shape if isinstance(t, KerasTensor) else t, inputs)
         raise type(exc)(f"Exception encountered when calling layer '{layer.name}' "

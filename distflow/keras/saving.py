@@ -50,7 +50,8 @@ def serialize_layer(layer: Any) -> dict[str, Any]:
 def _builtin_classes() -> dict[str, type]:
     from distflow.keras import functional, models
 
-    return {"InputLayer": functional.InputLayer, "Sequential": models.Sequential,
+    return {"InputLayer": functional.InputLayer, "TensorOp": functional.TensorOp,
+            "Sequential": models.Sequential,
             "Functional": models.Functional, "Model": models.Model}
 
 
