@@ -395,6 +395,14 @@ def test_missing_targets_wrong_input_shape_and_unknown_names():
         model.compile(optimizer="adamm", loss="mse")
 
 
+def test_generators_are_refused_with_a_pointer_to_datasets():
+    model = Sequential([Input(shape=(3,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    batches = ((np.zeros((2, 3)), np.zeros((2, 1))) for _ in range(3))
+    with pytest.raises(TypeError, match="from_generator"):
+        model.fit(batches, verbose=0)
+
+
 def test_stop_training_from_a_callback_ends_fit():
     x, y = _separable(64)
 

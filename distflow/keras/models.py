@@ -263,6 +263,11 @@ def _cardinality(dataset: Any) -> int:
 def _is_dataset(x: Any) -> bool:
     from distflow.data import Dataset
 
+    if isinstance(x, Iterator):
+        raise TypeError(f"A Python iterator or generator ({type(x).__name__}) cannot be passed "
+                        "as `x`: it can only be read once. Wrap it in "
+                        "distflow.data.Dataset.from_generator(...) (a function returning a new "
+                        "generator each epoch) or pass arrays.")
     return isinstance(x, Dataset)
 
 
