@@ -1,0 +1,128 @@
+"""MultiHeadAttention against a NumPy reference, masks, gradients and a functional block."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow.keras import layers
+from distflow.tensor import reset_names
+from distflow.test_util import check_grads
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names():
+    reset_names()
+    yield
+
+
+def numpy_attention(query, value, weights, heads, mask=None):
+    """softmax(q k^T / sqrt(d)) v per head, heads concatenated and projected."""
+    wq, bq, wk, bk, wv, bv, wo, bo = weights
+    q = np.einsum("btd,dhk->bhtk", query, wq) + bq[None, :, None, :]
+    k = np.einsum("btd,dhk->bhtk", value, wk) + bk[None, :, None, :]
+    v = np.einsum("btd,dhk->bhtk", value, wv) + bv[None, :, None, :]
+    scores = np.einsum("bhqk,bhtk->bhqt", q, k) / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask[:, None], scores, -1e9)
+    probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    heads_out = np.einsum("bhqt,bhtv->bqhv", probs, v)
+    return np.einsum("bqhv,hvo->bqo", heads_out, wo) + bo, probs
+
+
+def randomize(layer):
+    weights = [RNG.standard_normal(w.shape) * 0.3 for w in layer.get_weights()]
+    layer.set_weights(weights)
+    return [np.asarray(w, np.float64) for w in layer.get_weights()]
+
+
+def test_matches_numpy_reference_with_cross_attention_and_scores():
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=4, output_shape=5)
+    query, value = RNG.standard_normal((2, 4, 6)), RNG.standard_normal((2, 7, 6))
+    out, scores = layer(query, value, return_attention_scores=True)
+    assert out.shape == (2, 4, 5) and scores.shape == (2, 2, 4, 7)
+    weights = randomize(layer)
+    out, scores = layer(query, value, return_attention_scores=True)
+    ref_out, ref_probs = numpy_attention(query, value, weights, heads=2)
+    np.testing.assert_allclose(out.numpy(), ref_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores.numpy(), ref_probs, rtol=1e-4, atol=1e-6)
+    assert [w.name for w in layer.weights] == [
+        "multi_head_attention/query/kernel", "multi_head_attention/query/bias",
+        "multi_head_attention/key/kernel", "multi_head_attention/key/bias",
+        "multi_head_attention/value/kernel", "multi_head_attention/value/bias",
+        "multi_head_attention/attention_output/kernel",
+        "multi_head_attention/attention_output/bias"]
+    assert layer.compute_output_shape((None, 4, 6), (None, 7, 6)) == (None, 4, 5)
+
+
+def test_causal_explicit_and_padding_masks():
+    layer = layers.MultiHeadAttention(num_heads=1, key_dim=4)
+    x = RNG.standard_normal((2, 5, 4)).astype(np.float32)
+    layer(x, x)
+    weights = randomize(layer)
+    causal = np.tril(np.ones((5, 5), bool))[None].repeat(2, axis=0)
+    out, probs = layer(x, x, use_causal_mask=True, return_attention_scores=True)
+    np.testing.assert_array_equal(probs.numpy()[:, 0] * ~causal, 0.0)
+    ref, _ = numpy_attention(x.astype(np.float64), x.astype(np.float64), weights, 1, causal)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-4, atol=1e-5)
+    explicit = RNG.random((2, 5, 5)) > 0.3
+    explicit[:, :, 0] = True  # every query attends to something
+    out = layer(x, x, attention_mask=explicit).numpy()
+    ref, _ = numpy_attention(x.astype(np.float64), x.astype(np.float64), weights, 1, explicit)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+    ids = np.array([[3, 4, 0, 0], [1, 2, 3, 4]])  # padding masks come from Embedding
+    embedded = layers.Embedding(6, 4, mask_zero=True)(ids)
+    _, probs = layer(embedded, embedded, return_attention_scores=True)
+    np.testing.assert_allclose(probs.numpy()[0, 0, :2, 2:], 0.0, atol=1e-7)
+
+
+def test_gradients_and_dropout():
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=2, dtype="float64")
+    x = RNG.standard_normal((1, 3, 4))
+    layer(x, x)
+    check_grads(lambda t: layer(t, t), [x], rtol=1e-4)
+    with df.GradientTape() as tape:
+        loss = df.reduce_sum(df.square(layer(x, x)))
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert all(g is not None for g in grads)
+    noisy = layers.MultiHeadAttention(num_heads=1, key_dim=2, dropout=0.5, seed=1)
+    y = RNG.standard_normal((2, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(noisy(y, y).numpy(), noisy(y, y).numpy())
+    assert not np.allclose(noisy(y, y, training=True).numpy(), noisy(y, y).numpy())
+
+
+def test_config_round_trip_and_errors():
+    layer = layers.MultiHeadAttention(3, 2, value_dim=5, output_shape=7, use_bias=False)
+    x = RNG.standard_normal((2, 4, 6)).astype(np.float32)
+    out = layer(x, x).numpy()
+    config = json.loads(json.dumps(layer.get_config()))
+    clone = layers.MultiHeadAttention.from_config(config)
+    clone(x, x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(x, x).numpy(), out, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs `value`"):
+        layer(x)
+    with pytest.raises(ValueError, match="rank-3"):
+        layers.MultiHeadAttention(1, 2)(np.zeros((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="num_heads=0"):
+        layers.MultiHeadAttention(0, 2)
+
+
+def test_transformer_block_in_a_functional_model():
+    from distflow import keras
+
+    inputs = keras.Input(shape=(6,), dtype="int32")
+    x = layers.Embedding(20, 8)(inputs)
+    attended = layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)
+    x = layers.LayerNormalization()(layers.Add()([x, attended]))
+    outputs = layers.Dense(3)(layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, outputs)
+    ids = RNG.integers(0, 20, (4, 6))
+    assert model.predict(ids, verbose=0).shape == (4, 3)
+    assert model.count_params() == 20 * 8 + (3 * (8 * 2 * 4 + 2 * 4) + 2 * 4 * 8 + 8) + 16 + 27
