@@ -311,12 +311,23 @@ def test_sequential_build_paths_add_and_pop():
         eager.add("dense")
 
 
+def test_clone_model_has_the_architecture_and_new_weights():
+    inp = Input(shape=(4,))
+    model = Model(inp, layers.Dense(2)(layers.Dense(3)(inp)))
+    clone = keras.models.clone_model(model)
+    assert [type(x) for x in clone.layers] == [type(x) for x in model.layers]
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+    assert all(a is not b for a, b in zip(clone.weights, model.weights))
+    assert not np.allclose(clone.get_weights()[0], model.get_weights()[0])
+
+
 def test_subclassed_model_tracks_layers_in_lists():
     model = MLP(hidden=5)
     model(np.zeros((2, 3), np.float32))
     assert len(model.trainable_variables) == 4
     assert model.count_params() == 3 * 5 + 5 + 5 + 1
     assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dense"]
+    assert model.input_shape == (None, 3) and model.output_shape == (None, 1)
 
 
 # ----------------------------------------------------------------------------- summary

@@ -23,7 +23,7 @@ from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Nod
 from distflow.keras.layers.base import Layer, _call_parameters, _flat, _map, _map_shapes
 from distflow.tensor import GradientTape, Tensor
 
-__all__ = ["Functional", "Model", "Sequential", "load_model", "model_from_json"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json"]
 
 
 # =========================================================================== data
@@ -642,7 +642,7 @@ class Model(Layer):
         if self._build_input_shape is None:
             raise AttributeError(f"Model '{self.name}' has no input shape yet: it has not been "
                                  "built (call it on data or call build(input_shape)).")
-        return self._build_input_shape
+        return _map_shapes(lambda s: (None, *s[1:]), self._build_input_shape)
 
     @property
     def output_shape(self) -> Any:
@@ -653,7 +653,7 @@ class Model(Layer):
         if self._build_input_shape is None:
             raise AttributeError(f"Model '{self.name}' has no output shape yet: it has not "
                                  "been built.")
-        return self.compute_output_shape(self._build_input_shape)
+        return self.compute_output_shape(self.input_shape)
 
     def _require_graph(self, what: str) -> None:
         if self._graph is None:
@@ -1314,6 +1314,19 @@ def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool 
     from distflow.keras import saving
 
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
+
+
+def clone_model(model: Model, custom_objects: dict | None = None) -> Model:
+    """A new model with the same architecture (and layer names) and fresh weights.
+
+    Args:
+        model: a functional, Sequential or (config-serializable) subclassed model.
+        custom_objects: classes of custom layers, by name.
+    """
+    from distflow.keras import saving
+
+    config = {**saving.serialize_layer(model), "build_config": model.get_build_config()}
+    return saving.deserialize_model(config, custom_objects)
 
 
 def model_from_json(json_string: str, custom_objects: dict | None = None) -> Model:
