@@ -390,6 +390,8 @@ class ClientSocket:
 
 def poll_clients(sockets: Sequence[ClientSocket], timeout_ms: int) -> list[ClientSocket]:
     """Waits up to `timeout_ms` for any socket to be readable; returns the readable ones."""
+    if len(sockets) == 1:  # the common case: one server, no Poller to build
+        return list(sockets) if sockets[0].socket.poll(timeout_ms, zmq.POLLIN) else []
     poller = zmq.Poller()
     for sock in sockets:
         poller.register(sock.socket, zmq.POLLIN)

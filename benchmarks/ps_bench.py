@@ -1,0 +1,227 @@
+"""Parameter-server benchmark: `PSClient.push_pull` round trips against raw pyzmq.
+
+Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
+(4 float32 variables of a quarter each; the MLP 784-256-128-10 is 0.9 MB):
+
+- raw: a ZeroMQ REQ socket sends the same bytes (in the same <= 8 MB frames)
+  to a REP echo process that sends them back, and the client copies the reply
+  into its arrays as push_pull does: the floor.
+- async x1: one server process (async mode, SGD with learning rate 0, so it
+  validates and applies a full update each step) and one client.
+- async x2: the same variables spread over two server processes.
+- sync 2w: one server in sync mode with two clients (the second one in its own
+  process, pushing in lockstep); the time is one synchronous step.
+- CURVE: async x1 with CURVE encryption and the ZAP allow-list (1 MB, 16 MB).
+
+Every process pins one BLAS thread. Ratios are push_pull time / raw time (so
+"x raw" above 1 is overhead); throughput = bytes sent both ways / time.
+Prints a table and one JSON line. Targets from the issue: async x1 throughput
+at least 0.8x raw (time ratio <= 1.25) from 1 MB up, latency under 2x raw at
+64 KB.
+
+    python benchmarks/ps_bench.py [--quick] [--sizes 64KB,1MB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from distflow.distribute import protocol, transport  # noqa: E402
+from distflow.distribute.client import PSClient  # noqa: E402
+
+SIZES = {"64KB": 64 * 1024, "1MB": 1024**2, "16MB": 16 * 1024**2, "64MB": 64 * 1024**2}
+CURVE_SIZES = ("1MB", "16MB")
+SGD_LR0 = {"name": "sgd", "hp": {}, "learning_rate": 0.0}
+
+ECHO = textwrap.dedent("""
+    import sys, zmq
+    sock = zmq.Context().socket(zmq.REP)
+    sock.bind(sys.argv[1])
+    while True:
+        frames = sock.recv_multipart(copy=False)
+        if len(frames) == 1 and frames[0].bytes == b"stop":
+            sock.send(b"bye")
+            break
+        sock.send_multipart(frames, copy=False)
+""")
+
+PEER = textwrap.dedent("""
+    import sys, numpy as np
+    from distflow.distribute.client import PSClient
+    addrs, n, steps = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])
+    params = {f"layer{i}/kernel": np.ones(n, np.float32) for i in range(4)}
+    grads = {k: np.full(n, 0.5, np.float32) for k in params}
+    client = PSClient(addrs, worker_id=1, timeout=60.0)
+    client.init(params, {"name": "sgd", "hp": {}, "learning_rate": 0.0}, out=params)
+    for _ in range(steps):
+        client.push_pull(grads, out=params)
+    client.close()
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1", "PYTHONPATH": path, "DISTFLOW_LOG_LEVEL": "WARNING",
+            **extra}
+
+
+def timed(step, reps: int) -> float:
+    """Median seconds of `step` after two warm-up calls (connections, page faults)."""
+    step()
+    step()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def bench_raw(nbytes: int, reps: int) -> float:
+    import zmq  # the baseline itself is raw pyzmq
+
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-c", ECHO, addr], env=child_env())
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(addr)
+    payload = np.ones(nbytes // 4, np.float32)
+    raw = memoryview(payload.view(np.uint8))
+    frames = [raw[i:i + protocol.FRAME_BYTES] for i in range(0, nbytes, protocol.FRAME_BYTES)]
+    flat = np.empty_like(payload).view(np.uint8)
+
+    def step():
+        sock.send_multipart(frames, copy=False)
+        if not sock.poll(30_000):
+            raise TimeoutError(f"raw echo at {addr} did not answer within 30 s")
+        offset = 0
+        for frame in sock.recv_multipart(copy=False):
+            view = np.frombuffer(frame.buffer, np.uint8)
+            flat[offset:offset + view.size] = view
+            offset += view.size
+
+    try:
+        return timed(step, reps)
+    finally:
+        sock.send(b"stop")
+        sock.poll(5000)
+        proc.wait(10)
+        sock.close()
+
+
+def start_servers(count: int, mode: str, keys: str | None) -> tuple[list, list[str]]:
+    addrs = [f"tcp://127.0.0.1:{free_port()}" for _ in range(count)]
+    procs = []
+    for rank in range(count):
+        env = child_env(DISTFLOW_RANK=str(rank), DISTFLOW_PS_ADDRS=",".join(addrs),
+                        DISTFLOW_STRATEGY=mode, DISTFLOW_NUM_WORKERS="2" if mode == "sync"
+                        else "1", DISTFLOW_KEYS=keys or "", DISTFLOW_HEARTBEAT_TIMEOUT="60")
+        procs.append(subprocess.Popen([sys.executable, "-m", "distflow.distribute.server"],
+                                      env=env))
+    return procs, addrs
+
+
+def bench_push_pull(nbytes: int, reps: int, servers: int = 1, mode: str = "async",
+                    keys: str | None = None) -> float:
+    procs, addrs = start_servers(servers, mode, keys)
+    n = nbytes // 16
+    params = {f"layer{i}/kernel": np.ones(n, np.float32) for i in range(4)}
+    grads = {name: np.full(n, 0.5, np.float32) for name in params}
+    peer = None
+    if mode == "sync":  # the second worker pushes in lockstep: warm-ups + reps steps
+        peer = subprocess.Popen([sys.executable, "-c", PEER, ",".join(addrs), str(n),
+                                 str(reps + 2)], env=child_env())
+    client = PSClient(addrs, worker_id=0, timeout=60.0, keys_dir=keys, retries=0)
+    try:
+        client.init(params, SGD_LR0, out=params)
+        return timed(lambda: client.push_pull(grads, out=params), reps)
+    finally:
+        if peer is not None:
+            peer.wait(60)
+        client.shutdown()
+        client.close(leave=False)
+        for proc in procs:
+            proc.wait(30)
+
+
+def reps_for(nbytes: int, quick: bool) -> int:
+    base = max(7, min(400, int(2.5e7 / max(nbytes, 1))))
+    return max(5, base // 4) if quick else base
+
+
+def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
+    row = {"size": label, "bytes": nbytes, "reps": reps}
+    row["raw_ms"] = bench_raw(nbytes, reps) * 1e3
+    row["async1_ms"] = bench_push_pull(nbytes, reps) * 1e3
+    row["async2_ms"] = bench_push_pull(nbytes, reps, servers=2) * 1e3
+    row["sync2w_ms"] = bench_push_pull(nbytes, reps, mode="sync") * 1e3
+    if label in CURVE_SIZES:
+        row["curve_ms"] = bench_push_pull(nbytes, reps, keys=keys) * 1e3
+    for key in ("async1", "async2", "sync2w", "curve"):
+        if f"{key}_ms" in row:
+            row[f"{key}_x_raw"] = row[f"{key}_ms"] / row["raw_ms"]
+    row["raw_GBps"] = 2 * nbytes / row["raw_ms"] / 1e6
+    row["async1_GBps"] = 2 * nbytes / row["async1_ms"] / 1e6
+    if "curve_ms" in row:
+        row["curve_cost"] = row["curve_ms"] / row["async1_ms"]
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'async2':>8} {'x raw':>6} "
+            f"{'sync2w':>8} {'x raw':>6} {'CURVE':>8} {'x plain':>7} {'raw GB/s':>8} "
+            f"{'p_p GB/s':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        curve = (f"{r['curve_ms']:8.3f} {r['curve_cost']:7.2f}" if "curve_ms" in r
+                 else f"{'-':>8} {'-':>7}")
+        print(f"{r['size']:>5} {r['raw_ms']:8.3f} {r['async1_ms']:8.3f} "
+              f"{r['async1_x_raw']:6.2f} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
+              f"{r['sync2w_ms']:8.3f} {r['sync2w_x_raw']:6.2f} {curve} "
+              f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help=f"comma-separated subset of {list(SIZES)}")
+    args = parser.parse_args()
+    labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in labels if s not in SIZES]
+    if unknown:
+        parser.error(f"--sizes must name sizes among {list(SIZES)}. Received: {unknown}")
+    with tempfile.TemporaryDirectory() as keys:
+        transport.generate_keys(keys, 2)
+        rows = [measure(label, SIZES[label], reps_for(SIZES[label], args.quick), keys)
+                for label in labels]
+    print_table(rows)
+    summary = {"bench": "ps_push_pull", "rows": rows,
+               "targets": {"async1_x_raw_max_1MB_up": 1.25, "async1_x_raw_max_64KB": 2.0}}
+    print(json.dumps(summary, default=lambda x: round(x, 4)))
+
+
+if __name__ == "__main__":
+    main()
