@@ -569,6 +569,8 @@ def _round_trip_cases():
         (layers.UpSampling2D((2, 1)), img),
         (layers.Identity(), vec),
         (layers.Masking(0.5), seq),
+        (layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 1.0, 0.25]), seq),
+        (layers.Normalization(axis=None, invert=True), img),
         (layers.TimeDistributed(layers.Dense(2, activation="relu")), seq),
         (layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="sum"), seq),
         (layers.Bidirectional(layers.LSTM(2, return_state=True)), seq),
@@ -738,3 +740,26 @@ def test_layer_input_and_output_in_a_functional_graph():
     hidden(keras.Input(shape=(4,)))
     with pytest.raises(AttributeError, match="called 2 times"):
         _ = hidden.output
+
+
+def test_normalization_adapts_to_data_and_inverts():
+    data = (rand(500, 3) * np.array([1.0, 10.0, 0.1]) + np.array([5.0, -2.0, 0.0])).astype(
+        np.float32)
+    layer = layers.Normalization()
+    layer.adapt(data)
+    np.testing.assert_allclose(layer.mean.numpy(), data.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.variance.numpy(), data.var(axis=0), rtol=1e-4)
+    out = layer(data).numpy()
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=0), 1.0, rtol=1e-4)
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 2
+    batched = layers.Normalization()
+    batched.adapt(data[i:i + 64] for i in range(0, 500, 64))  # an iterable of batches
+    np.testing.assert_allclose(batched.mean.numpy(), layer.mean.numpy(), rtol=1e-5)
+    inverse = layers.Normalization(mean=layer.mean.numpy(), variance=layer.variance.numpy(),
+                                   invert=True)
+    np.testing.assert_allclose(inverse(out).numpy(), data, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="both `mean` and `variance`"):
+        layers.Normalization(mean=1.0)
+    with pytest.raises(ValueError, match="adapt\\(\\) would overwrite"):
+        inverse.adapt(data)

@@ -185,11 +185,12 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: Any, **kwargs: Any):
         super().__init__(**kwargs)
-        target = tuple(int(s) for s in target_shape)
+        target = tuple(s if isinstance(s, int | np.integer) else 0 for s in target_shape)
         if sum(s == -1 for s in target) > 1 or any(s == 0 or s < -1 for s in target):
-            raise ValueError("`target_shape` must hold positive ints and at most one -1. "
+            raise ValueError("`target_shape` must hold positive ints and at most one -1 "
+                             "(without the batch dimension). "
                              f"Received: target_shape={tuple(target_shape)}")
-        self.target_shape = target
+        self.target_shape = tuple(int(s) for s in target)
 
     def call(self, inputs: Tensor) -> Tensor:
         out_shape = self.compute_output_shape(inputs.shape)

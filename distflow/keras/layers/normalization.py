@@ -1,4 +1,4 @@
-"""BatchNormalization and LayerNormalization."""
+"""BatchNormalization, LayerNormalization and the preprocessing Normalization."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import serialize_or_none
 from distflow.tensor import Tensor
 
-__all__ = ["BatchNormalization", "LayerNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "Normalization"]
 
 
 def _axes(axis: Any) -> list[int]:
@@ -178,3 +178,97 @@ class LayerNormalization(_Normalization):
         mean, variance = nn.moments(inputs, self._axes, keepdims=True)
         return nn.batch_normalization(inputs, mean, variance, self._param(self.beta),
                                       self._param(self.gamma), self.epsilon)
+
+
+class Normalization(Layer):
+    """Feature-wise standardisation with statistics from `adapt(data)` or given constants.
+
+    Output is `(x - mean) / max(sqrt(variance), 1e-7)` (or the inverse with
+    `invert=True`). `mean` and `variance` are non-trainable weights set by `adapt`.
+
+    Args:
+        axis: axis or axes that keep separate statistics (default -1, the features);
+            None for one scalar mean and variance.
+        mean: optional constant mean (then `variance` is required and `adapt` is not).
+        variance: optional constant variance.
+        invert: undo the normalisation instead.
+        **kwargs: base `Layer` arguments.
+    """
+
+    _EPSILON = 1e-7
+
+    def __init__(self, axis: Any = -1, mean: Any = None, variance: Any = None,
+                 invert: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        if (mean is None) != (variance is None):
+            raise ValueError("When setting values directly, both `mean` and `variance` must "
+                             f"be set. Received: mean={mean} and variance={variance}")
+        self.axis = [] if axis is None else _axes(axis)
+        self.invert = bool(invert)
+        self.input_mean, self.input_variance = mean, variance
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        rank = len(input_shape)
+        self._axes = _resolve_axes(self.axis, rank, self.name) if self.axis else []
+        if any(input_shape[a] is None for a in self._axes):
+            raise ValueError(f'Layer "{self.name}": the kept axes {self.axis} need known sizes. '
+                             f"Received: input_shape={tuple(input_shape)}")
+        self._broadcast = tuple(input_shape[i] if i in self._axes else 1 for i in range(rank))
+        shape = tuple(input_shape[a] for a in self._axes)
+        if self.input_mean is not None:
+            self.mean = self._constant(self.input_mean, shape)
+            self.variance = self._constant(self.input_variance, shape)
+        else:
+            self.mean = self.add_weight("mean", shape, "zeros", trainable=False)
+            self.variance = self.add_weight("variance", shape, "ones", trainable=False)
+
+    def _constant(self, value: Any, shape: tuple) -> Tensor:
+        arr = np.broadcast_to(np.asarray(value, dtype=self.dtype), shape)
+        return Tensor._wrap(np.array(arr))
+
+    def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
+        """Computes `mean` and `variance` from `data` (an array or an iterable of batches)."""
+        if self.input_mean is not None:
+            raise ValueError(f'Layer "{self.name}" was given mean and variance: adapt() would '
+                             "overwrite them. Create it without mean/variance to adapt.")
+        batches = [np.asarray(data)] if hasattr(data, "shape") or isinstance(
+            data, list) else (np.asarray(getattr(b, "value", b)) for b in data)
+        total = total_sq = None
+        count = 0
+        for i, batch in enumerate(batches):
+            if steps is not None and i >= steps:
+                break
+            batch = batch.astype(np.float64)
+            if not self.built:
+                self.build((None, *batch.shape[1:]))
+            reduce = tuple(a for a in range(batch.ndim) if a not in self._axes)
+            part, part_sq = batch.sum(axis=reduce), np.square(batch).sum(axis=reduce)
+            total = part if total is None else total + part
+            total_sq = part_sq if total_sq is None else total_sq + part_sq
+            count += batch.size // max(part.size, 1)
+        if not count:
+            raise ValueError(f'Layer "{self.name}": adapt() received no data.')
+        mean = total / count
+        self.mean.assign(mean.reshape(self.mean.shape))
+        self.variance.assign(np.maximum(total_sq / count - mean ** 2, 0).reshape(
+            self.variance.shape))
+
+    def call(self, inputs: Tensor) -> Tensor:
+        mean = ops.reshape(self.mean, self._broadcast)
+        std = ops.maximum(ops.sqrt(ops.reshape(self.variance, self._broadcast)), self._EPSILON)
+        if inputs.dtype.kind != "f":
+            inputs = ops.cast(inputs, self.dtype)
+        if self.invert:
+            return ops.add(ops.multiply(inputs, std), mean)
+        return ops.divide(ops.subtract(inputs, mean), std)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            return None if value is None else np.asarray(value, dtype=np.float64).tolist()
+        axis = None if not self.axis else self.axis[0] if len(self.axis) == 1 else self.axis
+        return {**super().get_config(), "axis": axis, "invert": self.invert,
+                "mean": plain(self.input_mean), "variance": plain(self.input_variance)}
