@@ -449,3 +449,14 @@ def test_gradient_tape_custom_loop_on_a_model():
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         first = float(loss) if first is None else first
     assert float(loss) < first
+
+
+def test_input_argument_errors():
+    with pytest.raises(ValueError, match="needs a `shape`"):
+        Input()
+    with pytest.raises(ValueError, match="non-negative"):
+        Input(shape=(-2,))
+    with pytest.raises(ValueError, match="batch_size=0"):
+        Input(shape=(2,), batch_size=0)
+    assert Input(shape=5).shape == (None, 5)
+    assert Input(batch_shape=(4, 2)).shape == (4, 2)

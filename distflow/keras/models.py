@@ -1130,7 +1130,7 @@ class Model(Layer):
         """The architecture as a JSON string (`models.model_from_json` reads it)."""
         from distflow.keras import saving
 
-        return json.dumps(saving.serialize_model(self), **kwargs)
+        return json.dumps(saving.serialize_model(self), default=saving._json_default, **kwargs)
 
     def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
         """Saves architecture, weights, compile and optimizer state to a `.keras` file."""

@@ -272,11 +272,21 @@ def save_model(model: Any, filepath: Any, overwrite: bool = True, zipped: bool |
     _check_suffix(path, (".keras",), "saving a model")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False.")
-    config = json.dumps(serialize_model(model), indent=1)
+    config = json.dumps(serialize_model(model), indent=1, default=_json_default)
     tensors, metadata = _weight_tensors(model, include_optimizer)
     weights = serialization.dumps(tensors, metadata)
     _write_archive(path, {_METADATA: json.dumps(_metadata()).encode(),
                           _CONFIG: config.encode(), _WEIGHTS: weights})
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy scalars and arrays in configs become plain JSON numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} in the model config is not JSON "
+                    f"serializable: {value!r}. Layers' get_config() must return plain values.")
 
 
 def _metadata() -> dict[str, Any]:
