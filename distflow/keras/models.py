@@ -928,6 +928,8 @@ class Model(Layer):
     def _prepare_arrays(self, x: Any, y: Any, sample_weight: Any, class_weight: Any,
                         method: str) -> tuple[Any, Any, Any]:
         x, y = _to_arrays(x), _to_arrays(y)
+        if isinstance(x, list) and len(x) == 1:  # [x] for a single-input model, as Keras
+            x = x[0]
         sample_weight = None if sample_weight is None else _to_array(sample_weight)
         if y is None and self.loss is not None and method != "predict":
             raise ValueError(f"Target data is missing. Your model was compiled with "
