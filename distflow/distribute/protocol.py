@@ -1,11 +1,13 @@
 """The distflow parameter-server wire protocol (version 1), documented in docs/protocol.md.
 
-A message is a list of frames: one msgpack header frame followed by the raw bytes
-of each tensor, a tensor of more than `FRAME_BYTES` bytes being cut into several
-frames (large single frames are slow to receive). This module is pure: it turns
-headers and NumPy arrays into frames and back, and validates what it decodes. It
-never imports zmq; the transport hands it objects exposing the buffer protocol, and
-decoded arrays are `np.frombuffer` views on them (no copy).
+A message is a list of frames: one msgpack header frame, then one pack frame
+holding every tensor under `PACK_BYTES` back to back (8-byte aligned), then the
+raw bytes of each larger tensor, cut into frames of at most `FRAME_BYTES`
+(large single frames are slow to receive). Data is little-endian, C order.
+This module is pure: it turns headers and NumPy arrays into frames and back,
+and validates what it decodes. It never imports zmq; the transport hands it
+objects exposing the buffer protocol, and decoded arrays are `np.frombuffer`
+views on them (no copy).
 """
 
 from __future__ import annotations
