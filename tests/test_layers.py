@@ -221,6 +221,31 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d(kernel, stride, padding, dila
     np.testing.assert_allclose(np.sum(out * y), np.sum(x * forward), rtol=1e-10)
 
 
+@pytest.mark.parametrize("padding,stride", [("same", 1), ("valid", 2)])
+def test_depthwise_and_separable_conv_match_per_channel_loops(padding, stride):
+    x = rand(2, 6, 5, 3)
+    depthwise = layers.DepthwiseConv2D(3, strides=stride, padding=padding, depth_multiplier=2,
+                                       bias_initializer="random_normal")
+    out = depthwise(x).numpy()
+    kernel, bias = depthwise.get_weights()
+    assert kernel.shape == (3, 3, 3, 2)
+    for c in range(3):
+        for j in range(2):
+            expected = conv2d_reference(x[..., c:c + 1].astype(np.float64),
+                                        kernel[:, :, c:c + 1, j:j + 1], bias[c * 2 + j],
+                                        stride, padding)
+            np.testing.assert_allclose(out[..., c * 2 + j:c * 2 + j + 1], expected,
+                                       rtol=1e-4, atol=1e-5)
+    separable = layers.SeparableConv2D(4, 3, strides=stride, padding=padding,
+                                       depth_multiplier=2, bias_initializer="random_normal")
+    got = separable(x).numpy()
+    dw, pw, b = separable.get_weights()
+    assert pw.shape == (1, 1, 6, 4) and b.shape == (4,)
+    depthwise.set_weights([dw, np.zeros(6, np.float32)])
+    np.testing.assert_allclose(got, depthwise(x).numpy() @ pw[0, 0] + b, rtol=1e-4, atol=1e-5)
+    assert separable.compute_output_shape((None, 6, 5, 3)) == (None, *got.shape[1:])
+
+
 def test_conv2d_argument_errors():
     with pytest.raises(ValueError, match="dilation_rate > 1"):
         layers.Conv2D(2, 3, strides=2, dilation_rate=2)
@@ -497,13 +522,15 @@ def _swap_weights(owner, names, layer, training=False):
                            dtype="float64"), (2, 5, 5, 3)),
     (lambda: layers.Conv2DTranspose(2, 3, strides=2, padding="same", dtype="float64"),
      (1, 3, 3, 2)),
+    (lambda: layers.DepthwiseConv2D(2, depth_multiplier=2, dtype="float64"), (1, 4, 4, 2)),
 ])
 def test_gradients_through_kernel_layers(make, shape):
     layer = make()
     x = rand(*shape, dtype=np.float64)
     layer(x)
-    f = _swap_weights(layer, ["kernel", "bias"], layer)
-    check_grads(f, [x, layer.kernel.numpy(), layer.bias.numpy()])
+    kernel = "depthwise_kernel" if hasattr(layer, "depthwise_kernel") else "kernel"
+    f = _swap_weights(layer, [kernel, "bias"], layer)
+    check_grads(f, [x, getattr(layer, kernel).numpy(), layer.bias.numpy()])
 
 
 def test_gradients_through_batch_normalization_in_training():
@@ -540,6 +567,8 @@ def _round_trip_cases():
         (layers.Conv2D(2, (3, 2), strides=(1, 2), padding="same", activation="elu"), img),
         (layers.Conv1D(2, 2, padding="causal", dilation_rate=2), seq),
         (layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"), img),
+        (layers.DepthwiseConv2D(2, depth_multiplier=3, depthwise_regularizer="l1"), img),
+        (layers.SeparableConv2D(4, 3, padding="same", pointwise_regularizer="l2"), img),
         (layers.MaxPooling2D(3, strides=1, padding="same"), img),
         (layers.AveragePooling2D(2), img),
         (layers.MaxPooling1D(2), seq),

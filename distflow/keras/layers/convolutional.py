@@ -1,9 +1,12 @@
-"""Convolution layers: Conv2D (NHWC inputs, HWIO kernels), Conv1D and Conv2DTranspose."""
+"""Convolution layers: Conv2D (NHWC inputs, HWIO kernels), Conv1D, Conv2DTranspose,
+DepthwiseConv2D and SeparableConv2D."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from distflow import nn, ops
 from distflow.keras import activations, initializers, regularizers
@@ -11,8 +14,8 @@ from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import positive_int, serialize_or_none
 from distflow.tensor import Tensor
 
-__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
-           "Convolution2DTranspose"]
+__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+           "Convolution1D", "Convolution2D", "Convolution2DTranspose", "SeparableConvolution2D"]
 
 
 def normalize_tuple(value: Any, n: int, name: str) -> tuple[int, ...]:
@@ -243,4 +246,113 @@ class Conv2DTranspose(Conv2D):
         return {**super().get_config(), "output_padding": None}
 
 
+class DepthwiseConv2D(Conv2D):
+    """Convolves each input channel with its own `depth_multiplier` filters (no mixing).
+
+    Output channel `c * depth_multiplier + j` is channel c convolved with
+    `depthwise_kernel[:, :, c, j]`; the kernel has shape (kh, kw, in, depth_multiplier).
+    Computed as one conv2d with a block-diagonal kernel, so strides, padding and
+    dilation behave exactly as in Conv2D.
+    """
+
+    def __init__(self, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 depth_multiplier: int = 1, data_format: str | None = None,
+                 dilation_rate: Any = 1, activation: Any = None, use_bias: bool = True,
+                 depthwise_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 depthwise_regularizer: Any = None, bias_regularizer: Any = None,
+                 **kwargs: Any):
+        super().__init__(1, kernel_size, strides, padding, data_format, dilation_rate,
+                         activation, use_bias, depthwise_initializer, bias_initializer,
+                         depthwise_regularizer, bias_regularizer, **kwargs)
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier")
+
+    def build(self, input_shape: Any) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f'Layer "{self.name}": the channel dimension of the inputs should '
+                             f"be defined. Received: input_shape={tuple(input_shape)}")
+        self.depthwise_kernel = self.add_weight(
+            "depthwise_kernel", (*self.kernel_size, channels, self.depth_multiplier),
+            self.kernel_initializer, self.kernel_regularizer)
+        out_channels = self._build_pointwise(channels * self.depth_multiplier)
+        self.bias = (self.add_weight("bias", (out_channels,), self.bias_initializer,
+                                     self.bias_regularizer) if self.use_bias else None)
+        self.input_spec = InputSpec(ndim=4, axes={-1: channels})
+
+    def _build_pointwise(self, depth: int) -> int:
+        """Creates any weights between the depthwise kernel and the bias; returns the
+        number of output channels."""
+        return depth
+
+    def depthwise(self, inputs: Tensor) -> Tensor:
+        """The depthwise convolution (no bias)."""
+        kh, kw, channels, mult = self.depthwise_kernel.shape
+        eye = Tensor._wrap(np.eye(channels, dtype=self.dtype)[None, None, :, :, None])
+        blocks = ops.multiply(ops.reshape(self.depthwise_kernel, (kh, kw, channels, 1, mult)),
+                              eye)  # (kh, kw, in, in, mult), zero off the diagonal
+        kernel = ops.reshape(blocks, (kh, kw, channels, channels * mult))
+        return nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding,
+                         dilations=self.dilation_rate)
+
+    def convolve(self, inputs: Tensor) -> Tensor:
+        """See `depthwise`."""
+        return self.depthwise(inputs)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        shape = Conv2D.compute_output_shape(self, input_shape)
+        channels = tuple(input_shape)[-1]
+        return (*shape[:-1], None if channels is None else channels * self.depth_multiplier)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {k: v for k, v in super().get_config().items() if k not in (
+            "filters", "kernel_initializer", "kernel_regularizer")}
+        return {**config, "depth_multiplier": self.depth_multiplier,
+                "depthwise_initializer": initializers.serialize(self.kernel_initializer),
+                "depthwise_regularizer": serialize_or_none(regularizers,
+                                                           self.kernel_regularizer)}
+
+
+class SeparableConv2D(DepthwiseConv2D):
+    """A depthwise convolution followed by a 1x1 (pointwise) convolution to `filters` channels.
+
+    Weights: `depthwise_kernel` (kh, kw, in, depth_multiplier), `pointwise_kernel`
+    (1, 1, in * depth_multiplier, filters) and `bias` (filters,).
+    """
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1,
+                 padding: str = "valid", data_format: str | None = None,
+                 dilation_rate: Any = 1, depth_multiplier: int = 1, activation: Any = None,
+                 use_bias: bool = True, depthwise_initializer: Any = "glorot_uniform",
+                 pointwise_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 depthwise_regularizer: Any = None, pointwise_regularizer: Any = None,
+                 bias_regularizer: Any = None, **kwargs: Any):
+        super().__init__(kernel_size, strides, padding, depth_multiplier, data_format,
+                         dilation_rate, activation, use_bias, depthwise_initializer,
+                         bias_initializer, depthwise_regularizer, bias_regularizer, **kwargs)
+        self.filters = positive_int(filters, "filters")
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+
+    def _build_pointwise(self, depth: int) -> int:
+        self.pointwise_kernel = self.add_weight("pointwise_kernel", (1, 1, depth, self.filters),
+                                                self.pointwise_initializer,
+                                                self.pointwise_regularizer)
+        return self.filters
+
+    def convolve(self, inputs: Tensor) -> Tensor:
+        """Depthwise, then pointwise."""
+        return nn.conv2d(self.depthwise(inputs), self.pointwise_kernel, strides=1,
+                         padding="valid")
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return (*DepthwiseConv2D.compute_output_shape(self, input_shape)[:-1], self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters,
+                "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+                "pointwise_regularizer": serialize_or_none(regularizers,
+                                                           self.pointwise_regularizer)}
+
+
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D
