@@ -209,7 +209,7 @@ def test_evaluate_predict_and_batch_methods():
     assert model.metrics_names == ["loss", "mae", "mse"]
     pred = model.predict(x, batch_size=7, verbose=0)
     assert pred.shape == (50, 1)
-    np.testing.assert_allclose(pred, model.predict_on_batch(x), rtol=1e-6)
+    np.testing.assert_allclose(pred, model.predict_on_batch(x), rtol=1e-5, atol=1e-6)
     kernel0, b0, kernel1, b1 = model.get_weights()
     np.testing.assert_allclose(pred, (x @ kernel0 + b0) @ kernel1 + b1, rtol=1e-5, atol=1e-6)
     results = model.evaluate(x, y, batch_size=7, verbose=0, return_dict=True)
@@ -460,3 +460,14 @@ def test_input_argument_errors():
         Input(shape=(2,), batch_size=0)
     assert Input(shape=5).shape == (None, 5)
     assert Input(batch_shape=(4, 2)).shape == (4, 2)
+
+
+def test_build_without_arguments_when_the_input_is_known():
+    model = Sequential([Input(shape=(3,)), layers.Dense(2)])
+    model.build()
+    assert model.built and model.count_params() == 8
+    lazy = Sequential([layers.Dense(2)])
+    lazy.build((None, 5))
+    assert lazy.input_shape == (None, 5) and lazy.count_params() == 12
+    with pytest.raises(ValueError, match="input_shape"):
+        Sequential([layers.Dense(2)]).build()

@@ -570,9 +570,9 @@ class Model(Layer):
                                  f"layer: expected shape={t.shape}, found shape={shape}")
         return flat
 
-    def build(self, input_shape: Any = None) -> None:
+    def _build_model(self, input_shape: Any = None) -> None:
         """Builds a subclassed model by running `call` once on zeros of `input_shape`."""
-        if self._graph is not None:
+        if self._graph is not None or self.built:
             return
         if input_shape is None:
             raise ValueError(f"Model '{self.name}' cannot be built without an input shape. "
@@ -584,6 +584,8 @@ class Model(Layer):
         params, var_kw = _call_parameters(type(self).call)
         kwargs = {"training": False} if "training" in params or var_kw else {}
         self.call(dummy, **kwargs)
+        self._build_input_shape = input_shape
+        self.built = True
 
     def _ensure_built(self, batches: Any) -> None:
         if not self.built:
@@ -1247,7 +1249,7 @@ class Sequential(Model):
         self.built = True
         self._build_input_shape = self._input_tensor.shape
 
-    def build(self, input_shape: Any = None) -> None:
+    def _build_sequential(self, input_shape: Any = None) -> None:
         """Builds the model for inputs of `input_shape` (batch dimension first)."""
         if self._input_tensor is None:
             if input_shape is None:
@@ -1301,6 +1303,13 @@ class Sequential(Model):
         if self._input_tensor is None:
             return None
         return {"input_shape": list(self._input_tensor.shape)}
+
+
+# Assigned after the class bodies on purpose: `Layer.__init_subclass__` wraps a `build`
+# defined in a class body with a wrapper that requires `input_shape`, while Keras lets a
+# model with a known input be built with `model.build()`. These set `built` themselves.
+Model.build = Model._build_model  # type: ignore[method-assign]
+Sequential.build = Sequential._build_sequential  # type: ignore[method-assign]
 
 
 def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool = True,
