@@ -9,7 +9,11 @@ gradients sent, never copied from the server's output.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -594,3 +598,40 @@ def test_stats_are_logged_periodically(servers, caplog):
                 "live_workers=[0]", "dead_workers=", "staleness=", "last_checkpoint="):
         assert key in line
     assert server.version == 1
+
+
+# ---------------------------------------------------------------- process entry
+
+def test_the_server_process_takes_flags_over_the_environment():
+    from test_ps_client import _free_port  # here: test_ps_client imports this module
+
+    port = _free_port()
+    env = {**os.environ, "DISTFLOW_STRATEGY": "mirrored", "DISTFLOW_RANK": "0",
+           "DISTFLOW_PS_ADDRS": "tcp://127.0.0.1:1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "distflow.distribute.server", "--address",
+                             f"tcp://127.0.0.1:{port}", "--mode", "async", "--shard", "3",
+                             "--max-staleness", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        with PSClient([f"tcp://127.0.0.1:{port}"], worker_id=0, timeout=20) as client:
+            hello = client.hello()[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert (hello["mode"], hello["shard"]) == ("async", 3)
+    assert proc.returncode == 0, out
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["--mode", "bogus"], {}, "mode='bogus'"),
+    (["--num-workers", "0"], {}, "num_workers=0"),
+    ([], {"DISTFLOW_HEARTBEAT_TIMEOUT": "soon"}, "DISTFLOW_HEARTBEAT_TIMEOUT"),
+    ([], {"DISTFLOW_RANK": "2", "DISTFLOW_PS_ADDRS": "tcp://127.0.0.1:1"}, "DISTFLOW_RANK=2"),
+    (["--keys", "/nonexistent-keys"], {}, "python -m distflow.keys generate"),
+])
+def test_bad_server_settings_exit_2_naming_the_problem(args, env, message):
+    done = subprocess.run([sys.executable, "-m", "distflow.distribute.server",
+                           "--address", "tcp://127.0.0.1:0", *args],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr

@@ -104,6 +104,13 @@ class ServerConfig:
         if self.max_staleness is not None and self.max_staleness < 0:
             raise ValueError(f"`max_staleness` must be None or an int >= 0. "
                              f"Received: max_staleness={self.max_staleness!r}")
+        for name, least in (("num_workers", 1), ("checkpoint_every", 0), ("shard", 0),
+                            ("keep_checkpoints", 1), ("max_tensors", 1),
+                            ("max_message_bytes", 1), ("poll_ms", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"`{name}` must be an int >= {least}. "
+                                 f"Received: {name}={value!r}")
 
 
 @dataclass
@@ -760,7 +767,8 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     DISTFLOW_RANK is the shard id, DISTFLOW_PS_ADDRS[rank] gives the port,
     DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
     DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
-    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT and DISTFLOW_KEYS.
+    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS,
+    DISTFLOW_STATS_INTERVAL and DISTFLOW_NONFINITE.
     """
     env = dict(os.environ if environ is None else environ)
     rank = _env_int(env, "DISTFLOW_RANK", 0)
@@ -776,11 +784,12 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
         mode=env.get("DISTFLOW_STRATEGY", "mirrored") or "mirrored",
         num_workers=_env_int(env, "DISTFLOW_NUM_WORKERS", 1),
         max_staleness=int(staleness) if staleness else None,
-        heartbeat_timeout=float(env.get("DISTFLOW_HEARTBEAT_TIMEOUT", "") or 30.0),
+        heartbeat_timeout=_env_float(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0),
         checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
         checkpoint_every=_env_int(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
         keys_dir=env.get("DISTFLOW_KEYS") or None,
-        stats_interval=float(env.get("DISTFLOW_STATS_INTERVAL", "") or 60.0),
+        stats_interval=_env_float(env, "DISTFLOW_STATS_INTERVAL", 60.0),
+        nonfinite=env.get("DISTFLOW_NONFINITE", "").strip() or "reject",
     )
 
 
@@ -793,14 +802,58 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
                          f"Received: {raw!r}") from None
 
 
-def main() -> int:
-    """Process entry point: serve until SIGTERM/SIGINT, checkpoint, exit 0."""
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"Environment variable {name} must be a number. "
+                         f"Received: {raw!r}") from None
+
+
+_FLAGS = (  # flag, type, help; each overrides the environment
+    ("--address", str, "tcp://host:port to bind (port 0: any free port)"),
+    ("--shard", int, "this server's shard id"),
+    ("--mode", str, "sync (alias mirrored) or async"),
+    ("--num-workers", int, "sync: workers expected"),
+    ("--max-staleness", int, "async: drop gradients staler than this"),
+    ("--heartbeat-timeout", float, "seconds of silence before a worker is dead"),
+    ("--checkpoint-dir", str, "checkpoints go to DIR/ps-<shard>/"),
+    ("--checkpoint-every", int, "checkpoint every N versions (0: on shutdown only)"),
+    ("--keep-checkpoints", int, "checkpoint files kept"),
+    ("--keys", str, "CURVE key directory (python -m distflow.keys generate DIR)"),
+    ("--nonfinite", str, "reject or skip gradients holding NaN/inf"),
+    ("--max-tensors", int, "most tensors per message"),
+    ("--max-message-bytes", int, "largest message accepted"),
+    ("--max-frame-bytes", int, "largest frame (libzmq MAXMSGSIZE)"),
+    ("--stats-interval", float, "seconds between stats log lines (0: never)"),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line overrides of `config_from_env` (only the flags given)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m distflow.distribute.server",
+        description="A distflow parameter server. Settings come from the launcher's "
+                    "DISTFLOW_* environment (see docs/architecture.md); flags override it.")
+    for flag, kind, text in _FLAGS:
+        parser.add_argument(flag, type=kind, default=None, help=text)
+    args = vars(parser.parse_args(argv))
+    renames = {"keys": "keys_dir"}
+    return {renames.get(k, k): v for k, v in args.items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Process entry point: serve until SIGTERM/SIGINT or `shutdown`, checkpoint, exit 0."""
+    overrides = parse_args(argv)
     logging.basicConfig(level=os.environ.get("DISTFLOW_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        server = ParameterServer(config_from_env())
-    except (ValueError, transport.TransportError) as exc:
+        server = ParameterServer(config_from_env(), **overrides)
+    except (ValueError, TypeError, transport.TransportError) as exc:
         print(f"distflow parameter server: {exc}", file=sys.stderr)
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
