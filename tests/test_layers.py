@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import distflow as df
-from distflow.keras import layers, regularizers
+from distflow.keras import initializers, layers, regularizers
 from distflow.tensor import reset_names
 from distflow.test_util import check_grads
 
@@ -600,6 +600,13 @@ def _round_trip_cases():
         (layers.Masking(0.5), seq),
         (layers.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 1.0, 0.25]), seq),
         (layers.Normalization(axis=None, invert=True), img),
+        (layers.PReLU(alpha_initializer="random_uniform", shared_axes=[1, 2]), img),
+        (layers.ActivityRegularization(l1=0.1, l2=0.2), vec),
+        (layers.ZeroPadding1D((2, 1)), seq),
+        (layers.Cropping1D((1, 2)), seq),
+        (layers.UpSampling1D(3), seq),
+        (layers.RandomFlip("horizontal", seed=4), img),
+        (layers.CategoryEncoding(6, output_mode="count"), ids),
         (layers.TimeDistributed(layers.Dense(2, activation="relu")), seq),
         (layers.Bidirectional(layers.GRU(2, return_sequences=True), merge_mode="sum"), seq),
         (layers.Bidirectional(layers.LSTM(2, return_state=True)), seq),
@@ -792,3 +799,66 @@ def test_normalization_adapts_to_data_and_inverts():
         layers.Normalization(mean=1.0)
     with pytest.raises(ValueError, match="adapt\\(\\) would overwrite"):
         inverse.adapt(data)
+
+
+# ------------------------------------------------------------ small layers
+
+
+def test_prelu_learns_a_slope_per_channel():
+    layer = layers.PReLU(alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2])
+    x = rand(2, 3, 3, 4)
+    out = layer(x).numpy()
+    assert layer.alpha.shape == (1, 1, 4)
+    np.testing.assert_allclose(out, np.where(x > 0, x, 0.25 * x), rtol=1e-6)
+
+
+def test_activity_regularization_layer_is_identity_with_a_loss():
+    layer = layers.ActivityRegularization(l1=0.1, l2=0.5)
+    x = rand(4, 3)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+    expected = (0.1 * np.abs(x).sum() + 0.5 * (x ** 2).sum()) / 4
+    np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-5)
+
+
+def test_dot_layer():
+    a, b = rand(2, 3), rand(2, 3)
+    np.testing.assert_allclose(layers.Dot(axes=1)([a, b]).numpy(),
+                               (a * b).sum(axis=1, keepdims=True), rtol=1e-5)
+    cosine = layers.Dot(axes=1, normalize=True)([a, b]).numpy()[:, 0]
+    expected = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    np.testing.assert_allclose(cosine, expected, rtol=1e-5)
+    x, y = rand(2, 4, 3), rand(2, 5, 3)
+    layer = layers.Dot(axes=2)
+    np.testing.assert_allclose(layer([x, y]).numpy(), np.einsum("bmn,bpn->bmp", x, y),
+                               rtol=1e-5, atol=1e-6)
+    assert layer.compute_output_shape([(None, 4, 3), (None, 5, 3)]) == (None, 4, 5)
+
+
+def test_one_dimensional_padding_cropping_upsampling():
+    x = rand(2, 4, 3)
+    np.testing.assert_array_equal(layers.ZeroPadding1D((1, 2))(x).numpy(),
+                                  np.pad(x, ((0, 0), (1, 2), (0, 0))))
+    np.testing.assert_array_equal(layers.Cropping1D((1, 1))(x).numpy(), x[:, 1:3])
+    np.testing.assert_array_equal(layers.UpSampling1D(2)(x).numpy(), np.repeat(x, 2, axis=1))
+
+
+def test_random_flip_only_in_training_and_flips_whole_images():
+    images = rand(32, 3, 4, 2)
+    layer = layers.RandomFlip("horizontal", seed=0)
+    np.testing.assert_array_equal(layer(images).numpy(), images)
+    out = layer(images, training=True).numpy()
+    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept)) and 0 < sum(flipped) < 32
+
+
+def test_category_encoding_modes():
+    ids = np.array([[1, 3, 3], [0, 0, 2]])
+    counts = layers.CategoryEncoding(4, output_mode="count")(ids).numpy()
+    np.testing.assert_array_equal(counts, [[0, 1, 0, 2], [2, 0, 1, 0]])
+    multi = layers.CategoryEncoding(4)(ids).numpy()
+    np.testing.assert_array_equal(multi, counts > 0)
+    one = layers.CategoryEncoding(3, output_mode="one_hot")(np.array([2, 0])).numpy()
+    np.testing.assert_array_equal(one, [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 4\)"):
+        layers.CategoryEncoding(4)(np.array([[4]]))

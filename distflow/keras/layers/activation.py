@@ -1,14 +1,15 @@
-"""Activation layers with parameters: ReLU, LeakyReLU, ELU, Softmax."""
+"""Activation layers with parameters: ReLU, LeakyReLU, ELU, Softmax, PReLU."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from distflow.keras import activations
+from distflow import ops
+from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import Layer
 from distflow.tensor import Tensor
 
-__all__ = ["ReLU", "LeakyReLU", "ELU", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU"]
 
 
 class _Elementwise(Layer):
@@ -79,3 +80,46 @@ class Softmax(_Elementwise):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}
+
+
+class PReLU(_Elementwise):
+    """Leaky ReLU with a learned slope per element: max(x, 0) + alpha * min(x, 0).
+
+    Args:
+        alpha_initializer: initializer of the slopes (default zeros: a plain ReLU).
+        alpha_regularizer: optional penalty on the slopes.
+        shared_axes: input axes (1-based, batch excluded) sharing one slope, e.g.
+            [1, 2] for one slope per channel of NHWC images.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, alpha_initializer: Any = "zeros", alpha_regularizer: Any = None,
+                 shared_axes: Any = None, **kwargs: Any):
+        kwargs.pop("alpha_constraint", None)
+        super().__init__(**kwargs)
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        shared = [] if shared_axes is None else (
+            [shared_axes] if isinstance(shared_axes, int) else list(shared_axes))
+        self.shared_axes = [int(a) for a in shared]
+
+    def build(self, input_shape: Any) -> None:
+        shape = list(tuple(input_shape)[1:])
+        for axis in self.shared_axes:
+            shape[axis - 1] = 1
+        if any(s is None for s in shape):
+            raise ValueError(f'Layer "{self.name}": unknown input dimensions need shared_axes. '
+                             f"Received: input_shape={tuple(input_shape)}")
+        self.alpha = self.add_weight("alpha", tuple(shape), self.alpha_initializer,
+                                     self.alpha_regularizer)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        negative = ops.minimum(inputs, 0.0)
+        return ops.add(ops.relu(inputs), ops.multiply(self.alpha, negative))
+
+    def get_config(self) -> dict[str, Any]:
+        reg = self.alpha_regularizer
+        return {**super().get_config(),
+                "alpha_initializer": initializers.serialize(self.alpha_initializer),
+                "alpha_regularizer": None if reg is None else regularizers.serialize(reg),
+                "shared_axes": self.shared_axes or None}

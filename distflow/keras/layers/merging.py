@@ -1,15 +1,15 @@
-"""Layers that merge a list of tensors (functional models): Concatenate, Add, ..."""
+"""Layers that merge a list of tensors (functional models): Concatenate, Add, Dot, ..."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from distflow import ops
+from distflow import nn, ops
 from distflow.keras.layers.base import Layer
 from distflow.tensor import Tensor
 
-__all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
-           "concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum"]
+__all__ = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
+           "concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "dot"]
 
 
 def _as_list(inputs: Any, layer: Layer, exactly: int | None = None) -> list:
@@ -138,6 +138,68 @@ class Concatenate(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}
+
+
+class Dot(Layer):
+    """Dot product of two batched tensors along `axes` (one per input, or one for both).
+
+    (batch, n) . (batch, n) gives (batch, 1); (batch, m, n) . (batch, p, n) with
+    axes=2 gives (batch, m, p). `normalize=True` gives cosine similarities.
+    """
+
+    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        pair = [axes, axes] if isinstance(axes, int) else list(axes)
+        if len(pair) != 2 or not all(isinstance(a, int) for a in pair):
+            raise ValueError(f"`axes` must be an int or a pair of ints. Received: axes={axes!r}")
+        self.axes, self.normalize = pair, bool(normalize)
+
+    def _resolved_axes(self, ranks: tuple[int, int]) -> tuple[int, int]:
+        axes = tuple(a % r for a, r in zip(self.axes, ranks))
+        if min(ranks) < 2 or max(ranks) > 3 or 0 in axes:
+            raise ValueError(f'Layer "{self.name}" supports inputs of rank 2 or 3 and non-batch '
+                             f"axes. Received ranks {ranks} and axes={self.axes}")
+        return axes
+
+    def call(self, inputs: list[Tensor]) -> Tensor:
+        a, b = _as_list(inputs, self, 2)
+        axis_a, axis_b = self._resolved_axes((a.ndim, b.ndim))
+        if self.normalize:
+            a, b = nn.l2_normalize(a, axis_a), nn.l2_normalize(b, axis_b)
+        a = _move_axis(a, axis_a, a.ndim - 1)
+        b = _move_axis(b, axis_b, 1)
+        if a.ndim == 2:
+            a = ops.expand_dims(a, 1)
+        if b.ndim == 2:
+            b = ops.expand_dims(b, 2)
+        out = ops.matmul(a, b)  # (batch, m or 1, p or 1)
+        rank = out.ndim
+        squeeze = [axis for axis, flat in ((1, inputs[0].ndim == 2), (2, inputs[1].ndim == 2))
+                   if flat]
+        if len(squeeze) == 2:
+            return ops.reshape(out, (out.shape[0], 1))
+        return ops.squeeze(out, squeeze[0]) if squeeze and rank == 3 else out
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        sa, sb = [tuple(s) for s in _as_list(input_shape, self, 2)]
+        axis_a, axis_b = self._resolved_axes((len(sa), len(sb)))
+        rest = ([d for i, d in enumerate(sa) if i not in (0, axis_a)]
+                + [d for i, d in enumerate(sb) if i not in (0, axis_b)])
+        return (sa[0], *(rest or [1]))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
+def _move_axis(x: Tensor, source: int, destination: int) -> Tensor:
+    perm = [i for i in range(x.ndim) if i != source]
+    perm.insert(destination, source)
+    return ops.transpose(x, perm)
+
+
+def dot(inputs: list[Any], axes: Any, normalize: bool = False, **kwargs: Any) -> Any:
+    """Functional form of `Dot`."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
 
 
 def concatenate(inputs: list[Any], axis: int = -1, **kwargs: Any) -> Any:

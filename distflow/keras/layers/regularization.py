@@ -1,4 +1,5 @@
-"""Noise layers active only in training: SpatialDropout1D/2D, GaussianNoise, GaussianDropout."""
+"""Noise layers active only in training (SpatialDropout1D/2D, GaussianNoise, GaussianDropout)
+and ActivityRegularization."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 import numpy as np
 
 from distflow import ops, random
+from distflow.keras import regularizers
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import Dropout
 from distflow.tensor import Tensor
 
-__all__ = ["SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout"]
+__all__ = ["SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+           "ActivityRegularization"]
 
 
 class SpatialDropout1D(Dropout):
@@ -102,3 +105,22 @@ class GaussianDropout(_Noise):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class ActivityRegularization(Layer):
+    """The identity, adding `l1 * sum|x| + l2 * sum x**2` (divided by the batch size) to
+    the layer's `losses`, as tf.keras does."""
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any):
+        kwargs.pop("activity_regularizer", None)
+        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
+        self.l1, self.l2 = float(l1), float(l2)
+        self.supports_masking = True
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("activity_regularizer", None)
+        return {**config, "l1": self.l1, "l2": self.l2}

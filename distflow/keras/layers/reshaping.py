@@ -1,4 +1,5 @@
-"""Shape-changing layers: Permute, RepeatVector, ZeroPadding2D, UpSampling2D, Cropping2D."""
+"""Shape-changing layers: Permute, RepeatVector, ZeroPadding1D/2D, UpSampling1D/2D,
+Cropping1D/2D."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from distflow.keras.layers.convolutional import check_data_format, normalize_tup
 from distflow.keras.layers.core import positive_int
 from distflow.tensor import Tensor
 
-__all__ = ["Permute", "RepeatVector", "ZeroPadding2D", "UpSampling2D", "Cropping2D"]
+__all__ = ["Permute", "RepeatVector", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D",
+           "UpSampling2D", "Cropping1D", "Cropping2D"]
 
 
 class Permute(Layer):
@@ -149,3 +151,75 @@ class UpSampling2D(Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "size": list(self.size),
                 "data_format": self.data_format, "interpolation": self.interpolation}
+
+
+def _pair_1d(value: Any, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
+        raise ValueError(f"`{name}` must be a non-negative int or a pair of them. "
+                         f"Received: {name}={value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class ZeroPadding1D(Layer):
+    """Pads the steps of (batch, steps, features) inputs with zeros: int or (before, after)."""
+
+    def __init__(self, padding: Any = 1, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.padding = _pair_1d(padding, "padding")
+        self.input_spec = InputSpec(ndim=3)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        return ops.pad(inputs, [[0, 0], list(self.padding), [0, 0]])
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        b, steps, c = tuple(input_shape)
+        return (b, None if steps is None else steps + sum(self.padding), c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": list(self.padding)}
+
+
+class Cropping1D(Layer):
+    """Removes steps at both ends of (batch, steps, features) inputs."""
+
+    def __init__(self, cropping: Any = (1, 1), **kwargs: Any):
+        super().__init__(**kwargs)
+        self.cropping = _pair_1d(cropping, "cropping")
+        self.input_spec = InputSpec(ndim=3)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        start, end = self.cropping
+        steps = inputs.shape[1]
+        if start + end >= steps:
+            raise ValueError(f'Layer "{self.name}": cropping {self.cropping} leaves nothing of '
+                             f"inputs of shape {inputs.shape}.")
+        return inputs[:, start:steps - end, :]
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        b, steps, c = tuple(input_shape)
+        return (b, None if steps is None else steps - sum(self.cropping), c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "cropping": list(self.cropping)}
+
+
+class UpSampling1D(Layer):
+    """Repeats each step `size` times."""
+
+    def __init__(self, size: int = 2, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.size = positive_int(size, "size")
+        self.input_spec = InputSpec(ndim=3)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        b, steps, c = inputs.shape
+        grid = ops.tile(ops.reshape(inputs, (b, steps, 1, c)), (1, 1, self.size, 1))
+        return ops.reshape(grid, (b, steps * self.size, c))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        b, steps, c = tuple(input_shape)
+        return (b, None if steps is None else steps * self.size, c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size}
