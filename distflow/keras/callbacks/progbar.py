@@ -167,7 +167,7 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start_bar(prefix=f"Epoch {epoch + 1}/{self.epochs}")
-        if self.verbose == 1 and self.progbar.dynamic:
+        if self.verbose == 1 and self.progbar.dynamic and self.epochs > 1:
             _write(f"Epoch {epoch + 1}/{self.epochs}\n")
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
