@@ -862,3 +862,12 @@ def test_category_encoding_modes():
     np.testing.assert_array_equal(one, [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(ValueError, match=r"ids must be in \[0, 4\)"):
         layers.CategoryEncoding(4)(np.array([[4]]))
+
+
+def test_layers_referencing_each_other_do_not_loop():
+    outer = Block()
+    outer.dense.owner = outer  # a back reference, as user code sometimes keeps
+    outer(rand(2, 3))
+    assert len(outer.weights) == 6
+    outer.norm.trainable = False
+    assert [v.name for v in outer.trainable_weights] == ["dense/kernel", "dense/bias"]

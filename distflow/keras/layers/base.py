@@ -299,23 +299,29 @@ class Layer:
                 found.append(layer)
         return found
 
-    def _flatten_layers(self, include_self: bool = True, recursive: bool = True) -> Iterator[Layer]:
-        """This layer and its sublayers, depth first, each once."""
+    def _flatten_layers(self, include_self: bool = True, recursive: bool = True,
+                        skip_frozen: bool = False) -> Iterator[Layer]:
+        """This layer and its sublayers, depth first (pre-order), each once.
+
+        Iterative with a seen-set, so layers that reference each other do not loop.
+        `skip_frozen` leaves out frozen layers and everything below them.
+        """
         seen: set[int] = set()
         stack = [self]
         while stack:
-            layer = stack.pop(0)
-            if id(layer) in seen:
+            layer = stack.pop()
+            if id(layer) in seen or (skip_frozen and not layer.trainable):
                 continue
             seen.add(id(layer))
             if layer is not self or include_self:
                 yield layer
             if recursive or layer is self:
-                stack[0:0] = layer._sublayers()
+                stack.extend(reversed(layer._sublayers()))
 
-    def _collect(self, own: Callable[[Layer], list], sub: Callable[[Layer], list]) -> list:
+    @staticmethod
+    def _unique(variables: Iterator[Variable]) -> list[Variable]:
         out, seen = [], set()
-        for var in own(self) + [v for layer in self._sublayers() for v in sub(layer)]:
+        for var in variables:
             if id(var) not in seen:
                 seen.add(id(var))
                 out.append(var)
@@ -323,29 +329,25 @@ class Layer:
 
     @property
     def weights(self) -> list[Variable]:
-        """All variables: this layer's (trainable first), then its sublayers'."""
-        return self._collect(lambda s: s._own_trainable + s._own_non_trainable,
-                             lambda layer: layer.weights)
+        """All variables: this layer's (trainable first), then its sublayers', depth first."""
+        return self._unique(v for layer in self._flatten_layers()
+                            for v in (*layer._own_trainable, *layer._own_non_trainable))
 
     variables = weights
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        """Variables updated by training (empty when the layer is frozen)."""
-        if not self.trainable:
-            return []
-        return self._collect(lambda s: list(s._own_trainable),
-                             lambda layer: layer.trainable_weights)
+        """Variables updated by training (none below a frozen layer)."""
+        return self._unique(v for layer in self._flatten_layers(skip_frozen=True)
+                            for v in layer._own_trainable)
 
     trainable_variables = trainable_weights
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
         """Variables not updated by gradients (moving statistics, frozen weights)."""
-        if not self.trainable:
-            return self.weights
-        return self._collect(lambda s: list(s._own_non_trainable),
-                             lambda layer: layer.non_trainable_weights)
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
 
     non_trainable_variables = non_trainable_weights
 
