@@ -387,6 +387,23 @@ def test_non_finite_gradients_are_skipped_under_the_skip_policy(servers):
         assert server.stats_dict()["skipped_nonfinite"] == 1
 
 
+def test_the_non_finite_check_names_the_packed_culprit_and_ignores_int_bit_patterns(servers):
+    server = servers(mode="async")
+    start = {"a": np.zeros(5, np.float32), "b": np.zeros(3, np.float32),
+             "n": np.zeros(4, np.int32)}
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(start, {"name": "sgd", "hp": {}, "learning_rate": 1.0})
+        nan_bits = np.full(4, 0x7FC00000, np.int32)  # a NaN if read as float32
+        client.push({"a": np.ones(5, np.float32), "n": nan_bits})
+        assert server.version == 1
+        bad_b = np.array([1.0, np.nan, 2.0], np.float32)
+        with pytest.raises(PSError, match="Gradient of 'b'"):
+            client.push({"a": np.ones(5, np.float32), "b": bad_b})
+        with pytest.raises(PSError, match="Gradient of 'b'"):
+            client.push({"b": bad_b, "a": np.ones(5, np.float32)})
+    assert server.version == 1
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_every_float_dtype_is_checked_for_non_finite_values(servers, dtype, value):

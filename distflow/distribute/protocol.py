@@ -72,10 +72,12 @@ class Message:
         header: the msgpack header (`v`, `op`, `sender`, `req`, `step`, ...).
     """
 
-    def __init__(self, header: dict[str, Any], chunks: dict[str, tuple] | None = None):
+    def __init__(self, header: dict[str, Any], chunks: dict[str, tuple] | None = None,
+                 pack: memoryview | None = None, packed: Sequence[str] = ()):
         self.header = header
         self._chunks = chunks or {}
         self._joined: dict[str, np.ndarray] = {}
+        self._pack, self._packed = pack, list(packed)
 
     @property
     def op(self) -> str:
@@ -115,6 +117,25 @@ class Message:
         """The tensor's frames as flat arrays of its dtype (no copy)."""
         dtype, _, parts = self._chunks[name]
         return [np.frombuffer(p, dtype=dtype) for p in parts]
+
+    def groups(self) -> list[tuple[list[str], list[np.ndarray]]]:
+        """The data as (names, flat arrays) groups, for checks that need one pass each.
+
+        The packed tensors form one group viewed as their common dtype when they
+        all share one (the zero padding reads as zeros); every other tensor is a
+        group of its own frames.
+        """
+        packed = self._packed
+        dtypes = {self._chunks[n][0] for n in packed}
+        out, rest = [], [n for n in self._chunks if n not in set(packed)]
+        if len(dtypes) == 1 and self._pack is not None:
+            dtype = dtypes.pop()
+            usable = self._pack.nbytes - self._pack.nbytes % _ITEMSIZE[dtype]
+            out.append((packed, [np.frombuffer(self._pack[:usable], dtype=dtype)]))
+        else:
+            rest = list(self._chunks)
+        out.extend(([n], self.pieces(n)) for n in rest)
+        return out
 
     def copy_into(self, name: str, out: np.ndarray) -> None:
         """Writes tensor `name` into the C-contiguous array `out` frame by frame."""
@@ -225,7 +246,9 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
                                 f"frames but the message has {len(frames) - 1}. Send one pack "
                                 f"frame for the tensors with nframes 0, then one frame per "
                                 f"{FRAME_BYTES} bytes of each other tensor, in header order.")
-        return Message(header, _build_chunks(specs, frames))
+        packed = [spec[0] for spec in specs if spec[3] == 0]
+        pack = memoryview(frames[1]) if packed else None
+        return Message(header, _build_chunks(specs, frames), pack, packed)
     except ProtocolError as exc:
         req = header.get("req")
         exc.req = req if isinstance(req, int) and not isinstance(req, bool) else None

@@ -403,7 +403,9 @@ class ParameterServer:
         self._require_initialized()
         for name in msg.names:
             self._check_tensor(msg, name)
-        bad = [n for n in msg.names if not _finite(msg.pieces(n))]
+        bad = [name for names, arrays in msg.groups() if not _finite(arrays)
+               for name in names]
+        bad = [n for n in bad if not _finite(msg.pieces(n))]  # name the culprits
         if not bad:
             return True
         if self.config.nonfinite == "reject":
