@@ -109,6 +109,16 @@ def test_invalid_header_entries_are_rejected():
         serialization.loads(wrong_size)
 
 
+def test_failed_save_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "keep.safetensors"
+    serialization.save_file({"a": np.arange(3.0)}, path)
+    with pytest.raises(TypeError):
+        serialization.save_file({"a": np.arange(3.0), "b": np.zeros(2, np.complex64)}, path)
+    loaded, _ = serialization.load_file(path)
+    np.testing.assert_array_equal(loaded["a"], np.arange(3.0))
+    assert os.listdir(tmp_path) == ["keep.safetensors"]
+
+
 def test_safetensors_argument_errors():
     with pytest.raises(TypeError, match="str -> str"):
         serialization.dumps({"a": np.zeros(1)}, metadata={"n": 1})
