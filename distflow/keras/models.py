@@ -23,7 +23,8 @@ from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Nod
 from distflow.keras.layers.base import Layer, _call_parameters, _flat, _map, _map_shapes
 from distflow.tensor import GradientTape, Tensor
 
-__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json",
+           "save_model"]
 
 
 # =========================================================================== data
@@ -1325,6 +1326,11 @@ def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool 
     from distflow.keras import saving
 
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
+
+
+def save_model(model: Model, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+    """Same as `model.save(filepath)`: a `.keras` archive."""
+    model.save(filepath, overwrite=overwrite, **kwargs)
 
 
 def clone_model(model: Model, custom_objects: dict | None = None) -> Model:
