@@ -1,11 +1,13 @@
 """Tests of distflow.keras.callbacks.
 
-Until `Model.fit` exists, the hooks are driven by `stand_in_fit`, a copy of the
-Keras training loop's callback protocol, on `LinearStandIn`: a test double of a
-compiled Keras model (NumPy weights in real `df.Variable`s, a real distflow
-optimizer, `save`/`save_weights` writing real .npz files). Metric values that a
-test needs to control are injected into the logs by a `LambdaCallback` placed
-before the callback under test, exactly as a metric would appear there.
+Most tests drive the hooks with `stand_in_fit`, a copy of the callback protocol
+of Keras's training loop, on `LinearStandIn`: a test double of a compiled Keras
+model (NumPy weights in real `df.Variable`s, a real distflow optimizer,
+`save`/`save_weights` writing .npz content under the Keras file names), which
+lets a test control every value. Metric values a test needs to script are
+injected into the logs by a `LambdaCallback` placed before the callback under
+test, exactly where a metric would appear. The last section runs the main
+callbacks through the real `Sequential.fit`.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ class NotChief(training_context.TrainingContext):
 
 def test_non_chief_worker_skips_callbacks_that_write(tmp_path, capsys):
     x, y = make_data()
-    csv_path, ckpt = tmp_path / "log.csv", tmp_path / "ckpt.npz"
+    csv_path, ckpt = tmp_path / "log.csv", tmp_path / "ckpt.keras"
     with training_context.use_training_context(NotChief()):
         model = LinearStandIn()
         history = stand_in_fit(model, x, y, epochs=2, verbose=2, callbacks=[
@@ -311,12 +313,12 @@ def test_early_stopping_rejects_bad_patience_and_warns_on_unknown_mode():
 def test_model_checkpoint_save_best_only_writes_only_improvements(tmp_path):
     x, y = make_data()
     snapshots = WeightsPerEpoch()
-    pattern = str(tmp_path / "ckpt" / "m-{epoch:02d}-{val_loss:.2f}.npz")
+    pattern = str(tmp_path / "ckpt" / "m-{epoch:02d}-{val_loss:.2f}.keras")
     checkpoint = ModelCheckpoint(pattern, monitor="val_loss", save_best_only=True)
     stand_in_fit(LinearStandIn(), x, y, epochs=4, callbacks=[
         inject("val_loss", [0.5, 0.7, 0.4, 0.45]), snapshots, checkpoint])
-    assert sorted(os.listdir(tmp_path / "ckpt")) == ["m-01-0.50.npz", "m-03-0.40.npz"]
-    kind, weights = read_saved(tmp_path / "ckpt" / "m-03-0.40.npz")
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["m-01-0.50.keras", "m-03-0.40.keras"]
+    kind, weights = read_saved(tmp_path / "ckpt" / "m-03-0.40.keras")
     assert kind == "model"
     for saved, expected in zip(weights, snapshots.snapshots[2]):
         np.testing.assert_array_equal(saved, expected)
@@ -326,35 +328,39 @@ def test_model_checkpoint_save_best_only_writes_only_improvements(tmp_path):
 def test_model_checkpoint_every_epoch_weights_only_and_initial_threshold(tmp_path):
     x, y = make_data()
     stand_in_fit(LinearStandIn(), x, y, epochs=3, callbacks=[
-        ModelCheckpoint(str(tmp_path / "w{epoch}.npz"), save_weights_only=True)])
-    assert sorted(os.listdir(tmp_path)) == ["w1.npz", "w2.npz", "w3.npz"]
-    assert read_saved(tmp_path / "w2.npz")[0] == "weights"
+        ModelCheckpoint(str(tmp_path / "w{epoch}.weights.safetensors"), save_weights_only=True)])
+    assert sorted(os.listdir(tmp_path)) == [f"w{e}.weights.safetensors" for e in (1, 2, 3)]
+    assert read_saved(tmp_path / "w2.weights.safetensors")[0] == "weights"
     best_dir = tmp_path / "best"
     stand_in_fit(LinearStandIn(), x, y, epochs=3, callbacks=[
         inject("val_acc", [0.7, 0.85, 0.8]),
-        ModelCheckpoint(str(best_dir / "{epoch}.npz"), monitor="val_acc",
+        ModelCheckpoint(str(best_dir / "{epoch}.keras"), monitor="val_acc",
                         save_best_only=True, initial_value_threshold=0.8)])
-    assert os.listdir(best_dir) == ["2.npz"]
+    assert os.listdir(best_dir) == ["2.keras"]
 
 
 def test_model_checkpoint_int_save_freq_counts_batches_across_epochs(tmp_path):
     x, y = make_data(32)  # 4 batches of 8 per epoch, 8 in all: saves after batches 3 and 6
     stand_in_fit(LinearStandIn(), x, y, epochs=2, callbacks=[
-        ModelCheckpoint(str(tmp_path / "e{epoch}-b{batch}.npz"), save_freq=3)])
-    assert sorted(os.listdir(tmp_path)) == ["e1-b3.npz", "e2-b2.npz"]
+        ModelCheckpoint(str(tmp_path / "e{epoch}-b{batch}.keras"), save_freq=3)])
+    assert sorted(os.listdir(tmp_path)) == ["e1-b3.keras", "e2-b2.keras"]
 
 
 def test_model_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="save_freq=0"):
-        ModelCheckpoint("x.npz", save_freq=0)
+        ModelCheckpoint("x.keras", save_freq=0)
+    with pytest.raises(ValueError, match="must end in `.keras`.*filepath=model.h5"):
+        ModelCheckpoint("model.h5")
+    with pytest.raises(ValueError, match="`.weights.safetensors`.*filepath=w.keras"):
+        ModelCheckpoint("w.keras", save_weights_only=True)
     x, y = make_data()
     with pytest.raises(KeyError, match="val_acc"):
         stand_in_fit(LinearStandIn(), x, y, epochs=1, callbacks=[
-            ModelCheckpoint(str(tmp_path / "{val_acc:.2f}.npz"))])
+            ModelCheckpoint(str(tmp_path / "{val_acc:.2f}.keras"))])
     with pytest.warns(UserWarning, match="val_loss available"):
         stand_in_fit(LinearStandIn(), x, y, epochs=1, callbacks=[
-            ModelCheckpoint(str(tmp_path / "b.npz"), save_best_only=True)])
-    assert not (tmp_path / "b.npz").exists()
+            ModelCheckpoint(str(tmp_path / "b.keras"), save_best_only=True)])
+    assert not (tmp_path / "b.keras").exists()
 
 
 # ----------------------------------------------------------------------------- CSVLogger
@@ -784,3 +790,93 @@ def test_no_warning_noise_from_a_plain_fit():
         warnings.simplefilter("error")
         stand_in_fit(LinearStandIn(), x, y, epochs=2, validation_data=(x, y), callbacks=[
             EarlyStopping(), ReduceLROnPlateau(), TerminateOnNaN()])
+
+
+# ----------------------------------------------------------------------------- real Model.fit
+
+
+def real_model(seed=0, learning_rate=0.01):
+    from distflow.keras import layers, models
+
+    df.random.set_seed(seed)
+    model = models.Sequential([layers.Input((3,)), layers.Dense(8, activation="relu"),
+                               layers.Dense(1)])
+    model.compile(optimizer=optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])
+    return model
+
+
+def regression_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    return x, x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+
+
+def test_real_fit_early_stopping_restores_the_best_epoch():
+    x, y = regression_data()
+    model = real_model()
+    snapshots = WeightsPerEpoch()
+    # The validation targets are the negated training targets: the better the model
+    # fits the training data, the worse val_loss gets, so it is best after epoch 0.
+    history = model.fit(x, y, batch_size=16, epochs=20, verbose=0, shuffle=False,
+                        validation_data=(x, -y), callbacks=[
+                            snapshots, EarlyStopping(patience=2, restore_best_weights=True)])
+    val_loss = history.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert len(history.epoch) == best + 3 < 20
+    for restored, saved in zip(model.get_weights(), snapshots.snapshots[best]):
+        np.testing.assert_array_equal(restored, saved)
+    assert model.evaluate(x, -y, verbose=0)[0] == pytest.approx(val_loss[best], rel=1e-5)
+
+
+def test_real_fit_checkpoint_best_only_reloads_to_the_same_predictions(tmp_path):
+    from distflow.keras.models import load_model
+
+    x, y = regression_data()
+    model = real_model()
+    snapshots = WeightsPerEpoch()
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, shuffle=False,
+                        validation_data=(x[:16], y[:16]), callbacks=[
+                            snapshots, ModelCheckpoint(str(tmp_path / "best.keras"),
+                                                       save_best_only=True)])
+    best = int(np.argmin(history.history["val_loss"]))
+    reloaded = load_model(tmp_path / "best.keras")
+    model.set_weights(snapshots.snapshots[best])
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_real_fit_progress_csv_and_learning_rate(tmp_path, capsys):
+    x, y = regression_data()
+    model = real_model()
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=1, validation_split=0.25,
+                        callbacks=[LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)),
+                                   CSVLogger(tmp_path / "log.csv")])  # sees "learning_rate"
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines):
+        assert re.fullmatch(rf"Epoch {epoch + 1}/3 - 3 steps - \S+ - loss: \S+ - mae: \S+ - "
+                            r"val_loss: \S+ - val_mae: \S+ - learning_rate: \S+", line), line
+        assert f"val_mae: {history.history['val_mae'][epoch]:.4f}" in line
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert rows[0] == "epoch,learning_rate,loss,mae,val_loss,val_mae"
+    assert [float(row.split(",")[1]) for row in rows[1:]] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert model.optimizer.learning_rate == pytest.approx(0.1 / 3)
+
+
+def test_real_fit_backup_and_restore_resumes_after_a_crash(tmp_path):
+    x, y = regression_data()
+    reference = real_model(seed=0)
+    reference.fit(x, y, batch_size=16, epochs=4, verbose=0, shuffle=False)
+
+    interrupted = real_model(seed=0)
+    with pytest.raises(Interrupt):
+        interrupted.fit(x, y, batch_size=16, epochs=4, verbose=0, shuffle=False, callbacks=[
+            BackupAndRestore(tmp_path / "backup"), crash_at(epoch_to_crash=2, batch_to_crash=1)])
+    resumed = real_model(seed=5)  # as a restarted process would build it
+    starts, recorder = started_epochs()
+    history = resumed.fit(x, y, batch_size=16, epochs=4, verbose=0, shuffle=False,
+                          callbacks=[BackupAndRestore(tmp_path / "backup"), recorder])
+    assert starts == [2, 3] and history.epoch == [2, 3]
+    assert resumed.optimizer.iterations == reference.optimizer.iterations == 16
+    for got, expected in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    assert not (tmp_path / "backup").exists()
