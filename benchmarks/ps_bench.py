@@ -13,8 +13,10 @@ Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
   process, pushing in lockstep); the time is one synchronous step.
 - CURVE: async x1 with CURVE encryption and the ZAP allow-list (1 MB, 16 MB).
 
-Every process pins one BLAS thread. Ratios are push_pull time / raw time (so
-"x raw" above 1 is overhead); throughput = bytes sent both ways / time.
+Every process pins one BLAS thread. The configurations of one size run side
+by side in interleaved blocks of steps, so load changes on a shared machine
+hit all alike. Ratios are push_pull time / raw time ("x raw" above 1 is overhead);
+throughput = bytes sent both ways / time.
 Prints a table and one JSON line. Targets from the issue: async x1 throughput
 at least 0.8x raw (time ratio <= 1.25) from 1 MB up, latency under 2x raw at
 64 KB.
@@ -86,19 +88,14 @@ def child_env(**extra: str) -> dict:
             **extra}
 
 
-def timed(step, reps: int) -> float:
-    """Median seconds of `step` after two warm-up calls (connections, page faults)."""
-    step()
-    step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+class Runner:
+    """One configuration: a `step` callable to time and a `close` to clean up."""
+
+    def __init__(self, step, close):
+        self.step, self.close = step, close
 
 
-def bench_raw(nbytes: int, reps: int) -> float:
+def raw_runner(nbytes: int) -> Runner:
     import zmq  # the baseline itself is raw pyzmq
 
     addr = f"tcp://127.0.0.1:{free_port()}"
@@ -121,13 +118,13 @@ def bench_raw(nbytes: int, reps: int) -> float:
             flat[offset:offset + view.size] = view
             offset += view.size
 
-    try:
-        return timed(step, reps)
-    finally:
+    def close():
         sock.send(b"stop")
         sock.poll(5000)
         proc.wait(10)
         sock.close()
+
+    return Runner(step, close)
 
 
 def start_servers(count: int, mode: str, keys: str | None) -> tuple[list, list[str]]:
@@ -142,21 +139,21 @@ def start_servers(count: int, mode: str, keys: str | None) -> tuple[list, list[s
     return procs, addrs
 
 
-def bench_push_pull(nbytes: int, reps: int, servers: int = 1, mode: str = "async",
-                    keys: str | None = None) -> float:
+def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
+              keys: str | None = None) -> Runner:
+    """push_pull through real servers; `steps`: how many the sync peer will take."""
     procs, addrs = start_servers(servers, mode, keys)
     n = nbytes // 16
     params = {f"layer{i}/kernel": np.ones(n, np.float32) for i in range(4)}
     grads = {name: np.full(n, 0.5, np.float32) for name in params}
     peer = None
-    if mode == "sync":  # the second worker pushes in lockstep: warm-ups + reps steps
+    if mode == "sync":  # the second worker pushes in lockstep with ours
         peer = subprocess.Popen([sys.executable, "-c", PEER, ",".join(addrs), str(n),
-                                 str(reps + 2)], env=child_env())
+                                 str(steps)], env=child_env())
     client = PSClient(addrs, worker_id=0, timeout=60.0, keys_dir=keys, retries=0)
-    try:
-        client.init(params, SGD_LR0, out=params)
-        return timed(lambda: client.push_pull(grads, out=params), reps)
-    finally:
+    client.init(params, SGD_LR0, out=params)
+
+    def close():
         if peer is not None:
             peer.wait(60)
         client.shutdown()
@@ -164,22 +161,47 @@ def bench_push_pull(nbytes: int, reps: int, servers: int = 1, mode: str = "async
         for proc in procs:
             proc.wait(30)
 
+    return Runner(lambda: client.push_pull(grads, out=params), close)
+
 
 def reps_for(nbytes: int, quick: bool) -> int:
     base = max(7, min(400, int(2.5e7 / max(nbytes, 1))))
     return max(5, base // 4) if quick else base
 
 
+ROUNDS = 5
+
+
 def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
-    row = {"size": label, "bytes": nbytes, "reps": reps}
-    row["raw_ms"] = bench_raw(nbytes, reps) * 1e3
-    row["async1_ms"] = bench_push_pull(nbytes, reps) * 1e3
-    row["async2_ms"] = bench_push_pull(nbytes, reps, servers=2) * 1e3
-    row["sync2w_ms"] = bench_push_pull(nbytes, reps, mode="sync") * 1e3
+    """Times every configuration in interleaved blocks of steps (ROUNDS rounds),
+    so a change in the machine's load hits all of them alike; the first step of
+    each block is not timed (it wakes up a process that sat idle)."""
+    block = max(2, -(-reps // ROUNDS) + 1)
+    steps = 2 + ROUNDS * block
+    runners = {"raw": raw_runner(nbytes), "async1": ps_runner(nbytes, steps),
+               "async2": ps_runner(nbytes, steps, servers=2),
+               "sync2w": ps_runner(nbytes, steps, mode="sync")}
     if label in CURVE_SIZES:
-        row["curve_ms"] = bench_push_pull(nbytes, reps, keys=keys) * 1e3
-    for key in ("async1", "async2", "sync2w", "curve"):
-        if f"{key}_ms" in row:
+        runners["curve"] = ps_runner(nbytes, steps, keys=keys)
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    try:
+        for runner in runners.values():  # warm-up: connections, page faults
+            runner.step()
+            runner.step()
+        for _ in range(ROUNDS):
+            for key, runner in runners.items():
+                runner.step()
+                for _ in range(block - 1):
+                    t0 = time.perf_counter()
+                    runner.step()
+                    times[key].append(time.perf_counter() - t0)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    row = {"size": label, "bytes": nbytes, "reps": reps}
+    row.update({f"{key}_ms": float(np.median(t)) * 1e3 for key, t in times.items()})
+    for key in runners:
+        if key != "raw":
             row[f"{key}_x_raw"] = row[f"{key}_ms"] / row["raw_ms"]
     row["raw_GBps"] = 2 * nbytes / row["raw_ms"] / 1e6
     row["async1_GBps"] = 2 * nbytes / row["async1_ms"] / 1e6
