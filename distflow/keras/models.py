@@ -1036,24 +1036,30 @@ class Model(Layer):
         return _concat_outputs(outputs)
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: dict | None = None, return_dict: bool = False) -> Any:
-        """One training step on one batch; returns the loss (and metrics) of that batch."""
+                       class_weight: dict | None = None, reset_metrics: bool = True,
+                       return_dict: bool = False) -> Any:
+        """One training step on one batch; returns the loss (and metrics) of that batch.
+
+        With `reset_metrics=False` the metrics accumulate over successive calls.
+        """
         self._assert_compiled("train_on_batch")
         x, y, sample_weight = self._prepare_arrays(x, y, sample_weight, class_weight,
                                                    "train_on_batch")
         if not self.built:
             self(_take(x, slice(0, 1)), training=False)
-        self._compiled.reset()
+        if reset_metrics:
+            self._compiled.reset()
         logs = self._train_step(x, y, sample_weight, self.trainable_variables,
                                 list(self._flatten_layers()))
         return self._format_logs(logs, return_dict)
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                      return_dict: bool = False) -> Any:
+                      reset_metrics: bool = True, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch in inference mode."""
         self._assert_compiled("test_on_batch")
         x, y, sample_weight = self._prepare_arrays(x, y, sample_weight, None, "test_on_batch")
-        self._compiled.reset()
+        if reset_metrics:
+            self._compiled.reset()
         logs = self._test_step(x, y, sample_weight, list(self._flatten_layers()))
         return self._format_logs(logs, return_dict)
 
