@@ -539,6 +539,11 @@ def test_gradients_through_batch_normalization_in_training():
     layer(x)
     f = _swap_weights(layer, ["gamma", "beta"], layer, training=True)
     check_grads(f, [x, layer.gamma.numpy() + 0.5, layer.beta.numpy()], rtol=1e-4)
+    images = layers.BatchNormalization(dtype="float64")  # channels last, 4-D
+    check_grads(lambda t: images(t, training=True), [rand(2, 3, 3, 2, dtype=np.float64)],
+                rtol=1e-4)
+    bare = layers.BatchNormalization(axis=1, center=False, scale=False, dtype="float64")
+    check_grads(lambda t: bare(t, training=True), [rand(4, 3, 5, dtype=np.float64)], rtol=1e-4)
 
 
 def test_gradients_through_layer_normalization_and_pooling():
