@@ -10,7 +10,7 @@ import numpy as np
 from distflow import nn, ops
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
-from distflow.keras.layers.core import positive_int, serialize_or_none
+from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.tensor import Tensor
 
 __all__ = ["MultiHeadAttention"]
@@ -147,7 +147,7 @@ class MultiHeadAttention(Layer):
         out = ops.matmul(flat, ops.reshape(kernel, (-1, kernel.shape[-1])))
         out = ops.reshape(out, (batch, steps, kernel.shape[-1]))
         if self.output_bias is not None:
-            out = ops.add(out, self.output_bias)
+            out = bias_add(out, self.output_bias)
         return (out, probs) if return_attention_scores else out
 
     def _attention_mask(self, query: Tensor, value: Tensor, attention_mask: Any,

@@ -11,7 +11,7 @@ import numpy as np
 from distflow import nn, ops
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer
-from distflow.keras.layers.core import positive_int, serialize_or_none
+from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.tensor import Tensor
 
 __all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
@@ -124,7 +124,7 @@ class Conv2D(Layer):
     def call(self, inputs: Tensor) -> Tensor:
         out = self.convolve(inputs)
         if self.bias is not None:
-            out = ops.add(out, self.bias)
+            out = bias_add(out, self.bias)
         return self.activation(out)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:

@@ -16,7 +16,7 @@ import numpy as np
 from distflow import ops, random
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
-from distflow.keras.layers.core import positive_int, serialize_or_none
+from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.tensor import Tensor, as_array, current_tape, unique_name
 
 _LAYER_KWARGS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape",
@@ -267,7 +267,7 @@ class _StepInputs:
     def at(self, t: int) -> Tensor:
         x_t = self.inputs[:, t]
         out = ops.matmul(x_t, self.cell.kernel)
-        return out if self.bias is None else ops.add(out, self.bias)
+        return out if self.bias is None else bias_add(out, self.bias)
 
 
 class RNN(Layer):
