@@ -166,19 +166,16 @@ class Dot(Layer):
         axis_a, axis_b = self._resolved_axes((a.ndim, b.ndim))
         if self.normalize:
             a, b = nn.l2_normalize(a, axis_a), nn.l2_normalize(b, axis_b)
-        a = _move_axis(a, axis_a, a.ndim - 1)
-        b = _move_axis(b, axis_b, 1)
+        left = _move_axis(a, axis_a, a.ndim - 1)  # (batch, [m,] n)
+        right = _move_axis(b, axis_b, 1)  # (batch, n[, p])
         if a.ndim == 2:
-            a = ops.expand_dims(a, 1)
+            left = ops.expand_dims(left, 1)
         if b.ndim == 2:
-            b = ops.expand_dims(b, 2)
-        out = ops.matmul(a, b)  # (batch, m or 1, p or 1)
-        rank = out.ndim
-        squeeze = [axis for axis, flat in ((1, inputs[0].ndim == 2), (2, inputs[1].ndim == 2))
-                   if flat]
-        if len(squeeze) == 2:
-            return ops.reshape(out, (out.shape[0], 1))
-        return ops.squeeze(out, squeeze[0]) if squeeze and rank == 3 else out
+            right = ops.expand_dims(right, 2)
+        out = ops.matmul(left, right)  # (batch, m or 1, p or 1)
+        kept = [size for size, real in ((out.shape[1], a.ndim == 3), (out.shape[2], b.ndim == 3))
+                if real]
+        return ops.reshape(out, (out.shape[0], *(kept or [1])))
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         sa, sb = [tuple(s) for s in _as_list(input_shape, self, 2)]
