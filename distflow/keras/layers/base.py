@@ -220,6 +220,8 @@ class Layer:
         self._read_input_shape_kwargs(kwargs)
         self.activity_regularizer = regularizers.get(kwargs.get("activity_regularizer"))
         self._initial_weights = kwargs.get("weights")
+        if kwargs.get("autocast") is False:  # keep float inputs' own dtype
+            self._autocast_inputs = False
 
     # ----------------------------------------------------------- construction
 
