@@ -17,6 +17,7 @@ from distflow import ops, random
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
+from distflow.ops import Primitive
 from distflow.tensor import Tensor, as_array, current_tape, unique_name
 
 _LAYER_KWARGS = ("name", "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape",
@@ -184,6 +185,12 @@ class LSTMCell(_Cell):
 
     def step(self, projected, states, recurrent_mask):
         h, c = states
+        if self._fusable(projected, h, c):
+            hm = h if recurrent_mask is None else ops.multiply(h, recurrent_mask)
+            hc = _lstm_step(projected, hm, c, self.recurrent_kernel)
+            units = self.units
+            h, c = hc[:, :units], hc[:, units:]
+            return h, [h, c]
         z = ops.add(projected, self._recurrent(h, recurrent_mask))
         zi, zf, zg, zo = ops.split(z, 4, axis=1)
         act, gate = self.activation, self.recurrent_activation
@@ -195,6 +202,67 @@ class LSTMCell(_Cell):
         return {**super().get_config(),
                 "recurrent_activation": activations.serialize(self.recurrent_activation),
                 "unit_forget_bias": self.unit_forget_bias}
+
+
+    def _fusable(self, *tensors: Tensor) -> bool:
+        """The fused step implements the default activations (tanh, sigmoid) only."""
+        dtype = self.recurrent_kernel.dtype
+        return (self.activation is activations.tanh and
+                self.recurrent_activation is activations.sigmoid and
+                all(t.dtype == dtype for t in tensors))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-z)) written with tanh: one ufunc pass, no overflow for large |z|.
+    return 0.5 * np.tanh(0.5 * z) + 0.5
+
+
+def _lstm_step_forward(zx, h, c, kernel):
+    """One LSTM step with the default activations; returns [h', c'] side by side."""
+    units = h.shape[1]
+    z = zx + h @ kernel
+    act = np.empty_like(z)  # gates i, f, g, o side by side
+    act[:, :2 * units] = _sigmoid(z[:, :2 * units])
+    act[:, 2 * units:3 * units] = np.tanh(z[:, 2 * units:3 * units])
+    act[:, 3 * units:] = _sigmoid(z[:, 3 * units:])
+    i, f, g, o = (act[:, k * units:(k + 1) * units] for k in range(4))
+    out = np.empty((h.shape[0], 2 * units), dtype=z.dtype)
+    c_new = out[:, units:]
+    np.multiply(f, c, out=c_new)
+    c_new += i * g
+    th = np.tanh(c_new)
+    np.multiply(o, th, out=out[:, :units])
+    return out, {"h": h, "c": c, "kernel": kernel, "act": act, "th": th,
+                 "for": None, "dz": None, "dc": None}
+
+
+def _lstm_step_grads(grad, r):
+    """dz (pre-activation gates) and dc, computed once per upstream gradient and shared
+    by the four VJPs."""
+    if r["for"] is not grad:
+        act, th = r["act"], r["th"]
+        units = th.shape[1]
+        i, f, g, o = (act[:, k * units:(k + 1) * units] for k in range(4))
+        dh = grad[:, :units]
+        dc = grad[:, units:] + dh * o * (1 - th * th)
+        upstream = np.empty_like(act)
+        np.multiply(dc, g, out=upstream[:, :units])
+        np.multiply(dc, r["c"], out=upstream[:, units:2 * units])
+        np.multiply(dc, i, out=upstream[:, 2 * units:3 * units])
+        np.multiply(dh, th, out=upstream[:, 3 * units:])
+        slope = act * (1 - act)  # sigmoid' for i, f, o
+        slope[:, 2 * units:3 * units] = 1 - g * g  # tanh' for g
+        upstream *= slope
+        r["for"], r["dz"], r["dc"] = grad, upstream, dc * f
+    return r["dz"], r["dc"]
+
+
+_lstm_step = Primitive(
+    "keras_lstm_step", _lstm_step_forward,
+    (lambda g, r: _lstm_step_grads(g, r)[0],
+     lambda g, r: _lstm_step_grads(g, r)[0] @ r["kernel"].T,
+     lambda g, r: _lstm_step_grads(g, r)[1],
+     lambda g, r: r["h"].T @ _lstm_step_grads(g, r)[0]))
 
 
 class GRUCell(_Cell):
