@@ -210,3 +210,22 @@ def test_masked_steps_give_zero_sequence_outputs_and_carry_the_state():
     kept = layer(x[:1, [0, 2, 3]])[0].numpy()  # the same run without the masked step
     np.testing.assert_allclose(seq[0, [0, 2, 3]], kept[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state.numpy()[0], kept[0, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_lstm_step_equals_the_generic_one():
+    from distflow.keras import activations
+
+    x = RNG.standard_normal((3, 6, 2)).astype(np.float32)
+    fused = layers.LSTM(4, return_sequences=True)
+    generic = layers.LSTM(4, return_sequences=True,
+                          activation=lambda t: activations.tanh(t))  # not the built-in object
+    fused(x)
+    generic(x)
+    generic.set_weights(randomize(fused))
+    with df.GradientTape(persistent=True) as tape:
+        a, b = fused(x), generic(x)
+        loss_a, loss_b = df.reduce_sum(df.square(a)), df.reduce_sum(df.square(b))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    for ga, gb in zip(tape.gradient(loss_a, fused.trainable_variables),
+                      tape.gradient(loss_b, generic.trainable_variables)):
+        np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-5)
