@@ -126,8 +126,14 @@ def test_recurrent_dropout_only_in_training():
     assert not np.allclose(trained, a)
 
 
-def test_lstm_gradient_check():
-    layer = layers.LSTM(3, return_sequences=True, dtype="float64")
+@pytest.mark.parametrize("make", [
+    lambda: layers.LSTM(3, return_sequences=True, dtype="float64"),
+    lambda: layers.GRU(3, return_sequences=True, dtype="float64"),
+    lambda: layers.GRU(2, reset_after=False, dtype="float64"),
+    lambda: layers.SimpleRNN(3, dtype="float64"),
+], ids=["lstm", "gru", "gru_reset_before", "simple_rnn"])
+def test_recurrent_gradient_check(make):
+    layer = make()
     x = RNG.standard_normal((2, 4, 2))
     layer(x)
     cell = layer.cell
@@ -143,7 +149,8 @@ def test_lstm_gradient_check():
             for n, w in zip(names, saved):
                 object.__setattr__(cell, n, w)
 
-    check_grads(f, [x, *(w.numpy() for w in layer.weights)], rtol=1e-4)
+    weights = [w.numpy() + 0.1 * RNG.standard_normal(w.shape) for w in layer.weights]
+    check_grads(f, [x, *weights], rtol=1e-4)
 
 
 def test_trainable_variables_get_gradients_from_a_loss():
@@ -212,18 +219,19 @@ def test_masked_steps_give_zero_sequence_outputs_and_carry_the_state():
     np.testing.assert_allclose(state.numpy()[0], kept[0, -1], rtol=1e-5, atol=1e-6)
 
 
-def test_fused_lstm_step_equals_the_generic_one():
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
+def test_fused_step_equals_the_generic_one(cls):
     from distflow.keras import activations
 
     x = RNG.standard_normal((3, 6, 2)).astype(np.float32)
-    fused = layers.LSTM(4, return_sequences=True)
-    generic = layers.LSTM(4, return_sequences=True,
-                          activation=lambda t: activations.tanh(t))  # not the built-in object
+    options = dict(return_sequences=True, recurrent_dropout=0.3, seed=11)
+    fused = cls(4, **options)
+    generic = cls(4, activation=lambda t: activations.tanh(t), **options)  # not the built-in
     fused(x)
     generic(x)
     generic.set_weights(randomize(fused))
     with df.GradientTape(persistent=True) as tape:
-        a, b = fused(x), generic(x)
+        a, b = fused(x, training=True), generic(x, training=True)  # same dropout masks
         loss_a, loss_b = df.reduce_sum(df.square(a)), df.reduce_sum(df.square(b))
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     for ga, gb in zip(tape.gradient(loss_a, fused.trainable_variables),

@@ -122,6 +122,13 @@ class _Cell(Layer):
     def step(self, projected: Tensor, states: list[Tensor], recurrent_mask: Tensor | None):
         raise NotImplementedError
 
+    def _fusable(self, *tensors: Tensor) -> bool:
+        """Fused steps implement the default activations (tanh, sigmoid) only."""
+        dtype = self.recurrent_kernel.dtype
+        return (self.activation is activations.tanh and
+                getattr(self, "recurrent_activation", None) is activations.sigmoid and
+                all(t.dtype == dtype for t in tensors))
+
     def _recurrent(self, h: Tensor, recurrent_mask: Tensor | None) -> Tensor:
         if recurrent_mask is not None:
             h = ops.multiply(h, recurrent_mask)
@@ -204,12 +211,6 @@ class LSTMCell(_Cell):
                 "unit_forget_bias": self.unit_forget_bias}
 
 
-    def _fusable(self, *tensors: Tensor) -> bool:
-        """The fused step implements the default activations (tanh, sigmoid) only."""
-        dtype = self.recurrent_kernel.dtype
-        return (self.activation is activations.tanh and
-                self.recurrent_activation is activations.sigmoid and
-                all(t.dtype == dtype for t in tensors))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -265,6 +266,49 @@ _lstm_step = Primitive(
      lambda g, r: r["h"].T @ _lstm_step_grads(g, r)[0]))
 
 
+def _zeros_bias(size: int, like: Tensor) -> Tensor:
+    return Tensor._wrap(np.zeros(size, dtype=like.dtype))
+
+
+def _gru_step_forward(xp, h, hm, kernel, bias):
+    """One GRU step (reset_after, default activations): h' = z h + (1 - z) tanh(x_h + r r_h)."""
+    units = h.shape[1]
+    rec = hm @ kernel + bias
+    gates = _sigmoid(xp[:, :2 * units] + rec[:, :2 * units])  # z and r
+    z, r = gates[:, :units], gates[:, units:]
+    rh = rec[:, 2 * units:]
+    cand = np.tanh(xp[:, 2 * units:] + r * rh)
+    out = cand + z * (h - cand)
+    return out, {"h": h, "hm": hm, "kernel": kernel, "gates": gates, "rh": rh, "cand": cand,
+                 "for": None, "dxp": None, "drec": None}
+
+
+def _gru_step_grads(grad, r):
+    """Gradients of the input projection and of the recurrent product, once per step."""
+    if r["for"] is not grad:
+        gates, cand, rh = r["gates"], r["cand"], r["rh"]
+        units = cand.shape[1]
+        z, rg = gates[:, :units], gates[:, units:]
+        da_h = grad * (1 - z) * (1 - cand * cand)
+        dxp = np.empty((grad.shape[0], 3 * units), dtype=grad.dtype)
+        np.multiply(grad * (r["h"] - cand), z * (1 - z), out=dxp[:, :units])
+        np.multiply(da_h * rh, rg * (1 - rg), out=dxp[:, units:2 * units])
+        dxp[:, 2 * units:] = da_h
+        drec = dxp.copy()
+        drec[:, 2 * units:] *= rg
+        r["for"], r["dxp"], r["drec"] = grad, dxp, drec
+    return r["dxp"], r["drec"]
+
+
+_gru_step = Primitive(
+    "keras_gru_step", _gru_step_forward,
+    (lambda g, r: _gru_step_grads(g, r)[0],
+     lambda g, r: g * r["gates"][:, :g.shape[1]],
+     lambda g, r: _gru_step_grads(g, r)[1] @ r["kernel"].T,
+     lambda g, r: r["hm"].T @ _gru_step_grads(g, r)[1],
+     lambda g, r: _gru_step_grads(g, r)[1].sum(axis=0)))
+
+
 class GRUCell(_Cell):
     """Gated recurrent unit with Keras's defaults (gates z, r, h; `reset_after=True`).
 
@@ -290,6 +334,10 @@ class GRUCell(_Cell):
     def step(self, projected, states, recurrent_mask):
         h = states[0]
         hm = h if recurrent_mask is None else ops.multiply(h, recurrent_mask)
+        if self.reset_after and self._fusable(projected, h):
+            bias = self.bias[1] if self.bias is not None else _zeros_bias(3 * self.units, h)
+            h = _gru_step(projected, h, hm, self.recurrent_kernel, bias)
+            return h, [h]
         xz, xr, xh = ops.split(projected, 3, axis=1)
         u = self.recurrent_kernel
         gate = self.recurrent_activation
