@@ -76,7 +76,8 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
 
 __all__ = sorted({"Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
                   "Lambda", "Masking", "Rescaling", "Reshape", "Layer", "InputSpec", "serialize",
-                  "deserialize", "get_layer_class", "register_layer", *_EXPORTED})
+                  "deserialize", "get_layer_class", "register_layer", "Input", "InputLayer",
+                  *_EXPORTED})
 
 
 def __getattr__(name: str) -> Any:
