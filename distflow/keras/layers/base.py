@@ -93,10 +93,10 @@ def _is_symbolic(x: Any) -> bool:
     if not _keras_tensor_class:
         try:
             from distflow.keras.functional import KerasTensor
-        except ImportError:  # the functional API is not installed: nothing is symbolic
-            KerasTensor = ()
+        except ImportError:  # not importable (yet): nothing is symbolic; retried next time
+            return False
         _keras_tensor_class.append(KerasTensor)
-    return bool(_keras_tensor_class[0]) and isinstance(x, _keras_tensor_class[0])
+    return isinstance(x, _keras_tensor_class[0])
 
 
 @functools.cache
