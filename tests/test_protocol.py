@@ -214,7 +214,7 @@ def _exchange(server, client, frames, timeout=5.0):
         if server.poll(50):
             received = server.recv()
             if received is not None:
-                return received
+                return received[:2]
     raise TimeoutError(f"No message reached {server.address} within {timeout} s")
 
 

@@ -439,6 +439,22 @@ def test_a_frame_above_maxmsgsize_is_cut_off_and_the_server_keeps_serving(server
             time.sleep(0.02)
 
 
+def test_a_message_of_too_many_frames_is_refused_without_keeping_them(servers):
+    server = servers(mode="async", max_tensors=8, max_message_bytes=65536)
+    limit = 2 + 8 + 65536 // protocol.FRAME_BYTES
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        before = snapshot(server)
+        raw = Raw(server.address)
+        reply = raw.ask(_push_frames(_good()) + [b""] * 20_000)
+        raw.close()
+        assert reply.op == "error" and reply.header["reason"] == "too_many_frames"
+        assert f"at most {limit}" in reply.header["message"]
+        assert snapshot(server) == before
+        client.push(grads(1))
+    assert server.version == 1 and server.stats_dict()["rejected"] == {"too_many_frames": 1}
+
+
 def test_random_mutations_of_valid_messages_never_change_state(servers):
     server = servers(mode="async")
     with PSClient([server.address], worker_id=0, timeout=5) as client:

@@ -178,6 +178,9 @@ class ParameterServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_stats_log = time.monotonic()
+        # Header, pack frame, one frame per tensor, plus the extra frames of big tensors.
+        self._max_frames = (2 + self.config.max_tensors
+                            + self.config.max_message_bytes // protocol.FRAME_BYTES)
         self._gave_up = False  # stopped waiting for workers that never registered
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
@@ -228,7 +231,7 @@ class ParameterServer:
     def _drain(self) -> None:
         # Bounded so liveness checks still run under a flood of requests.
         for _ in range(256):
-            received = self.socket.recv()
+            received = self.socket.recv(self._max_frames)
             if received is None:
                 return
             self._handle(*received)
@@ -245,11 +248,14 @@ class ParameterServer:
 
     # ------------------------------------------------------------ dispatch
 
-    def _handle(self, identity: bytes, frames: list) -> None:
+    def _handle(self, identity: bytes, frames: list, dropped: int = 0) -> None:
         size = protocol.message_bytes(frames)
         self.stats.bytes_in += size
         req = None
         try:
+            if dropped:
+                raise _Reject("too_many_frames", f"The message has {len(frames) + dropped} "
+                              f"frames; this server accepts at most {self._max_frames}.")
             if size > self.config.max_message_bytes:
                 raise _Reject("message_too_large", f"The message has {size} bytes; this "
                               f"server accepts at most {self.config.max_message_bytes}.")

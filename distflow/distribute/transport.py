@@ -287,15 +287,24 @@ class ServerSocket:
             elif event["event"] == zmq.EVENT_ACCEPTED:
                 self.events["accepted"] += 1
 
-    def recv(self) -> tuple[bytes, list[Any]] | None:
-        """One message without blocking: (peer identity, frames), or None."""
+    def recv(self, max_frames: int | None = None) -> tuple[bytes, list[Any], int] | None:
+        """One message without blocking: (peer identity, frames, frames dropped), or None.
+
+        Frames beyond `max_frames` are read and dropped at once, so a message of
+        millions of tiny frames cannot pile up Python objects.
+        """
         if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             return None  # cheaper than the exception of an empty NOBLOCK receive
-        try:
-            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return None
-        return frames[0].bytes, [f.buffer for f in frames[1:]]
+        identity = self.socket.recv(zmq.NOBLOCK)
+        frames, dropped = [], 0
+        limit = float("inf") if max_frames is None else max_frames
+        while self.socket.getsockopt(zmq.RCVMORE):
+            frame = self.socket.recv(copy=False)  # the rest of a message is already here
+            if len(frames) < limit:
+                frames.append(frame.buffer)
+            else:
+                dropped += 1
+        return identity, frames, dropped
 
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
