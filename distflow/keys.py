@@ -37,6 +37,9 @@ def generate(directory: str | os.PathLike, clients: int = 1,
 
 def describe(directory: str | os.PathLike) -> str:
     """A human-readable listing of a key directory."""
+    if not Path(directory).is_dir():
+        raise ValueError(f"Key directory {directory} does not exist. Make one with "
+                         f"`python -m distflow.keys generate {directory}`.")
     info = transport.describe_keys(directory)
     lines = [f"key directory {Path(directory)}",
              f"server public key: {info['server'] or '(missing: no server.key)'}",

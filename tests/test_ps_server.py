@@ -574,14 +574,14 @@ def test_a_worker_that_never_registers_is_waited_for_only_up_to_the_timeout(serv
 
 
 def test_heartbeats_keep_a_quiet_worker_alive(servers):
-    server = servers(mode="sync", num_workers=2, heartbeat_timeout=0.5)
+    server = servers(mode="sync", num_workers=2, heartbeat_timeout=0.8)
     a = PSClient([server.address], worker_id=0, timeout=10)
     b = PSClient([server.address], worker_id=1, timeout=10)
     try:
         a.init(params(), SGD)
         b.init(params(), SGD)
         b.start_heartbeats(interval=0.1)
-        time.sleep(1.2)
+        time.sleep(1.8)
         # Worker 1 sent only heartbeats and lives; worker 0 sent nothing and is dead.
         assert server.stats_dict()["live_workers"] == [1]
         assert server.stats_dict()["dead_workers"] == [0]

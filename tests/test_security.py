@@ -68,6 +68,11 @@ def test_generate_refuses_to_overwrite_keys_unless_forced(tmp_path):
     assert (tmp_path / "server.key").read_bytes() != before
 
 
+def test_list_of_a_missing_directory_fails_saying_how_to_make_one(tmp_path, capsys):
+    assert keys.main(["list", str(tmp_path / "nope")]) == 2
+    assert "python -m distflow.keys generate" in capsys.readouterr().err
+
+
 def test_list_warns_about_secrets_readable_by_others(tmp_path):
     keys.generate(tmp_path, clients=1)
     secret = tmp_path / "clients" / "client-0.key_secret"
