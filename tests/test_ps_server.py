@@ -214,6 +214,56 @@ def test_sync_three_workers_get_identical_parameters_sgd_on_the_mean(servers):
     assert server.version == 1 and server.stats.steps == 1 and server.stats.pushes == 3
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_sync_sums_multi_frame_and_differently_framed_gradients(servers, monkeypatch, workers):
+    monkeypatch.setattr(protocol, "FRAME_BYTES", 4096)  # 40 KB tensor: 10 frames
+    monkeypatch.setattr(protocol, "PACK_BYTES", 1024)
+    server = servers(mode="sync", num_workers=workers)
+    start = {"w": np.random.default_rng(0).standard_normal(10_000).astype(np.float32),
+             "b": np.zeros(3, np.float32)}
+    gs = [{"w": np.random.default_rng(10 + i).standard_normal(10_000).astype(np.float32),
+           "b": np.full(3, i, np.float32)} for i in range(workers)]
+    clients = [PSClient([server.address], worker_id=i, timeout=10) for i in range(workers)]
+    try:
+        for c in clients:
+            c.init(start, SGD)
+        calls = [lambda c=c, g=g: c.push_pull(g) for c, g in zip(clients, gs, strict=True)]
+        if workers == 3:  # worker 2 sends `w` packed in one frame instead of 10, first
+            monkeypatch.setattr(protocol, "PACK_BYTES", 1 << 20)
+            packed = protocol.encode({"op": "push_pull", "req": 9, "sender": 2, "step": 0},
+                                     list(gs[2].items()))
+            monkeypatch.setattr(protocol, "PACK_BYTES", 1024)
+            assert len(packed) == 2  # header and one pack frame
+            raw = Raw(server.address)
+            raw.sock.send(packed)
+
+            def after_worker_2(i):
+                deadline = time.monotonic() + 5
+                while 2 not in server._round.arrived:
+                    assert time.monotonic() < deadline, "worker 2's push never arrived"
+                    time.sleep(0.005)
+                return clients[i].push_pull(gs[i])
+
+            def packed_reply():
+                reply = raw.wait(10)
+                raw.close()
+                return {name: reply.tensor(name) for name in reply.names}
+            calls = [lambda: after_worker_2(0), lambda: after_worker_2(1), packed_reply]
+        results = run_in_threads(calls)
+    finally:
+        for c in clients:
+            c.close()
+    for name, value in start.items():
+        total = gs[0][name].copy()
+        for g in gs[1:]:
+            total += g[name]
+        expected = value - np.float32(0.5) * (total * np.float32(1.0 / workers))
+        if workers <= 2:  # a + b == b + a exactly; with 3 the arrival order rounds
+            assert results[0][name].tobytes() == expected.tobytes()
+        np.testing.assert_allclose(results[0][name], expected, rtol=1e-6, atol=1e-7)
+        assert all(r[name].tobytes() == results[0][name].tobytes() for r in results)
+
+
 def test_sync_waits_for_every_registered_worker(servers):
     server = servers(mode="sync", num_workers=2)
     a = PSClient([server.address], worker_id=0, timeout=10)

@@ -673,6 +673,7 @@ class _Round:
     def __init__(self):
         self.sums: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
+        self.first: dict[str, list[np.ndarray]] = {}  # a step's first gradient, not copied
         self.finish()
 
     def reset_buffers(self, params: dict[str, np.ndarray]) -> None:
@@ -685,33 +686,64 @@ class _Round:
         self.started, self.started_at, self.required = True, now, set(live)
 
     def add(self, msg: Message) -> None:
+        """Adds a gradient to the sums.
+
+        The first gradient of a step is only kept (views on its received
+        frames); the second is added to it into the sum buffer, so summing N
+        gradients makes N - 1 passes instead of a copy and N - 1 additions.
+        """
         for name in msg.names:
-            total = self.sums[name].reshape(-1)
-            offset = 0
-            for piece in msg.pieces(name):
-                dest = total[offset:offset + piece.size]
-                if self.counts[name] == 0:
-                    np.copyto(dest, piece)
-                else:
-                    np.add(dest, piece, out=dest)
-                offset += piece.size
-            self.counts[name] += 1
+            count = self.counts[name]
+            if count == 0:
+                self.first[name] = msg.pieces(name)
+            else:
+                self._accumulate(name, msg.pieces(name), count)
+            self.counts[name] = count + 1
+
+    def _accumulate(self, name: str, pieces: list[np.ndarray], count: int) -> None:
+        total = self.sums[name].reshape(-1)
+        first = self.first.pop(name) if count == 1 else None
+        if first is not None and [p.size for p in first] != [p.size for p in pieces]:
+            self._copy_flat(first, total)  # framed differently (e.g. packed): no pairing
+            first = None
+        offset = 0
+        for i, piece in enumerate(pieces):
+            dest = total[offset:offset + piece.size]
+            np.add(first[i] if first is not None else dest, piece, out=dest)
+            offset += piece.size
 
     def averaged(self) -> dict[str, np.ndarray]:
         out = {}
         for name, count in self.counts.items():
-            if count:
+            if count == 1:
+                out[name] = self._only(name)
+            elif count > 1:
                 total = self.sums[name]
-                if count > 1:
-                    np.multiply(total, total.dtype.type(1.0 / count), out=total)
+                np.multiply(total, total.dtype.type(1.0 / count), out=total)
                 out[name] = total
         return out
+
+    def _only(self, name: str) -> np.ndarray:
+        """The single gradient of a step, as an array of the parameter's shape."""
+        pieces, total = self.first.pop(name), self.sums[name]
+        if len(pieces) == 1:
+            return pieces[0].reshape(total.shape)  # a view: no copy
+        self._copy_flat(pieces, total.reshape(-1))
+        return total
+
+    @staticmethod
+    def _copy_flat(pieces: list[np.ndarray], flat: np.ndarray) -> None:
+        offset = 0
+        for piece in pieces:
+            flat[offset:offset + piece.size] = piece
+            offset += piece.size
 
     def finish(self) -> None:
         self.started, self.started_at = False, 0.0
         self.required: set[int] = set()
         self.arrived: set[int] = set()
         self.anonymous: list[tuple] = []
+        self.first.clear()
         for name in self.counts:
             self.counts[name] = 0
 
