@@ -26,7 +26,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 log = logging.getLogger("distflow.transport")
 
-COPY_THRESHOLD = 64 * 1024
+COPY_THRESHOLD = 256 * 1024  # below, a copy is cheaper than pyzmq's zero-copy bookkeeping
 SERVER_KEY = "server"
 CLIENTS_DIR = "clients"
 
