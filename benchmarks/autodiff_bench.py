@@ -195,9 +195,10 @@ def main(argv=None) -> list[dict]:
         print(f"{'model':6} {'batch':>5} {'distflow ms':>12} {'numpy ms':>9} {'ratio':>6} "
               f"{'peak MB (df/np)':>16} {'mem ratio':>9}")
         for r in rows:
-            print(f"{r['model']:6} {r['batch']:>5} {r['distflow_ms']:>12.3f} {r['numpy_ms']:>9.3f} "
-                  f"{r['time_ratio']:>6.3f} {r['distflow_peak_mb']:>7.1f}/{r['numpy_peak_mb']:<8.1f}"
-                  f" {r['memory_ratio']:>9.3f}")
+            print(f"{r['model']:6} {r['batch']:>5} {r['distflow_ms']:>12.3f} "
+                  f"{r['numpy_ms']:>9.3f} {r['time_ratio']:>6.3f} "
+                  f"{r['distflow_peak_mb']:>7.1f}/{r['numpy_peak_mb']:<8.1f} "
+                  f"{r['memory_ratio']:>9.3f}")
     print(json.dumps({"benchmark": "autodiff", "rows": rows}))
     return rows
 

@@ -31,7 +31,7 @@ from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
     sparse_softmax_cross_entropy_with_logits,
     tanh,
 )
-from distflow.tensor import Tensor, as_array
+from distflow.tensor import Tensor
 
 # ------------------------------------------------------------------ geometry
 

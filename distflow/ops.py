@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,22 +21,35 @@ import numpy as np
 from distflow.tensor import Tensor, Variable, as_array, record
 
 
-@dataclass(frozen=True)
 class Primitive:
-    """A registered primitive op."""
+    """A registered primitive op: a forward and one VJP per differentiable input.
 
-    name: str
-    forward: Callable[..., tuple[np.ndarray, Any]]
-    vjps: tuple[Callable | None, ...]
-    variadic: bool = False  # one VJP `(i, g, res)` shared by a list of inputs
+    Attributes:
+        name: op name (the registry key, used in error messages).
+        forward: `(*arrays, **params) -> (output, residuals)`.
+        vjps: one `(g, residuals) -> grad` per input (None: no gradient defined).
+        variadic: one VJP `(i, g, residuals)` shared by a list of inputs.
+    """
+
+    __slots__ = ("name", "forward", "vjps", "variadic")
+
+    def __init__(self, name: str, forward: Callable[..., tuple[np.ndarray, Any]],
+                 vjps: tuple[Callable | None, ...], variadic: bool = False):
+        self.name, self.forward, self.vjps, self.variadic = name, forward, tuple(vjps), variadic
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
 
     def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
-        out, res = self.forward(*[t.value for t in inputs], **params)
+        out, res = self.forward(*map(_VALUE, inputs), **params)
         if self.variadic:
             vjp = self.vjps[0]
             vjps = tuple(_bind_index(vjp, i) for i in builtins.range(len(inputs)))
             return record(self.name, out, inputs, vjps, res)
         return record(self.name, out, inputs, self.vjps, res)
+
+
+_VALUE = operator.attrgetter("value")  # map() over it needs no Python frame per input
 
 
 def _bind_index(vjp: Callable, i: int) -> Callable:
@@ -59,6 +72,8 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     if g.shape == shape:
         return g
     extra = g.ndim - len(shape)
+    if shape and g.shape[extra:] == shape:  # only leading axes were added (a bias): no reshape
+        return np.add.reduce(g, axis=0 if extra == 1 else tuple(builtins.range(extra)))
     axes = tuple(builtins.range(extra)) + tuple(
         i + extra for i, n in enumerate(shape) if n == 1 and g.shape[i + extra] != 1)
     return g.sum(axis=axes, keepdims=True).reshape(shape)
@@ -94,6 +109,8 @@ def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
 
 def _weak(value: Any, like: np.dtype) -> Tensor:
     """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
+    if type(value) is np.ndarray and value.dtype == like:  # the common case: no conversion
+        return Tensor._wrap(value)
     arr = np.asarray(value)
     if arr.dtype.kind == "f" and like.kind != "f":
         return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
@@ -515,7 +532,7 @@ _REDUCTIONS = {
 
 def _reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Tensor:
     x = _t(x)
-    if isinstance(axis, list | Tensor):
+    if isinstance(axis, (list, Tensor)):
         axis = _norm_axis(axis)
     if x.dtype.kind == "b" and kind in ("mean", "sum"):
         x = cast(x, np.float32 if kind == "mean" else np.int32)
@@ -758,7 +775,8 @@ def _gather_vjp(g, r):
     shape, indices, axis = r
     out = np.zeros(shape, dtype=g.dtype)
     moved = np.moveaxis(out, axis, 0)
-    g = np.moveaxis(g, list(builtins.range(axis, axis + indices.ndim)), list(builtins.range(indices.ndim)))
+    g = np.moveaxis(g, list(builtins.range(axis, axis + indices.ndim)),
+                    list(builtins.range(indices.ndim)))
     np.add.at(moved, indices, g)
     return out
 
@@ -871,16 +889,17 @@ def _label_index(labels: np.ndarray) -> tuple:
 
 
 def _sparse_ce_fwd(logits, labels):
-    logp = _log_softmax_np(logits, -1)
+    shifted = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    total = np.add.reduce(exps, axis=-1)
     index = _label_index(labels)
-    return -logp[index], (logp, index)
+    return np.log(total) - shifted[index], (exps, total, index)
 
 
 def _sparse_ce_vjp(g, r):
-    logp, index = r
-    grad = np.exp(logp)  # softmax, computed only when a gradient is needed
-    grad[index] -= 1
-    grad *= g[..., None]
+    exps, total, index = r
+    grad = exps * (g / total)[..., None]  # g * softmax, in one pass over the logits
+    grad[index] -= g
     return grad
 
 
@@ -902,11 +921,17 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
                          f"its last axis {logits.shape[:-1]}.")
-    n = logits.shape[-1]
-    if labels.size and not 0 <= labels.min() <= labels.max() < n:
-        raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received values in "
-                         f"[{labels.min()}, {labels.max()}].")
-    return _sparse_softmax_ce(logits, labels=labels)
+    if labels.size and labels.min() < 0:  # negative ids would silently index from the end
+        _bad_labels(labels, logits.shape[-1])
+    try:
+        return _sparse_softmax_ce(logits, labels=labels)
+    except IndexError:  # an id >= the number of classes
+        _bad_labels(labels, logits.shape[-1])
+
+
+def _bad_labels(labels: np.ndarray, n: int) -> None:
+    raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received values in "
+                     f"[{labels.min()}, {labels.max()}].") from None
 
 
 def _sigmoid_ce_fwd(labels, logits):

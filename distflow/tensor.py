@@ -38,7 +38,7 @@ def as_array(value: Any, dtype: Any = None) -> np.ndarray:
     """
     if isinstance(value, Tensor):
         arr = value.value
-    elif isinstance(value, np.ndarray | np.generic):
+    elif isinstance(value, (np.ndarray, np.generic)):
         arr = np.asarray(value)
     else:
         arr = np.asarray(value)
@@ -339,7 +339,7 @@ class GradientTape:
             self._release()
         out = []
         for src, node in zip(flat_sources, source_nodes):
-            g = grads.get(node) if node is not None else None
+            g = grads.get(node)  # None for an unconnected source (None is never a key)
             if g is None and unconnected_gradients == "zero":
                 g = np.zeros_like(src.value)
             out.append(None if g is None else Tensor._wrap(_own(g, src.value.dtype)))
@@ -358,7 +358,7 @@ class GradientTape:
             node = self._source_node(t)
             if node is None:
                 continue
-            g = (np.ones_like(t.value) if upstream is None
+            g = (np.ones(t.value.shape, t.value.dtype) if upstream is None
                  else np.broadcast_to(as_array(upstream[i], t.dtype), t.shape))
             seeds.append((node, g))
         return seeds
@@ -366,12 +366,7 @@ class GradientTape:
     def _backprop(self, seeds, wanted: set[_Node]) -> dict[_Node, np.ndarray]:
         """Runs the recorded nodes backwards, calling only VJPs that lead to `wanted`."""
         nodes = self._nodes
-        useful = set(wanted)
-        for node in nodes:  # creation order: parents come first
-            for p in node.parents:
-                if p in useful:
-                    useful.add(node)
-                    break
+        useful = self._useful_nodes(wanted)
         grads: dict[_Node, np.ndarray] = {}
         for node, g in seeds:
             _accumulate(grads, node, g)
@@ -383,10 +378,10 @@ class GradientTape:
             if node in wanted:  # an intermediate tensor asked for as a source
                 result[node] = g
             res = node.residuals
-            for i, (parent, vjp) in enumerate(zip(node.parents, node.vjps)):
+            for parent, vjp in zip(node.parents, node.vjps):
                 if parent in useful:
                     if vjp is None:
-                        _no_gradient(node, i)
+                        _no_gradient(node, parent)
                     gi = vjp(g, res)
                     prev = grads.get(parent)
                     grads[parent] = gi if prev is None else prev + gi
@@ -394,6 +389,17 @@ class GradientTape:
             if node not in result and node in grads:
                 result[node] = grads[node]
         return result
+
+    def _useful_nodes(self, wanted: set[_Node]) -> set[_Node]:
+        """The nodes on a path to a wanted node: only their gradients are needed."""
+        if wanted.issuperset(self._touched) and wanted.issuperset(self._leaves.values()):
+            # Every recorded op has a tracked input, so with every leaf wanted, all lead there.
+            return wanted.union(self._nodes)
+        useful = set(wanted)
+        for node in self._nodes:  # creation order: parents come first
+            if not useful.isdisjoint(node.parents):
+                useful.add(node)
+        return useful
 
     def _release(self) -> None:
         """Frees the recorded graph and its saved buffers (non-persistent tapes)."""
@@ -412,7 +418,9 @@ def _own(g: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return g if g.flags.writeable else g.copy()
 
 
-def _no_gradient(node: _Node, i: int) -> None:
+def _no_gradient(node: _Node, parent: _Node) -> None:
+    i = next(i for i, (p, vjp) in enumerate(zip(node.parents, node.vjps))
+             if p is parent and vjp is None)
     raise LookupError(
         f"No gradient is defined for input {i} of op '{node.name}'. Wrap the value "
         "in distflow.stop_gradient(...) if no gradient should flow through it."
@@ -430,7 +438,7 @@ def _accumulate(grads: dict[_Node, np.ndarray], node: _Node, g: np.ndarray) -> N
 def _flatten(structure: Any) -> list:
     if isinstance(structure, Tensor):
         return [structure]
-    if isinstance(structure, list | tuple) and all(isinstance(s, Tensor) for s in structure):
+    if isinstance(structure, (list, tuple)) and all(isinstance(s, Tensor) for s in structure):
         return list(structure)  # the common flat case, without recursion
     if isinstance(structure, dict):
         return [x for k in sorted(structure) for x in _flatten(structure[k])]
@@ -472,15 +480,10 @@ def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: An
         return result
     tape = stack[-1]
     parents = []
-    tracked = False
     for t in inputs:
         node = t._node
-        if node is None or node.tape is not tape:
-            node = tape.node_for(t)
-        if node is not None:
-            tracked = True
-        parents.append(node)
-    if tracked:
+        parents.append(node if node is not None and node.tape is tape else tape.node_for(t))
+    if any(parents):  # nodes are always truthy: is any input tracked?
         node = result._node = _Node(tuple(parents), vjps, residuals, tape, name)
         tape._nodes.append(node)
     return result

@@ -889,3 +889,9 @@ def test_real_fit_backup_and_restore_resumes_after_a_crash(tmp_path):
     for got, expected in zip(resumed.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(got, expected)
     assert not (tmp_path / "backup").exists()
+
+
+def test_progbar_is_reachable_from_utils_as_in_keras():
+    from distflow.keras.utils import Progbar as FromUtils
+
+    assert FromUtils is Progbar

@@ -96,8 +96,11 @@ def test_fashion_mnist_example_without_data_says_where_it_looked(tmp_path):
 
 
 def _readme_main_command() -> list[str]:
+    """The launcher command of the README's set-up block (a fenced line, not the prose)."""
     text = (REPO / "README.md").read_text()
-    line = next(ln for ln in text.splitlines() if "python -m distflow.launch" in ln)
+    blocks = re.findall(r"^```(?:bash|sh)\n(.*?)^```", text, flags=re.M | re.S)
+    line = next(ln for block in blocks for ln in block.splitlines()
+                if "python -m distflow.launch" in ln)
     command = line.split("python -m distflow.launch", 1)[1]
     return [sys.executable, "-m", "distflow.launch", *shlex.split(command)]
 

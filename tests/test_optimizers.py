@@ -265,3 +265,12 @@ def test_converges_on_rosenbrock(name):
     make, steps = ROSENBROCK[name]
     np.testing.assert_allclose(_minimize(make(), _rosenbrock, [-1.0, 1.5], steps), [1.0, 1.0],
                                atol=5e-2)
+
+
+def test_keras_optimizers_module_is_the_same_package():
+    from distflow.keras.optimizers import Adam
+    from distflow.keras.optimizers.schedules import ExponentialDecay
+
+    assert Adam is opt.Adam
+    assert ExponentialDecay is schedules.ExponentialDecay
+    assert isinstance(Adam(ExponentialDecay(0.1, 10, 0.5)), opt.Optimizer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_launch_e2e import final_weights, run_launcher
+from test_launch_e2e import LR, ROWS, STEPS, final_weights, run_launcher
 
 import distflow as df
 from distflow import optimizers
@@ -127,5 +127,23 @@ def test_async_run_through_real_servers_converges(tmp_path):
     weights = final_weights(result.stdout)
     assert sorted(weights) == [0, 1], result.stdout[-2000:]
     target = np.array([1.0, -2.0, 0.5, 0.3])
-    # 2 x 20 asynchronous SGD steps at lr 0.1 from zero: close to the target, not exact.
-    assert np.abs(weights[0] - target).max() < 0.15, weights[0]
+    # Each worker applies 20 SGD steps; how many of the other's land before it stops depends
+    # on scheduling. The worst case is a worker running alone on its shard, so the result
+    # must be at least that close (small slack for a stale interleaving).
+    worst = max(np.abs(_shard_descent(rank) - target).max() for rank in (0, 1))
+    assert worst < 0.2
+    for rank in (0, 1):
+        assert np.abs(weights[rank] - target).max() <= worst + 0.02, weights[rank]
+
+
+def _shard_descent(rank: int, workers: int = 2) -> np.ndarray:
+    """20 plain SGD steps from zero on one worker's shard, in float64."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(ROWS, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3
+    xs, ys = x[rank::workers], y[rank::workers]
+    w, b = np.zeros((3, 1)), np.zeros(1)
+    for _ in range(STEPS):
+        err = xs @ w + b - ys
+        w, b = w - LR * 2 * xs.T @ err / len(xs), b - LR * 2 * err.mean(axis=0)
+    return np.concatenate([w.ravel(), b])

@@ -95,3 +95,12 @@ def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
     values = np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))
     norms = np.linalg.norm(values, ord=order, axis=axis, keepdims=True)
     return values / np.where(norms == 0, 1, norms)
+
+
+def __getattr__(name: str) -> Any:
+    # Progbar lives with the callbacks; imported on use so `utils` stays light.
+    if name == "Progbar":
+        from distflow.keras.callbacks.progbar import Progbar
+
+        return Progbar
+    raise AttributeError(f"module 'distflow.keras.utils' has no attribute {name!r}")

@@ -25,12 +25,20 @@ with tf.compat.v1.Session() as sess:
     result = sess.run(c)
     print(result)
 
-# --- data the tutorial leaves undefined: 100 features, one-hot labels of 10 classes ---
+# --- data the tutorial leaves undefined: 100 noisy features, one-hot labels of 10 ---
+# --- classes; class c raises feature c, so there is something to learn           ---
 rng = np.random.default_rng(2)
-x_train = rng.normal(size=(1000, 100)).astype("float32")
-y_train = to_categorical(np.argmax(x_train[:, :10], axis=1), 10)
-x_test = rng.normal(size=(200, 100)).astype("float32")
-y_test = to_categorical(np.argmax(x_test[:, :10], axis=1), 10)
+
+
+def make_data(n):
+    labels = rng.integers(0, 10, n)
+    x = rng.normal(size=(n, 100)).astype("float32")
+    x[np.arange(n), labels] += 3.5
+    return x, to_categorical(labels, 10)
+
+
+x_train, y_train = make_data(1000)
+x_test, y_test = make_data(200)
 # --- end of the added lines ---
 
 # 创建一个神经网络模型
