@@ -269,3 +269,33 @@ def test_weights_file_errors(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ValueError, match="truncated"):
         model.load_weights(path)
+
+
+class Doubling(layers.Layer):
+    """A custom layer with no weights, wrapped below so only custom_objects can rebuild it."""
+
+    def call(self, inputs, training=False):
+        return inputs * 2.0
+
+
+def test_custom_layer_inside_a_wrapper_is_found_through_custom_objects(tmp_path):
+    model = Sequential([Input(shape=(3, 2)), layers.TimeDistributed(Doubling()),
+                        layers.Flatten(), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    path = tmp_path / "wrapped.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="Doubling"):
+        load_model(path)
+    restored = load_model(path, custom_objects={"Doubling": Doubling})
+    x = np.arange(12, dtype="float32").reshape(2, 3, 2)
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_build_without_a_shape_marks_the_layer_built():
+    class NoShape(layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(2,), initializer="ones", name="w")
+
+    layer = NoShape()
+    layer.build()
+    assert layer.built and [v.shape for v in layer.weights] == [(2,)]

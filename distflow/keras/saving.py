@@ -57,7 +57,7 @@ def _builtin_classes() -> dict[str, type]:
 
 def deserialize_layer(config: dict[str, Any], custom_objects: dict | None = None) -> Any:
     """The layer (or nested model) described by `serialize_layer`'s dict."""
-    from distflow.keras import layers, models
+    from distflow.keras import layers
 
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"A layer config must be a dict with 'class_name' and 'config'. "
@@ -67,8 +67,9 @@ def deserialize_layer(config: dict[str, Any], custom_objects: dict | None = None
     if cls is None:
         cls = layers.get_layer_class(name, custom_objects)
     inner = config.get("config") or {}
-    if isinstance(cls, type) and issubclass(cls, models.Model) and \
-            "custom_objects" in inspect.signature(cls.from_config).parameters:
+    # Models and wrappers (Bidirectional, TimeDistributed) rebuild inner layers that may
+    # be custom classes: pass the mapping to any from_config that takes it.
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
         return cls.from_config(inner, custom_objects=custom_objects)
     return cls.from_config(inner)
 

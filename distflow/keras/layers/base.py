@@ -669,7 +669,7 @@ def _capture_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] |
 
 def _marks_built(build: Callable) -> Callable:
     @functools.wraps(build)
-    def wrapper(self: Layer, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Layer, input_shape: Any = None, *args: Any, **kwargs: Any) -> Any:
         result = build(self, input_shape, *args, **kwargs)
         self._build_input_shape = input_shape
         self.built = True
