@@ -160,3 +160,28 @@ def test_on_train_end_runs_when_training_fails():
     with pytest.raises(RuntimeError, match="boom"):
         _train(ctx, x, y, batch_size=5, epochs=1, verbose=0, callbacks=[Boom()])
     assert [e[0] for e in ctx.events] == ["begin", "end"]
+
+
+class Resuming(Worker):
+    """A chief whose servers recorded that the run was in epoch `recorded`."""
+
+    def __init__(self, recorded):
+        super().__init__(0, 1, global_batch=True)
+        self.recorded = recorded
+
+    def initial_epoch(self, model, requested):
+        return max(requested, self.recorded)
+
+    def on_epoch_begin(self, model, epoch):
+        self.events.append(("epoch", epoch))
+
+
+def test_fit_starts_at_the_contexts_epoch_and_announces_each_epoch():
+    x, y = _data()
+    context = Resuming(recorded=2)
+    _, _, history = _train(context, x, y, batch_size=10, epochs=4, verbose=0)
+    assert history.epoch == [2, 3]
+    assert [e for e in context.events if e[0] == "epoch"] == [("epoch", 2), ("epoch", 3)]
+    _, _, history = _train(Resuming(recorded=0), x, y, batch_size=10, epochs=3,
+                           initial_epoch=1, verbose=0)
+    assert history.epoch == [1, 2]  # fit(initial_epoch=...) still counts

@@ -842,9 +842,13 @@ class Model(Layer):
         cbs.on_train_begin()
         try:
             ctx.on_train_begin(self)
-            start = self._initial_epoch if self._initial_epoch is not None else initial_epoch
+            # BackupAndRestore's epoch wins; else the context's (the servers' recorded
+            # epoch when a distributed run resumes or a worker rejoins).
+            start = (self._initial_epoch if self._initial_epoch is not None
+                     else ctx.initial_epoch(self, initial_epoch))
             for epoch in range(start, epochs):
                 self._compiled.reset()
+                ctx.on_epoch_begin(self, epoch)
                 cbs.on_epoch_begin(epoch)
                 logs = self._train_epoch(train, epoch, cbs, variables, layers)
                 if val is not None and ctx.is_chief and _validate_now(epoch, validation_freq):
