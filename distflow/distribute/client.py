@@ -150,14 +150,19 @@ class PSClient:
         return self._collect(replies, wanted, out)
 
     def push(self, grads: Mapping[str, np.ndarray], version: int | None = None,
-             position: Mapping[str, Any] | None = None) -> int:
-        """Sends gradients to every shard; returns the lowest version after the update."""
-        self._push("push", grads, version, position)
+             position: Mapping[str, Any] | None = None,
+             learning_rate: float | None = None) -> int:
+        """Sends gradients to every shard; returns the lowest version after the update.
+
+        `learning_rate`, when given, is the rate the servers use from this update on.
+        """
+        self._push("push", grads, version, position, learning_rate)
         return self.last_version
 
     def push_pull(self, grads: Mapping[str, np.ndarray], version: int | None = None,
                   out: Mapping[str, np.ndarray] | None = None,
-                  position: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+                  position: Mapping[str, Any] | None = None,
+                  learning_rate: float | None = None) -> dict[str, np.ndarray]:
         """Sends gradients and receives the updated parameters in one round trip.
 
         Args:
@@ -167,11 +172,13 @@ class PSClient:
                 reported version is sent, which is what staleness needs).
             out: arrays to write the new values into, in place (default: new).
             position: training position to record, e.g. {"epoch": 2, "step": 10}.
+            learning_rate: a new learning rate, used by the servers from this
+                update on (it replaces their number or schedule); None: unchanged.
 
         Returns:
             name -> new values of every registered variable.
         """
-        replies = self._push("push_pull", grads, version, position)
+        replies = self._push("push_pull", grads, version, position, learning_rate)
         return self._collect(replies, list(self._vars), out)
 
     def heartbeat(self) -> None:
@@ -277,11 +284,14 @@ class PSClient:
     # ------------------------------------------------------------ requests
 
     def _push(self, op: str, grads: Mapping[str, np.ndarray], version: int | None,
-              position: Mapping[str, Any] | None) -> list[Message]:
+              position: Mapping[str, Any] | None, learning_rate: Any = None) -> list[Message]:
         per_shard = self._split_by_shard(grads)
         steps = {s: {"step": self.versions[s] if self._answered[s] else int(version or 0)}
                  for s in range(self.num_shards)}
         fields = {"position": dict(position)} if position else {}
+        if learning_rate is not None:  # the servers validate it (finite, >= 0)
+            fields["learning_rate"] = (learning_rate.item() if isinstance(learning_rate, np.generic)
+                                       else learning_rate)
         # Every shard gets a push, even an empty one, so sync steps complete everywhere.
         return self._request_all(op, per_shard, fields_per_shard=steps, **fields)
 

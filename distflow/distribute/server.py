@@ -173,6 +173,7 @@ class ParameterServer:
         self.workers: dict[int, _Worker] = {}
         self.stats = _Stats()
         self._rule = self._schedule = None
+        self._lr_changed = False  # since the last update: checkpoint it at once
         self._round = _Round()
         self._inflight: list = []
         self._stop = threading.Event()
@@ -317,7 +318,8 @@ class ParameterServer:
     def _op_hello(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg, shard=self.config.shard, mode=self.config.mode,
                     initialized=self.initialized, position=self.position,
-                    num_workers=self.config.num_workers, params=list(self.params))
+                    num_workers=self.config.num_workers, params=list(self.params),
+                    learning_rate=self._learning_rate_source())
 
     def _op_heartbeat(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg)
@@ -373,7 +375,8 @@ class ParameterServer:
             self.params[name] = np.array(msg.tensor(name), copy=True)
             self.slots[name] = self._rule.init(self.params[name], self.optimizer.get("hp"))
         self._round.reset_buffers(self.params)
-        self._reply(identity, msg, with_params=True, names=msg.names, added=added)
+        self._reply(identity, msg, with_params=True, names=msg.names, added=added,
+                    learning_rate=self._learning_rate_source())
 
     def _update_position(self, msg: Message) -> None:
         position = msg.header.get("position")
@@ -432,14 +435,19 @@ class ParameterServer:
               with_params: bool) -> None:
         if worker is not None and self._is_duplicate(identity, msg, worker, with_params):
             return
+        learning_rate = _learning_rate_field(msg)
         usable = self._check_gradients(msg)
         self._update_position(msg)
         self.stats.pushes += 1
         if worker is not None:
             worker.last_step = msg.header.get("step", worker.last_step)
         if self.config.mode == "async":
+            if learning_rate is not None:  # async: the latest value received wins
+                self._set_learning_rate(learning_rate, msg.sender)
             self._push_async(identity, msg, worker, usable, with_params)
         else:
+            if learning_rate is not None:
+                self._round.offer_learning_rate(msg.sender, learning_rate)
             self._push_sync(identity, msg, worker, usable, with_params)
 
     def _is_duplicate(self, identity: bytes, msg: Message, worker: _Worker,
@@ -519,6 +527,9 @@ class ParameterServer:
 
     def _complete_round(self) -> None:
         rnd = self._round
+        offered = rnd.chosen_learning_rate()
+        if offered is not None:
+            self._set_learning_rate(*offered)
         grads = rnd.averaged()
         if grads:
             self._apply(grads)
@@ -558,13 +569,31 @@ class ParameterServer:
         self.version = step
         self.stats.steps += 1
         every = self.config.checkpoint_every
-        if self.config.checkpoint_dir and every and step % every == 0:
+        # A learning-rate change is written at once, so a restarted server never
+        # goes back to the old rate (changes are rare: the Keras callbacks make at
+        # most one per epoch).
+        if self.config.checkpoint_dir and every and (step % every == 0 or self._lr_changed):
             self.save_checkpoint()
+        self._lr_changed = False
 
     def _learning_rate(self, iterations: int) -> float:
         if self._schedule is not None:
             return float(self._schedule(iterations))
         return float(self.optimizer.get("learning_rate", 0.01))
+
+    def _learning_rate_source(self) -> Any:
+        """The rate as configured: a number or a schedule config (None before `init`)."""
+        return self.optimizer.get("learning_rate") if self.optimizer else None
+
+    def _set_learning_rate(self, value: float, sender: Any) -> None:
+        """Uses `value` from the next update on (it replaces a schedule)."""
+        if self._schedule is None and self._learning_rate_source() == value:
+            return
+        log.info("Learning rate set to %r by worker %s (version %d; was %r)", value, sender,
+                 self.version, self._learning_rate_source())
+        self.optimizer = {**self.optimizer, "learning_rate": value}
+        self._schedule = None
+        self._lr_changed = True
 
     def _copy_on_write(self) -> None:
         """Replies may still be reading the parameter buffers (zero-copy sends).
@@ -663,6 +692,7 @@ class ParameterServer:
             "stale_dropped": s.stale_dropped, "skipped_nonfinite": s.skipped_nonfinite,
             "duplicates": s.duplicates, "cow_copies": s.cow_copies,
             "last_checkpoint": s.last_checkpoint,
+            "learning_rate": self._learning_rate(self.version) if self.initialized else None,
             "connections": dict(self.socket.events),
         }
 
@@ -684,6 +714,20 @@ class _Round:
 
     def start(self, live: set[int], now: float) -> None:
         self.started, self.started_at, self.required = True, now, set(live)
+
+    def offer_learning_rate(self, sender: Any, value: float) -> None:
+        rank = sender if isinstance(sender, int) and sender >= 0 else None
+        self.learning_rates.append((rank is None, rank or 0, value, sender))
+
+    def chosen_learning_rate(self) -> tuple[float, Any] | None:
+        """(rate, sender) of the lowest-ranked worker that sent one (the chief first).
+
+        Anonymous senders come after every worker, in arrival order.
+        """
+        if not self.learning_rates:
+            return None
+        _, _, value, sender = min(self.learning_rates, key=lambda offer: offer[:2])
+        return value, sender
 
     def add(self, msg: Message) -> None:
         """Adds a gradient to the sums.
@@ -743,6 +787,7 @@ class _Round:
         self.required: set[int] = set()
         self.arrived: set[int] = set()
         self.anonymous: list[tuple] = []
+        self.learning_rates: list[tuple] = []  # (anonymous, rank, value, sender) offers
         self.first.clear()
         for name in self.counts:
             self.counts[name] = 0
@@ -769,6 +814,18 @@ def _finite(pieces: list[np.ndarray]) -> bool:
         if not math.isfinite(total):
             return False
     return True
+
+
+def _learning_rate_field(msg: Message) -> float | None:
+    """The optional `learning_rate` of a push, validated (finite, >= 0)."""
+    value = msg.header.get("learning_rate")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise _Reject("bad_learning_rate", f"`learning_rate` must be a finite number >= 0. "
+                      f"Received: learning_rate={value!r:.100}")
+    return float(value)
 
 
 def _build_optimizer(config: Any) -> tuple[Any, Any]:

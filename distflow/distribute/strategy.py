@@ -93,6 +93,9 @@ class _ParameterServerBacked(Strategy):
         self._synced: set[str] = set()
         self._version = 0
         self.position: dict[str, int] = {}  # sent with every push (recorded in checkpoints)
+        # The plain-number learning rate the servers were last told by (or reported to)
+        # this worker; None: they run a schedule, or nothing was said yet.
+        self._told_learning_rate: float | None = None
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -147,10 +150,38 @@ class _ParameterServerBacked(Strategy):
         fresh = [v for v in variables if v.name not in self._synced]
         if not fresh:
             return
+        first = not self._synced
         params = self.client.init({v.name: v.value for v in fresh},
                                   optimizer_config(optimizer))
         self._write(fresh, params)
         self._synced.update(v.name for v in fresh)
+        if first:
+            self._adopt_server_learning_rate(optimizer)
+
+    def _adopt_server_learning_rate(self, optimizer: Any) -> None:
+        """Takes the servers' learning rate when it is a number.
+
+        It differs from this optimizer's when another worker initialised the
+        servers, or when they resumed from a checkpoint taken after a callback
+        changed the rate: the local optimizer (and the callbacks reading it) then
+        show the rate really in use.
+        """
+        reported = [h.get("learning_rate") for h in self.client.last_replies]
+        numbers = [r for r in reported if isinstance(r, int | float) and not isinstance(r, bool)]
+        if not numbers:
+            return
+        self._told_learning_rate = float(numbers[0])
+        if hasattr(optimizer, "_learning_rate_source") and \
+                optimizer._learning_rate_source() != self._told_learning_rate:
+            optimizer.learning_rate = self._told_learning_rate
+
+    def _learning_rate_change(self, optimizer: Any) -> float | None:
+        """The optimizer's rate if it is a number the servers have not been told yet."""
+        source = (optimizer._learning_rate_source()
+                  if hasattr(optimizer, "_learning_rate_source") else None)
+        if isinstance(source, bool) or not isinstance(source, int | float):
+            return None  # a schedule: the servers evaluate the one they were given
+        return None if float(source) == self._told_learning_rate else float(source)
 
     def _write(self, variables: Sequence[Variable], params: dict[str, np.ndarray]) -> None:
         for v in variables:
@@ -161,8 +192,12 @@ class _ParameterServerBacked(Strategy):
         variables = [v for _, v in pairs]
         self.sync_variables(variables, optimizer)
         grads = {v.name: _array(g, v) for g, v in pairs}
+        learning_rate = self._learning_rate_change(optimizer)
         params = self.client.push_pull(grads, version=self._version,
-                                       position=self.position or None)
+                                       position=self.position or None,
+                                       learning_rate=learning_rate)
+        if learning_rate is not None:
+            self._told_learning_rate = learning_rate
         self._version = self.client.last_version
         self._write(variables, params)
 
