@@ -147,3 +147,142 @@ def _shard_descent(rank: int, workers: int = 2) -> np.ndarray:
         err = xs @ w + b - ys
         w, b = w - LR * 2 * xs.T @ err / len(xs), b - LR * 2 * err.mean(axis=0)
     return np.concatenate([w.ravel(), b])
+
+
+# ---------------------------------------------------------------- stop decision
+
+EARLY_STOP = """
+import json
+import numpy as np
+import distflow as df
+import distflow.distribute  # noqa: F401
+import distflow.optimizers  # noqa: F401
+from distflow.keras import callbacks, layers, training_context
+from distflow.keras.functional import Input
+from distflow.keras.models import Sequential
+
+SCORES = [5.0, 4.0, 3.0, 3.5, 2.0, 1.0]  # EarlyStopping(patience=0) stops after epoch 3
+
+
+class ChiefScore(callbacks.Callback):
+    # Only the chief has the monitored value (as with val_loss: only the chief validates).
+    def on_epoch_end(self, epoch, logs=None):
+        if training_context.current().is_chief:
+            logs["score"] = SCORES[epoch]
+
+
+def run(model):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 2))).astype("float32")
+    history = model.fit(x, y, batch_size=16, epochs=len(SCORES), shuffle=False, verbose=0,
+                        callbacks=[callbacks.LearningRateScheduler(lambda e, lr: 0.2 * 0.5 ** e),
+                                   ChiefScore(), callbacks.EarlyStopping("score", patience=0)])
+    return {"epochs": len(history.history["loss"]),
+            "rates": history.history["learning_rate"],
+            "weights": [w.ravel().tolist() for w in model.get_weights()]}
+
+
+def build():
+    model = Sequential([Input(shape=(4,)), layers.Dense(8, activation="tanh"), layers.Dense(2)])
+    init = np.random.default_rng(4)
+    model.set_weights([init.normal(size=w.shape).astype("float32") * 0.3
+                       for w in model.get_weights()])
+    model.compile(optimizer=df.optimizers.SGD(0.1, momentum=0.5), loss="mse")
+    return model
+
+
+strategy = df.distribute.get_strategy()
+model = build()  # first: its variables get the same names on every worker
+if strategy.is_chief:
+    print("local", json.dumps(run(build())), flush=True)  # outside the scope: no servers
+with strategy.scope():
+    print("mirrored", json.dumps(run(model)), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_workers_stop_together_when_the_chief_stops_early(tmp_path):
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (tmp_path / "stop.py").write_text(EARLY_STOP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    start = time.monotonic()
+    # Heartbeat timeout 60 s: a worker left waiting for a stopped chief would hang past
+    # the subprocess timeout instead of finishing.
+    result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
+                             "1", "--strategy", "mirrored", "--heartbeat-timeout", "60",
+                             "--grace-period", "5", "stop.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=50)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = {(int(rank), kind): json.loads(body) for rank, kind, body in re.findall(
+        r"^\[worker (\d+)\] (local|mirrored) (\{.*\})$", result.stdout, flags=re.M)}
+    assert sorted(found) == [(0, "local"), (0, "mirrored"), (1, "mirrored")], result.stdout
+    local, chief, other = found[0, "local"], found[0, "mirrored"], found[1, "mirrored"]
+    assert local["epochs"] == chief["epochs"] == other["epochs"] == 4  # epochs 0..3
+    assert chief["rates"] == local["rates"] == [0.2 * 0.5 ** e for e in range(4)]
+    for a, b, c in zip(local["weights"], chief["weights"], other["weights"]):
+        np.testing.assert_allclose(b, c, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert elapsed < 30, f"the run took {elapsed:.1f} s"
+
+
+def test_fit_calls_the_contexts_epoch_end_hook_which_can_stop_training():
+    from distflow.keras import layers
+    from distflow.keras.functional import Input
+    from distflow.keras.models import Sequential
+    from distflow.keras.training_context import TrainingContext, use_training_context
+
+    class StopAfterOne(TrainingContext):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, model, epoch, logs):
+            self.seen.append((epoch, sorted(logs)))
+            model.stop_training = epoch == 1
+
+    x, y = _data(32)
+    model = Sequential([Input(shape=(4,)), layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    context = StopAfterOne()
+    with use_training_context(context):
+        history = model.fit(x, y, batch_size=8, epochs=5, verbose=0)
+    assert context.seen == [(0, ["loss"]), (1, ["loss"])]
+    assert len(history.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_epoch_end_records_the_chiefs_decision_for_every_worker(mode):
+    from distflow.distribute.client import PSClient, PSError
+
+    ps = ParameterServer(ServerConfig(mode=mode, num_workers=2, stats_interval=0, poll_ms=10))
+    ps.start()
+    try:
+        with PSClient([ps.address], worker_id=0, timeout=10) as chief, \
+                PSClient([ps.address], worker_id=1, timeout=10) as other:
+            assert other.epoch_end(0)["decided"] is False
+            assert other.epoch_end(0)["chief_alive"] is False  # never registered
+            chief.epoch_end(0, stop=False)
+            chief.epoch_end(1, stop=True)
+            first, second = other.epoch_end(0), other.epoch_end(1)
+            assert (first["decided"], first["stop"], first["chief_alive"]) == (True, False, True)
+            assert (second["decided"], second["stop"]) == (True, True)
+            assert first["stop_epoch"] == second["stop_epoch"] == 1
+            with pytest.raises(PSError, match="chief") as caught:
+                other.epoch_end(2, stop=True)  # only the chief decides
+            assert caught.value.reason == "bad_field"
+            assert other.epoch_end(2)["decided"] is False
+            chief.close()  # `bye`: the chief left
+            assert other.epoch_end(2)["chief_alive"] is False
+    finally:
+        ps.stop()

@@ -181,6 +181,19 @@ class PSClient:
         replies = self._push("push_pull", grads, version, position, learning_rate)
         return self._collect(replies, list(self._vars), out)
 
+    def epoch_end(self, epoch: int, stop: bool | None = None) -> dict:
+        """Records (chief, with `stop`) or reads the stop decision for `epoch` on shard 0.
+
+        Returns:
+            Shard 0's reply header: `decided`, `stop` (the chief's decision for
+            `epoch`, nil if not recorded), `stop_epoch` (the earliest epoch the
+            chief decided to stop at, or nil) and `chief_alive`.
+        """
+        fields: dict[str, Any] = {"epoch": int(epoch)}
+        if stop is not None:
+            fields["stop"] = bool(stop)
+        return self._request_all("epoch_end", shards=[0], **fields)[0].header
+
     def heartbeat(self) -> None:
         """Tells every shard this worker is alive."""
         self._request_all("heartbeat")

@@ -28,7 +28,7 @@ DEFAULT_MAX_TENSORS = 4096
 
 REQUEST_OPS = frozenset({
     "hello", "init", "pull", "push", "push_pull", "heartbeat", "stats", "save", "shutdown",
-    "bye",
+    "bye", "epoch_end",
 })
 REPLY_OPS = frozenset({"ok", "error"})
 DTYPES = frozenset({

@@ -45,6 +45,7 @@ log = logging.getLogger("distflow.ps")
 MODES = {"sync": "sync", "mirrored": "sync", "async": "async"}
 NONFINITE_POLICIES = ("reject", "skip")
 _HISTOGRAM_CAP = 64
+_KEPT_DECISIONS = 64  # the chief's stop decisions remembered (most recent epochs)
 
 
 @dataclass
@@ -170,6 +171,7 @@ class ParameterServer:
         self.optimizer: dict | None = None
         self.version = 0
         self.position: dict = {}
+        self.decisions: dict[int, bool] = {}  # epoch -> the chief decided to stop after it
         self.workers: dict[int, _Worker] = {}
         self.stats = _Stats()
         self._rule = self._schedule = None
@@ -330,6 +332,24 @@ class ParameterServer:
             self._round.required.discard(worker.wid)
             log.info("Worker %d left (last step %d)", worker.wid, worker.last_step)
         self._reply(identity, msg)
+
+    def _op_epoch_end(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        """The chief records its stop decision for an epoch; every worker can read it."""
+        epoch, stop = msg.header.get("epoch"), msg.header.get("stop")
+        if epoch is None:
+            raise _Reject("bad_field", "`epoch_end` needs `epoch` (an int).")
+        if stop is not None:
+            if not isinstance(stop, bool) or msg.sender != 0:
+                raise _Reject("bad_field", f"`stop` is a bool sent by the chief (sender 0) "
+                              f"only. Received: stop={stop!r:.50} from sender {msg.sender!r}")
+            self.decisions[epoch] = stop
+            for old in sorted(self.decisions)[:-_KEPT_DECISIONS]:
+                del self.decisions[old]  # bounded: only recent epochs are ever asked for
+        stops = [e for e, s in self.decisions.items() if s]
+        chief = self.workers.get(0)
+        self._reply(identity, msg, epoch=epoch, decided=epoch in self.decisions,
+                    stop=self.decisions.get(epoch), stop_epoch=min(stops, default=None),
+                    chief_alive=chief is not None and chief.alive and not chief.left)
 
     def _op_stats(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg, stats=self.stats_dict())

@@ -17,6 +17,8 @@ applied as it arrives). Both keep one replica per process.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from distflow.distribute.cluster import ClusterSpec
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
 from distflow.tensor import Tensor, Variable
+
+log = logging.getLogger("distflow.strategy")
 
 
 class Strategy:
@@ -296,6 +300,48 @@ class _FitContext(training_context.TrainingContext):
 
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
         self.strategy.position = {"epoch": int(epoch)}
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: dict) -> None:
+        """Shares the chief's stop decision (EarlyStopping and friends run on the chief).
+
+        The chief records it on the servers. Mirrored: the other workers wait for
+        it and follow it, so every worker runs the same epochs (one that went on
+        alone would wait at the step barrier for a chief that never pushes).
+        Async: they look once and stop when the chief stopped at this epoch or
+        earlier, or when their own callbacks say so.
+        """
+        client = self.strategy.client
+        if self.is_chief:
+            client.epoch_end(epoch, stop=bool(model.stop_training))
+        elif self.strategy.mode == "async":
+            stop_epoch = client.epoch_end(epoch).get("stop_epoch")
+            if isinstance(stop_epoch, int) and stop_epoch <= epoch:
+                model.stop_training = True
+        else:
+            model.stop_training = self._chief_decision(client, epoch, model.stop_training)
+
+    def _chief_decision(self, client: Any, epoch: int, own: bool) -> bool:
+        """Polls shard 0 until the chief's decision for `epoch` is there (bounded wait)."""
+        start = time.monotonic()
+        pause = 0.005
+        while True:
+            reply = client.epoch_end(epoch)
+            if reply.get("decided"):
+                return bool(reply.get("stop"))
+            if not reply.get("chief_alive"):
+                # The chief is dead or gone: the run goes on without it (elastic),
+                # and this worker decides for itself.
+                log.warning("The chief is not alive at the end of epoch %d; worker %d keeps "
+                            "its own stop decision (%s)", epoch, self.worker_index, own)
+                return bool(own)
+            waited = time.monotonic() - start
+            if waited > client.timeout:
+                raise TimeoutError(
+                    f"Parameter server {client.addrs[0]}: no stop decision from the chief for "
+                    f"epoch {epoch} after {waited:.1f} s of `epoch_end` requests, although it "
+                    f"is alive. Is the chief stuck in validation or a callback?")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 _current: Strategy | None = None

@@ -855,6 +855,7 @@ class Model(Layer):
                     val_logs = self._run_test(val, cbs, layers)
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, logs)
+                ctx.on_epoch_end(self, epoch, logs)  # may share or override stop_training
                 if self.stop_training:
                     break
             cbs.on_train_end(logs)

@@ -26,6 +26,9 @@ Contract used by `Model.fit` (distflow/keras/models.py):
   run continues where it was.
 * `on_epoch_begin(model, epoch)`: called by `fit` at the start of each epoch
   (the strategy records the training position with its pushes).
+* `on_epoch_end(model, epoch, logs)`: called by `fit` after the callbacks'
+  `on_epoch_end`, before it checks `model.stop_training`; a strategy shares
+  the stop decision here (the chief's wins, so all workers stop together).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class TrainingContext:
 
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
         """Called by `fit` at the start of every epoch."""
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: dict) -> None:
+        """Called by `fit` after the callbacks' `on_epoch_end`; may set `model.stop_training`."""
 
 
 _DEFAULT = TrainingContext()
