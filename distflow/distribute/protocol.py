@@ -75,6 +75,7 @@ class Message:
     def __init__(self, header: dict[str, Any], chunks: dict[str, tuple] | None = None,
                  pack: memoryview | None = None, packed: Sequence[str] = ()):
         self.header = header
+        self.layout: Any = None  # the protocol's cached layout of the specs (decode sets it)
         self._chunks = chunks or {}
         self._joined: dict[str, np.ndarray] = {}
         self._pack, self._packed = pack, list(packed)
@@ -238,21 +239,96 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
     header = _unpack_header(frames[0])
     try:
         _check_envelope(header, expect_ops)
-        specs = _check_specs(header.get("tensors", []), max_tensors)
-        packs = 1 if any(spec[3] == 0 for spec in specs) else 0
-        expected = 1 + packs + sum(spec[3] for spec in specs)
-        if len(frames) != expected:
-            raise ProtocolError("frame_count", f"The header describes {expected - 1} data "
-                                f"frames but the message has {len(frames) - 1}. Send one pack "
-                                f"frame for the tensors with nframes 0, then one frame per "
-                                f"{FRAME_BYTES} bytes of each other tensor, in header order.")
-        packed = [spec[0] for spec in specs if spec[3] == 0]
-        pack = memoryview(frames[1]) if packed else None
-        return Message(header, _build_chunks(specs, frames), pack, packed)
+        layout = _layout_of(header.get("tensors", []), max_tensors)
+        if len(frames) != layout.frame_count:
+            raise ProtocolError("frame_count", f"The header describes {layout.frame_count - 1} "
+                                f"data frames but the message has {len(frames) - 1}. Send one "
+                                f"pack frame for the tensors with nframes 0, then one frame "
+                                f"per {FRAME_BYTES} bytes of each other tensor, in header order.")
+        msg = Message(header, layout.chunks(frames), layout.pack_view(frames), layout.packed)
+        msg.layout = layout
+        return msg
     except ProtocolError as exc:
         req = header.get("req")
         exc.req = req if isinstance(req, int) and not isinstance(req, bool) else None
         raise
+
+
+class _Layout:
+    """Where each tensor of a validated spec list lies in the frames.
+
+    Validating specs costs a few microseconds per tensor; a worker sends the same
+    list at every step, so layouts are cached by the list's `repr` (exact: it
+    tells 1 from True and 1.0, which compare equal).
+    """
+
+    __slots__ = ("names", "packed", "frame_count", "pack_bytes", "_entries", "__weakref__")
+
+    def __init__(self, specs: list[list]):
+        self.names = [spec[0] for spec in specs]
+        self.packed = [spec[0] for spec in specs if spec[3] == 0]
+        index = 2 if self.packed else 1
+        offset, entries = 0, []
+        for name, dtype, shape, count in specs:
+            nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+            if count == 0:
+                entries.append((name, dtype, tuple(shape), -1, offset, nbytes))
+                offset += _padded(nbytes)
+                continue
+            want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
+            entries.append((name, dtype, tuple(shape), index, count, [0] if not nbytes else want))
+            index += count
+        self.frame_count, self.pack_bytes, self._entries = index, offset, entries
+
+    def pack_view(self, frames: Sequence[Any]) -> memoryview | None:
+        if not self.packed:
+            return None
+        pack = memoryview(frames[1])
+        if pack.nbytes != self.pack_bytes:
+            raise ProtocolError("frame_size", f"The pack frame must hold {self.pack_bytes} bytes "
+                                f"for the tensors with nframes 0 (each padded to {PACK_ALIGN} "
+                                f"bytes). Received: {pack.nbytes}")
+        return pack
+
+    def chunks(self, frames: Sequence[Any]) -> dict[str, tuple]:
+        """name -> (dtype, shape, [memoryview per frame]), checking every frame's size."""
+        pack = self.pack_view(frames)
+        chunks = {}
+        for name, dtype, shape, index, a, b in self._entries:
+            if index < 0:
+                chunks[name] = (dtype, shape, [pack[a:a + b]])
+                continue
+            parts = [memoryview(f) for f in frames[index:index + a]]
+            sizes = [p.nbytes for p in parts]
+            if sizes != b:
+                raise ProtocolError("frame_size", f"Tensor {name!r} ({dtype}, shape "
+                                    f"{list(shape)}) needs frames of {b[:4]} bytes. "
+                                    f"Received: {sizes[:4]}")
+            chunks[name] = (dtype, shape, parts)
+        return chunks
+
+
+_LAYOUTS: dict[str, _Layout] = {}
+_MAX_LAYOUTS = 256
+_MAX_LAYOUT_KEY = 64 * 1024  # longer spec lists are validated every time, not cached
+
+
+def _layout_of(specs: Any, max_tensors: int) -> _Layout:
+    if not isinstance(specs, list):
+        raise ProtocolError("bad_header", f"`tensors` must be a list of [name, dtype, shape, "
+                            f"nframes]. Received: {type(specs).__name__}")
+    if len(specs) > max_tensors:
+        raise ProtocolError("too_many_tensors", f"A message may carry at most {max_tensors} "
+                            f"tensors. Received: {len(specs)}")
+    key = repr(specs)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _Layout(_check_specs(specs, max_tensors))
+        if len(key) <= _MAX_LAYOUT_KEY:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()  # e.g. a fuzzer: never grows without bound
+            _LAYOUTS[key] = layout
+    return layout
 
 
 def _unpack_header(frame: Any) -> dict[str, Any]:
@@ -321,43 +397,6 @@ def _check_spec(spec: Any) -> None:
         raise ProtocolError("frame_count", f"Tensor {name!r} has {nbytes} bytes, so it needs "
                             f"{nframes_for(nbytes)} frames (or 0: packed). "
                             f"Received: nframes={count!r}")
-
-
-def _build_chunks(specs: list[list], frames: Sequence[Any]) -> dict[str, tuple]:
-    chunks = {}
-    index = 1
-    if any(spec[3] == 0 for spec in specs):
-        _unpack(specs, memoryview(frames[1]), chunks)
-        index = 2
-    for name, dtype, shape, count in specs:
-        if count == 0:
-            continue
-        parts = [memoryview(f) for f in frames[index:index + count]]
-        index += count
-        nbytes = math.prod(shape) * _ITEMSIZE[dtype]
-        sizes = [p.nbytes for p in parts]
-        want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
-        if nbytes == 0:
-            want = [0]
-        if sizes != want:
-            raise ProtocolError("frame_size", f"Tensor {name!r} ({dtype}, shape {shape}) "
-                                f"needs frames of {want[:4]} bytes. Received: {sizes[:4]}")
-        chunks[name] = (dtype, tuple(shape), parts)
-    return {spec[0]: chunks[spec[0]] for spec in specs}
-
-
-def _unpack(specs: list[list], pack: memoryview, chunks: dict[str, tuple]) -> None:
-    """Slices the pack frame into the packed tensors (views, no copy)."""
-    offset = 0
-    for name, dtype, shape, count in specs:
-        if count == 0:
-            nbytes = math.prod(shape) * _ITEMSIZE[dtype]
-            chunks[name] = (dtype, tuple(shape), [pack[offset:offset + nbytes]])
-            offset += _padded(nbytes)
-    if pack.nbytes != offset:
-        raise ProtocolError("frame_size", f"The pack frame must hold {offset} bytes for the "
-                            f"tensors with nframes 0 (each padded to {PACK_ALIGN} bytes). "
-                            f"Received: {pack.nbytes}")
 
 
 def _join(parts: list[memoryview], dtype: str, shape: list[int]) -> np.ndarray:
