@@ -345,6 +345,10 @@ class ParameterServer:
                 raise _Reject("bad_field", f"`stop` is a bool sent by the chief (sender 0) "
                               f"only. Received: stop={stop!r:.50} from sender {msg.sender!r}")
             self.decisions[epoch] = stop
+            if isinstance(epoch, int) and not isinstance(epoch, bool):
+                # The chief finished this epoch: a run resumed from the checkpoint
+                # starts at the next one (pushes record the epoch in progress).
+                self.position = {**self.position, "epoch": epoch + 1}
             for old in sorted(self.decisions)[:-_KEPT_DECISIONS]:
                 del self.decisions[old]  # bounded: only recent epochs are ever asked for
         stops = [e for e, s in self.decisions.items() if s]

@@ -1,0 +1,79 @@
+"""Resuming a whole run: every process stopped, then the same command started again.
+
+A Keras `fit` under the launcher (2 mirrored workers, 1 server with a checkpoint
+directory) runs 2 epochs and exits; the servers write their final checkpoint.
+Started again with `--epochs 4` and the same checkpoint directory, the run must
+continue at epoch 3 (index 2) from the saved parameters and optimizer state,
+and end where an uninterrupted 4-epoch run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+TRAIN = """
+import json, sys
+import numpy as np
+import distflow as df
+from distflow import keras
+
+strategy = df.distribute.get_strategy()
+rng = np.random.default_rng(0)
+x = rng.normal(size=(256, 4)).astype("float32")
+y = (x @ np.array([1.0, -2.0, 0.5, 0.3]) > 0).astype("float32")
+with strategy.scope():
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1,
+                              kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    history = model.fit(x, y, epochs=int(sys.argv[1]), batch_size=32, verbose=0)
+print("result", json.dumps({"epochs": history.epoch,
+                            "weights": model.layers[0].kernel.numpy().ravel().tolist()}),
+      flush=True)
+"""
+
+
+def _run(workdir: Path, checkpoints: Path, epochs: int) -> list[dict]:
+    (workdir / "train.py").write_text(textwrap.dedent(TRAIN))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps", "1",
+         "--strategy", "mirrored", "--grace-period", "5", "--checkpoint-dir",
+         str(checkpoints), "--checkpoint-every", "1000", "train.py", str(epochs)],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = re.findall(r"^\[worker (\d+)\] result (\{.*\})$", result.stdout, flags=re.M)
+    assert sorted(int(rank) for rank, _ in found) == [0, 1], result.stdout[-3000:]
+    return [json.loads(body) for _, body in sorted(found)]
+
+
+def test_a_stopped_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_one(
+        tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    first = _run(tmp_path, checkpoints, epochs=2)
+    assert [r["epochs"] for r in first] == [[0, 1], [0, 1]]
+    assert any(checkpoints.rglob("*")), "the servers wrote no checkpoint"
+    resumed = _run(tmp_path, checkpoints, epochs=4)
+    assert [r["epochs"] for r in resumed] == [[2, 3], [2, 3]]
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    uninterrupted = _run(fresh, fresh / "ckpt", epochs=4)
+    assert uninterrupted[0]["epochs"] == [0, 1, 2, 3]
+    np.testing.assert_allclose(resumed[0]["weights"], uninterrupted[0]["weights"],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(resumed[1]["weights"], resumed[0]["weights"], rtol=0, atol=0)
