@@ -187,11 +187,14 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
 
 
 def _pack(raws: list[memoryview]) -> bytearray:
-    out = bytearray(sum(_padded(r.nbytes) for r in raws))
-    offset = 0
+    offsets, total = [], 0
     for raw in raws:
-        out[offset:offset + raw.nbytes] = raw
-        offset += _padded(raw.nbytes)
+        offsets.append(total)
+        total += -(-raw.nbytes // PACK_ALIGN) * PACK_ALIGN
+    out = bytearray(total)
+    view = memoryview(out)
+    for raw, offset in zip(raws, offsets):
+        view[offset:offset + raw.nbytes] = raw
     return out
 
 

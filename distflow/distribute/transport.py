@@ -27,6 +27,10 @@ from zmq.utils.monitor import recv_monitor_message
 log = logging.getLogger("distflow.transport")
 
 COPY_THRESHOLD = 256 * 1024  # below, a copy is cheaper than pyzmq's zero-copy bookkeeping
+# Plain ints: combining pyzmq's enum flags costs microseconds on every call of the hot path.
+_NOBLOCK, _SNDMORE, _POLLIN = int(zmq.NOBLOCK), int(zmq.SNDMORE), int(zmq.POLLIN)
+_EVENTS, _RCVMORE = int(zmq.EVENTS), int(zmq.RCVMORE)
+_NOBLOCK_SNDMORE = _NOBLOCK | _SNDMORE
 SERVER_KEY = "server"
 CLIENTS_DIR = "clients"
 
@@ -293,13 +297,14 @@ class ServerSocket:
         Frames beyond `max_frames` are read and dropped at once, so a message of
         millions of tiny frames cannot pile up Python objects.
         """
-        if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        sock = self.socket
+        if not sock.getsockopt(_EVENTS) & _POLLIN:
             return None  # cheaper than the exception of an empty NOBLOCK receive
-        identity = self.socket.recv(zmq.NOBLOCK)
+        identity = sock.recv(_NOBLOCK)
         frames, dropped = [], 0
         limit = float("inf") if max_frames is None else max_frames
-        while self.socket.getsockopt(zmq.RCVMORE):
-            frame = self.socket.recv(copy=False)  # the rest of a message is already here
+        while sock.getsockopt(_RCVMORE):
+            frame = sock.recv(copy=False)  # the rest of a message is already here
             if len(frames) < limit:
                 frames.append(frame.buffer)
             else:
@@ -312,8 +317,8 @@ class ServerSocket:
         Never blocks: a reply to a peer that is gone is dropped.
         """
         try:
-            self.socket.send(identity, zmq.NOBLOCK | zmq.SNDMORE)
-            self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self.socket.send(identity, _NOBLOCK_SNDMORE)
+            self.socket.send_multipart(frames, _NOBLOCK, copy=False)
         except zmq.Again:
             log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
         return Release(frames) if track else None
@@ -390,7 +395,7 @@ class ClientSocket:
     def recv(self) -> list[Any] | None:
         """One message without blocking (frame buffers), or None."""
         try:
-            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            frames = self.socket.recv_multipart(_NOBLOCK, copy=False)
         except zmq.Again:
             return None
         return [f.buffer for f in frames]
@@ -402,7 +407,7 @@ class ClientSocket:
 def poll_clients(sockets: Sequence[ClientSocket], timeout_ms: int) -> list[ClientSocket]:
     """Waits up to `timeout_ms` for any socket to be readable; returns the readable ones."""
     if len(sockets) == 1:  # the common case: one server, no Poller to build
-        return list(sockets) if sockets[0].socket.poll(timeout_ms, zmq.POLLIN) else []
+        return list(sockets) if sockets[0].socket.poll(timeout_ms, _POLLIN) else []
     poller = zmq.Poller()
     for sock in sockets:
         poller.register(sock.socket, zmq.POLLIN)
