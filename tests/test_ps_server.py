@@ -470,6 +470,30 @@ def test_every_float_dtype_is_checked_for_non_finite_values(servers, dtype, valu
     assert server.version == 1 and server.stats_dict()["rejected"] == {"non_finite": 3}
 
 
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_non_finite_values_anywhere_in_a_multi_frame_gradient_are_found(servers, mode):
+    from distflow.distribute.server import _FINITE_CHUNK, _UPDATE_CHUNK
+
+    # 2.5 frames of float32; checked and updated in several chunks per frame.
+    n = protocol.FRAME_BYTES // 4 * 2 + 12345
+    assert n > 4 * max(_FINITE_CHUNK, _UPDATE_CHUNK)
+    server = servers(mode=mode, max_frame_bytes=protocol.FRAME_BYTES + 1024)
+    start = np.linspace(-1, 1, n, dtype=np.float32)
+    with PSClient([server.address], worker_id=0, timeout=20) as client:
+        client.init({"w": start}, SGD)
+        frame = protocol.FRAME_BYTES // 4
+        for position in (0, _FINITE_CHUNK - 1, frame - 1, frame + _FINITE_CHUNK + 7, n - 1):
+            g = np.ones(n, np.float32)
+            g[position] = np.nan
+            with pytest.raises(PSError) as info:
+                client.push({"w": g})
+            assert info.value.reason == "non_finite"
+        np.testing.assert_array_equal(client.pull()["w"], start)
+        g = np.linspace(3, -2, n, dtype=np.float32)
+        after = client.push_pull({"w": g})["w"]
+    np.testing.assert_array_equal(after, start - np.float32(SGD["learning_rate"]) * g)
+
+
 def test_a_frame_above_maxmsgsize_is_cut_off_and_the_server_keeps_serving(servers):
     server = servers(mode="async", max_frame_bytes=64 * 1024)
     with PSClient([server.address], worker_id=0, timeout=5) as client:
