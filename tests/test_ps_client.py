@@ -149,3 +149,133 @@ def _start(config: ServerConfig) -> ParameterServer:
     server = ParameterServer(config)
     server.start()
     return server
+
+
+# ---------------------------------------------------------------- pipelined pushes
+
+ADAM = {"name": "adam", "hp": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
+                               "amsgrad": False}, "learning_rate": 0.01}
+
+
+def _layers(count=5, size=300):
+    rng = np.random.default_rng(7)
+    return {f"layer{i}/w": rng.standard_normal(size).astype(np.float32) for i in range(count)}
+
+
+def _local_adam(start, steps):
+    from distflow.optimizers import rules
+
+    rule, hp = rules.get_rule("adam"), {**ADAM["hp"], "learning_rate": ADAM["learning_rate"]}
+    values = {k: v.copy() for k, v in start.items()}
+    slots = {k: rule.init(v, hp) for k, v in values.items()}
+    for step, g in enumerate(steps, 1):
+        for name, grad in g.items():
+            rule.update(values[name], grad, slots[name], step, hp)
+    return values
+
+
+@pytest.mark.parametrize("num_servers", [1, 2])
+def test_a_pipelined_push_is_one_step_and_equals_the_plain_one(servers, num_servers):
+    start = _layers()
+    steps = [{k: np.random.default_rng(s).standard_normal(v.shape).astype(np.float32)
+              for k, v in start.items()} for s in range(4)]
+    ps = [servers(mode="async") for _ in range(num_servers)]
+    # 1.2 KB per tensor, parts of >= 1 KB: one part per tensor (5, or 2-3 per server).
+    with PSClient([p.address for p in ps], worker_id=0, timeout=10, split=False,
+                  pipeline_bytes=1000) as client:
+        client.init(start, ADAM)
+        for g in steps:
+            result = client.push_pull(g)
+        parts = [h.get("part") for h in client.last_replies]
+    expected = _local_adam(start, steps)
+    for name in start:
+        np.testing.assert_allclose(result[name], expected[name], rtol=1e-6, atol=1e-7)
+    assert all(p is not None and p[1] >= 2 for p in parts)  # it did pipeline
+    for server in ps:
+        stats = server.stats_dict()
+        assert stats["version"] == 4 and stats["pushes"] == 4
+        assert sum(stats["staleness"].values()) == 4  # one entry per step, not per part
+
+
+def test_variables_without_a_gradient_come_back_with_the_last_part(servers):
+    server = servers(mode="async")
+    start = _layers(count=4)
+    with PSClient([server.address], worker_id=0, timeout=10, pipeline_bytes=1000) as client:
+        client.init(start, SGD)
+        g = {k: np.ones_like(v) for k, v in list(start.items())[:3]}
+        out = {k: np.full_like(v, 99.0) for k, v in start.items()}
+        client.push_pull(g, out=out)
+    for name, value in start.items():
+        expected = value - SGD["learning_rate"] * np.float32(1) if name in g else value
+        np.testing.assert_allclose(out[name], expected, rtol=1e-6)
+
+
+def test_a_retried_part_is_answered_again_not_applied_twice(servers):
+    server = servers(mode="async")
+    raw = Raw(server.address)
+    w = {"a": np.zeros(3, np.float32), "b": np.zeros(2, np.float32)}
+    try:
+        init = protocol.encode({"op": "init", "sender": 0, "req": 1, "optimizer": SGD},
+                               list(w.items()))
+        assert raw.ask(init).op == "ok"
+        parts = [protocol.encode({"op": "push_pull", "sender": 0, "req": 2, "step": 0,
+                                  "part": [i, 2]}, [(name, np.ones_like(w[name]))])
+                 for i, name in enumerate(w)]
+        first = [raw.ask(p) for p in parts]
+        again = raw.ask(parts[0])
+    finally:
+        raw.close()
+    assert [m.header["part"] for m in first] == [[0, 2], [1, 2]]
+    assert first[0].names == ["a"] and first[1].names == ["b"]
+    assert again.header.get("duplicate") is True and again.names == ["a"]
+    np.testing.assert_allclose(again.tensor("a"), -SGD["learning_rate"] * np.ones(3))
+    assert server.version == 1 and server.stats_dict()["duplicates"] == 1
+
+
+def test_a_refused_part_leaves_the_parts_before_it_applied_and_counts_one_step(servers):
+    server = servers(mode="async")
+    start = _layers(count=3)
+    with PSClient([server.address], worker_id=0, timeout=10, pipeline_bytes=1000) as client:
+        client.init(start, SGD)
+        g = {k: np.ones_like(v) for k, v in start.items()}
+        g["layer1/w"][5] = np.nan  # the second of three parts
+        with pytest.raises(PSError) as info:
+            client.push_pull(g)
+        assert info.value.reason == "non_finite"
+        values = client.pull()
+        assert server.version == 0  # the step is not over: a part is missing
+        client.push({"layer0/w": np.zeros(300, np.float32)})
+    np.testing.assert_allclose(values["layer0/w"], start["layer0/w"] - SGD["learning_rate"])
+    np.testing.assert_array_equal(values["layer1/w"], start["layer1/w"])
+    np.testing.assert_allclose(values["layer2/w"], start["layer2/w"] - SGD["learning_rate"])
+    # The unfinished step counted as one update when the next request came.
+    assert server.version == 2
+
+
+@pytest.mark.parametrize("part,sender", [([0, 2], 0), ([2, 2], 0), ([0, "2"], 0), (3, 0),
+                                         ([0, 2], None)])
+def test_bad_parts_and_parts_to_a_sync_server_are_refused(servers, part, sender):
+    for mode in ("async", "sync"):
+        if mode == "async" and part == [0, 2] and sender == 0:
+            continue  # valid
+        server = servers(mode=mode)
+        raw = Raw(server.address)
+        try:
+            raw.ask(protocol.encode({"op": "init", "sender": 0, "req": 1, "optimizer": SGD},
+                                    [("a", np.zeros(2, np.float32))]))
+            reply = raw.ask(protocol.encode({"op": "push", "sender": sender, "req": 2,
+                                             "step": 0, "part": part},
+                                            [("a", np.ones(2, np.float32))]))
+        finally:
+            raw.close()
+        assert reply.op == "error" and reply.header["reason"] == "bad_field", (mode, part)
+        assert server.version == 0
+
+
+def test_a_client_sends_one_message_to_a_sync_server(servers):
+    server = servers(mode="sync")
+    with PSClient([server.address], worker_id=0, timeout=10, pipeline_bytes=1000) as client:
+        client.init(_layers(count=3), SGD)
+        client.push_pull({k: np.ones_like(v) for k, v in _layers(count=3).items()})
+        assert "part" not in client.last_replies[0]
+    assert server.version == 1 and server.stats_dict()["rejected"] == {}

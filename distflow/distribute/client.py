@@ -25,6 +25,8 @@ from distflow.distribute.protocol import Message, ProtocolError
 
 log = logging.getLogger("distflow.client")
 
+_PIPELINED_OPS = ("push", "push_pull")
+
 
 class PSError(RuntimeError):
     """A server refused a request (its error reply), or a reply was malformed.
@@ -76,11 +78,16 @@ class PSClient:
         backoff: seconds before the first re-send, doubling each time.
         split: allow row-splitting of large variables across shards.
         split_bytes: split threshold (None: fair share, see `sharding.place`).
+        pipeline_bytes: a push to an async server larger than this goes as
+            several messages (parts) of about this size, all sent at once, so the
+            server updates and answers the first parts while the others are still
+            on the wire; None: always one message (docs/protocol.md, Pipelining).
     """
 
     def __init__(self, addrs: Sequence[str], worker_id: int | None = None,
                  timeout: float = 60.0, keys_dir: str | None = None, retries: int = 3,
-                 backoff: float = 0.2, split: bool = True, split_bytes: int | None = None):
+                 backoff: float = 0.2, split: bool = True, split_bytes: int | None = None,
+                 pipeline_bytes: int | None = 4 * 1024 * 1024):
         if isinstance(addrs, str) or not addrs:
             raise ValueError(f"`addrs` must be a non-empty list of tcp://host:port. "
                              f"Received: addrs={addrs!r}")
@@ -102,6 +109,8 @@ class PSClient:
         self._answered = [False] * len(self.addrs)
         self.last_replies: list[dict] = []
         self._heartbeat: _Heartbeat | None = None
+        self.pipeline_bytes = pipeline_bytes
+        self._modes: list[str | None] = [None] * len(self.addrs)  # from hello/init replies
 
     @property
     def num_shards(self) -> int:
@@ -317,20 +326,44 @@ class PSClient:
             raise RuntimeError("This PSClient is closed; create a new one.")
         self._req = (self._req + 1) % (1 << 31)
         targets = list(range(self.num_shards)) if shards is None else shards
-        frames = {}
+        messages = {}
         for s in targets:
             header = {"op": op, "sender": self.worker_id, "req": self._req, **fields,
                       **(fields_per_shard or {}).get(s, {})}
-            frames[s] = protocol.encode(header, per_shard[s] if per_shard else [])
-        replies = _Exchange(self, op, frames, self._req).run(
+            tensors = per_shard[s] if per_shard else []
+            parts = self._parts(tensors) if op in _PIPELINED_OPS and \
+                self._modes[s] == "async" else [tensors]
+            messages[s] = [protocol.encode(header, tensors)] if len(parts) == 1 else [
+                protocol.encode({**header, "part": [i, len(parts)]}, part)
+                for i, part in enumerate(parts)]
+        replies = _Exchange(self, op, messages, self._req).run(
             self.timeout if budget is None else budget,
             self.retries if retries is None else retries)
-        for s, msg in replies.items():
-            if isinstance(msg.header.get("version"), int):
-                self.versions[s] = msg.header["version"]
+        for s, got in replies.items():
+            header = got[-1].header  # a pipelined step's last part holds its final version
+            if isinstance(header.get("version"), int):
+                self.versions[s] = max(m.header.get("version", 0) for m in got)
                 self._answered[s] = True
-        self.last_replies = [replies[s].header for s in targets]
-        return [replies[s] for s in targets]
+            if isinstance(header.get("mode"), str):
+                self._modes[s] = header["mode"]
+        self.last_replies = [replies[s][-1].header for s in targets]
+        return [m for s in targets for m in replies[s]]
+
+    def _parts(self, tensors: list) -> list[list]:
+        """Cuts a shard's tensors (at tensor boundaries) into parts of >= pipeline_bytes."""
+        limit = self.pipeline_bytes
+        if not limit or sum(a.nbytes for _, a in tensors) <= limit:
+            return [tensors]
+        parts, current, size = [], [], 0
+        for item in tensors:
+            current.append(item)
+            size += item[1].nbytes
+            if size >= limit:
+                parts.append(current)
+                current, size = [], 0
+        if current:
+            parts.append(current)
+        return parts
 
     def _reconnect(self, shard: int) -> None:
         self._sockets[shard].close()
@@ -338,17 +371,24 @@ class PSClient:
 
 
 class _Exchange:
-    """One request to several shards: send all, collect, re-send to the silent ones."""
+    """One request to several shards: send all, collect, re-send to the silent ones.
 
-    def __init__(self, client: PSClient, op: str, frames: dict[int, list], req: int):
-        self.client, self.op, self.frames, self.req = client, op, frames, req
-        self.replies: dict[int, Message] = {}
+    A shard may get several messages (the parts of a pipelined push, all with
+    the same request id); each reply is matched to its message by its `part`.
+    """
 
-    def run(self, budget: float, retries: int) -> dict[int, Message]:
+    def __init__(self, client: PSClient, op: str, messages: dict[int, list[list]], req: int):
+        self.client, self.op, self.messages, self.req = client, op, messages, req
+        self.replies: dict[int, dict[int, Message]] = {s: {} for s in messages}
+
+    def _complete(self, shard: int) -> bool:
+        return len(self.replies[shard]) == len(self.messages[shard])
+
+    def run(self, budget: float, retries: int) -> dict[int, list[Message]]:
         start = time.monotonic()
         per_attempt = budget / (retries + 1)
         for attempt in range(retries + 1):
-            missing = [s for s in self.frames if s not in self.replies]
+            missing = [s for s in self.messages if not self._complete(s)]
             if attempt:
                 pause = min(self.client.backoff * 2 ** (attempt - 1),
                             max(0.0, budget - (time.monotonic() - start)) / 2)
@@ -356,16 +396,19 @@ class _Exchange:
                 for s in missing:
                     self.client._reconnect(s)
             for s in missing:
-                self.client._sockets[s].send(self.frames[s])
+                for i, frames in enumerate(self.messages[s]):
+                    if i not in self.replies[s]:
+                        self.client._sockets[s].send(frames)
             self._wait(start + per_attempt * (attempt + 1))
-            if len(self.replies) == len(self.frames):
-                return self.replies
-        silent = min(s for s in self.frames if s not in self.replies)
+            if all(self._complete(s) for s in self.messages):
+                return {s: [got[i] for i in range(len(got))] for s, got in self.replies.items()}
+        silent = min(s for s in self.messages if not self._complete(s))
         raise PSTimeoutError(self.client.addrs[silent], self.op, time.monotonic() - start,
                              retries + 1, curve=self.client._keys is not None)
 
     def _wait(self, deadline: float) -> None:
-        sockets = {id(self.client._sockets[s]): s for s in self.frames if s not in self.replies}
+        sockets = {id(self.client._sockets[s]): s for s in self.messages
+                   if not self._complete(s)}
         while sockets:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -378,6 +421,7 @@ class _Exchange:
                     del sockets[id(sock)]
 
     def _receive(self, shard: int, sock: transport.ClientSocket) -> bool:
+        """Reads what `sock` has; True once every message to `shard` is answered."""
         while True:
             frames = sock.recv()
             if frames is None:
@@ -393,8 +437,12 @@ class _Exchange:
                 reason = msg.header.get("reason", "error")
                 raise PSError(sock.address, reason, f"Parameter server {sock.address} refused "
                               f"`{self.op}` ({reason}): {msg.header.get('message', '')}")
-            self.replies[shard] = msg
-            return True
+            part = msg.header.get("part")
+            index = part[0] if isinstance(part, list) and part and isinstance(part[0], int) \
+                and 0 <= part[0] < len(self.messages[shard]) else 0
+            self.replies[shard][index] = msg
+            if self._complete(shard):
+                return True
 
 
 class _Heartbeat:

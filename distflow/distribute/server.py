@@ -124,6 +124,19 @@ class _Worker:
     left: bool = False
     pending: tuple | None = None  # (identity, req, op) waiting for the sync step
     done_req: Any = None
+    parts: _Parts | None = None  # the latest pipelined request (async)
+
+
+@dataclass
+class _Parts:
+    """The parts of one pipelined push (async mode): one step sent as several messages."""
+
+    req: Any
+    count: int
+    done: set = field(default_factory=set)  # part indices answered
+    names: set = field(default_factory=set)  # parameters the parts carried
+    applied: bool = False  # a part was applied: the step bumps the version once
+    bumped: bool = False
 
 
 @dataclass
@@ -179,7 +192,7 @@ class ParameterServer:
         self._lr_changed = False  # since the last update: checkpoint it at once
         self._checked: dict[int, Any] = {}  # id -> layout of spec lists matching the params
         self._round = _Round()
-        self._inflight: list = []
+        self._inflight: dict[str, list] = {}  # param name -> replies still sending it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_stats_log = time.monotonic()
@@ -282,17 +295,20 @@ class ParameterServer:
         log.debug("Rejected a request (%s): %s", reason, message)
         self._send(identity, protocol.error_frames(req, reason, message))
 
-    def _send(self, identity: bytes, frames: list, track: bool = False) -> None:
+    def _send(self, identity: bytes, frames: list, track: Any = None) -> None:
+        """Sends frames; `track`: the parameter names whose buffers they share."""
         self.stats.bytes_out += protocol.message_bytes(frames)
-        tracker = self.socket.send(identity, frames, track=track)
+        tracker = self.socket.send(identity, frames, track=bool(track))
         if track and tracker is not None:
-            self._inflight.append(tracker)
+            for name in track:
+                self._inflight.setdefault(name, []).append(tracker)
 
     def _reply(self, identity: bytes, msg: Message, with_params: bool = False,
                names: list[str] | None = None, **fields: Any) -> None:
         header = {"op": "ok", "req": msg.req, "version": self.version, **fields}
         tensors = self._tensors(names) if with_params else []
-        self._send(identity, protocol.encode(header, tensors), track=with_params)
+        self._send(identity, protocol.encode(header, tensors),
+                   track=[name for name, _ in tensors])
 
     def _tensors(self, names: list[str] | None) -> list[tuple[str, np.ndarray]]:
         keys = self.params if names is None else names
@@ -403,7 +419,7 @@ class ParameterServer:
             self.slots[name] = self._rule.init(self.params[name], self.optimizer.get("hp"))
         self._round.reset_buffers(self.params)
         self._reply(identity, msg, with_params=True, names=msg.names, added=added,
-                    learning_rate=self._learning_rate_source())
+                    learning_rate=self._learning_rate_source(), mode=self.config.mode)
 
     def _update_position(self, msg: Message) -> None:
         position = msg.header.get("position")
@@ -471,26 +487,50 @@ class ParameterServer:
 
     def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
               with_params: bool) -> None:
-        if worker is not None and self._is_duplicate(identity, msg, worker, with_params):
+        part = self._part_field(msg, worker)
+        if worker is not None and self._is_duplicate(identity, msg, worker, with_params, part):
             return
         learning_rate = _learning_rate_field(msg)
         usable = self._check_gradients(msg)
         self._update_position(msg)
-        self.stats.pushes += 1
+        self.stats.pushes += part is None or part[0] == 0  # a pipelined step counts once
         if worker is not None:
             worker.last_step = msg.header.get("step", worker.last_step)
         if self.config.mode == "async":
             if learning_rate is not None:  # async: the latest value received wins
                 self._set_learning_rate(learning_rate, msg.sender)
-            self._push_async(identity, msg, worker, usable, with_params)
+            self._push_async(identity, msg, worker, usable, with_params, part)
         else:
             if learning_rate is not None:
                 self._round.offer_learning_rate(msg.sender, learning_rate)
             self._push_sync(identity, msg, worker, usable, with_params)
 
+    def _part_field(self, msg: Message, worker: _Worker | None) -> tuple[int, int] | None:
+        """The optional `part: [index, count]` of a pipelined push, validated."""
+        value = msg.header.get("part")
+        if value is None:
+            return None
+        if self.config.mode != "async" or worker is None:
+            raise _Reject("bad_field", "`part` (a pipelined push) is accepted by async servers "
+                          "only, from a worker (sender >= 0). Send the step as one message.")
+        if not (isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value)
+                and 0 <= value[0] < value[1] <= self.config.max_tensors):
+            raise _Reject("bad_field", f"`part` must be [index, count] with 0 <= index < count "
+                          f"<= {self.config.max_tensors}. Received: part={value!r:.100}")
+        return value[0], value[1]
+
     def _is_duplicate(self, identity: bytes, msg: Message, worker: _Worker,
-                      with_params: bool) -> bool:
+                      with_params: bool, part: tuple[int, int] | None = None) -> bool:
         """Retries reuse their request id: never apply the same request twice."""
+        if part is not None:
+            parts = worker.parts
+            if parts is None or parts.req != msg.req or part[0] not in parts.done:
+                return False
+            self.stats.duplicates += 1
+            self._reply(identity, msg, with_params=with_params, duplicate=True, part=list(part),
+                        names=self._part_reply_names(msg, parts))
+            return True
         if worker.pending is not None:
             old_identity, old_req, _ = worker.pending
             worker.pending = (identity, msg.req, "push_pull" if with_params else "push")
@@ -507,19 +547,54 @@ class ParameterServer:
         return False
 
     def _push_async(self, identity: bytes, msg: Message, worker: _Worker | None,
-                    usable: bool, with_params: bool) -> None:
+                    usable: bool, with_params: bool, part: tuple[int, int] | None) -> None:
+        parts = self._parts_of(worker, msg.req, part)
         staleness = max(0, self.version - msg.header.get("step", self.version))
-        self.stats.staleness[min(staleness, _HISTOGRAM_CAP)] += 1
+        if parts is None or not parts.done:  # a pipelined step counts once
+            self.stats.staleness[min(staleness, _HISTOGRAM_CAP)] += 1
         limit = self.config.max_staleness
         dropped = usable and limit is not None and staleness > limit
         if dropped:
             self.stats.stale_dropped += 1
         elif usable:
-            self._apply({name: msg.pieces(name) for name in msg.names})
+            self._apply({name: msg.pieces(name) for name in msg.names}, bump=parts is None)
         if worker is not None:
             worker.done_req = msg.req
+        fields: dict[str, Any] = {}
+        if parts is not None:
+            parts.applied |= usable and not dropped
+            parts.done.add(part[0])
+            parts.names.update(msg.names)
+            if len(parts.done) == parts.count and parts.applied and not parts.bumped:
+                parts.bumped = True
+                self._bump()  # the whole step is in: one version
+            fields = {"part": list(part), "names": self._part_reply_names(msg, parts)}
         self._reply(identity, msg, with_params=with_params, staleness=staleness,
-                    dropped=dropped, skipped=not usable)
+                    dropped=dropped, skipped=not usable, **fields)
+
+    def _parts_of(self, worker: _Worker | None, req: Any,
+                  part: tuple[int, int] | None) -> _Parts | None:
+        """The pipelined step this push belongs to (None for a plain push).
+
+        A new request closes the worker's previous pipelined step: if a part of
+        it was refused, the parts applied still count as one update.
+        """
+        parts = worker.parts if worker is not None else None
+        if parts is not None and parts.req == req and part is not None \
+                and parts.count == part[1]:
+            return parts
+        if parts is not None and parts.applied and not parts.bumped:
+            parts.bumped = True
+            self._bump()
+        if worker is not None:
+            worker.parts = _Parts(req, part[1]) if part is not None else None
+        return worker.parts if worker is not None else None
+
+    def _part_reply_names(self, msg: Message, parts: _Parts) -> list[str]:
+        """A part's reply carries its own parameters; the last one, all the others too."""
+        if len(parts.done) < parts.count:
+            return msg.names
+        return msg.names + [n for n in self.params if n not in parts.names]
 
     def _push_sync(self, identity: bytes, msg: Message, worker: _Worker | None,
                    usable: bool, with_params: bool) -> None:
@@ -589,27 +664,33 @@ class ParameterServer:
             return frames
         if frames is None:
             frames = protocol.encode(header, self._tensors(None))
-            self._send(identity, frames, track=True)
+            self._send(identity, frames, track=list(self.params))
             return frames
-        self._send(identity, protocol.reheader(frames, req=req), track=True)
+        self._send(identity, protocol.reheader(frames, req=req), track=list(self.params))
         return frames
 
     # ------------------------------------------------------------ updates
 
-    def _apply(self, grads: dict[str, list[np.ndarray]]) -> None:
+    def _apply(self, grads: dict[str, list[np.ndarray]], bump: bool = True) -> None:
         """Applies one optimizer step and bumps the version.
 
         Args:
             grads: name -> the gradient as flat pieces (views on the received
                 frames, or the averaged sum), in order.
+            bump: False for a pipelined step's parts but the last: they use the
+                same step number and the version goes up once, at the end.
         """
-        self._copy_on_write()
+        self._copy_on_write(grads)
         step = self.version + 1
         hp = dict(self.optimizer.get("hp", {}))
         hp["learning_rate"] = self._learning_rate(self.version)
         for name, pieces in grads.items():
             self._update(name, pieces, step, hp)
-        self.version = step
+        if bump:
+            self._bump()
+
+    def _bump(self) -> None:
+        step = self.version = self.version + 1
         self.stats.steps += 1
         every = self.config.checkpoint_every
         # A learning-rate change is written at once, so a restarted server never
@@ -662,18 +743,26 @@ class ParameterServer:
         self._schedule = None
         self._lr_changed = True
 
-    def _copy_on_write(self) -> None:
+    def _copy_on_write(self, names: Any) -> None:
         """Replies may still be reading the parameter buffers (zero-copy sends).
 
-        Updating them in place would corrupt a reply in flight, so when a send is
-        not finished the parameters move to fresh copies instead of waiting.
+        Updating them in place would corrupt a reply in flight, so a parameter
+        about to be updated whose send is not finished moves to a fresh copy
+        instead of waiting. Tracked per parameter: a pipelined step's replies
+        for some parameters never force copies of the others.
         """
-        self._inflight = [t for t in self._inflight if not transport.tracker_done(t)]
-        if not self._inflight:
-            return
-        self.params = {name: p.copy() for name, p in self.params.items()}
-        self._inflight.clear()
-        self.stats.cow_copies += 1
+        copied = False
+        for name in names:
+            trackers = self._inflight.get(name)
+            if not trackers:
+                continue
+            if all(transport.tracker_done(t) for t in trackers):
+                del self._inflight[name]
+                continue
+            self.params[name] = self.params[name].copy()
+            del self._inflight[name]
+            copied = True
+        self.stats.cow_copies += copied
 
     # ------------------------------------------------------------ liveness
 
