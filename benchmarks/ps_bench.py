@@ -7,7 +7,11 @@ Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
   to a REP echo process that sends them back, and the client copies the reply
   into its arrays as push_pull does: the floor.
 - async x1: one server process (async mode, SGD with learning rate 0, so it
-  validates and applies a full update each step) and one client.
+  validates and applies a full update each step) and one client. Above the
+  client's `pipeline_bytes` (4 MiB) the push is pipelined (sent in parts the
+  server updates and answers while the rest is on the wire).
+- async x1, one message (16 MB and up): the same with pipelining off
+  (`pipeline_bytes=None`), to show what pipelining buys.
 - async x2: the same variables spread over two server processes.
 - sync 2w: one server in sync mode with two clients (the second one in its own
   process, pushing in lockstep); the time is one synchronous step.
@@ -47,6 +51,7 @@ from distflow.distribute.client import PSClient  # noqa: E402
 
 SIZES = {"64KB": 64 * 1024, "1MB": 1024**2, "16MB": 16 * 1024**2, "64MB": 64 * 1024**2}
 CURVE_SIZES = ("1MB", "16MB")
+UNPIPELINED_SIZES = ("16MB", "64MB")
 SGD_LR0 = {"name": "sgd", "hp": {}, "learning_rate": 0.0}
 
 ECHO = textwrap.dedent("""
@@ -140,7 +145,7 @@ def start_servers(count: int, mode: str, keys: str | None) -> tuple[list, list[s
 
 
 def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
-              keys: str | None = None) -> Runner:
+              keys: str | None = None, pipeline: bool = True) -> Runner:
     """push_pull through real servers; `steps`: how many the sync peer will take."""
     procs, addrs = start_servers(servers, mode, keys)
     n = nbytes // 16
@@ -150,7 +155,8 @@ def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
     if mode == "sync":  # the second worker pushes in lockstep with ours
         peer = subprocess.Popen([sys.executable, "-c", PEER, ",".join(addrs), str(n),
                                  str(steps)], env=child_env())
-    client = PSClient(addrs, worker_id=0, timeout=60.0, keys_dir=keys, retries=0)
+    client = PSClient(addrs, worker_id=0, timeout=60.0, keys_dir=keys, retries=0,
+                      **({} if pipeline else {"pipeline_bytes": None}))
     client.init(params, SGD_LR0, out=params)
 
     def close():
@@ -181,6 +187,8 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
     runners = {"raw": raw_runner(nbytes), "async1": ps_runner(nbytes, steps),
                "async2": ps_runner(nbytes, steps, servers=2),
                "sync2w": ps_runner(nbytes, steps, mode="sync")}
+    if label in UNPIPELINED_SIZES:
+        runners["async1np"] = ps_runner(nbytes, steps, pipeline=False)
     if label in CURVE_SIZES:
         runners["curve"] = ps_runner(nbytes, steps, keys=keys)
     times: dict[str, list[float]] = {key: [] for key in runners}
@@ -211,16 +219,18 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'async2':>8} {'x raw':>6} "
-            f"{'sync2w':>8} {'x raw':>6} {'CURVE':>8} {'x plain':>7} {'raw GB/s':>8} "
-            f"{'p_p GB/s':>8}")
+    head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'1 msg':>8} {'x raw':>6} "
+            f"{'async2':>8} {'x raw':>6} {'sync2w':>8} {'x raw':>6} {'CURVE':>8} {'x plain':>7} "
+            f"{'raw GB/s':>8} {'p_p GB/s':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         curve = (f"{r['curve_ms']:8.3f} {r['curve_cost']:7.2f}" if "curve_ms" in r
                  else f"{'-':>8} {'-':>7}")
+        single = (f"{r['async1np_ms']:8.3f} {r['async1np_x_raw']:6.2f}" if "async1np_ms" in r
+                  else f"{'-':>8} {'-':>6}")
         print(f"{r['size']:>5} {r['raw_ms']:8.3f} {r['async1_ms']:8.3f} "
-              f"{r['async1_x_raw']:6.2f} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
+              f"{r['async1_x_raw']:6.2f} {single} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
               f"{r['sync2w_ms']:8.3f} {r['sync2w_x_raw']:6.2f} {curve} "
               f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f}")
 
