@@ -286,3 +286,47 @@ def test_epoch_end_records_the_chiefs_decision_for_every_worker(mode):
             assert other.epoch_end(2)["chief_alive"] is False
     finally:
         ps.stop()
+
+
+def test_one_async_worker_with_pipelined_pushes_equals_local_training():
+    from distflow.distribute.client import PSClient
+
+    def train(steps=4):
+        rng = np.random.default_rng(5)
+        # 3 x 2 MiB variables: above the client's 4 MiB pipeline threshold, so each push
+        # goes as two parts.
+        shapes = [(512, 1024), (1024, 512), (512, 1024)]
+        big = [df.Variable(rng.normal(size=shape).astype("float32") * 0.01,
+                           name=f"pipe/w{i}") for i, shape in enumerate(shapes)]
+        x = df.constant(rng.normal(size=(8, 512)).astype("float32"))
+        opt = optimizers.Adam(0.01)
+        for _ in range(steps):
+            with df.GradientTape() as tape:
+                h = df.tanh(df.matmul(x, big[0]))
+                loss = df.reduce_mean(df.matmul(h, big[1]) ** 2) + df.reduce_mean(big[2] ** 2)
+            opt.apply_gradients(zip(tape.gradient(loss, big), big))
+        return [v.numpy() for v in big]
+
+    local = train()
+    ps = ParameterServer(ServerConfig(mode="async", num_workers=1, stats_interval=0))
+    ps.start()
+    parts = []
+    original = PSClient._parts
+
+    def recording(self, tensors):
+        parts.append(len(original(self, tensors)))
+        return original(self, tensors)
+
+    strategy = strategy_module.ParameterServerStrategy(cluster=ClusterSpec(
+        ps_addrs=(ps.address,), num_workers=1, strategy="async", heartbeat_timeout=10.0))
+    try:
+        PSClient._parts = recording
+        with strategy.scope():
+            remote = train()
+    finally:
+        PSClient._parts = original
+        strategy.close()
+        ps.stop()
+    assert max(parts) == 2 and ps.version == 4
+    for a, b in zip(local, remote):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
