@@ -128,7 +128,8 @@ class Message:
         """
         packed = self._packed
         dtypes = {self._chunks[n][0] for n in packed}
-        out, rest = [], [n for n in self._chunks if n not in set(packed)]
+        packed_set = set(packed)  # built once: a message may carry thousands of tensors
+        out, rest = [], [n for n in self._chunks if n not in packed_set]
         if len(dtypes) == 1 and self._pack is not None:
             dtype = dtypes.pop()
             usable = self._pack.nbytes - self._pack.nbytes % _ITEMSIZE[dtype]
