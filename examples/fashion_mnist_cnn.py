@@ -16,7 +16,7 @@ import distflow as df
 from distflow import keras
 from distflow.keras import layers
 
-args = parse_args(__doc__.splitlines()[0], epochs=5, batch_size=64)
+args = parse_args(__doc__.splitlines()[0], epochs=5, batch_size=32)
 keras.utils.set_random_seed(args.seed)
 (x_train, y_train), (x_test, y_test) = load_fashion_mnist(args)
 x_train, x_test = x_train[..., None], x_test[..., None]  # NHWC with one channel
@@ -25,12 +25,14 @@ strategy = df.distribute.get_strategy()
 with strategy.scope():
     model = keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, activation="relu"),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(),
         layers.Flatten(),
+        layers.Dropout(0.3),
         layers.Dense(128, activation="relu"),
+        layers.Dropout(0.3),
         layers.Dense(10),
     ])
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
