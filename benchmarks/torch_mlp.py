@@ -42,14 +42,15 @@ def _train(rank: int, world: int, port: int, args, queue) -> None:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
                                 rank=rank, world_size=world)
     x, y, xt, yt = _load(args.data)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                          nn.Linear(128, 10))
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+                          nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
+    net.train()
     for _ in range(args.epochs):
         order = rng.permutation(len(x))[rank::world]  # DistributedSampler's split
         for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
@@ -59,6 +60,7 @@ def _train(rank: int, world: int, port: int, args, queue) -> None:
             opt.step()
     seconds = time.perf_counter() - start
     if rank == 0:
+        model.eval()
         with torch.no_grad():
             acc = (model(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()
         queue.put({"samples_per_s": args.epochs * len(x) / seconds,

@@ -33,6 +33,7 @@ def main() -> None:
     with strategy.scope():
         model = df.keras.Sequential([
             layers.Dense(256, activation="relu", input_shape=(784,)),
+            layers.Dropout(0.2),  # the network of examples/fashion_mnist_mlp.py
             layers.Dense(128, activation="relu"),
             layers.Dense(10),
         ])
