@@ -32,7 +32,6 @@ import time
 import msgpack
 import numpy as np
 import zmq
-
 from ps_bench import SGD_LR0, child_env, free_port, start_servers
 
 
@@ -97,7 +96,7 @@ def runners(floats: int) -> tuple[dict, list]:
 
 def measure(steps: dict, blocks: int, per_block: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for name, step in steps.items():  # warm up
+    for step in steps.values():  # warm up
         for i in range(50):
             step(i)
     for _ in range(blocks):
