@@ -177,3 +177,12 @@ def test_activation_get_errors_and_identity():
         activations.get("rellu")
     with pytest.raises(ValueError, match="Could not interpret"):
         activations.get(3)
+
+
+def test_deserialize_takes_names_and_rejects_malformed_configs():
+    assert isinstance(initializers.deserialize("zeros"), initializers.Zeros)
+    assert isinstance(regularizers.deserialize("l2"), regularizers.L2)
+    with pytest.raises(ValueError, match="Unknown initializer class: 'Nope'"):
+        initializers.deserialize({"class_name": "Nope", "config": {}})
+    with pytest.raises(ValueError, match="'class_name' and 'config'"):
+        regularizers.deserialize({"config": {}})

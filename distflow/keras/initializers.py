@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random
+from distflow.keras._objects import class_and_config, serialize_object
 from distflow.tensor import Tensor
 
 
@@ -278,19 +279,15 @@ he_normal, he_uniform, lecun_normal, lecun_uniform = HeNormal, HeUniform, LecunN
 
 def serialize(initializer: Initializer) -> dict[str, Any]:
     """`{"class_name": ..., "config": ...}` of an initializer."""
-    if not hasattr(initializer, "get_config"):
-        raise ValueError(f"Cannot serialize initializer {initializer!r}: it has no get_config().")
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return serialize_object(initializer, "initializer")
 
 
-def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None):
-    """Inverse of `serialize` (custom classes are looked up in `custom_objects`)."""
-    name = config.get("class_name")
-    cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _ALIASES.get(str(name))
-    if cls is None:
-        raise ValueError(f"Unknown initializer: '{name}'. Use one of {sorted(_CLASSES)} "
-                         "or pass the class in `custom_objects`.")
-    return cls.from_config(config.get("config") or {})
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None):
+    """Inverse of `serialize` (a plain name also works; custom classes via `custom_objects`)."""
+    if isinstance(config, str):
+        return get(config)
+    cls, cfg = class_and_config(config, _CLASSES, "initializer", custom_objects, _ALIASES)
+    return cls.from_config(cfg)
 
 
 def get(identifier: Any) -> Any:

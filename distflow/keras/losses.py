@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from distflow import nn, ops
+from distflow.keras._objects import class_and_config, serialize_object
 from distflow.tensor import Tensor
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): the clip margin for probabilities
@@ -994,7 +995,7 @@ def serialize(loss: Any) -> Any:
         ValueError: for a callable that is neither a `Loss` nor a named function.
     """
     if isinstance(loss, Loss):
-        return {"class_name": type(loss).__name__, "config": loss.get_config()}
+        return serialize_object(loss, "loss")
     if loss in _FUNCTION_NAMES:
         return _FUNCTION_NAMES[loss]
     name = getattr(loss, "__name__", None)
@@ -1010,15 +1011,7 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Lo
     if isinstance(config, str):
         custom = custom_objects.get(config)
         return get(custom) if custom is not None else _from_string(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"A serialized loss is a name or a dict with 'class_name' and "
-                         f"'config'. Received: {config!r}")
-    name = config["class_name"]
-    cls = custom_objects.get(name) or _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown loss class: '{name}'. Use one of {sorted(_CLASSES)} or "
-                         "pass the class in `custom_objects`.")
-    cfg = dict(config.get("config") or {})
+    cls, cfg = class_and_config(config, _CLASSES, "loss", custom_objects)
     if cls is LossFunctionWrapper and isinstance(cfg.get("fn"), str):
         cfg["fn"] = _function_by_name(cfg["fn"], custom_objects)
     return cls.from_config(cfg)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow.keras._objects import class_and_config, serialize_object
 from distflow.tensor import Tensor, Variable
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -1019,7 +1020,7 @@ def serialize(metric: Metric) -> dict[str, Any]:
     """`{"class_name", "config"}` of a metric."""
     if not isinstance(metric, Metric):
         raise ValueError(f"Cannot serialize {metric!r}: it is not a Metric.")
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    return serialize_object(metric, "metric")
 
 
 def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Metric:
@@ -1028,15 +1029,7 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Me
     if isinstance(config, str):
         custom = custom_objects.get(config)
         return get(custom) if custom is not None else _from_string(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError("A serialized metric is a name or a dict with 'class_name' and "
-                         f"'config'. Received: {config!r}")
-    name = config["class_name"]
-    cls = custom_objects.get(name) or _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown metric class: '{name}'. Use one of {sorted(_CLASSES)} or "
-                         "pass the class in `custom_objects`.")
-    cfg = dict(config.get("config") or {})
+    cls, cfg = class_and_config(config, _CLASSES, "metric", custom_objects)
     if cls is MeanMetricWrapper and isinstance(cfg.get("fn"), str):
         cfg["fn"] = _function_by_name(cfg["fn"], custom_objects)
     return cls.from_config(cfg)

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from distflow import ops
+from distflow.keras._objects import class_and_config, serialize_object
 from distflow.tensor import Tensor
 
 
@@ -98,19 +99,15 @@ _NAMES = {"l1": L1, "l2": L2, "l1_l2": l1_l2, "l1l2": l1_l2}
 
 def serialize(regularizer: Regularizer) -> dict[str, Any]:
     """`{"class_name": ..., "config": ...}` of a regularizer."""
-    if not hasattr(regularizer, "get_config"):
-        raise ValueError(f"Cannot serialize regularizer {regularizer!r}: it has no get_config().")
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return serialize_object(regularizer, "regularizer")
 
 
-def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None):
-    """Inverse of `serialize` (custom classes are looked up in `custom_objects`)."""
-    name = config.get("class_name")
-    cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown regularizer: '{name}'. Use one of {sorted(_CLASSES)} "
-                         "or pass the class in `custom_objects`.")
-    return cls.from_config(config.get("config") or {})
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None):
+    """Inverse of `serialize` (a plain name also works; custom classes via `custom_objects`)."""
+    if isinstance(config, str):
+        return get(config)
+    cls, cfg = class_and_config(config, _CLASSES, "regularizer", custom_objects)
+    return cls.from_config(cfg)
 
 
 def get(identifier: Any) -> Any:
