@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 STRATEGIES = ("mirrored", "async")
 
@@ -72,34 +73,30 @@ class ClusterSpec:
         staleness = env.get("DISTFLOW_MAX_STALENESS", "").strip()
         return cls(
             ps_addrs=tuple(a.strip() for a in addrs.split(",") if a.strip()),
-            num_workers=_int(env, "DISTFLOW_NUM_WORKERS", 1),
-            worker_index=_int(env, "DISTFLOW_RANK", 0),
+            num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
+            worker_index=env_number(env, "DISTFLOW_RANK", 0),
             strategy=env.get("DISTFLOW_STRATEGY", "mirrored"),
             max_staleness=int(staleness) if staleness else None,
             run_id=env.get("DISTFLOW_RUN_ID", "local"),
             keys_dir=env.get("DISTFLOW_KEYS") or None,
-            timeout=_float(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0),
-            heartbeat_timeout=_float(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0),
-            seed=_int(env, "DISTFLOW_SEED", 0),
+            timeout=env_number(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0, float),
+            heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
+            seed=env_number(env, "DISTFLOW_SEED", 0),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "")
-    if raw == "":
+def env_number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
+    """`kind(env[name])`, or `default` when the variable is unset or blank.
+
+    Raises:
+        ValueError: naming the variable and quoting the value that is not a number.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise ValueError(f"Environment variable {name} must be an int. Received: {raw!r}") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"Environment variable {name} must be a number of seconds. "
+        what = "an int" if kind is int else "a number"
+        raise ValueError(f"Environment variable {name} must be {what}. "
                          f"Received: {raw!r}") from None

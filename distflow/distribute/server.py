@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from distflow.distribute import checkpoint, protocol, transport
+from distflow.distribute.cluster import env_number
 from distflow.distribute.protocol import Message, ProtocolError
 
 log = logging.getLogger("distflow.ps")
@@ -1021,7 +1022,7 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     DISTFLOW_STATS_INTERVAL and DISTFLOW_NONFINITE.
     """
     env = dict(os.environ if environ is None else environ)
-    rank = _env_int(env, "DISTFLOW_RANK", 0)
+    rank = env_number(env, "DISTFLOW_RANK", 0)
     addrs = [a.strip() for a in env.get("DISTFLOW_PS_ADDRS", "").split(",") if a.strip()]
     if not 0 <= rank < max(1, len(addrs)):
         raise ValueError(f"DISTFLOW_RANK must index DISTFLOW_PS_ADDRS ({len(addrs)} "
@@ -1032,33 +1033,15 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     return ServerConfig(
         address=f"tcp://{bind}:{port}", shard=rank,
         mode=env.get("DISTFLOW_STRATEGY", "mirrored") or "mirrored",
-        num_workers=_env_int(env, "DISTFLOW_NUM_WORKERS", 1),
+        num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
         max_staleness=int(staleness) if staleness else None,
-        heartbeat_timeout=_env_float(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0),
+        heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
         checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
-        checkpoint_every=_env_int(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
+        checkpoint_every=env_number(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
         keys_dir=env.get("DISTFLOW_KEYS") or None,
-        stats_interval=_env_float(env, "DISTFLOW_STATS_INTERVAL", 60.0),
+        stats_interval=env_number(env, "DISTFLOW_STATS_INTERVAL", 60.0, float),
         nonfinite=env.get("DISTFLOW_NONFINITE", "").strip() or "reject",
     )
-
-
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"Environment variable {name} must be an int. "
-                         f"Received: {raw!r}") from None
-
-
-def _env_float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"Environment variable {name} must be a number. "
-                         f"Received: {raw!r}") from None
 
 
 _FLAGS = (  # flag, type, help; each overrides the environment
