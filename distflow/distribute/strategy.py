@@ -197,13 +197,16 @@ class _ParameterServerBacked(Strategy):
         self.sync_variables(variables, optimizer)
         grads = {v.name: _array(g, v) for g, v in pairs}
         learning_rate = self._learning_rate_change(optimizer)
-        params = self.client.push_pull(grads, version=self._version,
+        # The reply is written straight into the variables' arrays (no new array and
+        # second copy per step); the client needs C-contiguous targets for that.
+        in_place = {v.name: v.value for v in variables if v.value.flags.c_contiguous}
+        params = self.client.push_pull(grads, version=self._version, out=in_place,
                                        position=self.position or None,
                                        learning_rate=learning_rate)
         if learning_rate is not None:
             self._told_learning_rate = learning_rate
         self._version = self.client.last_version
-        self._write(variables, params)
+        self._write([v for v in variables if v.name not in in_place], params)
 
     def server_position(self) -> dict:
         """The training position the servers recorded (restored from their checkpoints)."""
