@@ -23,6 +23,19 @@ def set_seed(seed: int) -> None:
     _generator = np.random.default_rng(int(seed))
 
 
+def fold_in(data: int) -> None:
+    """Replaces the global generator by one derived from its state and `data`.
+
+    Deterministic: the same seed and the same `data` give the same stream; a
+    different `data` gives an unrelated one. Distributed strategies fold in the
+    worker index so replicas draw different noise from one shared seed.
+    """
+    global _generator
+    if not isinstance(data, int | np.integer) or data < 0:
+        raise ValueError(f"`data` must be a non-negative int. Received: data={data!r}")
+    _generator = np.random.default_rng([int(_generator.integers(2**63)), int(data)])
+
+
 def get_global_generator() -> np.random.Generator:
     """The generator used when no op-level seed is given (layers, dropout)."""
     return _generator

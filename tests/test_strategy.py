@@ -330,3 +330,97 @@ def test_one_async_worker_with_pipelined_pushes_equals_local_training():
     assert max(parts) == 2 and ps.version == 4
     for a, b in zip(local, remote):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- end of an async fit
+
+ASYNC_END = """
+import json, time
+import numpy as np
+import distflow as df
+import distflow.distribute  # noqa: F401
+from distflow.keras import callbacks, layers
+from distflow.keras.functional import Input
+from distflow.keras.models import Sequential
+
+
+class Slow(callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.03)
+
+
+strategy = df.distribute.get_strategy()
+rng = np.random.default_rng(3)
+x = rng.normal(size=(96, 4)).astype("float32")
+y = (x @ rng.normal(size=(4, 2))).astype("float32")
+with strategy.scope():
+    model = Sequential([Input(shape=(4,)), layers.Dense(8, activation="tanh"), layers.Dense(2)])
+    model.compile(optimizer=df.keras.optimizers.SGD(0.05), loss="mse")
+    # Worker 1 trains slower, so it pushes long after the chief's last step.
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+              callbacks=[Slow()] if strategy.worker_index == 1 else [])
+    print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_async_chief_ends_fit_with_every_workers_updates(tmp_path):
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "end.py").write_text(ASYNC_END)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
+                             "1", "--strategy", "async", "--heartbeat-timeout", "20",
+                             "--grace-period", "5", "end.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = {int(rank): json.loads(body) for rank, body in re.findall(
+        r"^\[worker (\d+)\] final (\[.*\])$", result.stdout, flags=re.M)}
+    assert sorted(found) == [0, 1], result.stdout
+    # Worker 1 pushed last, so its reply holds the servers' final parameters; the
+    # chief, done long before, must have waited for them and pulled them.
+    for chief, other in zip(found[0], found[1]):
+        np.testing.assert_array_equal(np.array(chief), np.array(other))
+
+
+def test_workers_draw_different_noise_and_the_chief_keeps_the_seeds_stream():
+    ps = ParameterServer(ServerConfig(mode="async", num_workers=2, stats_interval=0))
+    ps.start()
+    draws = {}
+    try:
+        for index in (0, 1):
+            df.random.set_seed(7)
+            strategy = strategy_module.ParameterServerStrategy(cluster=ClusterSpec(
+                ps_addrs=(ps.address,), num_workers=2, worker_index=index, strategy="async",
+                heartbeat_timeout=10.0))
+            try:
+                w = df.Variable(np.ones((2, 2), "float32"), name="noise/w")
+                strategy.sync_variables([w], optimizers.SGD(0.1))
+                draws[index] = df.random.uniform((8,)).numpy()
+            finally:
+                strategy.close()
+    finally:
+        ps.stop()
+    df.random.set_seed(7)
+    alone = df.random.uniform((8,)).numpy()
+    np.testing.assert_array_equal(draws[0], alone)
+    assert not np.allclose(draws[1], alone)
+
+
+def test_fold_in_is_deterministic_and_checks_its_argument():
+    streams = []
+    for data in (1, 1, 2):
+        df.random.set_seed(3)
+        df.random.fold_in(data)
+        streams.append(df.random.uniform((4,)).numpy())
+    np.testing.assert_array_equal(streams[0], streams[1])
+    assert not np.allclose(streams[0], streams[2])
+    with pytest.raises(ValueError, match="`data` must be a non-negative int"):
+        df.random.fold_in(-1)

@@ -190,17 +190,25 @@ class PSClient:
         replies = self._push("push_pull", grads, version, position, learning_rate)
         return self._collect(replies, list(self._vars), out)
 
-    def epoch_end(self, epoch: int, stop: bool | None = None) -> dict:
+    def epoch_end(self, epoch: int, stop: bool | None = None, done: bool = False) -> dict:
         """Records (chief, with `stop`) or reads the stop decision for `epoch` on shard 0.
+
+        Args:
+            epoch: the epoch this worker just finished.
+            stop: the chief's decision to stop after it (chief only).
+            done: this worker's `fit` is over (`epoch` was its last epoch).
 
         Returns:
             Shard 0's reply header: `decided`, `stop` (the chief's decision for
             `epoch`, nil if not recorded), `stop_epoch` (the earliest epoch the
-            chief decided to stop at, or nil) and `chief_alive`.
+            chief decided to stop at, or nil), `chief_alive` and `behind` (live
+            workers that neither finished `epoch` nor said they are done).
         """
         fields: dict[str, Any] = {"epoch": int(epoch)}
         if stop is not None:
             fields["stop"] = bool(stop)
+        if done:
+            fields["done"] = True
         return self._request_all("epoch_end", shards=[0], **fields)[0].header
 
     def heartbeat(self) -> None:

@@ -126,6 +126,8 @@ class _Worker:
     pending: tuple | None = None  # (identity, req, op) waiting for the sync step
     done_req: Any = None
     parts: _Parts | None = None  # the latest pipelined request (async)
+    last_epoch: int | None = None  # the last epoch it reported ended (`epoch_end`)
+    finished: bool = False  # it said its `fit` is over (`done`); a push clears it
 
 
 @dataclass
@@ -368,11 +370,23 @@ class ParameterServer:
                 self.position = {**self.position, "epoch": epoch + 1}
             for old in sorted(self.decisions)[:-_KEPT_DECISIONS]:
                 del self.decisions[old]  # bounded: only recent epochs are ever asked for
+        if worker is not None:
+            worker.last_epoch = epoch
+            worker.finished = msg.header.get("done") is True
         stops = [e for e, s in self.decisions.items() if s]
         chief = self.workers.get(0)
         self._reply(identity, msg, epoch=epoch, decided=epoch in self.decisions,
                     stop=self.decisions.get(epoch), stop_epoch=min(stops, default=None),
-                    chief_alive=chief is not None and chief.alive and not chief.left)
+                    chief_alive=chief is not None and chief.alive and not chief.left,
+                    behind=self._behind(epoch))
+
+    def _behind(self, epoch: Any) -> list[int]:
+        """Live workers still training before the end of `epoch` (async end of `fit`)."""
+        if not isinstance(epoch, int):
+            return []
+        return sorted(w.wid for w in self.workers.values()
+                      if w.alive and not w.left and not w.finished
+                      and (w.last_epoch is None or w.last_epoch < epoch))
 
     def _op_stats(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg, stats=self.stats_dict())
@@ -497,6 +511,7 @@ class ParameterServer:
         self.stats.pushes += part is None or part[0] == 0  # a pipelined step counts once
         if worker is not None:
             worker.last_step = msg.header.get("step", worker.last_step)
+            worker.finished = False  # training (again)
         if self.config.mode == "async":
             if learning_rate is not None:  # async: the latest value received wins
                 self._set_learning_rate(learning_rate, msg.sender)

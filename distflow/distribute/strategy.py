@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import random
 from distflow.distribute.cluster import ClusterSpec
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
@@ -161,6 +162,17 @@ class _ParameterServerBacked(Strategy):
         self._synced.update(v.name for v in fresh)
         if first:
             self._adopt_server_learning_rate(optimizer)
+            if self.worker_index > 0:
+                # Each replica draws its own dropout noise, as in TF's strategies:
+                # with the seed every worker set, they would all drop the same units
+                # at the same step. The chief keeps the stream of a one-process run.
+                random.fold_in(self.worker_index)
+
+    def pull_variables(self, variables: Sequence[Variable]) -> None:
+        """Loads the servers' current values into `variables` (registered ones)."""
+        names = [v.name for v in variables if v.name in self._synced]
+        params = self.client.pull(names)
+        self._write([v for v in variables if v.name in self._synced], params)
 
     def _adopt_server_learning_rate(self, optimizer: Any) -> None:
         """Takes the servers' learning rate when it is a number.
@@ -322,6 +334,33 @@ class _FitContext(training_context.TrainingContext):
                 model.stop_training = True
         else:
             model.stop_training = self._chief_decision(client, epoch, model.stop_training)
+
+    def on_training_done(self, model: Any, epoch: int) -> None:
+        """Async: the chief ends `fit` holding the servers' final parameters.
+
+        Every worker tells shard 0 its `fit` is over. The chief then waits until
+        no live worker is still training (each has finished `epoch` or is done)
+        and pulls the parameters, so evaluating or saving after `fit` sees every
+        worker's updates, as with TF's ParameterServerStrategy. Waiting longer
+        than the client's `timeout` logs a warning and pulls what is there.
+        """
+        if self.strategy.mode != "async":
+            return  # mirrored workers already hold the final parameters
+        client = self.strategy.client
+        reply = client.epoch_end(epoch, done=True)
+        if not self.is_chief:
+            return
+        start, pause = time.monotonic(), 0.005
+        while reply.get("behind"):
+            if time.monotonic() - start > client.timeout:
+                log.warning("Workers %s were still training %.0f s after the chief finished "
+                            "epoch %d; the chief keeps the parameters of now", reply["behind"],
+                            time.monotonic() - start, epoch)
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            reply = client.epoch_end(epoch, done=True)
+        self.strategy.pull_variables(model.trainable_variables)
 
     def _chief_decision(self, client: Any, epoch: int, own: bool) -> bool:
         """Polls shard 0 until the chief's decision for `epoch` is there (bounded wait)."""

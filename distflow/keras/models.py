@@ -858,6 +858,8 @@ class Model(Layer):
                 ctx.on_epoch_end(self, epoch, logs)  # may share or override stop_training
                 if self.stop_training:
                     break
+            if epochs > start:
+                ctx.on_training_done(self, epoch)
             cbs.on_train_end(logs)
         finally:
             self._initial_epoch = None

@@ -29,6 +29,9 @@ Contract used by `Model.fit` (distflow/keras/models.py):
 * `on_epoch_end(model, epoch, logs)`: called by `fit` after the callbacks'
   `on_epoch_end`, before it checks `model.stop_training`; a strategy shares
   the stop decision here (the chief's wins, so all workers stop together).
+* `on_training_done(model, epoch)`: called by `fit` when its epochs are over
+  (`epoch`: the last one run), before the callbacks' `on_train_end`; an async
+  strategy brings the chief's model to the servers' final parameters here.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class TrainingContext:
 
     def on_epoch_end(self, model: Any, epoch: int, logs: dict) -> None:
         """Called by `fit` after the callbacks' `on_epoch_end`; may set `model.stop_training`."""
+
+    def on_training_done(self, model: Any, epoch: int) -> None:
+        """Called by `fit` after its last epoch (`epoch`) ran, before `on_train_end` callbacks."""
 
 
 _DEFAULT = TrainingContext()
