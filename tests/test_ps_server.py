@@ -193,6 +193,44 @@ def test_adam_state_lives_on_the_server_and_matches_the_rule(servers):
         np.testing.assert_array_equal(server.slots[name]["m"], state["m"])
 
 
+ADAGRAD = {"name": "adagrad", "hp": {"initial_accumulator_value": 0.1, "epsilon": 1e-7},
+           "learning_rate": 0.1}
+
+
+@pytest.mark.parametrize("optimizer", [ADAM, ADAGRAD], ids=["adam", "adagrad"])
+def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, optimizer):
+    """Small parameters share one buffer and one rule call per push; a push listing
+    them in another order takes the per-tensor path. Both equal the rule run locally."""
+    from distflow.optimizers import rules
+
+    rng = np.random.default_rng(4)
+    shapes = {"a": (3,), "b": (5, 7), "c": (1,), "big": (200, 100)}  # odd sizes: padding
+    values = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+    steps = [{n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+             for _ in range(3)]
+    fast, slow = servers(), servers()
+    finals = []
+    for server, order in ((fast, list(shapes)), (slow, list(shapes)[::-1])):
+        with PSClient([server.address], worker_id=0, timeout=5) as client:
+            client.init(values, optimizer)
+            for g in steps:
+                client.push({n: g[n] for n in order})
+            finals.append(client.pull())
+    assert fast._store.names == ["a", "b", "c"]
+    assert [fits for _, fits in fast._checked.values()] == [True]
+    assert not any(fits for _, fits in slow._checked.values())
+    rule, hp = rules.get_rule(optimizer["name"]), optimizer["hp"]
+    for name, value in values.items():
+        local, state = value.copy(), rule.init(value, hp)
+        for step, g in enumerate(steps):
+            rule.update(local, g[name], state, step + 1,
+                        {**hp, "learning_rate": optimizer["learning_rate"]})
+        np.testing.assert_array_equal(finals[0][name], local)
+        np.testing.assert_array_equal(finals[1][name], local)
+        for slot, array in state.items():  # the per-name slots are views into the store
+            np.testing.assert_array_equal(fast.slots[name][slot], array)
+
+
 # ---------------------------------------------------------------- sync mode
 
 def test_sync_three_workers_get_identical_parameters_sgd_on_the_mean(servers):

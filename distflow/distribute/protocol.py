@@ -13,7 +13,7 @@ views on them (no copy).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -119,6 +119,15 @@ class Message:
         dtype, _, parts = self._chunks[name]
         return [np.frombuffer(p, dtype=dtype) for p in parts]
 
+    @property
+    def packed(self) -> list[str]:
+        """The names of the tensors in the pack frame, in order."""
+        return self._packed
+
+    def pack_array(self, dtype: Any) -> np.ndarray:
+        """The whole pack frame viewed as one flat array of `dtype` (no copy)."""
+        return np.frombuffer(self._pack, dtype=dtype)
+
     def groups(self) -> list[tuple[list[str], list[np.ndarray]]]:
         """The data as (names, flat arrays) groups, for checks that need one pass each.
 
@@ -153,7 +162,8 @@ def nframes_for(nbytes: int) -> int:
     return max(1, math.ceil(nbytes / FRAME_BYTES))
 
 
-def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = ()) -> list:
+def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = (),
+           pack: tuple[list[str], Callable[[], Any]] | None = None) -> list:
     """Builds the frames of a message.
 
     Tensors smaller than `PACK_BYTES` are copied back to back (each start
@@ -164,18 +174,22 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
     Args:
         header: op-specific fields; `v` and `tensors` are filled in here.
         tensors: (name, array) pairs.
+        pack: optional (names, make_frame): `make_frame()` returns a pack frame
+            already laid out for exactly these packed tensors, in this order;
+            used instead of copying them when the packed tensors are those.
 
     Returns:
         The frames: header bytes, the pack frame if any, then memoryviews on
         the large arrays' data.
     """
-    specs, frames, packed = [], [], []
+    specs, frames, packed, packed_names = [], [], [], []
     for name, array in tensors:
         arr = _wire_array(name, array)
         raw = arr.data.cast("B") if arr.size else memoryview(b"")
         if raw.nbytes < PACK_BYTES:
             specs.append([name, dtype_name(arr.dtype), list(arr.shape), 0])
             packed.append(raw)
+            packed_names.append(name)
             continue
         count = nframes_for(raw.nbytes)
         specs.append([name, dtype_name(arr.dtype), list(arr.shape), count])
@@ -184,7 +198,10 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
         else:
             frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
     head = [pack_header({**header, "tensors": specs})]
-    return head + [_pack(packed)] + frames if packed else head + frames
+    if not packed:
+        return head + frames
+    ready = pack is not None and pack[0] == packed_names
+    return head + [pack[1]() if ready else _pack(packed)] + frames
 
 
 def _pack(raws: list[memoryview]) -> bytearray:

@@ -39,6 +39,7 @@ import numpy as np
 
 from distflow.distribute import checkpoint, protocol, transport
 from distflow.distribute.cluster import env_number
+from distflow.distribute.packed import PackedStore
 from distflow.distribute.protocol import Message, ProtocolError
 
 log = logging.getLogger("distflow.ps")
@@ -193,7 +194,9 @@ class ParameterServer:
         self.stats = _Stats()
         self._rule = self._schedule = None
         self._lr_changed = False  # since the last update: checkpoint it at once
-        self._checked: dict[int, Any] = {}  # id -> layout of spec lists matching the params
+        # id -> (layout, fits the packed store) of spec lists matching the params
+        self._checked: dict[int, tuple[Any, bool]] = {}
+        self._store = PackedStore()  # the small parameters in one buffer (distribute/packed.py)
         self._round = _Round()
         self._inflight: dict[str, list] = {}  # param name -> replies still sending it
         self._stop = threading.Event()
@@ -310,8 +313,14 @@ class ParameterServer:
                names: list[str] | None = None, **fields: Any) -> None:
         header = {"op": "ok", "req": msg.req, "version": self.version, **fields}
         tensors = self._tensors(names) if with_params else []
-        self._send(identity, protocol.encode(header, tensors),
-                   track=[name for name, _ in tensors])
+        self._send(identity, protocol.encode(header, tensors, pack=self._store_pack()),
+                   track=[name for name, a in tensors if a.nbytes >= protocol.PACK_BYTES])
+
+    def _store_pack(self) -> tuple[list[str], Any] | None:
+        """The packed store as a ready pack frame for `protocol.encode`."""
+        store = self._store
+        return (store.names, lambda: store.frame(transport.COPY_THRESHOLD)) \
+            if store.names else None
 
     def _tensors(self, names: list[str] | None) -> list[tuple[str, np.ndarray]]:
         keys = self.params if names is None else names
@@ -432,6 +441,8 @@ class ParameterServer:
         for name in added:
             self.params[name] = np.array(msg.tensor(name), copy=True)
             self.slots[name] = self._rule.init(self.params[name], self.optimizer.get("hp"))
+        if added:
+            self._rebuild_store()
         self._round.reset_buffers(self.params)
         self._reply(identity, msg, with_params=True, names=msg.names, added=added,
                     learning_rate=self._learning_rate_source(), mode=self.config.mode)
@@ -471,13 +482,14 @@ class ParameterServer:
             return
         if len(self._checked) >= 256:
             self._checked.clear()
-        self._checked[id(layout)] = layout  # the value keeps the id from being reused
+        # The layout in the value keeps its id from being reused.
+        self._checked[id(layout)] = (layout, self._store.matches(layout.packed))
 
     def _check_gradients(self, msg: Message) -> bool:
         """Validates a push; returns False when it must be skipped (non-finite, skip policy)."""
         self._require_initialized()
         layout = msg.layout
-        if layout is None or self._checked.get(id(layout)) is not layout:
+        if layout is None or self._checked.get(id(layout), (None,))[0] is not layout:
             for name in msg.names:
                 self._check_tensor(msg, name)
             self._remember_checked(layout)
@@ -573,7 +585,7 @@ class ParameterServer:
         if dropped:
             self.stats.stale_dropped += 1
         elif usable:
-            self._apply({name: msg.pieces(name) for name in msg.names}, bump=parts is None)
+            self._apply(*self._gradients(msg), bump=parts is None)
         if worker is not None:
             worker.done_req = msg.req
         fields: dict[str, Any] = {}
@@ -678,21 +690,35 @@ class ParameterServer:
         if op != "push_pull":
             self._send(identity, protocol.encode(header))
             return frames
+        track = [n for n, p in self.params.items() if p.nbytes >= protocol.PACK_BYTES]
         if frames is None:
-            frames = protocol.encode(header, self._tensors(None))
-            self._send(identity, frames, track=list(self.params))
+            frames = protocol.encode(header, self._tensors(None), pack=self._store_pack())
+            self._send(identity, frames, track=track)
             return frames
-        self._send(identity, protocol.reheader(frames, req=req), track=list(self.params))
+        self._send(identity, protocol.reheader(frames, req=req), track=track)
         return frames
 
     # ------------------------------------------------------------ updates
 
-    def _apply(self, grads: dict[str, list[np.ndarray]], bump: bool = True) -> None:
+    def _gradients(self, msg: Message) -> tuple[dict[str, list[np.ndarray]], np.ndarray | None]:
+        """A push's gradients: name -> flat pieces, and the pack frame as the packed
+        store's whole gradient when its layout is the store's (else None)."""
+        checked = self._checked.get(id(msg.layout))
+        if checked is None or not checked[1]:
+            return {name: msg.pieces(name) for name in msg.names}, None
+        held = self._store.held
+        return ({name: msg.pieces(name) for name in msg.names if name not in held},
+                msg.pack_array(self._store.dtype))
+
+    def _apply(self, grads: dict[str, list[np.ndarray]], packed: np.ndarray | None = None,
+               bump: bool = True) -> None:
         """Applies one optimizer step and bumps the version.
 
         Args:
             grads: name -> the gradient as flat pieces (views on the received
                 frames, or the averaged sum), in order.
+            packed: the gradient of every parameter of the packed store, laid
+                out as the store (one rule call for all of them), or None.
             bump: False for a pipelined step's parts but the last: they use the
                 same step number and the version goes up once, at the end.
         """
@@ -702,6 +728,8 @@ class ParameterServer:
         hp["learning_rate"] = self._learning_rate(self.version)
         for name, pieces in grads.items():
             self._update(name, pieces, step, hp)
+        if packed is not None:
+            self._update_store(packed, step, hp)
         if bump:
             self._bump()
 
@@ -717,14 +745,32 @@ class ParameterServer:
         self._lr_changed = False
 
     def _update(self, name: str, pieces: list[np.ndarray], step: int, hp: dict) -> None:
-        """One rule step on one parameter, in cache-sized chunks.
+        """One rule step on one parameter (see `_update_array`)."""
+        self._update_array(self.params[name], self.slots[name], pieces, step, hp)
+
+    def _update_store(self, grad: np.ndarray, step: int, hp: dict) -> None:
+        """One rule step on every parameter of the packed store at once."""
+        rule = self._rule
+        if not self._store.complete(tuple(rule.slots({**rule.defaults, **hp}))):
+            self._rebuild_store()  # a slot appeared: it must live in the store too
+        self._update_array(self._store.values, self._store.slots, [grad], step, hp)
+
+    def _rebuild_store(self) -> None:
+        rule, hp = self._rule, self.optimizer.get("hp") or {}
+        self._store.rebuild(self.params, self.slots, tuple(rule.slots({**rule.defaults, **hp})),
+                            lambda slot, param: rule.init(param, hp)[slot])
+        self._checked.clear()  # which spec lists fit the store may have changed
+
+    def _update_array(self, param: np.ndarray, slots: dict[str, np.ndarray],
+                      pieces: list[np.ndarray], step: int, hp: dict) -> None:
+        """One rule step on one array, in cache-sized chunks.
 
         The rules are elementwise, so running them on consecutive slices gives
         the same numbers as one call, while their temporaries stay in the CPU
         cache instead of making extra passes over main memory (and a large
         gradient is never joined from its frames).
         """
-        param, slots, rule = self.params[name], self.slots[name], self._rule
+        rule = self._rule
         if len(pieces) == 1 and pieces[0].size <= _UPDATE_CHUNK:
             rule.update(param, pieces[0].reshape(param.shape), slots, step, hp)
             return
@@ -768,7 +814,7 @@ class ParameterServer:
         for some parameters never force copies of the others.
         """
         copied = False
-        for name in names:
+        for name in names:  # (the packed store is never sent zero-copy: never in flight)
             trackers = self._inflight.get(name)
             if not trackers:
                 continue
@@ -835,6 +881,7 @@ class ParameterServer:
                                 if k.startswith(prefix)}
         self.version = int(meta["version"])
         self.position = dict(meta.get("position") or {})
+        self._rebuild_store()
         self._round.reset_buffers(self.params)
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}
         log.info("Resumed from checkpoint %s (version %d, position %s)", path, self.version,
