@@ -19,7 +19,8 @@ Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
 
 Every process pins one BLAS thread. The configurations of one size run side
 by side in interleaved blocks of steps, so load changes on a shared machine
-hit all alike. Ratios are push_pull time / raw time ("x raw" above 1 is overhead);
+hit all alike. "x raw" is push_pull time / raw time (above 1 is overhead), the
+median over rounds of each round's paired ratio (q1-q3: its quartiles);
 throughput = bytes sent both ways / time.
 Prints a table and one JSON line. Targets from the issue: async x1 throughput
 at least 0.8x raw (time ratio <= 1.25) from 1 MB up, latency under 2x raw at
@@ -175,13 +176,18 @@ def reps_for(nbytes: int, quick: bool) -> int:
     return max(5, base // 4) if quick else base
 
 
-ROUNDS = 5
+ROUNDS = 15
 
 
 def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
-    """Times every configuration in interleaved blocks of steps (ROUNDS rounds),
-    so a change in the machine's load hits all of them alike; the first step of
-    each block is not timed (it wakes up a process that sat idle)."""
+    """Times every configuration in interleaved blocks of steps (ROUNDS rounds).
+
+    Each round times one short block of every configuration back to back, so a
+    change in the machine's load hits all of them alike; "x raw" is the median
+    over rounds of (the configuration's median step in the round / raw's), a
+    paired ratio, with its quartiles for async x1. The first step of each block
+    is not timed (it wakes up a process that sat idle).
+    """
     block = max(2, -(-reps // ROUNDS) + 1)
     steps = 2 + ROUNDS * block
     runners = {"raw": raw_runner(nbytes), "async1": ps_runner(nbytes, steps),
@@ -192,34 +198,52 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
     if label in CURVE_SIZES:
         runners["curve"] = ps_runner(nbytes, steps, keys=keys)
     times: dict[str, list[float]] = {key: [] for key in runners}
+    rounds: list[dict[str, float]] = []
     try:
         for runner in runners.values():  # warm-up: connections, page faults
             runner.step()
             runner.step()
         for _ in range(ROUNDS):
-            for key, runner in runners.items():
-                runner.step()
-                for _ in range(block - 1):
-                    t0 = time.perf_counter()
-                    runner.step()
-                    times[key].append(time.perf_counter() - t0)
+            rounds.append({key: time_block(runner, block, times[key])
+                           for key, runner in runners.items()})
     finally:
         for runner in runners.values():
             runner.close()
-    row = {"size": label, "bytes": nbytes, "reps": reps}
+    return summarize(label, nbytes, reps, times, rounds)
+
+
+def time_block(runner: Runner, block: int, sink: list[float]) -> float:
+    """Runs a block of steps; appends the timed ones to `sink`; returns their median."""
+    runner.step()
+    timed = []
+    for _ in range(block - 1):
+        t0 = time.perf_counter()
+        runner.step()
+        timed.append(time.perf_counter() - t0)
+    sink.extend(timed)
+    return float(np.median(timed))
+
+
+def summarize(label: str, nbytes: int, reps: int, times: dict, rounds: list[dict]) -> dict:
+    row = {"size": label, "bytes": nbytes, "reps": reps, "rounds": len(rounds)}
     row.update({f"{key}_ms": float(np.median(t)) * 1e3 for key, t in times.items()})
-    for key in runners:
+    for key in times:
         if key != "raw":
-            row[f"{key}_x_raw"] = row[f"{key}_ms"] / row["raw_ms"]
+            ratios = [r[key] / r["raw"] for r in rounds]
+            row[f"{key}_x_raw"] = float(np.median(ratios))
+            if key == "async1":
+                row["async1_x_raw_q1"], row["async1_x_raw_q3"] = (
+                    float(q) for q in np.percentile(ratios, [25, 75]))
     row["raw_GBps"] = 2 * nbytes / row["raw_ms"] / 1e6
     row["async1_GBps"] = 2 * nbytes / row["async1_ms"] / 1e6
     if "curve_ms" in row:
-        row["curve_cost"] = row["curve_ms"] / row["async1_ms"]
+        row["curve_cost"] = row["curve_x_raw"] / row["async1_x_raw"]
     return row
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'1 msg':>8} {'x raw':>6} "
+    head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'q1-q3':>9} {'1 msg':>8} "
+            f"{'x raw':>6} "
             f"{'async2':>8} {'x raw':>6} {'sync2w':>8} {'x raw':>6} {'CURVE':>8} {'x plain':>7} "
             f"{'raw GB/s':>8} {'p_p GB/s':>8}")
     print(head)
@@ -230,7 +254,8 @@ def print_table(rows: list[dict]) -> None:
         single = (f"{r['async1np_ms']:8.3f} {r['async1np_x_raw']:6.2f}" if "async1np_ms" in r
                   else f"{'-':>8} {'-':>6}")
         print(f"{r['size']:>5} {r['raw_ms']:8.3f} {r['async1_ms']:8.3f} "
-              f"{r['async1_x_raw']:6.2f} {single} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
+              f"{r['async1_x_raw']:6.2f} {r['async1_x_raw_q1']:4.2f}-{r['async1_x_raw_q3']:4.2f} "
+              f"{single} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
               f"{r['sync2w_ms']:8.3f} {r['sync2w_x_raw']:6.2f} {curve} "
               f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f}")
 

@@ -8,7 +8,12 @@ Runs, one after the other in this process's run:
     (batch 128 per process): the reference.
 Every process uses one BLAS thread. Prints a table and one JSON line.
 
-    DISTFLOW_DATA=../shared/data python benchmarks/train_bench.py [--epochs 10]
+    DISTFLOW_DATA=../shared/data python benchmarks/train_bench.py [--epochs 10] [--seeds 0,1,2]
+
+With several seeds every configuration runs once per seed (the seed sets the
+initial weights, the dropout noise and the shuffling) and a summary gives each
+configuration's mean throughput and mean, lowest and highest test accuracy: one
+run's accuracy moves by a few tenths of a point from seed to seed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +43,9 @@ def _run(cmd: list[str], timeout: float) -> dict:
                        f"stdout tail:\n{proc.stdout[-2000:]}\nstderr tail:\n{proc.stderr[-2000:]}")
 
 
-def configurations(epochs: int, data: list[str]) -> list[tuple[str, list[str]]]:
+def configurations(epochs: int, data: list[str], seed: int) -> list[tuple[str, list[str]]]:
     py = sys.executable
-    worker = [str(HERE / "train_worker.py"), "--epochs", str(epochs), *data]
+    worker = [str(HERE / "train_worker.py"), "--epochs", str(epochs), "--seed", str(seed), *data]
     launch = [py, "-m", "distflow.launch", "--workers", "2", "--ps", "1"]
     runs = [
         ("distflow 1 process", [py, *worker, "--batch-size", "128"]),
@@ -50,26 +56,48 @@ def configurations(epochs: int, data: list[str]) -> list[tuple[str, list[str]]]:
     ]
     if importlib.util.find_spec("torch") is not None:
         ref = [py, str(HERE / "torch_mlp.py"), "--epochs", str(epochs), "--batch-size", "128",
-               *data]
+               "--seed", str(seed), *data]
         runs += [("pytorch 1 process", [*ref, "--workers", "1"]),
                  ("pytorch DDP gloo 2 procs", [*ref, "--workers", "2"])]
     return runs
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per configuration over the seeds: mean throughput, mean/min/max test accuracy."""
+    out = []
+    for name in dict.fromkeys(r["run"] for r in rows):
+        mine = [r for r in rows if r["run"] == name]
+        accuracy = [r["test_accuracy"] for r in mine]
+        out.append({"run": name, "seeds": len(mine),
+                    "samples_per_s": statistics.mean(r["samples_per_s"] for r in mine),
+                    "accuracy_mean": statistics.mean(accuracy),
+                    "accuracy_min": min(accuracy), "accuracy_max": max(accuracy)})
+        print(f"{name:28} {out[-1]['samples_per_s']:>10.0f} samples/s  test accuracy mean "
+              f"{out[-1]['accuracy_mean']:.4f} ({min(accuracy):.4f}-{max(accuracy):.4f}, "
+              f"{len(mine)} seeds)", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data", default=None, help="directory holding the IDX files")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated seeds; each configuration runs once per seed")
     args = parser.parse_args(argv)
     data = ["--data", args.data] if args.data else []
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
-    for name, cmd in configurations(args.epochs, data):
-        result = _run(cmd, timeout=3600)
-        rows.append({"run": name, **result})
-        print(f"{name:28} {result['samples_per_s']:>10.0f} samples/s "
-              f"{result['s_per_epoch']:>7.2f} s/epoch  test accuracy {result['test_accuracy']:.4f}",
-              flush=True)
-    print(json.dumps({"benchmark": "train", "epochs": args.epochs, "rows": rows}))
+    for seed in seeds:
+        for name, cmd in configurations(args.epochs, data, seed):
+            result = _run(cmd, timeout=3600)
+            rows.append({"run": name, "seed": seed, **result})
+            print(f"{name:28} seed {seed} {result['samples_per_s']:>10.0f} samples/s "
+                  f"{result['s_per_epoch']:>7.2f} s/epoch  test accuracy "
+                  f"{result['test_accuracy']:.4f}", flush=True)
+    summary = summarize(rows) if len(seeds) > 1 else []
+    print(json.dumps({"benchmark": "train", "epochs": args.epochs, "rows": rows,
+                      "summary": summary}))
     return rows
 
 
