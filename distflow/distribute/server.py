@@ -704,7 +704,7 @@ class ParameterServer:
         """A push's gradients: name -> flat pieces, and the pack frame as the packed
         store's whole gradient when its layout is the store's (else None)."""
         checked = self._checked.get(id(msg.layout))
-        if checked is None or not checked[1]:
+        if checked is None or checked[0] is not msg.layout or not checked[1]:
             return {name: msg.pieces(name) for name in msg.names}, None
         held = self._store.held
         return ({name: msg.pieces(name) for name in msg.names if name not in held},
