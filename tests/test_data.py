@@ -119,11 +119,15 @@ def test_reshuffle_each_iteration_false_repeats_the_order():
     assert ints(ds) == ints(ds)
 
 
-def test_seed_none_follows_numpy_global_seed():
-    np.random.seed(123)
+def test_seed_none_follows_the_global_seed():
+    import distflow as df
+
+    df.random.set_seed(123)
     first = ints(Dataset.range(30).shuffle(30))
-    np.random.seed(123)
+    df.random.set_seed(123)
     assert ints(Dataset.range(30).shuffle(30)) == first
+    df.random.set_seed(124)
+    assert ints(Dataset.range(30).shuffle(30)) != first
 
 
 def test_buffer_of_one_keeps_order():

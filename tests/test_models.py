@@ -471,3 +471,26 @@ def test_build_without_arguments_when_the_input_is_known():
     assert lazy.input_shape == (None, 5) and lazy.count_params() == 12
     with pytest.raises(ValueError, match="input_shape"):
         Sequential([layers.Dense(2)]).build()
+
+
+def test_the_global_seed_makes_a_shuffled_fit_with_dropout_reproducible():
+    import distflow as df
+    from distflow.keras import layers
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5)).astype("float32")
+    y = rng.integers(0, 3, size=64)
+
+    def run(seed):
+        df.random.set_seed(seed)
+        model = df.keras.Sequential([df.keras.Input(shape=(5,)), layers.Dense(8, "relu"),
+                                     layers.Dropout(0.3), layers.Dense(3)])
+        model.compile(optimizer="adam", loss=df.keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=True, verbose=0)
+        return model.get_weights()
+
+    first, again, other = run(1), run(1), run(2)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from distflow import random
+
 AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
 UNKNOWN_CARDINALITY = -2
@@ -345,9 +347,9 @@ class Dataset:
         A buffer at least as large as the dataset gives a uniform random permutation;
         a smaller one is the `tf.data` reservoir (emit a random buffered element,
         refill its slot with the next input). The order of epoch `k` depends only on
-        `(seed, k)`. With `seed=None` the seed is drawn from NumPy's global RNG when
-        `shuffle` is called, so `np.random.seed` / `keras.utils.set_random_seed`
-        make it reproducible.
+        `(seed, k)`. With `seed=None` the seed is drawn from distflow's global
+        generator when `shuffle` is called, so `df.random.set_seed` (like
+        `tf.random.set_seed`) or `keras.utils.set_random_seed` make it reproducible.
         """
         return _Shuffle(self, buffer_size, seed, reshuffle_each_iteration)
 
@@ -582,7 +584,9 @@ class _Shuffle(_Unary):
         super().__init__(input_dataset)
         self._buffer_size = _check_positive("buffer_size", buffer_size)
         seed = _check_seed(seed)
-        self._seed = int(np.random.randint(0, 2**62, dtype=np.int64)) if seed is None else seed
+        # Unseeded: drawn from distflow's global generator (`df.random.set_seed`).
+        self._seed = int(random.get_global_generator().integers(0, 2**62)) if seed is None \
+            else seed
         self._reshuffle = bool(reshuffle_each_iteration)
         self._epochs_started = 0
 

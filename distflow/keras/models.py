@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import random
 from distflow.keras import training_context
 from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Node
 from distflow.keras.layers.base import Layer, _call_parameters, _flat, _map, _map_shapes
@@ -170,7 +171,9 @@ class _ArrayBatches:
             return rows
         m = self.n if rows is None else len(rows)
         seed = self.ctx.shuffle_seed(epoch)
-        perm = np.random.permutation(m) if seed is None else \
+        # Unseeded: distflow's global generator, so `df.random.set_seed` makes `fit`
+        # reproducible (as `tf.random.set_seed` does for Keras).
+        perm = random.get_global_generator().permutation(m) if seed is None else \
             np.random.default_rng(seed).permutation(m)
         return perm if rows is None else rows[perm]
 
