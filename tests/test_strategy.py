@@ -424,3 +424,32 @@ def test_fold_in_is_deterministic_and_checks_its_argument():
     assert not np.allclose(streams[0], streams[2])
     with pytest.raises(ValueError, match="`data` must be a non-negative int"):
         df.random.fold_in(-1)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_second_fit_in_the_same_process_trains_its_epochs(mode):
+    from distflow.keras import layers
+    from distflow.keras.functional import Input
+    from distflow.keras.models import Sequential
+
+    ps = ParameterServer(ServerConfig(mode=mode, num_workers=1, stats_interval=0, poll_ms=10))
+    ps.start()
+    kind = strategy_module.MirroredStrategy if mode == "sync" else \
+        strategy_module.ParameterServerStrategy
+    strategy = kind(cluster=ClusterSpec(ps_addrs=(ps.address,), num_workers=1,
+                                        strategy="mirrored" if mode == "sync" else "async",
+                                        heartbeat_timeout=10.0))
+    x, y = _data(32)
+    try:
+        with strategy.scope():
+            model = Sequential([Input(shape=(4,)), layers.Dense(2)])
+            model.compile(optimizer="sgd", loss="mse")
+            first = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+            second = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    finally:
+        strategy.close()
+        ps.stop()
+    # As in Keras: each call runs its epochs (a restarted process resumes instead).
+    assert len(first.history["loss"]) == 2
+    assert len(second.history["loss"]) == 3
+    assert ps.version == 5 * 4

@@ -101,6 +101,7 @@ class _ParameterServerBacked(Strategy):
         # The plain-number learning rate the servers were last told by (or reported to)
         # this worker; None: they run a schedule, or nothing was said yet.
         self._told_learning_rate: float | None = None
+        self.fitted = False  # a `fit` ran in this process (the next one does not resume)
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -306,10 +307,16 @@ class _FitContext(training_context.TrainingContext):
     def on_train_begin(self, model: Any) -> None:
         self.strategy.sync_variables(model.trainable_variables, model.optimizer)
 
+    def on_train_end(self, model: Any) -> None:
+        self.strategy.fitted = True
+
     def initial_epoch(self, model: Any, requested: int) -> int:
         # The servers know the epoch the run was in (from a checkpoint after a restart,
         # or from the live workers when this worker rejoins): continue there. The
-        # epoch in progress is run again from its start.
+        # epoch in progress is run again from its start. Only for this process's
+        # first `fit`: a later call runs its own epochs, as in Keras.
+        if self.strategy.fitted:
+            return requested
         recorded = self.strategy.server_position().get("epoch")
         return max(requested, int(recorded)) if isinstance(recorded, int) else requested
 
