@@ -10,8 +10,10 @@ frame is the parameter buffer itself instead of a fresh copy of every tensor.
 into the buffers, so checkpoints, pulls and the per-tensor path see the same
 numbers.
 
-The padding between tensors holds zeros; a zero gradient leaves a zero
-parameter (and its slots) at zero under every rule, so it never needs masking.
+The padding between tensors starts at zero and a zero gradient keeps it there
+under every rule. A client that sends other bytes in its padding only changes
+the store's padding: the rules are elementwise, so no parameter reads it, and
+replies, pulls and checkpoints only ever read the tensors' own ranges.
 """
 
 from __future__ import annotations
