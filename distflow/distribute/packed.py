@@ -12,8 +12,9 @@ numbers.
 
 The padding between tensors starts at zero and a zero gradient keeps it there
 under every rule. A client that sends other bytes in its padding only changes
-the store's padding: the rules are elementwise, so no parameter reads it, and
-replies, pulls and checkpoints only ever read the tensors' own ranges.
+the store's padding: the rules are elementwise, so no parameter reads it;
+replies carry it (as every pack frame carries padding) but a receiver reads
+only the tensors' own ranges, and checkpoints hold the tensors alone.
 """
 
 from __future__ import annotations
