@@ -255,3 +255,23 @@ def test_a_multi_frame_tensor_crosses_a_real_socket_and_comes_back(socket_pair):
     back = protocol.decode(reply, expect_ops=protocol.REPLY_OPS)
     np.testing.assert_array_equal(back.tensor("big"), array)
     np.testing.assert_array_equal(back.tensor("b"), array[:3])
+
+
+def test_an_encoder_gives_the_frames_encode_gives_step_after_step(small_frames):
+    def tensors(seed):
+        return [("bias", _sample("float32", (3,), seed)),
+                ("empty", np.zeros((0, 2), np.float64)),
+                ("flag", _sample("bool", (5,), seed)),
+                ("strided", _sample("float32", (6, 4), seed)[:, ::2]),  # not contiguous
+                ("swapped", _sample("float32", (4,), seed).astype(">f4")),  # big-endian
+                ("kernel", _sample("float32", (int(2.5 * small_frames) // 4,), seed))]
+
+    encoder = protocol.Encoder(tensors(0))
+    for seed in (1, 2):  # later steps: same names, dtypes and shapes, new values
+        header = {"op": "push", "req": seed, "step": 7}
+        expected = protocol.encode(header, tensors(seed))
+        got = encoder.encode(header, [a for _, a in tensors(seed)])
+        assert [bytes(memoryview(f)) for f in got] == [bytes(memoryview(f)) for f in expected]
+        msg = protocol.decode([bytes(memoryview(f)) for f in got])
+        for name, array in tensors(seed):
+            np.testing.assert_array_equal(msg.tensor(name), array)

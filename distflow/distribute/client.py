@@ -111,6 +111,7 @@ class PSClient:
         self._heartbeat: _Heartbeat | None = None
         self.pipeline_bytes = pipeline_bytes
         self._modes: list[str | None] = [None] * len(self.addrs)  # from hello/init replies
+        self._encoders: dict[tuple, protocol.Encoder] = {}  # (shard, keys...) -> encoder
 
     @property
     def num_shards(self) -> int:
@@ -341,9 +342,12 @@ class PSClient:
             tensors = per_shard[s] if per_shard else []
             parts = self._parts(tensors) if op in _PIPELINED_OPS and \
                 self._modes[s] == "async" else [tensors]
-            messages[s] = [protocol.encode(header, tensors)] if len(parts) == 1 else [
-                protocol.encode({**header, "part": [i, len(parts)]}, part)
-                for i, part in enumerate(parts)]
+            if len(parts) == 1 and tensors and op in _PIPELINED_OPS:
+                messages[s] = [self._encoder(s, tensors).encode(header, [a for _, a in tensors])]
+            else:
+                messages[s] = [protocol.encode({**header, "part": [i, len(parts)]}, part)
+                               if len(parts) > 1 else protocol.encode(header, part)
+                               for i, part in enumerate(parts)]
         replies = _Exchange(self, op, messages, self._req).run(
             self.timeout if budget is None else budget,
             self.retries if retries is None else retries)
@@ -356,6 +360,20 @@ class PSClient:
                 self._modes[s] = header["mode"]
         self.last_replies = [replies[s][-1].header for s in targets]
         return [m for s in targets for m in replies[s]]
+
+    def _encoder(self, shard: int, tensors: list) -> protocol.Encoder:
+        """The cached encoder of a push with these tensor keys to `shard`.
+
+        `_split_by_shard` has checked every gradient's shape and dtype against
+        its registered variable, so the keys alone fix the spec list.
+        """
+        key = (shard, *(k for k, _ in tensors))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            if len(self._encoders) >= 64:
+                self._encoders.clear()  # bounded: normally one entry per shard
+            encoder = self._encoders[key] = protocol.Encoder(tensors)
+        return encoder
 
     def _parts(self, tensors: list) -> list[list]:
         """Cuts a shard's tensors (at tensor boundaries) into parts of >= pipeline_bytes."""

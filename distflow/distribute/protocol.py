@@ -66,19 +66,21 @@ class Message:
     Tensors are kept as the received frame buffers until asked for: `tensor(name)`
     returns a read-only `np.frombuffer` view when the tensor came in one frame
     (no copy) and joins the frames otherwise; `copy_into(name, out)` writes the
-    frames straight into an existing array.
+    frames straight into an existing array. Where each tensor lies comes from
+    the (cached) layout of the spec list, so decoding builds nothing per tensor.
 
     Attributes:
         header: the msgpack header (`v`, `op`, `sender`, `req`, `step`, ...).
+        layout: the layout of the header's spec list (see `decode`).
     """
 
-    def __init__(self, header: dict[str, Any], chunks: dict[str, tuple] | None = None,
-                 pack: memoryview | None = None, packed: Sequence[str] = ()):
+    def __init__(self, header: dict[str, Any], layout: _Layout | None = None,
+                 frames: Sequence[Any] = (), pack: memoryview | None = None):
         self.header = header
-        self.layout: Any = None  # the protocol's cached layout of the specs (decode sets it)
-        self._chunks = chunks or {}
+        self.layout = layout if layout is not None else _EMPTY
+        self._frames = frames
+        self._pack = pack if pack is not None else self.layout.pack_view(frames)
         self._joined: dict[str, np.ndarray] = {}
-        self._pack, self._packed = pack, list(packed)
 
     @property
     def op(self) -> str:
@@ -95,34 +97,36 @@ class Message:
     @property
     def names(self) -> list[str]:
         """Tensor names in wire order."""
-        return list(self._chunks)
+        return list(self.layout.names)
+
+    @property
+    def packed(self) -> list[str]:
+        """The names of the tensors in the pack frame, in order."""
+        return self.layout.packed
 
     def spec(self, name: str) -> tuple[str, tuple[int, ...]]:
         """(dtype name, shape) of tensor `name`."""
-        dtype, shape, _ = self._chunks[name]
-        return dtype, shape
+        entry = self.layout.index[name]
+        return entry[1], entry[2]
 
     def tensor(self, name: str) -> np.ndarray:
         """The tensor as an array (a zero-copy view for single-frame tensors)."""
         if name not in self._joined:
-            dtype, shape, parts = self._chunks[name]
-            self._joined[name] = _join(parts, dtype, shape)
+            _, dtype, shape, *_ = self.layout.index[name]
+            self._joined[name] = _join(self.pieces(name), dtype, shape)
         return self._joined[name]
 
     @property
     def tensors(self) -> dict[str, np.ndarray]:
         """All tensors, name -> array, in wire order."""
-        return {name: self.tensor(name) for name in self._chunks}
+        return {name: self.tensor(name) for name in self.layout.names}
 
     def pieces(self, name: str) -> list[np.ndarray]:
         """The tensor's frames as flat arrays of its dtype (no copy)."""
-        dtype, _, parts = self._chunks[name]
-        return [np.frombuffer(p, dtype=dtype) for p in parts]
-
-    @property
-    def packed(self) -> list[str]:
-        """The names of the tensors in the pack frame, in order."""
-        return self._packed
+        _, dtype, shape, index, a, b = self.layout.index[name]
+        if index < 0:  # packed: b bytes at offset a of the pack frame
+            return [np.frombuffer(self._pack, dtype, b // _ITEMSIZE[dtype], a)]
+        return [np.frombuffer(f, dtype) for f in self._frames[index:index + a]]
 
     def pack_array(self, dtype: Any) -> np.ndarray:
         """The whole pack frame viewed as one flat array of `dtype` (no copy)."""
@@ -135,17 +139,13 @@ class Message:
         all share one (the zero padding reads as zeros); every other tensor is a
         group of its own frames.
         """
-        packed = self._packed
-        dtypes = {self._chunks[n][0] for n in packed}
-        packed_set = set(packed)  # built once: a message may carry thousands of tensors
-        out, rest = [], [n for n in self._chunks if n not in packed_set]
-        if len(dtypes) == 1 and self._pack is not None:
-            dtype = dtypes.pop()
-            usable = self._pack.nbytes - self._pack.nbytes % _ITEMSIZE[dtype]
-            out.append((packed, [np.frombuffer(self._pack[:usable], dtype=dtype)]))
-        else:
-            rest = list(self._chunks)
-        out.extend(([n], self.pieces(n)) for n in rest)
+        layout = self.layout
+        dtype = layout.pack_dtype
+        if dtype is None:
+            return [([n], self.pieces(n)) for n in layout.names]
+        usable = self._pack.nbytes - self._pack.nbytes % _ITEMSIZE[dtype]
+        out = [(layout.packed, [np.frombuffer(self._pack[:usable], dtype=dtype)])]
+        out.extend(([n], self.pieces(n)) for n in layout.unpacked)
         return out
 
     def copy_into(self, name: str, out: np.ndarray) -> None:
@@ -202,6 +202,56 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
         return head + frames
     ready = pack is not None and pack[0] == packed_names
     return head + [pack[1]() if ready else _pack(packed)] + frames
+
+
+class Encoder:
+    """Encodes message after message carrying tensors of the same names, dtypes and shapes.
+
+    A worker pushes the same tensors at every step: the spec list and the pack
+    frame's layout are worked out once, from the first list of (name, array),
+    and `encode` then only copies the small tensors into a fresh pack frame and
+    references the large ones, as `encode` would.
+
+    Args:
+        tensors: (name, array) pairs, in wire order.
+    """
+
+    def __init__(self, tensors: Sequence[tuple[str, np.ndarray]]):
+        specs = []
+        for name, array in tensors:
+            nbytes = _wire_array(name, array).nbytes
+            count = 0 if nbytes < PACK_BYTES else nframes_for(nbytes)
+            specs.append([name, dtype_name(array.dtype), list(array.shape), count])
+        self.specs = specs
+        self.layout = _Layout(specs)
+        self._packed = [(i, *self.layout.index[s[0]][4:]) for i, s in enumerate(specs)
+                        if s[3] == 0]
+        self._framed = [(i, s[3]) for i, s in enumerate(specs) if s[3] != 0]
+
+    def encode(self, header: Mapping[str, Any], arrays: Sequence[np.ndarray]) -> list:
+        """The frames of a message; `arrays` must match the tensors of construction
+        in order, dtype and shape (the caller checks that, e.g. against registered
+        variables)."""
+        frames: list = [pack_header({**header, "tensors": self.specs})]
+        if self._packed:
+            pack = bytearray(self.layout.pack_bytes)
+            view = memoryview(pack)
+            for i, offset, nbytes in self._packed:
+                if nbytes:
+                    view[offset:offset + nbytes] = _raw(arrays[i])
+            frames.append(pack)
+        for i, count in self._framed:
+            raw = _raw(arrays[i])
+            frames.extend([raw] if count == 1 else
+                          [raw[k * FRAME_BYTES:(k + 1) * FRAME_BYTES] for k in range(count)])
+        return frames
+
+
+def _raw(array: np.ndarray) -> memoryview:
+    """The bytes of an array of a protocol dtype as sent (C order, little-endian)."""
+    if array.dtype not in _NAMES or not array.flags.c_contiguous:
+        array = _wire_array("tensor", array)
+    return array.data.cast("B")
 
 
 def _pack(raws: list[memoryview]) -> bytearray:
@@ -266,9 +316,7 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
                                 f"data frames but the message has {len(frames) - 1}. Send one "
                                 f"pack frame for the tensors with nframes 0, then one frame "
                                 f"per {FRAME_BYTES} bytes of each other tensor, in header order.")
-        msg = Message(header, layout.chunks(frames), layout.pack_view(frames), layout.packed)
-        msg.layout = layout
-        return msg
+        return Message(header, layout, frames, layout.check_sizes(frames))
     except ProtocolError as exc:
         req = header.get("req")
         exc.req = req if isinstance(req, int) and not isinstance(req, bool) else None
@@ -281,25 +329,34 @@ class _Layout:
     Validating specs costs a few microseconds per tensor; a worker sends the same
     list at every step, so layouts are cached by the list's `repr` (exact: it
     tells 1 from True and 1.0, which compare equal).
+
+    `index[name]` is `(name, dtype, shape, -1, offset, nbytes)` for a packed
+    tensor (its bytes in the pack frame) and `(name, dtype, shape, first frame,
+    frame count, [bytes per frame])` for the others.
     """
 
-    __slots__ = ("names", "packed", "frame_count", "pack_bytes", "_entries", "__weakref__")
+    __slots__ = ("names", "packed", "unpacked", "pack_dtype", "frame_count", "pack_bytes",
+                 "index", "_framed", "__weakref__")
 
     def __init__(self, specs: list[list]):
         self.names = [spec[0] for spec in specs]
         self.packed = [spec[0] for spec in specs if spec[3] == 0]
+        self.unpacked = [spec[0] for spec in specs if spec[3] != 0]
+        dtypes = {spec[1] for spec in specs if spec[3] == 0}
+        self.pack_dtype = dtypes.pop() if len(dtypes) == 1 else None  # one pass in `groups`
         index = 2 if self.packed else 1
-        offset, entries = 0, []
+        offset, entries = 0, {}
         for name, dtype, shape, count in specs:
             nbytes = math.prod(shape) * _ITEMSIZE[dtype]
             if count == 0:
-                entries.append((name, dtype, tuple(shape), -1, offset, nbytes))
+                entries[name] = (name, dtype, tuple(shape), -1, offset, nbytes)
                 offset += _padded(nbytes)
                 continue
             want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
-            entries.append((name, dtype, tuple(shape), index, count, [0] if not nbytes else want))
+            entries[name] = (name, dtype, tuple(shape), index, count, [0] if not nbytes else want)
             index += count
-        self.frame_count, self.pack_bytes, self._entries = index, offset, entries
+        self.frame_count, self.pack_bytes, self.index = index, offset, entries
+        self._framed = [entries[n] for n in self.unpacked]
 
     def pack_view(self, frames: Sequence[Any]) -> memoryview | None:
         if not self.packed:
@@ -311,24 +368,19 @@ class _Layout:
                                 f"bytes). Received: {pack.nbytes}")
         return pack
 
-    def chunks(self, frames: Sequence[Any]) -> dict[str, tuple]:
-        """name -> (dtype, shape, [memoryview per frame]), checking every frame's size."""
+    def check_sizes(self, frames: Sequence[Any]) -> memoryview | None:
+        """Checks every frame's size against the specs; returns the pack frame's view."""
         pack = self.pack_view(frames)
-        chunks = {}
-        for name, dtype, shape, index, a, b in self._entries:
-            if index < 0:
-                chunks[name] = (dtype, shape, [pack[a:a + b]])
-                continue
-            parts = [memoryview(f) for f in frames[index:index + a]]
-            sizes = [p.nbytes for p in parts]
-            if sizes != b:
+        for name, dtype, shape, index, count, want in self._framed:
+            sizes = [memoryview(f).nbytes for f in frames[index:index + count]]
+            if sizes != want:
                 raise ProtocolError("frame_size", f"Tensor {name!r} ({dtype}, shape "
-                                    f"{list(shape)}) needs frames of {b[:4]} bytes. "
+                                    f"{list(shape)}) needs frames of {want[:4]} bytes. "
                                     f"Received: {sizes[:4]}")
-            chunks[name] = (dtype, shape, parts)
-        return chunks
+        return pack
 
 
+_EMPTY = _Layout([])
 _LAYOUTS: dict[str, _Layout] = {}
 _MAX_LAYOUTS = 256
 _MAX_LAYOUT_KEY = 64 * 1024  # longer spec lists are validated every time, not cached
