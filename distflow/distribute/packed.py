@@ -91,10 +91,6 @@ class PackedStore:
         """Whether a pack frame listing `packed` has this store's layout."""
         return bool(self.names) and packed == self.names
 
-    def complete(self, slot_names: tuple[str, ...]) -> bool:
-        """Whether every slot the rule needs has a buffer."""
-        return all(s in self.slots for s in slot_names)
-
     def frame(self, copy_above: int) -> Any:
         """The parameters as a pack frame: a view when the transport copies it at
         send time (below `copy_above` bytes), else a private copy (a zero-copy

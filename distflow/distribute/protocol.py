@@ -13,7 +13,7 @@ views on them (no copy).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -162,8 +162,7 @@ def nframes_for(nbytes: int) -> int:
     return max(1, math.ceil(nbytes / FRAME_BYTES))
 
 
-def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = (),
-           pack: tuple[list[str], Callable[[], Any]] | None = None) -> list:
+def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = ()) -> list:
     """Builds the frames of a message.
 
     Tensors smaller than `PACK_BYTES` are copied back to back (each start
@@ -174,22 +173,18 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
     Args:
         header: op-specific fields; `v` and `tensors` are filled in here.
         tensors: (name, array) pairs.
-        pack: optional (names, make_frame): `make_frame()` returns a pack frame
-            already laid out for exactly these packed tensors, in this order;
-            used instead of copying them when the packed tensors are those.
 
     Returns:
         The frames: header bytes, the pack frame if any, then memoryviews on
         the large arrays' data.
     """
-    specs, frames, packed, packed_names = [], [], [], []
+    specs, frames, packed = [], [], []
     for name, array in tensors:
         arr = _wire_array(name, array)
         raw = arr.data.cast("B") if arr.size else memoryview(b"")
         if raw.nbytes < PACK_BYTES:
             specs.append([name, dtype_name(arr.dtype), list(arr.shape), 0])
             packed.append(raw)
-            packed_names.append(name)
             continue
         count = nframes_for(raw.nbytes)
         specs.append([name, dtype_name(arr.dtype), list(arr.shape), count])
@@ -198,10 +193,7 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
         else:
             frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
     head = [pack_header({**header, "tensors": specs})]
-    if not packed:
-        return head + frames
-    ready = pack is not None and pack[0] == packed_names
-    return head + [pack[1]() if ready else _pack(packed)] + frames
+    return head + [_pack(packed)] + frames if packed else head + frames
 
 
 class Encoder:
@@ -228,12 +220,23 @@ class Encoder:
                         if s[3] == 0]
         self._framed = [(i, s[3]) for i, s in enumerate(specs) if s[3] != 0]
 
-    def encode(self, header: Mapping[str, Any], arrays: Sequence[np.ndarray]) -> list:
-        """The frames of a message; `arrays` must match the tensors of construction
-        in order, dtype and shape (the caller checks that, e.g. against registered
-        variables)."""
+    def encode(self, header: Mapping[str, Any], arrays: Sequence[np.ndarray],
+               pack: Any = None) -> list:
+        """The frames of a message.
+
+        Args:
+            header: op-specific fields, as for `encode`.
+            arrays: the tensors' values, matching the tensors of construction in
+                order, dtype and shape (the caller checks that, e.g. against
+                registered variables).
+            pack: a ready pack frame holding the small tensors laid out as
+                `layout` says (e.g. a server's packed store), used instead of
+                copying them from `arrays`.
+        """
         frames: list = [pack_header({**header, "tensors": self.specs})]
-        if self._packed:
+        if pack is not None and self._packed:
+            frames.append(pack)
+        elif self._packed:
             pack = bytearray(self.layout.pack_bytes)
             view = memoryview(pack)
             for i, offset, nbytes in self._packed:

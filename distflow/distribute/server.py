@@ -197,6 +197,8 @@ class ParameterServer:
         # id -> (layout, fits the packed store) of spec lists matching the params
         self._checked: dict[int, tuple[Any, bool]] = {}
         self._store = PackedStore()  # the small parameters in one buffer (distribute/packed.py)
+        self._all_encoder: protocol.Encoder | None = None  # replies with every parameter
+        self._zero_copy: list[str] = []  # parameters such replies send without copying
         self._round = _Round()
         self._inflight: dict[str, list] = {}  # param name -> replies still sending it
         self._stop = threading.Event()
@@ -312,15 +314,24 @@ class ParameterServer:
     def _reply(self, identity: bytes, msg: Message, with_params: bool = False,
                names: list[str] | None = None, **fields: Any) -> None:
         header = {"op": "ok", "req": msg.req, "version": self.version, **fields}
+        if with_params and names is None:
+            self._send(identity, self._encode_all(header), track=self._zero_copy)
+            return
         tensors = self._tensors(names) if with_params else []
-        self._send(identity, protocol.encode(header, tensors, pack=self._store_pack()),
+        self._send(identity, protocol.encode(header, tensors),
                    track=[name for name, a in tensors if a.nbytes >= protocol.PACK_BYTES])
 
-    def _store_pack(self) -> tuple[list[str], Any] | None:
-        """The packed store as a ready pack frame for `protocol.encode`."""
-        store = self._store
-        return (store.names, lambda: store.frame(transport.COPY_THRESHOLD)) \
-            if store.names else None
+    def _encode_all(self, header: dict[str, Any]) -> list:
+        """A reply carrying every parameter: a cached encoder, and the packed store
+        as its pack frame when the store holds exactly the packed parameters."""
+        if self._all_encoder is None:
+            self._all_encoder = protocol.Encoder(self._tensors(None))
+            self._zero_copy = [n for n, p in self.params.items()
+                               if p.nbytes >= protocol.PACK_BYTES]
+        encoder, store = self._all_encoder, self._store
+        pack = store.frame(transport.COPY_THRESHOLD) \
+            if store.names and store.names == encoder.layout.packed else None
+        return encoder.encode(header, list(self.params.values()), pack=pack)
 
     def _tensors(self, names: list[str] | None) -> list[tuple[str, np.ndarray]]:
         keys = self.params if names is None else names
@@ -690,12 +701,11 @@ class ParameterServer:
         if op != "push_pull":
             self._send(identity, protocol.encode(header))
             return frames
-        track = [n for n, p in self.params.items() if p.nbytes >= protocol.PACK_BYTES]
         if frames is None:
-            frames = protocol.encode(header, self._tensors(None), pack=self._store_pack())
-            self._send(identity, frames, track=track)
+            frames = self._encode_all(header)
+            self._send(identity, frames, track=self._zero_copy)
             return frames
-        self._send(identity, protocol.reheader(frames, req=req), track=track)
+        self._send(identity, protocol.reheader(frames, req=req), track=self._zero_copy)
         return frames
 
     # ------------------------------------------------------------ updates
@@ -750,16 +760,16 @@ class ParameterServer:
 
     def _update_store(self, grad: np.ndarray, step: int, hp: dict) -> None:
         """One rule step on every parameter of the packed store at once."""
-        rule = self._rule
-        if not self._store.complete(tuple(rule.slots({**rule.defaults, **hp}))):
-            self._rebuild_store()  # a slot appeared: it must live in the store too
         self._update_array(self._store.values, self._store.slots, [grad], step, hp)
 
     def _rebuild_store(self) -> None:
+        # The slots a rule needs depend on its hyper-parameters, which never change
+        # after `init` (only the learning rate does): the store gets them all here.
         rule, hp = self._rule, self.optimizer.get("hp") or {}
         self._store.rebuild(self.params, self.slots, tuple(rule.slots({**rule.defaults, **hp})),
                             lambda slot, param: rule.init(param, hp)[slot])
         self._checked.clear()  # which spec lists fit the store may have changed
+        self._all_encoder = None  # the parameter set changed
 
     def _update_array(self, param: np.ndarray, slots: dict[str, np.ndarray],
                       pieces: list[np.ndarray], step: int, hp: dict) -> None:
