@@ -345,8 +345,21 @@ from distflow.keras.models import Sequential
 
 
 class Slow(callbacks.Callback):
+    # Worker 1 trains slower, so it pushes long after the chief's last step.
     def on_train_batch_end(self, batch, logs=None):
-        time.sleep(0.03)
+        time.sleep(0.05)
+
+
+class WaitForWorker1(callbacks.Callback):
+    # The chief's first step waits until worker 1 is training too, so worker 1 runs
+    # every epoch (a worker starting after the chief finished an epoch joins later).
+    def on_train_batch_end(self, batch, logs=None):
+        deadline = time.monotonic() + 30
+        while batch == 0 and time.monotonic() < deadline:
+            workers = strategy.client.stats()[0]["workers"]
+            if workers.get("1", {}).get("last_step", -1) >= 0:
+                break
+            time.sleep(0.01)
 
 
 strategy = df.distribute.get_strategy()
@@ -356,10 +369,10 @@ y = (x @ rng.normal(size=(4, 2))).astype("float32")
 with strategy.scope():
     model = Sequential([Input(shape=(4,)), layers.Dense(8, activation="tanh"), layers.Dense(2)])
     model.compile(optimizer=df.keras.optimizers.SGD(0.05), loss="mse")
-    # Worker 1 trains slower, so it pushes long after the chief's last step.
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-              callbacks=[Slow()] if strategy.worker_index == 1 else [])
-    print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]), flush=True)
+              callbacks=[Slow()] if strategy.worker_index == 1 else [WaitForWorker1()])
+    print("final", json.dumps({v.name: v.numpy().ravel().tolist()
+                               for v in model.trainable_variables}), flush=True)
 """
 
 
@@ -372,22 +385,30 @@ def test_async_chief_ends_fit_with_every_workers_updates(tmp_path):
     import sys
     from pathlib import Path
 
+    from distflow.distribute import checkpoint
+
     (tmp_path / "end.py").write_text(ASYNC_END)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
                              "1", "--strategy", "async", "--heartbeat-timeout", "20",
-                             "--grace-period", "5", "end.py"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=90)
+                             "--grace-period", "5", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                             "end.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=90)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = {int(rank): json.loads(body) for rank, body in re.findall(
-        r"^\[worker (\d+)\] final (\[.*\])$", result.stdout, flags=re.M)}
-    assert sorted(found) == [0, 1], result.stdout
-    # Worker 1 pushed last, so its reply holds the servers' final parameters; the
-    # chief, done long before, must have waited for them and pulled them.
-    for chief, other in zip(found[0], found[1]):
-        np.testing.assert_array_equal(np.array(chief), np.array(other))
+    found = dict(re.findall(r"^\[worker (\d+)\] final (\{.*\})$", result.stdout, flags=re.M))
+    assert sorted(found) == ["0", "1"], result.stdout
+    chief = json.loads(found["0"])
+    # The server's final checkpoint (written at shutdown) holds every worker's updates:
+    # 2 workers x 2 epochs x 6 steps. The chief, done long before the slow worker,
+    # must have waited for it and pulled them.
+    _, tensors, meta = checkpoint.load_latest(tmp_path / "ckpt" / "ps-0")
+    assert meta["version"] == 24
+    assert sorted(chief) == sorted(meta["params"])
+    for name, values in chief.items():
+        np.testing.assert_array_equal(np.array(values, np.float32),
+                                      tensors[f"param/{name}"].ravel())
 
 
 def test_workers_draw_different_noise_and_the_chief_keeps_the_seeds_stream():
