@@ -474,3 +474,61 @@ def test_a_second_fit_in_the_same_process_trains_its_epochs(mode):
     assert len(first.history["loss"]) == 2
     assert len(second.history["loss"]) == 3
     assert ps.version == 5 * 4
+
+
+LATE_JOINER = """
+import json, time
+import numpy as np
+import distflow as df
+import distflow.distribute  # noqa: F401
+from distflow.keras import layers
+from distflow.keras.functional import Input
+from distflow.keras.models import Sequential
+
+strategy = df.distribute.get_strategy()
+if strategy.worker_index == 1:
+    time.sleep(2.0)  # starts after the chief has run all its epochs
+rng = np.random.default_rng(3)
+x = rng.normal(size=(96, 4)).astype("float32")
+y = (x @ rng.normal(size=(4, 2))).astype("float32")
+with strategy.scope():
+    model = Sequential([Input(shape=(4,)), layers.Dense(2)])
+    model.compile(optimizer=df.keras.optimizers.SGD(0.05), loss="mse")
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    print("final", json.dumps({"epochs": history.epoch, "weights": {
+        v.name: v.numpy().ravel().tolist() for v in model.trainable_variables}}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_late_async_worker_trains_every_epoch_and_the_chief_waits_for_it(tmp_path):
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distflow.distribute import checkpoint
+
+    (tmp_path / "late.py").write_text(LATE_JOINER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
+                             "1", "--strategy", "async", "--heartbeat-timeout", "20",
+                             "--grace-period", "5", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                             "late.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=90)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = {int(rank): json.loads(body) for rank, body in re.findall(
+        r"^\[worker (\d+)\] final (\{.*\})$", result.stdout, flags=re.M)}
+    assert sorted(found) == [0, 1], result.stdout
+    # The late worker trains its shard in every epoch (it did not skip to the
+    # chief's epoch), and the chief ends with every update: 2 x 2 epochs x 6 steps.
+    assert found[0]["epochs"] == found[1]["epochs"] == [0, 1]
+    _, tensors, meta = checkpoint.load_latest(tmp_path / "ckpt" / "ps-0")
+    assert meta["version"] == 24
+    for name, values in found[0]["weights"].items():
+        np.testing.assert_array_equal(np.array(values, np.float32),
+                                      tensors[f"param/{name}"].ravel())

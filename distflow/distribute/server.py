@@ -189,6 +189,7 @@ class ParameterServer:
         self.optimizer: dict | None = None
         self.version = 0
         self.position: dict = {}
+        self._restored_position: dict | None = None  # the position a checkpoint restored
         self.decisions: dict[int, bool] = {}  # epoch -> the chief decided to stop after it
         self.workers: dict[int, _Worker] = {}
         self.stats = _Stats()
@@ -362,7 +363,9 @@ class ParameterServer:
         self._reply(identity, msg, shard=self.config.shard, mode=self.config.mode,
                     initialized=self.initialized, position=self.position,
                     num_workers=self.config.num_workers, params=list(self.params),
-                    learning_rate=self._learning_rate_source())
+                    learning_rate=self._learning_rate_source(),
+                    rejoined=worker is not None and worker.last_step >= 0,
+                    restored_position=self._restored_position)
 
     def _op_heartbeat(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg)
@@ -401,12 +404,17 @@ class ParameterServer:
                     behind=self._behind(epoch))
 
     def _behind(self, epoch: Any) -> list[int]:
-        """Live workers still training before the end of `epoch` (async end of `fit`)."""
+        """Live workers still training before the end of `epoch` (async end of `fit`),
+        and expected ones that have not registered yet (for a heartbeat timeout after
+        the server started: a late worker trains its epochs too)."""
         if not isinstance(epoch, int):
             return []
-        return sorted(w.wid for w in self.workers.values()
-                      if w.alive and not w.left and not w.finished
-                      and (w.last_epoch is None or w.last_epoch < epoch))
+        behind = {w.wid for w in self.workers.values()
+                  if w.alive and not w.left and not w.finished
+                  and (w.last_epoch is None or w.last_epoch < epoch)}
+        if time.monotonic() - self.stats.started < self.config.heartbeat_timeout:
+            behind |= set(range(self.config.num_workers)) - set(self.workers)
+        return sorted(behind)
 
     def _op_stats(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._reply(identity, msg, stats=self.stats_dict())
@@ -891,6 +899,7 @@ class ParameterServer:
                                 if k.startswith(prefix)}
         self.version = int(meta["version"])
         self.position = dict(meta.get("position") or {})
+        self._restored_position = dict(self.position)
         self._rebuild_store()
         self._round.reset_buffers(self.params)
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}

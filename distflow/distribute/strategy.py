@@ -221,10 +221,10 @@ class _ParameterServerBacked(Strategy):
         self._version = self.client.last_version
         self._write([v for v in variables if v.name not in in_place], params)
 
-    def server_position(self) -> dict:
-        """The training position the servers recorded (restored from their checkpoints)."""
+    def server_hello(self) -> dict:
+        """Shard 0's `hello` reply (position, mode, whether this worker rejoined, ...)."""
         headers = self.client.hello()
-        return dict(headers[0].get("position") or {}) if headers else {}
+        return headers[0] if headers else {}
 
     def close(self) -> None:
         """Closes the client's sockets."""
@@ -314,10 +314,17 @@ class _FitContext(training_context.TrainingContext):
         # The servers know the epoch the run was in (from a checkpoint after a restart,
         # or from the live workers when this worker rejoins): continue there. The
         # epoch in progress is run again from its start. Only for this process's
-        # first `fit`: a later call runs its own epochs, as in Keras.
+        # first `fit`: a later call runs its own epochs, as in Keras. An async worker
+        # that joins late for the first time trains every epoch on its own shard
+        # (starting at the chief's epoch would leave its rows out of the earlier
+        # ones); a mirrored one joins the chief's epoch, to stay in step.
         if self.strategy.fitted:
             return requested
-        recorded = self.strategy.server_position().get("epoch")
+        hello = self.strategy.server_hello()
+        position = hello.get("position") or {}
+        if self.strategy.mode == "async" and hello.get("rejoined") is False:
+            position = hello.get("restored_position") or {}
+        recorded = position.get("epoch")
         return max(requested, int(recorded)) if isinstance(recorded, int) else requested
 
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
