@@ -369,15 +369,20 @@ y = (x @ rng.normal(size=(4, 2))).astype("float32")
 with strategy.scope():
     model = Sequential([Input(shape=(4,)), layers.Dense(8, activation="tanh"), layers.Dense(2)])
     model.compile(optimizer=df.keras.optimizers.SGD(0.05), loss="mse")
-    model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-              callbacks=[Slow()] if strategy.worker_index == 1 else [WaitForWorker1()])
-    print("final", json.dumps({v.name: v.numpy().ravel().tolist()
-                               for v in model.trainable_variables}), flush=True)
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                        callbacks=[Slow()] if strategy.worker_index == 1 else [WaitForWorker1()])
+    print("final", json.dumps({"epochs": history.epoch, "weights": {
+        v.name: v.numpy().ravel().tolist() for v in model.trainable_variables}}), flush=True)
 """
 
 
-@pytest.mark.slow
-def test_async_chief_ends_fit_with_every_workers_updates(tmp_path):
+def run_async_pair(tmp_path, script: str) -> tuple[dict, dict, dict]:
+    """Runs `script` under the launcher (async, 2 workers, 1 server, checkpoints).
+
+    Returns:
+        worker rank -> the JSON each printed after "final", and the server's final
+        checkpoint (tensors, meta), written at shutdown.
+    """
     import json
     import os
     import re
@@ -387,28 +392,38 @@ def test_async_chief_ends_fit_with_every_workers_updates(tmp_path):
 
     from distflow.distribute import checkpoint
 
-    (tmp_path / "end.py").write_text(ASYNC_END)
+    (tmp_path / "train.py").write_text(script)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
                              "1", "--strategy", "async", "--heartbeat-timeout", "20",
                              "--grace-period", "5", "--checkpoint-dir", str(tmp_path / "ckpt"),
-                             "end.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=90)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = dict(re.findall(r"^\[worker (\d+)\] final (\{.*\})$", result.stdout, flags=re.M))
-    assert sorted(found) == ["0", "1"], result.stdout
-    chief = json.loads(found["0"])
-    # The server's final checkpoint (written at shutdown) holds every worker's updates:
-    # 2 workers x 2 epochs x 6 steps. The chief, done long before the slow worker,
-    # must have waited for it and pulled them.
+    found = {int(rank): json.loads(body) for rank, body in re.findall(
+        r"^\[worker (\d+)\] final (\{.*\})$", result.stdout, flags=re.M)}
+    assert sorted(found) == [0, 1], result.stdout
     _, tensors, meta = checkpoint.load_latest(tmp_path / "ckpt" / "ps-0")
-    assert meta["version"] == 24
-    assert sorted(chief) == sorted(meta["params"])
-    for name, values in chief.items():
+    return found, tensors, meta
+
+
+def assert_holds_the_servers_final_values(weights: dict, tensors: dict) -> None:
+    assert sorted(weights) == sorted(n[len("param/"):] for n in tensors if n.startswith("param/"))
+    for name, values in weights.items():
         np.testing.assert_array_equal(np.array(values, np.float32),
                                       tensors[f"param/{name}"].ravel())
+
+
+@pytest.mark.slow
+def test_async_chief_ends_fit_with_every_workers_updates(tmp_path):
+    found, tensors, meta = run_async_pair(tmp_path, ASYNC_END)
+    # The server's final checkpoint holds every worker's updates: 2 workers x 2 epochs
+    # x 6 steps. The chief, done long before the slow worker, must have waited for it
+    # and pulled them.
+    assert meta["version"] == 24
+    assert_holds_the_servers_final_values(found[0]["weights"], tensors)
 
 
 def test_workers_draw_different_noise_and_the_chief_keeps_the_seeds_stream():
@@ -502,33 +517,9 @@ with strategy.scope():
 
 @pytest.mark.slow
 def test_a_late_async_worker_trains_every_epoch_and_the_chief_waits_for_it(tmp_path):
-    import json
-    import os
-    import re
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from distflow.distribute import checkpoint
-
-    (tmp_path / "late.py").write_text(LATE_JOINER)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
-    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps",
-                             "1", "--strategy", "async", "--heartbeat-timeout", "20",
-                             "--grace-period", "5", "--checkpoint-dir", str(tmp_path / "ckpt"),
-                             "late.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=90)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = {int(rank): json.loads(body) for rank, body in re.findall(
-        r"^\[worker (\d+)\] final (\{.*\})$", result.stdout, flags=re.M)}
-    assert sorted(found) == [0, 1], result.stdout
+    found, tensors, meta = run_async_pair(tmp_path, LATE_JOINER)
     # The late worker trains its shard in every epoch (it did not skip to the
     # chief's epoch), and the chief ends with every update: 2 x 2 epochs x 6 steps.
     assert found[0]["epochs"] == found[1]["epochs"] == [0, 1]
-    _, tensors, meta = checkpoint.load_latest(tmp_path / "ckpt" / "ps-0")
     assert meta["version"] == 24
-    for name, values in found[0]["weights"].items():
-        np.testing.assert_array_equal(np.array(values, np.float32),
-                                      tensors[f"param/{name}"].ravel())
+    assert_holds_the_servers_final_values(found[0]["weights"], tensors)
