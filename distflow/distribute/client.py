@@ -339,15 +339,7 @@ class PSClient:
         for s in targets:
             header = {"op": op, "sender": self.worker_id, "req": self._req, **fields,
                       **(fields_per_shard or {}).get(s, {})}
-            tensors = per_shard[s] if per_shard else []
-            parts = self._parts(tensors) if op in _PIPELINED_OPS and \
-                self._modes[s] == "async" else [tensors]
-            if len(parts) == 1 and tensors and op in _PIPELINED_OPS:
-                messages[s] = [self._encoder(s, tensors).encode(header, [a for _, a in tensors])]
-            else:
-                messages[s] = [protocol.encode({**header, "part": [i, len(parts)]}, part)
-                               if len(parts) > 1 else protocol.encode(header, part)
-                               for i, part in enumerate(parts)]
+            messages[s] = self._messages(s, op, header, per_shard[s] if per_shard else [])
         replies = _Exchange(self, op, messages, self._req).run(
             self.timeout if budget is None else budget,
             self.retries if retries is None else retries)
@@ -360,6 +352,18 @@ class PSClient:
                 self._modes[s] = header["mode"]
         self.last_replies = [replies[s][-1].header for s in targets]
         return [m for s in targets for m in replies[s]]
+
+    def _messages(self, shard: int, op: str, header: dict, tensors: list) -> list[list]:
+        """The frames of each message a request sends to `shard` (several: a pipelined push)."""
+        if op not in _PIPELINED_OPS or not tensors:
+            return [protocol.encode(header, tensors)]
+        encoder = self._encoder(shard, tensors)
+        limit = self.pipeline_bytes
+        if self._modes[shard] != "async" or not limit or encoder.nbytes <= limit:
+            return [encoder.encode(header, [a for _, a in tensors])]
+        parts = self._parts(tensors)
+        return [protocol.encode({**header, "part": [i, len(parts)]}, part)
+                for i, part in enumerate(parts)]
 
     def _encoder(self, shard: int, tensors: list) -> protocol.Encoder:
         """The cached encoder of a push with these tensor keys to `shard`.
@@ -378,8 +382,6 @@ class PSClient:
     def _parts(self, tensors: list) -> list[list]:
         """Cuts a shard's tensors (at tensor boundaries) into parts of >= pipeline_bytes."""
         limit = self.pipeline_bytes
-        if not limit or sum(a.nbytes for _, a in tensors) <= limit:
-            return [tensors]
         parts, current, size = [], [], 0
         for item in tensors:
             current.append(item)

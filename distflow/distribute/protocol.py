@@ -209,11 +209,12 @@ class Encoder:
     """
 
     def __init__(self, tensors: Sequence[tuple[str, np.ndarray]]):
-        specs = []
+        specs, self.nbytes = [], 0
         for name, array in tensors:
             nbytes = _wire_array(name, array).nbytes
             count = 0 if nbytes < PACK_BYTES else nframes_for(nbytes)
             specs.append([name, dtype_name(array.dtype), list(array.shape), count])
+            self.nbytes += nbytes  # the tensors' bytes, without padding
         self.specs = specs
         self.layout = _Layout(specs)
         self._packed = [(i, *self.layout.index[s[0]][4:]) for i, s in enumerate(specs)

@@ -387,6 +387,8 @@ class ClientSocket:
             self.socket.close(linger=0)
             raise TransportError(f"Cannot connect to parameter server {address!r}: {exc}. "
                                  f"Addresses look like tcp://127.0.0.1:5555.") from None
+        self._poller = zmq.Poller()  # kept: pyzmq's Socket.poll builds one per call
+        self._poller.register(self.socket, zmq.POLLIN)
 
     def send(self, frames: Sequence[Any]) -> None:
         """Queues a message (large frames are not copied)."""
@@ -406,8 +408,8 @@ class ClientSocket:
 
 def poll_clients(sockets: Sequence[ClientSocket], timeout_ms: int) -> list[ClientSocket]:
     """Waits up to `timeout_ms` for any socket to be readable; returns the readable ones."""
-    if len(sockets) == 1:  # the common case: one server, no Poller to build
-        return list(sockets) if sockets[0].socket.poll(timeout_ms, _POLLIN) else []
+    if len(sockets) == 1:  # the common case: one server, its own Poller
+        return list(sockets) if sockets[0]._poller.poll(timeout_ms) else []
     poller = zmq.Poller()
     for sock in sockets:
         poller.register(sock.socket, zmq.POLLIN)
