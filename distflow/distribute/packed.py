@@ -103,5 +103,5 @@ def _offsets(sizes: list[int]) -> tuple[list[int], int]:
     offsets, total = [], 0
     for size in sizes:
         offsets.append(total)
-        total += -(-size // protocol.PACK_ALIGN) * protocol.PACK_ALIGN
+        total += protocol.padded(size)
     return offsets, total

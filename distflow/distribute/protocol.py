@@ -178,22 +178,8 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
         The frames: header bytes, the pack frame if any, then memoryviews on
         the large arrays' data.
     """
-    specs, frames, packed = [], [], []
-    for name, array in tensors:
-        arr = _wire_array(name, array)
-        raw = arr.data.cast("B") if arr.size else memoryview(b"")
-        if raw.nbytes < PACK_BYTES:
-            specs.append([name, dtype_name(arr.dtype), list(arr.shape), 0])
-            packed.append(raw)
-            continue
-        count = nframes_for(raw.nbytes)
-        specs.append([name, dtype_name(arr.dtype), list(arr.shape), count])
-        if count == 1:
-            frames.append(raw)
-        else:
-            frames.extend(raw[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(count))
-    head = [pack_header({**header, "tensors": specs})]
-    return head + [_pack(packed)] + frames if packed else head + frames
+    pairs = [(name, _wire_array(name, array)) for name, array in tensors]
+    return Encoder(pairs).encode(header, [array for _, array in pairs])
 
 
 class Encoder:
@@ -258,19 +244,8 @@ def _raw(array: np.ndarray) -> memoryview:
     return array.data.cast("B")
 
 
-def _pack(raws: list[memoryview]) -> bytearray:
-    offsets, total = [], 0
-    for raw in raws:
-        offsets.append(total)
-        total += -(-raw.nbytes // PACK_ALIGN) * PACK_ALIGN
-    out = bytearray(total)
-    view = memoryview(out)
-    for raw, offset in zip(raws, offsets):
-        view[offset:offset + raw.nbytes] = raw
-    return out
-
-
-def _padded(nbytes: int) -> int:
+def padded(nbytes: int) -> int:
+    """The bytes a packed tensor of `nbytes` takes in the pack frame (aligned)."""
     return -(-nbytes // PACK_ALIGN) * PACK_ALIGN
 
 
@@ -354,7 +329,7 @@ class _Layout:
             nbytes = math.prod(shape) * _ITEMSIZE[dtype]
             if count == 0:
                 entries[name] = (name, dtype, tuple(shape), -1, offset, nbytes)
-                offset += _padded(nbytes)
+                offset += padded(nbytes)
                 continue
             want = [min(FRAME_BYTES, nbytes - i * FRAME_BYTES) for i in range(count)]
             entries[name] = (name, dtype, tuple(shape), index, count, [0] if not nbytes else want)
