@@ -18,9 +18,7 @@ _generator = np.random.default_rng()
 def set_seed(seed: int) -> None:
     """Resets the global generator so later draws are reproducible."""
     global _generator
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    _generator = np.random.default_rng(int(seed))
+    _generator = np.random.default_rng(_non_negative_int("seed", seed))
 
 
 def fold_in(data: int) -> None:
@@ -31,9 +29,14 @@ def fold_in(data: int) -> None:
     worker index so replicas draw different noise from one shared seed.
     """
     global _generator
-    if not isinstance(data, int | np.integer) or data < 0:
-        raise ValueError(f"`data` must be a non-negative int. Received: data={data!r}")
-    _generator = np.random.default_rng([int(_generator.integers(2**63)), int(data)])
+    _generator = np.random.default_rng([int(_generator.integers(2**63)),
+                                        _non_negative_int("data", data)])
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative int. Received: {name}={value!r}")
+    return int(value)
 
 
 def get_global_generator() -> np.random.Generator:

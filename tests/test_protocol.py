@@ -275,3 +275,12 @@ def test_an_encoder_gives_the_frames_encode_gives_step_after_step(small_frames):
         msg = protocol.decode([bytes(memoryview(f)) for f in got])
         for name, array in tensors(seed):
             np.testing.assert_array_equal(msg.tensor(name), array)
+
+
+def test_copy_into_writes_into_an_array_of_any_memory_order():
+    array = _sample("float32", (5, 3), seed=6)
+    msg = protocol.decode([bytes(memoryview(f)) for f in protocol.encode(
+        {"op": "push"}, [("w", array)])])
+    for out in (np.zeros((5, 3), np.float32, order="F"), np.zeros((5, 6), np.float32)[:, ::2]):
+        msg.copy_into("w", out)
+        np.testing.assert_array_equal(out, array)

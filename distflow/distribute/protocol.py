@@ -149,7 +149,10 @@ class Message:
         return out
 
     def copy_into(self, name: str, out: np.ndarray) -> None:
-        """Writes tensor `name` into the C-contiguous array `out` frame by frame."""
+        """Writes tensor `name` into the array `out` (frame by frame when C-contiguous)."""
+        if not out.flags.c_contiguous:  # reshape(-1) would be a copy: write through copyto
+            np.copyto(out, self.tensor(name))
+            return
         flat = out.reshape(-1)
         offset = 0
         for piece in self.pieces(name):

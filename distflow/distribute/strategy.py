@@ -211,15 +211,13 @@ class _ParameterServerBacked(Strategy):
         grads = {v.name: _array(g, v) for g, v in pairs}
         learning_rate = self._learning_rate_change(optimizer)
         # The reply is written straight into the variables' arrays (no new array and
-        # second copy per step); the client needs C-contiguous targets for that.
-        in_place = {v.name: v.value for v in variables if v.value.flags.c_contiguous}
-        params = self.client.push_pull(grads, version=self._version, out=in_place,
-                                       position=self.position or None,
-                                       learning_rate=learning_rate)
+        # second copy per step).
+        targets = {v.name: v.value for v in variables}
+        self.client.push_pull(grads, version=self._version, out=targets,
+                              position=self.position or None, learning_rate=learning_rate)
         if learning_rate is not None:
             self._told_learning_rate = learning_rate
         self._version = self.client.last_version
-        self._write([v for v in variables if v.name not in in_place], params)
 
     def server_hello(self) -> dict:
         """Shard 0's `hello` reply (position, mode, whether this worker rejoined, ...)."""
@@ -368,8 +366,9 @@ class _FitContext(training_context.TrainingContext):
         while reply.get("behind"):
             if time.monotonic() - start > client.timeout:
                 log.warning("Workers %s were still training %.0f s after the chief finished "
-                            "epoch %d; the chief keeps the parameters of now", reply["behind"],
-                            time.monotonic() - start, epoch)
+                            "epoch %d; the chief keeps the parameters of now (raise "
+                            "DISTFLOW_REQUEST_TIMEOUT, now %.0f s, to wait longer)",
+                            reply["behind"], time.monotonic() - start, epoch, client.timeout)
                 break
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
@@ -395,7 +394,9 @@ class _FitContext(training_context.TrainingContext):
                 raise TimeoutError(
                     f"Parameter server {client.addrs[0]}: no stop decision from the chief for "
                     f"epoch {epoch} after {waited:.1f} s of `epoch_end` requests, although it "
-                    f"is alive. Is the chief stuck in validation or a callback?")
+                    f"is alive. Is the chief stuck in validation or a callback? Raise "
+                    f"DISTFLOW_REQUEST_TIMEOUT (now {client.timeout:.0f} s) if its epochs "
+                    f"legitimately end that much later.")
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
