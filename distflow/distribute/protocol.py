@@ -182,6 +182,8 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
         the large arrays' data.
     """
     pairs = [(name, _wire_array(name, array)) for name, array in tensors]
+    if not pairs:  # most replies: a header alone, no layout to build
+        return [pack_header({**header, "tensors": []})]
     return Encoder(pairs).encode(header, [array for _, array in pairs])
 
 
@@ -200,7 +202,9 @@ class Encoder:
     def __init__(self, tensors: Sequence[tuple[str, np.ndarray]]):
         specs, self.nbytes = [], 0
         for name, array in tensors:
-            nbytes = _wire_array(name, array).nbytes
+            if array.dtype not in _NAMES:
+                _wire_array(name, array)  # refuses a dtype the protocol does not carry
+            nbytes = array.nbytes
             count = 0 if nbytes < PACK_BYTES else nframes_for(nbytes)
             specs.append([name, dtype_name(array.dtype), list(array.shape), count])
             self.nbytes += nbytes  # the tensors' bytes, without padding
