@@ -283,8 +283,11 @@ def test_sync_sums_multi_frame_and_differently_framed_gradients(servers, monkeyp
                 return clients[i].push_pull(gs[i])
 
             def packed_reply():
-                reply = raw.wait(10)
-                raw.close()
+                try:
+                    reply = raw.wait(10)
+                finally:
+                    raw.close()
+                assert reply is not None, "no reply to the packed push within 10 s"
                 return {name: reply.tensor(name) for name in reply.names}
             calls = [lambda: after_worker_2(0), lambda: after_worker_2(1), packed_reply]
         results = run_in_threads(calls)
