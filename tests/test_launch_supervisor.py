@@ -33,6 +33,7 @@ def stop(*_):
     open(os.path.join(out, f"ps{rank}-stopped"), "w").write(repr(time.time()))
     sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
+open(os.path.join(out, f"ps{rank}-up-{restart}"), "w").write("up")  # stop() now runs on SIGTERM
 time.sleep(60)
 sys.exit(3)
 """
@@ -48,6 +49,14 @@ print(f"hello worker {rank} of {os.environ['DISTFLOW_NUM_WORKERS']} restart {res
       f"threads {os.environ['OMP_NUM_THREADS']}")
 print(f"err line {rank}", file=sys.stderr)
 mode = os.environ.get("MODE", "")
+# Wait for every stand-in server to be up (its SIGTERM handler set), so the launcher's
+# stop at the end of the run always finds a server that reports it; no timing guesses.
+deadline = time.monotonic() + 30
+for ps in range(int(os.environ["DISTFLOW_NUM_PS"])):
+    while not any(n.startswith(f"ps{ps}-up-") for n in os.listdir(out)):
+        if time.monotonic() > deadline:
+            sys.exit(f"worker {rank}: stand-in server {ps} did not start within 30 s")
+        time.sleep(0.02)
 if mode == "chief_raises" and rank == 0:
     raise ValueError("bad data in shard 0")
 if mode == "one_raises" and rank == 1:
