@@ -29,8 +29,12 @@ log = logging.getLogger("distflow.transport")
 COPY_THRESHOLD = 256 * 1024  # below, a copy is cheaper than pyzmq's zero-copy bookkeeping
 # Plain ints: combining pyzmq's enum flags costs microseconds on every call of the hot path.
 _NOBLOCK, _SNDMORE, _POLLIN = int(zmq.NOBLOCK), int(zmq.SNDMORE), int(zmq.POLLIN)
-_EVENTS, _RCVMORE = int(zmq.EVENTS), int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
 _NOBLOCK_SNDMORE = _NOBLOCK | _SNDMORE
+# pyzmq's Cython socket methods, called directly on the hot path: the Python layer above
+# them (send_multipart, recv_multipart) spends microseconds a frame on flag enums and
+# type checks. Same semantics: a frame below the socket's copy_threshold is still copied.
+_send_frame, _recv_frame = zmq.backend.Socket.send, zmq.backend.Socket.recv
 SERVER_KEY = "server"
 CLIENTS_DIR = "clients"
 
@@ -300,11 +304,13 @@ class ServerSocket:
         sock = self.socket
         if not sock.getsockopt(_EVENTS) & _POLLIN:
             return None  # cheaper than the exception of an empty NOBLOCK receive
-        identity = sock.recv(_NOBLOCK)
+        first = _recv_frame(sock, _NOBLOCK, False)
+        identity, more = first.bytes, first.more
         frames, dropped = [], 0
         limit = float("inf") if max_frames is None else max_frames
-        while sock.getsockopt(_RCVMORE):
-            frame = sock.recv(copy=False)  # the rest of a message is already here
+        while more:
+            frame = _recv_frame(sock, 0, False)  # the rest of a message is already here
+            more = frame.more
             if len(frames) < limit:
                 frames.append(frame.buffer)
             else:
@@ -317,8 +323,8 @@ class ServerSocket:
         Never blocks: a reply to a peer that is gone is dropped.
         """
         try:
-            self.socket.send(identity, _NOBLOCK_SNDMORE)
-            self.socket.send_multipart(frames, _NOBLOCK, copy=False)
+            _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
+            _send_all(self.socket, frames, _NOBLOCK)
         except zmq.Again:
             log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
         return Release(frames) if track else None
@@ -392,18 +398,31 @@ class ClientSocket:
 
     def send(self, frames: Sequence[Any]) -> None:
         """Queues a message (large frames are not copied)."""
-        self.socket.send_multipart(frames, copy=False)
+        _send_all(self.socket, frames, 0)
 
     def recv(self) -> list[Any] | None:
         """One message without blocking (frame buffers), or None."""
+        sock = self.socket
         try:
-            frames = self.socket.recv_multipart(_NOBLOCK, copy=False)
+            frame = _recv_frame(sock, _NOBLOCK, False)
         except zmq.Again:
             return None
-        return [f.buffer for f in frames]
+        frames = [frame.buffer]
+        while frame.more:
+            frame = _recv_frame(sock, 0, False)  # the rest of a message is already here
+            frames.append(frame.buffer)
+        return frames
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+def _send_all(sock: zmq.Socket, frames: Sequence[Any], flags: int) -> None:
+    """Sends `frames` as one message: all but the last with SNDMORE; zero-copy from
+    the socket's copy_threshold up (`Socket.send_multipart` without its Python layer)."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _send_frame(sock, frame, flags if i == last else flags | _SNDMORE, False, False)
 
 
 def poll_clients(sockets: Sequence[ClientSocket], timeout_ms: int) -> list[ClientSocket]:
