@@ -134,8 +134,18 @@ def _frames(tensors=(("w", np.ones(4, np.float32)),), **header):
 
 
 def _with_header(frames, **changes):
+    """The frames with header fields replaced; a list `tensors` is packed, as senders do."""
     header = msgpack.unpackb(frames[0], raw=False)
     header.update(changes)
+    if isinstance(header.get("tensors"), list):
+        header["tensors"] = msgpack.packb(header["tensors"])
+    return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
+
+
+def _with_raw_specs(frames, specs):
+    """The frames with `tensors` set to `specs` as they are (not packed)."""
+    header = msgpack.unpackb(frames[0], raw=False)
+    header["tensors"] = specs
     return [msgpack.packb(header, use_bin_type=True), *frames[1:]]
 
 
@@ -144,11 +154,19 @@ def _with_header(frames, **changes):
     (lambda: [b"\xc1garbage"], "bad_header", "not valid msgpack"),
     (lambda: [msgpack.packb([1, 2])], "bad_header", "msgpack map"),
     (lambda: _with_header(_frames(), v=99), "unsupported_version", "v=99"),
+    (lambda: _with_header(_frames(), v=1), "unsupported_version", "v=1"),
     (lambda: _with_header(_frames(), v=None), "unsupported_version", "v=None"),
     (lambda: _with_header(_frames(), op="explode"), "unknown_op", "op='explode'"),
     (lambda: _with_header(_frames(), req="7"), "bad_field", "req='7'"),
     (lambda: _with_header(_frames(), step=1.5), "bad_field", "step=1.5"),
     (lambda: _with_header(_frames(), tensors="w"), "bad_header", "tensors"),
+    (lambda: _with_raw_specs(_frames(), [["w", "float32", [4], 0]]), "bad_header",
+     "must be msgpack bytes"),  # a version 1 spec list
+    (lambda: _with_header(_frames(), tensors=b"\xc1"), "bad_header", "not a msgpack list"),
+    (lambda: _with_header(_frames(), tensors=msgpack.packb({"w": 1})), "bad_header",
+     "not a msgpack list"),
+    (lambda: _with_header(_frames(), tensors=msgpack.packb("w")), "bad_header",
+     "Received: str"),
     (lambda: _with_header(_frames(), tensors=[["w", "float32", [4]]]), "bad_spec", "[name"),
     (lambda: _with_header(_frames(), tensors=[["w", "complex64", [4], 1]]), "bad_dtype",
      "complex64"),

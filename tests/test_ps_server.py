@@ -421,7 +421,7 @@ def _good():
 
 BAD_REQUESTS = {
     "unknown_op": (lambda: _bad_header(_push_frames(_good()), op="frobnicate"), "frobnicate"),
-    "unsupported_version": (lambda: _bad_header(_push_frames(_good()), v=2), "v=2"),
+    "unsupported_version": (lambda: _bad_header(_push_frames(_good()), v=1), "v=1"),
     "unknown_parameter": (lambda: _push_frames([("dense/nope", np.ones(4, np.float32))]),
                           "dense/nope"),
     "dtype_mismatch": (lambda: _push_frames([("dense/bias", np.ones(4, np.float64))]),

@@ -1,6 +1,8 @@
-"""The distflow parameter-server wire protocol (version 1), documented in docs/protocol.md.
+"""The distflow parameter-server wire protocol (version 2), documented in docs/protocol.md.
 
-A message is a list of frames: one msgpack header frame, then one pack frame
+A message is a list of frames: one msgpack header frame (its `tensors` field
+is the spec list packed as msgpack bytes, so a receiver looks a known list up
+by those bytes instead of rebuilding it), then one pack frame
 holding every tensor under `PACK_BYTES` back to back (8-byte aligned), then the
 raw bytes of each larger tensor, cut into frames of at most `FRAME_BYTES`
 (large single frames are slow to receive). Data is little-endian, C order.
@@ -19,7 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 FRAME_BYTES = 8 * 1024 * 1024
 PACK_BYTES = 64 * 1024
 PACK_ALIGN = 8
@@ -183,7 +185,7 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
     """
     pairs = [(name, _wire_array(name, array)) for name, array in tensors]
     if not pairs:  # most replies: a header alone, no layout to build
-        return [pack_header({**header, "tensors": []})]
+        return [pack_header(header)]
     return Encoder(pairs).encode(header, [array for _, array in pairs])
 
 
@@ -209,6 +211,7 @@ class Encoder:
             specs.append([name, dtype_name(array.dtype), list(array.shape), count])
             self.nbytes += nbytes  # the tensors' bytes, without padding
         self.specs = specs
+        self.packed_specs = msgpack.packb(specs)  # the header's `tensors` field
         self.layout = _Layout(specs)
         self._packed = [(i, *self.layout.index[s[0]][4:]) for i, s in enumerate(specs)
                         if s[3] == 0]
@@ -227,7 +230,7 @@ class Encoder:
                 `layout` says (e.g. a server's packed store), used instead of
                 copying them from `arrays`.
         """
-        frames: list = [pack_header({**header, "tensors": self.specs})]
+        frames: list = [pack_header({**header, "tensors": self.packed_specs})]
         if pack is not None and self._packed:
             frames.append(pack)
         elif self._packed:
@@ -296,7 +299,7 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
     header = _unpack_header(frames[0])
     try:
         _check_envelope(header, expect_ops)
-        layout = _layout_of(header.get("tensors", []), max_tensors)
+        layout = _layout_of(header.get("tensors"), max_tensors)
         if len(frames) != layout.frame_count:
             raise ProtocolError("frame_count", f"The header describes {layout.frame_count - 1} "
                                 f"data frames but the message has {len(frames) - 1}. Send one "
@@ -312,9 +315,9 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
 class _Layout:
     """Where each tensor of a validated spec list lies in the frames.
 
-    Validating specs costs a few microseconds per tensor; a worker sends the same
-    list at every step, so layouts are cached by the list's `repr` (exact: it
-    tells 1 from True and 1.0, which compare equal).
+    Validating a spec list costs a few microseconds per tensor; a worker sends
+    the same list at every step, so layouts are cached by the list's packed
+    bytes (the header's `tensors` field: exact, and hashed without unpacking).
 
     `index[name]` is `(name, dtype, shape, -1, offset, nbytes)` for a packed
     tensor (its bytes in the pack frame) and `(name, dtype, shape, first frame,
@@ -367,27 +370,61 @@ class _Layout:
 
 
 _EMPTY = _Layout([])
-_LAYOUTS: dict[str, _Layout] = {}
+_LAYOUTS: dict[bytes, _Layout] = {}
 _MAX_LAYOUTS = 256
-_MAX_LAYOUT_KEY = 64 * 1024  # longer spec lists are validated every time, not cached
+_MAX_LAYOUT_KEY = 64 * 1024  # longer packed spec lists are validated every time
 
 
-def _layout_of(specs: Any, max_tensors: int) -> _Layout:
-    if not isinstance(specs, list):
-        raise ProtocolError("bad_header", f"`tensors` must be a list of [name, dtype, shape, "
-                            f"nframes]. Received: {type(specs).__name__}")
-    if len(specs) > max_tensors:
-        raise ProtocolError("too_many_tensors", f"A message may carry at most {max_tensors} "
-                            f"tensors. Received: {len(specs)}")
-    key = repr(specs)
-    layout = _LAYOUTS.get(key)
+def _layout_of(packed: Any, max_tensors: int) -> _Layout:
+    """The layout of a header's `tensors` field (msgpack bytes of the spec list)."""
+    if packed is None:
+        return _EMPTY
+    if not isinstance(packed, bytes):
+        raise ProtocolError("bad_header", f"`tensors` must be msgpack bytes (bin) of a list "
+                            f"of [name, dtype, shape, nframes]. Received: "
+                            f"{type(packed).__name__}")
+    layout = _LAYOUTS.get(packed)
     if layout is None:
-        layout = _Layout(_check_specs(specs))
-        if len(key) <= _MAX_LAYOUT_KEY:
+        layout = _Layout(_check_specs(_unpack_specs(packed, max_tensors)))
+        if len(packed) <= _MAX_LAYOUT_KEY:
             if len(_LAYOUTS) >= _MAX_LAYOUTS:
                 _LAYOUTS.clear()  # e.g. a fuzzer: never grows without bound
-            _LAYOUTS[key] = layout
+            _LAYOUTS[packed] = layout
+    if len(layout.names) > max_tensors:  # the cache is shared by servers of any limit
+        _too_many_tensors(len(layout.names), max_tensors)
     return layout
+
+
+def _unpack_specs(packed: bytes, max_tensors: int) -> list:
+    count = _array_length(packed)
+    if count is not None and count > max_tensors:  # refused before unpacking a single spec
+        _too_many_tensors(count, max_tensors)
+    try:  # shapes have at most 32 dimensions (`_check_spec`); specs hold no maps
+        specs = msgpack.unpackb(packed, raw=False, max_array_len=max(max_tensors, 32),
+                                max_map_len=0)
+    except Exception as exc:  # msgpack raises many unrelated exception types
+        raise ProtocolError("bad_header", f"`tensors` is not a msgpack list of tensor specs: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(specs, list):
+        raise ProtocolError("bad_header", f"`tensors` must hold a list of [name, dtype, shape, "
+                            f"nframes]. Received: {type(specs).__name__}")
+    return specs
+
+
+def _array_length(packed: bytes) -> int | None:
+    """The length of the msgpack array `packed` starts with (None: not an array)."""
+    first = packed[0] if packed else None
+    if first is not None and 0x90 <= first <= 0x9F:  # fixarray
+        return first & 0x0F
+    if first in (0xDC, 0xDD):  # array 16 / array 32, big-endian length
+        width = 2 if first == 0xDC else 4
+        return int.from_bytes(packed[1:1 + width], "big") if len(packed) > width else None
+    return None
+
+
+def _too_many_tensors(count: int, max_tensors: int) -> None:
+    raise ProtocolError("too_many_tensors", f"A message may carry at most {max_tensors} "
+                        f"tensors. Received: {count}")
 
 
 def _unpack_header(frame: Any) -> dict[str, Any]:
@@ -411,7 +448,8 @@ def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
     version = header.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError("unsupported_version", f"Protocol version must be "
-                            f"{PROTOCOL_VERSION}. Received: v={version!r}")
+                            f"{PROTOCOL_VERSION}. Received: v={version!r} (run the same "
+                            f"distflow version on workers and servers)")
     op = header.get("op")
     if op not in expect_ops:
         raise ProtocolError("unknown_op", f"`op` must be one of {sorted(expect_ops)}. "
