@@ -162,11 +162,12 @@ def _with_raw_specs(frames, specs):
     (lambda: _with_header(_frames(), tensors="w"), "bad_header", "tensors"),
     (lambda: _with_raw_specs(_frames(), [["w", "float32", [4], 0]]), "bad_header",
      "must be msgpack bytes"),  # a version 1 spec list
-    (lambda: _with_header(_frames(), tensors=b"\xc1"), "bad_header", "not a msgpack list"),
+    (lambda: _with_header(_frames(), tensors=b"\xc1"), "bad_header",
+     "`tensors` is not valid msgpack"),
     (lambda: _with_header(_frames(), tensors=msgpack.packb({"w": 1})), "bad_header",
-     "not a msgpack list"),
+     "`tensors` is not valid msgpack"),  # no maps in a spec list
     (lambda: _with_header(_frames(), tensors=msgpack.packb("w")), "bad_header",
-     "Received: str"),
+     "`tensors` must be a msgpack list of [name, dtype, shape, nframes]. Received: str"),
     (lambda: _with_header(_frames(), tensors=[["w", "float32", [4]]]), "bad_spec", "[name"),
     (lambda: _with_header(_frames(), tensors=[["w", "complex64", [4], 1]]), "bad_dtype",
      "complex64"),

@@ -399,16 +399,9 @@ def _unpack_specs(packed: bytes, max_tensors: int) -> list:
     count = _array_length(packed)
     if count is not None and count > max_tensors:  # refused before unpacking a single spec
         _too_many_tensors(count, max_tensors)
-    try:  # shapes have at most 32 dimensions (`_check_spec`); specs hold no maps
-        specs = msgpack.unpackb(packed, raw=False, max_array_len=max(max_tensors, 32),
-                                max_map_len=0)
-    except Exception as exc:  # msgpack raises many unrelated exception types
-        raise ProtocolError("bad_header", f"`tensors` is not a msgpack list of tensor specs: "
-                            f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(specs, list):
-        raise ProtocolError("bad_header", f"`tensors` must hold a list of [name, dtype, shape, "
-                            f"nframes]. Received: {type(specs).__name__}")
-    return specs
+    # Shapes have at most 32 dimensions (`_check_spec`); specs hold no maps.
+    return _unpack(packed, "`tensors`", list, "list of [name, dtype, shape, nframes]",
+                   max_array_len=max(max_tensors, 32), max_map_len=0)
 
 
 def _array_length(packed: bytes) -> int | None:
@@ -432,16 +425,21 @@ def _unpack_header(frame: Any) -> dict[str, Any]:
     if raw.nbytes > MAX_HEADER_BYTES:
         raise ProtocolError("header_too_large", f"The header frame has {raw.nbytes} bytes; "
                             f"the limit is {MAX_HEADER_BYTES}.")
+    return _unpack(raw, "The header", dict, "map", strict_map_key=True,
+                   max_array_len=1 << 20, max_map_len=1024)
+
+
+def _unpack(data: Any, what: str, kind: type, kind_name: str, **limits: Any) -> Any:
+    """Unpacks msgpack `data` that must hold a `kind`; a `bad_header` error otherwise."""
     try:
-        header = msgpack.unpackb(raw, raw=False, strict_map_key=True,
-                                 max_array_len=1 << 20, max_map_len=1024)
+        value = msgpack.unpackb(data, raw=False, **limits)
     except Exception as exc:  # msgpack raises many unrelated exception types
-        raise ProtocolError("bad_header", f"The header frame is not valid msgpack: "
+        raise ProtocolError("bad_header", f"{what} is not valid msgpack: "
                             f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad_header", f"The header must be a msgpack map. "
-                            f"Received: {type(header).__name__}")
-    return header
+    if not isinstance(value, kind):
+        raise ProtocolError("bad_header", f"{what} must be a msgpack {kind_name}. "
+                            f"Received: {type(value).__name__}")
+    return value
 
 
 def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
