@@ -364,6 +364,45 @@ def test_async_max_staleness_drops_gradients_beyond_the_bound(servers):
     assert server.version == 3 and server.stats_dict()["stale_dropped"] == 1
 
 
+def _plain_push_run(server: ParameterServer) -> list[dict]:
+    """Two workers, plain and not-so-plain pushes; returns the reply headers (no `req`)."""
+    headers = []
+    with PSClient([server.address], worker_id=0, timeout=5) as first, \
+            PSClient([server.address], worker_id=1, timeout=5) as second:
+        first.init(params(), ADAM)
+        second.init(params(), ADAM)
+        steps = [(first, {}), (second, {}), (first, {"position": {"epoch": 1}}),
+                 (second, {}), (first, {"learning_rate": 0.02}), (first, {}), (second, {})]
+        for seed, (client, extra) in enumerate(steps):
+            client.push_pull(grads(seed), **extra)
+            headers.append({k: v for k, v in client.last_replies[0].items() if k != "req"})
+        first.push(grads(9))
+        headers.append({k: v for k, v in first.last_replies[0].items() if k != "req"})
+    return headers
+
+
+def test_the_plain_push_shortcut_answers_exactly_as_the_general_path(servers):
+    """`_plain_push` (async steady state) against a twin server that only has `_push`."""
+    shortcut, general = servers(mode="async"), servers(mode="async")
+    general._plain_push = lambda identity, msg: False  # the twin: general path only
+    assert _plain_push_run(shortcut) == _plain_push_run(general)
+    assert snapshot(shortcut) == snapshot(general)
+    stats = [{k: v for k, v in server.stats_dict().items()
+              if k not in ("address", "uptime_s", "connections")} for server in (shortcut, general)]
+    for one in stats:  # (seconds since each worker was last heard from differ)
+        one["workers"] = {w: {**info, "silent_s": None} for w, info in one["workers"].items()}
+    # Versions 0..7; each worker's step is the version of its previous reply.
+    assert stats[0] == stats[1] and stats[0]["staleness"] == {"0": 2, "1": 5, "2": 1}
+    # ... and the shortcut really takes the plain pushes, and only those:
+    with PSClient([shortcut.address], worker_id=2, timeout=5) as third:
+        third.init(params(), ADAM)
+        header = {"op": "push_pull", "sender": 2, "req": 1 << 40, "step": 0}
+        for extra, taken in (({}, True), ({"position": {"epoch": 2}}, False),
+                             ({"part": [0, 1]}, False)):
+            msg = protocol.decode(protocol.encode({**header, **extra}, list(grads(0).items())))
+            assert (shortcut._plain_pusher(msg) is shortcut.workers[2]) is taken, extra
+
+
 def test_a_reply_still_being_sent_is_never_changed_by_the_next_update(servers):
     # A reader that queues at most one message (RCVHWM 1) and does not read leaves
     # its second reply inside the server's libzmq, zero-copy; the next update must
