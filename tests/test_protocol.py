@@ -303,3 +303,20 @@ def test_copy_into_writes_into_an_array_of_any_memory_order():
     for out in (np.zeros((5, 3), np.float32, order="F"), np.zeros((5, 6), np.float32)[:, ::2]):
         msg.copy_into("w", out)
         np.testing.assert_array_equal(out, array)
+
+
+@pytest.mark.parametrize("second_dtype", ["float32", "int64"], ids=["one_pack_dtype", "mixed"])
+def test_copy_all_into_writes_the_named_tensors_and_skips_the_others(second_dtype):
+    small = _sample("float32", (5, 3), seed=7)
+    other = _sample(second_dtype, (4,), seed=8)
+    big = _sample("float32", (protocol.PACK_BYTES // 4 + 10,), seed=9)  # its own frame
+    msg = protocol.decode([bytes(memoryview(f)) for f in protocol.encode(
+        {"op": "push"}, [("small", small), ("other", other), ("big", big), ("skip", small)])])
+    assert (msg.layout.pack_slices != []) == (second_dtype == "float32")
+    targets = {"small": np.zeros((5, 3), np.float32, order="F"),
+               "other": np.zeros(4, second_dtype), "big": np.zeros_like(big)}
+    msg.copy_all_into(targets)
+    for name, expected in (("small", small), ("other", other), ("big", big)):
+        np.testing.assert_array_equal(targets[name], expected)
+    with pytest.raises(ValueError):  # a target of the wrong size is refused, not cut
+        msg.copy_all_into({"small": np.zeros(14, np.float32)})

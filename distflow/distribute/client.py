@@ -306,10 +306,12 @@ class PSClient:
             target = out.get(name) if out is not None else None
             result[name] = target if target is not None else np.empty(shape, dtype)
         for msg in replies:
-            for key in msg.names:
+            targets = {}
+            for key in msg.layout.names:
                 piece = self._by_key.get(key)
                 if piece is not None and piece.var in result:
-                    msg.copy_into(key, piece.view(result[piece.var]))
+                    targets[key] = piece.view(result[piece.var])
+            msg.copy_all_into(targets)
         return result
 
     # ------------------------------------------------------------ requests

@@ -150,6 +150,25 @@ class Message:
         out.extend(([n], self.pieces(n)) for n in layout.unpacked)
         return out
 
+    def copy_all_into(self, targets: Mapping[str, np.ndarray]) -> None:
+        """Writes each tensor named in `targets` into its array (others are skipped).
+
+        What a reply to a worker needs, with the packed tensors read as slices of
+        one view of the pack frame (`copy_into` makes a view per tensor).
+        """
+        layout = self.layout
+        if layout.pack_slices:
+            whole = np.frombuffer(self._pack, layout.pack_dtype)
+            for name, start, stop in layout.pack_slices:
+                out = targets.get(name)
+                if out is not None and out.flags.c_contiguous:
+                    np.copyto(out.reshape(-1), whole[start:stop])
+                elif out is not None:
+                    np.copyto(out, whole[start:stop].reshape(out.shape))
+        for name in layout.unpacked if layout.pack_slices else layout.names:
+            if name in targets:
+                self.copy_into(name, targets[name])
+
     def copy_into(self, name: str, out: np.ndarray) -> None:
         """Writes tensor `name` into the array `out` (frame by frame when C-contiguous)."""
         if not out.flags.c_contiguous:  # reshape(-1) would be a copy: write through copyto
@@ -325,7 +344,7 @@ class _Layout:
     """
 
     __slots__ = ("names", "packed", "unpacked", "pack_dtype", "frame_count", "pack_bytes",
-                 "index", "_framed", "__weakref__")
+                 "index", "pack_slices", "_framed", "__weakref__")
 
     def __init__(self, specs: list[list]):
         self.names = [spec[0] for spec in specs]
@@ -346,6 +365,10 @@ class _Layout:
             index += count
         self.frame_count, self.pack_bytes, self.index = index, offset, entries
         self._framed = [entries[n] for n in self.unpacked]
+        # With one pack dtype: each packed tensor as an element range of the whole pack.
+        size = _ITEMSIZE[self.pack_dtype] if self.pack_dtype else 0
+        self.pack_slices = [(n, entries[n][4] // size, (entries[n][4] + entries[n][5]) // size)
+                            for n in self.packed] if size else []
 
     def pack_view(self, frames: Sequence[Any]) -> memoryview | None:
         if not self.packed:
