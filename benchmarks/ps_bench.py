@@ -21,7 +21,9 @@ Every process pins one BLAS thread. The configurations of one size run side
 by side in interleaved blocks of steps, so load changes on a shared machine
 hit all alike. "x raw" is push_pull time / raw time (above 1 is overhead), the
 median over rounds of each round's paired ratio (q1-q3: its quartiles);
-throughput = bytes sent both ways / time.
+throughput = bytes sent both ways / time. "steal %" is the CPU time the
+hypervisor gave to other guests during the size's runs (Linux /proc/stat): on
+a shared VM a high value means the host, not the code, set the pace.
 Prints a table and one JSON line. Targets from the issue: async x1 throughput
 at least 0.8x raw (time ratio <= 1.25) from 1 MB up, latency under 2x raw at
 64 KB.
@@ -199,6 +201,7 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
         runners["curve"] = ps_runner(nbytes, steps, keys=keys)
     times: dict[str, list[float]] = {key: [] for key in runners}
     rounds: list[dict[str, float]] = []
+    cpu_before = cpu_times()
     try:
         for runner in runners.values():  # warm-up: connections, page faults
             runner.step()
@@ -209,7 +212,27 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
     finally:
         for runner in runners.values():
             runner.close()
-    return summarize(label, nbytes, reps, times, rounds)
+    row = summarize(label, nbytes, reps, times, rounds)
+    row["steal_pct"] = steal_percent(cpu_before, cpu_times())
+    return row
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (Linux /proc/stat; empty elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def steal_percent(before: list[int], after: list[int]) -> float | None:
+    """CPU time the hypervisor gave to other guests, in % of all CPU time, between two
+    `cpu_times`: on a busy host the run is slowed by more than the code measured."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return round(100 * delta[7] / max(1, sum(delta)), 1)
 
 
 def time_block(runner: Runner, block: int, sink: list[float]) -> float:
@@ -245,7 +268,7 @@ def print_table(rows: list[dict]) -> None:
     head = (f"{'size':>5} {'raw ms':>8} {'async1':>8} {'x raw':>6} {'q1-q3':>9} {'1 msg':>8} "
             f"{'x raw':>6} "
             f"{'async2':>8} {'x raw':>6} {'sync2w':>8} {'x raw':>6} {'CURVE':>8} {'x plain':>7} "
-            f"{'raw GB/s':>8} {'p_p GB/s':>8}")
+            f"{'raw GB/s':>8} {'p_p GB/s':>8} {'steal %':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -257,7 +280,7 @@ def print_table(rows: list[dict]) -> None:
               f"{r['async1_x_raw']:6.2f} {r['async1_x_raw_q1']:4.2f}-{r['async1_x_raw_q3']:4.2f} "
               f"{single} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
               f"{r['sync2w_ms']:8.3f} {r['sync2w_x_raw']:6.2f} {curve} "
-              f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f}")
+              f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f} {r['steal_pct'] or 0:7.1f}")
 
 
 def main() -> None:
