@@ -279,3 +279,72 @@ def test_a_client_sends_one_message_to_a_sync_server(servers):
         client.push_pull({k: np.ones_like(v) for k, v in _layers(count=3).items()})
         assert "part" not in client.last_replies[0]
     assert server.version == 1 and server.stats_dict()["rejected"] == {}
+
+
+def _general_messages(client: PSClient, op: str, g: dict, req: int) -> dict:
+    """The messages `_split_by_shard` and `_messages` build for request `req`."""
+    per_shard = client._split_by_shard(g)
+    return {s: client._messages(s, op, {"op": op, "sender": client.worker_id, "req": req,
+                                        "step": client.versions[s]}, per_shard[s])
+            for s in range(client.num_shards)}
+
+
+def _wire(messages: dict) -> dict:
+    return {s: [[bytes(memoryview(f)) for f in frames] for frames in msgs]
+            for s, msgs in messages.items()}
+
+
+def test_a_plain_step_sends_the_frames_the_general_path_builds(servers):
+    ps = [servers(mode="async") for _ in range(3)]  # 2 variables: one shard gets none
+    start = _layers(count=2)
+    with PSClient([p.address for p in ps], worker_id=0, timeout=10, split=False) as client:
+        assert client._plain_messages("push", start) is None  # no shard has answered yet
+        client.init(start, ADAM)
+        for seed in range(3):
+            g = {k: np.random.default_rng(seed).standard_normal(v.shape).astype(np.float32)
+                 for k, v in start.items()}
+            plain = client._plain_messages("push_pull", g)
+            assert plain is not None and any(m == [protocol.encode(
+                {"op": "push_pull", "sender": 0, "req": client._req,
+                 "step": client.versions[s]})] for s, m in plain.items())  # an empty push
+            assert _wire(plain) == _wire(_general_messages(client, "push_pull", g, client._req))
+            client.push_pull(g)
+        unusual = [{**g, "layer0/w": g["layer0/w"].tolist()},  # converted by the general path
+                   {**g, "layer0/w": g["layer0/w"].astype(np.float64)}]  # refused by it
+        assert [client._plain_messages("push", u) for u in unusual] == [None, None]
+        with pytest.raises(ValueError, match="layer0/w"):
+            client.push(unusual[1])
+    with PSClient([p.address for p in ps[:2]], worker_id=0, timeout=10, split=True,
+                  split_bytes=400) as split_client:  # each variable split over both shards
+        split_client.init(start, ADAM)
+        assert split_client._plain_messages("push", start) is None
+
+
+def test_a_pipelined_reply_without_its_part_is_refused_naming_the_server():
+    from distflow.distribute import transport
+
+    server = transport.ServerSocket("tcp://127.0.0.1:0")
+    stop = threading.Event()
+
+    def answer():  # a misbehaving peer: answers every message, never with a `part`
+        while not stop.is_set():
+            if not server.poll(20):
+                continue
+            identity, frames, _ = server.recv()
+            req = protocol.decode(frames).req
+            server.send(identity, protocol.encode({"op": "ok", "req": req, "version": 0,
+                                                   "mode": "async"}))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with PSClient([server.address], worker_id=0, timeout=5, pipeline_bytes=1000) as client:
+            client.hello()
+            client._register(_layers())
+            with pytest.raises(PSError, match=r"part: \[index, 5\]") as info:
+                client.push(_layers())
+        assert info.value.reason == "bad_reply" and info.value.address == server.address
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,7 @@ class PSClient:
         self._split, self._split_bytes = split, split_bytes
         self._pieces: dict[str, list[sharding.Piece]] = {}
         self._by_key: dict[str, sharding.Piece] = {}
+        self._split_any = False  # some variable is split by rows across shards
         self._vars: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.versions = [0] * len(self.addrs)
         self._answered = [False] * len(self.addrs)
@@ -112,6 +114,7 @@ class PSClient:
         self.pipeline_bytes = pipeline_bytes
         self._modes: list[str | None] = [None] * len(self.addrs)  # from hello/init replies
         self._encoders: dict[tuple, protocol.Encoder] = {}  # (shard, keys...) -> encoder
+        self._plans: dict[tuple, _Plan | bool] = {}  # gradient names -> plain push plan
 
     @property
     def num_shards(self) -> int:
@@ -270,11 +273,13 @@ class PSClient:
                                  f"dtype={arr.dtype}")
         if not new:
             return
+        self._plans.clear()  # a plan may have been refused for a name not known then
         placement = sharding.place(sharding.specs_of(new), self.num_shards,
                                    split=self._split, split_bytes=self._split_bytes)
         for piece in placement.pieces:
             self._pieces.setdefault(piece.var, []).append(piece)
             self._by_key[piece.key] = piece
+            self._split_any |= piece.split
         for name, arr in new.items():
             self._vars[name] = (tuple(arr.shape), np.dtype(arr.dtype))
             self._pieces[name].sort(key=lambda p: p.start)
@@ -306,6 +311,9 @@ class PSClient:
             target = out.get(name) if out is not None else None
             result[name] = target if target is not None else np.empty(shape, dtype)
         for msg in replies:
+            if not self._split_any:  # every key is its variable's name
+                msg.copy_all_into(result)
+                continue
             targets = {}
             for key in msg.layout.names:
                 piece = self._by_key.get(key)
@@ -318,6 +326,10 @@ class PSClient:
 
     def _push(self, op: str, grads: Mapping[str, np.ndarray], version: int | None,
               position: Mapping[str, Any] | None, learning_rate: Any = None) -> list[Message]:
+        if position is None and learning_rate is None:
+            messages = self._plain_messages(op, grads)
+            if messages is not None:
+                return self._exchange(op, messages, self.timeout, self.retries)
         per_shard = self._split_by_shard(grads)
         steps = {s: {"step": self.versions[s] if self._answered[s] else int(version or 0)}
                  for s in range(self.num_shards)}
@@ -342,9 +354,15 @@ class PSClient:
             header = {"op": op, "sender": self.worker_id, "req": self._req, **fields,
                       **(fields_per_shard or {}).get(s, {})}
             messages[s] = self._messages(s, op, header, per_shard[s] if per_shard else [])
-        replies = _Exchange(self, op, messages, self._req).run(
-            self.timeout if budget is None else budget,
-            self.retries if retries is None else retries)
+        return self._exchange(op, messages, self.timeout if budget is None else budget,
+                              self.retries if retries is None else retries)
+
+    def _exchange(self, op: str, messages: dict[int, list[list]], budget: float,
+                  retries: int) -> list[Message]:
+        """Sends request `self._req` (the messages of each shard), collects the replies
+        and records each shard's version and mode; returns the replies in shard order."""
+        replies = _Exchange(self, op, messages, self._req).run(budget, retries)
+        targets = list(messages)
         for s, got in replies.items():
             header = got[-1].header  # a pipelined step's last part holds its final version
             if isinstance(header.get("version"), int):
@@ -366,6 +384,58 @@ class PSClient:
         parts = self._parts(tensors)
         return [protocol.encode({**header, "part": [i, len(parts)]}, part)
                 for i, part in enumerate(parts)]
+
+    def _plain_messages(self, op: str, grads: Mapping[str, np.ndarray]) -> dict | None:
+        """A training step's messages from a cached plan; None when the step is unusual.
+
+        The usual step: every shard has answered before (the step sent is its last
+        version), each gradient is an ndarray of its registered shape and dtype,
+        no variable is split and no push is pipelined. `_split_by_shard` and
+        `_messages` would build the same frames through their general checks.
+        """
+        if not self._sockets or not all(self._answered):
+            return None
+        plan = self._plans.get(tuple(grads))
+        if plan is None:
+            plan = self._plan(grads)
+        if not plan:
+            return None
+        limit = self.pipeline_bytes
+        for (encoder, _), mode in zip(plan.shards, self._modes):
+            if encoder is not None and mode == "async" and limit and encoder.nbytes > limit:
+                return None
+        for name, shape, dtype in plan.checks:
+            array = grads[name]
+            if type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype:
+                return None  # `_split_by_shard` converts or names the problem
+        self._req = req = (self._req + 1) % (1 << 31)
+        messages = {}
+        for shard, (encoder, names) in enumerate(plan.shards):
+            header = {"op": op, "sender": self.worker_id, "req": req,
+                      "step": self.versions[shard]}
+            messages[shard] = [encoder.encode(header, [grads[n] for n in names])
+                               if encoder is not None else protocol.encode(header)]
+        return messages
+
+    def _plan(self, grads: Mapping[str, np.ndarray]) -> _Plan | bool:
+        """The cached plan of a push of these gradient names (False: not a plain one)."""
+        if len(self._plans) >= 64:
+            self._plans.clear()  # bounded: normally one entry
+        names = tuple(grads)
+        pieces = [self._pieces.get(name) for name in names]
+        if any(p is None or len(p) != 1 or p[0].split for p in pieces):
+            self._plans[names] = False
+            return False
+        plan = _Plan(checks=[(n, *self._vars[n]) for n in names], shards=[])
+        if any(type(grads[n]) is not np.ndarray or grads[n].shape != shape
+               or grads[n].dtype != dtype for n, shape, dtype in plan.checks):
+            return False  # not cached: the encoders are built from valid gradients only
+        for shard in range(self.num_shards):
+            mine = [n for n, (piece,) in zip(names, pieces) if piece.shard == shard]
+            encoder = self._encoder(shard, [(n, grads[n]) for n in mine]) if mine else None
+            plan.shards.append((encoder, mine))
+        self._plans[names] = plan
+        return plan
 
     def _encoder(self, shard: int, tensors: list) -> protocol.Encoder:
         """The cached encoder of a push with these tensor keys to `shard`.
@@ -398,6 +468,20 @@ class PSClient:
     def _reconnect(self, shard: int) -> None:
         self._sockets[shard].close()
         self._sockets[shard] = transport.ClientSocket(self.addrs[shard], self._keys)
+
+
+@dataclass
+class _Plan:
+    """How a plain push of one set of gradient names is sent (`_plain_messages`).
+
+    Attributes:
+        checks: (name, shape, dtype) of each gradient, as registered.
+        shards: per shard, its cached encoder (None: an empty push) and the
+            names it carries, in wire order.
+    """
+
+    checks: list[tuple[str, tuple[int, ...], np.dtype]]
+    shards: list[tuple[protocol.Encoder | None, list[str]]]
 
 
 class _Exchange:
@@ -467,12 +551,22 @@ class _Exchange:
                 reason = msg.header.get("reason", "error")
                 raise PSError(sock.address, reason, f"Parameter server {sock.address} refused "
                               f"`{self.op}` ({reason}): {msg.header.get('message', '')}")
-            part = msg.header.get("part")
-            index = part[0] if isinstance(part, list) and part and isinstance(part[0], int) \
-                and 0 <= part[0] < len(self.messages[shard]) else 0
+            count = len(self.messages[shard])
+            index = 0 if count == 1 else self._part_index(msg, count, sock.address)
             self.replies[shard][index] = msg
-            if self._complete(shard):
+            if len(self.replies[shard]) == count:
                 return True
+
+    def _part_index(self, msg: Message, count: int, address: str) -> int:
+        """Which of a pipelined request's `count` messages `msg` answers (its `part`)."""
+        part = msg.header.get("part")
+        if not (isinstance(part, list) and len(part) == 2 and isinstance(part[0], int)
+                and not isinstance(part[0], bool) and 0 <= part[0] < count):
+            raise PSError(address, "bad_reply", f"Malformed reply from parameter server "
+                          f"{address} to `{self.op}`: a pipelined request in {count} parts "
+                          f"needs `part: [index, {count}]` in each reply. Received: "
+                          f"part={part!r:.50}")
+        return part[0]
 
 
 class _Heartbeat:
