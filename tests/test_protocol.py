@@ -318,5 +318,10 @@ def test_copy_all_into_writes_the_named_tensors_and_skips_the_others(second_dtyp
     msg.copy_all_into(targets)
     for name, expected in (("small", small), ("other", other), ("big", big)):
         np.testing.assert_array_equal(targets[name], expected)
-    with pytest.raises(ValueError):  # a target of the wrong size is refused, not cut
-        msg.copy_all_into({"small": np.zeros(14, np.float32)})
+    for wrong in (np.zeros(14, np.float32), np.zeros(16, np.float32)):  # cut, or broadcast
+        with pytest.raises(ValueError):
+            msg.copy_all_into({"small": wrong})
+    one = protocol.decode([bytes(memoryview(f)) for f in protocol.encode(
+        {"op": "push"}, [("w", np.ones(1, np.float32)), ("v", np.ones(3, np.float32))])])
+    with pytest.raises(ValueError, match="'w' has 1 elements"):  # never broadcast
+        one.copy_all_into({"w": np.zeros(5, np.float32)})

@@ -362,16 +362,17 @@ class PSClient:
         """Sends request `self._req` (the messages of each shard), collects the replies
         and records each shard's version and mode; returns the replies in shard order."""
         replies = _Exchange(self, op, messages, self._req).run(budget, retries)
-        targets = list(messages)
         for s, got in replies.items():
             header = got[-1].header  # a pipelined step's last part holds its final version
-            if isinstance(header.get("version"), int):
-                self.versions[s] = max(m.header.get("version", 0) for m in got)
+            version, mode = header.get("version"), header.get("mode")
+            if isinstance(version, int):
+                self.versions[s] = version if len(got) == 1 else max(
+                    m.header.get("version", 0) for m in got)
                 self._answered[s] = True
-            if isinstance(header.get("mode"), str):
-                self._modes[s] = header["mode"]
-        self.last_replies = [replies[s][-1].header for s in targets]
-        return [m for s in targets for m in replies[s]]
+            if isinstance(mode, str):
+                self._modes[s] = mode
+        self.last_replies = [got[-1].header for got in replies.values()]
+        return [m for got in replies.values() for m in got]
 
     def _messages(self, shard: int, op: str, header: dict, tensors: list) -> list[list]:
         """The frames of each message a request sends to `shard` (several: a pipelined push)."""
@@ -493,53 +494,51 @@ class _Exchange:
 
     def __init__(self, client: PSClient, op: str, messages: dict[int, list[list]], req: int):
         self.client, self.op, self.messages, self.req = client, op, messages, req
-        self.replies: dict[int, dict[int, Message]] = {s: {} for s in messages}
-
-    def _complete(self, shard: int) -> bool:
-        return len(self.replies[shard]) == len(self.messages[shard])
+        self.replies: dict[int, list[Message | None]] = {
+            s: [None] * len(m) for s, m in messages.items()}
+        self.missing = {s: len(m) for s, m in messages.items()}  # unanswered, per shard
 
     def run(self, budget: float, retries: int) -> dict[int, list[Message]]:
         start = time.monotonic()
         per_attempt = budget / (retries + 1)
         for attempt in range(retries + 1):
-            missing = [s for s in self.messages if not self._complete(s)]
             if attempt:
-                pause = min(self.client.backoff * 2 ** (attempt - 1),
-                            max(0.0, budget - (time.monotonic() - start)) / 2)
-                time.sleep(pause)
-                for s in missing:
-                    self.client._reconnect(s)
-            for s in missing:
-                for i, frames in enumerate(self.messages[s]):
-                    if i not in self.replies[s]:
-                        self.client._sockets[s].send(frames)
+                self._pause_and_reconnect(attempt, budget - (time.monotonic() - start))
+            for s in self.missing:
+                sock = self.client._sockets[s]
+                for frames, got in zip(self.messages[s], self.replies[s]):
+                    if got is None:
+                        sock.send(frames)
             self._wait(start + per_attempt * (attempt + 1))
-            if all(self._complete(s) for s in self.messages):
-                return {s: [got[i] for i in range(len(got))] for s, got in self.replies.items()}
-        silent = min(s for s in self.messages if not self._complete(s))
-        raise PSTimeoutError(self.client.addrs[silent], self.op, time.monotonic() - start,
-                             retries + 1, curve=self.client._keys is not None)
+            if not self.missing:
+                return self.replies  # (every entry is a Message now)
+        raise PSTimeoutError(self.client.addrs[min(self.missing)], self.op,
+                             time.monotonic() - start, retries + 1,
+                             curve=self.client._keys is not None)
+
+    def _pause_and_reconnect(self, attempt: int, left: float) -> None:
+        time.sleep(min(self.client.backoff * 2 ** (attempt - 1), max(0.0, left) / 2))
+        for s in self.missing:
+            self.client._reconnect(s)
 
     def _wait(self, deadline: float) -> None:
-        sockets = {id(self.client._sockets[s]): s for s in self.messages
-                   if not self._complete(s)}
-        while sockets:
+        sockets = self.client._sockets
+        while self.missing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            ready = transport.poll_clients([self.client._sockets[s] for s in sockets.values()],
-                                           max(1, int(remaining * 1000)))
-            for sock in ready:
-                shard = sockets[id(sock)]
-                if self._receive(shard, sock):
-                    del sockets[id(sock)]
+            waiting = {s: sockets[s] for s in self.missing}
+            ready = transport.poll_clients(list(waiting.values()), max(1, int(remaining * 1000)))
+            for s, sock in waiting.items():
+                if sock in ready:
+                    self._receive(s, sock)
 
-    def _receive(self, shard: int, sock: transport.ClientSocket) -> bool:
-        """Reads what `sock` has; True once every message to `shard` is answered."""
-        while True:
+    def _receive(self, shard: int, sock: transport.ClientSocket) -> None:
+        """Reads what `sock` has; the shard leaves `missing` once all its messages are answered."""
+        while shard in self.missing:
             frames = sock.recv()
             if frames is None:
-                return False
+                return
             try:
                 msg = protocol.decode(frames, expect_ops=protocol.REPLY_OPS)
             except ProtocolError as exc:
@@ -551,11 +550,13 @@ class _Exchange:
                 reason = msg.header.get("reason", "error")
                 raise PSError(sock.address, reason, f"Parameter server {sock.address} refused "
                               f"`{self.op}` ({reason}): {msg.header.get('message', '')}")
-            count = len(self.messages[shard])
-            index = 0 if count == 1 else self._part_index(msg, count, sock.address)
-            self.replies[shard][index] = msg
-            if len(self.replies[shard]) == count:
-                return True
+            got = self.replies[shard]
+            index = 0 if len(got) == 1 else self._part_index(msg, len(got), sock.address)
+            if got[index] is None:
+                self.missing[shard] -= 1
+                if not self.missing[shard]:
+                    del self.missing[shard]
+            got[index] = msg
 
     def _part_index(self, msg: Message, count: int, address: str) -> int:
         """Which of a pipelined request's `count` messages `msg` answers (its `part`)."""

@@ -161,24 +161,39 @@ class Message:
             whole = np.frombuffer(self._pack, layout.pack_dtype)
             for name, start, stop in layout.pack_slices:
                 out = targets.get(name)
-                if out is not None and out.flags.c_contiguous:
-                    np.copyto(out.reshape(-1), whole[start:stop])
-                elif out is not None:
+                if out is None:
+                    continue
+                _check_target(name, stop - start, out)
+                if out.flags.c_contiguous:
+                    out.reshape(-1)[:] = whole[start:stop]  # (np.copyto dispatches in Python)
+                else:
                     np.copyto(out, whole[start:stop].reshape(out.shape))
         for name in layout.unpacked if layout.pack_slices else layout.names:
             if name in targets:
                 self.copy_into(name, targets[name])
 
     def copy_into(self, name: str, out: np.ndarray) -> None:
-        """Writes tensor `name` into the array `out` (frame by frame when C-contiguous)."""
+        """Writes tensor `name` into the array `out` (frame by frame when C-contiguous).
+
+        Raises:
+            ValueError: `out` does not have the tensor's number of elements.
+        """
+        _check_target(name, math.prod(self.layout.index[name][2]), out)
         if not out.flags.c_contiguous:  # reshape(-1) would be a copy: write through copyto
-            np.copyto(out, self.tensor(name))
+            np.copyto(out, self.tensor(name).reshape(out.shape))
             return
         flat = out.reshape(-1)
         offset = 0
         for piece in self.pieces(name):
             flat[offset:offset + piece.size] = piece
             offset += piece.size
+
+
+def _check_target(name: str, size: int, out: np.ndarray) -> None:
+    """Refuses a target array that would take a tensor partly or by broadcasting."""
+    if out.size != size:
+        raise ValueError(f"Tensor {name!r} has {size} elements; the target array has "
+                         f"{out.size}.")
 
 
 def nframes_for(nbytes: int) -> int:
