@@ -281,11 +281,11 @@ def test_a_client_sends_one_message_to_a_sync_server(servers):
     assert server.version == 1 and server.stats_dict()["rejected"] == {}
 
 
-def _general_messages(client: PSClient, op: str, g: dict, req: int) -> dict:
+def _general_messages(client: PSClient, op: str, g: dict, req: int, **fields) -> dict:
     """The messages `_split_by_shard` and `_messages` build for request `req`."""
     per_shard = client._split_by_shard(g)
     return {s: client._messages(s, op, {"op": op, "sender": client.worker_id, "req": req,
-                                        "step": client.versions[s]}, per_shard[s])
+                                        **fields, "step": client.versions[s]}, per_shard[s])
             for s in range(client.num_shards)}
 
 
@@ -308,7 +308,11 @@ def test_a_plain_step_sends_the_frames_the_general_path_builds(servers):
                 {"op": "push_pull", "sender": 0, "req": client._req,
                  "step": client.versions[s]})] for s, m in plain.items())  # an empty push
             assert _wire(plain) == _wire(_general_messages(client, "push_pull", g, client._req))
-            client.push_pull(g)
+            at = {"epoch": seed}  # the position `fit` sends with every step
+            plain = client._plain_messages("push", g, at)
+            assert _wire(plain) == _wire(_general_messages(client, "push", g, client._req,
+                                                           position=at))
+            client.push_pull(g, position=at)
         unusual = [{**g, "layer0/w": g["layer0/w"].tolist()},  # converted by the general path
                    {**g, "layer0/w": g["layer0/w"].astype(np.float64)}]  # refused by it
         assert [client._plain_messages("push", u) for u in unusual] == [None, None]

@@ -397,8 +397,8 @@ def test_the_plain_push_shortcut_answers_exactly_as_the_general_path(servers):
     with PSClient([shortcut.address], worker_id=2, timeout=5) as third:
         third.init(params(), ADAM)
         header = {"op": "push_pull", "sender": 2, "req": 1 << 40, "step": 0}
-        for extra, taken in (({}, True), ({"position": {"epoch": 2}}, False),
-                             ({"part": [0, 1]}, False)):
+        for extra, taken in (({}, True), ({"position": {"epoch": 2}}, True),
+                             ({"part": [0, 1]}, False), ({"learning_rate": 0.1}, False)):
             msg = protocol.decode(protocol.encode({**header, **extra}, list(grads(0).items())))
             assert (shortcut._plain_pusher(msg) is shortcut.workers[2]) is taken, extra
 

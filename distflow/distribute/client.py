@@ -326,8 +326,8 @@ class PSClient:
 
     def _push(self, op: str, grads: Mapping[str, np.ndarray], version: int | None,
               position: Mapping[str, Any] | None, learning_rate: Any = None) -> list[Message]:
-        if position is None and learning_rate is None:
-            messages = self._plain_messages(op, grads)
+        if learning_rate is None:
+            messages = self._plain_messages(op, grads, position)
             if messages is not None:
                 return self._exchange(op, messages, self.timeout, self.retries)
         per_shard = self._split_by_shard(grads)
@@ -386,7 +386,8 @@ class PSClient:
         return [protocol.encode({**header, "part": [i, len(parts)]}, part)
                 for i, part in enumerate(parts)]
 
-    def _plain_messages(self, op: str, grads: Mapping[str, np.ndarray]) -> dict | None:
+    def _plain_messages(self, op: str, grads: Mapping[str, np.ndarray],
+                        position: Mapping[str, Any] | None = None) -> dict | None:
         """A training step's messages from a cached plan; None when the step is unusual.
 
         The usual step: every shard has answered before (the step sent is its last
@@ -410,9 +411,10 @@ class PSClient:
             if type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype:
                 return None  # `_split_by_shard` converts or names the problem
         self._req = req = (self._req + 1) % (1 << 31)
+        fields = {"position": dict(position)} if position else {}
         messages = {}
         for shard, (encoder, names) in enumerate(plan.shards):
-            header = {"op": op, "sender": self.worker_id, "req": req,
+            header = {"op": op, "sender": self.worker_id, "req": req, **fields,
                       "step": self.versions[shard]}
             messages[shard] = [encoder.encode(header, [grads[n] for n in names])
                                if encoder is not None else protocol.encode(header)]

@@ -49,8 +49,9 @@ NONFINITE_POLICIES = ("reject", "skip")
 _HISTOGRAM_CAP = 64
 _KEPT_DECISIONS = 64  # the chief's stop decisions remembered (most recent epochs)
 _UPDATE_CHUNK = 64 * 1024  # elements per rule call on large tensors (fits the L2 cache)
-# The header of a plain push: no `part`, `position` or `learning_rate` (`_plain_push`).
-_PLAIN_PUSH_KEYS = frozenset({"v", "op", "sender", "req", "step", "tensors"})
+# The headers of a plain push (`_plain_push`): no `part` or `learning_rate`.
+_PLAIN_PUSH_KEYS = (frozenset({"v", "op", "sender", "req", "step", "tensors"}),
+                    frozenset({"v", "op", "sender", "req", "step", "tensors", "position"}))
 _PUSH_OPS = frozenset({"push", "push_pull"})
 
 
@@ -554,6 +555,7 @@ class ParameterServer:
         grad = msg.pack_array(self._store.dtype)
         if not _finite([grad]):
             return False  # the general path refuses or skips it, naming the tensor
+        self._update_position(msg)
         step = msg.header["step"]
         staleness = max(0, self.version - step)
         self.stats.staleness[min(staleness, _HISTOGRAM_CAP)] += 1
@@ -568,7 +570,7 @@ class ParameterServer:
     def _plain_pusher(self, msg: Message) -> _Worker | None:
         """The sender of `msg` if `_plain_push` can take it, else None."""
         if self.config.mode != "async" or self.config.max_staleness is not None \
-                or msg.op not in _PUSH_OPS or msg.header.keys() != _PLAIN_PUSH_KEYS:
+                or msg.op not in _PUSH_OPS or msg.header.keys() not in _PLAIN_PUSH_KEYS:
             return None
         worker = self.workers.get(msg.sender)
         if worker is None or not worker.alive or worker.left or worker.parts is not None \
