@@ -364,19 +364,26 @@ def test_async_max_staleness_drops_gradients_beyond_the_bound(servers):
     assert server.version == 3 and server.stats_dict()["stale_dropped"] == 1
 
 
+def _with_big(values: dict, seed: int) -> dict:
+    """`values` and a tensor above the pack size (its own frame, not in the packed store)."""
+    rng = np.random.default_rng(seed)
+    return {**values, "dense/big": rng.standard_normal(protocol.PACK_BYTES // 4 + 5,
+                                                       dtype=np.float32)}
+
+
 def _plain_push_run(server: ParameterServer) -> list[dict]:
     """Two workers, plain and not-so-plain pushes; returns the reply headers (no `req`)."""
     headers = []
     with PSClient([server.address], worker_id=0, timeout=5) as first, \
             PSClient([server.address], worker_id=1, timeout=5) as second:
-        first.init(params(), ADAM)
-        second.init(params(), ADAM)
+        first.init(_with_big(params(), 0), ADAM)
+        second.init(_with_big(params(), 0), ADAM)
         steps = [(first, {}), (second, {}), (first, {"position": {"epoch": 1}}),
                  (second, {}), (first, {"learning_rate": 0.02}), (first, {}), (second, {})]
         for seed, (client, extra) in enumerate(steps):
-            client.push_pull(grads(seed), **extra)
+            client.push_pull(_with_big(grads(seed), seed), **extra)
             headers.append({k: v for k, v in client.last_replies[0].items() if k != "req"})
-        first.push(grads(9))
+        first.push(grads(9))  # not every parameter
         headers.append({k: v for k, v in first.last_replies[0].items() if k != "req"})
     return headers
 
@@ -395,11 +402,12 @@ def test_the_plain_push_shortcut_answers_exactly_as_the_general_path(servers):
     assert stats[0] == stats[1] and stats[0]["staleness"] == {"0": 2, "1": 5, "2": 1}
     # ... and the shortcut really takes the plain pushes, and only those:
     with PSClient([shortcut.address], worker_id=2, timeout=5) as third:
-        third.init(params(), ADAM)
+        third.init(_with_big(params(), 0), ADAM)
         header = {"op": "push_pull", "sender": 2, "req": 1 << 40, "step": 0}
         for extra, taken in (({}, True), ({"position": {"epoch": 2}}, True),
                              ({"part": [0, 1]}, False), ({"learning_rate": 0.1}, False)):
-            msg = protocol.decode(protocol.encode({**header, **extra}, list(grads(0).items())))
+            msg = protocol.decode(protocol.encode({**header, **extra},
+                                                  list(_with_big(grads(0), 0).items())))
             assert (shortcut._plain_pusher(msg) is shortcut.workers[2]) is taken, extra
 
 

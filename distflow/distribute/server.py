@@ -542,9 +542,9 @@ class ParameterServer:
     def _plain_push(self, identity: bytes, msg: Message) -> bool:
         """Async training's steady state in one pass; False, having changed nothing, otherwise.
 
-        A plain push or push_pull from a live worker, carrying exactly the packed
-        store's gradients (a spec list already checked against the parameters),
-        all finite, with no staleness bound: `_push` would answer it the same way
+        A plain push or push_pull (no `part` or `learning_rate`) from a live
+        worker, with a spec list already checked against the parameters, all
+        finite, and no staleness bound: `_push` would answer it the same way
         through a dozen checks that cannot fail here (about a sixth of the
         server's CPU per 64 KB round trip). Anything else, a non-finite gradient
         included, goes the general way.
@@ -552,8 +552,7 @@ class ParameterServer:
         worker = self._plain_pusher(msg)
         if worker is None:
             return False
-        grad = msg.pack_array(self._store.dtype)
-        if not _finite([grad]):
+        if not all(_finite(arrays) for _, arrays in msg.groups()):
             return False  # the general path refuses or skips it, naming the tensor
         self._update_position(msg)
         step = msg.header["step"]
@@ -561,7 +560,7 @@ class ParameterServer:
         self.stats.staleness[min(staleness, _HISTOGRAM_CAP)] += 1
         self.stats.pushes += 1
         worker.last_seen, worker.last_step, worker.finished = time.monotonic(), step, False
-        self._apply({}, grad)
+        self._apply(*self._gradients(msg))
         worker.done_req = msg.req
         self._reply(identity, msg, with_params=msg.op == "push_pull", staleness=staleness,
                     dropped=False, skipped=False)
@@ -576,10 +575,8 @@ class ParameterServer:
         if worker is None or not worker.alive or worker.left or worker.parts is not None \
                 or worker.pending is not None or msg.req == worker.done_req:
             return None
-        layout, checked = msg.layout, self._checked.get(id(msg.layout))
-        if checked is None or checked[0] is not layout or not checked[1] or layout.unpacked:
-            return None
-        return worker
+        checked = self._checked.get(id(msg.layout))  # a spec list validated before
+        return worker if checked is not None and checked[0] is msg.layout else None
 
     def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
               with_params: bool) -> None:
