@@ -817,6 +817,12 @@ def test_prelu_learns_a_slope_per_channel():
     np.testing.assert_allclose(out, np.where(x > 0, x, 0.25 * x), rtol=1e-6)
 
 
+def test_prelu_refuses_a_constraint_it_could_not_apply():
+    layers.PReLU(alpha_constraint=None)(rand(2, 3))  # Keras's default: accepted
+    with pytest.raises(NotImplementedError, match="constraints are not supported"):
+        layers.PReLU(alpha_constraint="non_neg")(rand(2, 3))
+
+
 def test_activity_regularization_layer_is_identity_with_a_loss():
     layer = layers.ActivityRegularization(l1=0.1, l2=0.5)
     x = rand(4, 3)

@@ -512,6 +512,20 @@ def test_bad_requests_get_an_error_and_change_nothing(servers, reason, mode):
     assert server.version == 2
 
 
+def test_the_server_reads_its_settings_from_the_launcher_environment():
+    from distflow.distribute.server import config_from_env
+
+    env = {"DISTFLOW_RANK": "1", "DISTFLOW_PS_ADDRS": "tcp://h:5000,tcp://h:5001",
+           "DISTFLOW_STRATEGY": "async", "DISTFLOW_MAX_STALENESS": "3"}
+    config = config_from_env(env)
+    assert (config.address, config.shard, config.mode, config.max_staleness) == \
+        ("tcp://127.0.0.1:5001", 1, "async", 3)
+    assert config_from_env({**env, "DISTFLOW_MAX_STALENESS": ""}).max_staleness is None
+    with pytest.raises(ValueError, match="DISTFLOW_MAX_STALENESS must be an int. "
+                                         "Received: 'three'"):
+        config_from_env({**env, "DISTFLOW_MAX_STALENESS": "three"})
+
+
 def test_non_finite_gradients_are_skipped_under_the_skip_policy(servers):
     server = servers(mode="async", nonfinite="skip")
     with PSClient([server.address], worker_id=0, timeout=5) as client:

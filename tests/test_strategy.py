@@ -108,6 +108,8 @@ def test_get_strategy_follows_the_environment(monkeypatch):
     ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_RANK": "3", "DISTFLOW_NUM_WORKERS": "2"},
      "worker_index"),
     ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_STRATEGY": "ring"}, "strategy"),
+    ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_MAX_STALENESS": "four"},
+     "DISTFLOW_MAX_STALENESS must be an int. Received: 'four'"),
 ])
 def test_cluster_spec_rejects_bad_environment(env, message):
     with pytest.raises(ValueError, match=message):

@@ -406,10 +406,8 @@ class PSClient:
         for (encoder, _), mode in zip(plan.shards, self._modes):
             if encoder is not None and mode == "async" and limit and encoder.nbytes > limit:
                 return None
-        for name, shape, dtype in plan.checks:
-            array = grads[name]
-            if type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype:
-                return None  # `_split_by_shard` converts or names the problem
+        if not _as_registered(grads, plan.checks):
+            return None  # `_split_by_shard` converts or names the problem
         self._req = req = (self._req + 1) % (1 << 31)
         fields = {"position": dict(position)} if position else {}
         messages = {}
@@ -430,8 +428,7 @@ class PSClient:
             self._plans[names] = False
             return False
         plan = _Plan(checks=[(n, *self._vars[n]) for n in names], shards=[])
-        if any(type(grads[n]) is not np.ndarray or grads[n].shape != shape
-               or grads[n].dtype != dtype for n, shape, dtype in plan.checks):
+        if not _as_registered(grads, plan.checks):
             return False  # not cached: the encoders are built from valid gradients only
         for shard in range(self.num_shards):
             mine = [n for n, (piece,) in zip(names, pieces) if piece.shard == shard]
@@ -471,6 +468,15 @@ class PSClient:
     def _reconnect(self, shard: int) -> None:
         self._sockets[shard].close()
         self._sockets[shard] = transport.ClientSocket(self.addrs[shard], self._keys)
+
+
+def _as_registered(grads: Mapping[str, Any], checks: list[tuple]) -> bool:
+    """True when every gradient is an ndarray of its (name, shape, dtype) in `checks`."""
+    for name, shape, dtype in checks:
+        array = grads[name]
+        if type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype:
+            return False
+    return True
 
 
 @dataclass

@@ -70,13 +70,12 @@ class ClusterSpec:
         addrs = env.get("DISTFLOW_PS_ADDRS", "").strip()
         if env.get("DISTFLOW_ROLE", "worker") != "worker" or not addrs:
             return None
-        staleness = env.get("DISTFLOW_MAX_STALENESS", "").strip()
         return cls(
             ps_addrs=tuple(a.strip() for a in addrs.split(",") if a.strip()),
             num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
             worker_index=env_number(env, "DISTFLOW_RANK", 0),
             strategy=env.get("DISTFLOW_STRATEGY", "mirrored"),
-            max_staleness=int(staleness) if staleness else None,
+            max_staleness=env_number(env, "DISTFLOW_MAX_STALENESS", None),
             run_id=env.get("DISTFLOW_RUN_ID", "local"),
             keys_dir=env.get("DISTFLOW_KEYS") or None,
             timeout=env_number(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0, float),

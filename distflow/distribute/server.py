@@ -289,7 +289,9 @@ class ParameterServer:
         try:
             if dropped:
                 raise _Reject("too_many_frames", f"The message has {len(frames) + dropped} "
-                              f"frames; this server accepts at most {self._max_frames}.")
+                              f"frames; this server accepts at most {self._max_frames} "
+                              f"(header, pack frame, then one frame per 8 MiB of each larger "
+                              f"tensor: see docs/protocol.md).")
             if size > self.config.max_message_bytes:
                 raise _Reject("message_too_large", f"The message has {size} bytes; this "
                               f"server accepts at most {self.config.max_message_bytes}.")
@@ -1156,12 +1158,11 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
                          f"entries). Received: DISTFLOW_RANK={rank}")
     port = addrs[rank].rpartition(":")[2] if addrs else "0"
     bind = env.get("DISTFLOW_BIND", "") or "127.0.0.1"
-    staleness = env.get("DISTFLOW_MAX_STALENESS", "").strip()
     return ServerConfig(
         address=f"tcp://{bind}:{port}", shard=rank,
         mode=env.get("DISTFLOW_STRATEGY", "mirrored") or "mirrored",
         num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
-        max_staleness=int(staleness) if staleness else None,
+        max_staleness=env_number(env, "DISTFLOW_MAX_STALENESS", None),
         heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
         checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
         checkpoint_every=env_number(env, "DISTFLOW_CHECKPOINT_EVERY", 0),

@@ -88,15 +88,16 @@ class PReLU(_Elementwise):
     Args:
         alpha_initializer: initializer of the slopes (default zeros: a plain ReLU).
         alpha_regularizer: optional penalty on the slopes.
+        alpha_constraint: must be None (weight constraints are not supported).
         shared_axes: input axes (1-based, batch excluded) sharing one slope, e.g.
             [1, 2] for one slope per channel of NHWC images.
         **kwargs: base `Layer` arguments.
     """
 
     def __init__(self, alpha_initializer: Any = "zeros", alpha_regularizer: Any = None,
-                 shared_axes: Any = None, **kwargs: Any):
-        kwargs.pop("alpha_constraint", None)
+                 alpha_constraint: Any = None, shared_axes: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
+        self.alpha_constraint = alpha_constraint  # only None: refused by `add_weight`
         self.alpha_initializer = initializers.get(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
         shared = [] if shared_axes is None else (
@@ -111,7 +112,7 @@ class PReLU(_Elementwise):
             raise ValueError(f'Layer "{self.name}": unknown input dimensions need shared_axes. '
                              f"Received: input_shape={tuple(input_shape)}")
         self.alpha = self.add_weight("alpha", tuple(shape), self.alpha_initializer,
-                                     self.alpha_regularizer)
+                                     self.alpha_regularizer, constraint=self.alpha_constraint)
 
     def call(self, inputs: Tensor) -> Tensor:
         negative = ops.minimum(inputs, 0.0)
