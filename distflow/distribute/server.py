@@ -204,6 +204,7 @@ class ParameterServer:
         self._store = PackedStore()  # the small parameters in one buffer (distribute/packed.py)
         self._all_encoder: protocol.Encoder | None = None  # replies with every parameter
         self._zero_copy: list[str] = []  # parameters such replies send without copying
+        self._store_is_pack = False  # the packed store is such replies' pack frame
         self._round = _Round()
         self._inflight: dict[str, list] = {}  # param name -> replies still sending it
         self._stop = threading.Event()
@@ -331,19 +332,18 @@ class ParameterServer:
             return
         tensors = self._tensors(names) if with_params else []
         self._send(identity, protocol.encode(header, tensors),
-                   track=[name for name, a in tensors if a.nbytes >= protocol.PACK_BYTES])
+                   track=[name for name, a in tensors if _sent_zero_copy(a)])
 
     def _encode_all(self, header: dict[str, Any]) -> list:
         """A reply carrying every parameter: a cached encoder, and the packed store
         as its pack frame when the store holds exactly the packed parameters."""
         if self._all_encoder is None:
             self._all_encoder = protocol.Encoder(self._tensors(None))
-            self._zero_copy = [n for n, p in self.params.items()
-                               if p.nbytes >= protocol.PACK_BYTES]
-        encoder, store = self._all_encoder, self._store
-        pack = store.frame(transport.COPY_THRESHOLD) \
-            if store.names and store.names == encoder.layout.packed else None
-        return encoder.encode(header, list(self.params.values()), pack=pack)
+            self._zero_copy = [n for n, p in self.params.items() if _sent_zero_copy(p)]
+            self._store_is_pack = bool(self._store.names) and \
+                self._store.names == self._all_encoder.layout.packed
+        pack = self._store.frame(transport.COPY_THRESHOLD) if self._store_is_pack else None
+        return self._all_encoder.encode(header, list(self.params.values()), pack=pack)
 
     def _tensors(self, names: list[str] | None) -> list[tuple[str, np.ndarray]]:
         keys = self.params if names is None else names
@@ -1075,6 +1075,12 @@ class _Round:
 
 _ZEROS: dict[np.dtype, np.ndarray] = {}
 _FINITE_CHUNK = 256 * 1024  # elements per dot product: the zeros stay in the CPU cache
+
+
+def _sent_zero_copy(param: np.ndarray) -> bool:
+    """Whether a reply may send (a frame of) `param` without copying, so that an update
+    must not write it in place: it is not packed and the transport does not copy it."""
+    return param.nbytes >= max(protocol.PACK_BYTES, transport.COPY_THRESHOLD)
 
 
 def _finite(pieces: list[np.ndarray]) -> bool:
