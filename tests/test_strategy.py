@@ -525,3 +525,57 @@ def test_a_late_async_worker_trains_every_epoch_and_the_chief_waits_for_it(tmp_p
     assert found[0]["epochs"] == found[1]["epochs"] == [0, 1]
     assert meta["version"] == 24
     assert_holds_the_servers_final_values(found[0]["weights"], tensors)
+
+
+def test_a_worker_waiting_for_the_chiefs_stop_decision_is_bounded_and_elastic(server):
+    from distflow.distribute.client import PSClient
+
+    cluster = ClusterSpec(ps_addrs=(server.address,), num_workers=2, worker_index=1)
+    strategy = strategy_module.MirroredStrategy(
+        cluster=cluster, client_factory=lambda c: PSClient(list(c.ps_addrs), worker_id=1,
+                                                           timeout=0.4))
+    context = strategy_module._FitContext(strategy)
+    chief = PSClient([server.address], worker_id=0, timeout=5)
+    try:
+        chief.hello()  # alive, and never decides about epoch 3
+        with pytest.raises(TimeoutError, match=r"no stop decision from the chief for epoch 3 "
+                                               r"after 0\.\d s .* DISTFLOW_REQUEST_TIMEOUT"):
+            context._chief_decision(strategy.client, 3, own=False)
+        chief.epoch_end(3, stop=True)
+        assert context._chief_decision(strategy.client, 3, own=False) is True
+        chief.close()  # gone: the worker keeps its own decision
+        assert context._chief_decision(strategy.client, 4, own=True) is True
+        assert context._chief_decision(strategy.client, 5, own=False) is False
+    finally:
+        chief.close()
+        strategy.close()
+
+
+def test_an_async_chief_waits_for_workers_still_training_then_warns_and_goes_on(caplog):
+    from types import SimpleNamespace
+
+    from distflow.distribute.client import PSClient
+
+    ps = ParameterServer(ServerConfig(mode="async", num_workers=2, heartbeat_timeout=10.0,
+                                      stats_interval=0))
+    ps.start()
+    strategy = strategy_module.ParameterServerStrategy(
+        cluster=ClusterSpec(ps_addrs=(ps.address,), num_workers=2, strategy="async"),
+        client_factory=lambda c: PSClient(list(c.ps_addrs), worker_id=0, timeout=0.4))
+    other = PSClient([ps.address], worker_id=1, timeout=5)
+    try:
+        other.hello()  # registered, still in epoch 0 of its fit
+        context = strategy_module._FitContext(strategy)
+        with caplog.at_level("WARNING", logger="distflow"):
+            context.on_training_done(SimpleNamespace(trainable_variables=[]), epoch=1)
+        assert "Workers [1] were still training" in caplog.text
+        assert "DISTFLOW_REQUEST_TIMEOUT" in caplog.text
+        caplog.clear()
+        other.epoch_end(1, done=True)
+        with caplog.at_level("WARNING", logger="distflow"):
+            context.on_training_done(SimpleNamespace(trainable_variables=[]), epoch=1)
+        assert "still training" not in caplog.text
+    finally:
+        other.close()
+        strategy.close()
+        ps.stop()

@@ -359,46 +359,55 @@ class _FitContext(training_context.TrainingContext):
         if self.strategy.mode != "async":
             return  # mirrored workers already hold the final parameters
         client = self.strategy.client
-        reply = client.epoch_end(epoch, done=True)
         if not self.is_chief:
+            client.epoch_end(epoch, done=True)
             return
-        start, pause = time.monotonic(), 0.005
-        while reply.get("behind"):
-            if time.monotonic() - start > client.timeout:
-                log.warning("Workers %s were still training %.0f s after the chief finished "
-                            "epoch %d; the chief keeps the parameters of now (raise "
-                            "DISTFLOW_REQUEST_TIMEOUT, now %.0f s, to wait longer)",
-                            reply["behind"], time.monotonic() - start, epoch, client.timeout)
-                break
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-            reply = client.epoch_end(epoch, done=True)
+        reply, waited = _poll_epoch_end(client, epoch, True, lambda r: not r.get("behind"))
+        if waited is not None:
+            log.warning("Workers %s were still training %.0f s after the chief finished "
+                        "epoch %d; the chief keeps the parameters of now (raise "
+                        "DISTFLOW_REQUEST_TIMEOUT, now %.0f s, to wait longer)",
+                        reply["behind"], waited, epoch, client.timeout)
         self.strategy.pull_variables(model.trainable_variables)
 
     def _chief_decision(self, client: Any, epoch: int, own: bool) -> bool:
         """Polls shard 0 until the chief's decision for `epoch` is there (bounded wait)."""
-        start = time.monotonic()
-        pause = 0.005
-        while True:
-            reply = client.epoch_end(epoch)
-            if reply.get("decided"):
-                return bool(reply.get("stop"))
-            if not reply.get("chief_alive"):
-                # The chief is dead or gone: the run goes on without it (elastic),
-                # and this worker decides for itself.
-                log.warning("The chief is not alive at the end of epoch %d; worker %d keeps "
-                            "its own stop decision (%s)", epoch, self.worker_index, own)
-                return bool(own)
-            waited = time.monotonic() - start
-            if waited > client.timeout:
-                raise TimeoutError(
-                    f"Parameter server {client.addrs[0]}: no stop decision from the chief for "
-                    f"epoch {epoch} after {waited:.1f} s of `epoch_end` requests, although it "
-                    f"is alive. Is the chief stuck in validation or a callback? Raise "
-                    f"DISTFLOW_REQUEST_TIMEOUT (now {client.timeout:.0f} s) if its epochs "
-                    f"legitimately end that much later.")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        reply, waited = _poll_epoch_end(
+            client, epoch, False, lambda r: r.get("decided") or not r.get("chief_alive"))
+        if reply.get("decided"):
+            return bool(reply.get("stop"))
+        if not reply.get("chief_alive"):
+            # The chief is dead or gone: the run goes on without it (elastic),
+            # and this worker decides for itself.
+            log.warning("The chief is not alive at the end of epoch %d; worker %d keeps "
+                        "its own stop decision (%s)", epoch, self.worker_index, own)
+            return bool(own)
+        raise TimeoutError(
+            f"Parameter server {client.addrs[0]}: no stop decision from the chief for "
+            f"epoch {epoch} after {waited:.1f} s of `epoch_end` requests, although it "
+            f"is alive. Is the chief stuck in validation or a callback? Raise "
+            f"DISTFLOW_REQUEST_TIMEOUT (now {client.timeout:.0f} s) if its epochs "
+            f"legitimately end that much later.")
+
+
+def _poll_epoch_end(client: Any, epoch: int, done: bool,
+                    settled: Any) -> tuple[dict, float | None]:
+    """Asks shard 0 (`epoch_end`), pausing 5 ms doubling to 100 ms, until `settled(reply)`.
+
+    Returns:
+        The last reply, and None, or the seconds waited when the client's
+        timeout ran out first.
+    """
+    start, pause = time.monotonic(), 0.005
+    while True:
+        reply = client.epoch_end(epoch, done=done)
+        if settled(reply):
+            return reply, None
+        waited = time.monotonic() - start
+        if waited > client.timeout:
+            return reply, waited
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 _current: Strategy | None = None
