@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,19 +67,33 @@ def reference_weights(workers: int) -> np.ndarray:
     return np.concatenate([w.ravel(), b])
 
 
-def run_launcher(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "train.py").write_text(textwrap.dedent(TRAIN))
+def run_launcher(tmp_path: Path, *args: str, script: str = TRAIN,
+                 script_args: tuple[str, ...] = (), timeout: float = 150
+                 ) -> subprocess.CompletedProcess:
+    """Runs `script` (written to tmp_path/train.py) under `python -m distflow.launch args`.
+
+    The environment is this one without any cluster description (DISTFLOW_*,
+    Slurm, OpenMPI, TF_CONFIG), so only `args` describe the run; later flags in
+    `args` override the defaults here.
+    """
+    (tmp_path / "train.py").write_text(textwrap.dedent(script))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "distflow.launch", "--grace-period", "5",
-                           "--heartbeat-timeout", "20", *args, "train.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150)
+                           "--heartbeat-timeout", "20", *args, "train.py", *script_args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def worker_json(stdout: str, tag: str) -> dict[int, Any]:
+    """worker rank -> the JSON it printed after `tag` (lines "[worker N] tag {...}")."""
+    found = re.findall(rf"^\[worker (\d+)\] {tag} ([{{\[].*[}}\]])$", stdout, flags=re.M)
+    return {int(rank): json.loads(body) for rank, body in found}
 
 
 def final_weights(stdout: str) -> dict[int, np.ndarray]:
-    found = re.findall(r"^\[worker (\d+)\] final (\[.*\])$", stdout, flags=re.M)
-    return {int(rank): np.array(json.loads(values)) for rank, values in found}
+    return {rank: np.array(values) for rank, values in worker_json(stdout, "final").items()}
 
 
 @pytest.mark.parametrize("num_ps", [1, 2])

@@ -9,18 +9,12 @@ and end where an uninterrupted 4-epoch run ends.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_launch_e2e import run_launcher, worker_json
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 TRAIN = """
@@ -46,19 +40,13 @@ print("result", json.dumps({"epochs": history.epoch,
 
 
 def _run(workdir: Path, checkpoints: Path, epochs: int) -> list[dict]:
-    (workdir / "train.py").write_text(textwrap.dedent(TRAIN))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-m", "distflow.launch", "--workers", "2", "--ps", "1",
-         "--strategy", "mirrored", "--grace-period", "5", "--checkpoint-dir",
-         str(checkpoints), "--checkpoint-every", "1000", "train.py", str(epochs)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=180)
+    result = run_launcher(workdir, "--workers", "2", "--ps", "1", "--strategy", "mirrored",
+                          "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "1000",
+                          script=TRAIN, script_args=(str(epochs),), timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = re.findall(r"^\[worker (\d+)\] result (\{.*\})$", result.stdout, flags=re.M)
-    assert sorted(int(rank) for rank, _ in found) == [0, 1], result.stdout[-3000:]
-    return [json.loads(body) for _, body in sorted(found)]
+    found = worker_json(result.stdout, "result")
+    assert sorted(found) == [0, 1], result.stdout[-3000:]
+    return [found[0], found[1]]
 
 
 def test_a_stopped_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_one(
