@@ -274,7 +274,6 @@ def test_epoch_end_records_the_chiefs_decision_for_every_worker(mode):
 
 
 def test_one_async_worker_with_pipelined_pushes_equals_local_training():
-
     def train(steps=4):
         rng = np.random.default_rng(5)
         # 3 x 2 MiB variables: above the client's 4 MiB pipeline threshold, so each push
