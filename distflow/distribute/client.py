@@ -383,7 +383,8 @@ class PSClient:
         if self._modes[shard] != "async" or not limit or encoder.nbytes <= limit:
             return [encoder.encode(header, [a for _, a in tensors])]
         parts = self._parts(tensors)
-        return [protocol.encode({**header, "part": [i, len(parts)]}, part)
+        return [self._encoder(shard, part).encode({**header, "part": [i, len(parts)]},
+                                                  [a for _, a in part])
                 for i, part in enumerate(parts)]
 
     def _plain_messages(self, op: str, grads: Mapping[str, np.ndarray],
@@ -438,7 +439,8 @@ class PSClient:
         return plan
 
     def _encoder(self, shard: int, tensors: list) -> protocol.Encoder:
-        """The cached encoder of a push with these tensor keys to `shard`.
+        """The cached encoder of a push (or a pipelined push's part) with these tensor
+        keys to `shard`.
 
         `_split_by_shard` has checked every gradient's shape and dtype against
         its registered variable, so the keys alone fix the spec list.
@@ -446,8 +448,8 @@ class PSClient:
         key = (shard, *(k for k, _ in tensors))
         encoder = self._encoders.get(key)
         if encoder is None:
-            if len(self._encoders) >= 64:
-                self._encoders.clear()  # bounded: normally one entry per shard
+            if len(self._encoders) >= 256:
+                self._encoders.clear()  # bounded: normally one entry per shard and part
             encoder = self._encoders[key] = protocol.Encoder(tensors)
         return encoder
 
