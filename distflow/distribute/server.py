@@ -199,8 +199,9 @@ class ParameterServer:
         self.stats = _Stats()
         self._rule = self._schedule = None
         self._lr_changed = False  # since the last update: checkpoint it at once
-        # id -> (layout, fits the packed store) of spec lists matching the params
-        self._checked: dict[int, tuple[Any, bool]] = {}
+        # Layouts of spec lists that match the parameters -> whether they fit the packed
+        # store (keyed by the layout object itself: identity, held alive by the dict).
+        self._checked: dict[Any, bool] = {}
         self._store = PackedStore()  # the small parameters in one buffer (distribute/packed.py)
         self._all_encoder: protocol.Encoder | None = None  # replies with every parameter
         self._zero_copy: list[str] = []  # parameters such replies send without copying
@@ -507,21 +508,17 @@ class ParameterServer:
 
     def _remember_checked(self, layout: Any) -> None:
         """Spec lists already matched against the parameters skip that check next time."""
-        if layout is None:
-            return
         if len(self._checked) >= 256:
             self._checked.clear()
-        # The layout in the value keeps its id from being reused.
-        self._checked[id(layout)] = (layout, self._store.matches(layout.packed))
+        self._checked[layout] = self._store.matches(layout.packed)
 
     def _check_gradients(self, msg: Message) -> bool:
         """Validates a push; returns False when it must be skipped (non-finite, skip policy)."""
         self._require_initialized()
-        layout = msg.layout
-        if layout is None or self._checked.get(id(layout), (None,))[0] is not layout:
+        if msg.layout not in self._checked:
             for name in msg.names:
                 self._check_tensor(msg, name)
-            self._remember_checked(layout)
+            self._remember_checked(msg.layout)
         bad = [name for names, arrays in msg.groups() if not _finite(arrays)
                for name in names]
         bad = [n for n in bad if not _finite(msg.pieces(n))]  # name the culprits
@@ -577,8 +574,7 @@ class ParameterServer:
         if worker is None or not worker.alive or worker.left or worker.parts is not None \
                 or worker.pending is not None or msg.req == worker.done_req:
             return None
-        checked = self._checked.get(id(msg.layout))  # a spec list validated before
-        return worker if checked is not None and checked[0] is msg.layout else None
+        return worker if msg.layout in self._checked else None  # a spec list checked before
 
     def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
               with_params: bool) -> None:
@@ -770,8 +766,7 @@ class ParameterServer:
     def _gradients(self, msg: Message) -> tuple[dict[str, list[np.ndarray]], np.ndarray | None]:
         """A push's gradients: name -> flat pieces, and the pack frame as the packed
         store's whole gradient when its layout is the store's (else None)."""
-        checked = self._checked.get(id(msg.layout))
-        if checked is None or checked[0] is not msg.layout or not checked[1]:
+        if not self._checked.get(msg.layout):
             return {name: msg.pieces(name) for name in msg.names}, None
         held = self._store.held
         return ({name: msg.pieces(name) for name in msg.names if name not in held},
