@@ -541,7 +541,10 @@ def _join(parts: list[memoryview], dtype: str, shape: list[int]) -> np.ndarray:
 
 def message_bytes(frames: Sequence[Any]) -> int:
     """Total payload size of a list of frames."""
-    return sum(memoryview(f).nbytes for f in frames)
+    total = 0
+    for frame in frames:  # (received frames are memoryviews already)
+        total += frame.nbytes if type(frame) is memoryview else memoryview(frame).nbytes
+    return total
 
 
 def reheader(frames: Sequence[Any], **fields: Any) -> list:

@@ -266,8 +266,8 @@ class ParameterServer:
 
     def _drain(self) -> None:
         # Bounded so liveness checks still run under a flood of requests.
-        for _ in range(256):
-            received = self.socket.recv(self._max_frames)
+        for i in range(256):
+            received = self.socket.recv(self._max_frames, polled=i == 0)
             if received is None:
                 return
             self._handle(*received)

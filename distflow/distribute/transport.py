@@ -276,10 +276,13 @@ class ServerSocket:
 
     def poll(self, timeout_ms: int) -> bool:
         """Waits up to `timeout_ms` for a message; handles monitor events. True if one waits."""
-        events = dict(self.poller.poll(timeout_ms))
-        if self.monitor in events:
-            self._drain_monitor()
-        return self.socket in events
+        ready = False
+        for sock, _ in self.poller.poll(timeout_ms):
+            if sock is self.monitor:
+                self._drain_monitor()
+            else:
+                ready = True
+        return ready
 
     def _drain_monitor(self) -> None:
         while self.monitor.poll(0):
@@ -295,16 +298,21 @@ class ServerSocket:
             elif event["event"] == zmq.EVENT_ACCEPTED:
                 self.events["accepted"] += 1
 
-    def recv(self, max_frames: int | None = None) -> tuple[bytes, list[Any], int] | None:
+    def recv(self, max_frames: int | None = None,
+             polled: bool = False) -> tuple[bytes, list[Any], int] | None:
         """One message without blocking: (peer identity, frames, frames dropped), or None.
 
         Frames beyond `max_frames` are read and dropped at once, so a message of
-        millions of tiny frames cannot pile up Python objects.
+        millions of tiny frames cannot pile up Python objects. `polled`: `poll`
+        just said a message waits (no need to ask the socket again).
         """
         sock = self.socket
-        if not sock.getsockopt(_EVENTS) & _POLLIN:
+        if not polled and not sock.getsockopt(_EVENTS) & _POLLIN:
             return None  # cheaper than the exception of an empty NOBLOCK receive
-        first = _recv_frame(sock, _NOBLOCK, False)
+        try:
+            first = _recv_frame(sock, _NOBLOCK, False)
+        except zmq.Again:
+            return None
         identity, more = first.bytes, first.more
         frames, dropped = [], 0
         limit = float("inf") if max_frames is None else max_frames
