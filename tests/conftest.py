@@ -3,6 +3,26 @@ multi-process tests do not oversubscribe the two cores."""
 
 import os
 
+import pytest
+
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("DISTFLOW_OFFLINE", "1")  # tests never download
+
+
+@pytest.fixture
+def servers():
+    """Factory of in-process parameter servers (`test_ps_server.make_server`: async by
+    default), all stopped at teardown."""
+    from test_ps_server import make_server
+
+    started = []
+
+    def factory(**overrides):
+        server = make_server(**overrides)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()

@@ -25,7 +25,6 @@ from distflow import optimizers
 from distflow.distribute import ClusterSpec
 from distflow.distribute import strategy as strategy_module
 from distflow.distribute.client import PSClient, PSError
-from distflow.distribute.server import ParameterServer, ServerConfig
 from distflow.keras import callbacks, layers
 from distflow.keras.functional import Input
 from distflow.keras.models import Sequential
@@ -34,24 +33,6 @@ pytestmark = pytest.mark.timeout(90)
 
 SGD = {"name": "sgd", "hp": {"momentum": 0.0, "nesterov": False}, "learning_rate": 1.0}
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def servers():
-    """Factory of in-process servers, all stopped at teardown."""
-    started = []
-
-    def factory(**overrides):
-        settings = {"mode": "sync", "num_workers": 1, "heartbeat_timeout": 30.0,
-                    "stats_interval": 0, "poll_ms": 10, **overrides}
-        server = ParameterServer(ServerConfig(**settings))
-        server.start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
 
 
 def _mirrored(server, workers=1, index=0):
@@ -90,7 +71,7 @@ def test_a_custom_loop_changing_the_rate_equals_local_training(servers, make_opt
                                                                 changes):
     local = _loop(make_optimizer, changes)
     unchanged = _loop(make_optimizer, {})
-    server = servers()
+    server = servers(mode="sync")
     strategy = _mirrored(server)
     try:
         with strategy.scope():
@@ -139,7 +120,7 @@ def test_fit_with_a_rate_callback_under_a_mirrored_worker_equals_a_local_fit(ser
                                                                             lr_callback):
     local, local_rates = _fit(lr_callback)
     assert len(set(local_rates)) > 1  # the callback did change the rate
-    server = servers()
+    server = servers(mode="sync")
     strategy = _mirrored(server)
     try:
         remote, remote_rates = _fit(lr_callback, strategy)
@@ -175,7 +156,7 @@ def test_a_bad_learning_rate_is_rejected_and_changes_nothing(servers, mode):
 
 
 def test_sync_a_step_takes_the_lowest_ranked_workers_rate(servers):
-    server = servers(num_workers=2)
+    server = servers(mode="sync", num_workers=2)
     w0 = np.zeros(2, "float32")
     g = [np.array([1.0, 2.0], "float32"), np.array([3.0, -2.0], "float32")]
     with PSClient([server.address], worker_id=0, timeout=10) as chief, \
@@ -262,13 +243,13 @@ def test_a_rate_change_survives_a_killed_server(tmp_path):
 def test_a_restarted_worker_adopts_the_servers_rate(servers, tmp_path):
     w1 = df.Variable(np.zeros((4, 8), "float32"), name="restart/w1")
     w2 = df.Variable(np.zeros((8, 2), "float32"), name="restart/w2")
-    server = servers(checkpoint_dir=str(tmp_path))
+    server = servers(mode="sync", checkpoint_dir=str(tmp_path))
     with PSClient([server.address], worker_id=0, timeout=10) as client:
         client.init({w1.name: w1.numpy(), w2.name: w2.numpy()}, {**SGD, "learning_rate": 0.1})
         client.push_pull({w1.name: np.ones((4, 8), "float32"),
                           w2.name: np.ones((8, 2), "float32")}, learning_rate=0.03)
     server.stop()
-    restored = servers(checkpoint_dir=str(tmp_path))  # loads the final checkpoint
+    restored = servers(mode="sync", checkpoint_dir=str(tmp_path))  # loads the final checkpoint
     strategy = _mirrored(restored)
     opt = optimizers.SGD(0.1)
     grad = np.full((4, 8), 2.0, "float32")

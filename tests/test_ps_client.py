@@ -9,22 +9,13 @@ import time
 
 import numpy as np
 import pytest
-from test_ps_server import SGD, Raw, grads, make_server, params
+from test_ps_server import SGD, Raw, grads, params
 
 from distflow.distribute import protocol
 from distflow.distribute.client import PSClient, PSError, PSTimeoutError
 from distflow.distribute.server import ParameterServer, ServerConfig
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def servers():
-    """Factory of in-process servers, all stopped at teardown."""
-    started = []
-    yield lambda **kw: started.append(make_server(**kw)) or started[-1]
-    for server in started:
-        server.stop()
 
 
 def _free_port() -> int:

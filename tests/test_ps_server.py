@@ -43,21 +43,6 @@ def make_server(**overrides) -> ParameterServer:
     return server
 
 
-@pytest.fixture
-def servers():
-    """Factory of in-process servers, all stopped at teardown."""
-    started = []
-
-    def factory(**overrides):
-        server = make_server(**overrides)
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
-
-
 def params(seed=0):
     rng = np.random.default_rng(seed)
     return {"dense/kernel": rng.standard_normal((6, 4)).astype(np.float32),
