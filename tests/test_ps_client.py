@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from test_ps_server import SGD, Raw, grads, params
+from test_ps_server import ADAM, SGD, Raw, grads, params, run_rule_locally
 
 from distflow.distribute import protocol
 from distflow.distribute.client import PSClient, PSError, PSTimeoutError
@@ -144,25 +144,9 @@ def _start(config: ServerConfig) -> ParameterServer:
 
 # ---------------------------------------------------------------- pipelined pushes
 
-ADAM = {"name": "adam", "hp": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
-                               "amsgrad": False}, "learning_rate": 0.01}
-
-
 def _layers(count=5, size=300):
     rng = np.random.default_rng(7)
     return {f"layer{i}/w": rng.standard_normal(size).astype(np.float32) for i in range(count)}
-
-
-def _local_adam(start, steps):
-    from distflow.optimizers import rules
-
-    rule, hp = rules.get_rule("adam"), {**ADAM["hp"], "learning_rate": ADAM["learning_rate"]}
-    values = {k: v.copy() for k, v in start.items()}
-    slots = {k: rule.init(v, hp) for k, v in values.items()}
-    for step, g in enumerate(steps, 1):
-        for name, grad in g.items():
-            rule.update(values[name], grad, slots[name], step, hp)
-    return values
 
 
 @pytest.mark.parametrize("num_servers", [1, 2])
@@ -178,7 +162,7 @@ def test_a_pipelined_push_is_one_step_and_equals_the_plain_one(servers, num_serv
         for g in steps:
             result = client.push_pull(g)
         parts = [h.get("part") for h in client.last_replies]
-    expected = _local_adam(start, steps)
+    expected, _ = run_rule_locally(ADAM, start, steps)
     for name in start:
         np.testing.assert_allclose(result[name], expected[name], rtol=1e-6, atol=1e-7)
     assert all(p is not None and p[1] >= 2 for p in parts)  # it did pipeline

@@ -54,6 +54,21 @@ def grads(seed):
     return {name: rng.standard_normal(p.shape).astype(p.dtype) for name, p in params().items()}
 
 
+def run_rule_locally(optimizer: dict, start: dict, steps: list[dict]) -> tuple[dict, dict]:
+    """The values and slots the optimizer's rule reaches here, applying `steps` (each
+    name -> gradient) one after another: what the servers must reproduce."""
+    from distflow.optimizers import rules
+
+    rule = rules.get_rule(optimizer["name"])
+    hp = {**optimizer["hp"], "learning_rate": optimizer["learning_rate"]}
+    values = {name: value.copy() for name, value in start.items()}
+    slots = {name: rule.init(value, optimizer["hp"]) for name, value in values.items()}
+    for step, g in enumerate(steps, 1):
+        for name, grad in g.items():
+            rule.update(values[name], grad, slots[name], step, hp)
+    return values, slots
+
+
 def snapshot(server: ParameterServer) -> dict[str, bytes]:
     """Bytes of every parameter and optimizer slot, and the version (call when idle)."""
     state = {f"param/{n}": p.tobytes() for n, p in server.params.items()}
@@ -159,23 +174,16 @@ def test_k_pushes_with_sgd_lr_1_give_exactly_the_sum(servers):
 
 
 def test_adam_state_lives_on_the_server_and_matches_the_rule(servers):
-    from distflow.optimizers import rules
-
     server = servers()
     with PSClient([server.address], worker_id=0, timeout=5) as client:
         client.init(params(), ADAM)
         for step in range(3):
             client.push(grads(step))
         final = client.pull()
-    rule = rules.get_rule("adam")
-    for name, value in params().items():
-        local = value.copy()
-        state = rule.init(local, ADAM["hp"])
-        for step in range(3):
-            rule.update(local, grads(step)[name], state, step + 1,
-                        {**ADAM["hp"], "learning_rate": 0.01})
-        np.testing.assert_array_equal(final[name], local)
-        np.testing.assert_array_equal(server.slots[name]["m"], state["m"])
+    local, slots = run_rule_locally(ADAM, params(), [grads(step) for step in range(3)])
+    for name in params():
+        np.testing.assert_array_equal(final[name], local[name])
+        np.testing.assert_array_equal(server.slots[name]["m"], slots[name]["m"])
 
 
 ADAGRAD = {"name": "adagrad", "hp": {"initial_accumulator_value": 0.1, "epsilon": 1e-7},
@@ -186,8 +194,6 @@ ADAGRAD = {"name": "adagrad", "hp": {"initial_accumulator_value": 0.1, "epsilon"
 def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, optimizer):
     """Small parameters share one buffer and one rule call per push; a push listing
     them in another order takes the per-tensor path. Both equal the rule run locally."""
-    from distflow.optimizers import rules
-
     rng = np.random.default_rng(4)
     shapes = {"a": (3,), "b": (5, 7), "c": (1,), "big": (200, 100)}  # odd sizes: padding
     values = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
@@ -204,15 +210,11 @@ def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, opt
     assert fast._store.names == ["a", "b", "c"]
     assert list(fast._checked.values()) == [True]
     assert not any(slow._checked.values())
-    rule, hp = rules.get_rule(optimizer["name"]), optimizer["hp"]
-    for name, value in values.items():
-        local, state = value.copy(), rule.init(value, hp)
-        for step, g in enumerate(steps):
-            rule.update(local, g[name], state, step + 1,
-                        {**hp, "learning_rate": optimizer["learning_rate"]})
-        np.testing.assert_array_equal(finals[0][name], local)
-        np.testing.assert_array_equal(finals[1][name], local)
-        for slot, array in state.items():  # the per-name slots are views into the store
+    local, slots = run_rule_locally(optimizer, values, steps)
+    for name in values:
+        np.testing.assert_array_equal(finals[0][name], local[name])
+        np.testing.assert_array_equal(finals[1][name], local[name])
+        for slot, array in slots[name].items():  # the per-name slots are views into the store
             np.testing.assert_array_equal(fast.slots[name][slot], array)
 
 
