@@ -173,6 +173,17 @@ def test_k_pushes_with_sgd_lr_1_give_exactly_the_sum(servers):
     np.testing.assert_array_equal(final, -np.sum(pushes, axis=0))
 
 
+def test_the_store_gathers_a_gradient_only_when_it_has_one_for_every_parameter():
+    from distflow.distribute.packed import PackedStore
+
+    store, params = PackedStore(), {"a": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    store.rebuild(params, {"a": {}, "b": {}}, (), None)
+    assert store.gather({"a": [np.full(3, 2.0, np.float32)]}) is None
+    gathered = store.gather({"a": [np.full(3, 2.0, np.float32)],
+                             "b": [np.full(1, 3.0, np.float32), np.full(1, 4.0, np.float32)]})
+    np.testing.assert_array_equal(gathered, [2, 2, 2, 0, 3, 4])  # 8-byte aligned: padding 0
+
+
 def test_adam_state_lives_on_the_server_and_matches_the_rule(servers):
     server = servers()
     with PSClient([server.address], worker_id=0, timeout=5) as client:
@@ -190,16 +201,19 @@ ADAGRAD = {"name": "adagrad", "hp": {"initial_accumulator_value": 0.1, "epsilon"
            "learning_rate": 0.1}
 
 
+@pytest.mark.parametrize("mode", ["async", "sync"])
 @pytest.mark.parametrize("optimizer", [ADAM, ADAGRAD], ids=["adam", "adagrad"])
-def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, optimizer):
-    """Small parameters share one buffer and one rule call per push; a push listing
-    them in another order takes the per-tensor path. Both equal the rule run locally."""
+def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, optimizer, mode):
+    """Small parameters share one buffer and one rule call per push (async: the pack
+    frame; sync: the step's averages gathered into the store's layout); an async push
+    listing them in another order takes the per-tensor path. All equal the rule run
+    locally."""
     rng = np.random.default_rng(4)
     shapes = {"a": (3,), "b": (5, 7), "c": (1,), "big": (200, 100)}  # odd sizes: padding
     values = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
     steps = [{n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
              for _ in range(3)]
-    fast, slow = servers(), servers()
+    fast, slow = servers(mode=mode), servers(mode=mode)
     finals = []
     for server, order in ((fast, list(shapes)), (slow, list(shapes)[::-1])):
         with PSClient([server.address], worker_id=0, timeout=5) as client:

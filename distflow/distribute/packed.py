@@ -5,7 +5,9 @@ frame (8-byte aligned). When the server keeps those parameters, and their
 optimizer slots, in buffers with exactly that layout, a push whose pack frame
 lists them in the same order is one flat gradient: the update rule (elementwise)
 runs once over the whole buffer instead of once per tensor, and the reply's pack
-frame is the parameter buffer itself instead of a fresh copy of every tensor.
+frame is the parameter buffer itself instead of a fresh copy of every tensor. A
+sync step's averaged gradients are gathered into the same layout (`gather`) for
+the same single rule call.
 `params[name]` and `slots[name][slot]` stay usable one by one: they are views
 into the buffers, so checkpoints, pulls and the per-tensor path see the same
 numbers.
@@ -43,6 +45,8 @@ class PackedStore:
         self.dtype: np.dtype | None = None
         self.values = np.zeros(0, np.float32)
         self.slots: dict[str, np.ndarray] = {}
+        self._gradient = np.zeros(0, np.float32)  # `gather`'s buffer: same layout, zero padding
+        self._gradient_views: dict[str, np.ndarray] = {}
 
     def rebuild(self, params: dict[str, np.ndarray], slots: dict[str, dict[str, np.ndarray]],
                 slot_names: tuple[str, ...], init_slot: Any) -> None:
@@ -74,6 +78,31 @@ class PackedStore:
             params[name] = self._view(self.values, params[name], offsets[name])
             slots[name].update({s: self._view(self.slots[s], params[name], offsets[name])
                                 for s in slot_names})
+        self._gradient = np.zeros_like(self.values)
+        self._gradient_views = {n: self._view(self._gradient, params[n], offsets[n]).reshape(-1)
+                                for n in self.names}
+
+    def gather(self, grads: Mapping[str, list[np.ndarray]]) -> np.ndarray | None:
+        """The gradients of every held parameter laid out as the store, in one buffer.
+
+        For a gradient that did not come as a pack frame (a sync step's averages):
+        one rule call then updates them all. The buffer is reused; its padding
+        stays zero.
+
+        Args:
+            grads: name -> the gradient as flat pieces.
+
+        Returns:
+            The flat buffer, or None when a held parameter has no gradient.
+        """
+        if not self.names or not self.held <= grads.keys():
+            return None
+        for name, view in self._gradient_views.items():
+            offset = 0
+            for piece in grads[name]:
+                view[offset:offset + piece.size] = piece
+                offset += piece.size
+        return self._gradient
 
     def _move(self, arrays: Mapping[str, np.ndarray], offsets: dict[str, int],
               total: int) -> np.ndarray:

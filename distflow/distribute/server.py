@@ -737,7 +737,10 @@ class ParameterServer:
             self._set_learning_rate(*offered)
         grads = rnd.averaged()
         if grads:
-            self._apply(grads)
+            packed = self._store.gather(grads)  # one rule call for the small parameters
+            if packed is not None:
+                grads = {n: g for n, g in grads.items() if n not in self._store.held}
+            self._apply(grads, packed)
         waiting = [w for w in self.workers.values() if w.pending is not None]
         frames = None
         for w in waiting:
