@@ -325,3 +325,17 @@ def test_copy_all_into_writes_the_named_tensors_and_skips_the_others(second_dtyp
         {"op": "push"}, [("w", np.ones(1, np.float32)), ("v", np.ones(3, np.float32))])])
     with pytest.raises(ValueError, match="'w' has 1 elements"):  # never broadcast
         one.copy_all_into({"w": np.zeros(5, np.float32)})
+
+
+def test_small_tensors_are_packed_while_the_pack_frame_has_room(monkeypatch):
+    monkeypatch.setattr(protocol, "PACK_BYTES", 32)
+    monkeypatch.setattr(protocol, "FRAME_BYTES", 64)
+    # 8 | 40 too big | 30 -> 32 padded (40 in all) | 20 -> 24 (64) | 12: full | 1: full
+    assert protocol.pack_flags([8, 40, 30, 20, 12, 1]) == [True, False, True, True, False,
+                                                           False]
+    tensors = [(f"t{i}", np.zeros(n, np.uint8)) for i, n in enumerate([8, 40, 30, 20, 12, 1])]
+    encoder = protocol.Encoder(tensors)
+    assert encoder.layout.packed == ["t0", "t2", "t3"] and encoder.layout.pack_bytes == 64
+    msg = protocol.decode([bytes(memoryview(f)) for f in encoder.encode(
+        {"op": "push"}, [a for _, a in tensors])])
+    assert [msg.tensor(n).size for n, _ in tensors] == [8, 40, 30, 20, 12, 1]

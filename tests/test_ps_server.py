@@ -184,6 +184,17 @@ def test_the_store_gathers_a_gradient_only_when_it_has_one_for_every_parameter()
     np.testing.assert_array_equal(gathered, [2, 2, 2, 0, 3, 4])  # 8-byte aligned: padding 0
 
 
+def test_the_store_holds_what_a_reply_packs(monkeypatch):
+    from distflow.distribute.packed import PackedStore
+
+    monkeypatch.setattr(protocol, "FRAME_BYTES", 64)  # the pack frame's room: 64 bytes
+    params = {n: np.ones(k, np.float32) for n, k in (("a", 6), ("b", 12), ("c", 2))}
+    store = PackedStore()
+    store.rebuild(dict(params), {n: {} for n in params}, (), None)
+    assert store.names == ["a", "c"]  # "b" (48 bytes) no longer fits after "a" (24)
+    assert protocol.Encoder(list(params.items())).layout.packed == store.names
+
+
 def test_adam_state_lives_on_the_server_and_matches_the_rule(servers):
     server = servers()
     with PSClient([server.address], worker_id=0, timeout=5) as client:
@@ -209,7 +220,8 @@ def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, opt
     listing them in another order takes the per-tensor path. All equal the rule run
     locally."""
     rng = np.random.default_rng(4)
-    shapes = {"a": (3,), "b": (5, 7), "c": (1,), "big": (200, 100)}  # odd sizes: padding
+    shapes = {"a": (3,), "b": (5, 7), "c": (1,),  # odd sizes: padding
+              "big": (protocol.PACK_BYTES // 400 + 3, 100)}  # over PACK_BYTES: not packed
     values = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
     steps = [{n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
              for _ in range(3)]
@@ -269,9 +281,11 @@ def test_sync_sums_multi_frame_and_differently_framed_gradients(servers, monkeyp
         calls = [lambda c=c, g=g: c.push_pull(g) for c, g in zip(clients, gs, strict=True)]
         if workers == 3:  # worker 2 sends `w` packed in one frame instead of 10, first
             monkeypatch.setattr(protocol, "PACK_BYTES", 1 << 20)
+            monkeypatch.setattr(protocol, "FRAME_BYTES", 1 << 20)  # the pack's own bound
             packed = protocol.encode({"op": "push_pull", "req": 9, "sender": 2, "step": 0},
                                      list(gs[2].items()))
             monkeypatch.setattr(protocol, "PACK_BYTES", 1024)
+            monkeypatch.setattr(protocol, "FRAME_BYTES", 4096)
             assert len(packed) == 2  # header and one pack frame
             raw = Raw(server.address)
             raw.sock.send(packed)

@@ -1,7 +1,7 @@
 """A shard's small parameters in one buffer, laid out like the protocol's pack frame.
 
-A push carries every tensor under `protocol.PACK_BYTES` back to back in one pack
-frame (8-byte aligned). When the server keeps those parameters, and their
+A push carries the tensors under `protocol.PACK_BYTES` back to back in one pack
+frame (8-byte aligned, `protocol.pack_flags`). When the server keeps those parameters, and their
 optimizer slots, in buffers with exactly that layout, a push whose pack frame
 lists them in the same order is one flat gradient: the update rule (elementwise)
 runs once over the whole buffer instead of once per tensor, and the reply's pack
@@ -62,8 +62,9 @@ class PackedStore:
         """
         floats = [n for n, p in params.items() if p.dtype.kind == "f"]
         self.dtype = params[floats[0]].dtype if floats else None
-        self.names = [n for n in floats if params[n].dtype == self.dtype
-                      and params[n].nbytes < protocol.PACK_BYTES]
+        # Exactly the parameters a message carrying all of them (a reply) packs.
+        packed = dict(zip(params, protocol.pack_flags(p.nbytes for p in params.values())))
+        self.names = [n for n in floats if params[n].dtype == self.dtype and packed[n]]
         self.held = frozenset(self.names)
         starts, total = _offsets([params[n].nbytes for n in self.names])
         offsets = dict(zip(self.names, starts))

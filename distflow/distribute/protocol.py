@@ -3,7 +3,8 @@
 A message is a list of frames: one msgpack header frame (its `tensors` field
 is the spec list packed as msgpack bytes, so a receiver looks a known list up
 by those bytes instead of rebuilding it), then one pack frame
-holding every tensor under `PACK_BYTES` back to back (8-byte aligned), then the
+holding the tensors under `PACK_BYTES` back to back (8-byte aligned, at most
+`FRAME_BYTES` in all: `pack_flags`), then the
 raw bytes of each larger tensor, cut into frames of at most `FRAME_BYTES`
 (large single frames are slow to receive). Data is little-endian, C order.
 This module is pure: it turns headers and NumPy arrays into frames and back,
@@ -23,7 +24,10 @@ import numpy as np
 
 PROTOCOL_VERSION = 2
 FRAME_BYTES = 8 * 1024 * 1024
-PACK_BYTES = 64 * 1024
+# Tensors under PACK_BYTES travel in the pack frame while it stays within FRAME_BYTES
+# (`pack_flags`): every frame sent without copying costs a wakeup of pyzmq's garbage
+# collector thread, which on 2 cores costs more than copying a quarter megabyte.
+PACK_BYTES = 512 * 1024
 PACK_ALIGN = 8
 MAX_HEADER_BYTES = 1024 * 1024
 DEFAULT_MAX_TENSORS = 4096
@@ -196,6 +200,17 @@ def _check_target(name: str, size: int, out: np.ndarray) -> None:
                          f"{out.size}.")
 
 
+def pack_flags(sizes: Iterable[int]) -> list[bool]:
+    """Which tensors of a message (their byte sizes, in order) a sender packs: those
+    under `PACK_BYTES`, while the pack frame stays within `FRAME_BYTES`."""
+    flags, total = [], 0
+    for nbytes in sizes:
+        packs = nbytes < PACK_BYTES and total + padded(nbytes) <= FRAME_BYTES
+        total += padded(nbytes) if packs else 0
+        flags.append(packs)
+    return flags
+
+
 def nframes_for(nbytes: int) -> int:
     """How many frames a tensor of `nbytes` bytes occupies (at least one)."""
     return max(1, math.ceil(nbytes / FRAME_BYTES))
@@ -205,9 +220,10 @@ def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] 
     """Builds the frames of a message.
 
     Tensors smaller than `PACK_BYTES` are copied back to back (each start
-    aligned to `PACK_ALIGN` bytes) into one pack frame, sent first: a frame
-    costs more than copying a few kilobytes. Larger tensors get their own
-    frames, at most `FRAME_BYTES` each, sent without copying.
+    aligned to `PACK_ALIGN` bytes) into one pack frame of at most `FRAME_BYTES`
+    (`pack_flags`), sent first: a frame costs more than copying a few hundred
+    kilobytes. Larger tensors get their own frames, at most `FRAME_BYTES`
+    each, sent without copying.
 
     Args:
         header: op-specific fields; `v` and `tensors` are filled in here.
@@ -237,11 +253,12 @@ class Encoder:
 
     def __init__(self, tensors: Sequence[tuple[str, np.ndarray]]):
         specs, self.nbytes = [], 0
-        for name, array in tensors:
+        packs = pack_flags(array.nbytes for _, array in tensors)
+        for (name, array), packed in zip(tensors, packs):
             if array.dtype not in _NAMES:
                 _wire_array(name, array)  # refuses a dtype the protocol does not carry
             nbytes = array.nbytes
-            count = 0 if nbytes < PACK_BYTES else nframes_for(nbytes)
+            count = 0 if packed else nframes_for(nbytes)
             specs.append([name, dtype_name(array.dtype), list(array.shape), count])
             self.nbytes += nbytes  # the tensors' bytes, without padding
         self.specs = specs

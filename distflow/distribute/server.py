@@ -1077,8 +1077,9 @@ _FINITE_CHUNK = 256 * 1024  # elements per dot product: the zeros stay in the CP
 
 def _sent_zero_copy(param: np.ndarray) -> bool:
     """Whether a reply may send (a frame of) `param` without copying, so that an update
-    must not write it in place: it is not packed and the transport does not copy it."""
-    return param.nbytes >= max(protocol.PACK_BYTES, transport.COPY_THRESHOLD)
+    must not write it in place: the transport copies smaller frames. (A packed one is
+    copied into the pack frame, but whether it is packed depends on its neighbours.)"""
+    return param.nbytes >= transport.COPY_THRESHOLD
 
 
 def _finite(pieces: list[np.ndarray]) -> bool:
