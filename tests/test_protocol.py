@@ -159,6 +159,7 @@ def _with_raw_specs(frames, specs):
     (lambda: _with_header(_frames(), op="explode"), "unknown_op", "op='explode'"),
     (lambda: _with_header(_frames(), req="7"), "bad_field", "req='7'"),
     (lambda: _with_header(_frames(), step=1.5), "bad_field", "step=1.5"),
+    (lambda: _with_header(_frames(), step=None), "bad_field", "step=None"),  # nil: not absent
     (lambda: _with_header(_frames(), tensors="w"), "bad_header", "tensors"),
     (lambda: _with_raw_specs(_frames(), [["w", "float32", [4], 0]]), "bad_header",
      "must be msgpack bytes"),  # a version 1 spec list

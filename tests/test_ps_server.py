@@ -465,6 +465,54 @@ def test_a_reply_still_being_sent_is_never_changed_by_the_next_update(servers):
     assert server.stats_dict()["cow_copies"] >= 1
 
 
+def test_a_store_parameter_stays_in_the_store_while_a_reply_is_in_flight(servers):
+    # As above, a reply stuck in flight (the reader does not read); "a" is big enough
+    # for a zero-copy frame (over 256 KiB) yet packed, so it lives in the packed store.
+    # A push of "a" alone updates it on its own; it must stay a view into the store,
+    # or the next whole-store update would change the store and not "a".
+    import zmq
+
+    server = servers(mode="async")
+    big, small = 6 * 1024 * 1024, 300 * 1024 // 4
+    start = {"a": np.zeros(small, np.float32), "c": np.zeros(3, np.float32),
+             "w": np.zeros(big, np.float32)}
+    sgd = {"name": "sgd", "hp": {}, "learning_rate": 1.0}
+    with PSClient([server.address], worker_id=0, timeout=20) as writer:
+        writer.init(start, sgd)
+        assert server._store.names == ["a", "c"]
+        slow = zmq.Context.instance().socket(zmq.DEALER)
+        slow.setsockopt(zmq.RCVHWM, 1)
+        slow.setsockopt(zmq.RCVBUF, 64 * 1024)
+        slow.setsockopt(zmq.LINGER, 0)
+        slow.connect(server.address)
+        for req in (1, 2):  # two pulls of everything: the second one stays in flight
+            slow.send_multipart(protocol.encode({"op": "pull", "req": req, "sender": 1}))
+        time.sleep(0.5)
+        writer.push({"a": np.ones(small, np.float32)})  # "a" alone: its own rule call
+        for _ in range(3):  # whole-store updates
+            writer.push({k: np.ones_like(v) for k, v in start.items()})
+        pulled = writer.pull()
+        slow.close()
+    assert np.shares_memory(server.params["a"], server._store.values)
+    assert pulled["a"][0] == pulled["a"][-1] == -4.0 and pulled["w"][0] == -3.0
+
+
+def test_a_reply_never_shares_the_packed_store(servers, monkeypatch):
+    # With room for 3 of these 4 parameters in the pack frame, a reply listing them in
+    # another order frames one the store holds: it must go out as a copy.
+    monkeypatch.setattr(protocol, "FRAME_BYTES", 1024 * 1024)
+    server = servers(mode="async")
+    start = {f"t{i}": np.full(300 * 1024 // 4, i, np.float32) for i in range(4)}
+    with PSClient([server.address], worker_id=0, timeout=20) as client:
+        client.init(start, {"name": "sgd", "hp": {}, "learning_rate": 1.0})
+    assert server._store.names == ["t0", "t1", "t2"]
+    names = ["t3", "t0", "t1", "t2"]  # packs t3, t0, t1; frames t2
+    frames = protocol.encode({"op": "ok"}, server._unshared(server._tensors(names)))
+    store = server._store.values
+    assert not any(np.shares_memory(np.frombuffer(f, np.uint8), store) for f in frames[1:])
+    assert len(frames) == 3  # header, pack frame, t2's own frame
+
+
 # ---------------------------------------------------------------- validation
 
 def _push_frames(tensors, op="push", **header):

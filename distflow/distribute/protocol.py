@@ -509,7 +509,9 @@ def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
                             f"Received: op={op!r}")
     for key in ("req", "step", "sender", "epoch"):
         value = header.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        nil_allowed = key in ("req", "sender")  # nil sender: an anonymous tool
+        if (value is not None or not nil_allowed and key in header) and (
+                not isinstance(value, int) or isinstance(value, bool)):
             raise ProtocolError("bad_field", f"`{key}` must be an int. Received: "
                                 f"{key}={value!r}")
 

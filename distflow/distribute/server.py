@@ -331,16 +331,31 @@ class ParameterServer:
         if with_params and names is None:
             self._send(identity, self._encode_all(header), track=self._zero_copy)
             return
-        tensors = self._tensors(names) if with_params else []
+        tensors = self._unshared(self._tensors(names)) if with_params else []
         self._send(identity, protocol.encode(header, tensors),
-                   track=[name for name, a in tensors if _sent_zero_copy(a)])
+                   track=[name for name, a in tensors
+                          if _sent_zero_copy(a) and name not in self._store.held])
+
+    def _unshared(self, tensors: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+        """A reply's tensors, with a copy of each packed-store parameter this message
+        would send zero-copy (framed, not packed: another subset or order packs
+        differently). No send may share the store, which whole-store updates write in
+        place without looking for sends in flight, so its parameters are never tracked."""
+        held = self._store.held
+        if not held:
+            return tensors
+        packs = protocol.pack_flags(a.nbytes for _, a in tensors)
+        return [(n, a.copy() if n in held and not packed and _sent_zero_copy(a) else a)
+                for (n, a), packed in zip(tensors, packs)]
 
     def _encode_all(self, header: dict[str, Any]) -> list:
         """A reply carrying every parameter: a cached encoder, and the packed store
         as its pack frame when the store holds exactly the packed parameters."""
         if self._all_encoder is None:
             self._all_encoder = protocol.Encoder(self._tensors(None))
-            self._zero_copy = [n for n, p in self.params.items() if _sent_zero_copy(p)]
+            # (The store's parameters are packed in this reply: never sent zero-copy.)
+            self._zero_copy = [n for n, p in self.params.items()
+                               if _sent_zero_copy(p) and n not in self._store.held]
             self._store_is_pack = bool(self._store.names) and \
                 self._store.names == self._all_encoder.layout.packed
         pack = self._store.frame(transport.COPY_THRESHOLD) if self._store_is_pack else None
