@@ -251,9 +251,10 @@ class ParameterServer:
     def serve_forever(self) -> None:
         """The event loop: runs until `stop()`, a shutdown request or SIGTERM (in main)."""
         try:
-            # The finiteness check reads NaN and inf as values (`_finite`): no warnings.
-            # Set once here, not per request (thread-local, undone when the loop ends).
-            with np.errstate(invalid="ignore", over="ignore"):
+            # The finiteness check multiplies NaN and inf by 0 (`_finite`): no "invalid"
+            # warnings (overflow still warns). Set once here, not per request
+            # (thread-local, undone when the loop ends).
+            with np.errstate(invalid="ignore"):
                 while not self._stop.is_set():
                     if self.socket.poll(self.config.poll_ms):
                         self._drain()
