@@ -379,13 +379,17 @@ class PSClient:
         if op not in _PIPELINED_OPS or not tensors:
             return [protocol.encode(header, tensors)]
         encoder = self._encoder(shard, tensors)
-        limit = self.pipeline_bytes
-        if self._modes[shard] != "async" or not limit or encoder.nbytes <= limit:
+        if not self._pipelines(shard, encoder):
             return [encoder.encode(header, [a for _, a in tensors])]
         parts = self._parts(tensors)
         return [self._encoder(shard, part).encode({**header, "part": [i, len(parts)]},
                                                   [a for _, a in part])
                 for i, part in enumerate(parts)]
+
+    def _pipelines(self, shard: int, encoder: protocol.Encoder) -> bool:
+        """Whether a push of `encoder`'s tensors to `shard` goes in parts (async only)."""
+        limit = self.pipeline_bytes
+        return self._modes[shard] == "async" and bool(limit) and encoder.nbytes > limit
 
     def _plain_messages(self, op: str, grads: Mapping[str, np.ndarray],
                         position: Mapping[str, Any] | None = None) -> dict | None:
@@ -403,10 +407,9 @@ class PSClient:
             plan = self._plan(grads)
         if not plan:
             return None
-        limit = self.pipeline_bytes
-        for (encoder, _), mode in zip(plan.shards, self._modes):
-            if encoder is not None and mode == "async" and limit and encoder.nbytes > limit:
-                return None
+        if any(encoder is not None and self._pipelines(shard, encoder)
+               for shard, (encoder, _) in enumerate(plan.shards)):
+            return None
         if not _as_registered(grads, plan.checks):
             return None  # `_split_by_shard` converts or names the problem
         self._req = req = (self._req + 1) % (1 << 31)

@@ -197,7 +197,8 @@ def _check_target(name: str, size: int, out: np.ndarray) -> None:
     """Refuses a target array that would take a tensor partly or by broadcasting."""
     if out.size != size:
         raise ValueError(f"Tensor {name!r} has {size} elements; the target array has "
-                         f"{out.size}.")
+                         f"{out.size}. Pass an array of the tensor's size (its variable's "
+                         f"shape); a reply naming it with another size is malformed.")
 
 
 def pack_flags(sizes: Iterable[int]) -> list[bool]:

@@ -332,31 +332,38 @@ class ParameterServer:
         if with_params and names is None:
             self._send(identity, self._encode_all(header), track=self._zero_copy)
             return
-        tensors = self._unshared(self._tensors(names)) if with_params else []
-        self._send(identity, protocol.encode(header, tensors),
-                   track=[name for name, a in tensors
-                          if _sent_zero_copy(a) and name not in self._store.held])
+        tensors, shared = self._sendable(self._tensors(names) if with_params else [])
+        self._send(identity, protocol.encode(header, tensors), track=shared)
 
-    def _unshared(self, tensors: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
-        """A reply's tensors, with a copy of each packed-store parameter this message
-        would send zero-copy (framed, not packed: another subset or order packs
-        differently). No send may share the store, which whole-store updates write in
-        place without looking for sends in flight, so its parameters are never tracked."""
-        held = self._store.held
-        if not held:
-            return tensors
+    def _sendable(self, tensors: list[tuple[str, np.ndarray]]
+                  ) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+        """A reply's tensors, and the parameters it will send zero-copy (framed, not
+        packed, and not copied by the transport), which updates must then not write
+        in place (`_copy_on_write`).
+
+        A packed-store parameter that this message frames (another subset or order
+        packs differently) goes as a copy instead: whole-store updates write in place
+        without looking for sends in flight, so no send may share the store.
+        """
         packs = protocol.pack_flags(a.nbytes for _, a in tensors)
-        return [(n, a.copy() if n in held and not packed and _sent_zero_copy(a) else a)
-                for (n, a), packed in zip(tensors, packs)]
+        sendable, shared = [], []
+        for (name, array), packed in zip(tensors, packs):
+            if not packed and _sent_zero_copy(array):
+                if name in self._store.held:
+                    array = array.copy()
+                else:
+                    shared.append(name)
+            sendable.append((name, array))
+        return sendable, shared
 
     def _encode_all(self, header: dict[str, Any]) -> list:
         """A reply carrying every parameter: a cached encoder, and the packed store
         as its pack frame when the store holds exactly the packed parameters."""
         if self._all_encoder is None:
             self._all_encoder = protocol.Encoder(self._tensors(None))
-            # (The store's parameters are packed in this reply: never sent zero-copy.)
-            self._zero_copy = [n for n, p in self.params.items()
-                               if _sent_zero_copy(p) and n not in self._store.held]
+            # (The store holds packed parameters of this very reply: never among these.)
+            self._zero_copy = [n for n in self._all_encoder.layout.unpacked
+                               if _sent_zero_copy(self.params[n])]
             self._store_is_pack = bool(self._store.names) and \
                 self._store.names == self._all_encoder.layout.packed
         pack = self._store.frame(transport.COPY_THRESHOLD) if self._store_is_pack else None
@@ -535,11 +542,13 @@ class ParameterServer:
             for name in msg.names:
                 self._check_tensor(msg, name)
             self._remember_checked(msg.layout)
+        if _all_finite(msg):
+            return True
         bad = [name for names, arrays in msg.groups() if not _finite(arrays)
                for name in names]
         bad = [n for n in bad if not _finite(msg.pieces(n))]  # name the culprits
         if not bad:
-            return True
+            return True  # only the pack frame's padding was not finite
         if self.config.nonfinite == "reject":
             raise _Reject("non_finite", f"Gradient of {bad[0]!r} contains NaN or inf "
                           f"({len(bad)} tensor(s) affected); nothing was applied.")
@@ -567,7 +576,7 @@ class ParameterServer:
         worker = self._plain_pusher(msg)
         if worker is None:
             return False
-        if not all(_finite(arrays) for _, arrays in msg.groups()):
+        if not _all_finite(msg):
             return False  # the general path refuses or skips it, naming the tensor
         self._update_position(msg)
         step = msg.header["step"]
@@ -1092,10 +1101,13 @@ _FINITE_CHUNK = 256 * 1024  # elements per dot product: the zeros stay in the CP
 
 
 def _sent_zero_copy(param: np.ndarray) -> bool:
-    """Whether a reply may send (a frame of) `param` without copying, so that an update
-    must not write it in place: the transport copies smaller frames. (A packed one is
-    copied into the pack frame, but whether it is packed depends on its neighbours.)"""
+    """Whether the transport sends a framed `param` (a frame of it) without copying."""
     return param.nbytes >= transport.COPY_THRESHOLD
+
+
+def _all_finite(msg: Message) -> bool:
+    """True when no tensor of `msg` (nor the pack frame's padding) holds NaN or inf."""
+    return all(_finite(arrays) for _, arrays in msg.groups())
 
 
 def _finite(pieces: list[np.ndarray]) -> bool:

@@ -306,24 +306,14 @@ class ServerSocket:
         millions of tiny frames cannot pile up Python objects. `polled`: `poll`
         just said a message waits (no need to ask the socket again).
         """
-        sock = self.socket
-        if not polled and not sock.getsockopt(_EVENTS) & _POLLIN:
+        if not polled and not self.socket.getsockopt(_EVENTS) & _POLLIN:
             return None  # cheaper than the exception of an empty NOBLOCK receive
-        try:
-            first = _recv_frame(sock, _NOBLOCK, False)
-        except zmq.Again:
+        # The identity frame comes first: one more frame than the message's own.
+        received = _recv_message(self.socket, None if max_frames is None else max_frames + 1)
+        if received is None:
             return None
-        identity, more = first.bytes, first.more
-        frames, dropped = [], 0
-        limit = float("inf") if max_frames is None else max_frames
-        while more:
-            frame = _recv_frame(sock, 0, False)  # the rest of a message is already here
-            more = frame.more
-            if len(frames) < limit:
-                frames.append(frame.buffer)
-            else:
-                dropped += 1
-        return identity, frames, dropped
+        frames, dropped = received
+        return bytes(frames[0]), frames[1:], dropped
 
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
@@ -410,19 +400,29 @@ class ClientSocket:
 
     def recv(self) -> list[Any] | None:
         """One message without blocking (frame buffers), or None."""
-        sock = self.socket
-        try:
-            frame = _recv_frame(sock, _NOBLOCK, False)
-        except zmq.Again:
-            return None
-        frames = [frame.buffer]
-        while frame.more:
-            frame = _recv_frame(sock, 0, False)  # the rest of a message is already here
-            frames.append(frame.buffer)
-        return frames
+        received = _recv_message(self.socket, None)
+        return None if received is None else received[0]
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+def _recv_message(sock: zmq.Socket, max_frames: int | None) -> tuple[list[Any], int] | None:
+    """One message without blocking: (frame buffers, frames dropped past `max_frames`),
+    or None (`Socket.recv_multipart` without its Python layer)."""
+    try:
+        frame = _recv_frame(sock, _NOBLOCK, False)
+    except zmq.Again:
+        return None
+    frames, dropped = [frame.buffer], 0
+    limit = float("inf") if max_frames is None else max_frames
+    while frame.more:
+        frame = _recv_frame(sock, 0, False)  # the rest of a message is already here
+        if len(frames) < limit:
+            frames.append(frame.buffer)
+        else:
+            dropped += 1
+    return frames, dropped
 
 
 def _send_all(sock: zmq.Socket, frames: Sequence[Any], flags: int) -> None:
