@@ -99,10 +99,7 @@ class PackedStore:
         if not self.names or not self.held <= grads.keys():
             return None
         for name, view in self._gradient_views.items():
-            offset = 0
-            for piece in grads[name]:
-                view[offset:offset + piece.size] = piece
-                offset += piece.size
+            protocol.copy_pieces(grads[name], view)
         return self._gradient
 
     def _move(self, arrays: Mapping[str, np.ndarray], offsets: dict[str, int],

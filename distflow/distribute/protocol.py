@@ -186,11 +186,15 @@ class Message:
         if not out.flags.c_contiguous:  # reshape(-1) would be a copy: write through copyto
             np.copyto(out, self.tensor(name).reshape(out.shape))
             return
-        flat = out.reshape(-1)
-        offset = 0
-        for piece in self.pieces(name):
-            flat[offset:offset + piece.size] = piece
-            offset += piece.size
+        copy_pieces(self.pieces(name), out.reshape(-1))
+
+
+def copy_pieces(pieces: Sequence[np.ndarray], flat: np.ndarray) -> None:
+    """Writes flat `pieces` (a tensor's frames) back to back into the flat array `flat`."""
+    offset = 0
+    for piece in pieces:
+        flat[offset:offset + piece.size] = piece
+        offset += piece.size
 
 
 def _check_target(name: str, size: int, out: np.ndarray) -> None:
@@ -510,9 +514,9 @@ def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
                             f"Received: op={op!r}")
     for key in ("req", "step", "sender", "epoch"):
         value = header.get(key)
-        nil_allowed = key in ("req", "sender")  # nil sender: an anonymous tool
-        if (value is not None or not nil_allowed and key in header) and (
-                not isinstance(value, int) or isinstance(value, bool)):
+        if value is None and (key in ("req", "sender") or key not in header):
+            continue  # absent, or a nil req or sender (an anonymous tool); nil step/epoch: no
+        if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError("bad_field", f"`{key}` must be an int. Received: "
                                 f"{key}={value!r}")
 

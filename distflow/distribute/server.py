@@ -544,9 +544,7 @@ class ParameterServer:
             self._remember_checked(msg.layout)
         if _all_finite(msg):
             return True
-        bad = [name for names, arrays in msg.groups() if not _finite(arrays)
-               for name in names]
-        bad = [n for n in bad if not _finite(msg.pieces(n))]  # name the culprits
+        bad = [n for n in msg.names if not _finite(msg.pieces(n))]  # name the culprits
         if not bad:
             return True  # only the pack frame's padding was not finite
         if self.config.nonfinite == "reject":
@@ -1058,7 +1056,7 @@ class _Round:
         total = self.sums[name].reshape(-1)
         first = self.first.pop(name) if count == 1 else None
         if first is not None and [p.size for p in first] != [p.size for p in pieces]:
-            self._copy_flat(first, total)  # framed differently (e.g. packed): no pairing
+            protocol.copy_pieces(first, total)  # framed differently (e.g. packed): no pairing
             first = None
         offset = 0
         for i, piece in enumerate(pieces):
@@ -1077,13 +1075,6 @@ class _Round:
                 np.multiply(total, total.dtype.type(1.0 / count), out=total)
                 out[name] = [total.reshape(-1)]
         return out
-
-    @staticmethod
-    def _copy_flat(pieces: list[np.ndarray], flat: np.ndarray) -> None:
-        offset = 0
-        for piece in pieces:
-            flat[offset:offset + piece.size] = piece
-            offset += piece.size
 
     def finish(self) -> None:
         self.started, self.started_at = False, 0.0

@@ -391,7 +391,7 @@ class _FitContext(training_context.TrainingContext):
 
 
 def _poll_epoch_end(client: Any, epoch: int, done: bool,
-                    settled: Any) -> tuple[dict, float | None]:
+                    settled: Callable[[dict], Any]) -> tuple[dict, float | None]:
     """Asks shard 0 (`epoch_end`), pausing 5 ms doubling to 100 ms, until `settled(reply)`.
 
     Returns:
