@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from distflow import strategy_stack
+
 _SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
 _state = threading.local()
 
@@ -132,7 +134,7 @@ class Variable(Tensor):
         dtype: optional dtype; defaults to the initial value's.
     """
 
-    __slots__ = ("name", "trainable", "_leaf")
+    __slots__ = ("name", "trainable", "_leaf", "_distribute_strategy")
 
     def __init__(self, initial_value: Any, name: str | None = None,
                  trainable: bool = True, dtype: Any = None):
@@ -143,6 +145,8 @@ class Variable(Tensor):
         self.trainable = bool(trainable)
         # A variable's leaf node is permanent: tapes need not create one per step.
         self._leaf = _Node((), (), None, None, "leaf", source=self)
+        # The strategy whose scope() it was created in (None: none), as TF's variables.
+        self._distribute_strategy = strategy_stack.current()
 
     def numpy(self) -> np.ndarray:
         """Returns a copy of the current value (later assignments do not change it)."""

@@ -117,9 +117,11 @@ def test_cluster_spec_rejects_bad_environment(env, message):
 
 
 def test_ps_strategy_without_servers_says_how_to_start_them(monkeypatch):
+    # MirroredStrategy() without servers is one local replica, as TF's on one CPU
+    # (test_strategy_ownership); the asynchronous strategy needs servers.
     monkeypatch.delenv("DISTFLOW_PS_ADDRS", raising=False)
     with pytest.raises(ValueError, match="distflow.launch"):
-        strategy_module.MirroredStrategy()
+        strategy_module.ParameterServerStrategy()
 
 
 @pytest.mark.slow
@@ -197,7 +199,9 @@ def build():
 strategy = df.distribute.get_strategy()
 model = build()  # first: its variables get the same names on every worker
 if strategy.is_chief:
-    print("local", json.dumps(run(build())), flush=True)  # outside the scope: no servers
+    with df.distribute.LocalStrategy().scope():  # a local model, on purpose: no servers
+        local = build()
+    print("local", json.dumps(run(local)), flush=True)
 with strategy.scope():
     print("mirrored", json.dumps(run(model)), flush=True)
 """

@@ -8,8 +8,8 @@ Strategies are imported lazily so that a parameter-server process
 
 from distflow.distribute.cluster import ClusterSpec
 
-_STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "ParameterServerStrategy", "Strategy",
-                   "get_strategy")
+_STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "OneDeviceStrategy",
+                   "ParameterServerStrategy", "Strategy", "TPUStrategy", "get_strategy")
 
 
 def __getattr__(name: str):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import random
+from distflow import random, strategy_stack
 from distflow.distribute.cluster import ClusterSpec
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
@@ -55,8 +55,20 @@ class Strategy:
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[Strategy]:
-        """Context in which models are built, compiled and trained under this strategy."""
-        yield self
+        """Context in which models are built, compiled and trained under this strategy.
+
+        Variables, models and optimizers created inside belong to this strategy:
+        `fit`, `evaluate`, `predict` and `apply_gradients` use it wherever they are
+        called later, as in TensorFlow.
+        """
+        with contextlib.ExitStack() as stack:
+            strategy_stack.push(self)
+            stack.callback(strategy_stack.pop, self)
+            self._enter_scope(stack)
+            yield self
+
+    def _enter_scope(self, stack: contextlib.ExitStack) -> None:
+        """Installs what this strategy changes inside its scope (nothing locally)."""
 
     def run(self, fn: Callable, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
         """Runs `fn` on this process's replica (there is one replica per process)."""
@@ -84,10 +96,18 @@ class _ParameterServerBacked(Strategy):
 
     mode = "mirrored"
 
-    def __init__(self, cluster: ClusterSpec | None = None, client_factory: Callable | None = None):
+    def __init__(self, cluster: ClusterSpec | None = None, client_factory: Callable | None = None,
+                 allow_local: bool = False):
         super().__init__()
-        cluster = cluster or ClusterSpec.from_env()
         if cluster is None:
+            cluster = ClusterSpec.from_env()
+            if cluster is not None and cluster.strategy != self.mode:
+                raise ValueError(
+                    f"The launcher started {cluster.strategy!r} parameter servers "
+                    f"(DISTFLOW_STRATEGY={cluster.strategy}) but the script builds "
+                    f"{type(self).__name__}, which needs {self.mode!r} ones. Launch with "
+                    f"`--strategy {self.mode}`, or use `distflow.distribute.get_strategy()`.")
+        if cluster is None and not allow_local:
             raise ValueError(
                 f"{type(self).__name__} needs parameter servers: start the script with "
                 "`python -m distflow.launch --workers N --ps M ...`, or pass "
@@ -105,15 +125,15 @@ class _ParameterServerBacked(Strategy):
 
     @property
     def num_replicas_in_sync(self) -> int:
-        return self.cluster.num_workers
+        return self.cluster.num_workers if self.cluster else 1
 
     @property
     def worker_index(self) -> int:
-        return self.cluster.worker_index
+        return self.cluster.worker_index if self.cluster else 0
 
     @property
     def is_chief(self) -> bool:
-        return self.cluster.is_chief
+        return self.cluster.is_chief if self.cluster else True
 
     @property
     def client(self):
@@ -139,11 +159,11 @@ class _ParameterServerBacked(Strategy):
         client.start_heartbeats(interval=max(0.5, c.heartbeat_timeout / 4))
         return client
 
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[Strategy]:
-        with optimizer_base.apply_override(self._apply_gradients), \
-                training_context.use_training_context(_FitContext(self)):
-            yield self
+    def _enter_scope(self, stack: contextlib.ExitStack) -> None:
+        if self.cluster is None:
+            return  # one local replica (a plain process): local updates
+        stack.enter_context(optimizer_base.apply_override(self._apply_gradients))
+        stack.enter_context(training_context.use_training_context(_FitContext(self)))
 
     # ------------------------------------------------------------ parameters
 
@@ -257,9 +277,59 @@ class MirroredStrategy(_ParameterServerBacked):
     same new parameters. `fit(batch_size=B)` uses B as the global batch: each of
     the N workers takes B / N rows of it, so N workers match one process with
     batch B on the same data order.
+
+    In a plain process (no launcher, no `cluster`) it is one local replica
+    (`num_replicas_in_sync == 1`), as TensorFlow's on one CPU: training updates
+    locally.
+
+    Args:
+        devices: TF's device list; only CPU names are accepted (each process is
+            one replica here).
+        cross_device_ops: accepted for TF compatibility; the servers reduce.
+        cluster: explicit cluster description (default: from the environment).
+        client_factory: builds the PS client (tests).
     """
 
     mode = "mirrored"
+
+    def __init__(self, devices: Sequence[str] | None = None, cross_device_ops: Any = None, *,
+                 cluster: ClusterSpec | None = None, client_factory: Callable | None = None):
+        _check_cpu_devices("MirroredStrategy", "devices", devices)
+        super().__init__(cluster, client_factory, allow_local=True)
+
+    def __repr__(self) -> str:
+        return f"MirroredStrategy({'local' if self.cluster is None else self.cluster.ps_addrs})"
+
+
+def _check_cpu_devices(who: str, argument: str, devices: Any) -> None:
+    """Refuses device names other than CPUs: distflow computes with NumPy on the CPU."""
+    names = [devices] if isinstance(devices, str) else list(devices or [])
+    bad = [d for d in names if not isinstance(d, str) or "cpu" not in d.lower()]
+    if bad:
+        raise ValueError(f"{who}: distflow computes on the CPU (one replica per process), so "
+                         f"only CPU device names can be given. Received: {argument}={devices!r}. "
+                         f"Leave `{argument}` out, and start N worker processes with "
+                         f"`python -m distflow.launch --workers N` for N replicas.")
+
+
+class OneDeviceStrategy(Strategy):
+    """TF's one-device strategy: a single local replica on the given CPU device."""
+
+    def __init__(self, device: str = "/cpu:0"):
+        super().__init__()
+        _check_cpu_devices("OneDeviceStrategy", "device", device)
+        self.device = device
+
+
+class TPUStrategy(Strategy):
+    """Not available: distflow runs on CPUs. The constructor says what to use instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        raise NotImplementedError(
+            "TPUStrategy is not available: distflow trains on CPUs with NumPy. Use "
+            "`distflow.distribute.MirroredStrategy()` (synchronous; one replica per worker "
+            "process started by `python -m distflow.launch --workers N`) or "
+            "`ParameterServerStrategy` (asynchronous), or `OneDeviceStrategy` for one process.")
 
 
 class ParameterServerStrategy(_ParameterServerBacked):
@@ -411,6 +481,15 @@ def _poll_epoch_end(client: Any, epoch: int, done: bool,
 
 
 _current: Strategy | None = None
+_default: Strategy | None = None
+
+
+def default_strategy() -> Strategy:
+    """The strategy of objects built outside every scope: one local replica, as TF's default."""
+    global _default
+    if _default is None:
+        _default = LocalStrategy()
+    return _default
 
 
 def get_strategy() -> Strategy:

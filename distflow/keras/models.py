@@ -10,6 +10,8 @@ split between workers, shuffled and who prints is asked of
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import warnings
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import random
+from distflow import random, strategy_stack
 from distflow.keras import training_context
 from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Node
 from distflow.keras.layers.base import Layer, _call_parameters, _flat, _map, _map_shapes
@@ -489,6 +491,17 @@ def _layer_losses(layers: list[Layer]) -> list[Tensor]:
     return out
 
 
+def _in_strategy_scope(training: bool) -> Callable:
+    """Runs a `Model` method in the model's strategy's scope (`Model._strategy_scope`)."""
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(self: Model, *args: Any, **kwargs: Any) -> Any:
+            with self._strategy_scope(method.__name__, training):
+                return method(self, *args, **kwargs)
+        return wrapper
+    return decorate
+
+
 class Model(Layer):
     """A trainable stack of layers: `Model(inputs, outputs)` (functional) or a subclass.
 
@@ -525,6 +538,8 @@ class Model(Layer):
         self._compile_config: dict | None = None
         self._graph: GraphNetwork | None = None
         self._initial_epoch: int | None = None
+        # The strategy whose scope() the model was built in (None: none), as TF records it.
+        self._distribute_strategy = strategy_stack.current()
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("A functional Model needs both `inputs` and `outputs`. "
@@ -781,8 +796,42 @@ class Model(Layer):
         return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0,
                             model=self, verbose=verbose, epochs=epochs, steps=steps)
 
+    # ------------------------------------------------------------ strategy
+
+    @property
+    def distribute_strategy(self) -> Any:
+        """The strategy the model was built under (its variables'), else the default one."""
+        return self._owner_strategy() or strategy_stack.default()
+
+    def _owner_strategy(self) -> Any:
+        owner = getattr(self, "_distribute_strategy", None)
+        if owner is not None:
+            return owner
+        variables = self.weights if self.built else []
+        return next((v._distribute_strategy for v in variables
+                     if v._distribute_strategy is not None), None)
+
+    def _strategy_scope(self, method: str, training: bool) -> Any:
+        """The model's strategy's scope for `method`, entered wherever it is called.
+
+        A model built outside every scope uses the scope in force (or none); under
+        the launcher, training it with none is refused (`check_local_training`).
+        """
+        owner, active = self._owner_strategy(), strategy_stack.current()
+        if owner is None or owner is active:
+            if owner is None and active is None and training:
+                strategy_stack.check_local_training(f"`model.{method}`")
+            return contextlib.nullcontext()
+        if active is not None:
+            raise ValueError(
+                f"`model.{method}` was called inside the scope of {active!r}, but the model "
+                f"was built under {owner!r}: mixing different distribution strategies is "
+                f"not supported. Call it outside that scope or inside the model's own.")
+        return owner.scope()
+
     # ------------------------------------------------------------ fit
 
+    @_in_strategy_scope(training=True)
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
             validation_data: Any = None, shuffle: Any = True, class_weight: dict | None = None,
@@ -986,6 +1035,7 @@ class Model(Layer):
 
     # ------------------------------------------------------------ evaluate / predict
 
+    @_in_strategy_scope(training=False)
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
                  callbacks: Any = None, return_dict: bool = False, **kwargs: Any) -> Any:
@@ -1016,6 +1066,7 @@ class Model(Layer):
         values = [logs[name] for name in self._compiled.metric_names() if name in logs]
         return values[0] if len(values) == 1 else values
 
+    @_in_strategy_scope(training=False)
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
                 steps: int | None = None, callbacks: Any = None, **kwargs: Any) -> Any:
         """Model outputs for `x`, computed in batches in inference mode, as NumPy arrays.
@@ -1045,6 +1096,7 @@ class Model(Layer):
             raise ValueError("`predict` got no data: the input is empty.")
         return _concat_outputs(outputs)
 
+    @_in_strategy_scope(training=True)
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict | None = None, reset_metrics: bool = True,
                        return_dict: bool = False) -> Any:
@@ -1063,6 +1115,7 @@ class Model(Layer):
                                 list(self._flatten_layers()))
         return self._format_logs(logs, return_dict)
 
+    @_in_strategy_scope(training=False)
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       reset_metrics: bool = True, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch in inference mode."""
@@ -1073,6 +1126,7 @@ class Model(Layer):
         logs = self._test_step(x, y, sample_weight, list(self._flatten_layers()))
         return self._format_logs(logs, return_dict)
 
+    @_in_strategy_scope(training=False)
     def predict_on_batch(self, x: Any) -> Any:
         """Model outputs for one batch, as NumPy arrays."""
         return _map(_numpy, self(_to_arrays(x), training=False))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import strategy_stack
 from distflow.optimizers import rules, schedules
 from distflow.tensor import GradientTape, Tensor, Variable
 
@@ -72,6 +73,8 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.iterations = 0
         self._slots: dict[str, dict[str, np.ndarray]] = {}
+        # The strategy whose scope() it was created in (None: none), as in TF.
+        self._distribute_strategy = strategy_stack.current()
 
     # ------------------------------------------------------------ learning rate
 
@@ -116,6 +119,13 @@ class Optimizer:
             if not isinstance(v, Variable):
                 raise TypeError(f"apply_gradients expects (gradient, Variable) pairs. "
                                 f"Received a {type(v).__name__} in place of a Variable")
+        owner = self._owner_strategy(pairs)
+        if get_apply_override() is None:
+            if owner is None:
+                strategy_stack.check_local_training("`optimizer.apply_gradients`")
+            elif owner is not strategy_stack.current():
+                with owner.scope():  # the variables' strategy, wherever this is called
+                    return self.apply_gradients(pairs)
         grads = self._clip([_as_array(g, v) for g, v in pairs])
         pairs = list(zip(grads, (v for _, v in pairs)))
         override = get_apply_override()
@@ -125,6 +135,13 @@ class Optimizer:
             self._apply_locally(pairs)
         self.iterations += 1
         return self.iterations
+
+    def _owner_strategy(self, pairs: list) -> Any:
+        """The strategy this optimizer or else its variables were created under (or None)."""
+        if self._distribute_strategy is not None:
+            return self._distribute_strategy
+        return next((v._distribute_strategy for _, v in pairs
+                     if v._distribute_strategy is not None), None)
 
     def _apply_locally(self, pairs: list[tuple[np.ndarray, Variable]]) -> None:
         hp = self.hyperparameters()

@@ -1,0 +1,82 @@
+"""The distribution strategies whose `scope()` is entered, innermost last (core, stdlib only).
+
+Objects record the strategy in force when they are created, as TensorFlow does:
+a `Variable`, a Keras `Model` and an optimizer built inside `strategy.scope()`
+belong to that strategy, and `fit`, `evaluate`, `predict`, `train_on_batch` and
+`apply_gradients` use it wherever they are called. The core only keeps the
+stack; what a strategy does lives in `distflow.distribute`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_entered: list[Any] = []
+
+
+def current() -> Any:
+    """The strategy of the innermost entered `scope()`, or None outside every scope."""
+    return _entered[-1] if _entered else None
+
+
+def push(strategy: Any) -> None:
+    """Marks `strategy`'s scope as entered (called by `Strategy.scope()`)."""
+    _entered.append(strategy)
+
+
+def pop(strategy: Any) -> None:
+    """Marks the innermost entry of `strategy`'s scope as left."""
+    for i in range(len(_entered) - 1, -1, -1):
+        if _entered[i] is strategy:
+            del _entered[i]
+            return
+
+
+def default() -> Any:
+    """The strategy of objects created outside every scope: one local replica (TF's default)."""
+    import importlib
+
+    # Looked up by name: the core must not import the distribute package above it.
+    return importlib.import_module("distflow.distribute.strategy").default_strategy()
+
+
+_ALLOW_LOCAL = "DISTFLOW_ALLOW_LOCAL_TRAINING"
+
+
+def check_local_training(what: str) -> None:
+    """Refuses to train locally in a launcher's worker unless the user opted in.
+
+    A worker process started by `python -m distflow.launch` (it has
+    `DISTFLOW_PS_ADDRS`) that trains a model or variables belonging to no
+    strategy would train a copy of its own while the parameter servers sit idle,
+    and every worker would write the same files. That is an error unless
+    `DISTFLOW_ALLOW_LOCAL_TRAINING=1` says it is meant.
+
+    Args:
+        what: the call being refused, for the message (e.g. "`model.fit`").
+
+    Raises:
+        RuntimeError: in a launcher's worker without the opt-in.
+        ValueError: when the opt-in variable is not 0 or 1.
+    """
+    env = os.environ
+    if not env.get("DISTFLOW_PS_ADDRS") or env.get("DISTFLOW_ROLE", "worker") != "worker":
+        return
+    allow = env.get(_ALLOW_LOCAL, "").strip()
+    if allow not in ("", "0", "1"):
+        raise ValueError(f"{_ALLOW_LOCAL} must be 0 or 1. Received: {allow!r}")
+    if allow == "1":
+        return
+    rank, workers = env.get("DISTFLOW_RANK", "0"), env.get("DISTFLOW_NUM_WORKERS", "?")
+    raise RuntimeError(
+        f"{what} would train locally on worker {rank} (of {workers}) although this process "
+        f"runs under the distflow launcher (DISTFLOW_PS_ADDRS is set): the model or "
+        f"variables were built outside `strategy.scope()`, so each worker would train its "
+        f"own copy while the parameter servers stay idle. Build and compile the model "
+        f"inside the strategy's scope (fit may stay outside):\n"
+        f"    strategy = distflow.distribute.get_strategy()\n"
+        f"    with strategy.scope():\n"
+        f"        model = ...; model.compile(...)\n"
+        f"To train a separate local model in every worker on purpose, set "
+        f"{_ALLOW_LOCAL}=1.")

@@ -1,0 +1,197 @@
+"""A model remembers its strategy: TensorFlow's idiom (build in `scope()`, `fit` outside).
+
+Servers run in a thread of this process on real ROUTER sockets; each test checks
+that the distributed path ran (the server's version advanced by the steps taken),
+not only that training produced plausible numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import optimizers
+from distflow.distribute import ClusterSpec
+from distflow.distribute import strategy as strategy_module
+from distflow.keras import layers
+
+pytestmark = pytest.mark.timeout(120)
+
+ROWS, BATCH, EPOCHS = 64, 16, 2
+
+
+@pytest.fixture
+def server(servers):
+    return servers(mode="sync", heartbeat_timeout=10.0)
+
+
+@pytest.fixture
+def strategy(server):
+    s = strategy_module.MirroredStrategy(
+        cluster=ClusterSpec(ps_addrs=(server.address,), num_workers=1, heartbeat_timeout=10.0))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    """A plain process: no cluster in the environment."""
+    for key in ("DISTFLOW_PS_ADDRS", "DISTFLOW_ROLE", "DISTFLOW_RANK",
+                "DISTFLOW_ALLOW_LOCAL_TRAINING", "TF_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(ROWS, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 1))).astype("float32")
+    return x, y
+
+
+def _model():
+    model = df.keras.Sequential([layers.Dense(8, activation="tanh", input_shape=(4,)),
+                                 layers.Dense(1)])
+    model.compile(optimizer=optimizers.SGD(0.05), loss="mse")
+    return model
+
+
+def test_fit_outside_the_scope_trains_through_the_servers(server, strategy):
+    with strategy.scope():
+        model = _model()
+    assert model.distribute_strategy is strategy
+    x, y = _data()
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    assert server.version == EPOCHS * ROWS // BATCH
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(),
+                                  server.params[model.layers[0].kernel.name])
+
+
+def test_train_on_batch_outside_the_scope_goes_through_the_servers(server, strategy):
+    with strategy.scope():
+        model = _model()
+    x, y = _data()
+    for _ in range(3):
+        model.train_on_batch(x[:BATCH], y[:BATCH])
+    assert server.version == 3
+
+
+def test_apply_gradients_outside_the_scope_uses_the_variables_strategy(server, strategy):
+    with strategy.scope():
+        w = df.Variable(np.ones((4, 1), "float32"), name="own/w")
+        opt = optimizers.SGD(0.1)
+    x, y = _data()
+    for _ in range(4):
+        with df.GradientTape() as tape:
+            loss = df.reduce_mean((df.matmul(df.constant(x), w) - y) ** 2)
+        opt.apply_gradients([(tape.gradient(loss, w), w)])
+    assert server.version == 4
+    np.testing.assert_array_equal(w.numpy(), server.params[w.name])
+
+
+def test_fit_inside_another_strategys_scope_is_refused(server, strategy, no_launcher):
+    with strategy.scope():
+        model = _model()
+    other = strategy_module.MirroredStrategy()  # a local one-replica strategy
+    x, y = _data()
+    with other.scope(), pytest.raises(ValueError, match="different distribution strateg"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert server.version == 0
+
+
+def test_a_model_built_outside_any_scope_belongs_to_no_strategy(no_launcher):
+    model = _model()
+    assert isinstance(model.distribute_strategy, strategy_module.Strategy)
+    assert model.distribute_strategy.num_replicas_in_sync == 1
+
+
+@pytest.fixture
+def under_launcher(monkeypatch, server):
+    """This process looks like worker 1 of a 2-worker launcher run."""
+    monkeypatch.setenv("DISTFLOW_PS_ADDRS", server.address)
+    monkeypatch.setenv("DISTFLOW_ROLE", "worker")
+    monkeypatch.setenv("DISTFLOW_RANK", "1")
+    monkeypatch.setenv("DISTFLOW_NUM_WORKERS", "2")
+    monkeypatch.delenv("DISTFLOW_ALLOW_LOCAL_TRAINING", raising=False)
+
+
+def test_fit_of_a_model_outside_any_scope_under_the_launcher_is_refused(server, under_launcher):
+    model = _model()
+    x, y = _data()
+    with pytest.raises(RuntimeError) as error:
+        model.fit(x, y, epochs=1, verbose=0)
+    text = str(error.value)
+    assert "worker 1" in text and "strategy.scope()" in text
+    assert "DISTFLOW_ALLOW_LOCAL_TRAINING" in text
+    assert server.version == 0 and not server.initialized
+
+
+def test_a_custom_loop_outside_any_scope_under_the_launcher_is_refused(server, under_launcher):
+    w = df.Variable(np.ones((4, 1), "float32"), name="alone/w")
+    opt = optimizers.SGD(0.1)
+    with df.GradientTape() as tape:
+        loss = df.reduce_sum(w * 2.0)
+    with pytest.raises(RuntimeError, match="strategy.scope()"):
+        opt.apply_gradients([(tape.gradient(loss, w), w)])
+    np.testing.assert_array_equal(w.numpy(), np.ones((4, 1)))
+
+
+def test_local_training_under_the_launcher_is_an_explicit_choice(server, under_launcher,
+                                                                 monkeypatch):
+    monkeypatch.setenv("DISTFLOW_ALLOW_LOCAL_TRAINING", "1")
+    model = _model()
+    x, y = _data()
+    before = model.layers[0].kernel.numpy()
+    model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
+    assert not np.array_equal(before, model.layers[0].kernel.numpy())
+    assert server.version == 0 and not server.initialized
+
+
+def test_bad_opt_in_value_is_refused(server, under_launcher, monkeypatch):
+    monkeypatch.setenv("DISTFLOW_ALLOW_LOCAL_TRAINING", "maybe")
+    model = _model()
+    x, y = _data()
+    with pytest.raises(ValueError, match="DISTFLOW_ALLOW_LOCAL_TRAINING.*'maybe'"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+# ------------------------------------------------------------ TF's strategy classes
+
+
+def _fit_weights(make_strategy=None):
+    df.random.set_seed(5)
+    x, y = _data()
+    if make_strategy is None:
+        model = _model()
+    else:
+        with make_strategy().scope():
+            model = _model()
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("make_strategy", [
+    lambda: df.distribute.MirroredStrategy(),
+    lambda: df.distribute.MirroredStrategy(devices=["/cpu:0"]),
+    lambda: df.distribute.OneDeviceStrategy("/cpu:0"),
+], ids=["mirrored", "mirrored-devices", "one-device"])
+def test_local_tf_strategies_are_one_replica_and_train(no_launcher, make_strategy):
+    strategy = make_strategy()
+    assert strategy.num_replicas_in_sync == 1
+    for a, b in zip(_fit_weights(), _fit_weights(make_strategy)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_tpu_strategy_names_the_cpu_strategies(no_launcher):
+    with pytest.raises(NotImplementedError, match="MirroredStrategy"):
+        df.distribute.TPUStrategy()
+
+
+def test_mirrored_strategy_refuses_gpu_devices(no_launcher):
+    with pytest.raises(ValueError, match="devices=\\['/gpu:0'\\]"):
+        df.distribute.MirroredStrategy(devices=["/gpu:0"])
+
+
+def test_parameter_server_strategy_without_servers_says_how_to_start_them(no_launcher):
+    with pytest.raises(ValueError, match="distflow.launch"):
+        strategy_module.ParameterServerStrategy()

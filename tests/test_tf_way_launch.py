@@ -1,0 +1,116 @@
+"""TensorFlow's idiom under the launcher: real worker and server processes, real sockets.
+
+Each run proves the distributed path ran: the server's final version (from its
+log line "stopped at version N") is the number of synchronous steps, and the
+workers end with identical weights.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_launch_e2e import run_launcher, worker_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+ROWS, BATCH, EPOCHS = 256, 32, 2
+
+README_SCRIPT = f"""
+import json, os
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+rng = np.random.default_rng(0)
+x_train = rng.normal(size=({ROWS}, 8)).astype("float32")
+y_train = (x_train[:, 0] + x_train[:, 1] > 0).astype("int64")
+
+strategy = tf.distribute.get_strategy()  # local, or what the launcher asked for
+with strategy.scope():
+    model = tf.keras.Sequential([
+        layers.Dense(16, activation="relu", input_shape=(8,)),
+        layers.Dense(2),
+    ])
+    model.compile(optimizer="adam",
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+rank = os.environ["DISTFLOW_RANK"]
+model.fit(x_train, y_train, epochs={EPOCHS}, batch_size={BATCH}, verbose=0,
+          callbacks=[tf.keras.callbacks.CSVLogger(f"log-{{rank}}.csv")])
+print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]))
+"""
+
+
+def server_versions(stderr: str) -> list[int]:
+    """The version each parameter server reported when it stopped."""
+    return [int(v) for v in re.findall(r"stopped at version (\d+)", stderr)]
+
+
+def test_readme_first_script_trains_one_model_through_the_servers(tmp_path):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "1", "--strategy", "mirrored",
+                          script=README_SCRIPT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert server_versions(output) == [EPOCHS * ROWS // BATCH], output[-3000:]
+    weights = worker_json(result.stdout, "final")
+    assert sorted(weights) == [0, 1]
+    for a, b in zip(weights[0], weights[1]):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "log-0.csv").exists() and not (tmp_path / "log-1.csv").exists()
+
+
+OUTSIDE_SCRIPT = """
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+model = tf.keras.Sequential([layers.Dense(2, input_shape=(3,))])
+model.compile(optimizer="sgd", loss="mse")
+model.fit(np.ones((8, 3), "float32"), np.ones((8, 2), "float32"), verbose=0)
+print("trained locally")
+"""
+
+
+def test_a_model_built_outside_any_scope_fails_fast_under_the_launcher(tmp_path):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "1", script=OUTSIDE_SCRIPT,
+                          timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "trained locally" not in output
+    assert "built outside `strategy.scope()`" in output
+    assert "DISTFLOW_ALLOW_LOCAL_TRAINING=1" in output
+
+
+CHIEF_LOADS = """
+import json, os, time
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+strategy = tf.distribute.get_strategy()
+chief = strategy.is_chief
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(3, input_shape=(4,)), layers.Dense(1)])
+    # The chief's optimizer does not move the weights; the other's would.
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.0 if chief else 0.5), loss="mse")
+if chief:
+    time.sleep(3)  # the other worker registers first, on purpose
+    model.set_weights([np.full(w.shape, 0.25, "float32") for w in model.get_weights()])
+model.fit(np.ones((16, 4), "float32"), np.zeros((16, 1), "float32"), batch_size=8,
+          epochs=1, verbose=0)
+print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]))
+"""
+
+
+def test_the_chiefs_loaded_weights_and_optimizer_win_whoever_registers_first(tmp_path):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "2", script=CHIEF_LOADS)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert server_versions(output) == [2, 2], output[-3000:]
+    weights = worker_json(result.stdout, "final")
+    assert sorted(weights) == [0, 1]
+    for rank in (0, 1):
+        for w in weights[rank]:
+            np.testing.assert_array_equal(w, np.full(len(w), 0.25))
