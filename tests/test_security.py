@@ -81,7 +81,7 @@ def test_list_warns_about_secrets_readable_by_others(tmp_path):
 
 
 def test_an_allowed_client_trains_through_a_curve_server(curve_server, key_dir):
-    with PSClient([curve_server.address], worker_id=1, timeout=10, keys_dir=str(key_dir)) as c:
+    with PSClient([curve_server.address], worker_id=0, timeout=10, keys_dir=str(key_dir)) as c:
         c.init(params(), SGD)
         values = c.push_pull(grads(0))
     for name, value in params().items():

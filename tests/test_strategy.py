@@ -395,6 +395,7 @@ def test_workers_draw_different_noise_and_the_chief_keeps_the_seeds_stream():
     ps = ParameterServer(ServerConfig(mode="async", num_workers=2, stats_interval=0))
     ps.start()
     draws = {}
+    w = df.Variable(np.ones((2, 2), "float32"), name="noise/w")  # one name: the chief's
     try:
         for index in (0, 1):
             df.random.set_seed(7)
@@ -402,7 +403,6 @@ def test_workers_draw_different_noise_and_the_chief_keeps_the_seeds_stream():
                 ps_addrs=(ps.address,), num_workers=2, worker_index=index, strategy="async",
                 heartbeat_timeout=10.0))
             try:
-                w = df.Variable(np.ones((2, 2), "float32"), name="noise/w")
                 strategy.sync_variables([w], optimizers.SGD(0.1))
                 draws[index] = df.random.uniform((8,)).numpy()
             finally:

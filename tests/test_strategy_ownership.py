@@ -195,3 +195,53 @@ def test_mirrored_strategy_refuses_gpu_devices(no_launcher):
 def test_parameter_server_strategy_without_servers_says_how_to_start_them(no_launcher):
     with pytest.raises(ValueError, match="distflow.launch"):
         strategy_module.ParameterServerStrategy()
+
+
+# ------------------------------------------------------------ the chief initialises
+
+
+def test_another_worker_waits_for_the_chiefs_init_and_gets_its_values(servers):
+    import threading
+
+    from distflow.distribute.client import PSClient
+
+    server = servers(mode="async", num_workers=2)
+    mine = {"w": np.full((2, 3), 7.0, "float32")}
+    chiefs = {"w": np.full((2, 3), 0.5, "float32")}
+    got = {}
+    with PSClient([server.address], worker_id=1, timeout=20) as other, \
+            PSClient([server.address], worker_id=0, timeout=20) as chief:
+        waiting = threading.Thread(
+            target=lambda: got.update(other.init(mine, {"name": "sgd", "hp": {},
+                                                        "learning_rate": 0.9})))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not server.initialized  # refused: nothing stored
+        chief.init(chiefs, {"name": "sgd", "hp": {}, "learning_rate": 0.1})
+        waiting.join(20)
+    np.testing.assert_array_equal(got["w"], chiefs["w"])
+    assert server.optimizer["learning_rate"] == 0.1
+
+
+def test_waiting_for_an_absent_chief_times_out_naming_it(servers):
+    from distflow.distribute.client import PSClient
+
+    server = servers(mode="async", num_workers=2)
+    with PSClient([server.address], worker_id=1, timeout=1.0) as other, \
+            pytest.raises(TimeoutError, match=r"for the chief \(worker 0\) to initialize"):
+        other.init({"w": np.zeros(3, "float32")}, {"name": "sgd", "hp": {},
+                                                    "learning_rate": 0.1})
+    assert not server.initialized
+
+
+def test_a_subclassed_optimizer_trains_through_the_servers(server, strategy):
+    class WarmAdam(optimizers.Adam):
+        """A user's subclass: the servers must run Adam's rule, whatever the class name."""
+
+    with strategy.scope():
+        model = df.keras.Sequential([layers.Dense(1, input_shape=(4,))])
+        model.compile(optimizer=WarmAdam(0.01), loss="mse")
+    x, y = _data()
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    assert server.version == ROWS // BATCH
+    assert server.optimizer["name"] == "adam"

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,8 +135,10 @@ class PSClient:
              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Offers initial values and the optimizer config; returns the values that won.
 
-        The first `init` of a parameter sets it (first writer wins); later ones,
-        from any worker, get the stored values, so every worker starts equal.
+        The chief (worker 0) sets a parameter the servers do not hold yet, with its
+        optimizer config; the other workers wait for that (asking again, up to the
+        client's `timeout`; a log line says what they wait for) and get the stored
+        values, so every worker starts from the chief's.
 
         Args:
             params: name -> initial array.
@@ -148,8 +150,34 @@ class PSClient:
         """
         self._register(params)
         per_shard = self._split_by_shard(params)
-        replies = self._request_all("init", per_shard, optimizer=dict(optimizer))
+        replies = self._until_chief_initialized(
+            lambda: self._request_all("init", per_shard, optimizer=dict(optimizer)))
         return self._collect(replies, list(params), out)
+
+    def _until_chief_initialized(self, request: Callable[[], list[Message]]) -> list[Message]:
+        """`request()`, asked again while a server answers `awaiting_chief` (bounded)."""
+        start, pause, said = time.monotonic(), 0.02, 0.0
+        while True:
+            try:
+                return request()
+            except PSError as error:
+                if error.reason != "awaiting_chief":
+                    raise
+                waited = time.monotonic() - start
+                if waited > self.timeout:
+                    raise TimeoutError(
+                        f"Worker {self.worker_id} waited {waited:.0f} s for the chief (worker "
+                        f"0) to initialize the parameters on {error.address}. Is the chief "
+                        f"running and reaching `fit` (or its first `apply_gradients`)? Raise "
+                        f"DISTFLOW_REQUEST_TIMEOUT (now {self.timeout:.0f} s) if it "
+                        f"legitimately starts that much later.") from None
+                if waited - said >= 5.0:
+                    said = waited
+                    log.warning("Worker %d waits for the chief (worker 0) to initialize the "
+                                "parameters on %s (%.0f s so far)", self.worker_id,
+                                error.address, waited)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
 
     def pull(self, names: Iterable[str] | None = None,
              out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

@@ -481,6 +481,7 @@ class ParameterServer:
         self._reply(identity, msg, with_params=True, names=names)
 
     def _op_init(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        self._require_chief_for_new(msg)
         config = msg.header.get("optimizer")
         if self.optimizer is None:
             rule, schedule = _build_optimizer(config)
@@ -499,6 +500,18 @@ class ParameterServer:
         self._round.reset_buffers(self.params)
         self._reply(identity, msg, with_params=True, names=msg.names, added=added,
                     learning_rate=self._learning_rate_source(), mode=self.config.mode)
+
+    def _require_chief_for_new(self, msg: Message) -> None:
+        """Only the chief (or an anonymous tool, sender < 0) sets parameters not stored yet.
+
+        The chief's initial or loaded weights and its optimizer win whatever order the
+        workers register in; another worker is told to wait and ask again.
+        """
+        if isinstance(msg.sender, int) and msg.sender > 0 and \
+                any(name not in self.params for name in msg.names):
+            raise _Reject("awaiting_chief", f"Shard {self.config.shard} has not been "
+                          f"initialized by the chief (worker 0) yet; worker {msg.sender} "
+                          f"starts from the chief's values once it has.")
 
     def _update_position(self, msg: Message) -> None:
         position = msg.header.get("position")

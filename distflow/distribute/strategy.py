@@ -264,7 +264,8 @@ def optimizer_config(optimizer: Any) -> dict:
     lr = config.pop("learning_rate", None)
     hp = {k: v for k, v in config.items()
           if isinstance(v, bool | int | float) and not isinstance(v, str)}
-    return {"name": type(optimizer).__name__.lower(), "hp": hp,
+    return {"name": getattr(optimizer, "rule_name", "") or type(optimizer).__name__.lower(),
+            "hp": hp,
             "learning_rate": schedules.serialize(optimizer._learning_rate_source())
             if hasattr(optimizer, "_learning_rate_source") else lr}
 
