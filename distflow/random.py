@@ -2,17 +2,20 @@
 
 One global NumPy `Generator` backs every call without an explicit `seed`;
 `set_seed` replaces it, so a program that sets the seed first is reproducible.
+In a worker started by the launcher it starts from `DISTFLOW_SEED` (0 when
+unset), the same in every worker, so what a script draws without a seed before
+training (an unseeded `Dataset.shuffle`, initial weights) agrees across workers;
+strategies fold the worker index in when training starts (per-worker dropout).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from distflow.tensor import Tensor
-
-_generator = np.random.default_rng()
 
 
 def set_seed(seed: int) -> None:
@@ -37,6 +40,22 @@ def _non_negative_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative int. Received: {name}={value!r}")
     return int(value)
+
+
+def _launch_seed() -> list[int] | None:
+    """The shared start of a launcher's worker's generator; None in a plain process."""
+    if not os.environ.get("DISTFLOW_PS_ADDRS") or \
+            os.environ.get("DISTFLOW_ROLE", "worker") != "worker":
+        return None
+    raw = os.environ.get("DISTFLOW_SEED", "").strip() or "0"
+    try:
+        return [_non_negative_int("DISTFLOW_SEED", int(raw)), 0x5EED]
+    except ValueError:
+        raise ValueError(f"Environment variable DISTFLOW_SEED must be a non-negative int. "
+                         f"Received: {raw!r}") from None
+
+
+_generator = np.random.default_rng(_launch_seed())
 
 
 def get_global_generator() -> np.random.Generator:

@@ -110,6 +110,10 @@ def test_get_strategy_follows_the_environment(monkeypatch):
     ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_STRATEGY": "ring"}, "strategy"),
     ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_MAX_STALENESS": "four"},
      "DISTFLOW_MAX_STALENESS must be an int. Received: 'four'"),
+    ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_REQUEST_TIMEOUT": "0"},
+     r"DISTFLOW_REQUEST_TIMEOUT\). Received: timeout=0.0"),
+    ({"DISTFLOW_PS_ADDRS": "tcp://h:1", "DISTFLOW_HEARTBEAT_TIMEOUT": "-5"},
+     r"DISTFLOW_HEARTBEAT_TIMEOUT\). Received: heartbeat_timeout=-5.0"),
 ])
 def test_cluster_spec_rejects_bad_environment(env, message):
     with pytest.raises(ValueError, match=message):

@@ -114,3 +114,21 @@ def test_the_chiefs_loaded_weights_and_optimizer_win_whoever_registers_first(tmp
     for rank in (0, 1):
         for w in weights[rank]:
             np.testing.assert_array_equal(w, np.full(len(w), 0.25))
+
+
+SHUFFLES = """
+import json
+import numpy as np
+import distflow as tf
+
+ds = tf.data.Dataset.from_tensor_slices(np.arange(64)).shuffle(64).batch(8)
+print("order", json.dumps([int(v) for batch in ds for v in np.asarray(batch)]))
+"""
+
+
+def test_an_unseeded_dataset_shuffle_gives_every_worker_the_same_order(tmp_path):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "1", script=SHUFFLES, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    orders = worker_json(result.stdout, "order")
+    assert sorted(orders) == [0, 1] and sorted(orders[0]) == list(range(64))
+    assert orders[0] == orders[1] and orders[0] != list(range(64))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STRATEGIES = ("mirrored", "async")
+_TIMEOUT_VARIABLES = {"timeout": "DISTFLOW_REQUEST_TIMEOUT",
+                      "heartbeat_timeout": "DISTFLOW_HEARTBEAT_TIMEOUT"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class ClusterSpec:
         if not 0 <= self.worker_index < self.num_workers:
             raise ValueError(f"`worker_index` must be in [0, {self.num_workers}). "
                              f"Received: worker_index={self.worker_index}")
+        for name in ("timeout", "heartbeat_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"`{name}` must be a positive number of seconds (set by "
+                                 f"{_TIMEOUT_VARIABLES[name]}). Received: {name}={value!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"`strategy` must be one of {STRATEGIES}. "
                              f"Received: strategy={self.strategy!r}")
