@@ -126,7 +126,7 @@ def test_chief_failure_fails_the_run_and_names_it(scripts):
 
 def test_other_worker_failure_is_tolerated_and_reported(scripts):
     result = launch(scripts, "--workers", "3", MODE="one_raises")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # completed, but a worker was lost
     assert "worker 1 exited with 1 after 0 restart(s); the run goes on without it" in (
         result.stderr)
     assert "1 worker(s) lost" in result.stderr

@@ -132,3 +132,42 @@ def test_an_unseeded_dataset_shuffle_gives_every_worker_the_same_order(tmp_path)
     orders = worker_json(result.stdout, "order")
     assert sorted(orders) == [0, 1] and sorted(orders[0]) == list(range(64))
     assert orders[0] == orders[1] and orders[0] != list(range(64))
+
+
+ONE_RAISES = """
+import json, os, time
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+
+class Boom(tf.keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 3 and os.environ["DISTFLOW_RANK"] == "1":
+            raise ValueError("bad data in shard 1")
+
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss="mse")
+model.fit(np.ones((320, 3), "float32"), np.ones((320, 2), "float32"), batch_size=8,
+          epochs=1, verbose=0, callbacks=[Boom()])
+print("final", json.dumps(model.get_weights()[1].tolist()))
+"""
+
+
+@pytest.mark.parametrize("accept", [False, True], ids=["lost-is-an-error", "accepted"])
+def test_a_raising_worker_is_dropped_at_once_and_the_exit_code_says_so(tmp_path, accept):
+    # A heartbeat timeout of 60 s: had the servers waited for it, the run (and the test's
+    # 50 s budget) would run out before the chief's 40 steps were done.
+    flags = ["--allow-lost-workers"] if accept else []
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "1", "--heartbeat-timeout", "60",
+                          *flags, script=ONE_RAISES, timeout=50)
+    output = result.stdout + result.stderr
+    assert result.returncode == (0 if accept else 3), output[-3000:]
+    assert "Worker 1 left" in output and "declared dead" not in output
+    assert server_versions(output) == [40], output[-3000:]
+    assert sorted(worker_json(result.stdout, "final")) == [0]
+    assert re.search(r"worker 1 +127\.0\.0\.1 +lost +1 ", output), output[-2000:]
+    assert "ValueError: bad data in shard 1" in output

@@ -23,6 +23,7 @@ OPTIONS
                                                            0.0.0.0 (several machines)
   --max-restarts K          DISTFLOW_MAX_RESTARTS          0
   --fail-fast               DISTFLOW_FAIL_FAST             off
+  --allow-lost-workers      DISTFLOW_ALLOW_LOST_WORKERS    off (exit 3 when workers were lost)
   --checkpoint-dir DIR      DISTFLOW_CHECKPOINT_DIR        none
   --checkpoint-every N      DISTFLOW_CHECKPOINT_EVERY      100 (steps)
   --heartbeat-timeout SEC   DISTFLOW_HEARTBEAT_TIMEOUT     30
@@ -60,6 +61,8 @@ OPTIONS
   --max-restarts: how often a failed worker (not the chief) or server is
       restarted. DISTFLOW_RESTART tells the process which attempt it is.
   --fail-fast: any non-zero exit ends the run (no restarts, no lost workers).
+  --allow-lost-workers: a run that completed without some workers exits 0
+      instead of 3.
   --log-dir: besides the console, each process's output goes to
       DIR/worker-1.log, DIR/ps-0.log ... (appended; one header per start).
   --grace-period: how long stopping processes get after SIGTERM.
@@ -109,16 +112,19 @@ ONE MACHINE
 FAILURES AND EXIT CODE
   - The chief (worker 0) fails: the run fails.
   - Another worker fails: restarted up to --max-restarts times; after that
-    the run goes on without it (state "lost" in the summary; the servers
-    drop it from the step barrier after --heartbeat-timeout).
+    the run goes on without it (state "lost" in the summary, with its exit
+    code). The launcher tells the servers at once, so no step waits for it;
+    a worker that vanishes without its launcher noticing (another machine)
+    is dropped after --heartbeat-timeout.
   - A server fails: restarted up to --max-restarts times (it resumes from
     --checkpoint-dir); after that the run fails.
   - --fail-fast: any failure fails the run.
   When the run fails, every process is stopped (SIGTERM, grace, SIGKILL)
   and the launcher prints the failing process's name and its last lines.
-  Exit code: 0 if the run completed (lost workers are only reported);
-  otherwise the first failure's exit code (128+N if it died of signal N);
-  128+N if the launcher itself got signal N; 2 for invalid options.
+  Exit code: 0 if the run completed with every worker; 3 if it completed
+  but workers were lost (0 with --allow-lost-workers); otherwise the first
+  failure's exit code (128+N if it died of signal N); 128+N if the
+  launcher itself got signal N; 2 for invalid options.
   No child outlives the launcher, even if it is killed with SIGKILL: every
   child has PR_SET_PDEATHSIG=SIGTERM (Linux), and a watchdog process
   (distflow/launch/watchdog.py) SIGTERMs, then SIGKILLs, the process

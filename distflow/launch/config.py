@@ -65,6 +65,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--bind", "DISTFLOW_BIND", "str", None, "address the servers listen on"),
     OptionSpec("--max-restarts", "DISTFLOW_MAX_RESTARTS", "int", 0, "restarts per process"),
     OptionSpec("--fail-fast", "DISTFLOW_FAIL_FAST", "bool", False, "any failure ends the run"),
+    OptionSpec("--allow-lost-workers", "DISTFLOW_ALLOW_LOST_WORKERS", "bool", False,
+               "exit 0 when workers were lost"),
     OptionSpec("--checkpoint-dir", "DISTFLOW_CHECKPOINT_DIR", "str", None, "PS checkpoints"),
     OptionSpec("--checkpoint-every", "DISTFLOW_CHECKPOINT_EVERY", "int", 100, "steps"),
     OptionSpec("--heartbeat-timeout", "DISTFLOW_HEARTBEAT_TIMEOUT", "float", 30.0, "seconds"),

@@ -30,6 +30,7 @@ PR_SET_PDEATHSIG = 1
 TAIL_LINES = 20
 POLL_SECONDS = 0.05
 RESTART_DELAY = 0.5
+EXIT_WORKERS_LOST = 3  # the run completed, but workers were lost (see --allow-lost-workers)
 
 
 def _load_prctl():
@@ -324,6 +325,21 @@ class Supervisor:
         self.say(f"{child.name} exited with {describe_exit(code)} after {child.restarts} "
                  "restart(s); the run goes on without it. Its last lines:")
         self._show_tail(child)
+        self._tell_servers_left(child)
+
+    def _tell_servers_left(self, child: Child) -> None:
+        """Tells the servers at once that a lost worker left, so no step waits for it.
+
+        Without this a synchronous step would wait for the heartbeat timeout. Done in
+        a thread (a server may be slow to answer); a failure is only logged.
+        """
+        spec = child.spec
+        addrs = [a for a in spec.env.get("DISTFLOW_PS_ADDRS", "").split(",") if a]
+        if spec.role != "worker" or not addrs:
+            return
+        keys = spec.env.get("DISTFLOW_KEYS") or None
+        threading.Thread(target=_say_bye, args=(addrs, spec.rank, keys),
+                         name=f"bye-{child.name}", daemon=True).start()
 
     def _fail(self, child: Child, code: int | None = None) -> None:
         child.state = "failed"
@@ -481,6 +497,8 @@ class Supervisor:
             return self._failure_code
         if self._signal is not None:
             return 128 + self._signal
+        if not self.opts.allow_lost_workers and any(c.state == "lost" for c in self.children):
+            return EXIT_WORKERS_LOST
         return 0
 
     def _report_summary(self) -> None:
@@ -493,11 +511,25 @@ class Supervisor:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                  for row in rows]
         total = time.monotonic() - self._started
-        verdict = "failed" if self._exit_code() else "completed"
+        verdict = "failed" if self._exit_code() not in (0, EXIT_WORKERS_LOST) else "completed"
         if self._failure is not None:
             verdict += (f" ({self._failure.name} exited with "
                         f"{describe_exit(self._failure.exit_code)})")
-        lost = sum(c.state == "lost" for c in self.children)
-        note = f", {lost} worker(s) lost" if lost else ""
+        lost = [c for c in self.children if c.state == "lost"]
+        note = (f", {len(lost)} worker(s) lost: " + ", ".join(
+            f"{c.name} ({describe_exit(c.exit_code)})" for c in lost)) if lost else ""
+        if self._exit_code() == EXIT_WORKERS_LOST:
+            note += " (pass --allow-lost-workers to accept losses with exit code 0)"
         self.say(f"run {self.plan.run_id} {verdict} in {total:.1f} s{note} "
                  f"(exit code {self._exit_code()})\n" + "\n".join("  " + l for l in lines))
+
+
+def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:
+    """Sends `bye` to every server on behalf of worker `rank` (its process is gone)."""
+    from distflow.distribute.client import PSClient
+
+    try:
+        PSClient(addrs, worker_id=rank, timeout=5.0, retries=1, keys_dir=keys_dir).close()
+    except Exception as exc:  # noqa: BLE001 - a courtesy: heartbeats catch it anyway
+        print(f"[launch] could not tell the servers that worker {rank} left ({exc}); they "
+              f"will drop it after the heartbeat timeout", file=sys.stderr, flush=True)
