@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from distflow import ops, random
+from distflow import ops, random, strategy_stack
 from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
     _t,
     defop,
@@ -312,3 +312,37 @@ def l2_normalize(x: Any, axis: Any = -1, epsilon: float = 1e-12) -> Tensor:
     """x / sqrt(max(sum(x**2), epsilon)) along `axis` (composite)."""
     sq = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return ops.multiply(x, ops.rsqrt(ops.maximum(sq, epsilon)))
+
+
+def compute_average_loss(per_example_loss: Any, sample_weight: Any = None,
+                         global_batch_size: int | None = None) -> Tensor:
+    """The per-example losses summed and divided by the global batch size (TF's contract).
+
+    Inside `strategy.run` the replicas' gradients are summed, so dividing by the
+    global batch (not the local one) gives the mean over the global batch.
+
+    Args:
+        per_example_loss: losses of this replica's examples, shape (batch, ...).
+        sample_weight: optional weights broadcast against the losses.
+        global_batch_size: default: this replica's batch x the replicas in sync.
+    """
+    loss = ops.convert_to_tensor(per_example_loss)
+    if sample_weight is not None:
+        loss = loss * ops.convert_to_tensor(sample_weight, dtype=loss.dtype)
+    if global_batch_size is None:
+        rows = loss.shape[0] if loss.ndim else 1
+        global_batch_size = rows * strategy_stack.replicas_in_sync()
+    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or \
+            global_batch_size < 0:
+        raise ValueError("`global_batch_size` must be a non-negative int. Received: "
+                         f"global_batch_size={global_batch_size!r}")
+    total = ops.reduce_sum(loss)
+    return total / float(global_batch_size) if global_batch_size else total * 0.0
+
+
+def scale_regularization_loss(regularization_loss: Any) -> Tensor:
+    """The regularization loss(es) summed and divided by the replicas in sync (TF's contract)."""
+    losses = regularization_loss if isinstance(regularization_loss, list | tuple) else \
+        [regularization_loss]
+    return ops.add_n([ops.convert_to_tensor(x) for x in losses]) / float(
+        strategy_stack.replicas_in_sync())

@@ -9,10 +9,14 @@ stack; what a strategy does lives in `distflow.distribute`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 _entered: list[Any] = []
+_replica = threading.local()  # .context: the innermost `strategy.run`'s ReplicaContext
 
 
 def current() -> Any:
@@ -31,6 +35,28 @@ def pop(strategy: Any) -> None:
         if _entered[i] is strategy:
             del _entered[i]
             return
+
+
+def current_replica() -> Any:
+    """The `ReplicaContext` of the innermost `strategy.run` on this thread (None outside)."""
+    return getattr(_replica, "context", None)
+
+
+@contextlib.contextmanager
+def in_replica(context: Any) -> Iterator[Any]:
+    """Makes `context` the replica context for the `with` block (`strategy.run`)."""
+    outer = current_replica()
+    _replica.context = context
+    try:
+        yield context
+    finally:
+        _replica.context = outer
+
+
+def replicas_in_sync() -> int:
+    """Replicas whose gradients are combined per step, as seen from here (1 outside run)."""
+    context = current_replica()
+    return context.num_replicas_in_sync if context is not None else 1
 
 
 def default() -> Any:

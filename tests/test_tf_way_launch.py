@@ -171,3 +171,77 @@ def test_a_raising_worker_is_dropped_at_once_and_the_exit_code_says_so(tmp_path,
     assert sorted(worker_json(result.stdout, "final")) == [0]
     assert re.search(r"worker 1 +127\.0\.0\.1 +lost +1 ", output), output[-2000:]
     assert "ValueError: bad data in shard 1" in output
+
+
+CUSTOM_LOOP = """
+import json
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+GLOBAL_BATCH = 16
+tf.random.set_seed(1)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32")
+y = (x @ np.array([[1.0], [-2.0], [0.5], [0.3]], "float32")).astype("float32")
+
+strategy = tf.distribute.MirroredStrategy()
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64).batch(GLOBAL_BATCH)
+dist_dataset = strategy.experimental_distribute_dataset(dataset)
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(8, activation="tanh", input_shape=(4,)),
+                                 layers.Dense(1)])
+    init = np.random.default_rng(2)
+    model.set_weights([init.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
+    loss_object = tf.keras.losses.MeanSquaredError(reduction="none")
+    optimizer = tf.keras.optimizers.SGD(0.1)
+
+
+def train_step(inputs):
+    features, labels = inputs
+    with tf.GradientTape() as tape:
+        per_example = loss_object(labels, model(features, training=True))
+        loss = tf.nn.compute_average_loss(per_example, global_batch_size=GLOBAL_BATCH)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+
+losses = []
+for epoch in range(2):
+    total, batches = 0.0, 0
+    for batch in dist_dataset:
+        per_replica = strategy.run(train_step, args=(batch,))
+        total += float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+        batches += 1
+    losses.append(total / batches)
+print("final", json.dumps({"replicas": strategy.num_replicas_in_sync, "losses": losses,
+                           "weights": [w.ravel().tolist() for w in model.get_weights()]}))
+"""
+
+
+def test_the_tf_custom_loop_on_two_workers_equals_one_process(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "2", script=CUSTOM_LOOP)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert server_versions(output) == [8, 8], output[-3000:]
+    found = worker_json(result.stdout, "final")
+    (tmp_path / "alone.py").write_text(textwrap.dedent(CUSTOM_LOOP))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    alone = subprocess.run([sys.executable, "alone.py"], cwd=tmp_path, env=env, text=True,
+                           capture_output=True, timeout=60)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    one = json.loads(alone.stdout.split("final ", 1)[1])
+    assert one["replicas"] == 1 and found[0]["replicas"] == found[1]["replicas"] == 2
+    np.testing.assert_allclose(found[0]["losses"], one["losses"], rtol=1e-5)
+    np.testing.assert_allclose(found[1]["losses"], one["losses"], rtol=1e-5)
+    for rank in (0, 1):
+        for a, b in zip(found[rank]["weights"], one["weights"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,9 @@ Strategies are imported lazily so that a parameter-server process
 from distflow.distribute.cluster import ClusterSpec
 
 _STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "OneDeviceStrategy",
-                   "ParameterServerStrategy", "Strategy", "TPUStrategy", "get_strategy")
+                   "ParameterServerStrategy", "Strategy", "TPUStrategy", "get_replica_context",
+                   "get_strategy", "has_strategy", "in_cross_replica_context")
+_REPLICA_NAMES = ("InputContext", "ReduceOp", "ReplicaContext")
 
 
 def __getattr__(name: str):
@@ -17,7 +19,11 @@ def __getattr__(name: str):
         from distflow.distribute import strategy
 
         return getattr(strategy, name)
+    if name in _REPLICA_NAMES:
+        from distflow.distribute import replica
+
+        return getattr(replica, name)
     raise AttributeError(f"module 'distflow.distribute' has no attribute {name!r}")
 
 
-__all__ = ["ClusterSpec", *_STRATEGY_NAMES]
+__all__ = ["ClusterSpec", *_STRATEGY_NAMES, *_REPLICA_NAMES]

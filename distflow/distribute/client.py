@@ -243,6 +243,17 @@ class PSClient:
             fields["done"] = True
         return self._request_all("epoch_end", shards=[0], **fields)[0].header
 
+    def collective(self, kind: str, key: int, value: np.ndarray) -> np.ndarray:
+        """This worker's part of a cross-worker `sum` or `gather` on shard 0.
+
+        Every live worker calls it with the same `key` (its running count of
+        collectives); the reply, once all have, is the sum of their values or
+        their concatenation along axis 0 in worker order (distribute/collective.py).
+        """
+        per_shard = [[("value", np.ascontiguousarray(value))]] + [[]] * (self.num_shards - 1)
+        reply = self._request_all("collective", per_shard, shards=[0], key=key, kind=kind)
+        return np.array(reply[0].tensor("value"))
+
     def heartbeat(self) -> None:
         """Tells every shard this worker is alive."""
         self._request_all("heartbeat")

@@ -34,7 +34,7 @@ DEFAULT_MAX_TENSORS = 4096
 
 REQUEST_OPS = frozenset({
     "hello", "init", "pull", "push", "push_pull", "heartbeat", "stats", "save", "shutdown",
-    "bye", "epoch_end",
+    "bye", "epoch_end", "collective",
 })
 REPLY_OPS = frozenset({"ok", "error"})
 DTYPES = frozenset({

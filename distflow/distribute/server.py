@@ -39,6 +39,7 @@ import numpy as np
 
 from distflow.distribute import checkpoint, protocol, transport
 from distflow.distribute.cluster import env_number
+from distflow.distribute.collective import KINDS, Collectives
 from distflow.distribute.packed import PackedStore
 from distflow.distribute.protocol import Message, ProtocolError
 
@@ -215,6 +216,7 @@ class ParameterServer:
         self._max_frames = (2 + self.config.max_tensors
                             + self.config.max_message_bytes // protocol.FRAME_BYTES)
         self._gave_up = False  # stopped waiting for workers that never registered
+        self._collectives = Collectives()  # strategy.reduce / gather (distribute/collective.py)
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
                                              self.config.max_frame_bytes)
@@ -278,6 +280,7 @@ class ParameterServer:
         self._check_liveness(now)
         if self.config.mode == "sync":
             self._maybe_complete_round(now)
+        self._finish_collectives()
         interval = self.config.stats_interval
         if interval and now - self._last_stats_log >= interval:
             self._last_stats_log = now
@@ -479,6 +482,30 @@ class ParameterServer:
             for name in names:
                 self._known(name)
         self._reply(identity, msg, with_params=True, names=names)
+
+    def _op_collective(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
+        """One worker's value for a cross-worker sum or gather (`strategy.reduce`)."""
+        key, kind = msg.header.get("key"), msg.header.get("kind")
+        if worker is None or isinstance(key, bool) or not isinstance(key, int) or key < 0 \
+                or kind not in KINDS or msg.names != ["value"]:
+            raise _Reject("bad_field", f"`collective` takes a worker's (sender >= 0) key (an "
+                          f"int >= 0), a kind in {KINDS} and one tensor named 'value'. "
+                          f"Received: key={key!r:.50}, kind={kind!r:.50}, "
+                          f"tensors={msg.names!r:.100}")
+        try:
+            self._collectives.offer(key, kind, worker.wid, np.array(msg.tensor("value")),
+                                    (identity, msg))
+        except ValueError as exc:
+            raise _Reject("bad_collective", str(exc)) from None
+        self._finish_collectives()
+
+    def _finish_collectives(self) -> None:
+        """Answers the collectives every live (and every expected) worker has joined."""
+        waiting_for = self._live_ids() | self._never_registered()
+        for waiters, result in self._collectives.complete(waiting_for):
+            for identity, msg in waiters:
+                header = {"op": "ok", "req": msg.req, "version": self.version}
+                self._send(identity, protocol.encode(header, [("value", result)]))
 
     def _op_init(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._require_chief_for_new(msg)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random, strategy_stack
+from distflow.distribute import replica
 from distflow.distribute.cluster import ClusterSpec
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
@@ -70,18 +71,68 @@ class Strategy:
     def _enter_scope(self, stack: contextlib.ExitStack) -> None:
         """Installs what this strategy changes inside its scope (nothing locally)."""
 
+    # ------------------------------------------------ custom loops (distribute/replica.py)
+
+    def _summed_replicas(self) -> int:
+        """Replicas whose gradients a step sums inside `run` (1: each applies its own)."""
+        return 1
+
     def run(self, fn: Callable, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
-        """Runs `fn` on this process's replica (there is one replica per process)."""
-        return fn(*args, **(kwargs or {}))
+        """Runs `fn(*args, **kwargs)` on this process's replica, in its replica context.
 
-    def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
-        """Returns the local value: each process holds one replica."""
-        return value
+        There is one replica per process, so per-replica values are this process's
+        values; combine them with `reduce` or `gather`.
+        """
+        context = replica.ReplicaContext(self, self.worker_index, self._summed_replicas())
+        entered = contextlib.nullcontext() if strategy_stack.current() is self else self.scope()
+        with entered, strategy_stack.in_replica(context):
+            return fn(*args, **(kwargs or {}))
 
-    def experimental_distribute_dataset(self, dataset: Any) -> Any:
-        """The shard of `dataset` this worker should read (element i -> worker i % N)."""
-        n = self.num_replicas_in_sync
-        return dataset if n == 1 else dataset.shard(n, self.worker_index)
+    def reduce(self, reduce_op: Any, value: Any, axis: int | None = None) -> Tensor:
+        """`value` combined over the replicas (and along `axis` first, when given).
+
+        Args:
+            reduce_op: `ReduceOp.SUM` or `ReduceOp.MEAN` (or their names).
+            value: this replica's value (a tensor, array or number).
+            axis: also reduce along this axis of each replica's value (None: not).
+
+        Returns:
+            The same tensor on every worker.
+        """
+        return replica.reduce_local(replica.reduce_op(reduce_op), value, axis, self._all_sum)
+
+    def gather(self, value: Any, axis: int) -> Tensor:
+        """The replicas' values concatenated along `axis`, in worker order."""
+        array = np.asarray(value.value if isinstance(value, Tensor) else value)
+        front = np.moveaxis(array, axis, 0)
+        return Tensor._wrap(np.moveaxis(self._all_gather(np.ascontiguousarray(front)), 0, axis))
+
+    def experimental_local_results(self, value: Any) -> tuple:
+        """This process's values of a per-replica value (one replica per process)."""
+        return (value,)
+
+    def experimental_distribute_dataset(self, dataset: Any, options: Any = None) -> Any:
+        """`dataset`'s elements (global batches) split into this replica's rows.
+
+        Every worker must iterate the same elements in the same order (an unseeded
+        shuffle is seeded equally in every worker started by the launcher).
+        """
+        if self._summed_replicas() == 1:
+            n = self.num_replicas_in_sync  # asynchronous: each worker its own batches
+            return dataset if n == 1 else dataset.shard(n, self.worker_index)
+        return replica.DistributedDataset(dataset, self.worker_index, self.num_replicas_in_sync)
+
+    def distribute_datasets_from_function(self, dataset_fn: Callable, options: Any = None) -> Any:
+        """`dataset_fn(InputContext)`: the function shards and batches per replica itself."""
+        context = replica.InputContext(self.num_replicas_in_sync, self.worker_index,
+                                       self._summed_replicas())
+        return dataset_fn(context)
+
+    def _all_sum(self, array: np.ndarray) -> np.ndarray:
+        return array  # one replica
+
+    def _all_gather(self, array: np.ndarray) -> np.ndarray:
+        return array
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -122,6 +173,7 @@ class _ParameterServerBacked(Strategy):
         # this worker; None: they run a schedule, or nothing was said yet.
         self._told_learning_rate: float | None = None
         self.fitted = False  # a `fit` ran in this process (the next one does not resume)
+        self._collectives = 0  # reductions and gathers run so far (their keys)
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -166,6 +218,19 @@ class _ParameterServerBacked(Strategy):
         stack.enter_context(training_context.use_training_context(_FitContext(self)))
 
     # ------------------------------------------------------------ parameters
+
+    def _summed_replicas(self) -> int:
+        return self.num_replicas_in_sync if self.mode == "mirrored" else 1
+
+    def _all_sum(self, array: np.ndarray) -> np.ndarray:
+        return array if self.cluster is None else self._collective("sum", array)
+
+    def _all_gather(self, array: np.ndarray) -> np.ndarray:
+        return array if self.cluster is None else self._collective("gather", array)
+
+    def _collective(self, kind: str, array: np.ndarray) -> np.ndarray:
+        self._collectives += 1  # the same count on every worker: the key of this one
+        return self.client.collective(kind, self._collectives, array)
 
     def sync_variables(self, variables: Sequence[Variable], optimizer: Any) -> None:
         """Registers variables with the servers (first writer wins) and loads their values.
@@ -229,6 +294,10 @@ class _ParameterServerBacked(Strategy):
         variables = [v for _, v in pairs]
         self.sync_variables(variables, optimizer)
         grads = {v.name: _array(g, v) for g, v in pairs}
+        if strategy_stack.current_replica() is not None and self._summed_replicas() > 1:
+            # Inside `run` the replicas' gradients are summed, as in TF; the servers average.
+            scale = self._summed_replicas()
+            grads = {name: g * g.dtype.type(scale) for name, g in grads.items()}
         learning_rate = self._learning_rate_change(optimizer)
         # The reply is written straight into the variables' arrays (no new array and
         # second copy per step).
@@ -494,11 +563,14 @@ def default_strategy() -> Strategy:
 
 
 def get_strategy() -> Strategy:
-    """The strategy the launcher asked for (from `DISTFLOW_*`), else a local one.
+    """The strategy of the innermost entered scope; else the launcher's, else a local one.
 
-    The same object is returned on every call in a process, so a script may call it
-    wherever it needs the strategy.
+    Outside every scope the same object is returned on every call in a process
+    (from `DISTFLOW_*`), so a script may call it wherever it needs the strategy.
     """
+    entered = strategy_stack.current()
+    if entered is not None:
+        return entered  # inside a strategy's scope, as TF
     global _current
     if _current is None:
         cluster = ClusterSpec.from_env()
@@ -509,3 +581,22 @@ def get_strategy() -> Strategy:
         else:
             _current = MirroredStrategy(cluster=cluster)
     return _current
+
+
+def has_strategy() -> bool:
+    """Whether a strategy's scope other than the default one is entered."""
+    entered = strategy_stack.current()
+    return entered is not None and entered is not _default
+
+
+def get_replica_context() -> replica.ReplicaContext | None:
+    """The innermost `strategy.run`'s context; the default one outside every scope; else None."""
+    context = strategy_stack.current_replica()
+    if context is not None or strategy_stack.current() is not None:
+        return context
+    return replica.ReplicaContext(default_strategy(), 0, 1)
+
+
+def in_cross_replica_context() -> bool:
+    """Inside a strategy's scope but outside `strategy.run`."""
+    return strategy_stack.current() is not None and strategy_stack.current_replica() is None
