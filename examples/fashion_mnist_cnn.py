@@ -5,7 +5,9 @@
         examples/fashion_mnist_cnn.py --epochs 1
 
 Same structure as fashion_mnist_mlp.py: a Keras script in which the only
-distributed line is `strategy.scope()`. Conv2D runs as im2col plus one matrix
+distributed line is `with strategy.scope():` around building and compiling
+the model; `fit` stays outside it, as in TensorFlow's tutorials (the model
+remembers its strategy). Conv2D runs as im2col plus one matrix
 product on NumPy, so a full epoch takes minutes on a laptop core; `--limit`
 trains on the first N images.
 """
@@ -38,11 +40,11 @@ with strategy.scope():
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-              validation_split=0.1)
-    if strategy.is_chief:
-        model.summary()
-        loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
-        print(f"test loss {loss:.4f} - test accuracy {accuracy:.4f}")
-        if args.save:
-            model.save(args.save)
+model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+          validation_split=0.1)
+if strategy.is_chief:
+    model.summary()
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    print(f"test loss {loss:.4f} - test accuracy {accuracy:.4f}")
+    if args.save:
+        model.save(args.save)

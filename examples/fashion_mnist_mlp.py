@@ -6,7 +6,9 @@
     python -m distflow.launch --workers 2 --ps 1 --strategy async examples/fashion_mnist_mlp.py
 
 The script is the Keras one with `tensorflow` replaced by `distflow`; the only
-distributed line is `strategy.scope()`. Under the launcher every worker runs
+distributed line is `with strategy.scope():` around building and compiling
+the model; `fit` stays outside it, as in TensorFlow's tutorials (the model
+remembers its strategy). Under the launcher every worker runs
 it, `fit` trains on this worker's share of each batch, and only the chief
 (worker 0) prints progress, evaluates and saves. Without the data set it says
 where it looked; `--synthetic` trains on a generated stand-in.
@@ -35,11 +37,11 @@ with strategy.scope():
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-              validation_split=0.1)
-    if strategy.is_chief:
-        model.summary()
-        loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
-        print(f"test loss {loss:.4f} - test accuracy {accuracy:.4f}")
-        if args.save:
-            model.save(args.save)
+model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+          validation_split=0.1)
+if strategy.is_chief:
+    model.summary()
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    print(f"test loss {loss:.4f} - test accuracy {accuracy:.4f}")
+    if args.save:
+        model.save(args.save)
