@@ -2,10 +2,11 @@
 
 One global NumPy `Generator` backs every call without an explicit `seed`;
 `set_seed` replaces it, so a program that sets the seed first is reproducible.
-In a worker started by the launcher it starts from `DISTFLOW_SEED` (0 when
-unset), the same in every worker, so what a script draws without a seed before
-training (an unseeded `Dataset.shuffle`, initial weights) agrees across workers;
-strategies fold the worker index in when training starts (per-worker dropout).
+In a worker started by the launcher (or by hand with `TF_CONFIG`) it starts
+from `DISTFLOW_SEED` (0 when unset), the same in every worker, so what a script
+draws without a seed before training (an unseeded `Dataset.shuffle`, initial
+weights) agrees across workers; strategies fold the worker index in when
+training starts (per-worker dropout).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def _non_negative_int(name: str, value: Any) -> int:
 
 def _launch_seed() -> list[int] | None:
     """The shared start of a launcher's worker's generator; None in a plain process."""
-    if not os.environ.get("DISTFLOW_PS_ADDRS") or \
-            os.environ.get("DISTFLOW_ROLE", "worker") != "worker":
+    launched = os.environ.get("DISTFLOW_PS_ADDRS") or os.environ.get("TF_CONFIG", "").strip()
+    if not launched or os.environ.get("DISTFLOW_ROLE", "worker") != "worker":
         return None
     raw = os.environ.get("DISTFLOW_SEED", "").strip() or "0"
     try:

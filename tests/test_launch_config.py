@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from distflow.launch import LaunchError, build_plan, cluster, main
+from distflow.distribute import cluster_env as cluster
+from distflow.launch import LaunchError, build_plan, main
 from distflow.launch.config import OPTIONS, pick_free_ports
 from distflow.launch.placement import fill_slots, node_launcher_args, ssh_command
 

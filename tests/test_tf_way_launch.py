@@ -173,7 +173,21 @@ def test_a_raising_worker_is_dropped_at_once_and_the_exit_code_says_so(tmp_path,
     assert "ValueError: bad data in shard 1" in output
 
 
-CUSTOM_LOOP = """
+# The data and the model (fixed initial weights) the one-process comparisons share.
+DATA = """
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32")
+y = (x @ np.array([[1.0], [-2.0], [0.5], [0.3]], "float32")).astype("float32")
+"""
+MODEL = """
+    model = tf.keras.Sequential([layers.Dense(8, activation="tanh", input_shape=(4,)),
+                                 layers.Dense(1)])
+    init = np.random.default_rng(2)
+    model.set_weights([init.normal(size=w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
+"""
+
+CUSTOM_LOOP = f"""
 import json
 import numpy as np
 import distflow as tf
@@ -181,20 +195,12 @@ from distflow.keras import layers
 
 GLOBAL_BATCH = 16
 tf.random.set_seed(1)
-rng = np.random.default_rng(0)
-x = rng.normal(size=(64, 4)).astype("float32")
-y = (x @ np.array([[1.0], [-2.0], [0.5], [0.3]], "float32")).astype("float32")
-
+{DATA}
 strategy = tf.distribute.MirroredStrategy()
 dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64).batch(GLOBAL_BATCH)
 dist_dataset = strategy.experimental_distribute_dataset(dataset)
 with strategy.scope():
-    model = tf.keras.Sequential([layers.Dense(8, activation="tanh", input_shape=(4,)),
-                                 layers.Dense(1)])
-    init = np.random.default_rng(2)
-    model.set_weights([init.normal(size=w.shape).astype("float32") * 0.5
-                       for w in model.get_weights()])
-    loss_object = tf.keras.losses.MeanSquaredError(reduction="none")
+{MODEL}    loss_object = tf.keras.losses.MeanSquaredError(reduction="none")
     optimizer = tf.keras.optimizers.SGD(0.1)
 
 
@@ -216,8 +222,8 @@ for epoch in range(2):
         total += float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
         batches += 1
     losses.append(total / batches)
-print("final", json.dumps({"replicas": strategy.num_replicas_in_sync, "losses": losses,
-                           "weights": [w.ravel().tolist() for w in model.get_weights()]}))
+print("final", json.dumps({{"replicas": strategy.num_replicas_in_sync, "losses": losses,
+                           "weights": [w.ravel().tolist() for w in model.get_weights()]}}))
 """
 
 
@@ -244,4 +250,65 @@ def test_the_tf_custom_loop_on_two_workers_equals_one_process(tmp_path):
     np.testing.assert_allclose(found[1]["losses"], one["losses"], rtol=1e-5)
     for rank in (0, 1):
         for a, b in zip(found[rank]["weights"], one["weights"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+TF_CONFIG_SCRIPT = f"""
+import json
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+{DATA}strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+{MODEL}    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mse")
+model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+version = strategy.client.stats()[0]["version"] if strategy.num_replicas_in_sync > 1 else None
+print("final " + json.dumps({{"replicas": strategy.num_replicas_in_sync, "version": version,
+                             "weights": [w.ravel().tolist() for w in model.get_weights()]}}),
+      flush=True)
+"""
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_processes_started_by_hand_with_tf_config_train_together(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(TF_CONFIG_SCRIPT))
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in (0, 1):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, text=True,
+                                      env={**base, "TF_CONFIG": json.dumps(config)},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, (out + err)[-3000:]
+    found = [json.loads(out.split("final ", 1)[1]) for out, _ in outputs]
+    alone = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=base, text=True,
+                           capture_output=True, timeout=60)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    one = json.loads(alone.stdout.split("final ", 1)[1])
+    assert one["replicas"] == 1 and [f["replicas"] for f in found] == [2, 2]
+    assert found[0]["version"] == 2 * 64 // 16  # one server step per global batch
+    for worker in found:
+        for a, b in zip(worker["weights"], one["weights"]):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -8,7 +8,8 @@ Strategies are imported lazily so that a parameter-server process
 
 from distflow.distribute.cluster import ClusterSpec
 
-_STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "OneDeviceStrategy",
+_STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "MultiWorkerMirroredStrategy",
+                   "OneDeviceStrategy",
                    "ParameterServerStrategy", "Strategy", "TPUStrategy", "get_replica_context",
                    "get_strategy", "has_strategy", "in_cross_replica_context")
 _REPLICA_NAMES = ("InputContext", "ReduceOp", "ReplicaContext")

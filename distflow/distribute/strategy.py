@@ -16,8 +16,10 @@ applied as it arrives). Both keep one replica per process.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -209,6 +211,7 @@ class _ParameterServerBacked(Strategy):
         # Heartbeats from a thread keep this worker alive on the servers while it
         # evaluates, loads data or waits in a long step.
         client.start_heartbeats(interval=max(0.5, c.heartbeat_timeout / 4))
+        atexit.register(self.close)  # says `bye`: no server waits for this worker after exit
         return client
 
     def _enter_scope(self, stack: contextlib.ExitStack) -> None:
@@ -369,6 +372,90 @@ class MirroredStrategy(_ParameterServerBacked):
 
     def __repr__(self) -> str:
         return f"MirroredStrategy({'local' if self.cluster is None else self.cluster.ps_addrs})"
+
+
+class MultiWorkerMirroredStrategy(MirroredStrategy):
+    """TF's multi-worker synchronous strategy: `MirroredStrategy` across processes.
+
+    Where the cluster comes from, first match wins:
+
+    1. the launcher's variables (`DISTFLOW_PS_ADDRS`): its parameter servers;
+    2. `cluster_resolver`, or `TF_CONFIG` (TF's multi-worker tutorial lists only
+       `chief`/`worker` tasks): the chief (rank 0: the chief task, else worker 0)
+       runs one parameter server in a thread of its own process, listening on
+       its own TF_CONFIG address, and every task connects there. So processes
+       started by hand with TF_CONFIG train together. The chief's process
+       waits at exit (up to the heartbeat timeout) for the other workers to
+       finish. A non-loopback address needs CURVE keys (`DISTFLOW_KEYS`) or
+       `DISTFLOW_INSECURE=1`;
+    3. otherwise one local replica.
+
+    Args:
+        cluster_resolver: a `distribute.cluster_resolver` resolver.
+        communication_options: accepted for TF compatibility (the servers reduce).
+    """
+
+    def __init__(self, cluster_resolver: Any = None, communication_options: Any = None, *,
+                 cluster: ClusterSpec | None = None, client_factory: Callable | None = None):
+        self._server = None
+        if cluster is None and not os.environ.get("DISTFLOW_PS_ADDRS"):
+            if cluster_resolver is None and os.environ.get("TF_CONFIG", "").strip():
+                from distflow.distribute.cluster_resolver import TFConfigClusterResolver
+
+                cluster_resolver = TFConfigClusterResolver()
+            if cluster_resolver is not None:
+                cluster, self._server = _chief_hosted_cluster(cluster_resolver)
+        self.cluster_resolver = cluster_resolver
+        super().__init__(cluster=cluster, client_factory=client_factory)
+        if self._server is not None:
+            atexit.register(self._close_chief_server)
+
+    def _close_chief_server(self) -> None:
+        """At the chief's exit: waits for the other workers to leave, then stops the server."""
+        server, deadline = self._server, time.monotonic() + self.cluster.heartbeat_timeout
+        while time.monotonic() < deadline and any(
+                w.alive and not w.left for wid, w in server.workers.items() if wid != 0):
+            time.sleep(0.05)
+        self.close()
+        server.stop()
+
+
+def _chief_hosted_cluster(resolver: Any) -> tuple[ClusterSpec, Any]:
+    """The cluster of `resolver`'s chief/worker tasks, served by a server in the chief."""
+    workers, rank = resolver.worker_addresses(), resolver.worker_rank()
+    if rank is None or not workers:
+        raise ValueError(f"MultiWorkerMirroredStrategy runs on 'chief' and 'worker' tasks; "
+                         f"this task is {resolver.task_type!r} {resolver.task_id!r} of "
+                         f"{resolver.cluster_spec()!r}. Start `ps` tasks with "
+                         f"`python -m distflow.distribute.server` and use "
+                         f"ParameterServerStrategy, or give this task a worker role.")
+    address = f"tcp://{workers[0]}"
+    env = {**os.environ, "DISTFLOW_PS_ADDRS": address, "DISTFLOW_ROLE": "worker",
+           "DISTFLOW_NUM_WORKERS": str(len(workers)), "DISTFLOW_RANK": str(rank),
+           "DISTFLOW_STRATEGY": "mirrored"}
+    cluster = ClusterSpec.from_env(env)
+    return cluster, (_start_chief_server(cluster, address) if rank == 0 else None)
+
+
+def _start_chief_server(cluster: ClusterSpec, address: str) -> Any:
+    from distflow.distribute.server import ParameterServer, ServerConfig
+
+    host = address.rsplit(":", 1)[0].removeprefix("tcp://")
+    loopback = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+    if not loopback and not cluster.keys_dir and os.environ.get("DISTFLOW_INSECURE") != "1":
+        raise ValueError(f"The chief would serve the parameters on {address}, beyond loopback, "
+                         f"in plain TCP. Set DISTFLOW_KEYS to a CURVE key directory "
+                         f"(`python -m distflow.keys generate DIR`), or DISTFLOW_INSECURE=1 "
+                         f"on a trusted network.")
+    bind = address if loopback else f"tcp://0.0.0.0:{address.rsplit(':', 1)[1]}"
+    server = ParameterServer(ServerConfig(address=bind, mode="sync",
+                                          num_workers=cluster.num_workers,
+                                          heartbeat_timeout=cluster.heartbeat_timeout,
+                                          keys_dir=cluster.keys_dir, stats_interval=0))
+    server.start()
+    log.info("The chief serves the parameters on %s for %d workers", address,
+             cluster.num_workers)
+    return server
 
 
 def _check_cpu_devices(who: str, argument: str, devices: Any) -> None:

@@ -19,7 +19,7 @@ import socket
 import sys
 from collections.abc import Mapping
 
-from distflow.launch import cluster
+from distflow.distribute import cluster_env as cluster
 from distflow.launch.config import (
     DEFAULT_PORT,
     OPTIONS,
