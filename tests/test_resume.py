@@ -65,3 +65,63 @@ def test_a_stopped_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_
     np.testing.assert_allclose(resumed[0]["weights"], uninterrupted[0]["weights"],
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(resumed[1]["weights"], resumed[0]["weights"], rtol=0, atol=0)
+
+
+MID_EPOCH = """
+import json, os, sys
+import numpy as np
+import distflow as df
+from distflow import keras
+
+
+class StopAt(keras.callbacks.Callback):
+    # The chief dies before its step 5 of epoch 1 (index) in the first run only.
+    def on_train_batch_begin(self, batch, logs=None):
+        if os.environ.get("STOP") and self.epoch == 1 and batch == 5 and \\
+                os.environ["DISTFLOW_RANK"] == "0":
+            raise SystemExit(7)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+
+strategy = df.distribute.get_strategy()
+rng = np.random.default_rng(0)
+x = rng.normal(size=(256, 4)).astype("float32")
+y = (x @ np.array([1.0, -2.0, 0.5, 0.3]) > 0).astype("float32")
+with strategy.scope():
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1,
+                              kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+history = model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[StopAt()])
+print("result", json.dumps({"epochs": history.epoch,
+                            "weights": model.layers[0].kernel.numpy().ravel().tolist()}),
+      flush=True)
+"""
+
+
+def test_a_run_stopped_mid_epoch_resumes_at_the_recorded_step(tmp_path, monkeypatch):
+    checkpoints = tmp_path / "ckpt"
+    args = ("--workers", "2", "--ps", "1", "--strategy", "mirrored", "--checkpoint-dir",
+            str(checkpoints), "--checkpoint-every", "1000")
+    monkeypatch.setenv("STOP", "1")
+    stopped = run_launcher(tmp_path, *args, script=MID_EPOCH, timeout=120)
+    assert stopped.returncode == 7, (stopped.stdout + stopped.stderr)[-3000:]
+    monkeypatch.delenv("STOP")
+    resumed = run_launcher(tmp_path, *args, script=MID_EPOCH, timeout=120)
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output[-3000:]
+    assert "[worker 0] resumed at epoch 1, step 5" in output
+    assert "[worker 1] resumed at epoch 1, step 5" in output
+    found = worker_json(resumed.stdout, "result")
+    assert [found[0]["epochs"], found[1]["epochs"]] == [[1, 2], [1, 2]]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    whole = run_launcher(fresh, *args[:-4], script=MID_EPOCH, timeout=120)
+    assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
+    np.testing.assert_allclose(found[0]["weights"], worker_json(whole.stdout, "result")[0][
+        "weights"], rtol=1e-5, atol=1e-6)
+    again = run_launcher(tmp_path, *args, script=MID_EPOCH, timeout=120)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "already finished" in again.stdout + again.stderr

@@ -428,7 +428,7 @@ class ParameterServer:
             if isinstance(epoch, int) and not isinstance(epoch, bool):
                 # The chief finished this epoch: a run resumed from the checkpoint
                 # starts at the next one (pushes record the epoch in progress).
-                self.position = {**self.position, "epoch": epoch + 1}
+                self.position = {**self.position, "epoch": epoch + 1, "step": 0}
             for old in sorted(self.decisions)[:-_KEPT_DECISIONS]:
                 del self.decisions[old]  # bounded: only recent epochs are ever asked for
         if worker is not None:
@@ -541,10 +541,7 @@ class ParameterServer:
                           f"starts from the chief's values once it has.")
 
     def _update_position(self, msg: Message) -> None:
-        position = msg.header.get("position")
-        if isinstance(position, dict) and len(position) <= 16:
-            self.position = {str(k): v for k, v in position.items()
-                             if isinstance(v, int | float | str | bool)}
+        self.position = _position(msg) or self.position
 
     # ------------------------------------------------------------ validation
 
@@ -646,7 +643,10 @@ class ParameterServer:
             return
         learning_rate = _learning_rate_field(msg)
         usable = self._check_gradients(msg)
-        self._update_position(msg)
+        if self.config.mode == "async":
+            self._update_position(msg)
+        else:  # recorded when the step is applied: a checkpoint never runs ahead of it
+            self._round.position = _position(msg) or self._round.position
         self.stats.pushes += part is None or part[0] == 0  # a pipelined step counts once
         if worker is not None:
             worker.last_step = msg.header.get("step", worker.last_step)
@@ -795,6 +795,8 @@ class ParameterServer:
 
     def _complete_round(self) -> None:
         rnd = self._round
+        if rnd.position is not None:
+            self.position = rnd.position
         offered = rnd.chosen_learning_rate()
         if offered is not None:
             self._set_learning_rate(*offered)
@@ -1122,6 +1124,7 @@ class _Round:
         self.arrived: set[int] = set()
         self.anonymous: list[tuple] = []
         self.learning_rates: list[tuple] = []  # (anonymous, rank, value, sender) offers
+        self.position: dict | None = None  # the step's training position, set when applied
         self.first.clear()
         for name in self.counts:
             self.counts[name] = 0
@@ -1134,6 +1137,14 @@ _FINITE_CHUNK = 256 * 1024  # elements per dot product: the zeros stay in the CP
 def _sent_zero_copy(param: np.ndarray) -> bool:
     """Whether the transport sends a framed `param` (a frame of it) without copying."""
     return param.nbytes >= transport.COPY_THRESHOLD
+
+
+def _position(msg: Message) -> dict | None:
+    """The training position a request carries (a small map of plain values), or None."""
+    position = msg.header.get("position")
+    if isinstance(position, dict) and len(position) <= 16:
+        return {str(k): v for k, v in position.items() if isinstance(v, int | float | str | bool)}
+    return None
 
 
 def _all_finite(msg: Message) -> bool:

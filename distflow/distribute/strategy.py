@@ -211,7 +211,6 @@ class _ParameterServerBacked(Strategy):
         # Heartbeats from a thread keep this worker alive on the servers while it
         # evaluates, loads data or waits in a long step.
         client.start_heartbeats(interval=max(0.5, c.heartbeat_timeout / 4))
-        atexit.register(self.close)  # says `bye`: no server waits for this worker after exit
         return client
 
     def _enter_scope(self, stack: contextlib.ExitStack) -> None:
@@ -302,6 +301,8 @@ class _ParameterServerBacked(Strategy):
             scale = self._summed_replicas()
             grads = {name: g * g.dtype.type(scale) for name, g in grads.items()}
         learning_rate = self._learning_rate_change(optimizer)
+        if "step" in self.position:
+            self.position["step"] += 1  # steps of the epoch done once this one is applied
         # The reply is written straight into the variables' arrays (no new array and
         # second copy per step).
         targets = {v.name: v.value for v in variables}
@@ -409,6 +410,10 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
         super().__init__(cluster=cluster, client_factory=client_factory)
         if self._server is not None:
             atexit.register(self._close_chief_server)
+        elif cluster_resolver is not None:
+            # No launcher stops the chief's server: say `bye` at exit so it need not wait
+            # out the heartbeat timeout for this worker.
+            atexit.register(self.close)
 
     def _close_chief_server(self) -> None:
         """At the chief's exit: waits for the other workers to leave, then stops the server."""
@@ -525,6 +530,8 @@ class _FitContext(training_context.TrainingContext):
         self.batch_size_is_global = strategy.mode == "mirrored"
         self.drop_remainder = strategy.mode == "mirrored"
         self._seed = c.seed
+        self._recorded: dict | None = None  # the servers' position when this fit began
+        self._resume_steps: dict[int, int] = {}  # epoch -> its steps already done
 
     def shuffle_seed(self, epoch: int) -> int | None:
         return self._seed * 100003 + epoch  # same order on every worker
@@ -549,11 +556,29 @@ class _FitContext(training_context.TrainingContext):
         position = hello.get("position") or {}
         if self.strategy.mode == "async" and hello.get("rejoined") is False:
             position = hello.get("restored_position") or {}
+        self._recorded = position
         recorded = position.get("epoch")
         return max(requested, int(recorded)) if isinstance(recorded, int) else requested
 
+    def resume_point(self, model: Any, epoch: int, steps: int | None) -> tuple[int, int]:
+        """Mirrored: the step within `epoch` the servers recorded, so a run stopped in the
+        middle of an epoch continues at its next batch (the data order is the same:
+        seeded by the epoch). An epoch recorded complete moves on to the next one.
+        Only for this process's first `fit`; async workers rerun the epoch in progress.
+        """
+        position = self._recorded or {}
+        step = position.get("step")
+        if self.strategy.mode != "mirrored" or position.get("epoch") != epoch or \
+                isinstance(step, bool) or not isinstance(step, int) or step <= 0:
+            return epoch, 0
+        if steps is not None and step >= steps:
+            epoch, step = epoch + 1, 0
+        self._resume_steps[epoch] = step
+        print(f"resumed at epoch {epoch}, step {step}", flush=True)
+        return epoch, step
+
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
-        self.strategy.position = {"epoch": int(epoch)}
+        self.strategy.position = {"epoch": int(epoch), "step": self._resume_steps.pop(epoch, 0)}
 
     def on_epoch_end(self, model: Any, epoch: int, logs: dict) -> None:
         """Shares the chief's stop decision (EarlyStopping and friends run on the chief).

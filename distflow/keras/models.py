@@ -179,10 +179,11 @@ class _ArrayBatches:
             np.random.default_rng(seed).permutation(m)
         return perm if rows is None else rows[perm]
 
-    def epoch(self, epoch: int) -> Iterator[tuple[Any, Any, Any]]:
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[tuple[Any, Any, Any]]:
+        """The batches of `epoch`, from its batch `skip` on."""
         order = self._order(epoch)
         b = self.batch_size
-        for step in range(self.steps):
+        for step in range(skip, self.steps):
             if order is None:
                 index: Any = slice(step * b, min((step + 1) * b, self.n))
             else:
@@ -230,7 +231,8 @@ class _DatasetBatches:
             self._iterator = None
             raise
 
-    def epoch(self, epoch: int) -> Iterator[tuple[Any, Any, Any]]:
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[tuple[Any, Any, Any]]:
+        """The batches of `epoch`; the first `skip` are read and passed over."""
         if not self._persistent:  # one pass over the data set per epoch
             self._iterator = None
         produced = 0
@@ -245,7 +247,8 @@ class _DatasetBatches:
                                   "(e.g. with .repeat()).", stacklevel=4)
                 return
             produced += 1
-            yield self._split(_unpack(element))
+            if produced > skip:
+                yield self._split(_unpack(element))
 
     def _split(self, batch: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
         batch = tuple(None if b is None else _to_arrays(b) for b in batch)
@@ -896,13 +899,18 @@ class Model(Layer):
             ctx.on_train_begin(self)
             # BackupAndRestore's epoch wins; else the context's (the servers' recorded
             # epoch when a distributed run resumes or a worker rejoins).
-            start = (self._initial_epoch if self._initial_epoch is not None
-                     else ctx.initial_epoch(self, initial_epoch))
+            start, skip = (self._initial_epoch, 0) if self._initial_epoch is not None \
+                else ctx.resume_point(self, ctx.initial_epoch(self, initial_epoch), train.steps)
+            if epochs <= start and start > initial_epoch:
+                print(f"Training already finished: the run is at epoch {start} and fit's "
+                      f"epochs={epochs}, so there is nothing to train. Pass a larger `epochs` "
+                      f"to continue.", flush=True)
             for epoch in range(start, epochs):
                 self._compiled.reset()
                 ctx.on_epoch_begin(self, epoch)
                 cbs.on_epoch_begin(epoch)
-                logs = self._train_epoch(train, epoch, cbs, variables, layers)
+                logs = self._train_epoch(train, epoch, cbs, variables, layers, skip)
+                skip = 0
                 if val is not None and ctx.is_chief and _validate_now(epoch, validation_freq):
                     val_logs = self._run_test(val, cbs, layers)
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -919,10 +927,10 @@ class Model(Layer):
         return self.history
 
     def _train_epoch(self, train: Any, epoch: int, cbs: Any, variables: list,
-                     layers: list[Layer]) -> dict[str, float]:
+                     layers: list[Layer], skip: int = 0) -> dict[str, float]:
         logs: dict[str, float] = {}
         step = -1
-        for step, (x, y, sample_weight) in enumerate(train.epoch(epoch)):
+        for step, (x, y, sample_weight) in enumerate(train.epoch(epoch, skip), start=skip):
             cbs.on_train_batch_begin(step)
             logs = self._train_step(x, y, sample_weight, variables, layers)
             cbs.on_train_batch_end(step, logs)

@@ -24,6 +24,10 @@ Contract used by `Model.fit` (distflow/keras/models.py):
   `on_train_begin`; the epoch to start at. A strategy whose servers resumed
   from a checkpoint returns the epoch recorded there, so restarting a stopped
   run continues where it was.
+* `resume_point(model, epoch, steps)`: called by `fit` right after
+  `initial_epoch` (`steps`: batches per epoch); the (epoch, step) to start at. A
+  strategy whose servers recorded a position inside `epoch` returns its step,
+  so a run stopped mid-epoch continues at the next batch.
 * `on_epoch_begin(model, epoch)`: called by `fit` at the start of each epoch
   (the strategy records the training position with its pushes).
 * `on_epoch_end(model, epoch, logs)`: called by `fit` after the callbacks'
@@ -64,6 +68,10 @@ class TrainingContext:
     def initial_epoch(self, model: Any, requested: int) -> int:
         """The epoch `fit` starts at; `requested` is `fit(initial_epoch=...)`."""
         return requested
+
+    def resume_point(self, model: Any, epoch: int, steps: int | None) -> tuple[int, int]:
+        """(epoch, first step) `fit` starts at, given the epoch `initial_epoch` chose."""
+        return epoch, 0
 
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
         """Called by `fit` at the start of every epoch."""
