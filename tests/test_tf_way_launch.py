@@ -312,3 +312,49 @@ def test_two_processes_started_by_hand_with_tf_config_train_together(tmp_path):
     for worker in found:
         for a, b in zip(worker["weights"], one["weights"]):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+SLOW = """
+import time
+time.sleep(float(__import__("sys").argv[1]))
+"""
+
+
+def test_a_checkpoint_directory_is_held_by_one_run_at_a_time(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from test_launch_e2e import REPO
+
+    checkpoints = tmp_path / "ckpt"
+    (tmp_path / "train.py").write_text(textwrap.dedent(SLOW))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    first = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--checkpoint-dir",
+                              str(checkpoints), "train.py", "20"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (checkpoints / "distflow.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run_launcher(tmp_path, "--checkpoint-dir", str(checkpoints),
+                              script=SLOW, script_args=("0",), timeout=60)
+        assert second.returncode == 4, second.stderr[-2000:]
+        assert f"launcher with pid {first.pid}" in second.stderr
+        assert "in use by run" in second.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert not (checkpoints / "distflow.lock").exists()  # released at the end
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (checkpoints / "distflow.lock").write_text(json.dumps(
+        {"host": __import__("socket").gethostname(), "pid": int(dead), "run_id": "old"}))
+    third = run_launcher(tmp_path, "--checkpoint-dir", str(checkpoints), script=SLOW,
+                         script_args=("0",), timeout=60)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "took over the stale lock of run 'old'" in third.stderr

@@ -122,9 +122,14 @@ FAILURES AND EXIT CODE
   When the run fails, every process is stopped (SIGTERM, grace, SIGKILL)
   and the launcher prints the failing process's name and its last lines.
   Exit code: 0 if the run completed with every worker; 3 if it completed
-  but workers were lost (0 with --allow-lost-workers); otherwise the first
-  failure's exit code (128+N if it died of signal N); 128+N if the
-  launcher itself got signal N; 2 for invalid options.
+  but workers were lost (0 with --allow-lost-workers); 4 if another run
+  holds --checkpoint-dir; otherwise the first failure's exit code (128+N if
+  it died of signal N); 128+N if the launcher itself got signal N; 2 for
+  invalid options.
+  --checkpoint-dir is held by one run at a time: the launcher starting the
+  servers writes DIR/distflow.lock (host, pid, run id) and removes it at
+  the end. A second run is refused naming the holder; a lock whose
+  launcher is gone (same host) is taken over.
   No child outlives the launcher, even if it is killed with SIGKILL: every
   child has PR_SET_PDEATHSIG=SIGTERM (Linux), and a watchdog process
   (distflow/launch/watchdog.py) SIGTERMs, then SIGKILLs, the process

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from distflow.launch import watchdog
+from distflow.launch import lock, watchdog
 from distflow.launch.config import LaunchPlan, ProcessSpec
 from distflow.launch.control import ControlError, Coordinator, Peer
 from distflow.launch.watchdog import group_alive
@@ -31,6 +31,7 @@ TAIL_LINES = 20
 POLL_SECONDS = 0.05
 RESTART_DELAY = 0.5
 EXIT_WORKERS_LOST = 3  # the run completed, but workers were lost (see --allow-lost-workers)
+EXIT_CHECKPOINT_DIR_IN_USE = 4  # another run holds --checkpoint-dir (launch/lock.py)
 
 
 def _load_prctl():
@@ -123,6 +124,7 @@ class Supervisor:
         self._signal: int | None = None
         self._failure: Child | None = None
         self._failure_code: int | None = None
+        self._lock_path: str | None = None  # --checkpoint-dir's lock, held while running
         self._stopping = False
         self._watchdog: subprocess.Popen | None = None
         self._control = None
@@ -246,7 +248,8 @@ class Supervisor:
             self._start_watchdog()
             if self.opts.watch_stdin:
                 threading.Thread(target=self._watch_stdin, daemon=True).start()
-            if not self._prepare_log_dir() or not self._start_control():
+            if not self._prepare_log_dir() or not self._lock_checkpoints() or \
+                    not self._start_control():
                 return self._failure_code
             for child in self.children:
                 if self._signal is None and self._failure is None:
@@ -259,8 +262,25 @@ class Supervisor:
                 signal.signal(signum, handler)
             self._kill_leftovers()
             self._close()
+            if self._lock_path:
+                lock.release(self._lock_path)
         self._report_summary()
         return self._exit_code()
+
+    def _lock_checkpoints(self) -> bool:
+        """Holds --checkpoint-dir for this run when this launcher starts servers."""
+        directory = self.opts.checkpoint_dir
+        if not directory or not any(c.spec.role == "ps" for c in self.children):
+            return True
+        try:
+            self._lock_path, note = lock.acquire(str(directory), self.plan.run_id)
+        except (lock.LockError, OSError) as exc:
+            self.say(str(exc))
+            self._failure_code = EXIT_CHECKPOINT_DIR_IN_USE
+            return False
+        if note:
+            self.say(note)
+        return True
 
     def _prepare_log_dir(self) -> bool:
         if not self.opts.log_dir:
