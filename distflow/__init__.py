@@ -92,6 +92,11 @@ int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 
 __version__ = "0.1.0"
 
+if __import__("os").environ.get("DISTFLOW_ROLE"):  # a process started by the launcher
+    from distflow import _launched
+
+    _launched.install()
+
 __all__ = [n for n in dir() if not n.startswith("_")]
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat")

@@ -358,3 +358,52 @@ def test_a_checkpoint_directory_is_held_by_one_run_at_a_time(tmp_path):
                          script_args=("0",), timeout=60)
     assert third.returncode == 0, third.stderr[-2000:]
     assert "took over the stale lock of run 'old'" in third.stderr
+
+
+LONG_FIT = """
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(32, activation="relu", input_shape=(16,)),
+                                 layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+x = np.random.default_rng(0).normal(size=(2048, 16)).astype("float32")
+print("training", flush=True)
+model.fit(x, x[:, :1], epochs=10000, batch_size=32, verbose=0)
+"""
+
+
+def test_ctrl_c_stops_the_run_quietly_and_names_the_final_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from test_launch_e2e import REPO
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(LONG_FIT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    launcher = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--workers", "2",
+                                 "--checkpoint-dir", str(tmp_path / "ckpt"), "train.py"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path).glob("ckpt/distflow.lock")):
+        time.sleep(0.1)
+    time.sleep(3)  # training is under way
+    launcher.send_signal(signal.SIGINT)
+    out, err = launcher.communicate(timeout=60)
+    output = out + err
+    assert launcher.returncode == 130, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    for rank in (0, 1):
+        assert f"[worker {rank}] interrupted (Ctrl-C): stopping" in output
+    named = re.search(r"ps 0's last checkpoint: (\S+)", output)
+    assert named and os.path.exists(named.group(1)), output[-2000:]

@@ -32,6 +32,7 @@ POLL_SECONDS = 0.05
 RESTART_DELAY = 0.5
 EXIT_WORKERS_LOST = 3  # the run completed, but workers were lost (see --allow-lost-workers)
 EXIT_CHECKPOINT_DIR_IN_USE = 4  # another run holds --checkpoint-dir (launch/lock.py)
+CHECKPOINT_LINE = "Checkpoint written: "  # what a server logs after each checkpoint
 
 
 def _load_prctl():
@@ -542,6 +543,19 @@ class Supervisor:
             note += " (pass --allow-lost-workers to accept losses with exit code 0)"
         self.say(f"run {self.plan.run_id} {verdict} in {total:.1f} s{note} "
                  f"(exit code {self._exit_code()})\n" + "\n".join("  " + l for l in lines))
+        for child in self.children:
+            written = self._last_checkpoint(child)
+            if written:
+                self.say(f"{child.name}'s last checkpoint: {written}")
+
+    def _last_checkpoint(self, child: Child) -> str | None:
+        """The checkpoint a server last said it wrote (from its output), or None."""
+        if child.spec.role != "ps":
+            return None
+        with self._print_lock:
+            lines = list(child.tail)
+        found = [line.split(CHECKPOINT_LINE, 1)[1] for line in lines if CHECKPOINT_LINE in line]
+        return found[-1].strip() if found else None
 
 
 def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:
