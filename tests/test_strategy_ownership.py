@@ -245,3 +245,21 @@ def test_a_subclassed_optimizer_trains_through_the_servers(server, strategy):
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert server.version == ROWS // BATCH
     assert server.optimizer["name"] == "adam"
+
+
+def test_a_worker_waiting_for_an_absent_server_says_so_before_the_timeout(caplog):
+    import logging
+    import socket
+
+    from distflow.distribute.client import PSClient, PSTimeoutError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    caplog.set_level(logging.WARNING, logger="distflow.client")
+    with PSClient([address], worker_id=3, timeout=6.5, retries=0) as client, \
+            pytest.raises(PSTimeoutError):
+        client.hello()
+    said = [r.getMessage() for r in caplog.records if "has waited" in r.getMessage()]
+    assert said and f"Worker 3 has waited 5 s for parameter server(s) {address} to answer " \
+        "`hello`" in said[0]

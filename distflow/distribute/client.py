@@ -537,6 +537,9 @@ class _Plan:
     shards: list[tuple[protocol.Encoder | None, list[str]]]
 
 
+_FIRST_SAY, _SAY_EVERY = 5.0, 30.0  # seconds: when a long wait is first logged, then how often
+
+
 class _Exchange:
     """One request to several shards: send all, collect, re-send to the silent ones.
 
@@ -551,7 +554,8 @@ class _Exchange:
         self.missing = {s: len(m) for s, m in messages.items()}  # unanswered, per shard
 
     def run(self, budget: float, retries: int) -> dict[int, list[Message]]:
-        start = time.monotonic()
+        start = self.start = time.monotonic()
+        self.budget, self.next_say = budget, _FIRST_SAY
         per_attempt = budget / (retries + 1)
         for attempt in range(retries + 1):
             if attempt:
@@ -579,11 +583,25 @@ class _Exchange:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
+            self._say_waiting()
             waiting = {s: sockets[s] for s in self.missing}
-            ready = transport.poll_clients(list(waiting.values()), max(1, int(remaining * 1000)))
+            ready = transport.poll_clients(list(waiting.values()),
+                                           max(1, int(min(remaining, 1.0) * 1000)))
             for s, sock in waiting.items():
                 if sock in ready:
                     self._receive(s, sock)
+
+    def _say_waiting(self) -> None:
+        """Logs what this request waits for after 5 s, then every 30 s (not silently)."""
+        waited = time.monotonic() - self.start
+        if waited < self.next_say:
+            return
+        self.next_say = waited + _SAY_EVERY
+        silent = [self.client.addrs[s] for s in sorted(self.missing)]
+        log.warning("Worker %s has waited %.0f s for parameter server(s) %s to answer `%s` "
+                    "(a synchronous step also waits for the slowest live worker); it gives "
+                    "up after %.0f s (DISTFLOW_REQUEST_TIMEOUT)", self.client.worker_id,
+                    waited, ", ".join(silent), self.op, self.budget)
 
     def _receive(self, shard: int, sock: transport.ClientSocket) -> None:
         """Reads what `sock` has; the shard leaves `missing` once all its messages are answered."""
