@@ -5,10 +5,14 @@ Runs, one after the other in this process's run:
   * distflow, 2 workers + 1 PS, MirroredStrategy (global batch 256 = 128 per worker);
   * distflow, 2 workers + 1 PS, ParameterServerStrategy (batch 128 per worker);
   * PyTorch (if installed), one process and DistributedDataParallel/gloo on 2 processes
-    (batch 128 per process): the reference.
+    (batch 128 per process): the reference;
+  * TensorFlow's MultiWorkerMirroredStrategy on 2 processes (batch 128 per worker), with
+    `--tf-python PATH`, an interpreter that has `tensorflow-cpu==2.21.0` (its own
+    virtual environment: TensorFlow is never a dependency).
 Every process uses one BLAS thread. Prints a table and one JSON line.
 
-    DISTFLOW_DATA=../shared/data python benchmarks/train_bench.py [--epochs 10] [--seeds 0,1,2]
+    DISTFLOW_DATA=../shared/data python benchmarks/train_bench.py [--epochs 10] [--seeds 0,1,2] \
+        [--tf-python /tmp/tfenv/bin/python]
 
 With several seeds every configuration runs once per seed (the seed sets the
 initial weights, the dropout noise and the shuffling) and a summary gives each
@@ -43,7 +47,8 @@ def _run(cmd: list[str], timeout: float) -> dict:
                        f"stdout tail:\n{proc.stdout[-2000:]}\nstderr tail:\n{proc.stderr[-2000:]}")
 
 
-def configurations(epochs: int, data: list[str], seed: int) -> list[tuple[str, list[str]]]:
+def configurations(epochs: int, data: list[str], seed: int,
+                   tf_python: str | None = None) -> list[tuple[str, list[str]]]:
     py = sys.executable
     worker = [str(HERE / "train_worker.py"), "--epochs", str(epochs), "--seed", str(seed), *data]
     launch = [py, "-m", "distflow.launch", "--workers", "2", "--ps", "1"]
@@ -59,6 +64,10 @@ def configurations(epochs: int, data: list[str], seed: int) -> list[tuple[str, l
                "--seed", str(seed), *data]
         runs += [("pytorch 1 process", [*ref, "--workers", "1"]),
                  ("pytorch DDP gloo 2 procs", [*ref, "--workers", "2"])]
+    if tf_python:
+        runs.append(("tensorflow MWMS 2 procs", [
+            tf_python, str(HERE / "tf_mwms.py"), "--workers", "2", "--epochs", str(epochs),
+            "--batch-size", "128", "--seed", str(seed), *data]))
     return runs
 
 
@@ -84,12 +93,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--data", default=None, help="directory holding the IDX files")
     parser.add_argument("--seeds", default="0",
                         help="comma-separated seeds; each configuration runs once per seed")
+    parser.add_argument("--tf-python", default=None,
+                        help="an interpreter with tensorflow-cpu 2.21 (adds TF's MWMS)")
     args = parser.parse_args(argv)
     data = ["--data", args.data] if args.data else []
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
     for seed in seeds:
-        for name, cmd in configurations(args.epochs, data, seed):
+        for name, cmd in configurations(args.epochs, data, seed, args.tf_python):
             result = _run(cmd, timeout=3600)
             rows.append({"run": name, "seed": seed, **result})
             print(f"{name:28} seed {seed} {result['samples_per_s']:>10.0f} samples/s "
