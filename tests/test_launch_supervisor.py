@@ -353,3 +353,26 @@ def test_unwritable_log_dir_is_reported(scripts):
     result = launch(scripts, "--log-dir", str(scripts / "afile" / "logs"))
     assert result.returncode == 2
     assert f"cannot create --log-dir '{scripts / 'afile' / 'logs'}'" in result.stderr
+
+
+def test_relay_redraws_in_place_and_keeps_only_finished_lines():
+    import io
+    import threading
+
+    from distflow.launch import relay
+
+    class Chunks(io.RawIOBase):  # the bytes arrive in these reads, as from a child's pipe
+        def __init__(self, chunks):
+            self.chunks = list(chunks)
+
+        def read1(self, size=-1):
+            return self.chunks.pop(0) if self.chunks else b""
+
+    screen, kept = io.StringIO(), []
+    console = relay.Console(screen, threading.Lock())
+    relay.relay(Chunks([b"\r 1/3 [=>]", b"\r 2/3 [==>]", b"\r 3/3 [===] done\nnext line\n",
+                        b"partial"]), "[worker 0] ", console,
+                lambda text, raw: kept.append(text))
+    assert kept == [" 3/3 [===] done", "next line", "partial"]
+    assert "\r[worker 0]  2/3 [==>]" in screen.getvalue()
+    assert screen.getvalue().endswith("[worker 0] next line\n[worker 0] partial\n")

@@ -407,3 +407,52 @@ def test_ctrl_c_stops_the_run_quietly_and_names_the_final_checkpoint(tmp_path):
         assert f"[worker {rank}] interrupted (Ctrl-C): stopping" in output
     named = re.search(r"ps 0's last checkpoint: (\S+)", output)
     assert named and os.path.exists(named.group(1)), output[-2000:]
+
+
+BAR = """
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(4, input_shape=(8,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+x = np.ones((4096, 8), "float32")
+model.fit(x, x[:, :1], epochs=1, batch_size=32, verbose=1)
+"""
+
+
+def test_the_chiefs_live_progress_bar_is_redrawn_on_the_launchers_terminal(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    import textwrap
+
+    from test_launch_e2e import REPO
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(BAR))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    main, child = pty.openpty()
+    launcher = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--workers", "2",
+                                 "train.py"], cwd=tmp_path, env=env, stdout=child,
+                                stderr=subprocess.PIPE)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the launcher closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    launcher.wait(timeout=120)
+    os.close(main)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert launcher.returncode == 0, screen[-2000:]
+    redraws = re.findall(r"\r\[worker 0\] +(\d+)/128 \[", screen)
+    assert len(redraws) >= 2 and redraws[-1] == "128", screen[-2000:]
+    assert "[worker 1]" not in screen  # only the chief shows progress

@@ -99,6 +99,9 @@ ENVIRONMENT OF EACH CHILD
   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS   --blas-threads (1), so
                               N processes do not fight over the cores
   PYTHONUNBUFFERED=1          so output lines arrive as they are printed
+  DISTFLOW_TTY=1              when the launcher's stdout is a terminal: the chief's
+                              Keras progress bar is live, redrawn in place with its
+                              prefix (epoch lines otherwise)
   Everything else is inherited from the launcher's environment.
 
 ONE MACHINE

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from distflow.launch import lock, watchdog
+from distflow.launch import lock, relay, watchdog
 from distflow.launch.config import LaunchPlan, ProcessSpec
 from distflow.launch.control import ControlError, Coordinator, Peer
 from distflow.launch.watchdog import group_alive
@@ -122,6 +122,8 @@ class Supervisor:
         self.err = stderr or sys.stderr
         self.children = [Child(spec) for spec in plan.local_processes]
         self._print_lock = threading.Lock()
+        self._consoles = (relay.Console(self.out, self._print_lock),
+                          relay.Console(self.err, self._print_lock))
         self._signal: int | None = None
         self._failure: Child | None = None
         self._failure_code: int | None = None
@@ -140,24 +142,16 @@ class Supervisor:
         """Prints a launcher message on stderr."""
         with self._print_lock:
             for line in text.splitlines() or [""]:
-                self.err.write(f"[launch] {line}\n")
-            self.err.flush()
+                self._consoles[1].line(self, f"[launch] {line}")
 
-    def _relay(self, child: Child, stream, console) -> None:
-        prefix = f"[{child.name}] "
-        for raw in iter(stream.readline, b""):
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            with self._print_lock:
-                try:
-                    console.write(prefix + text + "\n")
-                    console.flush()
-                except (OSError, ValueError):
-                    pass  # console gone (e.g. piped into head): keep draining the child
-                child.tail.append(text)
-                if child.log is not None:
-                    child.log.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                    child.log.flush()
-        stream.close()
+    def _relay(self, child: Child, stream, console: relay.Console) -> None:
+        def keep(text: str, raw: bytes) -> None:  # called with the print lock held
+            child.tail.append(text)
+            if child.log is not None:
+                child.log.write(raw)
+                child.log.flush()
+
+        relay.relay(stream, f"[{child.name}] ", console, keep)
 
     # ------------------------------------------------------------ spawning
 
@@ -178,6 +172,8 @@ class Supervisor:
         env.update(child.spec.env)
         if child.spec.env:
             env["DISTFLOW_RESTART"] = str(child.restarts)
+        if _is_terminal(self.out):
+            env["DISTFLOW_TTY"] = "1"  # the launcher redraws a child's live progress bar
         self._open_log(child)
         ssh = child.spec.role == "node" and child.spec.argv[0] != sys.executable
         try:
@@ -195,7 +191,7 @@ class Supervisor:
         child.first_start = child.first_start or time.monotonic()
         child.threads = [
             threading.Thread(target=self._relay, args=(child, pipe, console), daemon=True)
-            for pipe, console in ((child.popen.stdout, self.out), (child.popen.stderr, self.err))
+            for pipe, console in zip((child.popen.stdout, child.popen.stderr), self._consoles)
         ]
         for thread in child.threads:
             thread.start()
@@ -567,3 +563,10 @@ def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:
     except Exception as exc:  # noqa: BLE001 - a courtesy: heartbeats catch it anyway
         print(f"[launch] could not tell the servers that worker {rank} left ({exc}); they "
               f"will drop it after the heartbeat timeout", file=sys.stderr, flush=True)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

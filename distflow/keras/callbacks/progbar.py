@@ -1,6 +1,7 @@
 """Progress output: `Progbar` (the `keras.utils.Progbar` interface) and `ProgbarLogger`.
 
-On a terminal (`sys.stdout.isatty()`), verbose=1 redraws one line in place with
+On a terminal (`sys.stdout.isatty()`, or under a launcher whose console is one:
+`DISTFLOW_TTY=1`), verbose=1 redraws one line in place with
 `\\r`: ` 12/938 [>.....] - ETA: 2s - loss: 0.5231`, finished as
 `938/938 [======] - 3s 3ms/step - loss: ... - val_loss: ...`. When stdout is
 not a terminal (a log file, a pipe, the launcher's prefixed output), and
@@ -10,6 +11,7 @@ always with verbose=2, each epoch prints exactly one line at its end:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -44,7 +46,9 @@ class Progbar:
         self.unit_name = unit_name
         self.prefix = prefix
         stream = sys.stdout
-        self.dynamic = bool(getattr(stream, "isatty", None) and stream.isatty())
+        # DISTFLOW_TTY: the launcher's console is a terminal and it redraws this line.
+        self.dynamic = bool(getattr(stream, "isatty", None) and stream.isatty()) or \
+            os.environ.get("DISTFLOW_TTY") == "1"
         self._values: dict[str, list[float]] = {}
         self._order: list[str] = []
         self._seen = 0
