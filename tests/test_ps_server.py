@@ -560,25 +560,89 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("mode", ["async", "sync"])
 @pytest.mark.parametrize("reason", sorted(BAD_REQUESTS))
 def test_bad_requests_get_an_error_and_change_nothing(servers, reason, mode):
+    make, quoted = BAD_REQUESTS[reason]
+    reply = _refused_without_a_change(servers, mode, make, reason)
+    assert quoted in reply.header["message"]
+
+
+def _refused_without_a_change(servers, mode, make, reason):
+    """Sends `make()` from a raw socket between two steps of worker 0: it must get a
+    `reason` error and change no parameter, slot, version, position or membership."""
     server = servers(mode=mode, max_tensors=8, max_message_bytes=65536)
     with PSClient([server.address], worker_id=0, timeout=5) as client:
         client.init(params(), ADAM)
         client.push(grads(5)) if mode == "async" else client.push_pull(grads(5))
-        before = snapshot(server)
-        make, quoted = BAD_REQUESTS[reason]
+        before, position = snapshot(server), dict(server.position)
         raw = Raw(server.address)
         reply = raw.ask(make())
         raw.close()
         assert reply is not None, f"no error reply to a {reason} request"
-        assert reply.op == "error" and reply.header["reason"] == reason
-        assert quoted in reply.header["message"]
-        assert snapshot(server) == before
+        assert (reply.op, reply.header["reason"]) == ("error", reason), reply.header
+        assert snapshot(server) == before and server.position == position
+        assert sorted(server.workers) == [0], "a refused request registered its sender"
         assert server.stats_dict()["rejected"] == {reason: 1}
         pulled = client.pull()  # still serving, values unchanged
         for name, value in pulled.items():
             assert value.tobytes() == before[f"param/{name}"]
-        client.push_pull(grads(6))  # and still stepping
+        client.push_pull(grads(6))  # and still stepping (a sync step needs only worker 0)
     assert server.version == 2
+    return reply
+
+
+def _raw_push(specs, data_frames, **header):
+    """A push whose spec list is `specs` as given (any values), then `data_frames`."""
+    fields = {"v": protocol.PROTOCOL_VERSION, "op": "push", "req": 77, "sender": 5, "step": 0,
+              "tensors": msgpack.packb(specs), **header}
+    return [msgpack.packb(fields, use_bin_type=True), *data_frames]
+
+
+def _raw_request(**header):
+    return [msgpack.packb({"v": protocol.PROTOCOL_VERSION, "req": 78, "sender": 5, **header},
+                          use_bin_type=True)]
+
+
+HOSTILE_REQUESTS = {  # each: frames, the reason code expected
+    "declared 2**78 elements in 2**58 frames": (
+        lambda: _raw_push([["w", "float32", [2**39, 2**39], 2**58]], []), "tensor_too_large"),
+    "declared 2**43 elements": (
+        lambda: _raw_push([["w", "float32", [2**39, 16], 2**22]], [b""]), "tensor_too_large"),
+    "shape product beyond any float": (
+        lambda: _raw_push([["dense/bias", "float32", [2**39] * 32, 1]], [b""]),
+        "tensor_too_large"),
+    "nframes true": (lambda: _raw_push([["dense/bias", "float32", [4], True]],
+                                       [np.ones(4, np.float32).tobytes()]), "bad_spec"),
+    "nframes float": (lambda: _raw_push([["dense/bias", "float32", [4], 1.0]],
+                                        [np.ones(4, np.float32).tobytes()]), "bad_spec"),
+    "negative step": (lambda: _bad_header(_push_frames(_good()), sender=5, step=-5),
+                      "bad_field"),
+    "step 2**64 - 1": (lambda: _bad_header(_push_frames(_good()), sender=5, step=2**64 - 1),
+                       "bad_field"),
+    "op as a list": (lambda: _raw_request(op=["pull"]), "unknown_op"),
+    "pull names as lists": (lambda: _raw_request(op="pull", names=[["dense/bias"]]),
+                            "bad_name"),
+    "pull names as maps": (lambda: _raw_request(op="pull", names=[{"a": 1}]), "bad_name"),
+    "pull names repeated": (lambda: _raw_request(op="pull", names=["dense/bias"] * 3),
+                            "duplicate_name"),
+    "pull names beyond max_tensors": (
+        lambda: _raw_request(op="pull", names=[f"n{i}" for i in range(9)]), "too_many_tensors"),
+    "init with a wrong shape": (lambda: protocol.encode(
+        {"op": "init", "req": 1, "sender": 5, "optimizer": ADAM},
+        [("new", np.ones(2, np.float32)), ("dense/bias", np.ones(5, np.float32))]),
+        "shape_mismatch"),
+    "stop from a non-chief": (lambda: _raw_request(op="epoch_end", epoch=0, stop=True),
+                              "bad_field"),
+    "save without a checkpoint dir": (lambda: _raw_request(op="save", position={"epoch": 9}),
+                                      "no_checkpoint_dir"),
+    "unknown parameter": (lambda: _bad_header(_push_frames([("nope", np.ones(4, np.float32))]),
+                                              sender=5), "unknown_parameter"),
+}
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.parametrize("case", sorted(HOSTILE_REQUESTS))
+def test_a_refused_request_changes_nothing_not_even_membership(servers, case, mode):
+    make, reason = HOSTILE_REQUESTS[case]
+    _refused_without_a_change(servers, mode, make, reason)
 
 
 def test_the_server_reads_its_settings_from_the_launcher_environment():

@@ -78,6 +78,9 @@ class ServerConfig:
         max_message_bytes: largest message accepted (larger: error reply).
         max_frame_bytes: largest single frame; a peer sending more is
             disconnected by libzmq before the frame is buffered.
+        max_reply_bytes: largest reply a pull may ask for (larger: error reply).
+        max_queued_replies: replies queued for one peer that does not read
+            them (libzmq send high-water mark); more are dropped and counted.
         stats_interval: seconds between stats lines in the log (0: never).
         poll_ms: poll timeout of the loop (liveness checks run this often).
     """
@@ -96,6 +99,8 @@ class ServerConfig:
     max_tensors: int = protocol.DEFAULT_MAX_TENSORS
     max_message_bytes: int = 4 * 1024**3
     max_frame_bytes: int = 2 * protocol.FRAME_BYTES
+    max_reply_bytes: int = 4 * 1024**3
+    max_queued_replies: int = 64
     stats_interval: float = 60.0
     poll_ms: int = 50
 
@@ -114,7 +119,8 @@ class ServerConfig:
                              f"Received: max_staleness={self.max_staleness!r}")
         for name, least in (("num_workers", 1), ("checkpoint_every", 0), ("shard", 0),
                             ("keep_checkpoints", 1), ("max_tensors", 1),
-                            ("max_message_bytes", 1), ("poll_ms", 1)):
+                            ("max_message_bytes", 1), ("poll_ms", 1),
+                            ("max_reply_bytes", 1), ("max_queued_replies", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"`{name}` must be an int >= {least}. "
@@ -162,6 +168,10 @@ class _Stats:
     duplicates: int = 0
     cow_copies: int = 0
     last_checkpoint: dict | None = None
+
+
+class _Terminated(BaseException):
+    """SIGTERM/SIGINT arrived while the loop was only reading a request (`main`)."""
 
 
 class _Reject(Exception):
@@ -215,6 +225,8 @@ class ParameterServer:
         self._max_frames = (2 + self.config.max_tensors
                             + self.config.max_message_bytes // protocol.FRAME_BYTES)
         self._gave_up = False  # stopped waiting for workers that never registered
+        self._joined: tuple | None = None  # logged once the request that (re)joined passes
+        self._reading = False  # reading a request (`_on_signal` may interrupt it)
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
                                              self.config.max_frame_bytes)
@@ -290,6 +302,7 @@ class ParameterServer:
         self.stats.bytes_in += size
         req = None
         try:
+            self._reading = True  # a signal may end the loop here: nothing changed yet
             if dropped:
                 raise _Reject("too_many_frames", f"The message has {len(frames) + dropped} "
                               f"frames; this server accepts at most {self._max_frames} "
@@ -298,13 +311,14 @@ class ParameterServer:
             if size > self.config.max_message_bytes:
                 raise _Reject("message_too_large", f"The message has {size} bytes; this "
                               f"server accepts at most {self.config.max_message_bytes}.")
-            msg = protocol.decode(frames, self.config.max_tensors)
+            msg = protocol.decode(frames, self.config.max_tensors,
+                                  max_bytes=self.config.max_message_bytes)
             req = msg.req
+            self._reading = False
             self.stats.requests[msg.op] += 1
             if self._plain_push(identity, msg):
                 return
-            worker = self._touch(msg)
-            getattr(self, f"_op_{msg.op}")(identity, msg, worker)
+            self._dispatch(identity, msg)
         except ProtocolError as exc:
             self._reject(identity, exc.req, exc.reason, str(exc))
         except _Reject as exc:
@@ -312,6 +326,38 @@ class ParameterServer:
         except Exception as exc:  # a bug must not take the shard down
             log.exception("Internal error while handling a request")
             self._reject(identity, req, "internal_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._reading = False
+
+    def _dispatch(self, identity: bytes, msg: Message) -> None:
+        """Runs the op's handler; a refused request leaves the membership as it was
+        (only a request that passes validation registers or revives its sender)."""
+        undo = self._membership_undo(msg.sender)
+        worker = self._touch(msg)
+        try:
+            getattr(self, f"_op_{msg.op}")(identity, msg, worker)
+        except BaseException:
+            undo()
+            raise
+        if self._joined is not None:
+            log.info(*self._joined)
+            self._joined = None
+
+    def _membership_undo(self, wid: Any) -> Any:
+        """A function putting worker `wid`'s membership back as it is now."""
+        if not isinstance(wid, int) or wid < 0:
+            return lambda: None
+        worker, required = self.workers.get(wid), wid in self._round.required
+        saved = None if worker is None else (worker.alive, worker.left, worker.last_seen)
+
+        def undo() -> None:
+            self._joined = None
+            if worker is None:
+                self.workers.pop(wid, None)
+            else:
+                worker.alive, worker.left, worker.last_seen = saved
+            (self._round.required.add if required else self._round.required.discard)(wid)
+        return undo
 
     def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
         self.stats.rejected[reason] += 1
@@ -383,10 +429,10 @@ class ParameterServer:
             if self._round.started and wid in self._never_registered():
                 self._round.required.add(wid)  # an expected worker: it belongs to this step
             worker = self.workers[wid] = _Worker(wid, now)
-            log.info("Worker %d registered (version %d)", wid, self.version)
+            self._joined = ("Worker %d registered (version %d)", wid, self.version)
         elif not worker.alive or worker.left:
-            log.info("Worker %d rejoined (version %d); it joins at the next step",
-                     wid, self.version)
+            self._joined = ("Worker %d rejoined (version %d); it joins at the next step",
+                            wid, self.version)
             worker.alive, worker.left = True, False
             self._round.required.discard(wid)
         worker.last_seen = now
@@ -456,10 +502,10 @@ class ParameterServer:
 
     def _op_save(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._require_initialized()
-        self._update_position(msg)
         if not self.config.checkpoint_dir:
             raise _Reject("no_checkpoint_dir", "This server has no checkpoint directory; "
                           "start it with DISTFLOW_CHECKPOINT_DIR (launcher --checkpoint-dir).")
+        self._update_position(msg)
         path = self.save_checkpoint()
         self._reply(identity, msg, path=str(path))
 
@@ -473,12 +519,37 @@ class ParameterServer:
         self._require_initialized()
         names = msg.header.get("names")
         if names is not None:
-            if not isinstance(names, list):
-                raise _Reject("bad_field", f"`names` must be a list of parameter names. "
-                              f"Received: {names!r:.100}")
-            for name in names:
-                self._known(name)
+            self._check_names(names)
+        self._check_reply_size(names)
         self._reply(identity, msg, with_params=True, names=names)
+
+    def _check_names(self, names: Any) -> None:
+        """A pull's `names`: a list of at most `max_tensors` distinct known names."""
+        if not isinstance(names, list):
+            raise _Reject("bad_field", f"`names` must be a list of parameter names. "
+                          f"Received: {names!r:.100}")
+        if len(names) > self.config.max_tensors:
+            raise _Reject("too_many_tensors", f"A pull may name at most "
+                          f"{self.config.max_tensors} parameters. Received: {len(names)}")
+        for name in names:
+            if not isinstance(name, str):
+                raise _Reject("bad_name", f"`names` must hold parameter names (strings). "
+                              f"Received: {name!r:.100}")
+        if len(set(names)) != len(names):
+            twice = next(n for i, n in enumerate(names) if n in names[:i])
+            raise _Reject("duplicate_name", f"`names` names {twice!r:.100} more than once; "
+                          f"name each parameter once.")
+        for name in names:
+            self._known(name)
+
+    def _check_reply_size(self, names: list[str] | None) -> None:
+        """Refuses a reply that would carry more than `max_reply_bytes`."""
+        keys = self.params if names is None else names
+        size = sum(self.params[n].nbytes for n in keys)
+        if size > self.config.max_reply_bytes:
+            raise _Reject("reply_too_large", f"The reply would carry {size} bytes; this "
+                          f"server sends at most {self.config.max_reply_bytes} in one reply "
+                          f"(max_reply_bytes). Pull fewer parameters per request.")
 
     def _op_init(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         config = msg.header.get("optimizer")
@@ -1242,9 +1313,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"distflow parameter server: {exc}", file=sys.stderr)
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: server._stop.set())
-    server.serve_forever()
+        signal.signal(sig, lambda *_: _on_signal(server))
+    try:
+        server.serve_forever()
+    except _Terminated:
+        pass  # serve_forever wrote the final checkpoint and closed its socket
     return 0
+
+
+def _on_signal(server: ParameterServer) -> None:
+    """Stops the loop: at once when it is only reading a request (nothing changed yet;
+    however long the request would take), else after the request it is applying."""
+    server._stop.set()
+    if server._reading:
+        server._reading = False
+        raise _Terminated
 
 
 if __name__ == "__main__":
