@@ -413,3 +413,19 @@ def test_header_fields_have_strict_types_and_ranges(field, value, reason):
 
 def test_the_largest_step_is_accepted():
     assert protocol.decode(_with_header(_frames(), step=2**63 - 1)).header["step"] == 2**63 - 1
+
+
+def test_a_rate_limited_log_says_how_many_lines_it_held_back(caplog):
+    import logging
+
+    now = [0.0]
+    limited = transport.RateLimitedLog(logging.getLogger("distflow.test"), interval=10.0,
+                                       clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="distflow.test")
+    logged = [limited.warning("a", "flood %d", i) for i in range(100)]
+    assert logged == [True] + [False] * 99
+    assert limited.warning("b", "other kind")  # kinds are limited separately
+    now[0] = 10.5
+    assert limited.warning("a", "flood %d", 100)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["flood 0", "other kind", "flood 100 (99 more like this in the last 10 s)"]

@@ -645,6 +645,18 @@ def test_a_refused_request_changes_nothing_not_even_membership(servers, case, mo
     _refused_without_a_change(servers, mode, make, reason)
 
 
+def test_a_pull_whose_reply_would_exceed_the_reply_limit_is_refused(servers):
+    server = servers(mode="async", max_reply_bytes=100)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)  # 96 + 16 bytes
+        np.testing.assert_array_equal(client.pull(["dense/kernel"])["dense/kernel"],
+                                      params()["dense/kernel"])
+        with pytest.raises(PSError) as info:
+            client.pull()
+    assert info.value.reason == "reply_too_large" and "112 bytes" in str(info.value)
+    assert server.stats_dict()["rejected"] == {"reply_too_large": 1}
+
+
 def test_the_server_reads_its_settings_from_the_launcher_environment():
     from distflow.distribute.server import config_from_env
 

@@ -100,7 +100,7 @@ class ServerConfig:
     max_message_bytes: int = 4 * 1024**3
     max_frame_bytes: int = 2 * protocol.FRAME_BYTES
     max_reply_bytes: int = 4 * 1024**3
-    max_queued_replies: int = 64
+    max_queued_replies: int = 16
     stats_interval: float = 60.0
     poll_ms: int = 50
 
@@ -227,9 +227,11 @@ class ParameterServer:
         self._gave_up = False  # stopped waiting for workers that never registered
         self._joined: tuple | None = None  # logged once the request that (re)joined passes
         self._reading = False  # reading a request (`_on_signal` may interrupt it)
+        self._refusals = transport.RateLimitedLog(log)  # one line per reason per 10 s
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
-                                             self.config.max_frame_bytes)
+                                             self.config.max_frame_bytes,
+                                             self.config.max_queued_replies)
         log.info("Parameter server %d (%s) listening on %s%s", self.config.shard,
                  self.config.mode, self.address, " with CURVE" if self.config.keys_dir else "")
 
@@ -361,7 +363,8 @@ class ParameterServer:
 
     def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        log.debug("Rejected a request (%s): %s", reason, message)
+        self._refusals.warning(reason, "Refused a request (%s, %d so far): %.300s", reason,
+                               self.stats.rejected[reason], message)
         self._send(identity, protocol.error_frames(req, reason, message))
 
     def _send(self, identity: bytes, frames: list, track: Any = None) -> None:
@@ -1073,6 +1076,7 @@ class ParameterServer:
             "last_checkpoint": s.last_checkpoint,
             "learning_rate": self._learning_rate(self.version) if self.initialized else None,
             "connections": dict(self.socket.events),
+            "replies_dropped": self.socket.events["replies_dropped"],
         }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -54,6 +55,41 @@ class TransportError(RuntimeError):
 def context() -> zmq.Context:
     """The process-wide ZeroMQ context."""
     return zmq.Context.instance()
+
+
+class RateLimitedLog:
+    """Log lines of one kind at most once per `interval` seconds, counting the rest.
+
+    A line held back is counted; the next line of its kind says how many were
+    held back since the previous one, so a flood costs one line per interval.
+
+    Args:
+        logger: where lines go.
+        interval: seconds between two lines of one kind.
+        clock: monotonic time source (tests pass their own).
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0,
+                 clock: Any = time.monotonic):
+        self.logger, self.interval, self.clock = logger, interval, clock
+        self._kinds: dict[str, list] = {}  # kind -> [time of the last line, lines held]
+
+    def warning(self, kind: str, message: str, *args: Any) -> bool:
+        """Logs `message % args` unless a `kind` line went out within the interval;
+        returns whether it was logged."""
+        now = self.clock()
+        state = self._kinds.get(kind)
+        if state is not None and now - state[0] < self.interval:
+            state[1] += 1
+            return False
+        held = state[1] if state is not None else 0
+        if held:
+            message += f" ({held} more like this in the last {now - state[0]:.0f} s)"
+        if len(self._kinds) >= 256:
+            self._kinds.clear()  # kinds are a few fixed names; never grows without bound
+        self._kinds[kind] = [now, 0]
+        self.logger.warning(message, *args)
+        return True
 
 
 # ------------------------------------------------------------------ keys
@@ -165,19 +201,26 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
 # ------------------------------------------------------------------ server side
 
 class _AllowList:
-    """ZAP credentials provider: admits listed keys, logs every refusal."""
+    """ZAP credentials provider: admits listed keys, counts every refusal and logs them
+    at most once per 10 s (a refused client retries about 10 times a second)."""
 
     def __init__(self, allowed: set[bytes], address: str = ""):
         self.allowed = allowed
         self.address = address
         self.refused = 0
+        self.refused_keys: set[bytes] = set()  # distinct refused keys (at most 1024 kept)
+        self._log = RateLimitedLog(log)
 
     def callback(self, domain: str, key: bytes) -> bool:
         ok = key in self.allowed
         if not ok:
             self.refused += 1
-            log.warning("Refused a CURVE client on %s: public key %s is not in the "
-                        "allow-list", self.address or domain, key.decode("ascii", "replace"))
+            if len(self.refused_keys) < 1024:
+                self.refused_keys.add(key)
+            self._log.warning("curve", "Refused a CURVE client on %s: public key %s is not in "
+                              "the allow-list (%d refusals from %d keys so far)",
+                              self.address or domain, key.decode("ascii", "replace"),
+                              self.refused, len(self.refused_keys))
         return ok
 
 
@@ -226,16 +269,22 @@ class ServerSocket:
         keys_dir: CURVE key directory, or None for plain TCP.
         max_frame_bytes: libzmq MAXMSGSIZE: a peer sending a larger frame is
             disconnected before the frame is buffered (memory protection).
+        max_queued: replies queued for one peer (libzmq SNDHWM); a reply to a
+            peer whose queue is full is dropped and counted (`events`), so a
+            peer that never reads cannot grow the server.
     """
 
     def __init__(self, address: str, keys_dir: str | None = None,
-                 max_frame_bytes: int = -1):
+                 max_frame_bytes: int = -1, max_queued: int = 1000):
         self.socket = context().socket(zmq.ROUTER)
         self.socket.copy_threshold = COPY_THRESHOLD
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+        self.socket.setsockopt(zmq.SNDHWM, max_queued)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue raises: counted
         self.events: Counter = Counter()  # connection events seen by the monitor
+        self._log = RateLimitedLog(log)
         self._zap_domain: str | None = None
         self.allow_list: _AllowList | None = None
         if keys_dir:
@@ -290,8 +339,10 @@ class ServerSocket:
             what = _HANDSHAKE_FAILURES.get(event["event"])
             if what:
                 self.events["refused"] += 1
-                log.warning("Refused a connection on %s: %s (endpoint %s)", self.address,
-                            what, event.get("endpoint", b"").decode("utf-8", "replace"))
+                self._log.warning(what, "Refused a connection on %s: %s (endpoint %s; %d "
+                                  "refused so far)", self.address, what,
+                                  event.get("endpoint", b"").decode("utf-8", "replace"),
+                                  self.events["refused"])
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 # Also what a peer sending a frame above MAXMSGSIZE gets.
                 self.events["disconnected"] += 1
@@ -318,14 +369,25 @@ class ServerSocket:
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
 
-        Never blocks: a reply to a peer that is gone is dropped.
+        Never blocks: a reply to a peer whose queue is full (`max_queued` unread
+        replies) or that is gone is dropped, counted in `events` and logged at
+        most once per 10 s.
         """
         try:
             _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
             _send_all(self.socket, frames, _NOBLOCK)
         except zmq.Again:
-            log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
+            self._dropped("replies_dropped", "its queue is full: it does not read them")
+            return None
+        except zmq.ZMQError:  # EHOSTUNREACH: the peer disconnected
+            self._dropped("replies_unroutable", "it is gone")
+            return None
         return Release(frames) if track else None
+
+    def _dropped(self, kind: str, why: str) -> None:
+        self.events[kind] += 1
+        self._log.warning(kind, "Dropped a reply to a peer of %s: %s (%d %s so far)",
+                          self.address, why, self.events[kind], kind.replace("_", " "))
 
     def close(self) -> None:
         """Closes the socket and stops the authenticator."""

@@ -65,3 +65,37 @@ def test_sigterm_stops_a_server_busy_with_a_hostile_message(tmp_path):
         raw.close()
     finally:
         server.close()
+
+
+def test_a_peer_that_never_reads_its_replies_holds_a_bounded_queue(tmp_path):
+    import zmq
+
+    server = ServerProcess(tmp_path / "ps.log", "--mode", "async")
+    try:
+        with PSClient([server.address], worker_id=0, timeout=10) as client:
+            client.init({"w": np.zeros(100_000, np.float32)}, SGD)  # 400 KB replies
+            rss = server.rss_bytes()
+            sink = zmq.Context.instance().socket(zmq.DEALER)
+            sink.setsockopt(zmq.RCVHWM, 1)
+            sink.setsockopt(zmq.RCVBUF, 4096)
+            sink.setsockopt(zmq.LINGER, 0)
+            sink.connect(server.address)
+            pull = protocol.encode({"op": "pull", "req": 1})
+            for _ in range(600):  # 240 MB of replies, never read
+                sink.send_multipart(pull)
+            deadline = time.monotonic() + 60
+            while client.stats()[0]["requests"].get("pull", 0) < 600:
+                assert time.monotonic() < deadline, "the server did not take the pulls in"
+                time.sleep(0.1)
+            growth = server.rss_bytes() - rss
+            stats = client.stats()[0]
+            sink.close()
+            after = client.push_pull({"w": np.ones(100_000, np.float32)})["w"]
+        assert growth < 64 * 1024**2, f"the server grew by {growth} bytes"
+        assert stats["replies_dropped"] >= 500
+        np.testing.assert_array_equal(after, np.full(100_000, -0.5, np.float32))
+        assert "replies dropped" in server.log()
+        assert server.log().count("replies dropped") < 10  # rate-limited
+        assert server.terminate() == 0
+    finally:
+        server.close()
