@@ -156,6 +156,7 @@ def _with_raw_specs(frames, specs):
     (lambda: _with_header(_frames(), v=99), "unsupported_version", "v=99"),
     (lambda: _with_header(_frames(), v=1), "unsupported_version", "v=1"),
     (lambda: _with_header(_frames(), v=None), "unsupported_version", "v=None"),
+    (lambda: _with_header(_frames(), v=2.0), "unsupported_version", "v=2.0"),
     (lambda: _with_header(_frames(), op="explode"), "unknown_op", "op='explode'"),
     (lambda: _with_header(_frames(), req="7"), "bad_field", "req='7'"),
     (lambda: _with_header(_frames(), step=1.5), "bad_field", "step=1.5"),

@@ -525,9 +525,9 @@ def _unpack(data: Any, what: str, kind: type, kind_name: str, **limits: Any) -> 
 
 def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not 2.0, not True
         raise ProtocolError("unsupported_version", f"Protocol version must be "
-                            f"{PROTOCOL_VERSION}. Received: v={version!r} (run the same "
+                            f"{PROTOCOL_VERSION}. Received: v={version!r:.100} (run the same "
                             f"distflow version on workers and servers)")
     op = header.get("op")
     if not isinstance(op, str) or op not in expect_ops:

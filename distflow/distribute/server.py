@@ -1286,6 +1286,8 @@ _FLAGS = (  # flag, type, help; each overrides the environment
     ("--max-tensors", int, "most tensors per message"),
     ("--max-message-bytes", int, "largest message accepted"),
     ("--max-frame-bytes", int, "largest frame (libzmq MAXMSGSIZE)"),
+    ("--max-reply-bytes", int, "largest reply a pull may ask for"),
+    ("--max-queued-replies", int, "replies queued for a peer that does not read them"),
     ("--stats-interval", float, "seconds between stats log lines (0: never)"),
 )
 
