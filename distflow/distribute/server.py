@@ -168,6 +168,8 @@ class _Stats:
     duplicates: int = 0
     cow_copies: int = 0
     last_checkpoint: dict | None = None
+    checkpoint_failures: int = 0
+    last_checkpoint_error: dict | None = None
 
 
 class _Terminated(BaseException):
@@ -227,7 +229,7 @@ class ParameterServer:
         self._gave_up = False  # stopped waiting for workers that never registered
         self._joined: tuple | None = None  # logged once the request that (re)joined passes
         self._reading = False  # reading a request (`_on_signal` may interrupt it)
-        self._refusals = transport.RateLimitedLog(log)  # one line per reason per 10 s
+        self._rate_limited = transport.RateLimitedLog(log)  # one line per reason per 10 s
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
                                              self.config.max_frame_bytes,
@@ -363,7 +365,7 @@ class ParameterServer:
 
     def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        self._refusals.warning(reason, "Refused a request (%s, %d so far): %.300s", reason,
+        self._rate_limited.warning(reason, "Refused a request (%s, %d so far): %.300s", reason,
                                self.stats.rejected[reason], message)
         self._send(identity, protocol.error_frames(req, reason, message))
 
@@ -509,7 +511,12 @@ class ParameterServer:
             raise _Reject("no_checkpoint_dir", "This server has no checkpoint directory; "
                           "start it with DISTFLOW_CHECKPOINT_DIR (launcher --checkpoint-dir).")
         self._update_position(msg)
-        path = self.save_checkpoint()
+        try:
+            path = self.save_checkpoint()
+        except Exception as exc:  # the request changed nothing else
+            self._checkpoint_failed(exc)
+            raise _Reject("checkpoint_failed", f"The checkpoint could not be written: "
+                          f"{type(exc).__name__}: {exc}. The previous one is intact.") from None
         self._reply(identity, msg, path=str(path))
 
     def _op_shutdown(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
@@ -903,8 +910,29 @@ class ParameterServer:
         # goes back to the old rate (changes are rare: the Keras callbacks make at
         # most one per epoch).
         if self.config.checkpoint_dir and every and (step % every == 0 or self._lr_changed):
-            self.save_checkpoint()
+            self._periodic_checkpoint()
         self._lr_changed = False
+
+    def _periodic_checkpoint(self) -> None:
+        """Writes a checkpoint after an update; a failure (full disk, permissions) is
+        counted and logged, and training goes on: the update is applied exactly once
+        whatever happens here, the previous checkpoint stays as it was, and the
+        next interval tries again."""
+        try:
+            self.save_checkpoint()
+        except Exception as exc:  # never part of the update: any failure is the disk's
+            self._checkpoint_failed(exc)
+
+    def _checkpoint_failed(self, exc: Exception) -> None:
+        self.stats.checkpoint_failures += 1
+        error = f"{type(exc).__name__}: {exc}"
+        self.stats.last_checkpoint_error = {"version": self.version, "error": error,
+                                            "time": time.time()}
+        last = self.stats.last_checkpoint
+        self._rate_limited.error("checkpoint", "Checkpoint of version %d failed (%s); training "
+                             "goes on, the newest checkpoint is still %s; retrying at the "
+                             "next interval (%d failures so far)", self.version, error,
+                             last["path"] if last else "none", self.stats.checkpoint_failures)
 
     def _update(self, name: str, pieces: list[np.ndarray], step: int, hp: dict) -> None:
         """One rule step on one parameter (see `_update_array`)."""
@@ -1025,8 +1053,8 @@ class ParameterServer:
         if self.config.checkpoint_dir and self.initialized:
             try:
                 self.save_checkpoint()
-            except OSError as exc:
-                log.error("Final checkpoint failed: %s", exc)
+            except Exception as exc:  # the socket still closes (serve_forever's finally)
+                log.error("Final checkpoint failed: %s: %s", type(exc).__name__, exc)
 
     def _restore(self) -> None:
         root = self._checkpoint_root()
@@ -1074,6 +1102,8 @@ class ParameterServer:
             "stale_dropped": s.stale_dropped, "skipped_nonfinite": s.skipped_nonfinite,
             "duplicates": s.duplicates, "cow_copies": s.cow_copies,
             "last_checkpoint": s.last_checkpoint,
+            "checkpoint_failures": s.checkpoint_failures,
+            "last_checkpoint_error": s.last_checkpoint_error,
             "learning_rate": self._learning_rate(self.version) if self.initialized else None,
             "connections": dict(self.socket.events),
             "replies_dropped": self.socket.events["replies_dropped"],

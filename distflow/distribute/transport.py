@@ -77,6 +77,13 @@ class RateLimitedLog:
     def warning(self, kind: str, message: str, *args: Any) -> bool:
         """Logs `message % args` unless a `kind` line went out within the interval;
         returns whether it was logged."""
+        return self._log(logging.WARNING, kind, message, *args)
+
+    def error(self, kind: str, message: str, *args: Any) -> bool:
+        """As `warning`, at level ERROR."""
+        return self._log(logging.ERROR, kind, message, *args)
+
+    def _log(self, level: int, kind: str, message: str, *args: Any) -> bool:
         now = self.clock()
         state = self._kinds.get(kind)
         if state is not None and now - state[0] < self.interval:
@@ -88,7 +95,7 @@ class RateLimitedLog:
         if len(self._kinds) >= 256:
             self._kinds.clear()  # kinds are a few fixed names; never grows without bound
         self._kinds[kind] = [now, 0]
-        self.logger.warning(message, *args)
+        self.logger.log(level, message, *args)
         return True
 
 
