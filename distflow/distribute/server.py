@@ -82,6 +82,9 @@ class ServerConfig:
         max_queued_replies: replies queued for one peer that does not read
             them (libzmq send high-water mark); more are dropped and counted.
         stats_interval: seconds between stats lines in the log (0: never).
+        run_id: the launcher's run id, written into checkpoints.
+        ignore_corrupt_checkpoints: start empty when checkpoints exist but none
+            verifies (default: refuse to start, so they are not overwritten).
         poll_ms: poll timeout of the loop (liveness checks run this often).
     """
 
@@ -101,6 +104,8 @@ class ServerConfig:
     max_frame_bytes: int = 2 * protocol.FRAME_BYTES
     max_reply_bytes: int = 4 * 1024**3
     max_queued_replies: int = 16
+    run_id: str | None = None
+    ignore_corrupt_checkpoints: bool = False
     stats_interval: float = 60.0
     poll_ms: int = 50
 
@@ -1042,7 +1047,7 @@ class ParameterServer:
             tensors.update({f"slot/{name}/{s}": a for s, a in slots.items()})
         meta = {"version": self.version, "position": self.position, "shard": self.config.shard,
                 "mode": self.config.mode, "optimizer": self.optimizer,
-                "params": list(self.params), "time": time.time()}
+                "params": list(self.params), "time": time.time(), "run_id": self.config.run_id}
         path = checkpoint.save(self._checkpoint_root(), self.version, tensors, meta,
                                keep=self.config.keep_checkpoints)
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}
@@ -1057,13 +1062,38 @@ class ParameterServer:
                 log.error("Final checkpoint failed: %s: %s", type(exc).__name__, exc)
 
     def _restore(self) -> None:
+        """Resumes from the newest checkpoint that verifies (checksum, schema, shard);
+        refuses to start empty when checkpoints exist but none does, unless
+        `ignore_corrupt_checkpoints`."""
         root = self._checkpoint_root()
-        found = checkpoint.load_latest(root) if root is not None else None
-        if found is None:
+        if root is None:
             return
-        path, tensors, meta = found
-        self.optimizer = meta["optimizer"]
-        self._rule, self._schedule = _build_optimizer(self.optimizer)
+        for path, tensors, meta in checkpoint.valid_checkpoints(root, checkpoint.check_ps_meta):
+            try:
+                self._restore_from(path, tensors, meta)
+                return
+            except (_Reject, checkpoint.CheckpointError) as exc:
+                log.warning("Skipping checkpoint %s: %s Falling back to the previous one.",
+                            path, exc)
+        found = checkpoint.list_checkpoints(root)
+        if not found:
+            return
+        if not self.config.ignore_corrupt_checkpoints:
+            raise checkpoint.CheckpointError(
+                f"None of the {len(found)} checkpoints in {root} is valid (the log says why "
+                f"for each); refusing to start empty and lose them. Restore a good checkpoint "
+                f"there, or pass --ignore-corrupt-checkpoints "
+                f"(DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS=1) to start from the workers' values.")
+        log.warning("None of the %d checkpoints in %s is valid; starting empty as "
+                    "ignore_corrupt_checkpoints asks", len(found), root)
+
+    def _restore_from(self, path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
+        """Takes the state of one verified checkpoint (nothing changes if it does not fit)."""
+        if meta["shard"] != self.config.shard:
+            raise checkpoint.CheckpointError(f"it holds shard {meta['shard']}, this server is "
+                                             f"shard {self.config.shard}.")
+        rule, schedule = _build_optimizer(meta["optimizer"])
+        self.optimizer, self._rule, self._schedule = meta["optimizer"], rule, schedule
         for name in meta["params"]:
             self.params[name] = tensors[f"param/{name}"]
             prefix = f"slot/{name}/"
@@ -1077,6 +1107,10 @@ class ParameterServer:
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}
         log.info("Resumed from checkpoint %s (version %d, position %s)", path, self.version,
                  self.position)
+        run = meta.get("run_id")
+        if run is not None and self.config.run_id is not None and run != self.config.run_id:
+            log.info("The checkpoint was written by run %s; this is run %s", run,
+                     self.config.run_id)
 
     # ------------------------------------------------------------ stats
 
@@ -1277,7 +1311,8 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
     DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
     DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS,
-    DISTFLOW_STATS_INTERVAL and DISTFLOW_NONFINITE.
+    DISTFLOW_STATS_INTERVAL, DISTFLOW_NONFINITE, DISTFLOW_RUN_ID and
+    DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS (1/true/yes).
     """
     env = dict(os.environ if environ is None else environ)
     rank = env_number(env, "DISTFLOW_RANK", 0)
@@ -1298,6 +1333,9 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
         keys_dir=env.get("DISTFLOW_KEYS") or None,
         stats_interval=env_number(env, "DISTFLOW_STATS_INTERVAL", 60.0, float),
         nonfinite=env.get("DISTFLOW_NONFINITE", "").strip() or "reject",
+        run_id=env.get("DISTFLOW_RUN_ID") or None,
+        ignore_corrupt_checkpoints=env.get("DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS", "").strip()
+        .lower() in ("1", "true", "yes"),
     )
 
 
@@ -1332,6 +1370,9 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
                     "DISTFLOW_* environment (see docs/architecture.md); flags override it.")
     for flag, kind, text in _FLAGS:
         parser.add_argument(flag, type=kind, default=None, help=text)
+    parser.add_argument("--ignore-corrupt-checkpoints", action="store_true", default=None,
+                        help="start empty when checkpoints exist but none is valid "
+                             "(default: refuse to start)")
     args = vars(parser.parse_args(argv))
     renames = {"keys": "keys_dir"}
     return {renames.get(k, k): v for k, v in args.items() if v is not None}
@@ -1343,11 +1384,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("DISTFLOW_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # while starting: nothing to save yet
+        signal.signal(sig, _stop_starting)
     try:
         server = ParameterServer(config_from_env(), **overrides)
     except (ValueError, TypeError, transport.TransportError) as exc:
         print(f"distflow parameter server: {exc}", file=sys.stderr)
         return 2
+    except _Terminated:
+        return 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: _on_signal(server))
     try:
@@ -1355,6 +1400,10 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         pass  # serve_forever wrote the final checkpoint and closed its socket
     return 0
+
+
+def _stop_starting(*_: Any) -> None:
+    raise _Terminated
 
 
 def _on_signal(server: ParameterServer) -> None:
