@@ -49,6 +49,7 @@ NONFINITE_POLICIES = ("reject", "skip")
 _HISTOGRAM_CAP = 64
 _KEPT_DECISIONS = 64  # the chief's stop decisions remembered (most recent epochs)
 _UPDATE_CHUNK = 64 * 1024  # elements per rule call on large tensors (fits the L2 cache)
+_PAUSE_SECONDS = 1.0  # a loop iteration longer than this: the server was not listening
 # The headers of a plain push (`_plain_push`): no `part` or `learning_rate`.
 _PLAIN_PUSH_KEYS = (frozenset({"v", "op", "sender", "req", "step", "tensors"}),
                     frozenset({"v", "op", "sender", "req", "step", "tensors", "position"}))
@@ -235,6 +236,7 @@ class ParameterServer:
         self._joined: tuple | None = None  # logged once the request that (re)joined passes
         self._reading = False  # reading a request (`_on_signal` may interrupt it)
         self._rate_limited = transport.RateLimitedLog(log)  # one line per reason per 10 s
+        self._last_tick = time.monotonic()  # the loop's last housekeeping (`_forgive_pause`)
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
                                              self.config.max_frame_bytes,
@@ -296,6 +298,7 @@ class ParameterServer:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        self._forgive_pause(now)
         self._check_liveness(now)
         if self.config.mode == "sync":
             self._maybe_complete_round(now)
@@ -1022,6 +1025,26 @@ class ParameterServer:
         self.stats.cow_copies += copied
 
     # ------------------------------------------------------------ liveness
+
+    def _forgive_pause(self, now: float) -> None:
+        """Silence while this server was not listening does not count against workers.
+
+        The loop comes here every `poll_ms` or after at most 256 requests; a
+        longer gap means the process was stopped (SIGSTOP, a VM stall) or busy.
+        Waking up, its sockets may not have taken in the heartbeats sent
+        meanwhile yet, so the gap is added to every worker's last sign of life
+        (and to the sync step's wait for unregistered workers).
+        """
+        gap = now - self._last_tick
+        self._last_tick = now
+        if gap < _PAUSE_SECONDS:
+            return
+        for w in self.workers.values():
+            w.last_seen = min(now, w.last_seen + gap)
+        if self._round.started:
+            self._round.started_at = min(now, self._round.started_at + gap)
+        log.info("This server did not listen for %.1f s (paused or busy); that time does "
+                 "not count against the workers' heartbeats", gap)
 
     def _check_liveness(self, now: float) -> None:
         timeout = self.config.heartbeat_timeout
