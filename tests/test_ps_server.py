@@ -657,6 +657,37 @@ def test_a_pull_whose_reply_would_exceed_the_reply_limit_is_refused(servers):
     assert server.stats_dict()["rejected"] == {"reply_too_large": 1}
 
 
+def test_replies_beyond_a_slow_peers_queue_wait_in_order_and_all_arrive(servers):
+    import zmq  # a raw socket that reads late, with options the client does not expose
+
+    server = servers(mode="async", max_queued_replies=2)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init({"w": np.arange(100_000, dtype=np.float32)}, SGD)  # 400 KB replies
+    slow = zmq.Context.instance().socket(zmq.DEALER)
+    slow.setsockopt(zmq.RCVHWM, 1)
+    slow.setsockopt(zmq.RCVBUF, 4096)
+    slow.setsockopt(zmq.LINGER, 0)
+    slow.connect(server.address)
+    try:
+        for req in range(40):
+            slow.send_multipart(protocol.encode({"op": "pull", "req": req}))
+        deadline = time.monotonic() + 20
+        while server.stats.requests["pull"] < 40:
+            assert time.monotonic() < deadline, "the pulls were not taken in"
+            time.sleep(0.02)
+        assert server.stats_dict()["connections"]["replies_deferred"] > 0
+        reqs = []
+        for _ in range(40):
+            assert slow.poll(10_000), f"only {len(reqs)} replies arrived"
+            reply = protocol.decode(slow.recv_multipart(), expect_ops=protocol.REPLY_OPS)
+            np.testing.assert_array_equal(reply.tensor("w"), np.arange(100_000,
+                                                                       dtype=np.float32))
+            reqs.append(reply.req)
+    finally:
+        slow.close()
+    assert reqs == list(range(40)) and server.stats_dict()["replies_dropped"] == 0
+
+
 def test_the_server_reads_its_settings_from_the_launcher_environment():
     from distflow.distribute.server import config_from_env
 

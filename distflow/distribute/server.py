@@ -80,8 +80,10 @@ class ServerConfig:
         max_frame_bytes: largest single frame; a peer sending more is
             disconnected by libzmq before the frame is buffered.
         max_reply_bytes: largest reply a pull may ask for (larger: error reply).
-        max_queued_replies: replies queued for one peer that does not read
-            them (libzmq send high-water mark); more are dropped and counted.
+        max_queued_replies: replies queued in libzmq for one peer (send
+            high-water mark); more wait in the server (`max_queued_bytes`).
+        max_queued_bytes: bytes of replies waiting in the server for one peer
+            whose libzmq queue is full; more are dropped and counted.
         stats_interval: seconds between stats lines in the log (0: never).
         run_id: the launcher's run id, written into checkpoints.
         ignore_corrupt_checkpoints: start empty when checkpoints exist but none
@@ -105,6 +107,7 @@ class ServerConfig:
     max_frame_bytes: int = 2 * protocol.FRAME_BYTES
     max_reply_bytes: int = 4 * 1024**3
     max_queued_replies: int = 16
+    max_queued_bytes: int = 256 * 1024**2
     run_id: str | None = None
     ignore_corrupt_checkpoints: bool = False
     stats_interval: float = 60.0
@@ -126,7 +129,8 @@ class ServerConfig:
         for name, least in (("num_workers", 1), ("checkpoint_every", 0), ("shard", 0),
                             ("keep_checkpoints", 1), ("max_tensors", 1),
                             ("max_message_bytes", 1), ("poll_ms", 1),
-                            ("max_reply_bytes", 1), ("max_queued_replies", 1)):
+                            ("max_reply_bytes", 1), ("max_queued_replies", 1),
+                            ("max_queued_bytes", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"`{name}` must be an int >= {least}. "
@@ -240,7 +244,8 @@ class ParameterServer:
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
                                              self.config.max_frame_bytes,
-                                             self.config.max_queued_replies)
+                                             self.config.max_queued_replies,
+                                             self.config.max_queued_bytes)
         log.info("Parameter server %d (%s) listening on %s%s", self.config.shard,
                  self.config.mode, self.address, " with CURVE" if self.config.keys_dir else "")
 
@@ -297,6 +302,7 @@ class ParameterServer:
             self._handle(*received)
 
     def _housekeeping(self) -> None:
+        self.socket.flush()
         now = time.monotonic()
         self._forgive_pause(now)
         self._check_liveness(now)
@@ -1378,7 +1384,8 @@ _FLAGS = (  # flag, type, help; each overrides the environment
     ("--max-message-bytes", int, "largest message accepted"),
     ("--max-frame-bytes", int, "largest frame (libzmq MAXMSGSIZE)"),
     ("--max-reply-bytes", int, "largest reply a pull may ask for"),
-    ("--max-queued-replies", int, "replies queued for a peer that does not read them"),
+    ("--max-queued-replies", int, "replies queued in libzmq for one peer"),
+    ("--max-queued-bytes", int, "bytes of further replies waiting for one peer"),
     ("--stats-interval", float, "seconds between stats log lines (0: never)"),
 )
 

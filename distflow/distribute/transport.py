@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -276,13 +276,16 @@ class ServerSocket:
         keys_dir: CURVE key directory, or None for plain TCP.
         max_frame_bytes: libzmq MAXMSGSIZE: a peer sending a larger frame is
             disconnected before the frame is buffered (memory protection).
-        max_queued: replies queued for one peer (libzmq SNDHWM); a reply to a
-            peer whose queue is full is dropped and counted (`events`), so a
-            peer that never reads cannot grow the server.
+        max_queued: replies queued in libzmq for one peer (SNDHWM). Replies
+            beyond wait in this object (`flush` sends them as the peer reads),
+            up to `max_deferred_bytes` per peer; more are dropped and counted
+            (`events`), so a peer that never reads cannot grow the server.
+        max_deferred_bytes: bytes of replies waiting here for one peer.
     """
 
     def __init__(self, address: str, keys_dir: str | None = None,
-                 max_frame_bytes: int = -1, max_queued: int = 1000):
+                 max_frame_bytes: int = -1, max_queued: int = 1000,
+                 max_deferred_bytes: int = 256 * 1024**2):
         self.socket = context().socket(zmq.ROUTER)
         self.socket.copy_threshold = COPY_THRESHOLD
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -292,6 +295,9 @@ class ServerSocket:
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue raises: counted
         self.events: Counter = Counter()  # connection events seen by the monitor
         self._log = RateLimitedLog(log)
+        self.max_deferred_bytes = max_deferred_bytes
+        self._deferred: dict[bytes, deque] = {}  # peer -> replies its full queue refused
+        self._deferred_bytes: dict[bytes, int] = {}
         self._zap_domain: str | None = None
         self.allow_list: _AllowList | None = None
         if keys_dir:
@@ -376,20 +382,58 @@ class ServerSocket:
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
 
-        Never blocks: a reply to a peer whose queue is full (`max_queued` unread
-        replies) or that is gone is dropped, counted in `events` and logged at
-        most once per 10 s.
+        Never blocks: a reply to a peer whose libzmq queue is full (`max_queued`
+        unsent replies) waits here, behind the others waiting for that peer,
+        until `flush` can send it; past `max_deferred_bytes` waiting, or to a
+        peer that is gone, it is dropped, counted in `events` and logged at most
+        once per 10 s.
         """
+        if identity in self._deferred:
+            self._defer(identity, frames)  # (behind the replies waiting already)
+        elif not self._send_now(identity, frames):
+            return None
+        return Release(frames) if track else None
+
+    def _send_now(self, identity: bytes, frames: Sequence[Any]) -> bool:
+        """Sends at once or defers; False when the reply was dropped."""
         try:
             _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
             _send_all(self.socket, frames, _NOBLOCK)
         except zmq.Again:
-            self._dropped("replies_dropped", "its queue is full: it does not read them")
-            return None
+            return self._defer(identity, frames)
         except zmq.ZMQError:  # EHOSTUNREACH: the peer disconnected
             self._dropped("replies_unroutable", "it is gone")
-            return None
-        return Release(frames) if track else None
+            return False
+        return True
+
+    def _defer(self, identity: bytes, frames: Sequence[Any]) -> bool:
+        size = sum(memoryview(f).nbytes for f in frames)
+        waiting = self._deferred_bytes.get(identity, 0)
+        if waiting + size > self.max_deferred_bytes:
+            self._dropped("replies_dropped", f"{waiting} bytes of replies wait for it already "
+                          f"(it does not read them)")
+            return False
+        self._deferred.setdefault(identity, deque()).append(frames)
+        self._deferred_bytes[identity] = waiting + size
+        self.events["replies_deferred"] += 1
+        return True
+
+    def flush(self) -> None:
+        """Sends the deferred replies that the peers' queues now take, oldest first."""
+        for identity in list(self._deferred):
+            queue = self._deferred[identity]
+            try:
+                while queue:
+                    _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
+                    _send_all(self.socket, queue[0], _NOBLOCK)
+                    self._deferred_bytes[identity] -= sum(memoryview(f).nbytes
+                                                          for f in queue.popleft())
+            except zmq.Again:
+                continue  # still full: the rest waits
+            except zmq.ZMQError:  # gone: its replies can never be delivered
+                self.events["replies_unroutable"] += len(queue)
+                queue.clear()
+            del self._deferred[identity], self._deferred_bytes[identity]
 
     def _dropped(self, kind: str, why: str) -> None:
         self.events[kind] += 1

@@ -70,7 +70,8 @@ def test_sigterm_stops_a_server_busy_with_a_hostile_message(tmp_path):
 def test_a_peer_that_never_reads_its_replies_holds_a_bounded_queue(tmp_path):
     import zmq
 
-    server = ServerProcess(tmp_path / "ps.log", "--mode", "async")
+    server = ServerProcess(tmp_path / "ps.log", "--mode", "async",
+                           "--max-queued-bytes", str(16 * 1024**2))
     try:
         with PSClient([server.address], worker_id=0, timeout=10) as client:
             client.init({"w": np.zeros(100_000, np.float32)}, SGD)  # 400 KB replies
