@@ -379,8 +379,8 @@ class ParameterServer:
 
     def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        self._rate_limited.warning(reason, "Refused a request (%s, %d so far): %.300s", reason,
-                               self.stats.rejected[reason], message)
+        self._rate_limited.warning(reason, "Refused a request (%s, %d so far): %.300s",
+                                   reason, self.stats.rejected[reason], message)
         self._send(identity, protocol.error_frames(req, reason, message))
 
     def _send(self, identity: bytes, frames: list, track: Any = None) -> None:
@@ -943,10 +943,11 @@ class ParameterServer:
         self.stats.last_checkpoint_error = {"version": self.version, "error": error,
                                             "time": time.time()}
         last = self.stats.last_checkpoint
-        self._rate_limited.error("checkpoint", "Checkpoint of version %d failed (%s); training "
-                             "goes on, the newest checkpoint is still %s; retrying at the "
-                             "next interval (%d failures so far)", self.version, error,
-                             last["path"] if last else "none", self.stats.checkpoint_failures)
+        self._rate_limited.error("checkpoint", "Checkpoint of version %d failed (%s); "
+                                 "training goes on, the newest checkpoint is still %s; "
+                                 "retrying at the next interval (%d failures so far)",
+                                 self.version, error, last["path"] if last else "none",
+                                 self.stats.checkpoint_failures)
 
     def _update(self, name: str, pieces: list[np.ndarray], step: int, hp: dict) -> None:
         """One rule step on one parameter (see `_update_array`)."""
