@@ -688,6 +688,23 @@ def test_replies_beyond_a_slow_peers_queue_wait_in_order_and_all_arrive(servers)
     assert reqs == list(range(40)) and server.stats_dict()["replies_dropped"] == 0
 
 
+def test_a_signal_ends_the_loop_at_once_only_while_a_request_is_being_read(tmp_path):
+    from distflow.distribute import server as server_module
+
+    server = ParameterServer(ServerConfig(stats_interval=0))
+    try:
+        server._reading = False  # e.g. applying an update: finish it, then stop
+        server_module._on_signal(server)
+        assert server._stop.is_set()
+        server._stop.clear()
+        server._reading = True  # only reading: nothing changed yet, stop now
+        with pytest.raises(server_module._Terminated):
+            server_module._on_signal(server)
+        assert server._stop.is_set() and not server._reading
+    finally:
+        server.socket.close()
+
+
 def test_the_server_reads_its_settings_from_the_launcher_environment():
     from distflow.distribute.server import config_from_env
 
