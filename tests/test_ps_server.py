@@ -705,6 +705,33 @@ def test_a_signal_ends_the_loop_at_once_only_while_a_request_is_being_read(tmp_p
         server.socket.close()
 
 
+def test_a_malformed_push_naming_a_waiting_worker_cannot_take_its_reply(servers):
+    server = servers(mode="sync", num_workers=2)
+    a = PSClient([server.address], worker_id=0, timeout=10, retries=1)
+    b = PSClient([server.address], worker_id=1, timeout=10)
+    try:
+        a.init(params(), SGD)
+        b.init(params(), SGD)
+        got = []
+        thread = threading.Thread(target=lambda: got.append(a.push_pull(grads(0))))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while server.workers[0].pending is None:
+            assert time.monotonic() < deadline, "worker 0's push did not arrive"
+            time.sleep(0.01)
+        raw = Raw(server.address)  # claims to be worker 0, with a wrong shape
+        reply = raw.ask(_push_frames([("dense/bias", np.ones(5, np.float32))], op="push_pull"))
+        raw.close()
+        assert reply is not None and reply.header["reason"] == "shape_mismatch"
+        b.push_pull(grads(1))
+        thread.join(10)
+        assert got, "worker 0 never got the step's reply"
+    finally:
+        a.close()
+        b.close()
+    assert server.version == 1 and server.stats.duplicates == 0
+
+
 def test_the_server_reads_its_settings_from_the_launcher_environment():
     from distflow.distribute.server import config_from_env
 

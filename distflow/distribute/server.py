@@ -645,7 +645,6 @@ class ParameterServer:
         if self.config.nonfinite == "reject":
             raise _Reject("non_finite", f"Gradient of {bad[0]!r} contains NaN or inf "
                           f"({len(bad)} tensor(s) affected); nothing was applied.")
-        self.stats.skipped_nonfinite += 1
         return False
 
     # ------------------------------------------------------------ push
@@ -696,11 +695,15 @@ class ParameterServer:
 
     def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
               with_params: bool) -> None:
+        # Validated before a retry is recognised: a malformed push naming a worker must
+        # not take over the reply that worker waits for.
         part = self._part_field(msg, worker)
-        if worker is not None and self._is_duplicate(identity, msg, worker, with_params, part):
-            return
         learning_rate = _learning_rate_field(msg)
         usable = self._check_gradients(msg)
+        if worker is not None and self._is_duplicate(identity, msg, worker, with_params, part):
+            return
+        if not usable:
+            self.stats.skipped_nonfinite += 1
         self._update_position(msg)
         self.stats.pushes += part is None or part[0] == 0  # a pipelined step counts once
         if worker is not None:
