@@ -117,6 +117,129 @@ def test_no_valid_checkpoint_means_a_fresh_start(tmp_path):
     assert checkpoint.load_latest(tmp_path) is None
 
 
+def _ps_checkpoint(directory, version=3, **meta_changes):
+    """A parameter server's checkpoint as `ParameterServer.save_checkpoint` writes it."""
+    tensors = {"param/dense/kernel": np.arange(12, dtype=np.float32).reshape(3, 4),
+               "param/dense/bias": np.ones(4, np.float32),
+               "slot/dense/kernel/m": np.full((3, 4), 0.25, np.float32),
+               "slot/dense/kernel/v": np.full((3, 4), 0.5, np.float32),
+               "slot/dense/bias/m": np.zeros(4, np.float32),
+               "slot/dense/bias/v": np.zeros(4, np.float32)}
+    meta = {"version": version, "position": {"epoch": 2, "step": 31}, "shard": 0,
+            "mode": "sync", "optimizer": ADAM, "params": ["dense/kernel", "dense/bias"],
+            "time": 1.5, "run_id": "run-a", **meta_changes}
+    meta = {k: v for k, v in meta.items() if v is not None or k == "run_id"}
+    return checkpoint.save(directory, version, tensors, meta, keep=10), tensors, meta
+
+
+def test_no_single_byte_change_of_a_checkpoint_loads_another_state(tmp_path):
+    path, tensors, meta = _ps_checkpoint(tmp_path)
+    good = path.read_bytes()
+    header_end = 8 + int.from_bytes(good[:8], "little")
+    offsets = list(range(header_end)) + list(range(header_end, len(good), 7))
+    outcomes = {"refused": 0, "same": 0}
+    for offset in offsets:
+        for flip in (0x01, 0x20, 0xFF):
+            damaged = bytearray(good)
+            damaged[offset] ^= flip
+            path.write_bytes(bytes(damaged))
+            try:
+                loaded, loaded_meta = checkpoint.load(path, checkpoint.check_ps_meta)
+            except CheckpointError:
+                outcomes["refused"] += 1
+                continue
+            assert loaded_meta == meta, f"byte {offset} ^ {flip:#x} changed the metadata"
+            assert {k: v.tobytes() for k, v in loaded.items()} == \
+                {k: v.tobytes() for k, v in tensors.items()}, f"byte {offset} changed a tensor"
+            outcomes["same"] += 1  # e.g. a name in serialization's redundant CRC map
+    assert outcomes["refused"] > 0.9 * 3 * len(offsets), outcomes
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"optimizer": None}, "optimizer"), ({"optimizer": {"name": 3}}, "optimizer"),
+    ({"optimizer": {**ADAM, "learning_rate": -1}}, "optimizer.learning_rate"),
+    ({"version": -1}, "version"), ({"version": True}, "version"), ({"shard": "0"}, "shard"),
+    ({"mode": "both"}, "mode"), ({"position": [1]}, "position"), ({"params": ["x"]}, "params"),
+    ({"params": ["dense/bias"]}, "tensors"), ({"params": None}, "params"),
+    ({"run_id": 5}, "run_id"),
+])
+def test_metadata_outside_the_schema_is_refused_naming_the_field(tmp_path, change, field):
+    path, _, _ = _ps_checkpoint(tmp_path, **change)
+    checkpoint.load(path)  # the checksum is right: only the schema is wrong
+    with pytest.raises(CheckpointError, match=f"`{field}` is"):
+        checkpoint.load(path, checkpoint.check_ps_meta)
+
+
+def test_a_server_falls_back_to_the_newest_valid_checkpoint(tmp_path, caplog):
+    root = tmp_path / "ps-0"
+    _ps_checkpoint(root, version=3)
+    damaged, _, _ = _ps_checkpoint(root, version=4, optimizer={"name": "adam", "hp": []})
+    foreign, _, _ = _ps_checkpoint(root, version=5, shard=1)
+    newest, _, _ = _ps_checkpoint(root, version=6)
+    raw = bytearray(newest.read_bytes())
+    raw[raw.index(b'step\\": 31') + 9] ^= 0x01  # position step 31 -> 30: still valid JSON
+    newest.write_bytes(bytes(raw))
+    caplog.set_level(logging.WARNING)
+    server = make_server(mode="sync", checkpoint_dir=str(tmp_path))
+    try:
+        assert server.version == 3 and server.position == {"epoch": 2, "step": 31}
+        np.testing.assert_array_equal(server.slots["dense/kernel"]["m"],
+                                      np.full((3, 4), 0.25, np.float32))
+    finally:
+        server.stop()
+    skipped = " ".join(r.getMessage() for r in caplog.records if "Skipping" in r.getMessage())
+    for path in (newest, foreign, damaged):
+        assert path.name in skipped
+    assert "checksum mismatch" in skipped and "shard 1" in skipped
+
+
+def test_a_server_refuses_to_start_empty_over_checkpoints_that_are_all_invalid(tmp_path):
+    from distflow.distribute.server import ParameterServer
+
+    root = tmp_path / "ps-0"
+    path, _, _ = _ps_checkpoint(root)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CheckpointError, match="--ignore-corrupt-checkpoints"):
+        ParameterServer(mode="sync", checkpoint_dir=str(tmp_path))
+    server = make_server(mode="sync", checkpoint_dir=str(tmp_path),
+                         ignore_corrupt_checkpoints=True)
+    try:
+        assert not server.initialized and server.version == 0
+    finally:
+        server.stop()
+    assert path.exists()  # nothing was written over it
+
+
+def test_the_server_process_refuses_to_start_over_invalid_checkpoints_unless_told(tmp_path):
+    path, _, _ = _ps_checkpoint(tmp_path / "ps-0")
+    path.write_bytes(b"\x00" * 100)
+    command = [sys.executable, "-m", "distflow.distribute.server", "--address",
+               "tcp://127.0.0.1:0", "--checkpoint-dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--ignore-corrupt-checkpoints" in done.stderr
+    started = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS": "1"})
+    try:
+        line = ""
+        while "listening on" not in line:
+            line = started.stderr.readline()
+            assert line, "the server exited instead of starting empty"
+    finally:
+        started.terminate()
+        started.communicate(timeout=20)
+    assert started.returncode == 0
+
+
+def test_checkpoints_carry_the_run_id(tmp_path):
+    server = make_server(mode="async", checkpoint_dir=str(tmp_path), run_id="run-7")
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)
+        client.save()
+    server.stop()
+    _, _, meta = checkpoint.load_latest(tmp_path / "ps-0", checkpoint.check_ps_meta)
+    assert meta["run_id"] == "run-7"
+
+
 def test_an_in_process_server_restores_everything_from_its_checkpoint(tmp_path):
     server = make_server(mode="async", checkpoint_dir=str(tmp_path), checkpoint_every=2)
     with PSClient([server.address], worker_id=0, timeout=5) as client:

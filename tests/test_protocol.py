@@ -156,6 +156,7 @@ def _with_raw_specs(frames, specs):
     (lambda: _with_header(_frames(), v=99), "unsupported_version", "v=99"),
     (lambda: _with_header(_frames(), v=1), "unsupported_version", "v=1"),
     (lambda: _with_header(_frames(), v=None), "unsupported_version", "v=None"),
+    (lambda: _with_header(_frames(), v=2.0), "unsupported_version", "v=2.0"),
     (lambda: _with_header(_frames(), op="explode"), "unknown_op", "op='explode'"),
     (lambda: _with_header(_frames(), req="7"), "bad_field", "req='7'"),
     (lambda: _with_header(_frames(), step=1.5), "bad_field", "step=1.5"),
@@ -340,3 +341,92 @@ def test_small_tensors_are_packed_while_the_pack_frame_has_room(monkeypatch):
     msg = protocol.decode([bytes(memoryview(f)) for f in encoder.encode(
         {"op": "push"}, [a for _, a in tensors])])
     assert [msg.tensor(n).size for n, _ in tensors] == [8, 40, 30, 20, 12, 1]
+
+
+# ---------------------------------------------------------------- hostile declarations
+
+HOSTILE_SPECS = [
+    # An 89-byte push declaring 2**78 elements in 2**58 frames: nothing may be built for them.
+    ([["w", "float32", [2**39, 2**39], 2**58]], "tensor_too_large", str(2**80)),
+    ([["w", "float32", [2**39, 16], 2**22]], "tensor_too_large", "35184372088832"),
+    ([["w", "float64", [2**39] * 32, 1]], "tensor_too_large", "bytes"),  # ~2**1250 bytes
+    ([["w", "float32", [4], True]], "bad_spec", "nframes=True"),
+    ([["w", "float32", [4], 1.0]], "bad_spec", "nframes=1.0"),
+    ([["w", "float32", [4], -1]], "bad_spec", "nframes=-1"),
+    ([["w", "float32", [True, 4], 1]], "bad_shape", "True"),
+    ([["w", "float32", [4.0], 1]], "bad_shape", "4.0"),
+]
+
+
+@pytest.mark.parametrize("specs,reason,quoted", HOSTILE_SPECS)
+def test_declared_sizes_are_checked_before_anything_is_allocated(specs, reason, quoted):
+    import tracemalloc
+
+    frames = _with_header(_frames(), tensors=specs)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProtocolError) as info:
+            protocol.decode(frames, max_bytes=64 * 1024**2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason == reason
+    assert quoted in str(info.value)
+    assert peak < 1024**2, f"refusing the message allocated {peak} bytes"
+
+
+def test_the_declared_total_of_several_tensors_is_checked_against_the_limit():
+    specs = [["a", "uint8", [40], 1], ["b", "uint8", [40], 1]]
+    frames = _with_header(_frames(), tensors=specs)
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode([frames[0], b"\x00" * 40, b"\x00" * 40], max_bytes=64)
+    assert info.value.reason == "tensor_too_large" and "80 bytes" in str(info.value)
+    assert protocol.decode([frames[0], b"\x00" * 40, b"\x00" * 40], max_bytes=80).names == \
+        ["a", "b"]
+
+
+def test_a_cached_layout_is_still_checked_against_a_smaller_limit():
+    frames = _frames([("w", np.zeros(1000, np.float32))])
+    protocol.decode(frames)  # cached
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(frames, max_bytes=100)
+    assert info.value.reason == "tensor_too_large"
+
+
+def test_frame_counts_are_exact_integers_for_any_size():
+    assert protocol.nframes_for(protocol.FRAME_BYTES * 2**60 + 1) == 2**60 + 1
+    assert protocol.nframes_for(0) == 1 and protocol.nframes_for(protocol.FRAME_BYTES) == 1
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("step", -5, "bad_field"), ("step", 2**64 - 1, "bad_field"), ("step", 2**63, "bad_field"),
+    ("step", True, "bad_field"), ("epoch", -1, "bad_field"), ("sender", True, "bad_field"),
+    ("req", False, "bad_field"), ("op", ["push"], "unknown_op"), ("op", {"a": 1}, "unknown_op"),
+    ("op", b"push", "unknown_op"),
+])
+def test_header_fields_have_strict_types_and_ranges(field, value, reason):
+    frames = _with_header(_frames(), **{field: value})
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(frames)
+    assert info.value.reason == reason
+    assert repr(value) in str(info.value)
+
+
+def test_the_largest_step_is_accepted():
+    assert protocol.decode(_with_header(_frames(), step=2**63 - 1)).header["step"] == 2**63 - 1
+
+
+def test_a_rate_limited_log_says_how_many_lines_it_held_back(caplog):
+    import logging
+
+    now = [0.0]
+    limited = transport.RateLimitedLog(logging.getLogger("distflow.test"), interval=10.0,
+                                       clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="distflow.test")
+    logged = [limited.warning("a", "flood %d", i) for i in range(100)]
+    assert logged == [True] + [False] * 99
+    assert limited.warning("b", "other kind")  # kinds are limited separately
+    now[0] = 10.5
+    assert limited.warning("a", "flood %d", 100)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["flood 0", "other kind", "flood 100 (99 more like this in the last 10 s)"]

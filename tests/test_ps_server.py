@@ -560,25 +560,176 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("mode", ["async", "sync"])
 @pytest.mark.parametrize("reason", sorted(BAD_REQUESTS))
 def test_bad_requests_get_an_error_and_change_nothing(servers, reason, mode):
+    make, quoted = BAD_REQUESTS[reason]
+    reply = _refused_without_a_change(servers, mode, make, reason)
+    assert quoted in reply.header["message"]
+
+
+def _refused_without_a_change(servers, mode, make, reason):
+    """Sends `make()` from a raw socket between two steps of worker 0: it must get a
+    `reason` error and change no parameter, slot, version, position or membership."""
     server = servers(mode=mode, max_tensors=8, max_message_bytes=65536)
     with PSClient([server.address], worker_id=0, timeout=5) as client:
         client.init(params(), ADAM)
         client.push(grads(5)) if mode == "async" else client.push_pull(grads(5))
-        before = snapshot(server)
-        make, quoted = BAD_REQUESTS[reason]
+        before, position = snapshot(server), dict(server.position)
         raw = Raw(server.address)
         reply = raw.ask(make())
         raw.close()
         assert reply is not None, f"no error reply to a {reason} request"
-        assert reply.op == "error" and reply.header["reason"] == reason
-        assert quoted in reply.header["message"]
-        assert snapshot(server) == before
+        assert (reply.op, reply.header["reason"]) == ("error", reason), reply.header
+        assert snapshot(server) == before and server.position == position
+        assert sorted(server.workers) == [0], "a refused request registered its sender"
         assert server.stats_dict()["rejected"] == {reason: 1}
         pulled = client.pull()  # still serving, values unchanged
         for name, value in pulled.items():
             assert value.tobytes() == before[f"param/{name}"]
-        client.push_pull(grads(6))  # and still stepping
+        client.push_pull(grads(6))  # and still stepping (a sync step needs only worker 0)
     assert server.version == 2
+    return reply
+
+
+def _raw_push(specs, data_frames, **header):
+    """A push whose spec list is `specs` as given (any values), then `data_frames`."""
+    fields = {"v": protocol.PROTOCOL_VERSION, "op": "push", "req": 77, "sender": 5, "step": 0,
+              "tensors": msgpack.packb(specs), **header}
+    return [msgpack.packb(fields, use_bin_type=True), *data_frames]
+
+
+def _raw_request(**header):
+    return [msgpack.packb({"v": protocol.PROTOCOL_VERSION, "req": 78, "sender": 5, **header},
+                          use_bin_type=True)]
+
+
+HOSTILE_REQUESTS = {  # each: frames, the reason code expected
+    "declared 2**78 elements in 2**58 frames": (
+        lambda: _raw_push([["w", "float32", [2**39, 2**39], 2**58]], []), "tensor_too_large"),
+    "declared 2**43 elements": (
+        lambda: _raw_push([["w", "float32", [2**39, 16], 2**22]], [b""]), "tensor_too_large"),
+    "shape product beyond any float": (
+        lambda: _raw_push([["dense/bias", "float32", [2**39] * 32, 1]], [b""]),
+        "tensor_too_large"),
+    "nframes true": (lambda: _raw_push([["dense/bias", "float32", [4], True]],
+                                       [np.ones(4, np.float32).tobytes()]), "bad_spec"),
+    "nframes float": (lambda: _raw_push([["dense/bias", "float32", [4], 1.0]],
+                                        [np.ones(4, np.float32).tobytes()]), "bad_spec"),
+    "negative step": (lambda: _bad_header(_push_frames(_good()), sender=5, step=-5),
+                      "bad_field"),
+    "step 2**64 - 1": (lambda: _bad_header(_push_frames(_good()), sender=5, step=2**64 - 1),
+                       "bad_field"),
+    "op as a list": (lambda: _raw_request(op=["pull"]), "unknown_op"),
+    "pull names as lists": (lambda: _raw_request(op="pull", names=[["dense/bias"]]),
+                            "bad_name"),
+    "pull names as maps": (lambda: _raw_request(op="pull", names=[{"a": 1}]), "bad_name"),
+    "pull names repeated": (lambda: _raw_request(op="pull", names=["dense/bias"] * 3),
+                            "duplicate_name"),
+    "pull names beyond max_tensors": (
+        lambda: _raw_request(op="pull", names=[f"n{i}" for i in range(9)]), "too_many_tensors"),
+    "init with a wrong shape": (lambda: protocol.encode(
+        {"op": "init", "req": 1, "sender": 5, "optimizer": ADAM},
+        [("new", np.ones(2, np.float32)), ("dense/bias", np.ones(5, np.float32))]),
+        "shape_mismatch"),
+    "stop from a non-chief": (lambda: _raw_request(op="epoch_end", epoch=0, stop=True),
+                              "bad_field"),
+    "save without a checkpoint dir": (lambda: _raw_request(op="save", position={"epoch": 9}),
+                                      "no_checkpoint_dir"),
+    "unknown parameter": (lambda: _bad_header(_push_frames([("nope", np.ones(4, np.float32))]),
+                                              sender=5), "unknown_parameter"),
+}
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.parametrize("case", sorted(HOSTILE_REQUESTS))
+def test_a_refused_request_changes_nothing_not_even_membership(servers, case, mode):
+    make, reason = HOSTILE_REQUESTS[case]
+    _refused_without_a_change(servers, mode, make, reason)
+
+
+def test_a_pull_whose_reply_would_exceed_the_reply_limit_is_refused(servers):
+    server = servers(mode="async", max_reply_bytes=100)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init(params(), ADAM)  # 96 + 16 bytes
+        np.testing.assert_array_equal(client.pull(["dense/kernel"])["dense/kernel"],
+                                      params()["dense/kernel"])
+        with pytest.raises(PSError) as info:
+            client.pull()
+    assert info.value.reason == "reply_too_large" and "112 bytes" in str(info.value)
+    assert server.stats_dict()["rejected"] == {"reply_too_large": 1}
+
+
+def test_replies_beyond_a_slow_peers_queue_wait_in_order_and_all_arrive(servers):
+    import zmq  # a raw socket that reads late, with options the client does not expose
+
+    server = servers(mode="async", max_queued_replies=2)
+    with PSClient([server.address], worker_id=0, timeout=5) as client:
+        client.init({"w": np.arange(100_000, dtype=np.float32)}, SGD)  # 400 KB replies
+    slow = zmq.Context.instance().socket(zmq.DEALER)
+    slow.setsockopt(zmq.RCVHWM, 1)
+    slow.setsockopt(zmq.RCVBUF, 4096)
+    slow.setsockopt(zmq.LINGER, 0)
+    slow.connect(server.address)
+    try:
+        for req in range(40):
+            slow.send_multipart(protocol.encode({"op": "pull", "req": req}))
+        deadline = time.monotonic() + 20
+        while server.stats.requests["pull"] < 40:
+            assert time.monotonic() < deadline, "the pulls were not taken in"
+            time.sleep(0.02)
+        assert server.stats_dict()["connections"]["replies_deferred"] > 0
+        reqs = []
+        for _ in range(40):
+            assert slow.poll(10_000), f"only {len(reqs)} replies arrived"
+            reply = protocol.decode(slow.recv_multipart(), expect_ops=protocol.REPLY_OPS)
+            np.testing.assert_array_equal(reply.tensor("w"), np.arange(100_000,
+                                                                       dtype=np.float32))
+            reqs.append(reply.req)
+    finally:
+        slow.close()
+    assert reqs == list(range(40)) and server.stats_dict()["replies_dropped"] == 0
+
+
+def test_a_signal_ends_the_loop_at_once_only_while_a_request_is_being_read(tmp_path):
+    from distflow.distribute import server as server_module
+
+    server = ParameterServer(ServerConfig(stats_interval=0))
+    try:
+        server._reading = False  # e.g. applying an update: finish it, then stop
+        server_module._on_signal(server)
+        assert server._stop.is_set()
+        server._stop.clear()
+        server._reading = True  # only reading: nothing changed yet, stop now
+        with pytest.raises(server_module._Terminated):
+            server_module._on_signal(server)
+        assert server._stop.is_set() and not server._reading
+    finally:
+        server.socket.close()
+
+
+def test_a_malformed_push_naming_a_waiting_worker_cannot_take_its_reply(servers):
+    server = servers(mode="sync", num_workers=2)
+    a = PSClient([server.address], worker_id=0, timeout=10, retries=1)
+    b = PSClient([server.address], worker_id=1, timeout=10)
+    try:
+        a.init(params(), SGD)
+        b.init(params(), SGD)
+        got = []
+        thread = threading.Thread(target=lambda: got.append(a.push_pull(grads(0))))
+        thread.start()
+        deadline = time.monotonic() + 5
+        while server.workers[0].pending is None:
+            assert time.monotonic() < deadline, "worker 0's push did not arrive"
+            time.sleep(0.01)
+        raw = Raw(server.address)  # claims to be worker 0, with a wrong shape
+        reply = raw.ask(_push_frames([("dense/bias", np.ones(5, np.float32))], op="push_pull"))
+        raw.close()
+        assert reply is not None and reply.header["reason"] == "shape_mismatch"
+        b.push_pull(grads(1))
+        thread.join(10)
+        assert got, "worker 0 never got the step's reply"
+    finally:
+        a.close()
+        b.close()
+    assert server.version == 1 and server.stats.duplicates == 0
 
 
 def test_the_server_reads_its_settings_from_the_launcher_environment():

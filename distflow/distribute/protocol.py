@@ -31,6 +31,11 @@ PACK_BYTES = 512 * 1024
 PACK_ALIGN = 8
 MAX_HEADER_BYTES = 1024 * 1024
 DEFAULT_MAX_TENSORS = 4096
+# The most bytes the tensors of one message may declare when the receiver gives no limit
+# (a server passes its `max_message_bytes`): declared sizes are checked against it before
+# anything is built for them.
+DEFAULT_MAX_BYTES = 1 << 40
+MAX_STEP = 2**63 - 1  # steps and epochs are int64 >= 0
 
 REQUEST_OPS = frozenset({
     "hello", "init", "pull", "push", "push_pull", "heartbeat", "stats", "save", "shutdown",
@@ -217,8 +222,9 @@ def pack_flags(sizes: Iterable[int]) -> list[bool]:
 
 
 def nframes_for(nbytes: int) -> int:
-    """How many frames a tensor of `nbytes` bytes occupies (at least one)."""
-    return max(1, math.ceil(nbytes / FRAME_BYTES))
+    """How many frames a tensor of `nbytes` bytes occupies (at least one; exact integer
+    arithmetic for any size)."""
+    return max(1, -(-nbytes // FRAME_BYTES))
 
 
 def encode(header: Mapping[str, Any], tensors: Iterable[tuple[str, np.ndarray]] = ()) -> list:
@@ -336,13 +342,19 @@ def error_frames(req: Any, reason: str, message: str) -> list:
 
 
 def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
-           expect_ops: frozenset[str] = REQUEST_OPS) -> Message:
+           expect_ops: frozenset[str] = REQUEST_OPS,
+           max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
     """Parses and validates a message.
+
+    Every declared size is checked (with Python's unbounded ints) against
+    `max_bytes` and the frames received before anything is allocated for it:
+    a small message declaring a huge tensor costs only its own parsing.
 
     Args:
         frames: the received frames (bytes, memoryviews or buffer-protocol objects).
         max_tensors: the most tensor specs a message may carry.
         expect_ops: the ops accepted (requests on a server, replies on a client).
+        max_bytes: the most bytes the message's tensors may declare in all.
 
     Returns:
         The decoded `Message`.
@@ -355,7 +367,7 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
     header = _unpack_header(frames[0])
     try:
         _check_envelope(header, expect_ops)
-        layout = _layout_of(header.get("tensors"), max_tensors)
+        layout = _layout_of(header.get("tensors"), max_tensors, max_bytes, len(frames))
         if len(frames) != layout.frame_count:
             raise ProtocolError("frame_count", f"The header describes {layout.frame_count - 1} "
                                 f"data frames but the message has {len(frames) - 1}. Send one "
@@ -381,7 +393,7 @@ class _Layout:
     """
 
     __slots__ = ("names", "packed", "unpacked", "pack_dtype", "frame_count", "pack_bytes",
-                 "index", "pack_slices", "_framed", "__weakref__")
+                 "index", "pack_slices", "nbytes", "_framed", "__weakref__")
 
     def __init__(self, specs: list[list]):
         self.names = [spec[0] for spec in specs]
@@ -390,9 +402,10 @@ class _Layout:
         dtypes = {spec[1] for spec in specs if spec[3] == 0}
         self.pack_dtype = dtypes.pop() if len(dtypes) == 1 else None  # one pass in `groups`
         index = 2 if self.packed else 1
-        offset, entries = 0, {}
+        offset, entries, self.nbytes = 0, {}, 0
         for name, dtype, shape, count in specs:
             nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+            self.nbytes += nbytes
             if count == 0:
                 entries[name] = (name, dtype, tuple(shape), -1, offset, nbytes)
                 offset += padded(nbytes)
@@ -435,8 +448,13 @@ _MAX_LAYOUTS = 256
 _MAX_LAYOUT_KEY = 64 * 1024  # longer packed spec lists are validated every time
 
 
-def _layout_of(packed: Any, max_tensors: int) -> _Layout:
-    """The layout of a header's `tensors` field (msgpack bytes of the spec list)."""
+def _layout_of(packed: Any, max_tensors: int, max_bytes: int = DEFAULT_MAX_BYTES,
+               nframes: int | None = None) -> _Layout:
+    """The layout of a header's `tensors` field (msgpack bytes of the spec list).
+
+    A spec list is built into a layout only once its declared sizes fit
+    `max_bytes` and its frame count is `nframes` (the frames received).
+    """
     if packed is None:
         return _EMPTY
     if not isinstance(packed, bytes):
@@ -445,13 +463,16 @@ def _layout_of(packed: Any, max_tensors: int) -> _Layout:
                             f"{type(packed).__name__}")
     layout = _LAYOUTS.get(packed)
     if layout is None:
-        layout = _Layout(_check_specs(_unpack_specs(packed, max_tensors)))
+        specs = _check_specs(_unpack_specs(packed, max_tensors), max_bytes, nframes)
+        layout = _Layout(specs)
         if len(packed) <= _MAX_LAYOUT_KEY:
             if len(_LAYOUTS) >= _MAX_LAYOUTS:
                 _LAYOUTS.clear()  # e.g. a fuzzer: never grows without bound
             _LAYOUTS[packed] = layout
     if len(layout.names) > max_tensors:  # the cache is shared by servers of any limit
         _too_many_tensors(len(layout.names), max_tensors)
+    if layout.nbytes > max_bytes:
+        _too_large("The message's tensors", layout.nbytes, max_bytes)
     return layout
 
 
@@ -504,51 +525,79 @@ def _unpack(data: Any, what: str, kind: type, kind_name: str, **limits: Any) -> 
 
 def _check_envelope(header: dict[str, Any], expect_ops: frozenset[str]) -> None:
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not 2.0, not True
         raise ProtocolError("unsupported_version", f"Protocol version must be "
-                            f"{PROTOCOL_VERSION}. Received: v={version!r} (run the same "
+                            f"{PROTOCOL_VERSION}. Received: v={version!r:.100} (run the same "
                             f"distflow version on workers and servers)")
     op = header.get("op")
-    if op not in expect_ops:
+    if not isinstance(op, str) or op not in expect_ops:
         raise ProtocolError("unknown_op", f"`op` must be one of {sorted(expect_ops)}. "
-                            f"Received: op={op!r}")
+                            f"Received: op={op!r:.100}")
     for key in ("req", "step", "sender", "epoch"):
         value = header.get(key)
         if value is None and (key in ("req", "sender") or key not in header):
             continue  # absent, or a nil req or sender (an anonymous tool); nil step/epoch: no
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError("bad_field", f"`{key}` must be an int. Received: "
-                                f"{key}={value!r}")
+                                f"{key}={value!r:.100}")
+        if key in ("step", "epoch") and not 0 <= value <= MAX_STEP:
+            raise ProtocolError("bad_field", f"`{key}` must be an int in [0, 2**63). "
+                                f"Received: {key}={value!r}")
 
 
-def _check_specs(specs: list) -> list[list]:
-    """Each spec's fields and unique names (`_layout_of` checked the list and its length)."""
-    seen = set()
+def _check_specs(specs: list, max_bytes: int = DEFAULT_MAX_BYTES,
+                 nframes: int | None = None) -> list[list]:
+    """Each spec's fields, unique names, the declared bytes in all (at most `max_bytes`)
+    and the declared frames (exactly `nframes`, when given); `_layout_of` checked the
+    list and its length. Nothing is allocated per declared byte or frame."""
+    seen, total, frames = set(), 0, 1
     for spec in specs:
-        _check_spec(spec)
+        nbytes = _check_spec(spec, max_bytes)
         if spec[0] in seen:
-            raise ProtocolError("duplicate_tensor", f"Tensor {spec[0]!r} appears twice.")
+            raise ProtocolError("duplicate_tensor", f"Tensor {spec[0]!r:.100} appears twice.")
         seen.add(spec[0])
+        total += nbytes
+        if total > max_bytes:
+            _too_large("The message's tensors", total, max_bytes)
+        frames += spec[3]
+    frames += any(spec[3] == 0 for spec in specs)  # the pack frame
+    if nframes is not None and frames != nframes:
+        raise ProtocolError("frame_count", f"The header describes {frames - 1} data frames "
+                            f"but the message has {nframes - 1}. Send one pack frame for the "
+                            f"tensors with nframes 0, then one frame per {FRAME_BYTES} bytes "
+                            f"of each other tensor, in header order.")
     return specs
 
 
-def _check_spec(spec: Any) -> None:
+def _check_spec(spec: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Checks one spec's fields; returns its declared bytes (at most `max_bytes`)."""
     if not (isinstance(spec, list) and len(spec) == 4 and isinstance(spec[0], str)):
         raise ProtocolError("bad_spec", f"A tensor spec must be [name, dtype, shape, "
                             f"nframes]. Received: {spec!r:.200}")
     name, dtype, shape, count = spec
-    if dtype not in DTYPES:
-        raise ProtocolError("bad_dtype", f"Tensor {name!r}: dtype must be one of "
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ProtocolError("bad_dtype", f"Tensor {name!r:.100}: dtype must be one of "
                             f"{sorted(DTYPES)}. Received: {dtype!r:.100}")
     if not (isinstance(shape, list) and len(shape) <= 32 and all(
             isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape)):
-        raise ProtocolError("bad_shape", f"Tensor {name!r}: shape must be a list of "
-                            f"non-negative ints. Received: {shape!r:.200}")
-    nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+        raise ProtocolError("bad_shape", f"Tensor {name!r:.100}: shape must be a list of at "
+                            f"most 32 ints in [0, 2**40). Received: {shape!r:.200}")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ProtocolError("bad_spec", f"Tensor {name!r:.100}: nframes must be an int >= 0. "
+                            f"Received: nframes={count!r:.50}")
+    nbytes = math.prod(shape) * _ITEMSIZE[dtype]  # Python ints: no overflow
+    if nbytes > max_bytes:
+        _too_large(f"Tensor {name!r:.100} ({dtype}, shape {shape!r:.200})", nbytes, max_bytes)
     if count != 0 and count != nframes_for(nbytes):
-        raise ProtocolError("frame_count", f"Tensor {name!r} has {nbytes} bytes, so it needs "
-                            f"{nframes_for(nbytes)} frames (or 0: packed). "
+        raise ProtocolError("frame_count", f"Tensor {name!r:.100} has {nbytes} bytes, so it "
+                            f"needs {nframes_for(nbytes)} frames (or 0: packed). "
                             f"Received: nframes={count!r}")
+    return nbytes
+
+
+def _too_large(what: str, nbytes: int, max_bytes: int) -> None:
+    raise ProtocolError("tensor_too_large", f"{what} declares {nbytes} bytes; this receiver "
+                        f"accepts at most {max_bytes} bytes in a message.")
 
 
 def _join(parts: list[memoryview], dtype: str, shape: list[int]) -> np.ndarray:

@@ -50,6 +50,7 @@ NONFINITE_POLICIES = ("reject", "skip")
 _HISTOGRAM_CAP = 64
 _KEPT_DECISIONS = 64  # the chief's stop decisions remembered (most recent epochs)
 _UPDATE_CHUNK = 64 * 1024  # elements per rule call on large tensors (fits the L2 cache)
+_PAUSE_SECONDS = 1.0  # a loop iteration longer than this: the server was not listening
 # The headers of a plain push (`_plain_push`): no `part` or `learning_rate`.
 _PLAIN_PUSH_KEYS = (frozenset({"v", "op", "sender", "req", "step", "tensors"}),
                     frozenset({"v", "op", "sender", "req", "step", "tensors", "position"}))
@@ -79,7 +80,15 @@ class ServerConfig:
         max_message_bytes: largest message accepted (larger: error reply).
         max_frame_bytes: largest single frame; a peer sending more is
             disconnected by libzmq before the frame is buffered.
+        max_reply_bytes: largest reply a pull may ask for (larger: error reply).
+        max_queued_replies: replies queued in libzmq for one peer (send
+            high-water mark); more wait in the server (`max_queued_bytes`).
+        max_queued_bytes: bytes of replies waiting in the server for one peer
+            whose libzmq queue is full; more are dropped and counted.
         stats_interval: seconds between stats lines in the log (0: never).
+        run_id: the launcher's run id, written into checkpoints.
+        ignore_corrupt_checkpoints: start empty when checkpoints exist but none
+            verifies (default: refuse to start, so they are not overwritten).
         poll_ms: poll timeout of the loop (liveness checks run this often).
     """
 
@@ -97,6 +106,11 @@ class ServerConfig:
     max_tensors: int = protocol.DEFAULT_MAX_TENSORS
     max_message_bytes: int = 4 * 1024**3
     max_frame_bytes: int = 2 * protocol.FRAME_BYTES
+    max_reply_bytes: int = 4 * 1024**3
+    max_queued_replies: int = 16
+    max_queued_bytes: int = 256 * 1024**2
+    run_id: str | None = None
+    ignore_corrupt_checkpoints: bool = False
     stats_interval: float = 60.0
     poll_ms: int = 50
 
@@ -115,7 +129,9 @@ class ServerConfig:
                              f"Received: max_staleness={self.max_staleness!r}")
         for name, least in (("num_workers", 1), ("checkpoint_every", 0), ("shard", 0),
                             ("keep_checkpoints", 1), ("max_tensors", 1),
-                            ("max_message_bytes", 1), ("poll_ms", 1)):
+                            ("max_message_bytes", 1), ("poll_ms", 1),
+                            ("max_reply_bytes", 1), ("max_queued_replies", 1),
+                            ("max_queued_bytes", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"`{name}` must be an int >= {least}. "
@@ -163,6 +179,12 @@ class _Stats:
     duplicates: int = 0
     cow_copies: int = 0
     last_checkpoint: dict | None = None
+    checkpoint_failures: int = 0
+    last_checkpoint_error: dict | None = None
+
+
+class _Terminated(BaseException):
+    """SIGTERM/SIGINT arrived while the loop was only reading a request (`main`)."""
 
 
 class _Reject(Exception):
@@ -217,9 +239,15 @@ class ParameterServer:
                             + self.config.max_message_bytes // protocol.FRAME_BYTES)
         self._gave_up = False  # stopped waiting for workers that never registered
         self._collectives = Collectives()  # strategy.reduce / gather (distribute/collective.py)
+        self._joined: tuple | None = None  # logged once the request that (re)joined passes
+        self._reading = False  # reading a request (`_on_signal` may interrupt it)
+        self._rate_limited = transport.RateLimitedLog(log)  # one line per reason per 10 s
+        self._last_tick = time.monotonic()  # the loop's last housekeeping (`_forgive_pause`)
         self._restore()
         self.socket = transport.ServerSocket(self.config.address, self.config.keys_dir,
-                                             self.config.max_frame_bytes)
+                                             self.config.max_frame_bytes,
+                                             self.config.max_queued_replies,
+                                             self.config.max_queued_bytes)
         log.info("Parameter server %d (%s) listening on %s%s", self.config.shard,
                  self.config.mode, self.address, " with CURVE" if self.config.keys_dir else "")
 
@@ -276,7 +304,9 @@ class ParameterServer:
             self._handle(*received)
 
     def _housekeeping(self) -> None:
+        self.socket.flush()
         now = time.monotonic()
+        self._forgive_pause(now)
         self._check_liveness(now)
         if self.config.mode == "sync":
             self._maybe_complete_round(now)
@@ -293,6 +323,7 @@ class ParameterServer:
         self.stats.bytes_in += size
         req = None
         try:
+            self._reading = True  # a signal may end the loop here: nothing changed yet
             if dropped:
                 raise _Reject("too_many_frames", f"The message has {len(frames) + dropped} "
                               f"frames; this server accepts at most {self._max_frames} "
@@ -301,13 +332,14 @@ class ParameterServer:
             if size > self.config.max_message_bytes:
                 raise _Reject("message_too_large", f"The message has {size} bytes; this "
                               f"server accepts at most {self.config.max_message_bytes}.")
-            msg = protocol.decode(frames, self.config.max_tensors)
+            msg = protocol.decode(frames, self.config.max_tensors,
+                                  max_bytes=self.config.max_message_bytes)
             req = msg.req
+            self._reading = False
             self.stats.requests[msg.op] += 1
             if self._plain_push(identity, msg):
                 return
-            worker = self._touch(msg)
-            getattr(self, f"_op_{msg.op}")(identity, msg, worker)
+            self._dispatch(identity, msg)
         except ProtocolError as exc:
             self._reject(identity, exc.req, exc.reason, str(exc))
         except _Reject as exc:
@@ -315,10 +347,43 @@ class ParameterServer:
         except Exception as exc:  # a bug must not take the shard down
             log.exception("Internal error while handling a request")
             self._reject(identity, req, "internal_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._reading = False
+
+    def _dispatch(self, identity: bytes, msg: Message) -> None:
+        """Runs the op's handler; a refused request leaves the membership as it was
+        (only a request that passes validation registers or revives its sender)."""
+        undo = self._membership_undo(msg.sender)
+        worker = self._touch(msg)
+        try:
+            getattr(self, f"_op_{msg.op}")(identity, msg, worker)
+        except BaseException:
+            undo()
+            raise
+        if self._joined is not None:
+            log.info(*self._joined)
+            self._joined = None
+
+    def _membership_undo(self, wid: Any) -> Any:
+        """A function putting worker `wid`'s membership back as it is now."""
+        if not isinstance(wid, int) or wid < 0:
+            return lambda: None
+        worker, required = self.workers.get(wid), wid in self._round.required
+        saved = None if worker is None else (worker.alive, worker.left, worker.last_seen)
+
+        def undo() -> None:
+            self._joined = None
+            if worker is None:
+                self.workers.pop(wid, None)
+            else:
+                worker.alive, worker.left, worker.last_seen = saved
+            (self._round.required.add if required else self._round.required.discard)(wid)
+        return undo
 
     def _reject(self, identity: bytes, req: Any, reason: str, message: str) -> None:
         self.stats.rejected[reason] += 1
-        log.debug("Rejected a request (%s): %s", reason, message)
+        self._rate_limited.warning(reason, "Refused a request (%s, %d so far): %.300s",
+                                   reason, self.stats.rejected[reason], message)
         self._send(identity, protocol.error_frames(req, reason, message))
 
     def _send(self, identity: bytes, frames: list, track: Any = None) -> None:
@@ -386,10 +451,10 @@ class ParameterServer:
             if self._round.started and wid in self._never_registered():
                 self._round.required.add(wid)  # an expected worker: it belongs to this step
             worker = self.workers[wid] = _Worker(wid, now)
-            log.info("Worker %d registered (version %d)", wid, self.version)
+            self._joined = ("Worker %d registered (version %d)", wid, self.version)
         elif not worker.alive or worker.left:
-            log.info("Worker %d rejoined (version %d); it joins at the next step",
-                     wid, self.version)
+            self._joined = ("Worker %d rejoined (version %d); it joins at the next step",
+                            wid, self.version)
             worker.alive, worker.left = True, False
             self._round.required.discard(wid)
         worker.last_seen = now
@@ -459,11 +524,16 @@ class ParameterServer:
 
     def _op_save(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
         self._require_initialized()
-        self._update_position(msg)
         if not self.config.checkpoint_dir:
             raise _Reject("no_checkpoint_dir", "This server has no checkpoint directory; "
                           "start it with DISTFLOW_CHECKPOINT_DIR (launcher --checkpoint-dir).")
-        path = self.save_checkpoint()
+        self._update_position(msg)
+        try:
+            path = self.save_checkpoint()
+        except Exception as exc:  # the request changed nothing else
+            self._checkpoint_failed(exc)
+            raise _Reject("checkpoint_failed", f"The checkpoint could not be written: "
+                          f"{type(exc).__name__}: {exc}. The previous one is intact.") from None
         self._reply(identity, msg, path=str(path))
 
     def _op_shutdown(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
@@ -476,11 +546,8 @@ class ParameterServer:
         self._require_initialized()
         names = msg.header.get("names")
         if names is not None:
-            if not isinstance(names, list):
-                raise _Reject("bad_field", f"`names` must be a list of parameter names. "
-                              f"Received: {names!r:.100}")
-            for name in names:
-                self._known(name)
+            self._check_names(names)
+        self._check_reply_size(names)
         self._reply(identity, msg, with_params=True, names=names)
 
     def _op_collective(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
@@ -507,14 +574,42 @@ class ParameterServer:
                 header = {"op": "ok", "req": msg.req, "version": self.version}
                 self._send(identity, protocol.encode(header, [("value", result)]))
 
+    def _check_names(self, names: Any) -> None:
+        """A pull's `names`: a list of at most `max_tensors` distinct known names."""
+        if not isinstance(names, list):
+            raise _Reject("bad_field", f"`names` must be a list of parameter names. "
+                          f"Received: {names!r:.100}")
+        if len(names) > self.config.max_tensors:
+            raise _Reject("too_many_tensors", f"A pull may name at most "
+                          f"{self.config.max_tensors} parameters. Received: {len(names)}")
+        for name in names:
+            if not isinstance(name, str):
+                raise _Reject("bad_name", f"`names` must hold parameter names (strings). "
+                              f"Received: {name!r:.100}")
+        if len(set(names)) != len(names):
+            twice = next(n for i, n in enumerate(names) if n in names[:i])
+            raise _Reject("duplicate_name", f"`names` names {twice!r:.100} more than once; "
+                          f"name each parameter once.")
+        for name in names:
+            self._known(name)
+
+    def _check_reply_size(self, names: list[str] | None) -> None:
+        """Refuses a reply that would carry more than `max_reply_bytes`."""
+        keys = self.params if names is None else names
+        size = sum(self.params[n].nbytes for n in keys)
+        if size > self.config.max_reply_bytes:
+            raise _Reject("reply_too_large", f"The reply would carry {size} bytes; this "
+                          f"server sends at most {self.config.max_reply_bytes} in one reply "
+                          f"(max_reply_bytes). Pull fewer parameters per request.")
+
     def _op_init(self, identity: bytes, msg: Message, worker: _Worker | None) -> None:
-        self._require_chief_for_new(msg)
         config = msg.header.get("optimizer")
         if self.optimizer is None:
             rule, schedule = _build_optimizer(config)
         for name in msg.names:
             if name in self.params:
                 self._check_tensor(msg, name)
+        self._require_chief_for_new(msg)
         if self.optimizer is None:
             self.optimizer, self._rule, self._schedule = config, rule, schedule
             log.info("Initialized by worker %s with optimizer %s", msg.sender, config["name"])
@@ -587,7 +682,6 @@ class ParameterServer:
         if self.config.nonfinite == "reject":
             raise _Reject("non_finite", f"Gradient of {bad[0]!r} contains NaN or inf "
                           f"({len(bad)} tensor(s) affected); nothing was applied.")
-        self.stats.skipped_nonfinite += 1
         return False
 
     # ------------------------------------------------------------ push
@@ -638,11 +732,15 @@ class ParameterServer:
 
     def _push(self, identity: bytes, msg: Message, worker: _Worker | None,
               with_params: bool) -> None:
+        # Validated before a retry is recognised: a malformed push naming a worker must
+        # not take over the reply that worker waits for.
         part = self._part_field(msg, worker)
-        if worker is not None and self._is_duplicate(identity, msg, worker, with_params, part):
-            return
         learning_rate = _learning_rate_field(msg)
         usable = self._check_gradients(msg)
+        if worker is not None and self._is_duplicate(identity, msg, worker, with_params, part):
+            return
+        if not usable:
+            self.stats.skipped_nonfinite += 1
         if self.config.mode == "async":
             self._update_position(msg)
         else:  # recorded when the step is applied: a checkpoint never runs ahead of it
@@ -871,8 +969,30 @@ class ParameterServer:
         # goes back to the old rate (changes are rare: the Keras callbacks make at
         # most one per epoch).
         if self.config.checkpoint_dir and every and (step % every == 0 or self._lr_changed):
-            self.save_checkpoint()
+            self._periodic_checkpoint()
         self._lr_changed = False
+
+    def _periodic_checkpoint(self) -> None:
+        """Writes a checkpoint after an update; a failure (full disk, permissions) is
+        counted and logged, and training goes on: the update is applied exactly once
+        whatever happens here, the previous checkpoint stays as it was, and the
+        next interval tries again."""
+        try:
+            self.save_checkpoint()
+        except Exception as exc:  # never part of the update: any failure is the disk's
+            self._checkpoint_failed(exc)
+
+    def _checkpoint_failed(self, exc: Exception) -> None:
+        self.stats.checkpoint_failures += 1
+        error = f"{type(exc).__name__}: {exc}"
+        self.stats.last_checkpoint_error = {"version": self.version, "error": error,
+                                            "time": time.time()}
+        last = self.stats.last_checkpoint
+        self._rate_limited.error("checkpoint", "Checkpoint of version %d failed (%s); "
+                                 "training goes on, the newest checkpoint is still %s; "
+                                 "retrying at the next interval (%d failures so far)",
+                                 self.version, error, last["path"] if last else "none",
+                                 self.stats.checkpoint_failures)
 
     def _update(self, name: str, pieces: list[np.ndarray], step: int, hp: dict) -> None:
         """One rule step on one parameter (see `_update_array`)."""
@@ -958,6 +1078,26 @@ class ParameterServer:
 
     # ------------------------------------------------------------ liveness
 
+    def _forgive_pause(self, now: float) -> None:
+        """Silence while this server was not listening does not count against workers.
+
+        The loop comes here every `poll_ms` or after at most 256 requests; a
+        longer gap means the process was stopped (SIGSTOP, a VM stall) or busy.
+        Waking up, its sockets may not have taken in the heartbeats sent
+        meanwhile yet, so the gap is added to every worker's last sign of life
+        (and to the sync step's wait for unregistered workers).
+        """
+        gap = now - self._last_tick
+        self._last_tick = now
+        if gap < _PAUSE_SECONDS:
+            return
+        for w in self.workers.values():
+            w.last_seen = min(now, w.last_seen + gap)
+        if self._round.started:
+            self._round.started_at = min(now, self._round.started_at + gap)
+        log.info("This server did not listen for %.1f s (paused or busy); that time does "
+                 "not count against the workers' heartbeats", gap)
+
     def _check_liveness(self, now: float) -> None:
         timeout = self.config.heartbeat_timeout
         for w in self.workers.values():
@@ -982,7 +1122,7 @@ class ParameterServer:
             tensors.update({f"slot/{name}/{s}": a for s, a in slots.items()})
         meta = {"version": self.version, "position": self.position, "shard": self.config.shard,
                 "mode": self.config.mode, "optimizer": self.optimizer,
-                "params": list(self.params), "time": time.time()}
+                "params": list(self.params), "time": time.time(), "run_id": self.config.run_id}
         path = checkpoint.save(self._checkpoint_root(), self.version, tensors, meta,
                                keep=self.config.keep_checkpoints)
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}
@@ -993,17 +1133,42 @@ class ParameterServer:
         if self.config.checkpoint_dir and self.initialized:
             try:
                 self.save_checkpoint()
-            except OSError as exc:
-                log.error("Final checkpoint failed: %s", exc)
+            except Exception as exc:  # the socket still closes (serve_forever's finally)
+                log.error("Final checkpoint failed: %s: %s", type(exc).__name__, exc)
 
     def _restore(self) -> None:
+        """Resumes from the newest checkpoint that verifies (checksum, schema, shard);
+        refuses to start empty when checkpoints exist but none does, unless
+        `ignore_corrupt_checkpoints`."""
         root = self._checkpoint_root()
-        found = checkpoint.load_latest(root) if root is not None else None
-        if found is None:
+        if root is None:
             return
-        path, tensors, meta = found
-        self.optimizer = meta["optimizer"]
-        self._rule, self._schedule = _build_optimizer(self.optimizer)
+        for path, tensors, meta in checkpoint.valid_checkpoints(root, checkpoint.check_ps_meta):
+            try:
+                self._restore_from(path, tensors, meta)
+                return
+            except (_Reject, checkpoint.CheckpointError) as exc:
+                log.warning("Skipping checkpoint %s: %s Falling back to the previous one.",
+                            path, exc)
+        found = checkpoint.list_checkpoints(root)
+        if not found:
+            return
+        if not self.config.ignore_corrupt_checkpoints:
+            raise checkpoint.CheckpointError(
+                f"None of the {len(found)} checkpoints in {root} is valid (the log says why "
+                f"for each); refusing to start empty and lose them. Restore a good checkpoint "
+                f"there, or pass --ignore-corrupt-checkpoints "
+                f"(DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS=1) to start from the workers' values.")
+        log.warning("None of the %d checkpoints in %s is valid; starting empty as "
+                    "ignore_corrupt_checkpoints asks", len(found), root)
+
+    def _restore_from(self, path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
+        """Takes the state of one verified checkpoint (nothing changes if it does not fit)."""
+        if meta["shard"] != self.config.shard:
+            raise checkpoint.CheckpointError(f"it holds shard {meta['shard']}, this server is "
+                                             f"shard {self.config.shard}.")
+        rule, schedule = _build_optimizer(meta["optimizer"])
+        self.optimizer, self._rule, self._schedule = meta["optimizer"], rule, schedule
         for name in meta["params"]:
             self.params[name] = tensors[f"param/{name}"]
             prefix = f"slot/{name}/"
@@ -1017,6 +1182,10 @@ class ParameterServer:
         self.stats.last_checkpoint = {"path": str(path), "version": self.version}
         log.info("Resumed from checkpoint %s (version %d, position %s)", path, self.version,
                  self.position)
+        run = meta.get("run_id")
+        if run is not None and self.config.run_id is not None and run != self.config.run_id:
+            log.info("The checkpoint was written by run %s; this is run %s", run,
+                     self.config.run_id)
 
     # ------------------------------------------------------------ stats
 
@@ -1042,8 +1211,11 @@ class ParameterServer:
             "stale_dropped": s.stale_dropped, "skipped_nonfinite": s.skipped_nonfinite,
             "duplicates": s.duplicates, "cow_copies": s.cow_copies,
             "last_checkpoint": s.last_checkpoint,
+            "checkpoint_failures": s.checkpoint_failures,
+            "last_checkpoint_error": s.last_checkpoint_error,
             "learning_rate": self._learning_rate(self.version) if self.initialized else None,
             "connections": dict(self.socket.events),
+            "replies_dropped": self.socket.events["replies_dropped"],
         }
 
 
@@ -1223,7 +1395,8 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
     DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
     DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS,
-    DISTFLOW_STATS_INTERVAL and DISTFLOW_NONFINITE.
+    DISTFLOW_STATS_INTERVAL, DISTFLOW_NONFINITE, DISTFLOW_RUN_ID and
+    DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS (1/true/yes).
     """
     env = dict(os.environ if environ is None else environ)
     rank = env_number(env, "DISTFLOW_RANK", 0)
@@ -1244,6 +1417,9 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
         keys_dir=env.get("DISTFLOW_KEYS") or None,
         stats_interval=env_number(env, "DISTFLOW_STATS_INTERVAL", 60.0, float),
         nonfinite=env.get("DISTFLOW_NONFINITE", "").strip() or "reject",
+        run_id=env.get("DISTFLOW_RUN_ID") or None,
+        ignore_corrupt_checkpoints=env.get("DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS", "").strip()
+        .lower() in ("1", "true", "yes"),
     )
 
 
@@ -1262,6 +1438,9 @@ _FLAGS = (  # flag, type, help; each overrides the environment
     ("--max-tensors", int, "most tensors per message"),
     ("--max-message-bytes", int, "largest message accepted"),
     ("--max-frame-bytes", int, "largest frame (libzmq MAXMSGSIZE)"),
+    ("--max-reply-bytes", int, "largest reply a pull may ask for"),
+    ("--max-queued-replies", int, "replies queued in libzmq for one peer"),
+    ("--max-queued-bytes", int, "bytes of further replies waiting for one peer"),
     ("--stats-interval", float, "seconds between stats log lines (0: never)"),
 )
 
@@ -1276,6 +1455,9 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
                     "DISTFLOW_* environment (see docs/architecture.md); flags override it.")
     for flag, kind, text in _FLAGS:
         parser.add_argument(flag, type=kind, default=None, help=text)
+    parser.add_argument("--ignore-corrupt-checkpoints", action="store_true", default=None,
+                        help="start empty when checkpoints exist but none is valid "
+                             "(default: refuse to start)")
     args = vars(parser.parse_args(argv))
     renames = {"keys": "keys_dir"}
     return {renames.get(k, k): v for k, v in args.items() if v is not None}
@@ -1287,15 +1469,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("DISTFLOW_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # while starting: nothing to save yet
+        signal.signal(sig, _stop_starting)
     try:
         server = ParameterServer(config_from_env(), **overrides)
     except (ValueError, TypeError, transport.TransportError) as exc:
         print(f"distflow parameter server: {exc}", file=sys.stderr)
         return 2
+    except _Terminated:
+        return 0
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: server._stop.set())
-    server.serve_forever()
+        signal.signal(sig, lambda *_: _on_signal(server))
+    try:
+        server.serve_forever()
+    except _Terminated:
+        pass  # serve_forever wrote the final checkpoint and closed its socket
     return 0
+
+
+def _stop_starting(*_: Any) -> None:
+    raise _Terminated
+
+
+def _on_signal(server: ParameterServer) -> None:
+    """Stops the loop: at once when it is only reading a request (nothing changed yet;
+    however long the request would take), else after the request it is applying."""
+    server._stop.set()
+    if server._reading:
+        server._reading = False
+        raise _Terminated
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,48 @@ class TransportError(RuntimeError):
 def context() -> zmq.Context:
     """The process-wide ZeroMQ context."""
     return zmq.Context.instance()
+
+
+class RateLimitedLog:
+    """Log lines of one kind at most once per `interval` seconds, counting the rest.
+
+    A line held back is counted; the next line of its kind says how many were
+    held back since the previous one, so a flood costs one line per interval.
+
+    Args:
+        logger: where lines go.
+        interval: seconds between two lines of one kind.
+        clock: monotonic time source (tests pass their own).
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0,
+                 clock: Any = time.monotonic):
+        self.logger, self.interval, self.clock = logger, interval, clock
+        self._kinds: dict[str, list] = {}  # kind -> [time of the last line, lines held]
+
+    def warning(self, kind: str, message: str, *args: Any) -> bool:
+        """Logs `message % args` unless a `kind` line went out within the interval;
+        returns whether it was logged."""
+        return self._log(logging.WARNING, kind, message, *args)
+
+    def error(self, kind: str, message: str, *args: Any) -> bool:
+        """As `warning`, at level ERROR."""
+        return self._log(logging.ERROR, kind, message, *args)
+
+    def _log(self, level: int, kind: str, message: str, *args: Any) -> bool:
+        now = self.clock()
+        state = self._kinds.get(kind)
+        if state is not None and now - state[0] < self.interval:
+            state[1] += 1
+            return False
+        held = state[1] if state is not None else 0
+        if held:
+            message += f" ({held} more like this in the last {now - state[0]:.0f} s)"
+        if len(self._kinds) >= 256:
+            self._kinds.clear()  # kinds are a few fixed names; never grows without bound
+        self._kinds[kind] = [now, 0]
+        self.logger.log(level, message, *args)
+        return True
 
 
 # ------------------------------------------------------------------ keys
@@ -165,19 +208,26 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
 # ------------------------------------------------------------------ server side
 
 class _AllowList:
-    """ZAP credentials provider: admits listed keys, logs every refusal."""
+    """ZAP credentials provider: admits listed keys, counts every refusal and logs them
+    at most once per 10 s (a refused client retries about 10 times a second)."""
 
     def __init__(self, allowed: set[bytes], address: str = ""):
         self.allowed = allowed
         self.address = address
         self.refused = 0
+        self.refused_keys: set[bytes] = set()  # distinct refused keys (at most 1024 kept)
+        self._log = RateLimitedLog(log)
 
     def callback(self, domain: str, key: bytes) -> bool:
         ok = key in self.allowed
         if not ok:
             self.refused += 1
-            log.warning("Refused a CURVE client on %s: public key %s is not in the "
-                        "allow-list", self.address or domain, key.decode("ascii", "replace"))
+            if len(self.refused_keys) < 1024:
+                self.refused_keys.add(key)
+            self._log.warning("curve", "Refused a CURVE client on %s: public key %s is not in "
+                              "the allow-list (%d refusals from %d keys so far)",
+                              self.address or domain, key.decode("ascii", "replace"),
+                              self.refused, len(self.refused_keys))
         return ok
 
 
@@ -226,16 +276,28 @@ class ServerSocket:
         keys_dir: CURVE key directory, or None for plain TCP.
         max_frame_bytes: libzmq MAXMSGSIZE: a peer sending a larger frame is
             disconnected before the frame is buffered (memory protection).
+        max_queued: replies queued in libzmq for one peer (SNDHWM). Replies
+            beyond wait in this object (`flush` sends them as the peer reads),
+            up to `max_deferred_bytes` per peer; more are dropped and counted
+            (`events`), so a peer that never reads cannot grow the server.
+        max_deferred_bytes: bytes of replies waiting here for one peer.
     """
 
     def __init__(self, address: str, keys_dir: str | None = None,
-                 max_frame_bytes: int = -1):
+                 max_frame_bytes: int = -1, max_queued: int = 1000,
+                 max_deferred_bytes: int = 256 * 1024**2):
         self.socket = context().socket(zmq.ROUTER)
         self.socket.copy_threshold = COPY_THRESHOLD
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+        self.socket.setsockopt(zmq.SNDHWM, max_queued)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue raises: counted
         self.events: Counter = Counter()  # connection events seen by the monitor
+        self._log = RateLimitedLog(log)
+        self.max_deferred_bytes = max_deferred_bytes
+        self._deferred: dict[bytes, deque] = {}  # peer -> replies its full queue refused
+        self._deferred_bytes: dict[bytes, int] = {}
         self._zap_domain: str | None = None
         self.allow_list: _AllowList | None = None
         if keys_dir:
@@ -290,8 +352,10 @@ class ServerSocket:
             what = _HANDSHAKE_FAILURES.get(event["event"])
             if what:
                 self.events["refused"] += 1
-                log.warning("Refused a connection on %s: %s (endpoint %s)", self.address,
-                            what, event.get("endpoint", b"").decode("utf-8", "replace"))
+                self._log.warning(what, "Refused a connection on %s: %s (endpoint %s; %d "
+                                  "refused so far)", self.address, what,
+                                  event.get("endpoint", b"").decode("utf-8", "replace"),
+                                  self.events["refused"])
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 # Also what a peer sending a frame above MAXMSGSIZE gets.
                 self.events["disconnected"] += 1
@@ -318,14 +382,63 @@ class ServerSocket:
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
 
-        Never blocks: a reply to a peer that is gone is dropped.
+        Never blocks: a reply to a peer whose libzmq queue is full (`max_queued`
+        unsent replies) waits here, behind the others waiting for that peer,
+        until `flush` can send it; past `max_deferred_bytes` waiting, or to a
+        peer that is gone, it is dropped, counted in `events` and logged at most
+        once per 10 s.
         """
+        if identity in self._deferred:
+            self._defer(identity, frames)  # (behind the replies waiting already)
+        elif not self._send_now(identity, frames):
+            return None
+        return Release(frames) if track else None
+
+    def _send_now(self, identity: bytes, frames: Sequence[Any]) -> bool:
+        """Sends at once or defers; False when the reply was dropped."""
         try:
             _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
             _send_all(self.socket, frames, _NOBLOCK)
         except zmq.Again:
-            log.warning("Dropped a reply: the peer's queue on %s is full", self.address)
-        return Release(frames) if track else None
+            return self._defer(identity, frames)
+        except zmq.ZMQError:  # EHOSTUNREACH: the peer disconnected
+            self._dropped("replies_unroutable", "it is gone")
+            return False
+        return True
+
+    def _defer(self, identity: bytes, frames: Sequence[Any]) -> bool:
+        size = sum(memoryview(f).nbytes for f in frames)
+        waiting = self._deferred_bytes.get(identity, 0)
+        if waiting + size > self.max_deferred_bytes:
+            self._dropped("replies_dropped", f"{waiting} bytes of replies wait for it already "
+                          f"(it does not read them)")
+            return False
+        self._deferred.setdefault(identity, deque()).append(frames)
+        self._deferred_bytes[identity] = waiting + size
+        self.events["replies_deferred"] += 1
+        return True
+
+    def flush(self) -> None:
+        """Sends the deferred replies that the peers' queues now take, oldest first."""
+        for identity in list(self._deferred):
+            queue = self._deferred[identity]
+            try:
+                while queue:
+                    _send_frame(self.socket, identity, _NOBLOCK_SNDMORE, True, False)
+                    _send_all(self.socket, queue[0], _NOBLOCK)
+                    self._deferred_bytes[identity] -= sum(memoryview(f).nbytes
+                                                          for f in queue.popleft())
+            except zmq.Again:
+                continue  # still full: the rest waits
+            except zmq.ZMQError:  # gone: its replies can never be delivered
+                self.events["replies_unroutable"] += len(queue)
+                queue.clear()
+            del self._deferred[identity], self._deferred_bytes[identity]
+
+    def _dropped(self, kind: str, why: str) -> None:
+        self.events[kind] += 1
+        self._log.warning(kind, "Dropped a reply to a peer of %s: %s (%d %s so far)",
+                          self.address, why, self.events[kind], kind.replace("_", " "))
 
     def close(self) -> None:
         """Closes the socket and stops the authenticator."""
