@@ -263,3 +263,70 @@ def test_a_worker_waiting_for_an_absent_server_says_so_before_the_timeout(caplog
     said = [r.getMessage() for r in caplog.records if "has waited" in r.getMessage()]
     assert said and f"Worker 3 has waited 5 s for parameter server(s) {address} to answer " \
         "`hello`" in said[0]
+
+
+# ------------------------------------------------------------ the end of the chief's fit
+
+
+def _two_workers(servers):
+    from distflow.distribute.client import PSClient
+
+    server = servers(mode="sync", num_workers=2, heartbeat_timeout=30.0)
+    chief = PSClient([server.address], worker_id=0, timeout=10)
+    other = PSClient([server.address], worker_id=1, timeout=10)
+    values = {"w": np.zeros(3, "float32")}
+    chief.init(values, {"name": "sgd", "hp": {}, "learning_rate": 0.1})
+    other.init(values, {"name": "sgd", "hp": {}, "learning_rate": 0.1})
+    return server, chief, other
+
+
+def test_a_straggler_step_after_the_chief_finished_and_left_is_refused(servers):
+    from distflow.distribute.client import PSError
+
+    server, chief, other = _two_workers(servers)
+    grads = {"w": np.ones(3, "float32")}
+    try:
+        chief.epoch_end(0, done=True)
+        held = []
+        thread = __import__("threading").Thread(
+            target=lambda: held.append(_push_outcome(other, grads)))
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # held: the finished chief may still start another fit
+        chief.close()  # bye: the chief is gone
+        thread.join(10)
+        assert held == ["run_finished"] and server.version == 0
+        with pytest.raises(PSError, match="chief's fit is over"):
+            other.push_pull(grads)
+        assert server.version == 0
+    finally:
+        other.close()
+
+
+def _push_outcome(client, grads):
+    from distflow.distribute.client import PSError
+
+    try:
+        client.push_pull(grads)
+        return "applied"
+    except PSError as error:
+        return error.reason
+
+
+def test_a_chief_that_fits_again_takes_the_held_step(servers):
+    import threading
+
+    server, chief, other = _two_workers(servers)
+    grads = {"w": np.ones(3, "float32")}
+    try:
+        chief.epoch_end(0, done=True)
+        outcome = []
+        thread = threading.Thread(target=lambda: outcome.append(_push_outcome(other, grads)))
+        thread.start()
+        thread.join(0.3)
+        chief.push_pull(grads)  # the chief's next fit
+        thread.join(10)
+        assert outcome == ["applied"] and server.version == 1
+    finally:
+        chief.close()
+        other.close()

@@ -456,3 +456,40 @@ def test_the_chiefs_live_progress_bar_is_redrawn_on_the_launchers_terminal(tmp_p
     redraws = re.findall(r"\r\[worker 0\] +(\d+)/128 \[", screen)
     assert len(redraws) >= 2 and redraws[-1] == "128", screen[-2000:]
     assert "[worker 1]" not in screen  # only the chief shows progress
+
+
+RESTARTED = """
+import json, os, time
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+
+class Pace(tf.keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        rank, restart = os.environ["DISTFLOW_RANK"], os.environ["DISTFLOW_RESTART"]
+        if rank == "1" and restart == "0" and batch == 3:
+            raise SystemExit(1)  # the first start of worker 1 dies early
+        if rank == "0":
+            time.sleep(0.1)  # the chief is slow enough for worker 1 to come back mid-run
+
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(2, input_shape=(4,))])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss="mse")
+x = np.random.default_rng(0).normal(size=(512, 4)).astype("float32")
+model.fit(x, x[:, :2], epochs=3, batch_size=32, verbose=0, callbacks=[Pace()])
+print("final", json.dumps(model.get_weights()[1].tolist()), flush=True)
+"""
+
+
+def test_a_restarted_worker_rejoins_and_never_steps_after_the_chief_finished(tmp_path):
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "1", "--max-restarts", "1",
+                          "--heartbeat-timeout", "60", script=RESTARTED, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert server_versions(output) == [3 * 512 // 32], output[-3000:]  # not one step more
+    assert "[worker 1] resumed at epoch" in output, output[-3000:]
+    assert "declared dead" not in output
+    assert sorted(worker_json(result.stdout, "final")) == [0, 1]

@@ -741,6 +741,10 @@ class ParameterServer:
             return
         if not usable:
             self.stats.skipped_nonfinite += 1
+        if self.config.mode != "async" and msg.sender != 0 and self._chief_finished() and \
+                self._chief_gone():
+            raise _Reject("run_finished", "The chief's fit is over and it has left: this run "
+                          "trains no further step. The worker stops here.")
         if self.config.mode == "async":
             self._update_position(msg)
         else:  # recorded when the step is applied: a checkpoint never runs ahead of it
@@ -874,6 +878,12 @@ class ParameterServer:
         rnd = self._round
         if not rnd.started:
             return
+        if self._chief_finished() and 0 not in rnd.arrived:
+            # The chief's fit is over: a step without it waits for its next fit, and ends
+            # (run_finished) once the chief is gone; no worker trains on alone after it.
+            if self._chief_gone():
+                self._end_round_after_chief()
+            return
         rnd.required &= self._live_ids()
         if not rnd.required <= rnd.arrived:
             return
@@ -885,6 +895,28 @@ class ParameterServer:
                         sorted(missing), self.config.heartbeat_timeout)
             self._gave_up = True
         self._complete_round()
+
+    def _chief_finished(self) -> bool:
+        """The chief said its `fit` is over (`epoch_end` with `done`) and has not pushed since."""
+        chief = self.workers.get(0)
+        return chief is not None and chief.finished
+
+    def _chief_gone(self) -> bool:
+        chief = self.workers.get(0)
+        return chief is not None and (chief.left or not chief.alive)
+
+    def _end_round_after_chief(self) -> None:
+        """Answers the pushes of a step the finished, gone chief will never join."""
+        waiting = [w for w in self.workers.values() if w.pending is not None]
+        message = ("The chief's fit is over and it has left: this run trains no further "
+                   "step. The worker stops here.")
+        for w in waiting:
+            identity, req, _ = w.pending
+            w.pending = None
+            self._reject(identity, req, "run_finished", message)
+        for identity, req, _ in self._round.anonymous:
+            self._reject(identity, req, "run_finished", message)
+        self._round.finish()
 
     def _never_registered(self) -> set[int]:
         if self._gave_up:
@@ -1102,8 +1134,13 @@ class ParameterServer:
         timeout = self.config.heartbeat_timeout
         for w in self.workers.values():
             if w.alive and not w.left and w.pending is None and now - w.last_seen > timeout:
-                w.alive = False
                 self._round.required.discard(w.wid)
+                if w.finished:  # its fit ended cleanly and the process went away
+                    w.left = True
+                    log.info("Worker %d finished its fit and left (silent for %.1f s)",
+                             w.wid, now - w.last_seen)
+                    continue
+                w.alive = False
                 log.warning("Worker %d declared dead: silent for %.1f s (heartbeat timeout "
                             "%.1f s), last step %d", w.wid, now - w.last_seen, timeout,
                             w.last_step)

@@ -28,6 +28,7 @@ import numpy as np
 
 from distflow import random, strategy_stack
 from distflow.distribute import replica
+from distflow.distribute.client import PSError
 from distflow.distribute.cluster import ClusterSpec
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
@@ -306,8 +307,15 @@ class _ParameterServerBacked(Strategy):
         # The reply is written straight into the variables' arrays (no new array and
         # second copy per step).
         targets = {v.name: v.value for v in variables}
-        self.client.push_pull(grads, version=self._version, out=targets,
-                              position=self.position or None, learning_rate=learning_rate)
+        try:
+            self.client.push_pull(grads, version=self._version, out=targets,
+                                  position=self.position or None, learning_rate=learning_rate)
+        except PSError as error:
+            if error.reason != "run_finished":
+                raise
+            raise training_context.StopTraining(
+                f"Worker {self.worker_index} stops: the chief's fit is over, so no step "
+                f"can follow ({error.address}).") from None
         if learning_rate is not None:
             self._told_learning_rate = learning_rate
         self._version = self.client.last_version
@@ -608,9 +616,12 @@ class _FitContext(training_context.TrainingContext):
         worker's updates, as with TF's ParameterServerStrategy. Waiting longer
         than the client's `timeout` logs a warning and pulls what is there.
         """
-        if self.strategy.mode != "async":
-            return  # mirrored workers already hold the final parameters
         client = self.strategy.client
+        if self.strategy.mode != "async":
+            # Mirrored workers already hold the final parameters. Saying `done` lets the
+            # servers tell a finished chief from a dead one, and end a straggler's step.
+            client.epoch_end(epoch, done=True)
+            return
         if not self.is_chief:
             client.epoch_end(epoch, done=True)
             return

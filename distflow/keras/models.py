@@ -909,7 +909,11 @@ class Model(Layer):
                 self._compiled.reset()
                 ctx.on_epoch_begin(self, epoch)
                 cbs.on_epoch_begin(epoch)
-                logs = self._train_epoch(train, epoch, cbs, variables, layers, skip)
+                try:
+                    logs = self._train_epoch(train, epoch, cbs, variables, layers, skip)
+                except training_context.StopTraining as stop:
+                    print(str(stop), flush=True)
+                    break
                 skip = 0
                 if val is not None and ctx.is_chief and _validate_now(epoch, validation_freq):
                     val_logs = self._run_test(val, cbs, layers)

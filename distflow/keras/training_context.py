@@ -33,6 +33,8 @@ Contract used by `Model.fit` (distflow/keras/models.py):
 * `on_epoch_end(model, epoch, logs)`: called by `fit` after the callbacks'
   `on_epoch_end`, before it checks `model.stop_training`; a strategy shares
   the stop decision here (the chief's wins, so all workers stop together).
+* A hook (or the optimizer override) may raise `StopTraining` from inside a
+  step: `fit` then stops there, prints the reason and finishes normally.
 * `on_training_done(model, epoch)`: called by `fit` when its epochs are over
   (`epoch`: the last one run), before the callbacks' `on_train_end`; an async
   strategy brings the chief's model to the servers' final parameters here.
@@ -43,6 +45,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+
+
+class StopTraining(Exception):
+    """Raised from inside a step (by a strategy) when the run has ended for this process.
+
+    `fit` catches it, says why and ends as after its last epoch (callbacks'
+    `on_train_end` run); elsewhere it reaches the caller with its message.
+    """
 
 
 class TrainingContext:

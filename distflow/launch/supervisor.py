@@ -325,6 +325,8 @@ class Supervisor:
         spec = child.spec
         if code == 0:
             child.state = "done"
+            if not self._workers_finished():  # e.g. the chief is done while a straggler runs
+                self._tell_servers_left(child)
             return
         chief = spec.role == "worker" and spec.rank == 0
         if self.opts.fail_fast or chief or spec.role == "node":
@@ -345,7 +347,7 @@ class Supervisor:
         self._tell_servers_left(child)
 
     def _tell_servers_left(self, child: Child) -> None:
-        """Tells the servers at once that a lost worker left, so no step waits for it.
+        """Tells the servers at once that a worker's process is gone, so no step waits for it.
 
         Without this a synchronous step would wait for the heartbeat timeout. Done in
         a thread (a server may be slow to answer); a failure is only logged.
