@@ -493,3 +493,61 @@ def test_a_restarted_worker_rejoins_and_never_steps_after_the_chief_finished(tmp
     assert "[worker 1] resumed at epoch" in output, output[-3000:]
     assert "declared dead" not in output
     assert sorted(worker_json(result.stdout, "final")) == [0, 1]
+
+
+PS_WRAPPER = """
+import os, runpy, sys
+with open(f"ps-{os.environ['DISTFLOW_RANK']}-{os.environ['DISTFLOW_RESTART']}.pid", "w") as f:
+    f.write(str(os.getpid()))
+sys.argv = ["distflow.distribute.server"]
+runpy.run_module("distflow.distribute.server", run_name="__main__")
+"""
+
+KILLS_A_SERVER = """
+import json, os, signal, time
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+
+class KillServer(tf.keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if os.environ["DISTFLOW_RANK"] == "0" and batch == 10 and not os.path.exists("killed"):
+            open("killed", "w").close()
+            os.kill(int(open("ps-1-0.pid").read()), signal.SIGKILL)
+
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(64, input_shape=(8,)), layers.Dense(64),
+                                 layers.Dense(1)])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+x = np.random.default_rng(0).normal(size=(1024, 8)).astype("float32")
+model.fit(x, x[:, :1], epochs=1, batch_size=32, verbose=0, callbacks=[KillServer()])
+print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]), flush=True)
+"""
+
+
+def test_a_server_restarted_without_a_checkpoint_is_reseeded_by_the_chief(tmp_path):
+    import sys
+
+    (tmp_path / "ps_wrapper.py").write_text(textwrap_dedent(PS_WRAPPER))
+    result = run_launcher(tmp_path, "--workers", "2", "--ps", "2", "--max-restarts", "1",
+                          "--ps-command", f"{sys.executable} -u ps_wrapper.py",
+                          script=KILLS_A_SERVER, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert (tmp_path / "ps-1-1.pid").exists(), "server 1 was not restarted"
+    assert "re-seeds it from its current parameters" in output, output[-3000:]
+    versions = server_versions(output)
+    assert sorted(versions)[-1] == 1024 // 32, output[-3000:]  # shard 0 took every step
+    weights = worker_json(result.stdout, "final")
+    assert sorted(weights) == [0, 1]
+    for a, b in zip(weights[0], weights[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def textwrap_dedent(text):
+    import textwrap
+
+    return textwrap.dedent(text)

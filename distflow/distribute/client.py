@@ -102,6 +102,7 @@ class PSClient:
                       if keys_dir else None)
         self._sockets = [transport.ClientSocket(a, self._keys) for a in self.addrs]
         self._req = random.SystemRandom().randrange(1 << 30)
+        self._last_push: tuple | None = None  # the last push_pull's messages and request id
         self._split, self._split_bytes = split, split_bytes
         self._pieces: dict[str, list[sharding.Piece]] = {}
         self._by_key: dict[str, sharding.Piece] = {}
@@ -132,7 +133,8 @@ class PSClient:
         return [m.header for m in self._request_all("hello")]
 
     def init(self, params: Mapping[str, np.ndarray], optimizer: Mapping[str, Any],
-             out: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+             out: Mapping[str, np.ndarray] | None = None,
+             reseed: bool = False) -> dict[str, np.ndarray]:
         """Offers initial values and the optimizer config; returns the values that won.
 
         The chief (worker 0) sets a parameter the servers do not hold yet, with its
@@ -144,14 +146,18 @@ class PSClient:
             params: name -> initial array.
             optimizer: {"name", "hp", "learning_rate"} (docs/protocol.md).
             out: arrays to write the values into (default: new arrays).
+            reseed: the chief re-seeds a server that came back empty: each shard is
+                told the last version this client saw from it.
 
         Returns:
             name -> the servers' values.
         """
         self._register(params)
         per_shard = self._split_by_shard(params)
+        versions = {s: {"version": v} for s, v in enumerate(self.versions)} if reseed else None
         replies = self._until_chief_initialized(
-            lambda: self._request_all("init", per_shard, optimizer=dict(optimizer)))
+            lambda: self._request_all("init", per_shard, fields_per_shard=versions,
+                                      optimizer=dict(optimizer)))
         return self._collect(replies, list(params), out)
 
     def _until_chief_initialized(self, request: Callable[[], list[Message]]) -> list[Message]:
@@ -220,6 +226,23 @@ class PSClient:
             name -> new values of every registered variable.
         """
         replies = self._push("push_pull", grads, version, position, learning_rate)
+        return self._collect(replies, list(self._vars), out)
+
+    def repeat_push_pull(self, out: Mapping[str, np.ndarray] | None = None
+                         ) -> dict[str, np.ndarray]:
+        """Sends the last `push_pull` again, with its request id, and collects the values.
+
+        A server that applied it answers as to a retry (no second update); one that
+        refused it (a restarted, re-seeded server) applies it now.
+        """
+        if self._last_push is None:
+            raise RuntimeError("No `push_pull` was sent yet: nothing to repeat.")
+        messages, req = self._last_push
+        latest, self._req = self._req, req
+        try:
+            replies = self._exchange("push_pull", messages, self.timeout, self.retries)
+        finally:
+            self._req = latest
         return self._collect(replies, list(self._vars), out)
 
     def epoch_end(self, epoch: int, stop: bool | None = None, done: bool = False) -> dict:
@@ -400,6 +423,8 @@ class PSClient:
                   retries: int) -> list[Message]:
         """Sends request `self._req` (the messages of each shard), collects the replies
         and records each shard's version and mode; returns the replies in shard order."""
+        if op == "push_pull":
+            self._last_push = (messages, self._req)  # for `repeat_push_pull`
         replies = _Exchange(self, op, messages, self._req).run(budget, retries)
         for s, got in replies.items():
             header = got[-1].header  # a pipelined step's last part holds its final version

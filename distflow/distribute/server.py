@@ -239,6 +239,7 @@ class ParameterServer:
                             + self.config.max_message_bytes // protocol.FRAME_BYTES)
         self._gave_up = False  # stopped waiting for workers that never registered
         self._collectives = Collectives()  # strategy.reduce / gather (distribute/collective.py)
+        self._seeded_version = 0  # the chief's version this server was re-seeded at (init)
         self._joined: tuple | None = None  # logged once the request that (re)joined passes
         self._reading = False  # reading a request (`_on_signal` may interrupt it)
         self._rate_limited = transport.RateLimitedLog(log)  # one line per reason per 10 s
@@ -610,9 +611,16 @@ class ParameterServer:
             if name in self.params:
                 self._check_tensor(msg, name)
         self._require_chief_for_new(msg)
+        seeded = _seed_version(msg) if self.optimizer is None else None
         if self.optimizer is None:
             self.optimizer, self._rule, self._schedule = config, rule, schedule
             log.info("Initialized by worker %s with optimizer %s", msg.sender, config["name"])
+        if seeded:
+            # Re-seeded after a restart without a checkpoint: the chief's parameters are at
+            # its last version of this shard; the optimizer's slots start from zero.
+            self.version = self._seeded_version = seeded
+            log.warning("Re-seeded by worker %s at version %d (optimizer slots reset)",
+                        msg.sender, seeded)
         added = [n for n in msg.names if n not in self.params]
         for name in added:
             self.params[name] = np.array(msg.tensor(name), copy=True)
@@ -855,6 +863,14 @@ class ParameterServer:
 
     def _push_sync(self, identity: bytes, msg: Message, worker: _Worker | None,
                    usable: bool, with_params: bool) -> None:
+        step = msg.header.get("step")
+        if worker is not None and isinstance(step, int) and step < self._seeded_version:
+            # Computed before this (restarted) server was re-seeded with the chief's
+            # parameters, which already hold that step: answer with them, apply nothing.
+            worker.done_req = msg.req
+            self._reply(identity, msg, with_params=with_params, staleness=self.version - step,
+                        dropped=True, skipped=False)
+            return
         rnd = self._round
         if not rnd.started:
             rnd.start(self._live_ids(), time.monotonic())
@@ -1346,6 +1362,17 @@ _FINITE_CHUNK = 256 * 1024  # elements per dot product: the zeros stay in the CP
 def _sent_zero_copy(param: np.ndarray) -> bool:
     """Whether the transport sends a framed `param` (a frame of it) without copying."""
     return param.nbytes >= transport.COPY_THRESHOLD
+
+
+def _seed_version(msg: Message) -> int | None:
+    """An `init`'s `version` (the chief re-seeding a restarted server), validated."""
+    version = msg.header.get("version")
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
+        raise _Reject("bad_field", f"`version` of an `init` must be an int in [0, 2**63). "
+                      f"Received: version={version!r:.50}")
+    return version
 
 
 def _position(msg: Message) -> dict | None:

@@ -177,6 +177,7 @@ class _ParameterServerBacked(Strategy):
         self._told_learning_rate: float | None = None
         self.fitted = False  # a `fit` ran in this process (the next one does not resume)
         self._collectives = 0  # reductions and gathers run so far (their keys)
+        self._variables: dict[str, Variable] = {}  # registered with the servers, by name
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -244,6 +245,7 @@ class _ParameterServerBacked(Strategy):
         fresh = [v for v in variables if v.name not in self._synced]
         if not fresh:
             return
+        self._variables.update((v.name, v) for v in fresh)
         first = not self._synced
         params = self.client.init({v.name: v.value for v in fresh},
                                   optimizer_config(optimizer))
@@ -311,14 +313,39 @@ class _ParameterServerBacked(Strategy):
             self.client.push_pull(grads, version=self._version, out=targets,
                                   position=self.position or None, learning_rate=learning_rate)
         except PSError as error:
-            if error.reason != "run_finished":
-                raise
-            raise training_context.StopTraining(
-                f"Worker {self.worker_index} stops: the chief's fit is over, so no step "
-                f"can follow ({error.address}).") from None
+            self._recover(error, optimizer, targets)
         if learning_rate is not None:
             self._told_learning_rate = learning_rate
         self._version = self.client.last_version
+
+    def _recover(self, error: PSError, optimizer: Any, targets: dict) -> None:
+        """Handles a refused step: a restarted empty server is re-seeded, then the step is
+        sent again (servers that applied it do not apply it twice); the end of the
+        chief's fit stops this worker's `fit`. Anything else is raised."""
+        for _ in range(self.client.num_shards):
+            if error.reason == "run_finished":
+                raise training_context.StopTraining(
+                    f"Worker {self.worker_index} stops: the chief's fit is over, so no step "
+                    f"can follow ({error.address}).") from None
+            if error.reason != "not_initialized":
+                raise error
+            self._reseed(optimizer, error.address)
+            try:
+                self.client.repeat_push_pull(out=targets)
+                return
+            except PSError as again:
+                error = again
+        raise error
+
+    def _reseed(self, optimizer: Any, address: str) -> None:
+        """The chief gives a server that came back empty its current parameters; another
+        worker waits for that (`init` answers it once the chief has)."""
+        if self.is_chief:
+            log.warning("Parameter server %s came back empty (no checkpoint): the chief "
+                        "re-seeds it from its current parameters; that server's optimizer "
+                        "slots start again from zero", address)
+        values = {name: v.value for name, v in self._variables.items()}
+        self.client.init(values, optimizer_config(optimizer), reseed=self.is_chief)
 
     def server_hello(self) -> dict:
         """Shard 0's `hello` reply (position, mode, whether this worker rejoined, ...)."""
