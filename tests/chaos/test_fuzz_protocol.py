@@ -379,7 +379,7 @@ def test_no_malformed_message_disturbs_a_sync_step_in_progress(tmp_path):
         a.init(PARAMS, sgd)
         b.init(PARAMS, sgd)
         got = []
-        waiting = threading.Thread(target=lambda: got.append(
+        waiting = threading.Thread(daemon=True, target=lambda: got.append(
             a.push_pull({n: np.full(p.shape, 0.25, np.float32) for n, p in PARAMS.items()})))
         waiting.start()
         while b.stats()[0]["pushes"] < 1:
@@ -389,10 +389,12 @@ def test_no_malformed_message_disturbs_a_sync_step_in_progress(tmp_path):
         mine = b.push_pull({n: np.full(p.shape, 0.75, np.float32) for n, p in PARAMS.items()})
         waiting.join(60)
         stats = b.stats()[0]
+        assert server.terminate() == 0
     finally:
         a.close()
         b.close()
         raw.close()
+        server.close()
     assert got, "worker 0 never got its reply"
     for name, start in PARAMS.items():
         expected = start - np.float32(0.5) * np.float32(0.5)
@@ -400,4 +402,3 @@ def test_no_malformed_message_disturbs_a_sync_step_in_progress(tmp_path):
         np.testing.assert_array_equal(mine[name], expected)
     assert (stats["version"], stats["duplicates"], stats["live_workers"]) == (1, 0, [0, 1])
     assert reasons.keys() & OP_LEVEL  # some got past the decoder to the retry check
-    assert server.terminate() == 0
