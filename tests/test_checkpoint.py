@@ -132,6 +132,7 @@ def _ps_checkpoint(directory, version=3, **meta_changes):
     return checkpoint.save(directory, version, tensors, meta, keep=10), tensors, meta
 
 
+@pytest.mark.slow  # about 3,400 loads: 10 s
 def test_no_single_byte_change_of_a_checkpoint_loads_another_state(tmp_path):
     path, tensors, meta = _ps_checkpoint(tmp_path)
     good = path.read_bytes()

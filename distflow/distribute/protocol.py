@@ -368,11 +368,8 @@ def decode(frames: Sequence[Any], max_tensors: int = DEFAULT_MAX_TENSORS,
     try:
         _check_envelope(header, expect_ops)
         layout = _layout_of(header.get("tensors"), max_tensors, max_bytes, len(frames))
-        if len(frames) != layout.frame_count:
-            raise ProtocolError("frame_count", f"The header describes {layout.frame_count - 1} "
-                                f"data frames but the message has {len(frames) - 1}. Send one "
-                                f"pack frame for the tensors with nframes 0, then one frame "
-                                f"per {FRAME_BYTES} bytes of each other tensor, in header order.")
+        if len(frames) != layout.frame_count:  # (a cached layout: checked here)
+            _wrong_frame_count(layout.frame_count, len(frames))
         return Message(header, layout, frames, layout.check_sizes(frames))
     except ProtocolError as exc:
         req = header.get("req")
@@ -562,11 +559,15 @@ def _check_specs(specs: list, max_bytes: int = DEFAULT_MAX_BYTES,
         frames += spec[3]
     frames += any(spec[3] == 0 for spec in specs)  # the pack frame
     if nframes is not None and frames != nframes:
-        raise ProtocolError("frame_count", f"The header describes {frames - 1} data frames "
-                            f"but the message has {nframes - 1}. Send one pack frame for the "
-                            f"tensors with nframes 0, then one frame per {FRAME_BYTES} bytes "
-                            f"of each other tensor, in header order.")
+        _wrong_frame_count(frames, nframes)
     return specs
+
+
+def _wrong_frame_count(described: int, received: int) -> None:
+    raise ProtocolError("frame_count", f"The header describes {described - 1} data frames but "
+                        f"the message has {received - 1}. Send one pack frame for the tensors "
+                        f"with nframes 0, then one frame per {FRAME_BYTES} bytes of each other "
+                        f"tensor, in header order.")
 
 
 def _check_spec(spec: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> int:

@@ -43,11 +43,14 @@ def test_a_message_declaring_a_huge_tensor_is_refused_at_once_and_costs_nothing(
                 assert reply is not None and reply.header["reason"] == "tensor_too_large"
             growth = server.rss_bytes() - rss
             assert growth < RSS_BOUND, f"the server grew by {growth} bytes"
+            # A pull naming one parameter 1,000 times got a reply 1,000 parameters long.
+            reply = raw.ask(protocol.encode({"op": "pull", "req": 5, "names": ["w"] * 1000}))
+            assert reply.header["reason"] == "duplicate_name" and not reply.names
             raw.close()
             after = client.push_pull({"w": np.ones(4, np.float32)})["w"]
             np.testing.assert_array_equal(after, np.full(4, -0.5, np.float32))
             stats = client.stats()[0]
-        assert stats["rejected"] == {"tensor_too_large": 101}
+        assert stats["rejected"] == {"tensor_too_large": 101, "duplicate_name": 1}
         assert stats["live_workers"] == [0]  # sender 3 was never registered
         assert server.terminate() == 0
     finally:
