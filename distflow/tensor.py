@@ -84,7 +84,17 @@ class Tensor:
         return self.value
 
     def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
+        # An ndarray even for a 0-d result held as a NumPy scalar; a copy when NumPy asks
+        # for one (np.array(variable) must not be a live view of the variable's buffer).
+        value = self.value if isinstance(self.value, np.ndarray) else np.asarray(self.value)
+        if dtype is not None and value.dtype != dtype:
+            return value.astype(dtype)
+        return value.copy() if copy else value
+
+    def __format__(self, spec: str) -> str:
+        if self.value.ndim == 0:  # f"{loss:.3f}" on a scalar, as on TF's eager tensors
+            return format(self.value[()], spec)
+        return object.__format__(self, spec)
 
     def __len__(self) -> int:
         if self.ndim == 0:

@@ -273,6 +273,9 @@ def _samplewise_totals(values: Any, sample_weight: Any = None) -> tuple[float, f
     every sample counts once (times its weight).
     """
     values = np.asarray(_np(values), dtype=np.float64)
+    if values.ndim == 0 and (sample_weight is None or np.ndim(_np(sample_weight)) == 0):
+        weight = 1.0 if sample_weight is None else float(_np(sample_weight))  # a loss value
+        return float(values) * weight, weight
     if sample_weight is not None:
         weights = _weights_like(sample_weight, values)
         values, weights = np.broadcast_arrays(values, weights)

@@ -126,6 +126,26 @@ class Optimizer:
         self.iterations += 1
         return self.iterations
 
+    def apply(self, grads: Iterable[Any], trainable_variables: Iterable[Variable] | None = None
+              ) -> int:
+        """Keras 3's `optimizer.apply(grads, trainable_variables)`: `apply_gradients` of the pairs.
+
+        Goes through `apply_gradients`, so a distribution strategy's override routes
+        it to the parameter servers in the same way.
+
+        Args:
+            grads: one gradient per variable (None skips that variable).
+            trainable_variables: the variables; default: those the optimizer was built
+                with (`build(var_list)`).
+        """
+        if trainable_variables is None:
+            trainable_variables = getattr(self, "_built_variables", None)
+            if trainable_variables is None:
+                raise ValueError("`apply(grads)` without `trainable_variables` needs an "
+                                 "optimizer built with `optimizer.build(var_list)` first. "
+                                 "Pass the variables: apply(grads, trainable_variables).")
+        return self.apply_gradients(zip(list(grads), list(trainable_variables)))
+
     def _apply_locally(self, pairs: list[tuple[np.ndarray, Variable]]) -> None:
         hp = self.hyperparameters()
         step = self.iterations + 1
@@ -167,6 +187,8 @@ class Optimizer:
     def build(self, var_list: Iterable[Variable]) -> None:
         """Creates the slots of `var_list` now (Keras does it lazily as well)."""
         hp = self.hyperparameters()
+        var_list = list(var_list)
+        self._built_variables = var_list
         for var in var_list:
             if var.name not in self._slots:
                 self._slots[var.name] = self.rule.init(var.value, hp)
