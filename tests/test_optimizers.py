@@ -115,7 +115,7 @@ def test_clipping():
     assert np.allclose(_clip_once(opt.SGD(1.0, clipnorm=1.0), g), [-0.6, -0.8])
     assert np.allclose(_clip_once(opt.SGD(1.0, clipvalue=3.5), g), [-3.0, -3.5])
     assert np.allclose(_clip_once(opt.SGD(1.0, global_clipnorm=2.5), g), [-1.5, -2.0])
-    with pytest.raises(ValueError, match="Only one of `clipnorm` and `global_clipnorm`"):
+    with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and"):
         opt.SGD(clipnorm=1.0, global_clipnorm=1.0)
 
 

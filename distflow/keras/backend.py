@@ -1,6 +1,8 @@
-"""The few `keras.backend` functions scripts use: names, float type, fuzz factor."""
+"""The few `keras.backend` functions scripts use: names, float type, fuzz factor, values."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -52,3 +54,34 @@ def set_epsilon(value: float) -> None:
 def image_data_format() -> str:
     """Always 'channels_last' (NHWC), the only layout distflow's layers use."""
     return "channels_last"
+
+
+def get_value(x: Any) -> Any:
+    """The value of a variable or tensor as a NumPy array (a copy for a variable)."""
+    if hasattr(x, "numpy"):
+        return x.numpy()
+    return np.asarray(x)
+
+
+def set_value(x: Any, value: Any) -> None:
+    """Assigns `value` to the variable `x` (e.g. `optimizer.learning_rate`), in place.
+
+    Raises:
+        TypeError: when `x` cannot be assigned (a float, a constant tensor, a schedule).
+    """
+    if not hasattr(x, "assign"):
+        raise TypeError(f"`set_value` needs a variable (with `.assign`). Received: x={x!r} of "
+                        f"type {type(x).__name__}. To change a learning rate, pass "
+                        "`optimizer.learning_rate`.")
+    x.assign(value)
+
+
+def batch_get_value(tensors: list[Any]) -> list[Any]:
+    """`get_value` of each tensor."""
+    return [get_value(t) for t in tensors]
+
+
+def batch_set_value(tuples: list[tuple[Any, Any]]) -> None:
+    """`set_value(x, value)` for each (x, value) pair."""
+    for x, value in tuples:
+        set_value(x, value)

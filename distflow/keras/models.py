@@ -394,6 +394,7 @@ class _Compiled:
             if len(names) > 1 else []
         self.metrics = self._resolve_metrics(self.metrics_spec, False) + \
             self._resolve_metrics(self.weighted_spec, True)
+        _unique_metric_names([m for _, m, _ in self.metrics])
 
     def _resolve_metrics(self, spec: Any, weighted: bool) -> list[tuple[int, Any, bool]]:
         if spec is None:
@@ -473,6 +474,19 @@ class _Compiled:
                             if self.output_losses]
         return names + [getattr(m, "_output_prefix", "") + m.name for _, m, _ in self.metrics]
 
+
+
+def _unique_metric_names(metrics: list[Any]) -> None:
+    """Keras 3's rule: a repeated log name gets `_1`, `_2`, ... (two AUCs: auc, auc_1)."""
+    seen: set[str] = set()
+    for metric in metrics:
+        prefix = getattr(metric, "_output_prefix", "")
+        name, n = metric.name, 0
+        while prefix + name in seen:
+            n += 1
+            name = f"{metric.name}_{n}"
+        metric.name = name
+        seen.add(prefix + name)
 
 
 class _CompileMetrics(metrics_module.Metric):
@@ -1196,6 +1210,7 @@ class Model(Layer):
         x, y = _to_arrays(x), _to_arrays(y)
         if isinstance(x, list) and len(x) == 1:  # [x] for a single-input model, as Keras
             x = x[0]
+        x = self._expand_rank(x)
         sample_weight = None if sample_weight is None else _to_array(sample_weight)
         if y is None and self.loss is not None and method != "predict":
             raise ValueError(f"Target data is missing. Your model was compiled with "
@@ -1206,6 +1221,22 @@ class Model(Layer):
             weights = _class_weights(y, class_weight)
             sample_weight = weights if sample_weight is None else sample_weight * weights
         return x, y, sample_weight
+
+    def _expand_rank(self, x: Any) -> Any:
+        """Keras's rule: an input one rank short of a model input whose last dimension is 1
+        gets that axis ((N,) data for `Input(shape=(1,))` becomes (N, 1))."""
+        if self._graph is None:
+            return x
+        shapes = [t.shape for t in self._graph.flat_inputs]
+
+        def expand(arr: Any, shape: tuple) -> Any:
+            short = isinstance(arr, np.ndarray) and arr.ndim == len(shape) - 1
+            return arr[..., None] if short and shape[-1] == 1 else arr
+        if isinstance(x, np.ndarray) and len(shapes) == 1:
+            return expand(x, shapes[0])
+        if isinstance(x, list) and len(x) == len(shapes):
+            return [expand(a, shape) for a, shape in zip(x, shapes)]
+        return x
 
     def _validation_batches(self, validation_data: Any, val_arrays: Any, batch_size: Any,
                             steps: Any) -> Any:
