@@ -1,4 +1,5 @@
-"""Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad.
+"""Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad, Nadam,
+Adamax, Adadelta, Ftrl, Lion, Adafactor.
 
 The arithmetic lives in `rules` as pure NumPy functions shared with the
 parameter server; `schedules` holds the learning-rate schedules.
@@ -10,9 +11,22 @@ from typing import Any
 
 from distflow.optimizers import rules, schedules
 from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
-from distflow.optimizers.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from distflow.optimizers.optimizers import (
+    SGD,
+    Adadelta,
+    Adafactor,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Ftrl,
+    Lion,
+    Nadam,
+    RMSprop,
+)
 
-_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax,
+                                            Adadelta, Ftrl, Lion, Adafactor)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -45,5 +59,6 @@ def get(identifier: Any) -> Optimizer:
                      f"{identifier!r}. Pass an Optimizer, a name such as 'adam', or a config.")
 
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "apply_override",
+__all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion",
+           "Nadam", "Optimizer", "RMSprop", "apply_override",
            "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

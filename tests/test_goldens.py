@@ -1,0 +1,36 @@
+"""distflow against fixtures computed with real Keras 3 (tools/make_goldens.py wrote them).
+
+The fixtures hold each case's inputs and Keras's outputs; nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import optimizers
+
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+def _load(name: str) -> dict:
+    return json.loads((GOLDENS / f"{name}.json").read_text())
+
+
+OPTIMIZERS = _load("optimizers")
+
+
+@pytest.mark.parametrize("case", OPTIMIZERS["cases"], ids=lambda c: c["name"])
+def test_optimizer_trajectory_matches_keras(case):
+    opt = optimizers.deserialize({"class_name": case["class"], "config": case["config"]})
+    variables = [df.Variable(np.array(v, np.float32), name=f"golden/{case['name']}/{i}")
+                 for i, v in enumerate(OPTIMIZERS["initial"])]
+    for step, (grads, expected) in enumerate(zip(OPTIMIZERS["grads"], case["trajectory"])):
+        opt.apply_gradients(zip([np.array(g, np.float32) for g in grads], variables))
+        for var, want in zip(variables, expected):
+            np.testing.assert_allclose(var.numpy(), np.array(want, np.float32), rtol=1e-5,
+                                       atol=1e-6, err_msg=f"step {step + 1}")

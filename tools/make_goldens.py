@@ -1,0 +1,92 @@
+"""Writes the Keras conformance fixtures under tests/goldens/ (run by hand with real Keras).
+
+Needs TensorFlow 2.21 / Keras 3 (CPU), which is never a dependency of distflow:
+
+    python -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0
+    /tmp/tfenv/bin/python tools/make_goldens.py            # all fixtures
+    /tmp/tfenv/bin/python tools/make_goldens.py optimizers  # one of them
+
+Each fixture is a JSON file holding the inputs of every case (so the tests need
+no random generator of Keras's) and Keras's outputs, float32 values written
+exactly (as float64 numbers). The tests (tests/test_goldens.py) recompute every
+case with distflow and compare.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+OUT = Path(__file__).resolve().parents[1] / "tests" / "goldens"
+STEPS = 10
+
+# (name, Keras class, constructor arguments); every optimizer distflow has.
+OPTIMIZER_CASES = [
+    ("sgd", "SGD", {"learning_rate": 0.1}),
+    ("sgd_nesterov", "SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("adam", "Adam", {"learning_rate": 0.01}),
+    ("adam_amsgrad", "Adam", {"learning_rate": 0.01, "amsgrad": True}),
+    ("adamw", "AdamW", {"learning_rate": 0.01, "weight_decay": 0.1}),
+    ("rmsprop_centered", "RMSprop", {"learning_rate": 0.01, "centered": True, "momentum": 0.5}),
+    ("adagrad", "Adagrad", {"learning_rate": 0.05}),
+    ("nadam", "Nadam", {"learning_rate": 0.01}),
+    ("adamax", "Adamax", {"learning_rate": 0.02}),
+    ("adadelta", "Adadelta", {"learning_rate": 1.0}),
+    ("ftrl", "Ftrl", {"learning_rate": 0.1}),
+    ("ftrl_regularized", "Ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01,
+                                  "l2_regularization_strength": 0.02, "beta": 0.5,
+                                  "l2_shrinkage_regularization_strength": 0.01,
+                                  "learning_rate_power": -0.3}),
+    ("lion", "Lion", {"learning_rate": 0.01}),
+    ("lion_decay", "Lion", {"learning_rate": 0.01, "weight_decay": 0.1}),
+    ("adafactor", "Adafactor", {"learning_rate": 0.1}),
+    ("adafactor_small_lr", "Adafactor", {"learning_rate": 0.01, "clip_threshold": 0.5}),
+]
+
+
+def _floats(a: np.ndarray) -> list:
+    return np.asarray(a, np.float32).astype(np.float64).tolist()
+
+
+def optimizers() -> dict:
+    """10-step trajectories of a (3, 4) matrix, a (4,) vector and a (2, 3, 2) tensor."""
+    import keras
+
+    rng = np.random.default_rng(2026)
+    shapes = [(3, 4), (4,), (2, 3, 2)]
+    initial = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    grads = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(STEPS)]
+    cases = []
+    for name, cls, config in OPTIMIZER_CASES:
+        opt = getattr(keras.optimizers, cls)(**config)
+        variables = [keras.Variable(v) for v in initial]
+        trajectory = []
+        for step in grads:
+            opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step], variables))
+            trajectory.append([_floats(np.asarray(v)) for v in variables])
+        cases.append({"name": name, "class": cls, "config": config,
+                      "trajectory": trajectory})
+    return {"keras_version": keras.__version__, "initial": [_floats(v) for v in initial],
+            "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
+
+
+FIXTURES = {"optimizers": optimizers}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(FIXTURES)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        data = FIXTURES[name]()
+        path = OUT / f"{name}.json"
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {path} ({len(data.get('cases', []))} cases)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
