@@ -6,13 +6,14 @@ The fixtures hold each case's inputs and Keras's outputs; nothing here imports K
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import distflow as df
-from distflow import optimizers
+from distflow import keras, optimizers
 
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 
@@ -34,3 +35,22 @@ def test_optimizer_trajectory_matches_keras(case):
         for var, want in zip(variables, expected):
             np.testing.assert_allclose(var.numpy(), np.array(want, np.float32), rtol=1e-5,
                                        atol=1e-6, err_msg=f"step {step + 1}")
+
+
+METRICS = _load("metrics")
+
+
+@pytest.mark.parametrize("case", METRICS["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_metric_result_matches_keras(case):
+    metric = getattr(keras.metrics, case["class"])(**case["config"])
+    # Keras numbers default names per session (precision_at_recall_1 for the second one).
+    assert case["name"].startswith(metric.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the IoU family's integer-weight warning, as Keras's
+        for y_true, y_pred, weights in case["batches"]:
+            metric.update_state(np.array(y_true, np.float32), np.array(y_pred, np.float32),
+                                sample_weight=None if weights is None else
+                                np.array(weights, np.float32))
+    np.testing.assert_allclose(np.asarray(metric.result(), np.float64), case["result"],
+                               rtol=1e-5, atol=1e-6)

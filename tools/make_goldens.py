@@ -75,7 +75,72 @@ def optimizers() -> dict:
             "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
 
 
-FIXTURES = {"optimizers": optimizers}
+def _batches(rng: np.random.Generator, kind: str, n: int = 12, k: int = 3) -> list:
+    """Two batches of (y_true, y_pred, sample_weight) for a metric case."""
+    out = []
+    for b in range(2):
+        weights = rng.uniform(0.2, 2.0, size=n).astype(np.float32) if b else None
+        if kind == "binary":
+            y_true = rng.integers(0, 2, size=(n, 1)).astype(np.float32)
+            y_pred = rng.uniform(size=(n, 1)).astype(np.float32)
+        elif kind == "onehot":
+            y_true = np.eye(k, dtype=np.float32)[rng.integers(0, k, size=n)]
+            y_pred = rng.dirichlet(np.ones(k), size=n).astype(np.float32)
+        elif kind == "sparse_ids":
+            y_true = rng.integers(0, k, size=(n,)).astype(np.float32)
+            y_pred = rng.integers(0, k, size=(n,)).astype(np.float32)
+        else:  # regression
+            y_true = rng.normal(size=(n, k)).astype(np.float32)
+            y_pred = (y_true + 0.5 * rng.normal(size=(n, k))).astype(np.float32)
+        out.append([_floats(y_true), _floats(y_pred),
+                    None if weights is None else _floats(weights)])
+    return out
+
+
+METRIC_CASES = [
+    ("TruePositives", {}, "binary"), ("FalsePositives", {"thresholds": [0.3, 0.7]}, "binary"),
+    ("TrueNegatives", {}, "binary"), ("FalseNegatives", {"thresholds": 0.4}, "binary"),
+    ("PrecisionAtRecall", {"recall": 0.6}, "binary"),
+    ("RecallAtPrecision", {"precision": 0.5, "num_thresholds": 50}, "binary"),
+    ("SensitivityAtSpecificity", {"specificity": 0.5}, "binary"),
+    ("SpecificityAtSensitivity", {"sensitivity": 0.5}, "binary"),
+    ("PrecisionAtRecall", {"recall": 0.5, "class_id": 1}, "onehot"),
+    ("F1Score", {}, "onehot"), ("F1Score", {"average": "macro"}, "onehot"),
+    ("F1Score", {"average": "micro", "threshold": 0.4}, "onehot"),
+    ("FBetaScore", {"beta": 2.0, "average": "weighted"}, "onehot"),
+    ("IoU", {"num_classes": 3, "target_class_ids": [0, 2]}, "sparse_ids"),
+    ("MeanIoU", {"num_classes": 3}, "sparse_ids"),
+    ("MeanIoU", {"num_classes": 3, "ignore_class": 1}, "sparse_ids"),
+    ("BinaryIoU", {"threshold": 0.4}, "binary"),
+    ("OneHotIoU", {"num_classes": 3, "target_class_ids": [1]}, "onehot"),
+    ("OneHotMeanIoU", {"num_classes": 3}, "onehot"),
+    ("R2Score", {}, "regression"), ("R2Score", {"class_aggregation": None}, "regression"),
+    ("R2Score", {"class_aggregation": "variance_weighted_average", "num_regressors": 2},
+     "regression"),
+    ("CosineSimilarity", {}, "regression"), ("LogCoshError", {}, "regression"),
+    ("CategoricalHinge", {}, "onehot"), ("Poisson", {}, "onehot"),
+]
+
+
+def metrics() -> dict:
+    """Each metric's result after two batches (the second weighted)."""
+    import keras
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for cls, config, kind in METRIC_CASES:
+        metric = getattr(keras.metrics, cls)(**config)
+        batches = _batches(rng, kind)
+        for y_true, y_pred, weights in batches:
+            metric.update_state(np.array(y_true, np.float32), np.array(y_pred, np.float32),
+                                sample_weight=None if weights is None else
+                                np.array(weights, np.float32))
+        cases.append({"class": cls, "config": config, "batches": batches, "name": metric.name,
+                      "result": np.asarray(metric.result(), np.float64).tolist()})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
+FIXTURES = {"optimizers": optimizers, "metrics": metrics}
 
 
 def main(argv: list[str]) -> None:
