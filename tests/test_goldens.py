@@ -54,3 +54,41 @@ def test_metric_result_matches_keras(case):
                                 np.array(weights, np.float32))
     np.testing.assert_allclose(np.asarray(metric.result(), np.float64), case["result"],
                                rtol=1e-5, atol=1e-6)
+
+
+LOSSES = _load("losses")
+
+
+@pytest.mark.parametrize("case", LOSSES["overlap"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_overlap_loss_matches_keras(case):
+    loss = getattr(keras.losses, case["class"])(**case["config"])
+    weights = np.array(LOSSES["weights"], np.float32) if case["weighted"] else None
+    value = loss(np.array(LOSSES["y_true"], np.float32), np.array(LOSSES["y_pred"], np.float32),
+                 sample_weight=weights)
+    assert float(value) == pytest.approx(case["value"], rel=1e-5)
+
+
+def test_ctc_loss_and_its_gradient_match_keras():
+    golden = LOSSES["ctc"]
+    labels = np.array(golden["labels"], np.int32)
+    logits = df.Variable(np.array(golden["logits"], np.float32), name="golden/ctc_logits")
+    with df.GradientTape() as tape:
+        per_sample = keras.losses.ctc(labels, logits)
+        total = df.reduce_sum(per_sample * np.array(golden["grad_weights"], np.float32))
+    np.testing.assert_allclose(per_sample.numpy(), golden["per_sample"], rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(total, logits).numpy(), golden["grad"], rtol=1e-4,
+                               atol=1e-6)
+    assert float(keras.losses.CTC()(labels, logits)) == pytest.approx(golden["mean"], rel=1e-5)
+
+
+SCHEDULES = _load("schedules")
+
+
+@pytest.mark.parametrize("case", SCHEDULES["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_schedule_values_match_keras(case):
+    schedule = optimizers.schedules.deserialize({"class_name": case["class"],
+                                                 "config": case["config"]})
+    np.testing.assert_allclose([schedule(step) for step in range(41)], case["values"],
+                               rtol=1e-5, atol=1e-7)

@@ -140,7 +140,74 @@ def metrics() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
-FIXTURES = {"optimizers": optimizers, "metrics": metrics}
+def losses() -> dict:
+    """Dice, Tversky and CTC: reduced values, per-sample values and CTC's logit gradients."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(11)
+    y_true = (rng.uniform(size=(4, 3, 3, 2)) > 0.5).astype(np.float32)
+    y_pred = rng.uniform(size=(4, 3, 3, 2)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, size=4).astype(np.float32)
+    overlap = []
+    for cls, config in [("Dice", {}), ("Dice", {"axis": [1, 2, 3]}),
+                        ("Dice", {"axis": [1, 2, 3], "reduction": "sum"}),
+                        ("Tversky", {}), ("Tversky", {"alpha": 0.3, "beta": 0.7,
+                                                      "axis": [1, 2, 3]})]:
+        loss = getattr(keras.losses, cls)(**config)
+        weighted = None if "axis" not in config else weights
+        overlap.append({"class": cls, "config": config, "weighted": weighted is not None,
+                        "value": float(loss(y_true, y_pred, sample_weight=weighted))})
+    labels = np.array([[1, 2, 2, 0], [3, 1, 0, 0], [2, 0, 0, 0]], np.int32)
+    logits = rng.normal(size=(3, 7, 4)).astype(np.float32)
+    logits_tf = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits_tf)
+        per_sample = keras.losses.ctc(tf.constant(labels), logits_tf)
+        total = tf.reduce_sum(per_sample * tf.constant([1.0, 2.0, 0.5]))
+    grad = tape.gradient(total, logits_tf)
+    mean = float(keras.losses.CTC()(labels, logits))
+    return {"keras_version": keras.__version__, "y_true": _floats(y_true),
+            "y_pred": _floats(y_pred), "weights": _floats(weights), "overlap": overlap,
+            "ctc": {"labels": labels.tolist(), "logits": _floats(logits),
+                    "per_sample": _floats(per_sample.numpy()), "mean": mean,
+                    "grad_weights": [1.0, 2.0, 0.5], "grad": _floats(grad.numpy())}}
+
+
+SCHEDULE_CASES = [
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 7, "decay_rate": 0.5}),
+    ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 7, "decay_rate": 0.5,
+                          "staircase": True}),
+    ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 5, "decay_rate": 0.3}),
+    ("PiecewiseConstantDecay", {"boundaries": [5, 12], "values": [0.3, 0.2, 0.1]}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 20, "power": 2.0,
+                         "end_learning_rate": 0.01}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 8, "cycle": True}),
+    ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 20, "alpha": 0.1}),
+    ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 20, "warmup_target": 0.2,
+                     "warmup_steps": 5}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 5}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 4,
+                             "t_mul": 1.0, "m_mul": 0.5, "alpha": 0.1}),
+    ("CosineDecayRestarts", {"initial_learning_rate": 0.2, "first_decay_steps": 3,
+                             "t_mul": 1.5, "m_mul": 0.8}),
+]
+
+
+def schedules() -> dict:
+    """Each schedule's value at steps 0..40."""
+    import keras
+
+    cases = []
+    for cls, config in SCHEDULE_CASES:
+        schedule = getattr(keras.optimizers.schedules, cls)(**config)
+        cases.append({"class": cls, "config": config,
+                      "values": [float(schedule(step)) for step in range(41)]})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
+FIXTURES = {"optimizers": optimizers, "metrics": metrics, "losses": losses,
+            "schedules": schedules}
 
 
 def main(argv: list[str]) -> None:

@@ -906,6 +906,109 @@ class SparseCategoricalCrossentropy(Loss):
                 "ignore_class": self.ignore_class}
 
 
+# --------------------------------------------------------- overlap and sequence losses
+
+
+def _overlap(y_true: Any, y_pred: Any) -> tuple[Tensor, Tensor]:
+    y_pred = _as_pred(y_pred)
+    return _as_true(y_true, y_pred.dtype), y_pred
+
+
+def _axis(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def dice(y_true: Any, y_pred: Any, axis: Any = None) -> Tensor:
+    """Dice loss: 1 - 2 sum(y_true y_pred) / (sum(y_true) + sum(y_pred) + epsilon).
+
+    The sums run over `axis` (None: every element, so the loss is one scalar for the
+    batch, as in Keras; e.g. axis=(1, 2, 3) gives one value per image).
+    """
+    y_true, y_pred = _overlap(y_true, y_pred)
+    axis = _axis(axis)
+    intersection = ops.sum(ops.multiply(y_true, y_pred), axis=axis)
+    union = ops.add(ops.add(ops.sum(y_true, axis=axis), ops.sum(y_pred, axis=axis)), EPSILON)
+    return ops.subtract(1.0, ops.divide(ops.multiply(intersection, 2.0), union))
+
+
+def tversky(y_true: Any, y_pred: Any, alpha: float = 0.5, beta: float = 0.5,
+            axis: Any = None) -> Tensor:
+    """Tversky loss (Salehi et al. 2017): 1 - TP / (TP + alpha FP + beta FN + epsilon).
+
+    TP = sum(y_true y_pred), FP = sum((1 - y_pred) y_true), FN = sum(y_pred (1 - y_true))
+    over `axis` (Keras's own naming of FP and FN); alpha = beta = 0.5 is the Dice loss.
+    """
+    y_true, y_pred = _overlap(y_true, y_pred)
+    axis = _axis(axis)
+    tp = ops.sum(ops.multiply(y_true, y_pred), axis=axis)
+    fp = ops.sum(ops.multiply(ops.subtract(1.0, y_pred), y_true), axis=axis)
+    fn = ops.sum(ops.multiply(y_pred, ops.subtract(1.0, y_true)), axis=axis)
+    denominator = ops.add(ops.add(ops.add(tp, ops.multiply(fp, float(alpha))),
+                                  ops.multiply(fn, float(beta))), EPSILON)
+    return ops.subtract(1.0, ops.divide(tp, denominator))
+
+
+def ctc(y_true: Any, y_pred: Any) -> Tensor:
+    """CTC loss per sample of logits `y_pred` (batch, steps, classes) for labels `y_true`.
+
+    Labels are (batch, max_label_length) class ids padded with 0, which is also the
+    blank class (Keras's `mask_index`); see `distflow.keras.ctc` for the algorithm.
+    """
+    from distflow.keras import ctc as ctc_module
+
+    ctc_module.check_inputs(y_true, y_pred)
+    labels = Tensor._wrap(np.asarray(_array(y_true)).astype(np.int64))
+    return ctc_module.ctc_loss(labels, _as_pred(y_pred))
+
+
+class Dice(Loss):
+    """The Dice loss (see `dice`); `axis` selects the dimensions it sums over."""
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "dice",
+                 axis: Any = None, dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+        self.axis = axis
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Dice loss over `axis`."""
+        return dice(y_true, y_pred, axis=self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus `axis`."""
+        return {**super().get_config(), "axis": self.axis}
+
+
+class Tversky(Loss):
+    """The Tversky loss (see `tversky`)."""
+
+    def __init__(self, alpha: float = 0.5, beta: float = 0.5,
+                 reduction: str | None = "sum_over_batch_size", name: str = "tversky",
+                 axis: Any = None, dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+        self.alpha, self.beta, self.axis = float(alpha), float(beta), axis
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Tversky loss over `axis`."""
+        return tversky(y_true, y_pred, alpha=self.alpha, beta=self.beta, axis=self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus `alpha`, `beta` and `axis`."""
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta,
+                "axis": self.axis}
+
+
+class CTC(Loss):
+    """Connectionist temporal classification of logits against 0-padded labels (see `ctc`)."""
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str = "ctc",
+                 dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Per-sample CTC losses."""
+        return ctc(y_true, y_pred)
+
+
 # --------------------------------------------------------- name resolution
 
 _CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (
@@ -913,7 +1016,7 @@ _CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (
     MeanSquaredLogarithmicError, Huber, LogCosh, Poisson, CosineSimilarity, Hinge,
     SquaredHinge, CategoricalHinge, KLDivergence, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
-    LossFunctionWrapper)}
+    Dice, Tversky, CTC, LossFunctionWrapper)}
 
 # Function (and string) name -> (function, class computing the same loss).
 _BUILTINS: dict[str, tuple[Callable, type[Loss]]] = {}
@@ -934,7 +1037,8 @@ for _cls, _names in (
         (CategoricalCrossentropy, ("categorical_crossentropy", "cce")),
         (BinaryFocalCrossentropy, ("binary_focal_crossentropy",)),
         (CategoricalFocalCrossentropy, ("categorical_focal_crossentropy",)),
-        (SparseCategoricalCrossentropy, ("sparse_categorical_crossentropy", "scce"))):
+        (SparseCategoricalCrossentropy, ("sparse_categorical_crossentropy", "scce")),
+        (Dice, ("dice",)), (Tversky, ("tversky",)), (CTC, ("ctc",))):
     for _name in _names:
         _BUILTINS[_name] = (globals()[_names[0]], _cls)
 
