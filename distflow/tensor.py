@@ -142,15 +142,16 @@ class Variable(Tensor):
         dtype: optional dtype; defaults to the initial value's.
     """
 
-    __slots__ = ("name", "trainable", "_leaf")
+    __slots__ = ("name", "trainable", "_leaf", "constraint")
 
     def __init__(self, initial_value: Any, name: str | None = None,
-                 trainable: bool = True, dtype: Any = None):
+                 trainable: bool = True, dtype: Any = None, constraint: Any = None):
         if callable(initial_value):
             initial_value = initial_value()
         super().__init__(np.array(as_array(initial_value, dtype), copy=True))
         self.name = unique_name(name or "Variable")
         self.trainable = bool(trainable)
+        self.constraint = constraint  # applied by the optimizer after each update, as in TF
         # A variable's leaf node is permanent: tapes need not create one per step.
         self._leaf = _Node((), (), None, None, "leaf", source=self)
 

@@ -92,3 +92,24 @@ def test_schedule_values_match_keras(case):
                                                  "config": case["config"]})
     np.testing.assert_allclose([schedule(step) for step in range(41)], case["values"],
                                rtol=1e-5, atol=1e-7)
+
+
+CONSTRAINTS = _load("constraints")
+
+
+@pytest.mark.parametrize("case", CONSTRAINTS["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_constraint_output_matches_keras(case):
+    constraint = keras.constraints.get({"class_name": case["class"], "config": case["config"]})
+    out = constraint(np.array(CONSTRAINTS["kernel"], np.float32))
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_applies_a_variables_constraint_after_each_step_as_keras():
+    golden = CONSTRAINTS["sgd"]
+    var = df.Variable(np.array(golden["start"], np.float32), name="golden/constrained",
+                      constraint=keras.constraints.MaxNorm(1.0))
+    opt = optimizers.SGD(0.5)
+    for grad, expected in zip(golden["grads"], golden["trajectory"]):
+        opt.apply_gradients([(np.array(grad, np.float32), var)])
+        np.testing.assert_allclose(var.numpy(), expected, rtol=1e-5, atol=1e-6)

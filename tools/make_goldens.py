@@ -206,8 +206,40 @@ def schedules() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
+CONSTRAINT_CASES = [
+    ("MaxNorm", {}), ("MaxNorm", {"max_value": 1.0, "axis": [0, 1, 2]}),
+    ("MinMaxNorm", {"min_value": 1.0, "max_value": 1.5, "rate": 0.5}),
+    ("MinMaxNorm", {"min_value": 0.5, "max_value": 2.0, "axis": 3}),
+    ("NonNeg", {}), ("UnitNorm", {}), ("UnitNorm", {"axis": [0, 1]}),
+]
+
+
+def constraints() -> dict:
+    """Each constraint on a (3, 3, 2, 4) kernel, and SGD steps on a constrained variable."""
+    import keras
+
+    rng = np.random.default_rng(13)
+    kernel = (2.0 * rng.normal(size=(3, 3, 2, 4))).astype(np.float32)
+    cases = []
+    for cls, config in CONSTRAINT_CASES:
+        out = getattr(keras.constraints, cls)(**config)(kernel)
+        cases.append({"class": cls, "config": config, "output": _floats(np.asarray(out))})
+    start = rng.normal(size=(4, 3)).astype(np.float32)
+    grads = [rng.normal(size=(4, 3)).astype(np.float32) for _ in range(3)]
+    variable = keras.Variable(start)
+    variable.constraint = keras.constraints.MaxNorm(1.0)  # the constructor ignores it
+    opt = keras.optimizers.SGD(0.5)
+    trajectory = []
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
+        trajectory.append(_floats(np.asarray(variable)))
+    return {"keras_version": keras.__version__, "kernel": _floats(kernel), "cases": cases,
+            "sgd": {"start": _floats(start), "grads": [_floats(g) for g in grads],
+                    "trajectory": trajectory}}
+
+
 FIXTURES = {"optimizers": optimizers, "metrics": metrics, "losses": losses,
-            "schedules": schedules}
+            "schedules": schedules, "constraints": constraints}
 
 
 def main(argv: list[str]) -> None:

@@ -212,9 +212,11 @@ class Optimizer:
             pairs = list(zip(self._clip(grads), (v for _, v in pairs)))
             override = get_apply_override()
             if override is not None:
+                _refuse_constraints(pairs)
                 override(self, pairs)
             else:
                 self._apply_locally(pairs)
+                _apply_constraints(pairs)
         self._iterations.assign_add(1)
         return self._step_count()
 
@@ -348,6 +350,23 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} learning_rate={self._learning_rate_source()!r}>"
+
+
+def _apply_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:
+    """Keras's projection after an update: `variable.assign(variable.constraint(variable))`."""
+    for _, var in pairs:
+        constraint = getattr(var, "constraint", None)
+        if constraint is not None:
+            var.assign(constraint(var))
+
+
+def _refuse_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:
+    constrained = [v.name for _, v in pairs if getattr(v, "constraint", None) is not None]
+    if constrained:
+        raise NotImplementedError(
+            f"Weight constraints (on {constrained}) are not supported under a distribution "
+            "strategy: the parameter servers apply the updates and do not run constraints. "
+            "Remove the *_constraint arguments or train in one process.")
 
 
 def _pop_legacy_kwargs(kwargs: dict[str, Any], learning_rate: Any) -> Any:
