@@ -175,3 +175,16 @@ def test_tensorboard_writer_is_a_dependency(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         keras.callbacks.TensorBoard(log_dir=str(tmp_path))
+
+
+def test_legacy_optimizers_apply_tf_keras_2s_time_based_decay():
+    from distflow.keras.optimizers import legacy
+
+    with pytest.warns(DeprecationWarning):
+        opt = legacy.SGD(lr=0.1, decay=0.5)
+    w = df.Variable(np.zeros(1, np.float32), name="legacy/w")
+    for _ in range(3):
+        opt.apply_gradients([(np.ones(1, np.float32), w)])
+    np.testing.assert_allclose(w.numpy(), [-(0.1 + 0.1 / 1.5 + 0.1 / 2.0)], rtol=1e-6)
+    assert isinstance(optimizers.legacy.Adam(), optimizers.Adam)
+    assert float(optimizers.legacy.RMSprop().learning_rate) == pytest.approx(0.001)

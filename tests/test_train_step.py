@@ -380,3 +380,22 @@ def test_add_loss_of_per_sample_values_is_summed_as_keras_does():
     out = model.predict(x, verbose=0)
     assert model.evaluate(x, batch_size=64, verbose=0) == pytest.approx(float(np.sum(out ** 2)),
                                                                         rel=1e-4)
+
+
+class MeanActivation(layers.Layer):
+    def call(self, inputs):
+        self.add_metric(df.reduce_mean(inputs), name="mean_activation")
+        return inputs
+
+
+def test_add_metric_in_a_layer_is_reported_per_epoch():
+    x, y = _regression(32)
+    inp = Input(shape=(3,))
+    model = Model(inp, layers.Dense(1)(MeanActivation()(inp)))
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert history.history["mean_activation"] == pytest.approx([float(x.mean())] * 2, rel=1e-5)
+    logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert logs["mean_activation"] == pytest.approx(float(x.mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="name"):
+        layers.Layer().add_metric(1.0)

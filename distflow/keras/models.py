@@ -854,9 +854,14 @@ class Model(Layer):
         """
         out = [] if self._compiled is None else self._compiled.trackers()
         cache = self.__dict__.get("_step_cache")
-        if cache is not None:
-            return out + cache.attribute_metrics()
-        return out + self._attribute_metrics(list(self._flatten_layers()))
+        layers = cache.layers if cache is not None else list(self._flatten_layers())
+        out += cache.attribute_metrics() if cache is not None else \
+            self._attribute_metrics(layers)
+        for layer in layers:  # tf.keras 2's add_metric trackers, created during calls
+            added = layer.__dict__.get("_added_metrics")
+            if added:
+                out += added.values()
+        return out
 
     def _attribute_metrics(self, layers: list[Layer]) -> list[Any]:
         out = _attribute_metrics(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distflow.optimizers import rules, schedules
+from distflow.optimizers import legacy, rules, schedules
 from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
 from distflow.optimizers.optimizers import (
     SGD,
@@ -60,5 +60,5 @@ def get(identifier: Any) -> Optimizer:
 
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion",
-           "Nadam", "Optimizer", "RMSprop", "apply_override",
+           "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
            "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

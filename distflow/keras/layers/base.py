@@ -415,6 +415,30 @@ class Layer:
                 out.append(regularizer(var))
         return out
 
+    def add_metric(self, value: Any, name: str | None = None, aggregation: Any = None) -> None:
+        """tf.keras 2's `add_metric`: a running mean of `value` reported as `name` by `fit`.
+
+        Call it in `call`; the model lists the tracker in `metrics` (reset every
+        epoch, as Keras did) and the logs and History carry `name`.
+
+        Args:
+            value: a tensor (its mean over the batch is accumulated) or a number.
+            name: the log name (required, as in tf.keras 2).
+            aggregation: None or 'mean' (the only aggregation tf.keras 2 allowed).
+        """
+        from distflow.keras import metrics
+
+        if not name:
+            raise ValueError("Please provide a name for your metric, e.g. "
+                             "`self.add_metric(tf.reduce_sum(inputs), name='mean_activation')`.")
+        if aggregation not in (None, "mean"):
+            raise ValueError("We currently support only `mean` aggregation in add_metric. "
+                             f"Received: aggregation={aggregation!r}")
+        added = self.__dict__.setdefault("_added_metrics", {})
+        if name not in added:
+            added[name] = metrics.Mean(name=name)
+        added[name].update_state(value.value if isinstance(value, Tensor) else value)
+
     def add_loss(self, loss: Any) -> None:
         """Adds a loss tensor (or a zero-argument callable returning one) to `losses`."""
         self._call_losses.append(loss if callable(loss) else ops.convert_to_tensor(loss))
