@@ -238,8 +238,27 @@ def constraints() -> dict:
                     "trajectory": trajectory}}
 
 
+NAMESPACES = ["layers", "losses", "metrics", "optimizers", "optimizers.schedules", "callbacks",
+              "activations", "initializers", "regularizers", "constraints", "models", "utils",
+              "backend", "datasets", "applications", "mixed_precision", "ops", "random",
+              "saving", "preprocessing"]
+
+
+def names() -> dict:
+    """Keras 3's public names per namespace (what tools/keras_coverage.py compares)."""
+    import importlib
+
+    import keras
+
+    out = {}
+    for namespace in NAMESPACES:
+        module = importlib.import_module(f"keras.{namespace}")
+        out[namespace] = sorted(n for n in dir(module) if not n.startswith("_"))
+    return {"keras_version": keras.__version__, "cases": [], "namespaces": out}
+
+
 FIXTURES = {"optimizers": optimizers, "metrics": metrics, "losses": losses,
-            "schedules": schedules, "constraints": constraints}
+            "schedules": schedules, "constraints": constraints, "names": names}
 
 
 def main(argv: list[str]) -> None:
