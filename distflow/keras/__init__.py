@@ -14,7 +14,7 @@ from typing import Any
 
 _SUBMODULES = ("models", "layers", "losses", "metrics", "callbacks", "datasets", "utils",
                "initializers", "regularizers", "activations", "backend", "saving",
-               "training_context", "constraints")
+               "training_context", "constraints", "mixed_precision")
 _FROM_MODELS = ("Sequential", "Model")
 
 

@@ -998,9 +998,11 @@ class Model(Layer):
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self._compute_loss(x, y, y_pred, sample_weight, training=True)
+            scale = getattr(self.optimizer, "scale_loss", None)  # Keras's loss scaling
+            scaled = loss if scale is None else scale(loss)
         self._track_loss(loss, x)
         if variables:
-            grads = tape.gradient(loss, variables)
+            grads = tape.gradient(scaled, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
         else:
             warnings.warn("The model does not have any trainable weights.", stacklevel=2)

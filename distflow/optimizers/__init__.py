@@ -11,6 +11,7 @@ from typing import Any
 
 from distflow.optimizers import legacy, rules, schedules
 from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
+from distflow.optimizers.loss_scale import LossScaleOptimizer
 from distflow.optimizers.optimizers import (
     SGD,
     Adadelta,
@@ -26,7 +27,7 @@ from distflow.optimizers.optimizers import (
 )
 
 _CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax,
-                                            Adadelta, Ftrl, Lion, Adafactor)}
+                                            Adadelta, Ftrl, Lion, Adafactor, LossScaleOptimizer)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -60,5 +61,5 @@ def get(identifier: Any) -> Optimizer:
 
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion",
-           "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
+           "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
            "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

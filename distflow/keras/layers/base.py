@@ -759,7 +759,9 @@ def _shape_from_json(shape: Any) -> Any:
 
 def _dtype_name(dtype: Any) -> str:
     if dtype is None:
-        return "float32"
+        from distflow.keras import mixed_precision
+
+        return mixed_precision.default_dtype()
     if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
         dtype = dtype.get("config", {}).get("name", "float32")
     name = str(getattr(dtype, "name", dtype))
