@@ -113,3 +113,23 @@ def test_optimizer_applies_a_variables_constraint_after_each_step_as_keras():
     for grad, expected in zip(golden["grads"], golden["trajectory"]):
         opt.apply_gradients([(np.array(grad, np.float32), var)])
         np.testing.assert_allclose(var.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_generalized_cross_entropy_matches_keras():
+    golden = LOSSES["gce"]
+    for case in golden["cases"]:
+        loss = keras.losses.CategoricalGeneralizedCrossEntropy(q=case["q"])
+        value = loss(np.array(golden["labels"]), np.array(golden["probs"], np.float32))
+        assert float(value) == pytest.approx(case["value"], rel=1e-5)
+
+
+def test_loss_scale_optimizer_matches_keras():
+    golden = _load("loss_scale")
+    opt = keras.mixed_precision.LossScaleOptimizer(optimizers.SGD(0.1), initial_scale=8.0,
+                                                   dynamic_growth_steps=2)
+    var = df.Variable(np.array(golden["start"], np.float32), name="golden/loss_scale")
+    for grad, step in zip(golden["grads"], golden["steps"]):
+        opt.apply_gradients([(np.array(grad, np.float32), var)])
+        np.testing.assert_allclose(var.numpy(), step["weights"], rtol=1e-5, atol=1e-6)
+        assert float(opt.dynamic_scale.numpy()) == step["scale"]
+        assert int(opt.iterations) == step["iterations"]

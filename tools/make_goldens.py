@@ -119,6 +119,7 @@ METRIC_CASES = [
      "regression"),
     ("CosineSimilarity", {}, "regression"), ("LogCoshError", {}, "regression"),
     ("CategoricalHinge", {}, "onehot"), ("Poisson", {}, "onehot"),
+    ("PearsonCorrelation", {}, "regression"), ("ConcordanceCorrelation", {}, "regression"),
 ]
 
 
@@ -167,7 +168,12 @@ def losses() -> dict:
         total = tf.reduce_sum(per_sample * tf.constant([1.0, 2.0, 0.5]))
     grad = tape.gradient(total, logits_tf)
     mean = float(keras.losses.CTC()(labels, logits))
-    return {"keras_version": keras.__version__, "y_true": _floats(y_true),
+    ids = rng.integers(0, 4, size=6).astype(np.int32)
+    probs = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
+    gce = [{"q": q, "value": float(keras.losses.CategoricalGeneralizedCrossEntropy(q=q)(
+        ids, probs))} for q in (0.2, 0.7)]
+    return {"gce": {"labels": ids.tolist(), "probs": _floats(probs), "cases": gce},
+            "keras_version": keras.__version__, "y_true": _floats(y_true),
             "y_pred": _floats(y_pred), "weights": _floats(weights), "overlap": overlap,
             "ctc": {"labels": labels.tolist(), "logits": _floats(logits),
                     "per_sample": _floats(per_sample.numpy()), "mean": mean,
@@ -257,7 +263,28 @@ def names() -> dict:
     return {"keras_version": keras.__version__, "cases": [], "namespaces": out}
 
 
-FIXTURES = {"optimizers": optimizers, "metrics": metrics, "losses": losses,
+def loss_scale() -> dict:
+    """LossScaleOptimizer(SGD) over gradients with a non-finite step: weights and scales."""
+    import keras
+
+    rng = np.random.default_rng(17)
+    start = rng.normal(size=(3,)).astype(np.float32)
+    grads = [rng.normal(size=(3,)).astype(np.float32) * 8 for _ in range(6)]
+    grads[2][1] = np.inf
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=8.0,
+                                              dynamic_growth_steps=2)
+    variable = keras.Variable(start)
+    steps = []
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
+        steps.append({"weights": _floats(np.asarray(variable)),
+                      "scale": float(np.asarray(opt.dynamic_scale)),
+                      "iterations": int(np.asarray(opt.iterations))})
+    return {"keras_version": keras.__version__, "start": _floats(start),
+            "grads": [_floats(g) for g in grads], "steps": steps}
+
+
+FIXTURES = {"loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics, "losses": losses,
             "schedules": schedules, "constraints": constraints, "names": names}
 
 

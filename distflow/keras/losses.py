@@ -961,6 +961,42 @@ def ctc(y_true: Any, y_pred: Any) -> Tensor:
     return ctc_module.ctc_loss(labels, _as_pred(y_pred))
 
 
+def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) -> Tensor:
+    """Generalized cross-entropy (Zhang & Sabuncu 2018): (1 - p**q) / q per sample.
+
+    p is the predicted probability of the sample's class (`y_true`: class ids); q -> 0
+    gives cross-entropy, q = 1 the mean absolute error.
+    """
+    y_pred = _as_pred(y_pred)
+    labels, _ = _sparse_labels(y_true, y_pred, None)
+    p = _pick(y_pred, labels)
+    return ops.divide(ops.subtract(1.0, ops.power(p, float(q))), float(q))
+
+
+class CategoricalGeneralizedCrossEntropy(Loss):
+    """Generalized cross-entropy of class ids against probabilities (see the function).
+
+    Args:
+        q: in (0, 1).
+        reduction, name, dtype: see `Loss`.
+    """
+
+    def __init__(self, q: float = 0.5, reduction: str | None = "sum_over_batch_size",
+                 name: str = "categorical_generalized_cross_entropy", dtype: Any = None):
+        if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
+            raise ValueError(f"q must be in the interval (0, 1). Received: q={q!r}")
+        super().__init__(name, reduction, dtype)
+        self.q = float(q)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Per-sample generalized cross-entropy."""
+        return categorical_generalized_cross_entropy(y_true, y_pred, q=self.q)
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus `q`."""
+        return {**super().get_config(), "q": self.q}
+
+
 class Dice(Loss):
     """The Dice loss (see `dice`); `axis` selects the dimensions it sums over."""
 
@@ -1016,7 +1052,7 @@ _CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (
     MeanSquaredLogarithmicError, Huber, LogCosh, Poisson, CosineSimilarity, Hinge,
     SquaredHinge, CategoricalHinge, KLDivergence, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
-    Dice, Tversky, CTC, LossFunctionWrapper)}
+    Dice, Tversky, CTC, CategoricalGeneralizedCrossEntropy, LossFunctionWrapper)}
 
 # Function (and string) name -> (function, class computing the same loss).
 _BUILTINS: dict[str, tuple[Callable, type[Loss]]] = {}
@@ -1038,7 +1074,8 @@ for _cls, _names in (
         (BinaryFocalCrossentropy, ("binary_focal_crossentropy",)),
         (CategoricalFocalCrossentropy, ("categorical_focal_crossentropy",)),
         (SparseCategoricalCrossentropy, ("sparse_categorical_crossentropy", "scce")),
-        (Dice, ("dice",)), (Tversky, ("tversky",)), (CTC, ("ctc",))):
+        (Dice, ("dice",)), (Tversky, ("tversky",)), (CTC, ("ctc",)),
+        (CategoricalGeneralizedCrossEntropy, ("categorical_generalized_cross_entropy",))):
     for _name in _names:
         _BUILTINS[_name] = (globals()[_names[0]], _cls)
 

@@ -1193,3 +1193,10 @@ def register_module(module: Any) -> None:
 
 # Imported last (they subclass the classes above); each registers its metrics here.
 from distflow.keras import confusion_metrics, regression_metrics  # noqa: E402, F401
+
+# Keras's `keras.metrics` also exports these loss functions under their own names.
+from distflow.keras.losses import (  # noqa: E402, F401
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    huber,
+)

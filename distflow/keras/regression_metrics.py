@@ -55,6 +55,46 @@ def categorical_hinge(y_true: Any, y_pred: Any) -> np.ndarray:
     return np.maximum(0.0, 1.0 + neg - pos)
 
 
+def pearson_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """mean(z(y_true) * z(y_pred), axis): z centers and divides by the standard deviation."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "pearson_correlation")
+
+    def standardized(x: np.ndarray) -> np.ndarray:
+        centered = x - np.mean(x, axis=axis, keepdims=True)
+        return centered / np.std(centered, axis=axis, keepdims=True)
+    return np.mean(standardized(y_true) * standardized(y_pred), axis=axis)
+
+
+def concordance_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
+    """Keras 3's concordance correlation, as written there:
+
+    mean(2 (y_true - mean(y_pred)) (y_pred - mean(y_pred)) /
+         (var(y_true) + var(y_pred) + (mean(y_true) - mean(y_pred))**2 + epsilon), axis).
+    """
+    y_true, y_pred = _float_pair(y_true, y_pred, "concordance_correlation")
+    true_mean = np.mean(y_true, axis=axis, keepdims=True)
+    pred_mean = np.mean(y_pred, axis=axis, keepdims=True)
+    norm = np.var(y_true - true_mean, axis=axis, keepdims=True) + \
+        np.var(y_pred - pred_mean, axis=axis, keepdims=True) + np.square(true_mean - pred_mean)
+    covar = (y_true - pred_mean) * (y_pred - pred_mean)
+    return np.mean(2 * covar / (norm + EPSILON), axis=axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """Mean Pearson correlation along `axis` (see `pearson_correlation`)."""
+
+    def __init__(self, name: str = "pearson_correlation", dtype: Any = None, axis: int = -1):
+        super().__init__(pearson_correlation, name=name, dtype=dtype, axis=axis)
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """Mean concordance correlation along `axis` (see `concordance_correlation`)."""
+
+    def __init__(self, name: str = "concordance_correlation", dtype: Any = None,
+                 axis: int = -1):
+        super().__init__(concordance_correlation, name=name, dtype=dtype, axis=axis)
+
+
 class CosineSimilarity(MeanMetricWrapper):
     """Mean cosine similarity between labels and predictions along `axis`."""
 
@@ -171,12 +211,16 @@ def _adjusted(score: Any, n: float, p: int) -> Any:
 
 
 CLASSES: tuple[type[Metric], ...] = (R2Score, CosineSimilarity, LogCoshError, Poisson,
-                                     CategoricalHinge)
+                                     CategoricalHinge, PearsonCorrelation,
+                                     ConcordanceCorrelation)
 NAMES: dict[str, Callable[..., Metric]] = {
     "r2_score": R2Score, "cosine_similarity": CosineSimilarity, "logcosh": LogCoshError,
-    "log_cosh": LogCoshError, "poisson": Poisson, "categorical_hinge": CategoricalHinge}
+    "log_cosh": LogCoshError, "poisson": Poisson, "categorical_hinge": CategoricalHinge,
+    "pearson_correlation": PearsonCorrelation,
+    "concordance_correlation": ConcordanceCorrelation}
 # Metric twins of loss functions of the same name (`metrics.get(losses.poisson)`); not
 # cosine_similarity, whose loss is the negative similarity.
-FUNCTIONS: tuple[Callable, ...] = (log_cosh, poisson, categorical_hinge)
+FUNCTIONS: tuple[Callable, ...] = (log_cosh, poisson, categorical_hinge, pearson_correlation,
+                                   concordance_correlation)
 
 _metrics.register_module(sys.modules[__name__])
