@@ -284,8 +284,8 @@ def loss_scale() -> dict:
             "grads": [_floats(g) for g in grads], "steps": steps}
 
 
-FIXTURES = {"loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics, "losses": losses,
-            "schedules": schedules, "constraints": constraints, "names": names}
+FIXTURES = {"loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics,
+            "losses": losses, "schedules": schedules, "constraints": constraints, "names": names}
 
 
 def main(argv: list[str]) -> None:
