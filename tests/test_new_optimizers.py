@@ -51,17 +51,19 @@ def test_training_through_the_servers_equals_local_training(servers, make):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
-def test_adafactor_refuses_a_strategy_and_trains_locally(servers):
+def test_whole_tensor_rules_refuse_a_strategy_and_train_locally(servers):
     server = servers(mode="sync")
     strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
         ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
     w = df.Variable(np.ones((2, 2), np.float32), name="adafactor_ps/w")
     try:
-        with strategy.scope(), pytest.raises(NotImplementedError, match="Adafactor"):
-            optimizers.Adafactor().apply_gradients([(np.ones((2, 2), np.float32), w)])
+        for cls in (optimizers.Adafactor, optimizers.Lamb):
+            with strategy.scope(), pytest.raises(NotImplementedError, match=cls.__name__):
+                cls().apply_gradients([(np.ones((2, 2), np.float32), w)])
     finally:
         strategy.close()
     assert not optimizers.rules.get_rule("adafactor").elementwise
+    assert not optimizers.rules.get_rule("lamb").elementwise
     before = _train(lambda: optimizers.SGD(0.0), "frozen")
     after = _train(lambda: optimizers.Adafactor(0.1), "adafactor")
     assert np.abs(after[0] - before[0]).max() > 1e-3
@@ -74,6 +76,6 @@ def test_argument_checks_follow_keras():
         optimizers.Ftrl(l1_regularization_strength=-1.0)
     with pytest.raises(ValueError, match="SignSGD"):
         optimizers.Lion(beta_1=0.0)
-    for name in ("nadam", "adamax", "adadelta", "ftrl", "lion", "adafactor"):
+    for name in ("nadam", "adamax", "adadelta", "ftrl", "lion", "adafactor", "lamb"):
         opt = optimizers.get(name)
         assert optimizers.deserialize(optimizers.serialize(opt)).get_config() == opt.get_config()

@@ -46,6 +46,8 @@ OPTIMIZER_CASES = [
     ("lion_decay", "Lion", {"learning_rate": 0.01, "weight_decay": 0.1}),
     ("adafactor", "Adafactor", {"learning_rate": 0.1}),
     ("adafactor_small_lr", "Adafactor", {"learning_rate": 0.01, "clip_threshold": 0.5}),
+    ("lamb", "Lamb", {"learning_rate": 0.01}),
+    ("lamb_decay", "Lamb", {"learning_rate": 0.01, "weight_decay": 0.05, "beta_2": 0.99}),
 ]
 
 

@@ -21,13 +21,15 @@ from distflow.optimizers.optimizers import (
     Adamax,
     AdamW,
     Ftrl,
+    Lamb,
     Lion,
     Nadam,
     RMSprop,
 )
 
 _CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax,
-                                            Adadelta, Ftrl, Lion, Adafactor, LossScaleOptimizer)}
+                                            Adadelta, Ftrl, Lion, Adafactor, Lamb,
+                                            LossScaleOptimizer)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -60,6 +62,6 @@ def get(identifier: Any) -> Optimizer:
                      f"{identifier!r}. Pass an Optimizer, a name such as 'adam', or a config.")
 
 
-__all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lion",
-           "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
+__all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lamb",
+           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
            "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

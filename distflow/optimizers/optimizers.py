@@ -151,12 +151,25 @@ class Lion(Optimizer):
                          **kwargs)
 
 
-class Adafactor(Optimizer):
+class _WholeTensor(Optimizer):
+    """An optimizer whose rule reads whole tensors (norms, means), so it trains in one
+    process only: under a distribution strategy `apply_gradients` raises, since the
+    parameter servers update packed, chunked buffers."""
+
+    def apply_gradients(self, grads_and_vars: Any) -> int:
+        if get_apply_override() is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot train under a distribution strategy: its update "
+                "reads whole tensors (norms, means), while the parameter servers update "
+                "packed, chunked buffers. Use Adam or train in one process.")
+        return super().apply_gradients(grads_and_vars)
+
+
+class Adafactor(_WholeTensor):
     """Adafactor with factored second moments (see `rules._adafactor`).
 
     Its rule reads whole tensors (RMS of the parameter, row and column means), so
-    it trains in one process only: under a distribution strategy `apply_gradients`
-    raises, since the parameter servers update packed, chunked buffers.
+    it trains in one process only (see `_WholeTensor`).
     """
 
     rule_name = "adafactor"
@@ -169,10 +182,11 @@ class Adafactor(Optimizer):
                          clip_threshold=float(clip_threshold),
                          relative_step=bool(relative_step), **kwargs)
 
-    def apply_gradients(self, grads_and_vars: Any) -> int:
-        if get_apply_override() is not None:
-            raise NotImplementedError(
-                "Adafactor cannot train under a distribution strategy: its update reads whole "
-                "tensors (the parameter's RMS, row and column means), while the parameter "
-                "servers update packed, chunked buffers. Use Adam or train in one process.")
-        return super().apply_gradients(grads_and_vars)
+
+class Lamb(_WholeTensor, _Betas):
+    """LAMB: Adam's step scaled by the layer-wise trust ratio (see `rules._lamb`).
+
+    Arguments as Adam's (no amsgrad); one process only (see `_WholeTensor`).
+    """
+
+    rule_name = "lamb"

@@ -269,6 +269,24 @@ def _adafactor(param, grad, state, step, hp) -> None:
     param -= alpha_t * (u / np.maximum(f(1), _rms(u) / f(hp["clip_threshold"])))
 
 
+def _lamb(param, grad, state, step, hp) -> None:
+    """LAMB (You et al. 2019), Keras's formulation: Adam's step scaled by a trust ratio.
+
+    m += (1 - beta_1) (grad - m);  v += (1 - beta_2) (grad**2 - v)
+    u = (m / (1 - beta_1**t)) / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    ratio = |param| / |u| (L2 norms of the whole tensor; 1 if either is 0)
+    param -= ratio * lr * u.  Not elementwise: the norms read whole tensors.
+    """
+    f, b1, b2, t = param.dtype.type, hp["beta_1"], hp["beta_2"], step
+    m, v = state["m"], state["v"]
+    m += (grad - m) * f(1 - b1)
+    v += (np.square(grad) - v) * f(1 - b2)
+    update = (m / f(1 - b1 ** t)) / (np.sqrt(v / f(1 - b2 ** t)) + f(hp["epsilon"]))
+    w_norm, u_norm = np.sqrt(np.sum(np.square(param))), np.sqrt(np.sum(np.square(update)))
+    ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else f(1)
+    param -= f(ratio) * f(hp["learning_rate"]) * update
+
+
 _RULES: dict[str, Rule] = {}
 
 
@@ -307,6 +325,9 @@ _register(Rule("ftrl", lambda hp: ("accumulator", "linear"), _ftrl,
                 "beta": 0.0}))
 _register(Rule("lion", lambda hp: ("m",), _lion,
                {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99}))
+_register(Rule("lamb", lambda hp: ("m", "v"), _lamb,
+               {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+               elementwise=False))
 _register(Rule("adafactor", lambda hp: ("r", "c", "v"), _adafactor,
                {"learning_rate": 0.001, "beta_2_decay": -0.8, "epsilon_1": 1e-30,
                 "epsilon_2": 1e-3, "clip_threshold": 1.0, "relative_step": True},
@@ -315,7 +336,7 @@ _register(Rule("adafactor", lambda hp: ("r", "c", "v"), _adafactor,
 
 def get_rule(name: str) -> Rule:
     """The update rule called `name` ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam",
-    "adamax", "adadelta", "ftrl", "lion", "adafactor").
+    "adamax", "adadelta", "ftrl", "lion", "adafactor", "lamb").
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
