@@ -63,5 +63,5 @@ def get(identifier: Any) -> Optimizer:
 
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lamb",
-           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override", "legacy",
-           "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]
+           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override",
+           "legacy", "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]
