@@ -399,3 +399,37 @@ def test_add_metric_in_a_layer_is_reported_per_epoch():
     assert logs["mean_activation"] == pytest.approx(float(x.mean()), rel=1e-5)
     with pytest.raises(ValueError, match="name"):
         layers.Layer().add_metric(1.0)
+
+
+# ----------------------------------------------------------------------------- strategy
+
+
+def _fit_keras3_step(strategy=None):
+    x, y = _regression(64, seed=3)
+    model = _functional(Keras3Step)
+    model.set_weights([np.full((3, 1), 0.1, np.float32), np.zeros(1, np.float32)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5), loss="mse")
+    if strategy is None:
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    else:
+        with strategy.scope():
+            history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
+def test_a_custom_train_step_is_routed_to_the_parameter_servers(servers):
+    from distflow.distribute import ClusterSpec
+    from distflow.distribute import strategy as strategy_module
+
+    local, local_loss = _fit_keras3_step()
+    server = servers(mode="sync")
+    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
+        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    try:
+        remote, remote_loss = _fit_keras3_step(strategy)
+    finally:
+        strategy.close()
+    assert server.version == 8  # every step of the custom train_step went through the server
+    np.testing.assert_allclose(remote_loss, local_loss, rtol=1e-5)
+    for a, b in zip(local, remote):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
