@@ -133,3 +133,17 @@ def test_loss_scale_optimizer_matches_keras():
         np.testing.assert_allclose(var.numpy(), step["weights"], rtol=1e-5, atol=1e-6)
         assert float(opt.dynamic_scale.numpy()) == step["scale"]
         assert int(opt.iterations) == step["iterations"]
+
+
+EINSUM = _load("einsum_dense")
+
+
+@pytest.mark.parametrize("case", EINSUM["cases"], ids=lambda c: c["equation"])
+def test_einsum_dense_matches_keras(case):
+    layer = keras.layers.EinsumDense(case["equation"], case["output_shape"],
+                                     bias_axes=case["bias_axes"], activation=case["activation"])
+    x = np.array(case["input"], np.float32)
+    layer.build(x.shape)
+    layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    np.testing.assert_allclose(layer(x).numpy(), case["output"], rtol=1e-5, atol=1e-6)
+    assert list(layer.compute_output_shape((None, *x.shape[1:]))) == case["symbolic_shape"]

@@ -265,6 +265,38 @@ def names() -> dict:
     return {"keras_version": keras.__version__, "cases": [], "namespaces": out}
 
 
+EINSUM_CASES = [
+    ("ab,bc->ac", 4, "c", (2, 3), None),
+    ("abc,cd->abd", [None, 4], "d", (2, 5, 3), "relu"),
+    ("abc,cde->abde", [None, 2, 4], "de", (2, 5, 3), None),
+    ("...b,bc->...c", 4, "c", (2, 5, 3), "tanh"),
+    ("abc,cd->abd", [5, 4], "b", (2, 5, 3), None),
+    ("ab...,bc->ac...", [4], None, (2, 3, 5), None),
+    ("abcd,cde->abe", [3, 6], "e", (2, 3, 4, 2), None),
+]
+
+
+def einsum_dense() -> dict:
+    """EinsumDense outputs and output shapes for fixed weights and inputs."""
+    import keras
+
+    rng = np.random.default_rng(19)
+    cases = []
+    for equation, output_shape, bias_axes, shape, activation in EINSUM_CASES:
+        layer = keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes,
+                                         activation=activation)
+        x = rng.normal(size=shape).astype(np.float32)
+        layer.build(shape)
+        weights = [rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()]
+        layer.set_weights(weights)
+        cases.append({"equation": equation, "output_shape": output_shape,
+                      "bias_axes": bias_axes, "activation": activation, "input": _floats(x),
+                      "weights": [_floats(w) for w in weights],
+                      "output": _floats(np.asarray(layer(x))),
+                      "symbolic_shape": list(layer.compute_output_shape((None, *shape[1:])))})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 def loss_scale() -> dict:
     """LossScaleOptimizer(SGD) over gradients with a non-finite step: weights and scales."""
     import keras
@@ -286,8 +318,9 @@ def loss_scale() -> dict:
             "grads": [_floats(g) for g in grads], "steps": steps}
 
 
-FIXTURES = {"loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics,
-            "losses": losses, "schedules": schedules, "constraints": constraints, "names": names}
+FIXTURES = {"einsum_dense": einsum_dense, "loss_scale": loss_scale, "optimizers": optimizers,
+            "metrics": metrics, "losses": losses, "schedules": schedules,
+            "constraints": constraints, "names": names}
 
 
 def main(argv: list[str]) -> None:
