@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_hyperparams import _mirrored
 
 import distflow as df
 from distflow import keras, optimizers
-from distflow.distribute import ClusterSpec
-from distflow.distribute import strategy as strategy_module
 from distflow.keras import constraints, layers
 from distflow.keras.functional import Input
 from distflow.keras.models import Sequential
@@ -91,8 +90,7 @@ def test_unknown_identifier_and_strategy_refusal(servers):
     with pytest.raises(ValueError, match="Could not interpret constraint identifier"):
         constraints.get("max_nrom")
     server = servers(mode="sync")
-    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
-        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    strategy = _mirrored(server)
     w = df.Variable(np.ones((2, 2), np.float32), name="constrained_ps/w",
                     constraint=constraints.NonNeg())
     try:

@@ -35,6 +35,9 @@ def test_optimizer_trajectory_matches_keras(case):
         for var, want in zip(variables, expected):
             np.testing.assert_allclose(var.numpy(), np.array(want, np.float32), rtol=1e-5,
                                        atol=1e-6, err_msg=f"step {step + 1}")
+    opt.finalize_variable_values(variables)
+    for var, want in zip(variables, case["finalized"]):
+        np.testing.assert_allclose(var.numpy(), np.array(want, np.float32), rtol=1e-5, atol=1e-6)
 
 
 METRICS = _load("metrics")

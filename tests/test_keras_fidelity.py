@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_hyperparams import _mirrored
 
 import distflow as df
 from distflow import keras, optimizers
-from distflow.distribute import ClusterSpec
-from distflow.distribute import strategy as strategy_module
 from distflow.keras import backend, layers
 from distflow.keras.functional import Input
 from distflow.keras.models import Model, Sequential
@@ -48,9 +47,11 @@ def test_decay_is_ignored_with_keras_3s_warning():
     np.testing.assert_allclose(w.numpy(), [-0.3], rtol=1e-6)  # no decay applied
 
 
-def test_use_ema_raises_and_clipping_arguments_are_exclusive():
-    with pytest.raises(NotImplementedError, match="use_ema"):
-        optimizers.Adam(use_ema=True)
+def test_ema_arguments_are_checked_and_clipping_arguments_are_exclusive():
+    with pytest.raises(ValueError, match="ema_momentum"):
+        optimizers.Adam(use_ema=True, ema_momentum=1.5)
+    with pytest.raises(ValueError, match="ema_overwrite_frequency"):
+        optimizers.Adam(use_ema=True, ema_overwrite_frequency=0)
     with pytest.raises(ValueError, match="Only one of"):
         optimizers.SGD(clipnorm=1.0, clipvalue=0.5)
     with pytest.raises(ValueError, match="gradient_accumulation_steps"):
@@ -92,8 +93,7 @@ def test_learning_rate_and_iterations_are_variables():
 
 def test_an_assigned_learning_rate_reaches_the_servers(servers):
     server = servers(mode="sync")
-    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
-        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    strategy = _mirrored(server)
     w = df.Variable(np.zeros((2, 2), np.float32), name="assign_lr/w")
     opt = optimizers.SGD(0.1)
     try:
@@ -188,3 +188,47 @@ def test_legacy_optimizers_apply_tf_keras_2s_time_based_decay():
     np.testing.assert_allclose(w.numpy(), [-(0.1 + 0.1 / 1.5 + 0.1 / 2.0)], rtol=1e-6)
     assert isinstance(optimizers.legacy.Adam(), optimizers.Adam)
     assert float(optimizers.legacy.RMSprop().learning_rate) == pytest.approx(0.001)
+
+
+def _ema_fit(use_ema, callbacks=()):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], np.float32)).astype(np.float32)
+    model = Sequential([Input(shape=(3,)), layers.Dense(1)])
+    model.set_weights([np.full((3, 1), 0.2, np.float32), np.zeros(1, np.float32)])
+    model.compile(optimizer=optimizers.SGD(0.05, use_ema=use_ema, ema_momentum=0.9),
+                  loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                        validation_data=(x[:16], y[:16]), callbacks=list(callbacks))
+    return model, history.history, (x[:16], y[:16])
+
+
+def test_fit_with_use_ema_ends_with_the_moving_averages():
+    plain, _, _ = _ema_fit(False)
+    model, _, _ = _ema_fit(True)
+    kernel = model.layers[0].kernel
+    np.testing.assert_array_equal(kernel.numpy(), model.optimizer._ema[kernel.name])
+    assert not np.allclose(kernel.numpy(), plain.layers[0].kernel.numpy())
+
+
+def test_swap_ema_weights_validates_with_the_averages():
+    model, history, (xv, yv) = _ema_fit(True, [keras.callbacks.SwapEMAWeights()])
+    assert history["val_loss"][-1] == pytest.approx(model.evaluate(xv, yv, verbose=0),
+                                                    rel=1e-6)
+    unswapped, history, _ = _ema_fit(True)
+    assert history["val_loss"][-1] != pytest.approx(unswapped.evaluate(xv, yv, verbose=0),
+                                                    rel=1e-6)
+    with pytest.raises(ValueError, match="use_ema"):
+        _ema_fit(False, [keras.callbacks.SwapEMAWeights()])
+
+
+def test_use_ema_is_refused_under_a_strategy(servers):
+    server = servers(mode="sync")
+    strategy = _mirrored(server)
+    w = df.Variable(np.zeros((2, 2), np.float32), name="ema_ps/w")
+    try:
+        with strategy.scope(), pytest.raises(NotImplementedError, match="use_ema"):
+            optimizers.SGD(0.1, use_ema=True).apply_gradients(
+                [(np.ones((2, 2), np.float32), w)])
+    finally:
+        strategy.close()

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_hyperparams import _mirrored
 
 import distflow as df
 from distflow import optimizers
-from distflow.distribute import ClusterSpec
-from distflow.distribute import strategy as strategy_module
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,8 +38,7 @@ def _train(make_optimizer, prefix):
 def test_training_through_the_servers_equals_local_training(servers, make):
     local = _train(make, "local")
     server = servers(mode="sync")
-    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
-        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    strategy = _mirrored(server)
     try:
         with strategy.scope():
             remote = _train(make, "remote")
@@ -53,8 +51,7 @@ def test_training_through_the_servers_equals_local_training(servers, make):
 
 def test_whole_tensor_rules_refuse_a_strategy_and_train_locally(servers):
     server = servers(mode="sync")
-    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
-        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    strategy = _mirrored(server)
     w = df.Variable(np.ones((2, 2), np.float32), name="adafactor_ps/w")
     try:
         for cls in (optimizers.Adafactor, optimizers.Lamb):

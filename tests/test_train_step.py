@@ -418,13 +418,11 @@ def _fit_keras3_step(strategy=None):
 
 
 def test_a_custom_train_step_is_routed_to_the_parameter_servers(servers):
-    from distflow.distribute import ClusterSpec
-    from distflow.distribute import strategy as strategy_module
+    from test_hyperparams import _mirrored
 
     local, local_loss = _fit_keras3_step()
     server = servers(mode="sync")
-    strategy = strategy_module.MirroredStrategy(cluster=ClusterSpec(
-        ps_addrs=(server.address,), num_workers=1, worker_index=0, heartbeat_timeout=30.0))
+    strategy = _mirrored(server)
     try:
         remote, remote_loss = _fit_keras3_step(strategy)
     finally:

@@ -48,6 +48,9 @@ OPTIMIZER_CASES = [
     ("adafactor_small_lr", "Adafactor", {"learning_rate": 0.01, "clip_threshold": 0.5}),
     ("lamb", "Lamb", {"learning_rate": 0.01}),
     ("lamb_decay", "Lamb", {"learning_rate": 0.01, "weight_decay": 0.05, "beta_2": 0.99}),
+    ("adam_ema", "Adam", {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.8}),
+    ("sgd_ema_overwrite", "SGD", {"learning_rate": 0.1, "momentum": 0.5, "use_ema": True,
+                                  "ema_momentum": 0.7, "ema_overwrite_frequency": 3}),
 ]
 
 
@@ -71,8 +74,10 @@ def optimizers() -> dict:
         for step in grads:
             opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step], variables))
             trajectory.append([_floats(np.asarray(v)) for v in variables])
+        opt.finalize_variable_values(variables)  # what fit does at its end (EMA)
         cases.append({"name": name, "class": cls, "config": config,
-                      "trajectory": trajectory})
+                      "trajectory": trajectory,
+                      "finalized": [_floats(np.asarray(v)) for v in variables]})
     return {"keras_version": keras.__version__, "initial": [_floats(v) for v in initial],
             "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
 

@@ -1132,6 +1132,7 @@ class Model(Layer):
                 if self.stop_training:
                     break
             if epochs > start:
+                self.optimizer.finalize_variable_values(variables)  # Keras's EMA, if any
                 ctx.on_training_done(self, epoch)
             cbs.on_train_end(logs)
         finally:

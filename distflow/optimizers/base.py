@@ -62,8 +62,13 @@ class Optimizer:
         global_clipnorm: clip all gradients jointly to this global L2 norm
             (at most one of the three clipping arguments, as in Keras).
         weight_decay: decoupled weight decay (see `rules`).
-        use_ema / ema_momentum / ema_overwrite_frequency: not supported: `use_ema=True`
-            raises (the other two are accepted with their defaults).
+        use_ema: keep an exponential moving average of the updated variables
+            (Keras's: average = m * average + (1 - m) * variable after each step, m = 0
+            at the first); `finalize_variable_values` (which `fit` calls at its end)
+            writes the averages into the variables. Local training only.
+        ema_momentum: m above, in [0, 1].
+        ema_overwrite_frequency: also write the averages into the variables every
+            N steps (None: only at the end).
         loss_scale_factor: `scale_loss` multiplies the loss by it and
             `apply_gradients` divides the gradients by it (Keras's loss scaling).
         gradient_accumulation_steps: apply the mean of every N successive
@@ -106,9 +111,7 @@ class Optimizer:
         for key, value in {**clips, "weight_decay": weight_decay}.items():
             _check_optional_nonneg(key, value)
         if use_ema:
-            raise NotImplementedError(
-                "`use_ema=True` is not supported by distflow's optimizers (the exponential "
-                "moving average of the weights is not kept). Pass use_ema=False.")
+            _check_ema(ema_momentum, ema_overwrite_frequency)
         if gradient_accumulation_steps is not None and (
                 isinstance(gradient_accumulation_steps, bool)
                 or not isinstance(gradient_accumulation_steps, int)
@@ -119,7 +122,8 @@ class Optimizer:
             _check_optional_nonneg("loss_scale_factor", loss_scale_factor)
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = weight_decay
-        self.use_ema, self.ema_momentum = False, ema_momentum
+        self.use_ema, self.ema_momentum = bool(use_ema), ema_momentum
+        self._ema: dict[str, np.ndarray] = {}
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = loss_scale_factor
         self.gradient_accumulation_steps = gradient_accumulation_steps
@@ -213,12 +217,45 @@ class Optimizer:
             override = get_apply_override()
             if override is not None:
                 _refuse_constraints(pairs)
+                self._refuse_ema()
                 override(self, pairs)
             else:
                 self._apply_locally(pairs)
                 _apply_constraints(pairs)
+        if self.use_ema:
+            self._update_ema([v for _, v in pairs])
         self._iterations.assign_add(1)
         return self._step_count()
+
+    def _refuse_ema(self) -> None:
+        if self.use_ema:
+            raise NotImplementedError(
+                "`use_ema=True` is not supported under a distribution strategy: the moving "
+                "average would be kept by each worker, not by the parameter servers. Pass "
+                "use_ema=False or train in one process.")
+
+    def _update_ema(self, variables: list[Variable]) -> None:
+        """Keras's moving average of the variables (and its periodic overwrite)."""
+        step = self._step_count()  # before this step is counted, as in Keras
+        for var in variables:
+            average = self._ema.get(var.name)
+            if average is None:
+                average = self._ema[var.name] = np.zeros_like(var.value)
+            m = var.value.dtype.type(self.ema_momentum if step else 0.0)
+            average *= m
+            average += (1 - m) * var.value
+        frequency = self.ema_overwrite_frequency
+        if frequency and (step + 1) % frequency == 0:
+            self.finalize_variable_values(variables)
+
+    def finalize_variable_values(self, var_list: Iterable[Variable]) -> None:
+        """With `use_ema`, writes each variable's moving average into it (as Keras does
+        when `fit` ends); otherwise nothing."""
+        if not self.use_ema:
+            return
+        for var in var_list:
+            if var.name in self._ema:
+                var.assign(self._ema[var.name])
 
     def _accumulate(self, grads: list[np.ndarray], variables: list[Variable]
                     ) -> list[np.ndarray] | None:
@@ -314,14 +351,18 @@ class Optimizer:
         for var_name, slots in self._slots.items():
             for slot, array in slots.items():
                 state[f"{var_name}/{slot}"] = array
+        for var_name, average in self._ema.items():
+            state[f"ema:{var_name}"] = average
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restores what `get_state` returned."""
         self.iterations = int(np.asarray(state.get("iterations", 0)))
         self._slots = {}
+        self._ema = {key[4:]: np.array(array) for key, array in state.items()
+                     if key.startswith("ema:")}
         for key, array in state.items():
-            if key != "iterations":
+            if key != "iterations" and not key.startswith("ema:"):
                 var_name, _, slot = key.rpartition("/")
                 self._slots.setdefault(var_name, {})[slot] = np.array(array)
 
@@ -350,6 +391,17 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} learning_rate={self._learning_rate_source()!r}>"
+
+
+def _check_ema(momentum: Any, frequency: Any) -> None:
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) \
+            or not 0 <= momentum <= 1:
+        raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: "
+                         f"ema_momentum={momentum!r}")
+    if frequency is not None and (isinstance(frequency, bool) or not isinstance(frequency, int)
+                                  or frequency < 1):
+        raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                         f"Received: ema_overwrite_frequency={frequency!r}")
 
 
 def _apply_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:
