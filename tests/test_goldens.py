@@ -150,3 +150,38 @@ def test_einsum_dense_matches_keras(case):
     layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
     np.testing.assert_allclose(layer(x).numpy(), case["output"], rtol=1e-5, atol=1e-6)
     assert list(layer.compute_output_shape((None, *x.shape[1:]))) == case["symbolic_shape"]
+
+
+COMPILE = _load("compile_logs")
+
+
+def _metric_spec(spec):
+    if isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], dict):
+        return getattr(keras.metrics, spec[0])(**spec[1])
+    if isinstance(spec, list):
+        return [_metric_spec(s) for s in spec]
+    return spec
+
+
+@pytest.mark.parametrize("case", COMPILE["cases"], ids=lambda c: c["name"])
+def test_compiled_model_logs_match_keras(case):
+    inp = keras.Input((4,))
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(inp)
+    score = keras.layers.Dense(1, name="score")(inp)
+    model = keras.Model(inp, probs if case["outputs"] == "probs" else [probs, score])
+    model.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    args = {k: _metric_spec(v) if "metrics" in k else v for k, v in case["config"].items()}
+    model.compile(optimizer=optimizers.SGD(0.1), **args)
+    x, classes = np.array(COMPILE["x"], np.float32), np.array(COMPILE["classes"], np.float32)
+    y = classes if case["outputs"] == "probs" else [classes, np.array(COMPILE["target"],
+                                                                      np.float32)]
+    sw = np.array(COMPILE["sample_weight"], np.float32) if case["outputs"] == "probs" else None
+    evaluated = model.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    assert set(evaluated) == set(case["evaluate"])
+    for key, value in case["evaluate"].items():
+        assert evaluated[key] == pytest.approx(value, rel=1e-5), key
+    history = model.fit(x, y, sample_weight=sw, batch_size=16, epochs=2, shuffle=False,
+                        verbose=0).history
+    assert set(history) == set(case["history"])
+    for key, values in case["history"].items():
+        np.testing.assert_allclose(history[key], values, rtol=1e-5, err_msg=key)

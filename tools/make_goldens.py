@@ -302,6 +302,61 @@ def einsum_dense() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
+# (name, outputs, compile arguments); a metric is a name or [class name, config].
+COMPILE_CASES = [
+    ("single", "probs", {"loss": "sparse_categorical_crossentropy",
+                         "metrics": ["accuracy", "sparse_categorical_crossentropy"]}),
+    ("duplicates", "probs", {"loss": "sparse_categorical_crossentropy",
+                             "metrics": ["accuracy", "acc",
+                                         ["SparseTopKCategoricalAccuracy", {"k": 2}],
+                                         ["SparseTopKCategoricalAccuracy", {"k": 1}]]}),
+    ("weighted", "probs", {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                           "weighted_metrics": ["accuracy"]}),
+    ("two_outputs", "both", {"loss": ["sparse_categorical_crossentropy", "mse"],
+                             "metrics": [["accuracy"], ["mae", "mse"]],
+                             "loss_weights": [1.0, 0.5]}),
+]
+
+
+def _metric_spec(keras, spec):
+    if isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], dict):
+        return getattr(keras.metrics, spec[0])(**spec[1])
+    if isinstance(spec, list):
+        return [_metric_spec(keras, s) for s in spec]
+    return spec
+
+
+def compile_logs() -> dict:
+    """evaluate() dicts and 2-epoch fit History of compiled models, from given weights."""
+    import keras
+
+    rng = np.random.default_rng(23)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    classes = rng.integers(0, 3, 32).astype(np.float32)
+    target = rng.normal(size=(32, 1)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, 32).astype(np.float32)
+    cases = []
+    for name, outputs, config in COMPILE_CASES:
+        inp = keras.Input((4,))
+        probs = keras.layers.Dense(3, activation="softmax", name="probs")(inp)
+        score = keras.layers.Dense(1, name="score")(inp)
+        model = keras.Model(inp, probs if outputs == "probs" else [probs, score])
+        init = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in model.get_weights()]
+        model.set_weights(init)
+        args = {k: _metric_spec(keras, v) if "metrics" in k else v for k, v in config.items()}
+        model.compile(optimizer=keras.optimizers.SGD(0.1), **args)
+        y = classes if outputs == "probs" else [classes, target]
+        sw = weights if outputs == "probs" else None
+        evaluated = model.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+        history = model.fit(x, y, sample_weight=sw, batch_size=16, epochs=2, shuffle=False,
+                            verbose=0).history
+        cases.append({"name": name, "outputs": outputs, "config": config,
+                      "weights": [_floats(w) for w in init], "evaluate": evaluated,
+                      "history": history})
+    return {"keras_version": keras.__version__, "x": _floats(x), "classes": _floats(classes),
+            "target": _floats(target), "sample_weight": _floats(weights), "cases": cases}
+
+
 def loss_scale() -> dict:
     """LossScaleOptimizer(SGD) over gradients with a non-finite step: weights and scales."""
     import keras
@@ -323,9 +378,10 @@ def loss_scale() -> dict:
             "grads": [_floats(g) for g in grads], "steps": steps}
 
 
-FIXTURES = {"einsum_dense": einsum_dense, "loss_scale": loss_scale, "optimizers": optimizers,
-            "metrics": metrics, "losses": losses, "schedules": schedules,
-            "constraints": constraints, "names": names}
+FIXTURES = {"compile_logs": compile_logs, "einsum_dense": einsum_dense,
+            "loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics,
+            "losses": losses, "schedules": schedules, "constraints": constraints,
+            "names": names}
 
 
 def main(argv: list[str]) -> None:

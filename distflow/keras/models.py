@@ -373,6 +373,7 @@ class _Compiled:
         self.loss, self.loss_weights = loss, loss_weights
         self.metrics_spec, self.weighted_spec = metrics, weighted_metrics
         self.names: list[str] | None = None
+        self.log_names: list[str] = []
         self.loss_fns: list[Any] = []
         self.weights: list[float] = []
         self.metrics: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
@@ -394,7 +395,7 @@ class _Compiled:
             if len(names) > 1 else []
         self.metrics = self._resolve_metrics(self.metrics_spec, False) + \
             self._resolve_metrics(self.weighted_spec, True)
-        _unique_metric_names([m for _, m, _ in self.metrics])
+        self.log_names = _log_names(self.metrics)  # Keras's names in the logs
 
     def _resolve_metrics(self, spec: Any, weighted: bool) -> list[tuple[int, Any, bool]]:
         if spec is None:
@@ -472,21 +473,33 @@ class _Compiled:
     def metric_names(self) -> list[str]:
         names = ["loss"] + [f"{n}_loss" for n in (self.names or [])
                             if self.output_losses]
-        return names + [getattr(m, "_output_prefix", "") + m.name for _, m, _ in self.metrics]
+        return names + list(self.log_names)
 
 
 
-def _unique_metric_names(metrics: list[Any]) -> None:
-    """Keras 3's rule: a repeated log name gets `_1`, `_2`, ... (two AUCs: auc, auc_1)."""
-    seen: set[str] = set()
-    for metric in metrics:
-        prefix = getattr(metric, "_output_prefix", "")
-        name, n = metric.name, 0
-        while prefix + name in seen:
-            n += 1
-            name = f"{metric.name}_{n}"
-        metric.name = name
-        seen.add(prefix + name)
+def _log_names(metrics: list[tuple[int, Any, bool]]) -> list[str]:
+    """Keras 3's log names of the compiled metrics (CompileMetrics.result's rule).
+
+    Output-prefixed names; a repeated name gets `_1`, `_2`, ... (two AUCs: auc, auc_1);
+    a weighted metric whose name is taken becomes `weighted_<name>` first.
+    """
+    counts: dict[str, int] = {}
+    names = []
+    for weighted in (False, True):
+        for _, metric, is_weighted in metrics:
+            if is_weighted != weighted:
+                continue
+            prefix = getattr(metric, "_output_prefix", "")
+            name = prefix + metric.name
+            if weighted and name in counts:
+                name = f"{prefix}weighted_{metric.name}"
+            if name in counts:
+                counts[name] += 1
+                name = f"{name}_{counts[name] - 1}"
+            else:
+                counts[name] = 1
+            names.append(name)
+    return names
 
 
 class _CompileMetrics(metrics_module.Metric):
@@ -512,8 +525,8 @@ class _CompileMetrics(metrics_module.Metric):
 
     def result(self) -> dict[str, Any]:
         """{name: value} of every compiled metric."""
-        return {getattr(m, "_output_prefix", "") + m.name: m.result()
-                for _, m, _ in self._owner.metrics}
+        return {name: m.result() for name, (_, m, _) in zip(self._owner.log_names,
+                                                             self._owner.metrics)}
 
     def reset_state(self) -> None:
         """Resets every compiled metric."""
