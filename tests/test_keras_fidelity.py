@@ -232,3 +232,15 @@ def test_use_ema_is_refused_under_a_strategy(servers):
                 [(np.ones((2, 2), np.float32), w)])
     finally:
         strategy.close()
+
+
+def test_a_learning_rate_function_of_no_arguments_is_called_every_step():
+    rate = {"value": 0.1}
+    opt = optimizers.SGD(lambda: rate["value"])
+    w = df.Variable(np.zeros(1, np.float32), name="lr_fn/w")
+    opt.apply_gradients([(np.ones(1, np.float32), w)])
+    rate["value"] = 0.5
+    assert float(opt.learning_rate) == pytest.approx(0.5)
+    opt.apply_gradients([(np.ones(1, np.float32), w)])
+    np.testing.assert_allclose(w.numpy(), [-0.6], rtol=1e-6)
+    assert opt.get_config()["learning_rate"] == 0.5

@@ -146,8 +146,9 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> Any:
-        """The learning rate: a float32 `Variable`, or a schedule's value for the next step."""
-        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+        """The learning rate: a float32 `Variable`, or a schedule's (or a function's) value for
+        the next step."""
+        if self._learning_rate is not self._lr_variable:
             return Tensor._wrap(np.asarray(self._current_learning_rate(), np.float32))
         return self._lr_variable
 
@@ -155,8 +156,9 @@ class Optimizer:
     def learning_rate(self, value: Any) -> None:
         if isinstance(value, Tensor):
             value = float(np.asarray(value.value))
-        if isinstance(value, schedules.LearningRateSchedule):
-            self._learning_rate = value
+        if isinstance(value, schedules.LearningRateSchedule) or (
+                callable(value) and not isinstance(value, type)):
+            self._learning_rate = value  # a schedule, or Keras's function of no arguments
             return
         if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
                 or not math.isfinite(value) or value < 0:
@@ -176,12 +178,15 @@ class Optimizer:
         """The learning rate of the next step as a float (a schedule evaluated)."""
         if isinstance(self._learning_rate, schedules.LearningRateSchedule):
             return float(self._learning_rate(self._step_count()))
-        return self._learning_rate_source()
+        return float(self._learning_rate_source())
 
     def _learning_rate_source(self) -> Any:
-        """The float (the variable's value) or the schedule (what `get_config` serializes)."""
+        """The float (the variable's value, or a function's current value) or the schedule
+        (what `get_config` serializes and the servers are told)."""
         if isinstance(self._learning_rate, schedules.LearningRateSchedule):
             return self._learning_rate
+        if self._learning_rate is not self._lr_variable:  # a function of no arguments
+            return float(np.asarray(self._learning_rate()))
         held = self._lr_variable.value
         # The float given to the setter, unless the variable was assigned since
         # (`.assign()`, `backend.set_value`): then the variable's value.
