@@ -128,6 +128,7 @@ def test_custom_test_step_and_predict_step():
     assert model.evaluate(x, y, batch_size=40, verbose=0) == pytest.approx(expected, rel=1e-6)
     out = model.predict(x, batch_size=16, verbose=0)
     np.testing.assert_allclose(out["doubled"], 2 * model(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model.predict_on_batch(x)["doubled"], out["doubled"], rtol=1e-6)
 
 
 def test_metrics_lists_the_trackers_and_reset_metrics_clears_them():

@@ -1380,8 +1380,9 @@ class Model(Layer):
         return self._format_logs(_pythonify_logs(logs), return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:
-        """Model outputs for one batch, as NumPy arrays."""
-        return _map(_numpy, self(_to_arrays(x), training=False))
+        """`predict_step`'s outputs for one batch, as NumPy arrays."""
+        batch = _as_tensors(self._expand_rank(_to_arrays(x)))
+        return _map(_numpy, self.predict_step(_pack(batch, None, None)))
 
     # ------------------------------------------------------------ summary
 
