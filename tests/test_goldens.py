@@ -185,3 +185,18 @@ def test_compiled_model_logs_match_keras(case):
     assert set(history) == set(case["history"])
     for key, values in case["history"].items():
         np.testing.assert_allclose(history[key], values, rtol=1e-5, err_msg=key)
+
+
+def test_circle_loss_and_its_gradient_match_keras():
+    golden = LOSSES["circle"]
+    labels = np.array(golden["labels"])
+    emb = df.Variable(np.array(golden["embeddings"], np.float32), name="golden/circle")
+    np.testing.assert_allclose(keras.losses.circle(labels, emb).numpy(), golden["per_sample"],
+                               rtol=1e-5, atol=1e-6)
+    with df.GradientTape() as tape:
+        mean = keras.losses.Circle()(labels, emb)
+    assert float(mean) == pytest.approx(golden["mean"], rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(mean, emb).numpy(), golden["grad"], rtol=1e-4,
+                               atol=1e-6)
+    small = keras.losses.Circle(gamma=2.0, margin=0.25)(labels, emb.numpy())
+    assert float(small) == pytest.approx(golden["small_gamma"], rel=1e-5)

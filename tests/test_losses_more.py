@@ -40,8 +40,16 @@ def test_overlap_gradients_match_finite_differences(fn):
     check_grads(lambda p: fn(y_true, p), [RNG.uniform(0.1, 0.9, size=(3, 4, 2))])
 
 
+def test_circle_gradient_matches_finite_differences():
+    labels = np.array([0, 1, 0, 2, 1, 2])
+    emb = RNG.normal(size=(6, 4))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    check_grads(lambda e: losses.circle(labels, e, gamma=4.0), [emb], rtol=1e-5, atol=1e-7)
+
+
 def test_configs_round_trip_and_names_resolve():
-    for loss in (losses.Dice(axis=[1, 2]), losses.Tversky(0.2, 0.8), losses.CTC()):
+    for loss in (losses.Dice(axis=[1, 2]), losses.Tversky(0.2, 0.8), losses.CTC(),
+                 losses.Circle(gamma=10.0), losses.CategoricalGeneralizedCrossEntropy(0.3)):
         rebuilt = losses.deserialize(losses.serialize(loss))
         assert type(rebuilt) is type(loss) and rebuilt.get_config() == loss.get_config()
     assert isinstance(losses.get("ctc"), losses.CTC) and isinstance(losses.get("dice"),

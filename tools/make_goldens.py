@@ -179,7 +179,21 @@ def losses() -> dict:
     probs = rng.dirichlet(np.ones(4), size=6).astype(np.float32)
     gce = [{"q": q, "value": float(keras.losses.CategoricalGeneralizedCrossEntropy(q=q)(
         ids, probs))} for q in (0.2, 0.7)]
-    return {"gce": {"labels": ids.tolist(), "probs": _floats(probs), "cases": gce},
+    circle_labels = rng.integers(0, 3, size=8).astype(np.int32)
+    emb = rng.normal(size=(8, 5)).astype(np.float32)
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    emb_tf = tf.constant(emb)
+    with tf.GradientTape() as tape:
+        tape.watch(emb_tf)
+        circle_values = keras.losses.circle(tf.constant(circle_labels), emb_tf)
+        circle_mean = keras.losses.Circle()(circle_labels, emb_tf)
+    circle = {"labels": circle_labels.tolist(), "embeddings": _floats(emb),
+              "per_sample": _floats(np.asarray(circle_values)), "mean": float(circle_mean),
+              "grad": _floats(tape.gradient(circle_mean, emb_tf).numpy()),
+              "small_gamma": float(keras.losses.Circle(gamma=2.0, margin=0.25)(
+                  circle_labels, emb))}
+    return {"circle": circle,
+            "gce": {"labels": ids.tolist(), "probs": _floats(probs), "cases": gce},
             "keras_version": keras.__version__, "y_true": _floats(y_true),
             "y_pred": _floats(y_pred), "weights": _floats(weights), "overlap": overlap,
             "ctc": {"labels": labels.tolist(), "logits": _floats(logits),

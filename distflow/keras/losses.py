@@ -973,6 +973,79 @@ def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) ->
     return ops.divide(ops.subtract(1.0, ops.power(p, float(q))), float(q))
 
 
+def _masked_logsumexp(x: Tensor, mask: np.ndarray) -> Tensor:
+    """log(sum(exp(x) over the masked entries of each row)); 0 for a row with none."""
+    shift = np.where(mask, x.value, -np.inf).max(axis=1, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0).astype(x.dtype)
+    terms = ops.multiply(ops.exp(ops.subtract(x, shift)), mask.astype(x.dtype))
+    total = ops.add(ops.sum(terms, axis=1), (~mask.any(axis=1)).astype(x.dtype))
+    return ops.add(ops.log(total), shift[:, 0])
+
+
+def _circle_values(y_true: Any, y_pred: Any, ref_labels: Any = None, ref_embeddings: Any = None,
+                   remove_diagonal: bool = True, gamma: float = 80.0,
+                   margin: float = 0.4) -> tuple[Tensor, np.ndarray]:
+    """Per-sample circle losses and the rows that count (those with a positive loss)."""
+    y_pred = _as_pred(y_pred)
+    labels = np.asarray(_array(y_true)).astype(np.int64).reshape(-1, 1)
+    refs = y_pred if ref_embeddings is None else _as_pred(ref_embeddings)
+    ref = labels if ref_labels is None else np.asarray(_array(ref_labels)).astype(
+        np.int64).reshape(-1, 1)
+    distances = ops.maximum(ops.subtract(1.0, ops.matmul(y_pred, ops.transpose(refs))), 0.0)
+    positive = labels == ref.T
+    negative = ~positive
+    if remove_diagonal:
+        positive &= ~np.eye(len(labels), len(ref), dtype=bool)
+    pos_weights = ops.maximum(ops.multiply(ops.add(distances, margin), positive.astype(
+        distances.dtype)), 0.0)
+    neg_weights = ops.maximum(ops.multiply(ops.subtract(1.0 + margin, distances),
+                                           negative.astype(distances.dtype)), 0.0)
+    pos = ops.multiply(ops.multiply(pos_weights, ops.subtract(margin, distances)), -gamma)
+    neg = ops.multiply(ops.multiply(neg_weights, ops.subtract(1.0 - margin, distances)), gamma)
+    valid = positive.any(axis=1) & negative.any(axis=1)
+    total = ops.add(_masked_logsumexp(pos, positive), _masked_logsumexp(neg, negative))
+    losses = ops.multiply(nn.softplus(total), valid.astype(distances.dtype))
+    return losses, losses.value > 0
+
+
+def circle(y_true: Any, y_pred: Any, ref_labels: Any = None, ref_embeddings: Any = None,
+           remove_diagonal: bool = True, gamma: float = 80.0, margin: float = 0.4) -> Tensor:
+    """Circle loss (Sun et al. 2020) of L2-normalized embeddings `y_pred` with integer labels.
+
+    d = max(1 - y_pred @ refs.T, 0) (cosine distances to the reference embeddings,
+    `y_pred` itself by default); positives share the label (the diagonal removed),
+    negatives do not. Per sample: softplus(logsumexp(-gamma * max(d + m, 0) * (m - d))
+    over positives + logsumexp(gamma * max(1 + m - d, 0) * (1 - m - d)) over negatives).
+    A sample without a positive or a negative gets 0.
+    """
+    return _circle_values(y_true, y_pred, ref_labels, ref_embeddings, remove_diagonal,
+                          gamma, margin)[0]
+
+
+class Circle(Loss):
+    """The circle loss (see `circle`); the mean runs over the samples with a positive loss,
+    as Keras masks the others out."""
+
+    def __init__(self, gamma: float = 80.0, margin: float = 0.4, remove_diagonal: bool = True,
+                 reduction: str | None = "sum_over_batch_size", name: str = "circle",
+                 dtype: Any = None):
+        super().__init__(name, reduction, dtype)
+        self.gamma, self.margin, self.remove_diagonal = gamma, margin, remove_diagonal
+
+    def _call_masked(self, y_true: Any, y_pred: Tensor) -> tuple[Tensor, np.ndarray | None]:
+        return _circle_values(y_true, y_pred, remove_diagonal=self.remove_diagonal,
+                              gamma=self.gamma, margin=self.margin)
+
+    def call(self, y_true: Any, y_pred: Any) -> Tensor:
+        """Per-sample circle losses."""
+        return self._call_masked(y_true, y_pred)[0]
+
+    def get_config(self) -> dict[str, Any]:
+        """Base config plus `gamma`, `margin` and `remove_diagonal`."""
+        return {**super().get_config(), "gamma": self.gamma, "margin": self.margin,
+                "remove_diagonal": self.remove_diagonal}
+
+
 class CategoricalGeneralizedCrossEntropy(Loss):
     """Generalized cross-entropy of class ids against probabilities (see the function).
 
@@ -1052,7 +1125,7 @@ _CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in (
     MeanSquaredLogarithmicError, Huber, LogCosh, Poisson, CosineSimilarity, Hinge,
     SquaredHinge, CategoricalHinge, KLDivergence, BinaryCrossentropy, CategoricalCrossentropy,
     SparseCategoricalCrossentropy, BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
-    Dice, Tversky, CTC, CategoricalGeneralizedCrossEntropy, LossFunctionWrapper)}
+    Dice, Tversky, CTC, CategoricalGeneralizedCrossEntropy, Circle, LossFunctionWrapper)}
 
 # Function (and string) name -> (function, class computing the same loss).
 _BUILTINS: dict[str, tuple[Callable, type[Loss]]] = {}
@@ -1075,7 +1148,8 @@ for _cls, _names in (
         (CategoricalFocalCrossentropy, ("categorical_focal_crossentropy",)),
         (SparseCategoricalCrossentropy, ("sparse_categorical_crossentropy", "scce")),
         (Dice, ("dice",)), (Tversky, ("tversky",)), (CTC, ("ctc",)),
-        (CategoricalGeneralizedCrossEntropy, ("categorical_generalized_cross_entropy",))):
+        (CategoricalGeneralizedCrossEntropy, ("categorical_generalized_cross_entropy",)),
+        (Circle, ("circle",))):
     for _name in _names:
         _BUILTINS[_name] = (globals()[_names[0]], _cls)
 
