@@ -476,7 +476,6 @@ class _Compiled:
         return names + list(self.log_names)
 
 
-
 def _log_names(metrics: list[tuple[int, Any, bool]]) -> list[str]:
     """Keras 3's log names of the compiled metrics (CompileMetrics.result's rule).
 
@@ -908,8 +907,10 @@ class Model(Layer):
     def compiled_metrics(self) -> Any:
         """tf.keras 2's `self.compiled_metrics`: `.update_state(y, y_pred, sample_weight)`.
 
-        Updates the metrics given to `compile` (not the loss tracker). Keras 3 keeps
-        it as a deprecated shim; new code calls `compute_metrics`.
+        Updates the metrics given to `compile` (not the loss tracker), as tf.keras 2
+        did. Keras 3 keeps it as a deprecated shim that also feeds the predictions to
+        the loss tracker (so its 'loss' becomes the mean prediction): not copied.
+        New code calls `compute_metrics`.
         """
         self._assert_compiled("compiled_metrics")
         return self._compiled.container
