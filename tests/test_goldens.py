@@ -200,3 +200,16 @@ def test_circle_loss_and_its_gradient_match_keras():
                                atol=1e-6)
     small = keras.losses.Circle(gamma=2.0, margin=0.25)(labels, emb.numpy())
     assert float(small) == pytest.approx(golden["small_gamma"], rel=1e-5)
+
+
+@pytest.mark.parametrize("case", OPTIMIZERS["cases"], ids=lambda c: c["name"])
+def test_a_keras_optimizer_config_rebuilds_the_same_optimizer(case):
+    opt = optimizers.deserialize({"class_name": case["class"], "config": case["keras_config"]})
+    mine = opt.get_config()
+    for key, value in case["keras_config"].items():
+        if key == "name":
+            continue
+        if isinstance(value, float):
+            assert mine[key] == pytest.approx(value, rel=1e-6), key
+        else:
+            assert mine[key] == value, key

@@ -76,7 +76,7 @@ def optimizers() -> dict:
             trajectory.append([_floats(np.asarray(v)) for v in variables])
         opt.finalize_variable_values(variables)  # what fit does at its end (EMA)
         cases.append({"name": name, "class": cls, "config": config,
-                      "trajectory": trajectory,
+                      "keras_config": opt.get_config(), "trajectory": trajectory,
                       "finalized": [_floats(np.asarray(v)) for v in variables]})
     return {"keras_version": keras.__version__, "initial": [_floats(v) for v in initial],
             "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
