@@ -213,3 +213,18 @@ def test_a_keras_optimizer_config_rebuilds_the_same_optimizer(case):
             assert mine[key] == pytest.approx(value, rel=1e-6), key
         else:
             assert mine[key] == value, key
+
+
+DECAY = _load("weight_decay")
+
+
+@pytest.mark.parametrize("case", DECAY["cases"], ids=lambda c: c["class"])
+def test_weight_decay_exclusions_match_keras(case):
+    opt = optimizers.deserialize({"class_name": case["class"], "config": case["config"]})
+    variables = [df.Variable(np.array(DECAY["start"][0], np.float32), name="decay/kernel"),
+                 df.Variable(np.array(DECAY["start"][1], np.float32), name="decay/bias")]
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    for grads in DECAY["grads"]:
+        opt.apply_gradients(zip([np.array(g, np.float32) for g in grads], variables))
+    for var, want in zip(variables, case["final"]):
+        np.testing.assert_allclose(var.numpy(), want, rtol=1e-5, atol=1e-6)

@@ -244,3 +244,19 @@ def test_a_learning_rate_function_of_no_arguments_is_called_every_step():
     opt.apply_gradients([(np.ones(1, np.float32), w)])
     np.testing.assert_allclose(w.numpy(), [-0.6], rtol=1e-6)
     assert opt.get_config()["learning_rate"] == 0.5
+
+
+def test_weight_decay_exclusions_are_configured_before_the_first_step(servers):
+    opt = optimizers.AdamW(0.1)
+    w = df.Variable(np.ones(2, np.float32), name="wd_excl/w")
+    opt.apply_gradients([(np.zeros(2, np.float32), w)])
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        opt.exclude_from_weight_decay(var_names=["w"])
+    strategy = _mirrored(servers(mode="sync"))
+    fresh = optimizers.AdamW(0.1)
+    fresh.exclude_from_weight_decay(var_list=[w])
+    try:
+        with strategy.scope(), pytest.raises(NotImplementedError, match="weight_decay"):
+            fresh.apply_gradients([(np.zeros(2, np.float32), w)])
+    finally:
+        strategy.close()

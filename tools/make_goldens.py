@@ -371,6 +371,27 @@ def compile_logs() -> dict:
             "target": _floats(target), "sample_weight": _floats(weights), "cases": cases}
 
 
+def weight_decay() -> dict:
+    """AdamW and SGD with weight decay, "bias" excluded by name: 5 steps of two variables."""
+    import keras
+
+    rng = np.random.default_rng(29)
+    start = [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(4,)).astype(np.float32)]
+    grads = [[rng.normal(size=v.shape).astype(np.float32) for v in start] for _ in range(5)]
+    cases = []
+    for cls, config in [("AdamW", {"learning_rate": 0.05, "weight_decay": 0.2}),
+                        ("SGD", {"learning_rate": 0.1, "weight_decay": 0.3})]:
+        opt = getattr(keras.optimizers, cls)(**config)
+        variables = [keras.Variable(start[0], name="kernel"), keras.Variable(start[1], name="bias")]
+        opt.exclude_from_weight_decay(var_names=["bias"])
+        for step in grads:
+            opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step], variables))
+        cases.append({"class": cls, "config": config,
+                      "final": [_floats(np.asarray(v)) for v in variables]})
+    return {"keras_version": keras.__version__, "start": [_floats(v) for v in start],
+            "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
+
+
 def loss_scale() -> dict:
     """LossScaleOptimizer(SGD) over gradients with a non-finite step: weights and scales."""
     import keras
@@ -395,7 +416,7 @@ def loss_scale() -> dict:
 FIXTURES = {"compile_logs": compile_logs, "einsum_dense": einsum_dense,
             "loss_scale": loss_scale, "optimizers": optimizers, "metrics": metrics,
             "losses": losses, "schedules": schedules, "constraints": constraints,
-            "names": names}
+            "names": names, "weight_decay": weight_decay}
 
 
 def main(argv: list[str]) -> None:

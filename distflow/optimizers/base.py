@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -96,6 +97,8 @@ class Optimizer:
         self.learning_rate = learning_rate
         self._slots: dict[str, dict[str, np.ndarray]] = {}
         self._accumulated: dict[str, np.ndarray] = {}
+        self._no_decay_ids: set[int] = set()
+        self._no_decay_pattern: re.Pattern | None = None
 
     def _init_base(self, clipnorm: float | None = None, clipvalue: float | None = None,
                    global_clipnorm: float | None = None, weight_decay: float | None = None,
@@ -223,6 +226,7 @@ class Optimizer:
             if override is not None:
                 _refuse_constraints(pairs)
                 self._refuse_ema()
+                self._refuse_decay_exclusions()
                 override(self, pairs)
             else:
                 self._apply_locally(pairs)
@@ -231,6 +235,38 @@ class Optimizer:
             self._update_ema([v for _, v in pairs])
         self._iterations.assign_add(1)
         return self._step_count()
+
+    def exclude_from_weight_decay(self, var_list: Iterable[Variable] | None = None,
+                                  var_names: Iterable[str] | None = None) -> None:
+        """Keras's exclusions from weight decay (call before the first step).
+
+        Args:
+            var_list: variables never decayed.
+            var_names: regular expressions; a variable whose name contains a match (e.g.
+                "bias", "layer_norm") is not decayed.
+
+        Raises:
+            ValueError: once the optimizer has slots (built), as in Keras.
+        """
+        if self._slots:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before "
+                             "the optimizer is built.")
+        self._no_decay_ids = {id(v) for v in var_list or ()}
+        names = sorted(set(var_names or ()))
+        self._no_decay_pattern = re.compile("|".join(names)) if names else None
+
+    def _use_weight_decay(self, var: Variable) -> bool:
+        if id(var) in self._no_decay_ids:
+            return False
+        pattern = self._no_decay_pattern
+        return pattern is None or pattern.search(var.name) is None
+
+    def _refuse_decay_exclusions(self) -> None:
+        if self._no_decay_ids or self._no_decay_pattern is not None:
+            raise NotImplementedError(
+                "`exclude_from_weight_decay` is not supported under a distribution strategy: "
+                "the parameter servers decay every parameter. Train in one process or use "
+                "no weight decay.")
 
     def _refuse_ema(self) -> None:
         if self.use_ema:
@@ -303,12 +339,14 @@ class Optimizer:
 
     def _apply_locally(self, pairs: list[tuple[np.ndarray, Variable]]) -> None:
         hp = self.hyperparameters()
+        no_decay = {**hp, "weight_decay": 0.0}
         step = self._step_count() + 1
         for grad, var in pairs:
             state = self._slots.get(var.name)
             if state is None:
                 state = self._slots[var.name] = self.rule.init(var.value, hp)
-            self.rule.update(var.value, grad, state, step, hp)
+            self.rule.update(var.value, grad, state, step,
+                             hp if self._use_weight_decay(var) else no_decay)
 
     def hyperparameters(self) -> dict:
         """The plain dict the rule gets (learning rate evaluated for this step)."""
