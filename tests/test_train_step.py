@@ -222,6 +222,7 @@ class GAN(Model):
         self.latent_dim = latent_dim
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.seed_generator = keras.random.SeedGenerator(1337)
 
     def compile(self, d_optimizer, g_optimizer, loss_fn):
         super().compile()
@@ -237,7 +238,8 @@ class GAN(Model):
         if isinstance(real, tuple):
             real = real[0]
         batch_size = df.shape(real)[0]
-        noise = df.random.normal(shape=(batch_size, self.latent_dim))
+        noise = keras.random.normal(shape=(batch_size, self.latent_dim),
+                                    seed=self.seed_generator)
         fake = self.generator(noise)
         combined = df.concat([fake, real], axis=0)
         labels = df.concat([df.ones((batch_size, 1)), df.zeros((batch_size, 1))], axis=0)
@@ -245,7 +247,8 @@ class GAN(Model):
             d_loss = self.loss_fn(labels, self.discriminator(combined))
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        noise = df.random.normal(shape=(batch_size, self.latent_dim))
+        noise = keras.random.normal(shape=(batch_size, self.latent_dim),
+                                    seed=self.seed_generator)
         with df.GradientTape() as tape:
             g_loss = self.loss_fn(df.zeros((batch_size, 1)),
                                   self.discriminator(self.generator(noise)))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {"optimizers": "distflow.optimizers", "optimizers.schedules": "distflow.optimizers."
-           "schedules", "ops": "distflow", "random": "distflow.random"}
+           "schedules", "ops": "distflow"}
 TARGET = ["layers", "losses", "metrics", "optimizers", "callbacks", "activations",
           "initializers", "regularizers", "constraints", "models", "utils"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 _SUBMODULES = ("models", "layers", "losses", "metrics", "callbacks", "datasets", "utils",
                "initializers", "regularizers", "activations", "backend", "saving",
-               "training_context", "constraints", "mixed_precision")
+               "training_context", "constraints", "mixed_precision", "random")
 _FROM_MODELS = ("Sequential", "Model")
 
 
