@@ -11,7 +11,7 @@ import pytest
 
 import distflow as df
 from distflow import keras
-from distflow.keras import layers
+from distflow.keras import layers, ops
 from distflow.keras.functional import Input
 from distflow.keras.models import Model, Sequential
 
@@ -237,12 +237,13 @@ class GAN(Model):
     def train_step(self, real):
         if isinstance(real, tuple):
             real = real[0]
-        batch_size = df.shape(real)[0]
+        batch_size = ops.shape(real)[0]
         noise = keras.random.normal(shape=(batch_size, self.latent_dim),
                                     seed=self.seed_generator)
         fake = self.generator(noise)
-        combined = df.concat([fake, real], axis=0)
-        labels = df.concat([df.ones((batch_size, 1)), df.zeros((batch_size, 1))], axis=0)
+        combined = ops.concatenate([fake, real], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((real.shape[0], 1))],
+                                 axis=0)
         with df.GradientTape() as tape:
             d_loss = self.loss_fn(labels, self.discriminator(combined))
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
@@ -250,7 +251,7 @@ class GAN(Model):
         noise = keras.random.normal(shape=(batch_size, self.latent_dim),
                                     seed=self.seed_generator)
         with df.GradientTape() as tape:
-            g_loss = self.loss_fn(df.zeros((batch_size, 1)),
+            g_loss = self.loss_fn(ops.zeros((batch_size, 1)),
                                   self.discriminator(self.generator(noise)))
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))

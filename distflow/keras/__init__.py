@@ -14,7 +14,8 @@ from typing import Any
 
 _SUBMODULES = ("models", "layers", "losses", "metrics", "callbacks", "datasets", "utils",
                "initializers", "regularizers", "activations", "backend", "saving",
-               "training_context", "constraints", "mixed_precision", "random")
+               "training_context", "constraints", "mixed_precision", "random",
+               "ops")
 _FROM_MODELS = ("Sequential", "Model")
 
 
