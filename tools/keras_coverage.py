@@ -7,8 +7,8 @@ script needs only distflow:
     python tools/keras_coverage.py            # table on stdout
     python tools/keras_coverage.py --write    # also rewrites docs/keras_coverage.md
 
-A name counts as present when `distflow.keras.<namespace>` (`distflow.<name>`
-for `ops`, `distflow.random` for `random`) has an attribute of that name.
+A name counts as present when `distflow.keras.<namespace>` (`distflow.optimizers`
+for the optimizers) has an attribute of that name.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = {"optimizers": "distflow.optimizers", "optimizers.schedules": "distflow.optimizers."
-           "schedules", "ops": "distflow"}
+           "schedules"}
 TARGET = ["layers", "losses", "metrics", "optimizers", "callbacks", "activations",
           "initializers", "regularizers", "constraints", "models", "utils"]
 
