@@ -971,14 +971,37 @@ less, less_equal = _compare(np.less), _compare(np.less_equal)
 logical_and, logical_or = _compare(np.logical_and), _compare(np.logical_or)
 
 
-def argmax(x: Any, axis: int = -1) -> Tensor:
-    """Index of the largest value along `axis` (int64, no gradient)."""
-    return Tensor._wrap(np.argmax(as_array(x), axis=axis))
+def _arg_reduce(fn: Callable, x: Any, axis: Any, output_type: Any, what: str) -> Tensor:
+    out = np.dtype(output_type)
+    if out not in (np.int32, np.int64):
+        raise TypeError(f"`output_type` of {what} must be int32 or int64. Received: "
+                        f"output_type={output_type!r}")
+    arr = as_array(x)
+    if arr.ndim == 0:
+        raise ValueError(f"{what} needs a tensor of rank >= 1. Received a scalar.")
+    return Tensor._wrap(fn(arr, axis=0 if axis is None else int(axis)).astype(out))
 
 
-def argmin(x: Any, axis: int = -1) -> Tensor:
-    """Index of the smallest value along `axis` (int64, no gradient)."""
-    return Tensor._wrap(np.argmin(as_array(x), axis=axis))
+def argmax(x: Any, axis: int | None = None, output_type: Any = np.int64,
+           name: str | None = None) -> Tensor:
+    """Index of the largest value along `axis` (TF's default: axis 0), no gradient.
+
+    Args:
+        x: a tensor of rank >= 1.
+        axis: the axis to reduce (None means 0, as in `tf.argmax`).
+        output_type: int64 (default) or int32.
+        name: ignored (TF compatibility).
+    """
+    return _arg_reduce(np.argmax, x, axis, output_type, "argmax")
+
+
+def argmin(x: Any, axis: int | None = None, output_type: Any = np.int64,
+           name: str | None = None) -> Tensor:
+    """Index of the smallest value along `axis` (TF's default: axis 0), no gradient.
+
+    Args: as for `argmax`.
+    """
+    return _arg_reduce(np.argmin, x, axis, output_type, "argmin")
 
 
 def zeros(shape: Any, dtype: Any = np.float32) -> Tensor:

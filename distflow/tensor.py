@@ -86,7 +86,17 @@ class Tensor:
         return self.value
 
     def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
+        # An ndarray even for a 0-d result held as a NumPy scalar; a copy when NumPy asks
+        # for one (np.array(variable) must not be a live view of the variable's buffer).
+        value = self.value if isinstance(self.value, np.ndarray) else np.asarray(self.value)
+        if dtype is not None and value.dtype != dtype:
+            return value.astype(dtype)
+        return value.copy() if copy else value
+
+    def __format__(self, spec: str) -> str:
+        if self.value.ndim == 0:  # f"{loss:.3f}" on a scalar, as on TF's eager tensors
+            return format(self.value[()], spec)
+        return object.__format__(self, spec)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -134,15 +144,16 @@ class Variable(Tensor):
         dtype: optional dtype; defaults to the initial value's.
     """
 
-    __slots__ = ("name", "trainable", "_leaf", "_distribute_strategy")
+    __slots__ = ("name", "trainable", "_leaf", "constraint", "_distribute_strategy")
 
     def __init__(self, initial_value: Any, name: str | None = None,
-                 trainable: bool = True, dtype: Any = None):
+                 trainable: bool = True, dtype: Any = None, constraint: Any = None):
         if callable(initial_value):
             initial_value = initial_value()
         super().__init__(np.array(as_array(initial_value, dtype), copy=True))
         self.name = unique_name(name or "Variable")
         self.trainable = bool(trainable)
+        self.constraint = constraint  # applied by the optimizer after each update, as in TF
         # A variable's leaf node is permanent: tapes need not create one per step.
         self._leaf = _Node((), (), None, None, "leaf", source=self)
         # The strategy whose scope() it was created in (None: none), as TF's variables.

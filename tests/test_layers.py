@@ -817,10 +817,12 @@ def test_prelu_learns_a_slope_per_channel():
     np.testing.assert_allclose(out, np.where(x > 0, x, 0.25 * x), rtol=1e-6)
 
 
-def test_prelu_refuses_a_constraint_it_could_not_apply():
-    layers.PReLU(alpha_constraint=None)(rand(2, 3))  # Keras's default: accepted
-    with pytest.raises(NotImplementedError, match="constraints are not supported"):
-        layers.PReLU(alpha_constraint="non_neg")(rand(2, 3))
+def test_prelu_alpha_constraint_is_applied_after_each_update():
+    layer = layers.PReLU(alpha_initializer="ones", alpha_constraint="non_neg")
+    layer(rand(2, 3))
+    df.optimizers.SGD(1.0).apply_gradients([(np.full((3,), 5.0, np.float32), layer.alpha)])
+    np.testing.assert_array_equal(layer.alpha.numpy(), 0.0)
+    assert layer.get_config()["alpha_constraint"]["class_name"] == "NonNeg"
 
 
 def test_activity_regularization_layer_is_identity_with_a_loss():

@@ -79,7 +79,7 @@ def test_rule_creates_missing_slots_and_init_without_hp():
 
 def test_unknown_rule_lists_known():
     with pytest.raises(ValueError, match="Known rules: .*adam"):
-        rules.get_rule("lamb")
+        rules.get_rule("muon")
 
 
 @pytest.mark.parametrize("schedule,step,expected", [
@@ -115,7 +115,7 @@ def test_clipping():
     assert np.allclose(_clip_once(opt.SGD(1.0, clipnorm=1.0), g), [-0.6, -0.8])
     assert np.allclose(_clip_once(opt.SGD(1.0, clipvalue=3.5), g), [-3.0, -3.5])
     assert np.allclose(_clip_once(opt.SGD(1.0, global_clipnorm=2.5), g), [-1.5, -2.0])
-    with pytest.raises(ValueError, match="Only one of `clipnorm` and `global_clipnorm`"):
+    with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and"):
         opt.SGD(clipnorm=1.0, global_clipnorm=1.0)
 
 

@@ -507,9 +507,18 @@ class ClientSocket:
         self._poller = zmq.Poller()  # kept: pyzmq's Socket.poll builds one per call
         self._poller.register(self.socket, zmq.POLLIN)
 
-    def send(self, frames: Sequence[Any]) -> None:
-        """Queues a message (large frames are not copied)."""
-        _send_all(self.socket, frames, 0)
+    def send(self, frames: Sequence[Any]) -> bool:
+        """Queues a message (large frames are not copied); False when it cannot be queued.
+
+        Never blocks: a socket with no usable connection (e.g. its CURVE handshake
+        was refused) would block a plain send forever. The caller's timeout and
+        retries then decide, as for a lost message.
+        """
+        try:
+            _send_all(self.socket, frames, _NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
 
     def recv(self) -> list[Any] | None:
         """One message without blocking (frame buffers), or None."""

@@ -2,7 +2,7 @@
 
 Submodules (`models`, `layers`, `losses`, `metrics`, `callbacks`, `optimizers`,
 `datasets`, `utils`, `initializers`, `regularizers`, `activations`, `backend`,
-`saving`) are imported on first use, so `import distflow` stays cheap and a
+`saving`, `constraints`) are imported on first use, so `import distflow` stays cheap and a
 parameter-server process never loads the model code. `keras.optimizers` is
 `distflow.optimizers`.
 """
@@ -14,7 +14,8 @@ from typing import Any
 
 _SUBMODULES = ("models", "layers", "losses", "metrics", "callbacks", "datasets", "utils",
                "initializers", "regularizers", "activations", "backend", "saving",
-               "training_context")
+               "training_context", "constraints", "mixed_precision", "random",
+               "ops")
 _FROM_MODELS = ("Sequential", "Model")
 
 

@@ -273,6 +273,9 @@ def _samplewise_totals(values: Any, sample_weight: Any = None) -> tuple[float, f
     every sample counts once (times its weight).
     """
     values = np.asarray(_np(values), dtype=np.float64)
+    if values.ndim == 0 and (sample_weight is None or np.ndim(_np(sample_weight)) == 0):
+        weight = 1.0 if sample_weight is None else float(_np(sample_weight))  # a loss value
+        return float(values) * weight, weight
     if sample_weight is not None:
         weights = _weights_like(sample_weight, values)
         values, weights = np.broadcast_arrays(values, weights)
@@ -1168,3 +1171,32 @@ def resolve(identifier: Any, loss: Any = None, y_true: Any = None, y_pred: Any =
     if y_true is not None and y_pred is not None:
         return _family_metric(family, _shape_kind(y_true, y_pred), False, identifier)
     return ShapeResolvedMetric(family, name=identifier)
+
+
+def register_module(module: Any) -> None:
+    """Adds a sibling module's metrics (its CLASSES, NAMES and FUNCTIONS) to this namespace.
+
+    `confusion_metrics` and `regression_metrics` call it when they are imported, which
+    the import at the end of this module guarantees.
+    """
+    for cls in module.CLASSES:
+        _CLASSES[cls.__name__] = cls
+        globals()[cls.__name__] = cls
+    _NAMES.update(module.NAMES)
+    for fn in getattr(module, "FUNCTIONS", ()):
+        _FUNCTIONS[fn.__name__] = fn
+        _FUNCTION_NAMES[fn] = fn.__name__
+        globals().setdefault(fn.__name__, fn)
+
+
+
+
+# Imported last (they subclass the classes above); each registers its metrics here.
+from distflow.keras import confusion_metrics, regression_metrics  # noqa: E402, F401
+
+# Keras's `keras.metrics` also exports these loss functions under their own names.
+from distflow.keras.losses import (  # noqa: E402, F401
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    huber,
+)

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from distflow import random, strategy_stack
+from distflow import ops, random, strategy_stack
+from distflow.keras import metrics as metrics_module
 from distflow.keras import training_context
 from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Node
 from distflow.keras.layers.base import Layer, _call_parameters, _flat, _map, _map_shapes
@@ -301,20 +302,46 @@ def _to_float(value: Any) -> float:
     return float(np.asarray(value))
 
 
-class _Mean:
-    """A running mean weighted by batch size (the 'loss' Keras reports)."""
+def _log_value(value: Any) -> Any:
+    """A log entry as Keras's `pythonify_logs` makes it: a float when it is one number."""
+    arr = value.value if isinstance(value, Tensor) else value
+    try:
+        return float(arr)
+    except (TypeError, ValueError):
+        return np.asarray(arr) if isinstance(arr, np.ndarray | Tensor) else arr
 
-    __slots__ = ("total", "count")
 
-    def __init__(self) -> None:
-        self.total, self.count = 0.0, 0
+def _pythonify_logs(logs: Any) -> dict[str, Any]:
+    """Flat {name: float} from a step's logs (nested dicts are merged in, as in Keras)."""
+    out: dict[str, Any] = {}
+    for key, value in (logs or {}).items():
+        if isinstance(value, dict):
+            out.update(_pythonify_logs(value))
+        else:
+            out[key] = _log_value(value)
+    return out
 
-    def update(self, value: float, n: int) -> None:
-        self.total += value * n
-        self.count += n
 
-    def result(self) -> float:
-        return self.total / self.count if self.count else 0.0
+def _pack(x: Any, y: Any, sample_weight: Any) -> Any:
+    """The batch `train_step` gets, as Keras packs it: `x`, `(x,)`, `(x, y)` or `(x, y, sw)`."""
+    if y is None and sample_weight is None:
+        return (x,) if isinstance(x, list | tuple) else x
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
+def _as_tensors(structure: Any) -> Any:
+    """Arrays of a batch wrapped (without copying) as the tensors Keras's steps receive."""
+    if structure is None:
+        return None
+    return _map(lambda a: Tensor._wrap(a) if isinstance(a, np.ndarray) else a, structure)
+
+
+def _batch_rows(x: Any) -> int:
+    """Rows of the first input (the weight of a batch's loss in the loss tracker)."""
+    for t in _flat(x):
+        if t is not None and getattr(t, "ndim", 0):
+            return int(t.shape[0])
+    return 1
 
 
 def _per_output(spec: Any, names: list[str], what: str) -> list[Any]:
@@ -351,11 +378,14 @@ class _Compiled:
         self.loss, self.loss_weights = loss, loss_weights
         self.metrics_spec, self.weighted_spec = metrics, weighted_metrics
         self.names: list[str] | None = None
+        self.log_names: list[str] = []
         self.loss_fns: list[Any] = []
         self.weights: list[float] = []
         self.metrics: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
-        self.total = _Mean()
-        self.output_losses: list[_Mean] = []
+        self.loss_tracker = metrics_module.Mean(name="loss")
+        self.output_losses: list[metrics_module.Mean] = []
+        self.container = _CompileMetrics(self)
+        self.has_metrics = metrics is not None or weighted_metrics is not None
 
     def build(self, names: list[str]) -> None:
         from distflow.keras import losses as losses_module
@@ -366,13 +396,13 @@ class _Compiled:
         weights = _per_output(self.loss_weights, names, "loss_weights") \
             if self.loss_weights is not None else [1.0] * len(names)
         self.weights = [1.0 if w is None else float(w) for w in weights]
-        self.output_losses = [_Mean() for _ in names] if len(names) > 1 else []
+        self.output_losses = [metrics_module.Mean(name=f"{n}_loss") for n in names] \
+            if len(names) > 1 else []
         self.metrics = self._resolve_metrics(self.metrics_spec, False) + \
             self._resolve_metrics(self.weighted_spec, True)
+        self.log_names = _log_names(self.metrics)  # Keras's names in the logs
 
     def _resolve_metrics(self, spec: Any, weighted: bool) -> list[tuple[int, Any, bool]]:
-        from distflow.keras import metrics as metrics_module
-
         if spec is None:
             return []
         names = self.names or []
@@ -398,10 +428,22 @@ class _Compiled:
 
     # ------------------------------------------------------------ per step
 
+    def flat_outputs(self, y_pred: Any) -> list[Any]:
+        """Flat outputs; re-resolves the losses once if a subclassed model has several."""
+        flat = _flat(y_pred)
+        if len(flat) != len(self.names):
+            names = list(y_pred) if isinstance(y_pred, dict) else [
+                f"output_{i + 1}" for i in range(len(flat))]
+            self.build(names)
+        return flat
+
+    def trackers(self) -> list[Any]:
+        """Keras 3's order: the loss tracker, the compiled metrics, the per-output losses."""
+        return [self.loss_tracker] + ([self.container] if self.has_metrics else []) + \
+            self.output_losses
+
     def compute_loss(self, y: Any, y_pred_flat: list[Tensor], sample_weight: Any,
                      extra_losses: list[Tensor]) -> Tensor:
-        from distflow import ops
-
         total = None
         targets = _targets(y, self.names) if y is not None else [None] * len(self.names)
         for i, (fn, w) in enumerate(zip(self.loss_fns, self.weights)):
@@ -412,10 +454,12 @@ class _Compiled:
                                  "so `fit`/`evaluate` need `y` (or a data set yielding (x, y)).")
             value = fn(targets[i], y_pred_flat[i], sample_weight=sample_weight)
             if self.output_losses:
-                self.output_losses[i].update(_to_float(value), len(y_pred_flat[i].value))
+                self.output_losses[i].update_state(_to_float(value),
+                                                   sample_weight=_batch_rows(y_pred_flat[i]))
             value = value if w == 1.0 else ops.multiply(value, w)
             total = value if total is None else ops.add(total, value)
         for extra in extra_losses:
+            extra = ops.sum(extra) if getattr(extra, "ndim", 0) else extra
             total = extra if total is None else ops.add(total, extra)
         if total is None:
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()` (or "
@@ -428,27 +472,70 @@ class _Compiled:
         targets = _targets(y, self.names)
         for i, metric, weighted in self.metrics:
             if targets[i] is not None:
-                metric.update_state(targets[i], y_pred_flat[i].value,
+                metric.update_state(targets[i], _numpy(y_pred_flat[i]),
                                     sample_weight=sample_weight if weighted else None)
-
-    def reset(self) -> None:
-        self.total = _Mean()
-        self.output_losses = [_Mean() for _ in self.output_losses]
-        for _, metric, _ in self.metrics:
-            metric.reset_state()
 
     def metric_names(self) -> list[str]:
         names = ["loss"] + [f"{n}_loss" for n in (self.names or [])
                             if self.output_losses]
-        return names + [getattr(m, "_output_prefix", "") + m.name for _, m, _ in self.metrics]
+        return names + list(self.log_names)
 
-    def logs(self) -> dict[str, float]:
-        logs = {"loss": self.total.result()}
-        for name, tracker in zip(self.names or [], self.output_losses):
-            logs[f"{name}_loss"] = tracker.result()
-        for _, metric, _ in self.metrics:
-            logs[getattr(metric, "_output_prefix", "") + metric.name] = _to_float(metric.result())
-        return logs
+
+def _log_names(metrics: list[tuple[int, Any, bool]]) -> list[str]:
+    """Keras 3's log names of the compiled metrics (CompileMetrics.result's rule).
+
+    Output-prefixed names; a repeated name gets `_1`, `_2`, ... (two AUCs: auc, auc_1);
+    a weighted metric whose name is taken becomes `weighted_<name>` first.
+    """
+    counts: dict[str, int] = {}
+    names = []
+    for weighted in (False, True):
+        for _, metric, is_weighted in metrics:
+            if is_weighted != weighted:
+                continue
+            prefix = getattr(metric, "_output_prefix", "")
+            name = prefix + metric.name
+            if weighted and name in counts:
+                name = f"{prefix}weighted_{metric.name}"
+            if name in counts:
+                counts[name] += 1
+                name = f"{name}_{counts[name] - 1}"
+            else:
+                counts[name] = 1
+            names.append(name)
+    return names
+
+
+class _CompileMetrics(metrics_module.Metric):
+    """The metrics given to `compile` as one tracker, Keras 3's `compile_metrics`.
+
+    `result()` is a dict {name: value} (output-prefixed for several outputs), which
+    `get_metrics_result` merges into the logs; `update_state(y, y_pred, sample_weight)`
+    is also what tf.keras 2's `self.compiled_metrics.update_state` does.
+    """
+
+    def __init__(self, compiled: _Compiled):
+        self._owner = compiled
+        super().__init__(name="compile_metrics")
+
+    @property
+    def metrics(self) -> list[Any]:
+        """The compiled metric objects."""
+        return [m for _, m, _ in self._owner.metrics]
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Updates every compiled metric (`sample_weight` reaches the weighted ones)."""
+        self._owner.update_metrics(y_true, self._owner.flat_outputs(y_pred), sample_weight)
+
+    def result(self) -> dict[str, Any]:
+        """{name: value} of every compiled metric."""
+        return {name: m.result() for name, (_, m, _) in zip(self._owner.log_names,
+                                                             self._owner.metrics)}
+
+    def reset_state(self) -> None:
+        """Resets every compiled metric."""
+        for metric in self.metrics if hasattr(self, "_owner") else []:
+            metric.reset_state()
 
 
 # =========================================================================== Model
@@ -503,6 +590,46 @@ def _in_strategy_scope(training: bool) -> Callable:
                 return method(self, *args, **kwargs)
         return wrapper
     return decorate
+
+
+class _StepCache:
+    """The variables and layers of a model, computed once per `fit`/`evaluate` (hot path).
+
+    Installed as `model._step_cache` for the duration of a `with` block; an object
+    (not a list) so that `Layer._sublayers` does not take its layers for sublayers.
+    """
+
+    def __init__(self, model: Model, variables: list | None, layers: list[Layer]):
+        self.model, self.variables, self.layers = model, variables, layers
+        self._metrics: list[Any] | None = None
+
+    def attribute_metrics(self) -> list[Any]:
+        if self._metrics is None:
+            self._metrics = self.model._attribute_metrics(self.layers)
+        return self._metrics
+
+    def __enter__(self) -> _StepCache:
+        if self.variables is None:
+            self.variables = self.model.trainable_variables
+        self.previous = self.model.__dict__.get("_step_cache")
+        object.__setattr__(self.model, "_step_cache", self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        object.__setattr__(self.model, "_step_cache", self.previous)
+
+
+def _attribute_metrics(obj: Any) -> list[Any]:
+    """Metrics held as attributes of `obj` (directly or in lists), as Keras tracks them."""
+    found = []
+    for key, value in obj.__dict__.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, metrics_module.Metric):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            found += [v for v in value if isinstance(v, metrics_module.Metric)]
+    return found
 
 
 class Model(Layer):
@@ -610,7 +737,9 @@ class Model(Layer):
         self.built = True
 
     def _ensure_built(self, batches: Any) -> None:
-        if not self.built:
+        # A model without `call` (Keras's VAE guide) is trained by its own train_step
+        # through its sublayers: nothing to build, as in Keras.
+        if not self.built and (self._graph is not None or type(self).call is not Model.call):
             self(batches.first_x(), training=False)
 
     # ------------------------------------------------------------ structure
@@ -734,25 +863,42 @@ class Model(Layer):
                                                         for i in range(len(names))]
         return ["output"]
 
-    def _output_list(self, y_pred: Any) -> list[Tensor]:
-        """Flat outputs; re-resolves the compiled loss once if a subclassed model has several."""
-        flat = _flat(y_pred)
-        if len(flat) != len(self._compiled.names):
-            names = list(y_pred) if isinstance(y_pred, dict) else [
-                f"output_{i + 1}" for i in range(len(flat))]
-            self._compiled.build(names)
-        return flat
-
     def _assert_compiled(self, method: str) -> None:
         if not self.compiled:
             raise RuntimeError(f"You must call `compile()` before using `{method}()` on model "
                                f"'{self.name}', e.g. model.compile(optimizer='adam', "
                                "loss='sparse_categorical_crossentropy').")
 
+    # ------------------------------------------------------------ metrics
+
     @property
     def metrics(self) -> list[Any]:
-        """The compiled metric objects."""
-        return [] if self._compiled is None else [m for _, m, _ in self._compiled.metrics]
+        """The metric trackers, in Keras 3's order.
+
+        The loss tracker ('loss'), the compiled metrics as one `compile_metrics`
+        tracker (when `compile` got metrics; its result is a dict), the per-output
+        loss trackers, then metrics held as attributes of the model and of its
+        (non-model) layers. `fit` and `evaluate` reset all of them (`reset_metrics`)
+        at the start of each epoch or evaluation; a subclass may override this
+        property to list its own trackers (as Keras's GAN and VAE guides do).
+        """
+        out = [] if self._compiled is None else self._compiled.trackers()
+        cache = self.__dict__.get("_step_cache")
+        layers = cache.layers if cache is not None else list(self._flatten_layers())
+        out += cache.attribute_metrics() if cache is not None else \
+            self._attribute_metrics(layers)
+        for layer in layers:  # tf.keras 2's add_metric trackers, created during calls
+            added = layer.__dict__.get("_added_metrics")
+            if added:
+                out += added.values()
+        return out
+
+    def _attribute_metrics(self, layers: list[Layer]) -> list[Any]:
+        out = _attribute_metrics(self)
+        for layer in layers:
+            if layer is not self and not isinstance(layer, Model):
+                out += _attribute_metrics(layer)
+        return out
 
     @property
     def metrics_names(self) -> list[str]:
@@ -760,32 +906,170 @@ class Model(Layer):
         return [] if self._compiled is None else self._compiled.metric_names()
 
     def reset_metrics(self) -> None:
-        """Resets the loss tracker and every compiled metric."""
-        if self._compiled is not None:
-            self._compiled.reset()
+        """Resets every tracker in `metrics` (what `fit` does at each epoch's start)."""
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        """{name: value} of every tracker in `metrics`; dict results are merged in."""
+        logs: dict[str, Any] = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                logs.update(result)
+            else:
+                logs[metric.name] = result
+        return logs
+
+    @property
+    def compiled_metrics(self) -> Any:
+        """tf.keras 2's `self.compiled_metrics`: `.update_state(y, y_pred, sample_weight)`.
+
+        Updates the metrics given to `compile` (not the loss tracker), as tf.keras 2
+        did. Keras 3 keeps it as a deprecated shim that also feeds the predictions to
+        the loss tracker (so its 'loss' becomes the mean prediction): not copied.
+        New code calls `compute_metrics`.
+        """
+        self._assert_compiled("compiled_metrics")
+        return self._compiled.container
+
+    def compiled_loss(self, y: Any, y_pred: Any, sample_weight: Any = None,
+                      regularization_losses: Any = None) -> Tensor:
+        """tf.keras 2's `self.compiled_loss(y, y_pred)`: the compiled loss plus `self.losses`.
+
+        As in tf.keras 2 it also updates the 'loss' tracker (batch-size weighted), so
+        a step returning `{m.name: m.result() for m in self.metrics}` reports the loss.
+        `regularization_losses` is ignored: `self.losses` is always added, once.
+        Deprecated in Keras 3 in favour of `compute_loss` (a warning says so).
+        """
+        warnings.warn("`model.compiled_loss()` is deprecated. Instead, use "
+                      "`model.compute_loss(x, y, y_pred, sample_weight, training)`.",
+                      stacklevel=2)
+        self._assert_compiled("compiled_loss")
+        loss = self.compute_loss(None, y, y_pred, sample_weight)
+        self._compiled.loss_tracker.update_state(loss, sample_weight=_batch_rows(y_pred))
+        return loss
 
     # ------------------------------------------------------------ steps
 
-    def _train_step(self, x: Any, y: Any, sample_weight: Any, variables: list,
-                    layers: list[Layer]) -> dict[str, float]:
-        compiled = self._compiled
-        with GradientTape() as tape:
-            flat = self._output_list(self(x, training=True))
-            loss = compiled.compute_loss(y, flat, sample_weight, _layer_losses(layers))
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        compiled.total.update(_to_float(loss), len(flat[0].value) if flat[0].ndim else 1)
-        compiled.update_metrics(y, flat, sample_weight)
-        return compiled.logs()
+    def _step_state(self) -> tuple[list, list[Layer]]:
+        """(trainable variables, layers), computed once per `fit` (the per-step hot path)."""
+        cache = self.__dict__.get("_step_cache")
+        if cache is not None:
+            return cache.variables, cache.layers
+        return self.trainable_variables, list(self._flatten_layers())
 
-    def _test_step(self, x: Any, y: Any, sample_weight: Any,
-                   layers: list[Layer]) -> dict[str, float]:
-        compiled = self._compiled
-        flat = self._output_list(self(x, training=False))
-        loss = compiled.compute_loss(y, flat, sample_weight, _layer_losses(layers))
-        compiled.total.update(_to_float(loss), len(flat[0].value) if flat[0].ndim else 1)
-        compiled.update_metrics(y, flat, sample_weight)
-        return compiled.logs()
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
+                     sample_weight: Any = None, training: bool = True) -> Tensor:
+        """The total loss of a batch: the compiled loss(es) plus `self.losses`.
+
+        Override it to change the loss while keeping the default `train_step`.
+
+        Args:
+            x: the inputs (unused by the default).
+            y: the targets (None when the model has only `add_loss` losses).
+            y_pred: the model's outputs for `x`.
+            sample_weight: per-sample weights of the compiled losses.
+            training: whether this is a training step (unused by the default).
+
+        Returns:
+            A scalar tensor (differentiable with respect to the weights).
+
+        Raises:
+            ValueError: when there is no loss at all (no `loss` in `compile` and no
+                `add_loss` or regularization loss).
+        """
+        extras = _layer_losses(self._step_state()[1])
+        if self._compiled is None:
+            if not extras:
+                raise ValueError("No loss to compute. Provide a `loss` argument in "
+                                 "`compile()`.")
+            return ops.add_n(extras) if len(extras) > 1 else extras[0]
+        flat = self._compiled.flat_outputs(y_pred)
+        return self._compiled.compute_loss(y, flat, sample_weight, extras)
+
+    def _compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any,
+                      training: bool) -> Tensor:
+        """`compute_loss`, also for overrides written without the `training` argument."""
+        params, var_kw = _call_parameters(type(self).compute_loss)
+        if "training" in params or var_kw:
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any,
+                        sample_weight: Any = None) -> dict[str, Any]:
+        """Updates the compiled metrics with a batch and returns `get_metrics_result()`.
+
+        Args:
+            x: the inputs (unused by the default).
+            y: the targets (the metrics are not updated when None).
+            y_pred: the model's outputs.
+            sample_weight: weights passed to the `weighted_metrics`.
+        """
+        if self._compiled is not None:
+            self._compiled.container.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        """One training step; `fit` (and `train_on_batch`) call it for every batch.
+
+        Override it to customise training as in Keras 3's guide "Customizing what
+        happens in fit()". The default: forward pass under a `GradientTape`,
+        `compute_loss`, the 'loss' tracker, `self.optimizer.apply_gradients` (which a
+        distribution strategy routes to the parameter servers), `compute_metrics`.
+
+        Args:
+            data: the batch as Keras packs it: `x`, `(x, y)` or `(x, y, sample_weight)`
+                (tensors; `x` and `y` may be lists or dicts for several inputs/outputs).
+
+        Returns:
+            {name: value} logs for the callbacks and History (dict values are merged in).
+        """
+        x, y, sample_weight = _unpack(data)
+        variables = self._step_state()[0]
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x, y, y_pred, sample_weight, training=True)
+            scale = getattr(self.optimizer, "scale_loss", None)  # Keras's loss scaling
+            scaled = loss if scale is None else scale(loss)
+        self._track_loss(loss, x)
+        if variables:
+            grads = tape.gradient(scaled, variables)
+            self.optimizer.apply_gradients(zip(grads, variables))
+        else:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=2)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        """One evaluation step (inference mode); `evaluate` and validation call it.
+
+        Args:
+            data: as for `train_step`.
+
+        Returns:
+            {name: value} logs.
+        """
+        x, y, sample_weight = _unpack(data)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(x, y, y_pred, sample_weight, training=False)
+        self._track_loss(loss, x)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def predict_step(self, data: Any) -> Any:
+        """One prediction step; `predict` calls it and concatenates the results.
+
+        Args:
+            data: the batch of inputs (`x`, or a tuple whose first item is `x`).
+
+        Returns:
+            The model's outputs for the batch (tensors or arrays, in any structure).
+        """
+        x, _, _ = _unpack(data)
+        return self(x, training=False)
+
+    def _track_loss(self, loss: Any, x: Any) -> None:
+        if self._compiled is not None:
+            self._compiled.loss_tracker.update_state(loss, sample_weight=_batch_rows(x))
 
     def _callbacks(self, callbacks: Any, verbose: Any, epochs: int, steps: int | None,
                    add_history: bool) -> Any:
@@ -906,7 +1190,7 @@ class Model(Layer):
                       f"epochs={epochs}, so there is nothing to train. Pass a larger `epochs` "
                       f"to continue.", flush=True)
             for epoch in range(start, epochs):
-                self._compiled.reset()
+                self.reset_metrics()
                 ctx.on_epoch_begin(self, epoch)
                 cbs.on_epoch_begin(epoch)
                 try:
@@ -923,6 +1207,7 @@ class Model(Layer):
                 if self.stop_training:
                     break
             if epochs > start:
+                self.optimizer.finalize_variable_values(variables)  # Keras's EMA, if any
                 ctx.on_training_done(self, epoch)
             cbs.on_train_end(logs)
         finally:
@@ -934,12 +1219,14 @@ class Model(Layer):
                      layers: list[Layer], skip: int = 0) -> dict[str, float]:
         logs: dict[str, float] = {}
         step = -1
-        for step, (x, y, sample_weight) in enumerate(train.epoch(epoch, skip), start=skip):
-            cbs.on_train_batch_begin(step)
-            logs = self._train_step(x, y, sample_weight, variables, layers)
-            cbs.on_train_batch_end(step, logs)
-            if self.stop_training:
-                break
+        with _StepCache(self, variables, layers):
+            for step, (x, y, sample_weight) in enumerate(train.epoch(epoch, skip), start=skip):
+                cbs.on_train_batch_begin(step)
+                logs = _pythonify_logs(self.train_step(
+                    _pack(*(_as_tensors(d) for d in (x, y, sample_weight)))))
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
         if step < 0:
             raise ValueError(f"`fit` got no batch to train on in epoch {epoch}: the training "
                              "data is empty (or smaller than one batch on this worker with "
@@ -947,13 +1234,15 @@ class Model(Layer):
         return dict(logs)
 
     def _run_test(self, batches: Any, cbs: Any, layers: list[Layer]) -> dict[str, float]:
-        self._compiled.reset()
+        self.reset_metrics()
         cbs.on_test_begin()
         logs: dict[str, float] = {}
-        for step, (x, y, sample_weight) in enumerate(batches.epoch(0)):
-            cbs.on_test_batch_begin(step)
-            logs = self._test_step(x, y, sample_weight, layers)
-            cbs.on_test_batch_end(step, logs)
+        with _StepCache(self, None, layers):
+            for step, (x, y, sample_weight) in enumerate(batches.epoch(0)):
+                cbs.on_test_batch_begin(step)
+                logs = _pythonify_logs(self.test_step(
+                    _pack(*(_as_tensors(d) for d in (x, y, sample_weight)))))
+                cbs.on_test_batch_end(step, logs)
         cbs.on_test_end(logs)
         if not logs:
             raise ValueError("Evaluation got no data: the validation/test data is empty.")
@@ -1004,6 +1293,7 @@ class Model(Layer):
         x, y = _to_arrays(x), _to_arrays(y)
         if isinstance(x, list) and len(x) == 1:  # [x] for a single-input model, as Keras
             x = x[0]
+        x = self._expand_rank(x)
         sample_weight = None if sample_weight is None else _to_array(sample_weight)
         if y is None and self.loss is not None and method != "predict":
             raise ValueError(f"Target data is missing. Your model was compiled with "
@@ -1014,6 +1304,22 @@ class Model(Layer):
             weights = _class_weights(y, class_weight)
             sample_weight = weights if sample_weight is None else sample_weight * weights
         return x, y, sample_weight
+
+    def _expand_rank(self, x: Any) -> Any:
+        """Keras's rule: an input one rank short of a model input whose last dimension is 1
+        gets that axis ((N,) data for `Input(shape=(1,))` becomes (N, 1))."""
+        if self._graph is None:
+            return x
+        shapes = [t.shape for t in self._graph.flat_inputs]
+
+        def expand(arr: Any, shape: tuple) -> Any:
+            short = isinstance(arr, np.ndarray) and arr.ndim == len(shape) - 1
+            return arr[..., None] if short and shape[-1] == 1 else arr
+        if isinstance(x, np.ndarray) and len(shapes) == 1:
+            return expand(x, shapes[0])
+        if isinstance(x, list) and len(x) == len(shapes):
+            return [expand(a, shape) for a, shape in zip(x, shapes)]
+        return x
 
     def _validation_batches(self, validation_data: Any, val_arrays: Any, batch_size: Any,
                             steps: Any) -> Any:
@@ -1075,7 +1381,9 @@ class Model(Layer):
     def _format_logs(self, logs: dict[str, float], return_dict: bool) -> Any:
         if return_dict:
             return logs
-        values = [logs[name] for name in self._compiled.metric_names() if name in logs]
+        known = self._compiled.metric_names()
+        values = [logs[name] for name in known if name in logs]
+        values += [logs[name] for name in sorted(set(logs) - set(known))]
         return values[0] if len(values) == 1 else values
 
     @_in_strategy_scope(training=False)
@@ -1100,7 +1408,7 @@ class Model(Layer):
         outputs = []
         for step, (xb, _, _) in enumerate(batches.epoch(0)):
             cbs.on_predict_batch_begin(step)
-            out = _map(_numpy, self(xb, training=False))
+            out = _map(_numpy, self.predict_step(_pack(_as_tensors(xb), None, None)))
             outputs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
         cbs.on_predict_end()
@@ -1122,10 +1430,9 @@ class Model(Layer):
         if not self.built:
             self(_take(x, slice(0, 1)), training=False)
         if reset_metrics:
-            self._compiled.reset()
-        logs = self._train_step(x, y, sample_weight, self.trainable_variables,
-                                list(self._flatten_layers()))
-        return self._format_logs(logs, return_dict)
+            self.reset_metrics()
+        logs = self.train_step(_pack(*(_as_tensors(d) for d in (x, y, sample_weight))))
+        return self._format_logs(_pythonify_logs(logs), return_dict)
 
     @_in_strategy_scope(training=False)
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
@@ -1134,14 +1441,15 @@ class Model(Layer):
         self._assert_compiled("test_on_batch")
         x, y, sample_weight = self._prepare_arrays(x, y, sample_weight, None, "test_on_batch")
         if reset_metrics:
-            self._compiled.reset()
-        logs = self._test_step(x, y, sample_weight, list(self._flatten_layers()))
-        return self._format_logs(logs, return_dict)
+            self.reset_metrics()
+        logs = self.test_step(_pack(*(_as_tensors(d) for d in (x, y, sample_weight))))
+        return self._format_logs(_pythonify_logs(logs), return_dict)
 
     @_in_strategy_scope(training=False)
     def predict_on_batch(self, x: Any) -> Any:
-        """Model outputs for one batch, as NumPy arrays."""
-        return _map(_numpy, self(_to_arrays(x), training=False))
+        """`predict_step`'s outputs for one batch, as NumPy arrays."""
+        batch = _as_tensors(self._expand_rank(_to_arrays(x)))
+        return _map(_numpy, self.predict_step(_pack(batch, None, None)))
 
     # ------------------------------------------------------------ summary
 

@@ -11,6 +11,6 @@ import sys
 
 import distflow.optimizers as _optimizers
 
-for _sub in ("base", "optimizers", "rules", "schedules"):
+for _sub in ("base", "optimizers", "rules", "schedules", "legacy", "loss_scale"):
     sys.modules[f"{__name__}.{_sub}"] = importlib.import_module(f"distflow.optimizers.{_sub}")
 sys.modules[__name__] = _optimizers

@@ -1,4 +1,5 @@
-"""Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad.
+"""Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad, Nadam,
+Adamax, Adadelta, Ftrl, Lion, Adafactor.
 
 The arithmetic lives in `rules` as pure NumPy functions shared with the
 parameter server; `schedules` holds the learning-rate schedules.
@@ -8,11 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from distflow.optimizers import rules, schedules
+from distflow.optimizers import legacy, rules, schedules
 from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
-from distflow.optimizers.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from distflow.optimizers.loss_scale import LossScaleOptimizer
+from distflow.optimizers.optimizers import (
+    SGD,
+    Adadelta,
+    Adafactor,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Ftrl,
+    Lamb,
+    Lion,
+    Nadam,
+    RMSprop,
+)
 
-_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax,
+                                            Adadelta, Ftrl, Lion, Adafactor, Lamb,
+                                            LossScaleOptimizer)}
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -45,5 +62,6 @@ def get(identifier: Any) -> Optimizer:
                      f"{identifier!r}. Pass an Optimizer, a name such as 'adam', or a config.")
 
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "apply_override",
-           "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]
+__all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lamb",
+           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override",
+           "legacy", "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

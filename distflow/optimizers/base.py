@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -41,67 +43,164 @@ def get_apply_override() -> ApplyOverride | None:
     return _overrides[-1] if _overrides else None
 
 
+_BASE_ARGS = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema",
+              "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+              "gradient_accumulation_steps")
+
+
 class Optimizer:
     """Base class of the Keras-style optimizers.
+
+    `learning_rate` is a float32 `Variable` (`.assign()`, `.numpy()`,
+    `keras.backend.set_value`) unless it is a schedule; `iterations` is an int64
+    `Variable` counting applied steps. Under a distribution strategy a changed
+    learning rate reaches the servers with the next push.
 
     Args:
         learning_rate: a float or a `schedules.LearningRateSchedule`.
         name: display name.
         clipnorm: clip each gradient to this L2 norm.
         clipvalue: clip each gradient element to [-clipvalue, clipvalue].
-        global_clipnorm: clip all gradients jointly to this global L2 norm.
+        global_clipnorm: clip all gradients jointly to this global L2 norm
+            (at most one of the three clipping arguments, as in Keras).
         weight_decay: decoupled weight decay (see `rules`).
-        **hyper: the rule's other hyper-parameters.
+        use_ema: keep an exponential moving average of the updated variables
+            (Keras's: average = m * average + (1 - m) * variable after each step, m = 0
+            at the first); `finalize_variable_values` (which `fit` calls at its end)
+            writes the averages into the variables. Local training only.
+        ema_momentum: m above, in [0, 1].
+        ema_overwrite_frequency: also write the averages into the variables every
+            N steps (None: only at the end).
+        loss_scale_factor: `scale_loss` multiplies the loss by it and
+            `apply_gradients` divides the gradients by it (Keras's loss scaling).
+        gradient_accumulation_steps: apply the mean of every N successive
+            gradients (clipped after averaging) on every N-th call; `iterations`
+            counts every call, as in Keras. Local training only.
+        **hyper: the rule's other hyper-parameters; `lr` is tf.keras 2's name of
+            `learning_rate` (accepted with a warning), `decay` is ignored with
+            Keras 3's warning, anything else raises `ValueError` as in Keras 3.
     """
 
     rule_name = ""
 
-    def __init__(self, learning_rate: Any, name: str | None = None,
-                 clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None,
-                 **hyper: Any):
-        if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError("Only one of `clipnorm` and `global_clipnorm` can be set. Received: "
-                             f"clipnorm={clipnorm}, global_clipnorm={global_clipnorm}")
-        for key in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
-            _check_optional_nonneg(key, locals()[key])
-        self.name = name or type(self).__name__
+    def __init__(self, learning_rate: Any, name: str | None = None, **kwargs: Any):
         self.rule = rules.get_rule(self.rule_name)
-        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self.weight_decay = weight_decay
-        self.hyper = dict(hyper)
+        learning_rate = _pop_legacy_kwargs(kwargs, learning_rate)
+        base = {k: kwargs.pop(k) for k in _BASE_ARGS if k in kwargs}
+        unknown = {k: v for k, v in kwargs.items() if k not in self.rule.defaults}
+        if unknown:
+            raise ValueError(f"Argument(s) not recognized: {unknown}")
+        self._init_base(**base)
+        self.name = name or type(self).__name__
+        self.hyper = dict(kwargs)
+        self._iterations = Variable(np.array(0, np.int64), name="iteration", trainable=False)
+        self._lr_variable: Variable | None = None
         self.learning_rate = learning_rate
-        self.iterations = 0
         self._slots: dict[str, dict[str, np.ndarray]] = {}
         # The strategy whose scope() it was created in (None: none), as in TF.
         self._distribute_strategy = strategy_stack.current()
+        self._accumulated: dict[str, np.ndarray] = {}
+        self._no_decay_ids: set[int] = set()
+        self._no_decay_pattern: re.Pattern | None = None
+
+    def _init_base(self, clipnorm: float | None = None, clipvalue: float | None = None,
+                   global_clipnorm: float | None = None, weight_decay: float | None = None,
+                   use_ema: bool = False, ema_momentum: float = 0.99,
+                   ema_overwrite_frequency: int | None = None,
+                   loss_scale_factor: float | None = None,
+                   gradient_accumulation_steps: int | None = None) -> None:
+        clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        if sum(v is not None for v in clips.values()) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                             f"set. Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                             f"global_clipnorm={global_clipnorm}")
+        for key, value in {**clips, "weight_decay": weight_decay}.items():
+            _check_optional_nonneg(key, value)
+        if use_ema:
+            _check_ema(ema_momentum, ema_overwrite_frequency)
+        if gradient_accumulation_steps is not None and (
+                isinstance(gradient_accumulation_steps, bool)
+                or not isinstance(gradient_accumulation_steps, int)
+                or gradient_accumulation_steps < 2):
+            raise ValueError("`gradient_accumulation_steps` must be an integer >= 2. Received: "
+                             f"gradient_accumulation_steps={gradient_accumulation_steps!r}")
+        if loss_scale_factor is not None:
+            _check_optional_nonneg("loss_scale_factor", loss_scale_factor)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.weight_decay = weight_decay
+        self.use_ema, self.ema_momentum = bool(use_ema), ema_momentum
+        self._ema: dict[str, np.ndarray] = {}
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+
+    # ------------------------------------------------------------ step counter
+
+    @property
+    def iterations(self) -> Variable:
+        """The number of steps applied so far (an int64 `Variable`)."""
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value: Any) -> None:
+        self._iterations.assign(int(np.asarray(value)))
+
+    def _step_count(self) -> int:
+        return int(self._iterations.value)
 
     # ------------------------------------------------------------ learning rate
 
     @property
-    def learning_rate(self) -> float:
-        """The learning rate for the next step (a schedule is evaluated at `iterations`)."""
-        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
-            return float(self._learning_rate(self.iterations))
-        return self._learning_rate
+    def learning_rate(self) -> Any:
+        """The learning rate: a float32 `Variable`, or a schedule's (or a function's) value for
+        the next step."""
+        if self._learning_rate is not self._lr_variable:
+            return Tensor._wrap(np.asarray(self._current_learning_rate(), np.float32))
+        return self._lr_variable
 
     @learning_rate.setter
     def learning_rate(self, value: Any) -> None:
         if isinstance(value, Tensor):
-            value = float(value.value)
-        if not isinstance(value, schedules.LearningRateSchedule):
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError("`learning_rate` must be a non-negative float or a "
-                                 f"LearningRateSchedule. Received: learning_rate={value!r}")
-            value = float(value)
-        self._learning_rate = value
+            value = float(np.asarray(value.value))
+        if isinstance(value, schedules.LearningRateSchedule) or (
+                callable(value) and not isinstance(value, type)):
+            self._learning_rate = value  # a schedule, or Keras's function of no arguments
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
+                or not math.isfinite(value) or value < 0:
+            raise ValueError("`learning_rate` must be a non-negative float or a "
+                             f"LearningRateSchedule. Received: learning_rate={value!r}")
+        if self._lr_variable is None:
+            self._lr_variable = Variable(np.array(value, np.float32), name="learning_rate",
+                                         trainable=False)
+        else:
+            self._lr_variable.assign(value)
+        self._learning_rate = self._lr_variable
+        self._lr_float = float(value)  # the exact value while the variable still holds it
 
     lr = learning_rate  # the Keras 2 alias
 
+    def _current_learning_rate(self) -> float:
+        """The learning rate of the next step as a float (a schedule evaluated)."""
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            return float(self._learning_rate(self._step_count()))
+        return float(self._learning_rate_source())
+
     def _learning_rate_source(self) -> Any:
-        """The float or schedule as given (what `get_config` serializes)."""
-        return self._learning_rate
+        """The float (the variable's value, or a function's current value) or the schedule
+        (what `get_config` serializes and the servers are told)."""
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            return self._learning_rate
+        if self._learning_rate is not self._lr_variable:  # a function of no arguments
+            return float(np.asarray(self._learning_rate()))
+        held = self._lr_variable.value
+        # The float given to the setter, unless the variable was assigned since
+        # (`.assign()`, `backend.set_value`): then the variable's value.
+        return self._lr_float if np.float32(self._lr_float) == held else float(held)
+
+    def scale_loss(self, loss: Any) -> Any:
+        """The loss times `loss_scale_factor` (unchanged when it is None), as in Keras."""
+        return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
 
     # ------------------------------------------------------------ applying
 
@@ -126,15 +225,127 @@ class Optimizer:
             elif owner is not strategy_stack.current():
                 with owner.scope():  # the variables' strategy, wherever this is called
                     return self.apply_gradients(pairs)
-        grads = self._clip([_as_array(g, v) for g, v in pairs])
-        pairs = list(zip(grads, (v for _, v in pairs)))
-        override = get_apply_override()
-        if override is not None:
-            override(self, pairs)
-        else:
-            self._apply_locally(pairs)
-        self.iterations += 1
-        return self.iterations
+        grads = [_as_array(g, v) for g, v in pairs]
+        if self.loss_scale_factor is not None:
+            grads = [g / g.dtype.type(self.loss_scale_factor) for g in grads]
+        if self.gradient_accumulation_steps:
+            grads = self._accumulate(grads, [v for _, v in pairs])
+        if grads is not None:
+            pairs = list(zip(self._clip(grads), (v for _, v in pairs)))
+            override = get_apply_override()
+            if override is not None:
+                _refuse_constraints(pairs)
+                self._refuse_ema()
+                self._refuse_decay_exclusions()
+                override(self, pairs)
+            else:
+                self._apply_locally(pairs)
+                _apply_constraints(pairs)
+        if self.use_ema:
+            self._update_ema([v for _, v in pairs])
+        self._iterations.assign_add(1)
+        return self._step_count()
+
+    def exclude_from_weight_decay(self, var_list: Iterable[Variable] | None = None,
+                                  var_names: Iterable[str] | None = None) -> None:
+        """Keras's exclusions from weight decay (call before the first step).
+
+        Args:
+            var_list: variables never decayed.
+            var_names: regular expressions; a variable whose name contains a match (e.g.
+                "bias", "layer_norm") is not decayed.
+
+        Raises:
+            ValueError: once the optimizer has slots (built), as in Keras.
+        """
+        if self._slots:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before "
+                             "the optimizer is built.")
+        self._no_decay_ids = {id(v) for v in var_list or ()}
+        names = sorted(set(var_names or ()))
+        self._no_decay_pattern = re.compile("|".join(names)) if names else None
+
+    def _use_weight_decay(self, var: Variable) -> bool:
+        if id(var) in self._no_decay_ids:
+            return False
+        pattern = self._no_decay_pattern
+        return pattern is None or pattern.search(var.name) is None
+
+    def _refuse_decay_exclusions(self) -> None:
+        if self._no_decay_ids or self._no_decay_pattern is not None:
+            raise NotImplementedError(
+                "`exclude_from_weight_decay` is not supported under a distribution strategy: "
+                "the parameter servers decay every parameter. Train in one process or use "
+                "no weight decay.")
+
+    def _refuse_ema(self) -> None:
+        if self.use_ema:
+            raise NotImplementedError(
+                "`use_ema=True` is not supported under a distribution strategy: the moving "
+                "average would be kept by each worker, not by the parameter servers. Pass "
+                "use_ema=False or train in one process.")
+
+    def _update_ema(self, variables: list[Variable]) -> None:
+        """Keras's moving average of the variables (and its periodic overwrite)."""
+        step = self._step_count()  # before this step is counted, as in Keras
+        for var in variables:
+            average = self._ema.get(var.name)
+            if average is None:
+                average = self._ema[var.name] = np.zeros_like(var.value)
+            m = var.value.dtype.type(self.ema_momentum if step else 0.0)
+            average *= m
+            average += (1 - m) * var.value
+        frequency = self.ema_overwrite_frequency
+        if frequency and (step + 1) % frequency == 0:
+            self.finalize_variable_values(variables)
+
+    def finalize_variable_values(self, var_list: Iterable[Variable]) -> None:
+        """With `use_ema`, writes each variable's moving average into it (as Keras does
+        when `fit` ends); otherwise nothing."""
+        if not self.use_ema:
+            return
+        for var in var_list:
+            if var.name in self._ema:
+                var.assign(self._ema[var.name])
+
+    def _accumulate(self, grads: list[np.ndarray], variables: list[Variable]
+                    ) -> list[np.ndarray] | None:
+        """Keras's gradient accumulation: the mean on every N-th step, else None."""
+        if get_apply_override() is not None:
+            raise NotImplementedError(
+                "`gradient_accumulation_steps` is not supported under a distribution strategy "
+                "(the servers apply every push). Use a larger global batch instead.")
+        steps = self.gradient_accumulation_steps
+        sums = [self._accumulated.setdefault(v.name, np.zeros_like(g))
+                for g, v in zip(grads, variables)]
+        if (self._step_count() + 1) % steps:
+            for total, g in zip(sums, grads):
+                total += g
+            return None
+        out = [(g + total) / g.dtype.type(steps) for g, total in zip(grads, sums)]
+        for total in sums:
+            total.fill(0)
+        return out
+
+    def apply(self, grads: Iterable[Any], trainable_variables: Iterable[Variable] | None = None
+              ) -> int:
+        """Keras 3's `optimizer.apply(grads, trainable_variables)`: `apply_gradients` of the pairs.
+
+        Goes through `apply_gradients`, so a distribution strategy's override routes
+        it to the parameter servers in the same way.
+
+        Args:
+            grads: one gradient per variable (None skips that variable).
+            trainable_variables: the variables; default: those the optimizer was built
+                with (`build(var_list)`).
+        """
+        if trainable_variables is None:
+            trainable_variables = getattr(self, "_built_variables", None)
+            if trainable_variables is None:
+                raise ValueError("`apply(grads)` without `trainable_variables` needs an "
+                                 "optimizer built with `optimizer.build(var_list)` first. "
+                                 "Pass the variables: apply(grads, trainable_variables).")
+        return self.apply_gradients(zip(list(grads), list(trainable_variables)))
 
     def _owner_strategy(self, pairs: list) -> Any:
         """The strategy this optimizer or else its variables were created under (or None)."""
@@ -145,16 +356,18 @@ class Optimizer:
 
     def _apply_locally(self, pairs: list[tuple[np.ndarray, Variable]]) -> None:
         hp = self.hyperparameters()
-        step = self.iterations + 1
+        no_decay = {**hp, "weight_decay": 0.0}
+        step = self._step_count() + 1
         for grad, var in pairs:
             state = self._slots.get(var.name)
             if state is None:
                 state = self._slots[var.name] = self.rule.init(var.value, hp)
-            self.rule.update(var.value, grad, state, step, hp)
+            self.rule.update(var.value, grad, state, step,
+                             hp if self._use_weight_decay(var) else no_decay)
 
     def hyperparameters(self) -> dict:
         """The plain dict the rule gets (learning rate evaluated for this step)."""
-        hp = {**self.hyper, "learning_rate": self.learning_rate}
+        hp = {**self.hyper, "learning_rate": self._current_learning_rate()}
         if self.weight_decay:
             hp["weight_decay"] = self.weight_decay
         return hp
@@ -184,6 +397,8 @@ class Optimizer:
     def build(self, var_list: Iterable[Variable]) -> None:
         """Creates the slots of `var_list` now (Keras does it lazily as well)."""
         hp = self.hyperparameters()
+        var_list = list(var_list)
+        self._built_variables = var_list
         for var in var_list:
             if var.name not in self._slots:
                 self._slots[var.name] = self.rule.init(var.value, hp)
@@ -192,18 +407,22 @@ class Optimizer:
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Step counter and slots as `{"iterations": ..., "<var>/<slot>": array}` (for saving)."""
-        state = {"iterations": np.array(self.iterations, np.int64)}
+        state = {"iterations": np.array(self._step_count(), np.int64)}
         for var_name, slots in self._slots.items():
             for slot, array in slots.items():
                 state[f"{var_name}/{slot}"] = array
+        for var_name, average in self._ema.items():
+            state[f"ema:{var_name}"] = average
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restores what `get_state` returned."""
-        self.iterations = int(state.get("iterations", 0))
+        self.iterations = int(np.asarray(state.get("iterations", 0)))
         self._slots = {}
+        self._ema = {key[4:]: np.array(array) for key, array in state.items()
+                     if key.startswith("ema:")}
         for key, array in state.items():
-            if key != "iterations":
+            if key != "iterations" and not key.startswith("ema:"):
                 var_name, _, slot = key.rpartition("/")
                 self._slots.setdefault(var_name, {})[slot] = np.array(array)
 
@@ -212,9 +431,14 @@ class Optimizer:
         return [a for slots in self._slots.values() for a in slots.values()]
 
     def get_config(self) -> dict:
-        return {"name": self.name, "learning_rate": schedules.serialize(self._learning_rate),
+        return {"name": self.name,
+                "learning_rate": schedules.serialize(self._learning_rate_source()),
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps,
                 **self.hyper}
 
     @classmethod
@@ -226,7 +450,47 @@ class Optimizer:
         return cls(**config)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} learning_rate={self._learning_rate!r}>"
+        return f"<{type(self).__name__} learning_rate={self._learning_rate_source()!r}>"
+
+
+def _check_ema(momentum: Any, frequency: Any) -> None:
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) \
+            or not 0 <= momentum <= 1:
+        raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: "
+                         f"ema_momentum={momentum!r}")
+    if frequency is not None and (isinstance(frequency, bool) or not isinstance(frequency, int)
+                                  or frequency < 1):
+        raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                         f"Received: ema_overwrite_frequency={frequency!r}")
+
+
+def _apply_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:
+    """Keras's projection after an update: `variable.assign(variable.constraint(variable))`."""
+    for _, var in pairs:
+        constraint = getattr(var, "constraint", None)
+        if constraint is not None:
+            var.assign(constraint(var))
+
+
+def _refuse_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:
+    constrained = [v.name for _, v in pairs if getattr(v, "constraint", None) is not None]
+    if constrained:
+        raise NotImplementedError(
+            f"Weight constraints (on {constrained}) are not supported under a distribution "
+            "strategy: the parameter servers apply the updates and do not run constraints. "
+            "Remove the *_constraint arguments or train in one process.")
+
+
+def _pop_legacy_kwargs(kwargs: dict[str, Any], learning_rate: Any) -> Any:
+    """tf.keras 2's `lr` (with a warning; it wins, as it did there) and Keras 3's `decay`."""
+    if "lr" in kwargs:
+        warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
+                      DeprecationWarning, stacklevel=4)
+        learning_rate = kwargs.pop("lr")
+    if kwargs.pop("decay", None) is not None:
+        warnings.warn("Argument `decay` is no longer supported and will be ignored.",
+                      stacklevel=4)
+    return learning_rate
 
 
 def _as_array(grad: Any, var: Variable) -> np.ndarray:

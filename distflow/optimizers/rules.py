@@ -20,6 +20,7 @@ hyper-parameters follows the same trajectory up to float32 rounding.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,9 @@ class Rule:
     slots: Callable[[Mapping[str, Any]], tuple[str, ...]]
     step: Callable[[np.ndarray, np.ndarray, State, int, Mapping[str, Any]], None]
     defaults: Mapping[str, Any]
+    # False for a rule that reads whole tensors (Adafactor's RMS and row/column means):
+    # it cannot run on packed or chunked buffers, so the parameter servers cannot run it.
+    elementwise: bool = True
 
     def init(self, param: np.ndarray, hp: Mapping[str, Any] | None = None) -> State:
         """Zero-filled slots for `param` (Adagrad's accumulator starts at its initial value)."""
@@ -59,6 +63,11 @@ class Rule:
 def _new_slot(slot: str, param: np.ndarray, hp: Mapping[str, Any]) -> np.ndarray:
     if slot == "accumulator":
         return np.full_like(param, hp["initial_accumulator_value"])
+    if slot in ("r", "c"):  # Adafactor's factored second moments (scalars below rank 2)
+        if param.ndim < 2:
+            return np.zeros((), param.dtype)
+        shape = param.shape[:-1] if slot == "r" else param.shape[:-2] + param.shape[-1:]
+        return np.zeros(shape, param.dtype)
     return np.zeros_like(param)
 
 
@@ -137,6 +146,147 @@ def _adagrad(param, grad, state, step, hp) -> None:
     param -= f(hp["learning_rate"]) * grad / np.sqrt(acc + f(hp["epsilon"]))
 
 
+@functools.lru_cache(maxsize=64)
+def _nadam_u_product(beta_1: float, step: int) -> float:
+    """prod_{i=1..step} beta_1 * (1 - 0.5 * 0.96**i) (Keras keeps it as a variable)."""
+    i = np.arange(1, step + 1, dtype=np.float64)
+    return float(np.prod(beta_1 * (1.0 - 0.5 * 0.96 ** i)))
+
+
+def _nadam(param, grad, state, step, hp) -> None:
+    """Nadam (Dozat), Keras's formulation with the 0.96 momentum schedule.
+
+    u_t = beta_1 * (1 - 0.5 * 0.96**t);  P_t = u_1 * ... * u_t
+    m += (1 - beta_1) * (grad - m);  v += (1 - beta_2) * (grad**2 - v)
+    m_hat = u_{t+1} * m / (1 - P_t * u_{t+1}) + (1 - u_t) * grad / (1 - P_t)
+    v_hat = v / (1 - beta_2**t)
+    param -= lr * m_hat / (sqrt(v_hat) + epsilon)
+    """
+    f, b1, b2, t = param.dtype.type, hp["beta_1"], hp["beta_2"], step
+    u_t = b1 * (1.0 - 0.5 * 0.96 ** t)
+    u_next = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+    product = _nadam_u_product(float(b1), int(t))
+    m, v = state["m"], state["v"]
+    m += (grad - m) * f(1 - b1)
+    v += (np.square(grad) - v) * f(1 - b2)
+    m_hat = m * f(u_next / (1 - product * u_next)) + grad * f((1 - u_t) / (1 - product))
+    v_hat = v / f(1 - b2 ** t)
+    param -= m_hat * f(hp["learning_rate"]) / (np.sqrt(v_hat) + f(hp["epsilon"]))
+
+
+def _adamax(param, grad, state, step, hp) -> None:
+    """Adamax (Kingma & Ba, the infinity-norm Adam).
+
+    m += (1 - beta_1) * (grad - m);  u = max(beta_2 * u, |grad|)
+    param -= lr * m / ((1 - beta_1**t) * (u + epsilon))
+    """
+    f = param.dtype.type
+    m, u = state["m"], state["u"]
+    m += (grad - m) * f(1 - hp["beta_1"])
+    np.maximum(u * f(hp["beta_2"]), np.abs(grad), out=u)
+    param -= f(hp["learning_rate"]) * m / (f(1 - hp["beta_1"] ** step) * (u + f(hp["epsilon"])))
+
+
+def _adadelta(param, grad, state, step, hp) -> None:
+    """Adadelta (Zeiler), Keras's formulation (with a learning rate).
+
+    acc_g = rho * acc_g + (1 - rho) * grad**2
+    delta = -sqrt(acc_d + epsilon) * grad / sqrt(acc_g + epsilon)
+    acc_d = rho * acc_d + (1 - rho) * delta**2;  param += lr * delta
+    """
+    f, rho, eps = param.dtype.type, hp["rho"], param.dtype.type(hp["epsilon"])
+    acc_g, acc_d = state["accumulated_grad"], state["accumulated_delta_var"]
+    acc_g *= f(rho)
+    acc_g += f(1 - rho) * np.square(grad)
+    delta = -np.sqrt(acc_d + eps) * grad / np.sqrt(acc_g + eps)
+    acc_d *= f(rho)
+    acc_d += f(1 - rho) * np.square(delta)
+    param += f(hp["learning_rate"]) * delta
+
+
+def _ftrl(param, grad, state, step, hp) -> None:
+    """FTRL-Proximal (McMahan et al.), Keras's formulation.
+
+    p = -learning_rate_power;  l2 = l2_regularization_strength + beta / (2 lr)
+    g' = grad + 2 * l2_shrinkage_regularization_strength * param
+    n' = n + grad**2;  z += g' - (n'**p - n**p) / lr * param
+    param = (clip(z, -l1, l1) - z) / (n'**p / lr + 2 * l2);  n = n'
+    """
+    f, lr, power = param.dtype.type, param.dtype.type(hp["learning_rate"]), \
+        -hp["learning_rate_power"]
+    n, z = state["accumulator"], state["linear"]
+    l1 = hp["l1_regularization_strength"]
+    l2 = f(hp["l2_regularization_strength"] + hp["beta"] / (2.0 * float(lr)))
+    grad_to_use = grad + f(2 * hp["l2_shrinkage_regularization_strength"]) * param
+    new_n = n + np.square(grad)
+    z += grad_to_use - (np.power(new_n, f(power)) - np.power(n, f(power))) / lr * param
+    quadratic = np.power(new_n, f(power)) / lr + f(2) * l2
+    param[...] = (np.clip(z, -l1, l1) - z) / quadratic
+    n[...] = new_n
+
+
+def _lion(param, grad, state, step, hp) -> None:
+    """Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms").
+
+    param -= lr * sign(beta_1 * m + (1 - beta_1) * grad)
+    m = beta_2 * m + (1 - beta_2) * grad
+    """
+    f, m = param.dtype.type, state["m"]
+    param -= f(hp["learning_rate"]) * np.sign(m * f(hp["beta_1"]) + grad * f(1 - hp["beta_1"]))
+    m *= f(hp["beta_2"])
+    m += grad * f(1 - hp["beta_2"])
+
+
+def _rms(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean(np.square(x)))
+
+
+def _adafactor(param, grad, state, step, hp) -> None:
+    """Adafactor (Shazeer & Stern), Keras's formulation: factored second moments.
+
+    rho_t = min(lr, 1 / sqrt(t));  alpha_t = max(epsilon_2, RMS(param)) * rho_t
+    g2 = grad**2 + epsilon_1;  beta_2_t = 1 - t**beta_2_decay
+    rank >= 2: r = beta_2_t r + (1 - beta_2_t) mean(g2, -1);  c likewise over axis -2;
+               v = (r / mean(r, -1))[..., None] * c[..., None, :]
+    else:      v = beta_2_t v + (1 - beta_2_t) g2
+    u = grad / sqrt(v);  param -= alpha_t * u / max(1, RMS(u) / clip_threshold)
+    Not elementwise: RMS(param) and the means read whole tensors.
+    """
+    f, t = param.dtype.type, float(step)
+    rho_t = min(hp["learning_rate"], 1.0 / np.sqrt(t))
+    alpha_t = np.maximum(f(hp["epsilon_2"]), _rms(param)) * f(rho_t)
+    g2 = np.square(grad) + f(hp["epsilon_1"])
+    beta = f(1.0 - t ** hp["beta_2_decay"])
+    v = state["v"]
+    if param.ndim >= 2:
+        r, c = state["r"], state["c"]
+        r[...] = beta * r + (1 - beta) * np.mean(g2, axis=-1)
+        c[...] = beta * c + (1 - beta) * np.mean(g2, axis=-2)
+        v[...] = (r / np.mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
+    else:
+        v[...] = beta * v + (1 - beta) * g2
+    u = grad / np.sqrt(v)
+    param -= alpha_t * (u / np.maximum(f(1), _rms(u) / f(hp["clip_threshold"])))
+
+
+def _lamb(param, grad, state, step, hp) -> None:
+    """LAMB (You et al. 2019), Keras's formulation: Adam's step scaled by a trust ratio.
+
+    m += (1 - beta_1) (grad - m);  v += (1 - beta_2) (grad**2 - v)
+    u = (m / (1 - beta_1**t)) / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    ratio = |param| / |u| (L2 norms of the whole tensor; 1 if either is 0)
+    param -= ratio * lr * u.  Not elementwise: the norms read whole tensors.
+    """
+    f, b1, b2, t = param.dtype.type, hp["beta_1"], hp["beta_2"], step
+    m, v = state["m"], state["v"]
+    m += (grad - m) * f(1 - b1)
+    v += (np.square(grad) - v) * f(1 - b2)
+    update = (m / f(1 - b1 ** t)) / (np.sqrt(v / f(1 - b2 ** t)) + f(hp["epsilon"]))
+    w_norm, u_norm = np.sqrt(np.sum(np.square(param))), np.sqrt(np.sum(np.square(update)))
+    ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else f(1)
+    param -= f(ratio) * f(hp["learning_rate"]) * update
+
+
 _RULES: dict[str, Rule] = {}
 
 
@@ -162,8 +312,31 @@ _register(Rule("adagrad", lambda hp: ("accumulator",), _adagrad,
                {"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7}))
 
 
+_register(Rule("nadam", lambda hp: ("m", "v"), _nadam,
+               {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}))
+_register(Rule("adamax", lambda hp: ("m", "u"), _adamax,
+               {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}))
+_register(Rule("adadelta", lambda hp: ("accumulated_grad", "accumulated_delta_var"),
+               _adadelta, {"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7}))
+_register(Rule("ftrl", lambda hp: ("accumulator", "linear"), _ftrl,
+               {"learning_rate": 0.001, "learning_rate_power": -0.5,
+                "initial_accumulator_value": 0.1, "l1_regularization_strength": 0.0,
+                "l2_regularization_strength": 0.0, "l2_shrinkage_regularization_strength": 0.0,
+                "beta": 0.0}))
+_register(Rule("lion", lambda hp: ("m",), _lion,
+               {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99}))
+_register(Rule("lamb", lambda hp: ("m", "v"), _lamb,
+               {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+               elementwise=False))
+_register(Rule("adafactor", lambda hp: ("r", "c", "v"), _adafactor,
+               {"learning_rate": 0.001, "beta_2_decay": -0.8, "epsilon_1": 1e-30,
+                "epsilon_2": 1e-3, "clip_threshold": 1.0, "relative_step": True},
+               elementwise=False))
+
+
 def get_rule(name: str) -> Rule:
-    """The update rule called `name` ("sgd", "adam", "adamw", "rmsprop", "adagrad").
+    """The update rule called `name` ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam",
+    "adamax", "adadelta", "ftrl", "lion", "adafactor", "lamb").
 
     Raises:
         ValueError: for an unknown name, listing the known ones.

@@ -127,13 +127,50 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR, Loshchilov & Hutter), Keras's formulation.
+
+    f = step / first_decay_steps; with t_mul == 1: i = floor(f), f -= i; otherwise
+    i = floor(log(1 - f (1 - t_mul)) / log t_mul), f = (f - (1 - t_mul**i) / (1 - t_mul))
+    / t_mul**i. Then lr = initial * ((1 - alpha) * 0.5 * m_mul**i * (1 + cos(pi f)) + alpha).
+    """
+
+    def __init__(self, initial_learning_rate: float, first_decay_steps: int, t_mul: float = 2.0,
+                 m_mul: float = 1.0, alpha: float = 0.0, name: str = "SGDRDecay"):
+        if isinstance(first_decay_steps, bool) or not isinstance(first_decay_steps, int | float) \
+                or first_decay_steps <= 0:
+            raise ValueError("Argument `first_decay_steps` must be > 0. Received: "
+                             f"first_decay_steps={first_decay_steps!r}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.first_decay_steps = first_decay_steps
+        self.t_mul, self.m_mul, self.alpha, self.name = float(t_mul), float(m_mul), alpha, name
+
+    def __call__(self, step: int) -> float:
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            fraction -= restart
+        else:
+            restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul))
+                                 / math.log(self.t_mul))
+            done = (1.0 - self.t_mul ** restart) / (1.0 - self.t_mul)
+            fraction = (fraction - done) / self.t_mul ** restart
+        cosine = 0.5 * self.m_mul ** restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
+                "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
 def _check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
 
 
 _CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay,
-                                    PolynomialDecay, CosineDecay)}
+                                    PolynomialDecay, CosineDecay, CosineDecayRestarts)}
 
 
 def serialize(schedule: LearningRateSchedule | float) -> dict | float:

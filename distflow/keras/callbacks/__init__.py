@@ -15,8 +15,11 @@ from distflow.keras.callbacks.learning_rate import LearningRateScheduler, Reduce
 from distflow.keras.callbacks.misc import LambdaCallback, TerminateOnNaN
 from distflow.keras.callbacks.model_checkpoint import ModelCheckpoint
 from distflow.keras.callbacks.progbar import Progbar, ProgbarLogger
+from distflow.keras.callbacks.remote_monitor import RemoteMonitor
+from distflow.keras.callbacks.swap_ema_weights import SwapEMAWeights
 from distflow.keras.callbacks.tensorboard import TensorBoard
 
 __all__ = ["BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping",
            "History", "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "Progbar",
-           "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
+           "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights",
+           "TensorBoard", "TerminateOnNaN"]

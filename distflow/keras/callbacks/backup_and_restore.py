@@ -148,7 +148,7 @@ def _collect_state(model: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if optimizer is not None:
         for key, array in optimizer.get_state().items():
             tensors[f"optimizer/{key}"] = np.asarray(array)
-        rate = optimizer.learning_rate
+        rate = _rate_source(optimizer)
         if isinstance(rate, float | int | np.floating):
             metadata["learning_rate"] = repr(float(rate))
     return tensors, metadata
@@ -188,8 +188,15 @@ def _renamed(key: str, renames: dict[str, str]) -> str:
 
 def _has_float_rate(optimizer: Any) -> bool:
     # A schedule stays a schedule: it is a function of the restored `iterations`.
-    source = getattr(optimizer, "_learning_rate", optimizer.learning_rate)
-    return isinstance(source, float | int | np.floating)
+    return isinstance(_rate_source(optimizer), float | int | np.floating)
+
+
+def _rate_source(optimizer: Any) -> Any:
+    """The optimizer's float learning rate, or its schedule (a Keras optimizer's variable
+    is read as a float)."""
+    if hasattr(optimizer, "_learning_rate_source"):
+        return optimizer._learning_rate_source()
+    return optimizer.learning_rate
 
 
 def _remove_backup(backup_dir: str) -> None:

@@ -1,7 +1,7 @@
 """`TensorBoard`: scalar (and weight histogram) logs TensorBoard can display.
 
-Event files are written with tensorboardX, an optional dependency
-(`pip install distflow[tensorboard]`). The layout follows Keras: training
+Event files are written with tensorboardX, one of distflow's dependencies
+(installed with distflow itself). The layout follows Keras: training
 values go to `<log_dir>/train`, validation values to `<log_dir>/validation`,
 tagged `epoch_<metric>` (the `val_` prefix dropped) with the epoch as step;
 with `update_freq` set to "batch" or N, `batch_<metric>` every N training
@@ -20,7 +20,9 @@ import numpy as np
 
 from distflow.keras.callbacks.base import Callback, scalar_or_none
 
-INSTALL_HINT = "pip install distflow[tensorboard]"
+# Never `pip install distflow[...]`: `distflow` on the public index is an unrelated project.
+INSTALL_HINT = ("pip install tensorboardX (a dependency of distflow; installing distflow "
+                "from its source with `pip install .` brings it)")
 
 
 def _import_writer() -> Any:
@@ -49,7 +51,7 @@ class TensorBoard(Callback):
         embeddings_metadata: not supported.
 
     Raises:
-        ImportError: when tensorboardX is missing (install `distflow[tensorboard]`).
+        ImportError: when tensorboardX is missing (`pip install tensorboardX`).
     """
 
     _chief_only = True

@@ -28,7 +28,8 @@ from distflow.keras.layers.core import (
 # Modules whose public names (their __all__) are exported here.
 _EXPORTED: list[str] = []
 _MODULES = ("convolutional", "pooling", "normalization", "regularization", "recurrent",
-            "wrappers", "merging", "reshaping", "activation", "attention", "preprocessing")
+            "wrappers", "merging", "reshaping", "activation", "attention", "preprocessing",
+            "einsum_dense")
 for _module_name in _MODULES:
     _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
     for _name in _module.__all__:

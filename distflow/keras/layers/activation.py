@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distflow import ops
-from distflow.keras import activations, initializers, regularizers
+from distflow.keras import activations, constraints, initializers, regularizers
 from distflow.keras.layers.base import Layer
 from distflow.tensor import Tensor
 
@@ -88,7 +88,7 @@ class PReLU(_Elementwise):
     Args:
         alpha_initializer: initializer of the slopes (default zeros: a plain ReLU).
         alpha_regularizer: optional penalty on the slopes.
-        alpha_constraint: must be None (weight constraints are not supported).
+        alpha_constraint: optional constraint on the slopes (see `keras.constraints`).
         shared_axes: input axes (1-based, batch excluded) sharing one slope, e.g.
             [1, 2] for one slope per channel of NHWC images.
         **kwargs: base `Layer` arguments.
@@ -97,7 +97,7 @@ class PReLU(_Elementwise):
     def __init__(self, alpha_initializer: Any = "zeros", alpha_regularizer: Any = None,
                  alpha_constraint: Any = None, shared_axes: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.alpha_constraint = alpha_constraint  # only None: refused by `add_weight`
+        self.alpha_constraint = constraints.get(alpha_constraint)
         self.alpha_initializer = initializers.get(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
         shared = [] if shared_axes is None else (
@@ -123,4 +123,5 @@ class PReLU(_Elementwise):
         return {**super().get_config(),
                 "alpha_initializer": initializers.serialize(self.alpha_initializer),
                 "alpha_regularizer": None if reg is None else regularizers.serialize(reg),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint),
                 "shared_axes": self.shared_axes or None}

@@ -202,7 +202,8 @@ class Layer:
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
                  **kwargs: Any):
-        unknown = {k: v for k, v in kwargs.items() if k not in _ALLOWED_KWARGS}
+        unknown = {k: v for k, v in kwargs.items()
+                   if k not in _ALLOWED_KWARGS and not k.endswith("_constraint")}
         if unknown:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                             f"{unknown}")
@@ -219,6 +220,7 @@ class Layer:
         self._build_input_shape: Any = None
         self._read_input_shape_kwargs(kwargs)
         self.activity_regularizer = regularizers.get(kwargs.get("activity_regularizer"))
+        self._read_constraint_kwargs(kwargs)
         self._initial_weights = kwargs.get("weights")
         if kwargs.get("autocast") is False:  # keep float inputs' own dtype
             self._autocast_inputs = False
@@ -243,6 +245,25 @@ class Layer:
             self._input_shape_arg = _shape_tuple(kwargs["input_shape"])
         elif kwargs.get("input_dim") is not None:
             self._input_shape_arg = (int(kwargs["input_dim"]),)
+
+    def _read_constraint_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """`kernel_constraint=`, `bias_constraint=`, ...: kept as `self.<name>_constraint`, and
+        given by `add_weight` to the weight of that name (`recurrent_constraint` to
+        `recurrent_kernel`, `depthwise_constraint` to `depthwise_kernel`, ...)."""
+        from distflow.keras import constraints
+
+        self._constraints = {k[:-len("_constraint")]: constraints.get(v)
+                             for k, v in kwargs.items() if k.endswith("_constraint")}
+        for key, constraint in self._constraints.items():
+            object.__setattr__(self, f"{key}_constraint", constraint)
+
+    def _constraint_for(self, name: str | None) -> Any:
+        found = self.__dict__.get("_constraints") or {}
+        base = (name or "").rpartition("/")[2]
+        for key in (base, base.removesuffix("_kernel")):
+            if found.get(key) is not None:
+                return found[key]
+        return None
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -394,6 +415,30 @@ class Layer:
                 out.append(regularizer(var))
         return out
 
+    def add_metric(self, value: Any, name: str | None = None, aggregation: Any = None) -> None:
+        """tf.keras 2's `add_metric`: a running mean of `value` reported as `name` by `fit`.
+
+        Call it in `call`; the model lists the tracker in `metrics` (reset every
+        epoch, as Keras did) and the logs and History carry `name`.
+
+        Args:
+            value: a tensor (its mean over the batch is accumulated) or a number.
+            name: the log name (required, as in tf.keras 2).
+            aggregation: None or 'mean' (the only aggregation tf.keras 2 allowed).
+        """
+        from distflow.keras import metrics
+
+        if not name:
+            raise ValueError("Please provide a name for your metric, e.g. "
+                             "`self.add_metric(tf.reduce_sum(inputs), name='mean_activation')`.")
+        if aggregation not in (None, "mean"):
+            raise ValueError("We currently support only `mean` aggregation in add_metric. "
+                             f"Received: aggregation={aggregation!r}")
+        added = self.__dict__.setdefault("_added_metrics", {})
+        if name not in added:
+            added[name] = metrics.Mean(name=name)
+        added[name].update_state(value.value if isinstance(value, Tensor) else value)
+
     def add_loss(self, loss: Any) -> None:
         """Adds a loss tensor (or a zero-argument callable returning one) to `losses`."""
         self._call_losses.append(loss if callable(loss) else ops.convert_to_tensor(loss))
@@ -413,14 +458,15 @@ class Layer:
             regularizer: optional regularizer; its penalty appears in `losses`.
             trainable: whether gradients update it.
             dtype: defaults to the layer's dtype.
-            **kwargs: `constraint=None`, `autocast`, `aggregation`, `synchronization`
-                accepted for compatibility.
+            **kwargs: `constraint` (a `keras.constraints` name or callable, applied by
+                the optimizer after each update; default: the layer's
+                `<name>_constraint` argument), and `autocast`, `aggregation`,
+                `synchronization`, accepted for compatibility.
         """
+        from distflow.keras import constraints
+
         if name is not None and not isinstance(name, str):  # Keras 3: add_weight(shape, ...)
             name, shape = kwargs.pop("name", None), name
-        if kwargs.get("constraint") is not None:
-            raise NotImplementedError(f"Layer '{self.name}': weight constraints are not "
-                                      "supported. Pass constraint=None.")
         shape = () if shape is None else _shape_tuple(shape)
         if any(s is None or s < 0 for s in shape):
             raise ValueError(f"Layer '{self.name}': cannot create weight '{name}' with an "
@@ -428,8 +474,9 @@ class Layer:
         dtype = _dtype_name(dtype or self._dtype)
         init = initializers.get(initializer if initializer is not None else "glorot_uniform")
         value = init(shape, dtype=dtype)
+        constraint = constraints.get(kwargs.get("constraint")) or self._constraint_for(name)
         var = Variable(value, name=f"{self.name}/{name or 'variable'}",
-                       trainable=trainable and self.trainable, dtype=dtype)
+                       trainable=trainable and self.trainable, dtype=dtype, constraint=constraint)
         self._track_variable(var, trainable)
         reg = regularizers.get(regularizer)
         if reg is not None:
@@ -618,7 +665,15 @@ class Layer:
             config["batch_input_shape"] = [self._batch_size_arg, *self._input_shape_arg]
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        config.update(self._constraint_config())
         return config
+
+    def _constraint_config(self) -> dict[str, Any]:
+        from distflow.keras import constraints
+
+        return {f"{key}_constraint": constraints.serialize(value)
+                for key, value in (self.__dict__.get("_constraints") or {}).items()
+                if value is not None}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
@@ -704,7 +759,9 @@ def _shape_from_json(shape: Any) -> Any:
 
 def _dtype_name(dtype: Any) -> str:
     if dtype is None:
-        return "float32"
+        from distflow.keras import mixed_precision
+
+        return mixed_precision.default_dtype()
     if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
         dtype = dtype.get("config", {}).get("name", "float32")
     name = str(getattr(dtype, "name", dtype))

@@ -1,0 +1,61 @@
+"""keras.mixed_precision: dtype policies and LossScaleOptimizer's dynamic loss scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import keras, optimizers
+from distflow.keras import layers, mixed_precision
+from distflow.keras.functional import Input
+from distflow.keras.models import Sequential
+
+
+def test_global_policy_sets_the_default_layer_dtype_and_mixed_raises():
+    try:
+        mixed_precision.set_global_policy("float64")
+        assert layers.Dense(2).dtype == "float64"
+        assert mixed_precision.global_policy().compute_dtype == "float64"
+    finally:
+        mixed_precision.set_global_policy("float32")
+    assert layers.Dense(2).dtype == "float32"
+    with pytest.raises(NotImplementedError, match="mixed_float16"):
+        mixed_precision.set_global_policy("mixed_float16")
+    with pytest.raises(ValueError, match="float type"):
+        mixed_precision.Policy("int32")
+
+
+def test_loss_scale_optimizer_skips_non_finite_steps_and_adapts_its_scale():
+    opt = mixed_precision.LossScaleOptimizer(optimizers.SGD(0.1), initial_scale=8.0,
+                                             dynamic_growth_steps=2)
+    w = df.Variable(np.zeros(2, np.float32), name="lso/w")
+    assert float(opt.scale_loss(df.constant(1.5))) == 12.0
+    opt.apply_gradients([(np.array([np.inf, 1.0], np.float32), w)])
+    assert float(opt.dynamic_scale.numpy()) == 4.0 and int(opt.iterations) == 0
+    np.testing.assert_array_equal(w.numpy(), 0.0)
+    opt.apply_gradients([(np.array([4.0, 8.0], np.float32), w)])  # scaled by 4
+    np.testing.assert_allclose(w.numpy(), [-0.1, -0.2], rtol=1e-6)
+    opt.apply_gradients([(np.array([4.0, 8.0], np.float32), w)])
+    assert float(opt.dynamic_scale.numpy()) == 8.0  # two finite steps: doubled
+    rebuilt = optimizers.deserialize(optimizers.serialize(opt))
+    assert isinstance(rebuilt.inner_optimizer, optimizers.SGD) and rebuilt.initial_scale == 8.0
+
+
+def test_fit_with_a_loss_scale_optimizer_equals_fit_without():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-1.0], [0.5]], np.float32)
+    weights = None
+    results = []
+    for wrap in (False, True):
+        model = Sequential([Input(shape=(3,)), layers.Dense(1)])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        opt = optimizers.SGD(0.05)
+        model.compile(optimizer=keras.mixed_precision.LossScaleOptimizer(opt) if wrap else opt,
+                      loss="mse")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
