@@ -87,6 +87,68 @@ from distflow.ops import (
 )
 from distflow.tensor import GradientTape, Tensor, Variable, function, stop_gradient
 
+# isort: split
+# tf.math / tf.linalg namespaces and the TF top-level ops built on the core
+from distflow import linalg, math
+from distflow.array_ops import (
+    argsort,
+    boolean_mask,
+    broadcast_to,
+    clip_by_global_norm,
+    clip_by_norm,
+    einsum,
+    eye,
+    gather_nd,
+    identity,
+    is_tensor,
+    linspace,
+    map_fn,
+    meshgrid,
+    numpy_function,
+    print,
+    py_function,
+    rank,
+    repeat,
+    reverse,
+    roll,
+    scatter_nd,
+    sequence_mask,
+    size,
+    sort,
+    tensor_scatter_nd_add,
+    tensor_scatter_nd_sub,
+    tensor_scatter_nd_update,
+    tensordot,
+    unstack,
+    vectorized_map,
+)
+from distflow.math_ops import (
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    cos,
+    cosh,
+    cumsum,
+    floor,
+    logical_not,
+    pow,
+    reduce_all,
+    reduce_any,
+    reduce_prod,
+    scalar_mul,
+    sin,
+    sinh,
+    tan,
+    truncatediv,
+    truncatemod,
+)
+
+truediv = divide
+
 float16, float32, float64 = "float16", "float32", "float64"
 int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 

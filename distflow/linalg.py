@@ -1,0 +1,332 @@
+"""`tf.linalg` over NumPy's LAPACK bindings, batched over leading axes.
+
+inv, det, slogdet, solve, cholesky and triangular_solve are primitives with
+VJPs; trace, diag, diag_part, band_part, norm, matvec, tensordot, cross and
+friends are composites. eigh, eigvalsh, svd, qr and pinv compute forward
+values only: differentiating through them raises a clear error.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from distflow import ops
+from distflow.array_ops import einsum, tensordot  # noqa: F401  (tf.linalg names)
+from distflow.array_ops import eye as _eye
+from distflow.ops import _t, defop, matmul  # noqa: F401
+from distflow.tensor import Tensor, as_array
+
+
+def _mt(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+def _square(x: Tensor, what: str) -> Tensor:
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{what} needs square matrices in the last two axes. "
+                         f"Received shape {x.shape}.")
+    return x
+
+
+def _lapack(fn, what: str):
+    def call(*xs):
+        try:
+            return fn(*xs)
+        except np.linalg.LinAlgError as e:
+            raise ValueError(f"{what}: {e} (the input matrix is not invertible or not "
+                             "positive definite).") from None
+    return call
+
+
+def _inv_fwd(a):
+    out = _lapack(np.linalg.inv, "linalg.inv")(a)
+    return out, out
+
+
+_inv = defop("matrix_inverse", _inv_fwd, lambda g, inv: -_mt(inv) @ g @ _mt(inv))
+
+
+def inv(input: Any, adjoint: bool = False) -> Tensor:  # noqa: A002
+    """Inverse of each square matrix (of its transpose with `adjoint=True`)."""
+    x = _square(_t(input), "linalg.inv")
+    return _inv(matrix_transpose(x) if adjoint else x)
+
+
+def _det_fwd(a):
+    out = np.linalg.det(a)
+    return out, (a, out)
+
+
+def _det_vjp(g, r):
+    a, det = r
+    return (g * det)[..., None, None] * _mt(_lapack(np.linalg.inv, "linalg.det gradient")(a))
+
+
+_det = defop("matrix_determinant", _det_fwd, _det_vjp)
+
+
+def det(input: Any) -> Tensor:  # noqa: A002
+    """Determinant of each square matrix."""
+    return _det(_square(_t(input), "linalg.det"))
+
+
+def _slogdet_fwd(a):
+    sign, logabs = np.linalg.slogdet(a)
+    return logabs.astype(a.dtype), (a, sign)
+
+
+_logabsdet = defop("log_abs_determinant", _slogdet_fwd,
+                   lambda g, r: g[..., None, None] * _mt(np.linalg.inv(r[0])))
+
+
+def slogdet(input: Any) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """(sign, log|det|) of each square matrix."""
+    x = _square(_t(input), "linalg.slogdet")
+    sign = np.linalg.slogdet(x.value)[0].astype(x.dtype)
+    return Tensor._wrap(sign), _logabsdet(x)
+
+
+def logdet(matrix: Any) -> Tensor:
+    """log(det) of Hermitian positive-definite matrices (via log|det|)."""
+    return slogdet(matrix)[1]
+
+
+def _solve_fwd(a, b):
+    out = _lapack(np.linalg.solve, "linalg.solve")(a, b)
+    return out, (a, out)
+
+
+def _solve_vjp_a(g, r):
+    a, x = r
+    gb = np.linalg.solve(_mt(a), g)
+    return -gb @ _mt(x)
+
+
+_solve = defop("matrix_solve", _solve_fwd, _solve_vjp_a,
+               lambda g, r: np.linalg.solve(_mt(r[0]), g))
+
+
+def solve(matrix: Any, rhs: Any, adjoint: bool = False) -> Tensor:
+    """X with matrix @ X = rhs (rhs is [..., M, K])."""
+    a, b = ops._pair(matrix, rhs)
+    _square(a, "linalg.solve")
+    if b.ndim < 2 or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"linalg.solve: `rhs` must be [..., {a.shape[-1]}, K]. "
+                         f"Received shape {b.shape}.")
+    return _solve(matrix_transpose(a) if adjoint else a, b)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """Lower triangle with the diagonal halved."""
+    out = np.tril(x)
+    d = np.einsum("...ii->...i", out)
+    d *= 0.5
+    return out
+
+
+def _cholesky_fwd(a):
+    low = _lapack(np.linalg.cholesky, "linalg.cholesky")(a)
+    return low, low
+
+
+def _cholesky_vjp(g, low):
+    linv = np.linalg.inv(low)
+    s = _mt(linv) @ _phi(_mt(low) @ g) @ linv
+    return 0.5 * (s + _mt(s))
+
+
+_cholesky = defop("cholesky", _cholesky_fwd, _cholesky_vjp)
+
+
+def cholesky(input: Any) -> Tensor:  # noqa: A002
+    """Lower-triangular L with L @ L^T = input (symmetric positive definite)."""
+    return _cholesky(_square(_t(input), "linalg.cholesky"))
+
+
+def _tri_solve_fwd(a, b, lower):
+    tri = np.tril(a) if lower else np.triu(a)
+    out = np.linalg.solve(tri, b)
+    return out, (tri, out, lower)
+
+
+def _tri_vjp_a(g, r):
+    tri, x, lower = r
+    gb = np.linalg.solve(_mt(tri), g)
+    full = -gb @ _mt(x)
+    return np.tril(full) if lower else np.triu(full)
+
+
+_tri_solve = defop("matrix_triangular_solve", _tri_solve_fwd, _tri_vjp_a,
+                   lambda g, r: np.linalg.solve(_mt(r[0]), g))
+
+
+def triangular_solve(matrix: Any, rhs: Any, lower: bool = True, adjoint: bool = False) -> Tensor:
+    """Solves with the lower (or upper) triangle of `matrix`."""
+    a, b = ops._pair(matrix, rhs)
+    if adjoint:
+        a, lower = matrix_transpose(a), not lower
+    return _tri_solve(_square(a, "linalg.triangular_solve"), b, lower=bool(lower))
+
+
+def cholesky_solve(chol: Any, rhs: Any) -> Tensor:
+    """X with (chol @ chol^T) X = rhs, from a Cholesky factor."""
+    y = triangular_solve(chol, rhs, lower=True)
+    return triangular_solve(chol, y, lower=True, adjoint=True)
+
+
+# ----------------------------------------------------------- composites
+
+
+def matrix_transpose(a: Any, conjugate: bool = False) -> Tensor:
+    """Swaps the last two axes."""
+    a = _t(a)
+    if a.ndim < 2:
+        raise ValueError(f"matrix_transpose needs rank >= 2. Received shape {a.shape}.")
+    return ops.swapaxes(a, -1, -2)
+
+
+adjoint = matrix_transpose
+
+
+def matvec(a: Any, b: Any, transpose_a: bool = False) -> Tensor:
+    """Matrix-vector product over the last axes: a @ b[..., None]."""
+    return ops.squeeze(ops.matmul(a, ops.expand_dims(b, -1), transpose_a=transpose_a), -1)
+
+
+def diag_part(input: Any, k: int = 0) -> Tensor:  # noqa: A002
+    """The main diagonal of each matrix in the last two axes."""
+    x = _t(input)
+    n = builtins.min(x.shape[-2], x.shape[-1])
+    i = np.arange(n)
+    return ops.getitem(x, (Ellipsis, i, i))
+
+
+def diag(diagonal: Any) -> Tensor:
+    """A (batch of) square matrices with `diagonal` on the diagonal."""
+    d = _t(diagonal)
+    return ops.multiply(ops.expand_dims(d, -1), np.eye(d.shape[-1], dtype=d.dtype))
+
+
+def set_diag(input: Any, diagonal: Any) -> Tensor:  # noqa: A002
+    """`input` with its main diagonal replaced by `diagonal`."""
+    x = _t(input)
+    mask = np.eye(x.shape[-2], x.shape[-1], dtype=x.dtype)
+    return ops.add(ops.multiply(x, 1 - mask), diag(diagonal)[..., :x.shape[-2], :x.shape[-1]])
+
+
+def trace(x: Any) -> Tensor:
+    """Sum of the main diagonal of each matrix."""
+    return ops.reduce_sum(diag_part(x), axis=-1)
+
+
+def band_part(input: Any, num_lower: int, num_upper: int) -> Tensor:  # noqa: A002
+    """Keeps the band num_lower below and num_upper above the diagonal (-1: all)."""
+    x = _t(input)
+    m, n = x.shape[-2:]
+    i, j = np.arange(m)[:, None], np.arange(n)[None, :]
+    keep = ((int(num_lower) < 0) | (i - j <= int(num_lower))) & (
+        (int(num_upper) < 0) | (j - i <= int(num_upper)))
+    return ops.multiply(x, keep.astype(x.dtype))
+
+
+def norm(tensor: Any, ord: Any = "euclidean", axis: Any = None,  # noqa: A002
+         keepdims: bool = False) -> Tensor:
+    """Vector norms (1, 2, inf, p) and matrix norms ('fro', 1, inf over two axes)."""
+    x = _t(tensor)
+    axis = ops._norm_axis(axis)
+    if ord in ("euclidean", "fro") or (ord == 2 and not isinstance(axis, tuple)):
+        return ops.sqrt(ops.reduce_sum(ops.square(x), axis=axis, keepdims=keepdims))
+    if isinstance(axis, tuple) and len(axis) == 2 and ord in (1, np.inf):
+        rows, cols = axis if ord == 1 else axis[::-1]
+        inner = ops.reduce_sum(ops.abs(x), axis=rows, keepdims=True)
+        return _squeeze_axes(ops.reduce_max(inner, axis=cols, keepdims=True), axis, keepdims)
+    if ord == np.inf:
+        return ops.reduce_max(ops.abs(x), axis=axis, keepdims=keepdims)
+    if isinstance(ord, int | float) and ord > 0:
+        p = float(ord)
+        total = ops.reduce_sum(ops.power(ops.abs(x), p), axis=axis, keepdims=keepdims)
+        return ops.power(total, 1.0 / p)
+    raise ValueError(f"linalg.norm: unsupported `ord`={ord!r} for axis={axis!r}. Use "
+                     "'euclidean', 'fro', a positive p, or np.inf.")
+
+
+def _squeeze_axes(x: Tensor, axis: tuple, keepdims: bool) -> Tensor:
+    return x if keepdims else ops.squeeze(x, tuple(a % x.ndim for a in axis))
+
+
+def l2_normalize(x: Any, axis: Any = None, epsilon: float = 1e-12) -> Tensor:
+    """x / sqrt(max(sum(x ** 2, axis), epsilon))."""
+    from distflow.math_ops import l2_normalize as impl
+
+    return impl(x, axis, epsilon)
+
+
+def cross(a: Any, b: Any) -> Tensor:
+    """Cross product of 3-vectors in the last axis."""
+    a, b = ops._pair(a, b)
+    ax, ay, az = (a[..., i] for i in builtins.range(3))
+    bx, by, bz = (b[..., i] for i in builtins.range(3))
+    return ops.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=-1)
+
+
+def eye(num_rows: int, num_columns: int | None = None, batch_shape: Any = None,
+        dtype: Any = np.float32) -> Tensor:
+    """Identity matrices (same as the top-level `eye`)."""
+    return _eye(num_rows, num_columns, batch_shape, dtype)
+
+
+# ---------------------------------------------------- forward-only decompositions
+
+
+def _forward_only(x: Any) -> np.ndarray:
+    return as_array(x)
+
+
+def eigh(tensor: Any) -> tuple[Tensor, Tensor]:
+    """(eigenvalues ascending, eigenvectors in columns) of symmetric matrices (no gradient)."""
+    w, v = np.linalg.eigh(_forward_only(tensor))
+    return Tensor._wrap(w), Tensor._wrap(v)
+
+
+def eigvalsh(tensor: Any) -> Tensor:
+    """Eigenvalues of symmetric matrices, ascending (no gradient)."""
+    return Tensor._wrap(np.linalg.eigvalsh(_forward_only(tensor)))
+
+
+def svd(tensor: Any, full_matrices: bool = False, compute_uv: bool = True) -> Any:
+    """(s, u, v) as TF orders them (tensor = u @ diag(s) @ v^T); s only without uv."""
+    x = _forward_only(tensor)
+    if not compute_uv:
+        return Tensor._wrap(np.linalg.svd(x, compute_uv=False))
+    u, s, vt = np.linalg.svd(x, full_matrices=full_matrices)
+    return Tensor._wrap(s), Tensor._wrap(u), Tensor._wrap(_mt(vt).copy())
+
+
+Qr = namedtuple("Qr", ["q", "r"])
+
+
+def qr(input: Any, full_matrices: bool = False) -> Qr:  # noqa: A002
+    """QR decomposition (no gradient)."""
+    q, r = np.linalg.qr(_forward_only(input), mode="complete" if full_matrices else "reduced")
+    return Qr(Tensor._wrap(q), Tensor._wrap(r))
+
+
+def pinv(a: Any, rcond: Any = None) -> Tensor:
+    """Moore-Penrose pseudo-inverse (no gradient)."""
+    x = _forward_only(a)
+    if rcond is None:
+        rcond = 10 * builtins.max(x.shape[-2:]) * np.finfo(x.dtype).eps
+    return Tensor._wrap(np.linalg.pinv(x, rcond=rcond).astype(x.dtype))
+
+
+def lstsq(matrix: Any, rhs: Any, l2_regularizer: float = 0.0, fast: bool = True) -> Tensor:
+    """Least-squares solution of matrix @ X = rhs (normal equations, differentiable)."""
+    a, b = ops._pair(matrix, rhs)
+    gram = ops.matmul(a, a, transpose_a=True)
+    if l2_regularizer:
+        gram = ops.add(gram, l2_regularizer * np.eye(a.shape[-1], dtype=a.dtype))
+    return solve(gram, ops.matmul(a, b, transpose_a=True))
