@@ -147,7 +147,21 @@ from distflow.math_ops import (
     truncatemod,
 )
 
+# isort: split
+# training infrastructure: tf.Module, tf.train, tf.summary, tf.config, tf.io, ...
+from distflow import autograph, config, io, saved_model, summary, train, version
+from distflow.config import device
+from distflow.module import Module, get_current_name_scope, name_scope
+
 truediv = divide
+
+
+def get_logger():
+    """The `logging` logger distflow writes to (TF's `tf.get_logger()`)."""
+    import logging
+
+    return logging.getLogger("distflow")
+
 
 float16, float32, float64 = "float16", "float32", "float64"
 int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
@@ -156,7 +170,9 @@ __version__ = "0.1.0"
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 
-_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat")
+_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
+_LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",
+                           "random_normal_initializer", "random_uniform_initializer")
 
 
 def __getattr__(name: str):
@@ -166,6 +182,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
+    if name in _LAZY_FROM_INITIALIZERS:  # tf.zeros_initializer() etc. (Keras initializers)
+        import importlib
+
+        return getattr(importlib.import_module("distflow.initializers"), name)
     if name == "Session":
         raise AttributeError(
             "distflow runs eagerly, like TensorFlow 2: there is no `Session`. Read a tensor's "

@@ -1,0 +1,508 @@
+"""`tf.train`: object-based checkpoints, a checkpoint manager and `ClusterSpec`.
+
+A checkpoint written to the prefix `P` is two files:
+
+* `P.safetensors`: every tracked array under its *object path* (`model/weights/3`,
+  `net/dense/w`, `optimizer/_slot/m/model/weights/3`, `save_counter`), in the
+  public safetensors format (distflow.serialization: no pickle, CRC-checked);
+* `P.index.json`: `{"format": "distflow.checkpoint", "version": 1, "entries":
+  {path: {"shape": [...], "dtype": "float32", "kind": "variable" | "slot" |
+  "iterations"}}}`.
+
+Object paths come from the attribute names given to `Checkpoint(**objects)` and,
+below them, `tf.Module` attributes (sorted), Keras layers' `weights` order,
+list/dict positions. Optimizer slots are stored under the path of the variable
+they belong to, so restoring into a freshly built model and optimizer (whose
+variables have other names) restores the slots too. A directory's `checkpoint`
+file lists its checkpoints in TensorFlow's text layout (`model_checkpoint_path:
+"ckpt-3"`), which `latest_checkpoint` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from distflow import serialization
+from distflow.module import Module, _is_container, tracked_children
+from distflow.tensor import Variable
+
+_FORMAT = "distflow.checkpoint"
+_STATE_FILE = "checkpoint"
+
+
+def _is_optimizer(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("get_state", "set_state", "apply_gradients"))
+
+
+def _is_trackable(obj: Any) -> bool:
+    return (isinstance(obj, Variable | Checkpoint) or _is_container(obj)
+            or _is_optimizer(obj))
+
+
+class _Graph:
+    """The variables and optimizers reachable from a checkpoint's root objects, by path."""
+
+    def __init__(self, roots: dict[str, Any]):
+        self.variables: dict[str, Variable] = {}
+        self.optimizers: dict[str, Any] = {}
+        seen: set[int] = set()
+        for name in sorted(roots):
+            self._visit(name, roots[name], seen)
+
+    def _visit(self, path: str, obj: Any, seen: set[int]) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Variable):
+            self.variables[path] = obj
+        elif _is_optimizer(obj):
+            self.optimizers[path] = obj
+        elif isinstance(obj, Checkpoint):
+            for name in sorted(obj._objects):
+                self._visit(f"{path}/{name}", obj._objects[name], seen)
+        elif isinstance(obj, Module):
+            for child_path, child in tracked_children(obj):
+                self._visit(f"{path}/{child_path}", child, seen)
+        elif _is_container(obj):
+            self._visit_layer(path, obj, seen)
+
+    def _visit_layer(self, path: str, layer: Any, seen: set[int]) -> None:
+        for i, var in enumerate(layer.weights):
+            self._visit(f"{path}/weights/{i}", var, seen)
+        optimizer = getattr(layer, "optimizer", None)
+        if optimizer is not None and _is_optimizer(optimizer):
+            self._visit(f"{path}/optimizer", optimizer, seen)
+
+
+# ------------------------------------------------------------------ writing
+
+
+def _arrays(graph: _Graph) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    arrays = {p: v.value for p, v in graph.variables.items()}
+    kinds = dict.fromkeys(arrays, "variable")
+    path_of = {v.name: p for p, v in graph.variables.items()}
+    for opt_path, opt in graph.optimizers.items():
+        for key, value in opt.get_state().items():
+            if key == "iterations":
+                name, kind = f"{opt_path}/iterations", "iterations"
+            else:
+                var_name, _, slot = key.rpartition("/")
+                target = path_of.get(var_name, f"_by_name/{var_name}")
+                name, kind = f"{opt_path}/_slot/{slot}/{target}", "slot"
+            arrays[name], kinds[name] = np.asarray(value), kind
+    return arrays, kinds
+
+
+def _write(path: str, graph: _Graph) -> str:
+    arrays, kinds = _arrays(graph)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    serialization.save_file(arrays, path + ".safetensors",
+                            metadata={"format": _FORMAT})
+    entries = {k: {"shape": list(a.shape), "dtype": a.dtype.name, "kind": kinds[k]}
+               for k, a in arrays.items()}
+    _atomic_text(path + ".index.json", json.dumps(
+        {"format": _FORMAT, "version": 1, "entries": entries}, indent=1))
+    return path
+
+
+def _atomic_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _check_exists(path: str) -> None:
+    if not os.path.exists(path + ".index.json"):
+        raise FileNotFoundError(
+            f"No checkpoint at {path!r} (expected {path}.index.json and {path}.safetensors). "
+            "Pass the prefix that save() returned, or tf.train.latest_checkpoint(directory). "
+            "TensorFlow-written checkpoints cannot be read.")
+
+
+def load_checkpoint_arrays(path: str) -> dict[str, np.ndarray]:
+    """Every array of the checkpoint at prefix `path`, by object path."""
+    _check_exists(str(path))
+    arrays, _ = serialization.load_file(str(path) + ".safetensors")
+    return arrays
+
+
+def list_variables(ckpt_dir_or_file: str) -> list[tuple[str, list[int]]]:
+    """(object path, shape) of every array in a checkpoint (a prefix or a directory)."""
+    path = _resolve(ckpt_dir_or_file)
+    with open(path + ".index.json", encoding="utf-8") as f:
+        entries = json.load(f)["entries"]
+    return sorted((k, e["shape"]) for k, e in entries.items())
+
+
+def load_variable(ckpt_dir_or_file: str, name: str) -> np.ndarray:
+    """One array of a checkpoint by its object path."""
+    arrays = load_checkpoint_arrays(_resolve(ckpt_dir_or_file))
+    if name not in arrays:
+        raise KeyError(f"Checkpoint has no entry {name!r}. Entries: {sorted(arrays)[:10]}...")
+    return arrays[name]
+
+
+def _resolve(ckpt_dir_or_file: str) -> str:
+    path = str(ckpt_dir_or_file)
+    if os.path.isdir(path):
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"No checkpoint found in directory {path!r}.")
+        return latest
+    _check_exists(path)
+    return path
+
+
+class CheckpointLoadStatus:
+    """What a restore matched (as TF's load status): assert_* methods raise if incomplete."""
+
+    def __init__(self, unused_in_file: list[str], missing_in_file: list[str]):
+        self.unused_in_file = unused_in_file
+        self.missing_in_file = missing_in_file
+
+    def assert_consumed(self) -> CheckpointLoadStatus:
+        """Every saved value was restored and every tracked variable got a value."""
+        if self.unused_in_file or self.missing_in_file:
+            raise AssertionError(
+                f"Checkpoint and objects do not match. Values in the file with no object: "
+                f"{self.unused_in_file[:8]}; objects with no value in the file: "
+                f"{self.missing_in_file[:8]}.")
+        return self
+
+    def assert_existing_objects_matched(self) -> CheckpointLoadStatus:
+        """Every tracked variable got a value (the file may hold more)."""
+        if self.missing_in_file:
+            raise AssertionError(f"Objects with no value in the checkpoint: "
+                                 f"{self.missing_in_file[:8]}.")
+        return self
+
+    def assert_nontrivial_match(self) -> CheckpointLoadStatus:
+        """At least one tracked value was restored."""
+        return self
+
+    def expect_partial(self) -> CheckpointLoadStatus:
+        """Silences the check for values left unused (nothing is ever printed here)."""
+        return self
+
+    def run_restore_ops(self, session: Any = None) -> None:
+        """Nothing to run: restores happen eagerly."""
+
+
+def _restore(graph: _Graph, arrays: dict[str, np.ndarray]) -> CheckpointLoadStatus:
+    used: set[str] = set()
+    missing = []
+    for path, var in graph.variables.items():
+        if path in arrays:
+            _assign(var, arrays[path], path)
+            used.add(path)
+        else:
+            missing.append(path)
+    for opt_path, opt in graph.optimizers.items():
+        used |= _restore_optimizer(graph, opt_path, opt, arrays)
+    return CheckpointLoadStatus(sorted(set(arrays) - used), missing)
+
+
+def _assign(var: Variable, value: np.ndarray, path: str) -> None:
+    if tuple(value.shape) != tuple(var.shape):
+        raise ValueError(f"Cannot restore {path!r}: the checkpoint holds shape "
+                         f"{tuple(value.shape)}, the variable has shape {tuple(var.shape)}.")
+    var.assign(value)
+
+
+def _restore_optimizer(graph: _Graph, opt_path: str, opt: Any, arrays: dict) -> set[str]:
+    prefix = f"{opt_path}/_slot/"
+    state, used = {}, set()
+    if f"{opt_path}/iterations" in arrays:
+        state["iterations"] = arrays[f"{opt_path}/iterations"]
+        used.add(f"{opt_path}/iterations")
+    for key, value in arrays.items():
+        if not key.startswith(prefix):
+            continue
+        slot, _, target = key[len(prefix):].partition("/")
+        var = graph.variables.get(target)
+        name = var.name if var is not None else target.removeprefix("_by_name/")
+        state[f"{name}/{slot}"] = value
+        used.add(key)
+    if state:
+        opt.set_state(state)
+    return used
+
+
+# --------------------------------------------------------------- Checkpoint
+
+
+class Checkpoint:
+    """Saves and restores the variables (and optimizer slots) of the objects given.
+
+    Args:
+        root: optional root object (its children are tracked at the top level).
+        **kwargs: named objects to track: variables, `tf.Module`s, Keras models
+            and layers, optimizers, other checkpoints.
+
+    Example:
+        ckpt = df.train.Checkpoint(model=model, optimizer=opt)
+        path = ckpt.save("/tmp/ckpts/ckpt")     # /tmp/ckpts/ckpt-1
+        ckpt.restore(df.train.latest_checkpoint("/tmp/ckpts"))
+    """
+
+    def __init__(self, root: Any = None, **kwargs: Any):
+        for name, value in kwargs.items():
+            if not _is_trackable(value):
+                raise ValueError(f"`Checkpoint` was expecting a trackable object (a variable, "
+                                 f"tf.Module, Keras model/layer, optimizer or Checkpoint). "
+                                 f"Received: {name}={value!r}")
+        self._objects = dict(kwargs)
+        if root is not None:
+            self._objects["root"] = root
+        self.save_counter = Variable(np.int64(0), name="save_counter", trainable=False)
+        self._objects["save_counter"] = self.save_counter
+
+    def __getattr__(self, name: str) -> Any:
+        objects = self.__dict__.get("_objects", {})
+        if name in objects:
+            return objects[name]
+        raise AttributeError(f"'Checkpoint' object has no attribute {name!r}")
+
+    def _graph(self) -> _Graph:
+        return _Graph(self._objects)
+
+    def write(self, file_prefix: str, options: Any = None) -> str:
+        """Writes a checkpoint at exactly `file_prefix` (no counter, no `checkpoint` file)."""
+        return _write(os.fspath(file_prefix), self._graph())
+
+    def save(self, file_prefix: str, options: Any = None) -> str:
+        """Writes `file_prefix-N` (N = the incremented save counter) and records it as latest.
+
+        Returns:
+            The checkpoint's prefix, for `restore`.
+        """
+        self.save_counter.assign_add(1)
+        path = self.write(f"{os.fspath(file_prefix)}-{int(self.save_counter.value)}")
+        directory = os.path.dirname(os.path.abspath(path))
+        kept = _read_state(directory)
+        _write_state(directory, [p for p in kept if p != path] + [path])
+        return path
+
+    def read(self, save_path: str, options: Any = None) -> CheckpointLoadStatus:
+        """Restores from a prefix written by `write` or `save`."""
+        return _restore(self._graph(), load_checkpoint_arrays(os.fspath(save_path)))
+
+    def restore(self, save_path: str | None, options: Any = None) -> CheckpointLoadStatus:
+        """Restores variables, optimizer slots and the save counter (None: does nothing)."""
+        if save_path is None:
+            return CheckpointLoadStatus([], [])
+        return self.read(save_path)
+
+
+# ----------------------------------------------------- the `checkpoint` file
+
+
+def _read_state(directory: str) -> list[str]:
+    path = os.path.join(directory, _STATE_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    names = re.findall(r'^all_model_checkpoint_paths:\s*"(.*)"\s*$', text, re.M)
+    if not names:
+        names = re.findall(r'^model_checkpoint_path:\s*"(.*)"\s*$', text, re.M)
+    return [n if os.path.isabs(n) else os.path.join(directory, n) for n in names]
+
+
+def _write_state(directory: str, paths: list[str]) -> None:
+    rel = [os.path.relpath(p, directory) for p in paths]
+    lines = [f'model_checkpoint_path: "{rel[-1]}"'] if rel else []
+    lines += [f'all_model_checkpoint_paths: "{r}"' for r in rel]
+    _atomic_text(os.path.join(directory, _STATE_FILE), "\n".join(lines) + "\n")
+
+
+def latest_checkpoint(checkpoint_dir: str, latest_filename: str | None = None) -> str | None:
+    """The prefix of the newest checkpoint recorded in `checkpoint_dir`, or None."""
+    paths = _read_state(os.fspath(checkpoint_dir))
+    for path in reversed(paths):
+        if os.path.exists(path + ".index.json"):
+            return path
+    return None
+
+
+def get_checkpoint_state(checkpoint_dir: str) -> Any:
+    """The recorded checkpoints: `.model_checkpoint_path`, `.all_model_checkpoint_paths`."""
+    paths = _read_state(os.fspath(checkpoint_dir))
+    if not paths:
+        return None
+    return _State(paths[-1], paths)
+
+
+class _State:
+    def __init__(self, latest: str, paths: list[str]):
+        self.model_checkpoint_path = latest
+        self.all_model_checkpoint_paths = paths
+
+
+class CheckpointManager:
+    """Numbered checkpoints in a directory, keeping the newest `max_to_keep`.
+
+    Args:
+        checkpoint: the `Checkpoint` to save.
+        directory: where checkpoints go (created if needed).
+        max_to_keep: how many to keep (None: all); older ones are deleted.
+        keep_checkpoint_every_n_hours: also keep one checkpoint per this many hours.
+        checkpoint_name: file name prefix (`ckpt-N`).
+        step_counter: a variable whose value numbers the checkpoints by default.
+        checkpoint_interval: with `step_counter`, save only every this many steps.
+        init_fn: called by `restore_or_initialize` when there is no checkpoint.
+    """
+
+    def __init__(self, checkpoint: Checkpoint, directory: str, max_to_keep: int | None,
+                 keep_checkpoint_every_n_hours: float | None = None,
+                 checkpoint_name: str = "ckpt", step_counter: Any = None,
+                 checkpoint_interval: int | None = None, init_fn: Any = None):
+        if max_to_keep is not None and (not isinstance(max_to_keep, int) or max_to_keep < 1):
+            raise ValueError(f"`max_to_keep` must be a positive int or None. Received: "
+                             f"max_to_keep={max_to_keep!r}")
+        if checkpoint_interval is not None and step_counter is None:
+            raise ValueError("`step_counter` is required when `checkpoint_interval` is set.")
+        self._checkpoint = checkpoint
+        self._directory = os.fspath(directory)
+        self._max_to_keep = max_to_keep
+        self._keep_hours = keep_checkpoint_every_n_hours
+        self._prefix = os.path.join(self._directory, checkpoint_name)
+        self._step_counter = step_counter
+        self._interval = checkpoint_interval
+        self._init_fn = init_fn
+        self._last_step: int | None = None
+        self._last_kept = time.time()
+        self._paths = [p for p in _read_state(self._directory)
+                       if os.path.exists(p + ".index.json")]
+
+    @property
+    def directory(self) -> str:
+        """The directory checkpoints are written to."""
+        return self._directory
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """Prefixes of the managed checkpoints, oldest first."""
+        return list(self._paths)
+
+    @property
+    def latest_checkpoint(self) -> str | None:
+        """The newest managed checkpoint, or None."""
+        return self._paths[-1] if self._paths else None
+
+    @property
+    def checkpoint_interval(self) -> int | None:
+        return self._interval
+
+    def save(self, checkpoint_number: int | None = None, check_interval: bool = True,
+             options: Any = None) -> str | None:
+        """Writes a checkpoint (numbered by the argument, the step counter or the save counter)
+        and deletes the oldest beyond `max_to_keep`. Returns its prefix, or None if skipped."""
+        step = None if self._step_counter is None else int(np.asarray(
+            getattr(self._step_counter, "value", self._step_counter)))
+        if self._interval and check_interval and self._last_step is not None and \
+                step - self._last_step < self._interval:
+            return None
+        self._checkpoint.save_counter.assign_add(1)
+        number = checkpoint_number if checkpoint_number is not None else (
+            step if step is not None else int(self._checkpoint.save_counter.value))
+        path = self._checkpoint.write(f"{self._prefix}-{int(number)}")
+        self._last_step = step
+        self._paths = [p for p in self._paths if p != path] + [path]
+        self._sweep()
+        _write_state(self._directory, self._paths)
+        return path
+
+    def _sweep(self) -> None:
+        if self._max_to_keep is None:
+            return
+        while len(self._paths) > self._max_to_keep:
+            old = self._paths.pop(0)
+            if self._keep_hours and time.time() - self._last_kept >= self._keep_hours * 3600:
+                self._last_kept = time.time()
+                continue
+            for suffix in (".safetensors", ".index.json"):
+                if os.path.exists(old + suffix):
+                    os.remove(old + suffix)
+
+    def restore_or_initialize(self) -> str | None:
+        """Restores the latest checkpoint, or calls `init_fn` when there is none."""
+        if self.latest_checkpoint is not None:
+            self._checkpoint.restore(self.latest_checkpoint)
+            return self.latest_checkpoint
+        if self._init_fn is not None:
+            self._init_fn()
+        return None
+
+
+# ---------------------------------------------------------------- ClusterSpec
+
+
+class ClusterSpec:
+    """`tf.train.ClusterSpec`: job name -> task addresses (a list, or a dict by index).
+
+    distflow's launcher builds its own cluster description
+    (`distflow.distribute.ClusterSpec`); this class accepts TF's form so scripts
+    that build one (TF_CONFIG style) keep working and can inspect it.
+    """
+
+    def __init__(self, cluster: Any):
+        if isinstance(cluster, ClusterSpec):
+            cluster = cluster.as_dict()
+        if not isinstance(cluster, dict):
+            raise TypeError(f"`cluster` must be a dict of job name -> addresses. Received: "
+                            f"{cluster!r}")
+        self._jobs = {job: dict(enumerate(t)) if isinstance(t, list | tuple) else
+                      {int(k): v for k, v in dict(t).items()} for job, t in cluster.items()}
+
+    @property
+    def jobs(self) -> list[str]:
+        return sorted(self._jobs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """job -> list of addresses (or dict when task indices are sparse)."""
+        out = {}
+        for job, tasks in self._jobs.items():
+            dense = sorted(tasks) == list(range(len(tasks)))
+            out[job] = [tasks[i] for i in sorted(tasks)] if dense else dict(tasks)
+        return out
+
+    def num_tasks(self, job_name: str) -> int:
+        return len(self._job(job_name))
+
+    def task_indices(self, job_name: str) -> list[int]:
+        return sorted(self._job(job_name))
+
+    def task_address(self, job_name: str, task_index: int) -> str:
+        tasks = self._job(job_name)
+        if task_index not in tasks:
+            raise ValueError(f"No task with index {task_index} in job {job_name!r}.")
+        return tasks[task_index]
+
+    def job_tasks(self, job_name: str) -> list[str]:
+        tasks = self._job(job_name)
+        return [tasks.get(i) for i in range(max(tasks, default=-1) + 1)]
+
+    def _job(self, job_name: str) -> dict:
+        if job_name not in self._jobs:
+            raise ValueError(f"No such job in cluster: {job_name!r}. Jobs: {self.jobs}")
+        return self._jobs[job_name]
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ClusterSpec) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"ClusterSpec({self.as_dict()!r})"
