@@ -594,3 +594,26 @@ def add_n(inputs: list) -> Tensor:
 def scalar_mul(scalar: Any, x: Any) -> Tensor:
     """scalar * x."""
     return ops.multiply(scalar, x)
+
+
+def _bitwise(fn):
+    """Logical on bools, bitwise on integers (as TF's tensor operators)."""
+    return lambda a, b: Tensor._wrap(fn(as_array(a), as_array(b)))
+
+
+def _install_operators() -> None:
+    """TF tensors' `%`, `//`, `&`, `|`, `^` and `~` (ones the core does not define yet)."""
+    ops_by_name = {
+        "__mod__": floormod, "__rmod__": lambda a, b: floormod(b, a),
+        "__floordiv__": floordiv, "__rfloordiv__": lambda a, b: floordiv(b, a),
+        "__and__": _bitwise(np.bitwise_and), "__rand__": _bitwise(np.bitwise_and),
+        "__or__": _bitwise(np.bitwise_or), "__ror__": _bitwise(np.bitwise_or),
+        "__xor__": _bitwise(np.bitwise_xor), "__rxor__": _bitwise(np.bitwise_xor),
+        "__invert__": lambda a: Tensor._wrap(np.invert(a.value)),
+    }
+    for name, fn in ops_by_name.items():
+        if name not in vars(Tensor):
+            setattr(Tensor, name, fn)
+
+
+_install_operators()

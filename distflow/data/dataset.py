@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random
+from distflow.tensor import Tensor
 
 AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
@@ -99,6 +100,19 @@ def _to_element_leaf(value: Any) -> Any:
     """An array, or a NumPy scalar for 0-d values (as rows of 1-D arrays are)."""
     array = _to_array(value)
     return array[()] if array.ndim == 0 else array
+
+
+def _tensor_leaf(value: Any) -> Any:
+    array = np.asarray(value)
+    return Tensor._wrap(array) if array.dtype.kind in "fiub" else value
+
+
+def _tensors(element: Any) -> Any:
+    """The element with each numeric leaf wrapped as a `Tensor` (no copy)."""
+    if isinstance(element, np.ndarray | np.generic):
+        return _tensor_leaf(element)
+    leaves, tree = _flatten(element)
+    return _unflatten(tree, [_tensor_leaf(leaf) for leaf in leaves])
 
 
 def _to_numpy_structure(element: Any) -> Any:
@@ -257,16 +271,24 @@ class Dataset:
     # ----- iteration
 
     def __iter__(self) -> Iterator[Any]:
-        """Starts a new epoch and yields its elements."""
+        """Starts a new epoch and yields its elements as distflow tensors.
+
+        Each array of an element is a `Tensor` (`x.numpy()` works, and NumPy
+        functions accept it); strings stay NumPy values.
+        """
+        return map(_tensors, self._iter_numpy())
+
+    def as_numpy_iterator(self) -> Iterator[Any]:
+        """Starts a new epoch and yields its elements as NumPy arrays (and NumPy scalars)."""
+        return self._iter_numpy()
+
+    def _iter_numpy(self) -> Iterator[Any]:
+        """The elements as NumPy values: what every transformation consumes."""
         stream = self._index_stream()
         if stream is not None:
             source, chunks = stream
             return source._rows(chunks())
         return self._elements()
-
-    def as_numpy_iterator(self) -> Iterator[Any]:
-        """Same as `iter(dataset)`: elements are already NumPy arrays."""
-        return iter(self)
 
     def _elements(self) -> Iterator[Any]:
         """Element-by-element iteration (for datasets without an index stream)."""
@@ -575,7 +597,7 @@ class _Passthrough(_Unary):
         return self._input._index_stream()
 
     def _elements(self) -> Iterator[Any]:
-        return iter(self._input)
+        return self._input._iter_numpy()
 
 
 class _Shuffle(_Unary):
@@ -618,7 +640,7 @@ class _Shuffle(_Unary):
 
     def _elements(self) -> Iterator[Any]:
         rng = self._next_rng()
-        return _reservoir(iter(self._input), self._buffer_size, rng)
+        return _reservoir(self._input._iter_numpy(), self._buffer_size, rng)
 
 
 class _Batch(_Unary):
@@ -635,7 +657,7 @@ class _Batch(_Unary):
                 yield source._take_rows(indices)
             return
         batch: list[Any] = []
-        for element in self._input:
+        for element in self._input._iter_numpy():
             batch.append(element)
             if len(batch) == self._batch_size:
                 yield _stack(batch)
@@ -677,7 +699,7 @@ def _stack(elements: list[Any]) -> Any:
 
 class _Unbatch(_Unary):
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
+        for element in self._input._iter_numpy():
             leaves, tree = _flatten(element)
             lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
             if None in lengths or len(lengths) != 1:
@@ -714,7 +736,7 @@ class _Shard(_Unary):
         return source, lambda: _stride_chunks(make_chunks(), self._index, self._num_shards)
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.islice(iter(self._input), self._index, None, self._num_shards)
+        return itertools.islice(self._input._iter_numpy(), self._index, None, self._num_shards)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -739,7 +761,7 @@ class _Take(_Unary):
         return source, lambda: _slice_chunks(make_chunks(), 0, self._stop())
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.islice(iter(self._input), self._stop())
+        return itertools.islice(self._input._iter_numpy(), self._stop())
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -767,7 +789,7 @@ class _Skip(_Unary):
     def _elements(self) -> Iterator[Any]:
         if self._count < 0:
             return iter(())
-        return itertools.islice(iter(self._input), self._count, None)
+        return itertools.islice(self._input._iter_numpy(), self._count, None)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -789,7 +811,7 @@ class _Repeat(_Unary):
         return source, lambda: _repeat(make_chunks, self._count)
 
     def _elements(self) -> Iterator[Any]:
-        return _repeat(lambda: iter(self._input), self._count)
+        return _repeat(lambda: self._input._iter_numpy(), self._count)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -809,8 +831,8 @@ class _Map(_Unary):
         self._map_func = map_func
 
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
-            yield _to_numpy_structure(_call(self._map_func, element))
+        for element in self._input._iter_numpy():
+            yield _to_numpy_structure(_call(self._map_func, _tensors(element)))
 
     @property
     def element_spec(self) -> Any:
@@ -823,8 +845,8 @@ class _Filter(_Unary):
         self._predicate = predicate
 
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
-            keep = _to_array(_call(self._predicate, element))
+        for element in self._input._iter_numpy():
+            keep = _to_array(_call(self._predicate, _tensors(element)))
             if keep.shape != ():
                 raise ValueError("`predicate` must return a scalar boolean. Received a value "
                                  f"of shape {keep.shape}")
@@ -849,7 +871,7 @@ class _Cache(_Unary):
             yield from self._cached
             return
         collected = []
-        for element in self._input:
+        for element in self._input._iter_numpy():
             collected.append(element)
             yield element
         self._cached = collected  # only a complete pass is kept
@@ -862,7 +884,7 @@ class _Concatenate(Dataset):
         self._parts = (first, second)
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.chain.from_iterable(self._parts)
+        return itertools.chain.from_iterable(part._iter_numpy() for part in self._parts)
 
     def cardinality(self) -> int:
         sizes = [part.cardinality() for part in self._parts]
@@ -884,7 +906,7 @@ class _Zip(Dataset):
         self._members = members
 
     def _elements(self) -> Iterator[Any]:
-        for parts in zip(*self._members):
+        for parts in zip(*(ds._iter_numpy() for ds in self._members)):
             yield _unflatten(self._tree, parts)
 
     def cardinality(self) -> int:
@@ -909,7 +931,7 @@ def _peek(dataset: Dataset) -> Any:
     global _peeking
     previous, _peeking = _peeking, True
     try:
-        for element in dataset:
+        for element in dataset._iter_numpy():
             return element
     finally:
         _peeking = previous
