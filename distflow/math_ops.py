@@ -122,27 +122,35 @@ _floormod = defop("floormod", _floormod_fwd,
 
 def floormod(x: Any, y: Any) -> Tensor:
     """Remainder of floor division (the sign of `y`), as `tf.math.floormod`."""
-    return _floormod(*_pair(x, y))
+    return _floormod(*_int_pair(x, y))
 
 
 mod = floormod
 
 
+def _int_pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
+    """The operands of an integer-capable division; integer division by zero raises, as TF."""
+    x, y = _pair(x, y)
+    if y.dtype.kind in "iu" and np.any(y.value == 0):
+        raise ValueError("Integer division by zero.")
+    return x, y
+
+
 def floordiv(x: Any, y: Any) -> Tensor:
     """floor(x / y) in the inputs' dtype (no gradient)."""
-    x, y = _pair(x, y)
+    x, y = _int_pair(x, y)
     return Tensor._wrap(np.floor_divide(x.value, y.value))
 
 
 def truncatediv(x: Any, y: Any) -> Tensor:
     """Integer division rounding towards zero."""
-    x, y = _pair(x, y)
+    x, y = _int_pair(x, y)
     return Tensor._wrap((np.trunc(x.value / y.value)).astype(x.dtype))
 
 
 def truncatemod(x: Any, y: Any) -> Tensor:
     """Remainder with the sign of `x` (C's fmod)."""
-    x, y = _pair(x, y)
+    x, y = _int_pair(x, y)
     return Tensor._wrap(np.fmod(x.value, y.value))
 
 

@@ -84,7 +84,8 @@ class Tensor:
         return self.value
 
     def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
+        value = np.asarray(self.value)  # an op may have produced a NumPy scalar (t[0])
+        return value if dtype is None else value.astype(dtype)
 
     def __len__(self) -> int:
         if self.ndim == 0:

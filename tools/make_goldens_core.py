@@ -211,6 +211,88 @@ CASES = {
 }
 
 
+# Dataset pipelines: each is Python source evaluated with `tf` bound to the library
+# (TensorFlow here, distflow in tests/test_data_tf_api.py); the golden is the list of
+# elements, each a nest of arrays.
+DATA_CASES = {
+    "padded_batch": "tf.data.Dataset.range(1, 6).map(lambda n: tf.fill([n], n))"
+                    ".padded_batch(2)",
+    "padded_batch_shapes": "tf.data.Dataset.range(1, 4).map(lambda n: tf.fill([n], n))"
+                           ".padded_batch(2, padded_shapes=[5], padding_values=tf.constant(-1, "
+                           "tf.int64), drop_remainder=True)",
+    "padded_batch_tuple": "tf.data.Dataset.range(1, 4).map(lambda n: (tf.fill([n], n), n))"
+                          ".padded_batch(3)",
+    "window_flat": "tf.data.Dataset.range(7).window(3, shift=2, drop_remainder=True)"
+                   ".flat_map(lambda w: w.batch(3))",
+    "window_stride": "tf.data.Dataset.range(10).window(3, shift=3, stride=2)"
+                     ".flat_map(lambda w: w.batch(3))",
+    "window_tuple": "tf.data.Dataset.zip((tf.data.Dataset.range(5), tf.data.Dataset.range(5, 10)))"
+                    ".window(2).flat_map(lambda a, b: tf.data.Dataset.zip((a.batch(2), "
+                    "b.batch(2))))",
+    "interleave": "tf.data.Dataset.range(1, 6).interleave(lambda x: "
+                  "tf.data.Dataset.from_tensors(x).repeat(3), cycle_length=2, block_length=2)",
+    "interleave_uneven": "tf.data.Dataset.range(1, 5).interleave(lambda x: "
+                         "tf.data.Dataset.range(x), cycle_length=3)",
+    "flat_map": "tf.data.Dataset.from_tensor_slices([[1, 2], [3, 4]])"
+                ".flat_map(tf.data.Dataset.from_tensor_slices)",
+    "enumerate": "tf.data.Dataset.from_tensor_slices([7, 8, 9]).enumerate(start=5)",
+    "scan": "tf.data.Dataset.range(5).scan(tf.constant(0, tf.int64), "
+            "lambda s, x: (s + x, s * 10))",
+    "zip_concat": "tf.data.Dataset.zip(tf.data.Dataset.range(3), tf.data.Dataset.range(3, 6))"
+                  ".concatenate(tf.data.Dataset.zip((tf.data.Dataset.range(1), "
+                  "tf.data.Dataset.range(1))))",
+    "unbatch_rebatch": "tf.data.Dataset.range(10).batch(4).rebatch(3)",
+    "bucket": "tf.data.Dataset.from_tensor_slices([1, 5, 2, 7, 3, 8, 1]).map(lambda n: "
+              "tf.fill([n], n)).bucket_by_sequence_length(lambda x: tf.shape(x)[0], [3, 6], "
+              "[2, 2, 1])",
+    "bucket_boundary": "tf.data.Dataset.from_tensor_slices([1, 4, 2, 5]).map(lambda n: "
+                       "tf.fill([n], n)).bucket_by_sequence_length(lambda x: tf.shape(x)[0], "
+                       "[3, 7], [2, 2, 2], pad_to_bucket_boundary=True)",
+    "group_by_window": "tf.data.Dataset.range(10).group_by_window(lambda x: x % 3, "
+                       "lambda k, ds: ds.batch(2), window_size=2)",
+    "take_while": "tf.data.Dataset.range(10).take_while(lambda x: x < 4)",
+    "unique": "tf.data.Dataset.from_tensor_slices([1, 2, 1, 3, 2]).unique()",
+    "choose": "tf.data.Dataset.choose_from_datasets([tf.data.Dataset.range(3), "
+              "tf.data.Dataset.range(10, 13)], tf.data.Dataset.from_tensor_slices("
+              "tf.constant([0, 1, 1, 0], tf.int64)))",
+    "from_generator_types": "tf.data.Dataset.from_generator(lambda: iter([(1, [1.0, 2.0]), "
+                            "(2, [3.0, 4.0])]), output_types=(tf.int64, tf.float32), "
+                            "output_shapes=((), (2,)))",
+    "counter": "tf.data.Dataset.counter(3, 2).take(3)",
+    "map_parallel": "tf.data.Dataset.range(6).map(lambda x: x * x, num_parallel_calls=3)",
+    "prefetch": "tf.data.Dataset.range(5).batch(2).prefetch(tf.data.AUTOTUNE)",
+}
+DATA_REDUCE = {
+    "reduce_sum": "tf.data.Dataset.range(5).reduce(tf.constant(0, tf.int64), "
+                  "lambda s, x: s + x)",
+    "reduce_tuple": "tf.data.Dataset.range(1, 4).reduce((tf.constant(0, tf.int64), "
+                    "tf.constant(1, tf.int64)), lambda s, x: (s[0] + x, s[1] * x))",
+    "cardinality_batch": "tf.data.Dataset.range(10).batch(3).cardinality()",
+    "cardinality_repeat": "tf.data.Dataset.range(10).repeat().cardinality()",
+    "cardinality_filter": "tf.data.Dataset.range(10).filter(lambda x: x > 2).cardinality()",
+    "single_element": "tf.data.Dataset.from_tensors(tf.constant([1, 2])).get_single_element()",
+}
+
+
+def run_data():
+    out = {}
+    for name, src in DATA_CASES.items():
+        ds = eval(src)  # noqa: S307  (our own fixed case strings)
+        out[name] = {"src": src, "elements": [nest_encode(e) for e in ds.as_numpy_iterator()]}
+    for name, src in DATA_REDUCE.items():
+        out[name] = {"src": src, "value": nest_encode(eval(src))}  # noqa: S307
+    return out
+
+
+def nest_encode(x):
+    if isinstance(x, (tuple, list)):
+        return [nest_encode(v) for v in x]
+    if isinstance(x, dict):
+        return {k: nest_encode(v) for k, v in x.items()}
+    arr = np.asarray(x)
+    return {"a": arr.tolist(), "dtype": arr.dtype.name}
+
+
 # ------------------------------------------------------------------- runner
 
 
@@ -287,6 +369,8 @@ def main():
         goldens[name] = {**case, **run(case)}
     with open(os.path.join(OUT, "ops.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": goldens}, f, indent=0)
+    with open(os.path.join(OUT, "data.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": run_data()}, f, indent=0)
     with open(os.path.join(OUT, "api_names.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "names": api_names()}, f, indent=1)
     errors = sorted(n for n, g in goldens.items() if "error" in g)
