@@ -216,7 +216,7 @@ def boolean_mask(tensor: Any, mask: Any, axis: int | None = None) -> Tensor:
     if m.ndim == 0 or tensor.shape[axis:axis + m.ndim] != m.shape:
         raise ValueError(f"boolean_mask: mask shape {m.shape} must match the tensor's shape "
                          f"{tensor.shape} from axis {axis}.")
-    return ops.getitem(tensor, (slice(None),) * axis + (m,))
+    return ops.getitem(tensor, (builtins.slice(None),) * axis + (m,))
 
 
 # ------------------------------------------------------------ sort, order
@@ -256,7 +256,7 @@ def unstack(value: Any, num: int | None = None, axis: int = 0) -> list[Tensor]:
     n = value.shape[axis]
     if num is not None and int(num) != n:
         raise ValueError(f"unstack: `num` ({num}) differs from the axis size {n}.")
-    lead = (slice(None),) * axis
+    lead = (builtins.slice(None),) * axis
     return [ops.getitem(value, lead + (i,)) for i in builtins.range(n)]
 
 
@@ -264,7 +264,8 @@ def reverse(tensor: Any, axis: Any) -> Tensor:
     """Reverses `tensor` along each axis in `axis`."""
     tensor = _t(tensor)
     axes = {int(a) % tensor.ndim for a in np.atleast_1d(as_array(axis))}
-    return ops.getitem(tensor, tuple(slice(None, None, -1) if i in axes else slice(None)
+    flip, keep = builtins.slice(None, None, -1), builtins.slice(None)
+    return ops.getitem(tensor, tuple(flip if i in axes else keep
                                      for i in builtins.range(tensor.ndim)))
 
 
@@ -513,3 +514,164 @@ def print(*inputs: Any, output_stream: Any = None, summarize: int = 3,  # noqa: 
     stream = {None: sys.stderr, "stdout": sys.stdout, "stderr": sys.stderr}.get(
         output_stream, output_stream) if isinstance(output_stream, str | None) else output_stream
     stream.write(text)
+
+
+# ------------------------------------------------------------ more TF top-level ops
+
+
+def slice(input_: Any, begin: Any, size: Any) -> Tensor:  # noqa: A001
+    """input_[begin[i] : begin[i] + size[i]] on every axis (size -1: to the end)."""
+    x = _t(input_)
+    b = [int(v) for v in np.atleast_1d(as_array(begin))]
+    s = [int(v) for v in np.atleast_1d(as_array(size))]
+    if len(b) != x.ndim or len(s) != x.ndim:
+        raise ValueError(f"slice: `begin` and `size` need {x.ndim} entries (one per axis). "
+                         f"Received: begin={b}, size={s}")
+    return ops.getitem(x, tuple(builtins.slice(lo, None if n == -1 else lo + n)
+                                for lo, n in zip(b, s)))
+
+
+def _bit(mask: int, i: int) -> bool:
+    return bool((mask >> i) & 1)
+
+
+def strided_slice(input_: Any, begin: Any, end: Any, strides: Any = None, begin_mask: int = 0,
+                  end_mask: int = 0, ellipsis_mask: int = 0, new_axis_mask: int = 0,
+                  shrink_axis_mask: int = 0) -> Tensor:
+    """NumPy-style slicing spelled as TF's strided_slice (masks as bit fields)."""
+    b = [int(v) for v in np.atleast_1d(as_array(begin))]
+    e = [int(v) for v in np.atleast_1d(as_array(end))]
+    st = [1] * len(b) if strides is None else [int(v) for v in np.atleast_1d(as_array(strides))]
+    key = []
+    for i, (lo, hi, step) in enumerate(zip(b, e, st)):
+        if _bit(ellipsis_mask, i):
+            key.append(Ellipsis)
+        elif _bit(new_axis_mask, i):
+            key.append(None)
+        elif _bit(shrink_axis_mask, i):
+            key.append(lo)
+        else:
+            key.append(builtins.slice(None if _bit(begin_mask, i) else lo,
+                                      None if _bit(end_mask, i) else hi, step))
+    return ops.getitem(_t(input_), tuple(key))
+
+
+def unique(x: Any, out_idx: Any = np.int32) -> tuple[Tensor, Tensor]:
+    """(values in first-seen order, index of each input in those values) of a 1-D tensor."""
+    from collections import namedtuple
+
+    arr = as_array(x)
+    if arr.ndim != 1:
+        raise ValueError(f"unique needs a 1-D tensor. Received shape {arr.shape}.")
+    _, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    Unique = namedtuple("Unique", ["y", "idx"])
+    return Unique(Tensor._wrap(arr[np.sort(first)]),
+                  Tensor._wrap(rank[inverse.reshape(-1)].astype(out_idx)))
+
+
+def unique_with_counts(x: Any, out_idx: Any = np.int32) -> tuple[Tensor, Tensor, Tensor]:
+    """`unique` plus how often each value occurs."""
+    from collections import namedtuple
+
+    y, idx = unique(x, out_idx)
+    counts = np.bincount(idx.value, minlength=y.shape[0]).astype(out_idx)
+    UniqueWithCounts = namedtuple("UniqueWithCounts", ["y", "idx", "count"])
+    return UniqueWithCounts(y, idx, Tensor._wrap(counts))
+
+
+def searchsorted(sorted_sequence: Any, values: Any, side: str = "left",
+                 out_type: Any = np.int32) -> Tensor:
+    """Insertion points of `values` in each row of `sorted_sequence` (last axis)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"`side` must be 'left' or 'right'. Received: side={side!r}")
+    seq, vals = as_array(sorted_sequence), as_array(values)
+    if seq.ndim == 1:
+        return Tensor._wrap(np.searchsorted(seq, vals, side=side).astype(out_type))
+    rows = [np.searchsorted(s, v, side=side) for s, v in
+            zip(seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1]))]
+    return Tensor._wrap(np.stack(rows).reshape(vals.shape).astype(out_type))
+
+
+def unravel_index(indices: Any, dims: Any) -> Tensor:
+    """Coordinates ([len(dims), ...]) of flat indices in an array of shape `dims`."""
+    idx = as_array(indices)
+    out = np.unravel_index(idx, tuple(int(d) for d in as_array(dims)))
+    return Tensor._wrap(np.stack(out).astype(idx.dtype))
+
+
+def reverse_sequence(input: Any, seq_lengths: Any, seq_axis: int = 1,  # noqa: A002
+                     batch_axis: int = 0) -> Tensor:
+    """Reverses the first seq_lengths[b] entries along `seq_axis` for each batch entry b."""
+    x = _t(input)
+    lengths = as_array(seq_lengths)
+    n = x.shape[seq_axis]
+    pos = np.arange(n)[None, :]
+    lens = lengths[:, None]
+    src = np.where(pos < lens, lens - 1 - pos, pos)  # [batch, n]
+    shape = [1] * x.ndim
+    shape[batch_axis], shape[seq_axis] = x.shape[batch_axis], n
+    if batch_axis > seq_axis:
+        src = src.T
+    index = np.broadcast_to(src.reshape(shape), x.shape)
+    from distflow.math_ops import take_along_axis
+
+    return take_along_axis(x, index, seq_axis)
+
+
+def histogram_fixed_width_bins(values: Any, value_range: Any, nbins: int = 100,
+                               dtype: Any = np.int32) -> Tensor:
+    """The bin (0..nbins-1) of each value in `nbins` equal bins over value_range."""
+    v = as_array(values).astype(np.float64)
+    lo, hi = (float(a) for a in as_array(value_range))
+    bins = np.floor((v - lo) / (hi - lo) * nbins)
+    return Tensor._wrap(np.clip(bins, 0, nbins - 1).astype(dtype))
+
+
+def histogram_fixed_width(values: Any, value_range: Any, nbins: int = 100,
+                          dtype: Any = np.int32) -> Tensor:
+    """Counts of values in `nbins` equal bins over value_range (outliers in the end bins)."""
+    bins = histogram_fixed_width_bins(values, value_range, nbins, np.int64).value.reshape(-1)
+    return Tensor._wrap(np.bincount(bins, minlength=nbins).astype(dtype))
+
+
+def parallel_stack(values: Sequence[Any]) -> Tensor:
+    """`stack(values, axis=0)`; as in TF it is for graphs only and raises when eager."""
+    raise RuntimeError("tf.parallel_stack() is not compatible with eager execution. "
+                       "Use stack(values) instead.")
+
+
+def tensor_scatter_nd_max(tensor: Any, indices: Any, updates: Any) -> Tensor:
+    """A copy of `tensor` with max(tensor, updates) at `indices`."""
+    current = gather_nd(tensor, indices)
+    return tensor_scatter_nd_update(tensor, indices, ops.maximum(current, updates))
+
+
+def tensor_scatter_nd_min(tensor: Any, indices: Any, updates: Any) -> Tensor:
+    """A copy of `tensor` with min(tensor, updates) at `indices`."""
+    current = gather_nd(tensor, indices)
+    return tensor_scatter_nd_update(tensor, indices, ops.minimum(current, updates))
+
+
+def timestamp() -> Tensor:
+    """Seconds since the epoch as a float64 scalar."""
+    import time
+
+    return Tensor._wrap(np.asarray(time.time(), np.float64))
+
+
+def broadcast_static_shape(shape_x: Any, shape_y: Any) -> tuple:
+    """The broadcast of two shapes (ValueError when incompatible)."""
+    try:
+        return np.broadcast_shapes(tuple(shape_x), tuple(shape_y))
+    except ValueError:
+        raise ValueError(f"Incompatible shapes for broadcasting: {tuple(shape_x)} and "
+                         f"{tuple(shape_y)}.") from None
+
+
+def broadcast_dynamic_shape(shape_x: Any, shape_y: Any) -> Tensor:
+    """The broadcast of two shape vectors, as an int32 tensor."""
+    out = broadcast_static_shape(as_array(shape_x).tolist(), as_array(shape_y).tolist())
+    return Tensor._wrap(np.asarray(out, np.int32))

@@ -625,3 +625,146 @@ def _install_operators() -> None:
 
 
 _install_operators()
+
+
+# ------------------------------------------------------------- more tf.math
+
+
+def accumulate_n(inputs: list, shape: Any = None, tensor_dtype: Any = None) -> Tensor:
+    """Sum of a list of tensors (same as add_n)."""
+    return ops.add_n(inputs)
+
+
+def invert_permutation(x: Any) -> Tensor:
+    """y with y[x[i]] = i."""
+    p = as_array(x)
+    if sorted(p.tolist()) != list(builtins.range(len(p))):
+        raise ValueError(f"invert_permutation needs a permutation of 0..n-1. Received: "
+                         f"{p.tolist()}")
+    out = np.empty_like(p)
+    out[p] = np.arange(len(p), dtype=p.dtype)
+    return Tensor._wrap(out)
+
+
+def is_non_decreasing(x: Any) -> Tensor:
+    """Whether x (flattened) never decreases."""
+    return Tensor._wrap(np.asarray(np.all(np.diff(as_array(x).reshape(-1)) >= 0)))
+
+
+def is_strictly_increasing(x: Any) -> Tensor:
+    """Whether x (flattened) always increases."""
+    return Tensor._wrap(np.asarray(np.all(np.diff(as_array(x).reshape(-1)) > 0)))
+
+
+def reciprocal_no_nan(x: Any) -> Tensor:
+    """1 / x, and 0 where x is 0."""
+    x = _t(x)
+    return divide_no_nan(ops.ones_like(x), x)
+
+
+def zero_fraction(value: Any) -> Tensor:
+    """The fraction of zeros in `value` (float32)."""
+    v = as_array(value)
+    return Tensor._wrap(np.asarray(np.mean(v == 0) if v.size else 0.0, np.float32))
+
+
+def xdivy(x: Any, y: Any) -> Tensor:
+    """x / y, and 0 where x is 0."""
+    x, y = _pair(x, y)
+    safe = ops.where(ops.equal(x, 0), ops.ones_like(y), y)
+    return ops.where(ops.equal(x, 0), ops.zeros_like(x), ops.divide(x, safe))
+
+
+def xlog1py(x: Any, y: Any) -> Tensor:
+    """x * log1p(y), and 0 where x is 0."""
+    x, y = _pair(x, y)
+    safe = ops.where(ops.equal(x, 0), ops.zeros_like(y), y)
+    return ops.where(ops.equal(x, 0), ops.zeros_like(x), ops.multiply(x, log1p(safe)))
+
+
+def log_sigmoid(x: Any) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), computed stably."""
+    return ops.negative(ops.softplus(ops.negative(x)))
+
+
+def rint(x: Any) -> Tensor:
+    """Round half to even (no gradient), as `tf.math.rint`."""
+    return ops.round(x)
+
+
+def lbeta(x: Any) -> Tensor:
+    """log(|Beta(x)|) over the last axis: sum(lgamma(x)) - lgamma(sum(x))."""
+    x = _t(x)
+    return ops.subtract(ops.reduce_sum(lgamma(x), axis=-1), lgamma(ops.reduce_sum(x, axis=-1)))
+
+
+def _erfinv_np(y: np.ndarray) -> np.ndarray:
+    """Inverse erf: Giles' single-precision start, then two Newton steps in float64."""
+    y = np.asarray(y, np.float64)
+    w = -np.log((1.0 - y) * (1.0 + y))
+    small = w < 5.0
+    ws, wl = w - 2.5, np.sqrt(np.maximum(w, 5.0)) - 3.0
+    ps = np.polyval([2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                     0.00021858087, -0.00125372503, -0.00417768164, 0.246640727,
+                     1.50140941], ws)
+    pl = np.polyval([-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                     0.00573950773, -0.0076224613, 0.00943887047, 1.00167406,
+                     2.83297682], wl)
+    x = np.where(small, ps, pl) * y
+    for _ in builtins.range(2):
+        err = _erf_np(x) - y
+        x = x - err / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    return x
+
+
+def erfinv(x: Any) -> Tensor:
+    """Inverse of erf on (-1, 1) (no gradient)."""
+    x = _t(x)
+    return Tensor._wrap(_erfinv_np(x.value).astype(x.dtype))
+
+
+def erfcinv(x: Any) -> Tensor:
+    """Inverse of erfc on (0, 2) (no gradient)."""
+    x = _t(x)
+    return Tensor._wrap(_erfinv_np(1.0 - x.value.astype(np.float64)).astype(x.dtype))
+
+
+def ndtri(x: Any) -> Tensor:
+    """The standard normal quantile: sqrt(2) * erfinv(2p - 1) (no gradient)."""
+    x = _t(x)
+    return Tensor._wrap((math.sqrt(2) * _erfinv_np(2 * x.value.astype(np.float64) - 1))
+                        .astype(x.dtype))
+
+
+def unsorted_segment_sqrt_n(data: Any, segment_ids: Any, num_segments: Any) -> Tensor:
+    """Segment sums divided by sqrt(segment size) (0 for empty segments)."""
+    data, ids = _t(data), _segment_ids(segment_ids, "unsorted_segment_sqrt_n")
+    num = _num_segments(ids, num_segments)
+    total = unsorted_segment_sum(data, ids, num)
+    return ops.divide(total, np.sqrt(np.maximum(_segment_counts(ids, num, data), 1)))
+
+
+def approx_max_k(operand: Any, k: int, reduction_dimension: int = -1, **_: Any) -> tuple:
+    """Exact top-k along the last axis (TF's approximation is an accelerator speed-up)."""
+    if reduction_dimension not in (-1, _t(operand).ndim - 1):
+        raise ValueError("approx_max_k supports the last axis only.")
+    values, indices = top_k(operand, k)
+    return values, indices
+
+
+def approx_min_k(operand: Any, k: int, reduction_dimension: int = -1, **_: Any) -> tuple:
+    """Exact bottom-k along the last axis."""
+    values, indices = approx_max_k(ops.negative(operand), k, reduction_dimension)
+    return ops.negative(values), indices
+
+
+def imag(x: Any) -> Tensor:
+    """The imaginary part: zeros for the real tensors distflow holds."""
+    return ops.zeros_like(x)
+
+
+def angle(x: Any) -> Tensor:
+    """The complex argument: 0 for non-negative reals, pi for negative ones."""
+    v = as_array(x)
+    return Tensor._wrap(np.where(v < 0, np.pi, 0.0).astype(v.dtype if v.dtype.kind == "f"
+                                                            else np.float32))
