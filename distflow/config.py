@@ -230,3 +230,7 @@ def device(device_name: Any) -> Iterator[None]:
     if kind not in (None, "CPU", "XLA_CPU"):
         raise ValueError(f"Unknown device type in {name!r}; use '/CPU:0'.")
     yield
+
+
+experimental_run_functions_eagerly = run_functions_eagerly
+experimental_functions_run_eagerly = functions_run_eagerly

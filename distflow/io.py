@@ -133,7 +133,13 @@ gfile = SimpleNamespace(
     GFile=GFile, exists=_exists, makedirs=_makedirs, mkdir=_mkdir, glob=_glob_files,
     isdir=lambda p: os.path.isdir(_path(p)), listdir=_listdir, remove=_remove, rmtree=_rmtree,
     rename=_rename, copy=_copy, walk=_walk, stat=_stat, join=os.path.join,
+    get_registered_schemes=lambda: ["", "file"],
 )
+
+
+def matching_files(pattern: Any) -> list[bytes]:
+    """File names (bytes, sorted) matching the glob pattern(s), as `tf.io.matching_files`."""
+    return [os.fsencode(p) for p in _glob_files(pattern)]
 
 
 def read_file(filename: Any, name: str | None = None) -> bytes:

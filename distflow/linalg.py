@@ -330,3 +330,181 @@ def lstsq(matrix: Any, rhs: Any, l2_regularizer: float = 0.0, fast: bool = True)
     if l2_regularizer:
         gram = ops.add(gram, l2_regularizer * np.eye(a.shape[-1], dtype=a.dtype))
     return solve(gram, ops.matmul(a, b, transpose_a=True))
+
+
+# ------------------------------------------------------------ more tf.linalg
+
+
+def global_norm(t_list: list) -> Tensor:
+    """sqrt of the sum of squares of every entry of every tensor (None skipped)."""
+    from distflow.array_ops import global_norm as impl
+
+    return impl(t_list)
+
+
+def normalize(tensor: Any, ord: Any = "euclidean", axis: Any = None,  # noqa: A002
+              name: str | None = None) -> tuple[Tensor, Tensor]:
+    """(tensor / norm, norm) with the norm kept for broadcasting."""
+    n = norm(tensor, ord=ord, axis=axis, keepdims=True)
+    return ops.divide(tensor, n), n
+
+
+def matrix_rank(a: Any, tol: Any = None, validate_args: bool = False) -> Tensor:
+    """Number of singular values above `tol` (default eps * max(m, n) * max singular value)."""
+    x = as_array(a)
+    s = np.linalg.svd(x, compute_uv=False)
+    if tol is None:
+        tol = s.max(axis=-1, keepdims=True) * builtins.max(x.shape[-2:]) * np.finfo(x.dtype).eps
+    return Tensor._wrap((s > tol).sum(axis=-1).astype(np.int32))
+
+
+def tensor_diag(diagonal: Any) -> Tensor:
+    """A tensor of rank 2k with `diagonal` (rank k) on its diagonal."""
+    d = _t(diagonal)
+    n = d.size
+    flat = diag(ops.reshape(d, [n]))
+    return ops.reshape(flat, list(d.shape) * 2)
+
+
+def tensor_diag_part(input: Any) -> Tensor:  # noqa: A002
+    """The diagonal of a rank-2k tensor whose shape is s + s."""
+    x = _t(input)
+    half = x.ndim // 2
+    if x.ndim % 2 or x.shape[:half] != x.shape[half:]:
+        raise ValueError(f"tensor_diag_part needs a shape of the form s + s. Received {x.shape}.")
+    n = int(np.prod(x.shape[:half], dtype=np.int64))
+    return ops.reshape(diag_part(ops.reshape(x, [n, n])), list(x.shape[:half]))
+
+
+def tridiagonal_matmul(diagonals: Any, rhs: Any, diagonals_format: str = "compact") -> Tensor:
+    """Product of a tridiagonal matrix ([..., 3, M]: super, main, sub) with rhs [..., M, N]."""
+    if diagonals_format != "compact":
+        raise ValueError("tridiagonal_matmul supports diagonals_format='compact' only.")
+    d = _t(diagonals)
+    sup, main, sub = d[..., 0, :], d[..., 1, :], d[..., 2, :]
+    m = d.shape[-1]
+    upper = ops.multiply(ops.expand_dims(sup, -1), np.eye(m, k=1, dtype=d.dtype))
+    middle = ops.multiply(ops.expand_dims(main, -1), np.eye(m, dtype=d.dtype))
+    lower = ops.multiply(ops.expand_dims(sub, -1), np.eye(m, k=-1, dtype=d.dtype))
+    return ops.matmul(ops.add(ops.add(upper, middle), lower), rhs)
+
+
+def tridiagonal_solve(diagonals: Any, rhs: Any, diagonals_format: str = "compact",
+                      transpose_rhs: bool = False, conjugate_rhs: bool = False,
+                      partial_pivoting: bool = True) -> Tensor:
+    """Solves a tridiagonal system given in compact form ([..., 3, M])."""
+    if diagonals_format != "compact":
+        raise ValueError("tridiagonal_solve supports diagonals_format='compact' only.")
+    d = _t(diagonals)
+    m = d.shape[-1]
+    rows = np.arange(m)
+    a = np.zeros(d.shape[:-2] + (m, m), d.dtype)
+    a[..., rows[:-1], rows[1:]] = d.value[..., 0, :-1]
+    a[..., rows, rows] = d.value[..., 1, :]
+    a[..., rows[1:], rows[:-1]] = d.value[..., 2, 1:]
+    b = _t(rhs)
+    if transpose_rhs:
+        b = matrix_transpose(b)
+    out = solve(Tensor._wrap(a), b)
+    return matrix_transpose(out) if transpose_rhs else out
+
+
+def _lu_np(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Packed LU with partial pivoting: rows p of a = L @ U (batched)."""
+    lu = np.array(a, copy=True)
+    n = lu.shape[-1]
+    perm = np.broadcast_to(np.arange(n), lu.shape[:-1]).copy()
+    flat, fperm = lu.reshape(-1, n, n), perm.reshape(-1, n)
+    for k in builtins.range(n):
+        piv = k + np.argmax(np.abs(flat[:, k:, k]), axis=1)
+        idx = np.arange(flat.shape[0])
+        rows_k, rows_p = flat[idx, k].copy(), flat[idx, piv].copy()
+        flat[idx, k], flat[idx, piv] = rows_p, rows_k
+        pk, pp = fperm[idx, k].copy(), fperm[idx, piv].copy()
+        fperm[idx, k], fperm[idx, piv] = pp, pk
+        pivot = flat[:, k, k][:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flat[:, k + 1:, k] /= pivot
+        flat[:, k + 1:, k + 1:] -= flat[:, k + 1:, k:k + 1] * flat[:, k:k + 1, k + 1:]
+    return flat.reshape(lu.shape), fperm.reshape(perm.shape)
+
+
+def lu(input: Any, output_idx_type: Any = np.int32) -> tuple[Tensor, Tensor]:  # noqa: A002
+    """(lu, p): L (unit lower, below the diagonal) and U packed in one matrix, and the row
+    permutation p with input[p] = L @ U (no gradient)."""
+    x = as_array(input)
+    packed, perm = _lu_np(x)
+    from collections import namedtuple
+
+    Lu = namedtuple("Lu", ["lu", "p"])
+    return Lu(Tensor._wrap(packed), Tensor._wrap(perm.astype(output_idx_type)))
+
+
+def _unpack_lu(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = packed.shape[-1]
+    lower = np.tril(packed, -1) + np.eye(n, dtype=packed.dtype)
+    return lower, np.triu(packed)
+
+
+def lu_reconstruct(lower_upper: Any, perm: Any, validate_args: bool = False) -> Tensor:
+    """The matrix whose `lu` gave (lower_upper, perm)."""
+    lower, upper = _unpack_lu(as_array(lower_upper))
+    prod = lower @ upper
+    p = as_array(perm)
+    out = np.empty_like(prod)
+    np.put_along_axis(out, p[..., None].astype(np.int64), prod, axis=-2)
+    return Tensor._wrap(out)
+
+
+def lu_solve(lower_upper: Any, perm: Any, rhs: Any, validate_args: bool = False) -> Tensor:
+    """X with A @ X = rhs, from A's `lu` factors."""
+    lower, upper = _unpack_lu(as_array(lower_upper))
+    b = np.take_along_axis(as_array(rhs), as_array(perm)[..., None].astype(np.int64), axis=-2)
+    return Tensor._wrap(np.linalg.solve(upper, np.linalg.solve(lower, b)))
+
+
+def lu_matrix_inverse(lower_upper: Any, perm: Any, validate_args: bool = False) -> Tensor:
+    """A^-1 from A's `lu` factors."""
+    lu_arr = as_array(lower_upper)
+    eye_b = np.broadcast_to(np.eye(lu_arr.shape[-1], dtype=lu_arr.dtype), lu_arr.shape)
+    return lu_solve(lu_arr, perm, eye_b)
+
+
+_PADE13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+           129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+           40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+
+
+def _expm_scale(a: np.ndarray) -> int:
+    """Squarings needed so that the 1-norm is within the Pade(13) range (Higham 2005)."""
+    norm1 = float(np.abs(a.astype(np.float64)).sum(axis=-2).max()) if a.size else 0.0
+    return builtins.max(0, int(np.ceil(np.log2(norm1 / 5.371920351148152)))) if norm1 > 0 else 0
+
+
+def _poly(terms: list[tuple[float, Any]]) -> Tensor:
+    total = None
+    for coeff, m in terms:
+        term = ops.multiply(m, coeff)
+        total = term if total is None else ops.add(total, term)
+    return total
+
+
+def expm(input: Any) -> Tensor:  # noqa: A002
+    """The matrix exponential of each square matrix: scaling and squaring with the
+    degree-13 Pade approximant (Higham 2005), built from differentiable ops."""
+    a = _square(_t(input), "linalg.expm")
+    s = _expm_scale(a.value)
+    b = _PADE13
+    x = ops.multiply(a, a.dtype.type(2.0 ** -s))
+    ident = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
+    x2 = ops.matmul(x, x)
+    x4 = ops.matmul(x2, x2)
+    x6 = ops.matmul(x4, x2)
+    u = ops.matmul(x, ops.add(ops.matmul(x6, _poly([(b[13], x6), (b[11], x4), (b[9], x2)])),
+                              _poly([(b[7], x6), (b[5], x4), (b[3], x2), (b[1], ident)])))
+    v = ops.add(ops.matmul(x6, _poly([(b[12], x6), (b[10], x4), (b[8], x2)])),
+                _poly([(b[6], x6), (b[4], x4), (b[2], x2), (b[0], ident)]))
+    r = solve(ops.subtract(v, u), ops.add(v, u))
+    for _ in builtins.range(s):
+        r = ops.matmul(r, r)
+    return r

@@ -293,3 +293,15 @@ experimental = SimpleNamespace(
     get_global_generator=get_global_generator_object,
     set_global_generator=set_global_generator,
 )
+
+
+class Algorithm:
+    """RNG algorithm names (`tf.random.Algorithm`); distflow draws with NumPy's Philox/PCG64."""
+
+    PHILOX, THREEFRY, AUTO_SELECT = 1, 2, 3
+
+
+def create_rng_state(seed: int, alg: Any) -> Tensor:
+    """A state vector for `seed` (int64, shape [3], as TF's Philox state)."""
+    key = np.random.default_rng(_non_negative_int("seed", seed)).integers(0, 2**62, 3)
+    return Tensor._wrap(key.astype(np.int64))

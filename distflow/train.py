@@ -506,3 +506,114 @@ class ClusterSpec:
 
     def __repr__(self) -> str:
         return f"ClusterSpec({self.as_dict()!r})"
+
+
+# ------------------------------------------------------------ reading and averaging
+
+
+class CheckpointReader:
+    """`tf.train.load_checkpoint(path)`: read arrays of a checkpoint by object path."""
+
+    def __init__(self, path: str):
+        self._path = _resolve(path)
+        self._arrays = load_checkpoint_arrays(self._path)
+
+    def get_tensor(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            raise KeyError(f"Checkpoint {self._path!r} has no entry {name!r}.")
+        return self._arrays[name]
+
+    def has_tensor(self, name: str) -> bool:
+        return name in self._arrays
+
+    def get_variable_to_shape_map(self) -> dict[str, list[int]]:
+        return {k: list(v.shape) for k, v in self._arrays.items()}
+
+    def get_variable_to_dtype_map(self) -> dict[str, np.dtype]:
+        return {k: v.dtype for k, v in self._arrays.items()}
+
+
+def load_checkpoint(ckpt_dir_or_file: str) -> CheckpointReader:
+    """A reader of the checkpoint at a prefix (or the latest one in a directory)."""
+    return CheckpointReader(ckpt_dir_or_file)
+
+
+def checkpoints_iterator(checkpoint_dir: str, min_interval_secs: float = 0,
+                         timeout: float | None = None, timeout_fn: Any = None):
+    """Yields each new latest checkpoint of `checkpoint_dir` as it appears.
+
+    Stops when no new checkpoint appears within `timeout` seconds (and `timeout_fn`,
+    if given, returns True); with `timeout=None` it waits for the next one forever,
+    as TF's does.
+    """
+    last = None
+    while True:
+        deadline = None if timeout is None else time.time() + timeout
+        path = latest_checkpoint(checkpoint_dir)
+        while path is None or path == last:
+            if deadline is not None and time.time() > deadline:
+                if timeout_fn is None or timeout_fn():
+                    return
+                deadline = time.time() + timeout
+            time.sleep(min(1.0, timeout or 1.0))
+            path = latest_checkpoint(checkpoint_dir)
+        last = path
+        start = time.time()
+        yield path
+        time.sleep(max(0.0, min_interval_secs - (time.time() - start)))
+
+
+class CheckpointOptions:
+    """Accepted for compatibility (`experimental_io_device`, `experimental_enable_async...`)."""
+
+    def __init__(self, experimental_io_device: str | None = None,
+                 experimental_enable_async_checkpoint: bool = False, **kwargs: Any):
+        self.experimental_io_device = experimental_io_device
+        self.experimental_enable_async_checkpoint = experimental_enable_async_checkpoint
+
+
+class ExponentialMovingAverage:
+    """Shadow copies of variables updated as shadow -= (1 - decay) * (shadow - var).
+
+    With `num_updates`, the decay used is min(decay, (1 + n) / (10 + n)), as TF.
+
+    Args:
+        decay: the decay, in [0, 1].
+        num_updates: optional step count (an int or a variable) for the warm-up rule.
+        zero_debias: not supported (raises when True).
+        name: prefix of the shadow variables' names.
+    """
+
+    def __init__(self, decay: float, num_updates: Any = None, zero_debias: bool = False,
+                 name: str = "ExponentialMovingAverage"):
+        if not 0.0 <= float(decay) <= 1.0:
+            raise ValueError(f"`decay` must be in [0, 1]. Received: decay={decay!r}")
+        if zero_debias:
+            raise ValueError("zero_debias=True is not supported.")
+        self.decay, self._num_updates, self.name = float(decay), num_updates, name
+        self._shadows: dict[int, Variable] = {}
+
+    def _current_decay(self) -> float:
+        if self._num_updates is None:
+            return self.decay
+        n = float(np.asarray(getattr(self._num_updates, "value", self._num_updates)))
+        return min(self.decay, (1.0 + n) / (10.0 + n))
+
+    def apply(self, var_list: Any = None) -> None:
+        """Creates missing shadows (equal to the variables), then updates all of them."""
+        var_list = list(var_list or [])
+        decay = self._current_decay()
+        for var in var_list:
+            shadow = self._shadows.get(id(var))
+            if shadow is None:
+                self._shadows[id(var)] = Variable(var.value, name=self.average_name(var),
+                                                  trainable=False)
+                continue
+            shadow.assign_sub((1.0 - decay) * (shadow.value - var.value))
+
+    def average(self, var: Variable) -> Variable | None:
+        """The shadow of `var` (None before `apply` saw it)."""
+        return self._shadows.get(id(var))
+
+    def average_name(self, var: Variable) -> str:
+        return f"{var.name}/{self.name}"

@@ -354,3 +354,29 @@ def test_summary_iterator_rejects_a_corrupt_file(tmp_path):
     (tmp_path / name).write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="Corrupt"):
         list(df.summary.summary_iterator(tmp_path / name))
+
+
+def test_load_checkpoint_reader_and_checkpoints_iterator(tmp_path):
+    v = df.Variable([1.0, 2.0])
+    manager = df.train.CheckpointManager(df.train.Checkpoint(v=v), str(tmp_path), max_to_keep=3)
+    first = manager.save()
+    reader = df.train.load_checkpoint(str(tmp_path))
+    np.testing.assert_array_equal(reader.get_tensor("v"), [1.0, 2.0])
+    assert reader.get_variable_to_shape_map()["v"] == [2]
+    found = list(df.train.checkpoints_iterator(str(tmp_path), timeout=0.05))
+    assert found == [first]
+
+
+def test_exponential_moving_average():
+    w = df.Variable(0.0)
+    ema = df.train.ExponentialMovingAverage(decay=0.9)
+    ema.apply([w])
+    assert float(ema.average(w)) == 0.0
+    w.assign(10.0)
+    ema.apply([w])
+    assert float(ema.average(w)) == pytest.approx(1.0)  # 0 - 0.1 * (0 - 10)
+    step = df.Variable(0, trainable=False)
+    warm = df.train.ExponentialMovingAverage(0.999, num_updates=step)
+    assert warm._current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    with pytest.raises(ValueError, match="decay"):
+        df.train.ExponentialMovingAverage(1.5)
