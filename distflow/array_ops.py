@@ -675,3 +675,8 @@ def broadcast_dynamic_shape(shape_x: Any, shape_y: Any) -> Tensor:
     """The broadcast of two shape vectors, as an int32 tensor."""
     out = broadcast_static_shape(as_array(shape_x).tolist(), as_array(shape_y).tolist())
     return Tensor._wrap(np.asarray(out, np.int32))
+
+
+from distflow._naming import accept_names  # noqa: E402
+
+accept_names(globals())  # every op takes TF's name= keyword

@@ -508,3 +508,8 @@ def expm(input: Any) -> Tensor:  # noqa: A002
     for _ in builtins.range(s):
         r = ops.matmul(r, r)
     return r
+
+
+from distflow._naming import accept_names  # noqa: E402
+
+accept_names(globals())  # every op takes TF's name= keyword

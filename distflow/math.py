@@ -140,3 +140,8 @@ def multiply_no_nan(x, y):
     zero = ops.equal(y, 0)
     return ops.where(zero, ops.zeros_like(x), ops.multiply(ops.where(zero, ops.zeros_like(x), x),
                                                            y))
+
+
+from distflow._naming import accept_names  # noqa: E402
+
+accept_names(globals())  # every op takes TF's name= keyword

@@ -768,3 +768,8 @@ def angle(x: Any) -> Tensor:
     v = as_array(x)
     return Tensor._wrap(np.where(v < 0, np.pi, 0.0).astype(v.dtype if v.dtype.kind == "f"
                                                             else np.float32))
+
+
+from distflow._naming import accept_names  # noqa: E402
+
+accept_names(globals())  # every op takes TF's name= keyword

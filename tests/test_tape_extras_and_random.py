@@ -152,3 +152,17 @@ def test_print_layout_matches_tf_print(capsys):
     df.print("loss:", df.constant([1.5, 2.0]), df.constant(3), df.constant([[1, 2], [3, 4]]),
              df.range(10), df.constant(0.1))
     assert capsys.readouterr().err == "loss: [1.5 2] 3 [[1 2]\n [3 4]] [0 1 2 ... 7 8 9] 0.1\n"
+
+
+@pytest.mark.parametrize("namespace", [df.math, df.linalg])
+def test_every_op_takes_tf_name_keyword(namespace):
+    import inspect
+
+    for key in dir(namespace):
+        fn = getattr(namespace, key)
+        if key.startswith("_") or not inspect.isfunction(fn):
+            continue
+        params = inspect.signature(fn).parameters
+        assert "name" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), key
+    assert float(df.math.sin(0.0, name="s")) == 0.0
+    np.testing.assert_array_equal(df.reverse([1, 2], [0], name="r").numpy(), [2, 1])
