@@ -31,6 +31,9 @@ def accept_name(fn: Callable) -> Callable:
         with name_scope(str(name)):
             return fn(*args, **kwargs)
 
+    sig = inspect.signature(fn)
+    extra = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    with_name.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
     return with_name
 
 

@@ -677,6 +677,6 @@ def broadcast_dynamic_shape(shape_x: Any, shape_y: Any) -> Tensor:
     return Tensor._wrap(np.asarray(out, np.int32))
 
 
-from distflow._naming import accept_names  # noqa: E402
+from distflow._naming import accept_names as _accept_names  # noqa: E402
 
-accept_names(globals())  # every op takes TF's name= keyword
+_accept_names(globals())  # every op takes TF's name= keyword

@@ -510,6 +510,6 @@ def expm(input: Any) -> Tensor:  # noqa: A002
     return r
 
 
-from distflow._naming import accept_names  # noqa: E402
+from distflow._naming import accept_names as _accept_names  # noqa: E402
 
-accept_names(globals())  # every op takes TF's name= keyword
+_accept_names(globals())  # every op takes TF's name= keyword

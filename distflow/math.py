@@ -142,6 +142,6 @@ def multiply_no_nan(x, y):
                                                            y))
 
 
-from distflow._naming import accept_names  # noqa: E402
+from distflow._naming import accept_names as _accept_names  # noqa: E402
 
-accept_names(globals())  # every op takes TF's name= keyword
+_accept_names(globals())  # every op takes TF's name= keyword

@@ -770,6 +770,6 @@ def angle(x: Any) -> Tensor:
                                                             else np.float32))
 
 
-from distflow._naming import accept_names  # noqa: E402
+from distflow._naming import accept_names as _accept_names  # noqa: E402
 
-accept_names(globals())  # every op takes TF's name= keyword
+_accept_names(globals())  # every op takes TF's name= keyword
