@@ -1,6 +1,9 @@
 """GradientTape.jacobian / batch_jacobian / stop_recording / reset, the functional helpers
 (map_fn, py_function, numpy_function, print) and the tf.random additions."""
 
+import json
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -166,3 +169,20 @@ def test_every_op_takes_tf_name_keyword(namespace):
         assert "name" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), key
     assert float(df.math.sin(0.0, name="s")) == 0.0
     np.testing.assert_array_equal(df.reverse([1, 2], [0], name="r").numpy(), [2, 1])
+
+
+TAPE = json.loads((pathlib.Path(__file__).parent / "goldens" / "core" / "tape.json")
+                  .read_text())["cases"]
+
+
+@pytest.mark.parametrize("name", sorted(TAPE))
+def test_jacobians_match_tensorflow(name):
+    case = TAPE[name]
+    x = df.constant(np.asarray(case["x"]["a"], dtype=case["x"]["dtype"]))
+    with df.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = eval(case["src"], {"tf": df})(x)  # noqa: S307  (fixed case strings say `tf.`)
+    j = tape.jacobian(y, x) if case["kind"] == "jacobian" else tape.batch_jacobian(y, x)
+    want = np.asarray(case["jacobian"]["a"], dtype=case["jacobian"]["dtype"])
+    assert j.shape == want.shape
+    np.testing.assert_allclose(j.numpy(), want, rtol=1e-4, atol=1e-6)

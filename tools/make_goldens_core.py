@@ -326,6 +326,28 @@ DATA_REDUCE = {
 }
 
 
+# Jacobians: `f` (source, a function of one tensor) at `x`; kind "jacobian" or "batch".
+TAPE_CASES = {
+    "jacobian_elementwise": ("lambda x: tf.math.sin(x) * tf.reduce_sum(x)", "jacobian", R(3)),
+    "jacobian_matrix": ("lambda x: tf.matmul(x, tf.transpose(x))", "jacobian", R(2, 3)),
+    "batch_jacobian_tanh": ("lambda x: tf.tanh(tf.matmul(x, tf.constant([[1.0, -2.0], "
+                            "[0.5, 0.25], [3.0, 1.0]])))", "batch", R(4, 3)),
+    "batch_jacobian_softmax": ("lambda x: tf.nn.softmax(x * 2.0)", "batch", R(2, 3)),
+}
+
+
+def run_tape():
+    out = {}
+    for name, (src, kind, x) in TAPE_CASES.items():
+        t = decode(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(t)
+            y = eval(src)(t)  # noqa: S307  (our own fixed case strings)
+        j = tape.jacobian(y, t) if kind == "jacobian" else tape.batch_jacobian(y, t)
+        out[name] = {"src": src, "kind": kind, "x": x, "jacobian": encode(j)}
+    return out
+
+
 def run_data():
     out = {}
     for name, src in DATA_CASES.items():
@@ -421,6 +443,8 @@ def main():
         goldens[name] = {**case, **run(case)}
     with open(os.path.join(OUT, "ops.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": goldens}, f, indent=0)
+    with open(os.path.join(OUT, "tape.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": run_tape()}, f, indent=0)
     with open(os.path.join(OUT, "data.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": run_data()}, f, indent=0)
     with open(os.path.join(OUT, "api_names.json"), "w") as f:
