@@ -380,3 +380,27 @@ def test_exponential_moving_average():
     assert warm._current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
     with pytest.raises(ValueError, match="decay"):
         df.train.ExponentialMovingAverage(1.5)
+
+
+def test_checkpoint_of_a_compiled_model_resumes_fit_exactly(tmp_path):
+    def compiled():
+        model, _ = make_model()
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        return model
+
+    keras.utils.set_random_seed(2)
+    model = compiled()
+    start = [w.copy() for w in model.get_weights()]
+    model.fit(X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    path = df.train.Checkpoint(model=model).save(str(tmp_path / "fit"))
+
+    uninterrupted = compiled()
+    uninterrupted.set_weights(start)
+    uninterrupted.fit(X, Y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+
+    resumed = compiled()
+    df.train.Checkpoint(model=resumed).restore(path).assert_consumed()
+    assert resumed.optimizer.iterations == 8
+    resumed.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
