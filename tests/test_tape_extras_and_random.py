@@ -186,3 +186,14 @@ def test_jacobians_match_tensorflow(name):
     want = np.asarray(case["jacobian"]["a"], dtype=case["jacobian"]["dtype"])
     assert j.shape == want.shape
     np.testing.assert_allclose(j.numpy(), want, rtol=1e-4, atol=1e-6)
+
+
+RANDOM = json.loads((pathlib.Path(__file__).parent / "goldens" / "core" / "random.json")
+                    .read_text())["cases"]
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_random_shapes_and_dtypes_match_tensorflow(name):
+    case = RANDOM[name]
+    t = eval(case["src"], {"tf": df})  # noqa: S307  (fixed case strings say `tf.`)
+    assert (list(t.shape), t.dtype.name) == (case["shape"], case["dtype"]), case["src"]

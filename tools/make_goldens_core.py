@@ -336,6 +336,41 @@ TAPE_CASES = {
 }
 
 
+# Random draws: only shapes and dtypes are comparable (the generators differ).
+RANDOM_CASES = {
+    "categorical": "tf.random.categorical(tf.math.log([[0.5, 0.5], [0.1, 0.9]]), 5)",
+    "categorical_int32": "tf.random.categorical([[0.0, 1.0]], 3, dtype=tf.int32)",
+    "gamma": "tf.random.gamma([7], alpha=[1.0, 2.0], beta=[[1.0], [3.0]])",
+    "gamma_f64": "tf.random.gamma([2, 3], 0.5, dtype=tf.float64)",
+    "poisson": "tf.random.poisson([4], lam=[1.0, 5.0, 9.0])",
+    "poisson_int": "tf.random.poisson([3], 2.0, dtype=tf.int32)",
+    "truncated_normal": "tf.random.truncated_normal([2, 5], stddev=3.0)",
+    "shuffle": "tf.random.shuffle(tf.constant([[1, 2], [3, 4], [5, 6]]))",
+    "stateless_normal": "tf.random.stateless_normal([3, 2], seed=[1, 2])",
+    "stateless_uniform_int": "tf.random.stateless_uniform([4], seed=[1, 2], minval=0, "
+                             "maxval=10, dtype=tf.int32)",
+    "stateless_truncated_normal": "tf.random.stateless_truncated_normal([5], seed=[3, 4])",
+    "stateless_categorical": "tf.random.stateless_categorical([[0.0, 1.0, 2.0]], 4, "
+                             "seed=[5, 6])",
+    "stateless_binomial": "tf.random.stateless_binomial([3], seed=[1, 1], counts=10.0, "
+                          "probs=0.5)",
+    "stateless_poisson": "tf.random.stateless_poisson([4, 2], seed=[1, 2], lam=[1.0, 3.0])",
+    "stateless_gamma": "tf.random.stateless_gamma([5, 2], seed=[1, 2], alpha=[1.0, 2.0])",
+    "generator_normal": "tf.random.Generator.from_seed(1).normal([2, 3])",
+    "generator_uniform_int": "tf.random.Generator.from_seed(1).uniform([4], minval=1, "
+                             "maxval=5, dtype=tf.int64)",
+    "generator_make_seeds": "tf.random.Generator.from_seed(1).make_seeds(3)",
+}
+
+
+def run_random():
+    out = {}
+    for name, src in RANDOM_CASES.items():
+        t = eval(src)  # noqa: S307  (our own fixed case strings)
+        out[name] = {"src": src, "shape": list(t.shape), "dtype": t.dtype.name}
+    return out
+
+
 def run_tape():
     out = {}
     for name, (src, kind, x) in TAPE_CASES.items():
@@ -443,6 +478,8 @@ def main():
         goldens[name] = {**case, **run(case)}
     with open(os.path.join(OUT, "ops.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": goldens}, f, indent=0)
+    with open(os.path.join(OUT, "random.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": run_random()}, f, indent=1)
     with open(os.path.join(OUT, "tape.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": run_tape()}, f, indent=0)
     with open(os.path.join(OUT, "data.json"), "w") as f:
