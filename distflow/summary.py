@@ -16,6 +16,7 @@ import contextlib
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -89,9 +90,14 @@ class SummaryWriter(_Writer):
             self._closed = True
 
     def _add(self, summary: Any, step: int) -> None:
+        """Writes the event in this thread (tensorboardX's queue would let `flush()` return
+        before the event reached the file; its events writer is lock-protected)."""
         if self._closed:
             raise RuntimeError(f"The summary writer for {self.logdir!r} is closed.")
-        self._writer._get_file_writer().add_summary(summary, step)
+        from tensorboardX.proto.event_pb2 import Event
+
+        event = Event(wall_time=time.time(), step=int(step), summary=summary)
+        self._writer._get_file_writer().event_writer._ev_writer.write_event(event)
 
 
 class _NoopWriter(_Writer):
