@@ -209,3 +209,11 @@ def test_misc_methods():
         Dataset.range(3).bucket_by_sequence_length(lambda v: v, [2], [1])
     assert list(Dataset.range(5).map(lambda v: 1 // (v - 2)).ignore_errors()
                 .as_numpy_iterator()) == [-1, -1, 1, 0]
+
+
+def test_reduce_and_scan_state_must_keep_its_dtype():
+    with pytest.raises(TypeError, match="must match the initial state"):
+        Dataset.range(3).reduce(0, lambda s, v: s + v)  # int32 state, int64 elements
+    with pytest.raises(TypeError, match="must match the initial state"):
+        list(Dataset.range(3).scan(0.0, lambda s, v: (v, v)))
+    assert int(Dataset.range(4).reduce(np.int64(0), lambda s, v: s + v)) == 6

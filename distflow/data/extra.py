@@ -335,23 +335,38 @@ class _Scan(_Unary):
         self._fn = _check_callable("scan_func", scan_func)
 
     def _elements(self) -> Iterator[Any]:
-        state = _tensors(_to_numpy_structure(self._initial))
+        state = _to_numpy_structure(self._initial)
         for element in self._input._iter_numpy():
-            result = self._fn(state, _tensors(element))
+            result = self._fn(_tensors(state), _tensors(element))
             if not isinstance(result, tuple) or len(result) != 2:
                 raise ValueError("`scan_func` must return (new_state, output_element). "
                                  f"Received: {result!r}")
-            state = _tensors(_to_numpy_structure(result[0]))
+            state = _same_state(state, result[0], "scan_func")
             yield _to_numpy_structure(result[1])
+
+
+def _same_state(old: Any, new: Any, what: str) -> Any:
+    """`new` as NumPy values, checked to have `old`'s structure and dtypes (as TF requires)."""
+    new = _to_numpy_structure(new)
+    old_leaves, old_tree = _flatten(old)
+    new_leaves, new_tree = _flatten(new)
+    old_types = [np.asarray(v).dtype for v in old_leaves]
+    new_types = [np.asarray(v).dtype for v in new_leaves]
+    if old_tree != new_tree or old_types != new_types:
+        raise TypeError(f"The element types for the new state must match the initial state "
+                        f"in `{what}`. Expected {[t.name for t in old_types]}; got "
+                        f"{[t.name for t in new_types]}.")
+    return new
 
 
 def reduce(dataset: Dataset, initial_state: Any, reduce_func: Callable) -> Any:
     """Folds `reduce_func(state, element)` over the dataset; returns the final state."""
     _check_callable("reduce_func", reduce_func)
-    state = _tensors(_to_numpy_structure(initial_state))
+    state = _to_numpy_structure(initial_state)
     for element in dataset._iter_numpy():
-        state = _tensors(_to_numpy_structure(reduce_func(state, _tensors(element))))
-    return state
+        state = _same_state(state, reduce_func(_tensors(state), _tensors(element)),
+                            "reduce_func")
+    return _tensors(state)
 
 
 class _TakeWhile(_Unary):
