@@ -184,6 +184,8 @@ int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 __version__ = "0.1.0"
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+# `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
+__all__ = [n for n in __all__ if n not in ("print", "slice", "pow")]
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
 _LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",

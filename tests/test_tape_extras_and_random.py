@@ -197,3 +197,10 @@ def test_random_shapes_and_dtypes_match_tensorflow(name):
     case = RANDOM[name]
     t = eval(case["src"], {"tf": df})  # noqa: S307  (fixed case strings say `tf.`)
     assert (list(t.shape), t.dtype.name) == (case["shape"], case["dtype"]), case["src"]
+
+
+def test_star_import_keeps_pythons_print_slice_and_pow():
+    namespace = {}
+    exec("from distflow import *", namespace)  # noqa: S102
+    assert "print" not in namespace and "slice" not in namespace and "pow" not in namespace
+    assert "einsum" in namespace and "GradientTape" in namespace
