@@ -11,7 +11,9 @@ A second table measures overlap, each case against the same pipeline without it:
 `prefetch(2)` (the pipeline runs in a background thread while the consumer works)
 and `map(num_parallel_calls=2)` (two threads apply the function), with NumPy work
 that releases the GIL (a 256x256 float32 matmul chain per element on one BLAS
-thread). The ideal ratio is about 0.5 on 2 free cores.
+thread). The ideal ratio is about 0.5 on 2 free cores. A third case has a consumer
+that waits 2 ms per element instead of computing (as a worker waits for the
+parameter servers): there the overlap needs no second core.
 """
 
 from __future__ import annotations
@@ -98,9 +100,17 @@ def overlap_cases(elements: int) -> dict[str, tuple[Callable, Callable]]:
     def produce(ds: Dataset) -> Callable[[], Iterable]:
         return lambda: ((a, None) for a in ds.as_numpy_iterator())
 
+    def wait(ds: Dataset) -> Callable[[], Iterable]:
+        def run():
+            for a in ds.as_numpy_iterator():
+                time.sleep(0.002)  # the consumer waits (e.g. for the parameter servers)
+                yield a, None
+        return run
+
     heavy = source.map(_work)
     return {
         "map(work)+prefetch(2), consumer works": (consume(heavy.prefetch(2)), consume(heavy)),
+        "map(work)+prefetch(2), consumer waits": (wait(heavy.prefetch(2)), wait(heavy)),
         "map(work, num_parallel_calls=2)": (
             produce(source.map(_work, num_parallel_calls=2)), produce(heavy)),
     }

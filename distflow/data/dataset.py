@@ -116,8 +116,15 @@ def _tensor_leaf(value: Any) -> Any:
     return Tensor._wrap(array) if array.dtype.kind in "fiub" else value
 
 
+_NUMERIC = frozenset("fiub")
+_wrap = Tensor._wrap
+
+
 def _tensors(element: Any) -> Any:
     """The element with each numeric leaf wrapped as a `Tensor` (no copy)."""
+    if type(element) is tuple and all(type(leaf) is np.ndarray and leaf.dtype.kind in _NUMERIC
+                                      for leaf in element):
+        return tuple(map(_wrap, element))  # the common (x, y) batch, without the tree walk
     if isinstance(element, np.ndarray | np.generic):
         return _tensor_leaf(element)
     leaves, tree = _flatten(element)
