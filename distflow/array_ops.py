@@ -677,6 +677,115 @@ def broadcast_dynamic_shape(shape_x: Any, shape_y: Any) -> Tensor:
     return Tensor._wrap(np.asarray(out, np.int32))
 
 
+
+# ------------------------------------------------------- functional folds, partitions
+
+
+def _first_axis_items(elems: Any) -> tuple[list, Any]:
+    """Per-index items of `elems` (a tensor or a flat tuple/list of tensors) along axis 0."""
+    if isinstance(elems, list | tuple):
+        columns = [unstack(e) for e in elems]
+        return [type(elems)(row) for row in zip(*columns)], type(elems)
+    return unstack(elems), None
+
+
+def _fold(fn: Callable, items: list, initializer: Any, what: str) -> Any:
+    if initializer is None:
+        if not items:
+            raise ValueError(f"{what}: `elems` is empty and no `initializer` was given.")
+        acc, items = items[0], items[1:]
+    else:
+        acc = initializer
+    for item in items:
+        acc = fn(acc, item)
+    return acc
+
+
+def foldl(fn: Callable, elems: Any, initializer: Any = None, parallel_iterations: int = 10,
+          back_prop: bool = True, swap_memory: bool = False, name: str | None = None) -> Any:
+    """fn(...fn(fn(initializer, elems[0]), elems[1])...) over axis 0 (left to right)."""
+    return _fold(fn, _first_axis_items(elems)[0], initializer, "foldl")
+
+
+def foldr(fn: Callable, elems: Any, initializer: Any = None, parallel_iterations: int = 10,
+          back_prop: bool = True, swap_memory: bool = False, name: str | None = None) -> Any:
+    """foldl from the right: fn(...fn(initializer, elems[-1])..., elems[0])."""
+    return _fold(fn, _first_axis_items(elems)[0][::-1], initializer, "foldr")
+
+
+def scan(fn: Callable, elems: Any, initializer: Any = None, parallel_iterations: int = 10,
+         back_prop: bool = True, swap_memory: bool = False, infer_shape: bool = True,
+         reverse: bool = False, name: str | None = None) -> Any:
+    """Stacked accumulators a[i] = fn(a[i-1], elems[i]) (a[-1] = initializer)."""
+    items, _ = _first_axis_items(elems)
+    if reverse:
+        items = items[::-1]
+    if initializer is None:
+        if not items:
+            raise ValueError("scan: `elems` is empty and no `initializer` was given.")
+        acc, rest, outs = items[0], items[1:], [items[0]]
+    else:
+        acc, rest, outs = initializer, items, []
+    for item in rest:
+        acc = fn(acc, item)
+        outs.append(acc)
+    stacked = _stack_like(outs)
+    return _reverse_first_axis(stacked) if reverse else stacked
+
+
+def _reverse_first_axis(x: Any) -> Any:
+    if isinstance(x, list | tuple):
+        return type(x)(_reverse_first_axis(v) for v in x)
+    return reverse(x, [0])
+
+
+def identity_n(input: Sequence[Any], name: str | None = None) -> list[Tensor]:  # noqa: A002
+    """`identity` of each tensor of a list."""
+    return [identity(x) for x in input]
+
+
+def shape_n(input: Sequence[Any], out_type: Any = np.int32,  # noqa: A002
+            name: str | None = None) -> list[Tensor]:
+    """The shape of each tensor of a list."""
+    return [Tensor._wrap(np.asarray(as_array(x).shape, dtype=out_type)) for x in input]
+
+
+def realdiv(x: Any, y: Any, name: str | None = None) -> Tensor:
+    """x / y for real tensors (same as `divide`)."""
+    return ops.divide(x, y)
+
+
+def dynamic_partition(data: Any, partitions: Any, num_partitions: int,
+                      name: str | None = None) -> list[Tensor]:
+    """Splits `data` into `num_partitions` tensors by the partition id of each leading slice."""
+    data, part = _t(data), as_array(partitions)
+    if part.dtype.kind not in "iu" or (part.size and (part.min() < 0 or
+                                                      part.max() >= num_partitions)):
+        raise ValueError(f"dynamic_partition: `partitions` must be ints in [0, "
+                         f"{num_partitions}). Received: {part.tolist()}")
+    if data.shape[:part.ndim] != part.shape:
+        raise ValueError(f"dynamic_partition: `partitions` shape {part.shape} must be a prefix "
+                         f"of the data shape {data.shape}.")
+    flat = ops.reshape(data, (-1,) + data.shape[part.ndim:])
+    ids = part.reshape(-1)
+    return [ops.gather(flat, np.flatnonzero(ids == i)) for i in builtins.range(num_partitions)]
+
+
+def dynamic_stitch(indices: Sequence[Any], data: Sequence[Any],
+                   name: str | None = None) -> Tensor:
+    """merged[indices[m][i]] = data[m][i] (later entries win for repeated indices)."""
+    flat_idx = np.concatenate([as_array(i).reshape(-1) for i in indices]).astype(np.int64)
+    parts = [_t(d) for d in data]
+    tail = parts[0].shape[as_array(indices[0]).ndim:]
+    rows = ops.concat([ops.reshape(d, (-1,) + tail) for d in parts], axis=0)
+    n = int(flat_idx.max()) + 1 if flat_idx.size else 0
+    last = np.full(n, -1, np.int64)
+    last[flat_idx] = np.arange(len(flat_idx))  # NumPy keeps the last write: later wins
+    if np.any(last < 0):
+        raise ValueError("dynamic_stitch: `indices` must cover 0..max(indices) without gaps.")
+    return ops.gather(rows, last)
+
+
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword

@@ -770,6 +770,25 @@ def angle(x: Any) -> Tensor:
                                                             else np.float32))
 
 
+
+def nextafter(x1: Any, x2: Any) -> Tensor:
+    """The next representable value after x1 in the direction of x2."""
+    a, b = _pair(x1, x2)
+    return Tensor._wrap(np.nextafter(a.value, b.value))
+
+
+def bessel_i0(x: Any) -> Tensor:
+    """Modified Bessel function of the first kind, order 0 (no gradient)."""
+    x = _t(x)
+    return Tensor._wrap(np.i0(x.value).astype(x.dtype))
+
+
+def bessel_i0e(x: Any) -> Tensor:
+    """exp(-|x|) * i0(x) (no gradient)."""
+    x = _t(x)
+    return Tensor._wrap((np.exp(-np.abs(x.value)) * np.i0(x.value)).astype(x.dtype))
+
+
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword

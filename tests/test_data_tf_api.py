@@ -4,37 +4,17 @@ Python source run with `tf` bound to TensorFlow there and to distflow here), plu
 save/load, options and auto-sharding, from_generator typing, threads, and tensors."""
 
 import gzip
-import json
-import pathlib
 import threading
 
 import numpy as np
 import pytest
+from golden_nest import assert_same, decode, load
 
 import distflow as tf
 from distflow.data import AutoShardPolicy, Dataset, Options, auto_shard
 
-GOLDENS = json.loads((pathlib.Path(__file__).parent / "goldens" / "core" / "data.json")
-                     .read_text())["cases"]
-
-
-def decode(x):
-    if isinstance(x, dict) and "a" in x:
-        return np.asarray(x["a"], dtype=x["dtype"])
-    if isinstance(x, dict):
-        return {k: decode(v) for k, v in x.items()}
-    return [decode(v) for v in x]
-
-
-def same(actual, want, what):
-    if isinstance(want, list):
-        assert isinstance(actual, list | tuple) and len(actual) == len(want), what
-        for a, w in zip(actual, want):
-            same(a, w, what)
-        return
-    actual = np.asarray(actual)
-    assert actual.dtype == want.dtype, f"{what}: dtype {actual.dtype}, TF gives {want.dtype}"
-    np.testing.assert_array_equal(actual, want, err_msg=what)
+GOLDENS = load("data")
+same = assert_same
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in GOLDENS.items() if "elements" in c))

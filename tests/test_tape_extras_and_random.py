@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from golden_nest import assert_same, decode, load
 
 import distflow as df
 
@@ -204,3 +205,13 @@ def test_star_import_keeps_pythons_print_slice_and_pow():
     exec("from distflow import *", namespace)  # noqa: S102
     assert "print" not in namespace and "slice" not in namespace and "pow" not in namespace
     assert "einsum" in namespace and "GradientTape" in namespace
+
+
+FUNCTIONAL = load("functional")
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+def test_functional_and_list_ops_match_tensorflow(name):
+    case = FUNCTIONAL[name]
+    assert_same(eval(case["src"], {"tf": df}), decode(case["value"]), name,  # noqa: S307
+                rtol=1e-6)

@@ -363,6 +363,35 @@ RANDOM_CASES = {
 }
 
 
+# Functional and list-valued ops: Python source evaluated with `tf` bound to the library.
+FUNCTIONAL_CASES = {
+    "map_fn": "tf.map_fn(lambda r: tf.reduce_sum(r * r), tf.constant([[1.0, 2.0], [3.0, 4.0]]))",
+    "map_fn_tuple": "tf.map_fn(lambda ab: ab[0] * ab[1], (tf.constant([1.0, 2.0]), "
+                    "tf.constant([3.0, 4.0])), fn_output_signature=tf.float32)",
+    "foldl": "tf.foldl(lambda a, x: a * 2.0 + x, tf.constant([1.0, 2.0, 3.0]))",
+    "foldl_init": "tf.foldl(lambda a, x: a - x, tf.constant([1, 2, 3]), initializer=10)",
+    "foldr": "tf.foldr(lambda a, x: a * 2.0 + x, tf.constant([1.0, 2.0, 3.0]))",
+    "scan": "tf.scan(lambda a, x: a + x, tf.constant([1, 2, 3, 4]))",
+    "scan_init_reverse": "tf.scan(lambda a, x: a * x, tf.constant([1.0, 2.0, 3.0]), "
+                         "initializer=tf.constant(1.0), reverse=True)",
+    "identity_n": "tf.identity_n([tf.constant([1, 2]), tf.constant(3.0)])",
+    "shape_n": "tf.shape_n([tf.zeros([2, 3]), tf.zeros([4])])",
+    "realdiv": "tf.realdiv(tf.constant([1.0, 3.0]), tf.constant([2.0, 4.0]))",
+    "dynamic_partition": "tf.dynamic_partition(tf.constant([10.0, 20.0, 30.0, 40.0]), "
+                         "tf.constant([0, 1, 0, 2]), 3)",
+    "dynamic_stitch": "tf.dynamic_stitch([tf.constant([0, 2]), tf.constant([1, 3])], "
+                      "[tf.constant([[1.0], [2.0]]), tf.constant([[3.0], [4.0]])])",
+    "nextafter": "tf.math.nextafter(tf.constant([1.0, 0.0]), tf.constant([2.0, -1.0]))",
+    "bessel_i0": "tf.math.bessel_i0(tf.constant([-1.0, 0.0, 0.5, 3.0]))",
+    "bessel_i0e": "tf.math.bessel_i0e(tf.constant([-1.0, 0.0, 0.5, 3.0]))",
+}
+
+
+def run_functional():
+    return {name: {"src": src, "value": nest_encode(eval(src))}  # noqa: S307
+            for name, src in FUNCTIONAL_CASES.items()}
+
+
 def run_random():
     out = {}
     for name, src in RANDOM_CASES.items():
@@ -478,6 +507,8 @@ def main():
         goldens[name] = {**case, **run(case)}
     with open(os.path.join(OUT, "ops.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": goldens}, f, indent=0)
+    with open(os.path.join(OUT, "functional.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": run_functional()}, f, indent=0)
     with open(os.path.join(OUT, "random.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": run_random()}, f, indent=1)
     with open(os.path.join(OUT, "tape.json"), "w") as f:
