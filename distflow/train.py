@@ -51,6 +51,7 @@ class _Graph:
     def __init__(self, roots: dict[str, Any]):
         self.variables: dict[str, Variable] = {}
         self.optimizers: dict[str, Any] = {}
+        self.unbuilt: dict[str, Any] = {}  # Keras layers/models without variables yet
         seen: set[int] = set()
         for name in sorted(roots):
             self._visit(name, roots[name], seen)
@@ -73,7 +74,10 @@ class _Graph:
             self._visit_layer(path, obj, seen)
 
     def _visit_layer(self, path: str, layer: Any, seen: set[int]) -> None:
-        for i, var in enumerate(layer.weights):
+        weights = layer.weights
+        if not weights and not getattr(layer, "built", True):
+            self.unbuilt[path] = layer
+        for i, var in enumerate(weights):
             self._visit(f"{path}/weights/{i}", var, seen)
         optimizer = getattr(layer, "optimizer", None)
         if optimizer is not None and _is_optimizer(optimizer):
@@ -167,19 +171,26 @@ def _resolve(ckpt_dir_or_file: str) -> str:
 
 
 class CheckpointLoadStatus:
-    """What a restore matched (as TF's load status): assert_* methods raise if incomplete."""
+    """What a restore matched (as TF's load status): assert_* methods raise if incomplete.
 
-    def __init__(self, unused_in_file: list[str], missing_in_file: list[str]):
+    Values for a Keras model that is not built yet are restored when its first call
+    creates the variables (TF's deferred restoration); until then they are pending.
+    """
+
+    def __init__(self, unused_in_file: list[str], missing_in_file: list[str],
+                 pending: set[str] | None = None):
         self.unused_in_file = unused_in_file
         self.missing_in_file = missing_in_file
+        self.pending = pending if pending is not None else set()
 
     def assert_consumed(self) -> CheckpointLoadStatus:
         """Every saved value was restored and every tracked variable got a value."""
-        if self.unused_in_file or self.missing_in_file:
+        if self.unused_in_file or self.missing_in_file or self.pending:
             raise AssertionError(
                 f"Checkpoint and objects do not match. Values in the file with no object: "
                 f"{self.unused_in_file[:8]}; objects with no value in the file: "
-                f"{self.missing_in_file[:8]}.")
+                f"{self.missing_in_file[:8]}; values waiting for a model to be built "
+                f"(call it once): {sorted(self.pending)[:8]}.")
         return self
 
     def assert_existing_objects_matched(self) -> CheckpointLoadStatus:
@@ -210,9 +221,62 @@ def _restore(graph: _Graph, arrays: dict[str, np.ndarray]) -> CheckpointLoadStat
             used.add(path)
         else:
             missing.append(path)
+    deferred = _deferred_keys(graph, arrays)
     for opt_path, opt in graph.optimizers.items():
-        used |= _restore_optimizer(graph, opt_path, opt, arrays)
-    return CheckpointLoadStatus(sorted(set(arrays) - used), missing)
+        used |= _restore_optimizer(graph, opt_path, opt, arrays, deferred)
+    pending = set(deferred)
+    for layer_path, layer in graph.unbuilt.items():
+        _defer(layer, layer_path, graph, arrays, pending)
+    return CheckpointLoadStatus(sorted(set(arrays) - used - pending), missing, pending)
+
+
+def _deferred_keys(graph: _Graph, arrays: dict[str, np.ndarray]) -> set[str]:
+    """Keys (variables and their optimizer slots) that belong to an unbuilt Keras model."""
+    keys = set()
+    for layer_path in graph.unbuilt:
+        mark = f"{layer_path}/weights/"
+        keys |= {k for k in arrays if k.startswith(mark) or "/_slot/" in k and
+                 k.partition("/_slot/")[2].partition("/")[2].startswith(mark)}
+    return keys
+
+
+def _defer(layer: Any, path: str, graph: _Graph, arrays: dict, pending: set[str]) -> None:
+    """Restores `layer`'s values right after its first call creates its variables.
+
+    That first call runs the layer's `call` once more after restoring, so the
+    output (and any gradient) uses the restored values, as in TF.
+    """
+    layer.__dict__.pop("call", None)  # a later restore replaces an earlier pending one
+    original = layer.call
+
+    def call_then_restore(*args: Any, **kwargs: Any) -> Any:
+        layer.__dict__.pop("call", None)  # back to the class's method
+        original(*args, **kwargs)  # creates the variables
+        if getattr(layer, "_call_losses", None):
+            layer._call_losses.clear()
+        _restore_built(layer, path, graph, arrays, pending)
+        return original(*args, **kwargs)
+
+    layer.call = call_then_restore
+
+
+def _restore_built(layer: Any, path: str, graph: _Graph, arrays: dict,
+                   pending: set[str]) -> None:
+    names = {}
+    for i, var in enumerate(layer.weights):
+        key = f"{path}/weights/{i}"
+        if key in arrays:
+            _assign(var, arrays[key], key)
+            pending.discard(key)
+        names[key] = var.name
+    for opt_path, opt in graph.optimizers.items():
+        state = opt.get_state()
+        for key in [k for k in pending if k.startswith(f"{opt_path}/_slot/")]:
+            slot, _, target = key[len(f"{opt_path}/_slot/"):].partition("/")
+            if target in names:
+                state[f"{names[target]}/{slot}"] = arrays[key]
+                pending.discard(key)
+        opt.set_state(state)
 
 
 def _assign(var: Variable, value: np.ndarray, path: str) -> None:
@@ -222,14 +286,15 @@ def _assign(var: Variable, value: np.ndarray, path: str) -> None:
     var.assign(value)
 
 
-def _restore_optimizer(graph: _Graph, opt_path: str, opt: Any, arrays: dict) -> set[str]:
+def _restore_optimizer(graph: _Graph, opt_path: str, opt: Any, arrays: dict,
+                       deferred: set[str]) -> set[str]:
     prefix = f"{opt_path}/_slot/"
     state, used = {}, set()
     if f"{opt_path}/iterations" in arrays:
         state["iterations"] = arrays[f"{opt_path}/iterations"]
         used.add(f"{opt_path}/iterations")
     for key, value in arrays.items():
-        if not key.startswith(prefix):
+        if not key.startswith(prefix) or key in deferred:
             continue
         slot, _, target = key[len(prefix):].partition("/")
         var = graph.variables.get(target)

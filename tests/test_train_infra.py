@@ -404,3 +404,37 @@ def test_checkpoint_of_a_compiled_model_resumes_fit_exactly(tmp_path):
     resumed.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+class TwoLayer(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(4, activation="tanh")
+        self.out = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_restore_before_the_model_is_built_is_applied_at_its_first_call(tmp_path):
+    # TF's checkpoint guide: restore(manager.latest_checkpoint) right after creating the
+    # model and optimizer, then train; the values arrive when the variables are created.
+    keras.utils.set_random_seed(3)
+    model, opt = TwoLayer(), keras.optimizers.Adam(0.05)
+    train_steps(model, opt, 5, 0)
+    manager = df.train.CheckpointManager(df.train.Checkpoint(net=model, opt=opt),
+                                         str(tmp_path), max_to_keep=1)
+    manager.save()
+    train_steps(model, opt, 3, 5)
+    continued = [w.copy() for w in model.get_weights()]
+
+    fresh, fresh_opt = TwoLayer(), keras.optimizers.Adam(0.05)
+    df.train.Checkpoint(net=fresh, opt=fresh_opt).restore(manager.latest_checkpoint)
+    status = df.train.Checkpoint(net=fresh, opt=fresh_opt).restore(manager.latest_checkpoint)
+    with pytest.raises(AssertionError, match="waiting for a model to be built"):
+        status.assert_consumed()
+    train_steps(fresh, fresh_opt, 3, 5)  # the first call builds, then restores, then runs
+    status.assert_consumed()
+    assert fresh_opt.iterations == 8
+    for a, b in zip(fresh.get_weights(), continued):
+        np.testing.assert_array_equal(a, b)
