@@ -28,6 +28,11 @@ def decode(x):
 
 def assert_same(actual, want, what, rtol=0.0):
     """`actual` (a nest of tensors/arrays) equals the decoded golden `want`, dtypes included."""
+    if isinstance(want, dict):
+        assert isinstance(actual, dict) and sorted(actual) == sorted(want), what
+        for k in want:
+            assert_same(actual[k], want[k], f"{what}[{k!r}]", rtol)
+        return
     if isinstance(want, list):
         assert isinstance(actual, list | tuple) and len(actual) == len(want), what
         for a, w in zip(actual, want):

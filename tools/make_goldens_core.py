@@ -313,6 +313,16 @@ DATA_CASES = {
     "counter": "tf.data.Dataset.counter(3, 2).take(3)",
     "map_parallel": "tf.data.Dataset.range(6).map(lambda x: x * x, num_parallel_calls=3)",
     "prefetch": "tf.data.Dataset.range(5).batch(2).prefetch(tf.data.AUTOTUNE)",
+    "slices_python_floats": "tf.data.Dataset.from_tensor_slices([[1.5, 2.0], [3.0, 4.0]])",
+    "slices_dict": "tf.data.Dataset.from_tensor_slices({'x': [1, 2], 'y': [[0.5], [1.5]]})"
+                   ".batch(2)",
+    "map_python_scalars": "tf.data.Dataset.range(3).map(lambda x: (x, 2.5, 1))",
+    "map_cast": "tf.data.Dataset.range(4).map(lambda x: tf.cast(x, tf.float32) / 2)",
+    "filter_batch_drop": "tf.data.Dataset.range(10).filter(lambda x: x % 3 != 0)"
+                         ".batch(3, drop_remainder=True)",
+    "from_tensors_tuple": "tf.data.Dataset.from_tensors(([1, 2], 3.0)).repeat(2)",
+    "range_args": "tf.data.Dataset.range(2, 9, 3)",
+    "shard_skip_take": "tf.data.Dataset.range(20).shard(3, 1).skip(1).take(3)",
 }
 DATA_REDUCE = {
     "reduce_sum": "tf.data.Dataset.range(5).reduce(tf.constant(0, tf.int64), "
