@@ -197,3 +197,12 @@ def test_reduce_and_scan_state_must_keep_its_dtype():
     with pytest.raises(TypeError, match="must match the initial state"):
         list(Dataset.range(3).scan(0.0, lambda s, v: (v, v)))
     assert int(Dataset.range(4).reduce(np.int64(0), lambda s, v: s + v)) == 6
+
+
+def test_snapshot_writes_the_first_pass_and_replays_it(tmp_path):
+    calls = []
+    ds = Dataset.range(4).map(lambda v: calls.append(1) or v * 10).snapshot(str(tmp_path / "s"))
+    assert list(ds.as_numpy_iterator()) == [0, 10, 20, 30] and len(calls) == 4
+    assert list(ds.as_numpy_iterator()) == [0, 10, 20, 30] and len(calls) == 4
+    again = Dataset.range(4).map(lambda v: calls.append(1) or v).snapshot(str(tmp_path / "s"))
+    assert list(again.as_numpy_iterator()) == [0, 10, 20, 30] and len(calls) == 4

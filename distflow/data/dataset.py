@@ -613,6 +613,13 @@ class Dataset:
 
         extra.save(self, path)
 
+    def snapshot(self, path: str, compression: str | None = "AUTO", reader_func: Any = None,
+                 shard_func: Any = None, name: str | None = None) -> Dataset:
+        """Saves the first complete pass to `path`; later passes (and later runs) read it."""
+        from distflow.data import extra
+
+        return extra._Snapshot(self, path)
+
     @staticmethod
     def load(path: str, element_spec: Any = None, compression: str | None = None,
              reader_func: Any = None) -> Dataset:

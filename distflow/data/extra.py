@@ -732,6 +732,36 @@ class _Loaded(Dataset):
         return self._spec if self._spec is not None else super().element_spec
 
 
+class _Snapshot(_Unary):
+    """`snapshot(path)`: the first complete pass is saved to `path` (as `save` does); later
+    passes, in this process or another, read it back instead of running the input."""
+
+    def __init__(self, input_dataset: Dataset, path: str):
+        super().__init__(input_dataset)
+        self._path = os.fspath(path)
+
+    def _elements(self) -> Iterator[Any]:
+        if os.path.exists(os.path.join(self._path, _SPEC_FILE)):
+            yield from _Loaded(self._path, None)._iter_numpy()
+            return
+        collected = []
+        for element in self._input._iter_numpy():
+            collected.append(element)
+            yield element
+        save(_Replay(collected), self._path)  # only a complete pass is written
+
+
+class _Replay(Dataset):
+    def __init__(self, elements: list):
+        self._items = elements
+
+    def _elements(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def cardinality(self) -> int:
+        return len(self._items)
+
+
 # ------------------------------------------------------------------ threads
 
 
