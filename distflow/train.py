@@ -682,3 +682,81 @@ class ExponentialMovingAverage:
 
     def average_name(self, var: Variable) -> str:
         return f"{var.name}/{self.name}"
+
+
+class Coordinator:
+    """`tf.train.Coordinator`: lets threads ask each other to stop and reports their errors.
+
+    Args:
+        clean_stop_exception_types: exceptions that stop the threads without being
+            re-raised by `join` (default: OutOfRangeError-like `StopIteration`).
+    """
+
+    def __init__(self, clean_stop_exception_types: tuple | None = None):
+        import threading
+
+        self._clean = tuple(clean_stop_exception_types or (StopIteration,))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._threads: list = []
+
+    def request_stop(self, ex: BaseException | None = None) -> None:
+        """Asks every thread to stop; the first non-clean exception is kept for `join`."""
+        with self._lock:
+            if ex is not None and self._error is None and not isinstance(ex, self._clean):
+                self._error = ex
+            self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def clear_stop(self) -> None:
+        with self._lock:
+            self._stop.clear()
+            self._error = None
+
+    def stop_on_exception(self):
+        """A context that calls `request_stop(ex)` if its block raises."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def guard():
+            try:
+                yield
+            except BaseException as ex:  # noqa: BLE001  (handed to request_stop)
+                self.request_stop(ex)
+        return guard()
+
+    def wait_for_stop(self, timeout: float | None = None) -> bool:
+        """Waits until a stop is requested (or `timeout` seconds pass); True if stopped."""
+        return self._stop.wait(timeout)
+
+    def register_thread(self, thread: Any) -> None:
+        self._threads.append(thread)
+
+    def join(self, threads: Any = None, stop_grace_period_secs: float = 120,
+             ignore_live_threads: bool = False) -> None:
+        """Waits for the threads after a stop request; re-raises a recorded exception.
+
+        Raises:
+            RuntimeError: threads still running `stop_grace_period_secs` after the stop
+                request (unless `ignore_live_threads`).
+        """
+        threads = list(threads or []) + self._threads
+        self._stop.wait()
+        deadline = time.time() + stop_grace_period_secs
+        for t in threads:
+            t.join(max(0.0, deadline - time.time()))
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive and not ignore_live_threads:
+            raise RuntimeError(f"Coordinator stopped with threads still running: {alive}")
+        self.raise_requested_exception()
+
+    def raise_requested_exception(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def joined(self) -> bool:
+        return self._stop.is_set() and not any(t.is_alive() for t in self._threads)

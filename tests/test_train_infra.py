@@ -438,3 +438,23 @@ def test_restore_before_the_model_is_built_is_applied_at_its_first_call(tmp_path
     assert fresh_opt.iterations == 8
     for a, b in zip(fresh.get_weights(), continued):
         np.testing.assert_array_equal(a, b)
+
+
+def test_coordinator_stops_threads_and_reraises_their_error():
+    import threading
+
+    coord = df.train.Coordinator()
+
+    def worker(i):
+        with coord.stop_on_exception():
+            while not coord.should_stop():
+                if i == 1:
+                    raise ValueError("worker 1 failed")
+                coord.wait_for_stop(0.01)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    with pytest.raises(ValueError, match="worker 1 failed"):
+        coord.join(threads, stop_grace_period_secs=10)
+    assert not any(t.is_alive() for t in threads)
