@@ -737,14 +737,16 @@ class Coordinator:
 
     def join(self, threads: Any = None, stop_grace_period_secs: float = 120,
              ignore_live_threads: bool = False) -> None:
-        """Waits for the threads after a stop request; re-raises a recorded exception.
+        """Waits until the threads end, or for `stop_grace_period_secs` after a stop request;
+        then re-raises a recorded exception.
 
         Raises:
             RuntimeError: threads still running `stop_grace_period_secs` after the stop
                 request (unless `ignore_live_threads`).
         """
         threads = list(threads or []) + self._threads
-        self._stop.wait()
+        while any(t.is_alive() for t in threads) and not self._stop.wait(0.1):
+            pass  # the threads run until they end or a stop is requested
         deadline = time.time() + stop_grace_period_secs
         for t in threads:
             t.join(max(0.0, deadline - time.time()))

@@ -458,3 +458,13 @@ def test_coordinator_stops_threads_and_reraises_their_error():
     with pytest.raises(ValueError, match="worker 1 failed"):
         coord.join(threads, stop_grace_period_secs=10)
     assert not any(t.is_alive() for t in threads)
+
+
+def test_coordinator_join_returns_when_threads_end_without_a_stop_request():
+    import threading
+
+    coord = df.train.Coordinator()
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    coord.join([t], stop_grace_period_secs=5)
+    assert not coord.should_stop()
