@@ -206,3 +206,11 @@ def test_snapshot_writes_the_first_pass_and_replays_it(tmp_path):
     assert list(ds.as_numpy_iterator()) == [0, 10, 20, 30] and len(calls) == 4
     again = Dataset.range(4).map(lambda v: calls.append(1) or v).snapshot(str(tmp_path / "s"))
     assert list(again.as_numpy_iterator()) == [0, 10, 20, 30] and len(calls) == 4
+
+
+def test_string_elements_have_numpy_like_tf_string_tensors(tmp_path):
+    (tmp_path / "a.txt").write_bytes("héllo\nworld\n".encode())
+    lines = [line.numpy().decode() for line in tf.data.TextLineDataset(str(tmp_path / "a.txt"))]
+    assert lines == ["héllo", "world"]
+    batch = next(iter(tf.data.TextLineDataset(str(tmp_path / "a.txt")).batch(2)))
+    assert batch.numpy().tolist() == ["héllo".encode(), b"world"]

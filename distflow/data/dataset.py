@@ -111,9 +111,27 @@ def _to_element_leaf(value: Any) -> Any:
     return array[()] if array.ndim == 0 else array
 
 
+class StringScalar(bytes):
+    """A string element (TextLineDataset lines, file names): bytes with TF's `.numpy()`."""
+
+    def numpy(self) -> bytes:
+        return bytes(self)
+
+
+class StringArray(np.ndarray):
+    """A batch of strings: a NumPy bytes array with TF's `.numpy()`."""
+
+    def numpy(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+
 def _tensor_leaf(value: Any) -> Any:
     array = np.asarray(value)
-    return Tensor._wrap(array) if array.dtype.kind in "fiub" else value
+    if array.dtype.kind in "fiub":
+        return Tensor._wrap(array)
+    if array.dtype.kind == "S":  # distflow tensors hold numbers: strings get .numpy() only
+        return StringScalar(array.item()) if array.ndim == 0 else array.view(StringArray)
+    return value
 
 
 _NUMERIC = frozenset("fiub")
