@@ -789,6 +789,25 @@ def bessel_i0e(x: Any) -> Tensor:
     return Tensor._wrap((np.exp(-np.abs(x.value)) * np.i0(x.value)).astype(x.dtype))
 
 
+
+def unsorted_segment_prod(data: Any, segment_ids: Any, num_segments: Any) -> Tensor:
+    """Product per segment (1 for empty segments); negative ids are dropped. No gradient."""
+    data, ids = _t(data), _segment_ids(segment_ids, "unsorted_segment_prod")
+    num = _num_segments(ids, num_segments)
+    flat = data.value.reshape((ids.size,) + data.shape[ids.ndim:])
+    keep = ids.reshape(-1) >= 0
+    out = np.ones((num,) + flat.shape[1:], data.dtype)
+    np.multiply.at(out, ids.reshape(-1)[keep], flat[keep])
+    return Tensor._wrap(out)
+
+
+def segment_prod(data: Any, segment_ids: Any) -> Tensor:
+    """Product of rows per sorted segment id (1 for empty segments). No gradient."""
+    ids = _segment_ids(segment_ids, "segment_prod")
+    _check_sorted(ids, "segment_prod")
+    return unsorted_segment_prod(data, ids, None)
+
+
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword
