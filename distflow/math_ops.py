@@ -78,10 +78,7 @@ floor = _unary("floor", np.floor, _zeros_vjp, "shape")
 ceil = _unary("ceil", np.ceil, _zeros_vjp, "shape")
 
 
-def digamma(x: Any) -> Tensor:
-    """psi(x), the derivative of lgamma (no gradient of its own)."""
-    x = _t(x)
-    return Tensor._wrap(_digamma_np(x.value).astype(x.dtype))
+digamma = _unary("digamma", lambda x: _digamma_np(x).astype(x.dtype), None, "shape")
 
 
 def _softsign_vjp(g, x):
@@ -717,23 +714,14 @@ def _erfinv_np(y: np.ndarray) -> np.ndarray:
     return x
 
 
-def erfinv(x: Any) -> Tensor:
-    """Inverse of erf on (-1, 1) (no gradient)."""
-    x = _t(x)
-    return Tensor._wrap(_erfinv_np(x.value).astype(x.dtype))
-
-
-def erfcinv(x: Any) -> Tensor:
-    """Inverse of erfc on (0, 2) (no gradient)."""
-    x = _t(x)
-    return Tensor._wrap(_erfinv_np(1.0 - x.value.astype(np.float64)).astype(x.dtype))
-
-
-def ndtri(x: Any) -> Tensor:
-    """The standard normal quantile: sqrt(2) * erfinv(2p - 1) (no gradient)."""
-    x = _t(x)
-    return Tensor._wrap((math.sqrt(2) * _erfinv_np(2 * x.value.astype(np.float64) - 1))
-                        .astype(x.dtype))
+_HALF_SQRT_PI = math.sqrt(math.pi) / 2
+erfinv = _unary("erfinv", lambda x: _erfinv_np(x).astype(x.dtype),
+                lambda g, out: g * _HALF_SQRT_PI * np.exp(out * out), "out")
+erfcinv = _unary("erfcinv", lambda x: _erfinv_np(1.0 - x.astype(np.float64)).astype(x.dtype),
+                 lambda g, out: -g * _HALF_SQRT_PI * np.exp(out * out), "out")
+ndtri = _unary("ndtri",
+               lambda x: (math.sqrt(2) * _erfinv_np(2 * x.astype(np.float64) - 1)).astype(x.dtype),
+               lambda g, out: g * math.sqrt(2 * math.pi) * np.exp(0.5 * out * out), "out")
 
 
 def unsorted_segment_sqrt_n(data: Any, segment_ids: Any, num_segments: Any) -> Tensor:
@@ -777,28 +765,28 @@ def nextafter(x1: Any, x2: Any) -> Tensor:
     return Tensor._wrap(np.nextafter(a.value, b.value))
 
 
-def bessel_i0(x: Any) -> Tensor:
-    """Modified Bessel function of the first kind, order 0 (no gradient)."""
-    x = _t(x)
-    return Tensor._wrap(np.i0(x.value).astype(x.dtype))
-
-
-def bessel_i0e(x: Any) -> Tensor:
-    """exp(-|x|) * i0(x) (no gradient)."""
-    x = _t(x)
-    return Tensor._wrap((np.exp(-np.abs(x.value)) * np.i0(x.value)).astype(x.dtype))
+bessel_i0 = _unary("bessel_i0", lambda x: np.i0(x).astype(x.dtype), None, "shape")
+bessel_i0e = _unary("bessel_i0e", lambda x: (np.exp(-np.abs(x)) * np.i0(x)).astype(x.dtype),
+                    None, "shape")
 
 
 
-def unsorted_segment_prod(data: Any, segment_ids: Any, num_segments: Any) -> Tensor:
-    """Product per segment (1 for empty segments); negative ids are dropped. No gradient."""
-    data, ids = _t(data), _segment_ids(segment_ids, "unsorted_segment_prod")
-    num = _num_segments(ids, num_segments)
-    flat = data.value.reshape((ids.size,) + data.shape[ids.ndim:])
+def _seg_prod_fwd(data, ids, num):
+    flat = data.reshape((ids.size,) + data.shape[ids.ndim:])
     keep = ids.reshape(-1) >= 0
     out = np.ones((num,) + flat.shape[1:], data.dtype)
     np.multiply.at(out, ids.reshape(-1)[keep], flat[keep])
-    return Tensor._wrap(out)
+    return out, None
+
+
+_unsorted_segment_prod = defop("unsorted_segment_prod", _seg_prod_fwd, None)
+
+
+def unsorted_segment_prod(data: Any, segment_ids: Any, num_segments: Any) -> Tensor:
+    """Product per segment (1 for empty segments); negative ids are dropped. No gradient:
+    differentiating through it raises."""
+    ids = _segment_ids(segment_ids, "unsorted_segment_prod")
+    return _unsorted_segment_prod(_t(data), ids=ids, num=_num_segments(ids, num_segments))
 
 
 def segment_prod(data: Any, segment_ids: Any) -> Tensor:

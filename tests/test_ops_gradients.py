@@ -128,6 +128,9 @@ CASES.update({
     "expm1": [(df.math.expm1, [r(3, 4)])], "reciprocal": [(df.math.reciprocal, [pos(3, 4)])],
     "erf": [(df.math.erf, [r(3, 4)])], "erfc": [(df.math.erfc, [r(3, 4)])],
     "lgamma": [(df.math.lgamma, [pos(3, 4)]), (df.math.lgamma, [pos(3) + 7])],
+    "erfinv": [(df.math.erfinv, [unit(3, 4)])],
+    "erfcinv": [(df.math.erfcinv, [unit(3, 4) + 1])],
+    "ndtri": [(df.math.ndtri, [rng.uniform(0.1, 0.9, (3, 4))])],
     "floor": [(df.math.floor, [r(3, 4) + 0.5])], "ceil": [(df.math.ceil, [r(3, 4) + 0.5])],
     "softsign": [(df.math.softsign, [away_from_zero(3, 4)])],
     "atan2": [(df.math.atan2, [r(3, 4), r(4)])],
@@ -176,7 +179,7 @@ CASES.update({
 })
 
 # ops whose VJP is intentionally undefined: backprop through them must raise.
-NO_GRADIENT = {"round"}
+NO_GRADIENT = {"round", "digamma", "bessel_i0", "bessel_i0e", "unsorted_segment_prod"}
 
 
 def test_every_registered_op_has_a_gradient_test():

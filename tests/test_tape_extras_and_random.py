@@ -215,3 +215,14 @@ def test_functional_and_list_ops_match_tensorflow(name):
     case = FUNCTIONAL[name]
     assert_same(eval(case["src"], {"tf": df}), decode(case["value"]), name,  # noqa: S307
                 rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", [df.math.digamma, df.math.bessel_i0,
+                                lambda x: df.math.segment_prod(x, np.array([0, 0, 1]))])
+def test_ops_without_a_gradient_raise_when_differentiated(op):
+    x = df.constant([0.5, 1.5, 2.5])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        y = df.reduce_sum(op(x))
+    with pytest.raises(LookupError, match="No gradient is defined"):
+        tape.gradient(y, x)
