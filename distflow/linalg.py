@@ -282,45 +282,86 @@ def eye(num_rows: int, num_columns: int | None = None, batch_shape: Any = None,
 # ---------------------------------------------------- forward-only decompositions
 
 
-def _forward_only(x: Any) -> np.ndarray:
-    return as_array(x)
+_decomposition = defop("linalg_decomposition",
+                      lambda a, fn, index: (np.asarray(fn(a)[index]), None), None)
+
+
+def _no_gradient_outputs(x: Tensor, fn: Any, count: int) -> list[Tensor]:
+    """The outputs of `fn(x)` as tensors through which differentiating raises (no VJP)."""
+    return [_decomposition(x, fn=fn, index=i) for i in builtins.range(count)]
+
+
+def _eigvals_fwd(a):
+    w, v = np.linalg.eigh(a)
+    return w, v
+
+
+def _eigvals_vjp(g, v):
+    """V diag(g) V^T on the lower triangle (eigh reads only that one, as LAPACK and TF)."""
+    full = (v * g[..., None, :]) @ _mt(v)
+    return _phi(full + _mt(full))
+
+
+_eigvals = defop("self_adjoint_eigvals", _eigvals_fwd, _eigvals_vjp)
 
 
 def eigh(tensor: Any) -> tuple[Tensor, Tensor]:
-    """(eigenvalues ascending, eigenvectors in columns) of symmetric matrices (no gradient)."""
-    w, v = np.linalg.eigh(_forward_only(tensor))
-    return Tensor._wrap(w), Tensor._wrap(v)
+    """(eigenvalues ascending, eigenvectors in columns) of symmetric matrices.
+
+    The eigenvalues are differentiable (V diag(g) V^T, on the lower triangle that
+    eigh reads, as TF); the eigenvectors are not here
+    (TF's eigenvector gradient is not implemented: differentiating them raises).
+    """
+    x = _square(_t(tensor), "linalg.eigh")
+    return _eigvals(x), _no_gradient_outputs(x, np.linalg.eigh, 2)[1]
 
 
 def eigvalsh(tensor: Any) -> Tensor:
-    """Eigenvalues of symmetric matrices, ascending (no gradient)."""
-    return Tensor._wrap(np.linalg.eigvalsh(_forward_only(tensor)))
+    """Eigenvalues of symmetric matrices (from the lower triangle), ascending."""
+    return _eigvals(_square(_t(tensor), "linalg.eigvalsh"))
+
+
+def _svd_values_fwd(a):
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    return s, (u, vt)
+
+
+_svd_values = defop("svd_values", _svd_values_fwd,
+                    lambda g, r: (r[0] * g[..., None, :]) @ r[1])  # U diag(g) V^T
 
 
 def svd(tensor: Any, full_matrices: bool = False, compute_uv: bool = True) -> Any:
-    """(s, u, v) as TF orders them (tensor = u @ diag(s) @ v^T); s only without uv."""
-    x = _forward_only(tensor)
+    """(s, u, v) as TF orders them (tensor = u @ diag(s) @ v^T); s only without uv.
+
+    The singular values are differentiable (U diag(g) V^T); u and v are not here
+    (differentiating them raises).
+    """
+    x = _t(tensor)
+    s = _svd_values(x)
     if not compute_uv:
-        return Tensor._wrap(np.linalg.svd(x, compute_uv=False))
-    u, s, vt = np.linalg.svd(x, full_matrices=full_matrices)
-    return Tensor._wrap(s), Tensor._wrap(u), Tensor._wrap(_mt(vt).copy())
+        return s
+    u, vt = _no_gradient_outputs(
+        x, lambda a: np.linalg.svd(a, full_matrices=full_matrices)[::2], 2)
+    return s, u, matrix_transpose(vt)
 
 
 Qr = namedtuple("Qr", ["q", "r"])
 
 
 def qr(input: Any, full_matrices: bool = False) -> Qr:  # noqa: A002
-    """QR decomposition (no gradient)."""
-    q, r = np.linalg.qr(_forward_only(input), mode="complete" if full_matrices else "reduced")
-    return Qr(Tensor._wrap(q), Tensor._wrap(r))
+    """QR decomposition (no gradient: differentiating it raises)."""
+    mode = "complete" if full_matrices else "reduced"
+    q, r = _no_gradient_outputs(_t(input), lambda a: np.linalg.qr(a, mode=mode), 2)
+    return Qr(q, r)
 
 
 def pinv(a: Any, rcond: Any = None) -> Tensor:
-    """Moore-Penrose pseudo-inverse (no gradient)."""
-    x = _forward_only(a)
+    """Moore-Penrose pseudo-inverse (no gradient: differentiating it raises)."""
+    x = _t(a)
     if rcond is None:
         rcond = 10 * builtins.max(x.shape[-2:]) * np.finfo(x.dtype).eps
-    return Tensor._wrap(np.linalg.pinv(x, rcond=rcond).astype(x.dtype))
+    return _no_gradient_outputs(
+        x, lambda m: (np.linalg.pinv(m, rcond=rcond).astype(m.dtype),), 1)[0]
 
 
 def lstsq(matrix: Any, rhs: Any, l2_regularizer: float = 0.0, fast: bool = True) -> Tensor:
@@ -432,12 +473,10 @@ def _lu_np(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def lu(input: Any, output_idx_type: Any = np.int32) -> tuple[Tensor, Tensor]:  # noqa: A002
     """(lu, p): L (unit lower, below the diagonal) and U packed in one matrix, and the row
     permutation p with input[p] = L @ U (no gradient)."""
-    x = as_array(input)
-    packed, perm = _lu_np(x)
-    from collections import namedtuple
-
+    x = _t(input)
+    packed, perm = _no_gradient_outputs(x, _lu_np, 2)
     Lu = namedtuple("Lu", ["lu", "p"])
-    return Lu(Tensor._wrap(packed), Tensor._wrap(perm.astype(output_idx_type)))
+    return Lu(packed, ops.cast(perm, output_idx_type))
 
 
 def _unpack_lu(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

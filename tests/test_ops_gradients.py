@@ -173,13 +173,20 @@ CASES.update({
     "log_abs_determinant": [(lambda x: df.linalg.slogdet(x)[1], [SPD + 0.1 * r(3, 3)])],
     "matrix_solve": [(df.linalg.solve, [SPD + 0.1 * r(3, 3), r(3, 2)])],
     "cholesky": [(lambda x: df.linalg.cholesky((x + df.transpose(x)) / 2), [SPD + 0.1 * r(3, 3)])],
+    "self_adjoint_eigvals": [(lambda x: df.linalg.eigvalsh((x + df.transpose(x)) / 2),
+                              [SPD + 0.1 * r(3, 3)]),
+                             (lambda x: df.linalg.eigh((x + df.transpose(x)) / 2)[0],
+                              [SPD + 0.1 * r(3, 3)])],
+    "svd_values": [(lambda x: df.linalg.svd(x, compute_uv=False), [r(4, 3)]),
+                   (lambda x: df.linalg.svd(x)[0], [r(2, 3, 2)])],
     "matrix_triangular_solve": [
         (df.linalg.triangular_solve, [SPD + 0.1 * r(3, 3), r(3, 2)]),
         (lambda a, b: df.linalg.triangular_solve(a, b, adjoint=True), [SPD, r(3, 1)])],
 })
 
 # ops whose VJP is intentionally undefined: backprop through them must raise.
-NO_GRADIENT = {"round", "digamma", "bessel_i0", "bessel_i0e", "unsorted_segment_prod"}
+NO_GRADIENT = {"round", "digamma", "bessel_i0", "bessel_i0e", "unsorted_segment_prod",
+               "linalg_decomposition"}
 
 
 def test_every_registered_op_has_a_gradient_test():

@@ -217,8 +217,10 @@ def test_functional_and_list_ops_match_tensorflow(name):
                 rtol=1e-6)
 
 
-@pytest.mark.parametrize("op", [df.math.digamma, df.math.bessel_i0,
-                                lambda x: df.math.segment_prod(x, np.array([0, 0, 1]))])
+@pytest.mark.parametrize("op", [
+    df.math.digamma, df.math.bessel_i0, lambda x: df.math.segment_prod(x, np.array([0, 0, 1])),
+    lambda x: df.linalg.eigh(df.linalg.diag(x))[1], lambda x: df.linalg.qr(df.linalg.diag(x)).q,
+    lambda x: df.linalg.pinv(df.linalg.diag(x)), lambda x: df.linalg.lu(df.linalg.diag(x)).lu])
 def test_ops_without_a_gradient_raise_when_differentiated(op):
     x = df.constant([0.5, 1.5, 2.5])
     with df.GradientTape() as tape:
