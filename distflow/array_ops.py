@@ -459,7 +459,10 @@ def _wrap_out(out: Any, tout: Any) -> Any:
         return [_wrap_out(o, t) for o, t in zip(out, touts)]
     if out is None:
         return None
-    return Tensor(np.asarray(out), None if tout is None else np.dtype(_np_dtype(tout)))
+    dtype = None if tout is None else np.dtype(_np_dtype(tout))
+    if isinstance(out, Tensor):  # keeps the tape's record: gradients flow through py_function
+        return out if dtype is None else ops.cast(out, dtype)
+    return Tensor(np.asarray(out), dtype)
 
 
 def _np_dtype(dtype: Any) -> Any:

@@ -228,3 +228,11 @@ def test_ops_without_a_gradient_raise_when_differentiated(op):
         y = df.reduce_sum(op(x))
     with pytest.raises(LookupError, match="No gradient is defined"):
         tape.gradient(y, x)
+
+
+def test_py_function_is_differentiable_like_tfs_eager_one():
+    x = df.constant([1.0, 2.0])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        y = df.py_function(lambda a: a * a, [x], Tout=np.float32)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [2.0, 4.0])
