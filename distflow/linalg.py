@@ -552,3 +552,27 @@ def expm(input: Any) -> Tensor:  # noqa: A002
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword
+
+
+def _sqrtm_steps(a: np.ndarray, limit: int = 60) -> int:
+    """How many Denman-Beavers steps bring the iteration to float precision."""
+    y, z = a.astype(np.float64), np.broadcast_to(np.eye(a.shape[-1]), a.shape).copy()
+    for k in builtins.range(1, limit + 1):
+        y, z = 0.5 * (y + np.linalg.inv(z)), 0.5 * (z + np.linalg.inv(y))
+        if np.max(np.abs(y @ y - a)) <= 1e-12 * builtins.max(1.0, float(np.max(np.abs(a)))):
+            return k
+    raise ValueError("linalg.sqrtm did not converge: the matrix needs eigenvalues off the "
+                     "closed negative real axis.")
+
+
+def sqrtm(input: Any) -> Tensor:  # noqa: A002
+    """The principal square root of each square matrix (Denman-Beavers iteration,
+    differentiable: the gradient follows the iteration)."""
+    a = _square(_t(input), "linalg.sqrtm")
+    y, z = a, _t(np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape).copy())
+    for _ in builtins.range(_sqrtm_steps(a.value)):
+        y, z = ops.multiply(ops.add(y, inv(z)), 0.5), ops.multiply(ops.add(z, inv(y)), 0.5)
+    return y
+
+
+matrix_square_root = sqrtm

@@ -260,6 +260,8 @@ CASES = {
     "linalg_lu_batch": C("linalg.lu", R(2, 4, 4), grad=False),
     "linalg_expm": C("linalg.expm", R(3, 3)),
     "linalg_expm_big": C("linalg.expm", A(np.array([[4.0, 2.0], [-3.0, 1.0]]))),
+    "linalg_sqrtm": C("linalg.sqrtm", SPD),
+    "linalg_sqrtm_nonsym": C("linalg.sqrtm", A([[4.0, 1.0], [0.5, 3.0]])),
     "linalg_inv_singular": C("linalg.inv", A([[1.0, 2.0], [2.0, 4.0]])),
     "linalg_matmul": C("linalg.matmul", R(2, 3), R(3, 2)),
     "linalg_l2_normalize": C("linalg.l2_normalize", R(3, 2), axis=0),
