@@ -549,10 +549,6 @@ def expm(input: Any) -> Tensor:  # noqa: A002
     return r
 
 
-from distflow._naming import accept_names as _accept_names  # noqa: E402
-
-_accept_names(globals())  # every op takes TF's name= keyword
-
 
 def _sqrtm_steps(a: np.ndarray, limit: int = 60) -> int:
     """How many Denman-Beavers steps bring the iteration to float precision."""
@@ -576,3 +572,8 @@ def sqrtm(input: Any) -> Tensor:  # noqa: A002
 
 
 matrix_square_root = sqrtm
+
+
+from distflow._naming import accept_names as _accept_names  # noqa: E402
+
+_accept_names(globals())  # every op takes TF's name= keyword

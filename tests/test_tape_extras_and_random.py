@@ -158,7 +158,7 @@ def test_print_layout_matches_tf_print(capsys):
     assert capsys.readouterr().err == "loss: [1.5 2] 3 [[1 2]\n [3 4]] [0 1 2 ... 7 8 9] 0.1\n"
 
 
-@pytest.mark.parametrize("namespace", [df.math, df.linalg])
+@pytest.mark.parametrize("namespace", [df.math, df.linalg, df.array_ops])
 def test_every_op_takes_tf_name_keyword(namespace):
     import inspect
 
