@@ -87,6 +87,105 @@ from distflow.ops import (
 )
 from distflow.tensor import GradientTape, Tensor, Variable, function, stop_gradient
 
+# isort: split
+# tf.math / tf.linalg namespaces and the TF top-level ops built on the core
+from distflow import linalg, math
+from distflow.array_ops import (
+    argsort,
+    boolean_mask,
+    broadcast_dynamic_shape,
+    broadcast_static_shape,
+    broadcast_to,
+    clip_by_global_norm,
+    clip_by_norm,
+    dynamic_partition,
+    dynamic_stitch,
+    einsum,
+    eye,
+    foldl,
+    foldr,
+    gather_nd,
+    histogram_fixed_width,
+    histogram_fixed_width_bins,
+    identity,
+    identity_n,
+    is_tensor,
+    linspace,
+    map_fn,
+    meshgrid,
+    numpy_function,
+    parallel_stack,
+    print,
+    py_function,
+    rank,
+    realdiv,
+    repeat,
+    reverse,
+    reverse_sequence,
+    roll,
+    scan,
+    scatter_nd,
+    searchsorted,
+    sequence_mask,
+    shape_n,
+    size,
+    slice,
+    sort,
+    strided_slice,
+    tensor_scatter_nd_add,
+    tensor_scatter_nd_max,
+    tensor_scatter_nd_min,
+    tensor_scatter_nd_sub,
+    tensor_scatter_nd_update,
+    tensordot,
+    timestamp,
+    unique,
+    unique_with_counts,
+    unravel_index,
+    unstack,
+    vectorized_map,
+)
+from distflow.math_ops import (
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    cos,
+    cosh,
+    cumsum,
+    floor,
+    logical_not,
+    pow,
+    reduce_all,
+    reduce_any,
+    reduce_prod,
+    scalar_mul,
+    sin,
+    sinh,
+    tan,
+    truncatediv,
+    truncatemod,
+)
+
+# isort: split
+# training infrastructure: tf.Module, tf.train, tf.summary, tf.config, tf.io, ...
+from distflow import autograph, config, io, saved_model, summary, train, version
+from distflow.config import device
+from distflow.module import Module, get_current_name_scope, name_scope
+
+truediv = divide
+
+
+def get_logger():
+    """The `logging` logger distflow writes to (TF's `tf.get_logger()`)."""
+    import logging
+
+    return logging.getLogger("distflow")
+
+
 float16, float32, float64 = "float16", "float32", "float64"
 int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 
@@ -98,8 +197,12 @@ if __import__("os").environ.get("DISTFLOW_ROLE"):  # a process started by the la
     _launched.install()
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+# `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
+__all__ = [n for n in __all__ if n not in ("print", "slice", "pow")]
 
-_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat")
+_LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
+_LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",
+                           "random_normal_initializer", "random_uniform_initializer")
 
 
 def __getattr__(name: str):
@@ -109,6 +212,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
+    if name in _LAZY_FROM_INITIALIZERS:  # tf.zeros_initializer() etc. (Keras initializers)
+        import importlib
+
+        return getattr(importlib.import_module("distflow.initializers"), name)
     if name == "Session":
         raise AttributeError(
             "distflow runs eagerly, like TensorFlow 2: there is no `Session`. Read a tensor's "

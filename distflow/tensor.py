@@ -425,6 +425,32 @@ class GradientTape:
         self._touched = {}
         self._used = True
 
+    def jacobian(self, target: Any, sources: Any, unconnected_gradients: str = "none",
+                 parallel_iterations: Any = None, experimental_use_pfor: bool = True) -> Any:
+        """d target / d sources, shaped target.shape + source.shape (see `distflow.jacobians`)."""
+        from distflow import jacobians
+
+        return jacobians.jacobian(self, target, sources, unconnected_gradients)
+
+    def batch_jacobian(self, target: Tensor, source: Tensor, unconnected_gradients: str = "none",
+                       parallel_iterations: Any = None, experimental_use_pfor: bool = True) -> Any:
+        """Per-example Jacobians [batch, *target.shape[1:], *source.shape[1:]]."""
+        from distflow import jacobians
+
+        return jacobians.batch_jacobian(self, target, source, unconnected_gradients)
+
+    def stop_recording(self):
+        """A context in which ops are not recorded on this tape."""
+        from distflow import jacobians
+
+        return jacobians.stop_recording(self)
+
+    def reset(self) -> None:
+        """Clears what this tape recorded (it keeps recording inside its block)."""
+        from distflow import jacobians
+
+        jacobians.reset(self)
+
 
 def _own(g: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A writable array of the source's dtype (VJPs may return read-only broadcast views)."""

@@ -9,11 +9,11 @@ import pytest
 import distflow as df
 from distflow.distribute import cluster_env
 from distflow.distribute.cluster_resolver import (
-    JobClusterSpec,
     SimpleClusterResolver,
     SlurmClusterResolver,
     TFConfigClusterResolver,
 )
+from distflow.train import ClusterSpec
 
 CLUSTER = {"chief": ["h0:2222"], "worker": ["h1:2222", "h2:2222"], "ps": ["h3:2222"]}
 
@@ -22,7 +22,7 @@ def test_tf_config_resolver_reads_the_cluster_and_the_task(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": CLUSTER, "rpc_layer": "grpc",
                                                 "task": {"type": "worker", "index": 1}}))
     resolver = TFConfigClusterResolver()
-    assert resolver.cluster_spec() == JobClusterSpec(CLUSTER)
+    assert resolver.cluster_spec() == ClusterSpec(CLUSTER)
     assert (resolver.task_type, resolver.task_id) == ("worker", 1)
     assert resolver.master() == "grpc://h2:2222"
     assert resolver.worker_addresses() == ["h0:2222", "h1:2222", "h2:2222"]
@@ -39,14 +39,14 @@ def test_a_malformed_tf_config_names_what_is_wrong(monkeypatch):
 
 
 def test_simple_resolver_and_the_spec_errors():
-    resolver = SimpleClusterResolver(JobClusterSpec({"worker": {1: "b:1", 0: "a:1"}}),
+    resolver = SimpleClusterResolver(ClusterSpec({"worker": {1: "b:1", 0: "a:1"}}),
                                      task_type="worker", task_id=0)
     assert resolver.cluster_spec().as_dict() == {"worker": ["a:1", "b:1"]}
     assert resolver.master(rpc_layer="grpc") == "grpc://a:1"
     with pytest.raises(ValueError, match="No such job in cluster: 'ps'"):
         resolver.cluster_spec().task_address("ps", 0)
     with pytest.raises(TypeError, match="must list 'host:port' strings"):
-        JobClusterSpec({"worker": "a:1"})
+        ClusterSpec({"worker": "a:1"})
 
 
 def test_slurm_resolver_maps_tasks_to_jobs(monkeypatch):

@@ -26,7 +26,8 @@ def test_slices_yield_rows_in_order_with_structure_preserved():
     rows = list(Dataset.from_tensor_slices((x, y)))
     assert len(rows) == 10
     for i, (xi, yi) in enumerate(rows):
-        assert isinstance(xi, np.ndarray) and xi.dtype == np.float32
+        assert isinstance(xi, df.Tensor) and xi.dtype == np.float32  # as tf.data: tensors
+        assert isinstance(xi.numpy(), np.ndarray)
         np.testing.assert_array_equal(xi, x[i])
         assert yi == y[i]
     first = next(iter(Dataset.from_tensor_slices({"image": x, "label": y})))
@@ -187,7 +188,7 @@ def test_shard_takes_every_nth_element():
 def test_shards_of_a_seeded_shuffle_partition_each_epoch():
     workers = [Dataset.range(64).shuffle(64, seed=5).shard(4, i).batch(4) for i in range(4)]
     for _ in range(2):
-        seen = [v for ds in workers for batch in ds for v in batch.tolist()]
+        seen = [v for ds in workers for batch in ds for v in batch.numpy().tolist()]
         assert sorted(seen) == list(range(64))
 
 
@@ -283,11 +284,12 @@ def test_iteration_does_not_copy_the_data_set():
 def test_batches_never_alias_the_source_writably():
     x, y = xy(12)
     original = x.copy()
-    in_order = next(iter(Dataset.from_tensor_slices((x, y)).batch(4)))[0]
+    in_order = next(Dataset.from_tensor_slices((x, y)).batch(4).as_numpy_iterator())[0]
     assert not in_order.flags.writeable  # a view, so it must not be writable
     with pytest.raises(ValueError):
         in_order *= 2
-    shuffled = next(iter(Dataset.from_tensor_slices((x, y)).shuffle(12, seed=0).batch(4)))[0]
+    shuffled = next(Dataset.from_tensor_slices((x, y)).shuffle(12, seed=0).batch(4)
+                    .as_numpy_iterator())[0]
     shuffled *= 2  # a fresh copy: writable, and the source is untouched
     np.testing.assert_array_equal(x, original)
 

@@ -109,8 +109,84 @@ CASES = {
                    (lambda x: df.nn.avg_pool2d(x, 3, 2, "SAME"), [r(2, 7, 5, 2)])],
 }
 
+
+def unit(*shape):
+    return rng.uniform(-0.8, 0.8, shape)
+
+
+SPD = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+IDS = np.array([2, 0, 2, -1, 0])
+
+# tf.math, tf.linalg and top-level array ops (distflow/math_ops.py, array_ops.py, linalg.py)
+CASES.update({
+    "sin": [(df.math.sin, [r(3, 4)])], "cos": [(df.math.cos, [nc(3, 4)])],
+    "tan": [(df.math.tan, [unit(3, 4)])], "asin": [(df.math.asin, [unit(3, 4)])],
+    "acos": [(df.math.acos, [unit(3, 4)])], "atan": [(df.math.atan, [r(3, 4)])],
+    "sinh": [(df.math.sinh, [r(3, 4)])], "cosh": [(df.math.cosh, [r(3, 4)])],
+    "asinh": [(df.math.asinh, [r(3, 4)])], "acosh": [(df.math.acosh, [pos(3, 4) + 1])],
+    "atanh": [(df.math.atanh, [unit(3, 4)])], "log1p": [(df.math.log1p, [pos(3, 4)])],
+    "expm1": [(df.math.expm1, [r(3, 4)])], "reciprocal": [(df.math.reciprocal, [pos(3, 4)])],
+    "erf": [(df.math.erf, [r(3, 4)])], "erfc": [(df.math.erfc, [r(3, 4)])],
+    "lgamma": [(df.math.lgamma, [pos(3, 4)]), (df.math.lgamma, [pos(3) + 7])],
+    "erfinv": [(df.math.erfinv, [unit(3, 4)])],
+    "erfcinv": [(df.math.erfcinv, [unit(3, 4) + 1])],
+    "ndtri": [(df.math.ndtri, [rng.uniform(0.1, 0.9, (3, 4))])],
+    "floor": [(df.math.floor, [r(3, 4) + 0.5])], "ceil": [(df.math.ceil, [r(3, 4) + 0.5])],
+    "softsign": [(df.math.softsign, [away_from_zero(3, 4)])],
+    "atan2": [(df.math.atan2, [r(3, 4), r(4)])],
+    "floormod": [(df.math.floormod, [pos(3, 4) * 3, pos(4)])],
+    "divide_no_nan": [(lambda x, y: df.math.divide_no_nan(x, y * np.array([1, 0, 1])),
+                       [r(2, 3), pos(3)])],
+    "cumsum": [(lambda x: df.math.cumsum(x, axis=1), [r(3, 4)]),
+               (lambda x: df.math.cumsum(x, 0, exclusive=True, reverse=True), [r(3, 4)])],
+    "cumprod": [(lambda x: df.math.cumprod(x, axis=1), [pos(3, 4)]),
+                (lambda x: df.math.cumprod(x, 1, exclusive=True, reverse=True), [pos(3, 4)])],
+    "reduce_prod": [(lambda x: df.math.reduce_prod(x, axis=1), [r(3, 4)]),
+                    (lambda x: df.math.reduce_prod(x, axis=[0, 2], keepdims=True), [r(2, 3, 2)]),
+                    (df.math.reduce_prod, [np.array([1.5, 0.0, 2.0])])],
+    "unsorted_segment_sum": [(lambda x: df.math.unsorted_segment_sum(x, IDS, 3), [r(5, 2)]),
+                             (lambda x: df.math.segment_mean(x, np.array([0, 0, 2])),
+                              [r(3, 2)])],
+    "unsorted_segment_max": [(lambda x: df.math.unsorted_segment_max(x, IDS % 2, 2),
+                              [distinct(5, 2)])],
+    "unsorted_segment_min": [(lambda x: df.math.segment_min(x, np.array([0, 0, 1, 1, 1])),
+                              [distinct(5)])],
+    "take_along_axis": [(lambda x: df.math.top_k(x, 2).values, [distinct(3, 4)]),
+                        (lambda x: df.sort(x, axis=0, direction="DESCENDING"), [distinct(3, 2)])],
+    "einsum": [(lambda a, b: df.einsum("ij,jk->ik", a, b), [r(2, 3), r(3, 4)]),
+               (lambda a, b: df.einsum("...ij,...jk", a, b), [r(2, 2, 3), r(3, 2)]),
+               (lambda a, b, c: df.einsum("ij,jk,kl->il", a, b, c), [r(2, 3), r(3, 2), r(2, 2)]),
+               (lambda a, b: df.einsum("i,j->", a, b), [r(3), r(2)])],
+    "gather_nd": [(lambda x: df.gather_nd(x, np.array([[0, 1], [2, 3], [0, 1]])), [r(3, 4)]),
+                  (lambda x: df.gather_nd(x, np.array([[[1], [0]], [[2], [2]]]), batch_dims=1),
+                   [r(2, 3, 4)])],
+    "scatter_nd": [(lambda u: df.scatter_nd(np.array([[1], [3], [1]]), u, [5, 2]), [r(3, 2)])],
+    "tensor_scatter_nd_update": [(lambda t, u: df.tensor_scatter_nd_update(
+        t, np.array([[1], [3]]), u), [r(4, 3), r(2, 3)])],
+    "tensor_scatter_nd_add": [(lambda t, u: df.tensor_scatter_nd_add(
+        t, np.array([[1], [3], [1]]), u), [r(4, 3), r(3, 3)])],
+    "roll": [(lambda x: df.roll(x, [1, -2], [0, 1]), [r(3, 4)])],
+    "broadcast_to": [(lambda x: df.broadcast_to(x, [2, 3, 4]), [r(3, 1)]),
+                     (lambda a, b: df.meshgrid(a, b)[1], [r(3), r(2)])],
+    "matrix_inverse": [(df.linalg.inv, [SPD + 0.1 * r(3, 3)])],
+    "matrix_determinant": [(df.linalg.det, [r(2, 3, 3)])],
+    "log_abs_determinant": [(lambda x: df.linalg.slogdet(x)[1], [SPD + 0.1 * r(3, 3)])],
+    "matrix_solve": [(df.linalg.solve, [SPD + 0.1 * r(3, 3), r(3, 2)])],
+    "cholesky": [(lambda x: df.linalg.cholesky((x + df.transpose(x)) / 2), [SPD + 0.1 * r(3, 3)])],
+    "self_adjoint_eigvals": [(lambda x: df.linalg.eigvalsh((x + df.transpose(x)) / 2),
+                              [SPD + 0.1 * r(3, 3)]),
+                             (lambda x: df.linalg.eigh((x + df.transpose(x)) / 2)[0],
+                              [SPD + 0.1 * r(3, 3)])],
+    "svd_values": [(lambda x: df.linalg.svd(x, compute_uv=False), [r(4, 3)]),
+                   (lambda x: df.linalg.svd(x)[0], [r(2, 3, 2)])],
+    "matrix_triangular_solve": [
+        (df.linalg.triangular_solve, [SPD + 0.1 * r(3, 3), r(3, 2)]),
+        (lambda a, b: df.linalg.triangular_solve(a, b, adjoint=True), [SPD, r(3, 1)])],
+})
+
 # ops whose VJP is intentionally undefined: backprop through them must raise.
-NO_GRADIENT = {"round"}
+NO_GRADIENT = {"round", "digamma", "bessel_i0", "bessel_i0e", "unsorted_segment_prod",
+               "linalg_decomposition"}
 
 
 def test_every_registered_op_has_a_gradient_test():

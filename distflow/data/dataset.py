@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random
+from distflow.tensor import Tensor
 
 AUTOTUNE = -1
 INFINITE_CARDINALITY = -1
@@ -88,10 +89,19 @@ def _leaf_names(tree: Any, prefix: str = "element") -> list[str]:
 
 
 def _to_array(value: Any) -> np.ndarray:
-    """NumPy view of a leaf; distflow tensors are unwrapped (no copy)."""
+    """NumPy view of a leaf; distflow tensors are unwrapped (no copy).
+
+    Python numbers and lists get TensorFlow's default dtypes (int32, float32), as
+    `tf.data` converts them; NumPy arrays keep theirs.
+    """
     numpy_method = getattr(value, "numpy", None)
     if callable(numpy_method) and not isinstance(value, np.ndarray):
         value = numpy_method()
+    if isinstance(value, list | int | float) and not isinstance(value, bool):
+        array = np.asarray(value)
+        if array.dtype == np.int64:
+            return array.astype(np.int32)
+        return array.astype(np.float32) if array.dtype == np.float64 else array
     return np.asarray(value)
 
 
@@ -99,6 +109,44 @@ def _to_element_leaf(value: Any) -> Any:
     """An array, or a NumPy scalar for 0-d values (as rows of 1-D arrays are)."""
     array = _to_array(value)
     return array[()] if array.ndim == 0 else array
+
+
+class StringScalar(bytes):
+    """A string element (TextLineDataset lines, file names): bytes with TF's `.numpy()`."""
+
+    def numpy(self) -> bytes:
+        return bytes(self)
+
+
+class StringArray(np.ndarray):
+    """A batch of strings: a NumPy bytes array with TF's `.numpy()`."""
+
+    def numpy(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+
+def _tensor_leaf(value: Any) -> Any:
+    array = np.asarray(value)
+    if array.dtype.kind in "fiub":
+        return Tensor._wrap(array)
+    if array.dtype.kind == "S":  # distflow tensors hold numbers: strings get .numpy() only
+        return StringScalar(array.item()) if array.ndim == 0 else array.view(StringArray)
+    return value
+
+
+_NUMERIC = frozenset("fiub")
+_wrap = Tensor._wrap
+
+
+def _tensors(element: Any) -> Any:
+    """The element with each numeric leaf wrapped as a `Tensor` (no copy)."""
+    if type(element) is tuple and all(type(leaf) is np.ndarray and leaf.dtype.kind in _NUMERIC
+                                      for leaf in element):
+        return tuple(map(_wrap, element))  # the common (x, y) batch, without the tree walk
+    if isinstance(element, np.ndarray | np.generic):
+        return _tensor_leaf(element)
+    leaves, tree = _flatten(element)
+    return _unflatten(tree, [_tensor_leaf(leaf) for leaf in leaves])
 
 
 def _to_numpy_structure(element: Any) -> Any:
@@ -257,16 +305,24 @@ class Dataset:
     # ----- iteration
 
     def __iter__(self) -> Iterator[Any]:
-        """Starts a new epoch and yields its elements."""
+        """Starts a new epoch and yields its elements as distflow tensors.
+
+        Each array of an element is a `Tensor` (`x.numpy()` works, and NumPy
+        functions accept it); strings stay NumPy values.
+        """
+        return map(_tensors, self._iter_numpy())
+
+    def as_numpy_iterator(self) -> Iterator[Any]:
+        """Starts a new epoch and yields its elements as NumPy arrays (and NumPy scalars)."""
+        return self._iter_numpy()
+
+    def _iter_numpy(self) -> Iterator[Any]:
+        """The elements as NumPy values: what every transformation consumes."""
         stream = self._index_stream()
         if stream is not None:
             source, chunks = stream
             return source._rows(chunks())
         return self._elements()
-
-    def as_numpy_iterator(self) -> Iterator[Any]:
-        """Same as `iter(dataset)`: elements are already NumPy arrays."""
-        return iter(self)
 
     def _elements(self) -> Iterator[Any]:
         """Element-by-element iteration (for datasets without an index stream)."""
@@ -325,18 +381,31 @@ class Dataset:
         return _Range(range(*args), np.dtype(dtype))
 
     @staticmethod
-    def from_generator(generator: Callable[[], Iterable[Any]],
+    def from_generator(generator: Callable[..., Iterable[Any]], output_types: Any = None,
+                       output_shapes: Any = None, args: Any = None,
                        output_signature: Any = None) -> Dataset:
-        """Elements produced by calling `generator()` once per epoch.
+        """Elements produced by calling `generator(*args)` once per epoch.
 
-        `output_signature` is optional here and only used as `element_spec`.
+        With `output_signature` (a structure of `TensorSpec`s) or `output_types`
+        (plus optional `output_shapes`, None for unknown sizes), every element is
+        converted to the declared dtypes and checked against the shapes (a
+        mismatch raises TypeError, as TF does); without either, elements are
+        taken as they come.
         """
-        return _FromGenerator(_check_callable("generator", generator), output_signature)
+        from distflow.data import extra
+
+        return extra.from_generator(generator, output_types, output_shapes, args,
+                                    output_signature)
 
     @staticmethod
-    def zip(datasets: Any) -> Dataset:
-        """Elements are tuples (or dicts) of one element from each dataset."""
-        return _Zip(datasets)
+    def zip(*datasets: Any, name: str | None = None) -> Dataset:
+        """Elements are tuples (or dicts) of one element from each dataset.
+
+        Accepts `zip((a, b))`, `zip({"x": a, "y": b})` or `zip(a, b)`.
+        """
+        if len(datasets) == 1:
+            return _Zip(datasets[0])
+        return _Zip(tuple(datasets))
 
     # ----- transformations
 
@@ -375,10 +444,19 @@ class Dataset:
             deterministic: bool | None = None) -> Dataset:
         """Applies `map_func` to each element; tuple elements are unpacked into arguments.
 
-        `num_parallel_calls` and `deterministic` are accepted for compatibility and
-        ignored: the function runs in the iterating thread, in order.
+        The function receives tensors, as in tf.data. With `num_parallel_calls`
+        (an int > 1 or AUTOTUNE) that many threads apply it, overlapping where
+        NumPy releases the GIL; the output keeps the input order either way
+        (`deterministic` is accepted, order is always kept).
         """
-        return _Map(self, _check_callable("map_func", map_func))
+        _check_callable("map_func", map_func)
+        if num_parallel_calls is not None and num_parallel_calls != 1:
+            from distflow.data import extra
+
+            if num_parallel_calls != AUTOTUNE:
+                _check_positive("num_parallel_calls", num_parallel_calls)
+            return extra._ParallelMap(self, map_func, num_parallel_calls)
+        return _Map(self, map_func)
 
     def filter(self, predicate: Callable) -> Dataset:
         """Keeps the elements for which `predicate` (called like `map_func`) is True."""
@@ -397,13 +475,15 @@ class Dataset:
         return _Skip(self, _check_count("count", count))
 
     def prefetch(self, buffer_size: int) -> Dataset:
-        """Accepted for compatibility; a no-op: elements are produced on demand in the
-        iterating thread (NumPy releases the GIL, so a background thread would not
-        make batching faster here)."""
+        """Produces up to `buffer_size` elements ahead in a background thread (AUTOTUNE: 2),
+        so the pipeline's work overlaps the consumer's (training steps release the GIL
+        in NumPy). Errors in the pipeline are re-raised in the iterating thread."""
         if not _is_int(buffer_size) or buffer_size < AUTOTUNE:
             raise ValueError("`buffer_size` must be a non-negative int or AUTOTUNE (-1). "
                              f"Received: buffer_size={buffer_size!r}")
-        return _Passthrough(self)
+        from distflow.data import extra
+
+        return extra._Prefetch(self, buffer_size)
 
     def cache(self, filename: str = "") -> Dataset:
         """Keeps the elements of the first complete pass in memory and replays them.
@@ -419,6 +499,194 @@ class Dataset:
     def concatenate(self, dataset: Dataset) -> Dataset:
         """The elements of this dataset followed by those of `dataset`."""
         return _Concatenate(self, dataset)
+
+    # ----- the rest of the tf.data API (implemented in distflow/data/extra.py)
+
+    def padded_batch(self, batch_size: int, padded_shapes: Any = None,
+                     padding_values: Any = None, drop_remainder: bool = False) -> Dataset:
+        """Batches elements of different shapes, padding each array to the batch's largest
+        shape (or to `padded_shapes`, where None/-1 means the largest) with
+        `padding_values` (default 0, b"" for strings)."""
+        from distflow.data import extra
+
+        return extra._PaddedBatch(self, batch_size, padded_shapes, padding_values,
+                                  drop_remainder)
+
+    def flat_map(self, map_func: Callable) -> Dataset:
+        """Maps each element to a dataset and concatenates those datasets."""
+        from distflow.data import extra
+
+        return extra._FlatMap(self, map_func)
+
+    def interleave(self, map_func: Callable, cycle_length: int | None = None,
+                   block_length: int = 1, num_parallel_calls: int | None = None,
+                   deterministic: bool | None = None) -> Dataset:
+        """Maps elements to datasets and takes `block_length` elements from each of
+        `cycle_length` open datasets in turn (TF's order; default cycle: CPU count)."""
+        from distflow.data import extra
+
+        return extra._Interleave(self, map_func, cycle_length, block_length)
+
+    def window(self, size: int, shift: int | None = None, stride: int = 1,
+               drop_remainder: bool = False) -> Dataset:
+        """Elements are windows: the element structure with a Dataset of `size`
+        items (every `stride`-th) per component; windows start `shift` apart."""
+        from distflow.data import extra
+
+        return extra._Window(self, size, shift, stride, drop_remainder)
+
+    def enumerate(self, start: int = 0) -> Dataset:
+        """Elements are `(index, element)` with int64 indices from `start`."""
+        from distflow.data import extra
+
+        return Dataset.zip((extra._Counter(int(start), 1, np.int64), self))
+
+    def reduce(self, initial_state: Any, reduce_func: Callable) -> Any:
+        """Folds `reduce_func(state, element)` over the elements; returns the final state."""
+        from distflow.data import extra
+
+        return extra.reduce(self, initial_state, reduce_func)
+
+    def scan(self, initial_state: Any, scan_func: Callable) -> Dataset:
+        """Elements are the outputs of `scan_func(state, element) -> (state, output)`."""
+        from distflow.data import extra
+
+        return extra._Scan(self, initial_state, scan_func)
+
+    def rebatch(self, batch_size: int, drop_remainder: bool = False) -> Dataset:
+        """Re-splits batched elements into batches of `batch_size`."""
+        return self.unbatch().batch(batch_size, drop_remainder)
+
+    def bucket_by_sequence_length(self, element_length_func: Callable,
+                                  bucket_boundaries: list, bucket_batch_sizes: list,
+                                  padded_shapes: Any = None, padding_values: Any = None,
+                                  pad_to_bucket_boundary: bool = False,
+                                  no_padding: bool = False,
+                                  drop_remainder: bool = False) -> Dataset:
+        """Groups elements by length into buckets (bucket i: lengths in
+        [boundaries[i-1], boundaries[i])) and emits padded batches of
+        `bucket_batch_sizes[i]`; leftovers are flushed at the end."""
+        from distflow.data import extra
+
+        return extra._Bucket(self, element_length_func, bucket_boundaries, bucket_batch_sizes,
+                             padded_shapes, padding_values, pad_to_bucket_boundary, no_padding,
+                             drop_remainder)
+
+    def group_by_window(self, key_func: Callable, reduce_func: Callable,
+                        window_size: int | None = None,
+                        window_size_func: Callable | None = None) -> Dataset:
+        """Groups elements by `key_func` (an int64), and maps each full window (or the
+        leftover at the end) with `reduce_func(key, window_dataset)`."""
+        from distflow.data import extra
+
+        return extra._GroupByWindow(self, key_func, reduce_func, window_size, window_size_func)
+
+    def with_options(self, options: Any, name: str | None = None) -> Dataset:
+        """The same dataset with `options` (a `tf.data.Options`) merged into its options."""
+        from distflow.data import extra
+
+        return extra._WithOptions(self, options)
+
+    def options(self) -> Any:
+        """The `tf.data.Options` in force for this dataset."""
+        from distflow.data import extra
+
+        return extra.options_of(self)
+
+    def apply(self, transformation_func: Callable) -> Dataset:
+        """`transformation_func(self)`, for chaining."""
+        return transformation_func(self)
+
+    def take_while(self, predicate: Callable) -> Dataset:
+        """The elements up to (not including) the first for which `predicate` is False."""
+        from distflow.data import extra
+
+        return extra._TakeWhile(self, predicate)
+
+    def unique(self) -> Dataset:
+        """The elements (scalars) not seen before, in first-seen order."""
+        from distflow.data import extra
+
+        return extra._Unique(self)
+
+    def ignore_errors(self, log_warning: bool = False) -> Dataset:
+        """Drops elements whose production raises an error."""
+        from distflow.data import extra
+
+        return extra._IgnoreErrors(self)
+
+    def get_single_element(self) -> Any:
+        """The one element of a one-element dataset (ValueError otherwise)."""
+        items = list(itertools.islice(self._iter_numpy(), 2))
+        if len(items) != 1:
+            raise ValueError(f"Dataset had {'no' if not items else 'more than one'} element; "
+                             "get_single_element needs exactly one.")
+        return _tensors(items[0])
+
+    def save(self, path: str, compression: str | None = None, shard_func: Any = None,
+             checkpoint_args: Any = None) -> None:
+        """Writes the elements to the directory `path` (NumPy .npz files and a JSON
+        description of the structure; no pickle). `Dataset.load(path)` reads it back."""
+        from distflow.data import extra
+
+        extra.save(self, path)
+
+    def snapshot(self, path: str, compression: str | None = "AUTO", reader_func: Any = None,
+                 shard_func: Any = None, name: str | None = None) -> Dataset:
+        """Saves the first complete pass to `path`; later passes (and later runs) read it."""
+        from distflow.data import extra
+
+        return extra._Snapshot(self, path)
+
+    @staticmethod
+    def load(path: str, element_spec: Any = None, compression: str | None = None,
+             reader_func: Any = None) -> Dataset:
+        """A dataset of what `save` wrote to `path`."""
+        from distflow.data import extra
+
+        return extra._Loaded(path, element_spec)
+
+    @staticmethod
+    def list_files(file_pattern: Any, shuffle: bool | None = None, seed: int | None = None,
+                   name: str | None = None) -> Dataset:
+        """File names (bytes) matching the glob pattern(s); shuffled each epoch unless
+        `shuffle=False` (as TF: the default shuffles). No match raises ValueError."""
+        from distflow.data import extra
+
+        return extra._ListFiles(file_pattern, shuffle, seed)
+
+    @staticmethod
+    def counter(start: int = 0, step: int = 1, dtype: Any = np.int64,
+                name: str | None = None) -> Dataset:
+        """start, start + step, ... forever."""
+        from distflow.data import extra
+
+        return extra._Counter(int(start), int(step), dtype)
+
+    @staticmethod
+    def random(seed: int | None = None, rerandomize_each_iteration: bool | None = None,
+               name: str | None = None) -> Dataset:
+        """An infinite stream of random non-negative int64 values."""
+        from distflow.data import extra
+
+        return extra._Random(seed)
+
+    @staticmethod
+    def sample_from_datasets(datasets: list, weights: Any = None, seed: int | None = None,
+                             stop_on_empty_dataset: bool = False,
+                             rerandomize_each_iteration: bool | None = None) -> Dataset:
+        """Draws each element from a dataset picked at random with `weights`."""
+        from distflow.data import extra
+
+        return extra._Sample(datasets, weights, seed, stop_on_empty_dataset)
+
+    @staticmethod
+    def choose_from_datasets(datasets: list, choice_dataset: Dataset,
+                             stop_on_empty_dataset: bool = True) -> Dataset:
+        """Takes the next element of `datasets[c]` for each `c` of `choice_dataset`."""
+        from distflow.data import extra
+
+        return extra._Choose(datasets, choice_dataset, stop_on_empty_dataset)
 
 
 class _RowSource(Dataset):
@@ -568,16 +836,6 @@ class _Unary(Dataset):
         return self._input.element_spec
 
 
-class _Passthrough(_Unary):
-    """`prefetch`: same elements, same index stream."""
-
-    def _index_stream(self):
-        return self._input._index_stream()
-
-    def _elements(self) -> Iterator[Any]:
-        return iter(self._input)
-
-
 class _Shuffle(_Unary):
     def __init__(self, input_dataset: Dataset, buffer_size: int, seed: int | None,
                  reshuffle_each_iteration: bool) -> None:
@@ -618,7 +876,7 @@ class _Shuffle(_Unary):
 
     def _elements(self) -> Iterator[Any]:
         rng = self._next_rng()
-        return _reservoir(iter(self._input), self._buffer_size, rng)
+        return _reservoir(self._input._iter_numpy(), self._buffer_size, rng)
 
 
 class _Batch(_Unary):
@@ -635,7 +893,7 @@ class _Batch(_Unary):
                 yield source._take_rows(indices)
             return
         batch: list[Any] = []
-        for element in self._input:
+        for element in self._input._iter_numpy():
             batch.append(element)
             if len(batch) == self._batch_size:
                 yield _stack(batch)
@@ -677,7 +935,7 @@ def _stack(elements: list[Any]) -> Any:
 
 class _Unbatch(_Unary):
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
+        for element in self._input._iter_numpy():
             leaves, tree = _flatten(element)
             lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
             if None in lengths or len(lengths) != 1:
@@ -714,7 +972,7 @@ class _Shard(_Unary):
         return source, lambda: _stride_chunks(make_chunks(), self._index, self._num_shards)
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.islice(iter(self._input), self._index, None, self._num_shards)
+        return itertools.islice(self._input._iter_numpy(), self._index, None, self._num_shards)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -739,7 +997,7 @@ class _Take(_Unary):
         return source, lambda: _slice_chunks(make_chunks(), 0, self._stop())
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.islice(iter(self._input), self._stop())
+        return itertools.islice(self._input._iter_numpy(), self._stop())
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -767,7 +1025,7 @@ class _Skip(_Unary):
     def _elements(self) -> Iterator[Any]:
         if self._count < 0:
             return iter(())
-        return itertools.islice(iter(self._input), self._count, None)
+        return itertools.islice(self._input._iter_numpy(), self._count, None)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -789,7 +1047,7 @@ class _Repeat(_Unary):
         return source, lambda: _repeat(make_chunks, self._count)
 
     def _elements(self) -> Iterator[Any]:
-        return _repeat(lambda: iter(self._input), self._count)
+        return _repeat(lambda: self._input._iter_numpy(), self._count)
 
     def cardinality(self) -> int:
         n = self._input.cardinality()
@@ -809,8 +1067,8 @@ class _Map(_Unary):
         self._map_func = map_func
 
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
-            yield _to_numpy_structure(_call(self._map_func, element))
+        for element in self._input._iter_numpy():
+            yield _to_numpy_structure(_call(self._map_func, _tensors(element)))
 
     @property
     def element_spec(self) -> Any:
@@ -823,8 +1081,8 @@ class _Filter(_Unary):
         self._predicate = predicate
 
     def _elements(self) -> Iterator[Any]:
-        for element in self._input:
-            keep = _to_array(_call(self._predicate, element))
+        for element in self._input._iter_numpy():
+            keep = _to_array(_call(self._predicate, _tensors(element)))
             if keep.shape != ():
                 raise ValueError("`predicate` must return a scalar boolean. Received a value "
                                  f"of shape {keep.shape}")
@@ -849,7 +1107,7 @@ class _Cache(_Unary):
             yield from self._cached
             return
         collected = []
-        for element in self._input:
+        for element in self._input._iter_numpy():
             collected.append(element)
             yield element
         self._cached = collected  # only a complete pass is kept
@@ -862,7 +1120,7 @@ class _Concatenate(Dataset):
         self._parts = (first, second)
 
     def _elements(self) -> Iterator[Any]:
-        return itertools.chain.from_iterable(self._parts)
+        return itertools.chain.from_iterable(part._iter_numpy() for part in self._parts)
 
     def cardinality(self) -> int:
         sizes = [part.cardinality() for part in self._parts]
@@ -884,7 +1142,7 @@ class _Zip(Dataset):
         self._members = members
 
     def _elements(self) -> Iterator[Any]:
-        for parts in zip(*self._members):
+        for parts in zip(*(ds._iter_numpy() for ds in self._members)):
             yield _unflatten(self._tree, parts)
 
     def cardinality(self) -> int:
@@ -909,7 +1167,7 @@ def _peek(dataset: Dataset) -> Any:
     global _peeking
     previous, _peeking = _peeking, True
     try:
-        for element in dataset:
+        for element in dataset._iter_numpy():
             return element
     finally:
         _peeking = previous

@@ -2,8 +2,8 @@
 
 `TFConfigClusterResolver` reads `TF_CONFIG`, `SlurmClusterResolver` an `srun`
 step's variables and `SimpleClusterResolver` takes them as given. Each offers
-`cluster_spec()` (a `JobClusterSpec`, TF's `tf.train.ClusterSpec`: job name ->
-task addresses), `task_type`, `task_id`, `num_accelerators()` and `master()`.
+`cluster_spec()` (`distflow.train.ClusterSpec`, TF's `tf.train.ClusterSpec`: job
+name -> task addresses), `task_type`, `task_id`, `num_accelerators()` and `master()`.
 Strategies read them to find the workers and the parameter servers; the
 parsing itself is `cluster_env`'s (shared with the launcher).
 """
@@ -12,74 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from distflow.distribute import cluster_env
+from distflow.train import ClusterSpec
 
-__all__ = ["ClusterResolver", "JobClusterSpec", "SimpleClusterResolver",
+__all__ = ["ClusterResolver", "ClusterSpec", "SimpleClusterResolver",
            "SlurmClusterResolver", "TFConfigClusterResolver"]
-
-
-class JobClusterSpec:
-    """Job name -> task addresses (`"host:port"`), as TF's `tf.train.ClusterSpec`.
-
-    Args:
-        cluster: {job: [address, ...]} or {job: {index: address}}, or another spec.
-    """
-
-    def __init__(self, cluster: Any):
-        source = cluster.as_dict() if isinstance(cluster, JobClusterSpec) else cluster
-        if not isinstance(source, Mapping):
-            raise TypeError(f"`cluster` must be a dict of job name -> addresses. "
-                            f"Received: {cluster!r}")
-        self._jobs = {str(job): _addresses(job, tasks) for job, tasks in source.items()}
-
-    @property
-    def jobs(self) -> list[str]:
-        return sorted(self._jobs)
-
-    def as_dict(self) -> dict[str, list[str]]:
-        """{job: [address, ...]} (a copy)."""
-        return {job: list(tasks) for job, tasks in self._jobs.items()}
-
-    def num_tasks(self, job_name: str) -> int:
-        return len(self._job(job_name))
-
-    def task_indices(self, job_name: str) -> list[int]:
-        return list(range(self.num_tasks(job_name)))
-
-    def task_address(self, job_name: str, task_index: int) -> str:
-        tasks = self._job(job_name)
-        if not 0 <= task_index < len(tasks):
-            raise ValueError(f"No task with index {task_index} in job {job_name!r} "
-                             f"({len(tasks)} tasks)")
-        return tasks[task_index]
-
-    def job_tasks(self, job_name: str) -> list[str]:
-        return list(self._job(job_name))
-
-    def _job(self, job_name: str) -> list[str]:
-        if job_name not in self._jobs:
-            raise ValueError(f"No such job in cluster: {job_name!r}. Jobs: {self.jobs}")
-        return self._jobs[job_name]
-
-    def __bool__(self) -> bool:
-        return bool(self._jobs)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobClusterSpec) and other._jobs == self._jobs
-
-    def __repr__(self) -> str:
-        return f"ClusterSpec({self._jobs!r})"
-
-
-def _addresses(job: Any, tasks: Any) -> list[str]:
-    if isinstance(tasks, Mapping):
-        tasks = [tasks[i] for i in sorted(tasks)]
-    if not isinstance(tasks, list | tuple) or not all(isinstance(t, str) for t in tasks):
-        raise TypeError(f"Job {job!r} must list 'host:port' strings. Received: {tasks!r}")
-    return list(tasks)
 
 
 class ClusterResolver:
@@ -89,7 +28,7 @@ class ClusterResolver:
     task_id: int | None = None
     rpc_layer: str | None = None
 
-    def cluster_spec(self) -> JobClusterSpec:
+    def cluster_spec(self) -> ClusterSpec:
         raise NotImplementedError
 
     def num_accelerators(self, task_type: Any = None, task_id: Any = None,
@@ -129,11 +68,11 @@ class SimpleClusterResolver(ClusterResolver):
     def __init__(self, cluster_spec: Any, master: str = "", task_type: str | None = None,
                  task_id: int | None = None, environment: str = "",
                  num_accelerators: Any = None, rpc_layer: str | None = None):
-        self._spec = JobClusterSpec(cluster_spec)
+        self._spec = ClusterSpec(cluster_spec)
         self.task_type, self.task_id, self.rpc_layer = task_type, task_id, rpc_layer
         self.environment = environment
 
-    def cluster_spec(self) -> JobClusterSpec:
+    def cluster_spec(self) -> ClusterSpec:
         return self._spec
 
 
@@ -150,14 +89,14 @@ class TFConfigClusterResolver(ClusterResolver):
                  rpc_layer: str | None = None, environment: str | None = None):
         config = _tf_config()
         task = config.get("task", {}) if isinstance(config.get("task"), dict) else {}
-        self._spec = JobClusterSpec(config.get("cluster", {}))
+        self._spec = ClusterSpec(config.get("cluster", {}))
         self.task_type = task_type if task_type is not None else task.get("type")
         self.task_id = task_id if task_id is not None else task.get("index")
         self.rpc_layer = rpc_layer if rpc_layer is not None else config.get("rpc_layer")
         self.environment = environment if environment is not None else \
             config.get("environment", "")
 
-    def cluster_spec(self) -> JobClusterSpec:
+    def cluster_spec(self) -> ClusterSpec:
         return self._spec
 
 
@@ -196,11 +135,11 @@ class SlurmClusterResolver(ClusterResolver):
         spec, start = {}, 0
         for job, count in jobs.items():
             spec[job], start = addresses[start:start + count], start + count
-        self._spec = JobClusterSpec(spec)
+        self._spec = ClusterSpec(spec)
         self.task_type, self.task_id = _task_of(jobs, info.procid)
         self.rpc_layer = rpc_layer
 
-    def cluster_spec(self) -> JobClusterSpec:
+    def cluster_spec(self) -> ClusterSpec:
         return self._spec
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random, strategy_stack
+from distflow.data import Dataset, auto_shard
 from distflow.distribute import replica
 from distflow.distribute.client import PSError
 from distflow.distribute.cluster import ClusterSpec
@@ -122,7 +123,8 @@ class Strategy:
         """
         if self._summed_replicas() == 1:
             n = self.num_replicas_in_sync  # asynchronous: each worker its own batches
-            return dataset if n == 1 else dataset.shard(n, self.worker_index)
+            return auto_shard(dataset, n, self.worker_index) if isinstance(dataset, Dataset) \
+                else dataset if n == 1 else dataset.shard(n, self.worker_index)
         return replica.DistributedDataset(dataset, self.worker_index, self.num_replicas_in_sync)
 
     def distribute_datasets_from_function(self, dataset_fn: Callable, options: Any = None) -> Any:
@@ -368,6 +370,7 @@ def optimizer_config(optimizer: Any) -> dict:
     """The msgpack-safe optimizer description the servers build their update rule from."""
     from distflow.optimizers import schedules
 
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
     config = dict(optimizer.get_config())
     lr = config.pop("learning_rate", None)
     hp = {k: v for k, v in config.items()

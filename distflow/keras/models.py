@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from distflow import ops, random, strategy_stack
+from distflow.data import Dataset, auto_shard
 from distflow.keras import metrics as metrics_module
 from distflow.keras import training_context
 from distflow.keras.functional import GraphNetwork, InputLayer, KerasTensor, Node
@@ -205,7 +206,9 @@ class _DatasetBatches:
         self.ctx = ctx
         self.split_global = ctx.batch_size_is_global and ctx.num_workers > 1
         if ctx.num_workers > 1 and not ctx.batch_size_is_global and hasattr(dataset, "shard"):
-            dataset = dataset.shard(ctx.num_workers, ctx.worker_index)
+            dataset = auto_shard(dataset, ctx.num_workers, ctx.worker_index) \
+                if isinstance(dataset, Dataset) else dataset.shard(ctx.num_workers,
+                                                                   ctx.worker_index)
         self.dataset = dataset
         size = _cardinality(dataset)
         if size == -1 and steps is None:
