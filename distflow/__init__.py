@@ -6,6 +6,20 @@
 """
 
 from distflow import nn, random, test_util
+from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
+    Graph,
+    InteractiveSession,
+    Session,
+    TensorShape,
+    TensorSpec,
+    control_dependencies,
+    executing_eagerly,
+    function,
+    get_default_graph,
+    name_scope,
+    placeholder,
+    reset_default_graph,
+)
 from distflow.ops import (
     REGISTRY,
     abs,
@@ -85,7 +99,7 @@ from distflow.ops import (
     zeros,
     zeros_like,
 )
-from distflow.tensor import GradientTape, Tensor, Variable, function, stop_gradient
+from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 float16, float32, float64 = "float16", "float32", "float64"
 int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
@@ -104,8 +118,4 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
-    if name == "Session":
-        raise AttributeError(
-            "distflow runs eagerly, like TensorFlow 2: there is no `Session`. Read a tensor's "
-            "value with `t.numpy()`, or use `distflow.compat.v1.Session` for TF1-style scripts.")
     raise AttributeError(f"module 'distflow' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.tensor import Tensor, Variable, as_array, record
+from distflow.tensor import GRAPH, Tensor, Variable, as_array, graph_form, record
 
 
 class Primitive:
@@ -41,6 +41,10 @@ class Primitive:
         return f"Primitive({self.name!r})"
 
     def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
+        if GRAPH.active:  # building a graph: record an operation instead of running
+            out = GRAPH.primitive(self, inputs, params)
+            if out is not NotImplemented:
+                return out
         out, res = self.forward(*map(_VALUE, inputs), **params)
         if self.variadic:
             vjp = self.vjps[0]
@@ -408,6 +412,7 @@ def _clip_fwd(x, lo, hi):
 _clip = defop("clip", _clip_fwd, lambda g, inside: g * inside)
 
 
+@graph_form("args", ("clip_value_min", "clip_value_max"))
 def clip_by_value(t: Any, clip_value_min: Any, clip_value_max: Any) -> Tensor:
     """Clips values to [min, max]; the gradient is zero where clipping happened."""
     t = _t(t)
@@ -441,6 +446,7 @@ _where = defop("where", _where_fwd,
                lambda g, r: unbroadcast(np.where(r[2], 0, g).astype(g.dtype, copy=False), r[1]))
 
 
+@graph_form("args", ("condition",))
 def where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
     """Selects from x where condition holds, else from y (broadcasting).
 
@@ -617,12 +623,14 @@ def swapaxes(x: Any, a: int, b: int) -> Tensor:
     return transpose(x, perm)
 
 
+@graph_form("unknown", ("x",))
 def expand_dims(x: Any, axis: int) -> Tensor:
     """Inserts a length-1 axis (composite of reshape)."""
     x = _t(x)
     return reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
 
 
+@graph_form("unknown", ("x",))
 def squeeze(x: Any, axis: Any = None) -> Tensor:
     """Removes length-1 axes (composite of reshape)."""
     x = _t(x)
@@ -670,6 +678,7 @@ def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
     return concat([expand_dims(v, axis) for v in values], axis=axis)
 
 
+@graph_form("unknown", ("value",))
 def split(value: Any, num_or_size_splits: Any, axis: int = 0) -> list[Tensor]:
     """Splits into pieces along `axis` (composite of getitem)."""
     value = _t(value)
@@ -707,6 +716,7 @@ def _tile_fwd(x, multiples):
 _tile = defop("tile", _tile_fwd, lambda g, r: _tile_vjp(g, r))
 
 
+@graph_form("unknown", ("x",))
 def tile(x: Any, multiples: Sequence[int]) -> Tensor:
     """Repeats the tensor `multiples[i]` times along axis i."""
     x = _t(x)
@@ -762,6 +772,7 @@ def _index_key(key: Any) -> tuple:
                  np.asarray(k) if isinstance(k, list) else k for k in key)
 
 
+@graph_form("args", ("key",))
 def getitem(x: Any, key: Any) -> Tensor:
     """NumPy indexing: slices, integer arrays and boolean masks."""
     return _getitem(_t(x), key=_index_key(key))
@@ -784,6 +795,7 @@ def _gather_vjp(g, r):
 _gather = defop("gather", _gather_fwd, _gather_vjp)
 
 
+@graph_form("args", ("indices",))
 def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
     """Takes slices of `params` along `axis` at `indices` (embedding lookup)."""
     params = _t(params)
@@ -803,6 +815,7 @@ def embedding_lookup(params: Any, ids: Any) -> Tensor:
     return gather(params, ids, axis=0)
 
 
+@graph_form(differentiable=False)
 def one_hot(indices: Any, depth: int, on_value: float = 1.0, off_value: float = 0.0,
             axis: int = -1, dtype: Any = np.float32) -> Tensor:
     """One-hot encoding of integer indices (out-of-range indices give all off_value)."""
@@ -907,6 +920,7 @@ _sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_c
                            _sparse_ce_vjp)
 
 
+@graph_form("args", ("labels",))
 def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
     """Per-example cross-entropy of integer class labels against logits, fused."""
     logits = _t(logits)
@@ -960,9 +974,9 @@ def _compare(fn: Callable) -> Callable:
     def op(x: Any, y: Any) -> Tensor:
         x, y = _pair(x, y)
         return Tensor._wrap(fn(x.value, y.value))
-    op.__name__ = fn.__name__
+    op.__name__ = op.__qualname__ = fn.__name__
     op.__doc__ = f"Elementwise {fn.__name__} (bool result, no gradient)."
-    return op
+    return graph_form(differentiable=False)(op)
 
 
 equal, not_equal = _compare(np.equal), _compare(np.not_equal)
@@ -971,11 +985,13 @@ less, less_equal = _compare(np.less), _compare(np.less_equal)
 logical_and, logical_or = _compare(np.logical_and), _compare(np.logical_or)
 
 
+@graph_form(differentiable=False)
 def argmax(x: Any, axis: int = -1) -> Tensor:
     """Index of the largest value along `axis` (int64, no gradient)."""
     return Tensor._wrap(np.argmax(as_array(x), axis=axis))
 
 
+@graph_form(differentiable=False)
 def argmin(x: Any, axis: int = -1) -> Tensor:
     """Index of the smallest value along `axis` (int64, no gradient)."""
     return Tensor._wrap(np.argmin(as_array(x), axis=axis))
@@ -993,11 +1009,13 @@ def ones(shape: Any, dtype: Any = np.float32) -> Tensor:
                                 if np.ndim(shape) else shape, dtype=dtype))
 
 
+@graph_form(differentiable=False)
 def zeros_like(x: Any, dtype: Any = None) -> Tensor:
     """Zeros with the shape (and dtype) of x."""
     return Tensor._wrap(np.zeros_like(as_array(x), dtype=dtype))
 
 
+@graph_form(differentiable=False)
 def ones_like(x: Any, dtype: Any = None) -> Tensor:
     """Ones with the shape (and dtype) of x."""
     return Tensor._wrap(np.ones_like(as_array(x), dtype=dtype))
@@ -1014,6 +1032,7 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None) -> T
     return Tensor(arr, dtype)
 
 
+@graph_form(differentiable=False)
 def shape(x: Any) -> Tensor:
     """The shape of x as an int32 tensor."""
     return Tensor._wrap(np.asarray(as_array(x).shape, dtype=np.int32))
