@@ -1,0 +1,246 @@
+"""TensorFlow 1 compatibility: `import distflow.compat.v1 as tf` runs TF1 scripts.
+
+Everything of `distflow` is here, plus TF1's graph API: `disable_eager_execution`,
+`placeholder`, `Variable` / `get_variable` (graph variables with initializers),
+`global_variables_initializer`, `Session` / `InteractiveSession` with
+`run(fetches, feed_dict)`, `gradients`, `train.*Optimizer`, `losses`, `layers`,
+and TF1's argument names (`reduction_indices`, `keep_dims`, `dimension`).
+
+    import distflow.compat.v1 as tf
+    tf.disable_eager_execution()
+    x = tf.placeholder(tf.float32, [None, 1])
+    ...
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(train, feed_dict={x: xs, y: ys})
+
+Without `disable_eager_execution()` ops run eagerly as in TF2, and `Session.run`
+on eager tensors returns their values (what the seed tutorials rely on).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import distflow as _df
+from distflow import nn as _nn
+from distflow import ops as _ops
+from distflow import random as _random
+from distflow.compat.v1 import layers, losses, train
+from distflow.compat.v1.variables import (
+    AUTO_REUSE,
+    GraphKeys,
+    RefVariable,
+    constant_initializer,
+    get_variable,
+    global_variables,
+    global_variables_initializer,
+    glorot_uniform_initializer,
+    group,
+    initialize_all_variables,
+    is_variable_initialized,
+    ones_initializer,
+    random_normal_initializer,
+    random_uniform_initializer,
+    report_uninitialized_variables,
+    trainable_variables,
+    truncated_normal_initializer,
+    variable_scope,
+    variables_initializer,
+    zeros_initializer,
+)
+from distflow.compat.v1.variables import Variable_ as Variable
+from distflow.graph import core as _core
+from distflow.graph import errors
+from distflow.graph.core import (
+    Graph,
+    Operation,
+    executing_eagerly,
+    get_default_graph,
+    placeholder,
+    reset_default_graph,
+)
+from distflow.graph.core import GraphTensor as Tensor
+from distflow.graph.gradients import gradients
+from distflow.graph.session import InteractiveSession, Session, get_default_session
+from distflow.graph.shape import TensorShape
+
+for _name in _df.__all__:  # the TF2 namespace, then TF1's overrides below
+    if _name not in globals() and not _name.startswith("_"):
+        globals()[_name] = getattr(_df, _name)
+
+
+def disable_eager_execution() -> None:
+    """Ops build the default graph from now on (TF1 graph mode)."""
+    _core.set_eager_disabled(True)
+
+
+def enable_eager_execution(*_args: Any, **_kwargs: Any) -> None:
+    """Ops run eagerly again."""
+    _core.set_eager_disabled(False)
+
+
+disable_v2_behavior = disable_eager_execution
+enable_v2_behavior = enable_eager_execution
+
+
+def name_scope(name: str, default_name: str | None = None, values: Any = None):
+    """Prefixes op names with `name/` in the default graph."""
+    return get_default_graph().name_scope(name or default_name)
+
+
+def control_dependencies(control_inputs: Any):
+    """Ops created inside run after `control_inputs`."""
+    return get_default_graph().control_dependencies(control_inputs)
+
+
+def get_collection(key: str, scope: str | None = None) -> list:
+    """A collection of the default graph."""
+    return get_default_graph().get_collection(key, scope)
+
+
+def add_to_collection(name: str, value: Any) -> None:
+    """Appends to a collection of the default graph."""
+    get_default_graph().add_to_collection(name, value)
+
+
+def no_op(name: str | None = None) -> Operation:
+    """An operation that does nothing (a target for control dependencies)."""
+    return group(name=name or "NoOp")
+
+
+def assign(ref: Any, value: Any, **_kwargs: Any) -> Any:
+    """`ref.assign(value)`."""
+    return ref.assign(value)
+
+
+def assign_add(ref: Any, value: Any, **_kwargs: Any) -> Any:
+    """`ref.assign_add(value)`."""
+    return ref.assign_add(value)
+
+
+def assign_sub(ref: Any, value: Any, **_kwargs: Any) -> Any:
+    """`ref.assign_sub(value)`."""
+    return ref.assign_sub(value)
+
+
+def set_random_seed(seed: int) -> None:
+    """TF1's name of `distflow.random.set_seed`."""
+    _random.set_seed(seed)
+
+
+# ----------------------------------------------------- TF1 argument names
+
+
+def _axis(axis: Any, reduction_indices: Any, dimension: Any = None) -> Any:
+    given = [a for a in (axis, reduction_indices, dimension) if a is not None]
+    if len(given) > 1:
+        raise ValueError("Cannot specify both 'axis' and 'reduction_indices' (or 'dimension').")
+    return given[0] if given else None
+
+
+def _keep(keepdims: Any, keep_dims: Any) -> bool:
+    return bool(keepdims if keepdims is not None else keep_dims)
+
+
+def _reduction(op):
+    def reduce(input_tensor: Any, axis: Any = None, keepdims: Any = None, name: Any = None,
+               reduction_indices: Any = None, keep_dims: Any = None) -> Any:
+        return op(input_tensor, axis=_axis(axis, reduction_indices),
+                  keepdims=_keep(keepdims, keep_dims))
+    reduce.__name__ = op.__name__
+    reduce.__doc__ = f"{op.__doc__} (TF1 names `reduction_indices`, `keep_dims` accepted.)"
+    return reduce
+
+
+reduce_sum = _reduction(_ops.reduce_sum)
+reduce_mean = _reduction(_ops.reduce_mean)
+reduce_max = _reduction(_ops.reduce_max)
+reduce_min = _reduction(_ops.reduce_min)
+reduce_logsumexp = _reduction(_ops.reduce_logsumexp)
+
+
+def argmax(input: Any, axis: Any = None, name: Any = None, dimension: Any = None,  # noqa: A002
+           output_type: Any = np.int64) -> Any:
+    """Index of the largest value along `axis` (TF1: default axis 0)."""
+    axis = _axis(axis, None, dimension)
+    return _ops.cast(_ops.argmax(input, axis=0 if axis is None else axis), output_type)
+
+
+def argmin(input: Any, axis: Any = None, name: Any = None, dimension: Any = None,  # noqa: A002
+           output_type: Any = np.int64) -> Any:
+    """Index of the smallest value along `axis` (TF1: default axis 0)."""
+    axis = _axis(axis, None, dimension)
+    return _ops.cast(_ops.argmin(input, axis=0 if axis is None else axis), output_type)
+
+
+def random_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0, dtype: Any = np.float32,
+                  seed: Any = None, name: Any = None) -> Any:
+    """TF1's `random_normal`."""
+    return _random.normal(shape, mean, stddev, dtype, seed)
+
+
+def truncated_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0,
+                     dtype: Any = np.float32, seed: Any = None, name: Any = None) -> Any:
+    """TF1's `truncated_normal`."""
+    return _random.truncated_normal(shape, mean, stddev, dtype, seed)
+
+
+def random_uniform(shape: Any, minval: float = 0, maxval: Any = None, dtype: Any = np.float32,
+                   seed: Any = None, name: Any = None) -> Any:
+    """TF1's `random_uniform`."""
+    return _random.uniform(shape, minval, maxval, dtype, seed)
+
+
+def to_float(x: Any, name: Any = None) -> Any:
+    """Cast to float32."""
+    return _ops.cast(x, np.float32)
+
+
+def to_int32(x: Any, name: Any = None) -> Any:
+    """Cast to int32."""
+    return _ops.cast(x, np.int32)
+
+
+def identity(x: Any, name: Any = None) -> Any:
+    """x itself (an eager tensor) or x + 0 in a graph."""
+    return x if _core.building_graph() is None else _ops.add(x, _ops.zeros_like(x))
+
+
+def log(x: Any, name: Any = None) -> Any:
+    """Elementwise natural logarithm."""
+    return _ops.log(x)
+
+
+class _NN:
+    """`tf.compat.v1.nn`: distflow.nn plus TF1 names."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_nn, name)
+
+    @staticmethod
+    def softmax_cross_entropy_with_logits_v2(labels: Any = None, logits: Any = None,
+                                             axis: int = -1, **_kwargs: Any) -> Any:
+        return _nn.softmax_cross_entropy_with_logits(labels, logits, axis)
+
+    @staticmethod
+    def softmax_cross_entropy_with_logits(labels: Any = None, logits: Any = None,
+                                          dim: int = -1, **_kwargs: Any) -> Any:
+        return _nn.softmax_cross_entropy_with_logits(labels, logits, dim)
+
+    @staticmethod
+    def sparse_softmax_cross_entropy_with_logits(labels: Any = None, logits: Any = None,
+                                                 **_kwargs: Any) -> Any:
+        return _nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+
+
+nn = _NN()
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_df, name)  # keras, optimizers, data, ... (loaded lazily)
+
+
+__all__ = [n for n in globals() if not n.startswith("_")]

@@ -1,0 +1,152 @@
+"""TF1 optimizers (`tf.compat.v1.train`): `minimize`, `compute_gradients`, `apply_gradients`.
+
+In graph mode `compute_gradients` adds gradient operations (`gradients`) and
+`apply_gradients` adds one stateful operation that applies the update when a
+session runs it. The arithmetic is `distflow.optimizers.rules`, the same NumPy
+rules the Keras optimizers and the parameter servers use; TF1's formulations
+coincide with them:
+
+    GradientDescent:  var -= lr * g
+    Momentum:         accum = momentum * accum + g;  var -= lr * accum
+                      (use_nesterov: var -= lr * (g + momentum * accum))
+    Adam:             m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+                      var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)
+
+(Keras's momentum velocity is -lr * accum, so the two agree for a constant rate.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from distflow.compat.v1 import variables
+from distflow.graph import core
+from distflow.graph.gradients import gradients
+from distflow.graph.record import record_effect
+from distflow.optimizers import rules
+from distflow.tensor import GradientTape, Tensor, Variable
+
+
+class Optimizer:
+    """Base of the TF1 optimizers.
+
+    Args:
+        rule: the `distflow.optimizers.rules` name.
+        hyper: the rule's hyper-parameters (learning_rate included).
+        name: the name scope of the update operations.
+    """
+
+    def __init__(self, rule: str, hyper: dict, name: str):
+        lr = hyper["learning_rate"]
+        if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating) or lr < 0:
+            raise ValueError(f"`learning_rate` must be a non-negative float. Received: "
+                             f"learning_rate={lr!r}")
+        self._rule, self._hyper, self._name = rules.get_rule(rule), dict(hyper), name
+        self._slots: dict[int, dict] = {}
+        self._step = 0
+
+    def get_name(self) -> str:
+        return self._name
+
+    def compute_gradients(self, loss: Any, var_list: list | None = None,
+                          grad_loss: Any = None, **_kwargs: Any) -> list[tuple]:
+        """(gradient, variable) pairs; a gradient is None when `loss` does not use it."""
+        if callable(loss):
+            return self._eager_gradients(loss, var_list)
+        var_list = list(var_list) if var_list is not None else variables.trainable_variables()
+        if not var_list:
+            raise ValueError("No variables to optimize.")
+        grads = gradients(loss, var_list, None if grad_loss is None else [grad_loss])
+        return list(zip(grads, var_list))
+
+    def _eager_gradients(self, loss: Callable, var_list: list | None) -> list[tuple]:
+        with GradientTape() as tape:
+            value = loss()
+        var_list = list(var_list) if var_list is not None else tape.watched_variables()
+        return list(zip(tape.gradient(value, var_list), var_list))
+
+    def apply_gradients(self, grads_and_vars: Any, global_step: Variable | None = None,
+                        name: str | None = None) -> Any:
+        """An operation (graph mode) that applies one update; eagerly, applies it now."""
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        if not pairs:
+            raise ValueError("No gradients provided for any variable: "
+                             f"{[v.name for _, v in grads_and_vars]}.")
+        if core.building_graph() is None:
+            self._apply([g.value if isinstance(g, Tensor) else np.asarray(g) for g, _ in pairs],
+                        [v for _, v in pairs], global_step)
+            return None
+        graph = core.building_graph()
+        with graph.name_scope(name or self._name):
+            return record_effect(self._apply, ([g for g, _ in pairs], [v for _, v in pairs],
+                                               global_step), {}, "Apply")
+
+    def _apply(self, grads: list, variables_: list, global_step: Variable | None) -> None:
+        self._step += 1
+        for g, var in zip(grads, variables_):
+            g = g.value if isinstance(g, Tensor) else g
+            state = self._slots.get(id(var))
+            if state is None:
+                state = self._slots[id(var)] = self._rule.init(var.value, self._hyper)
+            self._rule.update(var.value, g.astype(var.value.dtype, copy=False), state,
+                              self._step, self._hyper)
+        if global_step is not None:
+            global_step.value += 1
+
+    def minimize(self, loss: Any, global_step: Variable | None = None,
+                 var_list: list | None = None, name: str | None = None,
+                 grad_loss: Any = None, **_kwargs: Any) -> Any:
+        """compute_gradients then apply_gradients; the update operation (graph mode)."""
+        pairs = self.compute_gradients(loss, var_list, grad_loss)
+        if all(g is None for g, _ in pairs):
+            raise ValueError(
+                "No gradients provided for any variable, check your graph for ops that do not "
+                f"support gradients, between variables {[v.name for _, v in pairs]} and loss "
+                f"{loss!r}.")
+        return self.apply_gradients(pairs, global_step, name)
+
+    def get_slot_names(self) -> list[str]:
+        return list(self._rule.slots({**self._rule.defaults, **self._hyper}))
+
+
+class GradientDescentOptimizer(Optimizer):
+    """var -= learning_rate * gradient."""
+
+    def __init__(self, learning_rate: float, use_locking: bool = False,
+                 name: str = "GradientDescent"):
+        super().__init__("sgd", {"learning_rate": learning_rate, "momentum": 0.0}, name)
+
+
+class MomentumOptimizer(Optimizer):
+    """accum = momentum * accum + g; var -= lr * accum (Nesterov optional)."""
+
+    def __init__(self, learning_rate: float, momentum: float, use_locking: bool = False,
+                 name: str = "Momentum", use_nesterov: bool = False):
+        super().__init__("sgd", {"learning_rate": learning_rate, "momentum": float(momentum),
+                                 "nesterov": bool(use_nesterov)}, name)
+
+
+class AdamOptimizer(Optimizer):
+    """Adam with TF1's defaults (epsilon 1e-8)."""
+
+    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, use_locking: bool = False, name: str = "Adam"):
+        super().__init__("adam", {"learning_rate": learning_rate, "beta_1": beta1,
+                                  "beta_2": beta2, "epsilon": epsilon, "amsgrad": False}, name)
+
+
+def get_or_create_global_step(graph: Any = None) -> Variable:
+    """The graph's `global_step` variable (int64, not trainable)."""
+    graph = graph or core.get_default_graph()
+    step = graph.__dict__.get("_global_step")
+    if step is None:
+        with graph.as_default():
+            step = graph._global_step = variables.Variable_(
+                np.int64(0), trainable=False, name="global_step")
+    return step
+
+
+get_global_step = get_or_create_global_step

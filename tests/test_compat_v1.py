@@ -1,0 +1,241 @@
+"""TF1 scripts written the classic way run on distflow.compat.v1 with only the import swapped:
+graph mode, placeholders and feed_dict, graph variables and their initializer, Session.run
+with nested fetches, TF1 optimizers, and the errors TF1 gives for bad feeds."""
+
+import collections
+
+import numpy as np
+import pytest
+
+import distflow.compat.v1 as tf
+
+
+@pytest.fixture(autouse=True)
+def _graph_mode():
+    """Each test starts in TF1 graph mode on a fresh default graph and ends eager again."""
+    tf.reset_default_graph()
+    tf.disable_eager_execution()
+    yield
+    tf.enable_eager_execution()
+    tf.reset_default_graph()
+
+
+def test_classic_linear_regression_learns():
+    rng = np.random.default_rng(0)
+    x_data = rng.random(100).astype(np.float32)
+    y_data = x_data * 0.1 + 0.3
+
+    W = tf.Variable(tf.random_uniform([1], -1.0, 1.0))
+    b = tf.Variable(tf.zeros([1]))
+    y = W * x_data + b
+
+    loss = tf.reduce_mean(tf.square(y - y_data))
+    optimizer = tf.train.GradientDescentOptimizer(0.5)
+    train = optimizer.minimize(loss)
+
+    init = tf.global_variables_initializer()
+    sess = tf.Session()
+    sess.run(init)
+    for _ in range(201):
+        sess.run(train)
+    np.testing.assert_allclose(sess.run(W), [0.1], atol=1e-3)
+    np.testing.assert_allclose(sess.run(b), [0.3], atol=1e-3)
+    assert sess.run(loss) < 1e-6
+
+
+def _digits(n, rng):
+    labels = rng.integers(0, 10, n)
+    images = rng.random((n, 784)).astype(np.float32) * 0.3
+    for i, c in enumerate(labels):
+        images[i, c * 78:(c + 1) * 78] += 0.7
+    return images, np.eye(10, dtype=np.float32)[labels]
+
+
+def test_classic_mnist_softmax_regression_learns():
+    rng = np.random.default_rng(1)
+    train_x, train_y = _digits(2000, rng)
+    test_x, test_y = _digits(500, rng)
+
+    x = tf.placeholder(tf.float32, [None, 784])
+    W = tf.Variable(tf.zeros([784, 10]))
+    b = tf.Variable(tf.zeros([10]))
+    y = tf.nn.softmax(tf.matmul(x, W) + b)
+    y_ = tf.placeholder(tf.float32, [None, 10])
+    cross_entropy = tf.reduce_mean(-tf.reduce_sum(y_ * tf.log(y), reduction_indices=[1]))
+    train_step = tf.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
+
+    sess = tf.InteractiveSession()
+    tf.global_variables_initializer().run()
+    for i in range(100):
+        batch = slice(i * 20 % 2000, i * 20 % 2000 + 100)
+        sess.run(train_step, feed_dict={x: train_x[batch], y_: train_y[batch]})
+
+    correct_prediction = tf.equal(tf.argmax(y, 1), tf.argmax(y_, 1))
+    accuracy = tf.reduce_mean(tf.cast(correct_prediction, tf.float32))
+    score = sess.run(accuracy, feed_dict={x: test_x, y_: test_y})
+    assert accuracy.eval(feed_dict={x: test_x, y_: test_y}) == score
+    sess.close()
+    assert score > 0.9
+
+
+def test_layers_dense_and_mean_squared_error_with_adam_and_momentum():
+    rng = np.random.default_rng(2)
+    xs = rng.random((64, 3)).astype(np.float32)
+    ys = xs @ np.array([[1.0], [-2.0], [3.0]], np.float32) + 0.5
+    X = tf.placeholder(tf.float32, [None, 3], name="X")
+    Y = tf.placeholder(tf.float32, [None, 1], name="Y")
+    losses = []
+    for opt in (tf.train.AdamOptimizer(0.1), tf.train.MomentumOptimizer(0.1, 0.9)):
+        pred = tf.layers.dense(X, 1)
+        loss = tf.losses.mean_squared_error(Y, pred)
+        losses.append((loss, opt.minimize(loss)))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        first = sess.run([loss for loss, _ in losses], {X: xs, Y: ys})
+        for _ in range(300):
+            sess.run([step for _, step in losses], {X: xs, Y: ys})
+        last = sess.run([loss for loss, _ in losses], {X: xs, Y: ys})
+    assert all(b < 1e-3 < a for a, b in zip(first, last)), (first, last)
+    names = [v.name for v in tf.trainable_variables()]
+    assert names[:2] == ["dense/kernel", "dense/bias"] and len(names) == 4
+
+
+def test_momentum_matches_the_tf1_formula():
+    w = tf.Variable([1.0, 2.0])
+    loss = tf.reduce_sum(w * w)
+    opt = tf.train.MomentumOptimizer(0.1, 0.9)
+    pairs = opt.compute_gradients(loss)
+    step = opt.apply_gradients(pairs)
+    expect, accum = np.array([1.0, 2.0]), np.zeros(2)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        np.testing.assert_allclose(sess.run(pairs[0][0]), [2.0, 4.0])
+        for _ in range(3):
+            sess.run(step)
+            accum = 0.9 * accum + 2 * expect
+            expect = expect - 0.1 * accum
+        np.testing.assert_allclose(sess.run(w), expect, rtol=1e-6)
+
+
+def test_the_seed_session_sample_runs_with_only_the_import_changed():
+    tf.enable_eager_execution()  # the tutorial never disables eager execution
+    import distflow as tf1
+
+    a = tf1.constant([[1.0, 2.0], [3.0, 4.0]])
+    b = tf1.constant([[5.0, 6.0], [7.0, 8.0]])
+    c = tf1.matmul(a, b)
+    with tf1.Session() as sess:
+        result = sess.run(c)
+    np.testing.assert_array_equal(result, [[19.0, 22.0], [43.0, 50.0]])
+
+
+def test_the_seed_session_sample_in_graph_mode_builds_operations():
+    a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
+    c = tf.matmul(a, b)
+    assert isinstance(c, tf.Tensor) and c.shape == (2, 2) and c.op.type == "matmul"
+    with tf.Session() as sess:
+        np.testing.assert_array_equal(sess.run(c), [[19.0, 22.0], [43.0, 50.0]])
+
+
+def test_fetches_nest_and_resolve_names():
+    x = tf.placeholder(tf.float32, [2], name="x")
+    with tf.name_scope("layer"):
+        y = tf.multiply(x, 2.0, )
+        z = tf.add(y, 1.0)
+    Pair = collections.namedtuple("Pair", "doubled plus_one")
+    with tf.Session() as sess:
+        out = sess.run({"pair": Pair(y, z), "list": [z.name, (y,)], "op": z.op},
+                       feed_dict={"x:0": [1.0, 2.0]})
+    assert isinstance(out["pair"], Pair)
+    np.testing.assert_array_equal(out["pair"].doubled, [2.0, 4.0])
+    np.testing.assert_array_equal(out["list"][0], [3.0, 5.0])
+    np.testing.assert_array_equal(out["list"][1][0], [2.0, 4.0])
+    assert out["op"] is None
+    assert z.name.startswith("layer/") and z.name.endswith(":0")
+
+
+def test_missing_feed_names_the_placeholder():
+    x = tf.placeholder(tf.float32, [None, 784], name="images")
+    y = tf.reduce_sum(x)
+    with tf.Session() as sess, pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=r"must feed a value for placeholder tensor 'images' with dtype float32 and "
+                  r"shape \(None, 784\)"):
+        sess.run(y)
+
+
+def test_feed_of_the_wrong_shape_names_the_placeholder_and_the_value():
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    y = x * 2.0
+    with tf.Session() as sess:
+        with pytest.raises(ValueError, match=r"Cannot feed value of shape \(2, 4\) for Tensor "
+                                             r"'x:0', which has shape \(None, 3\)"):
+            sess.run(y, {x: np.zeros((2, 4))})
+        with pytest.raises(TypeError, match=r"Cannot feed float values to tensor 'n:0' of "
+                                            r"dtype int32.*Received: \[1.5\]"):
+            n = tf.placeholder(tf.int32, [1], name="n")
+            sess.run(n + 1, {n: [1.5]})
+        with pytest.raises(TypeError, match="value of a feed cannot be a symbolic tensor"):
+            sess.run(y, {x: y})
+        # ints into a float placeholder are converted, as in TF1
+        np.testing.assert_array_equal(sess.run(y, {x: [[1, 2, 3]]}), [[2.0, 4.0, 6.0]])
+
+
+def test_uninitialized_variable_raises_failed_precondition():
+    v = tf.Variable([1.0, 2.0], name="weights")
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.FailedPreconditionError,
+                           match="uninitialized value weights"):
+            sess.run(v * 2.0)
+        sess.run(v.initializer)
+        np.testing.assert_array_equal(sess.run(v * 2.0), [2.0, 4.0])
+        assert tf.report_uninitialized_variables() == []
+
+
+def test_assign_ops_run_only_when_fetched():
+    v = tf.Variable(1.0)
+    inc = tf.assign_add(v, 2.0)
+    double = v * 2.0
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(double) == 2.0  # the assign is not needed: not run
+        assert sess.run(inc) == 3.0
+        assert sess.run(inc) == 5.0
+        assert v.eval() == 5.0
+
+
+def test_gradients_of_a_graph():
+    x = tf.placeholder(tf.float32, [None, 2])
+    w = tf.Variable([[1.0], [2.0]])
+    y = tf.reduce_sum(tf.square(tf.matmul(x, w)))
+    gx, gw = tf.gradients(y, [x, w])
+    assert gx.shape.as_list() == [None, 2] and gw.shape == (2, 1)
+    xs = np.array([[1.0, 1.0], [0.0, 2.0]], np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        vx, vw = sess.run([gx, gw], {x: xs})
+    pred = xs @ np.array([[1.0], [2.0]])
+    np.testing.assert_allclose(vx, 2 * pred @ np.array([[1.0, 2.0]]))
+    np.testing.assert_allclose(vw, xs.T @ (2 * pred))
+
+
+def test_get_variable_scopes_and_reuse():
+    with tf.variable_scope("block"):
+        a = tf.get_variable("w", [2, 3])
+    with tf.variable_scope("block", reuse=True):
+        assert tf.get_variable("w", [2, 3]) is a
+    with pytest.raises(ValueError, match="Variable block/w already exists, disallowed"):
+        with tf.variable_scope("block"):
+            tf.get_variable("w", [2, 3])
+    assert a.name == "block/w" and a.shape.as_list() == [2, 3]
+    limit = np.sqrt(6 / 5)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert np.all(np.abs(sess.run(a)) <= limit)
+
+
+def test_placeholder_in_eager_mode_says_what_to_do():
+    tf.enable_eager_execution()
+    with pytest.raises(RuntimeError, match="disable_eager_execution"):
+        tf.placeholder(tf.float32, [None])
