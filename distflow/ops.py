@@ -804,7 +804,7 @@ def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
         raise TypeError(f"gather: `indices` must be integers. Received dtype={idx.dtype}.")
     axis = int(axis) % params.ndim
     n = params.shape[axis]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if n is not None and idx.size and (idx.min() < -n or idx.max() >= n):  # None: graph
         raise IndexError(f"gather: indices must be in [0, {n}) for axis {axis}. "
                          f"Received values in [{idx.min()}, {idx.max()}].")
     return _gather(params, indices=idx, axis=axis)

@@ -53,8 +53,10 @@ def graph_form(trigger: str = "symbolic", args: tuple[str, ...] = (),
     Args:
         trigger: "symbolic" (record when any argument is a symbolic tensor),
             "args" (when one of `args` is symbolic), "unknown" (when one of `args`
-            is symbolic with an unknown dimension) or "stateful" (always while
-            building: random draws, optimizer updates; never folded or pruned).
+            is symbolic with an unknown dimension), "stateful" (always while
+            building; never folded or pruned) or "effect" (always while building, run
+            for its side effect only: the call returns the `Operation`, e.g. an
+            optimizer update).
         args: the argument names `trigger` looks at.
         differentiable: whether gradients flow through the recorded call.
     """

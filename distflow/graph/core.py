@@ -184,7 +184,7 @@ class GraphTensor(Tensor):
     def _no_python_value(self, what: str):
         raise TypeError(
             f"Using a symbolic tensor ('{self.name}') as a Python {what} is not allowed: its "
-            "value exists only when the graph runs. Use distflow.cond / where for "
+            "value exists only when the graph runs. Use distflow.where for "
             "data-dependent choices, or compute the value outside the traced function.")
 
     def __bool__(self) -> bool:

@@ -155,6 +155,8 @@ class Function:
 
     def _lookup_signature(self, args, kwargs) -> tuple[ConcreteFunction, list]:
         specs = self.input_signature
+        if not args and not kwargs:  # get_concrete_function() of the signature
+            args = tuple(specs)
         if kwargs or len(args) != len(specs):
             raise TypeError(f"'{self._name}' has input_signature {specs}: call it with "
                             f"{len(specs)} positional tensor arguments. Received "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,7 @@ def _symbolic_in(values: Any) -> list:
 
 
 def _should_record(fn, trigger, names, args, kwargs) -> bool:
-    if trigger == "stateful":
+    if trigger in ("stateful", "effect"):
         return True
     if trigger == "symbolic":
         return bool(_symbolic_in((args, kwargs)))
@@ -138,6 +138,8 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
         return _outside_graph(_symbolic_in((args, kwargs)))
     if not _should_record(fn, trigger, names, args, kwargs):
         return NotImplemented
+    if trigger == "effect":
+        return record_effect(fn, args, kwargs, fn.__name__)
     inputs: list = []
     template = _template((args, kwargs), inputs)
     inputs = [graph.capture(t) for t in inputs]
@@ -174,8 +176,12 @@ def _probe_call(fn, template, inputs, structure, stateful):
 
 
 def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
-    """Records `fn(*args, **kwargs)` as a stateful operation with no outputs (an update)."""
+    """Records `fn(*args, **kwargs)` as a stateful operation with no outputs (an update).
+
+    Iterators among the arguments (`zip(grads, variables)`) are read into lists first.
+    """
     graph = building_graph()
+    args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
     inputs: list = []
     template = _template((args, kwargs), inputs)
     inputs = [graph.capture(t) for t in inputs]

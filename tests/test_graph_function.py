@@ -1,0 +1,203 @@
+"""`distflow.function`: tracing once per input signature, input_signature and
+reduce_retracing, concrete functions, variables captured by reference, updates and
+GradientTape inside, optimizer steps inside, and traced == eager over the op registry."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow.graph import ConcreteFunction, TensorSpec
+
+
+def test_traces_once_per_signature_and_side_effects_happen_at_trace_time():
+    traced = []
+
+    @df.function
+    def f(x, scale):
+        traced.append(x.shape)  # a Python side effect: runs while tracing only
+        return x * scale
+
+    a = df.constant([1.0, 2.0])
+    np.testing.assert_allclose(f(a, 2.0).numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(f(df.constant([3.0, 4.0]), 2.0).numpy(), [6.0, 8.0])
+    assert f.experimental_get_tracing_count() == 1 and len(traced) == 1
+    f(df.constant([1.0, 2.0, 3.0]), 2.0)  # a new shape: retrace
+    f(a, 3.0)  # a new Python value: retrace
+    f(a.numpy().astype(np.float64), 3.0)  # a new dtype: retrace
+    assert f.experimental_get_tracing_count() == 4 and traced[1] == (3,)
+    np.testing.assert_allclose(f(a, 3.0).numpy(), [3.0, 6.0])
+    assert f.experimental_get_tracing_count() == 4
+
+
+def test_input_signature_prevents_retracing_and_checks_inputs():
+    @df.function(input_signature=[TensorSpec([None, 2], "float32")])
+    def f(x):
+        return df.reduce_sum(x, axis=1)
+
+    for n in (1, 5, 7):
+        assert f(np.ones((n, 2), np.float32)).shape == (n,)
+    assert f.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match=r"incompatible with input_signature.*received shape "
+                                         r"\(3, 3\)"):
+        f(np.ones((3, 3), np.float32))
+    concrete = f.get_concrete_function()
+    assert isinstance(concrete, ConcreteFunction)
+    assert concrete.structured_outputs.shape.as_list() == [None]
+    assert any(op.type == "sum" for op in concrete.graph.get_operations())
+
+
+def test_reduce_retracing_generalises_the_changing_dimension():
+    @df.function(reduce_retracing=True)
+    def f(x):
+        return x + 1.0
+
+    for n in (2, 3, 4, 5, 6):
+        assert f(np.zeros((n, 3), np.float32)).shape == (n, 3)
+    assert f.experimental_get_tracing_count() == 2
+    relaxed = f.get_concrete_function(TensorSpec([7, 3], "float32"))
+    assert relaxed.inputs[0].shape.as_list() == [None, 3]
+
+
+def test_excessive_retracing_warns():
+    @df.function
+    def f(x):
+        return x * 2
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in range(7):
+            f(np.zeros(n + 1, np.float32))
+    assert any("traces of the function 'f'" in str(w.message) for w in caught)
+
+
+def test_get_concrete_function_from_specs_and_calling_it():
+    @df.function
+    def f(x, y):
+        return {"sum": x + y, "prod": x * y}
+
+    concrete = f.get_concrete_function(TensorSpec([3]), TensorSpec([3]))
+    assert set(concrete.structured_outputs) == {"sum", "prod"}
+    out = concrete(df.constant([1.0, 2.0, 3.0]), df.constant([2.0, 2.0, 2.0]))
+    np.testing.assert_allclose(out["prod"].numpy(), [2.0, 4.0, 6.0])
+    with pytest.raises(ValueError, match="needs arguments"):
+        f.get_concrete_function()
+
+
+def test_variables_are_captured_by_reference_and_updated_inside():
+    v = df.Variable([1.0, 2.0])
+    counter = df.Variable(0, dtype="int64")
+
+    @df.function
+    def step(x):
+        counter.assign_add(1)
+        v.assign(v * x)
+        return v + 0.0
+
+    np.testing.assert_allclose(step(df.constant(2.0)).numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(step(df.constant(2.0)).numpy(), [4.0, 8.0])
+    v.assign([1.0, 1.0])  # changed outside: the trace reads the current value
+    np.testing.assert_allclose(step(df.constant(3.0)).numpy(), [3.0, 3.0])
+    assert int(counter.numpy()) == 3 and step.experimental_get_tracing_count() == 1
+
+
+def _mlp_vars(seed=0):
+    rng = np.random.default_rng(seed)
+    return [df.Variable(rng.standard_normal((4, 8)).astype(np.float32) * 0.5),
+            df.Variable(np.zeros(8, np.float32)),
+            df.Variable(rng.standard_normal((8, 3)).astype(np.float32) * 0.5),
+            df.Variable(np.zeros(3, np.float32))]
+
+
+def _train_step(variables, optimizer):
+    def step(x, y):
+        w1, b1, w2, b2 = variables
+        with df.GradientTape() as tape:
+            h = df.nn.relu(df.matmul(x, w1) + b1)
+            logits = df.matmul(h, w2) + b2
+            loss = df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+    return step
+
+
+def test_tape_and_optimizer_inside_a_traced_step_match_eager_training():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    eager_vars, traced_vars = _mlp_vars(), _mlp_vars()
+    eager = _train_step(eager_vars, df.optimizers.Adam(0.05))
+    traced = df.function(_train_step(traced_vars, df.optimizers.Adam(0.05)))
+    losses = []
+    for _ in range(20):
+        losses.append((float(eager(x, y).numpy()), float(traced(x, y).numpy())))
+    assert traced.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose([t for _, t in losses], [e for e, _ in losses], rtol=1e-5)
+    for a, b in zip(eager_vars, traced_vars):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    assert losses[-1][1] < losses[0][1] * 0.5
+
+
+def test_tape_gradient_of_an_unwatched_input_is_none_and_watch_works():
+    @df.function
+    def grads(x):
+        with df.GradientTape(persistent=True) as tape:
+            y = df.reduce_sum(x * x)
+        unwatched = tape.gradient(y, x)
+        with df.GradientTape() as tape:
+            tape.watch(x)
+            y = df.reduce_sum(x * x)
+        return unwatched, tape.gradient(y, x)
+
+    none, g = grads(df.constant([1.0, 3.0]))
+    assert none is None
+    np.testing.assert_allclose(g.numpy(), [2.0, 6.0])
+
+
+def test_traced_step_runs_fewer_kernels_than_recorded_operations():
+    w = df.Variable(np.ones((3, 3), np.float32))
+
+    @df.function
+    def f(x):
+        unused = df.exp(x)  # noqa: F841  (pruned)
+        scale = df.sqrt(df.constant(4.0))  # folded
+        return df.matmul(x, w) * scale + df.matmul(x, w) * scale  # merged
+
+    concrete = f.get_concrete_function(TensorSpec([2, 3]))
+    np.testing.assert_allclose(concrete(np.ones((2, 3), np.float32)).numpy(), np.full((2, 3), 12.0))
+    recorded = [op for op in concrete.graph.get_operations() if op.kind == "primitive"]
+    assert concrete.num_kernel_calls < len(recorded)
+
+
+# ------------------------------------------------------------ traced == eager, every op
+
+
+def _cases():
+    import test_ops_gradients as t
+
+    return t.CASES
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, cs in _cases().items()
+                                        for i in range(len(cs))])
+def test_traced_equals_eager_over_the_op_registry(name, index):
+    fn, args, *_ = _cases()[name][index]
+    tensors = [df.constant(np.asarray(a, np.float64)) for a in args]
+
+    def value_and_grads(*xs):
+        with df.GradientTape() as tape:
+            tape.watch(list(xs))
+            out = fn(*xs)
+            loss = df.reduce_sum(out * out)
+        return out, tape.gradient(loss, list(xs))
+
+    eager_out, eager_grads = value_and_grads(*tensors)
+    traced = df.function(value_and_grads)
+    traced_out, traced_grads = traced(*tensors)
+    np.testing.assert_allclose(traced_out.numpy(), eager_out.numpy(), rtol=1e-12, atol=1e-12)
+    for t, e in zip(traced_grads, eager_grads):
+        assert (t is None) == (e is None)
+        if e is not None:
+            np.testing.assert_allclose(t.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)
