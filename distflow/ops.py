@@ -446,17 +446,23 @@ _where = defop("where", _where_fwd,
                lambda g, r: unbroadcast(np.where(r[2], 0, g).astype(g.dtype, copy=False), r[1]))
 
 
-@graph_form("args", ("condition",))
 def where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
     """Selects from x where condition holds, else from y (broadcasting).
 
     With only `condition`, returns the indices of true elements (int64, shape [n, rank]).
     """
-    cond = as_array(condition).astype(bool, copy=False)
     if x is None and y is None:
-        return Tensor._wrap(np.argwhere(cond))
+        return _true_indices(condition)
+    # a symbolic condition stays a tensor: the graph passes its value when it runs
+    cond = condition if getattr(condition, "_symbolic", False) else \
+        as_array(condition).astype(bool, copy=False)
     x, y = _pair(x, y)
     return _where(x, y, cond=cond)
+
+
+@graph_form(differentiable=False)
+def _true_indices(condition: Any) -> Tensor:
+    return Tensor._wrap(np.argwhere(as_array(condition).astype(bool, copy=False)))
 
 
 # ---------------------------------------------------------------- reductions
@@ -920,10 +926,20 @@ _sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_c
                            _sparse_ce_vjp)
 
 
-@graph_form("args", ("labels",))
 def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
     """Per-example cross-entropy of integer class labels against logits, fused."""
     logits = _t(logits)
+    labels = _class_ids(labels, logits.shape[-1])
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
+                         f"its last axis {logits.shape[:-1]}.")
+    # a symbolic `labels` stays a tensor: the graph passes its value when it runs
+    return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
+
+
+@graph_form(differentiable=False)
+def _class_ids(labels: Any, n: int) -> Tensor:
+    """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
     labels = as_array(labels)
     if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
@@ -932,15 +948,9 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
             raise TypeError(f"Sparse labels must be integer class ids. Received dtype="
                             f"{labels.dtype}; use softmax_cross_entropy_with_logits for "
                             "one-hot or soft labels.")
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
-                         f"its last axis {logits.shape[:-1]}.")
-    if labels.size and labels.min() < 0:  # negative ids would silently index from the end
-        _bad_labels(labels, logits.shape[-1])
-    try:
-        return _sparse_softmax_ce(logits, labels=labels)
-    except IndexError:  # an id >= the number of classes
-        _bad_labels(labels, logits.shape[-1])
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        _bad_labels(labels, n)  # negative ids would silently index from the end
+    return Tensor._wrap(labels)
 
 
 def _bad_labels(labels: np.ndarray, n: int) -> None:

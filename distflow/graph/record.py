@@ -67,13 +67,26 @@ def record_primitive(prim: Any, inputs: tuple, params: dict) -> Any:
     if graph is None:
         return _outside_graph(inputs)
     ins = [graph.capture(t) for t in inputs]
-    kernel = functools.partial(prim.forward, **params) if params else prim.forward
+    tensor_params = [k for k, v in params.items() if isinstance(v, GraphTensor)]
+    extra = [graph.capture(params[k]) for k in tensor_params]
+    kernel = _primitive_kernel(prim.forward, params, len(ins), tensor_params)
     specs, probes = probe_specs(
-        lambda i: kernel(*[t.probe(i) for t in ins])[:1], _has_unknown(ins))
+        lambda i: kernel(*[t.probe(i) for t in ins + extra])[:1], _has_unknown(ins + extra))
     op = graph._add("primitive", prim.name, ins, dict(params), kernel, specs, probes=probes,
-                    residual=True)
+                    residual=True, extra_inputs=tuple(extra))
     op.primitive = prim
     return op.outputs[0]
+
+
+def _primitive_kernel(forward: Callable, params: dict, n: int, tensor_params: list) -> Callable:
+    """The forward with its parameters bound; tensor-valued ones come after the inputs."""
+    if not tensor_params:
+        return functools.partial(forward, **params) if params else forward
+    fixed = {k: v for k, v in params.items() if k not in tensor_params}
+
+    def kernel(*values):
+        return forward(*values[:n], **fixed, **dict(zip(tensor_params, values[n:])))
+    return kernel
 
 
 # ------------------------------------------------------------------ calls
