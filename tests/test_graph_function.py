@@ -201,3 +201,20 @@ def test_traced_equals_eager_over_the_op_registry(name, index):
         assert (t is None) == (e is None)
         if e is not None:
             np.testing.assert_allclose(t.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_draws_a_new_mask_each_call_and_its_gradient_uses_that_mask():
+    @df.function
+    def f(x):
+        with df.GradientTape() as tape:
+            tape.watch(x)
+            y = df.nn.dropout(x, 0.5)
+            loss = df.reduce_sum(y)
+        return y, tape.gradient(loss, x)
+
+    x = df.constant(np.ones(1000, np.float32))
+    (y1, g1), (y2, _) = f(x), f(x)
+    assert f.experimental_get_tracing_count() == 1
+    assert not np.array_equal(y1.numpy(), y2.numpy())  # not a mask frozen at trace time
+    np.testing.assert_array_equal(g1.numpy(), y1.numpy())  # d(sum(x * mask))/dx = mask
+    assert set(np.unique(y1.numpy())) == {0.0, 2.0}

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from distflow.graph.core import GraphTensor, Operation, building_graph, get_default_graph
-from distflow.graph.record import _fill
-from distflow.tensor import GradientTape, Tensor, Variable, _flatten
+from distflow.tensor import Tensor, Variable, _flatten
 
 _DIFFERENTIABLE = ("primitive", "call")
 
@@ -175,25 +174,20 @@ def _vjp_kernel(vjp: Callable, dtype: np.dtype) -> Callable:
 def _call_vjps(graph, op: Operation, upstream: list, reach: set, grads: dict) -> None:
     wanted = [i for i, x in enumerate(op.inputs) if id(x) in reach]
     have = [j for j, g in enumerate(upstream) if g is not None]
-    kernel = _call_vjp_kernel(op.attrs["function"], op.attrs["template"], len(op.inputs),
-                              wanted, have)
+    op.attrs["state"]["taped"] = True  # the forward kernel now keeps its tape
     specs = [(op.inputs[i].shape, op.inputs[i].dtype) for i in wanted]
-    out = graph._add("call_vjp", f"{op.type}_grad", [*op.inputs, *(upstream[j] for j in have)],
-                     {"forward": op}, kernel, specs, name=f"{op.name}_grad")
+    out = graph._add("call_vjp", f"{op.type}_grad", [upstream[j] for j in have],
+                     {"forward": op}, _call_vjp_kernel(wanted, have), specs,
+                     name=f"{op.name}_grad", extra_inputs=(op._residual,))
     for i, g in zip(wanted, out.outputs):
         grads.setdefault(id(op.inputs[i]), []).append(g)
 
 
-def _call_vjp_kernel(fn, template, n_inputs: int, wanted: list, have: list) -> Callable:
+def _call_vjp_kernel(wanted: list, have: list) -> Callable:
     def kernel(*values):
-        tensors = [Tensor._wrap(v) for v in values[:n_inputs]]
-        with GradientTape() as tape:
-            tape.watch([tensors[i] for i in wanted])
-            a, k = _fill(template, tensors)
-            flat = [t for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor)]
-        targets = [flat[j] for j in have]
-        out = tape.gradient(targets, [tensors[i] for i in wanted],
-                            output_gradients=list(values[n_inputs:]))
-        return tuple(np.zeros_like(values[i]) if g is None else g.value
+        tape, tensors, flat = values[-1]
+        out = tape.gradient([flat[j] for j in have], [tensors[i] for i in wanted],
+                            output_gradients=list(values[:-1]))
+        return tuple(np.zeros_like(tensors[i].value) if g is None else g.value
                      for i, g in zip(wanted, out))
     return kernel

@@ -18,7 +18,7 @@ import numpy as np
 from distflow import random as _random
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, building_graph
-from distflow.tensor import GRAPH, Tensor, Variable, _flatten, _unflatten
+from distflow.tensor import GRAPH, GradientTape, Tensor, Variable, _flatten, _unflatten
 
 # ------------------------------------------------------------------ probes
 
@@ -145,7 +145,12 @@ def _should_record(fn, trigger, names, args, kwargs) -> bool:
 
 def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
                 args: tuple, kwargs: dict) -> Any:
-    """Records the eager function `fn(*args, **kwargs)` as one "call" operation."""
+    """Records the eager function `fn(*args, **kwargs)` as one "call" operation.
+
+    When a gradient of the call is built, its kernel runs `fn` under a `GradientTape`
+    and keeps the tape as the operation's residual: the "call_vjp" operation asks that
+    tape, so the gradient sees the very values (dropout masks) of the forward run.
+    """
     graph = building_graph()
     if graph is None:
         return _outside_graph(_symbolic_in((args, kwargs)))
@@ -157,22 +162,37 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
     template = _template((args, kwargs), inputs)
     inputs = [graph.capture(t) for t in inputs]
     stateful = trigger == "stateful"
-    kernel = _call_kernel(fn, template)
-    structure = {}
-    specs, probes = probe_specs(_probe_call(fn, template, inputs, structure, stateful),
-                                _has_unknown(inputs))
-    op = graph._add("call", fn.__name__, inputs, {"function": fn, "template": template,
-                                                  "differentiable": differentiable},
-                    kernel, specs, probes=probes, stateful=stateful)
+    structure: dict = {}
+    if stateful and names:  # the output is like the named argument: no probe run
+        like = graph.capture(_named(fn, args, kwargs, names)[0])
+        specs, probes = [(like.shape, like.dtype)], None
+    else:
+        specs, probes = probe_specs(_probe_call(fn, template, inputs, structure, stateful),
+                                    _has_unknown(inputs))
+    state = {"taped": False}
+    op = graph._add("call", fn.__name__, inputs,
+                    {"function": fn, "template": template, "differentiable": differentiable,
+                     "state": state},
+                    _call_kernel(fn, template, state, differentiable), specs, probes=probes,
+                    stateful=stateful, residual=differentiable)
+    if "out" not in structure:
+        return op.outputs[0]
     leaves = iter(op.outputs)
     return _unflatten(structure["out"], (next(leaves) if isinstance(x, Tensor) else x
                                          for x in structure["flat"]))
 
 
-def _call_kernel(fn: Callable, template: Any) -> Callable:
+def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool) -> Callable:
     def kernel(*values):
-        a, k = _fill(template, [Tensor._wrap(v) for v in values])
-        return tuple(t.value for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor))
+        tensors = [Tensor._wrap(v) for v in values]
+        a, k = _fill(template, tensors)
+        if not state["taped"]:
+            flat = [t.value for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+            return (*flat, None) if differentiable else tuple(flat)
+        with GradientTape(persistent=True) as tape:
+            tape.watch([t for t in tensors if t.value.dtype.kind == "f"])
+            flat = [t for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+        return (*(t.value for t in flat), (tape, tensors, flat))
     return kernel
 
 
