@@ -218,3 +218,30 @@ def test_dropout_draws_a_new_mask_each_call_and_its_gradient_uses_that_mask():
     assert not np.array_equal(y1.numpy(), y2.numpy())  # not a mask frozen at trace time
     np.testing.assert_array_equal(g1.numpy(), y1.numpy())  # d(sum(x * mask))/dx = mask
     assert set(np.unique(y1.numpy())) == {0.0, 2.0}
+
+
+def test_random_draws_while_tracing_warn_that_they_are_constants():
+    @df.function
+    def noisy(x):
+        return x + df.random.normal([3])
+
+    with pytest.warns(UserWarning, match="drew random numbers from distflow.random while "
+                                         "tracing"):
+        first = noisy(df.constant(np.zeros(3, np.float32)))
+    np.testing.assert_array_equal(noisy(df.constant(np.zeros(3, np.float32))).numpy(),
+                                  first.numpy())
+
+
+def test_tf1_random_ops_draw_anew_at_every_run():
+    import distflow.compat.v1 as tf
+
+    g = df.Graph()
+    with g.as_default():
+        noise = tf.random_normal([4])
+        w = tf.Variable(tf.random_uniform([2], -1.0, 1.0))
+    with tf.Session(graph=g) as sess:
+        assert not np.array_equal(sess.run(noise), sess.run(noise))
+        sess.run(w.initializer)
+        first = sess.run(w)
+        sess.run(w.initializer)
+        assert not np.array_equal(first, sess.run(w)) and np.all(np.abs(first) <= 1)

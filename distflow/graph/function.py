@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from distflow import random as _random
+from distflow import tensor as _names
 from distflow.graph import core
 from distflow.graph.core import Graph, GraphTensor, Operation
 from distflow.graph.executor import Plan
@@ -198,6 +200,7 @@ class Function:
                 UserWarning, stacklevel=4)
         graph = FuncGraph(self._name)
         template = _template((args, kwargs))
+        draws = _random_state()
         with graph.as_default():
             graph.inputs = [core.placeholder(s.dtype, s.shape, s.name or f"input_{i}")
                             for i, s in enumerate(specs)]
@@ -206,6 +209,13 @@ class Function:
             out = _capture_outputs(graph, out)
         graph.structured_outputs = out
         graph.outputs = [t for t in _flatten(out) if isinstance(t, GraphTensor)]
+        after = _random_state()
+        if after[:2] != draws[:2] and after[2] == draws[2]:  # drawn, and not for new variables
+            warnings.warn(
+                f"The traced function '{self._name}' drew random numbers from "
+                "distflow.random while tracing: they are constants of the trace, the same at "
+                "every call. Draw them outside and pass them in as arguments (distflow.nn."
+                "dropout draws anew at every call).", UserWarning, stacklevel=4)
         concrete = ConcreteFunction(graph, template, specs, self._name)
         _drop_probes(graph)
         return concrete
@@ -330,6 +340,13 @@ def _result(t: GraphTensor, value: np.ndarray) -> Tensor:
     if not value.flags.writeable or t.op.kind in ("variable", "assign", "const"):
         value = value.copy()
     return Tensor._wrap(value)
+
+
+def _random_state() -> tuple:
+    """The global generator's position and the variable names handed out so far."""
+    generator = _random.get_global_generator()
+    return (id(generator), str(generator.bit_generator.state["state"]),
+            frozenset(_names._name_counts))
 
 
 def _drop_probes(graph: Graph) -> None:

@@ -64,6 +64,7 @@ from distflow.graph.core import (
 )
 from distflow.graph.core import GraphTensor as Tensor
 from distflow.graph.gradients import gradients
+from distflow.graph.record import record_call as _record_call
 from distflow.graph.session import InteractiveSession, Session, get_default_session
 from distflow.graph.shape import TensorShape
 
@@ -176,22 +177,29 @@ def argmin(input: Any, axis: Any = None, name: Any = None, dimension: Any = None
     return _ops.cast(_ops.argmin(input, axis=0 if axis is None else axis), output_type)
 
 
+def _draw(fn, *args: Any) -> Any:
+    """An eager draw, or in graph mode a stateful operation drawing anew at every run."""
+    if _core.building_graph() is None:
+        return fn(*args)
+    return _record_call(fn, "stateful", (), False, args, {})
+
+
 def random_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0, dtype: Any = np.float32,
                   seed: Any = None, name: Any = None) -> Any:
-    """TF1's `random_normal`."""
-    return _random.normal(shape, mean, stddev, dtype, seed)
+    """Samples from N(mean, stddev**2) (a fresh draw at every run in graph mode)."""
+    return _draw(_random.normal, shape, mean, stddev, dtype, seed)
 
 
 def truncated_normal(shape: Any, mean: float = 0.0, stddev: float = 1.0,
                      dtype: Any = np.float32, seed: Any = None, name: Any = None) -> Any:
-    """TF1's `truncated_normal`."""
-    return _random.truncated_normal(shape, mean, stddev, dtype, seed)
+    """Normal samples within two standard deviations (fresh at every run in graph mode)."""
+    return _draw(_random.truncated_normal, shape, mean, stddev, dtype, seed)
 
 
 def random_uniform(shape: Any, minval: float = 0, maxval: Any = None, dtype: Any = np.float32,
                    seed: Any = None, name: Any = None) -> Any:
-    """TF1's `random_uniform`."""
-    return _random.uniform(shape, minval, maxval, dtype, seed)
+    """Samples from [minval, maxval) (fresh at every run in graph mode)."""
+    return _draw(_random.uniform, shape, minval, maxval, dtype, seed)
 
 
 def to_float(x: Any, name: Any = None) -> Any:
