@@ -199,3 +199,27 @@ def test_every_primitive_runs_in_a_session_like_eagerly(name, index):
 
 def test_every_registered_primitive_is_covered():
     assert set(df.REGISTRY) - set(_cases()) <= {"round"}
+
+
+def test_bias_add_relu_and_its_gradient_reuse_dead_buffers_without_changing_results():
+    g = Graph()
+    with g.as_default():
+        x = placeholder("float32", [None, 3])
+        w = df.Variable(np.array([[1.0, -1.0], [2.0, 0.5], [-1.0, 1.0]], np.float32))
+        hidden = df.nn.relu(df.matmul(x, w) + 0.5)
+        loss = df.reduce_sum(df.matmul(hidden, df.constant([[1.0], [-2.0]])))
+        grads = gradients(loss, [w, x])
+    plan = Plan(g, [loss, *grads], [x])
+    # the bias add after the matmul, relu after it, relu's VJP after a matmul VJP
+    assert plan.in_place_steps == 3
+    data = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], np.float32)
+    tensors = [df.constant(data)]
+    with df.GradientTape() as tape:
+        tape.watch(tensors)
+        h = df.nn.relu(df.matmul(tensors[0], w) + 0.5)
+        expect = df.reduce_sum(df.matmul(h, df.constant([[1.0], [-2.0]])))
+    expect_grads = tape.gradient(expect, [w, tensors[0]])
+    got = plan.run([data])
+    np.testing.assert_allclose(got[0], expect.numpy())
+    for a, b in zip(got[1:], expect_grads):
+        np.testing.assert_allclose(a, b.numpy())

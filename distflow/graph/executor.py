@@ -93,8 +93,9 @@ class Plan:
         lines = [f"def plan({', '.join(f'f{i}' for i in range(len(self.feeds)))}):"]
         last_use = _last_uses(steps, self._fetch_names)
         namespace: dict[str, Any] = dict(consts)
+        in_place = _in_place_steps(steps, self._fetch_names)
         for j, (op, ins, outs) in enumerate(steps):
-            namespace[f"k{j}"] = op._kernel
+            namespace[f"k{j}"] = in_place.get(j, op._kernel)
             targets = ", ".join(o if o in last_use else "_" for o in outs) or "_"
             call = f"k{j}({', '.join(ins)})"
             lines.append(f"    {targets}, = {call}" if len(outs) == 1 else
@@ -106,6 +107,11 @@ class Plan:
         self.source = "\n".join(lines)
         exec(compile(self.source, "<distflow plan>", "exec"), namespace)  # noqa: S102
         self._plan = namespace["plan"]
+
+    @property
+    def in_place_steps(self) -> int:
+        """How many kernel calls write into a dead input's buffer instead of a new one."""
+        return len(_in_place_steps(self.steps, self._fetch_names))
 
     # --------------------------------------------------------------------- run
 
@@ -188,3 +194,48 @@ def _last_uses(steps: list, fetched: list) -> dict[str, int]:
     for s in fetched:
         last[s] = len(steps)
     return last
+
+
+# ---------------------------------------------------------------- in-place steps
+
+def _relu_in_place(x):
+    np.maximum(x, 0, out=x)
+    return x, x  # the output, and the residual (the output) the VJP reads
+
+
+def _add_in_place(x, y):
+    if x.dtype == y.dtype and y.ndim <= x.ndim and np.broadcast_shapes(x.shape, y.shape) == \
+            x.shape:
+        np.add(x, y, out=x)
+        return x, (x.shape, y.shape)
+    return x + y, (x.shape, y.shape)
+
+
+def _relu_grad_in_place(g, out):
+    np.multiply(g, out > 0, out=g)
+    return (g,)
+
+
+_IN_PLACE = {("primitive", "relu"): _relu_in_place, ("primitive", "add"): _add_in_place,
+             ("vjp", "relu_grad"): _relu_grad_in_place}
+# Steps whose first output is a new array that nothing else (no residual) refers to.
+_FRESH = {("primitive", "add"), ("primitive", "subtract"), ("primitive", "multiply"),
+          ("primitive", "matmul"), ("vjp", "matmul_grad")}
+
+
+def _in_place_steps(steps: list, fetched: list) -> dict[int, Any]:
+    """Steps that may overwrite their first input: it is a fresh, unshared array that no
+    other step reads and the caller does not fetch (buffer reuse, liveness-checked)."""
+    producer, uses = {}, {}
+    for op, ins, outs in steps:
+        if outs:
+            producer[outs[0]] = (op.kind, op.type)
+        for s in ins:
+            uses[s] = uses.get(s, 0) + 1
+    chosen = {}
+    for j, (op, ins, _) in enumerate(steps):
+        kernel = _IN_PLACE.get((op.kind, op.type))
+        if kernel is not None and ins and uses.get(ins[0]) == 1 and ins[0] not in fetched \
+                and producer.get(ins[0]) in _FRESH and op.inputs[0].dtype.kind == "f":
+            chosen[j] = kernel
+    return chosen

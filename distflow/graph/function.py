@@ -64,8 +64,8 @@ class ConcreteFunction:
         _signature((args, kwargs), leaves)
         return self._call_flat([_array(x) for x in leaves])
 
-    def _call_flat(self, arrays: list) -> Any:
-        for spec, arr in zip(self._specs, arrays):
+    def _call_flat(self, arrays: list, check: bool = True) -> Any:
+        for spec, arr in zip(self._specs, arrays if check else ()):
             if not spec.is_compatible_with(arr):
                 raise ValueError(f"The traced function '{self.name}' expects an input of "
                                  f"{spec}; received shape {arr.shape} dtype {arr.dtype}.")
@@ -121,6 +121,11 @@ class Function:
             # eagerly so that the tape records it.
             return self.python_function(*args, **kwargs)
         self._calls += 1
+        if self.input_signature is None:  # the common case: one dictionary lookup
+            leaves: list = []
+            concrete = self._concrete.get(_signature((args, kwargs), leaves))
+            if concrete is not None:
+                return concrete._call_flat([_array(x) for x in leaves], check=False)
         concrete, arrays = self._lookup(args, kwargs)
         return concrete._call_flat(arrays)
 
