@@ -25,6 +25,7 @@ import numpy as np
 
 from distflow.graph import core
 from distflow.graph.errors import InvalidArgumentError
+from distflow.tensor import GRAPH
 
 _FOLDABLE = ("primitive", "call", "vjp", "call_vjp", "ones_like", "zeros_like", "add_n")
 
@@ -117,14 +118,19 @@ class Plan:
 
     def run(self, feed_values: Sequence[np.ndarray] = ()) -> tuple:
         """Runs the plan on the fed arrays; returns the fetched arrays."""
-        with core.suspended():
-            try:
-                return self._plan(*feed_values)
-            except Exception as e:
-                op = self._failing_op(sys.exc_info()[2])
-                if op is not None:
-                    e.add_note(f"(while running operation '{op.name}' of type {op.type})")
-                raise
+        stack = core._stack()
+        stack.append(core._SUSPENDED)  # kernels run eagerly (what `core.suspended` does)
+        GRAPH.active += 1
+        try:
+            return self._plan(*feed_values)
+        except Exception as e:
+            op = self._failing_op(sys.exc_info()[2])
+            if op is not None:
+                e.add_note(f"(while running operation '{op.name}' of type {op.type})")
+            raise
+        finally:
+            GRAPH.active -= 1
+            stack.pop()
 
     def _failing_op(self, tb) -> core.Operation | None:
         while tb is not None:

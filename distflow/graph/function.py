@@ -58,6 +58,11 @@ class ConcreteFunction:
         self._template, self._specs = arg_template, specs
         self.structured_input_signature = _fill(arg_template, specs)
         self._plan = Plan(graph, graph.outputs, graph.inputs, keep_stateful=True)
+        flat = [None if isinstance(t, Operation) else t for t in _flatten(self.structured_outputs)]
+        # per flat output: None (a Python value, returned as is) or whether to copy the array
+        self._outs = [(t.op.kind in ("variable", "assign", "const"))
+                      if isinstance(t, GraphTensor) else None for t in flat]
+        self._flat = flat
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves: list = []
@@ -70,13 +75,9 @@ class ConcreteFunction:
                 raise ValueError(f"The traced function '{self.name}' expects an input of "
                                  f"{spec}; received shape {arr.shape} dtype {arr.dtype}.")
         values = iter(self._plan.run(arrays))
-        outs = [_result(t, next(values)) if isinstance(t, GraphTensor) else t
-                for t in self._flat_outputs()]
+        outs = [t if copy is None else _result(next(values), copy)
+                for t, copy in zip(self._flat, self._outs)]
         return _unflatten(self.structured_outputs, iter(outs))
-
-    def _flat_outputs(self) -> list:
-        return [None if isinstance(t, Operation) else t
-                for t in _flatten(self.structured_outputs)]
 
     @property
     def num_kernel_calls(self) -> int:
@@ -341,8 +342,9 @@ def _capture_outputs(graph: FuncGraph, out: Any) -> Any:
     return _unflatten(out, iter(fixed))
 
 
-def _result(t: GraphTensor, value: np.ndarray) -> Tensor:
-    if not value.flags.writeable or t.op.kind in ("variable", "assign", "const"):
+def _result(value: np.ndarray, copy: bool) -> Tensor:
+    """An output the caller owns: variables' buffers, constants and read-only views copied."""
+    if copy or not value.flags.writeable:
         value = value.copy()
     return Tensor._wrap(value)
 
