@@ -224,6 +224,8 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--json-only", action="store_true")
+    parser.add_argument("--traced-batches", type=int, nargs="+", default=[128, 512],
+                        help="batch sizes of the traced-step table (8 shows the fixed cost)")
     args = parser.parse_args(argv)
     rows = [compare("mlp", b, mlp_params, mlp_distflow, mlp_numpy, (784,), args.repeats)
             for b in (64, 128, 512)]
@@ -237,7 +239,7 @@ def main(argv=None) -> list[dict]:
                   f"{r['numpy_ms']:>9.3f} {r['time_ratio']:>6.3f} "
                   f"{r['distflow_peak_mb']:>7.1f}/{r['numpy_peak_mb']:<8.1f} "
                   f"{r['memory_ratio']:>9.3f}")
-    traced = [compare_traced(b, args.repeats) for b in (128, 512)]
+    traced = [compare_traced(b, args.repeats) for b in args.traced_batches]
     if not args.json_only:
         _print_traced(traced)
     rows += traced
