@@ -223,3 +223,46 @@ def test_bias_add_relu_and_its_gradient_reuse_dead_buffers_without_changing_resu
     np.testing.assert_allclose(got[0], expect.numpy())
     for a, b in zip(got[1:], expect_grads):
         np.testing.assert_allclose(a, b.numpy())
+
+
+def _tfrecords(path):
+    """The records of a TFRecord file (length, its CRC, data, its CRC)."""
+    import struct
+
+    data = open(path, "rb").read()
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos:pos + 8])
+        yield data[pos + 12:pos + 12 + length]
+        pos += 12 + length + 4
+
+
+def test_graph_def_written_for_tensorboard_reads_back(tmp_path):
+    from tensorboardX.proto import event_pb2, graph_pb2
+
+    import distflow.compat.v1 as tf
+    from distflow.graph.graphdef import write_graph
+
+    g = Graph()
+    with g.as_default():
+        x = placeholder("float32", [None, 3], name="x")
+        with g.name_scope("dense"):
+            w = tf.Variable(np.ones((3, 2), np.float32), name="w")
+            y = df.nn.relu(df.matmul(x, w))
+        tf.train.GradientDescentOptimizer(0.1).minimize(df.reduce_mean(y))
+    write_graph(g, tmp_path)
+    (path,) = tmp_path.iterdir()
+    events = [event_pb2.Event.FromString(r) for r in _tfrecords(path)]
+    graph_def = graph_pb2.GraphDef.FromString(next(e.graph_def for e in events if e.graph_def))
+    nodes = {n.name: n for n in graph_def.node}
+    assert set(nodes) == {op.name for op in g.get_operations()}
+    assert nodes["dense/matmul"].op == "matmul"
+    assert list(nodes["dense/matmul"].input) == ["x", "dense/w"]
+    assert [d.size for d in nodes["dense/relu"].attr["_output_shapes"].list.shape[0].dim] == [-1, 2]
+    try:  # TensorBoard's own loader, when the tensorboard package is installed
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return
+    accumulator = EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    assert {n.name for n in accumulator.Graph().node} == set(nodes)

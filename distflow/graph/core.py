@@ -411,6 +411,12 @@ class Graph:
         """Makes the graph read-only."""
         self.finalized = True
 
+    def as_graph_def(self) -> Any:
+        """The graph as TensorFlow's `GraphDef` protocol buffer (needs tensorboardX)."""
+        from distflow.graph.graphdef import as_graph_def
+
+        return as_graph_def(self)
+
     def to_dot(self) -> str:
         """The graph as Graphviz text (`dot -Tsvg`)."""
         lines = ["digraph G {", "  rankdir=BT;"]
@@ -490,8 +496,9 @@ class Graph:
                         "first.")
                 return (v.value,)
             arr = var.value
-            op = self._add("variable", "VariableV2", [], {"variable": var}, kernel,
-                           [(arr.shape, arr.dtype)], name=var.name)
+            with self.name_scope(None):  # the variable's name already holds its scope
+                op = self._add("variable", "VariableV2", [], {"variable": var}, kernel,
+                               [(arr.shape, arr.dtype)], name=var.name)
             found = self._variable_reads[id(var)] = op.outputs[0]
             self._keep.append(var)
         return found

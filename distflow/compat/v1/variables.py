@@ -51,14 +51,15 @@ class RefVariable(Variable):
             arr = as_array(initial_value, dtype)
         super().__init__(arr, name=name, trainable=trainable)
         self.graph = graph
-        source = initial_value if isinstance(initial_value, GraphTensor) else \
-            graph.constant(np.array(arr, copy=True), name=f"{self.name}/initial_value")
-        self.initial_value = source
-        graph.read_variable(self)
-        self.initializer = graph._add(
-            "assign", "Assign", [source], {"variable": self, "kind": "assign"},
-            assign_kernel(self, "assign", graph), [(arr.shape, arr.dtype)],
-            name=f"{self.name}/Assign", stateful=True)
+        with graph.name_scope(None):  # the variable's name already holds its scope
+            source = initial_value if isinstance(initial_value, GraphTensor) else \
+                graph.constant(np.array(arr, copy=True), name=f"{self.name}/initial_value")
+            self.initial_value = source
+            graph.read_variable(self)
+            self.initializer = graph._add(
+                "assign", "Assign", [source], {"variable": self, "kind": "assign"},
+                assign_kernel(self, "assign", graph), [(arr.shape, arr.dtype)],
+                name=f"{self.name}/Assign", stateful=True)
         graph.uninitialized.add(id(self))
         graph.add_to_collection(GLOBAL_VARIABLES, self)
         if trainable:
