@@ -245,3 +245,57 @@ def test_tf1_random_ops_draw_anew_at_every_run():
         first = sess.run(w)
         sess.run(w.initializer)
         assert not np.array_equal(first, sess.run(w)) and np.all(np.abs(first) <= 1)
+
+
+def test_a_tape_outside_differentiates_through_a_traced_call_without_rerunning_python():
+    w = df.Variable([[1.0, 2.0], [3.0, 4.0]])
+    traced_runs = []
+
+    @df.function
+    def f(x):
+        traced_runs.append(1)
+        return df.reduce_sum(df.nn.tanh(df.matmul(x, w))), df.shape(x)
+
+    x = df.constant([[0.1, -0.2], [0.3, 0.05]])
+    for _ in range(2):
+        with df.GradientTape() as tape:
+            tape.watch(x)
+            y, _ = f(x)
+        gx, gw = tape.gradient(y, [x, w])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        expect = df.reduce_sum(df.nn.tanh(df.matmul(x, w)))
+    ex, ew = tape.gradient(expect, [x, w])
+    assert len(traced_runs) == 1
+    np.testing.assert_allclose(y.numpy(), expect.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gx.numpy(), ex.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(gw.numpy(), ew.numpy(), rtol=1e-5)
+
+
+def test_a_traced_call_with_dropout_under_a_tape_runs_eagerly_for_a_consistent_mask():
+    @df.function
+    def f(x):
+        return df.nn.dropout(x, 0.5)
+
+    x = df.constant(np.ones(100, np.float32))
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+        loss = df.reduce_sum(y)
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), y.numpy())
+
+
+def test_a_method_traces_once_per_instance():
+    class Scaler:
+        def __init__(self, k):
+            self.k = k
+
+        @df.function
+        def __call__(self, x):
+            return x * self.k
+
+    a, b = Scaler(2.0), Scaler(3.0)
+    x = df.constant([1.0])
+    assert float(a(x).numpy()[0]) == 2.0 and float(b(x).numpy()[0]) == 3.0
+    assert float(a(x).numpy()[0]) == 2.0
+    assert Scaler.__call__.__get__(a).experimental_get_tracing_count() == 1

@@ -11,8 +11,10 @@ value.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +25,9 @@ from distflow import tensor as _names
 from distflow.graph import core
 from distflow.graph.core import Graph, GraphTensor, Operation
 from distflow.graph.executor import Plan
+from distflow.graph.gradients import gradients
 from distflow.graph.shape import TensorShape, TensorSpec
-from distflow.tensor import Tensor, Variable, _flatten, _unflatten, current_tape
+from distflow.tensor import Tensor, Variable, _flatten, _unflatten, current_tape, record
 
 RETRACE_WARNING_AFTER = 5
 
@@ -79,6 +82,54 @@ class ConcreteFunction:
                 for t, copy in zip(self._flat, self._outs)]
         return _unflatten(self.structured_outputs, iter(outs))
 
+    def _call_taped(self, arrays: list, leaves: list, eager: Callable) -> Any:
+        """A call under an active tape: the outputs become tape nodes whose VJPs run this
+        trace's backward plan (the forward recomputed, then the gradient operations).
+        A trace whose gradient would re-run a stateful operation runs `eager` instead."""
+        backward = self._backward()
+        if backward is None:
+            return eager()
+        plan, sources = backward
+        values = self._plan.run(arrays)
+        floats = [i for i, t in enumerate(self.outputs) if t.dtype.kind == "f"]
+        inputs = [x if isinstance(x, Tensor) else Tensor._wrap(a)
+                  for x, a in zip(leaves, arrays)] + sources
+        memo: dict = {}
+
+        def grads(i: int, g: np.ndarray) -> list:
+            if memo.get("key") is not g or memo.get("i") != i:
+                seeds = [g if j == i else np.zeros_like(values[j]) for j in floats]
+                memo.update(key=g, i=i, grads=plan.run([*arrays, *seeds]))
+            return memo["grads"]
+
+        outs = []
+        for j, (t, value) in enumerate(zip(self.outputs, values)):
+            if t.dtype.kind != "f":
+                outs.append(Tensor._wrap(value))
+                continue
+            vjps = tuple(functools.partial(_grad_of, grads, j, k) for k in range(len(inputs)))
+            outs.append(record(f"function:{self.name}", value, tuple(inputs), vjps, None))
+        result = iter(outs)
+        flat = [next(result) if copy is not None else t for t, copy in zip(self._flat, self._outs)]
+        return _unflatten(self.structured_outputs, iter(flat))
+
+    def _backward(self) -> tuple[Plan, list] | None:
+        """(plan, captured variables): d(outputs)/d(inputs and variables), built once."""
+        if getattr(self, "_backward_plan", None) is None:
+            graph = self.graph
+            reads = [op.outputs[0] for op in graph._ops if op.kind == "variable" and
+                     op.attrs["variable"].trainable and op.outputs[0].dtype.kind == "f"]
+            outs = [t for t in self.outputs if t.dtype.kind == "f"]
+            with graph.as_default():
+                seeds = [core.placeholder(t.dtype, t.shape, "output_gradient") for t in outs]
+                found = gradients(outs, [*self.inputs, *reads], seeds, name="backward",
+                                  unconnected_gradients="zero")
+            plan = Plan(graph, found, [*self.inputs, *seeds])
+            stateful = any(op.stateful for op in plan.ops)
+            self._backward_plan = False if stateful else (
+                plan, [op.attrs["variable"] for op in (r.op for r in reads)])
+        return self._backward_plan or None
+
     @property
     def num_kernel_calls(self) -> int:
         """Kernel calls per run after pruning, constant folding and CSE."""
@@ -106,28 +157,38 @@ class Function:
         self._calls = 0
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """A method: one traced function per instance (kept while the instance lives)."""
         if instance is None:
             return self
-        bound = self.__dict__.setdefault("_bound", {})
-        fn = bound.get(id(instance))
+        bound = self.__dict__.setdefault("_bound", weakref.WeakKeyDictionary())
+        try:
+            fn = bound.get(instance)
+        except TypeError:  # not weak-referenceable: a new Function each time
+            fn = None
         if fn is None:
-            fn = bound[id(instance)] = Function(
-                functools.partial(self.python_function, instance), self.input_signature,
-                self.reduce_retracing, self.jit_compile, self._name)
+            fn = Function(functools.partial(self.python_function, instance),
+                          self.input_signature, self.reduce_retracing, self.jit_compile,
+                          self._name)
+            with contextlib.suppress(TypeError):
+                bound[instance] = fn
         return fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if core.building_graph() is not None or current_tape() is not None:
-            # Inside another trace, the body is inlined; under an active tape, it runs
-            # eagerly so that the tape records it.
+        if core.building_graph() is not None:  # inside another trace: inlined
             return self.python_function(*args, **kwargs)
         self._calls += 1
-        if self.input_signature is None:  # the common case: one dictionary lookup
+        taped = current_tape() is not None
+        if self.input_signature is None and not taped:  # the common case: one lookup
             leaves: list = []
             concrete = self._concrete.get(_signature((args, kwargs), leaves))
             if concrete is not None:
                 return concrete._call_flat([_array(x) for x in leaves], check=False)
         concrete, arrays = self._lookup(args, kwargs)
+        if taped:
+            leaves = []
+            _signature((args, kwargs), leaves)
+            return concrete._call_taped(arrays, leaves, lambda: self.python_function(
+                *args, **kwargs))
         return concrete._call_flat(arrays)
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> ConcreteFunction:
@@ -324,6 +385,10 @@ def _fill(template: Any, values: list) -> Any:
     if isinstance(template, dict):
         return {k: _fill(x, values) for k, x in template.items()}
     return template
+
+
+def _grad_of(grads: Callable, output: int, source: int, g: np.ndarray, _residuals: Any) -> Any:
+    return grads(output, g)[source]
 
 
 def _array(x: Any) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from distflow import random as _random
+from distflow import tensor as _tensor
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.tensor import GRAPH, GradientTape, Tensor, Variable, _flatten, _unflatten
@@ -39,9 +40,14 @@ def probe_specs(run: Callable[[int], tuple], unknown: bool) -> tuple[list, list]
     Returns:
         (specs, probes): per output, (TensorShape, dtype) and (probe0, probe1).
     """
-    with core.suspended(), np.errstate(all="ignore"):
-        first = run(0)
-        second = run(1) if unknown else first
+    tapes = getattr(_tensor._state, "tapes", None)
+    _tensor._state.tapes = []  # a user's tape must not record the probe runs
+    try:
+        with core.suspended(), np.errstate(all="ignore"):
+            first = run(0)
+            second = run(1) if unknown else first
+    finally:
+        _tensor._state.tapes = tapes if tapes is not None else []
     specs, probes = [], []
     for a, b in zip(first, second):
         a, b = np.asarray(a), np.asarray(b)
