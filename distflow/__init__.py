@@ -12,6 +12,7 @@ from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
     Session,
     TensorShape,
     TensorSpec,
+    cond,
     control_dependencies,
     executing_eagerly,
     function,
@@ -19,6 +20,7 @@ from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
     name_scope,
     placeholder,
     reset_default_graph,
+    while_loop,
 )
 from distflow.ops import (
     REGISTRY,

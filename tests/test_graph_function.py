@@ -299,3 +299,52 @@ def test_a_method_traces_once_per_instance():
     assert float(a(x).numpy()[0]) == 2.0 and float(b(x).numpy()[0]) == 3.0
     assert float(a(x).numpy()[0]) == 2.0
     assert Scaler.__call__.__get__(a).experimental_get_tracing_count() == 1
+
+
+def test_cond_and_while_loop_decide_when_the_graph_runs():
+    @df.function
+    def f(x):
+        y = df.cond(df.reduce_sum(x) > 0, lambda: x * 2.0, lambda: -x)
+        n, total = df.while_loop(lambda i, t: i < 5, lambda i, t: (i + 1, t + df.reduce_sum(y)),
+                                 [df.constant(0), df.constant(0.0)])
+        return y, n, total
+
+    y, n, total = f(df.constant([1.0, 2.0]))
+    np.testing.assert_allclose(y.numpy(), [2.0, 4.0])
+    assert int(n.numpy()) == 5 and float(total.numpy()) == pytest.approx(30.0)
+    y, _, total = f(df.constant([-1.0, -2.0]))
+    np.testing.assert_allclose(y.numpy(), [1.0, 2.0])
+    assert float(total.numpy()) == pytest.approx(15.0)
+    assert f.experimental_get_tracing_count() == 1
+    # eagerly they are plain Python
+    assert float(df.cond(True, lambda: df.constant(1.0), lambda: df.constant(2.0)).numpy()) == 1.0
+    assert df.while_loop(lambda i: i < 3, lambda i: i + 1, 0) == 3
+
+
+def test_cond_gradient_follows_the_branch_taken():
+    @df.function
+    def grad(x):
+        with df.GradientTape() as tape:
+            tape.watch(x)
+            y = df.cond(x > 0, lambda: x * x, lambda: x * 3.0)
+        return tape.gradient(y, x)
+
+    assert float(grad(df.constant(2.0)).numpy()) == pytest.approx(4.0)
+    assert float(grad(df.constant(-2.0)).numpy()) == pytest.approx(3.0)
+
+
+def test_cond_branches_must_agree_and_while_loop_keeps_shapes():
+    @df.function
+    def bad_cond(x):
+        return df.cond(x > 0, lambda: x, lambda: df.cast(x, "int32"))
+
+    with pytest.raises(TypeError, match="same number, type, and overall structure"):
+        bad_cond(df.constant(1.0))
+
+    @df.function
+    def bad_loop(x):
+        return df.while_loop(lambda v: df.reduce_sum(v) < 10.0,
+                             lambda v: df.concat([v, v], axis=0), x)
+
+    with pytest.raises(ValueError, match="loop variables keep their shape and dtype"):
+        bad_loop(df.constant([1.0]))

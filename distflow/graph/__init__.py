@@ -11,6 +11,7 @@ Importing this package plugs the recorders into the core (see `record.install`).
 """
 
 from distflow.graph import errors
+from distflow.graph.control_flow import cond, while_loop
 from distflow.graph.core import (
     Graph,
     GraphTensor,
@@ -43,6 +44,6 @@ def control_dependencies(control_inputs):
 
 __all__ = ["ConcreteFunction", "Function", "Graph", "GraphTensor", "InteractiveSession",
            "Operation", "Plan", "Session", "TensorShape", "TensorSpec", "building_graph",
-           "control_dependencies", "errors", "executing_eagerly", "function",
+           "cond", "control_dependencies", "errors", "executing_eagerly", "function",
            "get_default_graph", "get_default_session", "gradients", "name_scope",
-           "placeholder", "reset_default_graph"]
+           "placeholder", "reset_default_graph", "while_loop"]

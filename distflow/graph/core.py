@@ -310,6 +310,8 @@ class Graph:
         self.uninitialized: set[int] = set()
         self.finalized = False
         self.version = 0
+        self.outer: Graph | None = None  # the enclosing graph of a cond / while_loop branch
+        self.captured: list[tuple[GraphTensor, GraphTensor]] = []  # (outer tensor, placeholder)
 
     # ----------------------------------------------------------- public API
 
@@ -463,8 +465,7 @@ class Graph:
         """The graph tensor standing for `value` (a graph tensor, Variable or constant)."""
         if isinstance(value, GraphTensor):
             if value.graph is not self:
-                raise ValueError(f"Tensor '{value.name}' must be from the same graph as the "
-                                 "other inputs of the operation (it belongs to another graph).")
+                return self._capture_outer(value)
             return value
         if isinstance(value, Variable):
             return self.read_variable(value)
@@ -475,6 +476,26 @@ class Graph:
             found = self._captures[key] = self.constant(arr)
             self._keep.append(value)
         return found
+
+    def _capture_outer(self, value: GraphTensor) -> GraphTensor:
+        """A placeholder of this branch graph standing for a tensor of an enclosing graph."""
+        if self.outer is None:
+            raise ValueError(f"Tensor '{value.name}' must be from the same graph as the other "
+                             "inputs of the operation (it belongs to another graph).")
+        found = self._captures.get(id(value))
+        if found is None:
+            outside = self.outer.capture(value)
+            found = self._captures[id(value)] = self.placeholder(
+                value.dtype, value.shape, f"capture_{len(self.captured)}")
+            self.captured.append((outside, found))
+            self._keep.append(value)
+        return found
+
+    def placeholder(self, dtype: Any, shape: Any, name: str | None = None) -> GraphTensor:
+        """A "Placeholder" operation of this graph (see the module's `placeholder`)."""
+        shape, dtype = as_shape(shape), np.dtype(dtype)
+        return self._add("placeholder", "Placeholder", [], {"dtype": dtype, "shape": shape},
+                         None, [(shape, dtype)], name=name).outputs[0]
 
     def constant(self, arr: np.ndarray, name: str | None = None) -> GraphTensor:
         """A "Const" operation holding `arr`."""
@@ -530,7 +551,4 @@ def placeholder(dtype: Any = "float32", shape: Any = None, name: str | None = No
             "placeholder() is not compatible with eager execution: call "
             "distflow.compat.v1.disable_eager_execution() first, or build inside "
             "`with distflow.Graph().as_default():`.")
-    op = graph._add("placeholder", "Placeholder", [], {"dtype": np.dtype(dtype),
-                                                      "shape": as_shape(shape)},
-                    None, [(as_shape(shape), np.dtype(dtype))], name=name)
-    return op.outputs[0]
+    return graph.placeholder(dtype, shape, name)
