@@ -239,3 +239,20 @@ def test_placeholder_in_eager_mode_says_what_to_do():
     tf.enable_eager_execution()
     with pytest.raises(RuntimeError, match="disable_eager_execution"):
         tf.placeholder(tf.float32, [None])
+
+
+def test_ops_take_tf1_names():
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    W = tf.Variable(tf.ones([2, 1]), name="W")
+    with tf.name_scope("model"):
+        logits = tf.add(tf.matmul(x, W, name="scores"), 1.0, name="logits")
+        prob = tf.nn.sigmoid(logits, name="prob")
+        total = tf.reduce_sum(prob, reduction_indices=[1], name="total")
+    assert logits.name == "model/logits:0" and prob.name == "model/prob:0"
+    assert total.op.name == "model/total" and logits.op.inputs[0].op.name == "model/scores"
+    g = tf.get_default_graph()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        out = sess.run("model/total:0", {"x:0": [[0.0, 0.0]]})
+    assert g.get_tensor_by_name("model/prob:0") is prob
+    np.testing.assert_allclose(out, [1 / (1 + np.exp(-1.0))], rtol=1e-6)

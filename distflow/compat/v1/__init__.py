@@ -20,6 +20,7 @@ on eager tensors returns their values (what the seed tutorials rely on).
 
 from __future__ import annotations
 
+import functools as _functools
 from typing import Any
 
 import numpy as np
@@ -68,9 +69,37 @@ from distflow.graph.record import record_call as _record_call
 from distflow.graph.session import InteractiveSession, Session, get_default_session
 from distflow.graph.shape import TensorShape
 
-for _name in _df.__all__:  # the TF2 namespace, then TF1's overrides below
+
+def _accepts_name(fn: Any) -> Any:
+    """`fn` taking TF1's `name=` argument: in a graph, the operation it made is renamed."""
+    @_functools.wraps(fn)
+    def op(*args: Any, name: str | None = None, **kwargs: Any) -> Any:
+        graph = _core.building_graph()
+        if name is None or graph is None:
+            return fn(*args, **kwargs)
+        before = len(graph._ops)
+        out = fn(*args, **kwargs)
+        if isinstance(out, Tensor) and out.op._index >= before:
+            _rename(graph, out.op, name)
+        return out
+    return op
+
+
+def _rename(graph: Graph, op: Operation, name: str) -> None:
+    del graph._names[op.name]
+    op.name = graph.unique_name(graph._scope + name)
+    graph._names[op.name] = op
+
+
+def _is_op(value: Any) -> bool:
+    return callable(value) and getattr(value, "__module__", "") in (
+        "distflow.ops", "distflow.nn", "distflow.tensor") and not isinstance(value, type)
+
+
+for _name in _df.__all__:  # the TF2 namespace (ops taking `name=`), then TF1's overrides
     if _name not in globals() and not _name.startswith("_"):
-        globals()[_name] = getattr(_df, _name)
+        _value = getattr(_df, _name)
+        globals()[_name] = _accepts_name(_value) if _is_op(_value) else _value
 
 
 def disable_eager_execution() -> None:
@@ -226,7 +255,8 @@ class _NN:
     """`tf.compat.v1.nn`: distflow.nn plus TF1 names."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(_nn, name)
+        value = getattr(_nn, name)
+        return _accepts_name(value) if _is_op(value) else value
 
     @staticmethod
     def softmax_cross_entropy_with_logits_v2(labels: Any = None, logits: Any = None,
@@ -245,6 +275,11 @@ class _NN:
 
 
 nn = _NN()
+
+for _name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_logsumexp",
+              "argmax", "argmin", "random_normal", "truncated_normal", "random_uniform",
+              "to_float", "to_int32", "identity", "log"):
+    globals()[_name] = _accepts_name(globals()[_name])
 
 
 def __getattr__(name: str) -> Any:
