@@ -256,3 +256,11 @@ def test_ops_take_tf1_names():
         out = sess.run("model/total:0", {"x:0": [[0.0, 0.0]]})
     assert g.get_tensor_by_name("model/prob:0") is prob
     np.testing.assert_allclose(out, [1 / (1 + np.exp(-1.0))], rtol=1e-6)
+
+
+def test_an_eager_session_block_keeps_ops_eager():
+    tf.enable_eager_execution()
+    with tf.Session() as sess:
+        c = tf.matmul(tf.constant([[1.0, 2.0]]), tf.constant([[3.0], [4.0]]))
+        assert float(c.numpy()[0, 0]) == 11.0  # still eager inside the block
+        np.testing.assert_array_equal(sess.run({"c": c})["c"], [[11.0]])

@@ -60,6 +60,10 @@ class Session:
     def __init__(self, target: str = "", graph: core.Graph | None = None,
                  config: Any = None):
         self.graph = graph if graph is not None else core.get_default_graph()
+        # `with sess:` makes its graph the default: in graph mode, or for a graph passed in.
+        # Eagerly on the default graph it does not (ops inside stay eager, as the seed
+        # tutorial's `with tf.Session() as sess: sess.run(c)` and Keras calls need).
+        self._enter_graph = graph is not None or not core.executing_eagerly()
         self._closed = False
         self._plans: dict[tuple, Plan] = {}
         self._contexts: list = []
@@ -152,7 +156,8 @@ class Session:
 
     def __enter__(self) -> Session:
         stack = contextlib.ExitStack()
-        stack.enter_context(self.graph.as_default())
+        if self._enter_graph:
+            stack.enter_context(self.graph.as_default())
         stack.enter_context(self.as_default())
         self._contexts.append(stack)
         return self
