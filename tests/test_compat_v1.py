@@ -264,3 +264,42 @@ def test_an_eager_session_block_keeps_ops_eager():
         c = tf.matmul(tf.constant([[1.0, 2.0]]), tf.constant([[3.0], [4.0]]))
         assert float(c.numpy()[0, 0]) == 11.0  # still eager inside the block
         np.testing.assert_array_equal(sess.run({"c": c})["c"], [[11.0]])
+
+
+
+def test_classic_deep_mnist_cnn_with_keep_prob_placeholder_learns():
+    rng = np.random.default_rng(4)
+    tx, ty = _digits(1000, rng)
+
+    def weight_variable(shape):
+        return tf.Variable(tf.truncated_normal(shape, stddev=0.1))
+
+    def bias_variable(shape):
+        return tf.Variable(tf.constant(0.1, shape=shape))
+
+    x = tf.placeholder(tf.float32, shape=[None, 784])
+    y_ = tf.placeholder(tf.float32, shape=[None, 10])
+    x_image = tf.reshape(x, [-1, 28, 28, 1])
+    W_conv1, b_conv1 = weight_variable([5, 5, 1, 8]), bias_variable([8])
+    h_conv1 = tf.nn.relu(tf.nn.conv2d(x_image, W_conv1, strides=[1, 1, 1, 1],
+                                      padding="SAME") + b_conv1)
+    h_pool1 = tf.nn.max_pool(h_conv1, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME")
+    h_flat = tf.reshape(h_pool1, [-1, 14 * 14 * 8])
+    keep_prob = tf.placeholder(tf.float32)
+    h_drop = tf.nn.dropout(h_flat, keep_prob)
+    W_fc, b_fc = weight_variable([14 * 14 * 8, 10]), bias_variable([10])
+    y_conv = tf.matmul(h_drop, W_fc) + b_fc
+    cross_entropy = tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y_conv))
+    train_step = tf.train.AdamOptimizer(1e-3).minimize(cross_entropy)
+    correct = tf.equal(tf.argmax(y_conv, 1), tf.argmax(y_, 1))
+    accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for i in range(30):
+            batch = slice(i * 50 % 1000, i * 50 % 1000 + 50)
+            train_step.run(feed_dict={x: tx[batch], y_: ty[batch], keep_prob: 0.5})
+        dropped = sess.run(h_drop, {x: tx[:2], keep_prob: 0.5})
+        score = accuracy.eval(feed_dict={x: tx[:300], y_: ty[:300], keep_prob: 1.0})
+    assert h_drop.shape.as_list() == [None, 1568] and (dropped == 0).mean() > 0.3
+    assert score > 0.9

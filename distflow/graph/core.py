@@ -228,9 +228,8 @@ class _Residual:
 
 
 def _ones(shape: TensorShape, dtype: np.dtype, unknown: int) -> np.ndarray:
-    if shape.rank is None:
-        raise ValueError("A tensor of unknown rank cannot be used here; give its placeholder "
-                         "a shape (dimensions may be None).")
+    if shape.rank is None:  # probed as a scalar (a keep_prob or learning-rate placeholder)
+        return np.ones((), dtype=dtype)
     return np.ones([unknown if d is None else d for d in shape], dtype=dtype)
 
 

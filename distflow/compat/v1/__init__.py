@@ -251,12 +251,36 @@ def log(x: Any, name: Any = None) -> Any:
     return _ops.log(x)
 
 
+def _keep_mask(x: Any, keep_prob: Any, noise_shape: Any, seed: Any) -> Any:
+    """1 / keep_prob where an element is kept (probability keep_prob), else 0."""
+    keep = float(np.asarray(keep_prob.value if isinstance(keep_prob, _df.Tensor) else keep_prob))
+    if not 0 < keep <= 1:
+        raise ValueError(f"`keep_prob` must be in (0, 1]. Received: keep_prob={keep}")
+    shape = np.shape(x.value) if noise_shape is None else tuple(noise_shape)
+    rng = np.random.default_rng(seed) if seed is not None else _random.get_global_generator()
+    dtype = x.value.dtype
+    return _df.Tensor((rng.random(shape) < keep).astype(dtype) / dtype.type(keep))
+
+
 class _NN:
     """`tf.compat.v1.nn`: distflow.nn plus TF1 names."""
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(_nn, name)
         return _accepts_name(value) if _is_op(value) else value
+
+    @staticmethod
+    def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: Any = None,
+                name: Any = None, rate: Any = None) -> Any:
+        """TF1's dropout: keeps each element with probability `keep_prob` (or drops `rate`)."""
+        if (keep_prob is None) == (rate is None):
+            raise ValueError("dropout: give exactly one of `keep_prob` and `rate`. Received: "
+                             f"keep_prob={keep_prob!r}, rate={rate!r}")
+        if isinstance(keep_prob, _df.Tensor) or isinstance(rate, _df.Tensor):  # e.g. fed
+            keep = keep_prob if rate is None else _ops.subtract(1.0, rate)
+            mask = _draw(_keep_mask, x, keep, noise_shape, seed)
+            return _ops.multiply(x, mask)
+        return _nn.dropout(x, 1.0 - keep_prob if rate is None else rate, noise_shape, seed)
 
     @staticmethod
     def softmax_cross_entropy_with_logits_v2(labels: Any = None, logits: Any = None,
