@@ -348,3 +348,20 @@ def test_cond_branches_must_agree_and_while_loop_keeps_shapes():
 
     with pytest.raises(ValueError, match="loop variables keep their shape and dtype"):
         bad_loop(df.constant([1.0]))
+
+
+def test_while_loop_gradient_replays_the_iterations():
+    w = df.Variable(1.5)
+
+    @df.function
+    def f(x):
+        with df.GradientTape() as tape:
+            tape.watch(x)
+            _, y = df.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * x * w),
+                                 [df.constant(0), df.constant(1.0)])
+        return y, tape.gradient(y, [x, w])
+
+    y, (gx, gw) = f(df.constant(2.0))
+    assert float(y.numpy()) == pytest.approx((2.0 * 1.5) ** 3)
+    assert float(gx.numpy()) == pytest.approx(3 * 2.0 ** 2 * 1.5 ** 3)
+    assert float(gw.numpy()) == pytest.approx(3 * 1.5 ** 2 * 2.0 ** 3)

@@ -104,7 +104,8 @@ def while_loop(cond_fn: Callable, body: Callable, loop_vars: Any,
 
     In a graph (the loop variables become tensors) the condition is checked when the
     graph runs; the loop variables keep their shapes and dtypes (as TF requires
-    without `shape_invariants`). No gradient flows through a graph while_loop.
+    without `shape_invariants`). Its gradient runs the body's backward plan once per
+    iteration, last to first, from the loop variables each iteration started with.
     """
     single = not isinstance(loop_vars, list | tuple)
     values = [loop_vars] if single else list(loop_vars)
@@ -120,10 +121,12 @@ def while_loop(cond_fn: Callable, body: Callable, loop_vars: Any,
                              f"{x.shape} to {y.dtype.name} {y.shape}; loop variables keep "
                              "their shape and dtype.")
     captures = _captures([test, step])
-    op = graph._add("while", "While", [*inputs, *captures], {"captures": captures},
-                    _while_kernel(test, step, len(inputs), captures, maximum_iterations),
+    state = {"taped": False}
+    op = graph._add("while", "While", [*inputs, *captures],
+                    {"captures": captures, "body": step, "state": state},
+                    _while_kernel(test, step, len(inputs), captures, maximum_iterations, state),
                     [(x.shape, x.dtype) for x in inputs], name=name or "while",
-                    stateful=test.stateful() or step.stateful())
+                    stateful=test.stateful() or step.stateful(), residual=True)
     return op.outputs[0] if single else type(loop_vars)(op.outputs) if isinstance(
         loop_vars, list | tuple) else op.outputs
 
@@ -138,15 +141,17 @@ def _python_loop(cond_fn, body, values, maximum_iterations, single) -> Any:
 
 
 def _while_kernel(test: _Branch, step: _Branch, n: int, captures: list,
-                  maximum_iterations: int | None) -> Callable:
+                  maximum_iterations: int | None, state: dict) -> Callable:
     def kernel(*values):
         given = {id(t): v for t, v in zip(captures, values[n:])}
-        current, i = list(values[:n]), 0
+        current, i, history = list(values[:n]), 0, []
         while (maximum_iterations is None or i < maximum_iterations) and bool(
                 test.run(current, given)[0]):
+            if state["taped"]:  # what the gradient replays, iteration by iteration
+                history.append(current)
             current = list(step.run(current, given))
             i += 1
-        return tuple(current)
+        return (*current, history)
     return kernel
 
 
@@ -182,6 +187,54 @@ def cond_gradient(graph: Graph, op: Any, upstream: list, reach: set) -> list:
                          {"forward": op}, _cond_grad_kernel(plans, captures, wanted),
                          specs, name=f"{op.name}_grad")
     return [(i + 1, g) for i, g in zip(wanted, grad_op.outputs)]
+
+
+def while_gradient(graph: Graph, op: Any, upstream: list, reach: set) -> list:
+    """Gradient operations of a "while": (input index, gradient tensor) pairs."""
+    from distflow.graph.gradients import gradients
+
+    step, captures = op.attrs["body"], op.attrs["captures"]
+    n = len(step.inputs)
+    floats = [i for i in range(n) if step.inputs[i].dtype.kind == "f"]
+    mine = {id(o): p for o, p in step.graph.captured}
+    caps = [i for i, t in enumerate(captures) if t.dtype.kind == "f" and id(t) in mine]
+    with step.graph.as_default():
+        seeds = [step.graph.placeholder(step.inputs[i].dtype, step.inputs[i].shape, "seed")
+                 for i in floats]
+        xs = [step.inputs[i] for i in floats] + [mine[id(captures[i])] for i in caps]
+        found = gradients([step.outputs[i] for i in floats], xs, seeds,
+                          unconnected_gradients="zero")
+    feeds = step.inputs + [p for _, p in step.graph.captured] + seeds
+    plan = Plan(step.graph, found, feeds)
+    op.attrs["state"]["taped"] = True
+    wanted = [i for i in floats if id(op.inputs[i]) in reach] + [
+        n + i for i in caps if id(captures[i]) in reach]
+    have = [i for i in floats if upstream[i] is not None]
+    grad_op = graph._add(
+        "while_grad", "WhileGrad", [*op.inputs, *(upstream[i] for i in have)], {"forward": op},
+        _while_grad_kernel(plan, step, captures, floats, caps, have, wanted),
+        [(op.inputs[i].shape, op.inputs[i].dtype) for i in wanted], name=f"{op.name}_grad",
+        extra_inputs=(op._residual,))
+    return list(zip(wanted, grad_op.outputs))
+
+
+def _while_grad_kernel(plan, step, captures, floats, caps, have, wanted) -> Callable:
+    n, m = len(step.inputs), len(captures)
+
+    def kernel(*values):
+        history = values[-1]
+        given = {id(t): v for t, v in zip(captures, values[n:n + m])}
+        captured = [given[id(o)] for o, _ in step.graph.captured]
+        upstream = dict(zip(have, values[n + m:-1]))
+        g = [upstream.get(i, np.zeros_like(values[i])) for i in floats]
+        total = [np.zeros_like(given[id(captures[i])]) for i in caps]
+        for current in reversed(history):
+            out = plan.run([*current, *captured, *g])
+            g = list(out[:len(floats)])
+            total = [t + c for t, c in zip(total, out[len(floats):])]
+        found = dict(zip(floats, g)) | {n + i: t for i, t in zip(caps, total)}
+        return tuple(found[i] for i in wanted)
+    return kernel
 
 
 def _cond_grad_kernel(plans: list, captures: list, wanted: list) -> Callable:

@@ -467,6 +467,8 @@ class Graph:
                 return self._capture_outer(value)
             return value
         if isinstance(value, Variable):
+            if self.outer is not None:  # a branch reads it through the enclosing graph
+                return self._capture_outer(self.outer.capture(value))
             return self.read_variable(value)
         key = id(value)
         found = self._captures.get(key)

@@ -19,7 +19,7 @@ import numpy as np
 from distflow.graph.core import GraphTensor, Operation, building_graph, get_default_graph
 from distflow.tensor import Tensor, Variable, _flatten
 
-_DIFFERENTIABLE = ("primitive", "call", "cond")
+_DIFFERENTIABLE = ("primitive", "call", "cond", "while")
 
 
 def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
@@ -106,10 +106,12 @@ def _backprop(graph, ys, xs, grad_ys, stops) -> dict[int, GraphTensor]:
             continue
         if op.kind == "primitive":
             _primitive_vjps(graph, op, upstream[0], reach, grads)
-        elif op.kind == "cond":
-            from distflow.graph.control_flow import cond_gradient
+        elif op.kind in ("cond", "while"):
+            from distflow.graph import control_flow
 
-            for i, g in cond_gradient(graph, op, upstream, reach):
+            rule = control_flow.cond_gradient if op.kind == "cond" else \
+                control_flow.while_gradient
+            for i, g in rule(graph, op, upstream, reach):
                 grads.setdefault(id(op.inputs[i]), []).append(g)
         else:
             _call_vjps(graph, op, upstream, reach, grads)
