@@ -144,6 +144,8 @@ def _add_n(*values):
 
 
 def _ones_like(graph, y: GraphTensor) -> GraphTensor:
+    if y.shape.is_fully_defined():  # the usual scalar loss: a constant seed
+        return graph.constant(np.ones(tuple(y.shape), y.dtype), name="grad_ys")
     return graph._add("ones_like", "OnesLike", [y], {}, lambda v: (np.ones(v.shape, v.dtype),),
                       [(y.shape, y.dtype)], name="grad_ys").outputs[0]
 
@@ -158,6 +160,9 @@ def _primitive_vjps(graph, op: Operation, g: GraphTensor, reach: set, grads: dic
     for i, x in enumerate(op.inputs):
         if id(x) not in reach:
             continue
+        if _passes_through(op, i, x, g):  # d(x + y)/dx with nothing broadcast: g itself
+            grads.setdefault(id(x), []).append(g)
+            continue
         vjp = prim.vjps[0] if prim.variadic else prim.vjps[i]
         if vjp is None:
             raise LookupError(
@@ -169,6 +174,11 @@ def _primitive_vjps(graph, op: Operation, g: GraphTensor, reach: set, grads: dic
                          _vjp_kernel(vjp, x.dtype), [(x.shape, x.dtype)],
                          name=f"{op.name}_grad", extra_inputs=(op._residual,))
         grads.setdefault(id(x), []).append(out.outputs[0])
+
+
+def _passes_through(op: Operation, i: int, x: GraphTensor, g: GraphTensor) -> bool:
+    return (op.type == "add" or (op.type == "subtract" and i == 0)) and \
+        x.shape.is_fully_defined() and x.shape == op.outputs[0].shape and x.dtype == g.dtype
 
 
 def _vjp_kernel(vjp: Callable, dtype: np.dtype) -> Callable:
