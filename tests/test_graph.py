@@ -266,3 +266,20 @@ def test_graph_def_written_for_tensorboard_reads_back(tmp_path):
     accumulator = EventAccumulator(str(tmp_path))
     accumulator.Reload()
     assert {n.name for n in accumulator.Graph().node} == set(nodes)
+
+
+def test_stop_gradient_in_a_graph_and_fetched_variables_are_copies():
+    import distflow.compat.v1 as tf
+
+    g = Graph()
+    with g.as_default():
+        x = placeholder("float32", [2])
+        y = df.reduce_sum(x * df.stop_gradient(x * 3.0))
+        gx, = gradients(y, [x])
+        v = tf.Variable([1.0, 2.0])
+    with tf.Session(graph=g) as sess:
+        np.testing.assert_allclose(sess.run(gx, {x: [1.0, 2.0]}), [3.0, 6.0])
+        sess.run(v.initializer)
+        fetched = sess.run(v)
+        fetched[0] = 99.0
+        np.testing.assert_array_equal(sess.run(v), [1.0, 2.0])
