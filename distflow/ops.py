@@ -115,7 +115,7 @@ def _weak(value: Any, like: np.dtype) -> Tensor:
     """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
     if type(value) is np.ndarray and value.dtype == like:  # the common case: no conversion
         return Tensor._wrap(value)
-    arr = np.asarray(value)
+    arr = as_array(value) if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype.kind == "f" and like.kind != "f":
         return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
     return Tensor(arr, like)

@@ -31,11 +31,11 @@ class _GraphHooks:
     let the eager code run.
     """
 
-    __slots__ = ("active", "primitive", "call", "gradient", "assign")
+    __slots__ = ("active", "primitive", "call", "gradient", "assign", "probe")
 
     def __init__(self) -> None:
         self.active = 0
-        self.primitive = self.call = self.gradient = self.assign = None
+        self.primitive = self.call = self.gradient = self.assign = self.probe = None
 
 
 GRAPH = _GraphHooks()
@@ -102,6 +102,8 @@ def as_array(value: Any, dtype: Any = None) -> np.ndarray:
             _no_graph_form(value)
         arr = value.value
     elif isinstance(value, (np.ndarray, np.generic)):
+        if GRAPH.active and getattr(value, "_distflow_probe", False):
+            GRAPH.probe(value)  # a value computed from a symbolic tensor's example value
         arr = np.asarray(value)
     else:
         arr = np.asarray(value)

@@ -365,3 +365,21 @@ def test_while_loop_gradient_replays_the_iterations():
     assert float(y.numpy()) == pytest.approx((2.0 * 1.5) ** 3)
     assert float(gx.numpy()) == pytest.approx(3 * 2.0 ** 2 * 1.5 ** 3)
     assert float(gw.numpy()) == pytest.approx(3 * 1.5 ** 2 * 2.0 ** 3)
+
+
+def test_code_reading_a_symbolic_value_with_numpy_is_an_error_naming_it():
+    def numpy_relu(x):  # reads the value: no graph form
+        return x + np.maximum(x.value, 0)
+
+    traced = df.function(numpy_relu)
+    with pytest.raises(TypeError, match=r"computed from the value of a symbolic tensor "
+                                        r"\(test_graph_function.py:\d+ in numpy_relu\)"):
+        traced(df.constant([1.0, -1.0]))
+    v = df.Variable([0.0, 0.0])
+
+    @df.function
+    def update(x):
+        v.assign(np.tanh(x.value))
+
+    with pytest.raises(TypeError, match="value assigned to"):
+        update(df.constant([1.0, 2.0]))

@@ -227,10 +227,55 @@ class _Residual:
         self.op = op
 
 
-def _ones(shape: TensorShape, dtype: np.dtype, unknown: int) -> np.ndarray:
+class Probe(np.ndarray):
+    """An example array standing for a symbolic tensor while its graph is built.
+
+    NumPy keeps the subclass through arithmetic, so a value computed from a probe is
+    recognised where it would enter the graph (converted to a tensor, a constant or
+    a parameter): that code read a symbolic tensor's value (`.value`), which has no
+    graph form.
+    """
+
+    _distflow_probe = True
+
+
+def probe_converted(value: Any) -> None:
+    """The core's hook: a probe-derived array is being converted while building."""
+    if building_graph() is not None:
+        check_not_probe(value, "A value")
+
+
+def as_probe(arr: Any) -> Probe:
+    """`arr` viewed as a `Probe`."""
+    arr = np.asanyarray(arr)
+    return arr if isinstance(arr, Probe) else arr.view(Probe)
+
+
+def check_not_probe(value: Any, what: str) -> None:
+    """Raises a TypeError naming the code that computed `value` from a symbolic tensor."""
+    if isinstance(value, Tensor) and not value._symbolic:
+        value = value.value
+    if isinstance(value, Probe):
+        raise TypeError(
+            f"{what} was computed from the value of a symbolic tensor ({_caller()}): that "
+            "code reads `.value` / NumPy of a tensor that exists only when the graph runs, "
+            "so it has no graph form. Compute it with distflow ops, or outside the graph.")
+
+
+def _caller() -> str:
+    import traceback
+
+    inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "contextlib.py")
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not any(part in frame.filename for part in inside):
+            return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+    return "unknown code"
+
+
+def _ones(shape: TensorShape, dtype: np.dtype, unknown: int) -> Probe:
     if shape.rank is None:  # probed as a scalar (a keep_prob or learning-rate placeholder)
-        return np.ones((), dtype=dtype)
-    return np.ones([unknown if d is None else d for d in shape], dtype=dtype)
+        return np.ones((), dtype=dtype).view(Probe)
+    return np.ones([unknown if d is None else d for d in shape], dtype=dtype).view(Probe)
 
 
 # -------------------------------------------------------------------- operations
@@ -473,6 +518,7 @@ class Graph:
         key = id(value)
         found = self._captures.get(key)
         if found is None:
+            check_not_probe(value, "A constant of the graph")
             arr = value.value if isinstance(value, Tensor) else _core.as_array(value)
             found = self._captures[key] = self.constant(arr)
             self._keep.append(value)

@@ -50,7 +50,7 @@ def probe_specs(run: Callable[[int], tuple], unknown: bool) -> tuple[list, list]
         _tensor._state.tapes = tapes if tapes is not None else []
     specs, probes = [], []
     for a, b in zip(first, second):
-        a, b = np.asarray(a), np.asarray(b)
+        a, b = core.as_probe(a), core.as_probe(b)
         if a.ndim != b.ndim:
             shape = None
         else:
@@ -73,6 +73,9 @@ def record_primitive(prim: Any, inputs: tuple, params: dict) -> Any:
     if graph is None:
         return _outside_graph(inputs)
     ins = [graph.capture(t) for t in inputs]
+    for key, value in params.items():
+        for leaf in value if isinstance(value, tuple) else (value,):
+            core.check_not_probe(leaf, f"Parameter `{key}` of {prim.name}")
     tensor_params = [k for k, v in params.items() if isinstance(v, GraphTensor)]
     extra = [graph.capture(params[k]) for k in tensor_params]
     kernel = _primitive_kernel(prim.forward, params, len(ins), tensor_params)
@@ -166,6 +169,8 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
         return record_effect(fn, args, kwargs, fn.__name__)
     inputs: list = []
     template = _template((args, kwargs), inputs)
+    for leaf in _flatten(template):
+        core.check_not_probe(leaf, f"An argument of {fn.__name__}")
     inputs = [graph.capture(t) for t in inputs]
     stateful = trigger == "stateful"
     structure: dict = {}
@@ -223,6 +228,8 @@ def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
     args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
     inputs: list = []
     template = _template((args, kwargs), inputs)
+    for leaf in _flatten(template):
+        core.check_not_probe(leaf, f"An argument of {name}")
     inputs = [graph.capture(t) for t in inputs]
 
     def kernel(*values):
@@ -242,6 +249,7 @@ def record_assign(var: Variable, kind: str, value: Any) -> Any:
     graph = building_graph()
     if graph is None:
         return _outside_graph([value])
+    core.check_not_probe(value, f"The value assigned to '{var.name}'")
     v = graph.capture(value if isinstance(value, Tensor) else Tensor(value, var.dtype))
     shape = var.value.shape
     if not v.shape.is_compatible_with(np.broadcast_shapes(
@@ -319,3 +327,4 @@ def install() -> None:
     GRAPH.call = record_call
     GRAPH.assign = record_assign
     GRAPH.gradient = tape_gradient
+    GRAPH.probe = core.probe_converted
