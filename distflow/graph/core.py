@@ -21,10 +21,8 @@ dimension is unknown: dimensions that differ between the two runs are unknown.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -570,14 +568,6 @@ class Graph:
             found = self._variable_reads[id(var)] = op.outputs[0]
             self._keep.append(var)
         return found
-
-
-_name_ids = itertools.count()
-
-
-def warn_once(message: str) -> None:
-    """A UserWarning (kept separate so tests can filter it)."""
-    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def placeholder(dtype: Any = "float32", shape: Any = None, name: str | None = None
