@@ -303,3 +303,16 @@ def test_classic_deep_mnist_cnn_with_keep_prob_placeholder_learns():
         score = accuracy.eval(feed_dict={x: tx[:300], y_: ty[:300], keep_prob: 1.0})
     assert h_drop.shape.as_list() == [None, 1568] and (dropped == 0).mean() > 0.3
     assert score > 0.9
+
+
+def test_file_writer_writes_the_session_graph(tmp_path):
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    tf.reduce_sum(x * 2.0, name="total")
+    with tf.Session() as sess:
+        writer = tf.summary.FileWriter(str(tmp_path / "logs"), sess.graph)
+        writer.close()
+    (path,) = (tmp_path / "logs").iterdir()
+    data = path.read_bytes()
+    assert b"total" in data and b"Placeholder" in data
+    with pytest.raises(TypeError, match="expects a distflow Graph"):
+        writer.add_graph("not a graph")

@@ -29,7 +29,7 @@ import distflow as _df
 from distflow import nn as _nn
 from distflow import ops as _ops
 from distflow import random as _random
-from distflow.compat.v1 import layers, losses, train
+from distflow.compat.v1 import layers, losses, summary, train
 from distflow.compat.v1.variables import (
     AUTO_REUSE,
     GraphKeys,
