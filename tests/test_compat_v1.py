@@ -316,3 +316,20 @@ def test_file_writer_writes_the_session_graph(tmp_path):
     assert b"total" in data and b"Placeholder" in data
     with pytest.raises(TypeError, match="expects a distflow Graph"):
         writer.add_graph("not a graph")
+
+
+def test_saver_round_trip(tmp_path):
+    w = tf.Variable([[1.0, 2.0]], name="w")
+    step = tf.train.get_or_create_global_step()
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        prefix = saver.save(sess, str(tmp_path / "model.ckpt"), global_step=7)
+        sess.run(tf.assign(w, [[5.0, 5.0]]))
+    assert prefix.endswith("model.ckpt-7")
+    with tf.Session() as sess:
+        saver.restore(sess, prefix)
+        np.testing.assert_array_equal(sess.run(w), [[1.0, 2.0]])
+        assert sess.run(step) == 0
+        with pytest.raises(ValueError, match="not a valid checkpoint"):
+            saver.restore(sess, str(tmp_path / "nothing"))

@@ -13,3 +13,7 @@ class InvalidArgumentError(OpError, ValueError):
 
 class FailedPreconditionError(OpError, RuntimeError):
     """The graph's state does not allow the run (an uninitialized variable)."""
+
+
+class NotFoundError(OpError, KeyError):
+    """Something asked for (a checkpoint key) does not exist."""

@@ -17,13 +17,14 @@ coincide with them:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from distflow.compat.v1 import variables
-from distflow.graph import core
+from distflow.graph import core, errors
 from distflow.graph.gradients import gradients
 from distflow.graph.record import record_effect
 from distflow.optimizers import rules
@@ -150,3 +151,65 @@ def get_or_create_global_step(graph: Any = None) -> Variable:
 
 
 get_global_step = get_or_create_global_step
+
+
+class Saver:
+    """Saves and restores variables (`tf.compat.v1.train.Saver`), as a safetensors file.
+
+    `save(sess, "model.ckpt")` writes `model.ckpt.safetensors` (each variable under
+    its name; never pickle) and returns that prefix; `restore(sess, "model.ckpt")`
+    writes the saved values back into the variables and marks them initialized.
+    The file is distflow's, not TF's checkpoint format.
+
+    Args:
+        var_list: the variables (a list, or a dict name -> variable); default: the
+            default graph's global variables when the Saver is made.
+    """
+
+    def __init__(self, var_list: Any = None, **_kwargs: Any):
+        if var_list is None:
+            var_list = variables.global_variables()
+        if not isinstance(var_list, dict):
+            var_list = {v.name: v for v in var_list}
+        if not var_list:
+            raise ValueError("No variables to save.")
+        self._vars = dict(var_list)
+
+    def save(self, sess: Any, save_path: str, global_step: Any = None, **_kwargs: Any) -> str:
+        """Writes the variables' current values; returns the checkpoint prefix."""
+        from distflow.serialization import save_file
+
+        prefix = save_path if global_step is None else f"{save_path}-{int(_step(global_step))}"
+        for name, var in self._vars.items():
+            if not variables.is_variable_initialized(var):
+                raise errors.FailedPreconditionError(
+                    f"Attempting to save the uninitialized variable {name}.")
+        save_file({name: var.value for name, var in self._vars.items()},
+                  prefix + ".safetensors")
+        return prefix
+
+    def restore(self, sess: Any, save_path: str) -> None:
+        """Loads the values saved under `save_path` into the variables."""
+        from distflow.serialization import load_file
+
+        path = save_path + ".safetensors"
+        if not os.path.exists(path):
+            raise ValueError(f"The passed save_path is not a valid checkpoint: {save_path} "
+                             f"({path} does not exist).")
+        tensors, _ = load_file(path)
+        missing = sorted(set(self._vars) - set(tensors))
+        if missing:
+            raise errors.NotFoundError(f"Key {missing[0]} not found in checkpoint {path}.")
+        for name, var in self._vars.items():
+            if tensors[name].shape != var.value.shape:
+                raise errors.InvalidArgumentError(
+                    f"Restoring '{name}': the checkpoint holds shape {tensors[name].shape}, "
+                    f"the variable has shape {var.value.shape}.")
+            np.copyto(var.value, tensors[name], casting="unsafe")
+            graph = getattr(var, "graph", None)
+            if graph is not None:
+                graph.uninitialized.discard(id(var))
+
+
+def _step(global_step: Any) -> Any:
+    return global_step.value if isinstance(global_step, Tensor) else global_step
