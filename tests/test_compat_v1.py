@@ -7,6 +7,7 @@ import collections
 import numpy as np
 import pytest
 
+import distflow as df
 import distflow.compat.v1 as tf
 
 
@@ -333,3 +334,32 @@ def test_saver_round_trip(tmp_path):
         assert sess.run(step) == 0
         with pytest.raises(ValueError, match="not a valid checkpoint"):
             saver.restore(sess, str(tmp_path / "nothing"))
+
+
+def test_layers_conv2d_pooling_flatten_dropout_and_l2_loss():
+    rng = np.random.default_rng(5)
+    images = rng.random((4, 8, 8, 1)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 8, 8, 1])
+    training = tf.placeholder(tf.bool, [])
+    h = tf.layers.conv2d(x, 3, 3, padding="same", activation=tf.nn.relu)
+    h = tf.layers.max_pooling2d(h, 2, 2)
+    flat = tf.layers.flatten(h)
+    out = tf.layers.dropout(flat, 0.5, training=training)
+    reg = tf.nn.l2_loss(tf.trainable_variables()[0])
+    assert h.shape.as_list() == [None, 4, 4, 3] and flat.shape.as_list() == [None, 48]
+    assert [v.name for v in tf.trainable_variables()] == ["conv2d/kernel", "conv2d/bias"]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        kept = sess.run(out, {x: images, training: False})
+        dropped = sess.run(out, {x: images, training: True})
+        kernel = sess.run(tf.trainable_variables()[0])
+        np.testing.assert_allclose(sess.run(reg), (kernel ** 2).sum() / 2, rtol=1e-5)
+    tf.enable_eager_execution()
+    np.testing.assert_allclose(kept, _eager_forward(images, kernel), rtol=1e-6)
+    assert set(np.unique(dropped[kept > 0] / kept[kept > 0]).round(5)) <= {0.0, 2.0}
+
+
+def _eager_forward(images, kernel):
+    conv = df.nn.conv2d(images, kernel, 1, "SAME").numpy()
+    pooled = df.nn.max_pool2d(np.maximum(conv, 0), 2, 2, "VALID").numpy()
+    return pooled.reshape(len(images), -1)

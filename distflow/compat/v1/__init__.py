@@ -20,6 +20,7 @@ on eager tensors returns their values (what the seed tutorials rely on).
 
 from __future__ import annotations
 
+import builtins as _builtins
 import functools as _functools
 from typing import Any
 
@@ -172,7 +173,7 @@ def _axis(axis: Any, reduction_indices: Any, dimension: Any = None) -> Any:
 
 
 def _keep(keepdims: Any, keep_dims: Any) -> bool:
-    return bool(keepdims if keepdims is not None else keep_dims)
+    return _builtins.bool(keepdims if keepdims is not None else keep_dims)
 
 
 def _reduction(op):
@@ -270,6 +271,11 @@ class _NN:
         return _accepts_name(value) if _is_op(value) else value
 
     @staticmethod
+    def l2_loss(t: Any, name: Any = None) -> Any:
+        """sum(t ** 2) / 2."""
+        return _ops.multiply(_ops.reduce_sum(_ops.square(t)), 0.5)
+
+    @staticmethod
     def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: Any = None,
                 name: Any = None, rate: Any = None) -> Any:
         """TF1's dropout: keeps each element with probability `keep_prob` (or drops `rate`)."""
@@ -299,6 +305,8 @@ class _NN:
 
 
 nn = _NN()
+bool = "bool"  # noqa: A001  (tf.bool; this module calls builtins.bool explicitly)
+int8, int16, uint16, float16 = "int8", "int16", "uint16", "float16"
 
 for _name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_logsumexp",
               "argmax", "argmin", "random_normal", "truncated_normal", "random_uniform",
