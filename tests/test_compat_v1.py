@@ -363,3 +363,29 @@ def _eager_forward(images, kernel):
     conv = df.nn.conv2d(images, kernel, 1, "SAME").numpy()
     pooled = df.nn.max_pool2d(np.maximum(conv, 0), 2, 2, "VALID").numpy()
     return pooled.reshape(len(images), -1)
+
+
+def test_sessions_run_from_several_threads():
+    import threading
+
+    x = tf.placeholder(tf.float32, [None], name="x")
+    y = tf.reduce_sum(x * 2.0)
+    sess = tf.Session()
+    results, errors = [], []
+
+    def work(k):
+        try:
+            for _ in range(200):
+                results.append(float(sess.run(y, {x: [k, k]})) == 4.0 * k)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and len(results) == 800 and all(results)
+    from distflow.tensor import GRAPH
+
+    assert GRAPH.active == 1  # only eager-disabled graph mode remains open

@@ -75,15 +75,24 @@ def reset_default_graph() -> None:
     _default["graph"] = Graph()
 
 
+_active_lock = threading.Lock()
+
+
+def activate(delta: int) -> None:
+    """Changes the count of open graph contexts (all threads share it: locked)."""
+    with _active_lock:
+        GRAPH.active += delta
+
+
 @contextlib.contextmanager
 def _pushed(entry: Any) -> Iterator[None]:
     stack = _stack()
     stack.append(entry)
-    GRAPH.active += 1
+    activate(1)
     try:
         yield
     finally:
-        GRAPH.active -= 1
+        activate(-1)
         stack.pop()
 
 
@@ -95,7 +104,7 @@ def suspended() -> contextlib.AbstractContextManager:
 def set_eager_disabled(disabled: bool) -> None:
     """Switches TF1 graph mode on (ops record into the default graph) or off."""
     if disabled != _default["eager_disabled"]:
-        GRAPH.active += 1 if disabled else -1
+        activate(1 if disabled else -1)
         _default["eager_disabled"] = disabled
 
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from distflow.graph import core
 from distflow.graph.errors import InvalidArgumentError
-from distflow.tensor import GRAPH
 
 _FOLDABLE = ("primitive", "call", "vjp", "call_vjp", "ones_like", "zeros_like", "add_n")
 
@@ -120,7 +119,7 @@ class Plan:
         """Runs the plan on the fed arrays; returns the fetched arrays."""
         stack = core._stack()
         stack.append(core._SUSPENDED)  # kernels run eagerly (what `core.suspended` does)
-        GRAPH.active += 1
+        core.activate(1)
         try:
             return self._plan(*feed_values)
         except Exception as e:
@@ -129,7 +128,7 @@ class Plan:
                 e.add_note(f"(while running operation '{op.name}' of type {op.type})")
             raise
         finally:
-            GRAPH.active -= 1
+            core.activate(-1)
             stack.pop()
 
     def _failing_op(self, tb) -> core.Operation | None:
