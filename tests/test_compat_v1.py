@@ -389,3 +389,10 @@ def test_sessions_run_from_several_threads():
     from distflow.tensor import GRAPH
 
     assert GRAPH.active == 1  # only eager-disabled graph mode remains open
+
+
+def test_session_config_is_accepted():
+    config = tf.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    with tf.Session(config=config) as sess:
+        assert sess.run(tf.constant(2.0) * 3.0) == 6.0

@@ -103,6 +103,23 @@ for _name in _df.__all__:  # the TF2 namespace (ops taking `name=`), then TF1's 
         globals()[_name] = _accepts_name(_value) if _is_op(_value) else _value
 
 
+class GPUOptions:
+    """Accepted for compatibility: distflow runs on the CPU (`allow_growth` etc. are kept)."""
+
+    def __init__(self, **options: Any):
+        self.allow_growth = False
+        self.__dict__.update(options)
+
+
+class ConfigProto:
+    """Accepted for compatibility (`Session(config=...)`): the options have no effect."""
+
+    def __init__(self, **options: Any):
+        self.gpu_options = GPUOptions()
+        self.allow_soft_placement = self.log_device_placement = False
+        self.__dict__.update(options)
+
+
 def disable_eager_execution() -> None:
     """Ops build the default graph from now on (TF1 graph mode)."""
     _core.set_eager_disabled(True)
