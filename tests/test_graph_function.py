@@ -383,3 +383,10 @@ def test_code_reading_a_symbolic_value_with_numpy_is_an_error_naming_it():
 
     with pytest.raises(TypeError, match="value assigned to"):
         update(df.constant([1.0, 2.0]))
+
+
+def test_the_call_key_shortcut_matches_the_general_signature():
+    from distflow.graph.function import _call_key, _signature
+
+    args = (np.zeros((2, 3), np.float32), df.constant([1.0]), np.arange(4))
+    assert _call_key(args, {}, []) == _signature((args, {}), [])

@@ -209,8 +209,8 @@ def _relu_in_place(x):
 
 
 def _add_in_place(x, y):
-    if x.dtype == y.dtype and y.ndim <= x.ndim and np.broadcast_shapes(x.shape, y.shape) == \
-            x.shape:
+    if x.dtype == y.dtype and y.ndim <= x.ndim and (  # y broadcast over leading axes: a bias
+            y.ndim == 0 or x.shape[x.ndim - y.ndim:] == y.shape):
         np.add(x, y, out=x)
         return x, (x.shape, y.shape)
     return x + y, (x.shape, y.shape)

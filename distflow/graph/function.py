@@ -180,7 +180,7 @@ class Function:
         taped = current_tape() is not None
         if self.input_signature is None and not taped:  # the common case: one lookup
             leaves: list = []
-            concrete = self._concrete.get(_signature((args, kwargs), leaves))
+            concrete = self._concrete.get(_call_key(args, kwargs, leaves))
             if concrete is not None:
                 return concrete._call_flat([_array(x) for x in leaves], check=False)
         concrete, arrays = self._lookup(args, kwargs)
@@ -208,7 +208,7 @@ class Function:
         if self.input_signature is not None:
             return self._lookup_signature(args, kwargs)
         leaves: list = []
-        key = _signature((args, kwargs), leaves)
+        key = _call_key(args, kwargs, leaves)
         specs = [x if isinstance(x, TensorSpec) else None for x in leaves]
         arrays = [] if any(specs) else [_array(x) for x in leaves]
         specs = [s or TensorSpec(a.shape, a.dtype) for s, a in zip(specs, arrays or specs)]
@@ -331,6 +331,16 @@ class _Arg:
 def _is_input(x: Any) -> bool:
     return (isinstance(x, Tensor) and not isinstance(x, Variable | GraphTensor)) or \
         isinstance(x, np.ndarray | TensorSpec)
+
+
+def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
+    """The cache key of a call; positional arrays / tensors only (a training step's usual
+    arguments) take a shortcut."""
+    if not kwargs and all(type(a) is np.ndarray or type(a) is Tensor for a in args):
+        leaves.extend(args)
+        specs = tuple(("T", tuple(a.shape), a.ndim, a.dtype.str) for a in args)
+        return ("tuple", (("tuple", specs), ("dict", ())))  # what `_signature` gives
+    return _signature((args, kwargs), leaves)
 
 
 def _signature(value: Any, leaves: list) -> Any:
