@@ -396,3 +396,21 @@ def test_session_config_is_accepted():
     config.gpu_options.allow_growth = True
     with tf.Session(config=config) as sess:
         assert sess.run(tf.constant(2.0) * 3.0) == 6.0
+
+
+def test_exponential_decay_learning_rate_follows_global_step():
+    w = tf.Variable(0.0)
+    loss = tf.square(w - 10.0)
+    step = tf.train.get_or_create_global_step()
+    rate = tf.train.exponential_decay(0.1, step, 2, 0.5, staircase=True)
+    train = tf.train.GradientDescentOptimizer(rate).minimize(loss, global_step=step)
+    expect, lr = 0.0, []
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for i in range(5):
+            lr.append(sess.run(rate))
+            sess.run(train)
+            expect -= 0.1 * 0.5 ** (i // 2) * 2 * (expect - 10.0)
+        assert sess.run(step) == 5
+        np.testing.assert_allclose(sess.run(w), expect, rtol=1e-6)
+    np.testing.assert_allclose(lr, [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-6)

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from distflow import ops
 from distflow.compat.v1 import variables
 from distflow.graph import core, errors
 from distflow.graph.gradients import gradients
 from distflow.graph.record import record_effect
 from distflow.optimizers import rules
-from distflow.tensor import GradientTape, Tensor, Variable
+from distflow.tensor import GradientTape, Tensor, Variable, as_array, graph_form
 
 
 class Optimizer:
@@ -42,9 +43,12 @@ class Optimizer:
 
     def __init__(self, rule: str, hyper: dict, name: str):
         lr = hyper["learning_rate"]
-        if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating) or lr < 0:
-            raise ValueError(f"`learning_rate` must be a non-negative float. Received: "
-                             f"learning_rate={lr!r}")
+        self._rate = lr if isinstance(lr, Tensor) else None  # a tensor: read at every update
+        if self._rate is not None:
+            hyper = {**hyper, "learning_rate": 0.0}
+        elif isinstance(lr, bool) or not isinstance(lr, int | float | np.floating) or lr < 0:
+            raise ValueError(f"`learning_rate` must be a non-negative float or a tensor. "
+                             f"Received: learning_rate={lr!r}")
         self._rule, self._hyper, self._name = rules.get_rule(rule), dict(hyper), name
         self._slots: dict[int, dict] = {}
         self._step = 0
@@ -78,15 +82,20 @@ class Optimizer:
                              f"{[v.name for _, v in grads_and_vars]}.")
         if core.building_graph() is None:
             self._apply([g.value if isinstance(g, Tensor) else np.asarray(g) for g, _ in pairs],
-                        [v for _, v in pairs], global_step)
+                        [v for _, v in pairs], global_step, self._rate)
             return None
         graph = core.building_graph()
         with graph.name_scope(name or self._name):
             return record_effect(self._apply, ([g for g, _ in pairs], [v for _, v in pairs],
-                                               global_step), {}, "Apply")
+                                               global_step, self._rate), {}, "Apply")
 
-    def _apply(self, grads: list, variables_: list, global_step: Variable | None) -> None:
+    def _apply(self, grads: list, variables_: list, global_step: Variable | None,
+               rate: Any = None) -> None:
+        """One update in place (TF1 order: the rate is read, then global_step advances)."""
         self._step += 1
+        if rate is not None:
+            self._hyper["learning_rate"] = float(rate.value if isinstance(rate, Tensor)
+                                                 else rate)
         for g, var in zip(grads, variables_):
             g = g.value if isinstance(g, Tensor) else g
             state = self._slots.get(id(var))
@@ -137,6 +146,25 @@ class AdamOptimizer(Optimizer):
                  epsilon: float = 1e-8, use_locking: bool = False, name: str = "Adam"):
         super().__init__("adam", {"learning_rate": learning_rate, "beta_1": beta1,
                                   "beta_2": beta2, "epsilon": epsilon, "amsgrad": False}, name)
+
+
+@graph_form(differentiable=False)
+def _floor(x: Any) -> Tensor:
+    return Tensor._wrap(np.floor(as_array(x)))
+
+
+def exponential_decay(learning_rate: float, global_step: Any, decay_steps: int,
+                      decay_rate: float, staircase: bool = False, name: Any = None) -> Any:
+    """learning_rate * decay_rate ** (global_step / decay_steps) (floored when staircase).
+
+    Evaluated from `global_step` whenever the graph runs (pass it to an optimizer).
+    """
+    if decay_steps <= 0:
+        raise ValueError(f"`decay_steps` must be positive. Received: decay_steps={decay_steps}")
+    p = ops.divide(ops.cast(global_step, np.float32), float(decay_steps))
+    if staircase:
+        p = _floor(p)
+    return ops.multiply(float(learning_rate), ops.power(float(decay_rate), p))
 
 
 def get_or_create_global_step(graph: Any = None) -> Variable:
