@@ -414,3 +414,22 @@ def test_exponential_decay_learning_rate_follows_global_step():
         assert sess.run(step) == 5
         np.testing.assert_allclose(sess.run(w), expect, rtol=1e-6)
     np.testing.assert_allclose(lr, [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-6)
+
+
+def test_adagrad_and_rmsprop_follow_the_tf1_formulas():
+    w1, w2 = tf.Variable([1.0, -2.0]), tf.Variable([1.0, -2.0])
+    steps = [tf.train.AdagradOptimizer(0.1).minimize(tf.reduce_sum(w1 * w1)),
+             tf.train.RMSPropOptimizer(0.01, momentum=0.5).minimize(tf.reduce_sum(w2 * w2))]
+    a, acc = np.array([1.0, -2.0]), np.full(2, 0.1)
+    r, ms, mom = np.array([1.0, -2.0]), np.ones(2), np.zeros(2)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(3):
+            sess.run(steps)
+            acc += (2 * a) ** 2
+            a = a - 0.1 * 2 * a / np.sqrt(acc)
+            ms = 0.9 * ms + 0.1 * (2 * r) ** 2
+            mom = 0.5 * mom + 0.01 * 2 * r / np.sqrt(ms + 1e-10)
+            r = r - mom
+        np.testing.assert_allclose(sess.run(w1), a, rtol=1e-5)
+        np.testing.assert_allclose(sess.run(w2), r, rtol=1e-5)

@@ -100,11 +100,14 @@ class Optimizer:
             g = g.value if isinstance(g, Tensor) else g
             state = self._slots.get(id(var))
             if state is None:
-                state = self._slots[id(var)] = self._rule.init(var.value, self._hyper)
+                state = self._slots[id(var)] = self._init_slots(var.value)
             self._rule.update(var.value, g.astype(var.value.dtype, copy=False), state,
                               self._step, self._hyper)
         if global_step is not None:
             global_step.value += 1
+
+    def _init_slots(self, param: np.ndarray) -> dict:
+        return self._rule.init(param, self._hyper)
 
     def minimize(self, loss: Any, global_step: Variable | None = None,
                  var_list: list | None = None, name: str | None = None,
@@ -165,6 +168,33 @@ def exponential_decay(learning_rate: float, global_step: Any, decay_steps: int,
     if staircase:
         p = _floor(p)
     return ops.multiply(float(learning_rate), ops.power(float(decay_rate), p))
+
+
+class AdagradOptimizer(Optimizer):
+    """accum += g^2;  var -= lr * g / sqrt(accum) (TF1: no epsilon, accum starts at 0.1)."""
+
+    def __init__(self, learning_rate: float, initial_accumulator_value: float = 0.1,
+                 use_locking: bool = False, name: str = "Adagrad"):
+        super().__init__("adagrad", {"learning_rate": learning_rate, "epsilon": 0.0,
+                                     "initial_accumulator_value": initial_accumulator_value},
+                         name)
+
+
+class RMSPropOptimizer(Optimizer):
+    """ms = decay ms + (1 - decay) g^2;  mom = momentum mom + lr g / sqrt(ms + epsilon);
+    var -= mom. As TF1, `ms` starts at ones (Keras's RMSprop starts it at zeros)."""
+
+    def __init__(self, learning_rate: float, decay: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-10, use_locking: bool = False, centered: bool = False,
+                 name: str = "RMSProp"):
+        super().__init__("rmsprop", {"learning_rate": learning_rate, "rho": decay,
+                                     "momentum": momentum, "epsilon": epsilon,
+                                     "centered": centered}, name)
+
+    def _init_slots(self, param: np.ndarray) -> dict:
+        state = super()._init_slots(param)
+        state["velocity"][...] = 1
+        return state
 
 
 def get_or_create_global_step(graph: Any = None) -> Variable:
