@@ -433,3 +433,17 @@ def test_adagrad_and_rmsprop_follow_the_tf1_formulas():
             r = r - mom
         np.testing.assert_allclose(sess.run(w1), a, rtol=1e-5)
         np.testing.assert_allclose(sess.run(w2), r, rtol=1e-5)
+
+
+def test_adam_follows_the_tf1_formula():
+    w = tf.Variable([1.0, -2.0])
+    step = tf.train.AdamOptimizer(0.1).minimize(tf.reduce_sum(w * w))
+    v, m, s = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for t in range(1, 4):
+            sess.run(step)
+            g = 2 * v
+            m, s = 0.9 * m + 0.1 * g, 0.999 * s + 0.001 * g * g
+            v = v - 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(s) + 1e-8)
+        np.testing.assert_allclose(sess.run(w), v, rtol=1e-5)

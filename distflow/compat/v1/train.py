@@ -11,6 +11,7 @@ coincide with them:
                       (use_nesterov: var -= lr * (g + momentum * accum))
     Adam:             m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
                       var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)
+    Adagrad, RMSProp: see their classes (TF1's, which differ slightly from Keras's).
 
 (Keras's momentum velocity is -lr * accum, so the two agree for a constant rate.)
 """
