@@ -269,6 +269,7 @@ def test_an_eager_session_block_keeps_ops_eager():
 
 
 def test_classic_deep_mnist_cnn_with_keep_prob_placeholder_learns():
+    tf.set_random_seed(4)
     rng = np.random.default_rng(4)
     tx, ty = _digits(1000, rng)
 
@@ -297,7 +298,7 @@ def test_classic_deep_mnist_cnn_with_keep_prob_placeholder_learns():
     accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        for i in range(30):
+        for i in range(60):
             batch = slice(i * 50 % 1000, i * 50 % 1000 + 50)
             train_step.run(feed_dict={x: tx[batch], y_: ty[batch], keep_prob: 0.5})
         dropped = sess.run(h_drop, {x: tx[:2], keep_prob: 0.5})
@@ -447,3 +448,32 @@ def test_adam_follows_the_tf1_formula():
             m, s = 0.9 * m + 0.1 * g, 0.999 * s + 0.001 * g * g
             v = v - 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(s) + 1e-8)
         np.testing.assert_allclose(sess.run(w), v, rtol=1e-5)
+
+
+def test_scalar_summaries_are_written_for_tensorboard(tmp_path):
+    from tensorboardX.proto import event_pb2
+
+    w = tf.Variable(3.0)
+    loss = tf.square(w)
+    tf.summary.scalar("loss", loss)
+    tf.summary.scalar("w", w)
+    merged = tf.summary.merge_all()
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+    with tf.Session() as sess:
+        writer = tf.summary.FileWriter(str(tmp_path), sess.graph)
+        sess.run(tf.global_variables_initializer())
+        for step in range(3):
+            summary, _ = sess.run([merged, train])
+            writer.add_summary(summary, step)
+        writer.close()
+    values = []
+    for path in tmp_path.iterdir():
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            length = int.from_bytes(data[pos:pos + 8], "little")
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            values += [(event.step, v.tag, round(v.simple_value, 4)) for v in event.summary.value]
+            pos += 16 + length
+    assert sorted(values) == [(0, "loss", 9.0), (0, "w", 3.0), (1, "loss", 5.76), (1, "w", 2.4),
+                              (2, "loss", 3.6864), (2, "w", 1.92)]
