@@ -477,3 +477,15 @@ def test_scalar_summaries_are_written_for_tensorboard(tmp_path):
             pos += 16 + length
     assert sorted(values) == [(0, "loss", 9.0), (0, "w", 3.0), (1, "loss", 5.76), (1, "w", 2.4),
                               (2, "loss", 3.6864), (2, "w", 1.92)]
+
+
+def test_the_tf1_softmax_regression_example_runs_as_a_script():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "tf1_softmax_regression.py"
+    out = subprocess.run([sys.executable, str(script), "--synthetic", "--steps", "200"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert float(re.search(r"test accuracy ([\d.]+)", out).group(1)) > 0.9, out
