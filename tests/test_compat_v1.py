@@ -489,3 +489,10 @@ def test_the_tf1_softmax_regression_example_runs_as_a_script():
     out = subprocess.run([sys.executable, str(script), "--synthetic", "--steps", "200"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert float(re.search(r"test accuracy ([\d.]+)", out).group(1)) > 0.9, out
+
+
+def test_tf1_tensors_compare_by_identity():
+    a = tf.placeholder(tf.float32, [2])
+    b = a * 2.0
+    assert a in [b, a] and not (a == b) and a != b
+    assert {a: 1, b: 2}[b] == 2

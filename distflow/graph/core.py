@@ -218,6 +218,21 @@ class GraphTensor(Tensor):
     def __hash__(self) -> int:
         return id(self)
 
+    def __eq__(self, other: Any) -> Any:
+        """Elementwise, as TF2; identity in TF1 graph mode (TF1's `Tensor.__eq__`)."""
+        if _default["eager_disabled"]:
+            return self is other
+        from distflow import ops
+
+        return ops.equal(self, other)
+
+    def __ne__(self, other: Any) -> Any:
+        if _default["eager_disabled"]:
+            return self is not other
+        from distflow import ops
+
+        return ops.not_equal(self, other)
+
     def __repr__(self) -> str:
         return (f"<distflow.Tensor '{self.name}' shape={self._shape} "
                 f"dtype={self._dtype.name}>")
