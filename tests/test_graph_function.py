@@ -390,3 +390,24 @@ def test_the_call_key_shortcut_matches_the_general_signature():
 
     args = (np.zeros((2, 3), np.float32), df.constant([1.0]), np.arange(4))
     assert _call_key(args, {}, []) == _signature((args, {}), [])
+
+
+def test_threads_calling_a_new_function_trace_it_once():
+    import threading
+
+    traced = []
+
+    @df.function
+    def f(x):
+        traced.append(1)
+        return x * 2.0
+
+    x = df.constant([1.0, 2.0])
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(f(x).numpy())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(traced) == 1 and len(out) == 4
+    assert all(np.array_equal(o, [2.0, 4.0]) for o in out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -155,6 +156,7 @@ class Function:
         self._relaxed: list[tuple[Any, ConcreteFunction]] = []
         self._traces = 0
         self._calls = 0
+        self._lock = threading.RLock()
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         """A method: one traced function per instance (kept while the instance lives)."""
@@ -216,10 +218,13 @@ class Function:
         if concrete is None and self.reduce_retracing:
             concrete, specs = self._relax(key, specs)
         if concrete is None:
-            concrete = self._trace(args, kwargs, specs)
-            self._concrete[key] = concrete
-            if self.reduce_retracing:
-                self._relaxed.append((_structure_key(key), concrete))
+            with self._lock:  # one trace per signature, whichever thread calls first
+                concrete = self._concrete.get(key)
+                if concrete is None:
+                    concrete = self._trace(args, kwargs, specs)
+                    self._concrete[key] = concrete
+                    if self.reduce_retracing:
+                        self._relaxed.append((_structure_key(key), concrete))
         return concrete, arrays
 
     def _lookup_signature(self, args, kwargs) -> tuple[ConcreteFunction, list]:
@@ -241,7 +246,11 @@ class Function:
                         f"expected {spec}, received shape {arr.shape} dtype {arr.dtype}.")
         concrete = self._concrete.get("signature")
         if concrete is None:
-            concrete = self._concrete["signature"] = self._trace(tuple(specs), {}, specs)
+            with self._lock:
+                concrete = self._concrete.get("signature")
+                if concrete is None:
+                    concrete = self._concrete["signature"] = self._trace(tuple(specs), {},
+                                                                         specs)
         return concrete, arrays
 
     def _relax(self, key, specs) -> tuple[ConcreteFunction | None, list]:
