@@ -283,3 +283,24 @@ def test_stop_gradient_in_a_graph_and_fetched_variables_are_copies():
         fetched = sess.run(v)
         fetched[0] = 99.0
         np.testing.assert_array_equal(sess.run(v), [1.0, 2.0])
+
+
+def test_conv_bias_relu_in_place_matches_eager():
+    rng = np.random.default_rng(6)
+    images = rng.standard_normal((2, 6, 6, 1)).astype(np.float32)
+    kernel = df.Variable(rng.standard_normal((3, 3, 1, 4)).astype(np.float32))
+    bias = df.Variable(rng.standard_normal(4).astype(np.float32))
+
+    def loss_and_grads(x):
+        with df.GradientTape() as tape:
+            h = df.nn.relu(df.nn.conv2d(x, kernel, 1, "SAME") + bias)
+            loss = df.reduce_sum(df.nn.max_pool2d(h, 2, 2, "VALID"))
+        return loss, tape.gradient(loss, [kernel, bias])
+
+    traced = df.function(loss_and_grads)
+    got, expect = traced(images), loss_and_grads(df.constant(images))
+    plan = traced.get_concrete_function(images)._plan
+    assert plan.in_place_steps == 2  # the bias add into the conv output, relu into it
+    np.testing.assert_allclose(got[0].numpy(), expect[0].numpy(), rtol=1e-5)
+    for a, b in zip(got[1], expect[1]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

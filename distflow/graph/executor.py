@@ -225,7 +225,7 @@ _IN_PLACE = {("primitive", "relu"): _relu_in_place, ("primitive", "add"): _add_i
              ("vjp", "relu_grad"): _relu_grad_in_place}
 # Steps whose first output is a new array that nothing else (no residual) refers to.
 _FRESH = {("primitive", "add"), ("primitive", "subtract"), ("primitive", "multiply"),
-          ("primitive", "matmul"), ("vjp", "matmul_grad")}
+          ("primitive", "matmul"), ("primitive", "conv2d"), ("vjp", "matmul_grad")}
 
 
 def _in_place_steps(steps: list, fetched: list) -> dict[int, Any]:
