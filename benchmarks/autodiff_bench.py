@@ -6,7 +6,9 @@ on a noisy machine even when absolute times are not.
     python benchmarks/autodiff_bench.py [--repeats 60] [--json-only]
 
 Prints a table and one JSON line. Targets (issue 2): MLP <= 1.15x at batch 128 and 512,
-CNN <= 1.5x, peak memory <= 1.5x.
+CNN <= 1.5x, peak memory <= 1.5x. A second table (issue 14) runs the same MLP step traced
+by `distflow.function` (one graph, run as a flat list of NumPy calls) beside the eager
+tape and the NumPy floor, with the one-off tracing time.
 """
 
 from __future__ import annotations
@@ -182,10 +184,48 @@ def compare(name, batch, params_fn, ours_fn, floor_fn, x_shape, repeats):
             "memory_ratio": mem["distflow"] / mem["numpy"]}
 
 
+def compare_traced(batch, repeats):
+    """Eager tape step, the same step traced by `distflow.function`, and the NumPy floor."""
+    params = mlp_params()
+    variables = [df.Variable(p, name=f"bench/traced/{i}") for i, p in enumerate(params)]
+    eager, floor = mlp_distflow(variables), mlp_numpy(params)
+    traced = df.function(eager)
+    x = RNG.standard_normal((batch, 784)).astype(np.float32)
+    y = RNG.integers(0, 10, batch)
+    t0 = time.perf_counter()
+    traced(x, y)
+    trace_ms = (time.perf_counter() - t0) * 1e3
+    for g_traced, g_floor in zip(traced(x, y), floor(x, y)):
+        np.testing.assert_allclose(g_traced.numpy(), g_floor, rtol=2e-3, atol=1e-5)
+    times = {"eager": [], "traced": [], "numpy": []}
+    for _ in range(repeats):
+        for label, fn in (("eager", eager), ("traced", traced), ("numpy", floor)):
+            t0 = time.perf_counter()
+            fn(x, y)
+            times[label].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {"model": "mlp-traced", "batch": batch, "eager_ms": med["eager"],
+            "traced_ms": med["traced"], "numpy_ms": med["numpy"], "trace_ms": trace_ms,
+            "traced_ratio": med["traced"] / med["numpy"],
+            "eager_ratio": med["eager"] / med["numpy"],
+            "kernel_calls": traced.get_concrete_function(x, y).num_kernel_calls}
+
+
+def _print_traced(rows) -> None:
+    print(f"\n{'batch':>5} {'eager ms':>9} {'traced ms':>10} {'numpy ms':>9} {'traced/np':>9} "
+          f"{'eager/np':>8} {'trace ms':>9} {'kernels':>7}")
+    for r in rows:
+        print(f"{r['batch']:>5} {r['eager_ms']:>9.3f} {r['traced_ms']:>10.3f} "
+              f"{r['numpy_ms']:>9.3f} {r['traced_ratio']:>9.3f} {r['eager_ratio']:>8.3f} "
+              f"{r['trace_ms']:>9.1f} {r['kernel_calls']:>7}")
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--json-only", action="store_true")
+    parser.add_argument("--traced-batches", type=int, nargs="+", default=[128, 512],
+                        help="batch sizes of the traced-step table (8 shows the fixed cost)")
     args = parser.parse_args(argv)
     rows = [compare("mlp", b, mlp_params, mlp_distflow, mlp_numpy, (784,), args.repeats)
             for b in (64, 128, 512)]
@@ -199,6 +239,10 @@ def main(argv=None) -> list[dict]:
                   f"{r['numpy_ms']:>9.3f} {r['time_ratio']:>6.3f} "
                   f"{r['distflow_peak_mb']:>7.1f}/{r['numpy_peak_mb']:<8.1f} "
                   f"{r['memory_ratio']:>9.3f}")
+    traced = [compare_traced(b, args.repeats) for b in args.traced_batches]
+    if not args.json_only:
+        _print_traced(traced)
+    rows += traced
     print(json.dumps({"benchmark": "autodiff", "rows": rows}))
     return rows
 

@@ -6,6 +6,21 @@
 """
 
 from distflow import nn, random, test_util
+from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
+    Graph,
+    InteractiveSession,
+    Session,
+    TensorShape,
+    TensorSpec,
+    cond,
+    control_dependencies,
+    executing_eagerly,
+    function,
+    get_default_graph,
+    placeholder,
+    reset_default_graph,
+    while_loop,
+)
 from distflow.ops import (
     REGISTRY,
     abs,
@@ -85,7 +100,7 @@ from distflow.ops import (
     zeros,
     zeros_like,
 )
-from distflow.tensor import GradientTape, Tensor, Variable, function, stop_gradient
+from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 # isort: split
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
@@ -216,8 +231,4 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module("distflow.initializers"), name)
-    if name == "Session":
-        raise AttributeError(
-            "distflow runs eagerly, like TensorFlow 2: there is no `Session`. Read a tensor's "
-            "value with `t.numpy()`, or use `distflow.compat.v1.Session` for TF1-style scripts.")
     raise AttributeError(f"module 'distflow' has no attribute {name!r}")

@@ -153,9 +153,22 @@ class _NameScope(contextlib.AbstractContextManager):
         _scope_stack.pop()
 
 
-def name_scope(name: str) -> contextlib.AbstractContextManager:
-    """`tf.name_scope(name)`: a context whose value is the current scope path."""
-    return _NameScope(name)
+@contextlib.contextmanager
+def name_scope(name: str) -> Iterator[str]:
+    """`tf.name_scope(name)`: a context whose value is the current scope path.
+
+    While a graph is being built (TF1 graph mode, a traced `function`) it also
+    prefixes the names of the operations recorded inside, as TF's does.
+    """
+    from distflow.graph import core  # the graph package does not import this module
+
+    with _NameScope(name) as path:
+        graph = core.building_graph()
+        if graph is None:
+            yield path
+        else:
+            with graph.name_scope(name):
+                yield path
 
 
 def get_current_name_scope() -> str:

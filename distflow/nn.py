@@ -31,7 +31,7 @@ from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
     sparse_softmax_cross_entropy_with_logits,
     tanh,
 )
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, graph_form
 
 # ------------------------------------------------------------------ geometry
 
@@ -254,6 +254,7 @@ avg_pool = avg_pool2d
 # ----------------------------------------------------- dropout, normalisation
 
 
+@graph_form("stateful", ("x",))  # in a graph: a fresh mask every run
 def dropout(x: Any, rate: float, noise_shape: Any = None, seed: int | None = None,
             rng: np.random.Generator | None = None) -> Tensor:
     """Zeroes elements with probability `rate` and scales the rest by 1 / (1 - rate).

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.tensor import Tensor, Variable, as_array, record
+from distflow.tensor import GRAPH, Tensor, Variable, as_array, graph_form, record
 
 
 class Primitive:
@@ -41,6 +41,10 @@ class Primitive:
         return f"Primitive({self.name!r})"
 
     def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
+        if GRAPH.active:  # building a graph: record an operation instead of running
+            out = GRAPH.primitive(self, inputs, params)
+            if out is not NotImplemented:
+                return out
         out, res = self.forward(*map(_VALUE, inputs), **params)
         if self.variadic:
             vjp = self.vjps[0]
@@ -111,7 +115,7 @@ def _weak(value: Any, like: np.dtype) -> Tensor:
     """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
     if type(value) is np.ndarray and value.dtype == like:  # the common case: no conversion
         return Tensor._wrap(value)
-    arr = np.asarray(value)
+    arr = as_array(value) if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype.kind == "f" and like.kind != "f":
         return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
     return Tensor(arr, like)
@@ -408,6 +412,7 @@ def _clip_fwd(x, lo, hi):
 _clip = defop("clip", _clip_fwd, lambda g, inside: g * inside)
 
 
+@graph_form("args", ("clip_value_min", "clip_value_max"))
 def clip_by_value(t: Any, clip_value_min: Any, clip_value_max: Any) -> Tensor:
     """Clips values to [min, max]; the gradient is zero where clipping happened."""
     t = _t(t)
@@ -446,11 +451,18 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
 
     With only `condition`, returns the indices of true elements (int64, shape [n, rank]).
     """
-    cond = as_array(condition).astype(bool, copy=False)
     if x is None and y is None:
-        return Tensor._wrap(np.argwhere(cond))
+        return _true_indices(condition)
+    # a symbolic condition stays a tensor: the graph passes its value when it runs
+    cond = condition if getattr(condition, "_symbolic", False) else \
+        as_array(condition).astype(bool, copy=False)
     x, y = _pair(x, y)
     return _where(x, y, cond=cond)
+
+
+@graph_form(differentiable=False)
+def _true_indices(condition: Any) -> Tensor:
+    return Tensor._wrap(np.argwhere(as_array(condition).astype(bool, copy=False)))
 
 
 # ---------------------------------------------------------------- reductions
@@ -617,12 +629,14 @@ def swapaxes(x: Any, a: int, b: int) -> Tensor:
     return transpose(x, perm)
 
 
+@graph_form("unknown", ("x",))
 def expand_dims(x: Any, axis: int) -> Tensor:
     """Inserts a length-1 axis (composite of reshape)."""
     x = _t(x)
     return reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
 
 
+@graph_form("unknown", ("x",))
 def squeeze(x: Any, axis: Any = None) -> Tensor:
     """Removes length-1 axes (composite of reshape)."""
     x = _t(x)
@@ -670,6 +684,7 @@ def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
     return concat([expand_dims(v, axis) for v in values], axis=axis)
 
 
+@graph_form("unknown", ("value",))
 def split(value: Any, num_or_size_splits: Any, axis: int = 0) -> list[Tensor]:
     """Splits into pieces along `axis` (composite of getitem)."""
     value = _t(value)
@@ -707,6 +722,7 @@ def _tile_fwd(x, multiples):
 _tile = defop("tile", _tile_fwd, lambda g, r: _tile_vjp(g, r))
 
 
+@graph_form("unknown", ("x",))
 def tile(x: Any, multiples: Sequence[int]) -> Tensor:
     """Repeats the tensor `multiples[i]` times along axis i."""
     x = _t(x)
@@ -762,6 +778,7 @@ def _index_key(key: Any) -> tuple:
                  np.asarray(k) if isinstance(k, list) else k for k in key)
 
 
+@graph_form("args", ("key",))
 def getitem(x: Any, key: Any) -> Tensor:
     """NumPy indexing: slices, integer arrays and boolean masks."""
     return _getitem(_t(x), key=_index_key(key))
@@ -784,6 +801,7 @@ def _gather_vjp(g, r):
 _gather = defop("gather", _gather_fwd, _gather_vjp)
 
 
+@graph_form("args", ("indices",))
 def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
     """Takes slices of `params` along `axis` at `indices` (embedding lookup)."""
     params = _t(params)
@@ -792,7 +810,7 @@ def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
         raise TypeError(f"gather: `indices` must be integers. Received dtype={idx.dtype}.")
     axis = int(axis) % params.ndim
     n = params.shape[axis]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if n is not None and idx.size and (idx.min() < -n or idx.max() >= n):  # None: graph
         raise IndexError(f"gather: indices must be in [0, {n}) for axis {axis}. "
                          f"Received values in [{idx.min()}, {idx.max()}].")
     return _gather(params, indices=idx, axis=axis)
@@ -803,6 +821,7 @@ def embedding_lookup(params: Any, ids: Any) -> Tensor:
     return gather(params, ids, axis=0)
 
 
+@graph_form(differentiable=False)
 def one_hot(indices: Any, depth: int, on_value: float = 1.0, off_value: float = 0.0,
             axis: int = -1, dtype: Any = np.float32) -> Tensor:
     """One-hot encoding of integer indices (out-of-range indices give all off_value)."""
@@ -910,6 +929,17 @@ _sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_c
 def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
     """Per-example cross-entropy of integer class labels against logits, fused."""
     logits = _t(logits)
+    labels = _class_ids(labels, logits.shape[-1])
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
+                         f"its last axis {logits.shape[:-1]}.")
+    # a symbolic `labels` stays a tensor: the graph passes its value when it runs
+    return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
+
+
+@graph_form(differentiable=False)
+def _class_ids(labels: Any, n: int) -> Tensor:
+    """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
     labels = as_array(labels)
     if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
@@ -918,15 +948,9 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
             raise TypeError(f"Sparse labels must be integer class ids. Received dtype="
                             f"{labels.dtype}; use softmax_cross_entropy_with_logits for "
                             "one-hot or soft labels.")
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
-                         f"its last axis {logits.shape[:-1]}.")
-    if labels.size and labels.min() < 0:  # negative ids would silently index from the end
-        _bad_labels(labels, logits.shape[-1])
-    try:
-        return _sparse_softmax_ce(logits, labels=labels)
-    except IndexError:  # an id >= the number of classes
-        _bad_labels(labels, logits.shape[-1])
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        _bad_labels(labels, n)  # negative ids would silently index from the end
+    return Tensor._wrap(labels)
 
 
 def _bad_labels(labels: np.ndarray, n: int) -> None:
@@ -960,9 +984,9 @@ def _compare(fn: Callable) -> Callable:
     def op(x: Any, y: Any) -> Tensor:
         x, y = _pair(x, y)
         return Tensor._wrap(fn(x.value, y.value))
-    op.__name__ = fn.__name__
+    op.__name__ = op.__qualname__ = fn.__name__
     op.__doc__ = f"Elementwise {fn.__name__} (bool result, no gradient)."
-    return op
+    return graph_form(differentiable=False)(op)
 
 
 equal, not_equal = _compare(np.equal), _compare(np.not_equal)
@@ -982,6 +1006,7 @@ def _arg_reduce(fn: Callable, x: Any, axis: Any, output_type: Any, what: str) ->
     return Tensor._wrap(fn(arr, axis=0 if axis is None else int(axis)).astype(out))
 
 
+@graph_form(differentiable=False)
 def argmax(x: Any, axis: int | None = None, output_type: Any = np.int64,
            name: str | None = None) -> Tensor:
     """Index of the largest value along `axis` (TF's default: axis 0), no gradient.
@@ -995,6 +1020,7 @@ def argmax(x: Any, axis: int | None = None, output_type: Any = np.int64,
     return _arg_reduce(np.argmax, x, axis, output_type, "argmax")
 
 
+@graph_form(differentiable=False)
 def argmin(x: Any, axis: int | None = None, output_type: Any = np.int64,
            name: str | None = None) -> Tensor:
     """Index of the smallest value along `axis` (TF's default: axis 0), no gradient.
@@ -1016,11 +1042,13 @@ def ones(shape: Any, dtype: Any = np.float32) -> Tensor:
                                 if np.ndim(shape) else shape, dtype=dtype))
 
 
+@graph_form(differentiable=False)
 def zeros_like(x: Any, dtype: Any = None) -> Tensor:
     """Zeros with the shape (and dtype) of x."""
     return Tensor._wrap(np.zeros_like(as_array(x), dtype=dtype))
 
 
+@graph_form(differentiable=False)
 def ones_like(x: Any, dtype: Any = None) -> Tensor:
     """Ones with the shape (and dtype) of x."""
     return Tensor._wrap(np.ones_like(as_array(x), dtype=dtype))
@@ -1037,6 +1065,7 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None) -> T
     return Tensor(arr, dtype)
 
 
+@graph_form(differentiable=False)
 def shape(x: Any) -> Tensor:
     """The shape of x as an int32 tensor."""
     return Tensor._wrap(np.asarray(as_array(x).shape, dtype=np.int32))

@@ -10,6 +10,8 @@ that lead to a requested source.
 
 from __future__ import annotations
 
+import functools
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +22,65 @@ from distflow import strategy_stack
 
 _SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
 _state = threading.local()
+
+
+class _GraphHooks:
+    """Where graph mode (`distflow.graph`) plugs into the core, which never imports it.
+
+    `active` counts the open graph contexts of all threads (plus one while eager
+    execution is disabled); while it is 0 every hook is skipped with one attribute
+    test, so eager code pays nothing else. The hooks return `NotImplemented` to
+    let the eager code run.
+    """
+
+    __slots__ = ("active", "primitive", "call", "gradient", "assign", "probe")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.primitive = self.call = self.gradient = self.assign = self.probe = None
+
+
+GRAPH = _GraphHooks()
+
+
+def graph_form(trigger: str = "symbolic", args: tuple[str, ...] = (),
+               differentiable: bool = True) -> Callable[[Callable], Callable]:
+    """Declares how a public function that is not one primitive is recorded into a graph.
+
+    Such functions read their inputs' values (argmax, comparisons) or compute op
+    parameters from static shapes (expand_dims); while a graph is being built they
+    are recorded as one "call" operation that runs the eager function when the
+    graph runs (its gradient, when `differentiable`, re-runs it under a tape).
+
+    Args:
+        trigger: "symbolic" (record when any argument is a symbolic tensor),
+            "args" (when one of `args` is symbolic), "unknown" (when one of `args`
+            is symbolic with an unknown dimension), "stateful" (always while
+            building; never folded or pruned) or "effect" (always while building, run
+            for its side effect only: the call returns the `Operation`, e.g. an
+            optimizer update).
+        args: the argument names `trigger` looks at.
+        differentiable: whether gradients flow through the recorded call.
+    """
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def op(*a: Any, **k: Any) -> Any:
+            if GRAPH.active:
+                out = GRAPH.call(fn, trigger, args, differentiable, a, k)
+                if out is not NotImplemented:
+                    return out
+            return fn(*a, **k)
+        op.eager_function = fn
+        return op
+    return decorate
+
+
+def _no_graph_form(t: Tensor) -> None:
+    caller = sys._getframe(2).f_code.co_name
+    raise TypeError(
+        f"`{caller}` has no graph form: it needs the value of the symbolic tensor "
+        f"'{t.name}', which exists only when the graph runs. Compute it from the graph's "
+        "outputs after running it (Session.run, or outside the traced function).")
 
 
 def _check_dtype(arr: np.ndarray) -> np.ndarray:
@@ -39,8 +100,12 @@ def as_array(value: Any, dtype: Any = None) -> np.ndarray:
     when none is needed.
     """
     if isinstance(value, Tensor):
+        if value._symbolic:
+            _no_graph_form(value)
         arr = value.value
     elif isinstance(value, (np.ndarray, np.generic)):
+        if GRAPH.active and getattr(value, "_distflow_probe", False):
+            GRAPH.probe(value)  # a value computed from a symbolic tensor's example value
         arr = np.asarray(value)
     else:
         arr = np.asarray(value)
@@ -63,6 +128,7 @@ class Tensor:
 
     __slots__ = ("value", "_node", "__weakref__")
     __array_priority__ = 100  # so ndarray <op> Tensor defers to Tensor
+    _symbolic = False  # True for graph tensors (`distflow.graph.GraphTensor`)
 
     def __init__(self, value: Any, dtype: Any = None):
         self.value = as_array(value, dtype)
@@ -176,17 +242,29 @@ class Variable(Tensor):
         return arr
 
     def assign(self, value: Any) -> Variable:
-        """Writes `value` into the variable in place."""
+        """Writes `value` into the variable in place (recorded while a graph is built)."""
+        if GRAPH.active:
+            out = GRAPH.assign(self, "assign", value)
+            if out is not NotImplemented:
+                return out
         np.copyto(self.value, self._coerce(value, "assign"), casting="unsafe")
         return self
 
     def assign_add(self, delta: Any) -> Variable:
-        """Adds `delta` to the variable in place."""
+        """Adds `delta` to the variable in place (recorded while a graph is built)."""
+        if GRAPH.active:
+            out = GRAPH.assign(self, "assign_add", delta)
+            if out is not NotImplemented:
+                return out
         np.add(self.value, self._coerce(delta, "assign_add"), out=self.value, casting="unsafe")
         return self
 
     def assign_sub(self, delta: Any) -> Variable:
-        """Subtracts `delta` from the variable in place."""
+        """Subtracts `delta` from the variable in place (recorded while a graph is built)."""
+        if GRAPH.active:
+            out = GRAPH.assign(self, "assign_sub", delta)
+            if out is not NotImplemented:
+                return out
         np.subtract(self.value, self._coerce(delta, "assign_sub"), out=self.value,
                     casting="unsafe")
         return self
@@ -343,6 +421,10 @@ class GradientTape:
                 "A non-persistent GradientTape can only be used to compute one set of "
                 "gradients. Use GradientTape(persistent=True) to call gradient() repeatedly."
             )
+        if GRAPH.active:  # a tape inside a traced function: the backward pass becomes ops
+            out = GRAPH.gradient(self, target, sources, output_gradients, unconnected_gradients)
+            if out is not NotImplemented:
+                return out
         if unconnected_gradients not in ("none", "zero"):
             raise ValueError("`unconnected_gradients` must be 'none' or 'zero'. "
                              f"Received: unconnected_gradients={unconnected_gradients!r}")
@@ -530,13 +612,8 @@ def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: An
     return result
 
 
+@graph_form(differentiable=False)
 def stop_gradient(x: Any) -> Tensor:
     """Returns `x` as a tensor through which no gradient flows."""
     return Tensor._wrap(as_array(x))
 
-
-def function(func: Callable | None = None, **_kwargs) -> Callable:
-    """`tf.function` stand-in: distflow runs eagerly, so the function is returned as is."""
-    if func is None:
-        return lambda f: f
-    return func

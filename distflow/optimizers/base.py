@@ -22,7 +22,7 @@ import numpy as np
 
 from distflow import strategy_stack
 from distflow.optimizers import rules, schedules
-from distflow.tensor import GradientTape, Tensor, Variable
+from distflow.tensor import GradientTape, Tensor, Variable, graph_form
 
 ApplyOverride = Callable[["Optimizer", list], None]
 _overrides: list[ApplyOverride] = []
@@ -204,11 +204,12 @@ class Optimizer:
 
     # ------------------------------------------------------------ applying
 
+    @graph_form("effect")  # inside a traced function: an update operation of the graph
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> int:
         """Applies one step. Pairs whose gradient is None are skipped, as in Keras.
 
         Returns:
-            The new `iterations`.
+            The new `iterations` (inside a traced function, the update operation).
         """
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         if not pairs:

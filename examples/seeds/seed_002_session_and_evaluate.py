@@ -1,8 +1,8 @@
 """Seed tutorial 002: a TF1 Session matmul, then Sequential.add, fit and evaluate.
 
-TF2, and distflow, run eagerly: `tf.Session` does not exist (distflow's error
-says what to use). `tf.compat.v1.Session().run` fetches eager values, so the
-tutorial's Session lines run with that one name changed.
+The tutorial's lines run with only the import changed: distflow runs eagerly
+(as TF2) unless `distflow.compat.v1.disable_eager_execution()` is called, and
+`Session.run` returns an eager tensor's value (a graph tensor's, in graph mode).
 """
 
 import numpy as np
@@ -20,7 +20,7 @@ b = tf.constant([[5.0, 6.0], [7.0, 8.0]])
 c = tf.matmul(a, b)
 
 # 创建一个Session
-with tf.compat.v1.Session() as sess:
+with tf.Session() as sess:
     # 运行操作
     result = sess.run(c)
     print(result)
