@@ -18,7 +18,7 @@ import numpy as np
 
 from distflow import ops
 from distflow.ops import _t, defop, unbroadcast
-from distflow.tensor import Tensor, as_array
+from distflow.tensor import Tensor, as_array, graph_form
 
 # ------------------------------------------------------------------ einsum
 
@@ -143,6 +143,7 @@ _gather_nd = defop("gather_nd", _gather_nd_fwd,
                    lambda g, r: _scatter_add(r[0], r[1], g, g.dtype))
 
 
+@graph_form()
 def gather_nd(params: Any, indices: Any, batch_dims: int = 0) -> Tensor:
     """Slices of `params` at n-d `indices` ([..., k] picks along the first k axes)."""
     params = _t(params)
@@ -155,6 +156,7 @@ _scatter_nd = defop("scatter_nd",
                     lambda g, key: g[key])
 
 
+@graph_form()
 def scatter_nd(indices: Any, updates: Any, shape: Any) -> Tensor:
     """A zero tensor of `shape` with `updates` added at `indices` (duplicates sum)."""
     shape = tuple(int(s) for s in as_array(shape).reshape(-1))
@@ -192,12 +194,14 @@ def _scatter_args(tensor: Any, indices: Any, updates: Any, what: str):
     return tensor, ops.convert_to_tensor(updates, tensor.dtype), _nd_index(idx)
 
 
+@graph_form()
 def tensor_scatter_nd_update(tensor: Any, indices: Any, updates: Any) -> Tensor:
     """A copy of `tensor` with `updates` written at `indices`."""
     t, u, key = _scatter_args(tensor, indices, updates, "tensor_scatter_nd_update")
     return _tensor_scatter_update(t, u, key=key)
 
 
+@graph_form()
 def tensor_scatter_nd_add(tensor: Any, indices: Any, updates: Any) -> Tensor:
     """A copy of `tensor` with `updates` added at `indices` (duplicates sum)."""
     t, u, key = _scatter_args(tensor, indices, updates, "tensor_scatter_nd_add")
@@ -229,6 +233,7 @@ def _direction(direction: str) -> int:
     return 1 if direction == "ASCENDING" else -1
 
 
+@graph_form(differentiable=False)
 def argsort(values: Any, axis: int = -1, direction: str = "ASCENDING", stable: bool = False,
             name: str | None = None) -> Tensor:
     """Indices that sort `values` along `axis` (int32; ties keep their order)."""
@@ -238,6 +243,7 @@ def argsort(values: Any, axis: int = -1, direction: str = "ASCENDING", stable: b
     return Tensor._wrap(np.argsort(key, axis=int(axis), kind="stable").astype(np.int32))
 
 
+@graph_form()
 def sort(values: Any, axis: int = -1, direction: str = "ASCENDING",
          name: str | None = None) -> Tensor:
     """`values` sorted along `axis` (differentiable: the gradient follows the permutation)."""
@@ -298,6 +304,7 @@ _broadcast_to = defop("broadcast_to",
                       lambda g, shape: unbroadcast(g, shape))
 
 
+@graph_form()
 def broadcast_to(input: Any, shape: Any) -> Tensor:  # noqa: A002
     """`input` broadcast to `shape` (the gradient sums over the broadcast axes)."""
     x = _t(input)
@@ -345,6 +352,9 @@ def meshgrid(*args: Any, indexing: str = "xy") -> list[Tensor]:
     shape = [0] * len(vecs)
     for v, ax in zip(vecs, axes):
         shape[ax] = v.shape[0]
+    if None in shape:
+        raise ValueError(f"meshgrid: in a graph, every input needs a known length. Received "
+                         f"lengths {shape} (give the placeholders a static shape).")
     return [broadcast_to(ops.reshape(v, [-1 if i == ax else 1 for i in
                                          builtins.range(len(vecs))]), shape)
             for v, ax in zip(vecs, axes)]

@@ -17,7 +17,7 @@ import numpy as np
 
 from distflow import ops
 from distflow.ops import _pair, _t, _unary, defop, unbroadcast
-from distflow.tensor import Tensor, as_array, stop_gradient
+from distflow.tensor import Tensor, as_array, graph_form, stop_gradient
 
 # --------------------------------------------------------------- unary math
 
@@ -543,11 +543,13 @@ def _put_along(g, r):
     return out
 
 
+@graph_form()
 def take_along_axis(x: Any, indices: Any, axis: int) -> Tensor:
     """Picks values of `x` at `indices` along `axis` (unique indices along that axis)."""
     return _take_along(_t(x), idx=as_array(indices), axis=int(axis))
 
 
+@graph_form()
 def top_k(input: Any, k: int = 1, sorted: bool = True) -> TopKV2:  # noqa: A002
     """The k largest entries of the last axis and their int32 indices (ties: lower index)."""
     x = _t(input)

@@ -297,7 +297,11 @@ def _caller() -> str:
 def _ones(shape: TensorShape, dtype: np.dtype, unknown: int) -> Probe:
     if shape.rank is None:  # probed as a scalar (a keep_prob or learning-rate placeholder)
         return np.ones((), dtype=dtype).view(Probe)
-    return np.ones([unknown if d is None else d for d in shape], dtype=dtype).view(Probe)
+    dims = [unknown if d is None else d for d in shape]
+    probe = np.ones(dims, dtype=dtype)
+    if probe.dtype.kind == "f" and len(dims) >= 2 and dims[-1] == dims[-2]:
+        probe += np.eye(dims[-1], dtype=dtype)  # square matrices: invertible, SPD (linalg ops)
+    return probe.view(Probe)
 
 
 # -------------------------------------------------------------------- operations
