@@ -205,6 +205,17 @@ class LSTMCell(_Cell):
         h = ops.multiply(gate(zo), act(c))
         return h, [h, c]
 
+    def sequence(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list] | None:
+        """The whole sequence as one op: (outputs (batch, steps, units), [h, c]), or None
+        when the activations are not the defaults."""
+        h, c = states
+        if not self._fusable(inputs, h, c):
+            return None
+        bias = self.bias if self.bias is not None else _zeros_bias(4 * self.units, h)
+        hc = _lstm_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h, c)
+        units = self.units
+        return hc[:, :, :units], [hc[:, -1, :units], hc[:, -1, units:]]
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(),
                 "recurrent_activation": activations.serialize(self.recurrent_activation),
@@ -363,6 +374,100 @@ class GRUCell(_Cell):
                 "reset_after": self.reset_after}
 
 
+# ------------------------------------------------------- whole-sequence LSTM
+#
+# With the default activations and no mask or recurrent dropout, LSTM runs as one op
+# over the whole sequence: one GEMM projects every time step's input, each step is
+# one GEMM for all four gates plus in-place elementwise passes over time-major
+# buffers, and the backward pass runs the recurrence once (shared by the six VJPs),
+# then forms the kernel, recurrent-kernel and input gradients as one GEMM each.
+
+
+def _gates_forward(z: np.ndarray, units: int) -> None:
+    """In place: sigmoid on the i, f, o blocks of z, tanh on the g block."""
+    sig = (slice(None, 2 * units), slice(3 * units, None))
+    for s in sig:
+        z[:, s] *= 0.5
+    np.tanh(z, out=z)
+    for s in sig:  # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5
+        z[:, s] *= 0.5
+        z[:, s] += 0.5
+
+
+def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0):
+    """x (batch, steps, features) -> (batch, steps, 2 * units): h_t and c_t side by side."""
+    batch, steps, features = x.shape
+    units = h0.shape[1]
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(-1, features)  # time-major
+    act = (xt @ kernel).reshape(steps, batch, 4 * units)
+    act += bias
+    cs = np.empty((steps, batch, units), act.dtype)
+    hs, ths = np.empty_like(cs), np.empty_like(cs)
+    h, c = h0, c0
+    rec = np.empty((batch, 4 * units), act.dtype)
+    for t in range(steps):
+        z = act[t]
+        z += np.matmul(h, recurrent, out=rec)
+        _gates_forward(z, units)
+        np.multiply(z[:, units:2 * units], c, out=cs[t])
+        cs[t] += z[:, :units] * z[:, 2 * units:3 * units]
+        np.tanh(cs[t], out=ths[t])
+        np.multiply(z[:, 3 * units:], ths[t], out=hs[t])
+        h, c = hs[t], cs[t]
+    out = np.concatenate([hs, cs], axis=2).transpose(1, 0, 2)
+    return out, {"xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0, "c0": c0,
+                 "act": act, "cs": cs, "hs": hs, "ths": ths, "for": None, "grads": None}
+
+
+def _lstm_seq_backward(g, r) -> dict:
+    """Runs the recurrence backwards once per upstream gradient; every VJP reads it."""
+    if r["for"] is g:
+        return r["grads"]
+    act, cs, ths, recurrent = r["act"], r["cs"], r["ths"], r["recurrent"]
+    steps, batch, units = cs.shape
+    gt = g.transpose(1, 0, 2)  # (steps, batch, 2 * units) view
+    dz = np.empty_like(act)
+    dh = np.zeros((batch, units), act.dtype)
+    dc = np.zeros_like(dh)
+    for t in range(steps - 1, -1, -1):
+        z, d = act[t], dz[t]
+        i, f, gg, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+        dh += gt[t, :, :units]
+        dc += gt[t, :, units:]
+        th = ths[t]
+        tmp = 1 - th * th
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        np.multiply(dh, th, out=d[:, 3 * units:])  # o block: dh * tanh(c)
+        np.multiply(dc, gg, out=d[:, :units])  # i block
+        np.multiply(dc, cs[t - 1] if t else r["c0"], out=d[:, units:2 * units])  # f block
+        np.multiply(dc, i, out=d[:, 2 * units:3 * units])  # g block
+        slope = 1 - z  # sigmoid' = s (1 - s); tanh' = 1 - g^2 on the g block
+        slope *= z
+        slope[:, 2 * units:3 * units] = 1 - gg * gg
+        d *= slope
+        np.matmul(d, recurrent.T, out=dh)
+        dc *= f
+    flat = dz.reshape(-1, 4 * units)
+    hs = r["hs"]
+    d_rec = hs[:-1].reshape(-1, units).T @ flat[batch:] + r["h0"].T @ dz[0]
+    features = r["xt"].shape[1]
+    dx = (flat @ r["kernel"].T).reshape(steps, batch, features).transpose(1, 0, 2)
+    grads = {"x": dx, "kernel": r["xt"].T @ flat, "recurrent": d_rec,
+             "bias": np.ones(flat.shape[0], flat.dtype) @ flat, "h0": dh, "c0": dc}
+    r["for"], r["grads"] = g, grads
+    return grads
+
+
+def _seq_vjp(name: str, backward):
+    return lambda g, r: backward(g, r)[name]
+
+
+_lstm_sequence = Primitive("keras_lstm_sequence", _lstm_seq_forward, tuple(
+    _seq_vjp(n, _lstm_seq_backward) for n in ("x", "kernel", "recurrent", "bias", "h0", "c0")))
+
+
 class _StepInputs:
     """Per-step input projections x_t @ kernel + bias.
 
@@ -439,6 +544,10 @@ class RNN(Layer):
             inputs = ops.multiply(inputs, keep)
         rec_mask = (_keep_mask((batch, cell.units), cell.recurrent_dropout, cell.rng())
                     if training and cell.recurrent_dropout else None)
+        if mask is None and rec_mask is None:
+            whole = self._whole_sequence(inputs, states)
+            if whole is not None:
+                return whole
         projected = _StepInputs(cell, inputs)
         mask = None if mask is None else np.asarray(ops.convert_to_tensor(mask).value, bool)
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
@@ -454,6 +563,20 @@ class RNN(Layer):
             if self.return_sequences:
                 outputs.append(new_output if mask is not None else output)
         result = ops.stack(outputs, axis=1) if self.return_sequences else output
+        return [result, *states] if self.return_state else result
+
+    def _whole_sequence(self, inputs: Tensor, states: list[Tensor]) -> Any:
+        """The cell's one-op sequence (reversed inputs for go_backwards), if it has one."""
+        sequence = getattr(self.cell, "sequence", None)
+        if sequence is None:
+            return None
+        if self.go_backwards:
+            inputs = inputs[:, ::-1]
+        whole = sequence(inputs, states)
+        if whole is None:
+            return None
+        outputs, states = whole
+        result = outputs if self.return_sequences else states[0]
         return [result, *states] if self.return_state else result
 
     def _initial_states(self, initial_state: Any, batch: int) -> list[Tensor]:
