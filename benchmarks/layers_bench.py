@@ -15,9 +15,11 @@ Cases (sparse softmax cross-entropy over 10 classes, SGD lr 0.01):
   conv1d         text model: Embedding(10000, 64) over 200 tokens, Conv1D(128, 5) ReLU,
                  GlobalMaxPooling1D, Dense 10, batch 64
 
-Every side runs in its own process with 2 BLAS threads, then 1 (env variables set
-before NumPy loads); the sides alternate for `--rounds` rounds and the table shows
-the median over rounds of each process's median step. The PyTorch side needs
+Every side runs in its own long-lived process with 2 BLAS threads, then 1 (env
+variables set before NumPy loads). In each of `--rounds` rounds the sides measure a
+case one after the other (seconds apart: the machine may be shared), `--steps` steps
+after 3 warm-up steps; the table shows the median over rounds of each side's median
+step, and a ratio is the median of the per-round ratios. The PyTorch side needs
 `pip install torch==2.13.0` in the interpreter given by `--torch-python`
 (default: this one if it imports torch, else /tmp/torchenv/bin/python); the
 TensorFlow side runs with `--tf-python` (default /tmp/tfenv/bin/python) when present.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -106,12 +109,13 @@ def build_keras(keras, case: str):
     return model
 
 
-def keras_steps(keras, case: str, steps: int) -> list[float]:
+def keras_stepper(keras, case: str):
+    """One train_on_batch of the case's model (built once)."""
     x, y = case_data(case)
     if case == "conv1d":
         x = x.astype(np.int32)
     model = build_keras(keras, case)
-    return timed(lambda: model.train_on_batch(x, y), steps)
+    return lambda: model.train_on_batch(x, y)
 
 
 def timed(step, steps: int, warmup: int = 3) -> list[float]:
@@ -179,10 +183,9 @@ def torch_model(case: str):
     return {"resnet": Block, "lstm": Recur, "mha": Attn, "conv1d": Text}[case]()
 
 
-def torch_steps(case: str, steps: int, threads: int) -> list[float]:
+def torch_stepper(case: str):
     import torch
 
-    torch.set_num_threads(threads)
     x, y = case_data(case)
     if x.ndim == 4:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # torch convolves NCHW
@@ -195,35 +198,47 @@ def torch_steps(case: str, steps: int, threads: int) -> list[float]:
         opt.zero_grad()
         loss_fn(model(xt), yt).backward()
         opt.step()
-    return timed(step, steps)
+    return step
 
 
 # ------------------------------------------------------------------- NumPy floor
 
 
-def _pad_hw(x, p):
-    return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+_BUFFERS: dict = {}
 
 
-def np_conv(x, w):
-    """'same' 3x3 (or any odd k) stride-1 conv as one GEMM over the im2col matrix."""
+def _buffer(tag: str, shape: tuple) -> np.ndarray:
+    """A float32 buffer allocated once per (tag, shape): a hand-written loop reuses its
+    memory from step to step (fresh large arrays cost page faults every time)."""
+    key = (tag, shape)
+    if key not in _BUFFERS:
+        _BUFFERS[key] = np.zeros(shape, np.float32)
+    return _BUFFERS[key]
+
+
+def np_conv(x, w, tag):
+    """'same' k x k (odd k) stride-1 conv as one GEMM over an im2col matrix kept in a
+    per-layer buffer (the kernel gradient reads it again)."""
     n, h, wd, c = x.shape
-    k = w.shape[0]
-    xp = _pad_hw(x, k // 2)
+    k, p = w.shape[0], w.shape[0] // 2
+    xp = _buffer(tag + "pad", (n, h + 2 * p, wd + 2 * p, c))  # borders stay zero
+    xp[:, p:p + h, p:p + wd] = x
     s = xp.strides
-    cols = np.lib.stride_tricks.as_strided(xp, (n, h, wd, k, k, c), (*s[:3], s[1], s[2], s[3]))
+    cols = _buffer(tag + "cols", (n, h, wd, k, k, c))
+    np.copyto(cols, np.lib.stride_tricks.as_strided(
+        xp, (n, h, wd, k, k, c), (*s[:3], s[1], s[2], s[3])))
     cols = cols.reshape(-1, k * k * c)
     return (cols @ w.reshape(-1, w.shape[-1])).reshape(n, h, wd, -1), cols
 
 
-def np_conv_back(g, cols, w, x_shape, need_dx=True):
+def np_conv_back(g, cols, w, tag, need_dx=True):
     """Kernel gradient as one GEMM; input gradient as the 'same' conv of g with the
     flipped, transposed kernel (one more im2col GEMM, no scatter)."""
     dw = (cols.T @ g.reshape(-1, g.shape[-1])).reshape(w.shape)
     if not need_dx:
         return None, dw
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    return np_conv(g, flipped)[0], dw
+    return np_conv(g, flipped, tag + "dx")[0], dw
 
 
 def np_pool(x):
@@ -234,6 +249,7 @@ def np_pool(x):
 
 
 def np_pool_back(g, v, out):
+    """Routes g to every maximum of its window (a floor: tied maxima all receive it)."""
     mask = v == out[:, :, None, :, None, :]
     return (mask * g[:, :, None, :, None, :]).reshape(v.shape[0], v.shape[1] * 2,
                                                       v.shape[3] * 2, -1)
@@ -253,10 +269,10 @@ def _glorot(rng, *shape):
 
 def np_cnn_step(params, x, y, lr=0.01):
     w1, b1, w2, b2, w3, b3 = params
-    a1, c1 = np_conv(x, w1)
+    a1, c1 = np_conv(x, w1, "c1")
     a1 = np.maximum(a1 + b1, 0)
     p1, v1 = np_pool(a1)
-    a2, c2 = np_conv(p1, w2)
+    a2, c2 = np_conv(p1, w2, "c2")
     a2 = np.maximum(a2 + b2, 0)
     p2, v2 = np_pool(a2)
     flat = p2.reshape(len(x), -1)
@@ -265,10 +281,10 @@ def np_cnn_step(params, x, y, lr=0.01):
     grads[4], grads[5] = flat.T @ g, g.sum(0)
     g = np_pool_back((g @ w3.T).reshape(p2.shape), v2, p2) * (a2 > 0)
     grads[3] = g.sum(axis=(0, 1, 2))
-    g, grads[2] = np_conv_back(g, c2, w2, p1.shape)
+    g, grads[2] = np_conv_back(g, c2, w2, "c2")
     g = np_pool_back(g, v1, p1) * (a1 > 0)
     grads[1] = g.sum(axis=(0, 1, 2))
-    grads[0] = np_conv_back(g, c1, w1, x.shape, need_dx=False)[1]
+    grads[0] = np_conv_back(g, c1, w1, "c1", need_dx=False)[1]
     for p, gp in zip(params, grads):
         p -= lr * gp
 
@@ -290,10 +306,10 @@ def np_bn_back(g, gamma, cache):
 
 def np_resnet_step(params, x, y, lr=0.01):
     w1, g1, be1, w2, g2, be2, wf, bf = params
-    h1, c1 = np_conv(x, w1)
+    h1, c1 = np_conv(x, w1, "r1")
     n1, k1 = np_bn(h1, g1)
     r1 = np.maximum(n1 + be1, 0)
-    h2, c2 = np_conv(r1, w2)
+    h2, c2 = np_conv(r1, w2, "r2")
     n2, k2 = np_bn(h2, g2)
     out = np.maximum(n2 + be2 + x, 0)
     pooled = out.mean(axis=(1, 2))
@@ -301,9 +317,9 @@ def np_resnet_step(params, x, y, lr=0.01):
     dwf, dbf = pooled.T @ g, g.sum(0)
     g = np.broadcast_to((g @ wf.T)[:, None, None, :] / (32 * 32), out.shape) * (out > 0)
     g, dg2, db2 = np_bn_back(g, g2, k2)
-    g, dw2 = np_conv_back(g, c2, w2, r1.shape)
+    g, dw2 = np_conv_back(g, c2, w2, "r2")
     g, dg1, db1 = np_bn_back(g * (r1 > 0), g1, k1)
-    dw1 = np_conv_back(g, c1, w1, x.shape, need_dx=False)[1]
+    dw1 = np_conv_back(g, c1, w1, "r1", need_dx=False)[1]
     for p, gp in zip(params, (dw1, dg1, db1, dw2, dg2, db2, dwf, dbf)):
         p -= lr * gp
 
@@ -401,7 +417,7 @@ def np_conv1d_step(params, x, y, lr=0.01):
         p -= lr * gp_
 
 
-def numpy_steps(case: str, steps: int) -> list[float]:
+def numpy_stepper(case: str):
     rng = np.random.default_rng(1)
     x, y = case_data(case)
     z = np.zeros
@@ -427,7 +443,7 @@ def numpy_steps(case: str, steps: int) -> list[float]:
         params = [_glorot(rng, 10000, 64), _glorot(rng, 5, 64, 128), z(128, np.float32),
                   _glorot(rng, 128, 10), z(10, np.float32)]
         fn = np_conv1d_step
-    return timed(lambda: fn(params, x, y), steps)
+    return lambda: fn(params, x, y)
 
 
 # ---------------------------------------------------------------- worker, driver
@@ -440,24 +456,37 @@ def gemm_peak(repeats: int = 7) -> float:
     return 2.0 * GEMM_N ** 3 / statistics.median(times) / 1e9
 
 
-def worker(side: str, cases: list[str], steps: int, threads: int) -> dict:
-    """Runs one side's cases in this process; returns median ms per case."""
+def stepper_factory(side: str, threads: int):
+    """case -> a function running one training step, for this process's side."""
     if side == "torch":
-        run = lambda c: torch_steps(c, steps, threads)  # noqa: E731
-    elif side == "numpy":
-        run = lambda c: numpy_steps(c, steps)  # noqa: E731
-    elif side == "distflow":
+        import torch
+        torch.set_num_threads(threads)
+        return torch_stepper
+    if side == "distflow":
         import distflow.keras as dk
-        run = lambda c: keras_steps(dk, c, steps)  # noqa: E731
-    elif side == "tf":
+        return lambda case: keras_stepper(dk, case)
+    if side == "tf":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras
-        run = lambda c: keras_steps(keras, c, steps)  # noqa: E731
-    else:
-        return {"gemm_gflops": gemm_peak()}
-    return {c: 1000 * statistics.median(run(c)) for c in cases}
+        return lambda case: keras_stepper(keras, case)
+    return numpy_stepper
+
+
+def worker(side: str, steps: int, threads: int) -> None:
+    """Serves requests from stdin, one per line: a case name (answers the median step in
+    ms) or 'gemm' (answers the GEMM rate); models are built on first use."""
+    make, steppers = stepper_factory(side, threads), {}
+    for line in sys.stdin:
+        case = line.strip()
+        if case == "gemm":
+            answer = gemm_peak()
+        else:
+            if case not in steppers:
+                steppers[case] = make(case)
+            answer = 1000 * statistics.median(timed(steppers[case], steps))
+        print(json.dumps({"value": answer}), flush=True)
 
 
 def _env(threads: int) -> dict:
@@ -466,15 +495,34 @@ def _env(threads: int) -> dict:
                 TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
 
 
-def spawn(python: str, side: str, cases: list[str], steps: int, threads: int) -> dict:
-    cmd = [python, __file__, "--worker", side, "--threads", str(threads), "--steps",
-           str(steps), "--cases", *cases]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads),
-                          timeout=1800)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"{side} worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+class Worker:
+    """A side's long-lived process: asked for one case at a time, so that the sides
+    measure the same case seconds apart (the machine's load drifts between cases)."""
+
+    def __init__(self, python: str, side: str, steps: int, threads: int):
+        self.side = side
+        self.proc = subprocess.Popen(
+            [python, __file__, "--worker", side, "--threads", str(threads), "--steps",
+             str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env=_env(threads))
+
+    def ask(self, request: str, timeout: float = 900.0) -> float:
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            raise RuntimeError(f"the {self.side} worker gave no answer for {request!r} "
+                               f"within {timeout:.0f} s (exit code {self.proc.poll()})")
+        return json.loads(line)["value"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def torch_python(explicit: str | None) -> str | None:
@@ -488,40 +536,61 @@ def torch_python(explicit: str | None) -> str | None:
         return fallback if os.path.exists(fallback) else None
 
 
+def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
+    """side -> case -> the per-round medians; each round asks every side for a case in
+    turn, then moves to the next case; the GEMM rate is measured in every round."""
+    runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
+    for _ in range(rounds):
+        runs[workers[0].side]["gemm"].append(workers[0].ask("gemm"))
+        for case in cases:
+            for w in workers:
+                runs[w.side][case].append(w.ask(case))
+    return runs
+
+
 def measure(args, threads: int) -> dict:
-    """Per side: the median over rounds of each process's per-case median (ms)."""
-    sides = [("gemm", sys.executable), ("distflow", sys.executable),
-             ("numpy", sys.executable)]
+    """Runs the side-by-side rounds, then TensorFlow's (a separate process after)."""
+    sides = [("distflow", sys.executable), ("numpy", sys.executable)]
     tp = torch_python(args.torch_python)
     if tp:
         sides.append(("torch", tp))
-    runs: dict[str, list[dict]] = {s: [] for s, _ in sides}
-    for _ in range(args.rounds):
-        for side, python in sides:
-            runs[side].append(spawn(python, side, args.cases, args.steps, threads))
+    workers = [Worker(python, side, args.steps, threads) for side, python in sides]
+    try:
+        runs = rounds_of(workers, args.cases, args.rounds)
+    finally:
+        for w in workers:
+            w.close()
     if args.tf_python and os.path.exists(args.tf_python):
-        runs["tf"] = [spawn(args.tf_python, "tf", args.cases, args.steps, threads)
-                      for _ in range(args.rounds)]
-    return {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-            for side, rs in runs.items()}
+        tf = Worker(args.tf_python, "tf", args.steps, threads)
+        try:
+            runs["tf"] = rounds_of([tf], args.cases, args.rounds)["tf"]
+        finally:
+            tf.close()
+    return runs
 
 
-def table(threads: int, result: dict) -> list[dict]:
-    peak = result["gemm"]["gemm_gflops"]
+def table(threads: int, runs: dict) -> list[dict]:
+    """Medians over rounds; a ratio to a side run in the same rounds is the median of the
+    per-round ratios (TF's, from its own rounds, is the ratio of medians)."""
+    med = {side: {c: statistics.median(v) for c, v in r.items() if v}
+           for side, r in runs.items()}
+    peak = med["distflow"]["gemm"]
     rows = []
-    for case in CASES:
-        if case not in result["distflow"]:
-            continue
+    for case in [c for c in CASES if c in med["distflow"]]:
         row = {"threads": threads, "case": case,
-               **{f"{s}_ms": round(result[s][case], 2) for s in ("distflow", "numpy", "torch",
-                                                                 "tf") if s in result}}
-        for peer in ("numpy", "torch", "tf"):
-            if peer in result:
-                row[f"x_{peer}"] = round(result["distflow"][case] / result[peer][case], 2)
-        row["peak_frac"] = round(step_flops(case) / (result["distflow"][case] / 1000)
+               **{f"{s}_ms": round(med[s][case], 2) for s in ("distflow", "numpy", "torch",
+                                                              "tf") if s in med}}
+        for peer in ("numpy", "torch"):
+            if peer in runs:
+                row[f"x_{peer}"] = round(statistics.median(
+                    a / b for a, b in zip(runs["distflow"][case], runs[peer][case])), 2)
+        if "tf" in med:
+            row["x_tf"] = round(med["distflow"][case] / med["tf"][case], 2)
+        row["peak_frac"] = round(step_flops(case) / (med["distflow"][case] / 1000)
                                  / (peak * 1e9), 3)
         rows.append(row)
-    print(f"\nthreads={threads}  GEMM peak {peak:.0f} GFLOP/s (float32 {GEMM_N}^3)")
+    print(f"\nthreads={threads}  GEMM peak {peak:.0f} GFLOP/s (float32 {GEMM_N}^3, median "
+          "of the rounds)")
     keys = [k for k in rows[0] if k != "threads"]
     print("  ".join(f"{k:>11}" for k in keys))
     for row in rows:
@@ -540,13 +609,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.cases, args.steps, args.threads[0])))
+        worker(args.worker, args.steps, args.threads[0])
         return
     rows, peaks = [], {}
     for threads in args.threads:
-        result = measure(args, threads)
-        peaks[threads] = round(result["gemm"]["gemm_gflops"], 1)
-        rows += table(threads, result)
+        runs = measure(args, threads)
+        peaks[threads] = round(statistics.median(runs["distflow"]["gemm"]), 1)
+        rows += table(threads, runs)
     print(json.dumps({"benchmark": "layers", "rounds": args.rounds, "steps": args.steps,
                       "gemm_gflops": peaks, "rows": rows}))
 
