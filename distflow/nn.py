@@ -152,10 +152,12 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
     return xp
 
 
-def _patches(x, kh, kw, out_hw, strides, dilations, pads) -> np.ndarray:
-    """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer."""
+def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.ndarray:
+    """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer (or a
+    fresh array)."""
     oh, ow = out_hw
-    cols = _scratch("patches", (x.shape[0], oh, ow, kh, kw, x.shape[3]), x.dtype)
+    shape = (x.shape[0], oh, ow, kh, kw, x.shape[3])
+    cols = np.empty(shape, x.dtype) if fresh else _scratch("patches", shape, x.dtype)
     np.copyto(cols, _windows(_padded(x, pads), kh, kw, oh, ow, strides, dilations))
     return cols.reshape(oh * ow * x.shape[0], -1)
 
@@ -245,23 +247,45 @@ def _grouped(groups: int, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                            for i in range(groups)], axis=-1)
 
 
+_KEEP_BYTES = 16 << 20  # a patch matrix this small is kept for the kernel gradient
+
+
+def _kept_patches(x, w, spec) -> np.ndarray | None:
+    """The whole batch's patch matrix in a fresh array when it is small (recomputing it
+    in the backward pass would cost more than keeping it), else None."""
+    kh, kw, c, _ = w.shape
+    strides, dilations, pads = spec
+    oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
+    size = x.shape[0] * oh * ow * kh * kw * c
+    if size * x.itemsize > _KEEP_BYTES or _pointwise(x, w, strides, pads) is not None:
+        return None
+    return _patches(x, kh, kw, (oh, ow), strides, dilations, pads, fresh=True)
+
+
 def _conv2d_fwd(x, w, strides, dilations, mode):
     kh, kw, cin, cout = w.shape
     _, _, ph, pw = _geometry(x.shape, kh, kw, strides, dilations, mode)
     spec = (strides, dilations, (ph, pw))
     groups = x.shape[3] // cin
-    out = _grouped(groups, lambda xs, ws: _correlate(xs, ws, *spec), x, w)
-    return out, (x, w, spec, groups)
+    cols = _kept_patches(x, w, spec) if groups == 1 else None
+    if cols is not None:
+        out = (cols @ w.reshape(-1, cout)).reshape(x.shape[0], *_out_hw(
+            x.shape, kh, kw, *spec), cout)
+    else:
+        out = _grouped(groups, lambda xs, ws: _correlate(xs, ws, *spec), x, w)
+    return out, (x, w, spec, groups, cols)
 
 
 def _conv2d_vjp_x(g, r):
-    x, w, spec, groups = r
+    x, w, spec, groups, _ = r
     xshape = (*x.shape[:3], x.shape[3] // groups)
     return _grouped(groups, lambda gs, ws: _input_grad(gs, ws, xshape, *spec), g, w)
 
 
 def _conv2d_vjp_w(g, r):
-    x, w, spec, groups = r
+    x, w, spec, groups, cols = r
+    if cols is not None:
+        return (cols.T @ np.ascontiguousarray(g).reshape(cols.shape[0], -1)).reshape(w.shape)
     return _grouped(groups, lambda xs, gs: _kernel_grad(xs, gs, w.shape[:3] + gs.shape[-1:],
                                                         *spec), x, g)
 
@@ -312,11 +336,11 @@ def _channel_sum(g: np.ndarray) -> np.ndarray:
 
 
 def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
-    out, (x, w, spec, groups) = _conv2d_fwd(x, w, strides, dilations, mode)
+    out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode)
     out += b
     if rectify:
         np.maximum(out, 0, out=out)
-    return out, [(x, w, spec, groups), out if rectify else None, None]
+    return out, [conv_residuals, out if rectify else None, None]
 
 
 def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:

@@ -84,9 +84,12 @@ def _inputs(name, contiguous=True):
     return x, rng.standard_normal(ws)
 
 
-@pytest.fixture(params=["one_slice", "many_slices"])
+@pytest.fixture(params=["kept_patches", "one_slice", "many_slices"])
 def slicing(request, monkeypatch):
-    """The whole batch in one patch matrix, or one image per slice (tiny slice budget)."""
+    """Small patch matrices kept for the kernel gradient (the default for these sizes),
+    recomputed for the whole batch at once, or one image per slice."""
+    if request.param != "kept_patches":
+        monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
     if request.param == "many_slices":
         monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
     return request.param
