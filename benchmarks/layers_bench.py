@@ -462,7 +462,7 @@ def stepper_factory(side: str, threads: int):
         import torch
         torch.set_num_threads(threads)
         return torch_stepper
-    if side == "distflow":
+    if side in ("distflow", "baseline"):
         import distflow.keras as dk
         return lambda case: keras_stepper(dk, case)
     if side == "tf":
@@ -489,22 +489,24 @@ def worker(side: str, steps: int, threads: int) -> None:
         print(json.dumps({"value": answer}), flush=True)
 
 
-def _env(threads: int) -> dict:
+def _env(threads: int, source: str | None = None) -> dict:
     n = str(threads)
     return dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
-                TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+                TF_CPP_MIN_LOG_LEVEL="3",
+                PYTHONPATH=source or str(Path(__file__).resolve().parents[1]))
 
 
 class Worker:
     """A side's long-lived process: asked for one case at a time, so that the sides
     measure the same case seconds apart (the machine's load drifts between cases)."""
 
-    def __init__(self, python: str, side: str, steps: int, threads: int):
+    def __init__(self, python: str, side: str, steps: int, threads: int,
+                 source: str | None = None):
         self.side = side
         self.proc = subprocess.Popen(
             [python, __file__, "--worker", side, "--threads", str(threads), "--steps",
              str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, env=_env(threads))
+            stderr=subprocess.DEVNULL, text=True, env=_env(threads, source))
 
     def ask(self, request: str, timeout: float = 900.0) -> float:
         self.proc.stdin.write(request + "\n")
@@ -555,6 +557,8 @@ def measure(args, threads: int) -> dict:
     if tp:
         sides.append(("torch", tp))
     workers = [Worker(python, side, args.steps, threads) for side, python in sides]
+    if args.baseline:  # the same benchmark on another checkout of distflow (before/after)
+        workers.append(Worker(sys.executable, "baseline", args.steps, threads, args.baseline))
     try:
         runs = rounds_of(workers, args.cases, args.rounds)
     finally:
@@ -578,9 +582,9 @@ def table(threads: int, runs: dict) -> list[dict]:
     rows = []
     for case in [c for c in CASES if c in med["distflow"]]:
         row = {"threads": threads, "case": case,
-               **{f"{s}_ms": round(med[s][case], 2) for s in ("distflow", "numpy", "torch",
-                                                              "tf") if s in med}}
-        for peer in ("numpy", "torch"):
+               **{f"{s}_ms": round(med[s][case], 2) for s in ("distflow", "baseline", "numpy",
+                                                              "torch", "tf") if s in med}}
+        for peer in ("baseline", "numpy", "torch"):
             if peer in runs:
                 row[f"x_{peer}"] = round(statistics.median(
                     a / b for a, b in zip(runs["distflow"][case], runs[peer][case])), 2)
@@ -607,6 +611,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--torch-python", default=None)
     parser.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="also run distflow from DIR (e.g. `git archive` of an older "
+                             "commit) in the same rounds: the x_baseline column")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.steps, args.threads[0])
