@@ -19,7 +19,8 @@ Every side runs in its own long-lived process with 2 BLAS threads, then 1 (env
 variables set before NumPy loads). In each of `--rounds` rounds the sides measure a
 case one after the other (seconds apart: the machine may be shared), `--steps` steps
 after 3 warm-up steps; the table shows the median over rounds of each side's median
-step, and a ratio is the median of the per-round ratios. The PyTorch side needs
+step, and a ratio is the median of the per-round ratios; the JSON line adds each
+side's fastest step (`fastest_ms`), the least disturbed by other jobs. The PyTorch side needs
 `pip install torch==2.13.0` in the interpreter given by `--torch-python`
 (default: this one if it imports torch, else /tmp/torchenv/bin/python); the
 TensorFlow side runs with `--tf-python` (default /tmp/tfenv/bin/python) when present.
@@ -485,7 +486,8 @@ def worker(side: str, steps: int, threads: int) -> None:
         else:
             if case not in steppers:
                 steppers[case] = make(case)
-            answer = 1000 * statistics.median(timed(steppers[case], steps))
+            times = timed(steppers[case], steps)
+            answer = [1000 * statistics.median(times), 1000 * min(times)]
         print(json.dumps({"value": answer}), flush=True)
 
 
@@ -542,11 +544,16 @@ def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
     """side -> case -> the per-round medians; each round asks every side for a case in
     turn, then moves to the next case; the GEMM rate is measured in every round."""
     runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
+    best = {w.side: {c: [] for c in cases} for w in workers}
     for _ in range(rounds):
         runs[workers[0].side]["gemm"].append(workers[0].ask("gemm"))
         for case in cases:
             for w in workers:
-                runs[w.side][case].append(w.ask(case))
+                median, fastest = w.ask(case)
+                runs[w.side][case].append(median)
+                best[w.side][case].append(fastest)
+    for w in workers:
+        runs[w.side]["best"] = best[w.side]
     return runs
 
 
@@ -556,7 +563,8 @@ def measure(args, threads: int) -> dict:
     tp = torch_python(args.torch_python)
     if tp:
         sides.append(("torch", tp))
-    workers = [Worker(python, side, args.steps, threads) for side, python in sides]
+    workers = [Worker(python, side, args.steps, threads,
+                      args.source if side == "distflow" else None) for side, python in sides]
     if args.baseline:  # the same benchmark on another checkout of distflow (before/after)
         workers.append(Worker(sys.executable, "baseline", args.steps, threads, args.baseline))
     try:
@@ -576,7 +584,7 @@ def measure(args, threads: int) -> dict:
 def table(threads: int, runs: dict) -> list[dict]:
     """Medians over rounds; a ratio to a side run in the same rounds is the median of the
     per-round ratios (TF's, from its own rounds, is the ratio of medians)."""
-    med = {side: {c: statistics.median(v) for c, v in r.items() if v}
+    med = {side: {c: statistics.median(v) for c, v in r.items() if v and c != "best"}
            for side, r in runs.items()}
     peak = med["distflow"]["gemm"]
     rows = []
@@ -592,10 +600,11 @@ def table(threads: int, runs: dict) -> list[dict]:
             row["x_tf"] = round(med["distflow"][case] / med["tf"][case], 2)
         row["peak_frac"] = round(step_flops(case) / (med["distflow"][case] / 1000)
                                  / (peak * 1e9), 3)
+        row["fastest_ms"] = {s: round(min(runs[s]["best"][case]), 2) for s in runs}
         rows.append(row)
     print(f"\nthreads={threads}  GEMM peak {peak:.0f} GFLOP/s (float32 {GEMM_N}^3, median "
           "of the rounds)")
-    keys = [k for k in rows[0] if k != "threads"]
+    keys = [k for k in rows[0] if k not in ("threads", "fastest_ms")]
     print("  ".join(f"{k:>11}" for k in keys))
     for row in rows:
         print("  ".join(f"{row.get(k, ''):>11}" for k in keys))
@@ -611,6 +620,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--torch-python", default=None)
     parser.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
+    parser.add_argument("--source", default=None, metavar="DIR",
+                        help="run the distflow side from DIR instead of this checkout")
     parser.add_argument("--baseline", default=None, metavar="DIR",
                         help="also run distflow from DIR (e.g. `git archive` of an older "
                              "commit) in the same rounds: the x_baseline column")
