@@ -559,8 +559,10 @@ def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
 
 def measure(args, threads: int) -> dict:
     """Runs the side-by-side rounds, then TensorFlow's (a separate process after)."""
-    sides = [("distflow", sys.executable), ("numpy", sys.executable)]
-    tp = torch_python(args.torch_python)
+    sides = [("distflow", sys.executable)]
+    if "numpy" in args.peers:
+        sides.append(("numpy", sys.executable))
+    tp = torch_python(args.torch_python) if "torch" in args.peers else None
     if tp:
         sides.append(("torch", tp))
     workers = [Worker(python, side, args.steps, threads,
@@ -619,6 +621,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--torch-python", default=None)
+    parser.add_argument("--peers", nargs="*", default=["numpy", "torch"],
+                        choices=["numpy", "torch"], help="the peers run side by side")
     parser.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
     parser.add_argument("--source", default=None, metavar="DIR",
                         help="run the distflow side from DIR instead of this checkout")
