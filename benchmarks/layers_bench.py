@@ -20,7 +20,9 @@ variables set before NumPy loads). In each of `--rounds` rounds the sides measur
 case one after the other (seconds apart: the machine may be shared), `--steps` steps
 after 3 warm-up steps; the table shows the median over rounds of each side's median
 step, and a ratio is the median of the per-round ratios; the JSON line adds each
-side's fastest step (`fastest_ms`), the least disturbed by other jobs. The PyTorch side needs
+side's fastest step (`fastest_ms`) and its median process CPU time per step
+(`cpu_ms`; with 1 thread the least disturbed by other jobs, since time spent
+descheduled is not counted). The PyTorch side needs
 `pip install torch==2.13.0` in the interpreter given by `--torch-python`
 (default: this one if it imports torch, else /tmp/torchenv/bin/python); the
 TensorFlow side runs with `--tf-python` (default /tmp/tfenv/bin/python) when present.
@@ -119,14 +121,14 @@ def keras_stepper(keras, case: str):
     return lambda: model.train_on_batch(x, y)
 
 
-def timed(step, steps: int, warmup: int = 3) -> list[float]:
+def timed(step, steps: int, warmup: int = 3, clock=time.perf_counter) -> list[float]:
     for _ in range(warmup):
         step()
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
@@ -487,7 +489,9 @@ def worker(side: str, steps: int, threads: int) -> None:
             if case not in steppers:
                 steppers[case] = make(case)
             times = timed(steppers[case], steps)
-            answer = [1000 * statistics.median(times), 1000 * min(times)]
+            cpu = timed(steppers[case], steps, warmup=0, clock=time.process_time)
+            answer = [1000 * statistics.median(times), 1000 * min(times),
+                      1000 * statistics.median(cpu)]
         print(json.dumps({"value": answer}), flush=True)
 
 
@@ -545,15 +549,17 @@ def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
     turn, then moves to the next case; the GEMM rate is measured in every round."""
     runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
     best = {w.side: {c: [] for c in cases} for w in workers}
+    cpu = {w.side: {c: [] for c in cases} for w in workers}
     for _ in range(rounds):
         runs[workers[0].side]["gemm"].append(workers[0].ask("gemm"))
         for case in cases:
             for w in workers:
-                median, fastest = w.ask(case)
+                median, fastest, cpu_median = w.ask(case)
                 runs[w.side][case].append(median)
                 best[w.side][case].append(fastest)
+                cpu[w.side][case].append(cpu_median)
     for w in workers:
-        runs[w.side]["best"] = best[w.side]
+        runs[w.side]["best"], runs[w.side]["cpu"] = best[w.side], cpu[w.side]
     return runs
 
 
@@ -586,8 +592,8 @@ def measure(args, threads: int) -> dict:
 def table(threads: int, runs: dict) -> list[dict]:
     """Medians over rounds; a ratio to a side run in the same rounds is the median of the
     per-round ratios (TF's, from its own rounds, is the ratio of medians)."""
-    med = {side: {c: statistics.median(v) for c, v in r.items() if v and c != "best"}
-           for side, r in runs.items()}
+    med = {side: {c: statistics.median(v) for c, v in r.items()
+                  if v and c not in ("best", "cpu")} for side, r in runs.items()}
     peak = med["distflow"]["gemm"]
     rows = []
     for case in [c for c in CASES if c in med["distflow"]]:
@@ -603,10 +609,11 @@ def table(threads: int, runs: dict) -> list[dict]:
         row["peak_frac"] = round(step_flops(case) / (med["distflow"][case] / 1000)
                                  / (peak * 1e9), 3)
         row["fastest_ms"] = {s: round(min(runs[s]["best"][case]), 2) for s in runs}
+        row["cpu_ms"] = {s: round(statistics.median(runs[s]["cpu"][case]), 2) for s in runs}
         rows.append(row)
     print(f"\nthreads={threads}  GEMM peak {peak:.0f} GFLOP/s (float32 {GEMM_N}^3, median "
           "of the rounds)")
-    keys = [k for k in rows[0] if k not in ("threads", "fastest_ms")]
+    keys = [k for k in rows[0] if k not in ("threads", "fastest_ms", "cpu_ms")]
     print("  ".join(f"{k:>11}" for k in keys))
     for row in rows:
         print("  ".join(f"{row.get(k, ''):>11}" for k in keys))
