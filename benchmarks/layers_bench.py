@@ -474,9 +474,6 @@ def stepper_factory(side: str, threads: int):
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras
         return lambda case: keras_stepper(keras, case)
-    from distflow.nn import tune_allocator  # the floor gets the same malloc settings
-
-    tune_allocator()
     return numpy_stepper
 
 

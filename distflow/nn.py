@@ -8,10 +8,7 @@ slices), never over pixels.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import sys
 import threading
 from typing import Any
 
@@ -122,34 +119,6 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 
 _SLICE_BYTES = 16 << 20  # patch-matrix bytes per batch slice: large GEMMs, bounded scratch
 _scratch_local = threading.local()
-
-
-def tune_allocator() -> bool:
-    """Lets glibc's malloc keep freed buffers of up to 32 MB for reuse (called on import).
-
-    By default glibc maps every buffer above a few megabytes afresh and returns it on
-    free, so each training step pays page faults for every large activation and
-    gradient (a quarter of the example CNN's step with one thread). Raising the
-    mmap threshold to its 32 MB maximum and the trim threshold to 512 MB keeps that
-    memory in the heap from step to step. Set DISTFLOW_TUNE_MALLOC=0 to leave the
-    allocator alone.
-
-    Returns:
-        True if the settings were applied (Linux with glibc), else False.
-    """
-    if os.environ.get("DISTFLOW_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith(
-            "linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
-        return bool(libc.mallopt(m_mmap_threshold, 32 << 20)
-                    and libc.mallopt(m_trim_threshold, 512 << 20))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
-
-
-tune_allocator()
 
 
 def _scratch(slot: str, shape: tuple, dtype: np.dtype) -> np.ndarray:

@@ -273,11 +273,3 @@ def test_max_pool_matches_the_previous_rule_with_ties(k, s, mode, shape):
     np.testing.assert_allclose(tape.gradient(out, xt, output_gradients=df.constant(g)).numpy(),
                                dx, rtol=1e-12)
 
-
-def test_allocator_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
-    import platform
-
-    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert nn.tune_allocator() is glibc
-    monkeypatch.setenv("DISTFLOW_TUNE_MALLOC", "0")
-    assert nn.tune_allocator() is False
