@@ -1,13 +1,15 @@
 """Neural-network ops with the arguments of their `tf.nn` namesakes.
 
 conv2d and pooling are vectorised: windows are a strided view of the padded
-input (no copy), conv2d is one matmul over the im2col matrix, and backward
-passes loop over kernel offsets (at most KH*KW slices), never over pixels.
+input, conv2d is GEMMs over patch matrices built in reused scratch buffers (see
+the conv2d section), and backward passes loop over kernel offsets (at most KH*KW
+slices), never over pixels.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -105,61 +107,279 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- conv2d
+#
+# Every convolution (forward, input gradient, kernel gradient) is a GEMM against a
+# patch matrix built batch-slice by batch-slice in per-thread scratch buffers that are
+# reused across calls (fresh multi-megabyte arrays cost page faults on every step):
+# the slice is padded into one buffer, its windows (a strided view) copied into
+# another, and the product written straight into the output. 1x1 kernels need no
+# patch matrix. With stride 1 the input gradient is the correlation of the output
+# gradient with the flipped, transposed kernel (the same machinery, no scatter); only
+# strided convolutions scatter their patch gradients back, kh*kw slices per batch slice.
+
+_SLICE_BYTES = 16 << 20  # patch-matrix bytes per batch slice: large GEMMs, bounded scratch
+_scratch_local = threading.local()
+
+
+def _scratch(slot: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A per-thread buffer for `slot`, reused across calls; never returned to a caller."""
+    bufs = _scratch_local.__dict__.setdefault("bufs", {})
+    size = math.prod(shape)
+    buf = bufs.get((slot, dtype))
+    if buf is None or buf.size < size:
+        buf = bufs[(slot, dtype)] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+def _slices(n: int, item_bytes: int):
+    """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
+    step = max(1, _SLICE_BYTES // max(item_bytes, 1))
+    return [(b, min(n, b + step)) for b in range(0, n, step)]
+
+
+def _padded(x: np.ndarray, pads) -> np.ndarray:
+    """x zero-padded on its spatial axes, in a scratch buffer (x itself without pads)."""
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return x
+    n, h, w, c = x.shape
+    xp = _scratch("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
+    xp[:, :pt] = 0
+    xp[:, pt + h:] = 0
+    xp[:, pt:pt + h, :pl] = 0
+    xp[:, pt:pt + h, pl + w:] = 0
+    xp[:, pt:pt + h, pl:pl + w] = x
+    return xp
+
+
+def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.ndarray:
+    """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer (or a
+    fresh array)."""
+    oh, ow = out_hw
+    shape = (x.shape[0], oh, ow, kh, kw, x.shape[3])
+    cols = np.empty(shape, x.dtype) if fresh else _scratch("patches", shape, x.dtype)
+    np.copyto(cols, _windows(_padded(x, pads), kh, kw, oh, ow, strides, dilations))
+    return cols.reshape(oh * ow * x.shape[0], -1)
+
+
+def _out_hw(shape, kh, kw, strides, dilations, pads) -> tuple[int, int]:
+    return tuple((size + sum(p) - (k - 1) * d - 1) // s + 1 for size, k, s, d, p in
+                 zip(shape[1:3], (kh, kw), strides, dilations, pads))
+
+
+def _pointwise(x: np.ndarray, w: np.ndarray, strides, pads) -> np.ndarray | None:
+    """A 1x1 unpadded convolution's input rows (strided subsample), or None."""
+    if w.shape[:2] != (1, 1) or pads != ((0, 0), (0, 0)):
+        return None
+    return x[:, ::strides[0], ::strides[1]] if strides != (1, 1) else x
+
+
+def _correlate(x, w, strides, dilations, pads) -> np.ndarray:
+    """Cross-correlation of NHWC x with HWIO w, explicit ((top, bottom), (left, right)) pads."""
+    kh, kw, c, cout = w.shape
+    oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
+    out = np.empty((x.shape[0], oh, ow, cout), np.result_type(x.dtype, w.dtype))
+    rows = _pointwise(x, w, strides, pads)
+    w2 = w.reshape(-1, cout)
+    if rows is not None:
+        np.matmul(rows.reshape(-1, c), w2, out=out.reshape(-1, cout))
+        return out
+    for b0, b1 in _slices(x.shape[0], oh * ow * w2.size // cout * x.itemsize):
+        np.matmul(_patches(x[b0:b1], kh, kw, (oh, ow), strides, dilations, pads), w2,
+                  out=out[b0:b1].reshape(-1, cout))
+    return out
+
+
+def _kernel_grad(x, g, wshape, strides, dilations, pads) -> np.ndarray:
+    """dL/dw: the patch matrix transposed times the output gradient, slice by slice."""
+    kh, kw, c, cout = wshape
+    g = np.ascontiguousarray(g)
+    rows = _pointwise(x, np.empty((kh, kw, 0, 0)), strides, pads)
+    if rows is not None:
+        return (rows.reshape(-1, c).T @ g.reshape(-1, cout)).reshape(wshape)
+    dw = np.zeros((kh * kw * c, cout), g.dtype)
+    out_hw = g.shape[1:3]
+    for b0, b1 in _slices(x.shape[0], math.prod(out_hw) * kh * kw * c * x.itemsize):
+        dw += _patches(x[b0:b1], kh, kw, out_hw, strides, dilations, pads).T @ g[
+            b0:b1].reshape(-1, cout)
+    return dw.reshape(wshape)
+
+
+def _input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
+    """dL/dx. Stride 1: correlate g, padded to 'full', with the flipped transposed kernel
+    (a GEMM with few output columns when x has few channels: then the scatter is cheaper)."""
+    if strides != (1, 1) or w.shape[2] < 8:
+        return _scatter_input_grad(g, w, xshape, strides, dilations, pads)
+    full = tuple(((k - 1) * d - p[0], size - o + p[0])  # the output is x's size again
+                 for k, d, p, size, o in zip(w.shape[:2], dilations, pads, xshape[1:3],
+                                             g.shape[1:3]))
+    flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+    return _correlate(g, flipped, (1, 1), dilations, full)
+
+
+def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
+    """dL/dx of a strided convolution: patch gradients added back, kh*kw slices per slice."""
+    kh, kw, c, cout = w.shape
+    _, oh, ow, _ = g.shape
+    (pt, pb), (pl, pr) = pads
+    dx = np.empty(xshape, g.dtype)
+    wt = w.reshape(-1, cout).T
+    for b0, b1 in _slices(xshape[0], oh * ow * kh * kw * c * g.itemsize):
+        dcols = np.matmul(np.ascontiguousarray(g[b0:b1]).reshape(-1, cout), wt,
+                          out=_scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
+        dcols = dcols.reshape(b1 - b0, oh, ow, kh, kw, c)
+        dxp = _scratch("padded", (b1 - b0, xshape[1] + pt + pb, xshape[2] + pl + pr, c),
+                       g.dtype)
+        dxp.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[_offset_slice(i, j, oh, ow, strides, dilations)] += dcols[:, :, :, i, j, :]
+        dx[b0:b1] = _crop(dxp, xshape, (pt, pb), (pl, pr))
+    return dx
+
+
+def _grouped(groups: int, fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fn over matching channel groups of a's and b's last axes, concatenated on the last."""
+    if groups == 1:
+        return fn(a, b)
+    ca, cb = a.shape[-1] // groups, b.shape[-1] // groups
+    return np.concatenate([fn(a[..., i * ca:(i + 1) * ca], b[..., i * cb:(i + 1) * cb])
+                           for i in range(groups)], axis=-1)
+
+
+_KEEP_BYTES = 4 << 20  # a patch matrix this small is kept for the kernel gradient
+
+
+def _kept_patches(x, w, spec) -> np.ndarray | None:
+    """The whole batch's patch matrix in a fresh array when it is small (recomputing it
+    in the backward pass would cost more than keeping it), else None."""
+    kh, kw, c, _ = w.shape
+    strides, dilations, pads = spec
+    oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
+    size = x.shape[0] * oh * ow * kh * kw * c
+    if size * x.itemsize > _KEEP_BYTES or _pointwise(x, w, strides, pads) is not None:
+        return None
+    return _patches(x, kh, kw, (oh, ow), strides, dilations, pads, fresh=True)
 
 
 def _conv2d_fwd(x, w, strides, dilations, mode):
     kh, kw, cin, cout = w.shape
-    oh, ow, ph, pw = _geometry(x.shape, kh, kw, strides, dilations, mode)
-    xp = _pad_input(x, ph, pw)
-    cols = _windows(xp, kh, kw, oh, ow, strides, dilations).reshape(-1, kh * kw * cin)
-    out = (cols @ w.reshape(-1, cout)).reshape(x.shape[0], oh, ow, cout)
-    return out, (cols, w, x.shape, xp.shape, (oh, ow, ph, pw), strides, dilations)
+    _, _, ph, pw = _geometry(x.shape, kh, kw, strides, dilations, mode)
+    spec = (strides, dilations, (ph, pw))
+    groups = x.shape[3] // cin
+    cols = _kept_patches(x, w, spec) if groups == 1 else None
+    if cols is not None:
+        out = (cols @ w.reshape(-1, cout)).reshape(x.shape[0], *_out_hw(
+            x.shape, kh, kw, *spec), cout)
+    else:
+        out = _grouped(groups, lambda xs, ws: _correlate(xs, ws, *spec), x, w)
+    return out, (x, w, spec, groups, cols)
 
 
 def _conv2d_vjp_x(g, r):
-    _, w, shape, padded_shape, (oh, ow, ph, pw), strides, dilations = r
-    kh, kw, cin, cout = w.shape
-    dcols = (g.reshape(-1, cout) @ w.reshape(-1, cout).T).reshape(
-        shape[0], oh, ow, kh, kw, cin)
-    dxp = np.zeros(padded_shape, dtype=g.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[_offset_slice(i, j, oh, ow, strides, dilations)] += dcols[:, :, :, i, j, :]
-    return _crop(dxp, shape, ph, pw)
+    x, w, spec, groups, _ = r
+    xshape = (*x.shape[:3], x.shape[3] // groups)
+    return _grouped(groups, lambda gs, ws: _input_grad(gs, ws, xshape, *spec), g, w)
 
 
 def _conv2d_vjp_w(g, r):
-    cols, w = r[0], r[1]
-    return (cols.T @ g.reshape(-1, w.shape[-1])).reshape(w.shape)
+    x, w, spec, groups, cols = r
+    if cols is not None:
+        return (cols.T @ np.ascontiguousarray(g).reshape(cols.shape[0], -1)).reshape(w.shape)
+    return _grouped(groups, lambda xs, gs: _kernel_grad(xs, gs, w.shape[:3] + gs.shape[-1:],
+                                                        *spec), x, g)
 
 
 _conv2d = defop("conv2d", _conv2d_fwd, _conv2d_vjp_x, _conv2d_vjp_w)
+
+
+def _check_conv_args(x: Tensor, w: Tensor, data_format: str) -> None:
+    if data_format != "NHWC":
+        raise ValueError(f"conv2d supports data_format='NHWC' only. Received: {data_format!r}")
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D NHWC input and 4-D HWIO filters. Received "
+                         f"shapes {x.shape} and {w.shape}.")
+    if min(w.shape) < 1 or x.shape[3] % w.shape[2] or w.shape[3] % (x.shape[3] // w.shape[2]):
+        raise ValueError(f"conv2d: input has {x.shape[3]} channels, which is not a multiple "
+                         f"of the filters' {w.shape[2]} input channels, or the "
+                         f"{w.shape[3]} output channels do not split into the "
+                         f"{x.shape[3] // max(w.shape[2], 1)} groups this implies "
+                         f"(filters shape {w.shape}).")
 
 
 def conv2d(input: Any, filters: Any, strides: Any = 1, padding: str = "VALID",  # noqa: A002
            data_format: str = "NHWC", dilations: Any = None) -> Tensor:
     """2-D convolution (cross-correlation) of NHWC `input` with HWIO `filters`.
 
+    As in TensorFlow, `filters` of shape [kh, kw, in_channels / groups, out_channels]
+    make a grouped convolution: output channel block i sees input channel block i.
+
     Args:
         input: tensor of shape [batch, height, width, in_channels].
-        filters: tensor of shape [kh, kw, in_channels, out_channels].
+        filters: tensor of shape [kh, kw, in_channels / groups, out_channels].
         strides: int or list of 1, 2 or 4 ints.
         padding: 'SAME' or 'VALID' (either case).
         data_format: only 'NHWC'.
         dilations: int or list; default 1.
     """
-    if data_format != "NHWC":
-        raise ValueError(f"conv2d supports data_format='NHWC' only. Received: {data_format!r}")
     x, w = ops._pair(input, filters)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d expects a 4-D NHWC input and 4-D HWIO filters. Received "
-                         f"shapes {x.shape} and {w.shape}.")
-    if x.shape[3] != w.shape[2]:
-        raise ValueError(f"conv2d: input has {x.shape[3]} channels but the filters expect "
-                         f"{w.shape[2]} (filters shape {w.shape}).")
+    _check_conv_args(x, w, data_format)
     return _conv2d(x, w, strides=_pair2(strides, "strides"),
                    dilations=_pair2(1 if dilations is None else dilations, "dilations"),
                    mode=_padding(padding))
+
+
+def _channel_sum(g: np.ndarray) -> np.ndarray:
+    """g summed over every axis but the last (one matrix-vector product)."""
+    rows = g.reshape(-1, g.shape[-1])
+    return np.ones(rows.shape[0], dtype=g.dtype) @ rows
+
+
+def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
+    out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode)
+    out += b
+    if rectify:
+        np.maximum(out, 0, out=out)
+    return out, [conv_residuals, out if rectify else None, None]
+
+
+def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:
+    """g through the fused ReLU, computed once per g for the three VJPs."""
+    if r[1] is None:
+        return g
+    if r[2] is None or r[2][0] is not g:
+        r[2] = (g, np.multiply(g, r[1] > 0))
+    return r[2][1]
+
+
+_fused_conv2d = defop(
+    "conv2d_bias_relu", _fused_conv_fwd,
+    lambda g, r: _conv2d_vjp_x(_relu_masked(g, r), r[0]),
+    lambda g, r: _conv2d_vjp_w(_relu_masked(g, r), r[0]),
+    lambda g, r: _channel_sum(np.ascontiguousarray(_relu_masked(g, r))))
+
+
+def fused_conv2d(input: Any, filters: Any, bias: Any, strides: Any = 1,  # noqa: A002
+                 padding: str = "VALID", dilations: Any = None,
+                 activation: str | None = None) -> Tensor:
+    """conv2d(input, filters) + bias, then `activation` ('relu' or None), in one pass
+    over the output.
+
+    The same values and gradients as the three ops composed, without their temporaries.
+
+    Args:
+        input, filters, strides, padding, dilations: as `conv2d` (NHWC, HWIO).
+        bias: 1-D tensor of out_channels values, of the filters' dtype.
+        activation: 'relu' for max(., 0), or None.
+    """
+    if activation not in (None, "relu"):
+        raise ValueError("fused_conv2d supports activation='relu' or None. "
+                         f"Received: activation={activation!r}")
+    x, w = ops._pair(input, filters)
+    _check_conv_args(x, w, "NHWC")
+    return _fused_conv2d(x, w, _t(bias), strides=_pair2(strides, "strides"),
+                         dilations=_pair2(1 if dilations is None else dilations, "dilations"),
+                         mode=_padding(padding), rectify=activation == "relu")
 
 
 def bias_add(value: Any, bias: Any) -> Tensor:
@@ -170,24 +390,37 @@ def bias_add(value: Any, bias: Any) -> Tensor:
 # ------------------------------------------------------------------- pooling
 
 
+def _offsets(kh: int, kw: int):
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
 def _max_pool_fwd(x, ksize, strides, mode):
     kh, kw = ksize
     oh, ow, ph, pw = _geometry(x.shape, kh, kw, strides, (1, 1), mode)
     xp = _pad_input(x, ph, pw, value=-np.inf)
-    out = _windows(xp, kh, kw, oh, ow, strides, (1, 1)).max(axis=(3, 4))
+    windows = _windows(xp, kh, kw, oh, ow, strides, (1, 1))
+    out = windows[:, :, :, 0, 0].copy()
+    for i, j in _offsets(kh, kw)[1:]:  # kh*kw - 1 passes over the output, no reduction
+        np.maximum(out, windows[:, :, :, i, j], out=out)
     return out, (xp, out, x.shape, ksize, strides, (oh, ow, ph, pw))
 
 
 def _max_pool_vjp(g, r):
+    """Each window's gradient goes to its first maximum, as in TF: `pending` holds what no
+    earlier offset has taken. Windows that tile the input write each element once."""
     xp, out, shape, (kh, kw), strides, (oh, ow, ph, pw) = r
-    dxp = np.zeros(xp.shape, dtype=g.dtype)
-    taken = np.zeros(out.shape, dtype=bool)  # first maximum in the window wins, as in TF
-    for i in range(kh):
-        for j in range(kw):
-            sl = _offset_slice(i, j, oh, ow, strides, (1, 1))
-            hit = (xp[sl] == out) & ~taken
-            taken |= hit
-            dxp[sl] += g * hit
+    tiled = (kh, kw) == strides and xp.shape[1:3] == (oh * kh, ow * kw)
+    dxp = np.empty(xp.shape, g.dtype) if tiled else np.zeros(xp.shape, g.dtype)
+    pending = g.copy()
+    for k, (i, j) in enumerate(_offsets(kh, kw)):
+        sl = _offset_slice(i, j, oh, ow, strides, (1, 1))
+        hit = xp[sl] == out
+        if tiled:
+            np.multiply(pending, hit, out=dxp[sl])
+        else:
+            dxp[sl] += pending * hit
+        if k < kh * kw - 1:  # (a multiply by the complement: masked writes are slower)
+            np.multiply(pending, np.logical_not(hit, out=hit), out=pending)
     return _crop(dxp, shape, ph, pw)
 
 

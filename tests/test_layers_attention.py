@@ -126,3 +126,45 @@ def test_transformer_block_in_a_functional_model():
     ids = RNG.integers(0, 20, (4, 6))
     assert model.predict(ids, verbose=0).shape == (4, 3)
     assert model.count_params() == 20 * 8 + (3 * (8 * 2 * 4 + 2 * 4) + 2 * 4 * 8 + 8) + 16 + 27
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_attention_equals_the_composite_ops(masked):
+    """The one-op core (scores, stable softmax, weighted sum) against the op-by-op path
+    (taken when the scores are returned): outputs and every gradient."""
+    rng = np.random.default_rng(5)
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=3, dtype="float64")
+    q = df.constant(rng.standard_normal((2, 4, 5)))
+    v = df.constant(rng.standard_normal((2, 6, 5)))
+    mask = rng.random((2, 4, 6)) > 0.3 if masked else None
+    layer(q, v)
+    results = []
+    for scores in (False, True):
+        with df.GradientTape() as tape:
+            tape.watch([q, v])
+            out = layer(q, v, attention_mask=mask, return_attention_scores=scores)
+            out = out[0] if scores else out
+            loss = df.reduce_sum(out * out)
+        results.append([out, *tape.gradient(loss, [q, v, *layer.trainable_variables])])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_fused_attention_gradients_match_central_differences():
+    from distflow.keras.layers.attention import _attention
+
+    rng = np.random.default_rng(6)
+    mask = rng.random((2, 3, 4)) > 0.3
+    mask[:, :, 0] = True
+    check_grads(lambda q, k, v: _attention(q, k, v, scale=0.7, mask=mask),
+                [rng.standard_normal((2, 2, 3, 5)), rng.standard_normal((2, 2, 4, 5)),
+                 rng.standard_normal((2, 2, 4, 3))])
+
+
+def test_row_reductions_of_the_fused_softmax():
+    from distflow.keras.layers.attention import _row_max, _row_sum
+
+    for n in (1, 2, 3, 7, 64, 65):
+        a = RNG.standard_normal((2, 3, n))
+        np.testing.assert_array_equal(_row_max(a), a.max(axis=-1, keepdims=True))
+        np.testing.assert_allclose(_row_sum(a), a.sum(axis=-1, keepdims=True), rtol=1e-12)

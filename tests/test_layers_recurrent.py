@@ -240,3 +240,48 @@ def test_fused_step_equals_the_generic_one(cls):
     for ga, gb in zip(tape.gradient(loss_a, fused.trainable_variables),
                       tape.gradient(loss_b, generic.trainable_variables)):
         np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
+def test_whole_sequence_equals_the_step_loop(cls, go_backwards):
+    """The one-op sequence (default activations, no mask) against the per-step loop:
+    outputs, final states and the gradients of the weights, inputs and initial states."""
+    from distflow.keras import activations
+
+    x = df.constant(RNG.standard_normal((3, 5, 2)))
+    states = [df.constant(RNG.standard_normal((3, 4))) for _ in range(
+        2 if cls is layers.LSTM else 1)]
+    options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards,
+                   dtype="float64")
+    whole = cls(4, **options)
+    loop = cls(4, activation=lambda t: activations.tanh(t), **options)
+    whole(x)
+    loop(x)
+    loop.set_weights(randomize(whole))
+    results = []
+    for layer in (whole, loop):
+        with df.GradientTape() as tape:
+            tape.watch([x, *states])
+            seq, *final = layer(x, initial_state=states)
+            loss = df.reduce_sum(seq * seq) + sum(df.reduce_sum(s * s * (i + 2))
+                                                  for i, s in enumerate(final))
+        sources = [x, *states, *layer.trainable_variables]
+        results.append([seq, *final, *tape.gradient(loss, sources)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_whole_sequence_gradients_match_central_differences():
+    from distflow.keras.layers.recurrent import _gru_sequence, _lstm_sequence
+
+    units, features = 3, 2
+    x, h0, c0 = (RNG.standard_normal(s) for s in ((2, 4, features), (2, units), (2, units)))
+    check_grads(lambda *a: _lstm_sequence(*a), [
+        x, RNG.standard_normal((features, 4 * units)),
+        RNG.standard_normal((units, 4 * units)) * 0.5, RNG.standard_normal(4 * units), h0, c0],
+        rtol=1e-5)
+    check_grads(lambda *a: _gru_sequence(*a), [
+        x, RNG.standard_normal((features, 3 * units)),
+        RNG.standard_normal((units, 3 * units)) * 0.5, RNG.standard_normal((2, 3 * units)), h0],
+        rtol=1e-5)

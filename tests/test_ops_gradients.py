@@ -102,7 +102,17 @@ CASES = {
         (lambda x, w: df.nn.conv2d(x, w, 1, "VALID"), [r(2, 6, 5, 3), r(3, 2, 3, 4)]),
         (lambda x, w: df.nn.conv2d(x, w, 2, "same"), [r(2, 7, 7, 2), r(3, 3, 2, 3)]),
         (lambda x, w: df.nn.conv2d(x, w, 1, "SAME", dilations=2), [r(1, 7, 6, 2), r(3, 3, 2, 2)]),
-        (lambda x, w: df.nn.conv2d(x, w, [1, 2, 1, 1], "valid"), [nc(2, 6, 6, 2), r(2, 2, 2, 3)])],
+        (lambda x, w: df.nn.conv2d(x, w, [1, 2, 1, 1], "valid"), [nc(2, 6, 6, 2), r(2, 2, 2, 3)]),
+        (lambda x, w: df.nn.conv2d(x, w, 1, "VALID"), [nc(2, 4, 5, 3), r(1, 1, 3, 4)]),  # 1x1
+        (lambda x, w: df.nn.conv2d(x, w, 2, "SAME"), [r(2, 5, 6, 3), r(1, 1, 3, 2)]),
+        (lambda x, w: df.nn.conv2d(x, w, 1, "same"), [r(2, 5, 5, 4), r(3, 3, 2, 6)]),  # groups 2
+        (lambda x, w: df.nn.conv2d(x, w, 1, "valid", dilations=[2, 1]),
+         [r(2, 7, 6, 2), r(2, 3, 2, 3)])],
+    "conv2d_bias_relu": [
+        (lambda x, w, b: df.nn.fused_conv2d(x, w, b, 1, "SAME", activation="relu"),
+         [r(2, 5, 4, 3), r(3, 3, 3, 4), r(4)]),
+        (lambda x, w, b: df.nn.fused_conv2d(x, w, b, 2, "valid"),
+         [nc(2, 6, 5, 2), r(2, 2, 2, 3), r(3)])],
     "max_pool2d": [(lambda x: df.nn.max_pool2d(x, 2, 2, "VALID"), [distinct(2, 4, 6, 3)]),
                    (lambda x: df.nn.max_pool2d(x, 3, 2, "SAME"), [distinct(2, 7, 7, 2)])],
     "avg_pool2d": [(lambda x: df.nn.avg_pool2d(x, 2, 2, "VALID"), [r(2, 4, 6, 3)]),

@@ -11,6 +11,7 @@ from distflow import nn, ops
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
+from distflow.ops import Primitive
 from distflow.tensor import Tensor
 
 __all__ = ["MultiHeadAttention"]
@@ -20,6 +21,86 @@ _LARGE_NEGATIVE = -1e9  # added to masked scores before the softmax, as Keras do
 
 def _shape(x: Any) -> tuple:
     return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over the last axis, kept: a matrix-vector product (NumPy's reduction over a
+    short last axis is several times slower)."""
+    return (a @ np.ones(a.shape[-1], a.dtype))[..., None]
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """Maximum over the last axis, kept: halving passes of np.maximum (faster than
+    NumPy's reduction over a short last axis)."""
+    while a.shape[-1] > 1:
+        half = a.shape[-1] // 2
+        top = np.maximum(a[..., :half], a[..., half:2 * half])
+        if a.shape[-1] % 2:
+            top[..., :1] = np.maximum(top[..., :1], a[..., -1:])
+        a = top
+    return a
+
+
+def _attention_forward(q, k, v, scale, mask):
+    """softmax(scale * q k^T, masked) v over (batch, heads, steps, size) stacks, the
+    softmax stable (max subtracted) and computed in place on the scores."""
+    p = q @ k.swapaxes(-1, -2)
+    p *= scale
+    if mask is not None:
+        np.copyto(p, _LARGE_NEGATIVE, where=~mask[:, None])
+    p -= _row_max(p)
+    np.exp(p, out=p)
+    p /= _row_sum(p)
+    return p @ v, {"q": q, "k": k, "v": v, "p": p, "scale": scale, "mask": mask,
+                   "for": None, "ds": None}
+
+
+def _score_grad(g, r) -> np.ndarray:
+    """d loss / d (q k^T) including the scale, once per upstream gradient."""
+    if r["for"] is not g:
+        p = r["p"]
+        ds = g @ r["v"].swapaxes(-1, -2)  # d loss / d p
+        ds -= _row_sum(ds * p)
+        ds *= p
+        ds *= r["scale"]
+        if r["mask"] is not None:  # masked scores are constants (a fully masked row too)
+            np.copyto(ds, 0, where=~r["mask"][:, None])
+        r["for"], r["ds"] = g, ds
+    return r["ds"]
+
+
+def _split_heads_forward(x, kernel, bias):
+    """(batch, steps, dim) @ (dim, heads, size) + bias -> (batch, heads, steps, size) view."""
+    batch, steps, dim = x.shape
+    _, heads, size = kernel.shape
+    rows = x.reshape(-1, dim)
+    out = rows @ kernel.reshape(dim, -1)
+    out += bias.reshape(-1)
+    return out.reshape(batch, steps, heads, size).transpose(0, 2, 1, 3), [
+        rows, kernel, x.shape, None]
+
+
+def _head_rows(g: np.ndarray, r: list) -> np.ndarray:
+    """(batch, heads, steps, size) -> (batch * steps, heads * size) rows, once per g."""
+    if r[3] is None or r[3][0] is not g:
+        batch, heads, steps, size = g.shape
+        r[3] = (g, g.transpose(0, 2, 1, 3).reshape(batch * steps, heads * size))
+    return r[3][1]
+
+
+_split_heads = Primitive("keras_split_heads", _split_heads_forward, (
+    lambda g, r: (_head_rows(g, r) @ r[1].reshape(r[2][2], -1).T).reshape(r[2]),
+    lambda g, r: (r[0].T @ _head_rows(g, r)).reshape(r[1].shape),
+    lambda g, r: (np.ones(r[0].shape[0], g.dtype) @ _head_rows(g, r)).reshape(
+        r[1].shape[1:])))
+
+
+# One op for the attention core: the scores, softmax and weighted sum share their
+# buffers, and the backward forms the score gradient once for q and k.
+_attention = Primitive("keras_attention", _attention_forward, (
+    lambda g, r: _score_grad(g, r) @ r["k"],
+    lambda g, r: _score_grad(g, r).swapaxes(-1, -2) @ r["q"],
+    lambda g, r: r["p"].swapaxes(-1, -2) @ g))
 
 
 class MultiHeadAttention(Layer):
@@ -116,6 +197,8 @@ class MultiHeadAttention(Layer):
 
     def _project(self, x: Tensor, kernel: Any, bias: Any) -> Tensor:
         """(batch, steps, dim) -> (batch, heads, steps, head_dim)."""
+        if bias is not None and x.dtype == kernel.dtype == bias.dtype:
+            return _split_heads(x, kernel, bias)  # one op: GEMM, bias, head split
         batch, steps, dim = x.shape
         _, heads, size = kernel.shape
         out = ops.matmul(ops.reshape(x, (-1, dim)), ops.reshape(kernel, (dim, heads * size)))
@@ -132,15 +215,25 @@ class MultiHeadAttention(Layer):
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key, self.key_kernel, self.key_bias)
         v = self._project(value, self.value_kernel, self.value_bias)
+        mask = self._attention_mask(query, value, attention_mask, use_causal_mask)
+        if not return_attention_scores and not (training and self.dropout) and (
+                q.dtype == k.dtype == v.dtype):
+            heads = _attention(q, k, v, scale=q.dtype.type(1.0 / math.sqrt(self.key_dim)),
+                               mask=mask)
+            return self._output(ops.transpose(heads, (0, 2, 1, 3)))
         scores = ops.matmul(ops.multiply(q, 1.0 / math.sqrt(self.key_dim)), k,
                             transpose_b=True)  # (batch, heads, Tq, Tv)
-        mask = self._attention_mask(query, value, attention_mask, use_causal_mask)
         if mask is not None:
             scores = ops.where(mask[:, None], scores, _LARGE_NEGATIVE)
         probs = ops.softmax(scores, axis=-1)
         if training and self.dropout:
             probs = nn.dropout(probs, self.dropout, rng=self._rng)
         heads = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))  # (batch, Tq, heads, V)
+        out = self._output(heads)
+        return (out, probs) if return_attention_scores else out
+
+    def _output(self, heads: Tensor) -> Tensor:
+        """(batch, Tq, heads, value_dim) -> the output projection (batch, Tq, out)."""
         batch, steps = heads.shape[:2]
         flat = ops.reshape(heads, (batch * steps, -1))
         kernel = self.output_kernel
@@ -148,7 +241,7 @@ class MultiHeadAttention(Layer):
         out = ops.reshape(out, (batch, steps, kernel.shape[-1]))
         if self.output_bias is not None:
             out = bias_add(out, self.output_bias)
-        return (out, probs) if return_attention_scores else out
+        return out
 
     def _attention_mask(self, query: Tensor, value: Tensor, attention_mask: Any,
                         causal: bool) -> np.ndarray | None:

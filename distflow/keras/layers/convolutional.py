@@ -65,6 +65,8 @@ class Conv2D(Layer):
         padding: 'valid' or 'same'.
         data_format: 'channels_last' (the only one supported) or None.
         dilation_rate: int or (dh, dw); strides and dilation cannot both exceed 1.
+        groups: split the input channels into this many groups, each convolved with
+            `filters / groups` filters (the kernel is (kh, kw, channels / groups, filters)).
         activation: activation name or callable.
         use_bias: whether to add a per-filter bias.
         kernel_initializer, bias_initializer: initializers.
@@ -82,9 +84,11 @@ class Conv2D(Layer):
                  activity_regularizer: Any = None, **kwargs: Any):
         groups = kwargs.pop("groups", 1)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if groups != 1:
-            raise ValueError(f"Grouped convolutions are not supported. Received: groups={groups}")
         self.filters = positive_int(filters, "filters")
+        self.groups = positive_int(groups, "groups")
+        if self.filters % self.groups:
+            raise ValueError("The number of filters must be evenly divisible by the number "
+                             f"of groups. Received: groups={groups}, filters={filters}")
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = normalize_tuple(strides, self.rank, "strides")
         self.padding = normalize_padding(padding, self._paddings())
@@ -110,22 +114,46 @@ class Conv2D(Layer):
         if channels is None:
             raise ValueError(f'Layer "{self.name}": the channel dimension of the inputs should '
                              f"be defined. Received: input_shape={tuple(input_shape)}")
-        self.kernel = self.add_weight("kernel", (*self.kernel_size, channels, self.filters),
-                                      self.kernel_initializer, self.kernel_regularizer)
+        if channels % self.groups:
+            raise ValueError(f'Layer "{self.name}": the number of input channels must be '
+                             f"evenly divisible by the number of groups. Received: "
+                             f"groups={self.groups}, input_shape={tuple(input_shape)}")
+        self.kernel = self.add_weight(
+            "kernel", (*self.kernel_size, channels // self.groups, self.filters),
+            self.kernel_initializer, self.kernel_regularizer)
         self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
                                      self.bias_regularizer) if self.use_bias else None)
         self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
 
+    def as_image(self, inputs: Tensor) -> tuple[Tensor, Tensor, dict]:
+        """The NHWC input, HWIO kernel and conv2d arguments of this convolution."""
+        return inputs, self.kernel, {"strides": self.strides, "padding": self.padding,
+                                     "dilations": self.dilation_rate}
+
+    def from_image(self, out: Tensor) -> Tensor:
+        """The conv2d output in this layer's rank (identity for 2-D)."""
+        return out
+
     def convolve(self, inputs: Tensor) -> Tensor:
         """The convolution without bias or activation."""
-        return nn.conv2d(inputs, self.kernel, strides=self.strides, padding=self.padding,
-                         dilations=self.dilation_rate)
+        image, kernel, args = self.as_image(inputs)
+        return self.from_image(nn.conv2d(image, kernel, **args))
 
     def call(self, inputs: Tensor) -> Tensor:
+        if self._fusable(inputs):  # conv, bias and ReLU in one op, one pass over the output
+            image, kernel, args = self.as_image(inputs)
+            return self.from_image(nn.fused_conv2d(
+                image, kernel, self.bias,
+                activation="relu" if self.activation is activations.relu else None, **args))
         out = self.convolve(inputs)
         if self.bias is not None:
             out = bias_add(out, self.bias)
         return self.activation(out)
+
+    def _fusable(self, inputs: Tensor) -> bool:
+        return (type(self).convolve is Conv2D.convolve and self.bias is not None
+                and self.activation in (activations.relu, activations.linear)
+                and getattr(inputs, "dtype", None) == self.kernel.dtype)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         input_shape = tuple(input_shape)
@@ -138,7 +166,7 @@ class Conv2D(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": list(self.dilation_rate),
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups,
                 "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
@@ -156,7 +184,7 @@ class Conv1D(Conv2D):
     def _paddings(self) -> tuple[str, ...]:
         return ("valid", "same", "causal")
 
-    def convolve(self, inputs: Tensor) -> Tensor:
+    def as_image(self, inputs: Tensor) -> tuple[Tensor, Tensor, dict]:
         """The 1-D convolution as a 2-D one over a height-1 image."""
         padding = self.padding
         if padding == "causal":
@@ -165,8 +193,10 @@ class Conv1D(Conv2D):
             padding = "valid"
         as_image = ops.expand_dims(inputs, 1)  # (batch, 1, steps, channels)
         kernel = ops.expand_dims(self.kernel, 0)  # (1, k, in, out)
-        out = nn.conv2d(as_image, kernel, strides=(1, self.strides[0]), padding=padding,
-                        dilations=(1, self.dilation_rate[0]))
+        return as_image, kernel, {"strides": (1, self.strides[0]), "padding": padding,
+                                  "dilations": (1, self.dilation_rate[0])}
+
+    def from_image(self, out: Tensor) -> Tensor:
         return ops.squeeze(out, 1)
 
 
@@ -243,7 +273,8 @@ class Conv2DTranspose(Conv2D):
         return (input_shape[0], *spatial, self.filters)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "output_padding": None}
+        config = {k: v for k, v in super().get_config().items() if k != "groups"}
+        return {**config, "output_padding": None}
 
 
 class DepthwiseConv2D(Conv2D):
@@ -305,7 +336,7 @@ class DepthwiseConv2D(Conv2D):
 
     def get_config(self) -> dict[str, Any]:
         config = {k: v for k, v in super().get_config().items() if k not in (
-            "filters", "kernel_initializer", "kernel_regularizer")}
+            "filters", "kernel_initializer", "kernel_regularizer", "groups")}
         return {**config, "depth_multiplier": self.depth_multiplier,
                 "depthwise_initializer": initializers.serialize(self.kernel_initializer),
                 "depthwise_regularizer": serialize_or_none(regularizers,

@@ -44,52 +44,63 @@ def _axes_sum(a: np.ndarray, axes: tuple) -> np.ndarray:
     return total.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
 
 
-def batch_moments(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and biased variance over `axes` (kept as size-1 axes), two-pass."""
+def _axes_dot(a: np.ndarray, b: np.ndarray, axes: tuple) -> np.ndarray:
+    """(a * b).sum(axes, keepdims=True) without the product's temporary when the kept
+    axis is the last (one einsum pass)."""
+    if axes != tuple(range(a.ndim - 1)):
+        return (a * b).sum(axis=axes, keepdims=True)
+    rows_a, rows_b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    return np.einsum("ij,ij->j", rows_a, rows_b).reshape((1,) * (a.ndim - 1) + (-1,))
+
+
+def centered_moments(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, biased variance (kept axes) and x - mean: one pass for the mean, one writing
+    the centred values, one reading them for the variance."""
     count = x.dtype.type(max(int(np.prod([x.shape[a] for a in axes])), 1))
     mean = _axes_sum(x, axes) / count
     centered = x - mean
-    np.square(centered, out=centered)
-    return mean, _axes_sum(centered, axes) / count
+    return mean, _axes_dot(centered, centered, axes) / count, centered
 
 
-def _batch_norm_forward(x, gamma, beta, mean, variance, epsilon, axes):
+def _batch_norm_forward(x, gamma, beta, centered, variance, epsilon, axes):
+    """gamma * centered / sqrt(variance + eps) + beta: one multiply, one add in place."""
     inv = (1.0 / np.sqrt(variance + epsilon)).astype(x.dtype, copy=False)
-    xhat = x - mean
-    xhat *= inv
-    out = xhat * gamma
+    out = centered * (gamma * inv)
     out += beta
-    return out, (xhat, inv, gamma, axes, x.dtype.type(x.size // mean.size))
+    return out, [centered, inv, gamma, axes, x.dtype.type(x.size // inv.size), None, None]
+
+
+def _batch_norm_sums(g: np.ndarray, r: list) -> tuple[np.ndarray, np.ndarray]:
+    """sum(g) and sum(g * centered) over the batch axes, once per upstream gradient."""
+    if r[5] is not g:
+        centered, axes = r[0], r[3]
+        r[5], r[6] = g, (_axes_sum(g, axes), _axes_dot(g, centered, axes))
+    return r[6]
 
 
 def _batch_norm_vjp_x(g, r):
     # d/dx of gamma * (x - mean(x)) / sqrt(var(x) + eps), the batch statistics included:
-    # inv * (gg - mean(gg) - xhat * mean(gg * xhat)) with gg = g * gamma.
-    xhat, inv, gamma, axes, count = r
-    gg = g * gamma
-    mean_gg = _axes_sum(gg, axes) / count
-    scratch = gg * xhat
-    mean_gg_xhat = _axes_sum(scratch, axes) / count
-    np.multiply(xhat, mean_gg_xhat, out=scratch)
-    gg -= scratch
-    gg -= mean_gg
-    gg *= inv
-    return gg
+    # gamma * inv * (g - sum(g) / m - (x - mean) * inv^2 * sum(g * (x - mean)) / m).
+    centered, inv, gamma, _, count = r[:5]
+    sum_g, sum_gc = _batch_norm_sums(g, r)
+    a = gamma * inv
+    out = g * a
+    out -= centered * (a * inv * inv * sum_gc / count)
+    out -= a * sum_g / count
+    return out
 
 
 def _batch_norm_vjp_gamma(g, r):
-    xhat, _, gamma, axes, _ = r
-    return ops.unbroadcast(_axes_sum(g * xhat, axes), gamma.shape)
+    return ops.unbroadcast(_batch_norm_sums(g, r)[1] * r[1], r[2].shape)
 
 
 def _batch_norm_vjp_beta(g, r):
-    _, _, gamma, axes, _ = r
-    return ops.unbroadcast(_axes_sum(g, axes), gamma.shape)
+    return ops.unbroadcast(_batch_norm_sums(g, r)[0], r[2].shape)
 
 
 # A fused primitive for the training pass: one forward and three short VJPs instead of
-# a dozen composite ops. Not put in ops.REGISTRY (the core's list); tested through
-# BatchNormalization by central differences.
+# a dozen composite ops; the VJPs share the two batch sums. Not put in ops.REGISTRY
+# (the core's list); tested through BatchNormalization by central differences.
 _batch_norm_train = Primitive("keras_batch_norm_train", _batch_norm_forward,
                               (_batch_norm_vjp_x, _batch_norm_vjp_gamma, _batch_norm_vjp_beta))
 
@@ -200,11 +211,11 @@ class BatchNormalization(_Normalization):
     def _train_step(self, inputs: Tensor) -> Tensor:
         """Normalises with the batch statistics (one fused op) and updates the moving ones."""
         axes = tuple(i for i in range(inputs.ndim) if i not in self._axes)
-        mean, variance = batch_moments(inputs.value, axes)
+        mean, variance, centered = centered_moments(inputs.value, axes)
         self._update_moving(mean, variance)
         gamma = self._param(self.gamma) if self.gamma is not None else _constant(1, inputs)
         beta = self._param(self.beta) if self.beta is not None else _constant(0, inputs)
-        return _batch_norm_train(inputs, gamma, beta, mean=mean, variance=variance,
+        return _batch_norm_train(inputs, gamma, beta, centered=centered, variance=variance,
                                  epsilon=self.epsilon, axes=axes)
 
     def _update_moving(self, mean: np.ndarray, variance: np.ndarray) -> None:
