@@ -299,6 +299,8 @@ def _check_conv_args(x: Tensor, w: Tensor, data_format: str) -> None:
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"conv2d expects a 4-D NHWC input and 4-D HWIO filters. Received "
                          f"shapes {x.shape} and {w.shape}.")
+    if None in (x.shape[3], *w.shape):
+        return  # a graph's unknown dimension: checked when the graph runs
     if min(w.shape) < 1 or x.shape[3] % w.shape[2] or w.shape[3] % (x.shape[3] // w.shape[2]):
         raise ValueError(f"conv2d: input has {x.shape[3]} channels, which is not a multiple "
                          f"of the filters' {w.shape[2]} input channels, or the "
