@@ -563,6 +563,7 @@ class _Plan:
 
 
 _FIRST_SAY, _SAY_EVERY = 5.0, 30.0  # seconds: when a long wait is first logged, then how often
+_CHECK_EVERY = 0.25  # seconds: how often a long wait looks for a server that came back
 
 
 class _Exchange:
@@ -609,12 +610,23 @@ class _Exchange:
             if remaining <= 0:
                 return
             self._say_waiting()
+            self._resend_after_reconnect()
             waiting = {s: sockets[s] for s in self.missing}
             ready = transport.poll_clients(list(waiting.values()),
-                                           max(1, int(min(remaining, 1.0) * 1000)))
+                                           max(1, int(min(remaining, _CHECK_EVERY) * 1000)))
             for s, sock in waiting.items():
                 if sock in ready:
                     self._receive(s, sock)
+
+    def _resend_after_reconnect(self) -> None:
+        """Sends again what a shard has not answered when its server came back (a restart):
+        the request was lost with the old connection; servers answer a resent one once."""
+        for s in list(self.missing):
+            sock = self.client._sockets[s]
+            if sock.reconnected():
+                for frames, got in zip(self.messages[s], self.replies[s]):
+                    if got is None:
+                        sock.send(frames)
 
     def _say_waiting(self) -> None:
         """Logs what this request waits for after 5 s, then every 30 s (not silently)."""

@@ -506,6 +506,22 @@ class ClientSocket:
                                  f"Addresses look like tcp://127.0.0.1:5555.") from None
         self._poller = zmq.Poller()  # kept: pyzmq's Socket.poll builds one per call
         self._poller.register(self.socket, zmq.POLLIN)
+        # Connection events: a server that went away and came back (`reconnected`).
+        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED |
+                                                       zmq.EVENT_DISCONNECTED)
+        self._lost = False
+
+    def reconnected(self) -> bool:
+        """True once after the connection dropped and was made again (a restarted server):
+        requests sent before may have been lost with it and should be sent again."""
+        again = False
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._lost = True
+            elif event == zmq.EVENT_CONNECTED and self._lost:
+                self._lost, again = False, True
+        return again
 
     def send(self, frames: Sequence[Any]) -> bool:
         """Queues a message (large frames are not copied); False when it cannot be queued.
@@ -526,6 +542,8 @@ class ClientSocket:
         return None if received is None else received[0]
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self._monitor.close(linger=0)
         self.socket.close(linger=0)
 
 
