@@ -33,6 +33,7 @@ RESTART_DELAY = 0.5
 EXIT_WORKERS_LOST = 3  # the run completed, but workers were lost (see --allow-lost-workers)
 EXIT_CHECKPOINT_DIR_IN_USE = 4  # another run holds --checkpoint-dir (launch/lock.py)
 CHECKPOINT_LINE = "Checkpoint written: "  # what a server logs after each checkpoint
+CHECKPOINT_FAILED = "Checkpoint of version"  # a server's "... N failed (...)" line
 
 
 def _load_prctl():
@@ -75,6 +76,8 @@ class Child:
     tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     threads: list = field(default_factory=list)
     log: object = None
+    last_checkpoint: str | None = None  # what a server last said it wrote
+    checkpoint_failure: str | None = None  # its last "checkpoint failed" line
 
     @property
     def name(self) -> str:
@@ -147,6 +150,10 @@ class Supervisor:
     def _relay(self, child: Child, stream, console: relay.Console) -> None:
         def keep(text: str, raw: bytes) -> None:  # called with the print lock held
             child.tail.append(text)
+            if CHECKPOINT_LINE in text:
+                child.last_checkpoint = text.split(CHECKPOINT_LINE, 1)[1].strip()
+            elif CHECKPOINT_FAILED in text and " failed (" in text:
+                child.checkpoint_failure = text
             if child.log is not None:
                 child.log.write(raw)
                 child.log.flush()
@@ -542,18 +549,13 @@ class Supervisor:
         self.say(f"run {self.plan.run_id} {verdict} in {total:.1f} s{note} "
                  f"(exit code {self._exit_code()})\n" + "\n".join("  " + l for l in lines))
         for child in self.children:
-            written = self._last_checkpoint(child)
-            if written:
-                self.say(f"{child.name}'s last checkpoint: {written}")
-
-    def _last_checkpoint(self, child: Child) -> str | None:
-        """The checkpoint a server last said it wrote (from its output), or None."""
-        if child.spec.role != "ps":
-            return None
-        with self._print_lock:
-            lines = list(child.tail)
-        found = [line.split(CHECKPOINT_LINE, 1)[1] for line in lines if CHECKPOINT_LINE in line]
-        return found[-1].strip() if found else None
+            if child.spec.role != "ps":
+                continue
+            if child.last_checkpoint:
+                self.say(f"{child.name}'s last checkpoint: {child.last_checkpoint}")
+            if child.checkpoint_failure:
+                self.say(f"{child.name}: checkpoints are failing; its last report: "
+                         f"{child.checkpoint_failure.split('ERROR', 1)[-1].strip()}")
 
 
 def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:

@@ -75,3 +75,28 @@ def test_a_full_disk_fails_checkpoints_but_never_a_step(servers, tmp_path, mode,
         assert failures and "version 3" in failures[0] and "No space left" in failures[0]
         assert len(failures) <= 2  # rate-limited (the save request's failure is its reply)
         server.stop()
+
+
+LAUNCHED = """
+import numpy as np
+import distflow as tf
+from distflow.keras import layers
+
+strategy = tf.distribute.get_strategy()
+with strategy.scope():
+    model = tf.keras.Sequential([layers.Dense(64, input_shape=(64,)), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+x = np.ones((256, 64), "float32")
+model.fit(x, x[:, :1], epochs=1, batch_size=32, verbose=0)
+"""
+
+
+def test_the_launchers_summary_says_checkpoints_are_failing(tmp_path):
+    from test_launch_e2e import run_launcher
+
+    with small_disk(tmp_path / "disk", size="16k") as disk:
+        result = run_launcher(tmp_path, "--workers", "2", "--checkpoint-dir", str(disk),
+                              "--checkpoint-every", "1", script=LAUNCHED, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]  # training itself never fails for it
+    assert "[launch] ps 0: checkpoints are failing; its last report:" in output, output[-3000:]
