@@ -1163,6 +1163,8 @@ class Model(Layer):
         epochs = _non_negative_int("epochs", epochs)
         initial_epoch = _non_negative_int("initial_epoch", initial_epoch)
         ctx = training_context.current()
+        if getattr(ctx, "fit_unsupported", None):  # a strategy that trains another way
+            raise NotImplementedError(ctx.fit_unsupported)
         train, val = self._fit_batches(ctx, x, y, sample_weight, class_weight, batch_size,
                                        shuffle, steps_per_epoch, validation_split,
                                        validation_data, validation_batch_size, validation_steps)

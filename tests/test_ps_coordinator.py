@@ -1,0 +1,257 @@
+"""TF's parameter-server training (coordinator-driven), with the import swapped.
+
+The cluster is built as TF's tutorial builds it in process: `distribute.Server`
+for every `ps` and `worker` task on free loopback ports, a
+`SimpleClusterResolver`, then `ParameterServerStrategy(resolver,
+variable_partitioner=...)` and a `ClusterCoordinator`. The ps servers are real
+distflow parameter servers (threads of this process, real ROUTER sockets); each
+test checks they did the work: their versions advanced by the scheduled steps
+and they hold the coordinator's final variables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_tf_way_launch import _free_ports
+
+import distflow as tf  # the tutorial's `import tensorflow as tf`
+from distflow.distribute import sharding
+
+pytestmark = pytest.mark.timeout(120)
+
+NUM_WORKERS, NUM_PS = 2, 2
+ROWS, FEATURES, BATCH = 512, 8, 32
+EPOCHS, STEPS_PER_EPOCH = 4, 16
+
+
+def create_in_process_cluster(num_workers, num_ps):
+    """The tutorial's helper, as written there (Server per task, then a resolver)."""
+    ports = _free_ports(num_workers + num_ps)
+    cluster_dict = {"worker": [f"localhost:{p}" for p in ports[:num_workers]],
+                    "ps": [f"localhost:{p}" for p in ports[num_workers:]]}
+    servers = [tf.distribute.Server(cluster_dict, job_name="worker", task_index=i,
+                                    protocol="grpc") for i in range(num_workers)]
+    servers += [tf.distribute.Server(cluster_dict, job_name="ps", task_index=i,
+                                     protocol="grpc") for i in range(num_ps)]
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(cluster_dict,
+                                                                    rpc_layer="grpc")
+    return resolver, servers
+
+
+@pytest.fixture
+def cluster():
+    resolver, servers = create_in_process_cluster(NUM_WORKERS, NUM_PS)
+    yield resolver, [s.parameter_server for s in servers if s.job_name == "ps"]
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def strategy(cluster):
+    resolver, _ = cluster
+    made = []
+
+    def build(**kwargs):
+        made.append(tf.distribute.ParameterServerStrategy(resolver, **kwargs))
+        return made[-1]
+    yield build
+    for s in made:
+        coordinator = getattr(s, "_coordinator", None)
+        (coordinator.close if coordinator is not None else s.close)()
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(ROWS, FEATURES)).astype("float32")
+    w = rng.normal(size=(FEATURES,))
+    y = ((x @ w + 0.3 * rng.normal(size=ROWS)) > 0).astype("float32").reshape(-1, 1)
+    return x, y
+
+
+def dataset_fn(input_context):
+    x, y = _data()
+    global_batch_size = BATCH
+    batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+    dataset = dataset.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+    return dataset.batch(batch_size)
+
+
+def _model():
+    tf.random.set_seed(1)
+    return tf.keras.Sequential([tf.keras.layers.Dense(16, activation="relu",
+                                                      input_shape=(FEATURES,)),
+                                tf.keras.layers.Dense(1, activation="sigmoid")])
+
+
+def _accuracy_of(model):
+    x, y = _data()
+    return float(np.mean((model.predict(x, verbose=0) > 0.5) == y))
+
+
+def _local_accuracy():
+    model = _model()
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    x, y = _data()
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS * STEPS_PER_EPOCH * BATCH // ROWS,
+              shuffle=False, verbose=0)
+    return _accuracy_of(model)
+
+
+def test_the_tutorials_coordinator_loop_trains_on_the_servers(cluster, strategy):
+    _, ps_servers = cluster
+    variable_partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=(256 << 10), max_shards=NUM_PS)
+    strategy = strategy(variable_partitioner=variable_partitioner)
+    with strategy.scope():
+        model = _model()
+        optimizer = tf.keras.optimizers.SGD(learning_rate=0.1)
+        accuracy = tf.keras.metrics.Accuracy()
+
+    @tf.function
+    def step_fn(iterator):
+        def replica_fn(batch_data, labels):
+            with tf.GradientTape() as tape:
+                pred = model(batch_data, training=True)
+                per_example_loss = tf.keras.losses.BinaryCrossentropy(
+                    reduction="none")(labels, pred)
+                loss = tf.nn.compute_average_loss(per_example_loss)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            actual_pred = tf.cast(tf.greater(pred, 0.5), "int64")
+            accuracy.update_state(labels, actual_pred)
+            return loss
+
+        batch_data, labels = next(iterator)
+        losses = strategy.run(replica_fn, args=(batch_data, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+
+    @tf.function
+    def per_worker_dataset_fn():
+        return strategy.distribute_datasets_from_function(dataset_fn)
+
+    per_worker_dataset = coordinator.create_per_worker_dataset(per_worker_dataset_fn)
+    per_worker_iterator = iter(per_worker_dataset)
+    for _ in range(EPOCHS):
+        accuracy.reset_state()
+        for _ in range(STEPS_PER_EPOCH):
+            coordinator.schedule(step_fn, args=(per_worker_iterator,))
+        coordinator.join()
+    loss = coordinator.schedule(step_fn, args=(per_worker_iterator,))
+    final_loss = loss.fetch()
+    coordinator.join()
+
+    steps = EPOCHS * STEPS_PER_EPOCH + 1
+    assert [s.version for s in ps_servers] == [steps, steps]  # every step on both servers
+    workers = strategy._worker_states()
+    assert sum(w.steps for w in workers) == steps
+    assert all(w.steps > 0 for w in workers)  # both workers pushed
+    assert optimizer.iterations.numpy() == steps
+    assert np.isfinite(final_loss) and final_loss > 0
+    for v in model.trainable_variables:  # the coordinator holds the servers' values
+        np.testing.assert_array_equal(v.numpy(), ps_servers[0].params.get(
+            v.name, ps_servers[1].params.get(v.name)))
+    assert 0.0 < accuracy.result().numpy() <= 1.0
+    distributed, local = _accuracy_of(model), _local_accuracy()
+    print(f"accuracy: coordinator loop {distributed:.3f}, local {local:.3f}")
+    assert local > 0.8 and distributed >= local - 0.05
+
+
+def test_a_partitioner_splits_a_big_variable_over_both_servers(cluster, strategy):
+    _, ps_servers = cluster
+    partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(NUM_PS)
+    strategy = strategy(variable_partitioner=partitioner)
+    with strategy.scope():
+        table = tf.Variable(np.ones((10, 4), np.float32), name="table")
+        optimizer = tf.keras.optimizers.SGD(1.0)
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+
+    def step():
+        optimizer.apply_gradients([(np.ones((10, 4), np.float32), table)])
+    for _ in range(3):
+        coordinator.schedule(step)
+    coordinator.join()
+    assert sorted(ps_servers[0].params) == ["table[0:5]"]
+    assert sorted(ps_servers[1].params) == ["table[5:10]"]
+    assert [s.version for s in ps_servers] == [3, 3]
+    np.testing.assert_array_equal(table.numpy(), np.full((10, 4), -2.0, np.float32))
+
+
+def test_partitioners_follow_tfs_rules():
+    p = tf.distribute.experimental.partitioners
+    assert p.FixedShardsPartitioner(3)([10, 4], "float32") == [3, 1]
+    assert p.FixedShardsPartitioner(3)([2, 4], "float32") == [2, 1]
+    # 1000 x 100 float32 = 400000 bytes; 256 KiB each: ceil(1.53) = 2 (max 4)
+    assert p.MinSizePartitioner(max_shards=4)([1000, 100], "float32") == [2, 1]
+    assert p.MinSizePartitioner()([1000, 100], "float32") == [1, 1]
+    # rows of 400 bytes, at most 100000 bytes: 250 rows a part -> 4 parts (cap 3)
+    assert p.MaxSizePartitioner(100000)([1000, 100], "float32") == [4, 1]
+    assert p.MaxSizePartitioner(100000, max_shards=3)([1000, 100], "float32") == [3, 1]
+    with pytest.raises(ValueError, match="num_shards=0"):
+        p.FixedShardsPartitioner(0)
+    placed = sharding.place([("w", (10, 4), "float32")], 2, partitions={"w": 2})
+    assert [(q.key, q.shard) for q in placed.pieces] == [("w[0:5]", 0), ("w[5:10]", 1)]
+
+
+def test_a_failing_scheduled_function_makes_join_raise(cluster, strategy):
+    strategy = strategy()
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+
+    def fails():
+        raise ValueError("bad step")
+
+    result = coordinator.schedule(fails)
+    with pytest.raises(ValueError, match="bad step"):
+        coordinator.join()
+    with pytest.raises(ValueError, match="bad step"):
+        result.fetch()
+    assert coordinator.done()  # the error was reported once
+
+
+def test_remote_values_and_per_worker_values(cluster, strategy):
+    strategy = strategy()
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    ids = coordinator.create_per_worker_dataset(
+        lambda: strategy.distribute_datasets_from_function(
+            lambda ctx: [ctx.input_pipeline_id] * 100))
+    iterators = iter(ids)
+    values = [coordinator.schedule(
+        lambda it: {"worker": strategy.worker_index, "id": tf.constant(next(it))},
+        args=(iterators,)) for _ in range(8)]
+    coordinator.join()
+    fetched = coordinator.fetch(values)
+    for value in fetched:  # each call read its own worker's iterator
+        assert isinstance(value["id"], np.ndarray) and value["id"] == value["worker"]
+    assert coordinator.fetch({"a": [values[0]]}) == {"a": [fetched[0]]}
+    assert values[0].get()["id"].numpy() == fetched[0]["id"]
+
+
+def test_model_fit_under_it_names_the_coordinator_loop(cluster, strategy):
+    strategy = strategy()
+    with strategy.scope():
+        model = _model()
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+    x, y = _data()
+    with pytest.raises(NotImplementedError, match="ClusterCoordinator"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_apply_gradients_on_the_coordinator_thread_is_refused(cluster, strategy):
+    strategy = strategy()
+    with strategy.scope():
+        v = tf.Variable(np.ones(3, np.float32))
+        optimizer = tf.keras.optimizers.SGD(1.0)
+    with pytest.raises(RuntimeError, match="schedule"):
+        optimizer.apply_gradients([(np.ones(3, np.float32), v)])
+
+
+def test_tasks_other_than_the_coordinator_cannot_build_it(cluster):
+    resolver, _ = cluster
+    worker = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        resolver.cluster_spec(), task_type="worker", task_id=0)
+    with pytest.raises(ValueError, match="Server"):
+        tf.distribute.experimental.ParameterServerStrategy(worker)
