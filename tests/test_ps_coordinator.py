@@ -230,14 +230,43 @@ def test_remote_values_and_per_worker_values(cluster, strategy):
     assert values[0].get()["id"].numpy() == fetched[0]["id"]
 
 
-def test_model_fit_under_it_names_the_coordinator_loop(cluster, strategy):
+def test_model_fit_with_a_dataset_creator_trains_on_the_servers(cluster, strategy):
+    _, ps_servers = cluster
+    strategy = strategy()
+    with strategy.scope():
+        model = _model()
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="binary_crossentropy",
+                      metrics=["accuracy"])
+    history = model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=EPOCHS,
+                        steps_per_epoch=STEPS_PER_EPOCH, verbose=0)
+    steps = EPOCHS * STEPS_PER_EPOCH
+    assert [s.version for s in ps_servers] == [steps, steps]
+    assert sum(w.steps for w in strategy._worker_states()) == steps
+    for v in model.trainable_variables:
+        held = ps_servers[0].params.get(v.name, ps_servers[1].params.get(v.name))
+        np.testing.assert_array_equal(v.numpy(), held)
+    assert len(history.history["loss"]) == EPOCHS
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    distributed, local = _accuracy_of(model), _local_accuracy()
+    print(f"accuracy: fit with a DatasetCreator {distributed:.3f}, local {local:.3f}")
+    assert distributed >= local - 0.05
+
+
+def test_model_fit_with_a_plain_dataset_and_bad_arguments(cluster, strategy):
+    _, ps_servers = cluster
     strategy = strategy()
     with strategy.scope():
         model = _model()
         model.compile(optimizer="sgd", loss="binary_crossentropy")
     x, y = _data()
-    with pytest.raises(NotImplementedError, match="ClusterCoordinator"):
-        model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="steps_per_epoch=None"):
+        model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH), verbose=0)
+    with pytest.raises(ValueError, match="DatasetCreator"):
+        model.fit(x, y, steps_per_epoch=2, verbose=0)
+    # 512 rows in 16 batches: 20 steps read past its end and start it again
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH), epochs=2,
+              steps_per_epoch=10, verbose=0)
+    assert [s.version for s in ps_servers] == [20, 20]
 
 
 def test_apply_gradients_on_the_coordinator_thread_is_refused(cluster, strategy):

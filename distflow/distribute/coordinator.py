@@ -332,3 +332,92 @@ def _to_numpy(value: Any) -> Any:
     if isinstance(value, dict | list | tuple):
         return _map(value, _to_numpy)
     return value.numpy() if isinstance(value, Tensor) else value
+
+
+def fit(strategy: Any, model: Any, x: Any, epochs: int, verbose: Any, callbacks: Any,
+        steps_per_epoch: int | None, initial_epoch: int) -> Any:
+    """`model.fit` under the coordinator strategy: every step is a scheduled `train_step`.
+
+    Each epoch schedules `steps_per_epoch` calls of `model.train_step(next batch)`
+    on the free worker threads (each reads its own worker's dataset: a
+    `DatasetCreator`'s function called with that worker's InputContext, or the
+    given dataset, repeated), then joins. The model's metrics accumulate on the
+    coordinator; the epoch's logs are read after the join. Batch-level
+    callbacks see the epoch's last step only (the steps run asynchronously).
+
+    Returns:
+        The `History` callback.
+    """
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or \
+            steps_per_epoch < 1:
+        raise ValueError(f"`steps_per_epoch` must be a positive int under "
+                         f"ParameterServerStrategy (the workers' datasets are read "
+                         f"asynchronously, so an epoch has no natural end). Received: "
+                         f"steps_per_epoch={steps_per_epoch!r}")
+    coordinator = strategy._coordinator or ClusterCoordinator(strategy)
+    iterators = iter(coordinator.create_per_worker_dataset(lambda: _worker_batches(strategy, x)))
+    _build(model, x, strategy)
+    cbs = model._callbacks(callbacks, verbose, epochs, steps_per_epoch, add_history=True)
+    model.stop_training, logs = False, {}
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        for _ in range(steps_per_epoch):
+            coordinator.schedule(_train_step, args=(model, iterators))
+        coordinator.join()
+        logs = {k: float(np.asarray(_to_numpy(v))) for k, v in model.get_metrics_result().items()}
+        cbs.on_train_batch_end(steps_per_epoch - 1, logs)
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end(logs)
+    return model.history
+
+
+def _worker_batches(strategy: Any, x: Any) -> Any:
+    """This worker's endless iterator of (x, y[, sample_weight]) batches."""
+    from distflow.keras.utils import DatasetCreator
+
+    if isinstance(x, DatasetCreator):
+        return strategy.distribute_datasets_from_function(x.dataset_fn)
+    if not hasattr(x, "__iter__") or isinstance(x, np.ndarray | list | tuple | dict):
+        raise ValueError(f"`fit` under ParameterServerStrategy takes `x` as "
+                         f"`keras.utils.experimental.DatasetCreator(dataset_fn)` or a dataset "
+                         f"of batches, as in TF. Received: x of type {type(x).__name__}")
+    return _Cycle(x)
+
+
+class _Cycle:
+    """A re-iterable read again from its start whenever it runs out."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __iter__(self) -> Any:
+        while True:
+            produced = False
+            for element in self.dataset:
+                produced = True
+                yield element
+            if not produced:
+                raise ValueError("The dataset given to `fit` produced no batch.")
+
+
+def _train_step(model: Any, iterators: Any) -> Any:
+    from distflow.keras import models
+
+    x, y, sample_weight = models._unpack(next(iterators))
+    return model.train_step(models._pack(*(models._as_tensors(models._to_arrays(d))
+                                           for d in (x, y, sample_weight))))
+
+
+def _build(model: Any, x: Any, strategy: Any) -> None:
+    """Builds an unbuilt model on one batch of worker 0's data (on the coordinator)."""
+    if model.built:
+        return
+    from distflow.keras import models
+
+    with strategy._as_worker(strategy._worker_states()[0]):
+        first = next(iter(_worker_batches(strategy, x)))
+    model(models._as_tensors(models._to_arrays(models._unpack(first)[0])), training=False)

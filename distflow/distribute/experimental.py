@@ -103,6 +103,7 @@ class ParameterServerStrategy(_ParameterServerBacked):
         self._thread = threading.local()  # .worker: the scheduled function's worker
         self._workers: list[coordinator.Worker] = []
         self._compute = threading.Lock()  # the model's computation, one thread at a time
+        self._coordinator: Any = None  # the ClusterCoordinator driving it (one)
 
     # ------------------------------------------------------------ replicas
 
@@ -137,7 +138,7 @@ class ParameterServerStrategy(_ParameterServerBacked):
 
     def _enter_scope(self, stack: contextlib.ExitStack) -> None:
         stack.enter_context(optimizer_base.apply_override(self._apply_gradients))
-        stack.enter_context(training_context.use_training_context(_NoFit()))
+        stack.enter_context(training_context.use_training_context(_CoordinatedFit(self)))
 
     def _worker_states(self) -> list[coordinator.Worker]:
         """One PS client per `worker` task (created once, on first use)."""
@@ -180,17 +181,26 @@ class ParameterServerStrategy(_ParameterServerBacked):
                 f"workers={self.cluster.num_workers})")
 
 
-class _NoFit(training_context.TrainingContext):
-    """`model.fit` under the coordinator strategy: refused, with the loop to write instead."""
+class _CoordinatedFit(training_context.TrainingContext):
+    """`model.fit` under the coordinator strategy: its steps are scheduled on the workers."""
 
-    fit_unsupported = (
-        "`model.fit` is not supported under distribute.experimental.ParameterServerStrategy "
-        "in distflow: train with the coordinator loop instead, as TF's parameter-server "
-        "tutorial does: `coordinator = distribute.coordinator.ClusterCoordinator(strategy)`, "
-        "`coordinator.schedule(step_fn, args=(per_worker_iterator,))` per step, then "
-        "`coordinator.join()`. For `fit` across processes use "
-        "`distflow.distribute.ParameterServerStrategy()` under `python -m distflow.launch "
-        "--strategy async`.")
+    def __init__(self, strategy: ParameterServerStrategy):
+        super().__init__()
+        self.strategy = strategy
+
+    def coordinated_fit(self, model: Any, x: Any, epochs: int, verbose: Any, callbacks: Any,
+                        steps_per_epoch: int | None, initial_epoch: int,
+                        **unsupported: Any) -> Any:
+        """See `coordinator.fit`."""
+        given = sorted(k for k, v in unsupported.items() if v is not None)
+        if given:
+            raise ValueError(
+                f"`fit` under ParameterServerStrategy takes a dataset function "
+                f"(`keras.utils.experimental.DatasetCreator(dataset_fn)`) or a dataset of "
+                f"(x, y[, sample_weight]) batches as `x`, with `steps_per_epoch`; {given} "
+                f"cannot be given. Build them into the dataset instead.")
+        return coordinator.fit(self.strategy, model, x, epochs, verbose, callbacks,
+                               steps_per_epoch, initial_epoch)
 
 
 class Server:
