@@ -284,3 +284,69 @@ def test_tasks_other_than_the_coordinator_cannot_build_it(cluster):
         resolver.cluster_spec(), task_type="worker", task_id=0)
     with pytest.raises(ValueError, match="Server"):
         tf.distribute.experimental.ParameterServerStrategy(worker)
+
+
+_TASK = """
+import json, logging, os, sys
+import distflow as tf
+logging.basicConfig(level="INFO", stream=sys.stderr)
+task = tf.distribute.Server(json.loads(os.environ["SPEC"]), job_name=sys.argv[1],
+                            task_index=0)
+print("ready", flush=True)
+task.join()
+print("joined", flush=True)
+"""
+
+
+def _start_task(job, spec):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _TASK, job], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SPEC": json.dumps(spec)})
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_tasks_in_their_own_processes_train_and_end_cleanly_on_signals():
+    import signal
+
+    worker_port, ps_port = _free_ports(2)
+    spec = {"worker": [f"localhost:{worker_port}"], "ps": [f"localhost:{ps_port}"]}
+    ps, worker = _start_task("ps", spec), _start_task("worker", spec)
+    try:
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec)
+        strategy = tf.distribute.experimental.ParameterServerStrategy(resolver)
+        with strategy.scope():
+            v = tf.Variable(np.ones(3, np.float32), name="v")
+            optimizer = tf.keras.optimizers.SGD(1.0)
+        coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+        for _ in range(3):
+            coordinator.schedule(lambda: optimizer.apply_gradients([(np.ones(3, "float32"), v)]))
+        coordinator.join()
+        assert coordinator.strategy._worker_states()[0].call(lambda c: c.stats())[0]
+        np.testing.assert_array_equal(v.numpy(), [-2.0, -2.0, -2.0])  # read from the server
+        coordinator.close()
+    finally:
+        ps.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGINT)
+        ps_out, ps_err = ps.communicate(timeout=30)
+        worker_out, worker_err = worker.communicate(timeout=30)
+    assert ps.returncode == 0 and "joined" in ps_out, ps_err
+    assert "stopped at version 3" in ps_err
+    assert worker.returncode == 0 and "joined" in worker_out, worker_err
+    assert "does not ship code across the network" in worker_err
+    assert "Traceback" not in ps_err + worker_err
+
+
+def test_a_ps_task_beyond_loopback_needs_keys(monkeypatch):
+    monkeypatch.delenv("DISTFLOW_KEYS", raising=False)
+    monkeypatch.delenv("DISTFLOW_INSECURE", raising=False)
+    with pytest.raises(ValueError, match="DISTFLOW_KEYS"):
+        tf.distribute.Server({"ps": ["10.9.8.7:2222"], "worker": ["10.9.8.6:2222"]},
+                             job_name="ps", task_index=0)
+    with pytest.raises(ValueError, match="task_index=3"):
+        tf.distribute.Server({"ps": ["localhost:1"]}, job_name="ps", task_index=3)
