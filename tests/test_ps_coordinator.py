@@ -350,3 +350,21 @@ def test_a_ps_task_beyond_loopback_needs_keys(monkeypatch):
                              job_name="ps", task_index=0)
     with pytest.raises(ValueError, match="task_index=3"):
         tf.distribute.Server({"ps": ["localhost:1"]}, job_name="ps", task_index=3)
+
+
+def test_a_learning_rate_changed_between_steps_reaches_the_servers(cluster, strategy):
+    strategy = strategy()
+    with strategy.scope():
+        v = tf.Variable(np.ones(3, np.float32), name="v")
+        optimizer = tf.keras.optimizers.SGD(1.0)
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+
+    def step():
+        optimizer.apply_gradients([(np.ones(3, np.float32), v)])
+    coordinator.schedule(step)
+    coordinator.join()
+    optimizer.learning_rate = 0.25  # as LearningRateScheduler does between epochs
+    for _ in range(4):
+        coordinator.schedule(step)
+    coordinator.join()
+    np.testing.assert_allclose(v.numpy(), [-1.0, -1.0, -1.0])

@@ -99,6 +99,7 @@ class Worker:
         self.lock = threading.Lock()  # the client's sockets are used by one thread at a time
         self.synced: set[str] = set()
         self.steps = 0  # gradients this worker pushed
+        self.told: float | None = None  # the learning rate the servers last got from it
         self._client = None
 
     @property
@@ -123,20 +124,25 @@ class Worker:
 
         Called with the computation lock held; released during the round trip.
         """
-        from distflow.distribute.strategy import _array, optimizer_config
+        from distflow.distribute import strategy as strategies
 
         variables = [v for _, v in pairs]
-        grads = {v.name: _array(g, v) for g, v in pairs}
+        grads = {v.name: strategies._array(g, v) for g, v in pairs}
         fresh = {v.name: np.array(v.value) for v in variables if v.name not in self.synced}
-        config = optimizer_config(optimizer) if fresh else None
+        config = strategies.optimizer_config(optimizer) if fresh else None
+        if fresh and isinstance(config["learning_rate"], float):
+            self.told = config["learning_rate"]  # (the chief's, if the servers hold another)
+        rate = strategies.learning_rate_change(optimizer, self.told)
         compute = self.strategy._compute
         compute.release()
         try:
             if fresh:
                 self._initialize(fresh, config)
-            params = self.call(lambda c: c.push_pull(grads))
+            params = self.call(lambda c: c.push_pull(grads, learning_rate=rate))
         finally:
             compute.acquire()
+        if rate is not None:
+            self.told = rate
         _write(variables, params)
         self.strategy._variables.update((v.name, v) for v in variables)
         self.steps += 1

@@ -284,11 +284,7 @@ class _ParameterServerBacked(Strategy):
 
     def _learning_rate_change(self, optimizer: Any) -> float | None:
         """The optimizer's rate if it is a number the servers have not been told yet."""
-        source = (optimizer._learning_rate_source()
-                  if hasattr(optimizer, "_learning_rate_source") else None)
-        if isinstance(source, bool) or not isinstance(source, int | float):
-            return None  # a schedule: the servers evaluate the one they were given
-        return None if float(source) == self._told_learning_rate else float(source)
+        return learning_rate_change(optimizer, self._told_learning_rate)
 
     def _write(self, variables: Sequence[Variable], params: dict[str, np.ndarray]) -> None:
         for v in variables:
@@ -362,6 +358,15 @@ class _ParameterServerBacked(Strategy):
 def _array(g: Any, v: Variable) -> np.ndarray:
     arr = g.value if isinstance(g, Tensor) else np.asarray(g)
     return arr if arr.dtype == v.value.dtype else arr.astype(v.value.dtype)
+
+
+def learning_rate_change(optimizer: Any, told: float | None) -> float | None:
+    """`optimizer`'s rate if it is a number other than `told` (what the servers were told)."""
+    source = (optimizer._learning_rate_source()
+              if hasattr(optimizer, "_learning_rate_source") else None)
+    if isinstance(source, bool) or not isinstance(source, int | float):
+        return None  # a schedule: the servers evaluate the one they were given
+    return None if float(source) == told else float(source)
 
 
 def optimizer_config(optimizer: Any) -> dict:
