@@ -368,3 +368,31 @@ def test_a_learning_rate_changed_between_steps_reaches_the_servers(cluster, stra
         coordinator.schedule(step)
     coordinator.join()
     np.testing.assert_allclose(v.numpy(), [-1.0, -1.0, -1.0])
+
+
+def test_a_step_in_flight_does_not_put_the_coordinator_thread_in_the_scope(cluster, strategy):
+    import threading
+
+    strategy = strategy()
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    started, release = threading.Event(), threading.Event()
+
+    def step():
+        return strategy.run(lambda: (started.set(), release.wait(30)))
+    coordinator.schedule(step)
+    assert started.wait(30)
+    try:
+        assert not tf.distribute.has_strategy()  # the worker's `run` is its thread's
+        assert tf.Variable(1.0)._distribute_strategy is None
+    finally:
+        release.set()
+    coordinator.join()
+
+
+def test_join_after_close_says_nothing_can_run(cluster, strategy):
+    strategy = strategy()
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    coordinator.close()
+    coordinator.schedule(lambda: None)
+    with pytest.raises(RuntimeError, match="every worker thread has ended"):
+        coordinator.join()

@@ -232,11 +232,18 @@ class ClusterCoordinator:
         return result
 
     def _serve(self, worker: Worker) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._run(worker, *item)
+        """The worker thread: in the strategy's scope and pushing through `worker`'s client,
+        for this thread only (the coordinator's thread stays outside)."""
+        from distflow import strategy_stack
+        from distflow.optimizers import base
+
+        with strategy_stack.thread_scope(self.strategy), \
+                base.thread_apply_override(self.strategy._apply_gradients):
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                self._run(worker, *item)
 
     def _run(self, worker: Worker, fn: Callable, args: tuple, kwargs: dict,
              result: RemoteValue) -> None:
@@ -266,6 +273,10 @@ class ClusterCoordinator:
         with self._cond:
             while self._pending:
                 self._cond.wait(1.0)
+                if self._pending and not any(t.is_alive() for t in self._threads):
+                    raise RuntimeError(f"join(): {self._pending} scheduled function(s) can "
+                                       f"never run: every worker thread has ended (see the "
+                                       f"log for why, or `close()` was called).")
                 waited = time.monotonic() - start
                 if waited - said >= 60.0:
                     said = waited
