@@ -375,9 +375,11 @@ def fit(strategy: Any, model: Any, x: Any, epochs: int, verbose: Any, callbacks:
     iterators = iter(coordinator.create_per_worker_dataset(lambda: _worker_batches(strategy, x)))
     _build(model, x, strategy)
     cbs = model._callbacks(callbacks, verbose, epochs, steps_per_epoch, add_history=True)
-    model.stop_training, logs = False, {}
+    model.stop_training, logs, model._initial_epoch = False, {}, None
     cbs.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
+    start = initial_epoch if model._initial_epoch is None else model._initial_epoch
+    model._initial_epoch = None  # BackupAndRestore's epoch, when it restored one
+    for epoch in range(start, epochs):
         model.reset_metrics()
         cbs.on_epoch_begin(epoch)
         for _ in range(steps_per_epoch):
