@@ -17,11 +17,30 @@ from typing import Any
 
 _entered: list[Any] = []
 _replica = threading.local()  # .context: the innermost `strategy.run`'s ReplicaContext
+_thread = threading.local()  # .entered: scopes entered for this thread only
 
 
 def current() -> Any:
-    """The strategy of the innermost entered `scope()`, or None outside every scope."""
+    """The strategy of the innermost entered `scope()`, or None outside every scope.
+
+    A scope entered for one thread (`thread_scope`) wins on that thread.
+    """
+    local = getattr(_thread, "entered", None)
+    if local:
+        return local[-1]
     return _entered[-1] if _entered else None
+
+
+@contextlib.contextmanager
+def thread_scope(strategy: Any) -> Iterator[Any]:
+    """Makes `strategy` the current one on this thread only (a coordinator's worker
+    thread), without entering its scope for the other threads of the process."""
+    local = _thread.__dict__.setdefault("entered", [])
+    local.append(strategy)
+    try:
+        yield strategy
+    finally:
+        local.pop()
 
 
 def push(strategy: Any) -> None:

@@ -13,6 +13,7 @@ _STRATEGY_NAMES = ("LocalStrategy", "MirroredStrategy", "MultiWorkerMirroredStra
                    "ParameterServerStrategy", "Strategy", "TPUStrategy", "get_replica_context",
                    "get_strategy", "has_strategy", "in_cross_replica_context")
 _REPLICA_NAMES = ("InputContext", "ReduceOp", "ReplicaContext")
+_SUBMODULES = ("cluster_resolver", "coordinator", "experimental", "partitioners")
 
 
 def __getattr__(name: str):
@@ -24,7 +25,15 @@ def __getattr__(name: str):
         from distflow.distribute import replica
 
         return getattr(replica, name)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"distflow.distribute.{name}")
+    if name == "Server":
+        from distflow.distribute import experimental
+
+        return experimental.Server
     raise AttributeError(f"module 'distflow.distribute' has no attribute {name!r}")
 
 
-__all__ = ["ClusterSpec", *_STRATEGY_NAMES, *_REPLICA_NAMES]
+__all__ = ["ClusterSpec", "Server", *_STRATEGY_NAMES, *_REPLICA_NAMES, *_SUBMODULES]

@@ -83,12 +83,16 @@ class PSClient:
             several messages (parts) of about this size, all sent at once, so the
             server updates and answers the first parts while the others are still
             on the wire; None: always one message (docs/protocol.md, Pipelining).
+        partitions: `fn(name, shape, dtype)` -> number of row ranges to cut that
+            variable into (a TF variable partitioner's axis-0 count; overrides the
+            size rule of `split_bytes`); None: the size rule only.
     """
 
     def __init__(self, addrs: Sequence[str], worker_id: int | None = None,
                  timeout: float = 60.0, keys_dir: str | None = None, retries: int = 3,
                  backoff: float = 0.2, split: bool = True, split_bytes: int | None = None,
-                 pipeline_bytes: int | None = 4 * 1024 * 1024):
+                 pipeline_bytes: int | None = 4 * 1024 * 1024,
+                 partitions: Callable[[str, tuple, np.dtype], int] | None = None):
         if isinstance(addrs, str) or not addrs:
             raise ValueError(f"`addrs` must be a non-empty list of tcp://host:port. "
                              f"Received: addrs={addrs!r}")
@@ -104,6 +108,7 @@ class PSClient:
         self._req = random.SystemRandom().randrange(1 << 30)
         self._last_push: tuple | None = None  # the last push_pull's messages and request id
         self._split, self._split_bytes = split, split_bytes
+        self._partitions = partitions
         self._pieces: dict[str, list[sharding.Piece]] = {}
         self._by_key: dict[str, sharding.Piece] = {}
         self._split_any = False  # some variable is split by rows across shards
@@ -336,8 +341,11 @@ class PSClient:
         if not new:
             return
         self._plans.clear()  # a plan may have been refused for a name not known then
+        wanted = None if self._partitions is None else {
+            n: self._partitions(n, tuple(a.shape), np.dtype(a.dtype)) for n, a in new.items()}
         placement = sharding.place(sharding.specs_of(new), self.num_shards,
-                                   split=self._split, split_bytes=self._split_bytes)
+                                   split=self._split, split_bytes=self._split_bytes,
+                                   partitions=wanted)
         for piece in placement.pieces:
             self._pieces.setdefault(piece.var, []).append(piece)
             self._by_key[piece.key] = piece

@@ -17,6 +17,10 @@ Rule (greedy largest first, balanced by bytes):
    the same variable when possible.
 
 A piece of a split variable is named `"<name>[<start>:<stop>]"` on the wire.
+
+`partitions` (name -> parts, from a TF-style variable partitioner) overrides
+rule 1 for the variables it names: such a variable is cut into
+`min(parts, shards, rows)` row ranges whatever its size.
 """
 
 from __future__ import annotations
@@ -100,7 +104,8 @@ def specs_of(arrays: Mapping[str, np.ndarray]) -> list[tuple[str, tuple[int, ...
 
 
 def place(specs: Iterable[tuple[str, Sequence[int], str]], num_shards: int,
-          split: bool = True, split_bytes: int | None = None) -> Placement:
+          split: bool = True, split_bytes: int | None = None,
+          partitions: Mapping[str, int] | None = None) -> Placement:
     """Places variables on `num_shards` shards (see the module docstring for the rule).
 
     Args:
@@ -108,6 +113,7 @@ def place(specs: Iterable[tuple[str, Sequence[int], str]], num_shards: int,
         num_shards: number of parameter servers, >= 1.
         split: allow row-splitting of large variables.
         split_bytes: split variables larger than this; None: the fair share.
+        partitions: name -> number of row ranges wanted (overrides the size rule).
 
     Returns:
         The `Placement`, identical in every process for the same input.
@@ -122,7 +128,9 @@ def place(specs: Iterable[tuple[str, Sequence[int], str]], num_shards: int,
         raise ValueError(f"Variable names must be unique to be placed on shards. "
                          f"Received duplicates: {dupes}")
     threshold = _threshold(items, num_shards, split_bytes)
-    candidates = [c for item in items for c in _cut(item, num_shards, split, threshold)]
+    wanted = partitions or {}
+    candidates = [c for item in items
+                  for c in _cut(item, num_shards, split, threshold, wanted.get(item[0]))]
     candidates.sort(key=lambda c: (-c[5], c[0]))
     return Placement(num_shards, tuple(_assign(candidates, num_shards)))
 
@@ -138,11 +146,15 @@ def _threshold(items: list, num_shards: int, split_bytes: int | None) -> int:
     return max(MIN_SPLIT_BYTES, math.ceil(total / num_shards))
 
 
-def _cut(item: tuple, num_shards: int, split: bool, threshold: int) -> list[tuple]:
+def _cut(item: tuple, num_shards: int, split: bool, threshold: int,
+         wanted: int | None = None) -> list[tuple]:
     name, shape, dtype = item
     nbytes = _nbytes(shape, dtype)
     rows = shape[0] if shape else 1
-    parts = min(num_shards, rows, math.ceil(nbytes / threshold)) if split and shape else 1
+    if wanted is not None:  # a partitioner decided for this variable
+        threshold, parts = 0, min(num_shards, rows, max(1, int(wanted))) if shape else 1
+    else:
+        parts = min(num_shards, rows, math.ceil(nbytes / threshold)) if split and shape else 1
     if parts <= 1 or nbytes <= threshold:
         return [(name, name, 0, rows, shape, nbytes, False, dtype)]
     base, extra = divmod(rows, parts)

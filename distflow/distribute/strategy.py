@@ -286,11 +286,7 @@ class _ParameterServerBacked(Strategy):
 
     def _learning_rate_change(self, optimizer: Any) -> float | None:
         """The optimizer's rate if it is a number the servers have not been told yet."""
-        source = (optimizer._learning_rate_source()
-                  if hasattr(optimizer, "_learning_rate_source") else None)
-        if isinstance(source, bool) or not isinstance(source, int | float):
-            return None  # a schedule: the servers evaluate the one they were given
-        return None if float(source) == self._told_learning_rate else float(source)
+        return learning_rate_change(optimizer, self._told_learning_rate)
 
     def _write(self, variables: Sequence[Variable], params: dict[str, np.ndarray]) -> None:
         for v in variables:
@@ -364,6 +360,15 @@ class _ParameterServerBacked(Strategy):
 def _array(g: Any, v: Variable) -> np.ndarray:
     arr = g.value if isinstance(g, Tensor) else np.asarray(g)
     return arr if arr.dtype == v.value.dtype else arr.astype(v.value.dtype)
+
+
+def learning_rate_change(optimizer: Any, told: float | None) -> float | None:
+    """`optimizer`'s rate if it is a number other than `told` (what the servers were told)."""
+    source = (optimizer._learning_rate_source()
+              if hasattr(optimizer, "_learning_rate_source") else None)
+    if isinstance(source, bool) or not isinstance(source, int | float):
+        return None  # a schedule: the servers evaluate the one they were given
+    return None if float(source) == told else float(source)
 
 
 def optimizer_config(optimizer: Any) -> dict:
@@ -480,17 +485,29 @@ def _chief_hosted_cluster(resolver: Any) -> tuple[ClusterSpec, Any]:
     return cluster, (_start_chief_server(cluster, address) if rank == 0 else None)
 
 
-def _start_chief_server(cluster: ClusterSpec, address: str) -> Any:
-    from distflow.distribute.server import ParameterServer, ServerConfig
+def serving_address(address: str, keys_dir: str | None, who: str) -> str:
+    """The address a server of `address` (`tcp://host:port`) binds.
 
+    Loopback binds itself; any other host binds all interfaces on its port, which
+    needs CURVE keys (`keys_dir`) or `DISTFLOW_INSECURE=1`.
+
+    Raises:
+        ValueError: beyond loopback without keys or the opt-in, naming `who`.
+    """
     host = address.rsplit(":", 1)[0].removeprefix("tcp://")
     loopback = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-    if not loopback and not cluster.keys_dir and os.environ.get("DISTFLOW_INSECURE") != "1":
-        raise ValueError(f"The chief would serve the parameters on {address}, beyond loopback, "
+    if not loopback and not keys_dir and os.environ.get("DISTFLOW_INSECURE") != "1":
+        raise ValueError(f"{who} would serve the parameters on {address}, beyond loopback, "
                          f"in plain TCP. Set DISTFLOW_KEYS to a CURVE key directory "
                          f"(`python -m distflow.keys generate DIR`), or DISTFLOW_INSECURE=1 "
                          f"on a trusted network.")
-    bind = address if loopback else f"tcp://0.0.0.0:{address.rsplit(':', 1)[1]}"
+    return address if loopback else f"tcp://0.0.0.0:{address.rsplit(':', 1)[1]}"
+
+
+def _start_chief_server(cluster: ClusterSpec, address: str) -> Any:
+    from distflow.distribute.server import ParameterServer, ServerConfig
+
+    bind = serving_address(address, cluster.keys_dir, "The chief")
     server = ParameterServer(ServerConfig(address=bind, mode="sync",
                                           num_workers=cluster.num_workers,
                                           heartbeat_timeout=cluster.heartbeat_timeout,
@@ -546,6 +563,17 @@ class ParameterServerStrategy(_ParameterServerBacked):
     """
 
     mode = "async"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """TF's `ParameterServerStrategy(cluster_resolver, variable_partitioner=None)`: a
+        resolver as first argument builds the coordinator-driven strategy
+        (`distribute.experimental.ParameterServerStrategy`)."""
+        first = args[0] if args else kwargs.get("cluster_resolver")
+        if hasattr(first, "cluster_spec"):
+            from distflow.distribute import experimental
+
+            return experimental.ParameterServerStrategy(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, max_staleness: int | None = None, cluster: ClusterSpec | None = None,
                  client_factory: Callable | None = None):

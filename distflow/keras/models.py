@@ -1166,6 +1166,13 @@ class Model(Layer):
         epochs = _non_negative_int("epochs", epochs)
         initial_epoch = _non_negative_int("initial_epoch", initial_epoch)
         ctx = training_context.current()
+        coordinated = getattr(ctx, "coordinated_fit", None)
+        if coordinated is not None:  # a strategy that schedules fit's steps on its workers
+            return coordinated(self, x, epochs, verbose, callbacks, steps_per_epoch,
+                               initial_epoch, y=y, batch_size=batch_size,
+                               validation_split=validation_split or None,
+                               validation_data=validation_data, sample_weight=sample_weight,
+                               class_weight=class_weight)
         train, val = self._fit_batches(ctx, x, y, sample_weight, class_weight, batch_size,
                                        shuffle, steps_per_epoch, validation_split,
                                        validation_data, validation_batch_size, validation_steps)

@@ -104,3 +104,31 @@ def __getattr__(name: str) -> Any:
 
         return Progbar
     raise AttributeError(f"module 'distflow.keras.utils' has no attribute {name!r}")
+
+
+class DatasetCreator:
+    """tf.keras's `utils.experimental.DatasetCreator`: a dataset built per worker by `fit`.
+
+    `model.fit(DatasetCreator(dataset_fn), steps_per_epoch=...)` under a
+    parameter-server strategy calls `dataset_fn(input_context)` once per worker
+    (`input_context.input_pipeline_id` is the worker's index).
+
+    Args:
+        dataset_fn: `fn(input_context)` -> a dataset of (x, y[, sample_weight]) batches.
+        input_options: accepted for TF compatibility.
+    """
+
+    def __init__(self, dataset_fn: Any, input_options: Any = None):
+        if not callable(dataset_fn):
+            raise TypeError(f"`dataset_fn` for `DatasetCreator` must be a callable. "
+                            f"Received: dataset_fn={dataset_fn!r}")
+        self.dataset_fn, self.input_options = dataset_fn, input_options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.dataset_fn(*args, **kwargs)
+
+
+class experimental:  # noqa: N801  (TF's namespace `keras.utils.experimental`)
+    """`keras.utils.experimental.DatasetCreator`."""
+
+    DatasetCreator = DatasetCreator

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from distflow.tensor import GradientTape, Tensor, Variable, graph_form
 
 ApplyOverride = Callable[["Optimizer", list], None]
 _overrides: list[ApplyOverride] = []
+_thread = threading.local()  # .overrides: installed for this thread only
 
 
 @contextlib.contextmanager
@@ -38,8 +40,22 @@ def apply_override(fn: ApplyOverride) -> Iterator[None]:
         _overrides.remove(fn)
 
 
+@contextlib.contextmanager
+def thread_apply_override(fn: ApplyOverride) -> Iterator[None]:
+    """As `apply_override`, for the calling thread only (it wins there over the others)."""
+    local = _thread.__dict__.setdefault("overrides", [])
+    local.append(fn)
+    try:
+        yield
+    finally:
+        local.pop()
+
+
 def get_apply_override() -> ApplyOverride | None:
-    """The innermost installed override, or None (local updates)."""
+    """The innermost override of this thread, else of the process, or None (local updates)."""
+    local = getattr(_thread, "overrides", None)
+    if local:
+        return local[-1]
     return _overrides[-1] if _overrides else None
 
 
