@@ -411,3 +411,43 @@ def test_threads_calling_a_new_function_trace_it_once():
         t.join(timeout=60)
     assert len(traced) == 1 and len(out) == 4
     assert all(np.array_equal(o, [2.0, 4.0]) for o in out)
+
+
+def test_a_step_that_cannot_be_traced_runs_eagerly_every_call_and_says_so():
+    from distflow.keras import layers
+
+    model = df.keras.Sequential([layers.Dense(2, input_shape=(3,))])
+    optimizer = df.keras.optimizers.SGD(0.1)
+    loss_fn = df.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = df.keras.metrics.SparseCategoricalAccuracy()
+
+    @df.function
+    def train_step(x, y):  # the Keras guide's loop: this loss reads its labels' values
+        with df.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+        accuracy.update_state(y, model(x))
+        return loss
+
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        for _ in range(4):
+            train_step(rng.normal(size=(8, 3)).astype("float32"), rng.integers(0, 2, 8))
+    assert int(optimizer.iterations.numpy()) == 4  # every call trained, none twice
+    assert 0.0 <= float(accuracy.result()) <= 1.0 and float(np.asarray(accuracy.count)) == 32
+
+
+def test_an_iterator_argument_gives_a_fresh_batch_every_call():
+    seen = []
+
+    @df.function
+    def step(iterator):
+        batch = next(iterator)
+        seen.append(int(np.asarray(batch)))
+        return batch
+
+    iterator = iter([df.constant(1.0), df.constant(2.0), df.constant(3.0)])
+    with pytest.warns(UserWarning, match="iterator"):
+        results = [float(step(iterator)) for _ in range(3)]
+    assert results == [1.0, 2.0, 3.0] and seen == [1, 2, 3]

@@ -273,12 +273,16 @@ def as_probe(arr: Any) -> Probe:
     return arr if isinstance(arr, Probe) else arr.view(Probe)
 
 
+class NoGraphForm(TypeError):
+    """Code read the value of a symbolic tensor: what it computes has no graph form."""
+
+
 def check_not_probe(value: Any, what: str) -> None:
-    """Raises a TypeError naming the code that computed `value` from a symbolic tensor."""
+    """Raises `NoGraphForm` naming the code that computed `value` from a symbolic tensor."""
     if isinstance(value, Tensor) and not value._symbolic:
         value = value.value
     if isinstance(value, Probe):
-        raise TypeError(
+        raise NoGraphForm(
             f"{what} was computed from the value of a symbolic tensor ({_caller()}): that "
             "code reads `.value` / NumPy of a tensor that exists only when the graph runs, "
             "so it has no graph form. Compute it with distflow ops, or outside the graph.")

@@ -156,6 +156,8 @@ class Function:
         self._relaxed: list[tuple[Any, ConcreteFunction]] = []
         self._traces = 0
         self._calls = 0
+        self._said_eager = False  # warned that it runs eagerly
+        self._eager_reason: Any = None  # why every call runs eagerly (a failed trace)
         self._lock = threading.RLock()
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
@@ -185,13 +187,34 @@ class Function:
             concrete = self._concrete.get(_call_key(args, kwargs, leaves))
             if concrete is not None:
                 return concrete._call_flat([_array(x) for x in leaves], check=False)
-        concrete, arrays = self._lookup(args, kwargs)
+        stateful = self._eager_reason or _stateful_argument((args, kwargs))
+        if stateful is not None:
+            return self._run_eagerly(stateful, args, kwargs)
+        try:
+            concrete, arrays = self._lookup(args, kwargs)
+        except core.NoGraphForm as exc:  # e.g. a Keras loss or metric that reads values
+            self._eager_reason = exc
+            return self._run_eagerly(exc, args, kwargs)
         if taped:
             leaves = []
             _signature((args, kwargs), leaves)
             return concrete._call_taped(arrays, leaves, lambda: self.python_function(
                 *args, **kwargs))
         return concrete._call_flat(arrays)
+
+    def _run_eagerly(self, stateful: Any, args: tuple, kwargs: dict) -> Any:
+        """Runs the Python function itself: an argument is an iterator (a trace would read it
+        once and bake its first batch in), or the trace met code with no graph form (it
+        reads tensors' values). Said once per function."""
+        if not self._said_eager:
+            self._said_eager = True
+            why = (f"it could not be traced: {stateful}" if isinstance(stateful, Exception)
+                   else f"its argument of type {type(stateful).__name__} is read as a Python "
+                   f"object (an iterator), and a traced graph would read it once; pass the "
+                   f"batch's tensors to trace it")
+            warnings.warn(f"function '{self.python_function.__name__}' runs eagerly (same "
+                          f"results, no graph): {why}", stacklevel=3)
+        return self.python_function(*args, **kwargs)
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> ConcreteFunction:
         """The trace for these arguments (tensors, or `TensorSpec`s), tracing if needed."""
@@ -340,6 +363,17 @@ class _Arg:
 def _is_input(x: Any) -> bool:
     return (isinstance(x, Tensor) and not isinstance(x, Variable | GraphTensor)) or \
         isinstance(x, np.ndarray | TensorSpec)
+
+
+def _stateful_argument(value: Any) -> Any:
+    """The first argument that changes when read (an iterator, a generator), or None."""
+    if isinstance(value, list | tuple):
+        return next((s for s in map(_stateful_argument, value) if s is not None), None)
+    if isinstance(value, dict):
+        return _stateful_argument(list(value.values()))
+    if hasattr(value, "__next__") and not isinstance(value, Tensor | np.ndarray):
+        return value
+    return None
 
 
 def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
