@@ -416,7 +416,8 @@ def test_threads_calling_a_new_function_trace_it_once():
 def test_a_step_that_cannot_be_traced_runs_eagerly_every_call_and_says_so():
     from distflow.keras import layers
 
-    model = df.keras.Sequential([layers.Dense(2, input_shape=(3,))])
+    # A name of its own: variable names are unique per process (other tests expect dense/).
+    model = df.keras.Sequential([layers.Dense(2, input_shape=(3,), name="eager_fallback")])
     optimizer = df.keras.optimizers.SGD(0.1)
     loss_fn = df.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = df.keras.metrics.SparseCategoricalAccuracy()

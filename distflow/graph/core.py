@@ -274,7 +274,17 @@ def as_probe(arr: Any) -> Probe:
 
 
 class NoGraphForm(TypeError):
-    """Code read the value of a symbolic tensor: what it computes has no graph form."""
+    """Code read the value of a symbolic tensor: what it computes has no graph form.
+
+    Attributes:
+        in_library: the code is distflow's own (a Keras loss, metric or layer not yet
+            written with graph-recordable ops): `function` then runs eagerly instead.
+    """
+
+    in_library = False
+
+
+_PACKAGE_DIR = __file__.rsplit("/graph/", 1)[0] + "/"  # distflow's own source files
 
 
 def check_not_probe(value: Any, what: str) -> None:
@@ -282,20 +292,31 @@ def check_not_probe(value: Any, what: str) -> None:
     if isinstance(value, Tensor) and not value._symbolic:
         value = value.value
     if isinstance(value, Probe):
-        raise NoGraphForm(
+        frame = _culprit_frame()
+        error = NoGraphForm(
             f"{what} was computed from the value of a symbolic tensor ({_caller()}): that "
             "code reads `.value` / NumPy of a tensor that exists only when the graph runs, "
             "so it has no graph form. Compute it with distflow ops, or outside the graph.")
+        error.in_library = frame is not None and frame.filename.startswith(_PACKAGE_DIR)
+        raise error
 
 
 def _caller() -> str:
+    frame = _culprit_frame()
+    if frame is None:
+        return "unknown code"
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+def _culprit_frame() -> Any:
+    """The innermost frame outside the graph machinery (the code that read a value)."""
     import traceback
 
     inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "contextlib.py")
-    for frame in reversed(traceback.extract_stack()[:-2]):
+    for frame in reversed(traceback.extract_stack()[:-3]):
         if not any(part in frame.filename for part in inside):
-            return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
-    return "unknown code"
+            return frame
+    return None
 
 
 def _ones(shape: TensorShape, dtype: np.dtype, unknown: int) -> Probe:

@@ -192,8 +192,10 @@ class Function:
             return self._run_eagerly(stateful, args, kwargs)
         try:
             concrete, arrays = self._lookup(args, kwargs)
-        except core.NoGraphForm as exc:  # e.g. a Keras loss or metric that reads values
-            self._eager_reason = exc
+        except core.NoGraphForm as exc:
+            if not exc.in_library:
+                raise  # the user's code reads a value: an error, as in TF
+            self._eager_reason = exc  # e.g. a Keras loss or metric that reads values
             return self._run_eagerly(exc, args, kwargs)
         if taped:
             leaves = []
