@@ -554,3 +554,36 @@ def textwrap_dedent(text):
     import textwrap
 
     return textwrap.dedent(text)
+
+
+def test_launchers_from_a_worker_only_tf_config_train_together(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from test_launch_e2e import REPO
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(README_SCRIPT))
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
+    base["PYTHONPATH"] = str(REPO)
+    port = _free_ports(1)[0]
+    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 2}"]  # the chief serves on port + 1
+    launchers = []
+    for index in (1, 0):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        launchers.append(subprocess.Popen(
+            [sys.executable, "-m", "distflow.launch", "--rendezvous-timeout", "30",
+             "train.py"], cwd=tmp_path, env={**base, "TF_CONFIG": json.dumps(config)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=120) for p in launchers]
+    for p, (out, err) in zip(launchers, outputs):
+        assert p.returncode == 0, (out + err)[-3000:]
+    chief_out, chief_err = outputs[1]
+    assert server_versions(chief_out + chief_err) == [EPOCHS * ROWS // BATCH]
+    final = {**worker_json(outputs[0][0], "final"), **worker_json(chief_out, "final")}
+    assert sorted(final) == [0, 1]
+    for a, b in zip(final[0], final[1]):
+        np.testing.assert_array_equal(a, b)

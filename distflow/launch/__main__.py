@@ -178,6 +178,9 @@ TF_CONFIG (Kubeflow TFJob, Kubernetes)
   "task": {"type": ..., "index": ...}} each launcher runs exactly one
   process: chief -> worker 0, worker i -> worker i+1 (worker i without a
   chief), ps i -> server i listening on the port of its TF_CONFIG entry.
+  A TF_CONFIG with no "ps" task (TF's multi-worker tutorial lists only
+  workers) gets one server, started by the chief's launcher beside the chief
+  on the chief's TF_CONFIG port + 1.
   The chief's launcher is the coordinator on the chief's TF_CONFIG address.
   See launch/kubernetes.yaml.
 

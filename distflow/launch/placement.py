@@ -333,9 +333,12 @@ def _place_ssh_driver(opts: Options, hosts: list[cluster.HostSlots], master: str
 
 def _task_plan(opts: Options, engine: str, role: str, rank: int, ps_addrs: list[str],
                ps_hosts: list[str], num_workers: int, bind: str, run_id: str,
-               control: ControlSpec) -> LaunchPlan:
+               control: ControlSpec, chief_serves: bool = False) -> LaunchPlan:
+    """One task's plan; with `chief_serves` the chief's launcher also starts server 0."""
     base = child_env(opts, run_id, num_workers, ps_addrs, bind)
-    processes = [_spec(opts, base, "ps", i, i, ps_hosts[i], role == "ps" and rank == i)
+    serves = chief_serves and role == "worker" and rank == 0
+    processes = [_spec(opts, base, "ps", i, i, ps_hosts[i],
+                       (role == "ps" and rank == i) or serves)
                  for i in range(len(ps_addrs))]
     processes += [_spec(opts, base, "worker", r, len(ps_addrs) + r, "?",
                         role == "worker" and rank == r) for r in range(num_workers)]
@@ -378,9 +381,10 @@ def _split_address(address: str) -> tuple[str, int]:
 
 
 def _place_tf_config(opts: Options, info: cluster.TfConfigInfo) -> LaunchPlan:
-    if not info.ps:
-        raise LaunchError('TF_CONFIG lists no "ps" task; distflow needs at least one '
-                          "parameter server. Add cluster.ps to TF_CONFIG.")
+    chief_serves = not info.ps  # TF's multi-worker tutorial lists only worker tasks
+    if chief_serves:
+        host, port = _split_address(info.workers[0])
+        info = cluster.TfConfigInfo(info.role, info.rank, info.workers, [f"{host}:{port + 1}"])
     for name, given, actual in (("ps", opts.ps, len(info.ps)),
                                 ("workers", opts.workers, len(info.workers))):
         if given is not None and given != actual:
@@ -395,9 +399,12 @@ def _place_tf_config(opts: Options, info: cluster.TfConfigInfo) -> LaunchPlan:
     is_chief = info.role == "worker" and info.rank == 0
     if is_chief:
         _check_port(bind, chief_port, "the launcher coordinator (the chief's TF_CONFIG port)")
+        if chief_serves:
+            _check_port(bind, chief_port + 1, "ps 0 (the chief's TF_CONFIG port + 1)")
     control = ControlSpec(chief_host, chief_port, is_chief,
-                          len(info.workers) + len(info.ps) - 1)
+                          len(info.workers) + (0 if chief_serves else len(info.ps)) - 1)
     ps_addrs = [tcp_address(h, p) for h, p in ps_hosts]
     run_id = opts.run_id or _stable_id("tf", *info.workers, *info.ps)
     return _task_plan(opts, "tf_config", info.role, info.rank, ps_addrs,
-                      [h for h, _ in ps_hosts], len(info.workers), bind, run_id, control)
+                      [h for h, _ in ps_hosts], len(info.workers), bind, run_id, control,
+                      chief_serves)
