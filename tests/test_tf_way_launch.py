@@ -587,3 +587,39 @@ def test_launchers_from_a_worker_only_tf_config_train_together(tmp_path):
     assert sorted(final) == [0, 1]
     for a, b in zip(final[0], final[1]):
         np.testing.assert_array_equal(a, b)
+
+
+FAILS_ON_WORKER_1 = """
+import os, time
+if os.environ["DISTFLOW_RANK"] == "1":
+    raise SystemExit("worker 1 cannot read its data")
+time.sleep(60)  # the chief would go on for a minute
+"""
+
+
+def test_a_failed_task_stops_the_other_launchers_naming_it(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from test_launch_e2e import REPO
+
+    (tmp_path / "train.py").write_text(textwrap.dedent(FAILS_ON_WORKER_1))
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
+    base["PYTHONPATH"] = str(REPO)
+    port = _free_ports(1)[0]
+    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 2}"]
+    launchers = []
+    for index in (0, 1):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        launchers.append(subprocess.Popen(
+            [sys.executable, "-m", "distflow.launch", "--grace-period", "3", "train.py"],
+            cwd=tmp_path, env={**base, "TF_CONFIG": json.dumps(config)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=40) for p in launchers]  # not the chief's minute
+    codes = [p.returncode for p in launchers]
+    assert codes[0] != 0 and codes[1] != 0, (codes, outputs)
+    assert "(worker 1) reports a failure" in outputs[0][1], outputs[0][1][-2000:]

@@ -32,6 +32,7 @@ POLL_SECONDS = 0.05
 RESTART_DELAY = 0.5
 EXIT_WORKERS_LOST = 3  # the run completed, but workers were lost (see --allow-lost-workers)
 EXIT_CHECKPOINT_DIR_IN_USE = 4  # another run holds --checkpoint-dir (launch/lock.py)
+TASK_ENGINES = ("tf_config", "openmpi")  # one launcher per process
 CHECKPOINT_LINE = "Checkpoint written: "  # what a server logs after each checkpoint
 CHECKPOINT_FAILED = "Checkpoint of version"  # a server's "... N failed (...)" line
 
@@ -413,7 +414,7 @@ class Supervisor:
 
     def _on_control(self, kind: str, node: int, payload: dict) -> None:
         if kind == "done" and not payload.get("ok"):
-            self.say(f"launcher {node} reports a failure (exit code "
+            self.say(f"launcher {node}{self._task_of(node)} reports a failure (exit code "
                      f"{payload.get('exit_code')}); stopping the run")
             self._failure_code = int(payload.get("exit_code") or 1)
             self._stop_requested = True
@@ -432,6 +433,13 @@ class Supervisor:
                 self._failure_code = int(payload.get("exit_code") or 1)
             self._stop_requested = True
 
+    def _task_of(self, node: int) -> str:
+        """' (worker 1)': the process launcher `node` runs, in one-process-per-task runs."""
+        if self.plan.engine not in TASK_ENGINES:
+            return ""
+        names = [p.name for p in self.plan.processes if p.node == node]
+        return f" ({names[0]})" if len(names) == 1 else ""
+
     def _may_stop_servers(self) -> bool:
         """Whether this launcher may end now that its workers are finished."""
         control = self._control
@@ -445,10 +453,16 @@ class Supervisor:
         return control.all_done(self._rendezvous_deadline)
 
     def _local_ok(self) -> bool:
-        return self._failure is None and self._failure_code is None
+        return self._failure is None and self._failure_code is None and not self._task_lost()
 
     def _local_code(self) -> int:
-        return self._failure_code or 0
+        return self._failure_code or (EXIT_WORKERS_LOST if self._task_lost() else 0)
+
+    def _task_lost(self) -> bool:
+        """One-process-per-launcher runs (TF_CONFIG, mpirun): this task's worker was lost,
+        which the other launchers must hear as a failure (they cannot see it)."""
+        return self.plan.engine in TASK_ENGINES and any(c.state == "lost"
+                                                        for c in self.children)
 
     def _finish_control(self) -> None:
         control = self._control
