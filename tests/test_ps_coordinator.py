@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_tf_way_launch import _free_ports
 
 import distflow as tf  # the tutorial's `import tensorflow as tf`
 from distflow.distribute import sharding
+from distflow.launch.config import pick_free_ports
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,7 +27,7 @@ EPOCHS, STEPS_PER_EPOCH = 4, 16
 
 def create_in_process_cluster(num_workers, num_ps):
     """The tutorial's helper, as written there (Server per task, then a resolver)."""
-    ports = _free_ports(num_workers + num_ps)
+    ports = pick_free_ports("127.0.0.1", num_workers + num_ps)
     cluster_dict = {"worker": [f"localhost:{p}" for p in ports[:num_workers]],
                     "ps": [f"localhost:{p}" for p in ports[num_workers:]]}
     servers = [tf.distribute.Server(cluster_dict, job_name="worker", task_index=i,
@@ -314,7 +314,7 @@ def _start_task(job, spec):
 def test_tasks_in_their_own_processes_train_and_end_cleanly_on_signals():
     import signal
 
-    worker_port, ps_port = _free_ports(2)
+    worker_port, ps_port = pick_free_ports("127.0.0.1", 2)
     spec = {"worker": [f"localhost:{worker_port}"], "ps": [f"localhost:{ps_port}"]}
     ps, worker = _start_task("ps", spec), _start_task("worker", spec)
     try:

@@ -7,11 +7,21 @@ workers end with identical weights.
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
+from test_launch_config import free_base_port
 from test_launch_e2e import run_launcher, worker_json
+from test_launch_supervisor import clean_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -228,19 +238,13 @@ print("final", json.dumps({{"replicas": strategy.num_replicas_in_sync, "losses":
 
 
 def test_the_tf_custom_loop_on_two_workers_equals_one_process(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
     result = run_launcher(tmp_path, "--workers", "2", "--ps", "2", script=CUSTOM_LOOP)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert server_versions(output) == [8, 8], output[-3000:]
     found = worker_json(result.stdout, "final")
     (tmp_path / "alone.py").write_text(textwrap.dedent(CUSTOM_LOOP))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
+    env = clean_env(tmp_path)
     alone = subprocess.run([sys.executable, "alone.py"], cwd=tmp_path, env=env, text=True,
                            capture_output=True, timeout=60)
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -270,29 +274,11 @@ print("final " + json.dumps({{"replicas": strategy.num_replicas_in_sync, "versio
 """
 
 
-def _free_ports(n):
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def test_two_processes_started_by_hand_with_tf_config_train_together(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
     (tmp_path / "train.py").write_text(textwrap.dedent(TF_CONFIG_SCRIPT))
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
-    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    base = clean_env(tmp_path)
+    port = free_base_port(2)
+    workers = [f"localhost:{port}", f"localhost:{port + 1}"]
     procs = []
     for index in (0, 1):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -321,19 +307,9 @@ time.sleep(float(__import__("sys").argv[1]))
 
 
 def test_a_checkpoint_directory_is_held_by_one_run_at_a_time(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
-    import time
-
-    from test_launch_e2e import REPO
-
     checkpoints = tmp_path / "ckpt"
     (tmp_path / "train.py").write_text(textwrap.dedent(SLOW))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
-    env["PYTHONPATH"] = str(REPO)
+    env = clean_env(tmp_path)
     first = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--checkpoint-dir",
                               str(checkpoints), "train.py", "20"], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -377,18 +353,8 @@ model.fit(x, x[:, :1], epochs=10000, batch_size=32, verbose=0)
 
 
 def test_ctrl_c_stops_the_run_quietly_and_names_the_final_checkpoint(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import textwrap
-    import time
-
-    from test_launch_e2e import REPO
-
     (tmp_path / "train.py").write_text(textwrap.dedent(LONG_FIT))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
-    env["PYTHONPATH"] = str(REPO)
+    env = clean_env(tmp_path)
     launcher = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--workers", "2",
                                  "--checkpoint-dir", str(tmp_path / "ckpt"), "train.py"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -424,17 +390,8 @@ model.fit(x, x[:, :1], epochs=1, batch_size=32, verbose=1)
 
 
 def test_the_chiefs_live_progress_bar_is_redrawn_on_the_launchers_terminal(tmp_path):
-    import os
-    import pty
-    import subprocess
-    import sys
-    import textwrap
-
-    from test_launch_e2e import REPO
-
     (tmp_path / "train.py").write_text(textwrap.dedent(BAR))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
-    env["PYTHONPATH"] = str(REPO)
+    env = clean_env(tmp_path)
     main, child = pty.openpty()
     launcher = subprocess.Popen([sys.executable, "-m", "distflow.launch", "--workers", "2",
                                  "train.py"], cwd=tmp_path, env=env, stdout=child,
@@ -532,9 +489,7 @@ print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]), fl
 
 
 def test_a_server_restarted_without_a_checkpoint_is_reseeded_and_resumes_at_once(tmp_path):
-    import sys
-
-    (tmp_path / "ps_wrapper.py").write_text(textwrap_dedent(PS_WRAPPER))
+    (tmp_path / "ps_wrapper.py").write_text(textwrap.dedent(PS_WRAPPER))
     result = run_launcher(tmp_path, "--workers", "2", "--ps", "2", "--max-restarts", "1",
                           "--ps-command", f"{sys.executable} -u ps_wrapper.py",
                           script=KILLS_A_SERVER, timeout=60)
@@ -550,40 +505,31 @@ def test_a_server_restarted_without_a_checkpoint_is_reseeded_and_resumes_at_once
         np.testing.assert_array_equal(a, b)
 
 
-def textwrap_dedent(text):
-    import textwrap
-
-    return textwrap.dedent(text)
+def _worker_only_tf_config_launchers(tmp_path, script, order, *flags, timeout=120):
+    """One launcher per task of a TF_CONFIG listing two workers (the chief serves on its
+    port + 1), started in `order`; returns [(exit code, stdout, stderr)] by task index."""
+    (tmp_path / "train.py").write_text(textwrap.dedent(script))
+    port = free_base_port(3)
+    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 2}"]
+    launchers = {}
+    for index in order:
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        launchers[index] = subprocess.Popen(
+            [sys.executable, "-m", "distflow.launch", *flags, "train.py"], cwd=tmp_path,
+            env={**clean_env(tmp_path), "TF_CONFIG": json.dumps(config)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = {i: p.communicate(timeout=timeout) for i, p in launchers.items()}
+    return [(launchers[i].returncode, *outputs[i]) for i in sorted(launchers)]
 
 
 def test_launchers_from_a_worker_only_tf_config_train_together(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    from test_launch_e2e import REPO
-
-    (tmp_path / "train.py").write_text(textwrap.dedent(README_SCRIPT))
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
-    base["PYTHONPATH"] = str(REPO)
-    port = _free_ports(1)[0]
-    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 2}"]  # the chief serves on port + 1
-    launchers = []
-    for index in (1, 0):
-        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        launchers.append(subprocess.Popen(
-            [sys.executable, "-m", "distflow.launch", "--rendezvous-timeout", "30",
-             "train.py"], cwd=tmp_path, env={**base, "TF_CONFIG": json.dumps(config)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=120) for p in launchers]
-    for p, (out, err) in zip(launchers, outputs):
-        assert p.returncode == 0, (out + err)[-3000:]
-    chief_out, chief_err = outputs[1]
+    results = _worker_only_tf_config_launchers(tmp_path, README_SCRIPT, (1, 0),
+                                               "--rendezvous-timeout", "30")
+    for code, out, err in results:
+        assert code == 0, (out + err)[-3000:]
+    (_, chief_out, chief_err), (_, other_out, _) = results
     assert server_versions(chief_out + chief_err) == [EPOCHS * ROWS // BATCH]
-    final = {**worker_json(outputs[0][0], "final"), **worker_json(chief_out, "final")}
+    final = {**worker_json(other_out, "final"), **worker_json(chief_out, "final")}
     assert sorted(final) == [0, 1]
     for a, b in zip(final[0], final[1]):
         np.testing.assert_array_equal(a, b)
@@ -598,28 +544,9 @@ time.sleep(60)  # the chief would go on for a minute
 
 
 def test_a_failed_task_stops_the_other_launchers_naming_it(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    from test_launch_e2e import REPO
-
-    (tmp_path / "train.py").write_text(textwrap.dedent(FAILS_ON_WORKER_1))
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DISTFLOW_", "SLURM_", "OMPI_")) and k != "TF_CONFIG"}
-    base["PYTHONPATH"] = str(REPO)
-    port = _free_ports(1)[0]
-    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 2}"]
-    launchers = []
-    for index in (0, 1):
-        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        launchers.append(subprocess.Popen(
-            [sys.executable, "-m", "distflow.launch", "--grace-period", "3", "train.py"],
-            cwd=tmp_path, env={**base, "TF_CONFIG": json.dumps(config)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=40) for p in launchers]  # not the chief's minute
-    codes = [p.returncode for p in launchers]
-    assert codes[0] != 0 and codes[1] != 0, (codes, outputs)
-    assert "(worker 1) reports a failure" in outputs[0][1], outputs[0][1][-2000:]
+    results = _worker_only_tf_config_launchers(tmp_path, FAILS_ON_WORKER_1, (0, 1),
+                                               "--grace-period", "3",
+                                               timeout=40)  # not the chief's minute
+    codes = [code for code, _, _ in results]
+    assert codes[0] != 0 and codes[1] != 0, results
+    assert "(worker 1) reports a failure" in results[0][2], results[0][2][-2000:]

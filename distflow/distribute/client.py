@@ -595,10 +595,7 @@ class _Exchange:
             if attempt:
                 self._pause_and_reconnect(attempt, budget - (time.monotonic() - start))
             for s in self.missing:
-                sock = self.client._sockets[s]
-                for frames, got in zip(self.messages[s], self.replies[s]):
-                    if got is None:
-                        sock.send(frames)
+                self._send_unanswered(s)
             self._wait(start + per_attempt * (attempt + 1))
             if not self.missing:
                 return self.replies  # (every entry is a Message now)
@@ -617,8 +614,7 @@ class _Exchange:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._say_waiting()
-            self._resend_after_reconnect()
+            self._check_long_wait()
             waiting = {s: sockets[s] for s in self.missing}
             ready = transport.poll_clients(list(waiting.values()),
                                            max(1, int(min(remaining, _CHECK_EVERY) * 1000)))
@@ -626,19 +622,23 @@ class _Exchange:
                 if sock in ready:
                     self._receive(s, sock)
 
-    def _resend_after_reconnect(self) -> None:
-        """Sends again what a shard has not answered when its server came back (a restart):
-        the request was lost with the old connection; servers answer a resent one once."""
-        for s in list(self.missing):
-            sock = self.client._sockets[s]
-            if sock.reconnected():
-                for frames, got in zip(self.messages[s], self.replies[s]):
-                    if got is None:
-                        sock.send(frames)
+    def _send_unanswered(self, shard: int) -> None:
+        sock = self.client._sockets[shard]
+        for frames, got in zip(self.messages[shard], self.replies[shard]):
+            if got is None:
+                sock.send(frames)
 
-    def _say_waiting(self) -> None:
-        """Logs what this request waits for after 5 s, then every 30 s (not silently)."""
+    def _check_long_wait(self) -> None:
+        """Past `_CHECK_EVERY` (a step's usual reply comes sooner): sends again what a
+        server that came back (a restart) has not answered, since the request was lost
+        with the old connection (servers answer a resent one once), and says what it
+        waits for after 5 s, then every 30 s."""
         waited = time.monotonic() - self.start
+        if waited < _CHECK_EVERY:
+            return
+        for s in list(self.missing):
+            if self.client._sockets[s].reconnected():
+                self._send_unanswered(s)
         if waited < self.next_say:
             return
         self.next_say = waited + _SAY_EVERY

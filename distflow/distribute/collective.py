@@ -32,6 +32,10 @@ class Collectives:
     def __init__(self) -> None:
         self._open: dict[int, _Open] = {}
 
+    def __bool__(self) -> bool:
+        """Whether any collective is waiting for workers."""
+        return bool(self._open)
+
     def offer(self, key: int, kind: str, worker: int, value: np.ndarray, waiter: Any) -> None:
         """Records `worker`'s value for collective `key`.
 

@@ -53,7 +53,9 @@ class InputContext:
         """`global_batch_size` / replicas; it must divide evenly, as in TF."""
         if global_batch_size % self.num_replicas_in_sync:
             raise ValueError(f"The `global_batch_size` {global_batch_size} is not divisible by "
-                             f"`num_replicas_in_sync` {self.num_replicas_in_sync}")
+                             f"`num_replicas_in_sync` {self.num_replicas_in_sync}: pass a "
+                             f"multiple of {self.num_replicas_in_sync} so every replica gets "
+                             f"the same batch.")
         return global_batch_size // self.num_replicas_in_sync
 
     def __repr__(self) -> str:

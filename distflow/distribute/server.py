@@ -569,6 +569,8 @@ class ParameterServer:
 
     def _finish_collectives(self) -> None:
         """Answers the collectives every live (and every expected) worker has joined."""
+        if not self._collectives:
+            return  # the usual case, checked at every housekeeping
         waiting_for = self._live_ids() | self._never_registered()
         for waiters, result in self._collectives.complete(waiting_for):
             for identity, msg in waiters:

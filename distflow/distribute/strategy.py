@@ -171,7 +171,6 @@ class _ParameterServerBacked(Strategy):
         self.cluster = cluster
         self._client_factory = client_factory
         self._client = None
-        self._synced: set[str] = set()
         self._version = 0
         self.position: dict[str, int] = {}  # sent with every push (recorded in checkpoints)
         # The plain-number learning rate the servers were last told by (or reported to)
@@ -239,20 +238,19 @@ class _ParameterServerBacked(Strategy):
         return self.client.collective(kind, self._collectives, array)
 
     def sync_variables(self, variables: Sequence[Variable], optimizer: Any) -> None:
-        """Registers variables with the servers (first writer wins) and loads their values.
+        """Registers variables with the servers (the chief's values win) and loads them.
 
         Every worker calls this before its first step; the chief's values (or, in a
         restarted run, the servers' current ones) end up in every worker's variables.
         """
-        fresh = [v for v in variables if v.name not in self._synced]
+        fresh = [v for v in variables if v.name not in self._variables]
         if not fresh:
             return
-        self._variables.update((v.name, v) for v in fresh)
-        first = not self._synced
+        first = not self._variables
         params = self.client.init({v.name: v.value for v in fresh},
                                   optimizer_config(optimizer))
         self._write(fresh, params)
-        self._synced.update(v.name for v in fresh)
+        self._variables.update((v.name, v) for v in fresh)
         if first:
             self._adopt_server_learning_rate(optimizer)
             if self.worker_index > 0:
@@ -263,9 +261,9 @@ class _ParameterServerBacked(Strategy):
 
     def pull_variables(self, variables: Sequence[Variable]) -> None:
         """Loads the servers' current values into `variables` (registered ones)."""
-        names = [v.name for v in variables if v.name in self._synced]
-        params = self.client.pull(names)
-        self._write([v for v in variables if v.name in self._synced], params)
+        registered = [v for v in variables if v.name in self._variables]
+        params = self.client.pull([v.name for v in registered])
+        self._write(registered, params)
 
     def _adopt_server_learning_rate(self, optimizer: Any) -> None:
         """Takes the servers' learning rate when it is a number.

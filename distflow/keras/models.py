@@ -1094,12 +1094,15 @@ class Model(Layer):
         return self._owner_strategy() or strategy_stack.default()
 
     def _owner_strategy(self) -> Any:
+        """The recorded strategy, else (once built; looked up once) its variables'."""
         owner = getattr(self, "_distribute_strategy", None)
-        if owner is not None:
+        if owner is not None or not self.built or self.__dict__.get("_owner_scanned"):
             return owner
-        variables = self.weights if self.built else []
-        return next((v._distribute_strategy for v in variables
-                     if v._distribute_strategy is not None), None)
+        owner = next((v._distribute_strategy for v in self.weights
+                      if v._distribute_strategy is not None), None)
+        object.__setattr__(self, "_owner_scanned", True)  # not a tracked attribute
+        object.__setattr__(self, "_distribute_strategy", owner)
+        return owner
 
     def _strategy_scope(self, method: str, training: bool) -> Any:
         """The model's strategy's scope for `method`, entered wherever it is called.

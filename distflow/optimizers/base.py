@@ -235,8 +235,8 @@ class Optimizer:
             if not isinstance(v, Variable):
                 raise TypeError(f"apply_gradients expects (gradient, Variable) pairs. "
                                 f"Received a {type(v).__name__} in place of a Variable")
-        owner = self._owner_strategy(pairs)
-        if get_apply_override() is None:
+        if get_apply_override() is None:  # no strategy scope in force here
+            owner = self._owner_strategy(pairs)
             if owner is None:
                 strategy_stack.check_local_training("`optimizer.apply_gradients`")
             elif owner is not strategy_stack.current():
