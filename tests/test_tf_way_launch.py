@@ -347,8 +347,16 @@ with strategy.scope():
                                  layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
 x = np.random.default_rng(0).normal(size=(2048, 16)).astype("float32")
+
+
+class Started(tf.keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):  # steps went through the server
+        if batch == 5:
+            open("started", "w").close()
+
+
 print("training", flush=True)
-model.fit(x, x[:, :1], epochs=10000, batch_size=32, verbose=0)
+model.fit(x, x[:, :1], epochs=10000, batch_size=32, verbose=0, callbacks=[Started()])
 """
 
 
@@ -359,11 +367,10 @@ def test_ctrl_c_stops_the_run_quietly_and_names_the_final_checkpoint(tmp_path):
                                  "--checkpoint-dir", str(tmp_path / "ckpt"), "train.py"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-    time.sleep(1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((tmp_path).glob("ckpt/distflow.lock")):
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (tmp_path / "started").exists():
         time.sleep(0.1)
-    time.sleep(3)  # training is under way
+    assert (tmp_path / "started").exists(), "training never got under way"
     launcher.send_signal(signal.SIGINT)
     out, err = launcher.communicate(timeout=60)
     output = out + err
