@@ -5,7 +5,28 @@
 `df.random`, `df.keras`, `df.optimizers`, `df.data`, `df.distribute`.
 """
 
-from distflow import nn, random, test_util
+from distflow import dtypes, nn, random, test_util  # tf.dtypes.float32, tf.dtypes.as_dtype
+from distflow.dtypes import (
+    DType,
+    as_dtype,
+    bool_,
+    complex64,
+    complex128,
+    double,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    string,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+)
 from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
     Graph,
     InteractiveSession,
@@ -201,8 +222,9 @@ def get_logger():
     return logging.getLogger("distflow")
 
 
-float16, float32, float64 = "float16", "float32", "float64"
-int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
+
+newaxis = None  # x[:, tf.newaxis]
+globals()["bool"] = bool_  # tf.bool (not in __all__: `import *` must keep Python's bool)
 
 __version__ = "0.1.0"
 
@@ -213,7 +235,7 @@ if __import__("os").environ.get("DISTFLOW_ROLE"):  # a process started by the la
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 # `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
-__all__ = [n for n in __all__ if n not in ("print", "slice", "pow")]
+__all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool")]
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
 _LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",

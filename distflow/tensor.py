@@ -19,6 +19,10 @@ from typing import Any
 import numpy as np
 
 from distflow import strategy_stack
+from distflow.dtypes import _BY_NUMPY as _DTYPES
+from distflow.tensor_shape import TensorShape
+
+_shape_of = TensorShape._of
 
 _SUPPORTED_KINDS = "fiub"  # float, signed int, unsigned int, bool
 _state = threading.local()
@@ -142,8 +146,10 @@ class Tensor:
         t._node = None
         return t
 
-    shape = property(lambda self: self.value.shape, doc="Tuple of dimensions.")
-    dtype = property(lambda self: self.value.dtype, doc="NumPy dtype.")
+    shape = property(lambda self: _shape_of(self.value.shape),
+                     doc="A `TensorShape`: a tuple of dimensions with TF's methods.")
+    dtype = property(lambda self: _DTYPES.get(self.value.dtype, self.value.dtype),
+                     doc="The element type: a `DType`, equal to the NumPy dtype.")
     ndim = property(lambda self: self.value.ndim, doc="Number of dimensions.")
     size = property(lambda self: self.value.size, doc="Number of elements.")
 
@@ -456,7 +462,7 @@ class GradientTape:
             if node is None:
                 continue
             g = (np.ones(t.value.shape, t.value.dtype) if upstream is None
-                 else np.broadcast_to(as_array(upstream[i], t.dtype), t.shape))
+                 else np.broadcast_to(as_array(upstream[i], t.value.dtype), t.value.shape))
             seeds.append((node, g))
         return seeds
 

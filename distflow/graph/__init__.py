@@ -27,7 +27,7 @@ from distflow.graph.function import ConcreteFunction, Function, function
 from distflow.graph.gradients import gradients
 from distflow.graph.record import install as _install
 from distflow.graph.session import InteractiveSession, Session, get_default_session
-from distflow.graph.shape import TensorShape, TensorSpec
+from distflow.tensor_shape import TensorShape, TensorSpec
 
 _install()
 

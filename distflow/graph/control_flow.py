@@ -17,8 +17,8 @@ import numpy as np
 
 from distflow.graph.core import Graph, GraphTensor, building_graph
 from distflow.graph.executor import Plan
-from distflow.graph.shape import TensorShape
 from distflow.tensor import Tensor, _flatten, _unflatten
+from distflow.tensor_shape import TensorShape
 
 
 class _Branch:

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from distflow import tensor as _core
-from distflow.graph.shape import TensorShape, as_shape
 from distflow.tensor import GRAPH, Tensor, Variable
+from distflow.tensor_shape import TensorShape, as_shape
 
 PROBE_SIZES = (2, 3)
 _local = threading.local()

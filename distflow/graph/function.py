@@ -27,8 +27,8 @@ from distflow.graph import core
 from distflow.graph.core import Graph, GraphTensor, Operation
 from distflow.graph.executor import Plan
 from distflow.graph.gradients import gradients
-from distflow.graph.shape import TensorShape, TensorSpec
 from distflow.tensor import Tensor, Variable, _flatten, _unflatten, current_tape, record
+from distflow.tensor_shape import TensorShape, TensorSpec
 
 RETRACE_WARNING_AFTER = 5
 

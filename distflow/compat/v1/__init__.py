@@ -68,7 +68,7 @@ from distflow.graph.core import GraphTensor as Tensor
 from distflow.graph.gradients import gradients
 from distflow.graph.record import record_call as _record_call
 from distflow.graph.session import InteractiveSession, Session, get_default_session
-from distflow.graph.shape import TensorShape
+from distflow.tensor_shape import TensorShape
 
 
 def _accepts_name(fn: Any) -> Any:

@@ -19,8 +19,8 @@ from distflow import random as _random
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, Operation
 from distflow.graph.record import assign_kernel
-from distflow.graph.shape import TensorShape, as_shape
 from distflow.tensor import Variable, as_array
+from distflow.tensor_shape import TensorShape, as_shape
 
 GLOBAL_VARIABLES, TRAINABLE_VARIABLES = "variables", "trainable_variables"
 

@@ -1,8 +1,9 @@
 """Static shapes with unknown dimensions, as `tf.TensorShape`, and `TensorSpec`.
 
-A `TensorShape` is a tuple of dimensions where `None` is an unknown size, so it
-compares equal to the tuple an eager tensor's `.shape` returns. `TensorShape(None)`
-has an unknown rank.
+A `TensorShape` is a tuple of dimensions where `None` is an unknown size: eager
+tensors' `.shape` returns one (all dimensions known), graph tensors' may hold
+unknowns, and either still compares equal to a plain tuple. `TensorShape(None)`
+has an unknown rank. This module sits below `tensor` and the graph package.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from distflow.dtypes import DType, as_dtype
 
 
 def _dim(d: Any) -> int | None:
@@ -30,6 +33,8 @@ class TensorShape(tuple):
         dims: an iterable of ints / None, or None for an unknown rank.
     """
 
+    _known_rank = True  # set False on the instance for an unknown rank
+
     def __new__(cls, dims: Any = ()) -> TensorShape:
         if isinstance(dims, TensorShape):
             return dims
@@ -39,9 +44,12 @@ class TensorShape(tuple):
             return shape
         if isinstance(dims, int | np.integer):
             dims = (dims,)
-        shape = super().__new__(cls, tuple(_dim(d) for d in dims))
-        shape._known_rank = True
-        return shape
+        return super().__new__(cls, tuple(_dim(d) for d in dims))
+
+    @classmethod
+    def _of(cls, dims: tuple[int, ...]) -> TensorShape:
+        """A known shape from a tuple of ints, unchecked (what eager `Tensor.shape` returns)."""
+        return tuple.__new__(cls, dims)
 
     @property
     def rank(self) -> int | None:
@@ -118,9 +126,13 @@ class TensorShape(tuple):
         return tuple.__getitem__(self, key)
 
     def __add__(self, other: Any) -> TensorShape:
+        if _plain_ints(self, other):  # shape[:-1] + (-1,) keeps -1 for a reshape
+            return TensorShape._of(tuple(self) + tuple(other))
         return self.concatenate(other)
 
     def __radd__(self, other: Any) -> TensorShape:
+        if _plain_ints(self, other):
+            return TensorShape._of(tuple(other) + tuple(self))
         return as_shape(other).concatenate(self)
 
     def __eq__(self, other: Any) -> bool:
@@ -146,6 +158,12 @@ class TensorShape(tuple):
         return (TensorShape, (self.dims,))
 
 
+def _plain_ints(shape: TensorShape, other: Any) -> bool:
+    """A fully known shape beside a tuple/list of ints: concatenated as tuples are."""
+    return (isinstance(other, tuple | list) and not isinstance(other, TensorShape)
+            and shape.is_fully_defined() and all(type(d) is int for d in other))
+
+
 def as_shape(value: Any) -> TensorShape:
     """Converts a tuple, list, int, None or TensorShape to a TensorShape."""
     return value if isinstance(value, TensorShape) else TensorShape(value)
@@ -162,7 +180,7 @@ class TensorSpec:
 
     def __init__(self, shape: Any, dtype: Any = "float32", name: str | None = None):
         self.shape = as_shape(shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype: DType = as_dtype(dtype)
         self.name = name
 
     @classmethod
@@ -185,4 +203,4 @@ class TensorSpec:
         return hash((tuple(self.shape), self.shape.rank, self.dtype, self.name))
 
     def __repr__(self) -> str:
-        return f"TensorSpec(shape={self.shape}, dtype=tf.{self.dtype.name}, name={self.name!r})"
+        return f"TensorSpec(shape={self.shape}, dtype={self.dtype!r}, name={self.name!r})"
