@@ -5,7 +5,7 @@
 `df.random`, `df.keras`, `df.optimizers`, `df.data`, `df.distribute`.
 """
 
-from distflow import nn, random, test_util
+from distflow import nn, process_env, random, test_util
 from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
     Graph,
     InteractiveSession,
@@ -206,7 +206,7 @@ int32, int64, uint8, bool_ = "int32", "int64", "uint8", "bool"
 
 __version__ = "0.1.0"
 
-if __import__("os").environ.get("DISTFLOW_ROLE"):  # a process started by the launcher
+if process_env.is_set("DISTFLOW_ROLE"):  # a process started by the launcher
     from distflow import _launched
 
     _launched.install()
