@@ -140,11 +140,16 @@ class LaunchPlan:
 
 def _convert(spec: OptionSpec, raw: str, source: str) -> object:
     """The contract's type of `spec` (range and choices are checked by `validate`)."""
+    if spec.kind in ("str", "path"):
+        return raw
+    var = process_env.variable(spec.env)
     try:
-        return process_env.parse(spec.env, raw, checked=False)
-    except process_env.ProcessEnvError as exc:
-        raise LaunchError(f"`{source}` must be {exc.expected}. "
-                          f"Received: {source}={raw!r}") from None
+        if raw.strip():  # blank means the default only for a variable, not for a flag
+            return process_env.parse(spec.env, raw, checked=False)
+    except process_env.ProcessEnvError:
+        pass
+    raise LaunchError(f"`{source}` must be {process_env.expectation(var, checked=False)}. "
+                      f"Received: {source}={raw!r}")
 
 
 def _env_default(spec: OptionSpec, env: Mapping[str, str]) -> object:
