@@ -357,14 +357,22 @@ def service_link_note(environ: Mapping[str, str] | None = None) -> str | None:
     links = service_links(environ)
     if not links:
         return None
-    names = {_LINK_SIBLING.fullmatch(k).group(1) if _LINK_SIBLING.fullmatch(k) else
-             k.removesuffix("_PORT") for k in links}
-    services = ", ".join(sorted(n.lower().replace("_", "-") for n in names))
+    services = sorted({_service_name(name) for name in links})
+    names = ", ".join(repr(s) for s in services)
+    which = f"a Service named {names} exists" if len(services) == 1 else \
+        f"Services named {names} exist"
     shown = ", ".join(f"{k}={v}" for k, v in links.items())
     return (f"ignoring Kubernetes service-link variables ({shown}): kubelet sets them "
-            f"because a Service named {services!r} exists in this namespace; they are not "
-            f"distflow settings. To be rid of them, set `enableServiceLinks: false` in the "
-            f"pod spec, or rename the Service so its name does not start with 'distflow'.")
+            f"because {which} in this namespace; they are not distflow settings. To be rid "
+            f"of them, set `enableServiceLinks: false` in the pod spec, or rename the Service "
+            f"so its name does not start with 'distflow'.")
+
+
+def _service_name(link: str) -> str:
+    """`DISTFLOW_PS_SERVICE_HOST` -> "distflow-ps" (kubelet upper-cases, `-` -> `_`)."""
+    sibling = _LINK_SIBLING.fullmatch(link)
+    prefix = sibling.group(1) if sibling else link.removesuffix("_PORT")
+    return prefix.lower().replace("_", "-")
 
 
 # ---------------------------------------------------------------- the docs

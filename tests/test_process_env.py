@@ -197,7 +197,7 @@ def test_a_launcher_process_with_service_links_and_a_real_port_uses_the_port(tmp
     from test_launch_supervisor import clean_env
 
     port = free_base_port(1)
-    env = clean_env(tmp_path, **KUBELET_SERVICE_LINKS, DISTFLOW_PS=str(1))
+    env = clean_env(tmp_path, **KUBELET_SERVICE_LINKS)
     result = subprocess.run([sys.executable, "-m", "distflow.launch", "--dry-run", "--port",
                              str(port), "train.py"], env=env, capture_output=True, text=True,
                             timeout=60)
