@@ -5,7 +5,7 @@
 `df.random`, `df.keras`, `df.optimizers`, `df.data`, `df.distribute`.
 """
 
-from distflow import dtypes, nn, random, test_util  # tf.dtypes.float32, tf.dtypes.as_dtype
+from distflow import dtypes, nn, process_env, random, test_util  # tf.dtypes.float32, tf.dtypes.as_dtype
 from distflow.dtypes import (
     DType,
     as_dtype,
@@ -228,7 +228,7 @@ globals()["bool"] = bool_  # tf.bool (not in __all__: `import *` must keep Pytho
 
 __version__ = "0.1.0"
 
-if __import__("os").environ.get("DISTFLOW_ROLE"):  # a process started by the launcher
+if process_env.is_set("DISTFLOW_ROLE"):  # a process started by the launcher
     from distflow import _launched
 
     _launched.install()

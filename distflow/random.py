@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import process_env
 from distflow.tensor import Tensor
 
 
@@ -46,15 +47,10 @@ def _non_negative_int(name: str, value: Any) -> int:
 
 def _launch_seed() -> list[int] | None:
     """The shared start of a launcher's worker's generator; None in a plain process."""
-    launched = os.environ.get("DISTFLOW_PS_ADDRS") or os.environ.get("TF_CONFIG", "").strip()
-    if not launched or os.environ.get("DISTFLOW_ROLE", "worker") != "worker":
+    launched = process_env.is_set("DISTFLOW_PS_ADDRS") or os.environ.get("TF_CONFIG", "").strip()
+    if not launched or process_env.read("DISTFLOW_ROLE", checked=False) != "worker":
         return None
-    raw = os.environ.get("DISTFLOW_SEED", "").strip() or "0"
-    try:
-        return [_non_negative_int("DISTFLOW_SEED", int(raw)), 0x5EED]
-    except ValueError:
-        raise ValueError(f"Environment variable DISTFLOW_SEED must be a non-negative int. "
-                         f"Received: {raw!r}") from None
+    return [process_env.read("DISTFLOW_SEED"), 0x5EED]
 
 
 _generator = np.random.default_rng(_launch_seed())

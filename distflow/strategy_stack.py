@@ -10,10 +10,11 @@ stack; what a strategy does lives in `distflow.distribute`.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from distflow import process_env
 
 _entered: list[Any] = []
 _replica = threading.local()  # .context: the innermost `strategy.run`'s ReplicaContext
@@ -103,17 +104,15 @@ def check_local_training(what: str) -> None:
 
     Raises:
         RuntimeError: in a launcher's worker without the opt-in.
-        ValueError: when the opt-in variable is not 0 or 1.
+        ValueError: when the opt-in variable is not a boolean (1/0, true/false, ...).
     """
-    env = os.environ
-    if not env.get("DISTFLOW_PS_ADDRS") or env.get("DISTFLOW_ROLE", "worker") != "worker":
+    if not process_env.is_set("DISTFLOW_PS_ADDRS") or \
+            process_env.read("DISTFLOW_ROLE", checked=False) != "worker":
         return
-    allow = env.get(_ALLOW_LOCAL, "").strip()
-    if allow not in ("", "0", "1"):
-        raise ValueError(f"{_ALLOW_LOCAL} must be 0 or 1. Received: {allow!r}")
-    if allow == "1":
+    if process_env.read(_ALLOW_LOCAL):
         return
-    rank, workers = env.get("DISTFLOW_RANK", "0"), env.get("DISTFLOW_NUM_WORKERS", "?")
+    rank = process_env.read("DISTFLOW_RANK", checked=False)
+    workers = process_env.read("DISTFLOW_NUM_WORKERS", checked=False)
     raise RuntimeError(
         f"{what} would train locally on worker {rank} (of {workers}) although this process "
         f"runs under the distflow launcher (DISTFLOW_PS_ADDRS is set): the model or "

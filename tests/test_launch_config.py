@@ -399,3 +399,49 @@ def test_node_launcher_args_reproduce_the_node_plan():
     assert node1.run_id == driver.run_id and node1.ps_addrs == driver.ps_addrs
     command = ssh_command(driver.options, "h1", args, env={"PYTHONPATH": "/src"})
     assert "env PYTHONPATH=/src " in command[-1]
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _launch_imports() -> dict[str, set[str]]:
+    """distflow.launch module -> the distflow.launch modules it imports (any level)."""
+    import ast
+
+    graph = {}
+    for path in sorted((REPO / "distflow" / "launch").glob("*.py")):
+        name = "distflow.launch." + path.stem
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m.startswith("distflow.launch.")} - {name}
+    return graph
+
+
+def test_the_launcher_modules_import_no_cycle():
+    graph = _launch_imports()
+    assert "distflow.launch.config" in graph["distflow.launch.placement"]
+
+    def reaches(start, target, seen):
+        for nxt in graph.get(start, ()):
+            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
+                return True
+        return False
+
+    cycles = [m for m in graph if m != "distflow.launch.__init__" and reaches(m, m, {m})]
+    assert cycles == []
+
+
+def test_no_launcher_class_is_over_300_lines():
+    import ast
+
+    for path in (REPO / "distflow" / "launch").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 300, f"{path.name}: class {node.name} has {length} lines"

@@ -352,6 +352,23 @@ def test_a_ps_task_beyond_loopback_needs_keys(monkeypatch):
         tf.distribute.Server({"ps": ["localhost:1"]}, job_name="ps", task_index=3)
 
 
+def test_a_ps_task_checkpoints_at_the_declared_interval(monkeypatch, tmp_path):
+    # The launcher's documented --checkpoint-every default (100 steps) is the only one:
+    # a ps task started by hand used 0 (only at shutdown) and ignored the variable.
+    monkeypatch.setenv("DISTFLOW_CHECKPOINT_DIR", str(tmp_path))
+    for raw, expected in (("", 100), ("7", 7)):
+        monkeypatch.setenv("DISTFLOW_CHECKPOINT_EVERY", raw)
+        port = pick_free_ports("127.0.0.1", 1)[0]
+        task = tf.distribute.Server({"ps": [f"localhost:{port}"], "worker": ["localhost:1"]},
+                                    job_name="ps", task_index=0)
+        try:
+            config = task.parameter_server.config
+            assert (config.checkpoint_every, config.checkpoint_dir) == (expected, str(tmp_path))
+            assert config.heartbeat_timeout == 30.0
+        finally:
+            task.stop()
+
+
 def test_a_learning_rate_changed_between_steps_reaches_the_servers(cluster, strategy):
     strategy = strategy()
     with strategy.scope():

@@ -1,8 +1,8 @@
 """Cluster description: who this process is and where the parameter servers are.
 
 The launcher describes the cluster to each child through `DISTFLOW_*` variables
-(table in docs/architecture.md); tests and custom set-ups build a `ClusterSpec`
-directly, with no launcher involved.
+(declared in `distflow/process_env.py`, which `from_env` reads through); tests
+and custom set-ups build a `ClusterSpec` directly, with no launcher involved.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STRATEGIES = ("mirrored", "async")
+from distflow import process_env
+
+STRATEGIES = process_env.variable("DISTFLOW_STRATEGY").choices
 _TIMEOUT_VARIABLES = {"timeout": "DISTFLOW_REQUEST_TIMEOUT",
                       "heartbeat_timeout": "DISTFLOW_HEARTBEAT_TIMEOUT"}
 
@@ -40,11 +42,11 @@ class ClusterSpec:
     worker_index: int = 0
     strategy: str = "mirrored"
     max_staleness: int | None = None
-    run_id: str = "local"
+    run_id: str = process_env.variable("DISTFLOW_RUN_ID").default
     keys_dir: str | None = None
-    timeout: float = 60.0
-    heartbeat_timeout: float = 30.0
-    seed: int = 0
+    timeout: float = process_env.variable("DISTFLOW_REQUEST_TIMEOUT").default
+    heartbeat_timeout: float = process_env.variable("DISTFLOW_HEARTBEAT_TIMEOUT").default
+    seed: int = process_env.variable("DISTFLOW_SEED").default
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -72,27 +74,40 @@ class ClusterSpec:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClusterSpec | None:
-        """Reads the launcher's variables; None when this process was not launched as a worker."""
+        """Reads the launcher's variables; None when this process was not launched as a worker.
+
+        Raises:
+            ValueError: a variable that is not of its declared type, or a
+                setting this class refuses (quoting the field and its variable).
+        """
         env = os.environ if environ is None else environ
-        addrs = env.get("DISTFLOW_PS_ADDRS", "").strip()
-        if env.get("DISTFLOW_ROLE", "worker") != "worker" or not addrs:
+        if not process_env.is_set("DISTFLOW_PS_ADDRS", env) or \
+                _read("DISTFLOW_ROLE", env) != "worker":
             return None
         return cls(
-            ps_addrs=tuple(a.strip() for a in addrs.split(",") if a.strip()),
-            num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
-            worker_index=env_number(env, "DISTFLOW_RANK", 0),
-            strategy=env.get("DISTFLOW_STRATEGY", "mirrored"),
-            max_staleness=env_number(env, "DISTFLOW_MAX_STALENESS", None),
-            run_id=env.get("DISTFLOW_RUN_ID", "local"),
-            keys_dir=env.get("DISTFLOW_KEYS") or None,
-            timeout=env_number(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0, float),
-            heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
-            seed=env_number(env, "DISTFLOW_SEED", 0),
+            ps_addrs=_read("DISTFLOW_PS_ADDRS", env),
+            num_workers=_read("DISTFLOW_NUM_WORKERS", env),
+            worker_index=_read("DISTFLOW_RANK", env),
+            strategy=_read("DISTFLOW_STRATEGY", env),
+            max_staleness=_read("DISTFLOW_MAX_STALENESS", env),
+            run_id=_read("DISTFLOW_RUN_ID", env),
+            keys_dir=_read("DISTFLOW_KEYS", env),
+            timeout=_read("DISTFLOW_REQUEST_TIMEOUT", env),
+            heartbeat_timeout=_read("DISTFLOW_HEARTBEAT_TIMEOUT", env),
+            seed=_read("DISTFLOW_SEED", env, checked=True),
         )
+
+
+def _read(name: str, env: Mapping[str, str], checked: bool = False) -> Any:
+    """The declared type of `name`; ranges and choices are `__post_init__`'s to check."""
+    return process_env.read(name, env, checked=checked)
 
 
 def env_number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
     """`kind(env[name])`, or `default` when the variable is unset or blank.
+
+    Only the parameter server's `config_from_env` still uses it; new readers go
+    through `distflow.process_env.read`.
 
     Raises:
         ValueError: naming the variable and quoting the value that is not a number.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -29,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from distflow import process_env
 from distflow.distribute import coordinator, partitioners  # noqa: F401  (TF's names)
-from distflow.distribute.cluster import ClusterSpec, env_number
+from distflow.distribute.cluster import ClusterSpec
 from distflow.distribute.strategy import (  # noqa: F401
     MultiWorkerMirroredStrategy,
     _ParameterServerBacked,
@@ -55,13 +55,12 @@ def _jobs(cluster_resolver: Any) -> dict[str, list[str]]:
 
 
 def _cluster_of(jobs: Mapping[str, list[str]]) -> ClusterSpec:
-    env = os.environ
     return ClusterSpec(ps_addrs=tuple(f"tcp://{a}" for a in jobs["ps"]),
                        num_workers=len(jobs["worker"]), worker_index=0, strategy="async",
-                       keys_dir=env.get("DISTFLOW_KEYS") or None,
-                       timeout=env_number(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0, float),
-                       heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0,
-                                                    float))
+                       keys_dir=process_env.read("DISTFLOW_KEYS"),
+                       timeout=process_env.read("DISTFLOW_REQUEST_TIMEOUT", checked=False),
+                       heartbeat_timeout=process_env.read("DISTFLOW_HEARTBEAT_TIMEOUT",
+                                                          checked=False))
 
 
 class ParameterServerStrategy(_ParameterServerBacked):
@@ -254,14 +253,14 @@ class Server:
         if self._ps is None:
             from distflow.distribute.server import ParameterServer, ServerConfig
 
-            keys = os.environ.get("DISTFLOW_KEYS") or None
+            keys = process_env.read("DISTFLOW_KEYS")
             bind = serving_address(self.target, keys, f"ps task {self.task_index}")
             self._ps = ParameterServer(ServerConfig(
                 address=bind, shard=self.task_index, mode="async",
                 num_workers=self._num_workers, keys_dir=keys, stats_interval=0,
-                heartbeat_timeout=env_number(os.environ, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0,
-                                             float),
-                checkpoint_dir=os.environ.get("DISTFLOW_CHECKPOINT_DIR") or None))
+                heartbeat_timeout=process_env.read("DISTFLOW_HEARTBEAT_TIMEOUT"),
+                checkpoint_dir=process_env.read("DISTFLOW_CHECKPOINT_DIR"),
+                checkpoint_every=process_env.read("DISTFLOW_CHECKPOINT_EVERY")))
             self._ps.start()
 
     @property

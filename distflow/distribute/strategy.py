@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import random, strategy_stack
+from distflow import process_env, random, strategy_stack
 from distflow.data import Dataset, auto_shard
 from distflow.distribute import replica
 from distflow.distribute.client import PSError
@@ -440,7 +440,7 @@ class MultiWorkerMirroredStrategy(MirroredStrategy):
     def __init__(self, cluster_resolver: Any = None, communication_options: Any = None, *,
                  cluster: ClusterSpec | None = None, client_factory: Callable | None = None):
         self._server = None
-        if cluster is None and not os.environ.get("DISTFLOW_PS_ADDRS"):
+        if cluster is None and not process_env.is_set("DISTFLOW_PS_ADDRS"):
             if cluster_resolver is None and os.environ.get("TF_CONFIG", "").strip():
                 from distflow.distribute.cluster_resolver import TFConfigClusterResolver
 
@@ -476,9 +476,10 @@ def _chief_hosted_cluster(resolver: Any) -> tuple[ClusterSpec, Any]:
                          f"`python -m distflow.distribute.server` and use "
                          f"ParameterServerStrategy, or give this task a worker role.")
     address = f"tcp://{workers[0]}"
-    env = {**os.environ, "DISTFLOW_PS_ADDRS": address, "DISTFLOW_ROLE": "worker",
-           "DISTFLOW_NUM_WORKERS": str(len(workers)), "DISTFLOW_RANK": str(rank),
-           "DISTFLOW_STRATEGY": "mirrored"}
+    env = {**os.environ, **process_env.encode({
+        "DISTFLOW_PS_ADDRS": [address], "DISTFLOW_ROLE": "worker",
+        "DISTFLOW_NUM_WORKERS": len(workers), "DISTFLOW_RANK": rank,
+        "DISTFLOW_STRATEGY": "mirrored"})}
     cluster = ClusterSpec.from_env(env)
     return cluster, (_start_chief_server(cluster, address) if rank == 0 else None)
 
@@ -494,7 +495,7 @@ def serving_address(address: str, keys_dir: str | None, who: str) -> str:
     """
     host = address.rsplit(":", 1)[0].removeprefix("tcp://")
     loopback = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-    if not loopback and not keys_dir and os.environ.get("DISTFLOW_INSECURE") != "1":
+    if not loopback and not keys_dir and not process_env.read("DISTFLOW_INSECURE"):
         raise ValueError(f"{who} would serve the parameters on {address}, beyond loopback, "
                          f"in plain TCP. Set DISTFLOW_KEYS to a CURVE key directory "
                          f"(`python -m distflow.keys generate DIR`), or DISTFLOW_INSECURE=1 "

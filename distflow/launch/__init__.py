@@ -8,6 +8,7 @@ by ``python -m distflow.launch --help``). Public API:
 """
 
 from distflow.launch.cli import format_plan, main
-from distflow.launch.config import LaunchError, LaunchPlan, ProcessSpec, build_plan
+from distflow.launch.config import LaunchError, LaunchPlan, ProcessSpec
+from distflow.launch.placement import build_plan
 
 __all__ = ["main", "build_plan", "format_plan", "LaunchPlan", "LaunchError", "ProcessSpec"]

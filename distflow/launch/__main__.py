@@ -7,7 +7,10 @@ USAGE
     Options go before the script; everything after it is the script's.
     Every option can also come from the environment variable shown; a flag
     wins over its variable, which wins over the default. Boolean variables
-    accept 1/0, true/false, yes/no, on/off.
+    accept 1/0, true/false, yes/no, on/off; an empty variable means the
+    default. Every DISTFLOW_* variable (these, the children's below and those
+    a script may set) is declared once in distflow/process_env.py with its
+    type, default and meaning; `python -m distflow.process_env` prints them.
 
     python -m distflow.launch --workers 2 --ps 1 --strategy mirrored train.py --epochs 5
 
@@ -103,6 +106,13 @@ ENVIRONMENT OF EACH CHILD
                               Keras progress bar is live, redrawn in place with its
                               prefix (epoch lines otherwise)
   Everything else is inherited from the launcher's environment.
+
+KUBERNETES SERVICE LINKS
+  A Service named "distflow" makes kubelet set DISTFLOW_PORT=tcp://IP:PORT
+  (and DISTFLOW_PORT_<port>_TCP..., DISTFLOW_SERVICE_HOST, ...) in every pod
+  of its namespace. Such a value is not a setting: the launcher ignores it,
+  warns once naming the variables, and starts. Set `enableServiceLinks:
+  false` in the pod spec, or rename the Service, to be rid of them.
 
 ONE MACHINE
   Starts the M servers, then the N workers, each in its own process group.

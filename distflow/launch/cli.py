@@ -8,7 +8,9 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 
-from distflow.launch.config import LaunchError, LaunchPlan, build_plan
+from distflow import process_env
+from distflow.launch.config import LaunchError, LaunchPlan
+from distflow.launch.placement import build_plan
 
 __all__ = ["main", "format_plan", "manual"]
 
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not args or args[0] in ("-h", "--help"):
         print(manual())
         return 0 if args else 2
+    note = process_env.service_link_note(environ)
+    if note:
+        print(f"distflow.launch: warning: {note}", file=sys.stderr)
     try:
         plan = build_plan(args, environ)
     except LaunchError as exc:

@@ -1,9 +1,10 @@
-"""Command line and environment -> :class:`LaunchPlan`. Nothing here spawns.
+"""Command line and environment -> :class:`Options`, and the plan's types. Nothing here spawns.
 
-Each option is declared once in :data:`OPTIONS` with its flag, its
-environment variable and its default; the manual in ``__main__`` documents
-the same table. A flag wins over its environment variable, which wins over
-the default.
+Each option is a variable of the process contract (``distflow/process_env.py``)
+with a flag: :data:`OPTIONS` lists them with their type and default, and the
+manual in ``__main__`` documents the same table. A flag wins over its
+environment variable, which wins over the default. ``placement.build_plan``
+turns the options into a :class:`LaunchPlan`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from distflow import process_env
+
 __all__ = [
     "LaunchError",
     "OptionSpec",
@@ -26,13 +29,13 @@ __all__ = [
     "ControlSpec",
     "LaunchPlan",
     "parse_options",
-    "build_plan",
+    "validate",
     "is_loopback",
     "check_port_free",
     "pick_free_ports",
 ]
 
-STRATEGIES = ("mirrored", "async")
+STRATEGIES = process_env.variable("DISTFLOW_STRATEGY").choices
 DEFAULT_PORT = 29400
 SERVER_MODULE = "distflow.distribute.server"
 
@@ -47,7 +50,7 @@ class OptionSpec:
 
     flag: str
     env: str
-    kind: str  # int, float, str, bool
+    kind: str  # a process_env kind: int, float, str, path, bool
     default: object
     help: str
 
@@ -56,39 +59,9 @@ class OptionSpec:
         return self.flag.lstrip("-").replace("-", "_")
 
 
-OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("--workers", "DISTFLOW_WORKERS", "int", None, "number of worker processes"),
-    OptionSpec("--ps", "DISTFLOW_PS", "int", None, "number of parameter servers (default 1)"),
-    OptionSpec("--strategy", "DISTFLOW_STRATEGY", "str", "mirrored", "mirrored or async"),
-    OptionSpec("--max-staleness", "DISTFLOW_MAX_STALENESS", "int", None, "async staleness bound"),
-    OptionSpec("--port", "DISTFLOW_PORT", "int", None, "base port (default: free ports)"),
-    OptionSpec("--bind", "DISTFLOW_BIND", "str", None, "address the servers listen on"),
-    OptionSpec("--max-restarts", "DISTFLOW_MAX_RESTARTS", "int", 0, "restarts per process"),
-    OptionSpec("--fail-fast", "DISTFLOW_FAIL_FAST", "bool", False, "any failure ends the run"),
-    OptionSpec("--allow-lost-workers", "DISTFLOW_ALLOW_LOST_WORKERS", "bool", False,
-               "exit 0 when workers were lost"),
-    OptionSpec("--checkpoint-dir", "DISTFLOW_CHECKPOINT_DIR", "str", None, "PS checkpoints"),
-    OptionSpec("--checkpoint-every", "DISTFLOW_CHECKPOINT_EVERY", "int", 100, "steps"),
-    OptionSpec("--heartbeat-timeout", "DISTFLOW_HEARTBEAT_TIMEOUT", "float", 30.0, "seconds"),
-    OptionSpec("--log-dir", "DISTFLOW_LOG_DIR", "str", None, "one log file per process"),
-    OptionSpec("--nnodes", "DISTFLOW_NNODES", "int", None, "number of nodes"),
-    OptionSpec("--node-rank", "DISTFLOW_NODE_RANK", "int", None, "this node's index"),
-    OptionSpec("--master-addr", "DISTFLOW_MASTER_ADDR", "str", None, "address of node 0"),
-    OptionSpec("--hosts", "DISTFLOW_HOSTS", "str", None, "h1:slots,h2:slots (ssh)"),
-    OptionSpec("--hostfile", "DISTFLOW_HOSTFILE", "str", None, "file of 'host slots=N' lines"),
-    OptionSpec("--keys", "DISTFLOW_KEYS", "str", None, "CURVE key directory"),
-    OptionSpec("--insecure", "DISTFLOW_INSECURE", "bool", False, "allow non-loopback, no keys"),
-    OptionSpec("--dry-run", "DISTFLOW_DRY_RUN", "bool", False, "print the plan and exit"),
-    OptionSpec("--run-id", "DISTFLOW_RUN_ID", "str", None, "run id (default: generated)"),
-    OptionSpec("--grace-period", "DISTFLOW_GRACE_PERIOD", "float", 10.0, "SIGTERM->SIGKILL s"),
-    OptionSpec("--blas-threads", "DISTFLOW_BLAS_THREADS", "int", 1, "BLAS threads per child"),
-    OptionSpec("--standalone", "DISTFLOW_STANDALONE", "bool", False, "ignore Slurm/MPI/TF"),
-    OptionSpec("--ps-command", "DISTFLOW_PS_COMMAND", "str", None, "server command override"),
-    OptionSpec("--rendezvous-timeout", "DISTFLOW_RENDEZVOUS_TIMEOUT", "float", 300.0, "s"),
-    OptionSpec("--remote-python", "DISTFLOW_REMOTE_PYTHON", "str", None, "python over ssh"),
-    OptionSpec("--ssh", "DISTFLOW_SSH", "str", "ssh -o BatchMode=yes", "ssh command"),
-    OptionSpec("--watch-stdin", "DISTFLOW_WATCH_STDIN", "bool", False, "stop at stdin EOF"),
-)
+OPTIONS: tuple[OptionSpec, ...] = tuple(
+    OptionSpec(var.flag, var.name, var.kind, var.option_default, var.meaning)
+    for var in process_env.launcher_options())
 
 
 @dataclass
@@ -166,26 +139,24 @@ class LaunchPlan:
 
 
 def _convert(spec: OptionSpec, raw: str, source: str) -> object:
-    if spec.kind == "bool":
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("", "0", "false", "no", "off"):
-            return False
-        raise LaunchError(f"`{source}` must be 1/0, true/false, yes/no or on/off. "
-                          f"Received: {source}={raw!r}")
-    if spec.kind == "str":
+    """The contract's type of `spec` (range and choices are checked by `validate`)."""
+    if spec.kind in ("str", "path"):
         return raw
+    var = process_env.variable(spec.env)
     try:
-        return int(raw) if spec.kind == "int" else float(raw)
-    except ValueError:
-        kind = "an int" if spec.kind == "int" else "a number"
-        raise LaunchError(f"`{source}` must be {kind}. Received: {source}={raw!r}") from None
+        if raw.strip():  # blank means the default only for a variable, not for a flag
+            return process_env.parse(spec.env, raw, checked=False)
+    except process_env.ProcessEnvError:
+        pass
+    raise LaunchError(f"`{source}` must be {process_env.expectation(var, checked=False)}. "
+                      f"Received: {source}={raw!r}")
 
 
 def _env_default(spec: OptionSpec, env: Mapping[str, str]) -> object:
     raw = env.get(spec.env)
-    if raw is None or (raw == "" and spec.kind != "bool"):
+    if raw is None or process_env.is_service_link(spec.env, raw):
+        return spec.default
+    if raw == "" and spec.kind != "bool":
         return spec.default
     return _convert(spec, raw, spec.env)
 
@@ -253,13 +224,16 @@ def _positive(name: str, value: object, allow_zero: bool = False) -> None:
                           f"Received: {name.replace('-', '_')}={value!r}")
 
 
-def _validate(opts: Options) -> None:
-    for name in ("workers", "ps", "checkpoint-every", "nnodes", "blas-threads"):
-        _positive(name, getattr(opts, name.replace("-", "_")))
-    for name in ("max-restarts", "max-staleness", "node-rank"):
-        _positive(name, getattr(opts, name.replace("-", "_")), allow_zero=True)
-    for name in ("heartbeat-timeout", "grace-period", "rendezvous-timeout"):
-        _positive(name, getattr(opts, name.replace("-", "_")))
+def validate(opts: Options) -> None:
+    """Checks each option's declared range and the options' combinations.
+
+    Raises:
+        LaunchError: naming the option and quoting the value.
+    """
+    for var in process_env.launcher_options():
+        if var.bound:
+            _positive(var.flag.lstrip("-"), opts.values[var.flag.lstrip("-").replace("-", "_")],
+                      allow_zero=var.bound == "non-negative")
     if opts.strategy not in STRATEGIES:
         raise LaunchError(f"`--strategy` must be one of 'mirrored', 'async'. "
                           f"Received: strategy={opts.strategy!r}")
@@ -340,31 +314,6 @@ def pick_free_ports(host: str, count: int) -> list[int]:
 
 def _tcp(host: str, port: int) -> str:
     return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
-
-
-def build_plan(argv: Sequence[str] | None = None,
-               environ: Mapping[str, str] | None = None) -> LaunchPlan:
-    """Turns the command line and the environment into a :class:`LaunchPlan`.
-
-    Args:
-        argv: arguments after ``python -m distflow.launch`` (default: sys.argv).
-        environ: environment (default: ``os.environ``); read for ``DISTFLOW_*``
-            option defaults and for Slurm, OpenMPI and ``TF_CONFIG``.
-
-    Returns:
-        The plan: every process of the run with its host and environment,
-        marked ``local`` when this launcher starts it.
-
-    Raises:
-        LaunchError: on invalid options, a malformed cluster environment, a
-            port in use, or a non-loopback bind without keys or --insecure.
-    """
-    from distflow.launch import placement  # placement imports this module
-
-    env = dict(os.environ if environ is None else environ)
-    opts = parse_options(argv, env)
-    _validate(opts)
-    return placement.place(opts, env)
 
 
 def default_run_id() -> str:

@@ -1,4 +1,7 @@
-"""Where each process of a run goes, for every way of starting a run.
+"""The launch plan: where each process of a run goes, for every way of starting a run.
+
+:func:`build_plan` parses the options (``config``), picks the engine and
+places the processes:
 
 - ``local``: one machine; servers at free (or ``--port``) loopback ports.
 - ``nodes`` / ``slurm`` / ``hosts`` with a node rank: one launcher per node.
@@ -17,8 +20,9 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from distflow import process_env
 from distflow.distribute import cluster_env as cluster
 from distflow.launch.config import (
     DEFAULT_PORT,
@@ -33,11 +37,36 @@ from distflow.launch.config import (
     check_port_free,
     default_run_id,
     is_loopback,
+    parse_options,
     pick_free_ports,
     tcp_address,
+    validate,
 )
 
 ANY_ADDRESS = "0.0.0.0"
+
+
+def build_plan(argv: Sequence[str] | None = None,
+               environ: Mapping[str, str] | None = None) -> LaunchPlan:
+    """Turns the command line and the environment into a :class:`LaunchPlan`.
+
+    Args:
+        argv: arguments after ``python -m distflow.launch`` (default: sys.argv).
+        environ: environment (default: ``os.environ``); read for ``DISTFLOW_*``
+            option defaults and for Slurm, OpenMPI and ``TF_CONFIG``.
+
+    Returns:
+        The plan: every process of the run with its host and environment,
+        marked ``local`` when this launcher starts it.
+
+    Raises:
+        LaunchError: on invalid options, a malformed cluster environment, a
+            port in use, or a non-loopback bind without keys or --insecure.
+    """
+    env = dict(os.environ if environ is None else environ)
+    opts = parse_options(argv, env)
+    validate(opts)
+    return place(opts, env)
 
 
 def place(opts: Options, env: Mapping[str, str]) -> LaunchPlan:
@@ -68,33 +97,29 @@ def _multi_node_flags(opts: Options) -> bool:
 # ------------------------------------------------------------ environment
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _abs(path: str | None) -> str:
-    return os.path.abspath(path) if path else ""
-
-
 def child_env(opts: Options, run_id: str, num_workers: int, ps_addrs: list[str],
               bind: str) -> dict[str, str]:
-    """The environment contract shared by every child (role and rank added later)."""
+    """The environment every child shares (role and rank added per process).
+
+    The ``DISTFLOW_*`` part is written through the process contract
+    (``distflow/process_env.py``); the BLAS pins and unbuffered output come on top.
+    """
     threads = str(opts.blas_threads)
     return {
-        "DISTFLOW_NUM_WORKERS": str(num_workers),
-        "DISTFLOW_NUM_PS": str(len(ps_addrs)),
-        "DISTFLOW_PS_ADDRS": ",".join(ps_addrs),
-        "DISTFLOW_STRATEGY": opts.strategy,
-        "DISTFLOW_MAX_STALENESS": _fmt(opts.max_staleness),
-        "DISTFLOW_RUN_ID": run_id,
-        "DISTFLOW_CHECKPOINT_DIR": _abs(opts.checkpoint_dir),
-        "DISTFLOW_CHECKPOINT_EVERY": _fmt(opts.checkpoint_every),
-        "DISTFLOW_HEARTBEAT_TIMEOUT": _fmt(opts.heartbeat_timeout),
-        "DISTFLOW_KEYS": _abs(opts.keys),
-        "DISTFLOW_BIND": bind,
-        "DISTFLOW_RESTART": "0",
+        **process_env.encode({
+            "DISTFLOW_NUM_WORKERS": num_workers,
+            "DISTFLOW_NUM_PS": len(ps_addrs),
+            "DISTFLOW_PS_ADDRS": ps_addrs,
+            "DISTFLOW_STRATEGY": opts.strategy,
+            "DISTFLOW_MAX_STALENESS": opts.max_staleness,
+            "DISTFLOW_RUN_ID": run_id,
+            "DISTFLOW_CHECKPOINT_DIR": opts.checkpoint_dir,
+            "DISTFLOW_CHECKPOINT_EVERY": opts.checkpoint_every,
+            "DISTFLOW_HEARTBEAT_TIMEOUT": opts.heartbeat_timeout,
+            "DISTFLOW_KEYS": opts.keys,
+            "DISTFLOW_BIND": bind,
+            "DISTFLOW_RESTART": 0,
+        }),
         "OMP_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
@@ -117,7 +142,7 @@ def server_argv(opts: Options) -> tuple[str, ...]:
 
 def _spec(opts: Options, base: dict[str, str], role: str, rank: int, node: int, host: str,
           local: bool) -> ProcessSpec:
-    env = dict(base, DISTFLOW_ROLE=role, DISTFLOW_RANK=str(rank))
+    env = {**base, **process_env.encode({"DISTFLOW_ROLE": role, "DISTFLOW_RANK": rank})}
     argv = server_argv(opts) if role == "ps" else worker_argv(opts)
     return ProcessSpec(role, rank, node, host, argv, env, local)
 
@@ -289,9 +314,8 @@ def node_launcher_args(opts: Options, hosts: list[cluster.HostSlots], node_rank:
         value = opts.values[spec.dest]
         if spec.dest in _NOT_FORWARDED or value is None or value == spec.default:
             continue
-        if spec.dest in ("checkpoint_dir", "log_dir", "keys"):
-            value = os.path.abspath(value)
-        args += [spec.flag] if spec.kind == "bool" else [spec.flag, _fmt(value)]
+        text = process_env.encode({spec.env: value})[spec.env]  # paths made absolute
+        args += [spec.flag] if spec.kind == "bool" else [spec.flag, text]
     return args + (["-m"] if opts.module else []) + [opts.script, *opts.script_args]
 
 

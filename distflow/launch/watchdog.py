@@ -1,11 +1,12 @@
 """Kills the launcher's children if the launcher dies without cleaning up.
 
-The supervisor starts ``python -m distflow.launch.watchdog GRACE`` in its own
-session and writes to its stdin one line per change: ``+PGID`` when a child
-process group starts, ``-PGID`` when it is reaped, ``exit`` when the launcher
-ends normally. If stdin reaches end-of-file without ``exit`` (the launcher
-was killed, even with SIGKILL), the watchdog sends SIGTERM to every group
-still listed, waits up to GRACE seconds and sends SIGKILL.
+The launcher (``launch/children.py``) starts ``python -m
+distflow.launch.watchdog GRACE`` in its own session and writes to its stdin
+one line per change: ``+PGID`` when a child process group starts, ``-PGID``
+when it is reaped, ``exit`` when the launcher ends normally. If stdin
+reaches end-of-file without ``exit`` (the launcher was killed, even with
+SIGKILL), the watchdog sends SIGTERM to every group still listed, waits up
+to GRACE seconds and sends SIGKILL.
 
 This backs up ``PR_SET_PDEATHSIG``, which covers direct children on Linux
 only and cannot be escalated to SIGKILL by itself.

@@ -11,12 +11,12 @@ always with verbose=2, each epoch prints exactly one line at its end:
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from distflow import process_env
 from distflow.keras.callbacks.base import Callback
 
 
@@ -48,7 +48,7 @@ class Progbar:
         stream = sys.stdout
         # DISTFLOW_TTY: the launcher's console is a terminal and it redraws this line.
         self.dynamic = bool(getattr(stream, "isatty", None) and stream.isatty()) or \
-            os.environ.get("DISTFLOW_TTY") == "1"
+            process_env.read("DISTFLOW_TTY")
         self._values: dict[str, list[float]] = {}
         self._order: list[str] = []
         self._seen = 0

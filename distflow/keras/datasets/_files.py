@@ -27,6 +27,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from distflow import process_env
+
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 DOWNLOAD_TIMEOUT_SECONDS = 60.0  # per connect / read, so a stalled mirror is given up
 _BLOCK = 1 << 20
@@ -86,7 +88,7 @@ def _search_dirs(name: str, path: str | os.PathLike | None) -> list[tuple[str, P
     if path is not None:
         given = Path(path).expanduser()
         candidates += [(f"path={str(path)!r}", given), (f"path/{name}", given / name)]
-    env = os.environ.get("DISTFLOW_DATA")
+    env = process_env.read("DISTFLOW_DATA")
     if env:
         root = Path(env).expanduser()
         candidates += [(f"$DISTFLOW_DATA/{name}", root / name), ("$DISTFLOW_DATA", root)]
@@ -121,8 +123,7 @@ def _complete_set(directory: Path, bases: list[str]) -> tuple[dict[str, Path] | 
 
 
 def _offline() -> bool:
-    value = os.environ.get("DISTFLOW_OFFLINE", "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
+    return process_env.read("DISTFLOW_OFFLINE")
 
 
 def _not_found_message(spec: DatasetFiles, report: list[str], reason: str) -> str:
