@@ -27,6 +27,11 @@ import numpy as np
 
 from distflow import ops
 from distflow.keras import initializers, regularizers
+from distflow.keras.keras_tensor import KerasTensor
+from distflow.keras.symbolic import symbolic_call
+from distflow.keras.tree import flatten as _flat
+from distflow.keras.tree import map_shape_structure as _map_shapes
+from distflow.keras.tree import map_structure as _map
 from distflow.tensor import Tensor, Variable, unique_name
 
 _context = threading.local()
@@ -39,22 +44,6 @@ def to_snake_case(name: str) -> str:
     """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d', 'LSTM' -> 'lstm' (Keras's rule)."""
     intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-
-
-def _flat(structure: Any) -> list:
-    if isinstance(structure, list | tuple):
-        return [x for s in structure for x in _flat(s)]
-    if isinstance(structure, dict):
-        return [x for k in structure for x in _flat(structure[k])]
-    return [structure]
-
-
-def _map(fn: Callable, structure: Any) -> Any:
-    if isinstance(structure, list | tuple):
-        return type(structure)(_map(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: _map(fn, v) for k, v in structure.items()}
-    return fn(structure)
 
 
 # Masks of eager outputs, Keras's `tensor._keras_mask`. Tensors have __slots__ (and an
@@ -83,20 +72,9 @@ def mask_of(inputs: Any) -> Any:
     return None
 
 
-_keras_tensor_class: list = []
-
-
 def _is_symbolic(x: Any) -> bool:
-    """True for a `KerasTensor` of the functional API (imported lazily: no import cycle)."""
-    if isinstance(x, Tensor | np.ndarray | int | float | bool | np.generic) or x is None:
-        return False
-    if not _keras_tensor_class:
-        try:
-            from distflow.keras.functional import KerasTensor
-        except ImportError:  # not importable (yet): nothing is symbolic; retried next time
-            return False
-        _keras_tensor_class.append(KerasTensor)
-    return isinstance(x, _keras_tensor_class[0])
+    """True for a `KerasTensor` of the functional API."""
+    return isinstance(x, KerasTensor)
 
 
 @functools.cache
@@ -529,8 +507,6 @@ class Layer:
         if isinstance(inputs, Tensor):  # the common case, kept cheap: one tensor
             inputs = self._convert_one(inputs)
         elif any(_is_symbolic(x) for x in _flat(inputs)):
-            from distflow.keras.functional import symbolic_call
-
             return symbolic_call(self, inputs, *args, **kwargs)
         else:
             inputs = self._convert_inputs(inputs)
@@ -700,6 +676,10 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+# The default probes the layer: the functional API then infers shapes its own way.
+Layer.compute_output_shape.runs_the_layer = True  # type: ignore[attr-defined]
+
+
 def _capture_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """The constructor arguments of `cls(*args, **kwargs)` if they are JSON-safe, else None."""
     if cls.__init__ is Layer.__init__:
@@ -731,16 +711,6 @@ def _marks_built(build: Callable) -> Callable:
         return result
     wrapper._marks_built = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def _map_shapes(fn: Callable, shapes: Any) -> Any:
-    """Applies `fn` to each shape tuple of a (nested) list of shapes."""
-    if isinstance(shapes, dict):
-        return {k: _map_shapes(fn, v) for k, v in shapes.items()}
-    if isinstance(shapes, tuple | list) and all(
-            s is None or isinstance(s, int | np.integer) for s in shapes):
-        return fn(tuple(shapes))
-    return [_map_shapes(fn, s) for s in shapes]
 
 
 def _shape_to_json(shape: Any) -> Any:
