@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow.keras._objects import snake_case as _snake_case
 from distflow.tensor import Tensor, Variable
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -20,16 +21,6 @@ EPSILON = 1e-7  # Keras's backend.epsilon()
 def _np(x: Any) -> np.ndarray:
     """The array behind a tensor, or `x` as an array (no copy when possible)."""
     return x.value if isinstance(x, Tensor) else np.asarray(x)
-
-
-def _snake_case(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or
-                                   (i + 1 < len(name) and name[i + 1].islower())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 def _match_rank(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
