@@ -137,6 +137,10 @@ class Compiled:
 
     def compute_loss(self, y: Any, y_pred_flat: list[Tensor], sample_weight: Any,
                      extra_losses: list[Tensor]) -> Tensor:
+        """The weighted sum of the per-output losses plus `extra_losses`.
+
+        Also updates the per-output loss trackers (several outputs).
+        """
         total = None
         targets = _targets(y, self.names) if y is not None else [None] * len(self.names)
         for i, (fn, w) in enumerate(zip(self.loss_fns, self.weights)):
@@ -160,6 +164,7 @@ class Compiled:
         return total
 
     def update_metrics(self, y: Any, y_pred_flat: list[Tensor], sample_weight: Any) -> None:
+        """Updates every compiled metric with its output (`sample_weight` for the weighted ones)."""
         if not self.metrics or y is None:
             return
         targets = _targets(y, self.names)
@@ -169,6 +174,7 @@ class Compiled:
                                     sample_weight=sample_weight if weighted else None)
 
     def metric_names(self) -> list[str]:
+        """"loss", the per-output losses, then the compiled metrics' log names."""
         names = ["loss"] + [f"{n}_loss" for n in (self.names or [])
                             if self.output_losses]
         return names + list(self.log_names)

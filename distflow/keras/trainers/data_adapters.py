@@ -117,6 +117,7 @@ def unpack_x_y_sample_weight(element: Any) -> tuple[Any, Any, Any]:
 
 
 def positive_int(name: str, value: Any, allow_none: bool = True) -> int | None:
+    """`value` as an int, refused with a Keras-style error unless it is positive (None allowed)."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
@@ -125,6 +126,7 @@ def positive_int(name: str, value: Any, allow_none: bool = True) -> int | None:
 
 
 def non_negative_int(name: str, value: Any) -> int:
+    """`value` as an int, refused with a Keras-style error if it is negative or not an int."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative int. Received: {name}={value!r}")
     return int(value)
@@ -161,6 +163,7 @@ class ArrayBatches:
             self.steps = min(self.steps, steps)
 
     def first_x(self) -> Any:
+        """The first row of the inputs (what builds an unbuilt model)."""
         return take(self.x, slice(0, 1))
 
     def _order(self, epoch: int) -> np.ndarray | None:
@@ -216,6 +219,7 @@ class DatasetBatches:
         self._first: Any = None
 
     def first_x(self) -> Any:
+        """The first row of the first element's inputs (read once, kept)."""
         if self._first is None:
             self._first = unpack_x_y_sample_weight(next(iter(self.dataset)))
         x = self._first[0]

@@ -62,6 +62,7 @@ class StepCache:
         self._metrics: list[Any] | None = None
 
     def attribute_metrics(self) -> list[Any]:
+        """The metrics held as attributes of the model and its layers (found once)."""
         if self._metrics is None:
             self._metrics = self.model._attribute_metrics(self.layers)
         return self._metrics
