@@ -273,15 +273,15 @@ def test_whole_sequence_equals_the_step_loop(cls, go_backwards):
 
 
 def test_whole_sequence_gradients_match_central_differences():
-    from distflow.keras.layers.recurrent import _gru_sequence, _lstm_sequence
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
 
     units, features = 3, 2
     x, h0, c0 = (RNG.standard_normal(s) for s in ((2, 4, features), (2, units), (2, units)))
-    check_grads(lambda *a: _lstm_sequence(*a), [
+    check_grads(lambda *a: lstm_sequence(*a), [
         x, RNG.standard_normal((features, 4 * units)),
         RNG.standard_normal((units, 4 * units)) * 0.5, RNG.standard_normal(4 * units), h0, c0],
         rtol=1e-5)
-    check_grads(lambda *a: _gru_sequence(*a), [
+    check_grads(lambda *a: gru_sequence(*a), [
         x, RNG.standard_normal((features, 3 * units)),
         RNG.standard_normal((units, 3 * units)) * 0.5, RNG.standard_normal((2, 3 * units)), h0],
         rtol=1e-5)

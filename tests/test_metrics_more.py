@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distflow.keras import confusion_metrics, layers, metrics, regression_metrics
+from distflow.keras import layers, metrics
 from distflow.keras.functional import Input
+from distflow.keras.metrics import confusion_metrics, regression_metrics
 from distflow.keras.models import Sequential
 
 RNG = np.random.default_rng(3)

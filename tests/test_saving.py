@@ -299,3 +299,21 @@ def test_build_without_a_shape_marks_the_layer_built():
     layer = NoShape()
     layer.build()
     assert layer.built and [v.shape for v in layer.weights] == [(2,)]
+
+
+def test_saving_load_model_finds_model_classes_without_importing_models_first(tmp_path):
+    """`keras.saving` does not import `keras.models`: its classes come from the registry."""
+    import subprocess
+    import sys
+
+    inputs = Input((3,))
+    Model(inputs, layers.Dense(2)(inputs) * 2.0).save(tmp_path / "f.keras")
+    Sequential([layers.Dense(2, input_shape=(3,))]).save(tmp_path / "s.keras")
+    script = ("import sys\nfrom distflow.keras import saving\n"
+              "assert 'distflow.keras.models' not in sys.modules\n"
+              f"f = saving.load_model({str(tmp_path / 'f.keras')!r})\n"
+              f"s = saving.load_model({str(tmp_path / 's.keras')!r})\n"
+              "print(type(f).__name__, type(s).__name__, type(f.layers[-1]).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.split() == ["Functional", "Sequential", "TensorOp"]

@@ -424,19 +424,20 @@ class _Cycle:
 
 
 def _train_step(model: Any, iterators: Any) -> Any:
-    from distflow.keras import models
+    from distflow.keras.trainers import data_adapters as adapters
 
-    x, y, sample_weight = models._unpack(next(iterators))
-    return model.train_step(models._pack(*(models._as_tensors(models._to_arrays(d))
-                                           for d in (x, y, sample_weight))))
+    x, y, sample_weight = adapters.unpack_x_y_sample_weight(next(iterators))
+    return model.train_step(adapters.step_data(*(adapters.to_arrays(d)
+                                                 for d in (x, y, sample_weight))))
 
 
 def _build(model: Any, x: Any, strategy: Any) -> None:
     """Builds an unbuilt model on one batch of worker 0's data (on the coordinator)."""
     if model.built:
         return
-    from distflow.keras import models
+    from distflow.keras.trainers import data_adapters as adapters
 
     with strategy._as_worker(strategy._worker_states()[0]):
         first = next(iter(_worker_batches(strategy, x)))
-    model(models._as_tensors(models._to_arrays(models._unpack(first)[0])), training=False)
+    x_first = adapters.unpack_x_y_sample_weight(first)[0]
+    model(adapters.as_tensors(adapters.to_arrays(x_first)), training=False)

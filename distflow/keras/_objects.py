@@ -39,3 +39,14 @@ def class_and_config(config: Any, classes: Mapping[str, type], kind: str,
         raise ValueError(f"Unknown {kind} class: '{name}'. Use one of {sorted(classes)} or "
                          "pass the class in `custom_objects`.")
     return cls, dict(config.get("config") or {})
+
+
+def snake_case(name: str) -> str:
+    """A class name as Keras names its instances: 'MeanSquaredError' -> 'mean_squared_error'."""
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper() or
+                                   (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -137,7 +137,7 @@ def result_type(*dtypes: Any) -> str:
 
 def is_keras_tensor(x: Any) -> bool:
     """Whether `x` is a symbolic tensor of the functional API (`keras.Input(...)`)."""
-    from distflow.keras.functional import KerasTensor
+    from distflow.keras.keras_tensor import KerasTensor
 
     return isinstance(x, KerasTensor)
 

@@ -1,4 +1,4 @@
-"""The functional API: `Input`, symbolic `KerasTensor`s and the graph of layer calls.
+"""The functional API: `Input`, the graph of layer calls and its (de)serialization.
 
 Calling a layer on `KerasTensor`s computes nothing: `symbolic_call` builds the
 layer, infers the output shapes and records a `Node` (this layer applied to
@@ -8,132 +8,16 @@ those tensors). `Model(inputs, outputs)` walks the nodes back from its outputs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from distflow.keras.layers.base import Layer, _flat, _map
-from distflow.tensor import Tensor, unique_name
-
-_PASSTHROUGH_KWARGS = frozenset({"training", "mask"})
-
-
-class KerasTensor:
-    """A symbolic tensor: the shape (batch dimension None) and dtype of a future value.
-
-    Attributes:
-        shape: tuple of dims, None where unknown.
-        dtype: dtype name ('float32').
-        name: a readable name.
-    """
-
-    def __init__(self, shape: tuple, dtype: str = "float32", name: str | None = None,
-                 node: Node | None = None, index: int = 0):
-        self.shape = tuple(None if s is None else int(s) for s in shape)
-        self.dtype = str(np.dtype(dtype).name)
-        self.name = name or unique_name("keras_tensor")
-        self._node = node
-        self._index = index
-
-    @property
-    def ndim(self) -> int:
-        """Rank, including the batch dimension."""
-        return len(self.shape)
-
-    @property
-    def _keras_history(self) -> tuple[Layer, int, int]:
-        """(layer, node index, tensor index), as Keras names it."""
-        node = self._node
-        return node.layer, node.layer._inbound_nodes.index(node), self._index
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def __len__(self) -> int:
-        raise TypeError("A symbolic KerasTensor has no length: its batch size is unknown "
-                        "until the model is called on data.")
-
-    def __array__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"{self!r} is symbolic and cannot be converted to a NumPy array. "
-                        "Build a Model(inputs, outputs) and call it on data instead.")
-
-    # Operators record a `TensorOp` layer, so `x + y` or `2 * x` work in functional code.
-    def __add__(self, other: Any) -> KerasTensor:
-        return _apply_op("add", self, other)
-
-    def __radd__(self, other: Any) -> KerasTensor:
-        return _apply_op("add", other, self)
-
-    def __sub__(self, other: Any) -> KerasTensor:
-        return _apply_op("subtract", self, other)
-
-    def __rsub__(self, other: Any) -> KerasTensor:
-        return _apply_op("subtract", other, self)
-
-    def __mul__(self, other: Any) -> KerasTensor:
-        return _apply_op("multiply", self, other)
-
-    def __rmul__(self, other: Any) -> KerasTensor:
-        return _apply_op("multiply", other, self)
-
-    def __truediv__(self, other: Any) -> KerasTensor:
-        return _apply_op("divide", self, other)
-
-    def __rtruediv__(self, other: Any) -> KerasTensor:
-        return _apply_op("divide", other, self)
-
-    def __pow__(self, other: Any) -> KerasTensor:
-        return _apply_op("power", self, other)
-
-    def __matmul__(self, other: Any) -> KerasTensor:
-        return _apply_op("matmul", self, other)
-
-    def __neg__(self) -> KerasTensor:
-        return TensorOp("negative")(self)
-
-
-class Node:
-    """One call of `layer` on symbolic inputs.
-
-    Attributes:
-        layer: the layer called.
-        call_inputs: the first positional argument (a KerasTensor or a structure of them).
-        call_args / call_kwargs: the other arguments (KerasTensors allowed inside).
-        outputs: the output KerasTensor(s), in the structure the layer returned.
-    """
-
-    def __init__(self, layer: Layer, call_inputs: Any, call_args: tuple = (),
-                 call_kwargs: dict | None = None):
-        self.layer = layer
-        self.call_inputs = call_inputs
-        self.call_args = tuple(call_args)
-        self.call_kwargs = dict(call_kwargs or {})
-        self.outputs: Any = None
-        self.input_tensors = [x for x in _flat([call_inputs, list(self.call_args),
-                                                self.call_kwargs])
-                              if isinstance(x, KerasTensor)]
-        layer.__dict__.setdefault("_inbound_nodes", []).append(self)
-
-    @property
-    def flat_outputs(self) -> list[KerasTensor]:
-        """The output tensors in order."""
-        return _flat(self.outputs)
-
-    @property
-    def is_input(self) -> bool:
-        """True for the node of an `InputLayer` (it has no inputs)."""
-        return isinstance(self.layer, InputLayer)
-
-    def run(self, values: dict[int, Any]) -> list[Any]:
-        """Calls the layer on the values of its input tensors; returns the flat outputs."""
-        def resolve(x: Any) -> Any:
-            return values[id(x)] if isinstance(x, KerasTensor) else x
-        inputs = _map(resolve, self.call_inputs)
-        args = [_map(resolve, a) for a in self.call_args]
-        kwargs = {k: _map(resolve, v) for k, v in self.call_kwargs.items()}
-        return _flat(self.layer(inputs, *args, **kwargs))
-
+from distflow.keras import saving
+from distflow.keras.keras_tensor import KerasTensor, Node, register_operator
+from distflow.keras.layers import register_layer
+from distflow.keras.layers.base import Layer
+from distflow.keras.tree import flatten, map_structure
+from distflow.tensor import unique_name
 
 # --------------------------------------------------------------------------- operators
 
@@ -175,6 +59,9 @@ class TensorOp(Layer):
 
 
 def _apply_op(op: str, left: Any, right: Any) -> KerasTensor:
+    """The KerasTensor of `left <op> right` (`-left` for 'negative'), as a `TensorOp` call."""
+    if op == "negative":
+        return TensorOp(op)(left)
     if isinstance(left, KerasTensor) and isinstance(right, KerasTensor):
         return TensorOp(op)([left, right])
     if isinstance(left, KerasTensor):
@@ -283,108 +170,6 @@ def Input(shape: Any = None, batch_size: int | None = None, dtype: Any = None,
     return layer.output
 
 
-# --------------------------------------------------------------------------- symbolic calls
-
-
-def symbolic_call(layer: Layer, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-    """Applies `layer` to KerasTensors: builds it, infers output shapes, records the node.
-
-    Called by `Layer.__call__` when any input is a `KerasTensor`.
-
-    Returns:
-        New KerasTensor(s), in the structure the layer's `call` returns.
-    """
-    layer._maybe_build(inputs)
-    layer._check_inputs(inputs)
-    specs = _output_specs(layer, inputs, args, kwargs)
-    node = Node(layer, inputs, args, kwargs)
-    made: list[KerasTensor] = []
-
-    def make(spec: tuple[tuple, str]) -> KerasTensor:
-        shape, dtype = spec
-        made.append(KerasTensor(shape, dtype, name=unique_name(layer.name + "_output"),
-                                node=node, index=len(made)))
-        return made[-1]
-    node.outputs = _map_specs(make, specs)
-    return node.outputs
-
-
-def _map_specs(fn: Callable, specs: Any) -> Any:
-    if isinstance(specs, _Spec):
-        return fn(specs)
-    if isinstance(specs, dict):
-        return {k: _map_specs(fn, v) for k, v in specs.items()}
-    return type(specs)(_map_specs(fn, s) for s in specs)
-
-
-class _Spec(tuple):
-    """(shape, dtype) of one output: a tuple subclass so structures can tell it apart."""
-
-
-def _output_specs(layer: Layer, inputs: Any, args: tuple, kwargs: dict) -> Any:
-    custom = type(layer).compute_output_shape is not Layer.compute_output_shape
-    if custom and not args and set(kwargs) <= _PASSTHROUGH_KWARGS:
-        try:
-            shapes = layer.compute_output_shape(_map(lambda t: t.shape, inputs))
-            dtype = _guess_dtype(layer, inputs)
-            return _shapes_to_specs(shapes, dtype)
-        except (NotImplementedError, TypeError, ValueError, IndexError, KeyError):
-            pass  # fall back to running the layer
-    return _probe_specs(layer, inputs, args, kwargs)
-
-
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple | list) and all(
-        s is None or isinstance(s, int | np.integer) for s in x)
-
-
-def _shapes_to_specs(shapes: Any, dtype: str) -> Any:
-    if _is_shape(shapes):
-        return _Spec((tuple(None if s is None else int(s) for s in shapes), dtype))
-    if isinstance(shapes, dict):
-        return {k: _shapes_to_specs(v, dtype) for k, v in shapes.items()}
-    return [_shapes_to_specs(s, dtype) for s in shapes]
-
-
-def _guess_dtype(layer: Layer, inputs: Any) -> str:
-    """Float inputs (or a layer with weights, e.g. Embedding) give the layer's dtype."""
-    first = _flat(inputs)[0]
-    if np.dtype(first.dtype).kind == "f" or layer.weights:
-        return layer.dtype
-    return first.dtype
-
-
-def _probe_specs(layer: Layer, inputs: Any, args: tuple, kwargs: dict) -> Any:
-    """Runs the layer on zeros; dims that change when unknown dims change are unknown."""
-    flat_in = [t for t in _flat([inputs, list(args), kwargs]) if isinstance(t, KerasTensor)]
-    has_unknown = any(s is None for t in flat_in for s in t.shape)
-    first = _run_on_zeros(layer, inputs, args, kwargs, fill=1)
-    second = _run_on_zeros(layer, inputs, args, kwargs, fill=2) if has_unknown else first
-    flat_a, flat_b = _flat(first), _flat(second)
-    specs = [_Spec((tuple(a if a == b else None for a, b in zip(x.shape, y.shape)),
-                    x.dtype.name)) if x.ndim == y.ndim else _Spec(((None,) * x.ndim, x.dtype.name))
-             for x, y in zip(flat_a, flat_b)]
-    it = iter(specs)
-    return _map(lambda _: next(it), first)
-
-
-def _run_on_zeros(layer: Layer, inputs: Any, args: tuple, kwargs: dict, fill: int) -> Any:
-    def zeros(x: Any) -> Any:
-        if not isinstance(x, KerasTensor):
-            return x
-        return Tensor._wrap(np.zeros([fill if s is None else s for s in x.shape], x.dtype))
-    kwargs = {k: _map(zeros, v) for k, v in kwargs.items()}
-    kwargs.setdefault("training", False)
-    try:
-        with np.errstate(all="ignore"):  # zeros may divide by zero; only shapes matter
-            return layer(_map(zeros, inputs), *[_map(zeros, a) for a in args], **kwargs)
-    except Exception as exc:
-        shapes = _map(lambda t: t.shape if isinstance(t, KerasTensor) else t, inputs)
-        raise type(exc)(f"Exception encountered when calling layer '{layer.name}' "
-                        f"({type(layer).__name__}) on symbolic inputs of shape {shapes}: "
-                        f"{exc}") from exc
-
-
 # --------------------------------------------------------------------------- graphs
 
 
@@ -402,8 +187,8 @@ class GraphNetwork:
 
     def __init__(self, inputs: Any, outputs: Any):
         self.inputs, self.outputs = inputs, outputs
-        self.flat_inputs: list[KerasTensor] = _flat(inputs)
-        self.flat_outputs: list[KerasTensor] = _flat(outputs)
+        self.flat_inputs: list[KerasTensor] = flatten(inputs)
+        self.flat_outputs: list[KerasTensor] = flatten(outputs)
         for what, tensors in (("inputs", self.flat_inputs), ("outputs", self.flat_outputs)):
             bad = [t for t in tensors if not isinstance(t, KerasTensor)]
             if bad or not tensors:
@@ -462,4 +247,116 @@ class GraphNetwork:
         for node in self.nodes:
             for t, v in zip(node.flat_outputs, node.run(values)):
                 values[id(t)] = v
-        return _map(lambda t: values[id(t)], self.outputs)
+        return map_structure(lambda t: values[id(t)], self.outputs)
+
+
+# --------------------------------------------------------------------------- (de)serialization
+
+
+def _node_keys(model: Any) -> dict[int, tuple[str, int]]:
+    """id(node) -> (layer name, index of the node among this model's calls of that layer)."""
+    keys: dict[int, tuple[str, int]] = {}
+    counts: dict[str, int] = {}
+    sources = [t._node for t in model._graph.flat_inputs]
+    for node in sources + model._graph.nodes:
+        if id(node) in keys:
+            continue
+        name = node.layer.name
+        keys[id(node)] = (name, counts.get(name, 0))
+        counts[name] = counts.get(name, 0) + 1
+    return keys
+
+
+def _encode(value: Any, keys: dict[int, tuple[str, int]]) -> Any:
+    if isinstance(value, KerasTensor):
+        if id(value._node) not in keys:
+            raise ValueError(f"Cannot serialize the model: tensor {value} is not produced inside "
+                             "it (model inputs must come from keras.Input).")
+        name, index = keys[id(value._node)]
+        return {"__keras_tensor__": [name, index, value._index]}
+    if isinstance(value, dict):
+        return {str(k): _encode(v, keys) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v, keys) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Cannot serialize the call argument {value!r} of type "
+                    f"{type(value).__name__} into the model config (only tensors, numbers, "
+                    "strings and lists of them).")
+
+
+def functional_config(model: Any) -> dict[str, Any]:
+    """A functional model's config: its layers, each with the calls (nodes) that feed it."""
+    keys = _node_keys(model)
+    layers = []
+    for layer in model.layers:
+        nodes = [n for n in model._graph.nodes if n.layer is layer]
+        layers.append({**saving.serialize_layer(layer), "name": layer.name,
+                       "inbound_nodes": [
+                           {"args": _encode([n.call_inputs, *n.call_args], keys),
+                            "kwargs": _encode(n.call_kwargs, keys)} for n in nodes]})
+    return {"name": model.name, "trainable": model.trainable, "layers": layers,
+            "input_layers": _encode(model._graph.inputs, keys),
+            "output_layers": _encode(model._graph.outputs, keys)}
+
+
+def _decode(value: Any, produced: dict[tuple[str, int], list]) -> Any:
+    if isinstance(value, dict) and "__keras_tensor__" in value:
+        name, index, tensor_index = value["__keras_tensor__"]
+        return produced[(name, index)][tensor_index]
+    if isinstance(value, dict):
+        return {k: _decode(v, produced) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v, produced) for v in value]
+    return value
+
+
+def _refs(value: Any) -> list[tuple[str, int]]:
+    if isinstance(value, dict) and "__keras_tensor__" in value:
+        return [tuple(value["__keras_tensor__"][:2])]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def functional_from_config(cls: type, config: dict[str, Any],
+                           custom_objects: dict | None) -> Any:
+    """A new `cls` (a functional model class) rebuilt from `functional_config`'s dict."""
+    created: dict[str, Any] = {}
+    produced: dict[tuple[str, int], list] = {}
+    pending = []
+    for layer_config in config["layers"]:
+        layer = saving.deserialize_layer(layer_config, custom_objects)
+        name = layer_config.get("name", layer.name)
+        created[name] = layer
+        if isinstance(layer, InputLayer):
+            produced[(name, 0)] = [layer.output]
+        pending += [(name, i, node) for i, node in enumerate(layer_config.get("inbound_nodes",
+                                                                                []))]
+    while pending:
+        waiting = []
+        for name, index, node in pending:
+            ready = (name, index - 1) in produced or index == 0
+            if not ready or any(ref not in produced for ref in _refs(node)):
+                waiting.append((name, index, node))
+                continue
+            args = _decode(node["args"], produced)
+            outputs = created[name](*args, **_decode(node.get("kwargs", {}), produced))
+            produced[(name, index)] = flatten(outputs)
+        if len(waiting) == len(pending):
+            raise ValueError("Cannot rebuild the functional model from its config: the inputs "
+                             f"of layer(s) {sorted({w[0] for w in waiting})} are never produced "
+                             "(the config is corrupt or incomplete).")
+        pending = waiting
+    return cls(inputs=_decode(config["input_layers"], produced),
+               outputs=_decode(config["output_layers"], produced),
+               name=config.get("name"), trainable=config.get("trainable", True))
+
+
+register_operator(_apply_op)
+register_layer(InputLayer)
+register_layer(TensorOp)

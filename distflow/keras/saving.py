@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from distflow import serialization
+from distflow.keras import layers
 
 __all__ = ["compile_from_config", "deserialize_layer", "deserialize_model", "load_model",
            "load_weights", "save_model", "save_weights", "serialize_compile_config",
@@ -47,25 +48,18 @@ def serialize_layer(layer: Any) -> dict[str, Any]:
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
-def _builtin_classes() -> dict[str, type]:
-    from distflow.keras import functional, models
-
-    return {"InputLayer": functional.InputLayer, "TensorOp": functional.TensorOp,
-            "Sequential": models.Sequential,
-            "Functional": models.Functional, "Model": models.Model}
-
-
 def deserialize_layer(config: dict[str, Any], custom_objects: dict | None = None) -> Any:
-    """The layer (or nested model) described by `serialize_layer`'s dict."""
-    from distflow.keras import layers
+    """The layer (or nested model) described by `serialize_layer`'s dict.
 
+    Classes are found in `custom_objects`, then in the layer registry
+    (`layers.get_layer_class`), where the models and the functional API register
+    theirs: this module imports neither.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"A layer config must be a dict with 'class_name' and 'config'. "
                          f"Received: {config!r}")
     name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _builtin_classes().get(name)
-    if cls is None:
-        cls = layers.get_layer_class(name, custom_objects)
+    cls = layers.get_layer_class(name, custom_objects)
     inner = config.get("config") or {}
     # Models and wrappers (Bidirectional, TimeDistributed) rebuild inner layers that may
     # be custom classes: pass the mapping to any from_config that takes it.
@@ -273,15 +267,15 @@ def save_model(model: Any, filepath: Any, overwrite: bool = True, zipped: bool |
     _check_suffix(path, (".keras",), "saving a model")
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False.")
-    config = json.dumps(serialize_model(model), indent=1, default=_json_default)
+    config = json.dumps(serialize_model(model), indent=1, default=json_default)
     tensors, metadata = _weight_tensors(model, include_optimizer)
     weights = serialization.dumps(tensors, metadata)
     _write_archive(path, {_METADATA: json.dumps(_metadata()).encode(),
                           _CONFIG: config.encode(), _WEIGHTS: weights})
 
 
-def _json_default(value: Any) -> Any:
-    """NumPy scalars and arrays in configs become plain JSON numbers and lists."""
+def json_default(value: Any) -> Any:
+    """`json.dumps`'s `default`: NumPy scalars and arrays become JSON numbers and lists."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -5,7 +5,7 @@ installs a `TrainingContext` inside `strategy.scope()`; `fit`, `evaluate` and
 the callbacks ask `current()` how to batch, shard, shuffle and who may print
 or write files. Outside any scope the default context means "one process".
 
-Contract used by `Model.fit` (distflow/keras/models.py):
+Contract used by `Model.fit` (distflow/keras/trainers/loops.py):
 
 * `batch_size_is_global`: when True, `fit(batch_size=B)` takes global batches
   of B rows from the (identically shuffled) data and this worker trains on rows

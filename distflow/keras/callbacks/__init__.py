@@ -7,7 +7,8 @@ with `tensorflow.keras.callbacks`. How `fit` drives them is documented in
 """
 
 from distflow.keras.callbacks.backup_and_restore import BackupAndRestore
-from distflow.keras.callbacks.base import Callback, CallbackList
+from distflow.keras.callbacks.base import Callback
+from distflow.keras.callbacks.callback_list import CallbackList
 from distflow.keras.callbacks.csv_logger import CSVLogger
 from distflow.keras.callbacks.early_stopping import EarlyStopping
 from distflow.keras.callbacks.history import History

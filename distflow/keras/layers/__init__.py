@@ -37,6 +37,11 @@ for _module_name in _MODULES:
         _EXPORTED.append(_name)
 
 _REGISTRY: dict[str, type] = {}
+# Layer classes defined above this package, registered by their modules when imported
+# (`register_layer`); a lookup before that imports the module named here.
+_REGISTERED_BY = {"InputLayer": "distflow.keras.functional",
+                  "TensorOp": "distflow.keras.functional", "Model": "distflow.keras.models",
+                  "Functional": "distflow.keras.models", "Sequential": "distflow.keras.models"}
 
 
 def register_layer(cls: type, name: str | None = None) -> type:
@@ -47,6 +52,8 @@ def register_layer(cls: type, name: str | None = None) -> type:
 
 def get_layer_class(class_name: str, custom_objects: dict[str, Any] | None = None) -> type:
     """The Layer class called `class_name` (custom objects first, then built-ins)."""
+    if class_name in _REGISTERED_BY and class_name not in _REGISTRY:
+        importlib.import_module(_REGISTERED_BY[class_name])
     cls = (custom_objects or {}).get(class_name) or _REGISTRY.get(class_name)
     if cls is None:
         candidate = globals().get(class_name)

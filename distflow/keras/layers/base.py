@@ -16,18 +16,25 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from distflow import ops
-from distflow.keras import initializers, regularizers
-from distflow.tensor import Tensor, Variable, unique_name
+from distflow.keras import regularizers
+from distflow.keras.keras_tensor import KerasTensor
+from distflow.keras.layers.layer_config import ConfigMixin
+from distflow.keras.layers.tracking import TrackingMixin
+from distflow.keras.layers.variables import VariablesMixin, _dtype_name, _shape_tuple
+from distflow.keras.symbolic import symbolic_call
+from distflow.keras.tree import flatten as _flat
+from distflow.keras.tree import map_shape_structure as _map_shapes
+from distflow.keras.tree import map_structure as _map
+from distflow.tensor import Tensor, unique_name
 
 _context = threading.local()
 _INPUT_SHAPE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size")
@@ -39,22 +46,6 @@ def to_snake_case(name: str) -> str:
     """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d', 'LSTM' -> 'lstm' (Keras's rule)."""
     intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-
-
-def _flat(structure: Any) -> list:
-    if isinstance(structure, list | tuple):
-        return [x for s in structure for x in _flat(s)]
-    if isinstance(structure, dict):
-        return [x for k in structure for x in _flat(structure[k])]
-    return [structure]
-
-
-def _map(fn: Callable, structure: Any) -> Any:
-    if isinstance(structure, list | tuple):
-        return type(structure)(_map(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: _map(fn, v) for k, v in structure.items()}
-    return fn(structure)
 
 
 # Masks of eager outputs, Keras's `tensor._keras_mask`. Tensors have __slots__ (and an
@@ -83,20 +74,9 @@ def mask_of(inputs: Any) -> Any:
     return None
 
 
-_keras_tensor_class: list = []
-
-
 def _is_symbolic(x: Any) -> bool:
-    """True for a `KerasTensor` of the functional API (imported lazily: no import cycle)."""
-    if isinstance(x, Tensor | np.ndarray | int | float | bool | np.generic) or x is None:
-        return False
-    if not _keras_tensor_class:
-        try:
-            from distflow.keras.functional import KerasTensor
-        except ImportError:  # not importable (yet): nothing is symbolic; retried next time
-            return False
-        _keras_tensor_class.append(KerasTensor)
-    return isinstance(x, _keras_tensor_class[0])
+    """True for a `KerasTensor` of the functional API."""
+    return isinstance(x, KerasTensor)
 
 
 @functools.cache
@@ -106,10 +86,6 @@ def _call_parameters(call: Callable) -> tuple[frozenset, bool]:
     return frozenset(params), var_kw
 
 
-def _shape_tuple(shape: Any) -> tuple:
-    if isinstance(shape, int | np.integer) or shape is None:
-        return (shape if shape is None else int(shape),)
-    return tuple(None if s is None else int(s) for s in shape)
 
 
 class InputSpec:
@@ -177,7 +153,7 @@ class InputSpec:
                                      f"shape={shape}")
 
 
-class Layer:
+class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
     """Base class of all layers, with the constructor and attributes of `keras.layers.Layer`.
 
     Args:
@@ -227,13 +203,6 @@ class Layer:
 
     # ----------------------------------------------------------- construction
 
-    def _init_tracking(self) -> None:
-        d = self.__dict__
-        d.setdefault("_own_trainable", [])
-        d.setdefault("_own_non_trainable", [])
-        d.setdefault("_regularized", [])
-        d.setdefault("_call_losses", [])
-        d.setdefault("_tracked_layers", [])
 
     def _read_input_shape_kwargs(self, kwargs: dict[str, Any]) -> None:
         self._input_shape_arg: tuple | None = None
@@ -246,40 +215,13 @@ class Layer:
         elif kwargs.get("input_dim") is not None:
             self._input_shape_arg = (int(kwargs["input_dim"]),)
 
-    def _read_constraint_kwargs(self, kwargs: dict[str, Any]) -> None:
-        """`kernel_constraint=`, `bias_constraint=`, ...: kept as `self.<name>_constraint`, and
-        given by `add_weight` to the weight of that name (`recurrent_constraint` to
-        `recurrent_kernel`, `depthwise_constraint` to `depthwise_kernel`, ...)."""
-        from distflow.keras import constraints
 
-        self._constraints = {k[:-len("_constraint")]: constraints.get(v)
-                             for k, v in kwargs.items() if k.endswith("_constraint")}
-        for key, constraint in self._constraints.items():
-            object.__setattr__(self, f"{key}_constraint", constraint)
-
-    def _constraint_for(self, name: str | None) -> Any:
-        found = self.__dict__.get("_constraints") or {}
-        base = (name or "").rpartition("/")[2]
-        for key in (base, base.removesuffix("_kernel")):
-            if found.get(key) is not None:
-                return found[key]
-        return None
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:  # a user's build() need not set `built` itself
             cls.build = _marks_built(cls.__dict__["build"])
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, Variable):  # Keras tracks variables assigned as attributes
-            self._init_tracking()
-            self._track_variable(value, value.trainable)
-        object.__setattr__(self, name, value)
-
-    def _track_variable(self, var: Variable, trainable: bool) -> None:
-        known = {id(v) for v in self._own_trainable + self._own_non_trainable}
-        if id(var) not in known:
-            (self._own_trainable if trainable else self._own_non_trainable).append(var)
 
     # -------------------------------------------------------------- properties
 
@@ -291,88 +233,10 @@ class Layer:
     compute_dtype = dtype
     variable_dtype = dtype
 
-    @property
-    def trainable(self) -> bool:
-        """Whether training updates this layer's weights; setting it (un)freezes sublayers."""
-        return self._trainable
 
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        value = bool(value)
-        self._trainable = value
-        for var in self._own_trainable:
-            var.trainable = value
-        for layer in self._sublayers():
-            layer.trainable = value
 
-    def _sublayers(self) -> list[Layer]:
-        """Direct sublayers: explicitly tracked ones, then layers held in attributes."""
-        found, seen = [], {id(self)}
-        candidates = list(self._tracked_layers)
-        for key, value in list(self.__dict__.items()):
-            if key in ("_tracked_layers", "_inbound_nodes", "_outbound_nodes"):
-                continue
-            if isinstance(value, Layer):
-                candidates.append(value)
-            elif isinstance(value, list | tuple | dict):
-                candidates.extend(v for v in _flat(value) if isinstance(v, Layer))
-        for layer in candidates:
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                found.append(layer)
-        return found
 
-    def _flatten_layers(self, include_self: bool = True, recursive: bool = True,
-                        skip_frozen: bool = False) -> Iterator[Layer]:
-        """This layer and its sublayers, depth first (pre-order), each once.
 
-        Iterative with a seen-set, so layers that reference each other do not loop.
-        `skip_frozen` leaves out frozen layers and everything below them.
-        """
-        seen: set[int] = set()
-        stack = [self]
-        while stack:
-            layer = stack.pop()
-            if id(layer) in seen or (skip_frozen and not layer.trainable):
-                continue
-            seen.add(id(layer))
-            if layer is not self or include_self:
-                yield layer
-            if recursive or layer is self:
-                stack.extend(reversed(layer._sublayers()))
-
-    @staticmethod
-    def _unique(variables: Iterator[Variable]) -> list[Variable]:
-        out, seen = [], set()
-        for var in variables:
-            if id(var) not in seen:
-                seen.add(id(var))
-                out.append(var)
-        return out
-
-    @property
-    def weights(self) -> list[Variable]:
-        """All variables: this layer's (trainable first), then its sublayers', depth first."""
-        return self._unique(v for layer in self._flatten_layers()
-                            for v in (*layer._own_trainable, *layer._own_non_trainable))
-
-    variables = weights
-
-    @property
-    def trainable_weights(self) -> list[Variable]:
-        """Variables updated by training (none below a frozen layer)."""
-        return self._unique(v for layer in self._flatten_layers(skip_frozen=True)
-                            for v in layer._own_trainable)
-
-    trainable_variables = trainable_weights
-
-    @property
-    def non_trainable_weights(self) -> list[Variable]:
-        """Variables not updated by gradients (moving statistics, frozen weights)."""
-        trainable = {id(v) for v in self.trainable_weights}
-        return [v for v in self.weights if id(v) not in trainable]
-
-    non_trainable_variables = non_trainable_weights
 
     def _single_node(self, what: str) -> Any:
         nodes = self.__dict__.get("_inbound_nodes") or []
@@ -400,119 +264,13 @@ class Layer:
         node = self._single_node("input")
         return node.call_inputs if node.call_inputs is not None else node.outputs
 
-    @property
-    def losses(self) -> list[Tensor]:
-        """Regularization penalties of the current weights plus losses added during the last call.
 
-        Weight penalties are recomputed at each read, so reading `losses` inside a
-        `GradientTape` makes them differentiable with respect to the weights.
-        """
-        out = []
-        for layer in self._flatten_layers():
-            for loss in layer._call_losses:
-                out.append(loss() if callable(loss) else loss)
-            for regularizer, var in layer._regularized:
-                out.append(regularizer(var))
-        return out
 
-    def add_metric(self, value: Any, name: str | None = None, aggregation: Any = None) -> None:
-        """tf.keras 2's `add_metric`: a running mean of `value` reported as `name` by `fit`.
 
-        Call it in `call`; the model lists the tracker in `metrics` (reset every
-        epoch, as Keras did) and the logs and History carry `name`.
 
-        Args:
-            value: a tensor (its mean over the batch is accumulated) or a number.
-            name: the log name (required, as in tf.keras 2).
-            aggregation: None or 'mean' (the only aggregation tf.keras 2 allowed).
-        """
-        from distflow.keras import metrics
 
-        if not name:
-            raise ValueError("Please provide a name for your metric, e.g. "
-                             "`self.add_metric(tf.reduce_sum(inputs), name='mean_activation')`.")
-        if aggregation not in (None, "mean"):
-            raise ValueError("We currently support only `mean` aggregation in add_metric. "
-                             f"Received: aggregation={aggregation!r}")
-        added = self.__dict__.setdefault("_added_metrics", {})
-        if name not in added:
-            added[name] = metrics.Mean(name=name)
-        added[name].update_state(value.value if isinstance(value, Tensor) else value)
 
-    def add_loss(self, loss: Any) -> None:
-        """Adds a loss tensor (or a zero-argument callable returning one) to `losses`."""
-        self._call_losses.append(loss if callable(loss) else ops.convert_to_tensor(loss))
 
-    # ------------------------------------------------------------- variables
-
-    def add_weight(self, name: str | None = None, shape: Any = None,
-                   initializer: Any = "glorot_uniform", regularizer: Any = None,
-                   trainable: bool = True, dtype: Any = None, **kwargs: Any) -> Variable:
-        """Creates a variable named `<layer name>/<name>` owned by this layer.
-
-        Args:
-            name: variable name within the layer.
-            shape: variable shape (Keras 3's positional order `add_weight(shape, ...)`
-                is accepted too).
-            initializer: initializer name, instance or callable `(shape, dtype)`.
-            regularizer: optional regularizer; its penalty appears in `losses`.
-            trainable: whether gradients update it.
-            dtype: defaults to the layer's dtype.
-            **kwargs: `constraint` (a `keras.constraints` name or callable, applied by
-                the optimizer after each update; default: the layer's
-                `<name>_constraint` argument), and `autocast`, `aggregation`,
-                `synchronization`, accepted for compatibility.
-        """
-        from distflow.keras import constraints
-
-        if name is not None and not isinstance(name, str):  # Keras 3: add_weight(shape, ...)
-            name, shape = kwargs.pop("name", None), name
-        shape = () if shape is None else _shape_tuple(shape)
-        if any(s is None or s < 0 for s in shape):
-            raise ValueError(f"Layer '{self.name}': cannot create weight '{name}' with an "
-                             f"undefined or negative dimension. Received: shape={shape}")
-        dtype = _dtype_name(dtype or self._dtype)
-        init = initializers.get(initializer if initializer is not None else "glorot_uniform")
-        value = init(shape, dtype=dtype)
-        constraint = constraints.get(kwargs.get("constraint")) or self._constraint_for(name)
-        var = Variable(value, name=f"{self.name}/{name or 'variable'}",
-                       trainable=trainable and self.trainable, dtype=dtype, constraint=constraint)
-        self._track_variable(var, trainable)
-        reg = regularizers.get(regularizer)
-        if reg is not None:
-            self._regularized.append((reg, var))
-        return var
-
-    add_variable = add_weight
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Copies of the weights' values, in the order of `weights`."""
-        return [v.numpy() for v in self.weights]
-
-    def set_weights(self, weights: list[Any]) -> None:
-        """Sets the weights from arrays in the order of `get_weights()` (shapes must match)."""
-        params = self.weights
-        weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError(
-                f'You called `set_weights(weights)` on layer "{self.name}" with a weight list '
-                f"of length {len(weights)}, but the layer was expecting {len(params)} weights.")
-        arrays = [np.asarray(w.value if isinstance(w, Tensor) else w) for w in weights]
-        for var, arr in zip(params, arrays):
-            if tuple(arr.shape) != tuple(var.shape):
-                raise ValueError(
-                    f"Layer {self.name} weight shape {tuple(var.shape)} is not compatible with "
-                    f"provided weight shape {tuple(arr.shape)} (variable '{var.name}').")
-        for var, arr in zip(params, arrays):
-            var.assign(arr)
-
-    def count_params(self) -> int:
-        """Number of scalars in all weights (the layer must be built)."""
-        if not self.built:
-            raise ValueError(
-                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
-                "built. You can build it manually via: `layer.build(input_shape)`.")
-        return int(sum(math.prod(v.shape) for v in self.weights))
 
     # ------------------------------------------------------------- build/call
 
@@ -529,8 +287,6 @@ class Layer:
         if isinstance(inputs, Tensor):  # the common case, kept cheap: one tensor
             inputs = self._convert_one(inputs)
         elif any(_is_symbolic(x) for x in _flat(inputs)):
-            from distflow.keras.functional import symbolic_call
-
             return symbolic_call(self, inputs, *args, **kwargs)
         else:
             inputs = self._convert_inputs(inputs)
@@ -652,52 +408,18 @@ class Layer:
         """
         return mask if self.supports_masking else None
 
-    # ---------------------------------------------------------------- config
 
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-safe; `from_config(get_config())` rebuilds the layer."""
-        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable,
-                                  "dtype": self._dtype}
-        auto = self.__dict__.get("_auto_config")
-        if type(self).get_config is Layer.get_config and auto:
-            config = {**auto, **config}
-        if self._input_shape_arg is not None:
-            config["batch_input_shape"] = [self._batch_size_arg, *self._input_shape_arg]
-        if self.activity_regularizer is not None:
-            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        config.update(self._constraint_config())
-        return config
 
-    def _constraint_config(self) -> dict[str, Any]:
-        from distflow.keras import constraints
 
-        return {f"{key}_constraint": constraints.serialize(value)
-                for key, value in (self.__dict__.get("_constraints") or {}).items()
-                if value is not None}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Layer:
-        """Creates a layer from its `get_config()` dict."""
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):  # a Keras 3 dtype policy
-            config["dtype"] = config["dtype"].get("config", {}).get("name")
-        if isinstance(config.get("batch_input_shape"), list):
-            config["batch_input_shape"] = tuple(config["batch_input_shape"])
-        return cls(**config)
 
-    def get_build_config(self) -> dict[str, Any] | None:
-        """The input shape the layer was built with (for saving), or None if not built."""
-        if not self.built or self._build_input_shape is None:
-            return None
-        return {"input_shape": _shape_to_json(self._build_input_shape)}
-
-    def build_from_config(self, config: dict[str, Any] | None) -> None:
-        """Builds the layer from `get_build_config()`'s dict."""
-        if config and config.get("input_shape") is not None and not self.built:
-            self.build(_shape_from_json(config["input_shape"]))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+# The default probes the layer: the functional API then infers shapes its own way.
+Layer.compute_output_shape.runs_the_layer = True  # type: ignore[attr-defined]
 
 
 def _capture_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
@@ -733,42 +455,7 @@ def _marks_built(build: Callable) -> Callable:
     return wrapper
 
 
-def _map_shapes(fn: Callable, shapes: Any) -> Any:
-    """Applies `fn` to each shape tuple of a (nested) list of shapes."""
-    if isinstance(shapes, dict):
-        return {k: _map_shapes(fn, v) for k, v in shapes.items()}
-    if isinstance(shapes, tuple | list) and all(
-            s is None or isinstance(s, int | np.integer) for s in shapes):
-        return fn(tuple(shapes))
-    return [_map_shapes(fn, s) for s in shapes]
 
 
-def _shape_to_json(shape: Any) -> Any:
-    if isinstance(shape, tuple | list):
-        return [_shape_to_json(s) for s in shape]
-    return None if shape is None else int(shape)
 
 
-def _shape_from_json(shape: Any) -> Any:
-    if isinstance(shape, list) and all(s is None or isinstance(s, int) for s in shape):
-        return tuple(shape)
-    if isinstance(shape, list):
-        return [_shape_from_json(s) for s in shape]
-    return shape
-
-
-def _dtype_name(dtype: Any) -> str:
-    if dtype is None:
-        from distflow.keras import mixed_precision
-
-        return mixed_precision.default_dtype()
-    if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
-        dtype = dtype.get("config", {}).get("name", "float32")
-    name = str(getattr(dtype, "name", dtype))
-    if name.startswith("mixed_"):
-        raise ValueError(f"Mixed precision policies are not supported. Received: dtype={dtype!r}")
-    try:
-        return np.dtype(name).name
-    except TypeError:
-        raise ValueError(f"`dtype` must be a NumPy dtype name such as 'float32'. "
-                         f"Received: dtype={dtype!r}") from None

@@ -3,26 +3,142 @@
 R2Score, CosineSimilarity, LogCoshError, Poisson, CategoricalHinge, with
 Keras 3's formulas; per-sample functions compute in float64 with NumPy (metrics
 never take part in differentiation).
+
+Also the errors (MSE, MAE, MAPE, MSLE, RMSE) and the hinge metrics.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from distflow.keras import metrics as _metrics
-from distflow.keras.metrics import (
+from distflow.keras.metrics.metric import (
     EPSILON,
-    MeanMetricWrapper,
     Metric,
     MetricValue,
     _float_pair,
+    _last_axis_mean,
     _np,
 )
+from distflow.keras.metrics.reduction_metrics import Mean, MeanMetricWrapper
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample mean of (y_true - y_pred)**2 over the last axis."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "mean_squared_error")
+    return _last_axis_mean(np.square(y_pred - y_true))
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample mean of |y_true - y_pred| over the last axis."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "mean_absolute_error")
+    return _last_axis_mean(np.abs(y_pred - y_true))
+
+
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample 100 * mean(|y_true - y_pred| / max(|y_true|, EPSILON))."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "mean_absolute_percentage_error")
+    return 100.0 * _last_axis_mean(np.abs(y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON))
+
+
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample mean of (log1p(max(y_pred, EPSILON)) - log1p(max(y_true, EPSILON)))**2."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "mean_squared_logarithmic_error")
+    diff = np.log1p(np.maximum(y_pred, EPSILON)) - np.log1p(np.maximum(y_true, EPSILON))
+    return _last_axis_mean(np.square(diff))
+
+
+
+
+def _signed(y_true: np.ndarray) -> np.ndarray:
+    if y_true.size and np.all((y_true == 0) | (y_true == 1)):
+        return 2.0 * y_true - 1.0
+    return y_true
+
+
+def hinge(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample mean(max(1 - y_true * y_pred, 0)), {0, 1} labels mapped to {-1, 1}."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "hinge")
+    return _last_axis_mean(np.maximum(1.0 - _signed(y_true) * y_pred, 0.0))
+
+
+def squared_hinge(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Per-sample mean(max(1 - y_true * y_pred, 0)**2)."""
+    y_true, y_pred = _float_pair(y_true, y_pred, "squared_hinge")
+    return _last_axis_mean(np.square(np.maximum(1.0 - _signed(y_true) * y_pred, 0.0)))
+
+
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    """Mean over samples of the per-sample mean squared error."""
+
+    def __init__(self, name: str = "mean_squared_error", dtype: Any = None):
+        super().__init__(mean_squared_error, name, dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    """Mean over samples of the per-sample mean absolute error."""
+
+    def __init__(self, name: str = "mean_absolute_error", dtype: Any = None):
+        super().__init__(mean_absolute_error, name, dtype)
+
+
+class MeanAbsolutePercentageError(MeanMetricWrapper):
+    """Mean over samples of the per-sample mean absolute percentage error."""
+
+    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: Any = None):
+        super().__init__(mean_absolute_percentage_error, name, dtype)
+
+
+class MeanSquaredLogarithmicError(MeanMetricWrapper):
+    """Mean over samples of the per-sample mean squared logarithmic error."""
+
+    def __init__(self, name: str = "mean_squared_logarithmic_error", dtype: Any = None):
+        super().__init__(mean_squared_logarithmic_error, name, dtype)
+
+
+class RootMeanSquaredError(Mean):
+    """sqrt of the weighted mean of squared errors over everything seen."""
+
+    def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None):
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Adds the squared errors of one batch."""
+        y_true, y_pred = _float_pair(y_true, y_pred, "root_mean_squared_error")
+        super().update_state(np.square(y_pred - y_true), sample_weight)
+
+    def result(self) -> MetricValue:
+        """sqrt(total / count)."""
+        return MetricValue(np.sqrt(self.total / self.count) if self.count else 0.0)
+
+
+
+
+class Hinge(MeanMetricWrapper):
+    """Mean hinge loss."""
+
+    def __init__(self, name: str = "hinge", dtype: Any = None):
+        super().__init__(hinge, name, dtype)
+
+
+class SquaredHinge(MeanMetricWrapper):
+    """Mean squared hinge loss."""
+
+    def __init__(self, name: str = "squared_hinge", dtype: Any = None):
+        super().__init__(squared_hinge, name, dtype)
+
+
 
 
 def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> np.ndarray:
@@ -222,5 +338,3 @@ NAMES: dict[str, Callable[..., Metric]] = {
 # cosine_similarity, whose loss is the negative similarity.
 FUNCTIONS: tuple[Callable, ...] = (log_cosh, poisson, categorical_hinge, pearson_correlation,
                                    concordance_correlation)
-
-_metrics.register_module(sys.modules[__name__])

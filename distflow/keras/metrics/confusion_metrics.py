@@ -1,4 +1,6 @@
-"""Keras's confusion-matrix metrics beyond Precision/Recall/AUC (exported by `keras.metrics`).
+"""Keras's confusion-matrix metrics: Precision, Recall, AUC and the ones below.
+
+Keras's confusion-matrix metrics beyond Precision/Recall/AUC (exported by `keras.metrics`).
 
 TruePositives, FalsePositives, TrueNegatives, FalseNegatives; PrecisionAtRecall,
 RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity; F1Score,
@@ -9,23 +11,265 @@ workers), and the formulas are Keras 3's (each class's docstring gives it).
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from distflow.keras import metrics as _metrics
-from distflow.keras.metrics import (
+from distflow.keras.metrics.accuracy_metrics import _check_k
+from distflow.keras.metrics.metric import (
     EPSILON,
     Metric,
     MetricValue,
-    _confusion_inputs,
-    _divide_no_nan,
     _np,
-    _thresholds,
+    _same_shape,
+    _weights_like,
 )
+
+# ------------------------------------------------------- confusion-based metrics
+
+
+def _keep_top_k(y_pred: np.ndarray, k: int) -> np.ndarray:
+    """Sets every prediction outside each sample's k highest to -inf (Keras's top_k filter)."""
+    if k >= y_pred.shape[-1]:
+        return y_pred
+    top = np.argpartition(-y_pred, k - 1, axis=-1)[..., :k]
+    kept = np.zeros(y_pred.shape, dtype=bool)
+    np.put_along_axis(kept, top, True, axis=-1)
+    return np.where(kept, y_pred, -np.inf)
+
+
+def _confusion_inputs(y_true: Any, y_pred: Any, sample_weight: Any, top_k: int | None,
+                      class_id: int | None, what: str) -> tuple[np.ndarray, ...]:
+    """Flat boolean labels, float predictions and weights, after top_k and class_id."""
+    y_true, y_pred = _same_shape(y_true, y_pred, what)
+    y_pred = y_pred.astype(np.float64, copy=False)
+    weights = (np.ones(y_pred.shape) if sample_weight is None else
+               np.broadcast_to(_weights_like(sample_weight, y_pred), y_pred.shape))
+    if top_k is not None:
+        y_pred = _keep_top_k(y_pred, top_k)
+    if class_id is not None:
+        if not 0 <= class_id < y_pred.shape[-1]:
+            raise ValueError(f"`class_id` must be in [0, {y_pred.shape[-1]}). "
+                             f"Received: class_id={class_id}")
+        y_true, y_pred, weights = y_true[..., class_id], y_pred[..., class_id], \
+            weights[..., class_id]
+    return y_true.ravel() != 0, y_pred.ravel(), np.ravel(weights)
+
+
+def _thresholds(thresholds: Any, top_k: int | None) -> np.ndarray:
+    if thresholds is None:
+        # Keras: 0.5 for probabilities; with top_k every kept prediction counts as positive.
+        return np.array([0.5 if top_k is None else -np.inf])
+    values = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if values.ndim != 1 or np.any((values < 0) | (values > 1)):
+        raise ValueError(f"`thresholds` must be a float or a list of floats in [0, 1]. "
+                         f"Received: thresholds={thresholds!r}")
+    return values
+
+
+def _divide_no_nan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+class _ThresholdMetric(Metric):
+    """True and false positive/negative weights at each threshold, for Precision and Recall."""
+
+    _state_shapes: dict[str, tuple[int, ...]] = {}
+
+    def __init__(self, thresholds: Any = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, dtype: Any = None):
+        self.top_k = None if top_k is None else _check_k(top_k)
+        self.class_id = None if class_id is None else int(class_id)
+        self.thresholds = _thresholds(thresholds, self.top_k)
+        self._given_thresholds = thresholds
+        n = len(self.thresholds)
+        self._state_shapes = {"true_positives": (n,), "false_positives": (n,),
+                              "false_negatives": (n,)}
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Adds the weighted confusion counts of one batch at every threshold."""
+        labels, preds, weights = _confusion_inputs(y_true, y_pred, sample_weight, self.top_k,
+                                                   self.class_id, self.name)
+        predicted = (preds[None, :] > self.thresholds[:, None]).astype(np.float64)
+        positive_weight = np.where(labels, weights, 0.0)
+        true_pos = predicted @ positive_weight
+        self.true_positives += true_pos
+        self.false_positives += predicted @ (weights - positive_weight)
+        self.false_negatives += positive_weight.sum() - true_pos
+
+    def _value(self, ratio: np.ndarray) -> Any:
+        return MetricValue(ratio[0]) if np.ndim(self._given_thresholds) == 0 else ratio
+
+    def get_config(self) -> dict[str, Any]:
+        """Name, dtype, thresholds, top_k and class_id."""
+        given = self._given_thresholds
+        thresholds = np.asarray(given).tolist() if given is not None else None
+        return {**super().get_config(), "thresholds": thresholds, "top_k": self.top_k,
+                "class_id": self.class_id}
+
+
+class Precision(_ThresholdMetric):
+    """Weighted true positives / predicted positives, with predictions above a threshold.
+
+    Args:
+        thresholds: a float (result is a float) or a list (result is an array), in [0, 1];
+            default 0.5.
+        top_k: only each sample's k highest predictions can count as positive.
+        class_id: compute the metric for this class column only.
+        name, dtype: see `Metric`.
+    """
+
+    def __init__(self, thresholds: Any = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str = "precision", dtype: Any = None):
+        super().__init__(thresholds, top_k, class_id, name, dtype)
+
+    def result(self) -> Any:
+        """tp / (tp + fp), 0 where nothing was predicted positive."""
+        tp = self.true_positives
+        return self._value(_divide_no_nan(tp, tp + self.false_positives))
+
+
+class Recall(_ThresholdMetric):
+    """Weighted true positives / actual positives, with predictions above a threshold.
+
+    Args:
+        thresholds: a float (result is a float) or a list (result is an array), in [0, 1];
+            default 0.5.
+        top_k: only each sample's k highest predictions can count as positive.
+        class_id: compute the metric for this class column only.
+        name, dtype: see `Metric`.
+    """
+
+    def __init__(self, thresholds: Any = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str = "recall", dtype: Any = None):
+        super().__init__(thresholds, top_k, class_id, name, dtype)
+
+    def result(self) -> Any:
+        """tp / (tp + fn), 0 where there was no positive label."""
+        tp = self.true_positives
+        return self._value(_divide_no_nan(tp, tp + self.false_negatives))
+
+
+class AUC(Metric):
+    """Area under the ROC or precision-recall curve, from confusion counts at thresholds.
+
+    Predictions are bucketed once per batch (no per-threshold pass), so the cost of an
+    update barely depends on `num_thresholds`.
+
+    Args:
+        num_thresholds: how many evenly spaced thresholds in [0, 1] (> 1).
+        curve: "ROC" or "PR".
+        summation_method: "interpolation" (trapezoids for ROC, Davis & Goadrich for PR),
+            "minoring" or "majoring" (lower or upper Riemann sums).
+        name, dtype: see `Metric`.
+        thresholds: explicit thresholds in [0, 1] instead of `num_thresholds`.
+        from_logits: apply a sigmoid to predictions first.
+    """
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC",
+                 summation_method: str = "interpolation", name: str = "auc", dtype: Any = None,
+                 thresholds: Any = None, from_logits: bool = False):
+        self.curve = str(curve).upper()
+        self.summation_method = str(summation_method).lower()
+        if self.curve not in ("ROC", "PR"):
+            raise ValueError(f"`curve` must be 'ROC' or 'PR'. Received: curve={curve!r}")
+        if self.summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError("`summation_method` must be 'interpolation', 'minoring' or "
+                             f"'majoring'. Received: summation_method={summation_method!r}")
+        self._given_thresholds = None if thresholds is None else _thresholds(thresholds, None)
+        self.thresholds = _auc_thresholds(num_thresholds, self._given_thresholds)
+        self.num_thresholds = len(self.thresholds)
+        self.from_logits = bool(from_logits)
+        n = self.num_thresholds
+        self._state_shapes = {"true_positives": (n,), "false_positives": (n,),
+                              "true_negatives": (n,), "false_negatives": (n,)}
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """Adds the confusion counts of one batch at every threshold."""
+        labels, preds, weights = _confusion_inputs(y_true, y_pred, sample_weight, None, None,
+                                                   self.name)
+        if self.from_logits:
+            preds = 0.5 * (1.0 + np.tanh(0.5 * preds))  # sigmoid without overflow
+        # bucket = how many thresholds lie strictly below the prediction, so a prediction
+        # counts as positive at threshold j exactly when bucket > j.
+        bucket = np.searchsorted(self.thresholds, preds, side="left")
+        n = self.num_thresholds
+        positive = np.where(labels, weights, 0.0)
+        pos_hist = np.bincount(bucket, weights=positive, minlength=n + 1)
+        neg_hist = np.bincount(bucket, weights=weights - positive, minlength=n + 1)
+        tp = np.cumsum(pos_hist[::-1])[::-1][1:]
+        fp = np.cumsum(neg_hist[::-1])[::-1][1:]
+        self.true_positives += tp
+        self.false_positives += fp
+        self.false_negatives += pos_hist.sum() - tp
+        self.true_negatives += neg_hist.sum() - fp
+
+    def result(self) -> MetricValue:
+        """The area under the chosen curve."""
+        tp, fp = self.true_positives, self.false_positives
+        tn, fn = self.true_negatives, self.false_negatives
+        recall = _divide_no_nan(tp, tp + fn)
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return MetricValue(_interpolate_pr_auc(tp, fp, fn))
+        if self.curve == "ROC":
+            x, y = _divide_no_nan(fp, fp + tn), recall
+        else:
+            x, y = recall, _divide_no_nan(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2.0
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return MetricValue(np.sum((x[:-1] - x[1:]) * heights))
+
+    def get_config(self) -> dict[str, Any]:
+        """Name, dtype and the constructor's curve arguments."""
+        given = self._given_thresholds
+        return {**super().get_config(), "num_thresholds": self.num_thresholds,
+                "curve": self.curve, "summation_method": self.summation_method,
+                "thresholds": None if given is None else given.tolist(),
+                "from_logits": self.from_logits}
+
+
+def _auc_thresholds(num_thresholds: Any, given: np.ndarray | None) -> np.ndarray:
+    """Sorted thresholds bracketed by -EPSILON and 1 + EPSILON, as Keras builds them."""
+    if given is not None:
+        inner = np.sort(given)
+    else:
+        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) \
+                or num_thresholds <= 1:
+            raise ValueError("`num_thresholds` must be an int > 1. "
+                             f"Received: num_thresholds={num_thresholds!r}")
+        inner = np.arange(1, num_thresholds - 1) / (num_thresholds - 1)
+    return np.concatenate([[-EPSILON], inner, [1.0 + EPSILON]])
+
+
+def _interpolate_pr_auc(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
+    """Davis & Goadrich (2006) PR-AUC: precision interpolated between thresholds.
+
+    Between adjacent thresholds tp grows linearly with the predicted positives p, so
+    precision = slope + intercept / p, which integrates in closed form over recall.
+    """
+    d_tp = tp[:-1] - tp[1:]
+    p = tp + fp
+    d_p = p[:-1] - p[1:]
+    slope = _divide_no_nan(d_tp, np.maximum(d_p, 0))
+    intercept = tp[1:] - slope * p[1:]
+    both_positive = (p[:-1] > 0) & (p[1:] > 0)
+    p_ratio = np.where(both_positive, _divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
+    with np.errstate(divide="ignore"):
+        log_ratio = np.log(np.where(p_ratio > 0, p_ratio, 1.0))
+    increments = _divide_no_nan(slope * (d_tp + intercept * log_ratio),
+                                np.maximum(tp[1:] + fn[1:], 0))
+    return float(np.sum(increments))
+
+
+
 
 # ------------------------------------------------------------ counts at thresholds
 
@@ -469,5 +713,3 @@ NAMES: dict[str, Callable[..., Metric]] = {
     "f1_score": F1Score, "fbeta_score": FBetaScore}
 
 __all__ = [cls.__name__ for cls in CLASSES]
-
-_metrics.register_module(sys.modules[__name__])
