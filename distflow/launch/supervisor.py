@@ -146,7 +146,7 @@ class Supervisor:
         """Prints a launcher message on stderr."""
         with self._print_lock:
             for line in text.splitlines() or [""]:
-                self._consoles[1].line(self, f"[launch] {line}")
+                self._consoles[1].line(self, f"{self.plan.output_prefix}[launch] {line}")
 
     def _relay(self, child: Child, stream, console: relay.Console) -> None:
         def keep(text: str, raw: bytes) -> None:  # called with the print lock held
@@ -159,7 +159,7 @@ class Supervisor:
                 child.log.write(raw)
                 child.log.flush()
 
-        relay.relay(stream, f"[{child.name}] ", console, keep)
+        relay.relay(stream, f"{self.plan.output_prefix}[{child.name}] ", console, keep)
 
     # ------------------------------------------------------------ spawning
 
