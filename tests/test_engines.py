@@ -122,7 +122,9 @@ def test_a_resubmitted_job_resumes_from_its_checkpoints(slurm, tmp_path):
     assert slurm.wait_job(first) == "COMPLETED", job_output(tmp_path, first)[-4000:]
     assert_trained_through_servers(job_output(tmp_path, first), workers=2)
     second = sbatch(slurm, tmp_path, "--job-name=resumed")
-    output = job_output(tmp_path, second) if slurm.wait_job(second) else ""
+    state = slurm.wait_job(second)
+    output = job_output(tmp_path, second)
+    assert state == "COMPLETED", output[-4000:]
     assert "Resumed from checkpoint" in output, output[-4000:]
     assert str(tmp_path / "runs" / "resumed" / "checkpoints") in output, output[-4000:]
     assert_trained_through_servers(output, workers=2, steps=2 * PROBE_STEPS)
