@@ -31,8 +31,8 @@ def _import_writer() -> Any:
     try:
         from tensorboardX import SummaryWriter as TbxWriter
     except ImportError as error:
-        raise ImportError("tf.summary needs the tensorboardX package. Install it with: "
-                          "pip install distflow[tensorboard]") from error
+        raise ImportError("tf.summary needs the tensorboardX package (a dependency of "
+                          "distflow). Install it with: pip install tensorboardX") from error
     return TbxWriter
 
 

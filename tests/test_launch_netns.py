@@ -13,6 +13,7 @@ and need ``distflow.distribute.server`` (they fail without it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,10 @@ def test_training_across_two_namespaces_with_real_server(tmp_path, two_hosts, us
     names, hosts = two_hosts
     (rc0, out0, err0), (rc1, out1, err1) = _run_both(tmp_path, names, hosts, use_slurm, True)
     assert (rc0, rc1) == (0, 0), out0[-1500:] + err0[-1500:] + out1[-1500:] + err1[-1500:]
+    if use_slurm:  # a multi-node Slurm launcher's lines start with its node
+        assert re.search(r"^\[node 0\] \[worker 0\] final", out0, flags=re.M), out0[-1500:]
+        assert re.search(r"^\[node 1\] \[worker 1\] final", out1, flags=re.M), out1[-1500:]
+        out0, out1 = (re.sub(r"^\[node \d+\] ", "", out, flags=re.M) for out in (out0, out1))
     weights = {**final_weights(out0), **final_weights(out1)}
     assert sorted(weights) == [0, 1]
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)

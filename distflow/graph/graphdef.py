@@ -33,8 +33,8 @@ def _protos() -> Any:
             versions_pb2,
         )
     except ImportError as e:  # pragma: no cover - exercised without tensorboardX only
-        raise ImportError("Writing a GraphDef needs tensorboardX: pip install "
-                          "'distflow[tensorboard]'.") from e
+        raise ImportError("Writing a GraphDef needs tensorboardX (a dependency of "
+                          "distflow): pip install tensorboardX") from e
     return attr_value_pb2, graph_pb2, node_def_pb2, tensor_shape_pb2, versions_pb2
 
 

@@ -21,7 +21,8 @@ OPTIONS
   --strategy S              DISTFLOW_STRATEGY              mirrored (or async)
   --max-staleness S         DISTFLOW_MAX_STALENESS         none (async only)
   --port P                  DISTFLOW_PORT                  free ports (one machine),
-                                                           29400 (several machines)
+                                                           29400 (several machines),
+                                                           from the job id (Slurm)
   --bind ADDR               DISTFLOW_BIND                  127.0.0.1 (one machine),
                                                            0.0.0.0 (several machines)
   --max-restarts K          DISTFLOW_MAX_RESTARTS          0
@@ -173,7 +174,11 @@ SLURM (srun)
   first host. Use one task per node (SLURM_STEP_NUM_TASKS or SLURM_NTASKS
   must equal the number of nodes):
       srun --ntasks-per-node=1 python -m distflow.launch --workers 8 ... train.py
-  The run id is slurm-<SLURM_JOB_ID>.<SLURM_STEP_ID>. See launch/distflow.sbatch.
+  The run id is slurm-<SLURM_JOB_ID>.<SLURM_STEP_ID>. Without --port, job J
+  with M servers uses ports 20000 + (J mod K)*(M+1) onwards, K = 12768 // (M+1),
+  so jobs sharing a node do not collide. With several nodes each launcher's
+  lines start with its node ("[node 1] [worker 3] ..."), as they share one
+  job output file. See launch/distflow.sbatch.
 
 OPENMPI (mpirun)
   With OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK set, each rank's launcher runs

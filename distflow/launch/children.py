@@ -114,10 +114,13 @@ class Children:
         opts: the launcher's options (``log_dir``, ``grace_period``).
         out: where children's prefixed stdout lines go.
         err: where children's prefixed stderr and the launcher's messages go.
+        prefix: put before every line (``[node K] `` for a multi-node Slurm launcher).
     """
 
-    def __init__(self, children: list[Child], opts: Options, out, err) -> None:
+    def __init__(self, children: list[Child], opts: Options, out, err,
+                 prefix: str = "") -> None:
         self.children = children
+        self.prefix = prefix
         self.opts = opts
         self.out = out
         self.print_lock = threading.Lock()
@@ -132,7 +135,7 @@ class Children:
         """Prints a launcher message on stderr."""
         with self.print_lock:
             for line in text.splitlines() or [""]:
-                self.consoles[1].line(self, f"[launch] {line}")
+                self.consoles[1].line(self, f"{self.prefix}[launch] {line}")
 
     def show_tail(self, child: Child) -> None:
         """Prints a child's last lines."""
@@ -151,7 +154,7 @@ class Children:
                 child.log.write(raw)
                 child.log.flush()
 
-        relay.relay(stream, f"[{child.name}] ", console, keep)
+        relay.relay(stream, f"{self.prefix}[{child.name}] ", console, keep)
 
     # ------------------------------------------------------------ spawning
 

@@ -134,6 +134,16 @@ class LaunchPlan:
         """The processes this launcher starts, servers first."""
         return [p for p in self.processes if p.local]
 
+    @property
+    def output_prefix(self) -> str:
+        """What starts every output line of this launcher, before the process's own prefix.
+
+        ``"[node K] "`` for a launcher of a multi-node Slurm step, whose launchers all
+        write into one job output file; empty elsewhere (the ssh driver adds the node
+        itself, other engines give each launcher its own console).
+        """
+        return f"[node {self.node_rank}] " if self.engine == "slurm" and self.nnodes > 1 else ""
+
 
 # ------------------------------------------------------------------ parsing
 

@@ -196,12 +196,13 @@ def _check_port(host: str, port: int, needed_by: str) -> None:
 
 
 def _place_nodes(opts: Options, engine: str, node_rank: int, master: str,
-                 node_hosts: list[str], worker_counts: list[int], run_id: str) -> LaunchPlan:
+                 node_hosts: list[str], worker_counts: list[int], run_id: str,
+                 default_port: int = DEFAULT_PORT) -> LaunchPlan:
     """One launcher per node; servers and the coordinator on node 0."""
     nnodes, num_ps = len(node_hosts), opts.ps or 1
     num_workers = sum(worker_counts)
     bind = _bind_for(opts, node_hosts)
-    base_port = opts.port or DEFAULT_PORT
+    base_port = opts.port or default_port
     if node_rank == 0:
         for i in range(num_ps):
             _check_port(bind, base_port + i, f"ps {i}")
@@ -252,7 +253,26 @@ def _place_slurm(opts: Options, info: cluster.SlurmInfo) -> LaunchPlan:
     workers = opts.workers or nnodes
     run_id = opts.run_id or f"slurm-{info.job_id}"
     return _place_nodes(opts, "slurm", info.nodeid, master, info.nodes,
-                        even_split(workers, nnodes), run_id)
+                        even_split(workers, nnodes), run_id,
+                        slurm_base_port(info.job_id, opts.ps or 1))
+
+
+SLURM_PORTS = (20000, 32768)  # below Linux's ephemeral range (32768-60999)
+
+
+def slurm_base_port(job_id: str, num_ps: int) -> int:
+    """The base port of a Slurm job run without ``--port``, the same on all its nodes.
+
+    Job J (``SLURM_JOB_ID``) with M servers uses the M+1 ports from
+    ``20000 + (J mod K) * (M+1)``, K = 12768 // (M+1): jobs sharing a node never
+    collide unless their ids differ by a multiple of K (6384 with one server).
+    A job id that is not a number (never seen from Slurm) is hashed.
+    """
+    job = job_id.split(".", 1)[0]
+    number = int(job) if job.isdigit() else int(_stable_id(job), 16)
+    low, high = SLURM_PORTS
+    stride = num_ps + 1
+    return low + (number % ((high - low) // stride)) * stride
 
 
 # ---------------------------------------------------------------- hosts/ssh

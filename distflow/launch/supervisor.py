@@ -47,7 +47,7 @@ class Supervisor:
         self.opts = plan.options
         self.children = [Child(spec) for spec in plan.local_processes]
         self.processes = Children(self.children, self.opts, stdout or sys.stdout,
-                                  stderr or sys.stderr)
+                                  stderr or sys.stderr, plan.output_prefix)
         self.say = self.processes.say
         self.signals = SignalForwarder(self.processes.send_all)
         self.rendezvous = Rendezvous(plan, self.say)

@@ -20,7 +20,8 @@ import numpy as np
 
 from distflow.keras.callbacks.base import Callback, scalar_or_none
 
-# Never `pip install distflow[...]`: `distflow` on the public index is an unrelated project.
+# Never recommend installing by the bare name `distflow`: on the public index that is an
+# unrelated project (this one is `distflow-ps`, installed from its source).
 INSTALL_HINT = ("pip install tensorboardX (a dependency of distflow; installing distflow "
                 "from its source with `pip install .` brings it)")
 
