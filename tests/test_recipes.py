@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from distflow.launch.config import build_plan
+from distflow.launch import build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH = (ROOT / "launch" / "distflow.sbatch").read_text()
