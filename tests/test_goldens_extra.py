@@ -43,3 +43,35 @@ def test_activation_value_and_gradient_match_keras(case):
 def test_glu_on_an_odd_axis_raises_as_keras():
     with pytest.raises(ValueError, match="divisible by 2"):
         keras.activations.glu(np.ones((2, 3), np.float32))
+
+
+PREPROCESSING = _load("preprocessing")
+
+
+def _as_json(out):
+    arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+    if arr.dtype.kind in "OSU":
+        return [x.decode() if isinstance(x, bytes) else x for x in arr.ravel().tolist()]
+    return arr.astype(np.float64).ravel().tolist()
+
+
+@pytest.mark.parametrize("case", PREPROCESSING["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config']))}")
+def test_preprocessing_layer_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    if case["adapt"] is not None:
+        batches = case["adapt"]
+        layer.adapt([np.array(b, np.float32) for b in batches]
+                    if case["class"] == "Discretization" else np.array(batches))
+    out = layer(np.array(case["inputs"]))
+    want = np.array(case["output"], dtype=object if case["dtype"] == "object" else np.float64)
+    assert np.asarray(out.numpy()).shape == want.shape
+    if case["dtype"] == "object":
+        assert _as_json(out) == want.ravel().tolist()
+    else:
+        assert str(out.dtype) == case["dtype"]
+        np.testing.assert_allclose(_as_json(out), want.ravel(), rtol=1e-6)
+    if "vocabulary" in case:
+        assert layer.get_vocabulary() == case["vocabulary"]
+    if "bin_boundaries" in case:
+        np.testing.assert_allclose(layer.bin_boundaries, case["bin_boundaries"], rtol=1e-6)

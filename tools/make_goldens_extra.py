@@ -48,7 +48,120 @@ def activations() -> dict:
             "cases": cases}
 
 
-FIXTURES = {"activations": activations}
+TEXTS = ["The cat sat on the mat.", "A dog! A DOG? the dog...", "cats and dogs, and mats",
+         "Ünïcode Straße: the END", ""]
+WORDS = [["a", "b", "c", "zz"], ["c", "", "a", "q"], ["b", "b", "e", "a"]]
+VOCAB = ["a", "b", "c", "d"]
+
+# (Keras class, constructor arguments, adapt data or None, inputs).
+PREPROCESSING_CASES = [
+    ("StringLookup", {"vocabulary": VOCAB}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "mask_token": ""}, None, WORDS),
+    ("StringLookup", {"vocabulary": ["[UNK]", *VOCAB]}, None, [["d", "x"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "num_oov_indices": 0}, None, [["d", "a"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "num_oov_indices": 3, "mask_token": ""}, None,
+     [["zz", "q", "e", "", "long out of vocabulary token", "a"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "invert": True}, None, [[0, 1, 2, 5, 9]]),
+    ("StringLookup", {"vocabulary": VOCAB, "invert": True, "mask_token": "[MASK]"}, None,
+     [[0, 1, 2, 5, 9]]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "one_hot"}, None, ["a", "d", "x"]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "multi_hot"}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "count"}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "multi_hot"}, None, ["a", "a", "c"]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "tf_idf",
+                      "idf_weights": [0.5, 1.0, 1.5, 2.0]}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "count", "max_tokens": 8,
+                      "pad_to_max_tokens": True}, None, WORDS),
+    ("StringLookup", {}, [["x", "y", "x"], ["z", "y", "x"], ["w", "w", "v"]], WORDS),
+    ("StringLookup", {"max_tokens": 3, "mask_token": ""}, [["x", "y", "x"], ["z", "y", "x"]],
+     [["x", "y", "z"]]),
+    ("StringLookup", {"output_mode": "tf_idf"}, [["x", "y", "x"], ["z", "y", "x"],
+                                                 ["w", "w", "v"]], [["x", "w", "q", "x"]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42]}, None, [[12, 1138, 42], [42, 1000, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "mask_token": 0, "num_oov_indices": 2},
+     None, [[12, 0, 7], [8, 13, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "num_oov_indices": 3,
+                       "oov_method": "farmhash"}, None, [[1, 2, 3, 4, 5, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "invert": True}, None, [[0, 1, 4, 7]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "output_mode": "multi_hot"}, None,
+     [[12, 1138, 42], [42, 1000, 42]]),
+    ("IntegerLookup", {}, [[5, 5, 3], [3, 3, 1], [9, 5, 3]], [[5, 3, 1, 9, 2]]),
+    ("Hashing", {"num_bins": 7}, None, [["a", "bb"], ["ccc", "a longer string of text"]]),
+    ("Hashing", {"num_bins": 5}, None, [[1, 2, 3], [1000, -7, 0]]),
+    ("Hashing", {"num_bins": 5}, None, [[1.7, -2.2, 3.0]]),
+    ("Hashing", {"num_bins": 4, "mask_value": ""}, None, [["", "a", "b", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "multi_hot"}, None, [["a", "b"], ["c", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "count"}, None, [["a", "b"], ["c", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "one_hot"}, None, [["a"], ["d"]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0, 2.5]}, None,
+     [[-1.5, 0.0, 0.5], [1.0, 2.5, 9.0]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "one_hot"}, None,
+     [-1.0, 0.5, 3.0]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "multi_hot"}, None,
+     [[-1.0, 0.5], [3.0, 3.0]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "count"}, None,
+     [[-1.0, 0.5], [3.0, 3.0]]),
+    ("Discretization", {"num_bins": 4}, "normal", [[-1.0, -0.1, 0.0, 0.2, 0.9, 3.0]]),
+    ("Discretization", {"num_bins": 5, "epsilon": 0.05}, "normal",
+     [[-1.0, -0.1, 0.0, 0.2, 0.9, 3.0]]),
+    ("TextVectorization", {}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_sequence_length": 4}, TEXTS, TEXTS),
+    ("TextVectorization", {"max_tokens": 6, "output_sequence_length": 8}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "multi_hot"}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "count"}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "tf_idf"}, TEXTS, TEXTS),
+    ("TextVectorization", {"ngrams": 2, "output_mode": "count"}, TEXTS, TEXTS),
+    ("TextVectorization", {"standardize": "lower", "split": "character"}, TEXTS, TEXTS),
+    ("TextVectorization", {"standardize": None}, TEXTS, [[t] for t in TEXTS]),
+    ("TextVectorization", {"vocabulary": ["cat", "the", "dog"]}, None, TEXTS),
+]
+
+
+def _plain(value):
+    """A layer output as JSON: strings decoded, numbers as float64."""
+    arr = np.asarray(value)
+    if arr.dtype.kind in "OSU":
+        return [[_plain(x) for x in arr]] if arr.ndim == 0 else [
+            _plain(x) if np.ndim(x) else (x.decode() if isinstance(x, bytes) else str(x))
+            for x in arr]
+    return arr.astype(np.float64).tolist()
+
+
+def _adapt_data(adapt):
+    if isinstance(adapt, str):  # three batches of normal values, adapted batch by batch
+        rng = np.random.default_rng(3)
+        return [rng.normal(size=(40,)).astype(np.float32) for _ in range(3)]
+    return adapt
+
+
+def preprocessing() -> dict:
+    """Lookup, hashing, discretization and text layers: outputs, dtypes and vocabularies."""
+    import keras
+
+    cases = []
+    for cls, config, adapt, inputs in PREPROCESSING_CASES:
+        layer = getattr(keras.layers, cls)(**config)
+        if adapt is not None:
+            layer.adapt(_adapt_data(adapt))
+        out = layer(np.array(inputs))
+        case = {"class": cls, "config": config, "adapt": _adapt_data(adapt) if isinstance(
+            adapt, str) else adapt, "inputs": inputs, "output": _plain(out),
+                "dtype": str(np.asarray(out).dtype)}
+        if hasattr(layer, "get_vocabulary"):
+            case["vocabulary"] = [v.decode() if isinstance(v, bytes) else
+                                  v.item() if hasattr(v, "item") else v
+                                  for v in layer.get_vocabulary()]
+        if cls == "Discretization":
+            case["bin_boundaries"] = _floats(layer.bin_boundaries)
+        cases.append(case)
+    for case in cases:
+        if isinstance(case["adapt"], list) and case["adapt"] and isinstance(
+                case["adapt"][0], np.ndarray):
+            case["adapt"] = [_floats(b) for b in case["adapt"]]
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
+FIXTURES = {"activations": activations, "preprocessing": preprocessing}
 
 
 if __name__ == "__main__":
