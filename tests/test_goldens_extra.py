@@ -75,3 +75,44 @@ def test_preprocessing_layer_matches_keras(case):
         assert layer.get_vocabulary() == case["vocabulary"]
     if "bin_boundaries" in case:
         np.testing.assert_allclose(layer.bin_boundaries, case["bin_boundaries"], rtol=1e-6)
+
+
+IMAGE = _load("image")
+
+
+@pytest.mark.parametrize("case", IMAGE["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_image_layer_inference_output_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    out = layer(np.array(case["input"], np.float32), training=False)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", IMAGE["affine"],
+                         ids=lambda c: f"{c['fill_mode']}-{c['interpolation']}")
+def test_affine_transform_matches_keras(case):
+    from distflow.keras.layers.preprocessing_image import affine_transform
+
+    out = affine_transform(np.array(IMAGE["images"], np.float32),
+                           np.array(case["transforms"], np.float32), case["interpolation"],
+                           case["fill_mode"], fill_value=0.5)
+    np.testing.assert_allclose(out, case["output"], rtol=1e-5, atol=1e-5)
+
+
+def test_rotation_zoom_and_translation_matrices_match_keras():
+    from distflow.keras.layers.preprocessing_image import (
+        rotation_matrix,
+        translation_matrix,
+        zoom_matrix,
+    )
+
+    m = IMAGE["matrices"]
+    np.testing.assert_allclose(rotation_matrix(m["angles"], m["height"], m["width"]),
+                               m["rotation"], rtol=1e-5, atol=1e-6)
+    zooms = np.array(m["zooms"], np.float32)
+    np.testing.assert_allclose(zoom_matrix(zooms[:, 0], zooms[:, 1], m["height"], m["width"]),
+                               m["zoom"], rtol=1e-6, atol=1e-6)
+    shifts = np.array(m["shifts"], np.float32)
+    np.testing.assert_allclose(translation_matrix(shifts[:, 0], shifts[:, 1]), m["translation"],
+                               rtol=1e-6)

@@ -67,3 +67,49 @@ def test_discretization_config_keeps_adapted_boundaries():
     np.testing.assert_array_equal(clone(values).numpy(), layer(values).numpy())
     with pytest.raises(ValueError, match="either `num_bins` or `bin_boundaries`"):
         keras.layers.Discretization()
+
+
+RANDOM_IMAGE_LAYERS = [
+    (layers.RandomCrop, {"height": 4, "width": 5}),
+    (layers.RandomRotation, {"factor": 0.3}),
+    (layers.RandomZoom, {"height_factor": 0.4, "width_factor": 0.2}),
+    (layers.RandomTranslation, {"height_factor": 0.3, "width_factor": 0.3,
+                                "fill_mode": "constant"}),
+    (layers.RandomContrast, {"factor": 0.5}),
+    (layers.RandomBrightness, {"factor": 0.5}),
+]
+
+
+@pytest.mark.parametrize("cls,config", RANDOM_IMAGE_LAYERS,
+                         ids=lambda v: getattr(v, "__name__", ""))
+def test_random_image_layers_in_training_are_seeded_in_range_and_change_the_images(cls, config):
+    images = np.random.default_rng(0).uniform(0, 255, size=(3, 8, 10, 2)).astype(np.float32)
+    first = cls(**config, seed=5)(images, training=True).numpy()
+    again = cls(**config, seed=5)(images, training=True).numpy()
+    other = cls(**config, seed=6)(images, training=True).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    want = (3, 4, 5, 2) if cls is layers.RandomCrop else images.shape
+    assert first.shape == want and first.dtype == np.float32
+    assert first.min() >= 0.0 and first.max() <= 255.0
+    np.testing.assert_array_equal(cls(**config)(images, training=False).numpy(), images)
+
+
+def test_random_rotation_by_a_half_turn_flips_the_image_both_ways():
+    image = np.arange(20, dtype=np.float32).reshape(1, 4, 5, 1)
+    out = layers.RandomRotation((0.5, 0.5), interpolation="nearest")(image, training=True)
+    np.testing.assert_allclose(out.numpy(), image[:, ::-1, ::-1], atol=1e-4)
+
+
+def test_a_model_with_augmentation_layers_trains_and_predicts_unchanged_images():
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.RandomRotation(0.1, seed=1),
+                              layers.RandomContrast(0.2, seed=2), layers.Resizing(4, 4),
+                              layers.Flatten(), layers.Dense(1)])
+    x = np.random.default_rng(1).uniform(0, 1, size=(16, 8, 8, 1)).astype(np.float32)
+    model.compile("sgd", "mse")
+    history = model.fit(x, np.ones((16, 1), np.float32), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    plain = keras.Sequential([keras.Input((8, 8, 1)), layers.Resizing(4, 4), layers.Flatten(),
+                              model.layers[-1]])
+    np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0),
+                               rtol=1e-6)

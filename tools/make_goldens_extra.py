@@ -161,7 +161,74 @@ def preprocessing() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
-FIXTURES = {"activations": activations, "preprocessing": preprocessing}
+AFFINE_TRANSFORMS = [
+    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    [0.8, -0.3, 2.5, 0.4, 1.1, -3.2, 0.0, 0.0],
+    [1.3, 0.2, -4.0, -0.2, 0.7, 5.5, 0.0, 0.0],
+    [0.9, 0.1, 1.0, 0.05, 0.95, 0.5, 0.01, -0.02],
+]
+
+IMAGE_CASES = [  # (Keras class, constructor arguments, input shape)
+    ("Resizing", {"height": 5, "width": 4}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 11, "width": 13}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 4, "width": 12, "interpolation": "nearest"}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 10, "width": 5, "interpolation": "nearest"}, (7, 9, 3)),
+    ("Resizing", {"height": 4, "width": 4, "crop_to_aspect_ratio": True}, (2, 7, 9, 3)),
+    ("CenterCrop", {"height": 4, "width": 5}, (2, 7, 9, 3)),
+    ("CenterCrop", {"height": 3, "width": 8}, (6, 9, 1)),
+    ("CenterCrop", {"height": 9, "width": 5}, (2, 7, 9, 3)),
+    ("RandomCrop", {"height": 4, "width": 5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomRotation", {"factor": 0.2, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomZoom", {"height_factor": 0.3, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomTranslation", {"height_factor": 0.2, "width_factor": (-0.1, 0.3), "seed": 1},
+     (2, 7, 9, 3)),
+    ("RandomContrast", {"factor": 0.4, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomBrightness", {"factor": 0.3, "seed": 1}, (2, 7, 9, 3)),
+]
+
+
+def image() -> dict:
+    """Image layers' inference outputs, affine_transform per fill mode, Keras's matrices."""
+    import keras
+
+    rng = np.random.default_rng(21)
+    cases = []
+    for cls, config, shape in IMAGE_CASES:
+        x = rng.uniform(0, 255, size=shape).astype(np.float32)
+        out = getattr(keras.layers, cls)(**config)(x, training=False)
+        cases.append({"class": cls, "config": config, "input": _floats(x),
+                      "output": _floats(out)})
+    images = rng.uniform(0, 1, size=(2, 6, 7, 2)).astype(np.float32)
+    affine = []
+    for mode in ("reflect", "wrap", "constant", "nearest"):
+        for interpolation in ("bilinear", "nearest"):
+            out = keras.ops.image.affine_transform(
+                images, np.array(AFFINE_TRANSFORMS[1:3], np.float32), interpolation=interpolation,
+                fill_mode=mode, fill_value=0.5)
+            affine.append({"fill_mode": mode, "interpolation": interpolation,
+                           "transforms": AFFINE_TRANSFORMS[1:3], "output": _floats(out)})
+            out = keras.ops.image.affine_transform(
+                images, np.array(AFFINE_TRANSFORMS[::3], np.float32), interpolation=interpolation,
+                fill_mode=mode, fill_value=0.5)
+            affine.append({"fill_mode": mode, "interpolation": interpolation,
+                           "transforms": AFFINE_TRANSFORMS[::3], "output": _floats(out)})
+    angles = np.array([30.0, -45.0, 7.5], np.float32)
+    zeros, ones = np.zeros(3, np.float32), np.ones(3, np.float32)
+    rotation = keras.layers.RandomRotation(0.1)._compute_affine_matrix(
+        0.5, 0.5, angles, zeros, zeros, ones, zeros, zeros, 6, 7)
+    zooms = np.array([[0.8, 1.2], [1.1, 1.1], [1.5, 0.7]], np.float32)
+    zoom = keras.layers.RandomZoom(0.1)._get_zoom_matrix(zooms, 6, 7)
+    shifts = np.array([[1.5, -2.0], [0.0, 3.0], [-1.25, 0.5]], np.float32)
+    translation = keras.layers.RandomTranslation(0.1, 0.1)._get_translation_matrix(shifts)
+    return {"keras_version": keras.__version__, "cases": cases, "images": _floats(images),
+            "affine": affine,
+            "matrices": {"angles": _floats(angles), "rotation": _floats(rotation),
+                         "zooms": _floats(zooms), "zoom": _floats(zoom),
+                         "shifts": _floats(shifts), "translation": _floats(translation),
+                         "height": 6, "width": 7}}
+
+
+FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image}
 
 
 if __name__ == "__main__":

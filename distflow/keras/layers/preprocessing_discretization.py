@@ -90,7 +90,7 @@ class Discretization(HostLayer):
                                    self.epsilon)
         self.bin_boundaries = _compress(self._summary, 1.0 / self.num_bins)[0, :-1].tolist()
 
-    def call(self, inputs: np.ndarray) -> Tensor:
+    def host_call(self, inputs: np.ndarray) -> Tensor:
         if self.bin_boundaries is None:
             raise ValueError("You need to either pass the `bin_boundaries` argument at "
                              "construction time or call `adapt(dataset)` before you can start "

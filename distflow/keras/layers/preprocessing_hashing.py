@@ -178,7 +178,7 @@ class Hashing(HostLayer):
             raise ValueError("distflow has no sparse tensors: use sparse=False.")
         self.num_bins, self.mask_value, self.output_mode = int(num_bins), mask_value, output_mode
 
-    def call(self, inputs: np.ndarray) -> Any:
+    def host_call(self, inputs: np.ndarray) -> Any:
         if self.output_mode == "one_hot" and inputs.ndim and inputs.shape[-1] == 1:
             inputs = inputs[..., 0]
         bins = self.num_bins

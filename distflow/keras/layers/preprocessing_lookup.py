@@ -57,7 +57,11 @@ def batches_of(data: Any, steps: int | None) -> list[np.ndarray]:
 
 
 class HostLayer(Layer):
-    """A layer computed in NumPy on the host (no gradient), taking any array-like input."""
+    """A layer computed in NumPy on the host (no gradient), taking any array-like input.
+
+    Subclasses implement `host_call(array, **kwargs)`; strings stay NumPy arrays (distflow
+    tensors hold numbers), so eager calls bypass the tensor conversion of `Layer.__call__`.
+    """
 
     _autocast_inputs = False
 
@@ -68,8 +72,19 @@ class HostLayer(Layer):
         if not self.built:
             self.build(arr.shape)
             self.built = True
+        return self.call(arr, *args, **self.call_kwargs(kwargs))
+
+    def call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments `host_call` takes (by default none: `training` is dropped)."""
         kwargs.pop("training", None)
-        return self.call(arr, *args, **kwargs)
+        return kwargs
+
+    def call(self, inputs: Any, **kwargs: Any) -> Any:
+        return self.host_call(host_array(inputs), **self.call_kwargs(dict(kwargs)))
+
+    def host_call(self, inputs: np.ndarray, **kwargs: Any) -> Any:
+        """The computation on a NumPy array; subclasses override it."""
+        raise NotImplementedError
 
 
 def encode_ids(ids: np.ndarray, mode: str, depth: int, dtype: Any,
@@ -294,7 +309,7 @@ class _IndexLookup(HostLayer):
     def _output_tokens(self, tokens: np.ndarray) -> Any:
         return Tensor._wrap(tokens.astype(np.int64))
 
-    def call(self, inputs: np.ndarray) -> Any:
+    def host_call(self, inputs: np.ndarray) -> Any:
         if self.invert:
             return self._invert(inputs)
         if self.output_mode != "int" and not self.pad_to_max_tokens and not self._tokens:

@@ -144,7 +144,7 @@ class TextVectorization(HostLayer):
 
     # ------------------------------------------------------------------ call
 
-    def call(self, inputs: np.ndarray) -> Tensor:
+    def host_call(self, inputs: np.ndarray) -> Tensor:
         documents = self._documents(inputs)
         flat = np.array([t for doc in documents for t in doc] or [""], dtype=object)
         ids = self._lookup._lookup(flat)
