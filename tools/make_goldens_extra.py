@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from make_goldens import _floats, main
+from make_goldens import OUT, _floats, main
 
 ACTIVATION_CASES = [
     ("celu", {}), ("celu", {"alpha": 0.5}), ("glu", {}), ("glu", {"axis": 0}),
@@ -228,7 +228,98 @@ def image() -> dict:
                          "height": 6, "width": 7}}
 
 
-FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image}
+DATASET_DIR = OUT / "datasets"
+
+
+def _python2_pickler():
+    """A protocol-2 pickler writing bytes as Python 2's str opcodes, as CIFAR's files are."""
+    import pickle
+    import struct
+
+    class Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_bytes(self, obj: bytes) -> None:
+            if len(obj) < 256:
+                self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+            else:
+                self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+            self.memoize(obj)
+        dispatch[bytes] = save_bytes
+    return Pickler
+
+
+_Python2Pickler = _python2_pickler()
+
+
+def _write_dataset_files() -> None:
+    """Small files in the real formats: Keras's .npz files and CIFAR's protocol-2 pickles."""
+    rng = np.random.default_rng(5)
+    DATASET_DIR.mkdir(parents=True, exist_ok=True)
+
+    def seqs(n: int) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = [list(map(int, rng.integers(1, 30, size=rng.integers(2, 9)))) for _ in range(n)]
+        return out
+    np.savez(DATASET_DIR / "imdb.npz", x_train=seqs(12), y_train=rng.integers(0, 2, 12),
+             x_test=seqs(8), y_test=rng.integers(0, 2, 8))
+    np.savez(DATASET_DIR / "reuters.npz", x=seqs(15), y=rng.integers(0, 46, 15))
+    np.savez(DATASET_DIR / "boston_housing.npz", x=rng.normal(size=(20, 13)) * 10,
+             y=rng.uniform(5, 50, size=20))
+    for name, files, keys in (("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)]
+                               + ["test_batch"], ("labels",)),
+                              ("cifar-100-python", ["train", "test"],
+                               ("fine_labels", "coarse_labels"))):
+        (DATASET_DIR / name).mkdir(exist_ok=True)
+        for file in files:
+            n = 3
+            batch = {b"batch_label": f"{file} of {name}".encode(),
+                     b"data": rng.integers(0, 256, size=(n, 3072)).astype(np.uint8),
+                     b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+            for key in keys:
+                batch[key.encode()] = [int(v) for v in rng.integers(0, 100, n)]
+            with open(DATASET_DIR / name / file, "wb") as f:
+                _Python2Pickler(f, protocol=2).dump(batch)
+
+
+DATASET_CASES = [  # (module, load_data arguments)
+    ("imdb", {}), ("imdb", {"num_words": 12, "skip_top": 3}), ("imdb", {"maxlen": 7}),
+    ("imdb", {"start_char": None, "oov_char": None, "index_from": 0, "num_words": 20}),
+    ("imdb", {"seed": 7, "index_from": 5}),
+    ("reuters", {}), ("reuters", {"num_words": 15, "test_split": 0.3, "maxlen": 8}),
+    ("reuters", {"oov_char": None, "skip_top": 5, "seed": 1}),
+    ("boston_housing", {}), ("boston_housing", {"test_split": 0.35, "seed": 3}),
+]
+
+
+def datasets() -> dict:
+    """Keras's loaders run on the small files (their download step pointed at them)."""
+    import keras
+    from keras.src.datasets import boston_housing, cifar, imdb, reuters
+
+    _write_dataset_files()
+    modules = {"imdb": imdb, "reuters": reuters, "boston_housing": boston_housing}
+    cases = []
+    for module, kwargs in DATASET_CASES:
+        modules[module].get_file = lambda *a, _m=module, **k: str(DATASET_DIR / f"{_m}.npz")
+        (x_train, y_train), (x_test, y_test) = modules[module].load_data(**kwargs)
+        plain = [[list(map(int, s)) for s in x] if x.dtype == object else _floats(x)
+                 for x in (x_train, x_test)]
+        cases.append({"module": module, "kwargs": kwargs, "x_train": plain[0],
+                      "y_train": np.asarray(y_train).tolist(), "x_test": plain[1],
+                      "y_test": np.asarray(y_test).tolist(), "y_dtype": str(y_train.dtype),
+                      "x_dtype": str(x_train.dtype)})
+    batches = []
+    for path, key in (("cifar-10-batches-py/data_batch_2", "labels"),
+                      ("cifar-100-python/test", "coarse_labels")):
+        data, labels = cifar.load_batch(str(DATASET_DIR / path), label_key=key)
+        batches.append({"path": path, "label_key": key, "data": np.asarray(data).tolist(),
+                        "labels": list(labels)})
+    return {"keras_version": keras.__version__, "cases": cases, "cifar_batches": batches}
+
+
+FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
+            "datasets": datasets}
 
 
 if __name__ == "__main__":

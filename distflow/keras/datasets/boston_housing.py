@@ -1,0 +1,36 @@
+"""Boston housing prices (506 samples, 13 features), as `keras.datasets.boston_housing`.
+
+Reads Keras's `boston_housing.npz` (Keras's cache, `$DISTFLOW_DATA`, or `path=`
+naming a file) or downloads it. The file holds numeric arrays only: no pickle.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from distflow.keras.datasets._keras_cache import KerasFile, locate
+
+__all__ = ["load_data"]
+
+
+def load_data(path: str | os.PathLike = "boston_housing.npz", test_split: float = 0.2,
+              seed: int = 113):
+    """Loads the data shuffled with `seed` and split as Keras does.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: float arrays (404, 13), (404,), (102, 13),
+        (102,) for the real file.
+    """
+    spec = KerasFile("Boston housing", (os.fspath(path),),
+                     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+                     "boston_housing.npz",
+                     "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5")
+    with np.load(locate(spec, path), allow_pickle=False) as f:
+        x, y = f["x"], f["y"]
+    indices = np.arange(len(x))
+    np.random.RandomState(seed).shuffle(indices)
+    x, y = x[indices], y[indices]
+    cut = int(len(x) * (1 - test_split))
+    return (np.array(x[:cut]), np.array(y[:cut])), (np.array(x[cut:]), np.array(y[cut:]))
