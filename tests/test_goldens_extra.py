@@ -116,3 +116,36 @@ def test_rotation_zoom_and_translation_matrices_match_keras():
     shifts = np.array(m["shifts"], np.float32)
     np.testing.assert_allclose(translation_matrix(shifts[:, 0], shifts[:, 1]), m["translation"],
                                rtol=1e-6)
+
+
+LAYERS = _load("layers")
+
+
+def _layer_masks(shapes):
+    return [np.arange(s[1])[None, :].repeat(s[0], 0) < s[1] - 1 - np.arange(s[0])[:, None]
+            for s in shapes[:2]]
+
+
+@pytest.mark.parametrize("case", LAYERS["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}"
+                                       f"{'-' + '-'.join(c['call']) if c['call'] else ''}")
+def test_layer_output_and_gradients_match_keras(case):
+    inputs = [df.constant(np.array(x, np.float32)) for x in case["inputs"]]
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    kwargs = dict(case["call"])
+    if kwargs.get("mask") == "qv":
+        kwargs["mask"] = _layer_masks([x.shape for x in inputs])
+    layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)  # builds the weights
+    layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    with df.GradientTape(persistent=True) as tape:
+        for x in inputs:
+            tape.watch(x)
+        out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+        total = df.reduce_sum(out * np.array(case["cotangent"], np.float32))
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-5)
+    grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
+    for i, (got, want) in enumerate(zip(grads, case["grads"])):
+        if want is None:
+            continue
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4,
+                                   err_msg=f"gradient {i}")

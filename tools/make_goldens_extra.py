@@ -318,8 +318,91 @@ def datasets() -> dict:
     return {"keras_version": keras.__version__, "cases": cases, "cifar_batches": batches}
 
 
+VOLUME, SEQ = (1, 4, 5, 6, 2), (2, 9, 3)
+LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call arguments)
+    ("Conv3D", {"filters": 4, "kernel_size": 3}, [VOLUME], {}),
+    ("Conv3D", {"filters": 2, "kernel_size": (2, 3, 2), "strides": (1, 2, 2), "padding": "same",
+                "activation": "relu"}, [VOLUME], {}),
+    ("Conv3D", {"filters": 2, "kernel_size": 2, "dilation_rate": (2, 1, 2), "use_bias": False},
+     [VOLUME], {}),
+    ("Conv3DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2}, [(1, 3, 3, 2, 2)], {}),
+    ("Conv3DTranspose", {"filters": 3, "kernel_size": (2, 3, 3), "strides": (1, 2, 2),
+                         "padding": "same"}, [(1, 3, 3, 2, 2)], {}),
+    ("Conv1DTranspose", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+     [SEQ], {}),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 4, "strides": 3}, [SEQ], {}),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 3, "dilation_rate": 2}, [SEQ], {}),
+    ("DepthwiseConv1D", {"kernel_size": 3, "depth_multiplier": 2}, [SEQ], {}),
+    ("DepthwiseConv1D", {"kernel_size": 3, "strides": 2, "padding": "same"}, [SEQ], {}),
+    ("SeparableConv1D", {"filters": 5, "kernel_size": 3, "depth_multiplier": 2,
+                         "padding": "same"}, [SEQ], {}),
+    ("MaxPooling3D", {}, [VOLUME], {}),
+    ("MaxPooling3D", {"pool_size": (2, 2, 3), "strides": (1, 2, 1), "padding": "same"},
+     [VOLUME], {}),
+    ("AveragePooling3D", {"pool_size": 2}, [VOLUME], {}),
+    ("AveragePooling3D", {"pool_size": (3, 2, 2), "strides": 2, "padding": "same"}, [VOLUME], {}),
+    ("GlobalAveragePooling3D", {}, [VOLUME], {}),
+    ("GlobalMaxPooling3D", {"keepdims": True}, [VOLUME], {}),
+    ("UpSampling3D", {"size": (1, 2, 3)}, [VOLUME], {}),
+    ("ZeroPadding3D", {"padding": ((1, 0), (0, 2), (1, 1))}, [VOLUME], {}),
+    ("Cropping3D", {"cropping": ((1, 0), (1, 1), (0, 2))}, [VOLUME], {}),
+    ("SpatialDropout3D", {"rate": 0.5}, [VOLUME], {}),
+    ("GroupNormalization", {"groups": 3}, [(2, 4, 5, 6)], {}),
+    ("GroupNormalization", {"groups": -1, "epsilon": 0.01}, [SEQ], {}),
+    ("GroupNormalization", {"groups": 2, "axis": 1, "center": False}, [(2, 4, 3)], {}),
+    ("UnitNormalization", {}, [SEQ], {}),
+    ("UnitNormalization", {"axis": (1, 2)}, [SEQ], {}),
+    ("RMSNormalization", {}, [SEQ], {}),
+    ("RMSNormalization", {"axis": (1, 2), "epsilon": 0.1}, [SEQ], {}),
+    ("AlphaDropout", {"rate": 0.3}, [SEQ], {}),
+    ("Attention", {}, [(2, 4, 3), SEQ], {}),
+    ("Attention", {"use_scale": True}, [(2, 4, 3), SEQ, (2, 9, 3)], {}),
+    ("Attention", {"use_scale": True, "score_mode": "concat"}, [(2, 4, 3), SEQ], {}),
+    ("Attention", {}, [(2, 9, 3), SEQ], {"use_causal_mask": True}),
+    ("Attention", {}, [(2, 4, 3), SEQ], {"mask": "qv"}),
+    ("AdditiveAttention", {}, [(2, 4, 3), SEQ], {}),
+    ("AdditiveAttention", {"use_scale": False}, [(2, 4, 3), SEQ, (2, 9, 3)], {"mask": "qv"}),
+]
+
+
+def _masks(shapes: list) -> list:
+    return [np.arange(s[1])[None, :].repeat(s[0], 0) < s[1] - 1 - np.arange(s[0])[:, None]
+            for s in shapes[:2]]
+
+
+def layers() -> dict:
+    """Layer outputs for fixed weights and inputs, and the gradients of sum(out * cotangent)."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(33)
+    cases = []
+    for cls, config, shapes, call_kwargs in LAYER_CASES:
+        inputs = [tf.constant(rng.normal(size=s).astype(np.float32)) for s in shapes]
+        layer = getattr(keras.layers, cls)(**config)
+        layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights]
+        layer.set_weights(weights)
+        kwargs = dict(call_kwargs)
+        if kwargs.get("mask") == "qv":
+            kwargs["mask"] = [tf.constant(m) for m in _masks(shapes)]
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+            cotangent = rng.normal(size=out.shape).astype(np.float32)
+            total = tf.reduce_sum(out * cotangent)
+        grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
+        cases.append({"class": cls, "config": config, "call": call_kwargs,
+                      "inputs": [_floats(x) for x in inputs],
+                      "weights": [_floats(w) for w in weights],
+                      "weight_names": [w.name for w in layer.weights],
+                      "output": _floats(out), "cotangent": _floats(cotangent),
+                      "grads": [None if g is None else _floats(g) for g in grads]})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
-            "datasets": datasets}
+            "datasets": datasets, "layers": layers}
 
 
 if __name__ == "__main__":
