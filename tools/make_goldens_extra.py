@@ -280,6 +280,8 @@ def _write_dataset_files() -> None:
                 batch[key.encode()] = [int(v) for v in rng.integers(0, 100, n)]
             with open(DATASET_DIR / name / file, "wb") as f:
                 _Python2Pickler(f, protocol=2).dump(batch)
+    np.savez(DATASET_DIR / "california_housing.npz", x=rng.normal(size=(30, 8)),
+             y=rng.uniform(0.5, 5, size=30))
 
 
 DATASET_CASES = [  # (module, load_data arguments)
@@ -289,16 +291,19 @@ DATASET_CASES = [  # (module, load_data arguments)
     ("reuters", {}), ("reuters", {"num_words": 15, "test_split": 0.3, "maxlen": 8}),
     ("reuters", {"oov_char": None, "skip_top": 5, "seed": 1}),
     ("boston_housing", {}), ("boston_housing", {"test_split": 0.35, "seed": 3}),
+    ("california_housing", {}),
+    ("california_housing", {"version": "small", "test_split": 0.25, "seed": 9}),
 ]
 
 
 def datasets() -> dict:
     """Keras's loaders run on the small files (their download step pointed at them)."""
     import keras
-    from keras.src.datasets import boston_housing, cifar, imdb, reuters
+    from keras.src.datasets import boston_housing, california_housing, cifar, imdb, reuters
 
     _write_dataset_files()
-    modules = {"imdb": imdb, "reuters": reuters, "boston_housing": boston_housing}
+    modules = {"imdb": imdb, "reuters": reuters, "boston_housing": boston_housing,
+               "california_housing": california_housing}
     cases = []
     for module, kwargs in DATASET_CASES:
         modules[module].get_file = lambda *a, _m=module, **k: str(DATASET_DIR / f"{_m}.npz")

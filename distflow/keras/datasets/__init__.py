@@ -6,13 +6,15 @@ or download them with a checksum check; see `distflow.keras.datasets._files`.
 `synthetic.load_synthetic()` (also `fashion_mnist.load_synthetic`) generates a
 small stand-in for runs without the data.
 
-`cifar10`, `cifar100`, `imdb`, `reuters` and `boston_housing` read the files
+`cifar10`, `cifar100`, `imdb`, `reuters`, `boston_housing` and
+`california_housing` read the files
 Keras caches (`~/.keras/datasets/`, also `$DISTFLOW_DATA`) with Keras's
 loaders' exact processing; see `distflow.keras.datasets._keras_cache`.
 """
 
 from distflow.keras.datasets import (
     boston_housing,
+    california_housing,
     cifar10,
     cifar100,
     fashion_mnist,
@@ -25,6 +27,7 @@ from distflow.keras.datasets._files import DatasetNotFoundError
 from distflow.keras.datasets._idx import IdxFormatError, read_idx
 from distflow.keras.datasets.synthetic import load_synthetic
 
-__all__ = ["DatasetNotFoundError", "IdxFormatError", "boston_housing", "cifar10", "cifar100",
+__all__ = ["DatasetNotFoundError", "IdxFormatError", "boston_housing", "california_housing",
+           "cifar10", "cifar100",
            "fashion_mnist", "imdb", "load_synthetic", "mnist", "read_idx", "reuters",
            "synthetic"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from distflow.keras.datasets._keras_cache import KerasFile, locate
 
-__all__ = ["load_data"]
+__all__ = ["load_data", "read_xy", "shuffled_split"]
 
 
 def load_data(path: str | os.PathLike = "boston_housing.npz", test_split: float = 0.2,
@@ -27,8 +27,17 @@ def load_data(path: str | os.PathLike = "boston_housing.npz", test_split: float 
                      "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
                      "boston_housing.npz",
                      "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5")
+    return shuffled_split(*read_xy(spec, path), test_split, seed)
+
+
+def read_xy(spec: KerasFile, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The `x` and `y` arrays of a numeric `.npz` file (pickle disabled)."""
     with np.load(locate(spec, path), allow_pickle=False) as f:
-        x, y = f["x"], f["y"]
+        return f["x"], f["y"]
+
+
+def shuffled_split(x: np.ndarray, y: np.ndarray, test_split: float, seed: int):
+    """Keras's regression split: one RandomState(seed) shuffle, the first part for training."""
     indices = np.arange(len(x))
     np.random.RandomState(seed).shuffle(indices)
     x, y = x[indices], y[indices]
