@@ -149,3 +149,17 @@ def test_layer_output_and_gradients_match_keras(case):
             continue
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4,
                                    err_msg=f"gradient {i}")
+
+
+@pytest.mark.parametrize("case", PREPROCESSING["crossing"], ids=lambda c: str(c["config"]))
+def test_hashed_crossing_matches_keras(case):
+    layer = keras.layers.HashedCrossing(**case["config"])
+    out = layer(tuple(np.array(x) for x in case["inputs"]))
+    np.testing.assert_array_equal(out.numpy(), case["output"])
+
+
+def test_pipeline_matches_keras():
+    pipeline = keras.layers.Pipeline([keras.layers.StringLookup(vocabulary=["a", "b", "c", "d"]),
+                                      keras.layers.CategoryEncoding(6, output_mode="count")])
+    case = PREPROCESSING["pipeline"]
+    np.testing.assert_array_equal(pipeline(np.array(case["inputs"])).numpy(), case["output"])

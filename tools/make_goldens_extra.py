@@ -158,7 +158,21 @@ def preprocessing() -> dict:
         if isinstance(case["adapt"], list) and case["adapt"] and isinstance(
                 case["adapt"][0], np.ndarray):
             case["adapt"] = [_floats(b) for b in case["adapt"]]
-    return {"keras_version": keras.__version__, "cases": cases}
+    crossing = []
+    for config, inputs in CROSSING_CASES:
+        out = keras.layers.HashedCrossing(**config)(tuple(np.array(x) for x in inputs))
+        crossing.append({"config": config, "inputs": inputs, "output": _plain(out)})
+    pipeline = keras.layers.Pipeline([keras.layers.StringLookup(vocabulary=VOCAB),
+                                      keras.layers.CategoryEncoding(6, output_mode="count")])
+    return {"keras_version": keras.__version__, "cases": cases, "crossing": crossing,
+            "pipeline": {"inputs": WORDS, "output": _plain(pipeline(np.array(WORDS)))}}
+
+
+CROSSING_CASES = [
+    ({"num_bins": 97}, [["a", "b", "cc"], [1, 2, -3]]),
+    ({"num_bins": 1000}, [[[5], [6]], [[1], [2]], [["x"], ["a longer string value"]]]),
+    ({"num_bins": 5, "output_mode": "one_hot"}, [["a", "b"], ["x", "y"]]),
+]
 
 
 AFFINE_TRANSFORMS = [

@@ -91,7 +91,8 @@ def __getattr__(name: str) -> Any:
 # Keras 3's preprocessing and extra layers, in their own modules.
 _MORE_MODULES = ("preprocessing_lookup", "preprocessing_hashing",
                  "preprocessing_discretization", "preprocessing_text", "preprocessing_image",
-                 "convolutional_extra", "volumetric", "normalization_extra", "attention_extra")
+                 "convolutional_extra", "volumetric", "normalization_extra", "attention_extra",
+                 "pipeline")
 for _module_name in _MORE_MODULES:
     _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
     for _name in _module.__all__:

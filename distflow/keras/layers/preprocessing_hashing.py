@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from distflow.keras.layers.preprocessing_lookup import HostLayer, encode_ids
+from distflow.keras.layers.preprocessing_lookup import HostLayer, encode_ids, host_array
 
-__all__ = ["Hashing"]
+__all__ = ["Hashing", "HashedCrossing"]
 
 _M = (1 << 64) - 1
 _K0, _K1, _K2 = 0xC3A5C85C97CB3127, 0xB492B66FBE98F273, 0x9AE16A3B2F90404F
@@ -205,3 +205,82 @@ class Hashing(HostLayer):
         return {**super().get_config(), "num_bins": self.num_bins,
                 "mask_value": self.mask_value, "salt": None, "output_mode": self.output_mode,
                 "sparse": False}
+
+
+# --------------------------------------------------------------- crossing
+
+_CROSS_KEY = 0xDECAFCAFFE  # tf.sparse.cross_hashed's default hash key
+_MUL = 0xC6A4A7935BD1E995
+
+
+def _fingerprint_cat64(fp1: int, fp2: int) -> int:
+    """TF's FingerprintCat64: combines two 64-bit fingerprints."""
+    result = fp1 ^ _MUL
+    result ^= (_shift_mix((fp2 * _MUL) & _M) * _MUL) & _M
+    result = (result * _MUL) & _M
+    result = (_shift_mix(result) * _MUL) & _M
+    return _shift_mix(result)
+
+
+def _feature_hash(value: Any) -> int:
+    """A feature's hash in tf.sparse.cross_hashed: FarmHash64 of strings, ints as themselves."""
+    if isinstance(value, str | bytes):
+        return fingerprint64(_as_text(value))
+    return int(value) & _M
+
+
+def cross_hash(values: list, num_bins: int) -> int:
+    """The bin of one crossed feature tuple, as `tf.sparse.cross_hashed`."""
+    hashed = _CROSS_KEY
+    for value in values:
+        hashed = _fingerprint_cat64(hashed, _feature_hash(value))
+    return hashed % num_bins
+
+
+class HashedCrossing(HostLayer):
+    """Crosses two or more categorical features (same shape) and hashes them into bins.
+
+    Args:
+        num_bins: number of hash bins.
+        output_mode: "int" or "one_hot".
+        sparse: must be False.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, num_bins: int, output_mode: str = "int", sparse: bool = False,
+                 **kwargs: Any):
+        kwargs.pop("dtype", None)
+        super().__init__(**kwargs)
+        if output_mode not in ("int", "one_hot"):
+            raise ValueError("Invalid value for argument `output_mode`. Expected one of "
+                             f"('int', 'one_hot'). Received: output_mode={output_mode}")
+        if sparse:
+            raise ValueError("distflow has no sparse tensors: use sparse=False.")
+        self.num_bins, self.output_mode = int(num_bins), output_mode
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, list | tuple) or len(inputs) < 2:
+            raise ValueError("`HashedCrossing` should be called on a list or tuple of at least "
+                             f"two inputs. Received: inputs={inputs!r}")
+        return self.host_call([host_array(x) for x in inputs])
+
+    def host_call(self, inputs: list) -> Any:
+        shape = inputs[0].shape
+        if any(x.shape != shape for x in inputs):
+            raise ValueError("All `HashedCrossing` inputs should have the same shape. "
+                             f"Received: shapes {[x.shape for x in inputs]}")
+        flat = [x.ravel().tolist() for x in inputs]
+        ids = np.array([cross_hash(list(row), self.num_bins) for row in zip(*flat)],
+                       np.int64).reshape(shape)
+        if self.output_mode == "int":
+            from distflow.tensor import Tensor
+            return Tensor._wrap(ids)
+        return encode_ids(ids, "one_hot", self.num_bins, np.float32)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        shape = tuple(input_shape[0])
+        return shape if self.output_mode == "int" else (*shape, self.num_bins)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_bins": self.num_bins,
+                "output_mode": self.output_mode, "sparse": False}
