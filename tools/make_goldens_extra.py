@@ -381,6 +381,12 @@ LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call argum
     ("Attention", {}, [(2, 4, 3), SEQ], {"mask": "qv"}),
     ("AdditiveAttention", {}, [(2, 4, 3), SEQ], {}),
     ("AdditiveAttention", {"use_scale": False}, [(2, 4, 3), SEQ, (2, 9, 3)], {"mask": "qv"}),
+    ("AdaptiveAveragePooling1D", {"output_size": 4}, [SEQ], {}),
+    ("AdaptiveMaxPooling1D", {"output_size": 5}, [SEQ], {}),
+    ("AdaptiveAveragePooling2D", {"output_size": (3, 4)}, [(2, 7, 9, 2)], {}),
+    ("AdaptiveMaxPooling2D", {"output_size": 3}, [(2, 7, 9, 2)], {}),
+    ("AdaptiveAveragePooling3D", {"output_size": (2, 3, 4)}, [VOLUME], {}),
+    ("AdaptiveMaxPooling3D", {"output_size": (3, 2, 4)}, [VOLUME], {}),
 ]
 
 
