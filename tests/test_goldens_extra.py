@@ -82,9 +82,9 @@ IMAGE = _load("image")
 
 @pytest.mark.parametrize("case", IMAGE["cases"],
                          ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
-def test_image_layer_inference_output_matches_keras(case):
+def test_image_layer_output_matches_keras(case):
     layer = getattr(keras.layers, case["class"])(**case["config"])
-    out = layer(np.array(case["input"], np.float32), training=False)
+    out = layer(np.array(case["input"], np.float32), training=case.get("training", False))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-4)
 

@@ -77,19 +77,23 @@ RANDOM_IMAGE_LAYERS = [
                                 "fill_mode": "constant"}),
     (layers.RandomContrast, {"factor": 0.5}),
     (layers.RandomBrightness, {"factor": 0.5}),
+    (layers.RandomGrayscale, {"factor": 0.5}),
+    (layers.RandomInvert, {"factor": 0.9}),
+    (layers.Solarization, {"addition_factor": 0.3, "threshold_factor": 0.6}),
+    (layers.RandomPosterization, {"factor": (1, 8)}),
 ]
 
 
 @pytest.mark.parametrize("cls,config", RANDOM_IMAGE_LAYERS,
                          ids=lambda v: getattr(v, "__name__", ""))
 def test_random_image_layers_in_training_are_seeded_in_range_and_change_the_images(cls, config):
-    images = np.random.default_rng(0).uniform(0, 255, size=(3, 8, 10, 2)).astype(np.float32)
+    images = np.random.default_rng(0).uniform(0, 255, size=(6, 8, 10, 3)).astype(np.float32)
     first = cls(**config, seed=5)(images, training=True).numpy()
     again = cls(**config, seed=5)(images, training=True).numpy()
     other = cls(**config, seed=6)(images, training=True).numpy()
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
-    want = (3, 4, 5, 2) if cls is layers.RandomCrop else images.shape
+    want = (6, 4, 5, 3) if cls is layers.RandomCrop else images.shape
     assert first.shape == want and first.dtype == np.float32
     assert first.min() >= 0.0 and first.max() <= 255.0
     np.testing.assert_array_equal(cls(**config)(images, training=False).numpy(), images)

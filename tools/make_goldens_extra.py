@@ -198,6 +198,25 @@ IMAGE_CASES = [  # (Keras class, constructor arguments, input shape)
      (2, 7, 9, 3)),
     ("RandomContrast", {"factor": 0.4, "seed": 1}, (2, 7, 9, 3)),
     ("RandomBrightness", {"factor": 0.3, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomGrayscale", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("Solarization", {"addition_factor": 0.2, "threshold_factor": 0.5, "seed": 1},
+     (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": 3, "seed": 1}, (2, 7, 9, 3)),
+    ("AutoContrast", {}, (2, 7, 9, 3)),
+]
+
+# Training-mode cases whose draws cannot change the result.
+IMAGE_TRAINING_CASES = [
+    ("RandomGrayscale", {"factor": 1.0}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": (1.0, 1.0)}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": (1.0, 1.0), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": (4, 4)}, (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": (2, 2), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("AutoContrast", {}, (2, 7, 9, 3)),
+    ("AutoContrast", {"value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("Solarization", {"threshold_factor": (0.0, 0.0)}, (2, 7, 9, 3)),
+    ("Solarization", {"threshold_factor": (0.0, 0.0), "value_range": (0, 1)}, (2, 7, 9, 3)),
 ]
 
 
@@ -211,6 +230,12 @@ def image() -> dict:
         x = rng.uniform(0, 255, size=shape).astype(np.float32)
         out = getattr(keras.layers, cls)(**config)(x, training=False)
         cases.append({"class": cls, "config": config, "input": _floats(x),
+                      "output": _floats(out)})
+    for cls, config, shape in IMAGE_TRAINING_CASES:
+        high = config.get("value_range", (0, 255))[1]
+        x = rng.uniform(0, high, size=shape).astype(np.float32)
+        out = getattr(keras.layers, cls)(**config)(x, training=True)
+        cases.append({"class": cls, "config": config, "input": _floats(x), "training": True,
                       "output": _floats(out)})
     images = rng.uniform(0, 1, size=(2, 6, 7, 2)).astype(np.float32)
     affine = []
