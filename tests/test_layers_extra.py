@@ -70,3 +70,30 @@ def test_attention_returns_its_scores_and_masks_future_steps_when_causal():
     np.testing.assert_allclose(scores.numpy().sum(-1), 1, rtol=1e-6)
     with pytest.raises(ValueError, match=r"\[query, value\]"):
         layers.Attention()(q)
+
+
+def test_reversible_embedding_ties_its_weights_and_round_trips_its_config():
+    layer = layers.ReversibleEmbedding(6, 3, mask_zero=True)
+    vectors = layer(np.array([[0, 2, 5]]))
+    logits = layer(vectors, reverse=True)
+    np.testing.assert_allclose(logits.numpy(), vectors.numpy() @ layer.embeddings.numpy().T,
+                               rtol=1e-6)
+    assert len(layer.weights) == 1
+    clone = layers.deserialize(layers.serialize(layer))
+    clone(np.array([[1]]))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(vectors, reverse=True).numpy(), logits.numpy(), rtol=1e-6)
+
+
+def test_wrapper_builds_and_serializes_the_layer_it_wraps():
+    class Twice(layers.Wrapper):
+        def call(self, inputs):
+            return self.layer(self.layer(inputs))
+
+    wrapped = Twice(layers.Dense(2, use_bias=False, kernel_initializer="identity"))
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    np.testing.assert_allclose(wrapped(x).numpy(), x)
+    clone = Twice.from_config(wrapped.get_config())
+    assert isinstance(clone.layer, layers.Dense) and clone.layer.units == 2
+    with pytest.raises(ValueError, match="supported layer type"):
+        layers.Wrapper("dense")

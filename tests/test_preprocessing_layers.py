@@ -81,6 +81,8 @@ RANDOM_IMAGE_LAYERS = [
     (layers.RandomInvert, {"factor": 0.9}),
     (layers.Solarization, {"addition_factor": 0.3, "threshold_factor": 0.6}),
     (layers.RandomPosterization, {"factor": (1, 8)}),
+    (layers.RandomColorDegeneration, {"factor": 0.8}),
+    (layers.RandomSharpness, {"factor": 0.9}),
 ]
 
 

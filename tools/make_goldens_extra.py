@@ -204,6 +204,8 @@ IMAGE_CASES = [  # (Keras class, constructor arguments, input shape)
      (2, 7, 9, 3)),
     ("RandomPosterization", {"factor": 3, "seed": 1}, (2, 7, 9, 3)),
     ("AutoContrast", {}, (2, 7, 9, 3)),
+    ("RandomColorDegeneration", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
 ]
 
 # Training-mode cases whose draws cannot change the result.
@@ -217,6 +219,9 @@ IMAGE_TRAINING_CASES = [
     ("AutoContrast", {"value_range": (0, 1)}, (2, 7, 9, 3)),
     ("Solarization", {"threshold_factor": (0.0, 0.0)}, (2, 7, 9, 3)),
     ("Solarization", {"threshold_factor": (0.0, 0.0), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("RandomColorDegeneration", {"factor": (0.4, 0.4)}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": (0.3, 0.3)}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": (0.8, 0.8), "value_range": (0, 1)}, (2, 7, 9, 3)),
 ]
 
 
@@ -412,6 +417,9 @@ LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call argum
     ("AdaptiveMaxPooling2D", {"output_size": 3}, [(2, 7, 9, 2)], {}),
     ("AdaptiveAveragePooling3D", {"output_size": (2, 3, 4)}, [VOLUME], {}),
     ("AdaptiveMaxPooling3D", {"output_size": (3, 2, 4)}, [VOLUME], {}),
+    ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3}, [SEQ], {"reverse": True}),
+    ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3, "tie_weights": False,
+                             "logit_soft_cap": 1.5}, [SEQ], {"reverse": True}),
 ]
 
 

@@ -1,5 +1,6 @@
 """Colour preprocessing layers, as Keras 3's: RandomGrayscale, RandomInvert, Solarization,
-RandomPosterization (random, training only) and AutoContrast (always applied).
+RandomPosterization, RandomColorDegeneration, RandomSharpness (random, training only) and
+AutoContrast (always applied).
 
 Pixel values are taken in `value_range` (default (0, 255)) and mapped to
 (0, 255) for the computation as Keras does. The random layers return their
@@ -13,10 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from distflow.keras.layers.preprocessing_image import _factor_pair, _ImageLayer
+from distflow.keras.layers.preprocessing_image import (
+    _factor_pair,
+    _ImageLayer,
+    _ValueLayer,
+    value_range_of,
+)
 
 __all__ = ["RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
-           "AutoContrast"]
+           "AutoContrast", "RandomColorDegeneration", "RandomSharpness"]
 
 _GRAY = np.array([0.2989, 0.5870, 0.1140], np.float32)
 
@@ -25,13 +31,6 @@ def _rescale(images: np.ndarray, source: Any, target: Any) -> np.ndarray:
     """Keras's _transform_value_range: linear map of `source` onto `target`."""
     (s0, s1), (t0, t1) = (np.float32(v) for v in source), (np.float32(v) for v in target)
     return ((images - s0) / (s1 - s0) * (t1 - t0) + t0).astype(np.float32)
-
-
-def _value_range(value_range: Any) -> list[float]:
-    if not isinstance(value_range, list | tuple) or len(value_range) != 2:
-        raise ValueError("The `value_range` argument should be a list of two numbers. "
-                         f"Received: value_range={value_range}")
-    return sorted(float(v) for v in value_range)
 
 
 class RandomGrayscale(_ImageLayer):
@@ -62,7 +61,7 @@ class RandomGrayscale(_ImageLayer):
         return {**super().get_config(), "factor": self.factor}
 
 
-class RandomInvert(_ImageLayer):
+class RandomInvert(_ValueLayer):
     """In training, replaces x by value_range[1] - x in each image with probability in `factor`.
 
     Args:
@@ -72,11 +71,8 @@ class RandomInvert(_ImageLayer):
         **kwargs: base `Layer` arguments.
     """
 
-    def __init__(self, factor: Any = 1.0, value_range: Any = (0, 255), seed: int | None = None,
-                 **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self.factor = _factor_pair(factor, (0, 1), "factor")
-        self.value_range = _value_range(value_range)
+    _bounds = (0, 1)
+    _default_factor = 1.0
 
     def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
         if not training:
@@ -86,11 +82,6 @@ class RandomInvert(_ImageLayer):
         apply = rng.uniform(0, 1, n) < probability
         inverted = np.float32(self.value_range[1]) - images
         return np.where(apply[:, None, None, None], inverted, images)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": list(self.factor),
-                "value_range": self.value_range}
-
 
 class Solarization(_ImageLayer):
     """In training, adds a random amount then inverts pixels above a random threshold.
@@ -111,7 +102,7 @@ class Solarization(_ImageLayer):
         super().__init__(seed=seed, **kwargs)
         self.addition_factor = _factor_pair(addition_factor, (0, 1), "addition_factor")
         self.threshold_factor = _factor_pair(threshold_factor, (0, 1), "threshold_factor")
-        self.value_range = _value_range(value_range)
+        self.value_range = value_range_of(value_range)
 
     def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
         if not training:
@@ -129,7 +120,7 @@ class Solarization(_ImageLayer):
                 "value_range": self.value_range}
 
 
-class RandomPosterization(_ImageLayer):
+class RandomPosterization(_ValueLayer):
     """In training, keeps `factor` bits of each 8-bit channel (a random count in a range).
 
     Args:
@@ -140,11 +131,7 @@ class RandomPosterization(_ImageLayer):
         **kwargs: base `Layer` arguments.
     """
 
-    def __init__(self, factor: Any, value_range: Any = (0, 255), seed: int | None = None,
-                 **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self.factor = _factor_pair(factor, (1, 8), "factor")  # an int f gives (1, f), as Keras
-        self.value_range = _value_range(value_range)
+    _bounds = (1, 8)
 
     def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
         if not training:
@@ -157,11 +144,6 @@ class RandomPosterization(_ImageLayer):
         pixels = ((pixels >> shift) << shift).astype(np.float32)
         return _rescale(pixels, (0, 255), self.value_range)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": list(self.factor),
-                "value_range": self.value_range}
-
-
 class AutoContrast(_ImageLayer):
     """Stretches each image channel to the full value range (in training and inference).
 
@@ -172,7 +154,7 @@ class AutoContrast(_ImageLayer):
 
     def __init__(self, value_range: Any = (0, 255), **kwargs: Any):
         super().__init__(**kwargs)
-        self.value_range = _value_range(value_range)
+        self.value_range = value_range_of(value_range)
 
     def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
         pixels = _rescale(images, self.value_range, (0, 255))
@@ -186,3 +168,51 @@ class AutoContrast(_ImageLayer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "value_range": self.value_range}
+
+
+class RandomColorDegeneration(_ValueLayer):
+    """In training, blends each image towards its grayscale version by a random factor.
+
+    Args:
+        factor: f in [-1, 1] (blend amounts in [-f, f]) or a pair (low, high).
+        value_range: the (min, max) the outputs are clipped to.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    _bounds = (-1, 1)
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            return images
+        amount = self._generator().uniform(*self.factor, (images.shape[0], 1, 1, 1))
+        gray = np.tensordot(images, _GRAY, axes=(-1, -1))[..., None]
+        out = images + amount.astype(np.float32) * (gray - images)
+        return np.clip(out, *self.value_range).astype(np.float32)
+
+class RandomSharpness(_ValueLayer):
+    """In training, sharpens (factor above 0.5) or blurs each image by a random factor.
+
+    The image is blended with its 3x3 smoothing (weights 1/13, centre 5/13, 'same'
+    zero padding) by 1 - 2 * factor, then clipped, as Keras.
+
+    Args:
+        factor: f in [0, 1] (factors in [0, f]) or a pair (low, high).
+        value_range: the (min, max) the outputs are clipped to.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    _bounds = (0, 1)
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            return images
+        sharpness = self._generator().uniform(*self.factor, images.shape[0]) * 2
+        padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        h, w = images.shape[1:3]
+        smoothed = sum(padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3))
+        smoothed = (smoothed + np.float32(4.0) * images) / np.float32(13.0)
+        blend = (1.0 - sharpness.astype(np.float32))[:, None, None, None]
+        return np.clip(images + blend * (smoothed - images), *self.value_range).astype(
+            np.float32)

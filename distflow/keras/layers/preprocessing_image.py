@@ -454,19 +454,28 @@ class RandomTranslation(_AffineLayer):
                 "width_factor": self.width_factor}
 
 
+def value_range_of(value_range: Any) -> list[float]:
+    """A (min, max) pair, sorted; anything else raises Keras's error."""
+    if not isinstance(value_range, list | tuple) or len(value_range) != 2:
+        raise ValueError("The `value_range` argument should be a list of two numbers. "
+                         f"Received: value_range={value_range}")
+    return sorted(float(v) for v in value_range)
+
+
 class _ValueLayer(_ImageLayer):
     """Random per-image value changes clipped to `value_range`."""
 
     _bounds: tuple[float, float] = (0, 1)
+    _default_factor: Any = None  # None: `factor` must be given
 
-    def __init__(self, factor: Any, value_range: Any = (0, 255), seed: int | None = None,
-                 **kwargs: Any):
+    def __init__(self, factor: Any = None, value_range: Any = (0, 255),
+                 seed: int | None = None, **kwargs: Any):
         super().__init__(seed=seed, **kwargs)
+        factor = self._default_factor if factor is None else factor
+        if factor is None:
+            raise TypeError(f"{type(self).__name__} needs a `factor` argument.")
         self.factor = _factor_pair(factor, self._bounds, "factor")
-        if not isinstance(value_range, list | tuple) or len(value_range) != 2:
-            raise ValueError("The `value_range` argument should be a list of two numbers. "
-                             f"Received: value_range={value_range}")
-        self.value_range = sorted(float(v) for v in value_range)
+        self.value_range = value_range_of(value_range)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "factor": list(self.factor),
