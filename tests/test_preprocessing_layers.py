@@ -119,3 +119,10 @@ def test_a_model_with_augmentation_layers_trains_and_predicts_unchanged_images()
                               model.layers[-1]])
     np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(x, verbose=0),
                                rtol=1e-6)
+
+
+def test_a_scalar_token_gives_a_scalar_index_as_in_keras_dataset_maps():
+    label = layers.StringLookup(vocabulary=["yes", "no"], num_oov_indices=0)
+    assert label("no").shape == () and int(label("no").numpy()) == 1
+    assert label(np.array(b"yes")).shape == ()
+    assert layers.IntegerLookup(vocabulary=[7, 9])(np.int64(9)).shape == ()

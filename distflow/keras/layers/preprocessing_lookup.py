@@ -29,9 +29,7 @@ _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 def host_array(value: Any) -> np.ndarray:
     """An input as a NumPy array; strings (str or bytes) become an object array of str."""
     value = getattr(value, "value", value) if isinstance(value, Tensor) else value
-    if isinstance(value, str | bytes):
-        value = [value]
-    arr = np.asarray(value)
+    arr = np.asarray(value)  # a scalar token stays 0-d: its index is a scalar, as Keras's
     if arr.dtype.kind in "SUO":
         flat = [x.decode("utf-8") if isinstance(x, bytes) else x for x in arr.ravel().tolist()]
         arr = np.array(flat, dtype=object).reshape(arr.shape)
