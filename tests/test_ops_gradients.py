@@ -194,6 +194,20 @@ CASES.update({
         (lambda a, b: df.linalg.triangular_solve(a, b, adjoint=True), [SPD, r(3, 1)])],
 })
 
+
+
+def _sparsemax(axis: int):
+    from distflow.keras.activations import sparsemax
+
+    return lambda x: sparsemax(x, axis=axis)
+
+
+# Keras's activations that are primitives of their own (distflow/keras/activations_extra.py).
+CASES.update({
+    "keras_sparsemax": [(_sparsemax(-1), [distinct(3, 4) * 3]),
+                        (_sparsemax(0), [distinct(4, 2) * 3])],
+})
+
 # ops whose VJP is intentionally undefined: backprop through them must raise.
 NO_GRADIENT = {"round", "digamma", "bessel_i0", "bessel_i0e", "unsorted_segment_prod",
                "linalg_decomposition"}

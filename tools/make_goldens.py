@@ -419,11 +419,12 @@ FIXTURES = {"compile_logs": compile_logs, "einsum_dense": einsum_dense,
             "names": names, "weight_decay": weight_decay}
 
 
-def main(argv: list[str]) -> None:
-    names = argv or list(FIXTURES)
+def main(argv: list[str], fixtures: dict | None = None) -> None:
+    """Writes the fixtures named in `argv` (all of `fixtures` when none is named)."""
+    fixtures = FIXTURES if fixtures is None else fixtures
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        data = FIXTURES[name]()
+    for name in argv or list(fixtures):
+        data = fixtures[name]()
         path = OUT / f"{name}.json"
         path.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {path} ({len(data.get('cases', []))} cases)")

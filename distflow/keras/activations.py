@@ -191,3 +191,14 @@ def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Ca
 
 
 __all__ = [*sorted(_BY_NAME), "get", "serialize", "deserialize"]
+
+
+# Keras 3's newer activations (distflow.keras.activations_extra).
+from distflow.keras import activations_extra as _extra  # noqa: E402
+
+for _name in _extra.__all__:
+    globals()[_name] = getattr(_extra, _name)
+    _BY_NAME[_name] = getattr(_extra, _name)
+    if _name != "hard_swish":
+        _NAME_OF[id(_BY_NAME[_name])] = _name
+__all__ += _extra.__all__

@@ -154,15 +154,20 @@ def _download_missing(spec: DatasetFiles, target_dir: Path) -> dict[str, Path]:
 
 
 def _download_file(urls: list[str], sha256: str, target: Path) -> Path:
-    """Downloads the first mirror whose content has the expected SHA-256."""
+    """Downloads the first mirror whose content has the expected digest.
+
+    `sha256` is a SHA-256 hex digest, or an MD5 one (32 hex digits: Keras's word indexes).
+    """
     failures = []
     for url in urls:
         partial = target.with_name(f"{target.name}.part{os.getpid()}")
         try:
             print(f"Downloading {url} -> {target}", file=sys.stderr, flush=True)
-            digest = _fetch(url, partial)
+            algorithm = "md5" if len(sha256) == 32 else "sha256"
+            digest = _fetch(url, partial, algorithm)
             if digest != sha256:
-                failures.append(f"{url}: SHA-256 {digest} differs from the published {sha256}")
+                label = "SHA-256" if algorithm == "sha256" else "MD5"
+                failures.append(f"{url}: {label} {digest} differs from the published {sha256}")
                 continue
             os.replace(partial, target)  # atomic: a reader never sees half a file
             return target
@@ -174,9 +179,9 @@ def _download_file(urls: list[str], sha256: str, target: Path) -> Path:
     raise DownloadError("; ".join(failures))
 
 
-def _fetch(url: str, destination: Path) -> str:
-    """Streams `url` into `destination`; returns the SHA-256 of what was written."""
-    digest = hashlib.sha256()
+def _fetch(url: str, destination: Path, algorithm: str = "sha256") -> str:
+    """Streams `url` into `destination`; returns the hex digest of what was written."""
+    digest = hashlib.new(algorithm)
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
             open(destination, "wb") as out:
         while block := response.read(_BLOCK):

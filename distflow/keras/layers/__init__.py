@@ -93,3 +93,16 @@ def __getattr__(name: str) -> Any:
     if name in ("Input", "InputLayer"):
         return getattr(importlib.import_module("distflow.keras.functional"), name)
     raise AttributeError(f"module 'distflow.keras.layers' has no attribute {name!r}")
+
+
+# Keras 3's preprocessing and extra layers, in their own modules.
+_MORE_MODULES = ("preprocessing_lookup", "preprocessing_hashing",
+                 "preprocessing_discretization", "preprocessing_text", "preprocessing_image",
+                 "convolutional_extra", "volumetric", "normalization_extra", "attention_extra",
+                 "pipeline", "adaptive_pooling", "preprocessing_color", "core_extra")
+for _module_name in _MORE_MODULES:
+    _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
+    for _name in _module.__all__:
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+__all__.sort()

@@ -239,7 +239,7 @@ class Conv2DTranspose(Conv2D):
                                       self.kernel_initializer, self.kernel_regularizer)
         self.bias = (self.add_weight("bias", (self.filters,), self.bias_initializer,
                                      self.bias_regularizer) if self.use_bias else None)
-        self.input_spec = InputSpec(ndim=4, axes={-1: channels})
+        self.input_spec = InputSpec(ndim=self.rank + 2, axes={-1: channels})
 
     def convolve(self, inputs: Tensor) -> Tensor:
         """Zero-insert by the strides, pad, then correlate with the flipped kernel."""
@@ -269,12 +269,24 @@ class Conv2DTranspose(Conv2D):
         input_shape = tuple(input_shape)
         spatial = tuple(
             deconv_output_length(size, k, self.padding, s, d) for size, k, s, d in
-            zip(input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate))
+            zip(input_shape[1:-1], self.kernel_size, self.strides, self.dilation_rate))
         return (input_shape[0], *spatial, self.filters)
 
     def get_config(self) -> dict[str, Any]:
         config = {k: v for k, v in super().get_config().items() if k != "groups"}
         return {**config, "output_padding": None}
+
+
+def depthwise_conv2d(inputs: Tensor, depthwise_kernel: Tensor, strides: Any, padding: str,
+                     dilations: Any) -> Tensor:
+    """Each input channel convolved with its own (kh, kw, in, mult) filters, as one conv2d
+    with a block-diagonal kernel."""
+    kh, kw, channels, mult = depthwise_kernel.shape
+    eye = Tensor._wrap(np.eye(channels, dtype=depthwise_kernel.dtype)[None, None, :, :, None])
+    blocks = ops.multiply(ops.reshape(depthwise_kernel, (kh, kw, channels, 1, mult)),
+                          eye)  # (kh, kw, in, in, mult), zero off the diagonal
+    kernel = ops.reshape(blocks, (kh, kw, channels, channels * mult))
+    return nn.conv2d(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
 
 
 class DepthwiseConv2D(Conv2D):
@@ -317,13 +329,8 @@ class DepthwiseConv2D(Conv2D):
 
     def depthwise(self, inputs: Tensor) -> Tensor:
         """The depthwise convolution (no bias)."""
-        kh, kw, channels, mult = self.depthwise_kernel.shape
-        eye = Tensor._wrap(np.eye(channels, dtype=self.dtype)[None, None, :, :, None])
-        blocks = ops.multiply(ops.reshape(self.depthwise_kernel, (kh, kw, channels, 1, mult)),
-                              eye)  # (kh, kw, in, in, mult), zero off the diagonal
-        kernel = ops.reshape(blocks, (kh, kw, channels, channels * mult))
-        return nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding,
-                         dilations=self.dilation_rate)
+        return depthwise_conv2d(inputs, self.depthwise_kernel, self.strides, self.padding,
+                                self.dilation_rate)
 
     def convolve(self, inputs: Tensor) -> Tensor:
         """See `depthwise`."""

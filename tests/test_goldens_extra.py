@@ -1,0 +1,165 @@
+"""distflow's activations, layers and preprocessing layers against real Keras 3's outputs.
+
+The fixtures (written by tools/make_goldens_extra.py with TensorFlow 2.21 / Keras 3)
+hold each case's inputs, weights and Keras's results; nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import keras
+
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+def _load(name: str) -> dict:
+    return json.loads((GOLDENS / f"{name}.json").read_text())
+
+
+ACTIVATIONS = _load("activations")
+
+
+@pytest.mark.parametrize("case", ACTIVATIONS["cases"],
+                         ids=lambda c: "-".join([c["name"], *map(str, c["kwargs"].values())]))
+def test_activation_value_and_gradient_match_keras(case):
+    x = df.constant(np.array(ACTIVATIONS["x"], np.float32))
+    fn = keras.activations.get(case["name"])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        out = fn(x, **case["kwargs"])
+        w = np.array(ACTIVATIONS["w"], np.float32)[: out.shape[0], : out.shape[1]]
+        total = df.reduce_sum(out * w)
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(), case["grad"], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_glu_on_an_odd_axis_raises_as_keras():
+    with pytest.raises(ValueError, match="divisible by 2"):
+        keras.activations.glu(np.ones((2, 3), np.float32))
+
+
+PREPROCESSING = _load("preprocessing")
+
+
+def _as_json(out):
+    arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+    if arr.dtype.kind in "OSU":
+        return [x.decode() if isinstance(x, bytes) else x for x in arr.ravel().tolist()]
+    return arr.astype(np.float64).ravel().tolist()
+
+
+@pytest.mark.parametrize("case", PREPROCESSING["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config']))}")
+def test_preprocessing_layer_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    if case["adapt"] is not None:
+        batches = case["adapt"]
+        layer.adapt([np.array(b, np.float32) for b in batches]
+                    if case["class"] == "Discretization" else np.array(batches))
+    out = layer(np.array(case["inputs"]))
+    want = np.array(case["output"], dtype=object if case["dtype"] == "object" else np.float64)
+    assert np.asarray(out.numpy()).shape == want.shape
+    if case["dtype"] == "object":
+        assert _as_json(out) == want.ravel().tolist()
+    else:
+        assert str(out.dtype) == case["dtype"]
+        np.testing.assert_allclose(_as_json(out), want.ravel(), rtol=1e-6)
+    if "vocabulary" in case:
+        assert layer.get_vocabulary() == case["vocabulary"]
+    if "bin_boundaries" in case:
+        np.testing.assert_allclose(layer.bin_boundaries, case["bin_boundaries"], rtol=1e-6)
+
+
+IMAGE = _load("image")
+
+
+@pytest.mark.parametrize("case", IMAGE["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_image_layer_output_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    out = layer(np.array(case["input"], np.float32), training=case.get("training", False))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", IMAGE["affine"],
+                         ids=lambda c: f"{c['fill_mode']}-{c['interpolation']}")
+def test_affine_transform_matches_keras(case):
+    from distflow.keras.layers.preprocessing_image import affine_transform
+
+    out = affine_transform(np.array(IMAGE["images"], np.float32),
+                           np.array(case["transforms"], np.float32), case["interpolation"],
+                           case["fill_mode"], fill_value=0.5)
+    np.testing.assert_allclose(out, case["output"], rtol=1e-5, atol=1e-5)
+
+
+def test_rotation_zoom_and_translation_matrices_match_keras():
+    from distflow.keras.layers.preprocessing_image import (
+        rotation_matrix,
+        translation_matrix,
+        zoom_matrix,
+    )
+
+    m = IMAGE["matrices"]
+    np.testing.assert_allclose(rotation_matrix(m["angles"], m["height"], m["width"]),
+                               m["rotation"], rtol=1e-5, atol=1e-6)
+    zooms = np.array(m["zooms"], np.float32)
+    np.testing.assert_allclose(zoom_matrix(zooms[:, 0], zooms[:, 1], m["height"], m["width"]),
+                               m["zoom"], rtol=1e-6, atol=1e-6)
+    shifts = np.array(m["shifts"], np.float32)
+    np.testing.assert_allclose(translation_matrix(shifts[:, 0], shifts[:, 1]), m["translation"],
+                               rtol=1e-6)
+
+
+LAYERS = _load("layers")
+
+
+def _layer_masks(shapes):
+    return [np.arange(s[1])[None, :].repeat(s[0], 0) < s[1] - 1 - np.arange(s[0])[:, None]
+            for s in shapes[:2]]
+
+
+@pytest.mark.parametrize("case", LAYERS["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}"
+                                       f"{'-' + '-'.join(c['call']) if c['call'] else ''}")
+def test_layer_output_and_gradients_match_keras(case):
+    inputs = [df.constant(np.array(x, np.float32)) for x in case["inputs"]]
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    kwargs = dict(case["call"])
+    if kwargs.get("mask") == "qv":
+        kwargs["mask"] = _layer_masks([x.shape for x in inputs])
+    layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)  # builds the weights
+    layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    with df.GradientTape(persistent=True) as tape:
+        for x in inputs:
+            tape.watch(x)
+        out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+        total = df.reduce_sum(out * np.array(case["cotangent"], np.float32))
+    np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-5)
+    grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
+    for i, (got, want) in enumerate(zip(grads, case["grads"])):
+        if want is None:
+            continue
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4,
+                                   err_msg=f"gradient {i}")
+
+
+@pytest.mark.parametrize("case", PREPROCESSING["crossing"], ids=lambda c: str(c["config"]))
+def test_hashed_crossing_matches_keras(case):
+    layer = keras.layers.HashedCrossing(**case["config"])
+    out = layer(tuple(np.array(x) for x in case["inputs"]))
+    np.testing.assert_array_equal(out.numpy(), case["output"])
+
+
+def test_pipeline_matches_keras():
+    pipeline = keras.layers.Pipeline([keras.layers.StringLookup(vocabulary=["a", "b", "c", "d"]),
+                                      keras.layers.CategoryEncoding(6, output_mode="count")])
+    case = PREPROCESSING["pipeline"]
+    np.testing.assert_array_equal(pipeline(np.array(case["inputs"])).numpy(), case["output"])

@@ -1,0 +1,467 @@
+"""Writes the fixtures of Keras's activations, layers and preprocessing layers (real Keras).
+
+Needs TensorFlow 2.21 / Keras 3 (CPU), never a dependency of distflow:
+
+    /tmp/tfenv/bin/python tools/make_goldens_extra.py               # all fixtures
+    /tmp/tfenv/bin/python tools/make_goldens_extra.py activations   # one of them
+
+Each fixture (tests/goldens/<name>.json) holds every case's inputs, weights and
+Keras's outputs; tests/test_goldens_extra.py recomputes them with distflow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from make_goldens import OUT, _floats, main
+
+ACTIVATION_CASES = [
+    ("celu", {}), ("celu", {"alpha": 0.5}), ("glu", {}), ("glu", {"axis": 0}),
+    ("hard_shrink", {}), ("hard_shrink", {"threshold": 1.2}), ("hard_silu", {}),
+    ("hard_swish", {}), ("hard_tanh", {}), ("log_sigmoid", {}), ("soft_shrink", {}),
+    ("soft_shrink", {"threshold": 0.8}), ("sparse_plus", {}), ("sparse_sigmoid", {}),
+    ("sparsemax", {}), ("sparsemax", {"axis": 0}), ("squareplus", {}),
+    ("squareplus", {"b": 1.5}), ("tanh_shrink", {}),
+    ("threshold", {"threshold": 0.3, "default_value": -2.0}),
+]
+
+
+def activations() -> dict:
+    """Each activation's output on a (4, 6) input and the gradient of sum(out * w)."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(15)
+    x = (rng.normal(size=(4, 6)) * 1.8).astype(np.float32)
+    w = rng.normal(size=(4, 6)).astype(np.float32)
+    cases = []
+    for name, kwargs in ACTIVATION_CASES:
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = getattr(keras.activations, name)(xt, **kwargs)
+            total = tf.reduce_sum(out * tf.constant(w[: out.shape[0], : out.shape[1]]))
+        cases.append({"name": name, "kwargs": kwargs, "output": _floats(out),
+                      "grad": _floats(tape.gradient(total, xt))})
+    return {"keras_version": keras.__version__, "x": _floats(x), "w": _floats(w),
+            "cases": cases}
+
+
+TEXTS = ["The cat sat on the mat.", "A dog! A DOG? the dog...", "cats and dogs, and mats",
+         "Ünïcode Straße: the END", ""]
+WORDS = [["a", "b", "c", "zz"], ["c", "", "a", "q"], ["b", "b", "e", "a"]]
+VOCAB = ["a", "b", "c", "d"]
+
+# (Keras class, constructor arguments, adapt data or None, inputs).
+PREPROCESSING_CASES = [
+    ("StringLookup", {"vocabulary": VOCAB}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "mask_token": ""}, None, WORDS),
+    ("StringLookup", {"vocabulary": ["[UNK]", *VOCAB]}, None, [["d", "x"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "num_oov_indices": 0}, None, [["d", "a"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "num_oov_indices": 3, "mask_token": ""}, None,
+     [["zz", "q", "e", "", "long out of vocabulary token", "a"]]),
+    ("StringLookup", {"vocabulary": VOCAB, "invert": True}, None, [[0, 1, 2, 5, 9]]),
+    ("StringLookup", {"vocabulary": VOCAB, "invert": True, "mask_token": "[MASK]"}, None,
+     [[0, 1, 2, 5, 9]]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "one_hot"}, None, ["a", "d", "x"]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "multi_hot"}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "count"}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "multi_hot"}, None, ["a", "a", "c"]),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "tf_idf",
+                      "idf_weights": [0.5, 1.0, 1.5, 2.0]}, None, WORDS),
+    ("StringLookup", {"vocabulary": VOCAB, "output_mode": "count", "max_tokens": 8,
+                      "pad_to_max_tokens": True}, None, WORDS),
+    ("StringLookup", {}, [["x", "y", "x"], ["z", "y", "x"], ["w", "w", "v"]], WORDS),
+    ("StringLookup", {"max_tokens": 3, "mask_token": ""}, [["x", "y", "x"], ["z", "y", "x"]],
+     [["x", "y", "z"]]),
+    ("StringLookup", {"output_mode": "tf_idf"}, [["x", "y", "x"], ["z", "y", "x"],
+                                                 ["w", "w", "v"]], [["x", "w", "q", "x"]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42]}, None, [[12, 1138, 42], [42, 1000, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "mask_token": 0, "num_oov_indices": 2},
+     None, [[12, 0, 7], [8, 13, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "num_oov_indices": 3,
+                       "oov_method": "farmhash"}, None, [[1, 2, 3, 4, 5, 36]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "invert": True}, None, [[0, 1, 4, 7]]),
+    ("IntegerLookup", {"vocabulary": [12, 36, 1138, 42], "output_mode": "multi_hot"}, None,
+     [[12, 1138, 42], [42, 1000, 42]]),
+    ("IntegerLookup", {}, [[5, 5, 3], [3, 3, 1], [9, 5, 3]], [[5, 3, 1, 9, 2]]),
+    ("Hashing", {"num_bins": 7}, None, [["a", "bb"], ["ccc", "a longer string of text"]]),
+    ("Hashing", {"num_bins": 5}, None, [[1, 2, 3], [1000, -7, 0]]),
+    ("Hashing", {"num_bins": 5}, None, [[1.7, -2.2, 3.0]]),
+    ("Hashing", {"num_bins": 4, "mask_value": ""}, None, [["", "a", "b", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "multi_hot"}, None, [["a", "b"], ["c", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "count"}, None, [["a", "b"], ["c", "c"]]),
+    ("Hashing", {"num_bins": 6, "output_mode": "one_hot"}, None, [["a"], ["d"]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0, 2.5]}, None,
+     [[-1.5, 0.0, 0.5], [1.0, 2.5, 9.0]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "one_hot"}, None,
+     [-1.0, 0.5, 3.0]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "multi_hot"}, None,
+     [[-1.0, 0.5], [3.0, 3.0]]),
+    ("Discretization", {"bin_boundaries": [0.0, 1.0], "output_mode": "count"}, None,
+     [[-1.0, 0.5], [3.0, 3.0]]),
+    ("Discretization", {"num_bins": 4}, "normal", [[-1.0, -0.1, 0.0, 0.2, 0.9, 3.0]]),
+    ("Discretization", {"num_bins": 5, "epsilon": 0.05}, "normal",
+     [[-1.0, -0.1, 0.0, 0.2, 0.9, 3.0]]),
+    ("TextVectorization", {}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_sequence_length": 4}, TEXTS, TEXTS),
+    ("TextVectorization", {"max_tokens": 6, "output_sequence_length": 8}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "multi_hot"}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "count"}, TEXTS, TEXTS),
+    ("TextVectorization", {"output_mode": "tf_idf"}, TEXTS, TEXTS),
+    ("TextVectorization", {"ngrams": 2, "output_mode": "count"}, TEXTS, TEXTS),
+    ("TextVectorization", {"standardize": "lower", "split": "character"}, TEXTS, TEXTS),
+    ("TextVectorization", {"standardize": None}, TEXTS, [[t] for t in TEXTS]),
+    ("TextVectorization", {"vocabulary": ["cat", "the", "dog"]}, None, TEXTS),
+]
+
+
+def _plain(value):
+    """A layer output as JSON: strings decoded, numbers as float64."""
+    arr = np.asarray(value)
+    if arr.dtype.kind in "OSU":
+        return [[_plain(x) for x in arr]] if arr.ndim == 0 else [
+            _plain(x) if np.ndim(x) else (x.decode() if isinstance(x, bytes) else str(x))
+            for x in arr]
+    return arr.astype(np.float64).tolist()
+
+
+def _adapt_data(adapt):
+    if isinstance(adapt, str):  # three batches of normal values, adapted batch by batch
+        rng = np.random.default_rng(3)
+        return [rng.normal(size=(40,)).astype(np.float32) for _ in range(3)]
+    return adapt
+
+
+def preprocessing() -> dict:
+    """Lookup, hashing, discretization and text layers: outputs, dtypes and vocabularies."""
+    import keras
+
+    cases = []
+    for cls, config, adapt, inputs in PREPROCESSING_CASES:
+        layer = getattr(keras.layers, cls)(**config)
+        if adapt is not None:
+            layer.adapt(_adapt_data(adapt))
+        out = layer(np.array(inputs))
+        case = {"class": cls, "config": config, "adapt": _adapt_data(adapt) if isinstance(
+            adapt, str) else adapt, "inputs": inputs, "output": _plain(out),
+                "dtype": str(np.asarray(out).dtype)}
+        if hasattr(layer, "get_vocabulary"):
+            case["vocabulary"] = [v.decode() if isinstance(v, bytes) else
+                                  v.item() if hasattr(v, "item") else v
+                                  for v in layer.get_vocabulary()]
+        if cls == "Discretization":
+            case["bin_boundaries"] = _floats(layer.bin_boundaries)
+        cases.append(case)
+    for case in cases:
+        if isinstance(case["adapt"], list) and case["adapt"] and isinstance(
+                case["adapt"][0], np.ndarray):
+            case["adapt"] = [_floats(b) for b in case["adapt"]]
+    crossing = []
+    for config, inputs in CROSSING_CASES:
+        out = keras.layers.HashedCrossing(**config)(tuple(np.array(x) for x in inputs))
+        crossing.append({"config": config, "inputs": inputs, "output": _plain(out)})
+    pipeline = keras.layers.Pipeline([keras.layers.StringLookup(vocabulary=VOCAB),
+                                      keras.layers.CategoryEncoding(6, output_mode="count")])
+    return {"keras_version": keras.__version__, "cases": cases, "crossing": crossing,
+            "pipeline": {"inputs": WORDS, "output": _plain(pipeline(np.array(WORDS)))}}
+
+
+CROSSING_CASES = [
+    ({"num_bins": 97}, [["a", "b", "cc"], [1, 2, -3]]),
+    ({"num_bins": 1000}, [[[5], [6]], [[1], [2]], [["x"], ["a longer string value"]]]),
+    ({"num_bins": 5, "output_mode": "one_hot"}, [["a", "b"], ["x", "y"]]),
+]
+
+
+AFFINE_TRANSFORMS = [
+    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    [0.8, -0.3, 2.5, 0.4, 1.1, -3.2, 0.0, 0.0],
+    [1.3, 0.2, -4.0, -0.2, 0.7, 5.5, 0.0, 0.0],
+    [0.9, 0.1, 1.0, 0.05, 0.95, 0.5, 0.01, -0.02],
+]
+
+IMAGE_CASES = [  # (Keras class, constructor arguments, input shape)
+    ("Resizing", {"height": 5, "width": 4}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 11, "width": 13}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 4, "width": 12, "interpolation": "nearest"}, (2, 7, 9, 3)),
+    ("Resizing", {"height": 10, "width": 5, "interpolation": "nearest"}, (7, 9, 3)),
+    ("Resizing", {"height": 4, "width": 4, "crop_to_aspect_ratio": True}, (2, 7, 9, 3)),
+    ("CenterCrop", {"height": 4, "width": 5}, (2, 7, 9, 3)),
+    ("CenterCrop", {"height": 3, "width": 8}, (6, 9, 1)),
+    ("CenterCrop", {"height": 9, "width": 5}, (2, 7, 9, 3)),
+    ("RandomCrop", {"height": 4, "width": 5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomRotation", {"factor": 0.2, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomZoom", {"height_factor": 0.3, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomTranslation", {"height_factor": 0.2, "width_factor": (-0.1, 0.3), "seed": 1},
+     (2, 7, 9, 3)),
+    ("RandomContrast", {"factor": 0.4, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomBrightness", {"factor": 0.3, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomGrayscale", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("Solarization", {"addition_factor": 0.2, "threshold_factor": 0.5, "seed": 1},
+     (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": 3, "seed": 1}, (2, 7, 9, 3)),
+    ("AutoContrast", {}, (2, 7, 9, 3)),
+    ("RandomColorDegeneration", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": 0.5, "seed": 1}, (2, 7, 9, 3)),
+]
+
+# Training-mode cases whose draws cannot change the result.
+IMAGE_TRAINING_CASES = [
+    ("RandomGrayscale", {"factor": 1.0}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": (1.0, 1.0)}, (2, 7, 9, 3)),
+    ("RandomInvert", {"factor": (1.0, 1.0), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": (4, 4)}, (2, 7, 9, 3)),
+    ("RandomPosterization", {"factor": (2, 2), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("AutoContrast", {}, (2, 7, 9, 3)),
+    ("AutoContrast", {"value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("Solarization", {"threshold_factor": (0.0, 0.0)}, (2, 7, 9, 3)),
+    ("Solarization", {"threshold_factor": (0.0, 0.0), "value_range": (0, 1)}, (2, 7, 9, 3)),
+    ("RandomColorDegeneration", {"factor": (0.4, 0.4)}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": (0.3, 0.3)}, (2, 7, 9, 3)),
+    ("RandomSharpness", {"factor": (0.8, 0.8), "value_range": (0, 1)}, (2, 7, 9, 3)),
+]
+
+
+def image() -> dict:
+    """Image layers' inference outputs, affine_transform per fill mode, Keras's matrices."""
+    import keras
+
+    rng = np.random.default_rng(21)
+    cases = []
+    for cls, config, shape in IMAGE_CASES:
+        x = rng.uniform(0, 255, size=shape).astype(np.float32)
+        out = getattr(keras.layers, cls)(**config)(x, training=False)
+        cases.append({"class": cls, "config": config, "input": _floats(x),
+                      "output": _floats(out)})
+    for cls, config, shape in IMAGE_TRAINING_CASES:
+        high = config.get("value_range", (0, 255))[1]
+        x = rng.uniform(0, high, size=shape).astype(np.float32)
+        out = getattr(keras.layers, cls)(**config)(x, training=True)
+        cases.append({"class": cls, "config": config, "input": _floats(x), "training": True,
+                      "output": _floats(out)})
+    images = rng.uniform(0, 1, size=(2, 6, 7, 2)).astype(np.float32)
+    affine = []
+    for mode in ("reflect", "wrap", "constant", "nearest"):
+        for interpolation in ("bilinear", "nearest"):
+            out = keras.ops.image.affine_transform(
+                images, np.array(AFFINE_TRANSFORMS[1:3], np.float32), interpolation=interpolation,
+                fill_mode=mode, fill_value=0.5)
+            affine.append({"fill_mode": mode, "interpolation": interpolation,
+                           "transforms": AFFINE_TRANSFORMS[1:3], "output": _floats(out)})
+            out = keras.ops.image.affine_transform(
+                images, np.array(AFFINE_TRANSFORMS[::3], np.float32), interpolation=interpolation,
+                fill_mode=mode, fill_value=0.5)
+            affine.append({"fill_mode": mode, "interpolation": interpolation,
+                           "transforms": AFFINE_TRANSFORMS[::3], "output": _floats(out)})
+    angles = np.array([30.0, -45.0, 7.5], np.float32)
+    zeros, ones = np.zeros(3, np.float32), np.ones(3, np.float32)
+    rotation = keras.layers.RandomRotation(0.1)._compute_affine_matrix(
+        0.5, 0.5, angles, zeros, zeros, ones, zeros, zeros, 6, 7)
+    zooms = np.array([[0.8, 1.2], [1.1, 1.1], [1.5, 0.7]], np.float32)
+    zoom = keras.layers.RandomZoom(0.1)._get_zoom_matrix(zooms, 6, 7)
+    shifts = np.array([[1.5, -2.0], [0.0, 3.0], [-1.25, 0.5]], np.float32)
+    translation = keras.layers.RandomTranslation(0.1, 0.1)._get_translation_matrix(shifts)
+    return {"keras_version": keras.__version__, "cases": cases, "images": _floats(images),
+            "affine": affine,
+            "matrices": {"angles": _floats(angles), "rotation": _floats(rotation),
+                         "zooms": _floats(zooms), "zoom": _floats(zoom),
+                         "shifts": _floats(shifts), "translation": _floats(translation),
+                         "height": 6, "width": 7}}
+
+
+DATASET_DIR = OUT / "datasets"
+
+
+def _python2_pickler():
+    """A protocol-2 pickler writing bytes as Python 2's str opcodes, as CIFAR's files are."""
+    import pickle
+    import struct
+
+    class Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_bytes(self, obj: bytes) -> None:
+            if len(obj) < 256:
+                self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+            else:
+                self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+            self.memoize(obj)
+        dispatch[bytes] = save_bytes
+    return Pickler
+
+
+_Python2Pickler = _python2_pickler()
+
+
+def _write_dataset_files() -> None:
+    """Small files in the real formats: Keras's .npz files and CIFAR's protocol-2 pickles."""
+    rng = np.random.default_rng(5)
+    DATASET_DIR.mkdir(parents=True, exist_ok=True)
+
+    def seqs(n: int) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = [list(map(int, rng.integers(1, 30, size=rng.integers(2, 9)))) for _ in range(n)]
+        return out
+    np.savez(DATASET_DIR / "imdb.npz", x_train=seqs(12), y_train=rng.integers(0, 2, 12),
+             x_test=seqs(8), y_test=rng.integers(0, 2, 8))
+    np.savez(DATASET_DIR / "reuters.npz", x=seqs(15), y=rng.integers(0, 46, 15))
+    np.savez(DATASET_DIR / "boston_housing.npz", x=rng.normal(size=(20, 13)) * 10,
+             y=rng.uniform(5, 50, size=20))
+    for name, files, keys in (("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)]
+                               + ["test_batch"], ("labels",)),
+                              ("cifar-100-python", ["train", "test"],
+                               ("fine_labels", "coarse_labels"))):
+        (DATASET_DIR / name).mkdir(exist_ok=True)
+        for file in files:
+            n = 3
+            batch = {b"batch_label": f"{file} of {name}".encode(),
+                     b"data": rng.integers(0, 256, size=(n, 3072)).astype(np.uint8),
+                     b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+            for key in keys:
+                batch[key.encode()] = [int(v) for v in rng.integers(0, 100, n)]
+            with open(DATASET_DIR / name / file, "wb") as f:
+                _Python2Pickler(f, protocol=2).dump(batch)
+    np.savez(DATASET_DIR / "california_housing.npz", x=rng.normal(size=(30, 8)),
+             y=rng.uniform(0.5, 5, size=30))
+
+
+DATASET_CASES = [  # (module, load_data arguments)
+    ("imdb", {}), ("imdb", {"num_words": 12, "skip_top": 3}), ("imdb", {"maxlen": 7}),
+    ("imdb", {"start_char": None, "oov_char": None, "index_from": 0, "num_words": 20}),
+    ("imdb", {"seed": 7, "index_from": 5}),
+    ("reuters", {}), ("reuters", {"num_words": 15, "test_split": 0.3, "maxlen": 8}),
+    ("reuters", {"oov_char": None, "skip_top": 5, "seed": 1}),
+    ("boston_housing", {}), ("boston_housing", {"test_split": 0.35, "seed": 3}),
+    ("california_housing", {}),
+    ("california_housing", {"version": "small", "test_split": 0.25, "seed": 9}),
+]
+
+
+def datasets() -> dict:
+    """Keras's loaders run on the small files (their download step pointed at them)."""
+    import keras
+    from keras.src.datasets import boston_housing, california_housing, cifar, imdb, reuters
+
+    _write_dataset_files()
+    modules = {"imdb": imdb, "reuters": reuters, "boston_housing": boston_housing,
+               "california_housing": california_housing}
+    cases = []
+    for module, kwargs in DATASET_CASES:
+        modules[module].get_file = lambda *a, _m=module, **k: str(DATASET_DIR / f"{_m}.npz")
+        (x_train, y_train), (x_test, y_test) = modules[module].load_data(**kwargs)
+        plain = [[list(map(int, s)) for s in x] if x.dtype == object else _floats(x)
+                 for x in (x_train, x_test)]
+        cases.append({"module": module, "kwargs": kwargs, "x_train": plain[0],
+                      "y_train": np.asarray(y_train).tolist(), "x_test": plain[1],
+                      "y_test": np.asarray(y_test).tolist(), "y_dtype": str(y_train.dtype),
+                      "x_dtype": str(x_train.dtype)})
+    batches = []
+    for path, key in (("cifar-10-batches-py/data_batch_2", "labels"),
+                      ("cifar-100-python/test", "coarse_labels")):
+        data, labels = cifar.load_batch(str(DATASET_DIR / path), label_key=key)
+        batches.append({"path": path, "label_key": key, "data": np.asarray(data).tolist(),
+                        "labels": list(labels)})
+    return {"keras_version": keras.__version__, "cases": cases, "cifar_batches": batches}
+
+
+VOLUME, SEQ = (1, 4, 5, 6, 2), (2, 9, 3)
+LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call arguments)
+    ("Conv3D", {"filters": 4, "kernel_size": 3}, [VOLUME], {}),
+    ("Conv3D", {"filters": 2, "kernel_size": (2, 3, 2), "strides": (1, 2, 2), "padding": "same",
+                "activation": "relu"}, [VOLUME], {}),
+    ("Conv3D", {"filters": 2, "kernel_size": 2, "dilation_rate": (2, 1, 2), "use_bias": False},
+     [VOLUME], {}),
+    ("Conv3DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2}, [(1, 3, 3, 2, 2)], {}),
+    ("Conv3DTranspose", {"filters": 3, "kernel_size": (2, 3, 3), "strides": (1, 2, 2),
+                         "padding": "same"}, [(1, 3, 3, 2, 2)], {}),
+    ("Conv1DTranspose", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+     [SEQ], {}),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 4, "strides": 3}, [SEQ], {}),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 3, "dilation_rate": 2}, [SEQ], {}),
+    ("DepthwiseConv1D", {"kernel_size": 3, "depth_multiplier": 2}, [SEQ], {}),
+    ("DepthwiseConv1D", {"kernel_size": 3, "strides": 2, "padding": "same"}, [SEQ], {}),
+    ("SeparableConv1D", {"filters": 5, "kernel_size": 3, "depth_multiplier": 2,
+                         "padding": "same"}, [SEQ], {}),
+    ("MaxPooling3D", {}, [VOLUME], {}),
+    ("MaxPooling3D", {"pool_size": (2, 2, 3), "strides": (1, 2, 1), "padding": "same"},
+     [VOLUME], {}),
+    ("AveragePooling3D", {"pool_size": 2}, [VOLUME], {}),
+    ("AveragePooling3D", {"pool_size": (3, 2, 2), "strides": 2, "padding": "same"}, [VOLUME], {}),
+    ("GlobalAveragePooling3D", {}, [VOLUME], {}),
+    ("GlobalMaxPooling3D", {"keepdims": True}, [VOLUME], {}),
+    ("UpSampling3D", {"size": (1, 2, 3)}, [VOLUME], {}),
+    ("ZeroPadding3D", {"padding": ((1, 0), (0, 2), (1, 1))}, [VOLUME], {}),
+    ("Cropping3D", {"cropping": ((1, 0), (1, 1), (0, 2))}, [VOLUME], {}),
+    ("SpatialDropout3D", {"rate": 0.5}, [VOLUME], {}),
+    ("GroupNormalization", {"groups": 3}, [(2, 4, 5, 6)], {}),
+    ("GroupNormalization", {"groups": -1, "epsilon": 0.01}, [SEQ], {}),
+    ("GroupNormalization", {"groups": 2, "axis": 1, "center": False}, [(2, 4, 3)], {}),
+    ("UnitNormalization", {}, [SEQ], {}),
+    ("UnitNormalization", {"axis": (1, 2)}, [SEQ], {}),
+    ("RMSNormalization", {}, [SEQ], {}),
+    ("RMSNormalization", {"axis": (1, 2), "epsilon": 0.1}, [SEQ], {}),
+    ("AlphaDropout", {"rate": 0.3}, [SEQ], {}),
+    ("Attention", {}, [(2, 4, 3), SEQ], {}),
+    ("Attention", {"use_scale": True}, [(2, 4, 3), SEQ, (2, 9, 3)], {}),
+    ("Attention", {"use_scale": True, "score_mode": "concat"}, [(2, 4, 3), SEQ], {}),
+    ("Attention", {}, [(2, 9, 3), SEQ], {"use_causal_mask": True}),
+    ("Attention", {}, [(2, 4, 3), SEQ], {"mask": "qv"}),
+    ("AdditiveAttention", {}, [(2, 4, 3), SEQ], {}),
+    ("AdditiveAttention", {"use_scale": False}, [(2, 4, 3), SEQ, (2, 9, 3)], {"mask": "qv"}),
+    ("AdaptiveAveragePooling1D", {"output_size": 4}, [SEQ], {}),
+    ("AdaptiveMaxPooling1D", {"output_size": 5}, [SEQ], {}),
+    ("AdaptiveAveragePooling2D", {"output_size": (3, 4)}, [(2, 7, 9, 2)], {}),
+    ("AdaptiveMaxPooling2D", {"output_size": 3}, [(2, 7, 9, 2)], {}),
+    ("AdaptiveAveragePooling3D", {"output_size": (2, 3, 4)}, [VOLUME], {}),
+    ("AdaptiveMaxPooling3D", {"output_size": (3, 2, 4)}, [VOLUME], {}),
+    ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3}, [SEQ], {"reverse": True}),
+    ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3, "tie_weights": False,
+                             "logit_soft_cap": 1.5}, [SEQ], {"reverse": True}),
+]
+
+
+def _masks(shapes: list) -> list:
+    return [np.arange(s[1])[None, :].repeat(s[0], 0) < s[1] - 1 - np.arange(s[0])[:, None]
+            for s in shapes[:2]]
+
+
+def layers() -> dict:
+    """Layer outputs for fixed weights and inputs, and the gradients of sum(out * cotangent)."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(33)
+    cases = []
+    for cls, config, shapes, call_kwargs in LAYER_CASES:
+        inputs = [tf.constant(rng.normal(size=s).astype(np.float32)) for s in shapes]
+        layer = getattr(keras.layers, cls)(**config)
+        layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights]
+        layer.set_weights(weights)
+        kwargs = dict(call_kwargs)
+        if kwargs.get("mask") == "qv":
+            kwargs["mask"] = [tf.constant(m) for m in _masks(shapes)]
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+            cotangent = rng.normal(size=out.shape).astype(np.float32)
+            total = tf.reduce_sum(out * cotangent)
+        grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
+        cases.append({"class": cls, "config": config, "call": call_kwargs,
+                      "inputs": [_floats(x) for x in inputs],
+                      "weights": [_floats(w) for w in weights],
+                      "weight_names": [w.name for w in layer.weights],
+                      "output": _floats(out), "cotangent": _floats(cotangent),
+                      "grads": [None if g is None else _floats(g) for g in grads]})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
+FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
+            "datasets": datasets, "layers": layers}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:], FIXTURES)
