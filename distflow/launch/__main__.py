@@ -152,7 +152,12 @@ SEVERAL MACHINES (torchrun style)
     after every worker on every node has finished; a failure anywhere
     (chief, server, --fail-fast) stops all nodes.
   Servers bind 0.0.0.0 by default here, so --keys DIR or --insecure is
-  required.
+  required. With --keys the launchers' channel is encrypted and
+  authenticated with the same keys (the coordinator needs server.key_secret,
+  the others a client key pair): a connection without an allowed key, or a
+  launcher of another run, is refused and logged ("[launch] refused a
+  connection to the launcher coordinator ...", at most once per 10 s).
+  Without --keys anyone who can reach P+M can stop the run (docs/security.md).
 
 SLURM (srun)
   Inside an srun step (SLURM_STEP_NODELIST and SLURM_PROCID set) and with no

@@ -391,10 +391,11 @@ class Supervisor:
         try:
             if spec.is_coordinator:
                 self._control = Coordinator(self.plan.bind, spec.port, spec.peers,
-                                            self.plan.run_id)
+                                            self.plan.run_id, keys_dir=self.opts.keys)
             else:
                 self._control = Peer(spec.host, spec.port, self.plan.node_rank,
-                                     self.opts.rendezvous_timeout, self.plan.run_id)
+                                     self.opts.rendezvous_timeout, self.plan.run_id,
+                                     keys_dir=self.opts.keys)
         except ControlError as exc:
             self.say(str(exc))
             self._failure_code = 1
@@ -421,6 +422,8 @@ class Supervisor:
         elif kind == "rejected":
             self.say(f"ignored a launcher with another run id ({payload.get('run_id')!r}) "
                      "on the coordinator port; is another run using the same --port?")
+        elif kind == "refused":
+            self.say(payload["error"])
         elif kind == "dropped":
             self.say(f"launcher {node} disconnected before it finished; its processes are lost")
         elif kind in ("stop", "coordinator_lost", "unreachable") and not self._stop_requested:
