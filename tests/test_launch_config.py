@@ -399,3 +399,45 @@ def test_node_launcher_args_reproduce_the_node_plan():
     assert node1.run_id == driver.run_id and node1.ps_addrs == driver.ps_addrs
     command = ssh_command(driver.options, "h1", args, env={"PYTHONPATH": "/src"})
     assert "env PYTHONPATH=/src " in command[-1]
+
+
+# ------------------------------------------------------- servers across nodes
+
+
+@pytest.mark.parametrize("num_ps", [2, 3])
+def test_servers_spread_one_per_node_when_ps_reaches_the_nodes(num_ps):
+    """As BytePS co-locates a server with each node's workers: server i on node i mod N."""
+    port = free_base_port(num_ps + 1, "0.0.0.0")
+    argv = ["--workers", "4", "--ps", str(num_ps), "--insecure", "--port", str(port), "x.py"]
+    node0, node1 = plan_for(argv, slurm_env(0)), plan_for(argv, slurm_env(1))
+    hosts = ["node01", "node02"]
+    expected = [f"tcp://{hosts[i % 2]}:{port + i}" for i in range(num_ps)]
+    assert node0.ps_addrs == node1.ps_addrs == expected
+    for node, plan in enumerate((node0, node1)):
+        servers = [p for p in plan.processes if p.role == "ps"]
+        assert [(p.node, p.host) for p in servers] == [(i % 2, hosts[i % 2])
+                                                       for i in range(num_ps)]
+        assert [p.name for p in plan.local_processes if p.role == "ps"] == [
+            f"ps {i}" for i in range(num_ps) if i % 2 == node]
+        assert all(p.env["DISTFLOW_PS_ADDRS"] == ",".join(expected) for p in plan.processes)
+    assert node0.control.port == node1.control.port == port + num_ps
+    assert node1.control.host == "node01"
+
+
+def test_servers_stay_on_node_0_when_fewer_than_nodes_or_node_hosts_unknown():
+    port = free_base_port(3, "0.0.0.0")
+    fewer = plan_for(["--workers", "3", "--ps", "1", "--insecure", "--port", str(port),
+                      "x.py"], slurm_env(1, "node[01-03]", 3))
+    assert fewer.ps_addrs == [f"tcp://node01:{port}"]
+    flags = plan_for(["--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1",
+                      "--ps", "2", "--insecure", "--port", str(port), "x.py"])
+    assert flags.ps_addrs == [f"tcp://10.0.0.1:{port}", f"tcp://10.0.0.1:{port + 1}"]
+    assert not any(p.local for p in flags.processes if p.role == "ps")
+
+
+def test_hosts_plan_spreads_servers_over_the_listed_hosts():
+    port = free_base_port(3, "0.0.0.0")
+    node1 = plan_for(["--hosts", "h0:2,h1:2", "--node-rank", "1", "--ps", "2", "--insecure",
+                      "--port", str(port), "x.py"])
+    assert node1.ps_addrs == [f"tcp://h0:{port}", f"tcp://h1:{port + 1}"]
+    assert [p.name for p in node1.local_processes] == ["ps 1", "worker 2", "worker 3"]

@@ -142,7 +142,8 @@ SEVERAL MACHINES (torchrun style)
   Run the same command on every node with --nnodes N --node-rank K
   --master-addr HOST (HOST = an address of node 0 the others can reach):
   - the M servers run on node 0 and listen on --port P .. P+M-1
-    (DISTFLOW_PS_ADDRS = tcp://HOST:P, ...);
+    (DISTFLOW_PS_ADDRS = tcp://HOST:P, ...): with these flags the launchers
+    know no other node's address;
   - workers are split evenly, in order of global rank: node 0 gets ranks
     0..n0-1 (so the chief is on node 0), node 1 the next ones, and so on;
     the first W mod N nodes get one extra;
@@ -170,6 +171,16 @@ SLURM (srun)
       srun --ntasks-per-node=1 python -m distflow.launch --workers 8 ... train.py
   The run id is slurm-<SLURM_JOB_ID>.<SLURM_STEP_ID>. See launch/distflow.sbatch.
 
+SERVERS ACROSS NODES (Slurm, --hosts/--hostfile)
+  Where every node's address is known (Slurm's node list, the host list)
+  and --ps M >= the number of nodes N, the servers are spread as BytePS
+  co-locates them with the workers: server i runs on node i mod N and
+  listens on that node's port P+i (DISTFLOW_PS_ADDRS = tcp://node0:P,
+  tcp://node1:P+1, ...), so each node sends and receives about 1/N of the
+  parameter traffic. With M < N all servers run on node 0, as above. The
+  launcher starting server 0 holds --checkpoint-dir's lock; the directory
+  must be shared by the nodes (each server writes its own shard there).
+
 OPENMPI (mpirun)
   With OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK set, each rank's launcher runs
   exactly one process: ranks 0..M-1 are servers 0..M-1, the others are
@@ -195,7 +206,8 @@ SSH (--hosts / --hostfile, Horovod style)
   ssh (--ssh) unless the host is this machine, each with
   --hosts ... --node-rank K --run-id ... --watch-stdin. Workers fill the
   hosts in order up to their slots (default --workers = all slots);
-  servers run on the first host. The remote command is
+  servers run on the first host, or one per host when --ps >= the number
+  of hosts (see SERVERS ACROSS NODES). The remote command is
   "cd <this directory> && exec <python> -m distflow.launch ...", so the
   same paths must exist on every host. A remote launcher stops its
   processes when its ssh connection closes. Output lines carry both

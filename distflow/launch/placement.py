@@ -170,22 +170,34 @@ def _check_port(host: str, port: int, needed_by: str) -> None:
 # ------------------------------------------------------------- node modes
 
 
+def server_nodes(num_ps: int, nnodes: int, spread: bool) -> list[int]:
+    """The node of each server: ``i mod nnodes`` when ``spread`` and ``num_ps >= nnodes``
+    (one or more per node, as BytePS co-locates servers with workers), else node 0."""
+    if spread and num_ps >= nnodes:
+        return [i % nnodes for i in range(num_ps)]
+    return [0] * num_ps
+
+
 def _place_nodes(opts: Options, engine: str, node_rank: int, master: str,
-                 node_hosts: list[str], worker_counts: list[int], run_id: str) -> LaunchPlan:
-    """One launcher per node; servers and the coordinator on node 0."""
+                 node_hosts: list[str], worker_counts: list[int], run_id: str,
+                 spread: bool = True) -> LaunchPlan:
+    """One launcher per node; servers spread over the nodes (`server_nodes`), the
+    coordinator on node 0. `spread=False` when only node 0's address is known."""
     nnodes, num_ps = len(node_hosts), opts.ps or 1
     num_workers = sum(worker_counts)
     bind = _bind_for(opts, node_hosts)
     base_port = opts.port or DEFAULT_PORT
-    if node_rank == 0:
-        for i in range(num_ps):
+    hosts = [master, *node_hosts[1:]]
+    ps_nodes = server_nodes(num_ps, nnodes, spread)
+    for i, node in enumerate(ps_nodes):
+        if node == node_rank:
             _check_port(bind, base_port + i, f"ps {i}")
-        if nnodes > 1:
-            _check_port(bind, base_port + num_ps, "the launcher coordinator")
-    ps_addrs = [tcp_address(master, base_port + i) for i in range(num_ps)]
+    if node_rank == 0 and nnodes > 1:
+        _check_port(bind, base_port + num_ps, "the launcher coordinator")
+    ps_addrs = [tcp_address(hosts[node], base_port + i) for i, node in enumerate(ps_nodes)]
     base = child_env(opts, run_id, num_workers, ps_addrs, bind)
-    processes = [_spec(opts, base, "ps", i, 0, node_hosts[0], node_rank == 0)
-                 for i in range(num_ps)]
+    processes = [_spec(opts, base, "ps", i, node, node_hosts[node], node == node_rank)
+                 for i, node in enumerate(ps_nodes)]
     rank = 0
     for node, count in enumerate(worker_counts):
         for _ in range(count):
@@ -212,7 +224,7 @@ def _place_flag_nodes(opts: Options) -> LaunchPlan:
     hosts = [opts.master_addr] + [f"node{k}" for k in range(1, nnodes)]
     run_id = opts.run_id or _stable_id("nodes", opts.master_addr, opts.port, nnodes)
     return _place_nodes(opts, "nodes", node_rank, opts.master_addr, hosts,
-                        even_split(workers, nnodes), run_id)
+                        even_split(workers, nnodes), run_id, spread=False)
 
 
 def _place_slurm(opts: Options, info: cluster.SlurmInfo) -> LaunchPlan:
@@ -316,7 +328,9 @@ def _place_ssh_driver(opts: Options, hosts: list[cluster.HostSlots], master: str
                       run_id: str, workers: int) -> LaunchPlan:
     bind = _bind_for(opts, [h.host for h in hosts])
     base_port = opts.port or DEFAULT_PORT
-    ps_addrs = [tcp_address(master, base_port + i) for i in range(opts.ps or 1)]
+    names = [master, *(h.host for h in hosts[1:])]
+    ps_addrs = [tcp_address(names[node], base_port + i)
+                for i, node in enumerate(server_nodes(opts.ps or 1, len(hosts), True))]
     processes = []
     for k, host in enumerate(hosts):
         args = node_launcher_args(opts, hosts, k, run_id, workers)

@@ -273,9 +273,11 @@ class Supervisor:
         return self._exit_code()
 
     def _lock_checkpoints(self) -> bool:
-        """Holds --checkpoint-dir for this run when this launcher starts servers."""
+        """Holds --checkpoint-dir for this run when this launcher starts server 0 (servers
+        spread over several nodes share the directory)."""
         directory = self.opts.checkpoint_dir
-        if not directory or not any(c.spec.role == "ps" for c in self.children):
+        if not directory or not any(c.spec.role == "ps" and c.spec.rank == 0
+                                    for c in self.children):
             return True
         try:
             self._lock_path, note = lock.acquire(str(directory), self.plan.run_id)
