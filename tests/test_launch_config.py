@@ -441,3 +441,24 @@ def test_hosts_plan_spreads_servers_over_the_listed_hosts():
                       "--port", str(port), "x.py"])
     assert node1.ps_addrs == [f"tcp://h0:{port}", f"tcp://h1:{port + 1}"]
     assert [p.name for p in node1.local_processes] == ["ps 1", "worker 2", "worker 3"]
+
+
+def test_ssh_command_carries_the_interpreter_and_its_environment():
+    """A remote login shell has neither this virtual environment nor the DISTFLOW_* set here."""
+    plan = plan_for(["--hosts", "localhost:1,far.example:1", "--insecure", "--run-id", "r1",
+                     "train.py"])
+    env = {"DISTFLOW_DATA": "/data/my sets", "DISTFLOW_REQUEST_TIMEOUT": "90",
+           "DISTFLOW_HOSTFILE": "ignored-hosts", "DISTFLOW_WORKERS": "7",
+           "VIRTUAL_ENV": "/opt/venv", "PYTHONPATH": "/src", "HOME": "/home/me",
+           "SECRET_TOKEN": "x"}
+    args = node_launcher_args(plan.options, cluster.parse_hosts("localhost:1,far.example:1"),
+                              1, "r1", 2)
+    command = ssh_command(plan.options, "far.example", args, env=env)[-1]
+    python = os.path.abspath(sys.executable)
+    prefix = (f"cd {os.getcwd()} && exec env DISTFLOW_DATA='/data/my sets' "
+              "DISTFLOW_REQUEST_TIMEOUT=90 PYTHONPATH=/src VIRTUAL_ENV=/opt/venv "
+              f"PATH={os.path.dirname(python)}:\"$PATH\" {python} -m distflow.launch "
+              "--watch-stdin ")
+    assert command.startswith(prefix), command
+    for absent in ("DISTFLOW_HOSTFILE", "DISTFLOW_WORKERS", "HOME", "SECRET_TOKEN"):
+        assert absent not in command  # options travel as flags; other variables stay here

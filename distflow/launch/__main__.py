@@ -208,9 +208,15 @@ SSH (--hosts / --hostfile, Horovod style)
   hosts in order up to their slots (default --workers = all slots);
   servers run on the first host, or one per host when --ps >= the number
   of hosts (see SERVERS ACROSS NODES). The remote command is
-  "cd <this directory> && exec <python> -m distflow.launch ...", so the
-  same paths must exist on every host. A remote launcher stops its
-  processes when its ssh connection closes. Output lines carry both
+  "cd <this directory> && exec env VARS PATH=<python's bin>:$PATH <python>
+  -m distflow.launch ...": <python> is this interpreter's absolute path (a
+  virtual environment's packages are then found without activating it; or
+  --remote-python), and VARS carries this shell's DISTFLOW_* variables that
+  are not launcher options (DISTFLOW_DATA, DISTFLOW_REQUEST_TIMEOUT, ...;
+  the options travel as flags) and PYTHONPATH, VIRTUAL_ENV, PYTHONHOME.
+  Nothing else is forwarded: the remote login keeps its own environment.
+  The same paths (directory, interpreter, data) must exist on every host.
+  A remote launcher stops its processes when its ssh connection closes. Output lines carry both
   prefixes: "[node 1] [worker 2] ...".
 
   --standalone ignores Slurm, OpenMPI and TF_CONFIG variables.

@@ -307,20 +307,40 @@ def node_launcher_args(opts: Options, hosts: list[cluster.HostSlots], node_rank:
     return args + (["-m"] if opts.module else []) + [opts.script, *opts.script_args]
 
 
+REMOTE_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")  # forwarded when set
+_OPTION_VARIABLES = frozenset(spec.env for spec in OPTIONS)  # travel as flags instead
+
+
+def remote_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a node launcher started over ssh gets from this one's environment.
+
+    Every ``DISTFLOW_*`` variable that is not a launcher option (those travel as
+    flags), such as ``DISTFLOW_DATA`` or ``DISTFLOW_REQUEST_TIMEOUT``, then the
+    interpreter's ``PYTHONPATH``, ``VIRTUAL_ENV`` and ``PYTHONHOME``. Nothing
+    else: the remote login environment keeps its own ``HOME``, ``USER``, ....
+    """
+    names = sorted(k for k in env if k.startswith("DISTFLOW_") and k not in _OPTION_VARIABLES)
+    return {k: env[k] for k in [*names, *REMOTE_ENV] if env.get(k)}
+
+
 def ssh_command(opts: Options, host: str, launcher_args: list[str],
                 env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The ssh command line that runs a node launcher on ``host``.
 
-    The remote launcher gets ``--watch-stdin``: when this ssh client dies its
+    The remote command is ``cd <this directory> && exec env <remote_env>
+    PATH=<interpreter's bin>:"$PATH" <interpreter> -m distflow.launch ...``:
+    the interpreter is this one's absolute path (or ``--remote-python``), so a
+    virtual environment's packages are found without activating it. The
+    remote launcher gets ``--watch-stdin``: when this ssh client dies its
     stdin closes, and the remote launcher stops its processes.
     """
     env = os.environ if env is None else env
-    python = opts.remote_python or sys.executable
-    exports = ""
-    if env.get("PYTHONPATH"):
-        exports = "env PYTHONPATH=" + shlex.quote(env["PYTHONPATH"]) + " "
-    remote = (f"cd {shlex.quote(os.getcwd())} && exec {exports}{shlex.quote(python)} -m "
-              f"distflow.launch --watch-stdin {shlex.join(launcher_args)}")
+    python = opts.remote_python or os.path.abspath(sys.executable)
+    exports = [f"{k}={shlex.quote(v)}" for k, v in remote_env(env).items()]
+    exports.append(f'PATH={shlex.quote(os.path.dirname(python))}:"$PATH"')
+    remote = (f"cd {shlex.quote(os.getcwd())} && exec env {' '.join(exports)} "
+              f"{shlex.quote(python)} -m distflow.launch --watch-stdin "
+              f"{shlex.join(launcher_args)}")
     return (*shlex.split(opts.ssh), host, remote)
 
 
