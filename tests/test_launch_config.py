@@ -70,6 +70,7 @@ def test_local_plan_has_servers_and_workers_with_contract_env(tmp_path):
     assert env["DISTFLOW_CHECKPOINT_DIR"] == str(tmp_path / "ck")
     assert env["DISTFLOW_CHECKPOINT_EVERY"] == "7"
     assert env["DISTFLOW_HEARTBEAT_TIMEOUT"] == "2.5"
+    assert env["DISTFLOW_RENDEZVOUS_TIMEOUT"] == "600"  # the startup deadline
     assert env["DISTFLOW_KEYS"] == "" and env["DISTFLOW_RESTART"] == "0"
     assert {env[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} == {
         "1"}

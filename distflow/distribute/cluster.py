@@ -32,6 +32,10 @@ class ClusterSpec:
         timeout: seconds a request may wait for a server before failing.
         heartbeat_timeout: seconds of silence after which servers declare a
             worker dead (workers send heartbeats at a quarter of it).
+        startup_timeout: how long the first contact with the servers (and the
+            wait for the chief's initial values) may take, when longer than
+            `timeout`: the run's startup deadline, DISTFLOW_RENDEZVOUS_TIMEOUT
+            (the launcher's --rendezvous-timeout). None: `timeout`.
         seed: shared seed for the per-epoch shuffle (identical on every worker).
     """
 
@@ -44,6 +48,7 @@ class ClusterSpec:
     keys_dir: str | None = None
     timeout: float = 60.0
     heartbeat_timeout: float = 30.0
+    startup_timeout: float | None = None
     seed: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -87,6 +92,7 @@ class ClusterSpec:
             keys_dir=env.get("DISTFLOW_KEYS") or None,
             timeout=env_number(env, "DISTFLOW_REQUEST_TIMEOUT", 60.0, float),
             heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
+            startup_timeout=env_number(env, "DISTFLOW_RENDEZVOUS_TIMEOUT", None, float),
             seed=env_number(env, "DISTFLOW_SEED", 0),
         )
 

@@ -42,7 +42,7 @@ OPTIONS
   --blas-threads N          DISTFLOW_BLAS_THREADS          1
   --standalone              DISTFLOW_STANDALONE            off (ignore Slurm/MPI/TF_CONFIG)
   --ps-command CMD          DISTFLOW_PS_COMMAND            python -u -m distflow.distribute.server
-  --rendezvous-timeout SEC  DISTFLOW_RENDEZVOUS_TIMEOUT    300
+  --rendezvous-timeout SEC  DISTFLOW_RENDEZVOUS_TIMEOUT    600 (the startup deadline)
   --remote-python PATH      DISTFLOW_REMOTE_PYTHON         this interpreter's path
   --ssh CMD                 DISTFLOW_SSH                   ssh -o BatchMode=yes
   --watch-stdin             DISTFLOW_WATCH_STDIN           off (set on ssh-started launchers)
@@ -70,14 +70,19 @@ OPTIONS
       it gets the same environment. Useful for tests and custom servers.
   --dry-run: print the plan (each process, its node, command and
       environment) and exit 0.
-  --rendezvous-timeout: on several machines, how long a launcher keeps
-      trying to reach node 0's launcher, and how long node 0 waits for
-      launchers that never show up before it stops the servers.
+  --rendezvous-timeout: the run's one startup deadline, long enough for
+      pods or jobs scheduled minutes apart. Every wait of a run's start
+      follows it: a launcher reaching node 0's launcher; node 0 waiting for
+      launchers that never show up (then it stops the servers); a worker's
+      first contact with the servers and its wait for the chief's initial
+      values; a server's first synchronous step waiting for workers that
+      have not registered yet (each counted from that process's start).
   --remote-python, --ssh, --watch-stdin: see SSH below.
 
   Some option variables (DISTFLOW_BIND, DISTFLOW_MAX_STALENESS,
   DISTFLOW_CHECKPOINT_DIR, DISTFLOW_CHECKPOINT_EVERY,
-  DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS, DISTFLOW_RUN_ID) are also
+  DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_RENDEZVOUS_TIMEOUT, DISTFLOW_KEYS,
+  DISTFLOW_RUN_ID) are also
   variables of the children's environment, with the same meaning.
 
 ENVIRONMENT OF EACH CHILD
@@ -94,6 +99,7 @@ ENVIRONMENT OF EACH CHILD
   DISTFLOW_CHECKPOINT_DIR     absolute path, empty for none
   DISTFLOW_CHECKPOINT_EVERY   steps between server checkpoints
   DISTFLOW_HEARTBEAT_TIMEOUT  seconds of silence after which a worker is dead
+  DISTFLOW_RENDEZVOUS_TIMEOUT the startup deadline (--rendezvous-timeout), seconds
   DISTFLOW_KEYS               absolute path of the CURVE key directory, empty for none
   DISTFLOW_RESTART            0 on the first start, then 1, 2, ... after restarts
   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS   --blas-threads (1), so
@@ -119,6 +125,11 @@ FAILURES AND EXIT CODE
     code). The launcher tells the servers at once, so no step waits for it;
     a worker that vanishes without its launcher noticing (another machine)
     is dropped after --heartbeat-timeout.
+  - A worker lost before its first step (the servers never got a gradient
+    from it; e.g. it gave up waiting for a late server or chief) fails the
+    run, even with --allow-lost-workers: the summary line says "failed
+    (worker K lost before its first step)" and the exit code is that
+    worker's. A run that never trained with all its workers is not complete.
   - A server fails: restarted up to --max-restarts times (it resumes from
     --checkpoint-dir); after that the run fails.
   - --fail-fast: any failure fails the run.

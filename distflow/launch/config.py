@@ -84,7 +84,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("--blas-threads", "DISTFLOW_BLAS_THREADS", "int", 1, "BLAS threads per child"),
     OptionSpec("--standalone", "DISTFLOW_STANDALONE", "bool", False, "ignore Slurm/MPI/TF"),
     OptionSpec("--ps-command", "DISTFLOW_PS_COMMAND", "str", None, "server command override"),
-    OptionSpec("--rendezvous-timeout", "DISTFLOW_RENDEZVOUS_TIMEOUT", "float", 300.0, "s"),
+    OptionSpec("--rendezvous-timeout", "DISTFLOW_RENDEZVOUS_TIMEOUT", "float", 600.0, "s"),
     OptionSpec("--remote-python", "DISTFLOW_REMOTE_PYTHON", "str", None, "python over ssh"),
     OptionSpec("--ssh", "DISTFLOW_SSH", "str", "ssh -o BatchMode=yes", "ssh command"),
     OptionSpec("--watch-stdin", "DISTFLOW_WATCH_STDIN", "bool", False, "stop at stdin EOF"),

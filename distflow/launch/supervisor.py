@@ -137,6 +137,9 @@ class Supervisor:
         self._control = None
         self._done_sent = False
         self._stop_requested = False
+        self._farewells: queue.Queue = queue.Queue()  # (child, stepped) from _farewell
+        self._farewells_pending = 0
+        self._lost_early: list[Child] = []  # workers lost before their first step
         self._started = time.monotonic()
         self._setup = make_child_setup(os.getpid())
 
@@ -320,7 +323,9 @@ class Supervisor:
                 elif child.state == "restarting" and now >= child.restart_at:
                     self._spawn(child)
             self._drain_control()
-            if self._workers_finished() and self._may_stop_servers():
+            self._drain_farewells()
+            if self._workers_finished() and not self._farewells_pending and \
+                    self._may_stop_servers():
                 return
             time.sleep(POLL_SECONDS)
 
@@ -367,8 +372,25 @@ class Supervisor:
         if spec.role != "worker" or not addrs:
             return
         keys = spec.env.get("DISTFLOW_KEYS") or None
-        threading.Thread(target=_say_bye, args=(addrs, spec.rank, keys),
+        self._farewells_pending += 1
+        threading.Thread(target=lambda: self._farewells.put((child, _say_bye(addrs, spec.rank,
+                                                                             keys))),
                          name=f"bye-{child.name}", daemon=True).start()
+
+    def _drain_farewells(self) -> None:
+        """A worker lost before its first step fails the run: it never trained with all
+        its workers (e.g. they gave up waiting for a late pod, see --rendezvous-timeout)."""
+        while not self._farewells.empty():
+            child, stepped = self._farewells.get_nowait()
+            self._farewells_pending -= 1
+            if child.state != "lost" or stepped is not False:
+                continue
+            self._lost_early.append(child)
+            self.say(f"{child.name} was lost before its first step (the servers never got a "
+                     "gradient from it); the run fails")
+            if self._failure_code is None:
+                self._failure_code = shell_exit_code(child.exit_code or 1)
+            self._stop_requested = True
 
     def _fail(self, child: Child, code: int | None = None) -> None:
         child.state = "failed"
@@ -560,6 +582,9 @@ class Supervisor:
         if self._failure is not None:
             verdict += (f" ({self._failure.name} exited with "
                         f"{describe_exit(self._failure.exit_code)})")
+        elif self._lost_early:
+            verdict += " (" + ", ".join(f"{c.name} lost before its first step"
+                                        for c in self._lost_early) + ")"
         lost = [c for c in self.children if c.state == "lost"]
         note = (f", {len(lost)} worker(s) lost: " + ", ".join(
             f"{c.name} ({describe_exit(c.exit_code)})" for c in lost)) if lost else ""
@@ -577,15 +602,26 @@ class Supervisor:
                          f"{child.checkpoint_failure.split('ERROR', 1)[-1].strip()}")
 
 
-def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:
-    """Sends `bye` to every server on behalf of worker `rank` (its process is gone)."""
+def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> bool | None:
+    """Sends `bye` to every server on behalf of worker `rank` (its process is gone).
+
+    Returns:
+        Whether any server got a step from that worker (None: the servers did not answer).
+    """
     from distflow.distribute.client import PSClient
 
     try:
-        PSClient(addrs, worker_id=rank, timeout=5.0, retries=1, keys_dir=keys_dir).close()
+        client = PSClient(addrs, worker_id=rank, timeout=3.0, retries=0, keys_dir=keys_dir)
+        try:
+            stats = client.stats()
+        finally:
+            client.close()
     except Exception as exc:  # noqa: BLE001 - a courtesy: heartbeats catch it anyway
         print(f"[launch] could not tell the servers that worker {rank} left ({exc}); they "
               f"will drop it after the heartbeat timeout", file=sys.stderr, flush=True)
+        return None
+    return any(shard.get("workers", {}).get(str(rank), {}).get("last_step", -1) >= 0
+               for shard in stats)
 
 
 def _is_terminal(stream) -> bool:
