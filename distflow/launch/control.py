@@ -271,8 +271,12 @@ class Peer:
         self._thread.start()
 
     def _run(self) -> None:
-        sock = transport.ClientSocket(_address(self._host, self._port), self._keys,
-                                      liveness=LIVENESS)
+        try:
+            sock = transport.ClientSocket(_address(self._host, self._port), self._keys,
+                                          liveness=LIVENESS)
+        except transport.TransportError as exc:
+            self._end("unreachable", f"cannot reach the launcher coordinator: {exc}")
+            return
         sock.send(_encode({"type": "hello", "node": self.node, "run_id": self.run_id}))
         deadline = time.monotonic() + self._timeout
         try:

@@ -373,9 +373,12 @@ class Supervisor:
             return
         keys = spec.env.get("DISTFLOW_KEYS") or None
         self._farewells_pending += 1
-        threading.Thread(target=lambda: self._farewells.put((child, _say_bye(addrs, spec.rank,
-                                                                             keys))),
+        threading.Thread(target=self._farewell, args=(child, addrs, keys),
                          name=f"bye-{child.name}", daemon=True).start()
+
+    def _farewell(self, child: Child, addrs: list[str], keys: str | None) -> None:
+        """(A thread.) Says `bye` for `child`; its answer goes to `_drain_farewells`."""
+        self._farewells.put((child, _say_bye(addrs, child.spec.rank, keys)))
 
     def _drain_farewells(self) -> None:
         """A worker lost before its first step fails the run: it never trained with all
