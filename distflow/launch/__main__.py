@@ -189,8 +189,9 @@ SERVERS ACROSS NODES (Slurm, --hosts/--hostfile)
   listens on that node's port P+i (DISTFLOW_PS_ADDRS = tcp://node0:P,
   tcp://node1:P+1, ...), so each node sends and receives about 1/N of the
   parameter traffic. With M < N all servers run on node 0, as above. The
-  launcher starting server 0 holds --checkpoint-dir's lock; the directory
-  must be shared by the nodes (each server writes its own shard there).
+  launcher starting server 0 holds --checkpoint-dir's lock; server i
+  writes DIR/ps-i on its own node (a shared directory keeps them together,
+  and lets a server restarted on another node resume).
 
 OPENMPI (mpirun)
   With OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK set, each rank's launcher runs
@@ -227,8 +228,8 @@ SSH (--hosts / --hostfile, Horovod style)
   the options travel as flags) and PYTHONPATH, VIRTUAL_ENV, PYTHONHOME.
   Nothing else is forwarded: the remote login keeps its own environment.
   The same paths (directory, interpreter, data) must exist on every host.
-  A remote launcher stops its processes when its ssh connection closes. Output lines carry both
-  prefixes: "[node 1] [worker 2] ...".
+  A remote launcher stops its processes when its ssh connection closes.
+  Output lines carry both prefixes: "[node 1] [worker 2] ...".
 
   --standalone ignores Slurm, OpenMPI and TF_CONFIG variables.
 """
