@@ -561,16 +561,16 @@ def test_the_first_contact_waits_for_a_late_chief_up_to_the_startup_deadline(ser
     strategy = strategy_module.MirroredStrategy(
         cluster=cluster, client_factory=lambda c: PSClient(list(c.ps_addrs), worker_id=1,
                                                            timeout=0.5))
-    chief_values = {"w": np.full((2, 2), 7.0, np.float32)}
+    with strategy.scope():
+        w = df.Variable(np.zeros((2, 2), np.float32), name="w")
+    chief_values = {w.name: np.full((2, 2), 7.0, np.float32)}  # (names are made unique)
     chief = PSClient([server.address], worker_id=0, timeout=5)
     late = threading.Timer(2.0, lambda: chief.init(chief_values, {"name": "sgd", "hp": {},
                                                                   "learning_rate": 0.1}))
     late.start()
     try:
-        with strategy.scope():
-            w = df.Variable(np.zeros((2, 2), np.float32), name="w")
         strategy.sync_variables([w], optimizers.SGD(learning_rate=0.1))
-        np.testing.assert_array_equal(w.numpy(), chief_values["w"])
+        np.testing.assert_array_equal(w.numpy(), chief_values[w.name])
         assert strategy.client.timeout == 0.5  # only the first contact waits longer
     finally:
         late.join()
