@@ -135,8 +135,10 @@ VARIABLES: tuple[Variable, ...] = (
        flag="--standalone"),
     _v("PS_COMMAND", "str", None, "command run instead of the parameter server", _LAUNCHER,
        flag="--ps-command"),
-    _v("RENDEZVOUS_TIMEOUT", "float", 300.0, "seconds launchers wait for each other",
-       _LAUNCHER, flag="--rendezvous-timeout", bound="positive"),
+    _v("RENDEZVOUS_TIMEOUT", "float", 600.0, "the startup deadline: launchers' rendezvous, "
+       "a worker's first contact and wait for the chief's values, a sync server's wait for "
+       "unregistered workers", "launcher, workers, servers", flag="--rendezvous-timeout",
+       child=True, bound="positive"),
     _v("REMOTE_PYTHON", "str", None, "the interpreter run over ssh (unset: this one's path)",
        _LAUNCHER, flag="--remote-python"),
     _v("SSH", "str", "ssh -o BatchMode=yes", "the ssh command", _LAUNCHER, flag="--ssh"),

@@ -70,6 +70,7 @@ def test_local_plan_has_servers_and_workers_with_contract_env(tmp_path):
     assert env["DISTFLOW_CHECKPOINT_DIR"] == str(tmp_path / "ck")
     assert env["DISTFLOW_CHECKPOINT_EVERY"] == "7"
     assert env["DISTFLOW_HEARTBEAT_TIMEOUT"] == "2.5"
+    assert env["DISTFLOW_RENDEZVOUS_TIMEOUT"] == "600"  # the startup deadline
     assert env["DISTFLOW_KEYS"] == "" and env["DISTFLOW_RESTART"] == "0"
     assert {env[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} == {
         "1"}
@@ -445,3 +446,66 @@ def test_no_launcher_class_is_over_300_lines():
             if isinstance(node, ast.ClassDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 300, f"{path.name}: class {node.name} has {length} lines"
+
+
+# ------------------------------------------------------- servers across nodes
+
+
+@pytest.mark.parametrize("num_ps", [2, 3])
+def test_servers_spread_one_per_node_when_ps_reaches_the_nodes(num_ps):
+    """As BytePS co-locates a server with each node's workers: server i on node i mod N."""
+    port = free_base_port(num_ps + 1, "0.0.0.0")
+    argv = ["--workers", "4", "--ps", str(num_ps), "--insecure", "--port", str(port), "x.py"]
+    node0, node1 = plan_for(argv, slurm_env(0)), plan_for(argv, slurm_env(1))
+    hosts = ["node01", "node02"]
+    expected = [f"tcp://{hosts[i % 2]}:{port + i}" for i in range(num_ps)]
+    assert node0.ps_addrs == node1.ps_addrs == expected
+    for node, plan in enumerate((node0, node1)):
+        servers = [p for p in plan.processes if p.role == "ps"]
+        assert [(p.node, p.host) for p in servers] == [(i % 2, hosts[i % 2])
+                                                       for i in range(num_ps)]
+        assert [p.name for p in plan.local_processes if p.role == "ps"] == [
+            f"ps {i}" for i in range(num_ps) if i % 2 == node]
+        assert all(p.env["DISTFLOW_PS_ADDRS"] == ",".join(expected) for p in plan.processes)
+    assert node0.control.port == node1.control.port == port + num_ps
+    assert node1.control.host == "node01"
+
+
+def test_servers_stay_on_node_0_when_fewer_than_nodes_or_node_hosts_unknown():
+    port = free_base_port(3, "0.0.0.0")
+    fewer = plan_for(["--workers", "3", "--ps", "1", "--insecure", "--port", str(port),
+                      "x.py"], slurm_env(1, "node[01-03]", 3))
+    assert fewer.ps_addrs == [f"tcp://node01:{port}"]
+    flags = plan_for(["--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1",
+                      "--ps", "2", "--insecure", "--port", str(port), "x.py"])
+    assert flags.ps_addrs == [f"tcp://10.0.0.1:{port}", f"tcp://10.0.0.1:{port + 1}"]
+    assert not any(p.local for p in flags.processes if p.role == "ps")
+
+
+def test_hosts_plan_spreads_servers_over_the_listed_hosts():
+    port = free_base_port(3, "0.0.0.0")
+    node1 = plan_for(["--hosts", "h0:2,h1:2", "--node-rank", "1", "--ps", "2", "--insecure",
+                      "--port", str(port), "x.py"])
+    assert node1.ps_addrs == [f"tcp://h0:{port}", f"tcp://h1:{port + 1}"]
+    assert [p.name for p in node1.local_processes] == ["ps 1", "worker 2", "worker 3"]
+
+
+def test_ssh_command_carries_the_interpreter_and_its_environment():
+    """A remote login shell has neither this virtual environment nor the DISTFLOW_* set here."""
+    plan = plan_for(["--hosts", "localhost:1,far.example:1", "--insecure", "--run-id", "r1",
+                     "train.py"])
+    env = {"DISTFLOW_DATA": "/data/my sets", "DISTFLOW_REQUEST_TIMEOUT": "90",
+           "DISTFLOW_HOSTFILE": "ignored-hosts", "DISTFLOW_WORKERS": "7",
+           "VIRTUAL_ENV": "/opt/venv", "PYTHONPATH": "/src", "HOME": "/home/me",
+           "SECRET_TOKEN": "x"}
+    args = node_launcher_args(plan.options, cluster.parse_hosts("localhost:1,far.example:1"),
+                              1, "r1", 2)
+    command = ssh_command(plan.options, "far.example", args, env=env)[-1]
+    python = os.path.abspath(sys.executable)
+    prefix = (f"cd {os.getcwd()} && exec env DISTFLOW_DATA='/data/my sets' "
+              "DISTFLOW_REQUEST_TIMEOUT=90 PYTHONPATH=/src VIRTUAL_ENV=/opt/venv "
+              f"PATH={os.path.dirname(python)}:\"$PATH\" {python} -m distflow.launch "
+              "--watch-stdin ")
+    assert command.startswith(prefix), command
+    for absent in ("DISTFLOW_HOSTFILE", "DISTFLOW_WORKERS", "HOME", "SECRET_TOKEN"):
+        assert absent not in command  # options travel as flags; other variables stay here

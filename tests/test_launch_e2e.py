@@ -106,3 +106,32 @@ def test_mirrored_run_through_real_servers_matches_full_batch_descent(tmp_path, 
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)
     np.testing.assert_allclose(weights[0], reference_weights(2), rtol=1e-4, atol=1e-4)
     assert "completed" in result.stderr
+
+
+def _with_prologue(prologue: str) -> str:
+    return "import os, sys, time\nrank_env = int(os.environ['DISTFLOW_RANK'])\n" + \
+        textwrap.dedent(prologue) + textwrap.dedent(TRAIN)
+
+
+def test_a_worker_later_than_the_heartbeat_timeout_still_joins_the_first_step(tmp_path):
+    """Pod scheduling skew: the servers wait for a worker that has not registered yet up to
+    the run's startup deadline (--rendezvous-timeout), not the heartbeat timeout."""
+    late = _with_prologue("if rank_env == 1:\n    time.sleep(6)\n")
+    result = run_launcher(tmp_path, "--workers", "2", "--heartbeat-timeout", "2",
+                          script=late)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    weights = final_weights(result.stdout)
+    assert sorted(weights) == [0, 1], result.stdout[-2000:]
+    np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(weights[0], reference_weights(2), rtol=1e-4, atol=1e-4)
+
+
+def test_a_worker_lost_before_its_first_step_fails_the_run(tmp_path):
+    """Even with --allow-lost-workers: a run that never had all its workers did not train."""
+    broken = _with_prologue("if rank_env == 1:\n    sys.exit('worker 1 cannot start')\n")
+    result = run_launcher(tmp_path, "--workers", "2", "--allow-lost-workers", script=broken)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = [line for line in result.stderr.splitlines() if "[launch] run " in line]
+    assert len(summary) == 1, result.stderr[-3000:]
+    assert " failed " in summary[0] and "worker 1 lost before its first step" in summary[0]
+    assert "(exit code 1)" in summary[0]

@@ -68,10 +68,10 @@ def _write_scripts(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(textwrap.dedent(TRAIN))
 
 
-def _run_both(tmp_path, names, hosts, use_slurm: bool, real_server: bool):
+def _run_both(tmp_path, names, hosts, use_slurm: bool, real_server: bool, ps: int = 1):
     _write_scripts(tmp_path)
     args = [sys.executable, "-m", "distflow.launch", "--insecure", "--port", str(PORT),
-            "--workers", "2", "--ps", "1", "--grace-period", "5", "--rendezvous-timeout", "60"]
+            "--workers", "2", "--ps", str(ps), "--grace-period", "5", "--rendezvous-timeout", "60"]
     if not real_server:
         args += ["--ps-command", f"{sys.executable} -u {tmp_path / 'server.py'}"]
     script = "train.py" if real_server else "worker.py"
@@ -121,6 +121,19 @@ def test_training_across_two_namespaces_with_real_server(tmp_path, two_hosts, us
         assert re.search(r"^\[node 0\] \[worker 0\] final", out0, flags=re.M), out0[-1500:]
         assert re.search(r"^\[node 1\] \[worker 1\] final", out1, flags=re.M), out1[-1500:]
         out0, out1 = (re.sub(r"^\[node \d+\] ", "", out, flags=re.M) for out in (out0, out1))
+    weights = {**final_weights(out0), **final_weights(out1)}
+    assert sorted(weights) == [0, 1]
+    np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(weights[0], reference_weights(2), rtol=1e-4, atol=1e-4)
+
+
+def test_two_servers_spread_over_two_namespaces_train_together(tmp_path, two_hosts):
+    """--ps 2 on two Slurm nodes: server i runs on node i, each node's workers use both."""
+    names, hosts = two_hosts
+    (rc0, out0, err0), (rc1, out1, err1) = _run_both(tmp_path, names, hosts, True, True, ps=2)
+    assert (rc0, rc1) == (0, 0), out0[-1500:] + err0[-1500:] + out1[-1500:] + err1[-1500:]
+    assert "[ps 0]" in out0 + err0 and "[ps 1]" not in out0 + err0
+    assert "[ps 1]" in out1 + err1 and "[ps 0]" not in out1 + err1
     weights = {**final_weights(out0), **final_weights(out1)}
     assert sorted(weights) == [0, 1]
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)

@@ -235,6 +235,48 @@ def test_two_launchers_as_two_nodes_on_loopback(scripts):
     assert read_float(scripts / "ps0-stopped") >= read_float(scripts / "end-worker1")
 
 
+def _send_until_accepted(port: int, data: bytes, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as intruder:
+                intruder.sendall(data)
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_with_keys_two_node_launchers_talk_through_curve_and_refuse_a_plain_intruder(
+        scripts):
+    """The attack on a plain channel: a `done` with ok=false from anyone ends the run."""
+    from test_launch_config import free_base_port
+
+    from distflow import keys
+
+    keys.generate(scripts / "keys", clients=2)
+    port = free_base_port(2)
+    common = ["--nnodes", "2", "--master-addr", "127.0.0.1", "--bind", "127.0.0.1",
+              "--port", str(port), "--workers", "2", "--rendezvous-timeout", "20",
+              "--keys", str(scripts / "keys"), "--run-id", "known-run"]
+    env = clean_env(scripts, SLEEP_1="4.0")
+    launchers = [subprocess.Popen(launcher_argv(scripts, *common, "--node-rank", str(k),
+                                                "worker.py"),
+                                  cwd=scripts, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for k in (1, 0)]
+    _send_until_accepted(port + 1, b'{"type": "hello", "node": 1, "run_id": "known-run"}\n'
+                                   b'{"type": "done", "node": 1, "ok": false, "exit_code": 9}\n')
+    outputs = [p.communicate(timeout=60) for p in launchers]
+    assert [p.returncode for p in launchers] == [0, 0], outputs
+    assert "[worker 1] hello worker 1 of 2" in outputs[0][0]
+    assert read_float(scripts / "ps0-stopped") >= read_float(scripts / "end-worker1")
+    assert (f"[launch] refused a connection to the launcher coordinator at 127.0.0.1:{port + 1}"
+            in outputs[1][1])
+
+
 def test_hosts_driver_runs_node_launchers_for_local_hosts(scripts):
     from test_launch_config import free_base_port
 

@@ -547,3 +547,32 @@ def test_an_async_chief_waits_for_workers_still_training_then_warns_and_goes_on(
         other.close()
         strategy.close()
         ps.stop()
+
+
+def test_the_first_contact_waits_for_a_late_chief_up_to_the_startup_deadline(server):
+    """A worker whose chief starts later than the request timeout (a pod scheduled late)
+    still gets the chief's initial values: its first `init` follows DISTFLOW_RENDEZVOUS_TIMEOUT."""
+    import threading
+
+    from distflow.distribute.client import PSClient
+
+    cluster = ClusterSpec(ps_addrs=(server.address,), num_workers=2, worker_index=1,
+                          startup_timeout=60.0)
+    strategy = strategy_module.MirroredStrategy(
+        cluster=cluster, client_factory=lambda c: PSClient(list(c.ps_addrs), worker_id=1,
+                                                           timeout=0.5))
+    with strategy.scope():
+        w = df.Variable(np.zeros((2, 2), np.float32), name="w")
+    chief_values = {w.name: np.full((2, 2), 7.0, np.float32)}  # (names are made unique)
+    chief = PSClient([server.address], worker_id=0, timeout=5)
+    late = threading.Timer(2.0, lambda: chief.init(chief_values, {"name": "sgd", "hp": {},
+                                                                  "learning_rate": 0.1}))
+    late.start()
+    try:
+        strategy.sync_variables([w], optimizers.SGD(learning_rate=0.1))
+        np.testing.assert_array_equal(w.numpy(), chief_values[w.name])
+        assert strategy.client.timeout == 0.5  # only the first contact waits longer
+    finally:
+        late.join()
+        chief.close()
+        strategy.close()

@@ -34,6 +34,10 @@ class ClusterSpec:
         timeout: seconds a request may wait for a server before failing.
         heartbeat_timeout: seconds of silence after which servers declare a
             worker dead (workers send heartbeats at a quarter of it).
+        startup_timeout: how long the first contact with the servers (and the
+            wait for the chief's initial values) may take, when longer than
+            `timeout`: the run's startup deadline, DISTFLOW_RENDEZVOUS_TIMEOUT
+            (the launcher's --rendezvous-timeout). None: `timeout`.
         seed: shared seed for the per-epoch shuffle (identical on every worker).
     """
 
@@ -46,6 +50,7 @@ class ClusterSpec:
     keys_dir: str | None = None
     timeout: float = process_env.variable("DISTFLOW_REQUEST_TIMEOUT").default
     heartbeat_timeout: float = process_env.variable("DISTFLOW_HEARTBEAT_TIMEOUT").default
+    startup_timeout: float | None = None
     seed: int = process_env.variable("DISTFLOW_SEED").default
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -94,6 +99,8 @@ class ClusterSpec:
             keys_dir=_read("DISTFLOW_KEYS", env),
             timeout=_read("DISTFLOW_REQUEST_TIMEOUT", env),
             heartbeat_timeout=_read("DISTFLOW_HEARTBEAT_TIMEOUT", env),
+            startup_timeout=(_read("DISTFLOW_RENDEZVOUS_TIMEOUT", env)
+                             if process_env.is_set("DISTFLOW_RENDEZVOUS_TIMEOUT", env) else None),
             seed=_read("DISTFLOW_SEED", env, checked=True),
         )
 

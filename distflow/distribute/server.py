@@ -66,9 +66,12 @@ class ServerConfig:
         shard: this server's shard id (names its checkpoint subdirectory).
         mode: "sync" (alias "mirrored") or "async".
         num_workers: sync: workers expected before the first steps complete
-            (a missing one is waited for at most `heartbeat_timeout`).
+            (one that has not registered yet is waited for at most `startup_timeout`).
         max_staleness: async: drop gradients staler than this; None: no bound.
         heartbeat_timeout: seconds of silence after which a worker is dead.
+        startup_timeout: seconds from the server's start that a sync step waits for
+            expected workers that have not registered yet (pods scheduled late);
+            None: `heartbeat_timeout`. The launcher sets it to --rendezvous-timeout.
         checkpoint_dir: where checkpoints go (`<dir>/ps-<shard>/`); None: none.
         checkpoint_every: checkpoint every this many versions (0: only on
             shutdown and on request).
@@ -98,6 +101,7 @@ class ServerConfig:
     num_workers: int = 1
     max_staleness: int | None = None
     heartbeat_timeout: float = 30.0
+    startup_timeout: float | None = None
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
@@ -516,7 +520,7 @@ class ParameterServer:
         behind = {w.wid for w in self.workers.values()
                   if w.alive and not w.left and not w.finished
                   and (w.last_epoch is None or w.last_epoch < epoch)}
-        if time.monotonic() - self.stats.started < self.config.heartbeat_timeout:
+        if time.monotonic() - self.stats.started < self._startup_timeout():
             behind |= set(range(self.config.num_workers)) - set(self.workers)
         return sorted(behind)
 
@@ -906,11 +910,12 @@ class ParameterServer:
         if not rnd.required <= rnd.arrived:
             return
         missing = self._never_registered()
-        if missing and now - rnd.started_at < self.config.heartbeat_timeout:
+        if missing and (now - rnd.started_at < self.config.heartbeat_timeout
+                        or now - self.stats.started < self._startup_timeout()):
             return
         if missing:
             log.warning("Workers %s never registered within %.1f s; stepping without them",
-                        sorted(missing), self.config.heartbeat_timeout)
+                        sorted(missing), max(now - self.stats.started, 0.0))
             self._gave_up = True
         self._complete_round()
 
@@ -935,6 +940,11 @@ class ParameterServer:
         for identity, req, _ in self._round.anonymous:
             self._reject(identity, req, "run_finished", message)
         self._round.finish()
+
+    def _startup_timeout(self) -> float:
+        """How long after the start workers that never registered are waited for."""
+        startup = self.config.startup_timeout
+        return self.config.heartbeat_timeout if startup is None else startup
 
     def _never_registered(self) -> set[int]:
         if self._gave_up:
@@ -1460,7 +1470,8 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
     DISTFLOW_RANK is the shard id, DISTFLOW_PS_ADDRS[rank] gives the port,
     DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
     DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
-    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS,
+    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_RENDEZVOUS_TIMEOUT
+    (`startup_timeout`), DISTFLOW_KEYS,
     DISTFLOW_STATS_INTERVAL, DISTFLOW_NONFINITE, DISTFLOW_RUN_ID and
     DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS (1/true/yes).
     """
@@ -1478,6 +1489,7 @@ def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
         num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
         max_staleness=env_number(env, "DISTFLOW_MAX_STALENESS", None),
         heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
+        startup_timeout=env_number(env, "DISTFLOW_RENDEZVOUS_TIMEOUT", None, float),
         checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
         checkpoint_every=env_number(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
         keys_dir=env.get("DISTFLOW_KEYS") or None,

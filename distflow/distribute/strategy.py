@@ -247,8 +247,10 @@ class _ParameterServerBacked(Strategy):
         if not fresh:
             return
         first = not self._variables
-        params = self.client.init({v.name: v.value for v in fresh},
-                                  optimizer_config(optimizer))
+        with _patient(self.client, getattr(self.cluster, "startup_timeout", None)
+                      if first else None):
+            params = self.client.init({v.name: v.value for v in fresh},
+                                      optimizer_config(optimizer))
         self._write(fresh, params)
         self._variables.update((v.name, v) for v in fresh)
         if first:
@@ -353,6 +355,21 @@ class _ParameterServerBacked(Strategy):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+@contextlib.contextmanager
+def _patient(client: Any, startup_timeout: float | None):
+    """Raises the client's request timeout to the run's startup deadline for a first
+    contact (servers and chief may start minutes apart, e.g. pods scheduled late)."""
+    saved = getattr(client, "timeout", None)
+    if startup_timeout is None or saved is None or startup_timeout <= saved:
+        yield
+        return
+    client.timeout = float(startup_timeout)
+    try:
+        yield
+    finally:
+        client.timeout = saved
 
 
 def _array(g: Any, v: Variable) -> np.ndarray:

@@ -281,15 +281,23 @@ class ServerSocket:
             up to `max_deferred_bytes` per peer; more are dropped and counted
             (`events`), so a peer that never reads cannot grow the server.
         max_deferred_bytes: bytes of replies waiting here for one peer.
+        liveness: seconds of silence after which a connection is dropped (ZMTP
+            heartbeats); with it, `lost` lists the connections that ended (see
+            `recv_with_source`). None: neither.
     """
 
     def __init__(self, address: str, keys_dir: str | None = None,
                  max_frame_bytes: int = -1, max_queued: int = 1000,
-                 max_deferred_bytes: int = 256 * 1024**2):
+                 max_deferred_bytes: int = 256 * 1024**2, liveness: float | None = None):
         self.socket = context().socket(zmq.ROUTER)
         self.socket.copy_threshold = COPY_THRESHOLD
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.lost: deque | None = None  # file descriptors of ended connections
+        if liveness is not None:
+            _heartbeats(self.socket, liveness)
+            self.lost = deque(maxlen=1024)
+        _ipv6_if_needed(self.socket, address)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         self.socket.setsockopt(zmq.SNDHWM, max_queued)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue raises: counted
@@ -359,6 +367,8 @@ class ServerSocket:
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 # Also what a peer sending a frame above MAXMSGSIZE gets.
                 self.events["disconnected"] += 1
+                if self.lost is not None:
+                    self.lost.append(event["value"])
             elif event["event"] == zmq.EVENT_ACCEPTED:
                 self.events["accepted"] += 1
 
@@ -378,6 +388,17 @@ class ServerSocket:
             return None
         frames, dropped = received
         return bytes(frames[0]), frames[1:], dropped
+
+    def recv_with_source(self, max_frames: int) -> tuple[bytes, list[Any], int] | None:
+        """As `recv`, but the third item is the file descriptor of the connection the
+        message came on: the number that `lost` holds once that connection ends."""
+        try:
+            first = _recv_frame(self.socket, _NOBLOCK, False)
+        except zmq.Again:
+            return None
+        source = first.get(zmq.SRCFD)
+        frames = _recv_message(self.socket, max_frames)[0] if first.more else []
+        return bytes(first.buffer), frames, source
 
     def send(self, identity: bytes, frames: Sequence[Any], track: bool = False):
         """Sends a reply to `identity`; with `track`, returns a `Release` for its big frames.
@@ -440,16 +461,29 @@ class ServerSocket:
         self._log.warning(kind, "Dropped a reply to a peer of %s: %s (%d %s so far)",
                           self.address, why, self.events[kind], kind.replace("_", " "))
 
-    def close(self) -> None:
-        """Closes the socket and stops the authenticator."""
+    def close(self, linger: float = 0.0) -> None:
+        """Closes the socket (after up to `linger` seconds of sending what is queued)
+        and stops the authenticator."""
         if getattr(self, "monitor", None) is not None:
             self.socket.disable_monitor()
             self.monitor.close(linger=0)
             self.monitor = None
-        self.socket.close(linger=0)
+        self.socket.close(linger=int(linger * 1000))
         if self._zap_domain is not None:
             _Authenticator.unregister(self._zap_domain)
             self._zap_domain = None
+
+
+def _heartbeats(sock: zmq.Socket, liveness: float) -> None:
+    """ZMTP heartbeats: a connection silent for `liveness` seconds is dropped."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, max(int(liveness * 1000) // 5, 100))
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(liveness * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TTL, int(liveness * 1000))
+
+
+def _ipv6_if_needed(sock: zmq.Socket, address: str) -> None:
+    if ":" in address.rpartition(":")[0].removeprefix("tcp://"):
+        sock.setsockopt(zmq.IPV6, 1)
 
 
 class Release:
@@ -486,13 +520,19 @@ class ClientSocket:
         address: the server's `tcp://host:port`.
         keys: (server public key, client public key, client secret key) for
             CURVE, or None.
+        liveness: seconds of silence after which the connection is dropped
+            (ZMTP heartbeats; `connection_events` then says "disconnected").
     """
 
-    def __init__(self, address: str, keys: tuple[bytes, bytes, bytes] | None = None):
+    def __init__(self, address: str, keys: tuple[bytes, bytes, bytes] | None = None,
+                 liveness: float | None = None):
         self.address = address
         self.socket = context().socket(zmq.DEALER)
         self.socket.copy_threshold = COPY_THRESHOLD
         self.socket.setsockopt(zmq.LINGER, 0)
+        if liveness is not None:
+            _heartbeats(self.socket, liveness)
+        _ipv6_if_needed(self.socket, address)
         if keys is not None:
             server_public, public, secret = keys
             self.socket.curve_serverkey = server_public
@@ -507,9 +547,24 @@ class ClientSocket:
         self._poller = zmq.Poller()  # kept: pyzmq's Socket.poll builds one per call
         self._poller.register(self.socket, zmq.POLLIN)
         # Connection events: a server that went away and came back (`reconnected`).
-        self._monitor = self.socket.get_monitor_socket(zmq.EVENT_CONNECTED |
-                                                       zmq.EVENT_DISCONNECTED)
+        self._monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED |
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         self._lost = False
+
+    def connection_events(self) -> list[str]:
+        """What happened to the connection since the last call, oldest first:
+        "connected", "handshake_succeeded", "disconnected", "refused" (the server
+        refused our CURVE key) or "protocol" (one side has CURVE keys, the other not).
+        (Not to be mixed with `reconnected`: both read the same events.)"""
+        names = {zmq.EVENT_CONNECTED: "connected", zmq.EVENT_DISCONNECTED: "disconnected",
+                 zmq.EVENT_HANDSHAKE_SUCCEEDED: "handshake_succeeded",
+                 zmq.EVENT_HANDSHAKE_FAILED_AUTH: "refused",
+                 zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol"}
+        events = []
+        while self._monitor.poll(0):
+            events.append(names[recv_monitor_message(self._monitor)["event"]])
+        return events
 
     def reconnected(self) -> bool:
         """True once after the connection dropped and was made again (a restarted server):

@@ -46,7 +46,7 @@ OPTIONS
   --blas-threads N          DISTFLOW_BLAS_THREADS          1
   --standalone              DISTFLOW_STANDALONE            off (ignore Slurm/MPI/TF_CONFIG)
   --ps-command CMD          DISTFLOW_PS_COMMAND            python -u -m distflow.distribute.server
-  --rendezvous-timeout SEC  DISTFLOW_RENDEZVOUS_TIMEOUT    300
+  --rendezvous-timeout SEC  DISTFLOW_RENDEZVOUS_TIMEOUT    600 (the startup deadline)
   --remote-python PATH      DISTFLOW_REMOTE_PYTHON         this interpreter's path
   --ssh CMD                 DISTFLOW_SSH                   ssh -o BatchMode=yes
   --watch-stdin             DISTFLOW_WATCH_STDIN           off (set on ssh-started launchers)
@@ -74,14 +74,19 @@ OPTIONS
       it gets the same environment. Useful for tests and custom servers.
   --dry-run: print the plan (each process, its node, command and
       environment) and exit 0.
-  --rendezvous-timeout: on several machines, how long a launcher keeps
-      trying to reach node 0's launcher, and how long node 0 waits for
-      launchers that never show up before it stops the servers.
+  --rendezvous-timeout: the run's one startup deadline, long enough for
+      pods or jobs scheduled minutes apart. Every wait of a run's start
+      follows it: a launcher reaching node 0's launcher; node 0 waiting for
+      launchers that never show up (then it stops the servers); a worker's
+      first contact with the servers and its wait for the chief's initial
+      values; a server's first synchronous step waiting for workers that
+      have not registered yet (each counted from that process's start).
   --remote-python, --ssh, --watch-stdin: see SSH below.
 
   Some option variables (DISTFLOW_BIND, DISTFLOW_MAX_STALENESS,
   DISTFLOW_CHECKPOINT_DIR, DISTFLOW_CHECKPOINT_EVERY,
-  DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS, DISTFLOW_RUN_ID) are also
+  DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_RENDEZVOUS_TIMEOUT, DISTFLOW_KEYS,
+  DISTFLOW_RUN_ID) are also
   variables of the children's environment, with the same meaning.
 
 ENVIRONMENT OF EACH CHILD
@@ -98,6 +103,7 @@ ENVIRONMENT OF EACH CHILD
   DISTFLOW_CHECKPOINT_DIR     absolute path, empty for none
   DISTFLOW_CHECKPOINT_EVERY   steps between server checkpoints
   DISTFLOW_HEARTBEAT_TIMEOUT  seconds of silence after which a worker is dead
+  DISTFLOW_RENDEZVOUS_TIMEOUT the startup deadline (--rendezvous-timeout), seconds
   DISTFLOW_KEYS               absolute path of the CURVE key directory, empty for none
   DISTFLOW_RESTART            0 on the first start, then 1, 2, ... after restarts
   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS   --blas-threads (1), so
@@ -130,6 +136,11 @@ FAILURES AND EXIT CODE
     code). The launcher tells the servers at once, so no step waits for it;
     a worker that vanishes without its launcher noticing (another machine)
     is dropped after --heartbeat-timeout.
+  - A worker lost before its first step (the servers never got a gradient
+    from it; e.g. it gave up waiting for a late server or chief) fails the
+    run, even with --allow-lost-workers: the summary line says "failed
+    (worker K lost before its first step)" and the exit code is that
+    worker's. A run that never trained with all its workers is not complete.
   - A server fails: restarted up to --max-restarts times (it resumes from
     --checkpoint-dir); after that the run fails.
   - --fail-fast: any failure fails the run.
@@ -153,7 +164,8 @@ SEVERAL MACHINES (torchrun style)
   Run the same command on every node with --nnodes N --node-rank K
   --master-addr HOST (HOST = an address of node 0 the others can reach):
   - the M servers run on node 0 and listen on --port P .. P+M-1
-    (DISTFLOW_PS_ADDRS = tcp://HOST:P, ...);
+    (DISTFLOW_PS_ADDRS = tcp://HOST:P, ...): with these flags the launchers
+    know no other node's address;
   - workers are split evenly, in order of global rank: node 0 gets ranks
     0..n0-1 (so the chief is on node 0), node 1 the next ones, and so on;
     the first W mod N nodes get one extra;
@@ -163,7 +175,12 @@ SEVERAL MACHINES (torchrun style)
     after every worker on every node has finished; a failure anywhere
     (chief, server, --fail-fast) stops all nodes.
   Servers bind 0.0.0.0 by default here, so --keys DIR or --insecure is
-  required.
+  required. With --keys the launchers' channel is encrypted and
+  authenticated with the same keys (the coordinator needs server.key_secret,
+  the others a client key pair): a connection without an allowed key, or a
+  launcher of another run, is refused and logged ("[launch] refused a
+  connection to the launcher coordinator ...", at most once per 10 s).
+  Without --keys anyone who can reach P+M can stop the run (docs/security.md).
 
 SLURM (srun)
   Inside an srun step (SLURM_STEP_NODELIST and SLURM_PROCID set) and with no
@@ -179,6 +196,17 @@ SLURM (srun)
   so jobs sharing a node do not collide. With several nodes each launcher's
   lines start with its node ("[node 1] [worker 3] ..."), as they share one
   job output file. See launch/distflow.sbatch.
+
+SERVERS ACROSS NODES (Slurm, --hosts/--hostfile)
+  Where every node's address is known (Slurm's node list, the host list)
+  and --ps M >= the number of nodes N, the servers are spread as BytePS
+  co-locates them with the workers: server i runs on node i mod N and
+  listens on that node's port P+i (DISTFLOW_PS_ADDRS = tcp://node0:P,
+  tcp://node1:P+1, ...), so each node sends and receives about 1/N of the
+  parameter traffic. With M < N all servers run on node 0, as above. The
+  launcher starting server 0 holds --checkpoint-dir's lock; server i
+  writes DIR/ps-i on its own node (a shared directory keeps them together,
+  and lets a server restarted on another node resume).
 
 OPENMPI (mpirun)
   With OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK set, each rank's launcher runs
@@ -205,11 +233,18 @@ SSH (--hosts / --hostfile, Horovod style)
   ssh (--ssh) unless the host is this machine, each with
   --hosts ... --node-rank K --run-id ... --watch-stdin. Workers fill the
   hosts in order up to their slots (default --workers = all slots);
-  servers run on the first host. The remote command is
-  "cd <this directory> && exec <python> -m distflow.launch ...", so the
-  same paths must exist on every host. A remote launcher stops its
-  processes when its ssh connection closes. Output lines carry both
-  prefixes: "[node 1] [worker 2] ...".
+  servers run on the first host, or one per host when --ps >= the number
+  of hosts (see SERVERS ACROSS NODES). The remote command is
+  "cd <this directory> && exec env VARS PATH=<python's bin>:$PATH <python>
+  -m distflow.launch ...": <python> is this interpreter's absolute path (a
+  virtual environment's packages are then found without activating it; set
+  another with --remote-python), and VARS carries this shell's DISTFLOW_* variables that
+  are not launcher options (DISTFLOW_DATA, DISTFLOW_REQUEST_TIMEOUT, ...;
+  the options travel as flags) and PYTHONPATH, VIRTUAL_ENV, PYTHONHOME.
+  Nothing else is forwarded: the remote login keeps its own environment.
+  The same paths (directory, interpreter, data) must exist on every host.
+  A remote launcher stops its processes when its ssh connection closes.
+  Output lines carry both prefixes: "[node 1] [worker 2] ...".
 
   --standalone ignores Slurm, OpenMPI and TF_CONFIG variables.
 """

@@ -116,6 +116,7 @@ def child_env(opts: Options, run_id: str, num_workers: int, ps_addrs: list[str],
             "DISTFLOW_CHECKPOINT_DIR": opts.checkpoint_dir,
             "DISTFLOW_CHECKPOINT_EVERY": opts.checkpoint_every,
             "DISTFLOW_HEARTBEAT_TIMEOUT": opts.heartbeat_timeout,
+            "DISTFLOW_RENDEZVOUS_TIMEOUT": opts.rendezvous_timeout,
             "DISTFLOW_KEYS": opts.keys,
             "DISTFLOW_BIND": bind,
             "DISTFLOW_RESTART": 0,
@@ -195,23 +196,34 @@ def _check_port(host: str, port: int, needed_by: str) -> None:
 # ------------------------------------------------------------- node modes
 
 
+def server_nodes(num_ps: int, nnodes: int, spread: bool) -> list[int]:
+    """The node of each server: ``i mod nnodes`` when ``spread`` and ``num_ps >= nnodes``
+    (one or more per node, as BytePS co-locates servers with workers), else node 0."""
+    if spread and num_ps >= nnodes:
+        return [i % nnodes for i in range(num_ps)]
+    return [0] * num_ps
+
+
 def _place_nodes(opts: Options, engine: str, node_rank: int, master: str,
                  node_hosts: list[str], worker_counts: list[int], run_id: str,
-                 default_port: int = DEFAULT_PORT) -> LaunchPlan:
-    """One launcher per node; servers and the coordinator on node 0."""
+                 default_port: int = DEFAULT_PORT, spread: bool = True) -> LaunchPlan:
+    """One launcher per node; servers spread over the nodes (`server_nodes`), the
+    coordinator on node 0. `spread=False` when only node 0's address is known."""
     nnodes, num_ps = len(node_hosts), opts.ps or 1
     num_workers = sum(worker_counts)
     bind = _bind_for(opts, node_hosts)
     base_port = opts.port or default_port
-    if node_rank == 0:
-        for i in range(num_ps):
+    hosts = [master, *node_hosts[1:]]
+    ps_nodes = server_nodes(num_ps, nnodes, spread)
+    for i, node in enumerate(ps_nodes):
+        if node == node_rank:
             _check_port(bind, base_port + i, f"ps {i}")
-        if nnodes > 1:
-            _check_port(bind, base_port + num_ps, "the launcher coordinator")
-    ps_addrs = [tcp_address(master, base_port + i) for i in range(num_ps)]
+    if node_rank == 0 and nnodes > 1:
+        _check_port(bind, base_port + num_ps, "the launcher coordinator")
+    ps_addrs = [tcp_address(hosts[node], base_port + i) for i, node in enumerate(ps_nodes)]
     base = child_env(opts, run_id, num_workers, ps_addrs, bind)
-    processes = [_spec(opts, base, "ps", i, 0, node_hosts[0], node_rank == 0)
-                 for i in range(num_ps)]
+    processes = [_spec(opts, base, "ps", i, node, node_hosts[node], node == node_rank)
+                 for i, node in enumerate(ps_nodes)]
     rank = 0
     for node, count in enumerate(worker_counts):
         for _ in range(count):
@@ -238,7 +250,7 @@ def _place_flag_nodes(opts: Options) -> LaunchPlan:
     hosts = [opts.master_addr] + [f"node{k}" for k in range(1, nnodes)]
     run_id = opts.run_id or _stable_id("nodes", opts.master_addr, opts.port, nnodes)
     return _place_nodes(opts, "nodes", node_rank, opts.master_addr, hosts,
-                        even_split(workers, nnodes), run_id)
+                        even_split(workers, nnodes), run_id, spread=False)
 
 
 def _place_slurm(opts: Options, info: cluster.SlurmInfo) -> LaunchPlan:
@@ -339,20 +351,40 @@ def node_launcher_args(opts: Options, hosts: list[cluster.HostSlots], node_rank:
     return args + (["-m"] if opts.module else []) + [opts.script, *opts.script_args]
 
 
+REMOTE_ENV = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")  # forwarded when set
+_OPTION_VARIABLES = frozenset(spec.env for spec in OPTIONS)  # travel as flags instead
+
+
+def remote_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a node launcher started over ssh gets from this one's environment.
+
+    Every ``DISTFLOW_*`` variable that is not a launcher option (those travel as
+    flags), such as ``DISTFLOW_DATA`` or ``DISTFLOW_REQUEST_TIMEOUT``, then the
+    interpreter's ``PYTHONPATH``, ``VIRTUAL_ENV`` and ``PYTHONHOME``. Nothing
+    else: the remote login environment keeps its own ``HOME``, ``USER``, ....
+    """
+    names = sorted(k for k in env if k.startswith("DISTFLOW_") and k not in _OPTION_VARIABLES)
+    return {k: env[k] for k in [*names, *REMOTE_ENV] if env.get(k)}
+
+
 def ssh_command(opts: Options, host: str, launcher_args: list[str],
                 env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The ssh command line that runs a node launcher on ``host``.
 
-    The remote launcher gets ``--watch-stdin``: when this ssh client dies its
+    The remote command is ``cd <this directory> && exec env <remote_env>
+    PATH=<interpreter's bin>:"$PATH" <interpreter> -m distflow.launch ...``:
+    the interpreter is this one's absolute path (or ``--remote-python``), so a
+    virtual environment's packages are found without activating it. The
+    remote launcher gets ``--watch-stdin``: when this ssh client dies its
     stdin closes, and the remote launcher stops its processes.
     """
     env = os.environ if env is None else env
-    python = opts.remote_python or sys.executable
-    exports = ""
-    if env.get("PYTHONPATH"):
-        exports = "env PYTHONPATH=" + shlex.quote(env["PYTHONPATH"]) + " "
-    remote = (f"cd {shlex.quote(os.getcwd())} && exec {exports}{shlex.quote(python)} -m "
-              f"distflow.launch --watch-stdin {shlex.join(launcher_args)}")
+    python = opts.remote_python or os.path.abspath(sys.executable)
+    exports = [f"{k}={shlex.quote(v)}" for k, v in remote_env(env).items()]
+    exports.append(f'PATH={shlex.quote(os.path.dirname(python))}:"$PATH"')
+    remote = (f"cd {shlex.quote(os.getcwd())} && exec env {' '.join(exports)} "
+              f"{shlex.quote(python)} -m distflow.launch --watch-stdin "
+              f"{shlex.join(launcher_args)}")
     return (*shlex.split(opts.ssh), host, remote)
 
 
@@ -360,7 +392,9 @@ def _place_ssh_driver(opts: Options, hosts: list[cluster.HostSlots], master: str
                       run_id: str, workers: int) -> LaunchPlan:
     bind = _bind_for(opts, [h.host for h in hosts])
     base_port = opts.port or DEFAULT_PORT
-    ps_addrs = [tcp_address(master, base_port + i) for i in range(opts.ps or 1)]
+    names = [master, *(h.host for h in hosts[1:])]
+    ps_addrs = [tcp_address(names[node], base_port + i)
+                for i, node in enumerate(server_nodes(opts.ps or 1, len(hosts), True))]
     processes = []
     for k, host in enumerate(hosts):
         args = node_launcher_args(opts, hosts, k, run_id, workers)

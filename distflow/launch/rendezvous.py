@@ -48,10 +48,11 @@ class Rendezvous:
         try:
             if spec.is_coordinator:
                 self.control = Coordinator(self.plan.bind, spec.port, spec.peers,
-                                           self.plan.run_id)
+                                           self.plan.run_id, keys_dir=opts.keys)
             else:
                 self.control = Peer(spec.host, spec.port, self.plan.node_rank,
-                                    opts.rendezvous_timeout, self.plan.run_id)
+                                    opts.rendezvous_timeout, self.plan.run_id,
+                                    keys_dir=opts.keys)
         except ControlError as exc:
             self.say(str(exc))
             return False
@@ -78,6 +79,8 @@ class Rendezvous:
         if kind == "rejected":
             self.say(f"ignored a launcher with another run id ({payload.get('run_id')!r}) "
                      "on the coordinator port; is another run using the same --port?")
+        elif kind == "refused":
+            self.say(payload["error"])
         elif kind == "dropped":
             self.say(f"launcher {node} disconnected before it finished; its processes are lost")
         elif kind in ("stop", "coordinator_lost", "unreachable") and not self.stop_requested:

@@ -29,11 +29,17 @@ def exit_code(children: list[Child], failure_code: int | None, signal_received: 
 
 
 def summary(children: list[Child], run_id: str, seconds: float, failure: Child | None,
-            code: int) -> list[str]:
-    """The launcher's closing messages: the verdict and table, then the servers' checkpoints."""
+            code: int, lost_early: list[Child] = ()) -> list[str]:
+    """The launcher's closing messages: the verdict and table, then the servers' checkpoints.
+
+    `lost_early` are workers lost before their first step (they fail the run).
+    """
     verdict = "failed" if code not in (0, EXIT_WORKERS_LOST) else "completed"
     if failure is not None:
         verdict += f" ({failure.name} exited with {describe_exit(failure.exit_code)})"
+    elif lost_early:
+        verdict += " (" + ", ".join(f"{c.name} lost before its first step"
+                                    for c in lost_early) + ")"
     table = "\n".join("  " + line for line in _table(children))
     return [f"run {run_id} {verdict} in {seconds:.1f} s{_lost_note(children, code)} "
             f"(exit code {code})\n" + table, *_checkpoint_notes(children)]

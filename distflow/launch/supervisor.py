@@ -10,6 +10,7 @@ stopping processes), ``signals`` (forwarding SIGINT/SIGTERM), ``rendezvous``
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
@@ -54,6 +55,9 @@ class Supervisor:
         self._failure: Child | None = None
         self._failure_code: int | None = None
         self._lock_path: str | None = None  # --checkpoint-dir's lock, held while running
+        self._farewells: queue.Queue = queue.Queue()  # (child, stepped) from _farewell
+        self._farewells_pending = 0
+        self._lost_early: list[Child] = []  # workers lost before their first step
         self._started = time.monotonic()
 
     # ------------------------------------------------------------ the run
@@ -94,9 +98,11 @@ class Supervisor:
         return True
 
     def _lock_checkpoints(self) -> bool:
-        """Holds --checkpoint-dir for this run when this launcher starts servers."""
+        """Holds --checkpoint-dir for this run when this launcher starts server 0 (servers
+        spread over several nodes share the directory)."""
         directory = self.opts.checkpoint_dir
-        if not directory or not self._has_servers():
+        if not directory or not any(c.spec.role == "ps" and c.spec.rank == 0
+                                    for c in self.children):
             return True
         try:
             self._lock_path, note = lock.acquire(str(directory), self.plan.run_id)
@@ -138,7 +144,9 @@ class Supervisor:
             code = self.rendezvous.drain()
             if code is not None:
                 self._failure_code = code
-            if self._workers_finished() and self.rendezvous.may_stop(
+            self._drain_farewells()
+            if self._workers_finished() and not self._farewells_pending and \
+                    self.rendezvous.may_stop(
                     self._local_ok(), self._local_code(), self._has_servers()):
                 return
             time.sleep(POLL_SECONDS)
@@ -181,8 +189,28 @@ class Supervisor:
         if spec.role != "worker" or not addrs:
             return
         keys = process_env.read("DISTFLOW_KEYS", spec.env)
-        threading.Thread(target=_say_bye, args=(addrs, spec.rank, keys),
+        self._farewells_pending += 1
+        threading.Thread(target=self._farewell, args=(child, addrs, keys),
                          name=f"bye-{child.name}", daemon=True).start()
+
+    def _farewell(self, child: Child, addrs: list[str], keys: str | None) -> None:
+        """(A thread.) Says `bye` for `child`; its answer goes to `_drain_farewells`."""
+        self._farewells.put((child, _say_bye(addrs, child.spec.rank, keys)))
+
+    def _drain_farewells(self) -> None:
+        """A worker lost before its first step fails the run: it never trained with all
+        its workers (e.g. they gave up waiting for a late pod, see --rendezvous-timeout)."""
+        while not self._farewells.empty():
+            child, stepped = self._farewells.get_nowait()
+            self._farewells_pending -= 1
+            if child.state != "lost" or stepped is not False:
+                continue
+            self._lost_early.append(child)
+            self.say(f"{child.name} was lost before its first step (the servers never got a "
+                     "gradient from it); the run fails")
+            if self._failure_code is None:
+                self._failure_code = shell_exit_code(child.exit_code or 1)
+            self.rendezvous.stop_requested = True
 
     def _fail(self, child: Child, code: int | None = None) -> None:
         child.state = "failed"
@@ -228,16 +256,27 @@ class Supervisor:
     def _report_summary(self) -> None:
         seconds = time.monotonic() - self._started
         for message in summary(self.children, self.plan.run_id, seconds, self._failure,
-                               self._exit_code()):
+                               self._exit_code(), self._lost_early):
             self.say(message)
 
 
-def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> None:
-    """Sends `bye` to every server on behalf of worker `rank` (its process is gone)."""
+def _say_bye(addrs: list[str], rank: int, keys_dir: str | None) -> bool | None:
+    """Sends `bye` to every server on behalf of worker `rank` (its process is gone).
+
+    Returns:
+        Whether any server got a step from that worker (None: the servers did not answer).
+    """
     from distflow.distribute.client import PSClient
 
     try:
-        PSClient(addrs, worker_id=rank, timeout=5.0, retries=1, keys_dir=keys_dir).close()
+        client = PSClient(addrs, worker_id=rank, timeout=3.0, retries=0, keys_dir=keys_dir)
+        try:
+            stats = client.stats()
+        finally:
+            client.close()
     except Exception as exc:  # noqa: BLE001 - a courtesy: heartbeats catch it anyway
         print(f"[launch] could not tell the servers that worker {rank} left ({exc}); they "
               f"will drop it after the heartbeat timeout", file=sys.stderr, flush=True)
+        return None
+    return any(shard.get("workers", {}).get(str(rank), {}).get("last_step", -1) >= 0
+               for shard in stats)
