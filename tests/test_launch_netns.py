@@ -134,6 +134,7 @@ def test_two_servers_spread_over_two_namespaces_train_together(tmp_path, two_hos
     assert (rc0, rc1) == (0, 0), out0[-1500:] + err0[-1500:] + out1[-1500:] + err1[-1500:]
     assert "[ps 0]" in out0 + err0 and "[ps 1]" not in out0 + err0
     assert "[ps 1]" in out1 + err1 and "[ps 0]" not in out1 + err1
+    out0, out1 = (re.sub(r"^\[node \d+\] ", "", out, flags=re.M) for out in (out0, out1))
     weights = {**final_weights(out0), **final_weights(out1)}
     assert sorted(weights) == [0, 1]
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-6)
