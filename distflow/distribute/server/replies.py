@@ -8,7 +8,6 @@ when the packed store is exactly its pack frame, the store's buffer.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,6 @@ from distflow.distribute.protocol import Message
 from distflow.distribute.server.shard import Shard
 from distflow.distribute.server.stats import Stats
 
-log = logging.getLogger("distflow.ps")
-
 
 class Replies:
     """The reply channel of one server.
@@ -28,11 +25,13 @@ class Replies:
         socket: its `transport.ServerSocket`.
         shard: the parameters replies carry.
         stats: counts bytes out and refusals.
+        rate_limited: logs refusals (one line per reason per interval).
     """
 
-    def __init__(self, socket: transport.ServerSocket, shard: Shard, stats: Stats):
+    def __init__(self, socket: transport.ServerSocket, shard: Shard, stats: Stats,
+                 rate_limited: transport.RateLimitedLog):
         self.socket, self.shard, self.stats = socket, shard, stats
-        self._rate_limited = transport.RateLimitedLog(log)  # one line per reason per 10 s
+        self._rate_limited = rate_limited
         self._all_encoder: protocol.Encoder | None = None  # replies with every parameter
         self._generation = -1  # the shard's parameter set the encoder was built for
         self._zero_copy: list[str] = []  # parameters such replies send without copying

@@ -65,7 +65,7 @@ class ParameterServer:
         self.socket = transport.ServerSocket(config.address, config.keys_dir,
                                              config.max_frame_bytes, config.max_queued_replies,
                                              config.max_queued_bytes)
-        self.replies = Replies(self.socket, self.shard, self.stats)
+        self.replies = Replies(self.socket, self.shard, self.stats, self._rate_limited)
         self.policy = POLICIES[config.mode](self.shard, self.replies, self.stats, config)
         self.members = Membership(config.num_workers, config.heartbeat_timeout, self.policy,
                                   self.stats.started)
