@@ -19,7 +19,9 @@ Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
 - with `--baseline DIR` (a checkout of another commit, e.g. a `git worktree`):
   async x1 and sync 2w again with DIR's servers (and DIR's client in the sync
   peer), in the same rounds; "x base" is this tree's time / DIR's, paired per
-  round like "x raw" (above 1: this tree is slower).
+  round like "x raw" (above 1: this tree is slower), and "CPU x base" the
+  servers' CPU time per step (all their threads, Linux schedstat) over the
+  rounds, this tree's / DIR's: less sensitive to a loaded machine than time.
 
 Every process pins one BLAS thread. The configurations of one size run side
 by side in interleaved blocks of steps, so load changes on a shared machine
@@ -102,10 +104,19 @@ def child_env(tree: str | None = None, **extra: str) -> dict:
 
 
 class Runner:
-    """One configuration: a `step` callable to time and a `close` to clean up."""
+    """One configuration: a `step` callable to time, a `close` to clean up, and the
+    server processes it talks to."""
 
-    def __init__(self, step, close):
-        self.step, self.close = step, close
+    def __init__(self, step, close, procs=()):
+        self.step, self.close, self.procs = step, close, list(procs)
+
+    def cpu_ns(self) -> int:
+        """CPU time of its servers so far, every thread (Linux; 0 elsewhere)."""
+        total = 0
+        for proc in self.procs:
+            for task in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
+                total += int(task.read_text().split()[0])
+        return total
 
 
 def raw_runner(nbytes: int) -> Runner:
@@ -178,7 +189,7 @@ def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
         for proc in procs:
             proc.wait(30)
 
-    return Runner(lambda: client.push_pull(grads, out=params), close)
+    return Runner(lambda: client.push_pull(grads, out=params), close, procs)
 
 
 def reps_for(nbytes: int, quick: bool) -> int:
@@ -218,13 +229,20 @@ def measure(label: str, nbytes: int, reps: int, keys: str, baseline: str | None 
         for runner in runners.values():  # warm-up: connections, page faults
             runner.step()
             runner.step()
+        cpu = {key: -runner.cpu_ns() for key, runner in runners.items()}
         for _ in range(ROUNDS):
             rounds.append({key: time_block(runner, block, times[key])
                            for key, runner in runners.items()})
+        cpu = {key: cpu[key] + runner.cpu_ns() for key, runner in runners.items()}
     finally:
         for runner in runners.values():
             runner.close()
     row = summarize(label, nbytes, reps, times, rounds)
+    for key in ("async1", "sync2w"):
+        if f"base_{key}" in cpu and cpu[f"base_{key}"] > 0:
+            row[f"{key}_server_cpu_us"] = cpu[key] / (ROUNDS * block) / 1e3
+            row[f"base_{key}_server_cpu_us"] = cpu[f"base_{key}"] / (ROUNDS * block) / 1e3
+            row[f"{key}_cpu_x_base"] = cpu[key] / cpu[f"base_{key}"]
     row["steal_pct"] = steal_percent(cpu_before, cpu_times())
     return row
 
@@ -300,7 +318,9 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         if "async1_x_base" in r:
             print(f"{r['size']:>5} against the baseline: async x1 {r['async1_x_base']:.3f}x, "
-                  f"sync 2w {r['sync2w_x_base']:.3f}x (this tree's time / the baseline's)")
+                  f"sync 2w {r['sync2w_x_base']:.3f}x (this tree's time / the baseline's); "
+                  f"servers' CPU per step x base: async x1 {r.get('async1_cpu_x_base', 0):.3f}, "
+                  f"sync 2w {r.get('sync2w_cpu_x_base', 0):.3f}")
 
 
 def main() -> None:
