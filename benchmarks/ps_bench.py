@@ -16,6 +16,12 @@ Side by side in one run, for parameter sets of 64 KB, 1 MB, 16 MB and 64 MB
 - sync 2w: one server in sync mode with two clients (the second one in its own
   process, pushing in lockstep); the time is one synchronous step.
 - CURVE: async x1 with CURVE encryption and the ZAP allow-list (1 MB, 16 MB).
+- with `--baseline DIR` (a checkout of another commit, e.g. a `git worktree`):
+  async x1 and sync 2w again with DIR's servers (and DIR's client in the sync
+  peer), in the same rounds; "x base" is this tree's time / DIR's, paired per
+  round like "x raw" (above 1: this tree is slower), and "CPU x base" the
+  servers' CPU time per step (all their threads, Linux schedstat) over the
+  rounds, this tree's / DIR's: less sensitive to a loaded machine than time.
 
 Every process pins one BLAS thread. The configurations of one size run side
 by side in interleaved blocks of steps, so load changes on a shared machine
@@ -28,7 +34,7 @@ Prints a table and one JSON line. Targets from the issue: async x1 throughput
 at least 0.8x raw (time ratio <= 1.25) from 1 MB up, latency under 2x raw at
 64 KB.
 
-    python benchmarks/ps_bench.py [--quick] [--sizes 64KB,1MB]
+    python benchmarks/ps_bench.py [--quick] [--sizes 64KB,1MB] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -89,18 +95,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def child_env(**extra: str) -> dict:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+def child_env(tree: str | None = None, **extra: str) -> dict:
+    """A child's environment: one BLAS thread, distflow from `tree` (default: this one)."""
+    path = os.pathsep.join(filter(None, [tree or str(REPO), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1", "PYTHONPATH": path, "DISTFLOW_LOG_LEVEL": "WARNING",
             **extra}
 
 
 class Runner:
-    """One configuration: a `step` callable to time and a `close` to clean up."""
+    """One configuration: a `step` callable to time, a `close` to clean up, and the
+    server processes it talks to."""
 
-    def __init__(self, step, close):
-        self.step, self.close = step, close
+    def __init__(self, step, close, procs=()):
+        self.step, self.close, self.procs = step, close, list(procs)
+
+    def cpu_ns(self) -> int:
+        """CPU time of its servers so far, every thread (Linux; 0 elsewhere)."""
+        total = 0
+        for proc in self.procs:
+            for task in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
+                total += int(task.read_text().split()[0])
+        return total
 
 
 def raw_runner(nbytes: int) -> Runner:
@@ -135,29 +151,32 @@ def raw_runner(nbytes: int) -> Runner:
     return Runner(step, close)
 
 
-def start_servers(count: int, mode: str, keys: str | None) -> tuple[list, list[str]]:
+def start_servers(count: int, mode: str, keys: str | None,
+                  tree: str | None = None) -> tuple[list, list[str]]:
     addrs = [f"tcp://127.0.0.1:{free_port()}" for _ in range(count)]
     procs = []
     for rank in range(count):
-        env = child_env(DISTFLOW_RANK=str(rank), DISTFLOW_PS_ADDRS=",".join(addrs),
+        env = child_env(tree, DISTFLOW_RANK=str(rank), DISTFLOW_PS_ADDRS=",".join(addrs),
                         DISTFLOW_STRATEGY=mode, DISTFLOW_NUM_WORKERS="2" if mode == "sync"
                         else "1", DISTFLOW_KEYS=keys or "", DISTFLOW_HEARTBEAT_TIMEOUT="60")
         procs.append(subprocess.Popen([sys.executable, "-m", "distflow.distribute.server"],
-                                      env=env))
+                                      env=env, cwd=tree))
     return procs, addrs
 
 
 def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
-              keys: str | None = None, pipeline: bool = True) -> Runner:
-    """push_pull through real servers; `steps`: how many the sync peer will take."""
-    procs, addrs = start_servers(servers, mode, keys)
+              keys: str | None = None, pipeline: bool = True, tree: str | None = None
+              ) -> Runner:
+    """push_pull through real servers; `steps`: how many the sync peer will take;
+    `tree`: another checkout whose servers (and sync peer) run instead of this one's."""
+    procs, addrs = start_servers(servers, mode, keys, tree)
     n = nbytes // 16
     params = {f"layer{i}/kernel": np.ones(n, np.float32) for i in range(4)}
     grads = {name: np.full(n, 0.5, np.float32) for name in params}
     peer = None
     if mode == "sync":  # the second worker pushes in lockstep with ours
         peer = subprocess.Popen([sys.executable, "-c", PEER, ",".join(addrs), str(n),
-                                 str(steps)], env=child_env())
+                                 str(steps)], env=child_env(tree), cwd=tree)
     client = PSClient(addrs, worker_id=0, timeout=60.0, keys_dir=keys, retries=0,
                       **({} if pipeline else {"pipeline_bytes": None}))
     client.init(params, SGD_LR0, out=params)
@@ -170,7 +189,7 @@ def ps_runner(nbytes: int, steps: int, servers: int = 1, mode: str = "async",
         for proc in procs:
             proc.wait(30)
 
-    return Runner(lambda: client.push_pull(grads, out=params), close)
+    return Runner(lambda: client.push_pull(grads, out=params), close, procs)
 
 
 def reps_for(nbytes: int, quick: bool) -> int:
@@ -181,7 +200,8 @@ def reps_for(nbytes: int, quick: bool) -> int:
 ROUNDS = 15
 
 
-def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
+def measure(label: str, nbytes: int, reps: int, keys: str, baseline: str | None = None
+            ) -> dict:
     """Times every configuration in interleaved blocks of steps (ROUNDS rounds).
 
     Each round times one short block of every configuration back to back, so a
@@ -199,6 +219,9 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
         runners["async1np"] = ps_runner(nbytes, steps, pipeline=False)
     if label in CURVE_SIZES:
         runners["curve"] = ps_runner(nbytes, steps, keys=keys)
+    if baseline:
+        runners["base_async1"] = ps_runner(nbytes, steps, tree=baseline)
+        runners["base_sync2w"] = ps_runner(nbytes, steps, mode="sync", tree=baseline)
     times: dict[str, list[float]] = {key: [] for key in runners}
     rounds: list[dict[str, float]] = []
     cpu_before = cpu_times()
@@ -206,13 +229,20 @@ def measure(label: str, nbytes: int, reps: int, keys: str) -> dict:
         for runner in runners.values():  # warm-up: connections, page faults
             runner.step()
             runner.step()
+        cpu = {key: -runner.cpu_ns() for key, runner in runners.items()}
         for _ in range(ROUNDS):
             rounds.append({key: time_block(runner, block, times[key])
                            for key, runner in runners.items()})
+        cpu = {key: cpu[key] + runner.cpu_ns() for key, runner in runners.items()}
     finally:
         for runner in runners.values():
             runner.close()
     row = summarize(label, nbytes, reps, times, rounds)
+    for key in ("async1", "sync2w"):
+        if f"base_{key}" in cpu and cpu[f"base_{key}"] > 0:
+            row[f"{key}_server_cpu_us"] = cpu[key] / (ROUNDS * block) / 1e3
+            row[f"base_{key}_server_cpu_us"] = cpu[f"base_{key}"] / (ROUNDS * block) / 1e3
+            row[f"{key}_cpu_x_base"] = cpu[key] / cpu[f"base_{key}"]
     row["steal_pct"] = steal_percent(cpu_before, cpu_times())
     return row
 
@@ -261,6 +291,10 @@ def summarize(label: str, nbytes: int, reps: int, times: dict, rounds: list[dict
     row["async1_GBps"] = 2 * nbytes / row["async1_ms"] / 1e6
     if "curve_ms" in row:
         row["curve_cost"] = row["curve_x_raw"] / row["async1_x_raw"]
+    for key in ("async1", "sync2w"):
+        if f"base_{key}" in times:
+            row[f"{key}_x_base"] = float(np.median([r[key] / r[f"base_{key}"]
+                                                     for r in rounds]))
     return row
 
 
@@ -281,6 +315,12 @@ def print_table(rows: list[dict]) -> None:
               f"{single} {r['async2_ms']:8.3f} {r['async2_x_raw']:6.2f} "
               f"{r['sync2w_ms']:8.3f} {r['sync2w_x_raw']:6.2f} {curve} "
               f"{r['raw_GBps']:8.2f} {r['async1_GBps']:8.2f} {r['steal_pct'] or 0:7.1f}")
+    for r in rows:
+        if "async1_x_base" in r:
+            print(f"{r['size']:>5} against the baseline: async x1 {r['async1_x_base']:.3f}x, "
+                  f"sync 2w {r['sync2w_x_base']:.3f}x (this tree's time / the baseline's); "
+                  f"servers' CPU per step x base: async x1 {r.get('async1_cpu_x_base', 0):.3f}, "
+                  f"sync 2w {r.get('sync2w_cpu_x_base', 0):.3f}")
 
 
 def main() -> None:
@@ -288,6 +328,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--sizes", default=",".join(SIZES),
                         help=f"comma-separated subset of {list(SIZES)}")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of another commit whose servers run side by side")
     args = parser.parse_args()
     labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in labels if s not in SIZES]
@@ -295,8 +337,8 @@ def main() -> None:
         parser.error(f"--sizes must name sizes among {list(SIZES)}. Received: {unknown}")
     with tempfile.TemporaryDirectory() as keys:
         transport.generate_keys(keys, 2)
-        rows = [measure(label, SIZES[label], reps_for(SIZES[label], args.quick), keys)
-                for label in labels]
+        rows = [measure(label, SIZES[label], reps_for(SIZES[label], args.quick), keys,
+                        args.baseline) for label in labels]
     print_table(rows)
     summary = {"bench": "ps_push_pull", "rows": rows,
                "targets": {"async1_x_raw_max_1MB_up": 1.25, "async1_x_raw_max_64KB": 2.0}}

@@ -14,6 +14,12 @@ Every process uses one BLAS thread. Prints a table and one JSON line.
     DISTFLOW_DATA=../shared/data python benchmarks/train_bench.py [--epochs 10] [--seeds 0,1,2] \
         [--tf-python /tmp/tfenv/bin/python]
 
+With `--baseline DIR` (a checkout of another commit, e.g. a `git worktree`),
+each distflow configuration also runs from DIR right after (or before: the
+order alternates) the same run from this tree, and a last table gives this
+tree's throughput / DIR's per configuration (the median over the pairs; below
+1: this tree is slower).
+
 With several seeds every configuration runs once per seed (the seed sets the
 initial weights, the dropout noise and the shuffling) and a summary gives each
 configuration's mean throughput and mean, lowest and highest test accuracy: one
@@ -34,11 +40,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _run(cmd: list[str], timeout: float) -> dict:
+def _run(cmd: list[str], timeout: float, tree: Path = HERE.parent) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=str(HERE.parent))
+               PYTHONPATH=str(tree))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=HERE.parent)
+                          cwd=tree)
     for line in proc.stdout.splitlines():
         start = line.find("{")
         if start >= 0 and '"samples_per_s"' in line:
@@ -47,10 +53,10 @@ def _run(cmd: list[str], timeout: float) -> dict:
                        f"stdout tail:\n{proc.stdout[-2000:]}\nstderr tail:\n{proc.stderr[-2000:]}")
 
 
-def configurations(epochs: int, data: list[str], seed: int,
-                   tf_python: str | None = None) -> list[tuple[str, list[str]]]:
+def configurations(epochs: int, data: list[str], seed: int, tf_python: str | None = None,
+                   here: Path = HERE) -> list[tuple[str, list[str]]]:
     py = sys.executable
-    worker = [str(HERE / "train_worker.py"), "--epochs", str(epochs), "--seed", str(seed), *data]
+    worker = [str(here / "train_worker.py"), "--epochs", str(epochs), "--seed", str(seed), *data]
     launch = [py, "-m", "distflow.launch", "--workers", "2", "--ps", "1"]
     runs = [
         ("distflow 1 process", [py, *worker, "--batch-size", "128"]),
@@ -95,21 +101,61 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="comma-separated seeds; each configuration runs once per seed")
     parser.add_argument("--tf-python", default=None,
                         help="an interpreter with tensorflow-cpu 2.21 (adds TF's MWMS)")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of another commit: its distflow runs side by side")
     args = parser.parse_args(argv)
     data = ["--data", args.data] if args.data else []
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
     for seed in seeds:
         for name, cmd in configurations(args.epochs, data, seed, args.tf_python):
-            result = _run(cmd, timeout=3600)
-            rows.append({"run": name, "seed": seed, **result})
-            print(f"{name:28} seed {seed} {result['samples_per_s']:>10.0f} samples/s "
-                  f"{result['s_per_epoch']:>7.2f} s/epoch  test accuracy "
-                  f"{result['test_accuracy']:.4f}", flush=True)
-    summary = summarize(rows) if len(seeds) > 1 else []
+            if args.baseline and name.startswith("distflow"):
+                rows += _against_baseline(name, cmd, seed, Path(args.baseline).resolve(),
+                                          len(rows) // 2 % 2)
+                continue
+            rows.append(_report({"run": name, "seed": seed, **_run(cmd, timeout=3600)}))
+    summary = summarize([r for r in rows if "tree" not in r or r["tree"] == "this"]) \
+        if len(seeds) > 1 else []
+    baseline = compare_to_baseline(rows) if args.baseline else []
     print(json.dumps({"benchmark": "train", "epochs": args.epochs, "rows": rows,
-                      "summary": summary}))
+                      "summary": summary, "baseline": baseline}))
     return rows
+
+
+def _report(row: dict) -> dict:
+    print(f"{row['run']:28} seed {row['seed']} {row.get('tree', ''):8} "
+          f"{row['samples_per_s']:>10.0f} samples/s {row['s_per_epoch']:>7.2f} s/epoch  "
+          f"test accuracy {row['test_accuracy']:.4f}", flush=True)
+    return row
+
+
+def _against_baseline(name: str, cmd: list[str], seed: int, baseline: Path,
+                      baseline_first: int) -> list[dict]:
+    """One run of a configuration from this tree and one from `baseline`, in turn."""
+    theirs = [str(baseline / "benchmarks" / Path(a).name) if a.startswith(str(HERE)) else a
+              for a in cmd]
+    runs = [("this", cmd, HERE.parent), ("baseline", theirs, baseline)]
+    rows = []
+    for tree, command, root in (runs[::-1] if baseline_first else runs):
+        rows.append(_report({"run": name, "seed": seed, "tree": tree,
+                             **_run(command, timeout=3600, tree=root)}))
+    return rows
+
+
+def compare_to_baseline(rows: list[dict]) -> list[dict]:
+    """Per configuration: this tree's throughput / the baseline's, paired per seed."""
+    out = []
+    for name in dict.fromkeys(r["run"] for r in rows if "tree" in r):
+        pairs = {}
+        for r in rows:
+            if r["run"] == name and "tree" in r:
+                pairs.setdefault(r["seed"], {})[r["tree"]] = r["samples_per_s"]
+        ratios = [p["this"] / p["baseline"] for p in pairs.values()]
+        out.append({"run": name, "pairs": len(ratios),
+                    "this_over_baseline": statistics.median(ratios)})
+        print(f"{name:28} throughput this / baseline {out[-1]['this_over_baseline']:.3f} "
+              f"(median of {len(ratios)}: {' '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+    return out
 
 
 if __name__ == "__main__":

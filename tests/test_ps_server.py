@@ -233,9 +233,9 @@ def test_the_packed_store_updates_exactly_like_one_tensor_at_a_time(servers, opt
             for g in steps:
                 client.push({n: g[n] for n in order})
             finals.append(client.pull())
-    assert fast._store.names == ["a", "b", "c"]
-    assert list(fast._checked.values()) == [True]
-    assert not any(slow._checked.values())
+    assert fast.shard.store.names == ["a", "b", "c"]
+    assert fast.shard.checked_layouts() == [True]
+    assert not any(slow.shard.checked_layouts())
     local, slots = run_rule_locally(optimizer, values, steps)
     for name in values:
         np.testing.assert_array_equal(finals[0][name], local[name])
@@ -262,7 +262,7 @@ def test_sync_three_workers_get_identical_parameters_sgd_on_the_mean(servers):
         np.testing.assert_allclose(results[0][name], value - np.float32(0.5) * mean, rtol=1e-5)
         assert results[0][name].tobytes() == results[1][name].tobytes() == \
             results[2][name].tobytes()
-    assert server.version == 1 and server.stats.steps == 1 and server.stats.pushes == 3
+    assert server.version == 1 and server.stats_dict()["steps"] == 1 and server.stats.pushes == 3
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -292,7 +292,7 @@ def test_sync_sums_multi_frame_and_differently_framed_gradients(servers, monkeyp
 
             def after_worker_2(i):
                 deadline = time.monotonic() + 5
-                while 2 not in server._round.arrived:
+                while 2 not in server.policy.round.arrived:
                     assert time.monotonic() < deadline, "worker 2's push never arrived"
                     time.sleep(0.005)
                 return clients[i].push_pull(gs[i])
@@ -404,9 +404,10 @@ def _plain_push_run(server: ParameterServer) -> list[dict]:
 
 
 def test_the_plain_push_shortcut_answers_exactly_as_the_general_path(servers):
-    """`_plain_push` (async steady state) against a twin server that only has `_push`."""
+    """`plain_push` (async steady state) against a twin server whose policy only has
+    the general path (`take`)."""
     shortcut, general = servers(mode="async"), servers(mode="async")
-    general._plain_push = lambda identity, msg: False  # the twin: general path only
+    general.policy.plain_push = lambda identity, msg: False  # the twin: general path only
     assert _plain_push_run(shortcut) == _plain_push_run(general)
     assert snapshot(shortcut) == snapshot(general)
     stats = [{k: v for k, v in server.stats_dict().items()
@@ -424,7 +425,7 @@ def test_the_plain_push_shortcut_answers_exactly_as_the_general_path(servers):
                              ({"part": [0, 1]}, False), ({"learning_rate": 0.1}, False)):
             msg = protocol.decode(protocol.encode({**header, **extra},
                                                   list(_with_big(grads(0), 0).items())))
-            assert (shortcut._plain_pusher(msg) is shortcut.workers[2]) is taken, extra
+            assert (shortcut.policy.plain_pusher(msg) is shortcut.workers[2]) is taken, extra
 
 
 def test_a_reply_still_being_sent_is_never_changed_by_the_next_update(servers):
@@ -480,7 +481,7 @@ def test_a_store_parameter_stays_in_the_store_while_a_reply_is_in_flight(servers
     sgd = {"name": "sgd", "hp": {}, "learning_rate": 1.0}
     with PSClient([server.address], worker_id=0, timeout=20) as writer:
         writer.init(start, sgd)
-        assert server._store.names == ["a", "c"]
+        assert server.shard.store.names == ["a", "c"]
         slow = zmq.Context.instance().socket(zmq.DEALER)
         slow.setsockopt(zmq.RCVHWM, 1)
         slow.setsockopt(zmq.RCVBUF, 64 * 1024)
@@ -497,7 +498,7 @@ def test_a_store_parameter_stays_in_the_store_while_a_reply_is_in_flight(servers
             writer.push({k: np.ones_like(v) for k, v in start.items()})
         pulled = writer.pull()
         slow.close()
-    assert np.shares_memory(server.params["a"], server._store.values)
+    assert np.shares_memory(server.params["a"], server.shard.store.values)
     assert pulled["a"][0] == pulled["a"][-1] == -4.0 and pulled["w"][0] == -3.0
 
 
@@ -509,12 +510,12 @@ def test_a_reply_never_shares_the_packed_store(servers, monkeypatch):
     start = {f"t{i}": np.full(300 * 1024 // 4, i, np.float32) for i in range(4)}
     with PSClient([server.address], worker_id=0, timeout=20) as client:
         client.init(start, {"name": "sgd", "hp": {}, "learning_rate": 1.0})
-    assert server._store.names == ["t0", "t1", "t2"]
+    assert server.shard.store.names == ["t0", "t1", "t2"]
     names = ["t3", "t0", "t1", "t2"]  # packs t3, t0, t1; frames t2
-    tensors, shared = server._sendable(server._tensors(names))
+    tensors, shared = server.replies.sendable(server.replies.tensors(names))
     assert shared == []  # nothing to track: t2 goes as a copy, the others packed
     frames = protocol.encode({"op": "ok"}, tensors)
-    store = server._store.values
+    store = server.shard.store.values
     assert not any(np.shares_memory(np.frombuffer(f, np.uint8), store) for f in frames[1:])
     assert len(frames) == 3  # header, pack frame, t2's own frame
 
@@ -689,20 +690,20 @@ def test_replies_beyond_a_slow_peers_queue_wait_in_order_and_all_arrive(servers)
 
 
 def test_a_signal_ends_the_loop_at_once_only_while_a_request_is_being_read(tmp_path):
-    from distflow.distribute import server as server_module
+    from distflow.distribute.server import Terminated, on_signal
 
-    server = ParameterServer(ServerConfig(stats_interval=0))
+    applying, reading = (ParameterServer(ServerConfig(stats_interval=0)) for _ in range(2))
     try:
-        server._reading = False  # e.g. applying an update: finish it, then stop
-        server_module._on_signal(server)
-        assert server._stop.is_set()
-        server._stop.clear()
-        server._reading = True  # only reading: nothing changed yet, stop now
-        with pytest.raises(server_module._Terminated):
-            server_module._on_signal(server)
-        assert server._stop.is_set() and not server._reading
+        applying.reading = False  # e.g. applying an update: finish it, then stop
+        on_signal(applying)
+        assert applying.stopping
+        reading.reading = True  # only reading: nothing changed yet, stop now
+        with pytest.raises(Terminated):
+            on_signal(reading)
+        assert reading.stopping and not reading.reading
     finally:
-        server.socket.close()
+        applying.socket.close()
+        reading.socket.close()
 
 
 def test_a_malformed_push_naming_a_waiting_worker_cannot_take_its_reply(servers):
@@ -794,7 +795,8 @@ def test_every_float_dtype_is_checked_for_non_finite_values(servers, dtype, valu
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
 def test_non_finite_values_anywhere_in_a_multi_frame_gradient_are_found(servers, mode):
-    from distflow.distribute.server import _FINITE_CHUNK, _UPDATE_CHUNK
+    from distflow.distribute.server.requests import FINITE_CHUNK as _FINITE_CHUNK
+    from distflow.distribute.server.shard import UPDATE_CHUNK as _UPDATE_CHUNK
 
     # 2.5 frames of float32; checked and updated in several chunks per frame.
     n = protocol.FRAME_BYTES // 4 * 2 + 12345
@@ -935,7 +937,7 @@ def test_a_new_worker_joins_at_the_next_step(servers):
         first = threading.Thread(target=lambda: (a.push_pull(grads(0)), done.set()))
         first.start()
         deadline = time.monotonic() + 5
-        while not server._round.started:  # worker 0's gradient has arrived
+        while not server.policy.round.started:  # worker 0's gradient has arrived
             assert time.monotonic() < deadline, "worker 0's push never reached the server"
             time.sleep(0.01)
         joined = late.init(params(7), SGD)  # registers mid-step: not waited for in this step

@@ -273,7 +273,7 @@ class Server:
         restore = _on_signals(self._stopped.set)
         try:
             while not self._stopped.wait(0.2):
-                if self._ps is not None and not self._ps._thread.is_alive():
+                if self._ps is not None and not self._ps.running:
                     break  # a `shutdown` request ended the server
         finally:
             restore()
