@@ -109,22 +109,3 @@ def _read(name: str, env: Mapping[str, str], checked: bool = False) -> Any:
     """The declared type of `name`; ranges and choices are `__post_init__`'s to check."""
     return process_env.read(name, env, checked=checked)
 
-
-def env_number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
-    """`kind(env[name])`, or `default` when the variable is unset or blank.
-
-    Only the parameter server's `config_from_env` still uses it; new readers go
-    through `distflow.process_env.read`.
-
-    Raises:
-        ValueError: naming the variable and quoting the value that is not a number.
-    """
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        what = "an int" if kind is int else "a number"
-        raise ValueError(f"Environment variable {name} must be {what}. "
-                         f"Received: {raw!r}") from None

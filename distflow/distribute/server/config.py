@@ -7,11 +7,12 @@ Every `DISTFLOW_*` variable a parameter-server process reads is read here
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from distflow import process_env
 from distflow.distribute import protocol
-from distflow.distribute.cluster import env_number
 
 MODES = {"sync": "sync", "mirrored": "sync", "async": "async"}
 DEFAULT_MODE = "sync"
@@ -103,40 +104,51 @@ class ServerConfig:
                                  f"Received: {name}={value!r}")
 
 
-def config_from_env(environ: dict[str, str] | None = None) -> ServerConfig:
+def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
     """Builds the server's settings from the launcher's `DISTFLOW_*` variables.
 
+    Every variable is read through the process contract (`distflow.process_env`):
     DISTFLOW_RANK is the shard id, DISTFLOW_PS_ADDRS[rank] gives the port,
     DISTFLOW_BIND the host (default 127.0.0.1); then DISTFLOW_STRATEGY,
     DISTFLOW_MAX_STALENESS, DISTFLOW_NUM_WORKERS, DISTFLOW_CHECKPOINT_DIR,
-    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_KEYS,
-    DISTFLOW_STATS_INTERVAL, DISTFLOW_NONFINITE, DISTFLOW_RUN_ID and
-    DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS (1/true/yes).
+    DISTFLOW_CHECKPOINT_EVERY, DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_RENDEZVOUS_TIMEOUT
+    (`startup_timeout`), DISTFLOW_KEYS, DISTFLOW_STATS_INTERVAL, DISTFLOW_NONFINITE,
+    DISTFLOW_RUN_ID and DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS.
+
+    Raises:
+        ValueError: a variable not of its declared type, or a rank outside the addresses.
     """
-    env = dict(os.environ if environ is None else environ)
-    rank = env_number(env, "DISTFLOW_RANK", 0)
-    addrs = [a.strip() for a in env.get("DISTFLOW_PS_ADDRS", "").split(",") if a.strip()]
+    env = os.environ if environ is None else environ
+    rank = _read("DISTFLOW_RANK", env)
+    addrs = list(_read("DISTFLOW_PS_ADDRS", env) or ())
     if not 0 <= rank < max(1, len(addrs)):
         raise ValueError(f"DISTFLOW_RANK must index DISTFLOW_PS_ADDRS ({len(addrs)} "
                          f"entries). Received: DISTFLOW_RANK={rank}")
     port = addrs[rank].rpartition(":")[2] if addrs else "0"
-    bind = env.get("DISTFLOW_BIND", "") or "127.0.0.1"
     return ServerConfig(
-        address=f"tcp://{bind}:{port}", shard=rank,
-        mode=env.get("DISTFLOW_STRATEGY", "mirrored") or "mirrored",
-        num_workers=env_number(env, "DISTFLOW_NUM_WORKERS", 1),
-        max_staleness=env_number(env, "DISTFLOW_MAX_STALENESS", None),
-        heartbeat_timeout=env_number(env, "DISTFLOW_HEARTBEAT_TIMEOUT", 30.0, float),
-        startup_timeout=env_number(env, "DISTFLOW_RENDEZVOUS_TIMEOUT", None, float),
-        checkpoint_dir=env.get("DISTFLOW_CHECKPOINT_DIR") or None,
-        checkpoint_every=env_number(env, "DISTFLOW_CHECKPOINT_EVERY", 0),
-        keys_dir=env.get("DISTFLOW_KEYS") or None,
-        stats_interval=env_number(env, "DISTFLOW_STATS_INTERVAL", 60.0, float),
-        nonfinite=env.get("DISTFLOW_NONFINITE", "").strip() or "reject",
-        run_id=env.get("DISTFLOW_RUN_ID") or None,
-        ignore_corrupt_checkpoints=env.get("DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS", "").strip()
-        .lower() in ("1", "true", "yes"),
+        address=f"tcp://{_read('DISTFLOW_BIND', env) or '127.0.0.1'}:{port}", shard=rank,
+        mode=_read("DISTFLOW_STRATEGY", env),
+        num_workers=_read("DISTFLOW_NUM_WORKERS", env),
+        max_staleness=_read("DISTFLOW_MAX_STALENESS", env),
+        heartbeat_timeout=_read("DISTFLOW_HEARTBEAT_TIMEOUT", env),
+        startup_timeout=_set_or_none("DISTFLOW_RENDEZVOUS_TIMEOUT", env),
+        checkpoint_dir=_read("DISTFLOW_CHECKPOINT_DIR", env),
+        checkpoint_every=_read("DISTFLOW_CHECKPOINT_EVERY", env),
+        keys_dir=_read("DISTFLOW_KEYS", env),
+        stats_interval=_read("DISTFLOW_STATS_INTERVAL", env),
+        nonfinite=_read("DISTFLOW_NONFINITE", env),
+        run_id=_set_or_none("DISTFLOW_RUN_ID", env),
+        ignore_corrupt_checkpoints=_read("DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS", env),
     )
+
+
+def _read(name: str, env: Mapping[str, str]) -> Any:
+    return process_env.read(name, env)
+
+
+def _set_or_none(name: str, env: Mapping[str, str]) -> Any:
+    """The value when the variable is set; None (the server's own default) otherwise."""
+    return _read(name, env) if process_env.is_set(name, env) else None
 
 
 _FLAGS = (  # flag, type, help; each overrides the environment
@@ -179,6 +191,6 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     return {renames.get(k, k): v for k, v in args.items() if v is not None}
 
 
-def log_level(environ: dict[str, str] | None = None) -> str:
+def log_level(environ: Mapping[str, str] | None = None) -> str:
     """The process's log level: DISTFLOW_LOG_LEVEL (default INFO)."""
-    return (os.environ if environ is None else environ).get("DISTFLOW_LOG_LEVEL", "INFO")
+    return process_env.read("DISTFLOW_LOG_LEVEL", environ)
