@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from distflow import tensor as _core
+from distflow.graph.default_session import default_session
 from distflow.graph.shape import TensorShape, as_shape
 from distflow.tensor import GRAPH, Tensor, Variable
 
@@ -179,8 +180,6 @@ class GraphTensor(Tensor):
 
     def eval(self, feed_dict: dict | None = None, session: Any = None) -> np.ndarray:
         """Runs the graph for this tensor in `session` or the default session."""
-        from distflow.graph.session import default_session
-
         return (session or default_session(self)).run(self, feed_dict=feed_dict)
 
     def numpy(self) -> np.ndarray:
@@ -371,8 +370,6 @@ class Operation:
 
     def run(self, feed_dict: dict | None = None, session: Any = None) -> None:
         """Runs this operation in `session` or the default session."""
-        from distflow.graph.session import default_session
-
         (session or default_session(self)).run(self, feed_dict=feed_dict)
 
     def get_attr(self, name: str) -> Any:

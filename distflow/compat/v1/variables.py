@@ -73,7 +73,7 @@ class RefVariable(Variable):
 
     def eval(self, session: Any = None) -> np.ndarray:
         """The current value, through `session` or the default session."""
-        from distflow.graph.session import default_session
+        from distflow.graph.default_session import default_session
 
         return (session or default_session(self)).run(self)
 
