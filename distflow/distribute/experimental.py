@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from distflow.distribute import coordinator, partitioners  # noqa: F401  (TF's names)
+from distflow.distribute import strategy as strategy_module
 from distflow.distribute.cluster import ClusterSpec, env_number
 from distflow.distribute.strategy import (  # noqa: F401
     MultiWorkerMirroredStrategy,
@@ -64,7 +65,7 @@ def _cluster_of(jobs: Mapping[str, list[str]]) -> ClusterSpec:
                                                     float))
 
 
-class ParameterServerStrategy(_ParameterServerBacked):
+class ParameterServerStrategy(_ParameterServerBacked, coordinator.CoordinatedStrategy):
     """TF's coordinator-driven parameter-server strategy (asynchronous).
 
     Build it on the coordinator (the `chief` task, or a process without a task
@@ -305,3 +306,6 @@ def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
     previous = {sig: signal.signal(sig, lambda *_: handler())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
+
+
+strategy_module._RESOLVER_STRATEGY[:] = [ParameterServerStrategy]
