@@ -5,7 +5,7 @@
 `df.random`, `df.keras`, `df.optimizers`, `df.data`, `df.distribute`.
 """
 
-from distflow import nn, random, test_util
+from distflow import nest, nn, random, test_util
 from distflow.graph import (  # graph mode: the IR, `function`, TF1's Session
     Graph,
     InteractiveSession,
