@@ -53,6 +53,12 @@ def _unflatten(tree: Any, leaves: Iterable[Any]) -> Any:
     return nest.pack_sequence_as(tree, leaves, leaf_lists=True)
 
 
+def _map_leaves(fn: Callable[[Any], Any], structure: Any) -> Any:
+    """`structure` with `fn` applied to each leaf (one walk down, one to rebuild)."""
+    leaves = nest.flatten(structure, leaf_lists=True)
+    return nest.pack_sequence_as(structure, [fn(leaf) for leaf in leaves], leaf_lists=True)
+
+
 def _leaf_names(tree: Any, prefix: str = "element") -> list[str]:
     """Readable names of the leaves (`element[0]`, `element['image']`) for errors."""
     return [prefix + "".join(f"[{key!r}]" for key in path)
@@ -116,24 +122,24 @@ def _tensors(element: Any) -> Any:
         return tuple(map(_wrap, element))  # the common (x, y) batch, without the tree walk
     if isinstance(element, np.ndarray | np.generic):
         return _tensor_leaf(element)
-    leaves, tree = _flatten(element)
-    return _unflatten(tree, [_tensor_leaf(leaf) for leaf in leaves])
+    return _map_leaves(_tensor_leaf, element)
 
 
 def _to_numpy_structure(element: Any) -> Any:
-    leaves, tree = _flatten(element)
-    return _unflatten(tree, [_to_element_leaf(leaf) for leaf in leaves])
+    return _map_leaves(_to_element_leaf, element)
+
+
+def _leaf_spec(leaf: Any) -> TensorSpec:
+    array = np.asarray(leaf)
+    return TensorSpec(array.shape, array.dtype)
 
 
 def _spec_of(element: Any) -> Any:
-    leaves, tree = _flatten(element)
-    arrays = [np.asarray(leaf) for leaf in leaves]
-    return _unflatten(tree, [TensorSpec(a.shape, a.dtype) for a in arrays])
+    return _map_leaves(_leaf_spec, element)
 
 
 def _map_specs(spec: Any, fn: Callable[[TensorSpec], TensorSpec]) -> Any:
-    leaves, tree = _flatten(spec)
-    return _unflatten(tree, [fn(leaf) for leaf in leaves])
+    return _map_leaves(fn, spec)
 
 
 # ---------------------------------------------------------------- argument checks
