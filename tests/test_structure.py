@@ -13,7 +13,9 @@ exists when module A names module B:
   A's package first, then named as above.
 
 Importing a submodule also runs its parent packages' `__init__`, but that is
-Python's machinery, not a dependency the code states, so it is not an edge. A cycle
+Python's machinery, not a dependency the code states, so it is not an edge. Nor is
+`importlib.import_module(name)`: a call, not an import statement (the packages' lazy
+`__getattr__` loaders use it with computed names). A cycle
 is a strongly connected component of more than one module; the test fails on every
 cycle not listed in `PENDING_ELSEWHERE_CYCLES`.
 

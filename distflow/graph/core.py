@@ -311,7 +311,8 @@ def _culprit_frame() -> Any:
     """The innermost frame outside the graph machinery (the code that read a value)."""
     import traceback
 
-    inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "contextlib.py")
+    inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "distflow/primitive.py",
+              "distflow/shape_ops.py", "distflow/softmax_ops.py", "contextlib.py")
     for frame in reversed(traceback.extract_stack()[:-3]):
         if not any(part in frame.filename for part in inside):
             return frame
