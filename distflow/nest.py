@@ -23,14 +23,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-_SEQUENCES = (list, tuple)
 _NESTS = (list, tuple, dict, Mapping)
 _MISSING = object()
+# Types seen to be leaves: a set lookup instead of an isinstance against the Mapping ABC
+# for every tensor of every flatten (the tape flattens its sources on each gradient).
+_LEAF_TYPES: set[type] = set()
 
 
 def is_nested(structure: Any) -> bool:
     """True for a list, tuple or dict (a structure), False for a leaf (`tf.nest.is_nested`)."""
-    return isinstance(structure, _NESTS)
+    cls = type(structure)
+    if cls in _LEAF_TYPES:
+        return False
+    if isinstance(structure, _NESTS):
+        return True
+    _LEAF_TYPES.add(cls)
+    return False
+
+
+def _all_leaves(items: Any) -> bool:
+    leaves = _LEAF_TYPES
+    for item in items:
+        if type(item) not in leaves and is_nested(item):
+            return False
+    return True
 
 
 def _sorted_keys(mapping: Mapping) -> list:
@@ -52,7 +68,7 @@ def flatten(structure: Any, *, leaf_lists: bool = False) -> list:
         A new list of the leaves.
     """
     if isinstance(structure, tuple) or (isinstance(structure, list) and not leaf_lists):
-        if not any(isinstance(s, _NESTS) for s in structure):
+        if _all_leaves(structure):
             return list(structure)  # the common flat case (a list of tensors), no recursion
         return [x for s in structure for x in flatten(s, leaf_lists=leaf_lists)]
     if isinstance(structure, dict | Mapping):
@@ -73,8 +89,7 @@ def pack_sequence_as(structure: Any, flat_sequence: Any, *, leaf_lists: bool = F
         ValueError: when the number of leaves differs.
     """
     flat = list(flat_sequence)
-    if type(structure) is list and not leaf_lists and not any(
-            isinstance(s, _NESTS) for s in structure):
+    if type(structure) is list and not leaf_lists and _all_leaves(structure):
         packed, extra = flat[:len(structure)], len(flat) - len(structure)  # the common case
     else:
         leaves = iter(flat)
