@@ -5,7 +5,7 @@
 `df.random`, `df.keras`, `df.optimizers`, `df.data`, `df.distribute`.
 """
 
-from distflow import dtypes, nn, process_env, random, test_util  # tf.dtypes.float32
+from distflow import dtypes, nest, nn, process_env, random, test_util  # tf.dtypes.float32
 from distflow.dtypes import (
     DType,
     as_dtype,

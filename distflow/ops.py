@@ -6,144 +6,60 @@ backward pass. Each differentiable input has one VJP `(g, residuals) -> grad`
 (None: no gradient defined, which raises a clear error if one is needed).
 Ops built from primitives (var, std, stack, split, expand_dims, ...) need no
 rule of their own. Every broadcasting op undoes broadcasting with `unbroadcast`.
+
+This module holds the arithmetic, unary math, reductions, comparisons and the
+Tensor operators; `primitive` (the registry and argument conversion), `shape_ops`
+and `softmax_ops` hold the rest, and everything is re-exported here: `ops.<name>`
+and `distflow.ops.REGISTRY` are the one namespace of the core ops.
 """
 
 from __future__ import annotations
 
 import builtins
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from distflow.tensor import GRAPH, Tensor, Variable, as_array, graph_form, record
-
-
-class Primitive:
-    """A registered primitive op: a forward and one VJP per differentiable input.
-
-    Attributes:
-        name: op name (the registry key, used in error messages).
-        forward: `(*arrays, **params) -> (output, residuals)`.
-        vjps: one `(g, residuals) -> grad` per input (None: no gradient defined).
-        variadic: one VJP `(i, g, residuals)` shared by a list of inputs.
-    """
-
-    __slots__ = ("name", "forward", "vjps", "variadic")
-
-    def __init__(self, name: str, forward: Callable[..., tuple[np.ndarray, Any]],
-                 vjps: tuple[Callable | None, ...], variadic: bool = False):
-        self.name, self.forward, self.vjps, self.variadic = name, forward, tuple(vjps), variadic
-
-    def __repr__(self) -> str:
-        return f"Primitive({self.name!r})"
-
-    def __call__(self, *inputs: Tensor, **params: Any) -> Tensor:
-        if GRAPH.active:  # building a graph: record an operation instead of running
-            out = GRAPH.primitive(self, inputs, params)
-            if out is not NotImplemented:
-                return out
-        out, res = self.forward(*map(_VALUE, inputs), **params)
-        if self.variadic:
-            vjp = self.vjps[0]
-            vjps = tuple(_bind_index(vjp, i) for i in builtins.range(len(inputs)))
-            return record(self.name, out, inputs, vjps, res)
-        return record(self.name, out, inputs, self.vjps, res)
-
-
-_VALUE = operator.attrgetter("value")  # map() over it needs no Python frame per input
-
-
-def _bind_index(vjp: Callable, i: int) -> Callable:
-    return lambda g, res: vjp(i, g, res)
-
-
-REGISTRY: dict[str, Primitive] = {}
-
-
-def defop(name: str, forward: Callable, *vjps: Callable | None, variadic: bool = False):
-    """Registers a primitive and returns it (callable on tensors)."""
-    if name in REGISTRY:
-        raise ValueError(f"Op '{name}' is already registered.")
-    prim = REGISTRY[name] = Primitive(name, forward, vjps, variadic)
-    return prim
-
-
-def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sums `g` over the axes that broadcasting added or stretched to reach `shape`."""
-    if g.shape == shape:
-        return g
-    extra = g.ndim - len(shape)
-    if shape and g.shape[extra:] == shape:  # only leading axes were added (a bias): no reshape
-        return np.add.reduce(g, axis=0 if extra == 1 else tuple(builtins.range(extra)))
-    axes = tuple(builtins.range(extra)) + tuple(
-        i + extra for i, n in enumerate(shape) if n == 1 and g.shape[i + extra] != 1)
-    return g.sum(axis=axes, keepdims=True).reshape(shape)
-
-
-# ----------------------------------------------------------------- conversion
-
-
-def convert_to_tensor(value: Any, dtype: Any = None) -> Tensor:
-    """Returns `value` as a Tensor (tensors pass through unless a cast is asked)."""
-    if isinstance(value, Tensor):
-        if dtype is None or value.dtype == np.dtype(dtype):
-            return value
-        return cast(value, dtype)
-    return Tensor(value, dtype)
-
-
-def constant(value: Any, dtype: Any = None, shape: Sequence[int] | None = None) -> Tensor:
-    """Creates a constant tensor (a copy of `value`), as `tf.constant`."""
-    arr = np.array(as_array(value, dtype), copy=True)
-    if shape is not None:
-        arr = np.broadcast_to(arr, tuple(shape)).copy() if arr.size == 1 else arr.reshape(shape)
-    return Tensor._wrap(arr)
-
-
-def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
-    if a.kind == "f" and b.kind != "f":
-        return a
-    if b.kind == "f" and a.kind != "f":
-        return b
-    return np.result_type(a, b)
-
-
-def _weak(value: Any, like: np.dtype) -> Tensor:
-    """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
-    if type(value) is np.ndarray and value.dtype == like:  # the common case: no conversion
-        return Tensor._wrap(value)
-    arr = as_array(value) if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype.kind == "f" and like.kind != "f":
-        return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
-    return Tensor(arr, like)
-
-
-def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
-    xt, yt = isinstance(x, Tensor), isinstance(y, Tensor)
-    if xt and yt:
-        if x.value.dtype == y.value.dtype:
-            return x, y
-        dt = _promote(x.dtype, y.dtype)
-        return convert_to_tensor(x, dt), convert_to_tensor(y, dt)
-    if xt:
-        return _pair(x, _weak(y, x.dtype))
-    if yt:
-        return _pair(_weak(x, y.dtype), y)
-    return _pair(Tensor(x), Tensor(y))
-
-
-def _t(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _norm_axis(axis: Any) -> Any:
-    if isinstance(axis, Tensor):
-        axis = axis.value.tolist()
-    return tuple(axis) if isinstance(axis, list) else axis
-
+from distflow.primitive import (  # noqa: F401  (re-exported: the op registry is one namespace)
+    REGISTRY,
+    Primitive,
+    _norm_axis,
+    _pair,
+    _t,
+    cast,
+    constant,
+    convert_to_tensor,
+    defop,
+    unbroadcast,
+)
+from distflow.shape_ops import (  # noqa: F401  (re-exported: the op registry is one namespace)
+    concat,
+    concatenate,
+    embedding_lookup,
+    expand_dims,
+    gather,
+    getitem,
+    one_hot,
+    pad,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    tile,
+    transpose,
+)
+from distflow.softmax_ops import (  # noqa: F401  (re-exported: the op registry is one namespace)
+    _sigmoid,
+    log_softmax,
+    sigmoid_cross_entropy_with_logits,
+    softmax,
+    softmax_cross_entropy_with_logits,
+    sparse_softmax_cross_entropy_with_logits,
+)
+from distflow.tensor import Tensor, Variable, as_array, graph_form
 
 # ------------------------------------------------------------ binary arithmetic
 
@@ -316,12 +232,6 @@ round = _unary("round", np.round, None, "shape")  # noqa: A001  (no gradient, as
 rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out: -0.5 * g * out ** 3, "out")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # Split by sign so that exp never overflows.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-
 sigmoid = _unary("sigmoid", _sigmoid, lambda g, out: g * out * (1 - out), "out")
 
 
@@ -423,19 +333,6 @@ def clip_by_value(t: Any, clip_value_min: Any, clip_value_max: Any) -> Tensor:
 
 
 clip = clip_by_value
-
-_cast = defop("cast", lambda x, dtype: (x.astype(dtype), x.dtype),
-              lambda g, src_dtype: g.astype(src_dtype))
-
-
-def cast(x: Any, dtype: Any) -> Tensor:
-    """Converts to `dtype`; the gradient is cast back (none into integers)."""
-    x = _t(x)
-    dtype = np.dtype(dtype)
-    if x.dtype == dtype:
-        return x
-    return _cast(x, dtype=dtype)
-
 
 def _where_fwd(x, y, cond):
     return np.where(cond, x, y), (x.shape, y.shape, cond)
@@ -590,391 +487,6 @@ def std(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 reduce_sum, reduce_mean, reduce_max, reduce_min = sum, mean, max, min
 reduce_logsumexp, reduce_variance, reduce_std = logsumexp, var, std
-
-
-# ----------------------------------------------------------------- shape ops
-
-_reshape = defop("reshape", lambda x, shape: (x.reshape(shape), x.shape),
-                 lambda g, shape: g.reshape(shape))
-
-
-def reshape(x: Any, shape: Any) -> Tensor:
-    """Reshapes (one dimension may be -1)."""
-    x = _t(x)
-    shape = tuple(int(s) for s in as_array(shape).reshape(-1)) if not isinstance(
-        shape, int) else (shape,)
-    try:
-        return _reshape(x, shape=shape)
-    except ValueError:
-        raise ValueError(f"Cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
-                         f"into shape {shape}.") from None
-
-
-_transpose = defop("transpose", lambda x, perm: (x.transpose(perm), np.argsort(perm)),
-                   lambda g, inverse: g.transpose(inverse))
-
-
-def transpose(x: Any, perm: Sequence[int] | None = None) -> Tensor:
-    """Permutes dimensions (reverses them when `perm` is None)."""
-    x = _t(x)
-    perm = tuple(builtins.range(x.ndim))[::-1] if perm is None else tuple(int(p) for p in perm)
-    return _transpose(x, perm=perm)
-
-
-def swapaxes(x: Any, a: int, b: int) -> Tensor:
-    """Swaps two axes (composite of transpose)."""
-    x = _t(x)
-    perm = list(builtins.range(x.ndim))
-    perm[a], perm[b] = perm[b], perm[a]
-    return transpose(x, perm)
-
-
-@graph_form("unknown", ("x",))
-def expand_dims(x: Any, axis: int) -> Tensor:
-    """Inserts a length-1 axis (composite of reshape)."""
-    x = _t(x)
-    return reshape(x, np.expand_dims(np.empty(x.shape, dtype=bool), axis).shape)
-
-
-@graph_form("unknown", ("x",))
-def squeeze(x: Any, axis: Any = None) -> Tensor:
-    """Removes length-1 axes (composite of reshape)."""
-    x = _t(x)
-    return reshape(x, np.squeeze(np.empty(x.shape, dtype=bool), axis=_norm_axis(axis)).shape)
-
-
-def _concat_fwd(*xs, axis):
-    bounds = np.cumsum([0] + [x.shape[axis] for x in xs])
-    return np.concatenate(xs, axis=axis), (bounds, axis)
-
-
-def _concat_vjp(i, g, r):
-    bounds, axis = r
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(bounds[i], bounds[i + 1])
-    return g[tuple(index)]
-
-
-_concat = defop("concat", _concat_fwd, _concat_vjp, variadic=True)
-
-
-def _same_dtype(values: Sequence[Any]) -> list[Tensor]:
-    tensors = [_t(v) for v in values]
-    dt = tensors[0].dtype
-    for t in tensors[1:]:
-        dt = _promote(dt, t.dtype)
-    return [cast(t, dt) for t in tensors]
-
-
-def concat(values: Sequence[Any], axis: int = 0) -> Tensor:
-    """Joins tensors along an existing axis."""
-    if len(values) == 0:
-        raise ValueError("concat needs at least one tensor. Received an empty list.")
-    tensors = _same_dtype(values)
-    return _concat(*tensors, axis=int(axis) % tensors[0].ndim if tensors[0].ndim else 0)
-
-
-concatenate = concat
-
-
-def stack(values: Sequence[Any], axis: int = 0) -> Tensor:
-    """Joins tensors along a new axis (composite of expand_dims and concat)."""
-    if len(values) == 0:
-        raise ValueError("stack needs at least one tensor. Received an empty list.")
-    return concat([expand_dims(v, axis) for v in values], axis=axis)
-
-
-@graph_form("unknown", ("value",))
-def split(value: Any, num_or_size_splits: Any, axis: int = 0) -> list[Tensor]:
-    """Splits into pieces along `axis` (composite of getitem)."""
-    value = _t(value)
-    n = value.shape[axis]
-    if isinstance(num_or_size_splits, int):
-        if n % num_or_size_splits:
-            raise ValueError(f"Cannot split axis {axis} of size {n} into "
-                             f"{num_or_size_splits} equal pieces.")
-        sizes = [n // num_or_size_splits] * num_or_size_splits
-    else:
-        sizes = [int(s) for s in num_or_size_splits]
-        if builtins.sum(sizes) != n:
-            raise ValueError(f"split sizes {sizes} do not add up to the axis size {n}.")
-    bounds = np.cumsum([0] + sizes)
-    index = [slice(None)] * value.ndim
-    out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        index[axis] = slice(int(lo), int(hi))
-        out.append(getitem(value, tuple(index)))
-    return out
-
-
-def _tile_vjp(g, r):
-    shape, reps = r
-    split_shape = [d for pair in zip(reps, shape) for d in pair]
-    return g.reshape(split_shape).sum(axis=tuple(builtins.range(0, 2 * len(shape), 2)))
-
-
-def _tile_fwd(x, multiples):
-    reps = tuple(multiples)
-    x = x.reshape((1,) * (len(reps) - x.ndim) + x.shape)
-    return np.tile(x, reps), (x.shape, reps)
-
-
-_tile = defop("tile", _tile_fwd, lambda g, r: _tile_vjp(g, r))
-
-
-@graph_form("unknown", ("x",))
-def tile(x: Any, multiples: Sequence[int]) -> Tensor:
-    """Repeats the tensor `multiples[i]` times along axis i."""
-    x = _t(x)
-    reps = tuple(int(m) for m in as_array(multiples).reshape(-1))
-    if len(reps) != x.ndim:
-        raise ValueError(f"tile: `multiples` needs one entry per axis ({x.ndim}). "
-                         f"Received: multiples={list(reps)}")
-    return reshape(_tile(x, multiples=reps), tuple(s * m for s, m in zip(x.shape, reps)))
-
-
-def _pad_fwd(x, paddings, value):
-    out = np.pad(x, paddings, constant_values=value)
-    index = tuple(slice(lo, lo + n) for (lo, _), n in zip(paddings, x.shape))
-    return out, index
-
-
-_pad = defop("pad", _pad_fwd, lambda g, index: g[index])
-
-
-def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", constant_values: Any = 0) -> Tensor:
-    """Pads with a constant; `paddings` is [[before, after], ...] per axis."""
-    if mode.upper() != "CONSTANT":
-        raise ValueError(f"pad supports mode='CONSTANT' only. Received: mode={mode!r}")
-    tensor = _t(tensor)
-    pads = tuple((int(a), int(b)) for a, b in as_array(paddings).reshape(-1, 2))
-    if len(pads) != tensor.ndim:
-        raise ValueError(f"pad: `paddings` needs one [before, after] pair per axis "
-                         f"({tensor.ndim}). Received: {[list(p) for p in pads]}")
-    return _pad(tensor, paddings=pads, value=constant_values)
-
-
-def _is_basic_index(key: tuple) -> bool:
-    return all(k is None or k is Ellipsis or isinstance(k, int | slice | np.integer) for k in key)
-
-
-def _getitem_vjp(g, r):
-    shape, key, basic = r
-    out = np.zeros(shape, dtype=g.dtype)
-    if basic:
-        out[key] = g
-    else:
-        np.add.at(out, key, g)  # repeated indices accumulate
-    return out
-
-
-_getitem = defop("getitem", lambda x, key: (x[key], (x.shape, key, _is_basic_index(key))),
-                 _getitem_vjp)
-
-
-def _index_key(key: Any) -> tuple:
-    key = key if isinstance(key, tuple) else (key,)
-    return tuple(k.value if isinstance(k, Tensor) else
-                 np.asarray(k) if isinstance(k, list) else k for k in key)
-
-
-@graph_form("args", ("key",))
-def getitem(x: Any, key: Any) -> Tensor:
-    """NumPy indexing: slices, integer arrays and boolean masks."""
-    return _getitem(_t(x), key=_index_key(key))
-
-
-def _gather_fwd(params, indices, axis):
-    return np.take(params, indices, axis=axis), (params.shape, indices, axis)
-
-
-def _gather_vjp(g, r):
-    shape, indices, axis = r
-    out = np.zeros(shape, dtype=g.dtype)
-    moved = np.moveaxis(out, axis, 0)
-    g = np.moveaxis(g, list(builtins.range(axis, axis + indices.ndim)),
-                    list(builtins.range(indices.ndim)))
-    np.add.at(moved, indices, g)
-    return out
-
-
-_gather = defop("gather", _gather_fwd, _gather_vjp)
-
-
-@graph_form("args", ("indices",))
-def gather(params: Any, indices: Any, axis: int = 0) -> Tensor:
-    """Takes slices of `params` along `axis` at `indices` (embedding lookup)."""
-    params = _t(params)
-    idx = as_array(indices)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"gather: `indices` must be integers. Received dtype={idx.dtype}.")
-    axis = int(axis) % params.ndim
-    n = params.shape[axis]
-    if n is not None and idx.size and (idx.min() < -n or idx.max() >= n):  # None: graph
-        raise IndexError(f"gather: indices must be in [0, {n}) for axis {axis}. "
-                         f"Received values in [{idx.min()}, {idx.max()}].")
-    return _gather(params, indices=idx, axis=axis)
-
-
-def embedding_lookup(params: Any, ids: Any) -> Tensor:
-    """Rows of `params` at `ids` (gather on axis 0)."""
-    return gather(params, ids, axis=0)
-
-
-@graph_form(differentiable=False)
-def one_hot(indices: Any, depth: int, on_value: float = 1.0, off_value: float = 0.0,
-            axis: int = -1, dtype: Any = np.float32) -> Tensor:
-    """One-hot encoding of integer indices (out-of-range indices give all off_value)."""
-    idx = as_array(indices)
-    eye = (np.arange(depth) == idx[..., None])
-    out = np.where(eye, on_value, off_value).astype(dtype)
-    return Tensor._wrap(np.moveaxis(out, -1, axis) if axis != -1 else out)
-
-
-# ------------------------------------------------------- softmax and losses
-
-
-def _log_softmax_np(x: np.ndarray, axis: int) -> np.ndarray:
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def _softmax_fwd(x, axis):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    out = e / e.sum(axis=axis, keepdims=True)
-    return out, (out, axis)
-
-
-def _softmax_vjp(g, r):
-    out, axis = r
-    return out * (g - (g * out).sum(axis=axis, keepdims=True))
-
-
-def _log_softmax_fwd(x, axis):
-    out = _log_softmax_np(x, axis)
-    return out, (out, axis)
-
-
-def _log_softmax_vjp(g, r):
-    out, axis = r
-    return g - np.exp(out) * g.sum(axis=axis, keepdims=True)
-
-
-_softmax = defop("softmax", _softmax_fwd, _softmax_vjp)
-_log_softmax = defop("log_softmax", _log_softmax_fwd, _log_softmax_vjp)
-
-
-def softmax(logits: Any, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, computed stably."""
-    return _softmax(_t(logits), axis=int(axis))
-
-
-def log_softmax(logits: Any, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along `axis`."""
-    return _log_softmax(_t(logits), axis=int(axis))
-
-
-def _sce_fwd(labels, logits, axis):
-    logp = _log_softmax_np(logits, axis)
-    return -(labels * logp).sum(axis=axis), (labels, logp, axis)
-
-
-def _sce_vjp_logits(g, r):
-    labels, logp, axis = r
-    total = labels.sum(axis=axis, keepdims=True)
-    return np.expand_dims(g, axis) * (np.exp(logp) * total - labels)
-
-
-_softmax_ce = defop(
-    "softmax_cross_entropy_with_logits", _sce_fwd,
-    lambda g, r: -np.expand_dims(g, r[2]) * r[1],
-    _sce_vjp_logits)
-
-
-def softmax_cross_entropy_with_logits(labels: Any, logits: Any, axis: int = -1) -> Tensor:
-    """Per-example cross-entropy between label distributions and softmax(logits), fused."""
-    labels, logits = _pair(labels, logits)
-    if labels.shape != logits.shape:
-        raise ValueError(f"`labels` and `logits` must have the same shape. Received: "
-                         f"labels.shape={labels.shape}, logits.shape={logits.shape}")
-    return _softmax_ce(labels, logits, axis=int(axis) % logits.ndim)
-
-
-def _label_index(labels: np.ndarray) -> tuple:
-    """Index picking each example's label column (any number of leading axes)."""
-    grids = np.indices(labels.shape, sparse=True) if labels.ndim > 1 else (
-        np.arange(labels.shape[0]),) if labels.ndim == 1 else ()
-    return (*grids, labels)
-
-
-def _sparse_ce_fwd(logits, labels):
-    shifted = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
-    exps = np.exp(shifted)
-    total = np.add.reduce(exps, axis=-1)
-    index = _label_index(labels)
-    return np.log(total) - shifted[index], (exps, total, index)
-
-
-def _sparse_ce_vjp(g, r):
-    exps, total, index = r
-    grad = exps * (g / total)[..., None]  # g * softmax, in one pass over the logits
-    grad[index] -= g
-    return grad
-
-
-_sparse_softmax_ce = defop("sparse_softmax_cross_entropy_with_logits", _sparse_ce_fwd,
-                           _sparse_ce_vjp)
-
-
-def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
-    """Per-example cross-entropy of integer class labels against logits, fused."""
-    logits = _t(logits)
-    labels = _class_ids(labels, logits.shape[-1])
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
-                         f"its last axis {logits.shape[:-1]}.")
-    # a symbolic `labels` stays a tensor: the graph passes its value when it runs
-    return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
-
-
-@graph_form(differentiable=False)
-def _class_ids(labels: Any, n: int) -> Tensor:
-    """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
-    labels = as_array(labels)
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise TypeError(f"Sparse labels must be integer class ids. Received dtype="
-                            f"{labels.dtype}; use softmax_cross_entropy_with_logits for "
-                            "one-hot or soft labels.")
-    if labels.size and (labels.min() < 0 or labels.max() >= n):
-        _bad_labels(labels, n)  # negative ids would silently index from the end
-    return Tensor._wrap(labels)
-
-
-def _bad_labels(labels: np.ndarray, n: int) -> None:
-    raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received values in "
-                     f"[{labels.min()}, {labels.max()}].") from None
-
-
-def _sigmoid_ce_fwd(labels, logits):
-    loss = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
-    return loss, (labels, logits)
-
-
-_sigmoid_ce = defop("sigmoid_cross_entropy_with_logits", _sigmoid_ce_fwd,
-                    lambda g, r: -g * r[1],
-                    lambda g, r: g * (_sigmoid(r[1]) - r[0]))
-
-
-def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor:
-    """Elementwise logistic loss, computed stably from logits."""
-    labels, logits = _pair(labels, logits)
-    if labels.shape != logits.shape:
-        raise ValueError(f"`labels` and `logits` must have the same shape. Received: "
-                         f"labels.shape={labels.shape}, logits.shape={logits.shape}")
-    return _sigmoid_ce(labels, logits)
 
 
 # ------------------------------------------------------ comparisons and misc

@@ -10,15 +10,16 @@ that lead to a requested source.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from distflow import strategy_stack
+from distflow import nest, strategy_stack
 from distflow.dtypes import _BY_NUMPY as _DTYPES
 from distflow.tensor_shape import TensorShape
 
@@ -176,10 +177,8 @@ class Tensor:
         return self.value.shape[0]
 
     def __iter__(self):
-        from distflow import ops
-
         for i in range(len(self)):
-            yield ops.getitem(self, i)
+            yield self[i]  # the indexing op distflow.ops installs
 
     def __bool__(self) -> bool:
         return bool(self.value)
@@ -367,7 +366,7 @@ class GradientTape:
 
     def watch(self, tensor: Any) -> None:
         """Marks a tensor (or a nested list/tuple/dict of tensors) to be differentiated."""
-        for t in _flatten(tensor):
+        for t in nest.flatten(tensor):
             if not isinstance(t, Tensor):
                 raise TypeError(f"`tape.watch` expects tensors. Received: {type(t).__name__}.")
             if _is_differentiable(t):
@@ -434,7 +433,7 @@ class GradientTape:
         if unconnected_gradients not in ("none", "zero"):
             raise ValueError("`unconnected_gradients` must be 'none' or 'zero'. "
                              f"Received: unconnected_gradients={unconnected_gradients!r}")
-        flat_sources = _flatten(sources)
+        flat_sources = nest.flatten(sources)
         source_nodes = [self._source_node(s) for s in flat_sources]
         grads = self._backprop(self._seeds(target, output_gradients),
                                {n for n in source_nodes if n is not None})
@@ -446,11 +445,11 @@ class GradientTape:
             if g is None and unconnected_gradients == "zero":
                 g = np.zeros_like(src.value)
             out.append(None if g is None else Tensor._wrap(_own(g, src.value.dtype)))
-        return _unflatten(sources, iter(out))
+        return nest.pack_sequence_as(sources, out)
 
     def _seeds(self, target: Any, output_gradients: Any) -> list[tuple[_Node, np.ndarray]]:
         single = isinstance(target, Tensor)
-        targets = [target] if single else _flatten(target)
+        targets = [target] if single else nest.flatten(target)
         upstream = None
         if output_gradients is not None:
             upstream = [output_gradients] if single else list(output_gradients)
@@ -515,29 +514,21 @@ class GradientTape:
 
     def jacobian(self, target: Any, sources: Any, unconnected_gradients: str = "none",
                  parallel_iterations: Any = None, experimental_use_pfor: bool = True) -> Any:
-        """d target / d sources, shaped target.shape + source.shape (see `distflow.jacobians`)."""
-        from distflow import jacobians
-
-        return jacobians.jacobian(self, target, sources, unconnected_gradients)
+        """d target / d sources, shaped target.shape + source.shape (a pass per target element)."""
+        return _jacobian(self, target, sources, unconnected_gradients)
 
     def batch_jacobian(self, target: Tensor, source: Tensor, unconnected_gradients: str = "none",
                        parallel_iterations: Any = None, experimental_use_pfor: bool = True) -> Any:
         """Per-example Jacobians [batch, *target.shape[1:], *source.shape[1:]]."""
-        from distflow import jacobians
-
-        return jacobians.batch_jacobian(self, target, source, unconnected_gradients)
+        return _batch_jacobian(self, target, source, unconnected_gradients)
 
     def stop_recording(self):
         """A context in which ops are not recorded on this tape."""
-        from distflow import jacobians
-
-        return jacobians.stop_recording(self)
+        return _stop_recording(self)
 
     def reset(self) -> None:
         """Clears what this tape recorded (it keeps recording inside its block)."""
-        from distflow import jacobians
-
-        jacobians.reset(self)
+        _reset(self)
 
 
 def _own(g: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -559,33 +550,6 @@ def _no_gradient(node: _Node, parent: _Node) -> None:
 def _accumulate(grads: dict[_Node, np.ndarray], node: _Node, g: np.ndarray) -> None:
     prev = grads.get(node)
     grads[node] = g if prev is None else prev + g
-
-
-# --------------------------------------------------------------------------- nest
-
-
-def _flatten(structure: Any) -> list:
-    if isinstance(structure, Tensor):
-        return [structure]
-    if isinstance(structure, (list, tuple)) and all(isinstance(s, Tensor) for s in structure):
-        return list(structure)  # the common flat case, without recursion
-    if isinstance(structure, dict):
-        return [x for k in sorted(structure) for x in _flatten(structure[k])]
-    if isinstance(structure, list | tuple):
-        return [x for s in structure for x in _flatten(s)]
-    return [structure]
-
-
-def _unflatten(structure: Any, flat: Iterable) -> Any:
-    if isinstance(structure, list) and all(isinstance(s, Tensor) for s in structure):
-        return list(flat)
-    if isinstance(structure, dict):
-        return {k: _unflatten(structure[k], flat) for k in sorted(structure)}
-    if isinstance(structure, list | tuple):
-        items = [_unflatten(s, flat) for s in structure]
-        return type(structure)(items) if not hasattr(structure, "_fields") else type(
-            structure)(*items)
-    return next(flat)
 
 
 _new_tensor = object.__new__
@@ -623,3 +587,118 @@ def stop_gradient(x: Any) -> Tensor:
     """Returns `x` as a tensor through which no gradient flows."""
     return Tensor._wrap(as_array(x))
 
+
+# ------------------------------------------------------------------- jacobians
+# Jacobians from a recorded tape: one backward pass per output element.
+#
+# `GradientTape.jacobian`, `batch_jacobian`, `stop_recording` and `reset`
+# delegate here. A backward pass seeded with a one-hot cotangent gives one row
+# of the Jacobian, so a target of n elements costs n passes over the tape (TF
+# vectorises these passes with pfor; the results are the same).
+
+
+def _check_mode(unconnected_gradients: str) -> None:
+    if unconnected_gradients not in ("none", "zero"):
+        raise ValueError("`unconnected_gradients` must be 'none' or 'zero'. "
+                         f"Received: unconnected_gradients={unconnected_gradients!r}")
+
+
+def _jacobian_rows(tape, target: Tensor, seeds: Iterator[np.ndarray],
+                   sources: list) -> list[list]:
+    """Runs one backward pass per seed; returns per-source lists of gradients (or None)."""
+    if tape._used:
+        raise RuntimeError("A non-persistent GradientTape can only be used to compute one set "
+                           "of gradients. Use GradientTape(persistent=True).")
+    nodes = [tape._source_node(s) for s in sources]
+    wanted = {n for n in nodes if n is not None}
+    target_node = tape._source_node(target)
+    rows: list[list] = [[] for _ in sources]
+    for seed in seeds:
+        grads = tape._backprop([(target_node, seed)], wanted) if target_node else {}
+        for i, node in enumerate(nodes):
+            rows[i].append(grads.get(node))
+    return rows
+
+
+def _assemble(rows: list, shape: tuple, src: Tensor, zero: bool) -> Tensor | None:
+    if all(r is None for r in rows) and not zero:
+        return None
+    full = [np.zeros(src.shape, src.dtype) if r is None else r for r in rows]
+    out = np.stack(full).reshape(shape) if full else np.zeros(shape, src.dtype)
+    return Tensor._wrap(out.astype(src.dtype, copy=False))
+
+
+def _jacobian(tape, target: Any, sources: Any, unconnected_gradients: str = "none") -> Any:
+    """d target[i...] / d source[j...], shaped target.shape + source.shape per source."""
+    _check_mode(unconnected_gradients)
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    flat = nest.flatten(sources)
+    n = target.size
+
+    def seeds():
+        for k in range(n):
+            seed = np.zeros(n, target.dtype)
+            seed[k] = 1
+            yield seed.reshape(target.shape)
+
+    rows = _jacobian_rows(tape, target, seeds(), flat)
+    out = [_assemble(r, target.shape + s.shape, s, unconnected_gradients == "zero")
+           for r, s in zip(rows, flat)]
+    _finish_jacobian(tape)
+    return nest.pack_sequence_as(sources, out)
+
+
+def _batch_jacobian(tape, target: Tensor, source: Tensor,
+                   unconnected_gradients: str = "none") -> Tensor | None:
+    """Per-example Jacobians: [b, *target.shape[1:], *source.shape[1:]].
+
+    Assumes example i of `target` depends only on example i of `source`, as TF does.
+    """
+    _check_mode(unconnected_gradients)
+    if target.ndim < 1 or source.ndim < 1 or target.shape[0] != source.shape[0]:
+        raise ValueError(f"batch_jacobian needs target and source with the same first "
+                         f"(batch) dimension. Received shapes {target.shape} and {source.shape}.")
+    b, inner = target.shape[0], int(np.prod(target.shape[1:], dtype=np.int64))
+
+    def seeds():
+        for k in range(inner):
+            seed = np.zeros((b, inner), target.dtype)
+            seed[:, k] = 1
+            yield seed.reshape(target.shape)
+
+    rows = _jacobian_rows(tape, target, seeds(), [source])[0]
+    _finish_jacobian(tape)
+    if all(r is None for r in rows) and unconnected_gradients != "zero":
+        return None
+    full = [np.zeros(source.shape, source.dtype) if r is None else r for r in rows]
+    per = np.stack(full, axis=1) if full else np.zeros((b, 0) + source.shape[1:], source.dtype)
+    return Tensor._wrap(per.reshape((b,) + target.shape[1:] + source.shape[1:]).astype(
+        source.dtype, copy=False))
+
+
+def _finish_jacobian(tape) -> None:
+    if not tape.persistent:
+        tape._release()
+
+
+@contextlib.contextmanager
+def _stop_recording(tape) -> Iterator[None]:
+    """Ops inside the block are not recorded on `tape` (it must be active)."""
+    stack = _tape_stack()
+    if tape not in stack:
+        raise ValueError("Tape must be recording to call stop_recording(): use it inside the "
+                         "tape's `with` block.")
+    i = stack.index(tape)
+    stack.remove(tape)
+    try:
+        yield
+    finally:
+        stack.insert(i, tape)
+
+
+def _reset(tape) -> None:
+    """Forgets everything recorded so far; the tape keeps recording if active."""
+    tape._nodes = []
+    tape._leaves = {}
+    tape._touched = {}
+    tape._used = False

@@ -259,6 +259,15 @@ def test_ops_take_tf1_names():
     np.testing.assert_allclose(out, [1 / (1 + np.exp(-1.0))], rtol=1e-6)
 
 
+def test_shape_softmax_and_conversion_ops_take_tf1_names():
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    with tf.name_scope("m"):
+        flat = tf.reshape(x, [-1], name="flat")
+        probs = tf.nn.softmax(x, name="probs")
+        as_int = tf.cast(x, tf.int32, name="as_int")
+    assert (flat.op.name, probs.op.name, as_int.op.name) == ("m/flat", "m/probs", "m/as_int")
+
+
 def test_an_eager_session_block_keeps_ops_eager():
     tf.enable_eager_execution()
     with tf.Session() as sess:

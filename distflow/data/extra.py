@@ -1,50 +1,46 @@
 """The rest of the `tf.data.Dataset` API: padding and bucketing, windows, interleaving,
-scans and reductions, files, options, save/load, and the threaded `prefetch` and
-parallel `map`.
+scans and reductions, options, `from_generator` with types.
 
 Every class here consumes its input with `_iter_numpy()` (NumPy values) and
 user functions receive tensors, as in `tf.data`. `Dataset` methods in
-dataset.py create these classes.
+base.py create these classes (each is registered as an `implementation`); the file
+sources, save/load and snapshots are in files.py, the threaded `prefetch` and
+parallel `map` in threads.py.
 """
 
 from __future__ import annotations
 
 import bisect
 import copy
-import glob
 import itertools
-import json
 import os
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from distflow.data.dataset import (
+from distflow.data.base import Dataset, implementation
+from distflow.data.files import TextLineDataset, _FileSource  # noqa: F401  (a public path)
+from distflow.data.structure import (
     AUTOTUNE,
     INFINITE_CARDINALITY,
     UNKNOWN_CARDINALITY,
-    Dataset,
+    TensorSpec,
     _call,
     _check_callable,
     _check_positive,
     _check_seed,
     _flatten,
-    _FromGenerator,
     _leaf_names,
-    _peek,
+    _stack,
     _tensors,
     _to_numpy_structure,
-    _Unary,
     _unflatten,
 )
-
-_PREFETCH_POLL = 1.0  # seconds between checks that the producer thread is alive
+from distflow.data.threads import _ParallelMap
+from distflow.data.transforms import _FromGenerator, _Map, _Unary
 
 # ------------------------------------------------------------------ options
 
@@ -103,6 +99,7 @@ class Options:
         return merged
 
 
+@implementation
 class _WithOptions(_Unary):
     def __init__(self, input_dataset: Dataset, options: Options):
         super().__init__(input_dataset)
@@ -117,6 +114,7 @@ class _WithOptions(_Unary):
         return self._input._iter_numpy()
 
 
+@implementation
 def options_of(dataset: Dataset) -> Options:
     """The options in force at `dataset` (the nearest `with_options` upstream)."""
     node = dataset
@@ -198,6 +196,7 @@ def _shape_leaves(padded_shapes: Any, n: int) -> list:
     return [None if s is None else list(s) for s in padded_shapes]
 
 
+@implementation
 class _PaddedBatch(_Unary):
     def __init__(self, input_dataset, batch_size, padded_shapes, padding_values, drop_remainder):
         super().__init__(input_dataset)
@@ -229,6 +228,7 @@ def _as_dataset(value: Any, what: str) -> Dataset:
     return value
 
 
+@implementation
 class _FlatMap(_Unary):
     def __init__(self, input_dataset, map_func):
         super().__init__(input_dataset)
@@ -242,6 +242,7 @@ class _FlatMap(_Unary):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Interleave(_Unary):
     def __init__(self, input_dataset, map_func, cycle_length, block_length):
         super().__init__(input_dataset)
@@ -271,6 +272,7 @@ class _Interleave(_Unary):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Window(_Unary):
     def __init__(self, input_dataset, size, shift, stride, drop_remainder):
         super().__init__(input_dataset)
@@ -301,13 +303,11 @@ class _Window(_Unary):
                 base += 1
 
     def _elements(self) -> Iterator[Any]:
-        from distflow.data.dataset import Dataset as _D
-
         for items in self._windows():
             leaves_per = [_flatten(e) for e in items]
             tree = leaves_per[0][1]
             columns = list(zip(*(leaves for leaves, _ in leaves_per)))
-            yield _unflatten(tree, [_D.from_tensor_slices(np.stack(col)) for col in columns])
+            yield _unflatten(tree, [Dataset.from_tensor_slices(np.stack(col)) for col in columns])
 
     def cardinality(self) -> int:
         return UNKNOWN_CARDINALITY
@@ -316,6 +316,7 @@ class _Window(_Unary):
 # ------------------------------------------------------------------ scans and counters
 
 
+@implementation
 class _Counter(Dataset):
     def __init__(self, start: int, step: int, dtype: Any):
         self._start, self._step, self._dtype = start, step, np.dtype(dtype)
@@ -328,6 +329,7 @@ class _Counter(Dataset):
         return INFINITE_CARDINALITY
 
 
+@implementation
 class _Scan(_Unary):
     def __init__(self, input_dataset, initial_state, scan_func):
         super().__init__(input_dataset)
@@ -359,6 +361,7 @@ def _same_state(old: Any, new: Any, what: str) -> Any:
     return new
 
 
+@implementation
 def reduce(dataset: Dataset, initial_state: Any, reduce_func: Callable) -> Any:
     """Folds `reduce_func(state, element)` over the dataset; returns the final state."""
     _check_callable("reduce_func", reduce_func)
@@ -369,6 +372,7 @@ def reduce(dataset: Dataset, initial_state: Any, reduce_func: Callable) -> Any:
     return _tensors(state)
 
 
+@implementation
 class _TakeWhile(_Unary):
     def __init__(self, input_dataset, predicate):
         super().__init__(input_dataset)
@@ -384,6 +388,7 @@ class _TakeWhile(_Unary):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Unique(_Unary):
     def _elements(self) -> Iterator[Any]:
         seen = set()
@@ -400,13 +405,12 @@ class _Unique(_Unary):
 _ERRORS = (ValueError, TypeError, ArithmeticError, OSError, IndexError, KeyError)
 
 
+@implementation
 class _IgnoreErrors(_Unary):
     """Drops elements whose `map` function raises; after an error elsewhere the pass ends
     (a Python generator cannot resume after raising)."""
 
     def _elements(self) -> Iterator[Any]:
-        from distflow.data.dataset import _Map
-
         source = self._input
         if isinstance(source, _Map | _ParallelMap):
             fn = source._map_func if isinstance(source, _Map) else source._fn
@@ -425,6 +429,7 @@ class _IgnoreErrors(_Unary):
 # ------------------------------------------------------------------ grouping
 
 
+@implementation
 class _GroupByWindow(_Unary):
     def __init__(self, input_dataset, key_func, reduce_func, window_size, window_size_func):
         super().__init__(input_dataset)
@@ -436,8 +441,6 @@ class _GroupByWindow(_Unary):
         self._size = (lambda key: window_size) if window_size_func is None else window_size_func
 
     def _flush(self, key: Any, items: list) -> Iterator[Any]:
-        from distflow.data.dataset import _stack
-
         window = Dataset.from_tensor_slices(_stack(items))
         out = _as_dataset(self._reduce(_tensors(np.int64(key)), window), "reduce_func")
         yield from out._iter_numpy()
@@ -456,6 +459,7 @@ class _GroupByWindow(_Unary):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Bucket(_Unary):
     def __init__(self, input_dataset, length_func, boundaries, batch_sizes, padded_shapes,
                  padding_values, pad_to_boundary, no_padding, drop_remainder):
@@ -474,9 +478,7 @@ class _Bucket(_Unary):
 
     def _emit(self, bucket: int, items: list) -> Any:
         if self._no_pad:
-            from distflow.data.dataset import _stack
-
-            return _stack(items)
+                return _stack(items)
         shapes = self._shapes
         if self._to_boundary and shapes is None:
             if bucket == len(self._bounds):
@@ -504,6 +506,7 @@ class _Bucket(_Unary):
 # ------------------------------------------------------------------ sampling
 
 
+@implementation
 class _Choose(Dataset):
     def __init__(self, datasets: list, choices: Dataset, stop_on_empty: bool):
         self._datasets, self._choices, self._stop = list(datasets), choices, bool(stop_on_empty)
@@ -530,6 +533,7 @@ class _Choose(Dataset):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Sample(Dataset):
     def __init__(self, datasets: list, weights: Any, seed: Any, stop_on_empty: bool):
         self._datasets = list(datasets)
@@ -561,6 +565,7 @@ class _Sample(Dataset):
         return UNKNOWN_CARDINALITY
 
 
+@implementation
 class _Random(Dataset):
     def __init__(self, seed: Any):
         self._seed = _check_seed(seed)
@@ -574,286 +579,7 @@ class _Random(Dataset):
         return INFINITE_CARDINALITY
 
 
-# ------------------------------------------------------------------ files
-
-
-class _FileSource(Dataset):
-    """A dataset read from a list of files (the unit of FILE auto-sharding)."""
-
-    _files: list[str]
-
-    def _with_files(self, files: list[str]) -> Dataset:
-        clone = copy.copy(self)
-        clone._files = list(files)
-        return clone
-
-
-def _file_list(filenames: Any) -> list[str]:
-    names = [filenames] if isinstance(filenames, str | bytes | os.PathLike) else list(
-        getattr(filenames, "numpy", lambda: filenames)())
-    out = [os.fsdecode(n) if not isinstance(n, np.ndarray) else os.fsdecode(n.item())
-           for n in names]
-    for name in out:
-        if not os.path.exists(name):
-            raise FileNotFoundError(f"{name}; No such file or directory")
-    return out
-
-
-class TextLineDataset(_FileSource):
-    """The lines of text files (bytes, without the line ending), file after file.
-
-    Args:
-        filenames: a file name or a list of them.
-        compression_type: "" / None or "GZIP" ("ZLIB" is not supported).
-        buffer_size: accepted for compatibility.
-        num_parallel_reads: accepted; files are read in order.
-    """
-
-    def __init__(self, filenames: Any, compression_type: str | None = None,
-                 buffer_size: int | None = None, num_parallel_reads: int | None = None):
-        self._files = _file_list(filenames)
-        kind = (compression_type or "").upper()
-        if kind not in ("", "GZIP"):
-            raise ValueError(f"`compression_type` must be '', None or 'GZIP'. Received: "
-                             f"{compression_type!r}")
-        self._gzip = kind == "GZIP"
-
-    def _open(self, name: str):
-        if self._gzip:
-            import gzip
-
-            return gzip.open(name, "rb")
-        return open(name, "rb")
-
-    def _elements(self) -> Iterator[Any]:
-        for name in self._files:
-            with self._open(name) as f:
-                for line in f:
-                    yield np.bytes_(line.rstrip(b"\n").rstrip(b"\r"))
-
-    def cardinality(self) -> int:
-        return UNKNOWN_CARDINALITY
-
-
-class _ListFiles(_FileSource):
-    def __init__(self, pattern: Any, shuffle: bool | None, seed: Any):
-        patterns = [pattern] if isinstance(pattern, str | bytes | os.PathLike) else list(pattern)
-        self._files = sorted({f for p in patterns for f in glob.glob(os.fsdecode(p))})
-        if not self._files:
-            raise ValueError(f"No files matched pattern: {', '.join(map(os.fsdecode, patterns))}")
-        self._shuffle = shuffle is None or bool(shuffle)
-        self._seed = _check_seed(seed)
-        self._epoch = 0
-
-    def _elements(self) -> Iterator[Any]:
-        files = list(self._files)
-        if self._shuffle:
-            seed = None if self._seed is None else [self._seed, self._epoch]
-            self._epoch += 1
-            files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
-        for name in files:
-            yield np.bytes_(os.fsencode(name))
-
-    def cardinality(self) -> int:
-        return len(self._files)
-
-
-# ------------------------------------------------------------------ save / load
-
-_SPEC_FILE = "dataset_spec.json"
-_CHUNK_ELEMENTS = 1024
-
-
-def _tree_to_json(tree: Any) -> Any:
-    if tree is None:
-        return None
-    kind, info, children = tree
-    entry = {"kind": kind, "children": [_tree_to_json(c) for c in children]}
-    if kind == "dict":
-        entry["keys"] = list(info)
-    return entry
-
-
-def _tree_from_json(entry: Any) -> Any:
-    if entry is None:
-        return None
-    children = [_tree_from_json(c) for c in entry["children"]]
-    if entry["kind"] == "dict":
-        return ("dict", entry["keys"], children)
-    return ("tuple", tuple, children)
-
-
-def save(dataset: Dataset, path: str) -> None:
-    """Writes every element to `path/` as NumPy `.npz` chunks plus a JSON structure file."""
-    path = os.fspath(path)
-    os.makedirs(path, exist_ok=True)
-    tree, count, chunk = None, 0, {}
-    for element in dataset._iter_numpy():
-        leaves, tree = _flatten(element)
-        for j, leaf in enumerate(leaves):
-            chunk[f"e{count % _CHUNK_ELEMENTS}_l{j}"] = np.asarray(leaf)
-        count += 1
-        if count % _CHUNK_ELEMENTS == 0:
-            np.savez(os.path.join(path, f"elements-{count // _CHUNK_ELEMENTS - 1:05d}.npz"),
-                     **chunk)
-            chunk = {}
-    if chunk:
-        np.savez(os.path.join(path, f"elements-{count // _CHUNK_ELEMENTS:05d}.npz"), **chunk)
-    with open(os.path.join(path, _SPEC_FILE), "w", encoding="utf-8") as f:
-        json.dump({"format": "distflow.dataset", "version": 1, "count": count,
-                   "structure": _tree_to_json(tree)}, f)
-
-
-class _Loaded(Dataset):
-    def __init__(self, path: str, element_spec: Any):
-        spec_path = os.path.join(os.fspath(path), _SPEC_FILE)
-        if not os.path.exists(spec_path):
-            raise FileNotFoundError(f"No saved dataset at {path!r} (missing {_SPEC_FILE}).")
-        with open(spec_path, encoding="utf-8") as f:
-            meta = json.load(f)
-        self._path, self._count = os.fspath(path), int(meta["count"])
-        self._tree = _tree_from_json(meta["structure"])
-        self._n_leaves = len(_leaf_names(self._tree))
-        self._spec = element_spec
-
-    def _elements(self) -> Iterator[Any]:
-        for start in range(0, self._count, _CHUNK_ELEMENTS):
-            name = os.path.join(self._path, f"elements-{start // _CHUNK_ELEMENTS:05d}.npz")
-            with np.load(name, allow_pickle=False) as chunk:
-                for i in range(min(_CHUNK_ELEMENTS, self._count - start)):
-                    leaves = [chunk[f"e{i}_l{j}"] for j in range(self._n_leaves)]
-                    yield _unflatten(self._tree, [a[()] if a.ndim == 0 else a for a in leaves])
-
-    def cardinality(self) -> int:
-        return self._count
-
-    @property
-    def element_spec(self) -> Any:
-        return self._spec if self._spec is not None else super().element_spec
-
-
-class _Snapshot(_Unary):
-    """`snapshot(path)`: the first complete pass is saved to `path` (as `save` does); later
-    passes, in this process or another, read it back instead of running the input."""
-
-    def __init__(self, input_dataset: Dataset, path: str):
-        super().__init__(input_dataset)
-        self._path = os.fspath(path)
-
-    def _elements(self) -> Iterator[Any]:
-        if os.path.exists(os.path.join(self._path, _SPEC_FILE)):
-            yield from _Loaded(self._path, None)._iter_numpy()
-            return
-        collected = []
-        for element in self._input._iter_numpy():
-            collected.append(element)
-            yield element
-        save(_Replay(collected), self._path)  # only a complete pass is written
-
-
-class _Replay(Dataset):
-    def __init__(self, elements: list):
-        self._items = elements
-
-    def _elements(self) -> Iterator[Any]:
-        return iter(self._items)
-
-    def cardinality(self) -> int:
-        return len(self._items)
-
-
-# ------------------------------------------------------------------ threads
-
-
-class _Prefetch(_Unary):
-    """Produces up to `buffer_size` elements ahead in a background thread."""
-
-    def __init__(self, input_dataset: Dataset, buffer_size: int):
-        super().__init__(input_dataset)
-        self._size = 2 if buffer_size in (AUTOTUNE, 0) else int(buffer_size)
-
-    def _elements(self) -> Iterator[Any]:
-        q: queue.Queue = queue.Queue(self._size)
-        stop = threading.Event()
-        done = object()
-        thread = threading.Thread(target=_produce, args=(self._input, q, stop, done),
-                                  daemon=True, name="distflow-prefetch")
-        thread.start()
-        try:
-            while True:
-                item = _get(q, thread)
-                if item is done:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
-        finally:
-            stop.set()
-
-
-@dataclass
-class _Failure:
-    error: BaseException
-
-
-def _produce(dataset: Dataset, q: queue.Queue, stop: threading.Event, done: object) -> None:
-    try:
-        for element in dataset._iter_numpy():
-            if not _put(q, element, stop):
-                return
-        _put(q, done, stop)
-    except BaseException as e:  # handed to the consumer, which re-raises it
-        _put(q, _Failure(e), stop)
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=_PREFETCH_POLL)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, thread: threading.Thread) -> Any:
-    while True:
-        try:
-            return q.get(timeout=_PREFETCH_POLL)
-        except queue.Empty:
-            if not thread.is_alive() and q.empty():
-                raise RuntimeError("The prefetch thread ended without delivering its "
-                                   "elements.") from None
-
-
-class _ParallelMap(_Unary):
-    """`map(num_parallel_calls=N)`: N threads apply the function; output keeps input order."""
-
-    def __init__(self, input_dataset: Dataset, map_func: Callable, workers: int):
-        super().__init__(input_dataset)
-        self._fn = map_func
-        self._workers = (os.cpu_count() or 1) if workers == AUTOTUNE else workers
-
-    def _apply(self, element: Any) -> Any:
-        return _to_numpy_structure(_call(self._fn, _tensors(element)))
-
-    def _elements(self) -> Iterator[Any]:
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="distflow-map") as pool:
-            pending: deque = deque()
-            for element in self._input._iter_numpy():
-                pending.append(pool.submit(self._apply, element))
-                if len(pending) >= 2 * self._workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-
-    @property
-    def element_spec(self) -> Any:
-        from distflow.data.dataset import _spec_of
-
-        return _spec_of(_peek(self))
-
-
+@implementation
 def from_generator(generator: Callable, output_types: Any, output_shapes: Any, args: Any,
                    output_signature: Any) -> Dataset:
     """`Dataset.from_generator` with TF's argument forms (types/shapes or a signature)."""
@@ -879,8 +605,6 @@ def from_generator(generator: Callable, output_types: Any, output_shapes: Any, a
 
 class _TypedGenerator(_FromGenerator):
     def __init__(self, generator, tree, dtypes, shapes):
-        from distflow.data.dataset import TensorSpec
-
         super().__init__(generator, _unflatten(tree, [
             TensorSpec(s if s is not None else (), d) for s, d in zip(shapes, dtypes)]))
         self._tree, self._dtypes, self._shapes = tree, dtypes, shapes

@@ -17,6 +17,10 @@ _SUBMODULES = ("cluster_resolver", "coordinator", "experimental", "partitioners"
 
 
 def __getattr__(name: str):
+    if name == "ParameterServerStrategy":  # given a resolver it builds experimental's class
+        from distflow.distribute import experimental
+
+        return experimental.strategy_module.ParameterServerStrategy
     if name in _STRATEGY_NAMES:
         from distflow.distribute import strategy
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow.distribute.optimizer_wire import _array, learning_rate_change, optimizer_config
 from distflow.tensor import Tensor, Variable
 
 log = logging.getLogger("distflow.coordinator")
@@ -124,15 +125,13 @@ class Worker:
 
         Called with the computation lock held; released during the round trip.
         """
-        from distflow.distribute import strategy as strategies
-
         variables = [v for _, v in pairs]
-        grads = {v.name: strategies._array(g, v) for g, v in pairs}
+        grads = {v.name: _array(g, v) for g, v in pairs}
         fresh = {v.name: np.array(v.value) for v in variables if v.name not in self.synced}
-        config = strategies.optimizer_config(optimizer) if fresh else None
+        config = optimizer_config(optimizer) if fresh else None
         if fresh and isinstance(config["learning_rate"], float):
             self.told = config["learning_rate"]  # (the chief's, if the servers hold another)
-        rate = strategies.learning_rate_change(optimizer, self.told)
+        rate = learning_rate_change(optimizer, self.told)
         compute = self.strategy._compute
         compute.release()
         try:
@@ -185,6 +184,12 @@ def _write(variables: Sequence[Variable], params: dict[str, np.ndarray]) -> None
             np.copyto(v.value, params[v.name], casting="same_kind")
 
 
+class CoordinatedStrategy:
+    """The base of the strategies a `ClusterCoordinator` drives (TF's coordinator-driven
+    `distribute.experimental.ParameterServerStrategy`): they give the coordinator their
+    worker threads through `_worker_states()`."""
+
+
 class ClusterCoordinator:
     """Schedules functions on the workers of a `ParameterServerStrategy` (TF's class).
 
@@ -196,9 +201,7 @@ class ClusterCoordinator:
     """
 
     def __init__(self, strategy: Any):
-        from distflow.distribute.experimental import ParameterServerStrategy
-
-        if not isinstance(strategy, ParameterServerStrategy):
+        if not isinstance(strategy, CoordinatedStrategy):
             raise ValueError(f"ClusterCoordinator needs a distribute.experimental."
                              f"ParameterServerStrategy(cluster_resolver). Received: {strategy!r}")
         if getattr(strategy, "_coordinator", None) is not None:

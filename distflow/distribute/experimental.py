@@ -30,6 +30,7 @@ import numpy as np
 
 from distflow import process_env
 from distflow.distribute import coordinator, partitioners  # noqa: F401  (TF's names)
+from distflow.distribute import strategy as strategy_module
 from distflow.distribute.cluster import ClusterSpec
 from distflow.distribute.strategy import (  # noqa: F401
     MultiWorkerMirroredStrategy,
@@ -63,7 +64,7 @@ def _cluster_of(jobs: Mapping[str, list[str]]) -> ClusterSpec:
                                                           checked=False))
 
 
-class ParameterServerStrategy(_ParameterServerBacked):
+class ParameterServerStrategy(_ParameterServerBacked, coordinator.CoordinatedStrategy):
     """TF's coordinator-driven parameter-server strategy (asynchronous).
 
     Build it on the coordinator (the `chief` task, or a process without a task
@@ -304,3 +305,6 @@ def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
     previous = {sig: signal.signal(sig, lambda *_: handler())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
+
+
+strategy_module._RESOLVER_STRATEGY[:] = [ParameterServerStrategy]

@@ -31,6 +31,11 @@ from distflow.data import Dataset, auto_shard
 from distflow.distribute import replica
 from distflow.distribute.client import PSError
 from distflow.distribute.cluster import ClusterSpec
+from distflow.distribute.optimizer_wire import (  # noqa: F401  (their old home)
+    _array,
+    learning_rate_change,
+    optimizer_config,
+)
 from distflow.keras import training_context
 from distflow.optimizers import base as optimizer_base
 from distflow.tensor import Tensor, Variable
@@ -372,33 +377,10 @@ def _patient(client: Any, startup_timeout: float | None):
         client.timeout = saved
 
 
-def _array(g: Any, v: Variable) -> np.ndarray:
-    arr = g.value if isinstance(g, Tensor) else np.asarray(g)
-    return arr if arr.dtype == v.value.dtype else arr.astype(v.value.dtype)
-
-
-def learning_rate_change(optimizer: Any, told: float | None) -> float | None:
-    """`optimizer`'s rate if it is a number other than `told` (what the servers were told)."""
-    source = (optimizer._learning_rate_source()
-              if hasattr(optimizer, "_learning_rate_source") else None)
-    if isinstance(source, bool) or not isinstance(source, int | float):
-        return None  # a schedule: the servers evaluate the one they were given
-    return None if float(source) == told else float(source)
-
-
-def optimizer_config(optimizer: Any) -> dict:
-    """The msgpack-safe optimizer description the servers build their update rule from."""
-    from distflow.optimizers import schedules
-
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
-    config = dict(optimizer.get_config())
-    lr = config.pop("learning_rate", None)
-    hp = {k: v for k, v in config.items()
-          if isinstance(v, bool | int | float) and not isinstance(v, str)}
-    return {"name": getattr(optimizer, "rule_name", "") or type(optimizer).__name__.lower(),
-            "hp": hp,
-            "learning_rate": schedules.serialize(optimizer._learning_rate_source())
-            if hasattr(optimizer, "_learning_rate_source") else lr}
+# The class TF's `ParameterServerStrategy(cluster_resolver)` builds: the coordinator-driven
+# strategy, which `distribute.experimental` (above this module) registers when imported;
+# `distflow.distribute.ParameterServerStrategy` imports it first.
+_RESOLVER_STRATEGY: list[type] = []
 
 
 class MirroredStrategy(_ParameterServerBacked):
@@ -586,9 +568,11 @@ class ParameterServerStrategy(_ParameterServerBacked):
         (`distribute.experimental.ParameterServerStrategy`)."""
         first = args[0] if args else kwargs.get("cluster_resolver")
         if hasattr(first, "cluster_spec"):
-            from distflow.distribute import experimental
-
-            return experimental.ParameterServerStrategy(*args, **kwargs)
+            if not _RESOLVER_STRATEGY:
+                raise ImportError("ParameterServerStrategy(cluster_resolver) is the class of "
+                                  "distflow.distribute.experimental: import it from there "
+                                  "or as distflow.distribute.ParameterServerStrategy.")
+            return _RESOLVER_STRATEGY[0](*args, **kwargs)
         return super().__new__(cls)
 
     def __init__(self, max_staleness: int | None = None, cluster: ClusterSpec | None = None,

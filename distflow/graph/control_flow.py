@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow.graph.core import Graph, GraphTensor, building_graph
 from distflow.graph.executor import Plan
-from distflow.tensor import Tensor, _flatten, _unflatten
+from distflow.graph.gradients import gradients, register_kind_gradient
+from distflow.tensor import Tensor
 from distflow.tensor_shape import TensorShape
 
 
@@ -31,7 +33,7 @@ class _Branch:
             self.inputs = [self.graph.placeholder(a.dtype, a.shape, f"{name}_arg{i}")
                            for i, a in enumerate(args or [])]
             self.structure = fn(*self.inputs)
-            self.outputs = [self.graph.capture(_as_tensor(t)) for t in _flatten(self.structure)]
+            self.outputs = [self.graph.capture(_as_tensor(t)) for t in nest.flatten(self.structure)]
         feeds = self.inputs + [p for _, p in self.graph.captured]
         self.plan = Plan(self.graph, self.outputs, feeds, keep_stateful=True)
 
@@ -77,7 +79,7 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, name: str | None = No
                     {"branches": branches, "captures": captures},
                     _cond_kernel(branches, captures), specs, name=name or "cond",
                     stateful=any(b.stateful() for b in branches))
-    return _unflatten(branches[0].structure, iter(op.outputs))
+    return nest.pack_sequence_as(branches[0].structure, op.outputs)
 
 
 def _check_same(branches: list) -> None:
@@ -161,10 +163,9 @@ __all__ = ["cond", "cond_gradient", "while_loop"]
 # ------------------------------------------------------------------ gradient
 
 
+@register_kind_gradient("cond")
 def cond_gradient(graph: Graph, op: Any, upstream: list, reach: set) -> list:
     """Gradient operations of a "cond": (input index, gradient tensor) pairs."""
-    from distflow.graph.gradients import gradients
-
     branches, captures = op.attrs["branches"], op.attrs["captures"]
     wanted = [i for i, t in enumerate(captures) if id(t) in reach]
     have = [j for j, g in enumerate(upstream) if g is not None]
@@ -189,10 +190,9 @@ def cond_gradient(graph: Graph, op: Any, upstream: list, reach: set) -> list:
     return [(i + 1, g) for i, g in zip(wanted, grad_op.outputs)]
 
 
+@register_kind_gradient("while")
 def while_gradient(graph: Graph, op: Any, upstream: list, reach: set) -> list:
     """Gradient operations of a "while": (input index, gradient tensor) pairs."""
-    from distflow.graph.gradients import gradients
-
     step, captures = op.attrs["body"], op.attrs["captures"]
     n = len(step.inputs)
     floats = [i for i in range(n) if step.inputs[i].dtype.kind == "f"]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from distflow import tensor as _core
+from distflow.graph.default_session import default_session
 from distflow.tensor import GRAPH, Tensor, Variable
 from distflow.tensor_shape import TensorShape, as_shape
 
@@ -179,8 +180,6 @@ class GraphTensor(Tensor):
 
     def eval(self, feed_dict: dict | None = None, session: Any = None) -> np.ndarray:
         """Runs the graph for this tensor in `session` or the default session."""
-        from distflow.graph.session import default_session
-
         return (session or default_session(self)).run(self, feed_dict=feed_dict)
 
     def numpy(self) -> np.ndarray:
@@ -312,7 +311,8 @@ def _culprit_frame() -> Any:
     """The innermost frame outside the graph machinery (the code that read a value)."""
     import traceback
 
-    inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "contextlib.py")
+    inside = ("distflow/graph/", "distflow/tensor.py", "distflow/ops.py", "distflow/primitive.py",
+              "distflow/shape_ops.py", "distflow/softmax_ops.py", "contextlib.py")
     for frame in reversed(traceback.extract_stack()[:-3]):
         if not any(part in frame.filename for part in inside):
             return frame
@@ -371,8 +371,6 @@ class Operation:
 
     def run(self, feed_dict: dict | None = None, session: Any = None) -> None:
         """Runs this operation in `session` or the default session."""
-        from distflow.graph.session import default_session
-
         (session or default_session(self)).run(self, feed_dict=feed_dict)
 
     def get_attr(self, name: str) -> Any:

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _names
 from distflow.graph import core
 from distflow.graph.core import Graph, GraphTensor, Operation
 from distflow.graph.executor import Plan
 from distflow.graph.gradients import gradients
-from distflow.tensor import Tensor, Variable, _flatten, _unflatten, current_tape, record
+from distflow.tensor import Tensor, Variable, current_tape, record
 from distflow.tensor_shape import TensorShape, TensorSpec
 
 RETRACE_WARNING_AFTER = 5
@@ -62,7 +63,8 @@ class ConcreteFunction:
         self._template, self._specs = arg_template, specs
         self.structured_input_signature = _fill(arg_template, specs)
         self._plan = Plan(graph, graph.outputs, graph.inputs, keep_stateful=True)
-        flat = [None if isinstance(t, Operation) else t for t in _flatten(self.structured_outputs)]
+        flat = [None if isinstance(t, Operation) else t
+                for t in nest.flatten(self.structured_outputs)]
         # per flat output: None (a Python value, returned as is) or whether to copy the array
         self._outs = [(t.op.kind in ("variable", "assign", "const"))
                       if isinstance(t, GraphTensor) else None for t in flat]
@@ -81,7 +83,7 @@ class ConcreteFunction:
         values = iter(self._plan.run(arrays))
         outs = [t if copy is None else _result(next(values), copy)
                 for t, copy in zip(self._flat, self._outs)]
-        return _unflatten(self.structured_outputs, iter(outs))
+        return nest.pack_sequence_as(self.structured_outputs, outs)
 
     def _call_taped(self, arrays: list, leaves: list, eager: Callable) -> Any:
         """A call under an active tape: the outputs become tape nodes whose VJPs run this
@@ -112,7 +114,7 @@ class ConcreteFunction:
             outs.append(record(f"function:{self.name}", value, tuple(inputs), vjps, None))
         result = iter(outs)
         flat = [next(result) if copy is not None else t for t, copy in zip(self._flat, self._outs)]
-        return _unflatten(self.structured_outputs, iter(flat))
+        return nest.pack_sequence_as(self.structured_outputs, flat)
 
     def _backward(self) -> tuple[Plan, list] | None:
         """(plan, captured variables): d(outputs)/d(inputs and variables), built once."""
@@ -309,7 +311,7 @@ class Function:
             out = self.python_function(*a, **k)
             out = _capture_outputs(graph, out)
         graph.structured_outputs = out
-        graph.outputs = [t for t in _flatten(out) if isinstance(t, GraphTensor)]
+        graph.outputs = [t for t in nest.flatten(out) if isinstance(t, GraphTensor)]
         after = _random_state()
         if after[:2] != draws[:2] and after[2] == draws[2]:  # drawn, and not for new variables
             warnings.warn(
@@ -456,10 +458,10 @@ def _array(x: Any) -> np.ndarray:
 
 def _capture_outputs(graph: FuncGraph, out: Any) -> Any:
     """Returned Variables become reads of their value (a copy is returned per call)."""
-    flat = _flatten(out)
+    flat = nest.flatten(out)
     fixed = [graph.read_variable(x) if isinstance(x, Variable) else
              x.outputs[0] if isinstance(x, Operation) and x.outputs else x for x in flat]
-    return _unflatten(out, iter(fixed))
+    return nest.pack_sequence_as(out, fixed)
 
 
 def _result(value: np.ndarray, copy: bool) -> Tensor:

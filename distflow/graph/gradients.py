@@ -16,10 +16,24 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow.graph.core import GraphTensor, Operation, building_graph, get_default_graph
-from distflow.tensor import Tensor, Variable, _flatten
+from distflow.tensor import Tensor, Variable
 
 _DIFFERENTIABLE = ("primitive", "call", "cond", "while")
+
+# Gradient rules of the operation kinds defined above this module ("cond", "while":
+# graph.control_flow registers them when imported, which it is before it makes one):
+# kind -> rule(graph, op, upstream, reach) -> [(input index, gradient tensor)].
+_KIND_GRADIENTS: dict[str, Callable] = {}
+
+
+def register_kind_gradient(kind: str) -> Callable[[Callable], Callable]:
+    """Decorator: `rule` builds the gradient operations of every operation of `kind`."""
+    def register(rule: Callable) -> Callable:
+        _KIND_GRADIENTS[kind] = rule
+        return rule
+    return register
 
 
 def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
@@ -46,7 +60,7 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
     xs_list = [xs] if isinstance(xs, Tensor) else list(xs)
     graph = building_graph() or get_default_graph()
     xs_sym = [_as_source(graph, x) for x in xs_list]
-    stops = {id(t) for t in _flatten(stop_gradients or []) if isinstance(t, GraphTensor)}
+    stops = {id(t) for t in nest.flatten(stop_gradients or []) if isinstance(t, GraphTensor)}
     with graph.name_scope(name):
         found = _backprop(graph, ys, xs_sym, grad_ys, stops)
     out = []
@@ -106,12 +120,8 @@ def _backprop(graph, ys, xs, grad_ys, stops) -> dict[int, GraphTensor]:
             continue
         if op.kind == "primitive":
             _primitive_vjps(graph, op, upstream[0], reach, grads)
-        elif op.kind in ("cond", "while"):
-            from distflow.graph import control_flow
-
-            rule = control_flow.cond_gradient if op.kind == "cond" else \
-                control_flow.while_gradient
-            for i, g in rule(graph, op, upstream, reach):
+        elif op.kind in _KIND_GRADIENTS:
+            for i, g in _KIND_GRADIENTS[op.kind](graph, op, upstream, reach):
                 grads.setdefault(id(op.inputs[i]), []).append(g)
         else:
             _call_vjps(graph, op, upstream, reach, grads)

@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from distflow.graph.core import Graph, GraphTensor
-
 _DTYPES = {"float16": 19, "float32": 1, "float64": 2, "int8": 6, "int16": 5, "int32": 3,
            "int64": 9, "uint8": 4, "uint16": 17, "uint32": 22, "uint64": 23, "bool": 10}
 _GRAPH_DEF_VERSION = 1286  # the producer version TF 2.21 writes
@@ -38,19 +36,20 @@ def _protos() -> Any:
     return attr_value_pb2, graph_pb2, node_def_pb2, tensor_shape_pb2, versions_pb2
 
 
-def _input_name(t: GraphTensor) -> str:
+def _input_name(t: Any) -> str:
     return t.op.name if t.value_index == 0 else f"{t.op.name}:{t.value_index}"
 
 
-def _shape_proto(tensor_shape_pb2: Any, t: GraphTensor) -> Any:
+def _shape_proto(tensor_shape_pb2: Any, t: Any) -> Any:
     if t.shape.rank is None:
         return tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
     return tensor_shape_pb2.TensorShapeProto(dim=[
         tensor_shape_pb2.TensorShapeProto.Dim(size=-1 if d is None else d) for d in t.shape])
 
 
-def as_graph_def(graph: Graph) -> Any:
-    """The graph as a `GraphDef` (tensorboardX's generated class of TF's proto)."""
+def as_graph_def(graph: Any) -> Any:
+    """`graph` (a `graph.core.Graph`) as a `GraphDef` (tensorboardX's generated class of
+    TF's proto). This module does not import `core`, which calls it."""
     attr_value_pb2, graph_pb2, node_def_pb2, tensor_shape_pb2, versions_pb2 = _protos()
     nodes = []
     for op in graph.get_operations():
@@ -59,7 +58,7 @@ def as_graph_def(graph: Graph) -> Any:
         if op.outputs:
             attrs["dtype"] = attr_value_pb2.AttrValue(
                 type=_DTYPES.get(np.dtype(op.outputs[0].dtype).name, 0))
-        inputs = [_input_name(t) for t in op.inputs if isinstance(t, GraphTensor)]
+        inputs = [_input_name(t) for t in op.inputs if hasattr(t, "value_index")]
         inputs += [f"^{c.name}" for c in op.control_inputs]
         nodes.append(node_def_pb2.NodeDef(name=op.name, op=op.type, input=inputs,
                                           device="/device:CPU:0", attr=attrs))
@@ -67,7 +66,7 @@ def as_graph_def(graph: Graph) -> Any:
                               versions=versions_pb2.VersionDef(producer=_GRAPH_DEF_VERSION))
 
 
-def write_graph(graph: Graph, logdir: str | os.PathLike) -> None:
+def write_graph(graph: Any, logdir: str | os.PathLike) -> None:
     """Writes `graph` as an event file in `logdir` (TensorBoard's "Graphs" tab)."""
     from tensorboardX.event_file_writer import EventFileWriter
     from tensorboardX.proto import event_pb2

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _tensor
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, building_graph
-from distflow.tensor import GRAPH, GradientTape, Tensor, Variable, _flatten, _unflatten
+from distflow.tensor import GRAPH, GradientTape, Tensor, Variable
 
 # ------------------------------------------------------------------ probes
 
@@ -169,7 +170,7 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
         return record_effect(fn, args, kwargs, fn.__name__)
     inputs: list = []
     template = _template((args, kwargs), inputs)
-    for leaf in _flatten(template):
+    for leaf in nest.flatten(template):
         core.check_not_probe(leaf, f"An argument of {fn.__name__}")
     inputs = [graph.capture(t) for t in inputs]
     stateful = trigger == "stateful"
@@ -189,8 +190,8 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
     if "out" not in structure:
         return op.outputs[0]
     leaves = iter(op.outputs)
-    return _unflatten(structure["out"], (next(leaves) if isinstance(x, Tensor) else x
-                                         for x in structure["flat"]))
+    return nest.pack_sequence_as(structure["out"], [next(leaves) if isinstance(x, Tensor)
+                                                    else x for x in structure["flat"]])
 
 
 def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool) -> Callable:
@@ -198,11 +199,11 @@ def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool)
         tensors = [Tensor._wrap(v) for v in values]
         a, k = _fill(template, tensors)
         if not state["taped"]:
-            flat = [t.value for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+            flat = [t.value for t in nest.flatten(fn(*a, **k)) if isinstance(t, Tensor)]
             return (*flat, None) if differentiable else tuple(flat)
         with GradientTape(persistent=True) as tape:
             tape.watch([t for t in tensors if t.value.dtype.kind == "f"])
-            flat = [t for t in _flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+            flat = [t for t in nest.flatten(fn(*a, **k)) if isinstance(t, Tensor)]
         return (*(t.value for t in flat), (tape, tensors, flat))
     return kernel
 
@@ -214,7 +215,7 @@ def _probe_call(fn, template, inputs, structure, stateful):
         out = fn(*a, **k)
         if state is not None:
             _random.get_global_generator().bit_generator.state = state
-        structure["out"], structure["flat"] = out, _flatten(out)
+        structure["out"], structure["flat"] = out, nest.flatten(out)
         return [t.value for t in structure["flat"] if isinstance(t, Tensor)]
     return run
 
@@ -228,7 +229,7 @@ def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
     args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
     inputs: list = []
     template = _template((args, kwargs), inputs)
-    for leaf in _flatten(template):
+    for leaf in nest.flatten(template):
         core.check_not_probe(leaf, f"An argument of {name}")
     inputs = [graph.capture(t) for t in inputs]
 
@@ -290,11 +291,11 @@ def tape_gradient(tape: Any, target: Any, sources: Any, output_gradients: Any,
     """`GradientTape.gradient` on symbolic targets: gradient operations in the graph."""
     from distflow.graph.gradients import gradients
 
-    targets = [target] if isinstance(target, Tensor) else _flatten(target)
+    targets = [target] if isinstance(target, Tensor) else nest.flatten(target)
     if not any(isinstance(t, GraphTensor) for t in targets):
         return NotImplemented
     graph = next(t for t in targets if isinstance(t, GraphTensor)).graph
-    flat = _flatten(sources)
+    flat = nest.flatten(sources)
     xs = [_tape_source(tape, graph, s) for s in flat]
     upstream = None
     if output_gradients is not None:
@@ -304,7 +305,7 @@ def tape_gradient(tape: Any, target: Any, sources: Any, output_gradients: Any,
                           like=flat)
     if not tape.persistent:
         tape._used = True
-    return _unflatten(sources, iter(grads))
+    return nest.pack_sequence_as(sources, grads)
 
 
 def _tape_source(tape: Any, graph: core.Graph, source: Any) -> GraphTensor | None:

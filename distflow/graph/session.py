@@ -9,7 +9,6 @@ received), and runs a cached `Plan` per (fetches, feeds) combination.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,35 +16,11 @@ import numpy as np
 
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, Operation
+from distflow.graph.default_session import default_session, get_default_session  # noqa: F401
+from distflow.graph.default_session import sessions as _sessions
 from distflow.graph.errors import InvalidArgumentError
 from distflow.graph.executor import Plan
 from distflow.tensor import Tensor, Variable
-
-_local = threading.local()
-
-
-def _sessions() -> list:
-    stack = getattr(_local, "sessions", None)
-    if stack is None:
-        stack = _local.sessions = []
-    return stack
-
-
-def get_default_session() -> Session | None:
-    """The innermost session entered with `with sess:` / `as_default()`, or None."""
-    stack = _sessions()
-    return stack[-1] if stack else None
-
-
-def default_session(what: Any) -> Session:
-    """The default session, or a ValueError saying how to provide one."""
-    sess = get_default_session()
-    if sess is None:
-        raise ValueError(
-            f"Cannot evaluate {getattr(what, 'name', what)!r} with `eval()` / `run()`: no "
-            "default session is registered. Use `with sess.as_default():` (or `with sess:`, "
-            "or an InteractiveSession), or pass `session=sess`.")
-    return sess
 
 
 class Session:

@@ -10,9 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from distflow.optimizers import legacy, rules, schedules
-from distflow.optimizers.base import Optimizer, apply_override, get_apply_override
+from distflow.optimizers.base import (
+    Optimizer,
+    apply_override,
+    deserialize_from,
+    get_apply_override,
+    serialize,
+)
 from distflow.optimizers.loss_scale import LossScaleOptimizer
 from distflow.optimizers.optimizers import (
+    BUILTIN,
     SGD,
     Adadelta,
     Adafactor,
@@ -27,24 +34,12 @@ from distflow.optimizers.optimizers import (
     RMSprop,
 )
 
-_CLASSES = {c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax,
-                                            Adadelta, Ftrl, Lion, Adafactor, Lamb,
-                                            LossScaleOptimizer)}
-
-
-def serialize(optimizer: Optimizer) -> dict:
-    """`{"class_name": "Adam", "config": {...}}`, JSON-safe."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+_CLASSES = {**BUILTIN, "lossscaleoptimizer": LossScaleOptimizer}
 
 
 def deserialize(config: dict, custom_objects: dict | None = None) -> Optimizer:
     """The optimizer described by `serialize`'s output."""
-    classes = {**_CLASSES, **{k.lower(): v for k, v in (custom_objects or {}).items()}}
-    name = str(config.get("class_name", "")).lower()
-    if name not in classes:
-        raise ValueError(f"Unknown optimizer {config.get('class_name')!r}. "
-                         f"Known: {sorted(c.__name__ for c in _CLASSES.values())}")
-    return classes[name].from_config(config.get("config", {}), custom_objects)
+    return deserialize_from(_CLASSES, config, custom_objects)
 
 
 def get(identifier: Any) -> Optimizer:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from distflow.optimizers.base import Optimizer
+from distflow.optimizers.base import Optimizer, deserialize_from, serialize
+from distflow.optimizers.optimizers import BUILTIN
 from distflow.tensor import Tensor, Variable
 
 
@@ -102,18 +103,15 @@ class LossScaleOptimizer(Optimizer):
             self.step_counter.assign(own["loss_scale/step_counter"])
 
     def get_config(self) -> dict:
-        from distflow.optimizers import serialize
-
         return {"name": self.name, "inner_optimizer": serialize(self.inner_optimizer),
                 "initial_scale": self.initial_scale,
                 "dynamic_growth_steps": self.dynamic_growth_steps}
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> LossScaleOptimizer:
-        from distflow.optimizers import deserialize
-
         config = dict(config)
-        inner = deserialize(config.pop("inner_optimizer"), custom_objects)
+        inner = deserialize_from({**BUILTIN, "lossscaleoptimizer": cls},
+                                 config.pop("inner_optimizer"), custom_objects)
         return cls(inner, **config)
 
     def __repr__(self) -> str:

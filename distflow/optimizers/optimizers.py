@@ -190,3 +190,10 @@ class Lamb(_WholeTensor, _Betas):
     """
 
     rule_name = "lamb"
+
+
+# The built-in optimizers by their lower-case class names (what `get("adam")` and a
+# config's "class_name" resolve to; the package adds LossScaleOptimizer).
+BUILTIN: dict[str, type[Optimizer]] = {
+    c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Adadelta,
+                                    Ftrl, Lion, Adafactor, Lamb)}

@@ -94,7 +94,8 @@ def _rename(graph: Graph, op: Operation, name: str) -> None:
 
 def _is_op(value: Any) -> bool:
     return callable(value) and getattr(value, "__module__", "") in (
-        "distflow.ops", "distflow.nn", "distflow.tensor") and not isinstance(value, type)
+        "distflow.ops", "distflow.primitive", "distflow.shape_ops", "distflow.softmax_ops",
+        "distflow.nn", "distflow.tensor") and not isinstance(value, type)
 
 
 for _name in _df.__all__:  # the TF2 namespace (ops taking `name=`), then TF1's overrides

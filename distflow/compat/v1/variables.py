@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow import random as _random
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, Operation
@@ -73,7 +74,7 @@ class RefVariable(Variable):
 
     def eval(self, session: Any = None) -> np.ndarray:
         """The current value, through `session` or the default session."""
-        from distflow.graph.session import default_session
+        from distflow.graph.default_session import default_session
 
         return (session or default_session(self)).run(self)
 
@@ -259,16 +260,9 @@ def trainable_variables(scope: str | None = None) -> list:
 def group(*inputs: Any, name: str | None = None) -> Operation:
     """An operation that runs all `inputs` (operations or tensors)."""
     graph = _graph()
-    ops = [i.op if isinstance(i, GraphTensor) else i for i in _flat(inputs)]
+    ops = [i.op if isinstance(i, GraphTensor) else i for i in nest.flatten(inputs)]
     with graph.control_dependencies(ops):
         return graph._add("group", "NoOp", [], {}, lambda: (), [], name=name or "group_deps")
-
-
-def _flat(items: Any) -> list:
-    out = []
-    for i in items:
-        out.extend(_flat(i) if isinstance(i, list | tuple) else [i])
-    return out
 
 
 def variables_initializer(var_list: list, name: str = "init") -> Operation:
