@@ -281,6 +281,13 @@ class Encoder:
                         if s[3] == 0]
         self._framed = [(i, s[3]) for i, s in enumerate(specs) if s[3] != 0]
 
+    @classmethod
+    def for_specs(cls, specs: Iterable[tuple[str, Sequence[int], Any]]) -> Encoder:
+        """An encoder for tensors of these (name, shape, dtype), built without their values
+        (e.g. from registered variables: a worker's push plan)."""
+        return cls([(name, np.broadcast_to(np.zeros((), dtype), tuple(shape)))
+                    for name, shape, dtype in specs])
+
     def encode(self, header: Mapping[str, Any], arrays: Sequence[np.ndarray],
                pack: Any = None) -> list:
         """The frames of a message.
