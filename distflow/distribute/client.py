@@ -84,7 +84,7 @@ class PSClient:
         keys = transport.client_curve_keys(keys_dir, worker_id or 0) if keys_dir else None
         self.shards = Connections(self.addrs, keys, worker_id)
         self.variables = Variables(len(self.addrs), split, split_bytes, partitions)
-        self.pipeline_bytes = pipeline_bytes
+        self._pipeline_bytes = pipeline_bytes  # fixed: the plans hold the choice
         self._plans: LRU[tuple[str, ...], PushPlan] = LRU(16)  # gradient names -> plan
         self._req = random.SystemRandom().randrange(1 << 30)
         self._last_push: tuple | None = None  # the last push_pull's messages and request id
@@ -291,7 +291,7 @@ class PSClient:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans.put(key, PushPlan.build(self.variables, key, self.status.modes,
-                                                       self.pipeline_bytes))
+                                                       self._pipeline_bytes))
         return plan
 
     def _push(self, op: str, grads: Mapping[str, np.ndarray], version: int | None,
