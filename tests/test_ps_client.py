@@ -149,11 +149,23 @@ def _layers(count=5, size=300):
     return {f"layer{i}/w": rng.standard_normal(size).astype(np.float32) for i in range(count)}
 
 
+def random_steps(start: dict, count: int) -> list[dict]:
+    """`count` steps of seeded random gradients for the variables `start`."""
+    return [{k: np.random.default_rng(s).standard_normal(v.shape).astype(np.float32)
+             for k, v in start.items()} for s in range(count)]
+
+
+def assert_rule_applied(result: dict, optimizer: dict, start: dict, steps: list[dict]) -> None:
+    """`result` is what `optimizer`'s rule reaches locally from `start` through `steps`."""
+    expected, _ = run_rule_locally(optimizer, start, steps)
+    for name in start:
+        np.testing.assert_allclose(result[name], expected[name], rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("num_servers", [1, 2])
 def test_a_pipelined_push_is_one_step_and_equals_the_plain_one(servers, num_servers):
     start = _layers()
-    steps = [{k: np.random.default_rng(s).standard_normal(v.shape).astype(np.float32)
-              for k, v in start.items()} for s in range(4)]
+    steps = random_steps(start, 4)
     ps = [servers(mode="async") for _ in range(num_servers)]
     # 1.2 KB per tensor, parts of >= 1 KB: one part per tensor (5, or 2-3 per server).
     with PSClient([p.address for p in ps], worker_id=0, timeout=10, split=False,
@@ -162,9 +174,7 @@ def test_a_pipelined_push_is_one_step_and_equals_the_plain_one(servers, num_serv
         for g in steps:
             result = client.push_pull(g)
         parts = [h.get("part") for h in client.last_replies]
-    expected, _ = run_rule_locally(ADAM, start, steps)
-    for name in start:
-        np.testing.assert_allclose(result[name], expected[name], rtol=1e-6, atol=1e-7)
+    assert_rule_applied(result, ADAM, start, steps)
     assert all(p is not None and p[1] >= 2 for p in parts)  # it did pipeline
     for server in ps:
         stats = server.stats_dict()
@@ -256,12 +266,19 @@ def test_a_client_sends_one_message_to_a_sync_server(servers):
     assert server.version == 1 and server.stats_dict()["rejected"] == {}
 
 
-def _general_messages(client: PSClient, op: str, g: dict, req: int, **fields) -> dict:
-    """The messages `_split_by_shard` and `_messages` build for request `req`."""
-    per_shard = client._split_by_shard(g)
-    return {s: client._messages(s, op, {"op": op, "sender": client.worker_id, "req": req,
-                                        **fields, "step": client.versions[s]}, per_shard[s])
+def _reference_messages(client: PSClient, op: str, g: dict, req: int, **fields) -> dict:
+    """One message per shard, encoded by `protocol.encode` from the placement alone."""
+    per_shard = client.variables.by_shard(g)
+    return {s: [protocol.encode({"op": op, "sender": client.worker_id, "req": req, **fields,
+                                 "step": client.versions[s]}, per_shard[s])]
             for s in range(client.num_shards)}
+
+
+def _plan_messages(client: PSClient, op: str, g: dict, req: int, **fields) -> dict:
+    plan = client.plan(g)
+    headers = [{"op": op, "sender": client.worker_id, "req": req, **fields, "step": step}
+               for step in client.status.steps(None)]
+    return plan.messages(headers, plan.values(g, client.variables))
 
 
 def _wire(messages: dict) -> dict:
@@ -269,34 +286,40 @@ def _wire(messages: dict) -> dict:
             for s, msgs in messages.items()}
 
 
-def test_a_plain_step_sends_the_frames_the_general_path_builds(servers):
+def test_a_step_sends_the_frames_the_placement_and_protocol_encode_give(servers):
     ps = [servers(mode="async") for _ in range(3)]  # 2 variables: one shard gets none
     start = _layers(count=2)
     with PSClient([p.address for p in ps], worker_id=0, timeout=10, split=False) as client:
-        assert client._plain_messages("push", start) is None  # no shard has answered yet
+        assert client.status.steps(5) == [5, 5, 5]  # no shard has answered yet
         client.init(start, ADAM)
+        assert client.status.steps(5) == client.versions == [0, 0, 0]
         for seed in range(3):
             g = {k: np.random.default_rng(seed).standard_normal(v.shape).astype(np.float32)
                  for k, v in start.items()}
-            plain = client._plain_messages("push_pull", g)
-            assert plain is not None and any(m == [protocol.encode(
-                {"op": "push_pull", "sender": 0, "req": client._req,
-                 "step": client.versions[s]})] for s, m in plain.items())  # an empty push
-            assert _wire(plain) == _wire(_general_messages(client, "push_pull", g, client._req))
+            plan = _plan_messages(client, "push_pull", g, 77)
+            assert any(m == [protocol.encode({"op": "push_pull", "sender": 0, "req": 77,
+                                              "step": client.versions[s]})]
+                       for s, m in plan.items())  # an empty push
+            assert _wire(plan) == _wire(_reference_messages(client, "push_pull", g, 77))
             at = {"epoch": seed}  # the position `fit` sends with every step
-            plain = client._plain_messages("push", g, at)
-            assert _wire(plain) == _wire(_general_messages(client, "push", g, client._req,
-                                                           position=at))
+            assert _wire(_plan_messages(client, "push", g, 78, position=at)) == _wire(
+                _reference_messages(client, "push", g, 78, position=at))
             client.push_pull(g, position=at)
-        unusual = [{**g, "layer0/w": g["layer0/w"].tolist()},  # converted by the general path
-                   {**g, "layer0/w": g["layer0/w"].astype(np.float64)}]  # refused by it
-        assert [client._plain_messages("push", u) for u in unusual] == [None, None]
-        with pytest.raises(ValueError, match="layer0/w"):
-            client.push(unusual[1])
+        assert [p.version for p in ps] == [3, 3, 3]  # the empty push is a step there too
+        strided = {**g, "layer0/w": np.repeat(g["layer0/w"], 2)[::2]}  # not contiguous
+        assert _wire(_plan_messages(client, "push", strided, 79)) == _wire(
+            _reference_messages(client, "push", g, 79))
+        unusual = [{**g, "layer0/w": g["layer0/w"].tolist()},  # float64 once converted
+                   {**g, "layer0/w": g["layer0/w"].astype(np.float64)}]
+        for u in unusual:
+            with pytest.raises(ValueError, match="layer0/w"):
+                client.push(u)
     with PSClient([p.address for p in ps[:2]], worker_id=0, timeout=10, split=True,
                   split_bytes=400) as split_client:  # each variable split over both shards
         split_client.init(start, ADAM)
-        assert split_client._plain_messages("push", start) is None
+        plan = _plan_messages(split_client, "push", start, 80)
+        assert _wire(plan) == _wire(_reference_messages(split_client, "push", start, 80))
+        assert all(len(push.slots) == 2 for push in split_client.plan(start).shards)
 
 
 def test_a_pipelined_reply_without_its_part_is_refused_naming_the_server():
@@ -318,8 +341,7 @@ def test_a_pipelined_reply_without_its_part_is_refused_naming_the_server():
     thread.start()
     try:
         with PSClient([server.address], worker_id=0, timeout=5, pipeline_bytes=1000) as client:
-            client.hello()
-            client._register(_layers())
+            client.init(_layers(), SGD)  # registers; the peer's reply says `async`
             with pytest.raises(PSError, match=r"part: \[index, 5\]") as info:
                 client.push(_layers())
         assert info.value.reason == "bad_reply" and info.value.address == server.address

@@ -139,7 +139,7 @@ def _train_through(num_servers: int, mode: str, steps: int = 4):
                                           for c, g in zip(clients, grads, strict=True)])
             else:
                 results = [c.push_pull(g) for c, g in zip(clients, grads, strict=True)]
-        pieces = {n: len(clients[0]._pieces[n]) for n in _model_params()}
+        pieces = {n: len(clients[0].variables.pieces_of(n)) for n in _model_params()}
         return results, pieces
     finally:
         for c in clients:

@@ -22,6 +22,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from distflow.distribute.cache import LRU
+
 PROTOCOL_VERSION = 2
 FRAME_BYTES = 8 * 1024 * 1024
 # Tensors under PACK_BYTES travel in the pack frame while it stays within FRAME_BYTES
@@ -279,6 +281,13 @@ class Encoder:
                         if s[3] == 0]
         self._framed = [(i, s[3]) for i, s in enumerate(specs) if s[3] != 0]
 
+    @classmethod
+    def for_specs(cls, specs: Iterable[tuple[str, Sequence[int], Any]]) -> Encoder:
+        """An encoder for tensors of these (name, shape, dtype), built without their values
+        (e.g. from registered variables: a worker's push plan)."""
+        return cls([(name, np.broadcast_to(np.zeros((), dtype), tuple(shape)))
+                    for name, shape, dtype in specs])
+
     def encode(self, header: Mapping[str, Any], arrays: Sequence[np.ndarray],
                pack: Any = None) -> list:
         """The frames of a message.
@@ -440,8 +449,7 @@ class _Layout:
 
 
 _EMPTY = _Layout([])
-_LAYOUTS: dict[bytes, _Layout] = {}
-_MAX_LAYOUTS = 256
+_LAYOUTS: LRU[bytes, _Layout] = LRU(256)  # layouts by packed spec list (a fuzzer's too)
 _MAX_LAYOUT_KEY = 64 * 1024  # longer packed spec lists are validated every time
 
 
@@ -463,9 +471,7 @@ def _layout_of(packed: Any, max_tensors: int, max_bytes: int = DEFAULT_MAX_BYTES
         specs = _check_specs(_unpack_specs(packed, max_tensors), max_bytes, nframes)
         layout = _Layout(specs)
         if len(packed) <= _MAX_LAYOUT_KEY:
-            if len(_LAYOUTS) >= _MAX_LAYOUTS:
-                _LAYOUTS.clear()  # e.g. a fuzzer: never grows without bound
-            _LAYOUTS[packed] = layout
+            _LAYOUTS.put(packed, layout)
     if len(layout.names) > max_tensors:  # the cache is shared by servers of any limit
         _too_many_tensors(len(layout.names), max_tensors)
     if layout.nbytes > max_bytes:

@@ -25,6 +25,8 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
+from distflow.distribute.cache import LRU
+
 log = logging.getLogger("distflow.transport")
 
 COPY_THRESHOLD = 256 * 1024  # below, a copy is cheaper than pyzmq's zero-copy bookkeeping
@@ -72,7 +74,8 @@ class RateLimitedLog:
     def __init__(self, logger: logging.Logger, interval: float = 10.0,
                  clock: Any = time.monotonic):
         self.logger, self.interval, self.clock = logger, interval, clock
-        self._kinds: dict[str, list] = {}  # kind -> [time of the last line, lines held]
+        # kind -> [time of the last line, lines held]; kinds are a few fixed names
+        self._kinds: LRU[str, list] = LRU(256)
 
     def warning(self, kind: str, message: str, *args: Any) -> bool:
         """Logs `message % args` unless a `kind` line went out within the interval;
@@ -92,9 +95,7 @@ class RateLimitedLog:
         held = state[1] if state is not None else 0
         if held:
             message += f" ({held} more like this in the last {now - state[0]:.0f} s)"
-        if len(self._kinds) >= 256:
-            self._kinds.clear()  # kinds are a few fixed names; never grows without bound
-        self._kinds[kind] = [now, 0]
+        self._kinds.put(kind, [now, 0])
         self.logger.log(level, message, *args)
         return True
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from distflow.distribute import checkpoint, protocol
+from distflow.distribute.cache import LRU
 from distflow.distribute.packed import PackedStore
 from distflow.distribute.server.config import DEFAULT_MODE
 from distflow.distribute.server.errors import Reject
@@ -99,7 +100,7 @@ class Shard:
         self._lr_changed = False  # since the last update: checkpoint it at once
         # Layouts of spec lists that match the parameters -> whether they fit the packed
         # store (keyed by the layout object itself: identity, held alive by the dict).
-        self._checked: dict[Any, bool] = {}
+        self._checked: LRU[Any, bool] = LRU(_KEPT_LAYOUTS)
         self._inflight = InFlight()  # the sends still reading parameter buffers
         self._report_error = report_error or _log_error
 
@@ -169,9 +170,7 @@ class Shard:
 
     def remember_layout(self, layout: Any) -> None:
         """Spec lists already matched against the parameters skip that check next time."""
-        if len(self._checked) >= _KEPT_LAYOUTS:
-            self._checked.clear()
-        self._checked[layout] = self.store.matches(layout.packed)
+        self._checked.put(layout, self.store.matches(layout.packed))
 
     def packs_like_store(self, layout: Any) -> bool:
         """Whether a checked spec list's pack frame is laid out as the packed store."""
