@@ -127,6 +127,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("RUN_ID", "str", "local", "id of the run, in logs and checkpoints (the launcher "
        "generates one)", "launcher, workers, servers", flag="--run-id", child=True,
        launcher_default=None),
+    _v("RESUME_OTHER_RUN", "bool", False, "servers resume checkpoints another run wrote "
+       "(unset: a named run refuses another run's, and an unnamed run a named run's)",
+       "launcher, servers", flag="--resume-other-run", child=True),
     _v("GRACE_PERIOD", "float", 10.0, "seconds from SIGTERM to SIGKILL when stopping",
        _LAUNCHER, flag="--grace-period", bound="positive"),
     _v("BLAS_THREADS", "int", 1, "BLAS threads per child (OMP/OPENBLAS/MKL_NUM_THREADS)",
@@ -178,6 +181,8 @@ VARIABLES: tuple[Variable, ...] = (
        "(0: never)", "servers", bound="non-negative"),
     _v("NONFINITE", "str", "reject", "what a server does with gradients holding NaN/inf",
        "servers", choices=("reject", "skip")),
+    _v("RUN_NAMED", "bool", False, "set by the launcher when the run id was given "
+       "(--run-id); written into checkpoints to say whose they are", "servers", child=True),
     _v("IGNORE_CORRUPT_CHECKPOINTS", "bool", False, "a server whose checkpoints are all "
        "corrupt starts empty instead of refusing to start", "servers"),
     _v("LOG_LEVEL", "str", "INFO", "a server's logging level", "servers"),

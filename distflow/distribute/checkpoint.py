@@ -52,6 +52,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that is truncated, corrupt or not a distflow checkpoint."""
 
 
+class OtherRunError(ValueError):
+    """Valid checkpoints that belong to another run (a server refuses to resume them)."""
+
+
 def checkpoint_path(directory: str | os.PathLike, version: int) -> Path:
     """The file name of the checkpoint of `version` in `directory`."""
     return Path(directory) / f"{PREFIX}{version:012d}{SUFFIX}"
@@ -202,7 +206,7 @@ def check_ps_meta(meta: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> No
     scalars, `optimizer` a map with a string `name`, a map `hp` and a number
     or schedule map `learning_rate`, `params` distinct strings each with a
     `param/<name>` tensor, every other tensor a `slot/<param>/<slot>`, and
-    `run_id` a string or null when present.
+    `run_id` a string or null and `run_named` a bool when present.
 
     Raises:
         CheckpointError: naming the first field that does not fit.
@@ -216,6 +220,7 @@ def check_ps_meta(meta: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> No
     _check_optimizer(meta.get("optimizer"))
     _require(meta.get("run_id") is None or isinstance(meta.get("run_id"), str), "run_id",
              meta.get("run_id"))
+    _require(isinstance(meta.get("run_named", False), bool), "run_named", meta.get("run_named"))
     names = meta.get("params")
     _require(isinstance(names, list) and all(isinstance(n, str) for n in names)
              and len(set(names)) == len(names), "params", names)

@@ -42,6 +42,7 @@ OPTIONS
   --dry-run                 DISTFLOW_DRY_RUN               off
   --run-id ID               DISTFLOW_RUN_ID                random (derived from the
                                                            cluster on several machines)
+  --resume-other-run        DISTFLOW_RESUME_OTHER_RUN      off (see CHECKPOINTS OF ANOTHER RUN)
   --grace-period SEC        DISTFLOW_GRACE_PERIOD          10 (SIGTERM -> SIGKILL)
   --blas-threads N          DISTFLOW_BLAS_THREADS          1
   --standalone              DISTFLOW_STANDALONE            off (ignore Slurm/MPI/TF_CONFIG)
@@ -82,11 +83,12 @@ OPTIONS
       values; a server's first synchronous step waiting for workers that
       have not registered yet (each counted from that process's start).
   --remote-python, --ssh, --watch-stdin: see SSH below.
+  --run-id, --resume-other-run: see CHECKPOINTS OF ANOTHER RUN below.
 
   Some option variables (DISTFLOW_BIND, DISTFLOW_MAX_STALENESS,
   DISTFLOW_CHECKPOINT_DIR, DISTFLOW_CHECKPOINT_EVERY,
   DISTFLOW_HEARTBEAT_TIMEOUT, DISTFLOW_RENDEZVOUS_TIMEOUT, DISTFLOW_KEYS,
-  DISTFLOW_RUN_ID) are also
+  DISTFLOW_RUN_ID, DISTFLOW_RESUME_OTHER_RUN) are also
   variables of the children's environment, with the same meaning.
 
 ENVIRONMENT OF EACH CHILD
@@ -100,6 +102,8 @@ ENVIRONMENT OF EACH CHILD
   DISTFLOW_STRATEGY           mirrored or async
   DISTFLOW_MAX_STALENESS      async bound, empty for none
   DISTFLOW_RUN_ID             the run's id, equal on every machine
+  DISTFLOW_RUN_NAMED          1 when --run-id was given (written into checkpoints)
+  DISTFLOW_RESUME_OTHER_RUN   1 with --resume-other-run
   DISTFLOW_CHECKPOINT_DIR     absolute path, empty for none
   DISTFLOW_CHECKPOINT_EVERY   steps between server checkpoints
   DISTFLOW_HEARTBEAT_TIMEOUT  seconds of silence after which a worker is dead
@@ -113,6 +117,17 @@ ENVIRONMENT OF EACH CHILD
                               Keras progress bar is live, redrawn in place with its
                               prefix (epoch lines otherwise)
   Everything else is inherited from the launcher's environment.
+
+CHECKPOINTS OF ANOTHER RUN
+  Servers write the run id into their checkpoints, and whether the user
+  named the run (--run-id). Started again with the same --checkpoint-dir, a
+  run resumes, as Keras's BackupAndRestore does. A server refuses, and the
+  run fails before anything is restored or written, when the newest valid
+  checkpoint belongs to another run and either run was named: two named runs
+  with different ids, or an unnamed run over a named run's checkpoints. Pass
+  --run-id with the checkpoint's run to continue that run, --resume-other-run
+  to take its state into this one, or another --checkpoint-dir to start
+  fresh. Unnamed runs resume each other's checkpoints (the log says whose).
 
 KUBERNETES SERVICE LINKS
   A Service named "distflow" makes kubelet set DISTFLOW_PORT=tcp://IP:PORT

@@ -52,6 +52,8 @@ class ServerConfig:
             whose libzmq queue is full; more are dropped and counted.
         stats_interval: seconds between stats lines in the log (0: never).
         run_id: the launcher's run id, written into checkpoints.
+        run_named: the run id was given by the user (`--run-id`), not generated.
+        resume_other_run: resume checkpoints of another run (see `Shard.restore`).
         ignore_corrupt_checkpoints: start empty when checkpoints exist but none
             verifies (default: refuse to start, so they are not overwritten).
         poll_ms: poll timeout of the loop (liveness checks run this often).
@@ -76,6 +78,8 @@ class ServerConfig:
     max_queued_replies: int = 16
     max_queued_bytes: int = 256 * 1024**2
     run_id: str | None = None
+    run_named: bool = False
+    resume_other_run: bool = False
     ignore_corrupt_checkpoints: bool = False
     stats_interval: float = 60.0
     poll_ms: int = 50
@@ -138,6 +142,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         stats_interval=_read("DISTFLOW_STATS_INTERVAL", env),
         nonfinite=_read("DISTFLOW_NONFINITE", env),
         run_id=_set_or_none("DISTFLOW_RUN_ID", env),
+        run_named=_read("DISTFLOW_RUN_NAMED", env),
+        resume_other_run=_read("DISTFLOW_RESUME_OTHER_RUN", env),
         ignore_corrupt_checkpoints=_read("DISTFLOW_IGNORE_CORRUPT_CHECKPOINTS", env),
     )
 

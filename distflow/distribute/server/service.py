@@ -268,4 +268,5 @@ def _checkpoint_plan(config: ServerConfig) -> CheckpointPlan:
     root = Path(config.checkpoint_dir) / f"ps-{config.shard}" if config.checkpoint_dir else None
     return CheckpointPlan(root=root, every=config.checkpoint_every, keep=config.keep_checkpoints,
                           shard=config.shard, mode=config.mode, run_id=config.run_id,
+                          run_named=config.run_named, resume_other_run=config.resume_other_run,
                           ignore_corrupt=config.ignore_corrupt_checkpoints)

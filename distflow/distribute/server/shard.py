@@ -45,6 +45,8 @@ class CheckpointPlan:
         shard: the shard id, written into and checked against checkpoints.
         mode: the server's `ServerConfig.mode`, written into checkpoints.
         run_id: the launcher's run id, written into checkpoints.
+        run_named: the user gave the run id (`--run-id`); written into checkpoints.
+        resume_other_run: resume checkpoints another run wrote (see `Shard.restore`).
         ignore_corrupt: start empty when checkpoints exist but none verifies.
     """
 
@@ -54,6 +56,8 @@ class CheckpointPlan:
     shard: int = 0
     mode: str = DEFAULT_MODE
     run_id: str | None = None
+    run_named: bool = False
+    resume_other_run: bool = False
     ignore_corrupt: bool = False
 
 
@@ -265,7 +269,8 @@ class Shard:
             tensors.update({f"slot/{name}/{s}": a for s, a in slots.items()})
         meta = {"version": self.version, "position": self.position, "shard": self.plan.shard,
                 "mode": self.plan.mode, "optimizer": self.optimizer,
-                "params": list(self.params), "time": time.time(), "run_id": self.plan.run_id}
+                "params": list(self.params), "time": time.time(), "run_id": self.plan.run_id,
+                "run_named": self.plan.run_named}
         path = checkpoint.save(self.plan.root, self.version, tensors, meta, keep=self.plan.keep)
         self.record.last = {"path": str(path), "version": self.version}
         log.info("Checkpoint written: %s (version %d)", path, self.version)
@@ -304,9 +309,17 @@ class Shard:
         """Resumes from the newest checkpoint that verifies (checksum, schema, shard);
         returns its path (None: nothing to resume from).
 
+        A run resumes its own checkpoints. Those of another run are refused
+        (`OtherRunError`, nothing restored) when either run was named by the user
+        (`--run-id`): two named runs differ, or an unnamed run would take a named
+        run's state without saying so; `resume_other_run` resumes them anyway. An
+        unnamed run resumes an unnamed run's checkpoints (the same command started
+        again, as Keras's `BackupAndRestore`), saying so in the log.
+
         Raises:
             CheckpointError: checkpoints exist but none verifies, unless the
                 plan's `ignore_corrupt`.
+            OtherRunError: the newest valid checkpoint belongs to another run.
         """
         root = self.plan.root
         if root is None:
@@ -326,6 +339,7 @@ class Shard:
         if meta["shard"] != self.plan.shard:
             raise checkpoint.CheckpointError(f"it holds shard {meta['shard']}, this server is "
                                              f"shard {self.plan.shard}.")
+        self._check_run(path, meta)
         self.configure(meta["optimizer"])
         for name in meta["params"]:
             self.params[name] = tensors[f"param/{name}"]
@@ -339,9 +353,24 @@ class Shard:
         self.record.last = {"path": str(path), "version": self.version}
         log.info("Resumed from checkpoint %s (version %d, position %s)", path, self.version,
                  self.position)
-        run, ours = meta.get("run_id"), self.plan.run_id
-        if run is not None and ours is not None and run != ours:
-            log.info("The checkpoint was written by run %s; this is run %s", run, ours)
+
+    def _check_run(self, path: Path, meta: dict) -> None:
+        """Refuses another run's checkpoint when either run is named (see `restore`)."""
+        run, ours, plan = meta.get("run_id"), self.plan.run_id, self.plan
+        if run is None or ours is None or run == ours:
+            return
+        if plan.resume_other_run or not (plan.run_named or meta.get("run_named", False)):
+            log.info("Resuming checkpoint %s of run %s (this is run %s)", path, run, ours)
+            return
+        raise checkpoint.OtherRunError(_other_run_message(path, run, ours, plan.run_named))
+
+
+def _other_run_message(path: Path, run: str, ours: str, named: bool) -> str:
+    this = f"this is run {ours!r}" + ("" if named else " (its id was generated)")
+    return (f"The checkpoints in {path.parent} belong to run {run!r}; {this}. Nothing was "
+            f"restored or changed. To continue run {run!r}, pass --run-id {run}; to resume "
+            f"its state in this run, pass --resume-other-run (DISTFLOW_RESUME_OTHER_RUN=1); "
+            f"to start fresh, use another --checkpoint-dir.")
 
 
 def _update_array(rule: Any, param: np.ndarray, slots: dict[str, np.ndarray],
