@@ -51,7 +51,8 @@ class KerasTensor:
     def __init__(self, shape: tuple, dtype: str = "float32", name: str | None = None,
                  node: Node | None = None, index: int = 0):
         self.shape = tuple(None if s is None else int(s) for s in shape)
-        self.dtype = str(np.dtype(dtype).name)
+        self.dtype = "string" if str(getattr(dtype, "name", dtype)) in ("string", "str") \
+            else str(np.dtype(dtype).name)
         self.name = name or unique_name("keras_tensor")
         self._node = node
         self._index = index

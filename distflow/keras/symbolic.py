@@ -108,7 +108,10 @@ def _run_on_zeros(layer: Any, inputs: Any, args: tuple, kwargs: dict, fill: int)
     def zeros(x: Any) -> Any:
         if not isinstance(x, KerasTensor):
             return x
-        return Tensor._wrap(np.zeros([fill if s is None else s for s in x.shape], x.dtype))
+        shape = [fill if s is None else s for s in x.shape]
+        if x.dtype == "string":  # strings reach only host-side layers, as NumPy arrays
+            return np.full(shape, "", dtype=object)
+        return Tensor._wrap(np.zeros(shape, x.dtype))
     kwargs = {k: map_structure(zeros, v) for k, v in kwargs.items()}
     kwargs.setdefault("training", False)
     try:

@@ -188,7 +188,7 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
             raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._dtype = _dtype_name(dtype)
-        self._np_dtype = np.dtype(self._dtype)
+        self._np_dtype = np.dtype(object if self._dtype == "string" else self._dtype)
         self._trainable = bool(trainable)
         self.built = False
         self.input_spec: InputSpec | list[InputSpec] | None = None
@@ -347,7 +347,9 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
 
     def _convert_inputs(self, inputs: Any) -> Any:
         def convert(x: Any) -> Any:
-            return x if x is None else self._convert_one(ops.convert_to_tensor(x))
+            if x is None or (not isinstance(x, Tensor) and _is_text(x)):
+                return x  # strings stay NumPy arrays: only host-side layers take them
+            return self._convert_one(ops.convert_to_tensor(x))
         return _map(convert, inputs)
 
     def _maybe_build(self, inputs: Any) -> None:
@@ -455,7 +457,10 @@ def _marks_built(build: Callable) -> Callable:
     return wrapper
 
 
-
-
-
-
+def _is_text(x: Any) -> bool:
+    """Strings or bytes (a str, or an array or list of them), which tensors cannot hold."""
+    if isinstance(x, str | bytes):
+        return True
+    kind = x.dtype.kind if isinstance(x, np.ndarray) else (
+        np.asarray(x).dtype.kind if isinstance(x, list | tuple) else "")
+    return kind in ("U", "S", "O")

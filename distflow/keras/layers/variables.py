@@ -33,6 +33,8 @@ def _dtype_name(dtype: Any) -> str:
     if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
         dtype = dtype.get("config", {}).get("name", "float32")
     name = str(getattr(dtype, "name", dtype))
+    if name in ("string", "str"):  # string inputs of the host-side preprocessing layers
+        return "string"
     if name.startswith("mixed_"):
         raise ValueError(f"Mixed precision policies are not supported. Received: dtype={dtype!r}")
     try:
