@@ -147,6 +147,8 @@ def map_structure(func: Callable, *structures: Any, check_types: bool = True) ->
     """
     if not structures:
         raise ValueError("map_structure needs at least one structure. Received none.")
+    if len(structures) == 1 and not is_nested(structures[0]):
+        return func(structures[0])  # a single leaf (a layer's one input): no packing
     for other in structures[1:]:
         assert_same_structure(structures[0], other, check_types=check_types)
     flats = [flatten(s) for s in structures]

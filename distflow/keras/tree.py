@@ -1,8 +1,8 @@
 """Nested structures of the Keras layer: flatten and map lists, tuples and dicts.
 
-The one rule: a dict is walked in its insertion order (the order its keys were
-given), not sorted, so a model's dict inputs and outputs keep the order the user
-wrote them in. Lists and tuples keep their type when mapped.
+`flatten` and `map_structure` are `distflow.nest`'s (`tf.nest`, Keras 3's `keras.tree`):
+one rule for the whole project, dicts walked in sorted key order. Lists and tuples
+keep their type when mapped. `map_shape_structure` walks shapes, whose tuples are leaves.
 """
 
 from __future__ import annotations
@@ -12,25 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from distflow import nest
+
 __all__ = ["flatten", "map_shape_structure", "map_structure"]
 
 
 def flatten(structure: Any) -> list:
     """The leaves of `structure` (lists, tuples and dicts nested in any way), in order."""
-    if isinstance(structure, list | tuple):
-        return [x for s in structure for x in flatten(s)]
-    if isinstance(structure, dict):
-        return [x for k in structure for x in flatten(structure[k])]
-    return [structure]
+    return nest.flatten(structure)
 
 
 def map_structure(fn: Callable, structure: Any) -> Any:
     """`structure` with every leaf replaced by `fn(leaf)` (containers keep their type)."""
-    if isinstance(structure, list | tuple):
-        return type(structure)(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
+    return nest.map_structure(fn, structure)
 
 
 def map_shape_structure(fn: Callable, shapes: Any) -> Any:
