@@ -157,8 +157,9 @@ def start_servers(count: int, mode: str, keys: str | None,
     procs = []
     for rank in range(count):
         env = child_env(tree, DISTFLOW_RANK=str(rank), DISTFLOW_PS_ADDRS=",".join(addrs),
-                        DISTFLOW_STRATEGY="mirrored" if mode == "sync" else mode, DISTFLOW_NUM_WORKERS="2" if mode == "sync"
-                        else "1", DISTFLOW_KEYS=keys or "", DISTFLOW_HEARTBEAT_TIMEOUT="60")
+                        DISTFLOW_STRATEGY="mirrored" if mode == "sync" else mode,
+                        DISTFLOW_NUM_WORKERS="2" if mode == "sync" else "1",
+                        DISTFLOW_KEYS=keys or "", DISTFLOW_HEARTBEAT_TIMEOUT="60")
         procs.append(subprocess.Popen([sys.executable, "-m", "distflow.distribute.server"],
                                       env=env, cwd=tree))
     return procs, addrs
