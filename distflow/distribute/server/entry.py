@@ -29,15 +29,18 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     for sig in (signal.SIGTERM, signal.SIGINT):  # while starting: nothing to save yet
         signal.signal(sig, _stop_starting)
+    server = None
     try:
         server = ParameterServer(config_from_env(), **overrides)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: on_signal(server))
     except (ValueError, TypeError, transport.TransportError) as exc:
         print(f"distflow parameter server: {exc}", file=sys.stderr)
         return 2
-    except Terminated:
-        return 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: on_signal(server))
+    except Terminated:  # a signal while starting: before or just after the socket opened
+        if server is None:
+            return 0
+        server.request_stop()  # serve_forever ends at once: final checkpoint, socket closed
     try:
         server.serve_forever()
     except Terminated:
