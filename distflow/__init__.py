@@ -210,6 +210,36 @@ from distflow.math_ops import (
 # training infrastructure: tf.Module, tf.train, tf.summary, tf.config, tf.io, ...
 from distflow import autograph, config, io, saved_model, summary, train, version
 from distflow.config import device
+
+# isort: split
+# tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
+from distflow import bitwise, debugging
+from distflow.control_ops import (
+    AggregationMethod,
+    Assert,
+    UnconnectedGradients,
+    VariableAggregation,
+    VariableSynchronization,
+    assert_equal,
+    assert_greater,
+    assert_less,
+    assert_rank,
+    case,
+    ensure_shape,
+    get_static_value,
+    group,
+    guarantee_const,
+    init_scope,
+    inside_function,
+    is_symbolic_tensor,
+    no_op,
+    recompute_grad,
+    switch_case,
+    tuple,
+    type_spec_from_value,
+)
+from distflow.graph import Operation, errors, gradients
+from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
 
 truediv = divide
@@ -235,9 +265,10 @@ if process_env.is_set("DISTFLOW_ROLE"):  # a process started by the launcher
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 # `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
-__all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool")]
+__all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool", "tuple")]
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
+_LAZY_FROM_KERAS = ("losses", "metrics")  # tf.losses / tf.metrics are Keras's, as in TF 2.21
 _LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",
                            "random_normal_initializer", "random_uniform_initializer")
 
@@ -249,6 +280,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
+    if name in _LAZY_FROM_KERAS:
+        import importlib
+
+        return importlib.import_module(f"distflow.keras.{name}")
     if name in _LAZY_FROM_INITIALIZERS:  # tf.zeros_initializer() etc. (Keras initializers)
         import importlib
 

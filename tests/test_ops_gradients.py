@@ -206,6 +206,12 @@ def _sparsemax(axis: int):
 CASES.update({
     "keras_sparsemax": [(_sparsemax(-1), [distinct(3, 4) * 3]),
                         (_sparsemax(0), [distinct(4, 2) * 3])],
+    # composites of the top-level control helpers: gradients flow through the chosen branch
+    "case": [(lambda x, y: df.case([(False, lambda: x * y), (True, lambda: df.sin(x) + y)],
+                                   default=lambda: x), [r(3), r(3)])],
+    "switch_case": [(lambda x: df.switch_case(1, [lambda: x, lambda: df.exp(x) * x]), [r(2, 3)])],
+    "guarantee_const": [(lambda x: df.guarantee_const(x) * x, [r(3)])],
+    "ensure_shape": [(lambda x: df.ensure_shape(x, [None, 3]) ** 2, [r(2, 3)])],
 })
 
 # ops whose VJP is intentionally undefined: backprop through them must raise.

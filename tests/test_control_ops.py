@@ -1,0 +1,101 @@
+"""Top-level control and checking helpers (`tf.case`, `tf.switch_case`, `tf.Assert`,
+`tf.debugging.*`, `tf.ensure_shape`, ...), `tf.bitwise` and the enums: which calls
+TensorFlow 2.21 refuses and with which class (tests/goldens/core/errors.json), and
+how the helpers behave in graph mode. Forward values are in functional.json
+(tests/test_tape_extras_and_random.py)."""
+
+import numpy as np
+import pytest
+from golden_nest import load
+
+import distflow as df
+
+ERRORS = load("errors")
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_refuses_what_tensorflow_refuses_with_its_error_class(name):
+    case = ERRORS[name]
+    if "none" in case:  # a check TF passes: returns None
+        assert eval(case["src"], {"tf": df}) is None  # noqa: S307
+        return
+    if case["error"] is None:
+        eval(case["src"], {"tf": df})  # noqa: S307  (TF accepts it: so must we)
+        return
+    with pytest.raises(Exception) as info:  # noqa: PT011  (the class is the golden)
+        eval(case["src"], {"tf": df})  # noqa: S307
+    assert type(info.value).__name__ == case["error"], (name, info.value)
+
+
+def test_tf_errors_is_the_graph_error_module_and_assertions_quote_the_values():
+    with pytest.raises(df.errors.InvalidArgumentError, match=r"x=array\(\[1, 2\]"):
+        df.debugging.assert_equal(df.constant([1, 2]), df.constant([1, 3]))
+    assert issubclass(df.errors.InvalidArgumentError, df.errors.OpError)
+
+
+def test_case_and_switch_case_choose_when_a_graph_runs():
+    g = df.Graph()
+    with g.as_default():
+        i = df.compat.v1.placeholder("int32", [], name="i")
+        x = df.compat.v1.placeholder("float32", [2], name="x")
+        y = df.switch_case(i, [lambda: x * 2.0, lambda: x * 3.0, lambda: -x])
+        z = df.case([(df.greater(i, 0), lambda: x + 1.0)], default=lambda: x - 1.0)
+        assert df.inside_function() and df.is_symbolic_tensor(y)
+        assert df.get_static_value(y) is None
+    with df.compat.v1.Session(graph=g) as sess:
+        for index, scale in [(0, 2.0), (1, 3.0), (2, -1.0), (9, -1.0)]:
+            got, shifted = sess.run([y, z], feed_dict={i: index, x: [1.0, 2.0]})
+            np.testing.assert_allclose(got, np.array([1.0, 2.0]) * scale)
+            np.testing.assert_allclose(shifted, [2.0, 3.0] if index > 0 else [0.0, 1.0])
+    assert not df.inside_function() and not df.is_symbolic_tensor(df.constant(1.0))
+
+
+def test_case_and_switch_case_refuse_empty_branch_lists():
+    with pytest.raises(ValueError, match="pred_fn_pairs"):
+        df.case([])
+    with pytest.raises(ValueError, match="branch_fns"):
+        df.switch_case(0, [])
+
+
+def test_unconnected_gradients_enum_is_accepted_by_the_tape():
+    x, z = df.constant([1.0, 2.0]), df.constant([3.0])
+    with df.GradientTape(persistent=True) as tape:
+        tape.watch([x, z])
+        y = df.reduce_sum(x * 2.0)
+    assert tape.gradient(y, z, unconnected_gradients=df.UnconnectedGradients.NONE) is None
+    np.testing.assert_array_equal(
+        tape.gradient(y, z, unconnected_gradients=df.UnconnectedGradients.ZERO).numpy(), [0.0])
+
+
+def test_enums_carry_tensorflows_names_and_values():
+    assert df.VariableAggregation.MEAN.value == 2 and df.VariableSynchronization.ON_READ.value == 3
+    assert df.AggregationMethod.DEFAULT == df.AggregationMethod.ADD_N == 0
+
+
+def test_bitwise_refuses_floats_and_says_how_to_fix():
+    with pytest.raises(TypeError, match="dtype float32; cast it first"):
+        df.bitwise.bitwise_and(df.constant([1.0]), df.constant([1.0]))
+
+
+def test_bitcast_refuses_a_wrong_last_dimension():
+    with pytest.raises(ValueError, match="last dimension of 4"):
+        df.bitcast(df.constant([1, 2, 3], df.uint8), df.int32)
+
+
+def test_helpers_of_eager_code():
+    assert df.no_op() is None and df.group(df.constant(1.0)) is None
+    with df.init_scope():
+        assert not df.inside_function()
+    f = df.recompute_grad(lambda v: v * v)
+    x = df.constant([3.0])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [6.0])
+    spec = df.type_spec_from_value(np.zeros((2, 3), np.int32))
+    assert spec.shape.as_list() == [2, 3] and spec.dtype == df.int32
+
+
+def test_losses_and_metrics_are_the_keras_packages():
+    assert df.losses.MeanSquaredError is df.keras.losses.MeanSquaredError
+    assert df.metrics.Mean is df.keras.metrics.Mean
