@@ -127,7 +127,10 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
 from distflow import linalg, math
 from distflow.array_ops import (
+    TensorArray,
+    approx_top_k,
     argsort,
+    batch_to_space,
     boolean_mask,
     broadcast_dynamic_shape,
     broadcast_static_shape,
@@ -156,6 +159,7 @@ from distflow.array_ops import (
     rank,
     realdiv,
     repeat,
+    required_space_to_batch_paddings,
     reverse,
     reverse_sequence,
     roll,
@@ -167,6 +171,8 @@ from distflow.array_ops import (
     size,
     slice,
     sort,
+    space_to_batch,
+    space_to_batch_nd,
     strided_slice,
     tensor_scatter_nd_add,
     tensor_scatter_nd_max,
@@ -225,8 +231,10 @@ from distflow.control_ops import (
     assert_less,
     assert_rank,
     case,
+    custom_gradient,
     ensure_shape,
     get_static_value,
+    grad_pass_through,
     group,
     guarantee_const,
     init_scope,
@@ -239,8 +247,10 @@ from distflow.control_ops import (
     type_spec_from_value,
 )
 from distflow.graph import Operation, errors, gradients
+from distflow.linalg import matrix_square_root
 from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
+from distflow.tensor_shape import TypeSpec
 
 truediv = divide
 

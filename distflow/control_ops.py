@@ -10,19 +10,21 @@ runs); `group`, `no_op`, `tuple`, `guarantee_const`, `init_scope` and
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import enum
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from distflow import ops
+from distflow import nest, ops
 from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
-from distflow.tensor import Tensor, as_array
+from distflow.tensor import Tensor, as_array, current_tape, record
 from distflow.tensor_shape import TensorShape, TensorSpec
 
 # ------------------------------------------------------------------ branches
@@ -135,6 +137,56 @@ def type_spec_from_value(value: Any) -> TensorSpec:
     return TensorSpec(t.shape, t.dtype)
 
 
+# ------------------------------------------------------------- gradients
+
+
+def custom_gradient(f: Callable | None = None) -> Callable:
+    """Decorates `f(*args) -> (y, grad_fn)` so the tape uses `grad_fn(dy)` as its VJP.
+
+    `grad_fn` takes the upstream gradient of `y` (one tensor) and returns one
+    gradient per tensor argument of `f` (a single value when there is one).
+    `f` runs unrecorded, so variables it reads get no gradient unless they are
+    passed as arguments. Eager mode; in a graph it raises NotImplementedError.
+    """
+    if f is None:  # @custom_gradient()
+        return custom_gradient
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Tensor:
+        if building_graph() is not None:
+            raise NotImplementedError(f"custom_gradient ({getattr(f, '__name__', f)}) runs "
+                                      "eagerly only; call it outside graph building.")
+        tape = current_tape()
+        with tape.stop_recording() if tape is not None else contextlib.nullcontext():
+            y, grad_fn = f(*args, **kwargs)
+        inputs = builtins.tuple(a for a in nest.flatten(list(args)) if isinstance(a, Tensor))
+        cache: dict = {}
+        vjps = builtins.tuple(_custom_vjp(grad_fn, i, cache) for i in range(len(inputs)))
+        return record("custom_gradient", as_array(y), inputs, vjps, None)
+
+    return wrapped
+
+
+def _custom_vjp(grad_fn: Callable, index: int, cache: dict) -> Callable:
+    def vjp(g: np.ndarray, _residuals: Any) -> np.ndarray | None:
+        if cache.get("g") is not g:  # one grad_fn call serves every input
+            grads = grad_fn(Tensor._wrap(g))
+            cache["g"] = g
+            cache["grads"] = list(grads) if isinstance(grads, (list, builtins.tuple)) else [grads]
+        out = cache["grads"][index]
+        return None if out is None else np.asarray(as_array(out))
+    return vjp
+
+
+def grad_pass_through(f: Callable) -> Callable:
+    """`f(x)` forward, the identity backward: the upstream gradient reaches `x` unchanged
+    (TF's straight-through estimator, e.g. around a rounding step)."""
+    @functools.wraps(f)
+    def wrapped(x: Any) -> Tensor:
+        return custom_gradient(lambda v: (f(v), lambda dy: dy))(ops.convert_to_tensor(x))
+    return wrapped
+
+
 # ------------------------------------------------------------------ checks
 
 
@@ -178,7 +230,7 @@ def assert_rank(x: Any, rank: int, message: str | None = None, name: str | None 
     if got != int(as_array(rank)):
         prefix = f"{message} " if message else ""
         raise ValueError(f"{prefix}Tensor must have rank {int(as_array(rank))}. "
-                         f"Received: a tensor of rank {got} (shape {tuple(np.shape(x))})")
+                         f"Received: a tensor of rank {got} (shape {builtins.tuple(np.shape(x))})")
 
 
 def ensure_shape(x: Any, shape: Any, name: str | None = None) -> Tensor:
@@ -186,8 +238,8 @@ def ensure_shape(x: Any, shape: Any, name: str | None = None) -> Tensor:
     else `InvalidArgumentError`, as TF."""
     t = x if isinstance(x, Tensor) else ops.convert_to_tensor(x)
     if not TensorShape(t.shape).is_compatible_with(TensorShape(shape)):
-        raise InvalidArgumentError(f"Shape of tensor {tuple(t.shape)} is not compatible with "
-                                   f"expected shape {TensorShape(shape)}.")
+        raise InvalidArgumentError(f"Shape of tensor {builtins.tuple(t.shape)} is not "
+                                   f"compatible with expected shape {TensorShape(shape)}.")
     return identity(t)
 
 

@@ -99,3 +99,78 @@ def test_helpers_of_eager_code():
 def test_losses_and_metrics_are_the_keras_packages():
     assert df.losses.MeanSquaredError is df.keras.losses.MeanSquaredError
     assert df.metrics.Mean is df.keras.metrics.Mean
+
+
+def test_ensure_shape_and_assert_rank_quote_the_received_shape():
+    with pytest.raises(df.errors.InvalidArgumentError, match=r"\(1, 2\) is not compatible"):
+        df.ensure_shape(df.constant([[1.0, 2.0]]), [None, 3])
+    with pytest.raises(ValueError, match=r"rank 1 \(shape \(2,\)\)"):
+        df.assert_rank(df.constant([1, 2]), 2)
+
+
+def test_custom_gradient_replaces_the_vjp_of_its_function():
+    @df.custom_gradient
+    def scaled(x, y):
+        return x * y, lambda dy: (dy * 10.0, None)
+
+    x, y = df.constant([1.0, 2.0]), df.constant([3.0, 4.0])
+    with df.GradientTape() as tape:
+        tape.watch([x, y])
+        z = df.reduce_sum(scaled(x, y) * df.constant([2.0, 3.0]))
+    gx, gy = tape.gradient(z, [x, y])
+    np.testing.assert_allclose(gx.numpy(), [20.0, 30.0])
+    assert gy is None
+    np.testing.assert_allclose(z.numpy(), 2.0 * 3.0 + 3.0 * 8.0)
+
+
+def test_custom_gradient_refuses_graph_building():
+    square = df.custom_gradient(lambda x: (x * x, lambda dy: dy * 2.0 * x))
+    with df.Graph().as_default():
+        x = df.compat.v1.placeholder("float32", [2])
+        with pytest.raises(NotImplementedError, match="runs eagerly only"):
+            square(x)
+
+
+def test_grad_pass_through_is_the_identity_backward():
+    x = df.constant([1.0, 2.0])
+    rounded = df.grad_pass_through(df.round)
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        z = df.reduce_sum(rounded(x * 1.3) * x)
+    # d/dx [round(1.3x) x] with round's gradient passed through: round(1.3x) + 1.3x
+    np.testing.assert_allclose(tape.gradient(z, x).numpy(), [1.0 + 1.3, 3.0 + 2.6], rtol=1e-6)
+
+
+def test_approx_top_k_is_exact_on_any_dimension_and_for_min_k():
+    x = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]], np.float32)
+    values, indices = df.approx_top_k(x, 1, reduction_dimension=0, is_max_k=False)
+    np.testing.assert_array_equal(values.numpy(), np.sort(x, axis=0)[:1])
+    np.testing.assert_array_equal(indices.numpy(), np.argsort(x, axis=0)[:1])
+    values, indices = df.nn.approx_min_k(x, 2)
+    np.testing.assert_array_equal(values.numpy(), np.sort(x, axis=1)[:, :2])
+    assert indices.dtype == df.int32
+
+
+def test_space_to_batch_round_trips_and_pads_what_its_helper_says():
+    x = np.arange(2 * 5 * 4 * 3, dtype=np.float32).reshape(2, 5, 4, 3)
+    paddings, crops = df.required_space_to_batch_paddings([5, 4], [2, 3])
+    y = df.space_to_batch_nd(x, [2, 3], paddings)
+    assert y.shape == (12, 3, 2, 3)
+    np.testing.assert_array_equal(df.batch_to_space(y, [2, 3], crops).numpy(), x)
+
+
+def test_space_to_batch_refuses_bad_paddings_with_their_shape():
+    with pytest.raises(ValueError, match=r"shape \[2, 2\].*shape \(2,\)"):
+        df.space_to_batch(np.zeros((1, 4, 4, 1)), [2, 2], [0, 0])
+
+
+def test_tensor_array_checks_shapes_and_reads_unwritten_slots_as_zeros():
+    ta = df.TensorArray(df.float32, size=2, element_shape=[2])
+    with pytest.raises(ValueError, match=r"shape \(2,\). Received: a value of shape \(3,\)"):
+        ta.write(0, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(ta.write(1, [1.0, 2.0]).stack().numpy(), [[0, 0], [1, 2]])
+    with pytest.raises(df.errors.OutOfRangeError, match="dynamic_size=True"):
+        ta.write(2, [1.0, 2.0])
+    with pytest.raises(ValueError, match="known element_shape"):
+        df.TensorArray(df.float32, size=1).read(0)
+    assert isinstance(df.TensorSpec([2], df.float32), df.TypeSpec)

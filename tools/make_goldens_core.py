@@ -429,6 +429,29 @@ FUNCTIONAL_CASES = {
     "left_shift": "tf.bitwise.left_shift(tf.constant([1, 3, -4]), tf.constant([2, 1, 1]))",
     "right_shift": "tf.bitwise.right_shift(tf.constant([16, 7, -8]), tf.constant([2, 1, 1]))",
     "check_numerics": "tf.debugging.check_numerics(tf.constant([1.0, 2.0]), 'x')",
+    "space_to_batch": "tf.space_to_batch(tf.reshape(tf.range(2 * 4 * 3 * 2, dtype=tf.float32), "
+                      "[2, 4, 3, 2]), [2, 2], [[0, 0], [1, 0]])",
+    "space_to_batch_nd_1d": "tf.space_to_batch_nd(tf.reshape(tf.range(6, dtype=tf.int32), "
+                            "[1, 6, 1]), [3], [[0, 3]])",
+    "batch_to_space": "tf.batch_to_space(tf.reshape(tf.range(8 * 2 * 2, dtype=tf.float32), "
+                      "[8, 2, 2, 1]), [2, 2], [[1, 0], [0, 1]])",
+    "nn_space_to_batch": "tf.nn.space_to_batch(tf.reshape(tf.range(16, dtype=tf.float32), "
+                         "[1, 4, 4, 1]), [2, 2], [[0, 0], [0, 0]])",
+    "required_space_to_batch_paddings": "tf.required_space_to_batch_paddings([5, 4], [2, 3], "
+                                        "[[1, 0], [0, 2]])",
+    "approx_top_k": "tf.approx_top_k(tf.constant([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]), 2)",
+    # (TF's CPU kernel has only the last dimension and max-k; min-k is tested against NumPy)
+    "nn_approx_max_k": "tf.nn.approx_max_k(tf.constant([4.0, 9.0, 1.0, 7.0]), 2)",
+    "tensor_array_stack": "tf.TensorArray(tf.float32, size=2).write(0, [1.0, 2.0])"
+                          ".write(1, [3.0, 4.0]).stack()",
+    "tensor_array_gather": "tf.TensorArray(tf.int32, size=3).unstack([[1, 2], [3, 4], [5, 6]])"
+                           ".gather([2, 0])",
+    "tensor_array_concat": "tf.TensorArray(tf.float32, size=0, dynamic_size=True, "
+                           "infer_shape=False).split([1.0, 2.0, 3.0], [1, 2]).concat()",
+    "tensor_array_read_size": "[tf.TensorArray(tf.float32, size=0, dynamic_size=True)"
+                              ".write(2, 5.0).read(2), tf.TensorArray(tf.float32, size=0, "
+                              "dynamic_size=True).write(2, 5.0).size()]",
+    "matrix_square_root": "tf.matrix_square_root(tf.constant([[4.0, 1.0], [1.0, 3.0]]))",
 }
 
 # Calls TF refuses: the golden is the exception class's name.
@@ -440,6 +463,11 @@ ERROR_CASES = {
     "Assert": "tf.Assert(tf.constant(False), [tf.constant(1)])",
     "ensure_shape": "tf.ensure_shape(tf.constant([[1.0, 2.0]]), [None, 3])",
     "check_numerics_nan": "tf.debugging.check_numerics(tf.constant([1.0, float('nan')]), 'x')",
+    "tensor_array_write_out_of_range": "tf.TensorArray(tf.float32, size=1).write(1, 1.0)",
+    "batch_to_space_bad_batch": "tf.batch_to_space(tf.zeros([3, 1, 1, 1]), [2, 2], "
+                                "[[0, 0], [0, 0]])",
+    "space_to_batch_not_divisible": "tf.space_to_batch(tf.zeros([1, 3, 3, 1]), [2, 2], "
+                                    "[[0, 0], [0, 0]])",
     "case_exclusive": "tf.case([(tf.constant(True), lambda: tf.constant(1)), "
                       "(tf.constant(True), lambda: tf.constant(2))], exclusive=True)",
 }
