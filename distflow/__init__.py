@@ -219,10 +219,11 @@ from distflow.config import device
 
 # isort: split
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
-from distflow import bitwise, debugging
+from distflow import bitwise, debugging, test
 from distflow.control_ops import (
     AggregationMethod,
     Assert,
+    CriticalSection,
     UnconnectedGradients,
     VariableAggregation,
     VariableSynchronization,
@@ -246,6 +247,7 @@ from distflow.control_ops import (
     tuple,
     type_spec_from_value,
 )
+from distflow.device_spec import DeviceSpec
 from distflow.graph import Operation, errors, gradients
 from distflow.linalg import matrix_square_root
 from distflow.math_ops import bitcast, saturate_cast

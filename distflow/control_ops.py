@@ -278,3 +278,20 @@ class VariableSynchronization(enum.Enum):
     NONE = 1
     ON_WRITE = 2
     ON_READ = 3
+
+
+class CriticalSection:
+    """Runs functions one at a time (TF's `tf.CriticalSection`; eager: a re-entrant lock)."""
+
+    def __init__(self, name: str | None = None, shared_name: str | None = None,
+                 critical_section_def: Any = None, import_scope: Any = None):
+        import threading
+
+        self.name = name or "CriticalSection"
+        self._lock = threading.RLock()
+
+    def execute(self, fn: Callable, exclusive_resource_access: bool = True,
+                name: str | None = None) -> Any:
+        """`fn()` while no other `execute` of this section runs; returns its result."""
+        with self._lock:
+            return fn()

@@ -174,3 +174,68 @@ def test_tensor_array_checks_shapes_and_reads_unwritten_slots_as_zeros():
     with pytest.raises(ValueError, match="known element_shape"):
         df.TensorArray(df.float32, size=1).read(0)
     assert isinstance(df.TensorSpec([2], df.float32), df.TypeSpec)
+
+
+def test_device_spec_parses_and_prints_tensorflows_names():
+    spec = df.DeviceSpec.from_string("/job:worker/replica:0/task:1/device:cpu:0")
+    assert (spec.job, spec.replica, spec.task, spec.device_type, spec.device_index) == (
+        "worker", 0, 1, "CPU", 0)
+    assert spec.to_string() == "/job:worker/replica:0/task:1/device:CPU:0"
+    merged = df.DeviceSpec(job="ps", task=0).make_merged_spec(df.DeviceSpec.from_string("CPU:1"))
+    assert str(merged) == "/job:ps/task:0/device:CPU:1"
+    assert spec.replace(task=3) == df.DeviceSpec.from_string("/job:worker/replica:0/task:3/CPU:0")
+    with df.device(df.DeviceSpec(device_type="CPU", device_index=0)):
+        pass
+    with pytest.raises(RuntimeError, match="CPU only"):
+        with df.device(df.DeviceSpec(device_type="GPU", device_index=0)):
+            pass
+    with pytest.raises(ValueError, match="'x' is not an integer id"):
+        df.DeviceSpec.from_string("/task:x")
+
+
+def test_critical_section_runs_one_function_at_a_time():
+    import threading
+
+    section, inside, most = df.CriticalSection(), [0], [0]
+
+    def work():
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        threading.Event().wait(0.001)
+        inside[0] -= 1
+        return 7
+
+    threads = [threading.Thread(target=section.execute, args=(work,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and section.execute(work) == 7
+
+
+def test_tf_test_compute_gradient_gives_both_jacobians():
+    theoretical, numerical = df.test.compute_gradient(
+        lambda x, y: x * y + df.sin(x), [np.array([1.0, 2.0]), np.array([3.0, 4.0])])
+    np.testing.assert_allclose(theoretical[0], np.diag([3.0 + np.cos(1.0), 4.0 + np.cos(2.0)]))
+    np.testing.assert_allclose(theoretical[1], np.diag([1.0, 2.0]))
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, atol=1e-6)
+    assert not df.test.is_gpu_available() and df.test.gpu_device_name() == ""
+
+
+class _Case(df.test.TestCase):
+    def runTest(self):  # noqa: N802
+        pass
+
+
+def test_tf_test_testcase_assertions_pass_and_fail():
+    case = _Case()
+    case.assertAllClose(df.constant([1.0, 2.0]), [1.0, 2.0 + 1e-8])
+    case.assertAllEqual(df.constant([[1, 2]]), np.array([[1, 2]]))
+    case.assertAllGreater(df.constant([2, 3]), 1)
+    case.assertDTypeEqual(df.constant([1.0]), df.float32)
+    with pytest.raises(AssertionError):
+        case.assertAllClose([1.0], [1.1])
+    with pytest.raises(AssertionError):
+        case.assertAllEqual([1, 2], [[1, 2]])
+    assert case.evaluate({"a": df.constant(3)})["a"] == 3
