@@ -24,7 +24,7 @@ from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
-from distflow.tensor import Tensor, as_array, current_tape, record
+from distflow.tensor import Tensor, as_array, current_tape, graph_form, record
 from distflow.tensor_shape import TensorShape, TensorSpec
 
 # ------------------------------------------------------------------ branches
@@ -97,6 +97,7 @@ def tuple(tensors: Sequence[Any], name: str | None = None,  # noqa: A001  (TF's 
     return [None if t is None else identity(t) for t in tensors]
 
 
+@graph_form()
 def guarantee_const(input: Any, name: str | None = None) -> Tensor:  # noqa: A002
     """`input` unchanged (TF's hint that it is constant); gradients pass through."""
     return identity(input)
@@ -146,16 +147,14 @@ def custom_gradient(f: Callable | None = None) -> Callable:
     `grad_fn` takes the upstream gradient of `y` (one tensor) and returns one
     gradient per tensor argument of `f` (a single value when there is one).
     `f` runs unrecorded, so variables it reads get no gradient unless they are
-    passed as arguments. Eager mode; in a graph it raises NotImplementedError.
+    passed as arguments. In a graph the call is recorded as one operation.
     """
     if f is None:  # @custom_gradient()
         return custom_gradient
 
+    @graph_form()  # in a graph: one call whose gradient re-runs this under a tape
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Tensor:
-        if building_graph() is not None:
-            raise NotImplementedError(f"custom_gradient ({getattr(f, '__name__', f)}) runs "
-                                      "eagerly only; call it outside graph building.")
         tape = current_tape()
         with tape.stop_recording() if tape is not None else contextlib.nullcontext():
             y, grad_fn = f(*args, **kwargs)
@@ -233,6 +232,7 @@ def assert_rank(x: Any, rank: int, message: str | None = None, name: str | None 
                          f"Received: a tensor of rank {got} (shape {builtins.tuple(np.shape(x))})")
 
 
+@graph_form()
 def ensure_shape(x: Any, shape: Any, name: str | None = None) -> Tensor:
     """`x` unchanged if its shape is compatible with `shape` (None dims match any);
     else `InvalidArgumentError`, as TF."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from distflow import ops
 from distflow.graph.errors import InvalidArgumentError
-from distflow.tensor import Tensor, as_array
+from distflow.tensor import Tensor, as_array, graph_form
 
 
 def _ints(value: Any, what: str, rows: int | None = None) -> np.ndarray:
@@ -38,6 +38,7 @@ def required_space_to_batch_paddings(input_shape: Any, block_shape: Any,
     return Tensor._wrap(paddings), Tensor._wrap(crops)
 
 
+@graph_form()
 def space_to_batch_nd(input: Any, block_shape: Any, paddings: Any,  # noqa: A002
                       name: str | None = None) -> Tensor:
     """Pads the M spatial dims, splits them into `block_shape` blocks and moves the
@@ -60,6 +61,7 @@ def space_to_batch_nd(input: Any, block_shape: Any, paddings: Any,  # noqa: A002
                            *rest])
 
 
+@graph_form()
 def batch_to_space(input: Any, block_shape: Any, crops: Any,  # noqa: A002
                    name: str | None = None) -> Tensor:
     """The inverse of `space_to_batch_nd`: batch blocks back into the spatial dims,

@@ -123,12 +123,17 @@ def test_custom_gradient_replaces_the_vjp_of_its_function():
     np.testing.assert_allclose(z.numpy(), 2.0 * 3.0 + 3.0 * 8.0)
 
 
-def test_custom_gradient_refuses_graph_building():
-    square = df.custom_gradient(lambda x: (x * x, lambda dy: dy * 2.0 * x))
-    with df.Graph().as_default():
+def test_custom_gradient_is_used_by_a_graphs_gradients():
+    square = df.custom_gradient(lambda x: (x * x, lambda dy: dy * 10.0))
+    g = df.Graph()
+    with g.as_default():
         x = df.compat.v1.placeholder("float32", [2])
-        with pytest.raises(NotImplementedError, match="runs eagerly only"):
-            square(x)
+        y = square(x)
+        (grad,) = df.gradients(df.reduce_sum(y), [x])
+    with df.compat.v1.Session(graph=g) as sess:
+        out, got = sess.run([y, grad], feed_dict={x: [1.0, 3.0]})
+    np.testing.assert_allclose(out, [1.0, 9.0])
+    np.testing.assert_allclose(got, [10.0, 10.0])
 
 
 def test_grad_pass_through_is_the_identity_backward():
