@@ -244,3 +244,20 @@ def test_tf_test_testcase_assertions_pass_and_fail():
     with pytest.raises(AssertionError):
         case.assertAllEqual([1, 2], [[1, 2]])
     assert case.evaluate({"a": df.constant(3)})["a"] == 3
+
+
+def test_forward_accumulator_gives_jacobian_vector_products():
+    x, w = df.constant([1.0, 2.0]), df.constant([[1.0, 2.0], [3.0, 4.0]])
+    tangent = np.array([1.0, 0.5], np.float32)
+    with df.autodiff.ForwardAccumulator(x, tangent) as acc:
+        y = df.sin(x) * 2.0
+        z = df.linalg.matvec(w, x * x)
+        unrelated = w * 3.0
+    np.testing.assert_allclose(acc.jvp(y).numpy(), 2 * np.cos([1.0, 2.0]) * tangent, rtol=1e-6)
+    np.testing.assert_allclose(acc.jvp(z).numpy(), w.numpy() @ (2 * x.numpy() * tangent))
+    assert acc.jvp(unrelated) is None
+    np.testing.assert_array_equal(acc.jvp(unrelated, unconnected_gradients="zero").numpy(),
+                                  np.zeros((2, 2)))
+    assert df.autodiff.GradientTape is df.GradientTape
+    with pytest.raises(ValueError, match=r"primal shape \(2,\), tangent shape \(3,\)"):
+        df.autodiff.ForwardAccumulator(x, np.zeros(3))
