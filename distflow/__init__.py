@@ -219,7 +219,7 @@ from distflow.config import device
 
 # isort: split
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
-from distflow import autodiff, bitwise, debugging, test
+from distflow import autodiff, bitwise, debugging, queue, test
 from distflow.control_ops import (
     AggregationMethod,
     Assert,

@@ -688,7 +688,7 @@ def saturate_cast(value: Any, dtype: Any, name: str | None = None) -> Tensor:
     Gradients flow where the value was inside the range (clip then cast).
     """
     x = _t(value)
-    target = np.dtype(getattr(dtype, "dtype", dtype))
+    target = np.dtype(dtype)
     if x.dtype.kind in "fiu" and target.kind in "fiu":
         lo, hi = _range(target)
         src_lo, src_hi = _range(np.dtype(x.dtype))
@@ -718,7 +718,7 @@ def bitcast(input: Any, type: Any, name: str | None = None) -> Tensor:  # noqa: 
     adds a last dimension of size in/out bytes, a larger one consumes a last
     dimension of exactly that size."""
     a = np.ascontiguousarray(as_array(input))
-    target = np.dtype(getattr(type, "dtype", type))
+    target = np.dtype(type)
     if target.itemsize < a.dtype.itemsize:
         return Tensor._wrap(a.view(target).reshape(*a.shape, a.dtype.itemsize // target.itemsize))
     ratio = target.itemsize // a.dtype.itemsize

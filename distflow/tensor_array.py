@@ -35,7 +35,7 @@ class TensorArray:
                  handle: Any = None, flow: Any = None, infer_shape: bool = True,
                  element_shape: Any = None, colocate_with_first_write_call: bool = True,
                  name: str | None = None):
-        self._dtype = np.dtype(getattr(dtype, "dtype", dtype))
+        self._dtype = np.dtype(dtype)
         self._items: list[Tensor | None] = [None] * int(as_array(size) if size is not None else 0)
         self._dynamic = bool(dynamic_size)
         self._shape = TensorShape(element_shape)

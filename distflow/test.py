@@ -53,8 +53,7 @@ class TestCase(unittest.TestCase):
 
     def assertDTypeEqual(self, target: Any, expected_dtype: Any) -> None:  # noqa: N802
         """`target`'s dtype is `expected_dtype`."""
-        self.assertEqual(_np(target).dtype, np.dtype(getattr(expected_dtype, "dtype",
-                                                             expected_dtype)))
+        self.assertEqual(_np(target).dtype, np.dtype(expected_dtype))
 
 
 def compute_gradient(f: Callable, x: Sequence[Any], delta: float | None = None

@@ -4,6 +4,8 @@ TensorFlow 2.21 refuses and with which class (tests/goldens/core/errors.json), a
 how the helpers behave in graph mode. Forward values are in functional.json
 (tests/test_tape_extras_and_random.py)."""
 
+import threading
+
 import numpy as np
 import pytest
 from golden_nest import load
@@ -199,8 +201,6 @@ def test_device_spec_parses_and_prints_tensorflows_names():
 
 
 def test_critical_section_runs_one_function_at_a_time():
-    import threading
-
     section, inside, most = df.CriticalSection(), [0], [0]
 
     def work():
@@ -261,3 +261,48 @@ def test_forward_accumulator_gives_jacobian_vector_products():
     assert df.autodiff.GradientTape is df.GradientTape
     with pytest.raises(ValueError, match=r"primal shape \(2,\), tangent shape \(3,\)"):
         df.autodiff.ForwardAccumulator(x, np.zeros(3))
+
+
+def test_numpy_scalar_types_are_accepted_as_dtypes():
+    assert df.saturate_cast(df.constant([300.0]), np.uint8).numpy().tolist() == [255]
+    assert df.bitcast(df.constant([1.0]), np.int32).numpy().tolist() == [1065353216]
+    assert df.TensorArray(np.int64, 1).write(0, 3).stack().dtype == df.int64
+
+
+def test_fifo_queue_orders_blocks_and_drains_after_close():
+    q = df.queue.FIFOQueue(2, [df.float32, df.int32], shapes=[[], []])
+    q.enqueue([1.0, 10])
+    q.enqueue([2.0, 20])
+    done = []
+    producer = threading.Thread(target=lambda: (q.enqueue([3.0, 30]), done.append(1)))
+    producer.start()
+    producer.join(0.05)
+    assert not done and int(q.size()) == 2  # full: the third enqueue waits
+    value, label = q.dequeue()
+    producer.join()
+    assert (float(value), int(label)) == (1.0, 10) and done
+    values, labels = q.dequeue_many(2)
+    np.testing.assert_array_equal(labels.numpy(), [20, 30])
+    q.enqueue_many([[4.0], [40]])
+    q.close()
+    with pytest.raises(df.errors.CancelledError):
+        q.enqueue([5.0, 50])
+    assert q.dequeue_up_to(5)[1].numpy().tolist() == [40]
+    with pytest.raises(df.errors.OutOfRangeError, match="closed"):
+        q.dequeue()
+    with pytest.raises(ValueError, match=r"component shape is \(\). Received: \(2,\)"):
+        df.queue.FIFOQueue(2, [df.float32], shapes=[[]]).enqueue([[1.0, 2.0]])
+
+
+def test_priority_and_random_shuffle_queues_choose_what_leaves():
+    p = df.queue.PriorityQueue(5, [df.float32], shapes=[[]])
+    for priority, value in [(3, 30.0), (1, 10.0), (2, 20.0)]:
+        p.enqueue([priority, value])
+    np.testing.assert_array_equal(p.dequeue_many(3)[1].numpy(), [10.0, 20.0, 30.0])
+    orders = []
+    for _ in range(2):
+        r = df.queue.RandomShuffleQueue(10, 0, df.int32, seed=1)
+        r.enqueue_many([list(range(8))])
+        orders.append(r.dequeue_many(8).numpy().tolist())
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(8))
+    assert orders[0] != list(range(8))

@@ -21,3 +21,7 @@ class NotFoundError(OpError, KeyError):
 
 class OutOfRangeError(OpError, IndexError):
     """An index or a read past the end (a TensorArray slot, an exhausted iterator)."""
+
+
+class CancelledError(OpError):
+    """An operation was cancelled (an enqueue into a closed queue)."""
