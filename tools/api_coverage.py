@@ -38,7 +38,11 @@ REASONS = [
      r"raw$|compress|match_filenames|FixedLenFeature|VarLenFeature|SparseFeature|"
      r"RaggedFeature|FixedLenSequenceFeature|TFRecordOptions|TFRecordWriter|"
      r"decode|encode|write_graph)", "string, proto and file-format ops (tensors hold numbers)"),
-    (r"(?i)(sparse|ragged|IndexedSlices)", "sparse and ragged tensors are not supported"),
+    (r"(?i)(sparse|ragged|IndexedSlices|^edit_distance$|^sets$)",
+     "sparse and ragged tensors are not supported"),
+    (r"^(image|signal|audio|lookup|feature_column|extract_volume_patches)$",
+     "whole sub-APIs (image, signal and audio processing, lookup tables, feature columns) "
+     "that later issues own"),
     (r"^(bfloat16|qint8|qint16|qint32|quint8|quint16|resource|variant)$",
      "dtypes NumPy lacks (bfloat16, quantized types) or TF's internal handle types"),
     (r"^(hessians|RegisterGradient|no_gradient|graph_util|import_graph_def|make_ndarray)$",
