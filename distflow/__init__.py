@@ -127,7 +127,10 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
 from distflow import linalg, math
 from distflow.array_ops import (
+    TensorArray,
+    approx_top_k,
     argsort,
+    batch_to_space,
     boolean_mask,
     broadcast_dynamic_shape,
     broadcast_static_shape,
@@ -156,6 +159,7 @@ from distflow.array_ops import (
     rank,
     realdiv,
     repeat,
+    required_space_to_batch_paddings,
     reverse,
     reverse_sequence,
     roll,
@@ -167,6 +171,8 @@ from distflow.array_ops import (
     size,
     slice,
     sort,
+    space_to_batch,
+    space_to_batch_nd,
     strided_slice,
     tensor_scatter_nd_add,
     tensor_scatter_nd_max,
@@ -210,7 +216,43 @@ from distflow.math_ops import (
 # training infrastructure: tf.Module, tf.train, tf.summary, tf.config, tf.io, ...
 from distflow import autograph, config, io, saved_model, summary, train, version
 from distflow.config import device
+
+# isort: split
+# tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
+from distflow import autodiff, bitwise, debugging, queue, test
+from distflow.control_ops import (
+    AggregationMethod,
+    Assert,
+    CriticalSection,
+    UnconnectedGradients,
+    VariableAggregation,
+    VariableSynchronization,
+    assert_equal,
+    assert_greater,
+    assert_less,
+    assert_rank,
+    case,
+    custom_gradient,
+    ensure_shape,
+    get_static_value,
+    grad_pass_through,
+    group,
+    guarantee_const,
+    init_scope,
+    inside_function,
+    is_symbolic_tensor,
+    no_op,
+    recompute_grad,
+    switch_case,
+    tuple,
+    type_spec_from_value,
+)
+from distflow.device_spec import DeviceSpec
+from distflow.graph import Operation, errors, gradients
+from distflow.linalg import matrix_square_root
+from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
+from distflow.tensor_shape import TypeSpec
 
 truediv = divide
 
@@ -235,9 +277,10 @@ if process_env.is_set("DISTFLOW_ROLE"):  # a process started by the launcher
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 # `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
-__all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool")]
+__all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool", "tuple")]
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
+_LAZY_FROM_KERAS = ("losses", "metrics")  # tf.losses / tf.metrics are Keras's, as in TF 2.21
 _LAZY_FROM_INITIALIZERS = ("constant_initializer", "zeros_initializer", "ones_initializer",
                            "random_normal_initializer", "random_uniform_initializer")
 
@@ -249,6 +292,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"distflow.{name}")
+    if name in _LAZY_FROM_KERAS:
+        import importlib
+
+        return importlib.import_module(f"distflow.keras.{name}")
     if name in _LAZY_FROM_INITIALIZERS:  # tf.zeros_initializer() etc. (Keras initializers)
         import importlib
 

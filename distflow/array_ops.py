@@ -19,6 +19,7 @@ import numpy as np
 from distflow import ops
 from distflow.ops import _t, defop, unbroadcast
 from distflow.reorder_ops import (  # noqa: F401  (re-exported: this module's names stay)
+    approx_top_k,
     argsort,
     broadcast_to,
     identity,
@@ -28,7 +29,14 @@ from distflow.reorder_ops import (  # noqa: F401  (re-exported: this module's na
     sort,
     unstack,
 )
+from distflow.space_batch_ops import (  # noqa: F401  (re-exported: tf's top-level names)
+    batch_to_space,
+    required_space_to_batch_paddings,
+    space_to_batch,
+    space_to_batch_nd,
+)
 from distflow.tensor import Tensor, as_array, graph_form
+from distflow.tensor_array import TensorArray  # noqa: F401
 
 # ------------------------------------------------------------------ einsum
 

@@ -677,3 +677,53 @@ def segment_prod(data: Any, segment_ids: Any) -> Tensor:
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword
+
+
+# ------------------------------------------------------------------ casts
+
+
+def saturate_cast(value: Any, dtype: Any, name: str | None = None) -> Tensor:
+    """`cast` after clamping `value` into `dtype`'s range (no wrap-around), as TF.
+
+    Gradients flow where the value was inside the range (clip then cast).
+    """
+    x = _t(value)
+    target = np.dtype(dtype)
+    if x.dtype.kind in "fiu" and target.kind in "fiu":
+        lo, hi = _range(target)
+        src_lo, src_hi = _range(np.dtype(x.dtype))
+        if lo > src_lo or hi < src_hi:
+            x = ops.clip_by_value(x, _inside(builtins.max(lo, src_lo), x.dtype),
+                                  _inside(builtins.min(hi, src_hi), x.dtype))
+    return ops.cast(x, target)
+
+
+def _range(dt: np.dtype) -> tuple:
+    info = np.finfo(dt) if dt.kind == "f" else np.iinfo(dt)
+    return int(info.min) if dt.kind in "iu" else float(info.min), \
+        int(info.max) if dt.kind in "iu" else float(info.max)
+
+
+def _inside(bound: int | float, dtype: Any) -> np.ndarray:
+    """`bound` in `dtype`, rounded toward zero when `dtype` cannot hold it exactly
+    (int32's max is 2**31 - 1; the nearest float32 is 2**31, which overflows)."""
+    b = np.asarray(bound).astype(dtype)
+    if b.dtype.kind == "f" and builtins.abs(float(b)) > builtins.abs(bound):
+        b = np.nextafter(b, b.dtype.type(0))
+    return b
+
+
+def bitcast(input: Any, type: Any, name: str | None = None) -> Tensor:  # noqa: A002
+    """The same bytes read as `type` (no gradient), as TF's shape rule: a smaller type
+    adds a last dimension of size in/out bytes, a larger one consumes a last
+    dimension of exactly that size."""
+    a = np.ascontiguousarray(as_array(input))
+    target = np.dtype(type)
+    if target.itemsize < a.dtype.itemsize:
+        return Tensor._wrap(a.view(target).reshape(*a.shape, a.dtype.itemsize // target.itemsize))
+    ratio = target.itemsize // a.dtype.itemsize
+    if ratio > 1 and (a.ndim == 0 or a.shape[-1] != ratio):
+        raise ValueError(f"bitcast to {target.name} needs a last dimension of {ratio} "
+                         f"{a.dtype.name} values. Received: shape {a.shape}")
+    out = a.view(target)
+    return Tensor._wrap(out.reshape(a.shape[:-1]) if ratio > 1 else out)

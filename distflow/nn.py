@@ -33,6 +33,8 @@ from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
     sparse_softmax_cross_entropy_with_logits,
     tanh,
 )
+from distflow.reorder_ops import approx_max_k, approx_min_k  # noqa: F401  (tf.nn's names)
+from distflow.space_batch_ops import space_to_batch  # noqa: F401
 from distflow.tensor import Tensor, graph_form
 
 # ------------------------------------------------------------------ geometry

@@ -109,3 +109,35 @@ def identity(input: Any, name: str | None = None) -> Tensor:  # noqa: A002
     """A tensor equal to `input` (the gradient passes through)."""
     x = _t(input)
     return ops.reshape(x, x.shape)
+
+
+def approx_top_k(input: Any, k: int, reduction_dimension: int = -1,  # noqa: A002
+                 recall_target: float = 0.95, is_max_k: bool = True,
+                 reduction_input_size_override: int = -1, aggregate_to_topk: bool = True,
+                 name: str | None = None) -> tuple[Tensor, Tensor]:
+    """The k largest (or smallest, `is_max_k=False`) entries along `reduction_dimension`
+    and their int32 indices. Exact (recall 1, above any `recall_target`), as TF on CPU."""
+    from distflow.math_ops import top_k
+
+    x = _t(input)
+    axis = int(reduction_dimension) % builtins.max(x.ndim, 1)
+    moved = ops.swapaxes(x, axis, -1) if axis != x.ndim - 1 else x
+    values, indices = top_k(moved if is_max_k else -moved, k=int(k))
+    values = values if is_max_k else -values
+    if axis != x.ndim - 1:
+        values, indices = ops.swapaxes(values, axis, -1), ops.swapaxes(indices, axis, -1)
+    return values, indices
+
+
+def approx_max_k(operand: Any, k: int, reduction_dimension: int = -1,
+                 recall_target: float = 0.95, reduction_input_size_override: int = -1,
+                 aggregate_to_topk: bool = True, name: str | None = None):
+    """`approx_top_k(..., is_max_k=True)` (`tf.nn.approx_max_k`)."""
+    return approx_top_k(operand, k, reduction_dimension, recall_target, True)
+
+
+def approx_min_k(operand: Any, k: int, reduction_dimension: int = -1,
+                 recall_target: float = 0.95, reduction_input_size_override: int = -1,
+                 aggregate_to_topk: bool = True, name: str | None = None):
+    """`approx_top_k(..., is_max_k=False)` (`tf.nn.approx_min_k`)."""
+    return approx_top_k(operand, k, reduction_dimension, recall_target, False)

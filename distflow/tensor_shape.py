@@ -169,7 +169,11 @@ def as_shape(value: Any) -> TensorShape:
     return value if isinstance(value, TensorShape) else TensorShape(value)
 
 
-class TensorSpec:
+class TypeSpec:
+    """The base of value specs (TF's `tf.TypeSpec`); `TensorSpec` is distflow's one kind."""
+
+
+class TensorSpec(TypeSpec):
     """Describes a tensor argument of a traced function: shape, dtype and name.
 
     Args:

@@ -206,6 +206,20 @@ def _sparsemax(axis: int):
 CASES.update({
     "keras_sparsemax": [(_sparsemax(-1), [distinct(3, 4) * 3]),
                         (_sparsemax(0), [distinct(4, 2) * 3])],
+    # composites of the top-level control helpers: gradients flow through the chosen branch
+    "case": [(lambda x, y: df.case([(False, lambda: x * y), (True, lambda: df.sin(x) + y)],
+                                   default=lambda: x), [r(3), r(3)])],
+    "switch_case": [(lambda x: df.switch_case(1, [lambda: x, lambda: df.exp(x) * x]), [r(2, 3)])],
+    "guarantee_const": [(lambda x: df.guarantee_const(x) * x, [r(3)])],
+    "ensure_shape": [(lambda x: df.ensure_shape(x, [None, 3]) ** 2, [r(2, 3)])],
+    "custom_gradient": [(df.custom_gradient(lambda x: (df.sin(x), lambda dy: dy * df.cos(x))),
+                         [r(2, 3)])],
+    "space_to_batch": [(lambda x: df.space_to_batch(x, [2, 2], [[1, 1], [0, 1]]), [r(2, 2, 3, 2)])],
+    "batch_to_space": [(lambda x: df.batch_to_space(x, [2, 2], [[1, 0], [0, 1]]), [r(8, 2, 2, 1)])],
+    "approx_top_k": [(lambda x: df.approx_top_k(x, 2)[0], [distinct(3, 4)]),
+                     (lambda x: df.approx_top_k(x, 2, 0, is_max_k=False)[0], [distinct(3, 4)])],
+    "tensor_array": [(lambda x: df.TensorArray(df.float64, size=0, dynamic_size=True)
+                      .write(0, x).write(1, x * x).stack(), [r(3)])],
 })
 
 # ops whose VJP is intentionally undefined: backprop through them must raise.

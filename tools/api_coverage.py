@@ -38,7 +38,18 @@ REASONS = [
      r"raw$|compress|match_filenames|FixedLenFeature|VarLenFeature|SparseFeature|"
      r"RaggedFeature|FixedLenSequenceFeature|TFRecordOptions|TFRecordWriter|"
      r"decode|encode|write_graph)", "string, proto and file-format ops (tensors hold numbers)"),
-    (r"(?i)(sparse|ragged|IndexedSlices)", "sparse and ragged tensors are not supported"),
+    (r"(?i)(sparse|ragged|IndexedSlices|^edit_distance$|^sets$)",
+     "sparse and ragged tensors are not supported"),
+    (r"^(image|signal|audio|lookup|feature_column|extract_volume_patches)$",
+     "whole sub-APIs (image, signal and audio processing, lookup tables, feature columns) "
+     "that later issues own"),
+    (r"^(bfloat16|qint8|qint16|qint32|quint8|quint16|resource|variant)$",
+     "dtypes NumPy lacks (bfloat16, quantized types) or TF's internal handle types"),
+    (r"^(hessians|RegisterGradient|no_gradient|graph_util|import_graph_def|make_ndarray)$",
+     "TF's gradient registry and GraphDef/TensorProto tooling (VJPs are declared with "
+     "each op; no gradients of gradients)"),
+    (r"^(complex|eig|eigvals|fftnd|ifftnd|rfftnd|irfftnd)$",
+     "complex-valued results (tensors hold real numbers, integers and booleans)"),
     (r"(?i)(^q?u?int(8|16)$|^qint|^quint|bfloat16|complex|^half$|^double$|^variant$|"
      r"^resource$|uint32|uint64|bitcast|saturate_cast|DType$|^dtypes$|as_dtype|^bool$|"
      r"^int32$|^int64$|^float(16|32|64)$|^uint8$|^string$|^int8$|^int16$)",
@@ -87,7 +98,8 @@ REASONS = [
      r"round|rint|reduce_logsumexp|cumulative_logsumexp|floor|ceil))", "special functions"),
     (r"(?i)(^(all_candidate_sampler|create_rng_state|experimental|fixed_unigram|"
      r"learned_unigram|log_uniform|uniform_candidate|stateless_parameterized|"
-     r"stateless_random_|Algorithm|index_shuffle))", "random samplers of other APIs"),
+     r"stateless_random_|Algorithm|index_shuffle|random_index_shuffle))",
+     "random samplers of other APIs"),
     (r"(?i)(^(snapshot|ragged_batch|sparse_batch|rejection_resample|fingerprint|"
      r"from_tensor_slices_v1)$)", "Dataset methods for ragged/sparse data or TF's snapshots"),
     (r"(?i)(^(ServerDef|ClusterDef|JobDef|Server|Coordinator|LooperThread|"

@@ -399,7 +399,102 @@ FUNCTIONAL_CASES = {
     "nextafter": "tf.math.nextafter(tf.constant([1.0, 0.0]), tf.constant([2.0, -1.0]))",
     "bessel_i0": "tf.math.bessel_i0(tf.constant([-1.0, 0.0, 0.5, 3.0]))",
     "bessel_i0e": "tf.math.bessel_i0e(tf.constant([-1.0, 0.0, 0.5, 3.0]))",
+    # top-level control and checking helpers, casts, tf.bitwise
+    "case": "tf.case([(tf.constant(False), lambda: tf.constant(1.0)), "
+            "(tf.constant(True), lambda: tf.constant(2.0))], default=lambda: tf.constant(3.0))",
+    "case_default": "tf.case([(tf.constant(False), lambda: tf.constant(1))], "
+                    "default=lambda: tf.constant(3))",
+    "switch_case": "tf.switch_case(tf.constant(1), [lambda: tf.constant(10), "
+                   "lambda: tf.constant(20), lambda: tf.constant(30)])",
+    "switch_case_out_of_range": "tf.switch_case(tf.constant(7), [lambda: tf.constant(10), "
+                                "lambda: tf.constant(20)])",
+    "switch_case_default": "tf.switch_case(tf.constant(5), {0: lambda: tf.constant(1.0)}, "
+                           "default=lambda: tf.constant(-1.0))",
+    "tuple": "tf.tuple([tf.constant([1.0, 2.0]), tf.constant(3)])",
+    "guarantee_const": "tf.guarantee_const(tf.constant([1.0, 2.0]))",
+    "ensure_shape": "tf.ensure_shape(tf.constant([[1.0, 2.0]]), [None, 2])",
+    "get_static_value": "tf.get_static_value(tf.constant([1, 2, 3]))",
+    "saturate_cast_f2i": "tf.saturate_cast(tf.constant([-1e10, -3.7, 3.7, 1e10]), tf.int32)",
+    "saturate_cast_i2u8": "tf.saturate_cast(tf.constant([-5, 7, 300]), tf.uint8)",
+    "saturate_cast_f2u8": "tf.saturate_cast(tf.constant([-5.5, 7.2, 300.0]), tf.uint8)",
+    "saturate_cast_f2h": "tf.saturate_cast(tf.constant([1e6, -1e6, 1.5]), tf.float16)",
+    "bitcast_narrow": "tf.bitcast(tf.constant([1.0, -2.0]), tf.int32)",
+    "bitcast_split": "tf.bitcast(tf.constant([1, 258], tf.int32), tf.uint8)",
+    "bitcast_join": "tf.bitcast(tf.constant([[1, 0, 0, 0], [2, 1, 0, 0]], tf.uint8), tf.int32)",
+    "bitwise_and": "tf.bitwise.bitwise_and(tf.constant([12, 10]), tf.constant([10, 6]))",
+    "bitwise_or": "tf.bitwise.bitwise_or(tf.constant([12, 10]), tf.constant([10, 6]))",
+    "bitwise_xor": "tf.bitwise.bitwise_xor(tf.constant([12, 10]), tf.constant([10, 6]))",
+    "bitwise_invert": "tf.bitwise.invert(tf.constant([0, 5, -3]))",
+    "bitwise_invert_u8": "tf.bitwise.invert(tf.constant([0, 5], tf.uint8))",
+    "left_shift": "tf.bitwise.left_shift(tf.constant([1, 3, -4]), tf.constant([2, 1, 1]))",
+    "right_shift": "tf.bitwise.right_shift(tf.constant([16, 7, -8]), tf.constant([2, 1, 1]))",
+    "check_numerics": "tf.debugging.check_numerics(tf.constant([1.0, 2.0]), 'x')",
+    "space_to_batch": "tf.space_to_batch(tf.reshape(tf.range(2 * 4 * 3 * 2, dtype=tf.float32), "
+                      "[2, 4, 3, 2]), [2, 2], [[0, 0], [1, 0]])",
+    "space_to_batch_nd_1d": "tf.space_to_batch_nd(tf.reshape(tf.range(6, dtype=tf.int32), "
+                            "[1, 6, 1]), [3], [[0, 3]])",
+    "batch_to_space": "tf.batch_to_space(tf.reshape(tf.range(8 * 2 * 2, dtype=tf.float32), "
+                      "[8, 2, 2, 1]), [2, 2], [[1, 0], [0, 1]])",
+    "nn_space_to_batch": "tf.nn.space_to_batch(tf.reshape(tf.range(16, dtype=tf.float32), "
+                         "[1, 4, 4, 1]), [2, 2], [[0, 0], [0, 0]])",
+    "required_space_to_batch_paddings": "tf.required_space_to_batch_paddings([5, 4], [2, 3], "
+                                        "[[1, 0], [0, 2]])",
+    "approx_top_k": "tf.approx_top_k(tf.constant([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]), 2)",
+    # (TF's CPU kernel has only the last dimension and max-k; min-k is tested against NumPy)
+    "nn_approx_max_k": "tf.nn.approx_max_k(tf.constant([4.0, 9.0, 1.0, 7.0]), 2)",
+    "tensor_array_stack": "tf.TensorArray(tf.float32, size=2).write(0, [1.0, 2.0])"
+                          ".write(1, [3.0, 4.0]).stack()",
+    "tensor_array_gather": "tf.TensorArray(tf.int32, size=3).unstack([[1, 2], [3, 4], [5, 6]])"
+                           ".gather([2, 0])",
+    "tensor_array_concat": "tf.TensorArray(tf.float32, size=0, dynamic_size=True, "
+                           "infer_shape=False).split([1.0, 2.0, 3.0], [1, 2]).concat()",
+    "tensor_array_read_size": "[tf.TensorArray(tf.float32, size=0, dynamic_size=True)"
+                              ".write(2, 5.0).read(2), tf.TensorArray(tf.float32, size=0, "
+                              "dynamic_size=True).write(2, 5.0).size()]",
+    "matrix_square_root": "tf.matrix_square_root(tf.constant([[4.0, 1.0], [1.0, 3.0]]))",
 }
+
+# Calls TF refuses: the golden is the exception class's name.
+ERROR_CASES = {
+    "assert_equal": "tf.debugging.assert_equal(tf.constant([1, 2]), tf.constant([1, 3]))",
+    "assert_greater": "tf.debugging.assert_greater(tf.constant([1, 2]), tf.constant(1))",
+    "assert_less": "tf.debugging.assert_less(tf.constant([1, 2]), tf.constant(2))",
+    "assert_rank": "tf.debugging.assert_rank(tf.constant([1, 2]), 2)",
+    "Assert": "tf.Assert(tf.constant(False), [tf.constant(1)])",
+    "ensure_shape": "tf.ensure_shape(tf.constant([[1.0, 2.0]]), [None, 3])",
+    "check_numerics_nan": "tf.debugging.check_numerics(tf.constant([1.0, float('nan')]), 'x')",
+    "tensor_array_write_out_of_range": "tf.TensorArray(tf.float32, size=1).write(1, 1.0)",
+    "batch_to_space_bad_batch": "tf.batch_to_space(tf.zeros([3, 1, 1, 1]), [2, 2], "
+                                "[[0, 0], [0, 0]])",
+    "space_to_batch_not_divisible": "tf.space_to_batch(tf.zeros([1, 3, 3, 1]), [2, 2], "
+                                    "[[0, 0], [0, 0]])",
+    "case_exclusive": "tf.case([(tf.constant(True), lambda: tf.constant(1)), "
+                      "(tf.constant(True), lambda: tf.constant(2))], exclusive=True)",
+}
+
+# Calls TF accepts and returns nothing for (checks that pass, ops with no output).
+NONE_CASES = [
+    "tf.debugging.assert_equal(tf.constant([1, 2]), tf.constant([1, 2]))",
+    "tf.debugging.assert_greater(tf.constant([2, 3]), tf.constant(1))",
+    "tf.debugging.assert_less(tf.constant([1, 2]), tf.constant(3))",
+    "tf.debugging.assert_rank(tf.constant([1, 2]), 1)",
+    "tf.Assert(tf.constant(True), [tf.constant(1)])",
+    "tf.assert_equal(tf.constant(1), 1)",
+]
+
+
+def run_errors():
+    out = {}
+    for name, src in ERROR_CASES.items():
+        try:
+            eval(src)  # noqa: S307  (our own fixed case strings)
+            out[name] = {"src": src, "error": None}
+        except Exception as e:  # noqa: BLE001  (the class TF raised is the golden)
+            out[name] = {"src": src, "error": type(e).__name__}
+    for src in NONE_CASES:
+        result = eval(src)  # noqa: S307
+        out[src] = {"src": src, "none": result is None}
+    return out
 
 
 def run_functional():
@@ -524,6 +619,8 @@ def main():
         json.dump({"tensorflow": tf.__version__, "cases": goldens}, f, indent=0)
     with open(os.path.join(OUT, "functional.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": run_functional()}, f, indent=0)
+    with open(os.path.join(OUT, "errors.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": run_errors()}, f, indent=1)
     with open(os.path.join(OUT, "random.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": run_random()}, f, indent=1)
     with open(os.path.join(OUT, "tape.json"), "w") as f:

@@ -17,3 +17,11 @@ class FailedPreconditionError(OpError, RuntimeError):
 
 class NotFoundError(OpError, KeyError):
     """Something asked for (a checkpoint key) does not exist."""
+
+
+class OutOfRangeError(OpError, IndexError):
+    """An index or a read past the end (a TensorArray slot, an exhausted iterator)."""
+
+
+class CancelledError(OpError):
+    """An operation was cancelled (an enqueue into a closed queue)."""
