@@ -572,8 +572,12 @@ def fill(dims: Sequence[int], value: Any) -> Tensor:
 
 
 def range(start: Any, limit: Any = None, delta: Any = 1, dtype: Any = None) -> Tensor:  # noqa: A001
-    """Like `tf.range`."""
+    """Like `tf.range`: without `dtype`, int32 for int arguments and float32 when any is a
+    float (TF's inference), never NumPy's int64/float64."""
     arr = np.arange(start, limit, delta) if limit is not None else np.arange(start)
+    if dtype is None:
+        dtype = np.float32 if arr.dtype.kind == "f" else np.int32 if arr.dtype.kind in "iu" \
+            else None
     return Tensor(arr, dtype)
 
 

@@ -99,3 +99,11 @@ def test_an_eager_tensors_shape_is_a_tensorshape_that_still_acts_as_a_tuple():
     assert np.zeros(t.shape).shape == (2, 3, 4) and str(t.shape) == "(2, 3, 4)"
     assert tf.reshape(t, t.shape[:1] + (-1,)).shape == (2, 12)
     assert t[:, tf.newaxis].shape == (2, 1, 3, 4)
+
+
+def test_range_infers_tensorflows_dtypes():
+    # TF 2.21: tf.range(6) int32, tf.range(16.0) float32, tf.range(1, 5, 0.5) float32.
+    assert tf.range(6).dtype is tf.int32 and tf.range(16.0).dtype is tf.float32
+    assert tf.range(1, 5, 0.5).dtype is tf.float32
+    assert tf.range(3, dtype=tf.float64).dtype is tf.float64
+    np.testing.assert_array_equal(tf.range(2, 8, 3).numpy(), [2, 5])
