@@ -60,22 +60,30 @@ class Config:
     latency_s: float = plan.DEFAULT_LATENCY_S
     cores: int | None = None
     overhead_s: float = 0.0
+    shared_speed: float = 1.0
     steps: int = 40
     cal: plan.Calibration = plan.CALIBRATION
 
 
 class Pool:
-    """k identical FIFO servers given as their next free times (a core pool, a link)."""
+    """k identical FIFO servers given as their next free times (a core pool, a link).
 
-    def __init__(self, k: int = 1):
+    `shared_speed` < 1: a job that starts while another unit is busy runs that much
+    slower (cores sharing memory bandwidth and caches).
+    """
+
+    def __init__(self, k: int = 1, shared_speed: float = 1.0):
         self.free = [0.0] * k
+        self.shared_speed = shared_speed
 
     def reserve(self, t: float, duration: float) -> float:
         """Occupies the earliest free unit from max(t, its free time); returns the end."""
         i = min(range(len(self.free)), key=self.free.__getitem__)
-        end = max(t, self.free[i]) + duration
-        self.free[i] = end
-        return end
+        start = max(t, self.free[i])
+        if any(f > start for j, f in enumerate(self.free) if j != i):
+            duration /= self.shared_speed
+        self.free[i] = start + duration
+        return self.free[i]
 
 
 class Sim:
@@ -87,7 +95,7 @@ class Sim:
         self.up = [Pool() for _ in range(cfg.workers + cfg.servers)]
         self.down = [Pool() for _ in range(cfg.workers + cfg.servers)]
         self.cpu = [0.0] * cfg.servers
-        self.cores = Pool(cfg.cores) if cfg.cores else None
+        self.cores = Pool(cfg.cores, cfg.shared_speed) if cfg.cores else None
         self.arrived = [0] * cfg.servers
         self.replies = [0] * cfg.workers
         self.done_steps = [0] * cfg.workers
@@ -172,22 +180,25 @@ def tables(workers: list[int], servers: list[int], bandwidths: list[float]) -> l
     return rows
 
 
-def validate(path: Path, cores: int) -> list[dict]:
+def validate(path: Path, cores: int, shared_speed: float = 1.0) -> list[dict]:
     """Measured runs (JSON lines of scale_runs.py) beside the simulator on one host.
 
     Calibrated on two runs only: the one process gives the compute time, and sync
     1 worker x 1 server the per-step overhead of `fit` under the launcher beyond the
     simulated push and pull; every other run is a prediction. Server costs are
-    `distflow.plan`'s (benchmarks/ps_bench.py).
+    `distflow.plan`'s (benchmarks/ps_bench.py); `shared_speed` is the host's, measured
+    by running two one-process trainings at once (each one's samples/s over one
+    alone's).
     """
     measured = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     step_s = BATCH / _find(measured, 0, 0, "none")
-    bare = simulate(Config(MLP_PARAMS, 1, 1, 100, step_s, "sync", 0, cores))
+    bare = simulate(Config(MLP_PARAMS, 1, 1, 100, step_s, "sync", 0, cores,
+                           shared_speed=shared_speed))
     overhead = BATCH / _find(measured, 1, 1, "sync") - BATCH / bare["samples_per_s"]
     rows = []
     for r in (r for r in measured if r["workers"] > 0):
         cfg = Config(MLP_PARAMS, r["workers"], r["servers"], 100, step_s, r["mode"], 0,
-                     cores, overhead)
+                     cores, overhead, shared_speed)
         pred = simulate(cfg)["samples_per_s"]
         rows.append({**r, "predicted": pred, "error": pred / r["samples_per_s"] - 1,
                      "overhead_ms": overhead * 1e3})
@@ -217,9 +228,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--bandwidth-gbit", default="1,10,25,100")
     p.add_argument("--validate", type=Path, help="JSON lines of measured runs")
     p.add_argument("--cores", type=int, default=2, help="the host's cores (--validate)")
+    p.add_argument("--shared-speed", type=float, default=1.0,
+                   help="speed of a core while the others are busy (--validate)")
     args = p.parse_args(argv)
     if args.validate:
-        rows = validate(args.validate, args.cores)
+        rows = validate(args.validate, args.cores, args.shared_speed)
         _print(rows, ["mode", "workers", "servers", "samples_per_s", "predicted", "error"])
     else:
         rows = tables([int(x) for x in args.workers.split(",")],
