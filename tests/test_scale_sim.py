@@ -54,3 +54,10 @@ def test_one_host_of_two_cores_shares_them_among_the_workers():
     cfg = sim.Config(10, 4, 1, 100.0, 0.01, "async", cores=2, steps=20,
                      cal=plan.Calibration(0.0, 0.0))
     assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(2 * sim.BATCH / 0.01, rel=1e-6)
+
+
+def test_cores_that_slow_each_other_down_give_less_than_their_number():
+    # At shared speed 0.5 two busy cores do the work of one (after the first step).
+    cfg = sim.Config(10, 2, 1, 100.0, 0.01, "async", cores=2, shared_speed=0.5, steps=50,
+                     cal=plan.Calibration(0.0, 0.0))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(sim.BATCH / 0.01, rel=0.02)
