@@ -1,0 +1,248 @@
+"""Discrete-event simulator of a parameter-server run: samples/s past one machine.
+
+Workers compute a step, push their gradients (one shard per server) over their
+node's link, each server processes the pushes it receives one at a time (FIFO,
+one thread), and the parameters come back over the server's link. Sync (mirrored):
+a server answers a step's pushes once all workers' have arrived (the barrier);
+async: it answers each push at once. Links are full-duplex per node: a transfer
+holds the sender's uplink and the receiver's downlink for bytes * 8 / bandwidth
+(cut-through: both at once) and arrives one latency later. Server CPU per message
+is `distflow.plan`'s calibration (measured here with benchmarks/ps_bench.py).
+
+With `--cores C` every process instead runs on ONE host of C cores (loopback: no
+link time, the CPU cost is the calibration's), which is how the prediction is
+validated against real `python -m distflow.launch` runs on this 2-core machine.
+
+    python benchmarks/scale_sim.py                      # the prediction tables
+    python benchmarks/scale_sim.py --validate RESULTS   # beside measured runs
+
+Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from distflow import plan  # noqa: E402
+
+MLP_PARAMS = (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)  # 235,146
+# examples/fashion_mnist_cnn.py: conv 3x3x1x32, conv 3x3x32x64, dense 7*7*64 -> 128 -> 10.
+CNN_PARAMS = (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10)
+BIG_PARAMS = 25_000_000
+# Compute time per worker step at batch 128: the MLP's measured (distflow.plan); the
+# CNN's from benchmarks/autodiff_bench.py (46.1 ms at batch 64, doubled); the 25M
+# dense model scaled from the MLP by parameter count (6 N flops per sample).
+MODELS = {
+    "MLP": (MLP_PARAMS, plan.MLP_STEP_S),
+    "CNN": (CNN_PARAMS, 2 * 46.1e-3),
+    "25M": (BIG_PARAMS, plan.MLP_STEP_S * BIG_PARAMS / MLP_PARAMS),
+}
+BATCH = 128
+
+
+@dataclass(frozen=True)
+class Config:
+    """One simulated run. `cores` set: all on one host of that many cores."""
+
+    params: int
+    workers: int
+    servers: int
+    bandwidth_gbit: float
+    step_s: float
+    mode: str = "sync"
+    latency_s: float = plan.DEFAULT_LATENCY_S
+    cores: int | None = None
+    overhead_s: float = 0.0
+    shared_speed: float = 1.0
+    steps: int = 40
+    cal: plan.Calibration = plan.CALIBRATION
+
+
+class Pool:
+    """k identical FIFO servers given as their next free times (a core pool, a link).
+
+    `shared_speed` < 1: a job that starts while another unit is busy runs that much
+    slower (cores sharing memory bandwidth and caches).
+    """
+
+    def __init__(self, k: int = 1, shared_speed: float = 1.0):
+        self.free = [0.0] * k
+        self.shared_speed = shared_speed
+
+    def reserve(self, t: float, duration: float) -> float:
+        """Occupies the earliest free unit from max(t, its free time); returns the end."""
+        i = min(range(len(self.free)), key=self.free.__getitem__)
+        start = max(t, self.free[i])
+        if any(f > start for j, f in enumerate(self.free) if j != i):
+            duration /= self.shared_speed
+        self.free[i] = start + duration
+        return self.free[i]
+
+
+class Sim:
+    """The event loop and the state of one run (see the module docstring)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg, self.events, self.seq = cfg, [], 0
+        self.shard = cfg.params * plan.BYTES_PER_PARAM / cfg.servers
+        self.up = [Pool() for _ in range(cfg.workers + cfg.servers)]
+        self.down = [Pool() for _ in range(cfg.workers + cfg.servers)]
+        self.cpu = [0.0] * cfg.servers
+        self.cores = Pool(cfg.cores, cfg.shared_speed) if cfg.cores else None
+        self.arrived = [0] * cfg.servers
+        self.replies = [0] * cfg.workers
+        self.done_steps = [0] * cfg.workers
+        self.end = 0.0
+
+    def at(self, t: float, fn, *args) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, fn, args))
+
+    def run(self) -> float:
+        """Simulates `steps` steps per worker; returns samples/s."""
+        for w in range(self.cfg.workers):
+            self.at(0.0, self.compute, w)
+        while self.events:
+            t, _, fn, args = heapq.heappop(self.events)
+            fn(t, *args)
+        return self.cfg.workers * self.cfg.steps * BATCH / self.end
+
+    def busy(self, t: float, duration: float) -> float:
+        """End of `duration` of CPU from t: a core of the host's pool or the node's own."""
+        return self.cores.reserve(t, duration) if self.cores else t + duration
+
+    def compute(self, t: float, w: int) -> None:
+        end = self.busy(t, self.cfg.step_s + self.cfg.overhead_s)
+        for s in range(self.cfg.servers):
+            self.at(self.send(end, w, self.cfg.workers + s), self.push, s, w)
+
+    def send(self, t: float, src: int, dst: int) -> float:
+        """Arrival time of one shard from node src to node dst."""
+        if self.cores:
+            return t
+        d = self.shard * 8 / (self.cfg.bandwidth_gbit * 1e9)
+        start = max(t, self.up[src].free[0], self.down[dst].free[0])
+        self.up[src].free[0] = self.down[dst].free[0] = start + d
+        return start + d + self.cfg.latency_s
+
+    def push(self, t: float, s: int, w: int) -> None:
+        cost = self.cfg.cal.s_per_message + 2 * self.shard * self.cfg.cal.s_per_byte
+        self.cpu[s] = self.busy(max(t, self.cpu[s]), cost)
+        self.at(self.cpu[s], self.processed, s, w)
+
+    def processed(self, t: float, s: int, w: int) -> None:
+        if self.cfg.mode == "async":
+            self.at(self.send(t, self.cfg.workers + s, w), self.reply, w)
+            return
+        self.arrived[s] += 1
+        if self.arrived[s] == self.cfg.workers:
+            self.arrived[s] = 0
+            for v in range(self.cfg.workers):
+                self.at(self.send(t, self.cfg.workers + s, v), self.reply, v)
+
+    def reply(self, t: float, w: int) -> None:
+        self.replies[w] += 1
+        if self.replies[w] < self.cfg.servers:
+            return
+        self.replies[w] = 0
+        self.done_steps[w] += 1
+        self.end = max(self.end, t)
+        if self.done_steps[w] < self.cfg.steps:
+            self.compute(t, w)
+
+
+def simulate(cfg: Config) -> dict:
+    """Runs one configuration; returns samples/s and scaling efficiency."""
+    rate = Sim(cfg).run()
+    alone = BATCH / cfg.step_s * (min(cfg.workers, cfg.cores) if cfg.cores else cfg.workers)
+    return {"samples_per_s": rate, "efficiency": rate / alone}
+
+
+def tables(workers: list[int], servers: list[int], bandwidths: list[float]) -> list[dict]:
+    rows = []
+    for model, (params, step_s) in MODELS.items():
+        for mode in ("sync", "async"):
+            for bw in bandwidths:
+                for w in workers:
+                    for m in (s for s in servers if s <= max(w, 1)):
+                        cfg = Config(params, w, m, bw, step_s, mode,
+                                     steps=max(4, 40 // max(1, w // 16)))
+                        rows.append({"model": model, "params": params, "mode": mode,
+                                     "gbit": bw, "workers": w, "servers": m,
+                                     **simulate(cfg)})
+    return rows
+
+
+def validate(path: Path, cores: int, shared_speed: float = 1.0) -> list[dict]:
+    """Measured runs (JSON lines of scale_runs.py) beside the simulator on one host.
+
+    Calibrated on two runs only: the one process gives the compute time, and sync
+    1 worker x 1 server the per-step overhead of `fit` under the launcher beyond the
+    simulated push and pull; every other run is a prediction. Server costs are
+    `distflow.plan`'s (benchmarks/ps_bench.py); `shared_speed` is the host's, measured
+    by running two one-process trainings at once (each one's samples/s over one
+    alone's).
+    """
+    measured = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    step_s = BATCH / _find(measured, 0, 0, "none")
+    bare = simulate(Config(MLP_PARAMS, 1, 1, 100, step_s, "sync", 0, cores,
+                           shared_speed=shared_speed))
+    overhead = BATCH / _find(measured, 1, 1, "sync") - BATCH / bare["samples_per_s"]
+    rows = []
+    for r in (r for r in measured if r["workers"] > 0):
+        cfg = Config(MLP_PARAMS, r["workers"], r["servers"], 100, step_s, r["mode"], 0,
+                     cores, overhead, shared_speed)
+        pred = simulate(cfg)["samples_per_s"]
+        rows.append({**r, "predicted": pred, "error": pred / r["samples_per_s"] - 1,
+                     "overhead_ms": overhead * 1e3})
+    return rows
+
+
+def _find(rows: list[dict], workers: int, servers: int, mode: str) -> float:
+    for r in rows:
+        if (r["workers"], r["servers"], r["mode"]) == (workers, servers, mode):
+            return r["samples_per_s"]
+    raise ValueError(f"The measured runs have no row workers={workers}, servers={servers}, "
+                     f"mode={mode!r}; run benchmarks/scale_runs.py with --workers 1,... "
+                     "--servers 1,2.")
+
+
+def _print(rows: list[dict], keys: list[str]) -> None:
+    print(" ".join(f"{k:>12}" for k in keys))
+    for r in rows:
+        print(" ".join(f"{r[k]:>12.3g}" if isinstance(r[k], float) else f"{r[k]:>12}"
+                       for k in keys))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workers", default="1,2,4,8,16,32,64,128,256")
+    p.add_argument("--servers", default="1,2,4,8,16,32,64")
+    p.add_argument("--bandwidth-gbit", default="1,10,25,100")
+    p.add_argument("--validate", type=Path, help="JSON lines of measured runs")
+    p.add_argument("--cores", type=int, default=2, help="the host's cores (--validate)")
+    p.add_argument("--shared-speed", type=float, default=1.0,
+                   help="speed of a core while the others are busy (--validate)")
+    args = p.parse_args(argv)
+    if args.validate:
+        rows = validate(args.validate, args.cores, args.shared_speed)
+        _print(rows, ["mode", "workers", "servers", "samples_per_s", "predicted", "error"])
+    else:
+        rows = tables([int(x) for x in args.workers.split(",")],
+                      [int(x) for x in args.servers.split(",")],
+                      [float(x) for x in args.bandwidth_gbit.split(",")])
+        _print(rows, ["model", "mode", "gbit", "workers", "servers", "samples_per_s",
+                      "efficiency"])
+    print(json.dumps({"bench": "scale_sim", "rows": rows}))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

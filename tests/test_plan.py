@@ -1,0 +1,93 @@
+"""The capacity model of `python -m distflow.plan` on fixed inputs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distflow import plan
+
+# Round numbers so the expected values can be worked out by hand.
+CAL = plan.Calibration(s_per_message=100e-6, s_per_byte=1e-9)
+
+
+def test_exact_values_for_a_fixed_calibration():
+    # 1M params, 4 workers, 2 servers: 2 * 1e6 * 4 * 4 / 2 = 16 MB per server per step.
+    pred = plan.predict(1_000_000, 4, 10.0, servers=2, step_s=0.05, batch=100,
+                        latency_s=0.0, calibration=CAL)
+    assert pred.bytes_per_server_step == 16e6
+    assert pred.server_s == pytest.approx(4 * 100e-6 + 16e6 * 1e-9)  # 0.0164
+    assert pred.link_s == pytest.approx(16e6 * 8 / 10e9)  # 0.0128
+    assert pred.step_s == pytest.approx(0.05 + 0.0164)
+    assert pred.samples_per_s == pytest.approx(400 / 0.0664)
+    assert pred.efficiency == pytest.approx(0.05 / 0.0664)
+
+
+def test_exact_recommendation_for_a_fixed_calibration():
+    # Server time with M servers: 8 * 1e-4 + 64e6 / M * 1e-9; link: 64e6 / M * 8 / 1e9.
+    # Link dominates: 0.512 / M <= 0.1 first at M = 6.
+    assert plan.recommend_ps(1_000_000, 8, 1.0, step_s=0.1, latency_s=0.0,
+                             calibration=CAL) == 6
+    # Nothing fits in 1 ms: capped at the worker count.
+    assert plan.recommend_ps(1_000_000, 8, 1.0, step_s=0.001, latency_s=0.0,
+                             calibration=CAL) == 8
+    # A small model on a fast link needs one server.
+    assert plan.recommend_ps(1_000, 8, 100.0, step_s=0.1, calibration=CAL) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_throughput_rises_with_bandwidth_and_falls_with_model_size(mode):
+    by_bw = [plan.predict(25_000_000, 16, bw, servers=4, step_s=0.2, mode=mode).samples_per_s
+             for bw in (1, 10, 25, 100)]
+    assert by_bw == sorted(by_bw) and by_bw[0] < by_bw[-1]
+    by_n = [plan.predict(n, 16, 10, servers=4, step_s=0.2, mode=mode).samples_per_s
+            for n in (10_000, 1_000_000, 25_000_000, 100_000_000)]
+    assert by_n == sorted(by_n, reverse=True) and by_n[0] > by_n[-1]
+
+
+def test_recommendation_falls_with_bandwidth_and_rises_with_model_size():
+    by_bw = [plan.recommend_ps(25_000_000, 64, bw, step_s=0.2) for bw in (1, 10, 25, 100)]
+    assert by_bw == sorted(by_bw, reverse=True) and by_bw[0] > by_bw[-1]
+    by_n = [plan.recommend_ps(n, 64, 10, step_s=0.2)
+            for n in (100_000, 5_000_000, 25_000_000, 100_000_000)]
+    assert by_n == sorted(by_n) and by_n[0] < by_n[-1]
+
+
+def test_more_servers_never_predict_less_sync_throughput():
+    rates = [plan.predict(25_000_000, 32, 10, servers=m, step_s=0.2).samples_per_s
+             for m in (1, 2, 4, 8, 16, 32)]
+    assert rates == sorted(rates)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"params": 0}, "params=0"),
+    ({"workers": 2.5}, "workers=2.5"),
+    ({"bandwidth_gbit": -1}, "bandwidth_gbit=-1"),
+    ({"servers": 0}, "servers=0"),
+    ({"step_s": float("nan")}, "step_s=nan"),
+    ({"mode": "ring"}, "mode='ring'"),
+])
+def test_bad_input_quotes_the_value_and_says_how_to_fix_it(kwargs, fragment):
+    args = {"params": 1000, "workers": 2, "bandwidth_gbit": 10.0, **kwargs}
+    with pytest.raises(ValueError, match="received") as err:
+        plan.predict(**args)
+    assert fragment in str(err.value) and ("Pass" in str(err.value))
+
+
+def test_command_line_prints_recommendation_and_json():
+    out = subprocess.run([sys.executable, "-m", "distflow.plan", "--params", "25000000",
+                          "--workers", "64", "--bandwidth-gbit", "10", "--step-ms", "200"],
+                         capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["recommended_ps"] == plan.recommend_ps(25_000_000, 64, 10, step_s=0.2)
+    assert row["servers"] == row["recommended_ps"]
+    assert f"recommended --ps {row['recommended_ps']}" in out
+
+
+def test_command_line_refuses_bad_input_with_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "distflow.plan", "--params", "1000",
+                           "--workers", "4", "--bandwidth-gbit", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "bandwidth_gbit=0" in proc.stderr

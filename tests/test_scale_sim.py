@@ -1,0 +1,63 @@
+"""benchmarks/scale_sim.py: the discrete-event simulator against hand-worked cases."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from distflow import plan
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_sim.py"
+_SPEC = importlib.util.spec_from_file_location("scale_sim", _PATH)
+sim = importlib.util.module_from_spec(_SPEC)
+sys.modules.setdefault("scale_sim", sim)
+_SPEC.loader.exec_module(sim)
+
+CAL = plan.Calibration(s_per_message=100e-6, s_per_byte=1e-9)
+
+
+def test_parameter_counts_of_the_three_models():
+    assert sim.MLP_PARAMS == 235_146
+    assert sim.CNN_PARAMS == 421_642  # what Keras's count_params gives for the example CNN
+    assert sim.BIG_PARAMS == 25_000_000
+
+
+def test_one_worker_one_server_is_compute_plus_one_round_trip():
+    # 1M params = 4 MB a shard; 10 Gbit/s: 3.2 ms each way; server 0.1 + 8 ms.
+    cfg = sim.Config(1_000_000, 1, 1, 10.0, 0.05, "sync", latency_s=1e-3, steps=5, cal=CAL)
+    step = 0.05 + (3.2e-3 + 1e-3) + (100e-6 + 8e-3) + (3.2e-3 + 1e-3)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(sim.BATCH / step)
+
+
+def test_sync_barrier_waits_for_every_push_at_the_server():
+    # Two workers, one server, no link time to speak of: the server processes
+    # both pushes in turn before answering, so a step is T + 2 * server time.
+    cfg = sim.Config(1_000_000, 2, 1, 1e6, 0.05, "sync", latency_s=0.0, steps=4, cal=CAL)
+    step = 0.05 + 2 * (100e-6 + 8e-3)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(2 * sim.BATCH / step, rel=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_throughput_rises_with_bandwidth_and_servers(mode):
+    def rate(bw, m):
+        return sim.simulate(sim.Config(25_000_000, 16, m, bw, 0.3, mode, steps=4))[
+            "samples_per_s"]
+    by_bw = [rate(bw, 4) for bw in (1, 10, 100)]
+    assert by_bw[0] < by_bw[1] < by_bw[2]
+    by_m = [rate(10, m) for m in (1, 2, 4, 8)]
+    assert by_m == sorted(by_m) and by_m[0] < by_m[-1]
+
+
+def test_one_host_of_two_cores_shares_them_among_the_workers():
+    # Four workers of 10 ms compute on two cores, a negligible model: two at a time.
+    cfg = sim.Config(10, 4, 1, 100.0, 0.01, "async", cores=2, steps=20,
+                     cal=plan.Calibration(0.0, 0.0))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(2 * sim.BATCH / 0.01, rel=1e-6)
+
+
+def test_cores_that_slow_each_other_down_give_less_than_their_number():
+    # At shared speed 0.5 two busy cores do the work of one (after the first step).
+    cfg = sim.Config(10, 2, 1, 100.0, 0.01, "async", cores=2, shared_speed=0.5, steps=50,
+                     cal=plan.Calibration(0.0, 0.0))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(sim.BATCH / 0.01, rel=0.02)
