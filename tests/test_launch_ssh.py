@@ -12,35 +12,17 @@ naming them where they are missing instead of skipping.
 from __future__ import annotations
 
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from engines import Sshd, require, running
 from test_launch_e2e import TRAIN, final_weights, reference_weights
 from test_launch_supervisor import clean_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-SSHD_CONFIG = """\
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {root}/host_ed25519
-AuthorizedKeysFile {root}/authorized_keys
-PidFile {root}/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-LogLevel ERROR
-"""
 
 PROBE = """
 import os, runpy, sys
@@ -51,48 +33,13 @@ runpy.run_path("train.py", run_name="__main__")
 """
 
 
-def program(name: str) -> str:
-    return shutil.which(name) or str(Path("/usr/sbin", name))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def sshd(tmp_path):
-    """A loopback sshd; yields the ssh command line (the site's ssh options) that reaches it."""
-    missing = [p for p in ("sshd", "ssh", "ssh-keygen") if not Path(program(p)).exists()]
-    assert not missing, (f"{missing} not installed: `.ci/run` installs Debian's "
-                         "openssh-server and openssh-client (apt-get, as root)")
-    root = tmp_path / "sshd"
-    root.mkdir()
-    for key in (root / "host_ed25519", root / "id_ed25519"):
-        subprocess.run([program("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True, capture_output=True)
-    (root / "authorized_keys").write_text((root / "id_ed25519.pub").read_text())
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
-    port = free_port()
-    (root / "sshd_config").write_text(SSHD_CONFIG.format(port=port, root=root))
-    with open(root / "sshd.log", "wb") as log:
-        daemon = subprocess.Popen([program("sshd"), "-D", "-e", "-f", str(root / "sshd_config")],
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    ssh = (f"{program('ssh')} -p {port} -i {root / 'id_ed25519'} -o Hostname=127.0.0.1 "
-           "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-           "-o LogLevel=ERROR")
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run([*ssh.split(), "far", "true"], capture_output=True,
-                             timeout=30).returncode != 0:
-            assert daemon.poll() is None, (root / "sshd.log").read_text()
-            assert time.monotonic() < deadline, "sshd did not accept a login within 60 s"
-            time.sleep(0.3)
-        yield ssh
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=10)
+    """A loopback sshd (tests/engines.py's); yields the ssh command line that reaches it,
+    with every host name mapped to 127.0.0.1."""
+    require("sshd", "ssh", "ssh-keygen")
+    with running(Sshd(tmp_path / "sshd", ["127.0.0.1"])) as daemon:
+        yield f"{daemon.ssh} -o Hostname=127.0.0.1"
 
 
 def test_a_node_launcher_over_ssh_gets_the_interpreter_and_the_distflow_variables(
