@@ -27,9 +27,11 @@ def _launch(workdir: Path, checkpoints: Path, epochs: int, *flags: str):
 
 
 def _epochs(result) -> list[list[int]]:
+    """Both workers' epochs; they trained through the server: identical weights."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     found = worker_json(result.stdout, "result")
     assert sorted(found) == [0, 1], result.stdout[-3000:]
+    assert found[0]["weights"] == found[1]["weights"], "the workers trained apart"
     return [found[0]["epochs"], found[1]["epochs"]]
 
 
