@@ -234,6 +234,20 @@ def test_waiting_for_an_absent_chief_times_out_naming_it(servers):
     assert not server.initialized
 
 
+def test_an_absent_chief_at_first_contact_names_the_startup_deadline(servers):
+    """A worker's first contact waits up to the startup deadline (when it is the longer
+    wait), so its error names that setting, not the per-request timeout."""
+    from distflow.distribute.client import PSClient
+
+    server = servers(mode="async", num_workers=2)
+    with PSClient([server.address], worker_id=1, timeout=0.2) as other, \
+            strategy_module._patient(other, 1.0), \
+            pytest.raises(TimeoutError, match=r"Raise DISTFLOW_RENDEZVOUS_TIMEOUT \(now 1 s\)"):
+        other.init({"w": np.zeros(3, "float32")}, {"name": "sgd", "hp": {},
+                                                    "learning_rate": 0.1})
+    assert other.timeout == 0.2 and not server.initialized
+
+
 def test_a_subclassed_optimizer_trains_through_the_servers(server, strategy):
     class WarmAdam(optimizers.Adam):
         """A user's subclass: the servers must run Adam's rule, whatever the class name."""

@@ -26,6 +26,7 @@ import numpy as np
 from distflow.distribute import protocol, transport
 from distflow.distribute.cache import LRU
 from distflow.distribute.exchange import (
+    REQUEST_TIMEOUT,
     Connections,
     Exchange,
     PSError,
@@ -81,6 +82,7 @@ class PSClient:
         self.addrs, self.num_shards = list(addrs), len(addrs)
         self.worker_id = worker_id
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self.timeout_setting = REQUEST_TIMEOUT  # what a user raises to wait longer
         keys = transport.client_curve_keys(keys_dir, worker_id or 0) if keys_dir else None
         self.shards = Connections(self.addrs, keys, worker_id)
         self.variables = Variables(len(self.addrs), split, split_bytes, partitions)
@@ -137,7 +139,7 @@ class PSClient:
         versions = {s: {"version": v} for s, v in enumerate(self.versions)} if reseed else None
         replies = _until_chief_initialized(
             lambda: self._request_all("init", per_shard, fields_per_shard=versions,
-                                      optimizer=dict(optimizer)), self.timeout, self.worker_id)
+                                      optimizer=dict(optimizer)), self)
         values = self.variables.collect(replies, list(params), out)
         self.plan(self.variables.names)  # the usual push's plan, built once
         return values
@@ -332,7 +334,8 @@ class PSClient:
         records each shard's version and mode; returns the replies in shard order."""
         if op == "push_pull":
             self._last_push = (messages, req)  # for `repeat_push_pull`
-        replies = Exchange(self.shards, op, messages, req, self.backoff).run(
+        replies = Exchange(self.shards, op, messages, req, self.backoff,
+                           self.timeout_setting).run(
             self.timeout if budget is None else budget,
             self.retries if retries is None else retries)
         if self.status.record(replies):
@@ -358,9 +361,11 @@ def _check_arguments(addrs: Any, timeout: Any) -> None:
                          f"Received: timeout={timeout!r}")
 
 
-def _until_chief_initialized(request: Callable[[], list[Message]], timeout: float,
-                         worker_id: int | None) -> list[Message]:
-    """`request()`, asked again while a server answers `awaiting_chief` (bounded)."""
+def _until_chief_initialized(request: Callable[[], list[Message]],
+                             client: PSClient) -> list[Message]:
+    """`request()`, asked again while a server answers `awaiting_chief` (bounded by
+    the client's timeout; the error names the setting it came from)."""
+    timeout, worker_id = client.timeout, client.worker_id
     start, pause, said = time.monotonic(), 0.02, 0.0
     while True:
         try:
@@ -374,7 +379,7 @@ def _until_chief_initialized(request: Callable[[], list[Message]], timeout: floa
                     f"Worker {worker_id} waited {waited:.0f} s for the chief (worker "
                     f"0) to initialize the parameters on {error.address}. Is the chief "
                     f"running and reaching `fit` (or its first `apply_gradients`)? Raise "
-                    f"DISTFLOW_REQUEST_TIMEOUT (now {timeout:.0f} s) if it "
+                    f"{client.timeout_setting} (now {timeout:.0f} s) if it "
                     f"legitimately starts that much later.") from None
             if waited - said >= 5.0:
                 said = waited

@@ -23,6 +23,11 @@ from distflow.distribute.protocol import Message, ProtocolError
 log = logging.getLogger("distflow.client")
 
 
+# The settings a client's time budget comes from (errors and log lines name them).
+REQUEST_TIMEOUT = "DISTFLOW_REQUEST_TIMEOUT"  # every request
+STARTUP_TIMEOUT = "DISTFLOW_RENDEZVOUS_TIMEOUT"  # a worker's first contact
+
+
 class PSError(RuntimeError):
     """A server refused a request (its error reply), or a reply was malformed.
 
@@ -148,12 +153,14 @@ class Exchange:
         messages: per shard, the frames of each message it gets.
         req: the request id the messages carry.
         backoff: seconds before the first re-send, doubling each time.
+        budget_setting: the setting the time budget came from (log lines name it).
     """
 
     def __init__(self, shards: Connections, op: str, messages: dict[int, list[list]],
-                 req: int, backoff: float = 0.2):
+                 req: int, backoff: float = 0.2,
+                 budget_setting: str = REQUEST_TIMEOUT):
         self.shards, self.op, self.messages, self.req = shards, op, messages, req
-        self.backoff = backoff
+        self.backoff, self.budget_setting = backoff, budget_setting
         self.replies: dict[int, list[Message | None]] = {
             s: [None] * len(m) for s, m in messages.items()}
         self.missing = {s: len(m) for s, m in messages.items()}  # unanswered, per shard
@@ -223,8 +230,8 @@ class Exchange:
         silent = [self.shards.addrs[s] for s in sorted(self.missing)]
         log.warning("Worker %s has waited %.0f s for parameter server(s) %s to answer `%s` "
                     "(a synchronous step also waits for the slowest live worker); it gives "
-                    "up after %.0f s (DISTFLOW_REQUEST_TIMEOUT)", self.shards.worker_id,
-                    waited, ", ".join(silent), self.op, self.budget)
+                    "up after %.0f s (%s)", self.shards.worker_id,
+                    waited, ", ".join(silent), self.op, self.budget, self.budget_setting)
 
     def _receive(self, shard: int, sock: transport.ClientSocket) -> None:
         """Reads what `sock` has; the shard leaves `missing` once all its messages are answered."""

@@ -31,6 +31,7 @@ from distflow.data import Dataset, auto_shard
 from distflow.distribute import replica
 from distflow.distribute.client import PSError
 from distflow.distribute.cluster import ClusterSpec
+from distflow.distribute.exchange import STARTUP_TIMEOUT
 from distflow.distribute.optimizer_wire import (  # noqa: F401  (their old home)
     _array,
     learning_rate_change,
@@ -370,11 +371,12 @@ def _patient(client: Any, startup_timeout: float | None):
     if startup_timeout is None or saved is None or startup_timeout <= saved:
         yield
         return
-    client.timeout = float(startup_timeout)
+    saved_setting = client.timeout_setting
+    client.timeout, client.timeout_setting = float(startup_timeout), STARTUP_TIMEOUT
     try:
         yield
     finally:
-        client.timeout = saved
+        client.timeout, client.timeout_setting = saved, saved_setting
 
 
 # The class TF's `ParameterServerStrategy(cluster_resolver)` builds: the coordinator-driven
