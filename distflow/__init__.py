@@ -220,6 +220,7 @@ from distflow.config import device
 # isort: split
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
 from distflow import autodiff, bitwise, debugging, queue, test
+from distflow import strategy_stack as _strategy_stack
 from distflow.control_ops import (
     AggregationMethod,
     Assert,
@@ -278,6 +279,15 @@ if process_env.is_set("DISTFLOW_ROLE"):  # a process started by the launcher
 __all__ = [n for n in dir() if not n.startswith("_")]
 # `from distflow import *` must not replace Python's print, slice or pow (use df.print, ...)
 __all__ = [n for n in __all__ if n not in ("print", "slice", "pow", "bool", "tuple")]
+
+def _default_strategy() -> object:
+    """The local strategy, loaded on first use (the distribute package sits above the core)."""
+    import importlib
+
+    return importlib.import_module("distflow.distribute.strategy").default_strategy()
+
+
+_strategy_stack.provide_default(_default_strategy)
 
 _LAZY_SUBPACKAGES = ("keras", "optimizers", "data", "distribute", "compat", "initializers")
 _LAZY_FROM_KERAS = ("losses", "metrics")  # tf.losses / tf.metrics are Keras's, as in TF 2.21

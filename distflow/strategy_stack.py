@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from distflow import process_env
@@ -79,12 +79,21 @@ def replicas_in_sync() -> int:
     return context.num_replicas_in_sync if context is not None else 1
 
 
+_DEFAULT: list[Callable[[], Any]] = []  # set once by the package that owns the strategies
+
+
+def provide_default(factory: Callable[[], Any]) -> None:
+    """Declares where `default()` gets its strategy (the root package wires this:
+    the strategies live above this module, which must not import them)."""
+    _DEFAULT[:] = [factory]
+
+
 def default() -> Any:
     """The strategy of objects created outside every scope: one local replica (TF's default)."""
-    import importlib
-
-    # Looked up by name: the core must not import the distribute package above it.
-    return importlib.import_module("distflow.distribute.strategy").default_strategy()
+    if not _DEFAULT:
+        raise RuntimeError("No default strategy was provided: import `distflow` (the package "
+                           "wires `strategy_stack.provide_default`) before asking for one.")
+    return _DEFAULT[0]()
 
 
 _ALLOW_LOCAL = "DISTFLOW_ALLOW_LOCAL_TRAINING"
