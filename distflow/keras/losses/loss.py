@@ -15,6 +15,7 @@ import numpy as np
 
 from distflow import ops
 from distflow.keras._objects import snake_case
+from distflow.keras.sample_weights import rank_matched
 from distflow.tensor import Tensor
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): the clip margin for probabilities
@@ -113,23 +114,6 @@ def _check_reduction(reduction: Any) -> str:
     return Reduction.SUM_OVER_BATCH_SIZE if reduction == Reduction.AUTO else reduction
 
 
-def _weights_for(sample_weight: Any, values: Tensor) -> np.ndarray:
-    """`sample_weight` as an array that broadcasts against the per-sample losses."""
-    weights = np.asarray(_array(sample_weight), dtype=values.dtype)
-    if weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
-        weights = weights.reshape(weights.shape[:-1])  # (N, 1) weights for (N,) losses
-    elif 0 < weights.ndim < values.ndim:
-        weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
-    try:
-        np.broadcast_shapes(weights.shape, values.shape)
-    except ValueError:
-        raise ValueError(
-            f"`sample_weight` must have one weight per sample. Received: sample_weight.shape="
-            f"{np.shape(_array(sample_weight))} for per-sample losses of shape {values.shape}."
-        ) from None
-    return weights
-
-
 def reduce_weighted_values(values: Tensor, sample_weight: Any = None,
                            reduction: str = "sum_over_batch_size",
                            mask: np.ndarray | None = None) -> Tensor:
@@ -143,7 +127,8 @@ def reduce_weighted_values(values: Tensor, sample_weight: Any = None,
         mask: optional boolean array of the values that count (the others are already 0);
             "sum_over_batch_size" then divides by the number of counted values.
     """
-    weights = None if sample_weight is None else _weights_for(sample_weight, values)
+    weights = None if sample_weight is None else rank_matched(
+        sample_weight, values.shape, values.dtype, "per-sample losses")
     if weights is not None:
         values = ops.multiply(values, Tensor._wrap(weights))
     if reduction == Reduction.NONE:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from distflow.keras._objects import snake_case as _snake_case
+from distflow.keras.sample_weights import rank_matched
 from distflow.tensor import Tensor, Variable
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -67,18 +68,7 @@ class MetricValue(float):
 
 def _weights_like(sample_weight: Any, values: np.ndarray) -> np.ndarray:
     """`sample_weight` (float64) rank-matched to `values`: (N,) or (N, 1) per sample."""
-    weights = np.asarray(_np(sample_weight), dtype=np.float64)
-    if weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
-        weights = weights.reshape(weights.shape[:-1])
-    elif 0 < weights.ndim < values.ndim:
-        weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
-    try:
-        np.broadcast_shapes(weights.shape, values.shape)
-    except ValueError:
-        raise ValueError(
-            f"`sample_weight` must have one weight per sample. Received: sample_weight.shape="
-            f"{np.shape(_np(sample_weight))} for values of shape {values.shape}.") from None
-    return weights
+    return rank_matched(sample_weight, values.shape, np.float64)
 
 
 def _samplewise_totals(values: Any, sample_weight: Any = None) -> tuple[float, float]:
