@@ -1,5 +1,5 @@
 """Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad, Nadam,
-Adamax, Adadelta, Ftrl, Lion, Adafactor.
+Adamax, Adadelta, Ftrl, Lion, Adafactor, Lamb, Muon, ScheduleFreeAdamW.
 
 The arithmetic lives in `rules` as pure NumPy functions shared with the
 parameter server; `schedules` holds the learning-rate schedules.
@@ -18,6 +18,7 @@ from distflow.optimizers.base import (
     serialize,
 )
 from distflow.optimizers.loss_scale import LossScaleOptimizer
+from distflow.optimizers.muon import Muon
 from distflow.optimizers.optimizers import (
     BUILTIN,
     SGD,
@@ -32,9 +33,10 @@ from distflow.optimizers.optimizers import (
     Lion,
     Nadam,
     RMSprop,
+    ScheduleFreeAdamW,
 )
 
-_CLASSES = {**BUILTIN, "lossscaleoptimizer": LossScaleOptimizer}
+_CLASSES = {**BUILTIN, "lossscaleoptimizer": LossScaleOptimizer, "muon": Muon}
 
 
 def deserialize(config: dict, custom_objects: dict | None = None) -> Optimizer:
@@ -58,5 +60,6 @@ def get(identifier: Any) -> Optimizer:
 
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lamb",
-           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override",
+           "Lion", "LossScaleOptimizer", "Muon", "Nadam", "Optimizer", "RMSprop",
+           "ScheduleFreeAdamW", "apply_override",
            "legacy", "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]
