@@ -1,4 +1,5 @@
-"""Utilities, as `keras.utils`: `to_categorical`, `set_random_seed`, `normalize`."""
+"""Utilities, as `keras.utils`: `to_categorical`, `set_random_seed`, `normalize`, and (below)
+the registration, serialization, data set, image, file and plotting helpers."""
 
 from __future__ import annotations
 
@@ -132,3 +133,57 @@ class experimental:  # noqa: N801  (TF's namespace `keras.utils.experimental`)
     """`keras.utils.experimental.DatasetCreator`."""
 
     DatasetCreator = DatasetCreator
+
+
+# Keras 3's other `keras.utils` names; each module's docstring states its contract.
+from distflow.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: E402
+from distflow.keras.saving_registry import *  # noqa: E402, F403
+from distflow.keras.serialization_lib import (  # noqa: E402
+    deserialize_keras_object,
+    legacy,
+    serialize_keras_object,
+)
+from distflow.keras.trainers.data_adapters import (  # noqa: E402
+    pack_x_y_sample_weight,
+    unpack_x_y_sample_weight,
+)
+from distflow.keras.utils.config import Config  # noqa: E402
+from distflow.keras.utils.dataset_utils import (  # noqa: E402
+    split_dataset,
+    timeseries_dataset_from_array,
+)
+from distflow.keras.utils.directory_datasets import (  # noqa: E402
+    audio_dataset_from_directory,
+    image_dataset_from_directory,
+    text_dataset_from_directory,
+)
+from distflow.keras.utils.file_utils import get_file  # noqa: E402
+from distflow.keras.utils.image_utils import (  # noqa: E402
+    array_to_img,
+    img_to_array,
+    load_img,
+    save_img,
+)
+from distflow.keras.utils.io_utils import (  # noqa: E402
+    disable_interactive_logging,
+    enable_interactive_logging,
+    is_interactive_logging_enabled,
+)
+from distflow.keras.utils.model_visualization import model_to_dot, plot_model  # noqa: E402
+from distflow.keras.utils.py_dataset import PyDataset, Sequence  # noqa: E402
+from distflow.keras.utils.sequence_utils import pad_sequences  # noqa: E402
+
+
+def get_source_inputs(tensor: Any) -> list[Any]:
+    """The `keras.Input` tensors `tensor` (a symbolic KerasTensor) is computed from.
+
+    Follows each tensor's producing layer call back to the input layers, as Keras's
+    `get_source_inputs`; an input tensor gives `[tensor]`.
+    """
+    node = getattr(tensor, "_node", None)
+    if node is None or node.is_input:
+        return [tensor]
+    found: list[Any] = []
+    for parent in node.input_tensors:
+        found += [t for t in get_source_inputs(parent) if all(t is not f for f in found)]
+    return found
