@@ -54,6 +54,24 @@ LEFT_OUT = {
         "MelSpectrogram, STFTSpectrogram": "audio front ends: no FFT op in the core yet",
         "MaxNumBoundingBoxes": "bounding-box pipelines are not supported by the image layers",
     },
+    "optimizers": {
+        "MultiOptimizer, OptimizerMap": "route variables to several optimizers at once: the "
+        "parameter servers run one update rule per model",
+    },
+    "initializers": {
+        "STFT, STFTInitializer, stft": "the STFT filter bank of the audio front ends (see "
+        "`layers`): no FFT op in the core yet",
+    },
+    "utils": {
+        "FeatureSpace": "a structured-data preprocessing model built from lookup, hashing, "
+        "normalization and crossing layers; not written yet",
+        "bounding_boxes": "bounding-box format conversions for the image augmentation layers, "
+        "which do not handle bounding boxes",
+    },
+    "saving": {
+        "KerasFileEditor": "edits the weights inside Keras's `.keras` HDF5 archives; not "
+        "written yet",
+    },
 }
 
 
