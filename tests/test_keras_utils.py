@@ -371,3 +371,19 @@ def test_namespaces_expose_keras_names():
     assert keras.preprocessing.image.img_to_array is keras.utils.img_to_array
     assert keras.utils.Sequence is keras.utils.PyDataset
     assert saving_registry.custom_object_scope is saving_registry.CustomObjectScope
+
+
+def test_fit_progress_goes_to_logging_when_interactive_logging_is_disabled(capsys, caplog):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    keras.utils.disable_interactive_logging()
+    try:
+        with caplog.at_level(logging.INFO, logger="distflow.keras"):
+            model.fit(x, y, epochs=2, verbose=2)
+    finally:
+        keras.utils.enable_interactive_logging()
+    assert capsys.readouterr().out == ""
+    assert "Epoch 2/2" in caplog.text and "loss" in caplog.text
+    model.fit(x, y, epochs=1, verbose=2)
+    assert "Epoch 1/1" in capsys.readouterr().out
