@@ -63,8 +63,6 @@ LEFT_OUT = {
         "`layers`): no FFT op in the core yet",
     },
     "utils": {
-        "FeatureSpace": "a structured-data preprocessing model built from lookup, hashing, "
-        "normalization and crossing layers; not written yet",
         "bounding_boxes": "bounding-box format conversions for the image augmentation layers, "
         "which do not handle bounding boxes",
     },

@@ -1,4 +1,5 @@
-"""Writes the fixtures of Keras's utilities, Muon, ScheduleFreeAdamW and OrthogonalRegularizer.
+"""Writes the fixtures of Keras's utilities (FeatureSpace included), Muon, ScheduleFreeAdamW
+and OrthogonalRegularizer.
 
 Needs TensorFlow 2.21 / Keras 3 (CPU), never a dependency of distflow:
 
@@ -7,7 +8,8 @@ Needs TensorFlow 2.21 / Keras 3 (CPU), never a dependency of distflow:
 
 `directory_datasets` also writes the small image, text and WAV files it reads
 (tests/goldens/utils_files/), with TensorFlow's own encoders, so the tests read the
-very files Keras read. tests/test_keras_utils.py recomputes every case with distflow.
+very files Keras read. tests/test_keras_utils.py, test_keras_utils_data.py,
+test_feature_space.py and test_optimizers_muon.py recompute every case with distflow.
 """
 
 from __future__ import annotations
@@ -220,8 +222,54 @@ def directory_datasets() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
-FIXTURES = {"optimizers_more": optimizers_more, "regularizers_more": regularizers_more,
-            "utils": utils, "directory_datasets": directory_datasets}
+def _feature_data() -> dict:
+    rng = np.random.default_rng(21)
+    n = 40
+    return {"f": rng.normal(size=n).astype(np.float32),
+            "fn": (rng.normal(size=n) * 3 + 1).astype(np.float32),
+            "fr": rng.uniform(0, 10, size=n).astype(np.float32),
+            "fd": rng.uniform(-1, 1, size=n).astype(np.float32),
+            "ic": rng.integers(0, 5, size=n).astype(np.int32),
+            "sc": np.array(rng.choice(["red", "green", "blue", "teal"], size=n,
+                                      p=[0.4, 0.3, 0.2, 0.1])),
+            "sh": np.array(rng.choice(["a", "b", "c", "d", "e"], size=n)),
+            "ih": rng.integers(0, 100, size=n).astype(np.int32)}
+
+
+def _feature_space(keras, output_mode: str):
+    fs = keras.utils.FeatureSpace
+    return fs(features={
+        "f": fs.float(), "fn": fs.float_normalized(), "fr": fs.float_rescaled(0.5, 1.0),
+        "fd": fs.float_discretized(num_bins=4), "ic": fs.integer_categorical(),
+        "sc": fs.string_categorical(num_oov_indices=2), "sh": fs.string_hashed(num_bins=6),
+        "ih": "integer_hashed"}, crosses=[("sc", "ic"), fs.cross(("sh", "ih"), 7, "int")]
+        if output_mode == "dict" else [("sc", "ic")], crossing_dim=8, hashing_dim=5,
+        output_mode=output_mode)
+
+
+def feature_space() -> dict:
+    """FeatureSpace on every kind of feature and two crosses: adapted, then called on the
+    data and on one example."""
+    import keras
+
+    data = _feature_data()
+    out = {"keras_version": keras.__version__,
+           "data": {k: v.tolist() for k, v in data.items()}, "cases": []}
+    for mode in ("concat", "dict"):
+        space = _feature_space(keras, mode)
+        space.adapt(data)
+        batch = space(data)
+        one = space({k: v[3] for k, v in data.items()})
+        as_lists = lambda r: ({k: np.asarray(v).tolist() for k, v in r.items()}  # noqa: E731
+                              if isinstance(r, dict) else np.asarray(r).tolist())
+        out["cases"].append({"output_mode": mode, "batch": as_lists(batch),
+                             "one": as_lists(one)})
+    return out
+
+
+FIXTURES = {"optimizers_more": optimizers_more, "feature_space": feature_space,
+            "regularizers_more": regularizers_more, "utils": utils,
+            "directory_datasets": directory_datasets}
 
 if __name__ == "__main__":
     main(sys.argv[1:], FIXTURES)

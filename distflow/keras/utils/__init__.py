@@ -156,6 +156,7 @@ _ON_USE = {
     "distflow.keras.utils.directory_datasets": ("audio_dataset_from_directory",
                                                 "image_dataset_from_directory",
                                                 "text_dataset_from_directory"),
+    "distflow.keras.utils.feature_space": ("FeatureSpace",),
     "distflow.keras.utils.file_utils": ("get_file",),
     "distflow.keras.utils.image_utils": ("array_to_img", "img_to_array", "load_img", "save_img"),
     "distflow.keras.utils.model_visualization": ("model_to_dot", "plot_model"),
