@@ -1,4 +1,5 @@
-"""Nadam, Adamax, Adadelta, Ftrl, Lion, ScheduleFreeAdamW (and Adafactor, Lamb, Muon refused):
+"""Nadam, Adamax, Adadelta, Ftrl, Lion, ScheduleFreeAdamW (Adafactor, Lamb, Muon, MultiOptimizer
+refused):
 the parameter servers run the same rules.
 
 (Their arithmetic against Keras 3 is in tests/test_goldens.py.) Servers run in a thread
@@ -56,9 +57,11 @@ def test_whole_tensor_rules_refuse_a_strategy_and_train_locally(servers):
     strategy = _mirrored(server)
     w = df.Variable(np.ones((2, 2), np.float32), name="adafactor_ps/w")
     try:
-        for cls in (optimizers.Adafactor, optimizers.Lamb, optimizers.Muon):
-            with strategy.scope(), pytest.raises(NotImplementedError, match=cls.__name__):
-                cls().apply_gradients([(np.ones((2, 2), np.float32), w)])
+        for opt in (optimizers.Adafactor(), optimizers.Lamb(), optimizers.Muon(),
+                    optimizers.MultiOptimizer(lambda v: optimizers.SGD())):
+            with strategy.scope(), pytest.raises(NotImplementedError,
+                                                 match=type(opt).__name__):
+                opt.apply_gradients([(np.ones((2, 2), np.float32), w)])
     finally:
         strategy.close()
     assert not optimizers.rules.get_rule("adafactor").elementwise

@@ -54,10 +54,6 @@ LEFT_OUT = {
         "MelSpectrogram, STFTSpectrogram": "audio front ends: no FFT op in the core yet",
         "MaxNumBoundingBoxes": "bounding-box pipelines are not supported by the image layers",
     },
-    "optimizers": {
-        "MultiOptimizer, OptimizerMap": "route variables to several optimizers at once: the "
-        "parameter servers run one update rule per model",
-    },
     "initializers": {
         "STFT, STFTInitializer, stft": "the STFT filter bank of the audio front ends (see "
         "`layers`): no FFT op in the core yet",

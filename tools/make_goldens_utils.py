@@ -61,6 +61,29 @@ def optimizers_more() -> dict:
             "grads": [[_floats(g) for g in step] for step in grads], "cases": cases}
 
 
+def multi_optimizer() -> dict:
+    """MultiOptimizer over an OptimizerMap (exact key, regular expression, default): 10 steps
+    of the optimizers_more variables and gradients, with a loss scale factor."""
+    import keras
+
+    fixture = optimizers_more()  # same variables and gradients (same generator)
+    opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.1, momentum=0.5),
+        {"w0": keras.optimizers.Adam(0.01), "w[23]": keras.optimizers.RMSprop(0.02)}),
+        loss_scale_factor=4.0)
+    variables = [keras.Variable(np.array(v, np.float32), name=n)
+                 for v, n in zip(fixture["initial"], fixture["names"])]
+    trajectory = []
+    for step in fixture["grads"]:
+        opt.apply([keras.ops.convert_to_tensor(np.array(g, np.float32)) for g in step],
+                  variables)
+        trajectory.append([_floats(np.asarray(v)) for v in variables])
+    return {"keras_version": keras.__version__, "trajectory": trajectory,
+            "iterations": int(opt.iterations.numpy()),
+            "inner_iterations": [int(o.iterations.numpy()) for o in opt.optimizers],
+            "cases": []}
+
+
 def regularizers_more() -> dict:
     """OrthogonalRegularizer's penalty on wide, tall and partly zero matrices."""
     import keras
@@ -268,6 +291,7 @@ def feature_space() -> dict:
 
 
 FIXTURES = {"optimizers_more": optimizers_more, "feature_space": feature_space,
+            "multi_optimizer": multi_optimizer,
             "regularizers_more": regularizers_more, "utils": utils,
             "directory_datasets": directory_datasets}
 
