@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from distflow.optimizers.base import Optimizer, get_apply_override
+from distflow.optimizers.base import Optimizer, deserialize_from, get_apply_override, serialize
 from distflow.optimizers.loss_scale import LossScaleOptimizer
+from distflow.optimizers.muon import Muon
+from distflow.optimizers.optimizers import BUILTIN
 from distflow.tensor import Variable, graph_form
+
+_SUB_OPTIMIZERS = {**BUILTIN, "muon": Muon}
 
 
 def _check_inner(optimizer: Any, what: str) -> None:
@@ -88,19 +92,18 @@ class OptimizerMap(MutableMapping):
         return self[variable.name]
 
     def get_config(self) -> dict[str, Any]:
-        from distflow.optimizers.base import serialize
-
         return {"default_optimizer": serialize(self._default_optimizer),
                 "optimizer_map": {k: serialize(v) for k, v in self._optimizer_map.items()}}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None
                     ) -> OptimizerMap:
-        from distflow.optimizers import deserialize
+        def load(entry: dict) -> Optimizer:
+            # Sub-optimizers are never LossScaleOptimizer or MultiOptimizer (refused above).
+            return deserialize_from(_SUB_OPTIMIZERS, entry, custom_objects)
 
-        return cls(deserialize(config["default_optimizer"], custom_objects),
-                   {k: deserialize(v, custom_objects)
-                    for k, v in (config.get("optimizer_map") or {}).items()})
+        return cls(load(config["default_optimizer"]),
+                   {k: load(v) for k, v in (config.get("optimizer_map") or {}).items()})
 
 
 class MultiOptimizer(Optimizer):
