@@ -58,9 +58,16 @@ def test_encoded_features_build_an_inference_model():
     direct = np.asarray(space(batch))
     dense = model.layers[-1]
     kernel, bias = (w.numpy() for w in dense.weights)
-    # Called directly: `predict` refuses string arrays in distflow's data adapters.
     np.testing.assert_allclose(np.asarray(model(batch)), direct @ kernel + bias,
                                rtol=1e-5, atol=1e-5)
+    # Keras's inference model takes the raw strings in `predict` and `evaluate` too.
+    np.testing.assert_allclose(model.predict(batch, batch_size=2, verbose=0),
+                               direct @ kernel + bias, rtol=1e-5, atol=1e-5)
+    model.compile(loss="mse")
+    loss = model.evaluate(batch, np.zeros((5, 1), np.float32), verbose=0)
+    assert loss == pytest.approx(float(np.mean((direct @ kernel + bias) ** 2)), rel=1e-5)
+    with pytest.raises(TypeError, match="numeric or strings"):
+        model.predict({**batch, "f": np.array([[None]] * 5, dtype=object)}, verbose=0)
 
 
 def test_feature_space_refuses_what_keras_refuses():
