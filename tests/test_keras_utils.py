@@ -249,8 +249,11 @@ def test_a_registered_layer_loads_without_custom_objects(tmp_path):
 
 def test_legacy_serialization():
     legacy = keras.utils.legacy
+    want = UTILS["legacy"]
     config = legacy.serialize_keras_object(keras.regularizers.L2(0.5))
-    assert config == {"class_name": "L2", "config": {"l2": 0.5}}
+    assert config == want["l2"]
+    assert legacy.serialize_keras_object(keras.activations.relu) == want["relu"]
+    assert legacy.serialize_keras_object(keras.constraints.MaxNorm(2.0)) == want["max_norm"]
     back = legacy.deserialize_keras_object(config, module_objects={"L2": keras.regularizers.L2})
     assert back.l2 == 0.5
     with pytest.raises(ValueError, match="Unknown object"):

@@ -162,6 +162,10 @@ def utils() -> dict:
          "result": _floats(keras.preprocessing.image.smart_resize(image, size, method))}
         for size, method in (((4, 4), "bilinear"), ((3, 6), "nearest"), ((10, 3), "bilinear"))]}
     out["serialized"] = _serialized(keras)
+    legacy = keras.utils.legacy.serialize_keras_object
+    out["legacy"] = {"l2": legacy(keras.regularizers.L2(0.5)),
+                     "relu": legacy(keras.activations.relu),
+                     "max_norm": legacy(keras.constraints.MaxNorm(2.0))}
     return out
 
 
