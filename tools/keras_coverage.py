@@ -58,13 +58,9 @@ LEFT_OUT = {
         "STFT, STFTInitializer, stft": "the STFT filter bank of the audio front ends (see "
         "`layers`): no FFT op in the core yet",
     },
-    "utils": {
-        "bounding_boxes": "bounding-box format conversions for the image augmentation layers, "
-        "which do not handle bounding boxes",
-    },
     "saving": {
-        "KerasFileEditor": "edits the weights inside Keras's `.keras` HDF5 archives; not "
-        "written yet",
+        "KerasFileEditor": "edits the HDF5 weights inside Keras's `.keras` archives; distflow's "
+        "`.keras` files hold safetensors weights until the HDF5 layout lands in saving.py",
     },
 }
 

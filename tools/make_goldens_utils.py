@@ -9,7 +9,8 @@ Needs TensorFlow 2.21 / Keras 3 (CPU), never a dependency of distflow:
 `directory_datasets` also writes the small image, text and WAV files it reads
 (tests/goldens/utils_files/), with TensorFlow's own encoders, so the tests read the
 very files Keras read. tests/test_keras_utils.py, test_keras_utils_data.py,
-test_feature_space.py and test_optimizers_muon.py recompute every case with distflow.
+test_feature_space.py, test_bounding_boxes.py and test_optimizers_muon.py recompute every
+case with distflow.
 """
 
 from __future__ import annotations
@@ -82,6 +83,72 @@ def multi_optimizer() -> dict:
             "iterations": int(opt.iterations.numpy()),
             "inner_iterations": [int(o.iterations.numpy()) for o in opt.optimizers],
             "cases": []}
+
+
+FORMATS = ["xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_yxyx",
+           "rel_xywh", "rel_center_xywh"]
+
+
+def bounding_boxes() -> dict:
+    """Every keras.utils.bounding_boxes function on fixed boxes."""
+    import keras
+
+    bb = keras.utils.bounding_boxes
+    rng = np.random.default_rng(31)
+    corner = rng.uniform(0, 60, size=(2, 5, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + rng.uniform(2, 40, size=(2, 5, 2))], -1) \
+        .astype(np.float32)  # (2, 5, 4) xyxy inside a 100 x 120 image
+    other = np.concatenate([corner[:, ::-1] + 3, corner[:, ::-1] + 25], -1).astype(np.float32)
+    out = {"keras_version": keras.__version__, "boxes": _floats(boxes),
+           "other": _floats(other), "convert": {}, "cases": []}
+    for source in FORMATS:
+        start = np.asarray(bb.convert_format(boxes, "xyxy", source, height=100, width=120))
+        out["convert"][source] = {target: _floats(bb.convert_format(
+            start, source, target, height=100, width=120)) for target in FORMATS}
+    labels = np.array([[1, 2, 3, 4, 5], [6, 7, 8, 9, 0]], np.int32)
+    shifted = boxes - np.float32(30)
+    clipped = bb.clip_to_image_size({"boxes": shifted, "labels": labels}, 50, 40)
+    out["clip"] = {"boxes": _floats(clipped["boxes"]),
+                   "labels": np.asarray(clipped["labels"]).tolist(),
+                   "rel": _floats(bb.clip_to_image_size(
+                       {"boxes": shifted / np.float32(40)}, bounding_box_format="rel_xyxy")
+                       ["boxes"])}
+    out["crop"] = _floats(bb.crop(boxes, 10, 15, 50, 60))
+    out["pad"] = _floats(bb.pad(boxes, 7, 3))
+    angle = np.array([30.0, -12.0], np.float32)
+    out["affine"] = _floats(bb.affine_transform(
+        boxes, angle, np.array([0.1, -0.05], np.float32), np.array([0.0, 0.2], np.float32),
+        np.array([1.2, 0.9], np.float32), np.array([5.0, 0.0], np.float32),
+        np.array([0.0, -8.0], np.float32), 100, 120))
+    out["affine_center"] = _floats(bb.affine_transform(
+        boxes, angle, np.zeros(2, np.float32), np.zeros(2, np.float32),
+        np.ones(2, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32), 100, 120,
+        center_x=0.2, center_y=0.7))
+    masked = other.copy()
+    masked[0, 1] = -1
+    out["iou"] = {"unbatched": _floats(bb.compute_iou(boxes[0], other[1], "xyxy")),
+                  "batched": _floats(bb.compute_iou(boxes, other, "xyxy")),
+                  "yxyx": _floats(bb.compute_iou(boxes[0], other[0], "yxyx")),
+                  "masked": _floats(bb.compute_iou(boxes, masked, "xyxy", use_masking=True,
+                                                   mask_val=-2)),
+                  "rel": _floats(bb.compute_iou(boxes[1] / 120, other[0] / 120, "rel_xyxy",
+                                                image_shape=(100, 120, 3)))}
+    out["ciou"] = {"xyxy": _floats(bb.compute_ciou(boxes, other, "xyxy")),
+                   "center": _floats(bb.compute_ciou(boxes[0], other[0], "center_xywh"))}
+    anchors = np.concatenate([corner[0] + 1, corner[0] + 20], -1).astype(np.float32)
+    deltas = bb.encode_box_to_deltas(anchors, boxes[0], "xyxy", "xyxy")
+    out["encode"] = {"plain": _floats(deltas), "variance": _floats(bb.encode_box_to_deltas(
+        anchors, boxes[0], "xyxy", "xywh", "center_xywh", variance=[0.1, 0.1, 0.2, 0.2]))}
+    out["decode"] = {"plain": _floats(bb.decode_deltas_to_boxes(anchors, deltas, "xyxy",
+                                                                 "xyxy")),
+                     "variance": _floats(bb.decode_deltas_to_boxes(
+                         anchors, np.asarray(deltas) * 3, "xyxy", "center_yxhw",
+                         "center_xywh", variance=[0.1, 0.1, 0.2, 0.2])),
+                     "levels": {k: _floats(v) for k, v in bb.decode_deltas_to_boxes(
+                         {"p3": anchors, "p4": anchors * 2}, {"p3": deltas, "p4": deltas},
+                         "xyxy", "rel_xyxy", image_shape=(100, 120, 3)).items()}}
+    out["anchors"] = _floats(anchors)
+    return out
 
 
 def regularizers_more() -> dict:
@@ -295,7 +362,7 @@ def feature_space() -> dict:
 
 
 FIXTURES = {"optimizers_more": optimizers_more, "feature_space": feature_space,
-            "multi_optimizer": multi_optimizer,
+            "multi_optimizer": multi_optimizer, "bounding_boxes": bounding_boxes,
             "regularizers_more": regularizers_more, "utils": utils,
             "directory_datasets": directory_datasets}
 

@@ -101,6 +101,8 @@ def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
 
 def __getattr__(name: str) -> Any:
     # The names of `_ON_USE` (below): their modules are imported when first asked for.
+    if name == "bounding_boxes":  # a submodule, as Keras's namespace
+        return importlib.import_module(f"{__name__}.bounding_boxes")
     if name in _MODULE_OF:
         return getattr(importlib.import_module(_MODULE_OF[name]), name)
     raise AttributeError(f"module 'distflow.keras.utils' has no attribute {name!r}")
