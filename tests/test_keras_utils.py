@@ -390,3 +390,42 @@ def test_fit_progress_goes_to_logging_when_interactive_logging_is_disabled(capsy
     assert "Epoch 2/2" in caplog.text and "loss" in caplog.text
     model.fit(x, y, epochs=1, verbose=2)
     assert "Epoch 1/1" in capsys.readouterr().out
+
+
+STFT = json.loads((GOLDENS / "stft.json").read_text())
+
+
+@pytest.mark.parametrize("case", STFT["cases"], ids=lambda c: str(c["shape"]))
+def test_stft_initializer_matches_keras(case):
+    kwargs = dict(case["kwargs"])
+    if isinstance(kwargs.get("window"), list):
+        kwargs["window"] = np.array(kwargs["window"], np.float32)
+    got = keras.initializers.STFT(**kwargs)(tuple(case["shape"]))
+    np.testing.assert_allclose(np.asarray(got), np.array(case["value"], np.float32),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_stft_named_windows_are_scipy_s():
+    from distflow.keras.initializers import _window
+
+    # SciPy's documented values: symmetric and periodic (DFT-even) windows.
+    np.testing.assert_allclose(_window("hann", 5, False), [0, 0.5, 1, 0.5, 0], atol=1e-12)
+    np.testing.assert_allclose(_window("hann", 4, True), [0, 0.5, 1, 0.5], atol=1e-12)
+    np.testing.assert_allclose(_window("hamming", 3, False), [0.08, 1, 0.08], atol=1e-12)
+    np.testing.assert_allclose(_window("blackman", 3, False), [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(_window("bartlett", 5, False), [0, 0.5, 1, 0.5, 0], atol=1e-12)
+    kernel = np.asarray(keras.initializers.STFT()((5, 1, 3)))
+    window = np.array([0, 0.5, 1, 0.5, 0])
+    plain = np.asarray(keras.initializers.STFT(window=None)((5, 1, 3)))
+    np.testing.assert_allclose(kernel, plain * window.reshape(-1, 1, 1) /
+                               np.sqrt(np.sum(window ** 2)), rtol=1e-6, atol=1e-7)
+    assert keras.initializers.STFTInitializer is keras.initializers.STFT
+    assert isinstance(keras.initializers.get("stft"), keras.initializers.STFT)
+    for bad in ({"side": "both"}, {"scaling": "energy"}):
+        with pytest.raises(ValueError):
+            keras.initializers.STFT(**bad)
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="needs SciPy"):
+            keras.initializers.STFT(window="kaiser")

@@ -151,6 +151,27 @@ def bounding_boxes() -> dict:
     return out
 
 
+def stft() -> dict:
+    """The STFT initializer's kernels without a window and with given window arrays (Keras
+    needs SciPy for named windows, which this environment does not have)."""
+    import keras
+
+    rng = np.random.default_rng(8)
+    cases = []
+    for kwargs, shape in [({"window": None}, (16, 1, 9)),
+                          ({"window": None, "side": "imag"}, (7, 1, 5)),
+                          ({"window": "array"}, (16, 1, 9)),
+                          ({"window": "array", "scaling": "spectrum", "side": "imag"}, (7, 1, 4)),
+                          ({"window": "array", "scaling": None}, (6, 1, 6))]:
+        if kwargs["window"] == "array":
+            kwargs = {**kwargs, "window": rng.uniform(0.1, 1.0, shape[0]).astype(
+                np.float32).tolist()}
+        value = keras.initializers.STFT(**{**kwargs, "window": None if kwargs["window"] is None
+                                           else np.array(kwargs["window"], np.float32)})(shape)
+        cases.append({"kwargs": kwargs, "shape": shape, "value": _floats(value)})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 def regularizers_more() -> dict:
     """OrthogonalRegularizer's penalty on wide, tall and partly zero matrices."""
     import keras
@@ -363,6 +384,7 @@ def feature_space() -> dict:
 
 FIXTURES = {"optimizers_more": optimizers_more, "feature_space": feature_space,
             "multi_optimizer": multi_optimizer, "bounding_boxes": bounding_boxes,
+            "stft": stft,
             "regularizers_more": regularizers_more, "utils": utils,
             "directory_datasets": directory_datasets}
 
