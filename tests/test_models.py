@@ -494,3 +494,14 @@ def test_the_global_seed_makes_a_shuffled_fit_with_dropout_reproducible():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_a_dict_input_model_matches_data_by_key_whatever_the_insertion_order():
+    b, a = keras.Input((1,), name="b"), keras.Input((1,), name="a")
+    model = keras.Model({"b": b, "a": a}, {"a_out": a * 1.0, "b_out": b * 1.0})
+    for data in ({"a": np.array([[1.0]]), "b": np.array([[2.0]])},
+                 {"b": np.array([[2.0]]), "a": np.array([[1.0]])}):
+        out = model(data)
+        assert float(np.asarray(out["a_out"])[0, 0]) == 1.0
+        assert float(np.asarray(out["b_out"])[0, 0]) == 2.0
+        np.testing.assert_array_equal(model.predict(data, verbose=0)["a_out"], [[1.0]])

@@ -1,4 +1,6 @@
-"""Nadam, Adamax, Adadelta, Ftrl, Lion and Adafactor: the parameter servers run the same rules.
+"""Nadam, Adamax, Adadelta, Ftrl, Lion, ScheduleFreeAdamW (Adafactor, Lamb, Muon, MultiOptimizer
+refused):
+the parameter servers run the same rules.
 
 (Their arithmetic against Keras 3 is in tests/test_goldens.py.) Servers run in a thread
 of this process on real sockets.
@@ -34,7 +36,8 @@ def _train(make_optimizer, prefix):
     lambda: optimizers.Nadam(0.05), lambda: optimizers.Adamax(0.05),
     lambda: optimizers.Adadelta(1.0), lambda: optimizers.Ftrl(0.1, l1_regularization_strength=0.01),
     lambda: optimizers.Lion(0.01, weight_decay=0.1),
-], ids=["nadam", "adamax", "adadelta", "ftrl", "lion"])
+    lambda: optimizers.ScheduleFreeAdamW(0.05, warmup_steps=2, weight_decay=0.01),
+], ids=["nadam", "adamax", "adadelta", "ftrl", "lion", "schedule_free_adamw"])
 def test_training_through_the_servers_equals_local_training(servers, make):
     local = _train(make, "local")
     server = servers(mode="sync")
@@ -54,9 +57,11 @@ def test_whole_tensor_rules_refuse_a_strategy_and_train_locally(servers):
     strategy = _mirrored(server)
     w = df.Variable(np.ones((2, 2), np.float32), name="adafactor_ps/w")
     try:
-        for cls in (optimizers.Adafactor, optimizers.Lamb):
-            with strategy.scope(), pytest.raises(NotImplementedError, match=cls.__name__):
-                cls().apply_gradients([(np.ones((2, 2), np.float32), w)])
+        for opt in (optimizers.Adafactor(), optimizers.Lamb(), optimizers.Muon(),
+                    optimizers.MultiOptimizer(lambda v: optimizers.SGD())):
+            with strategy.scope(), pytest.raises(NotImplementedError,
+                                                 match=type(opt).__name__):
+                opt.apply_gradients([(np.ones((2, 2), np.float32), w)])
     finally:
         strategy.close()
     assert not optimizers.rules.get_rule("adafactor").elementwise

@@ -79,7 +79,7 @@ def test_rule_creates_missing_slots_and_init_without_hp():
 
 def test_unknown_rule_lists_known():
     with pytest.raises(ValueError, match="Known rules: .*adam"):
-        rules.get_rule("muon")
+        rules.get_rule("shampoo")
 
 
 @pytest.mark.parametrize("schedule,step,expected", [

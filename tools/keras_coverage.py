@@ -54,6 +54,10 @@ LEFT_OUT = {
         "MelSpectrogram, STFTSpectrogram": "audio front ends: no FFT op in the core yet",
         "MaxNumBoundingBoxes": "bounding-box pipelines are not supported by the image layers",
     },
+    "saving": {
+        "KerasFileEditor": "edits the HDF5 weights inside Keras's `.keras` archives; distflow's "
+        "`.keras` files hold safetensors weights until the HDF5 layout lands in saving.py",
+    },
 }
 
 

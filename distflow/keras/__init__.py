@@ -2,8 +2,8 @@
 
 Submodules (`models`, `layers`, `losses`, `metrics`, `callbacks`, `optimizers`,
 `datasets`, `utils`, `initializers`, `regularizers`, `activations`, `backend`,
-`saving`, `constraints`) are imported on first use, so `import distflow` stays cheap and a
-parameter-server process never loads the model code. `keras.optimizers` is
+`saving`, `constraints`, `preprocessing`) are imported on first use, so `import distflow`
+stays cheap and a parameter-server process never loads the model code. `keras.optimizers` is
 `distflow.optimizers`.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 _SUBMODULES = ("models", "layers", "losses", "metrics", "callbacks", "datasets", "utils",
                "initializers", "regularizers", "activations", "backend", "saving",
                "training_context", "constraints", "mixed_precision", "random",
-               "ops")
+               "ops", "preprocessing")
 _FROM_MODELS = ("Sequential", "Model")
 
 

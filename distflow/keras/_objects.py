@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from distflow.keras import saving_registry
+
 
 def serialize_object(obj: Any, kind: str) -> dict[str, Any]:
     """`{"class_name": ..., "config": obj.get_config()}`.
@@ -33,7 +35,7 @@ def class_and_config(config: Any, classes: Mapping[str, type], kind: str,
         raise ValueError(f"A serialized {kind} is a name or a dict with 'class_name' and 'config'. "
                          f"Received: {config!r}")
     name = config["class_name"]
-    cls = ((custom_objects or {}).get(name) or classes.get(name)
+    cls = (saving_registry.lookup(str(name), custom_objects) or classes.get(name)
            or (aliases or {}).get(str(name)))
     if cls is None:
         raise ValueError(f"Unknown {kind} class: '{name}'. Use one of {sorted(classes)} or "

@@ -95,6 +95,83 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
+def _window(name: str, length: int, periodic: bool) -> np.ndarray:
+    """`scipy.signal.get_window(name, length, fftbins=periodic)`, for the common windows
+    without SciPy (any SciPy window when it is installed)."""
+    try:
+        from scipy.signal import get_window
+    except ImportError:
+        get_window = None
+    if get_window is not None:
+        return np.asarray(get_window(name, length, periodic), np.float64)
+    size = length + 1 if periodic and length > 1 else length
+    n, span = np.arange(size), max(size - 1, 1)
+    cosine = {"hann": (0.5, 0.5, 0.0), "hamming": (0.54, 0.46, 0.0),
+              "blackman": (0.42, 0.5, 0.08)}
+    if name in cosine:
+        a, b, c = cosine[name]
+        window = a - b * np.cos(2 * np.pi * n / span) + c * np.cos(4 * np.pi * n / span)
+    elif name in ("boxcar", "rectangular", "ones"):
+        window = np.ones(size)
+    elif name == "bartlett":
+        window = 1 - np.abs(2 * n / span - 1)
+    else:
+        raise ValueError(f"Window {name!r} needs SciPy (pip install scipy); without it the "
+                         "windows are 'hann', 'hamming', 'blackman', 'bartlett', 'boxcar', or "
+                         "an array of length frame_length.")
+    return window[:length] if size != length else window
+
+
+class STFT(Initializer):
+    """The real or imaginary part of a windowed DFT matrix, as Keras's STFT initializer.
+
+    For a shape `(frame_length, input_channels, fft_bins)`: kernel[t, 0, k] =
+    cos(-2 pi t k / (2 (fft_bins - 1))) (sin for side="imag"), times the window and
+    divided by sqrt(sum(window**2)) ("density") or sum(|window|) ("spectrum").
+
+    Args:
+        side: "real" or "imag".
+        window: a window name ("hann", ...; SciPy's names when SciPy is installed), an
+            array of length frame_length, or None.
+        scaling: "density", "spectrum" or None.
+        periodic: a periodic (DFT-even) window instead of a symmetric one.
+    """
+
+    def __init__(self, side: str = "real", window: Any = "hann", scaling: str | None = "density",
+                 periodic: bool = False):
+        if side not in ("real", "imag"):
+            raise ValueError(f"side should be 'real' or 'imag', not {side!r}")
+        if isinstance(window, str):
+            _window(window, 1, periodic)
+        if scaling is not None and scaling not in ("density", "spectrum"):
+            raise ValueError("Scaling is invalid, it must be `None`, 'density' or 'spectrum'. "
+                             f"Received scaling={scaling!r}")
+        self.side, self.window, self.scaling, self.periodic = side, window, scaling, periodic
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Tensor:
+        dtype = _dtype(dtype)
+        frame_length, _, bins = _shape(shape)
+        time = np.arange(frame_length, dtype=dtype).reshape(-1, 1, 1)
+        freq = np.arange(bins, dtype=dtype).reshape(1, 1, -1) / dtype.type((bins - 1) * 2)
+        args = (dtype.type(-2) * time * freq) * dtype.type(np.pi)
+        kernel = (np.cos(args) if self.side == "real" else np.sin(args)).astype(dtype)
+        if self.window is None:
+            return Tensor._wrap(kernel)
+        win = _window(self.window, frame_length, self.periodic) if isinstance(
+            self.window, str) else np.asarray(self.window)
+        if win.shape != (frame_length,):
+            raise ValueError("The shape of `window` must be equal to [frame_length]. "
+                             f"Received: window shape={win.shape}")
+        win = win.astype(dtype).reshape(-1, 1, 1)
+        scale = {"density": np.sqrt(np.sum(np.square(win))),
+                 "spectrum": np.sum(np.abs(win))}.get(self.scaling, dtype.type(1))
+        return Tensor._wrap((kernel * win / scale).astype(dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"side": self.side, "window": self.window, "periodic": self.periodic,
+                "scaling": self.scaling}
+
+
 class _Seeded(Initializer):
     def __init__(self, seed: int | None = None):
         if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
@@ -258,6 +335,8 @@ _CLASSES = {cls.__name__: cls for cls in (
     Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
     GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform,
     Orthogonal, Identity)}
+_CLASSES.update(OrthogonalInitializer=Orthogonal, IdentityInitializer=Identity,  # Keras 3's
+                STFT=STFT, STFTInitializer=STFT)
 _ALIASES = {
     "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
     "random_normal": RandomNormal, "normal": RandomNormal, "random_uniform": RandomUniform,
@@ -266,13 +345,16 @@ _ALIASES = {
     "xavier_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
     "xavier_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
     "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "orthogonal": Orthogonal,
-    "identity": Identity,
+    "identity": Identity, "stft": STFT,
 }
 
 # snake_case aliases of the classes, as Keras exports them (keras.initializers.glorot_uniform)
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
 variance_scaling, orthogonal, identity = VarianceScaling, Orthogonal, Identity
+# Keras 3's longer names of the same classes (keras.initializers.OrthogonalInitializer)
+OrthogonalInitializer, IdentityInitializer = Orthogonal, Identity
+STFTInitializer = stft = STFT
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_normal, he_uniform, lecun_normal, lecun_uniform = HeNormal, HeUniform, LecunNormal, LecunUniform
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from distflow import ops
 from distflow.keras._objects import class_and_config, serialize_object
 from distflow.tensor import Tensor
@@ -91,10 +93,50 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1=l1, l2=l2)
 
 
-l1, l2 = L1, L2
+class OrthogonalRegularizer(Regularizer):
+    """Pushes the rows (or columns) of a rank-2 weight towards orthogonality, as Keras's.
 
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "Regularizer": Regularizer}
-_NAMES = {"l1": L1, "l2": L2, "l1_l2": l1_l2, "l1l2": l1_l2}
+    With the rows (mode "rows") or columns L2-normalized, `P` their Gram matrix and `n`
+    their count: `factor * 0.5 * sum(|P - diag(P)|) / (n * (n - 1) / 2)`, i.e. `factor`
+    times the mean absolute cosine between distinct pairs.
+
+    Args:
+        factor: the non-negative weight of the penalty.
+        mode: "rows" or "columns".
+    """
+
+    def __init__(self, factor: float = 0.01, mode: str = "rows"):
+        self.factor = _factor(factor, "factor")
+        if mode not in ("rows", "columns"):
+            raise ValueError('Invalid value for argument `mode`. Expected one of {"rows", '
+                             f'"columns"}}. Received: mode={mode!r}')
+        self.mode = mode
+
+    def __call__(self, x: Any) -> Tensor:
+        x = ops.convert_to_tensor(x)
+        if len(x.shape) != 2:
+            raise ValueError("Inputs to OrthogonalRegularizer must have rank 2. Received: "
+                             f"inputs.shape={tuple(x.shape)}")
+        axis = 1 if self.mode == "rows" else 0
+        norms = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
+        unit = ops.divide(x, norms)
+        product = ops.matmul(unit, ops.transpose(unit)) if axis == 1 else \
+            ops.matmul(ops.transpose(unit), unit)
+        size = int(x.shape[1 - axis])
+        off_diagonal = ops.multiply(product, ops.constant(1.0 - np.eye(size, dtype=np.float32)))
+        pairs = size * (size - 1.0) / 2.0
+        return ops.multiply(ops.sum(ops.abs(off_diagonal)), self.factor * 0.5 / pairs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"factor": self.factor, "mode": self.mode}
+
+
+l1, l2, orthogonal_regularizer = L1, L2, OrthogonalRegularizer
+
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "Regularizer": Regularizer,
+            "OrthogonalRegularizer": OrthogonalRegularizer}
+_NAMES = {"l1": L1, "l2": L2, "l1_l2": l1_l2, "l1l2": l1_l2,
+          "orthogonal_regularizer": OrthogonalRegularizer}
 
 
 def serialize(regularizer: Regularizer) -> dict[str, Any]:

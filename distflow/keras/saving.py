@@ -377,3 +377,9 @@ def weights_from_bytes(model: Any, data: bytes) -> None:
     _assign_weights(model, tensors, "the weights buffer")
 
 
+# Keras 3's object registration and (de)serialization, also exported as `keras.saving.*`.
+from distflow.keras.saving_registry import *  # noqa: E402, F401, F403
+from distflow.keras.serialization_lib import (  # noqa: E402, F401
+    deserialize_keras_object,
+    serialize_keras_object,
+)

@@ -1,5 +1,6 @@
 """Optimizers (also `distflow.keras.optimizers`): SGD, Adam, AdamW, RMSprop, Adagrad, Nadam,
-Adamax, Adadelta, Ftrl, Lion, Adafactor.
+Adamax, Adadelta, Ftrl, Lion, Adafactor, Lamb, Muon, ScheduleFreeAdamW, and MultiOptimizer
+(per-variable optimizers from an OptimizerMap).
 
 The arithmetic lives in `rules` as pure NumPy functions shared with the
 parameter server; `schedules` holds the learning-rate schedules.
@@ -18,6 +19,8 @@ from distflow.optimizers.base import (
     serialize,
 )
 from distflow.optimizers.loss_scale import LossScaleOptimizer
+from distflow.optimizers.multi import MultiOptimizer, OptimizerMap
+from distflow.optimizers.muon import Muon
 from distflow.optimizers.optimizers import (
     BUILTIN,
     SGD,
@@ -32,9 +35,11 @@ from distflow.optimizers.optimizers import (
     Lion,
     Nadam,
     RMSprop,
+    ScheduleFreeAdamW,
 )
 
-_CLASSES = {**BUILTIN, "lossscaleoptimizer": LossScaleOptimizer}
+_CLASSES = {**BUILTIN, "lossscaleoptimizer": LossScaleOptimizer, "muon": Muon,
+            "multioptimizer": MultiOptimizer}
 
 
 def deserialize(config: dict, custom_objects: dict | None = None) -> Optimizer:
@@ -58,5 +63,7 @@ def get(identifier: Any) -> Optimizer:
 
 
 __all__ = ["SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Ftrl", "Lamb",
-           "Lion", "LossScaleOptimizer", "Nadam", "Optimizer", "RMSprop", "apply_override",
+           "Lion", "LossScaleOptimizer", "MultiOptimizer", "Muon", "Nadam", "Optimizer",
+           "OptimizerMap", "RMSprop",
+           "ScheduleFreeAdamW", "apply_override",
            "legacy", "deserialize", "get", "get_apply_override", "rules", "schedules", "serialize"]

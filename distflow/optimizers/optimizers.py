@@ -192,8 +192,41 @@ class Lamb(_WholeTensor, _Betas):
     rule_name = "lamb"
 
 
+class ScheduleFreeAdamW(Optimizer):
+    """Schedule-Free AdamW (see `rules._schedule_free_adamw`): no learning-rate schedule needed.
+
+    The model's variables hold the point gradients are taken at (an interpolation
+    of the base sequence, a slot, and its running average), as in Keras. Its rule is
+    elementwise, so the parameter servers run it too.
+
+    Args:
+        learning_rate: default 0.0025.
+        beta_1: interpolation and averaging weight, in [0, 1).
+        beta_2: second-moment decay, in [0, 1].
+        epsilon: added to the denominator.
+        warmup_steps: linear learning-rate warmup over this many steps (0: none).
+    """
+
+    rule_name = "schedulefreeadamw"
+
+    def __init__(self, learning_rate: Any = 0.0025, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, warmup_steps: int = 0,
+                 name: str = "ScheduleFreeAdamW", **kwargs: Any):
+        _check_range("beta_1", beta_1, 0.0, 1.0)
+        _check_range("beta_2", beta_2, 0.0, 1.0)
+        if beta_1 in (0, 1):
+            raise ValueError(f"`beta_1` must be strictly between 0 and 1 (x is y averaged by "
+                             f"it). Received: beta_1={beta_1!r}")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or \
+                warmup_steps < 0:
+            raise ValueError(f"`warmup_steps` must be a non-negative int. Received: "
+                             f"warmup_steps={warmup_steps!r}")
+        super().__init__(learning_rate, name=name, beta_1=float(beta_1), beta_2=float(beta_2),
+                         epsilon=float(epsilon), warmup_steps=warmup_steps, **kwargs)
+
+
 # The built-in optimizers by their lower-case class names (what `get("adam")` and a
 # config's "class_name" resolve to; the package adds LossScaleOptimizer).
 BUILTIN: dict[str, type[Optimizer]] = {
     c.__name__.lower(): c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Adadelta,
-                                    Ftrl, Lion, Adafactor, Lamb)}
+                                    Ftrl, Lion, Adafactor, Lamb, ScheduleFreeAdamW)}

@@ -63,6 +63,8 @@ class Rule:
 def _new_slot(slot: str, param: np.ndarray, hp: Mapping[str, Any]) -> np.ndarray:
     if slot == "accumulator":
         return np.full_like(param, hp["initial_accumulator_value"])
+    if slot == "z":  # Schedule-Free AdamW's base sequence starts at the parameter itself
+        return param.copy()
     if slot in ("r", "c"):  # Adafactor's factored second moments (scalars below rank 2)
         if param.ndim < 2:
             return np.zeros((), param.dtype)
@@ -287,6 +289,87 @@ def _lamb(param, grad, state, step, hp) -> None:
     param -= f(ratio) * f(hp["learning_rate"]) * update
 
 
+def _adam_moments(grad: np.ndarray, m: np.ndarray, v: np.ndarray, b1: float, b2: float,
+                  f: Any) -> None:
+    """m += (1 - b1) (grad - m);  v += (1 - b2) (grad**2 - v), in place."""
+    m += (grad - m) * f(1 - b1)
+    v += (np.square(grad) - v) * f(1 - b2)
+
+
+def _schedule_free_adamw(param, grad, state, step, hp) -> None:
+    """Schedule-Free AdamW (Defazio et al. 2024), Keras 3's formulation.
+
+    The parameter holds y, the point gradients are taken at; slot `z` (initially the
+    parameter) is the base sequence, x (the average, what to evaluate) is implied:
+    x = (y - (1 - beta_1) z) / beta_1.
+
+    lr_t = lr * min(t / warmup_steps, 1) (when warmup_steps > 0)
+    v += (1 - beta_2) (grad**2 - v)
+    z_new = z - lr_t * grad / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    x_old = (y - (1 - beta_1) z_new) / beta_1     (Keras reads z after its update)
+    x_new = (1 - 1/t) x_old + (1/t) z_new
+    y = (1 - beta_1) z_new + beta_1 x_new
+    """
+    f, t, b1 = param.dtype.type, float(step), hp["beta_1"]
+    lr = hp["learning_rate"] * (min(t / hp["warmup_steps"], 1.0) if hp["warmup_steps"] > 0
+                                else 1.0)
+    z, v = state["z"], state["velocity"]
+    v += (np.square(grad) - v) * f(1 - hp["beta_2"])
+    denom = np.sqrt(v / f(1 - hp["beta_2"] ** t)) + f(hp["epsilon"])
+    z -= f(lr) * grad / denom
+    x_old = (param - z * f(1 - b1)) / f(b1)
+    x_new = x_old * f(1 - 1 / t) + z * f(1 / t)
+    param[...] = z * f(1 - b1) + x_new * f(b1)
+
+
+def newton_schulz(x: np.ndarray, steps: int, a: float, b: float, c: float) -> np.ndarray:
+    """Muon's quintic Newton-Schulz iteration: approximately U V^T of x = U S V^T.
+
+    x / (|x|_F + 1e-7), transposed when taller than wide; then `steps` times
+    A = X X^T;  X = a X + (b A + c A A) X.
+    """
+    tall = x.shape[-2] > x.shape[-1]
+    x = np.swapaxes(x, -1, -2) if tall else x
+    f = x.dtype.type
+    x = x / (np.sqrt(np.sum(np.square(x), axis=(-2, -1), keepdims=True)) + f(1e-7))
+    for _ in range(steps):
+        gram = x @ np.swapaxes(x, -1, -2)
+        x = f(a) * x + (f(b) * gram + f(c) * gram @ gram) @ x
+    return np.swapaxes(x, -1, -2) if tall else x
+
+
+def _muon(param, grad, state, step, hp) -> None:
+    """Muon (Jordan et al. 2024; Liu et al. 2025's scaling), Keras 3's formulation.
+
+    Matrices the optimizer does not exclude (`hp["adamw_variable"]` false, rank 2):
+        momentum = mu * momentum + grad
+        g = grad + mu * momentum (nesterov) or momentum
+        param -= lr * NS(g) * sqrt(max(rows, cols)) * rms_rate   (NS: `newton_schulz`;
+                 no sqrt(...) * rms_rate factor when rms_rate is None)
+    Every other variable takes Adam's step with lr * adam_lr_ratio:
+        momentum += (1 - b1)(grad - momentum);  velocity += (1 - b2)(grad**2 - velocity)
+        param -= lr' sqrt(1 - b2**t) / (1 - b1**t) * momentum / (sqrt(velocity) + epsilon)
+    Not elementwise: the iteration reads whole matrices.
+    """
+    f, m = param.dtype.type, state["momentum"]
+    if hp.get("adamw_variable", False) or param.ndim != 2:
+        v = state.setdefault("velocity", np.zeros_like(param))
+        b1, b2, t = hp["adam_beta_1"], hp["adam_beta_2"], step
+        lr = hp["learning_rate"] * hp["adam_lr_ratio"]
+        alpha = f(lr * np.sqrt(1 - f(b2) ** t) / (1 - f(b1) ** t))
+        _adam_moments(grad, m, v, b1, b2, f)
+        param -= m * alpha / (np.sqrt(v) + f(hp["epsilon"]))
+        return
+    mu = f(hp["momentum"])
+    m += grad + m * (mu - f(1))
+    update = newton_schulz(grad + mu * m if hp["nesterov"] else m, int(hp["ns_steps"]),
+                           hp["muon_a"], hp["muon_b"], hp["muon_c"])
+    update = update * f(hp["learning_rate"])
+    if hp["rms_rate"] is not None:
+        update = update * f(np.sqrt(max(param.shape))) * f(hp["rms_rate"])
+    param -= update
+
+
 _RULES: dict[str, Rule] = {}
 
 
@@ -334,9 +417,21 @@ _register(Rule("adafactor", lambda hp: ("r", "c", "v"), _adafactor,
                elementwise=False))
 
 
+_register(Rule("schedulefreeadamw", lambda hp: ("z", "velocity"), _schedule_free_adamw,
+               {"learning_rate": 0.0025, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8,
+                "warmup_steps": 0}))
+_register(Rule("muon", lambda hp: ("momentum", "velocity") if hp.get("adamw_variable")
+               else ("momentum",), _muon,
+               {"learning_rate": 0.001, "adam_beta_1": 0.9, "adam_beta_2": 0.999,
+                "adam_weight_decay": 0.004, "epsilon": 1e-7, "muon_a": 3.4445,
+                "muon_b": -4.7750, "muon_c": 2.0315, "adam_lr_ratio": 1.0, "momentum": 0.95,
+                "ns_steps": 5, "nesterov": True, "rms_rate": 0.2},
+               elementwise=False))
+
+
 def get_rule(name: str) -> Rule:
     """The update rule called `name` ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam",
-    "adamax", "adadelta", "ftrl", "lion", "adafactor", "lamb").
+    "adamax", "adadelta", "ftrl", "lion", "adafactor", "lamb", "schedulefreeadamw", "muon").
 
     Raises:
         ValueError: for an unknown name, listing the known ones.

@@ -7,6 +7,8 @@ On a terminal (`sys.stdout.isatty()`, or under a launcher whose console is one:
 not a terminal (a log file, a pipe, the launcher's prefixed output), and
 always with verbose=2, each epoch prints exactly one line at its end:
 `Epoch 1/5 - 938 steps - 3s - loss: 0.5231 - accuracy: 0.8123 - val_loss: ...`.
+After `keras.utils.disable_interactive_logging()` those lines go to the
+"distflow.keras" logger instead of stdout, and nothing is redrawn.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from distflow import process_env
 from distflow.keras.callbacks.base import Callback
+from distflow.keras.utils import io_utils
 
 
 class Progbar:
@@ -47,8 +50,9 @@ class Progbar:
         self.prefix = prefix
         stream = sys.stdout
         # DISTFLOW_TTY: the launcher's console is a terminal and it redraws this line.
-        self.dynamic = bool(getattr(stream, "isatty", None) and stream.isatty()) or \
-            process_env.read("DISTFLOW_TTY")
+        self.dynamic = (bool(getattr(stream, "isatty", None) and stream.isatty()) or
+                        process_env.read("DISTFLOW_TTY")) and \
+            io_utils.is_interactive_logging_enabled()
         self._values: dict[str, list[float]] = {}
         self._order: list[str] = []
         self._seen = 0
@@ -227,8 +231,11 @@ class ProgbarLogger(Callback):
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    if io_utils.is_interactive_logging_enabled():
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    elif text.strip("\r\n"):  # `keras.utils.disable_interactive_logging()`: to logging
+        io_utils.print_msg(text.strip("\r\n"))
 
 
 def _is_number(value: Any) -> bool:

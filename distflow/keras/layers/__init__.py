@@ -11,6 +11,7 @@ import importlib
 import inspect
 from typing import Any
 
+from distflow.keras import saving_registry
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import (
     Activation,
@@ -54,7 +55,7 @@ def get_layer_class(class_name: str, custom_objects: dict[str, Any] | None = Non
     """The Layer class called `class_name` (custom objects first, then built-ins)."""
     if class_name in _REGISTERED_BY and class_name not in _REGISTRY:
         importlib.import_module(_REGISTERED_BY[class_name])
-    cls = (custom_objects or {}).get(class_name) or _REGISTRY.get(class_name)
+    cls = saving_registry.lookup(class_name, custom_objects) or _REGISTRY.get(class_name)
     if cls is None:
         candidate = globals().get(class_name)
         if isinstance(candidate, type) and issubclass(candidate, Layer):

@@ -87,8 +87,9 @@ class Model(Loops, Layer):
     def _flat_model_inputs(self, inputs: Any) -> list[Any]:
         g = self._graph
         if isinstance(inputs, dict):
-            keys = list(g.inputs) if isinstance(g.inputs, dict) else [t.name for t in
-                                                                       g.flat_inputs]
+            # `flat_inputs` holds a dict's inputs in sorted key order (tree flattening).
+            keys = sorted(g.inputs) if isinstance(g.inputs, dict) else [t.name for t in
+                                                                         g.flat_inputs]
             missing = [k for k in keys if k not in inputs]
             if missing:
                 raise ValueError(f"Model '{self.name}' expects inputs named {keys}; missing "

@@ -30,14 +30,20 @@ __all__ = ["ArrayBatches", "DatasetBatches", "as_tensors", "eval_batches", "expa
 
 
 def to_array(x: Any) -> np.ndarray:
-    """An ndarray for one input; float64 becomes float32 once here, not in every step."""
+    """An ndarray for one input; float64 becomes float32 once here, not in every step.
+    Strings (str, bytes) stay NumPy arrays: they feed the host-side preprocessing layers
+    of models with string inputs, as in Keras."""
     arr = x.value if isinstance(x, Tensor) else np.asarray(x)
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"Model data must be numeric. Received an array of dtype {arr.dtype} "
-                        "(convert it with .astype('float32') first).")
+    if arr.dtype.kind not in "fiubUSO" or (arr.dtype.kind == "O" and not _all_strings(arr)):
+        raise TypeError(f"Model data must be numeric or strings. Received an array of dtype "
+                        f"{arr.dtype} (convert it with .astype('float32') first).")
     return arr
+
+
+def _all_strings(arr: np.ndarray) -> bool:
+    return all(isinstance(v, str | bytes) for v in arr.reshape(-1)[:64])
 
 
 def to_arrays(data: Any) -> Any:
@@ -313,7 +319,8 @@ def as_tensors(structure: Any) -> Any:
     """Arrays of a batch wrapped (without copying) as the tensors Keras's steps receive."""
     if structure is None:
         return None
-    return map_structure(lambda a: Tensor._wrap(a) if isinstance(a, np.ndarray) else a, structure)
+    return map_structure(lambda a: Tensor._wrap(a) if isinstance(a, np.ndarray) and
+                         a.dtype.kind in "fiub" else a, structure)  # strings stay arrays
 
 
 

@@ -1,7 +1,9 @@
-"""Utilities, as `keras.utils`: `to_categorical`, `set_random_seed`, `normalize`."""
+"""Utilities, as `keras.utils`: `to_categorical`, `set_random_seed`, `normalize`, and (below)
+the registration, serialization, data set, image, file and plotting helpers."""
 
 from __future__ import annotations
 
+import importlib
 import random
 from typing import Any
 
@@ -98,11 +100,11 @@ def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
 
 
 def __getattr__(name: str) -> Any:
-    # Progbar lives with the callbacks; imported on use so `utils` stays light.
-    if name == "Progbar":
-        from distflow.keras.callbacks.progbar import Progbar
-
-        return Progbar
+    # The names of `_ON_USE` (below): their modules are imported when first asked for.
+    if name == "bounding_boxes":  # a submodule, as Keras's namespace
+        return importlib.import_module(f"{__name__}.bounding_boxes")
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(_MODULE_OF[name]), name)
     raise AttributeError(f"module 'distflow.keras.utils' has no attribute {name!r}")
 
 
@@ -132,3 +134,50 @@ class experimental:  # noqa: N801  (TF's namespace `keras.utils.experimental`)
     """`keras.utils.experimental.DatasetCreator`."""
 
     DatasetCreator = DatasetCreator
+
+
+# Keras 3's other `keras.utils` names; each module's docstring states its contract. The
+# light ones are imported here; the others (which load layers, data sets, trainers) on
+# first use, by `__getattr__` above, so `import distflow.keras.utils` stays light.
+from distflow.keras.saving_registry import *  # noqa: E402, F403
+from distflow.keras.utils.config import Config  # noqa: E402
+from distflow.keras.utils.io_utils import (  # noqa: E402
+    disable_interactive_logging,
+    enable_interactive_logging,
+    is_interactive_logging_enabled,
+)
+from distflow.keras.utils.sequence_utils import pad_sequences  # noqa: E402
+
+_ON_USE = {
+    "distflow.keras.backend": ("clear_session", "is_keras_tensor", "standardize_dtype"),
+    "distflow.keras.serialization_lib": ("deserialize_keras_object", "legacy",
+                                         "serialize_keras_object"),
+    "distflow.keras.trainers.data_adapters": ("pack_x_y_sample_weight",
+                                              "unpack_x_y_sample_weight"),
+    "distflow.keras.utils.dataset_utils": ("split_dataset", "timeseries_dataset_from_array"),
+    "distflow.keras.utils.directory_datasets": ("audio_dataset_from_directory",
+                                                "image_dataset_from_directory",
+                                                "text_dataset_from_directory"),
+    "distflow.keras.utils.feature_space": ("FeatureSpace",),
+    "distflow.keras.utils.file_utils": ("get_file",),
+    "distflow.keras.utils.image_utils": ("array_to_img", "img_to_array", "load_img", "save_img"),
+    "distflow.keras.utils.model_visualization": ("model_to_dot", "plot_model"),
+    "distflow.keras.utils.py_dataset": ("PyDataset", "Sequence"),
+    "distflow.keras.callbacks.progbar": ("Progbar",),
+}
+_MODULE_OF = {name: module for module, names in _ON_USE.items() for name in names}
+
+
+def get_source_inputs(tensor: Any) -> list[Any]:
+    """The `keras.Input` tensors `tensor` (a symbolic KerasTensor) is computed from.
+
+    Follows each tensor's producing layer call back to the input layers, as Keras's
+    `get_source_inputs`; an input tensor gives `[tensor]`.
+    """
+    node = getattr(tensor, "_node", None)
+    if node is None or node.is_input:
+        return [tensor]
+    found: list[Any] = []
+    for parent in node.input_tensors:
+        found += [t for t in get_source_inputs(parent) if all(t is not f for f in found)]
+    return found
