@@ -126,23 +126,48 @@ def _layer_masks(shapes):
             for s in shapes[:2]]
 
 
+def _case_id(config):
+    return [v["class_name"] if isinstance(v, dict) else v for v in config.values()]
+
+
+def _instantiate(value):
+    """A case's config with its `{"class_name", "config"}` entries (cells, wrapped layers)
+    made into distflow layers."""
+    if isinstance(value, dict) and set(value) == {"class_name", "config"}:
+        return getattr(keras.layers, value["class_name"])(**_instantiate(value["config"]))
+    if isinstance(value, dict):
+        return {k: _instantiate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate(v) for v in value]
+    return value
+
+
+def _apply(layer, inputs, kwargs):
+    if kwargs.get("unpack"):
+        return layer(*inputs, **{k: v for k, v in kwargs.items() if k != "unpack"})
+    return layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+
+
 @pytest.mark.parametrize("case", LAYERS["cases"],
-                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}"
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, _case_id(c['config'])))}"
                                        f"{'-' + '-'.join(c['call']) if c['call'] else ''}")
 def test_layer_output_and_gradients_match_keras(case):
     inputs = [df.constant(np.array(x, np.float32)) for x in case["inputs"]]
-    layer = getattr(keras.layers, case["class"])(**case["config"])
+    layer = getattr(keras.layers, case["class"])(**_instantiate(case["config"]))
     kwargs = dict(case["call"])
     if kwargs.get("mask") == "qv":
         kwargs["mask"] = _layer_masks([x.shape for x in inputs])
-    layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)  # builds the weights
+    _apply(layer, inputs, kwargs)  # builds the weights
+    assert len(layer.weights) == len(case["weight_names"])
     layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
     with df.GradientTape(persistent=True) as tape:
         for x in inputs:
             tape.watch(x)
-        out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+        out = _apply(layer, inputs, kwargs)
         total = df.reduce_sum(out * np.array(case["cotangent"], np.float32))
     np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-5)
+    for i, (got, want) in enumerate(zip(layer.get_weights(), case["weights_after"])):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"weight {i}")
     grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
     for i, (got, want) in enumerate(zip(grads, case["grads"])):
         if want is None:

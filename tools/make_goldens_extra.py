@@ -368,6 +368,23 @@ def datasets() -> dict:
 
 
 VOLUME, SEQ = (1, 4, 5, 6, 2), (2, 9, 3)
+
+
+def _layer(class_name: str, **config) -> dict:
+    """A layer argument of a case (a cell, a wrapped layer): built by `_instantiate`."""
+    return {"class_name": class_name, "config": config}
+
+
+def _instantiate(layers, value):
+    """`value` with every `_layer(...)` dict replaced by that layer of `layers`."""
+    if isinstance(value, dict) and set(value) == {"class_name", "config"}:
+        return getattr(layers, value["class_name"])(**_instantiate(layers, value["config"]))
+    if isinstance(value, dict):
+        return {k: _instantiate(layers, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate(layers, v) for v in value]
+    return value
+
 LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call arguments)
     ("Conv3D", {"filters": 4, "kernel_size": 3}, [VOLUME], {}),
     ("Conv3D", {"filters": 2, "kernel_size": (2, 3, 2), "strides": (1, 2, 2), "padding": "same",
@@ -420,6 +437,34 @@ LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call argum
     ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3}, [SEQ], {"reverse": True}),
     ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3, "tie_weights": False,
                              "logit_soft_cap": 1.5}, [SEQ], {"reverse": True}),
+    ("RNN", {"cell": _layer("StackedRNNCells", cells=[
+        _layer("LSTMCell", units=4), _layer("GRUCell", units=2),
+        _layer("SimpleRNNCell", units=3)]), "return_sequences": True}, [SEQ], {}),
+    ("RNN", {"cell": _layer("StackedRNNCells", cells=[
+        _layer("LSTMCell", units=3), _layer("LSTMCell", units=2, activation="relu")]),
+        "go_backwards": True}, [SEQ], {}),
+    ("ConvLSTM2D", {"filters": 3, "kernel_size": 3, "padding": "same",
+                    "return_sequences": True}, [(2, 3, 6, 5, 2)], {}),
+    ("ConvLSTM2D", {"filters": 2, "kernel_size": (2, 3), "strides": 2, "go_backwards": True,
+                    "use_bias": False}, [(2, 3, 6, 5, 2)], {}),
+    ("ConvLSTM1D", {"filters": 2, "kernel_size": 2, "dilation_rate": 2, "activation": "relu",
+                    "return_sequences": True}, [(2, 4, 7, 2)], {}),
+    ("ConvLSTM3D", {"filters": 2, "kernel_size": 2, "padding": "same"}, [(1, 3, 4, 4, 3, 2)],
+     {}),
+    ("SpectralNormalization", {"layer": _layer("Dense", units=3)}, [(2, 4)],
+     {"training": True}),
+    ("SpectralNormalization", {"layer": _layer("Conv2D", filters=2, kernel_size=3),
+                               "power_iterations": 3}, [(1, 5, 5, 2)], {"training": True}),
+    ("SpectralNormalization", {"layer": _layer("Dense", units=2)}, [(2, 4)],
+     {"training": False}),
+    ("GroupQueryAttention", {"head_dim": 2, "num_query_heads": 4, "num_key_value_heads": 2},
+     [(2, 4, 3), SEQ], {"unpack": True}),
+    ("GroupQueryAttention", {"head_dim": 3, "num_query_heads": 2, "num_key_value_heads": 1,
+                             "use_bias": False, "use_gate": True}, [(2, 4, 3), SEQ, SEQ],
+     {"unpack": True}),
+    ("GroupQueryAttention", {"head_dim": 2, "num_query_heads": 3, "num_key_value_heads": 3,
+                             "sliding_window": 3}, [SEQ, SEQ],
+     {"unpack": True, "use_causal_mask": True}),
 ]
 
 
@@ -437,16 +482,23 @@ def layers() -> dict:
     cases = []
     for cls, config, shapes, call_kwargs in LAYER_CASES:
         inputs = [tf.constant(rng.normal(size=s).astype(np.float32)) for s in shapes]
-        layer = getattr(keras.layers, cls)(**config)
-        layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
+        layer = getattr(keras.layers, cls)(**_instantiate(keras.layers, config))
+        kwargs = dict(call_kwargs)
+        unpack = kwargs.pop("unpack", False)
+        if unpack:
+            layer.build(*shapes)
+        else:
+            layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
         weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights]
         layer.set_weights(weights)
-        kwargs = dict(call_kwargs)
         if kwargs.get("mask") == "qv":
             kwargs["mask"] = [tf.constant(m) for m in _masks(shapes)]
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(inputs)
-            out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+            if unpack:
+                out = layer(*inputs, **kwargs)
+            else:
+                out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
             cotangent = rng.normal(size=out.shape).astype(np.float32)
             total = tf.reduce_sum(out * cotangent)
         grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
@@ -454,6 +506,7 @@ def layers() -> dict:
                       "inputs": [_floats(x) for x in inputs],
                       "weights": [_floats(w) for w in weights],
                       "weight_names": [w.name for w in layer.weights],
+                      "weights_after": [_floats(w) for w in layer.get_weights()],
                       "output": _floats(out), "cotangent": _floats(cotangent),
                       "grads": [None if g is None else _floats(g) for g in grads]})
     return {"keras_version": keras.__version__, "cases": cases}

@@ -44,7 +44,7 @@ _ALLOWED_KWARGS = (*_INPUT_SHAPE_KWARGS, "activity_regularizer", "autocast", "dy
 
 def to_snake_case(name: str) -> str:
     """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d', 'LSTM' -> 'lstm' (Keras's rule)."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    intermediate = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
     return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 

@@ -1,0 +1,137 @@
+"""StackedRNNCells, ConvLSTM1D/2D/3D, SpectralNormalization and GroupQueryAttention: configs,
+masks, errors and training (their outputs and gradients against Keras are in
+test_goldens_extra.py)."""
+
+import numpy as np
+import pytest
+
+import distflow as df
+import distflow.keras as keras
+
+RNG = np.random.default_rng(5)
+
+
+def _stacked_rnn(**kwargs):
+    cells = [keras.layers.LSTMCell(3), keras.layers.GRUCell(2)]
+    return keras.layers.RNN(keras.layers.StackedRNNCells(cells), **kwargs)
+
+
+LAYERS = [
+    (lambda: _stacked_rnn(return_sequences=True), (2, 5, 3)),
+    (lambda: keras.layers.ConvLSTM2D(2, 3, padding="same", recurrent_dropout=0.1),
+     (2, 3, 5, 4, 2)),
+    (lambda: keras.layers.ConvLSTM1D(2, 2, strides=2, return_sequences=True), (2, 3, 6, 2)),
+    (lambda: keras.layers.ConvLSTM3D(1, 2, go_backwards=True), (1, 2, 3, 3, 3, 2)),
+    (lambda: keras.layers.SpectralNormalization(keras.layers.Dense(3), power_iterations=2),
+     (2, 4)),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+def test_config_round_trip_gives_the_same_layer_and_outputs(make, shape):
+    layer = make()
+    x = RNG.normal(size=shape).astype(np.float32)
+    out = layer(x)
+    copy = keras.layers.deserialize(keras.layers.serialize(layer))
+    copy(x)
+    copy.set_weights(layer.get_weights())
+    assert copy.get_config() == {**layer.get_config(), "name": copy.name}
+    np.testing.assert_allclose(copy(x).numpy(), out.numpy(), rtol=1e-6)
+    assert tuple(out.shape) == tuple(layer.compute_output_shape(shape))
+
+
+def test_group_query_attention_config_round_trip():
+    layer = keras.layers.GroupQueryAttention(head_dim=2, num_query_heads=4,
+                                             num_key_value_heads=2, use_gate=True,
+                                             sliding_window=2)
+    q, v = RNG.normal(size=(2, 4, 3)).astype(np.float32), RNG.normal(
+        size=(2, 6, 3)).astype(np.float32)
+    out, scores = layer(q, v, return_attention_scores=True)
+    assert scores.shape == (2, 4, 4, 6)
+    copy = keras.layers.GroupQueryAttention.from_config(layer.get_config())
+    copy(q, v)
+    copy.set_weights(layer.get_weights())
+    np.testing.assert_allclose(copy(q, v).numpy(), out.numpy(), rtol=1e-5, atol=1e-6)
+    # the sliding window: no query attends to a key 2 or more steps away
+    distance = np.abs(np.arange(4)[:, None] - np.arange(6)[None, :])
+    assert np.all(scores.numpy()[..., distance >= 2] == 0)
+
+
+def test_stacked_cells_return_one_state_entry_per_cell():
+    rnn = _stacked_rnn(return_state=True)
+    output, lstm_states, gru_state = rnn(RNG.normal(size=(2, 5, 3)).astype(np.float32))
+    assert [s.shape for s in lstm_states] == [(2, 3), (2, 3)]
+    np.testing.assert_array_equal(np.asarray(gru_state[0]), output.numpy())
+    # as Keras: a cell whose state_size is an int has one shape, not a list of one
+    assert rnn.compute_output_shape((2, 5, 3)) == [(2, 2), [(2, 3), (2, 3)], (2, 2)]
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: _stacked_rnn(), (2, 6, 3)),
+    (lambda: keras.layers.ConvLSTM2D(2, 3, padding="same"), (2, 6, 4, 4, 2))])
+def test_masked_steps_carry_the_state_as_if_the_sequence_ended(make, shape):
+    layer = make()
+    x = RNG.normal(size=shape).astype(np.float32)
+    mask = np.ones(shape[:2], bool)
+    mask[1, 4:] = False
+    masked = layer(x, mask=mask).numpy()
+    short = layer(x[:, :4]).numpy()
+    np.testing.assert_allclose(masked[1], short[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(masked[0], layer(x).numpy()[0], rtol=1e-6)
+
+
+def test_conv_lstm_trains_with_fit():
+    df.random.set_seed(3)
+    model = keras.Sequential([keras.Input((4, 6, 6, 1)),
+                              keras.layers.ConvLSTM2D(3, 3, padding="same"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    x = RNG.normal(size=(16, 4, 6, 6, 1)).astype(np.float32)
+    y = x.mean(axis=(1, 2, 3, 4))[:, None] * 4
+    history = model.fit(x, y, epochs=8, batch_size=8, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_spectral_normalization_bounds_the_kernel_norm_during_fit():
+    df.random.set_seed(4)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.SpectralNormalization(
+        keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(stddev=3.0)),
+        power_iterations=5)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = RNG.normal(size=(32, 5)).astype(np.float32)
+    model.fit(x, x[:, :4], epochs=3, batch_size=8, verbose=0)
+    kernel = model.layers[0].layer.kernel.numpy()
+    # the last update's gradient step moves sigma a little away from 1
+    assert np.linalg.norm(kernel, 2) == pytest.approx(1.0, abs=0.1)
+    model.layers[0](x, training=True)
+    assert np.linalg.norm(model.layers[0].layer.kernel.numpy(), 2) == pytest.approx(1.0,
+                                                                                     abs=1e-3)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: keras.layers.GroupQueryAttention(2, 3, 2), ValueError, "divisible"),
+    (lambda: keras.layers.GroupQueryAttention(2, 2, 1, sliding_window=0), ValueError,
+     "sliding_window=0"),
+    (lambda: keras.layers.SpectralNormalization(keras.layers.Dense(2), power_iterations=0),
+     ValueError, "power_iterations=0"),
+    (lambda: keras.layers.SpectralNormalization("dense"), ValueError, "Received: 'dense'"),
+    (lambda: keras.layers.StackedRNNCells([keras.layers.Dense(2)]), ValueError, "state_size"),
+    (lambda: keras.layers.ConvLSTM2D(2, 3, stateful=True), NotImplementedError, "Stateful"),
+    (lambda: keras.layers.ConvLSTM2D(2, 3, data_format="channels_first"), ValueError,
+     "channels_last"),
+])
+def test_bad_arguments_raise_keras_style_errors(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_spectral_normalization_needs_a_kernel():
+    layer = keras.layers.SpectralNormalization(keras.layers.Dropout(0.5))
+    with pytest.raises(ValueError, match="Dropout object has no attribute 'kernel'"):
+        layer(np.ones((2, 3), np.float32))
+
+
+def test_conv_lstm_needs_static_spatial_dimensions():
+    layer = keras.layers.ConvLSTM2D(2, 3)
+    with pytest.raises(ValueError, match="static input shapes"):
+        layer.build((None, 4, None, 5, 2))
