@@ -188,3 +188,23 @@ def test_pipeline_matches_keras():
                                       keras.layers.CategoryEncoding(6, output_mode="count")])
     case = PREPROCESSING["pipeline"]
     np.testing.assert_array_equal(pipeline(np.array(case["inputs"])).numpy(), case["output"])
+
+
+AUGMENT = _load("augment")
+
+
+@pytest.mark.parametrize("case", AUGMENT["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_augmentation_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    x = np.array(case["input"], np.float32)
+    if case["transformation"] is None:
+        out = layer(x, training=True).numpy()
+    else:
+        out = layer.transform(x, case["transformation"])
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, case["output"], rtol=1e-5, atol=1e-4)
+    if "labels" in case:
+        labels = layer.transform_labels(np.array(case["labels"], np.float32),
+                                        case["transformation"])
+        np.testing.assert_allclose(labels, case["labels_output"], rtol=1e-6)

@@ -135,3 +135,68 @@ def test_conv_lstm_needs_static_spatial_dimensions():
     layer = keras.layers.ConvLSTM2D(2, 3)
     with pytest.raises(ValueError, match="static input shapes"):
         layer.build((None, 4, None, 5, 2))
+
+
+AUGMENTATIONS = [
+    lambda: keras.layers.RandomHue(0.5, seed=1),
+    lambda: keras.layers.RandomSaturation(0.5, seed=1),
+    lambda: keras.layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.3,
+                                           saturation_factor=0.4, hue_factor=0.2, seed=1),
+    lambda: keras.layers.RandomGaussianBlur(kernel_size=(3, 5), sigma=(0.5, 2.0), seed=1),
+    lambda: keras.layers.Equalization(bins=64),
+    lambda: keras.layers.MixUp(alpha=0.4, seed=4),  # (seed 1 draws the identity first)
+]
+
+
+@pytest.mark.parametrize("make", AUGMENTATIONS)
+def test_augmentations_change_training_calls_only_and_round_trip_their_config(make):
+    layer = make()
+    x = RNG.uniform(0, 255, size=(4, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    out = layer(x, training=True).numpy()
+    assert out.shape == x.shape and out.dtype == np.float32 and not np.allclose(out, x)
+    copy = type(layer).from_config(layer.get_config())
+    assert copy.get_config() == {**layer.get_config(), "name": copy.name}
+    assert layer(x[0]).shape == x.shape[1:]  # a single image
+
+
+def test_rgb_hsv_round_trip_and_known_colours():
+    from distflow.keras.layers.preprocessing_augment import hsv_to_rgb, rgb_to_hsv
+
+    x = RNG.uniform(0, 1, size=(50, 3)).astype(np.float32)
+    np.testing.assert_allclose(hsv_to_rgb(rgb_to_hsv(x)), x, atol=1e-6)
+    colours = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]], np.float32)
+    np.testing.assert_allclose(rgb_to_hsv(colours), [[0, 1, 1], [1 / 3, 1, 1], [2 / 3, 1, 1],
+                                                     [0, 0, 1], [0, 0, 0]], atol=1e-6)
+
+
+def test_hue_shifts_are_half_the_factor_with_either_sign():
+    layer = keras.layers.RandomHue((0.2, 0.6), seed=3)
+    shifts = np.concatenate([layer.draw(np.zeros((500, 1, 1, 3)))["factor"]
+                             for _ in range(4)])
+    assert np.all((np.abs(shifts) >= 0.1) & (np.abs(shifts) <= 0.3))
+    assert 0.4 < np.mean(shifts > 0) < 0.6
+
+
+def test_mixup_mixes_images_and_labels_with_the_same_beta_weights():
+    layer = keras.layers.MixUp(alpha=0.5, seed=2)
+    images = RNG.uniform(size=(2000, 2, 2, 1)).astype(np.float32)
+    params = layer.draw(images)
+    assert sorted(params["permutation_order"]) == list(range(2000))
+    weights = params["mix_weight"]
+    assert abs(weights.mean() - 0.5) < 0.03 and abs(weights.var() - 0.125) < 0.01  # Beta(.5,.5)
+    labels = np.eye(2, dtype=np.float32)[RNG.integers(0, 2, 8)]
+    out = layer({"images": images[:8], "labels": labels}, training=True)
+    np.testing.assert_allclose(out["labels"].numpy().sum(axis=1), 1, rtol=1e-6)
+    same = layer({"images": images[:8], "labels": labels}, training=False)
+    np.testing.assert_array_equal(same["labels"].numpy(), labels)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: keras.layers.RandomHue(1.5), "factor=1.5"),
+    (lambda: keras.layers.RandomSaturation(0.5, value_range=(1, 2, 3)), "value_range"),
+    (lambda: keras.layers.RandomGaussianBlur(kernel_size=4), "kernel_size=4"),
+])
+def test_augmentations_reject_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

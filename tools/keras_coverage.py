@@ -49,8 +49,6 @@ LEFT_OUT = {
     "layers": {
         "FlaxLayer, JaxLayer, TorchModuleWrapper, TFSMLayer": "wrap another framework's modules "
         "or a TensorFlow SavedModel: distflow has no such backend",
-        "ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, StackedRNNCells": "need the RNN loop of "
-        "layers/recurrent.py, which is being restructured",
         "MelSpectrogram, STFTSpectrogram": "audio front ends: no FFT op in the core yet",
         "MaxNumBoundingBoxes": "bounding-box pipelines are not supported by the image layers",
     },

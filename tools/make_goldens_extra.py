@@ -272,6 +272,58 @@ def image() -> dict:
                          "height": 6, "width": 7}}
 
 
+# (Keras class, constructor arguments, input shape, fixed transformation or None). With a
+# transformation the fixture holds `transform_images` (and MixUp's `transform_labels`)
+# for it; without, a training call whose draws cannot change the result.
+AUGMENT_CASES = [
+    ("RandomHue", {"factor": 0.5}, (3, 5, 6, 3), {"factor": [0.2, -0.45, 0.05]}),
+    ("RandomHue", {"factor": 0.5, "value_range": (0, 1)}, (3, 5, 6, 3),
+     {"factor": [-0.1, 0.3, 0.49]}),
+    ("RandomHue", {"factor": (1.0, 1.0)}, (2, 5, 6, 3), None),
+    ("RandomSaturation", {"factor": 0.5}, (3, 5, 6, 3), {"factor": [0.5, 2.0, 0.0]}),
+    ("RandomSaturation", {"factor": (0.8, 0.8), "value_range": (0, 1)}, (2, 5, 6, 3), None),
+    ("RandomColorJitter", {"brightness_factor": (0.1, 0.1), "saturation_factor": (0.7, 0.7),
+                           "hue_factor": (1.0, 1.0)}, (2, 5, 6, 3), None),
+    ("RandomColorJitter", {"value_range": (0, 1), "saturation_factor": (0.3, 0.3)},
+     (2, 5, 6, 3), None),
+    ("RandomGaussianBlur", {"factor": (1.0, 1.0), "sigma": (0.8, 0.8)}, (2, 7, 6, 3), None),
+    ("RandomGaussianBlur", {"kernel_size": 5}, (3, 7, 6, 2),
+     {"should_apply_blur": [True, False, True], "blur_factor": [0.7, 1.6]}),
+    ("Equalization", {}, (2, 7, 6, 3), None),
+    ("Equalization", {"value_range": (0, 1), "bins": 16}, (2, 7, 6, 3), None),
+    ("MixUp", {}, (4, 5, 6, 3), {"mix_weight": [0.9, 0.3, 0.5, 0.05],
+                                 "permutation_order": [2, 0, 3, 1]}),
+]
+
+
+def augment() -> dict:
+    """Augmentation layers: training outputs that cannot vary, and transforms for fixed
+    parameters."""
+    import keras
+
+    rng = np.random.default_rng(44)
+    cases = []
+    for cls, config, shape, transformation in AUGMENT_CASES:
+        high = config.get("value_range", (0, 255))[1]
+        x = rng.uniform(0, high, size=shape).astype(np.float32)
+        layer = getattr(keras.layers, cls)(**config)
+        case = {"class": cls, "config": config, "input": _floats(x),
+                "transformation": transformation}
+        if transformation is None:
+            case["output"] = _floats(layer(x, training=True))
+        else:
+            params = {k: np.array(v, np.float32 if isinstance(v[0], float) else None)
+                      for k, v in transformation.items()}
+            case["output"] = _floats(layer.transform_images(x, params, training=True))
+        if cls == "MixUp":
+            labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, shape[0])]
+            case["labels"] = _floats(labels)
+            case["labels_output"] = _floats(layer.transform_labels(labels, params,
+                                                                   training=True))
+        cases.append(case)
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 DATASET_DIR = OUT / "datasets"
 
 
@@ -513,7 +565,7 @@ def layers() -> dict:
 
 
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
-            "datasets": datasets, "layers": layers}
+            "datasets": datasets, "layers": layers, "augment": augment}
 
 
 if __name__ == "__main__":

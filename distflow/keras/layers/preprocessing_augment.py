@@ -1,0 +1,327 @@
+"""Augmentation layers, as Keras 3's: RandomHue, RandomSaturation, RandomColorJitter,
+RandomGaussianBlur, Equalization and MixUp.
+
+Each random layer draws its parameters (`draw(images)`, a dict with Keras's
+transformation keys) and applies them (`transform(images, params)`), in
+training calls only; called directly they augment (Keras's default). Colour
+conversions are TensorFlow's `rgb_to_hsv` / `hsv_to_rgb` formulas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distflow.keras.layers.preprocessing_color import _rescale
+from distflow.keras.layers.preprocessing_image import (
+    RandomBrightness,
+    RandomContrast,
+    _factor_pair,
+    _ImageLayer,
+    _ValueLayer,
+    value_range_of,
+)
+from distflow.tensor import Tensor
+
+__all__ = ["RandomHue", "RandomSaturation", "RandomColorJitter", "RandomGaussianBlur",
+           "Equalization", "MixUp"]
+
+_EPSILON = np.float32(1e-7)
+
+
+def rgb_to_hsv(images: np.ndarray) -> np.ndarray:
+    """RGB -> HSV on the last axis (hue in [0, 1)), TensorFlow's formulas."""
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    value = images.max(axis=-1)
+    spread = value - images.min(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saturation = np.where(value > 0, spread / value, np.float32(0))
+        norm = (np.float32(1) / spread) * np.float32(1 / 6)
+        hue = np.where(r == value, norm * (g - b),
+                       np.where(g == value, norm * (b - r) + np.float32(2 / 6),
+                                norm * (r - g) + np.float32(4 / 6)))
+    hue = np.where(spread > 0, hue, np.float32(0))
+    hue = np.where(hue < 0, hue + np.float32(1), hue)
+    return np.stack([hue, saturation, value], axis=-1).astype(np.float32)
+
+
+def hsv_to_rgb(images: np.ndarray) -> np.ndarray:
+    """HSV -> RGB on the last axis, TensorFlow's formulas."""
+    hue, saturation, value = images[..., 0], images[..., 1], images[..., 2]
+    dh = hue * np.float32(6)
+    red = np.clip(np.abs(dh - 3) - 1, 0, 1)
+    green = np.clip(2 - np.abs(dh - 2), 0, 1)
+    blue = np.clip(2 - np.abs(dh - 4), 0, 1)
+    one_minus = 1 - saturation
+    return np.stack([(one_minus + saturation * c) * value for c in (red, green, blue)],
+                    axis=-1).astype(np.float32)
+
+
+class _Augment(_ValueLayer):
+    """`draw` parameters per batch, `transform` with them (training calls only)."""
+
+    _bounds = (-1, 1)
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            return images
+        return self.transform(images, self.draw(images))
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """This call's random parameters for a batch of images."""
+        raise NotImplementedError
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        """The augmentation of a batch with given parameters."""
+        raise NotImplementedError
+
+
+class RandomHue(_Augment):
+    """In training, rotates each image's hue by a random amount.
+
+    As Keras: the shift is +-u / 2 with u drawn in `factor` and a random sign, applied in
+    HSV on the image scaled to [0, 1]; the result is clipped and scaled back.
+
+    Args:
+        factor: f in [-1, 1] (u in [-f, f]) or a pair (low, high).
+        value_range: the (min, max) of the data.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        rng, n = self._generator(), images.shape[0]
+        sign = np.where(rng.uniform(0, 1, n) > 0.5, -1.0, 1.0)
+        return {"factor": (sign * rng.uniform(*self.factor, n) * 0.5).astype(np.float32)}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        hsv = rgb_to_hsv(_rescale(images, self.value_range, (0, 1)))
+        hue = hsv[..., 0] + np.asarray(params["factor"], np.float32)[:, None, None]
+        hue = np.where(hue > 1, hue - 1, hue)
+        hsv[..., 0] = np.where(hue < 0, hue + 1, hue)
+        rgb = np.clip(hsv_to_rgb(hsv), 0, 1)
+        return _rescale(rgb, (0, 1), self.value_range)
+
+
+class RandomSaturation(_Augment):
+    """In training, scales each image's saturation by u / (1 - u), u drawn in `factor`.
+
+    As Keras: the HSV conversion is of the pixel values as they are, and the new
+    saturation is clipped to `value_range`.
+
+    Args:
+        factor: f in [-1, 1] (u in [-f, f]) or a pair (low, high); 0.5 keeps the image.
+        value_range: the (min, max) of the data.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        u = self._generator().uniform(*self.factor, images.shape[0]).astype(np.float32)
+        return {"factor": u / (1 - u + _EPSILON)}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        hsv = rgb_to_hsv(images)
+        scale = np.asarray(params["factor"], np.float32)[:, None, None]
+        hsv[..., 1] = np.clip(hsv[..., 1] * scale, *self.value_range)
+        return hsv_to_rgb(hsv)
+
+
+class RandomColorJitter(_ImageLayer):
+    """In training, RandomBrightness, RandomContrast, RandomSaturation then RandomHue, each
+    only if its factor is given.
+
+    Args:
+        value_range: the (min, max) of the data.
+        brightness_factor, contrast_factor, saturation_factor, hue_factor: the factor of
+            each layer, or None to skip it.
+        seed: optional int seed (each inner layer gets it).
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, value_range: Any = (0, 255), brightness_factor: Any = None,
+                 contrast_factor: Any = None, saturation_factor: Any = None,
+                 hue_factor: Any = None, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        self.value_range = value_range_of(value_range)
+        self.factors = {"brightness_factor": brightness_factor,
+                        "contrast_factor": contrast_factor,
+                        "saturation_factor": saturation_factor, "hue_factor": hue_factor}
+        kinds = (RandomBrightness, RandomContrast, RandomSaturation, RandomHue)
+        self._steps = [kind(factor=factor, value_range=self.value_range, seed=seed)
+                       for kind, factor in zip(kinds, self.factors.values())
+                       if factor is not None]
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        for step in self._steps:
+            images = step._images(images, training)
+        return images
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "value_range": self.value_range, **self.factors}
+
+
+def _gaussian(size: int, sigma: np.float32) -> np.ndarray:
+    x = np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2)
+    kernel = np.exp(np.float32(-0.5) * (x / sigma) ** 2)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def gaussian_blur(images: np.ndarray, kernel_size: tuple, sigma: np.ndarray) -> np.ndarray:
+    """Keras's image.gaussian_blur: each channel correlated, zero 'same' padding, with the
+    outer product of 1-D Gaussians (rows: kernel_size[1], sigma[1]; columns: [0])."""
+    kernel = np.outer(_gaussian(kernel_size[1], sigma[1]), _gaussian(kernel_size[0], sigma[0]))
+    kh, kw = kernel.shape
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    padded = np.pad(images, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
+    h, w = images.shape[1:3]
+    out = np.zeros_like(images)
+    for i in range(kh):
+        for j in range(kw):
+            out += kernel[i, j] * padded[:, i:i + h, j:j + w]
+    return out
+
+
+def _odd_pair(value: Any, name: str) -> tuple[int, int]:
+    values = tuple(value) if isinstance(value, list | tuple) else (value, value)
+    if len(values) != 2:
+        raise ValueError(f"The `{name}` argument should be a number (or a list of two "
+                         f"numbers) Received: {name}={value}")
+    if any(int(v) % 2 == 0 for v in values):
+        raise ValueError(f"{name} must be an odd number. Received: {name}={value}")
+    return int(values[0]), int(values[1])
+
+
+class RandomGaussianBlur(_Augment):
+    """In training, blurs each image with probability drawn in `factor`.
+
+    One sigma per axis is drawn in `sigma` for the whole batch (as Keras); the
+    result is clipped to `value_range`.
+
+    Args:
+        factor: the blur probability: f in [0, 1] (drawn in [0, f]) or a pair.
+        kernel_size: an odd int, or a pair of odd ints.
+        sigma: the range sigma is drawn from: s (in [0, s]) or a pair.
+        value_range: the (min, max) of the data.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    _default_factor = 1.0
+
+    def __init__(self, factor: Any = 1.0, kernel_size: Any = 3, sigma: Any = 1.0,
+                 value_range: Any = (0, 255), seed: int | None = None, **kwargs: Any):
+        super().__init__(factor, value_range, seed, **kwargs)
+        self.kernel_size = _odd_pair(kernel_size, "kernel_size")
+        self.sigma = _factor_pair(sigma, self._bounds, "sigma")
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        rng, n = self._generator(), images.shape[0]
+        probability = rng.uniform(*self.factor, n)
+        sigma = rng.uniform(*self.sigma, 2).astype(np.float32) + np.float32(1e-6)
+        return {"should_apply_blur": rng.uniform(0, 1, n) < probability, "blur_factor": sigma}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        blurred = gaussian_blur(images, self.kernel_size,
+                                np.asarray(params["blur_factor"], np.float32))
+        apply = np.asarray(params["should_apply_blur"], bool)[:, None, None, None]
+        return np.clip(np.where(apply, blurred, images), *self.value_range).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kernel_size": list(self.kernel_size),
+                "sigma": list(self.sigma)}
+
+
+class Equalization(_ImageLayer):
+    """In training, histogram equalization of each channel over the whole batch (as Keras).
+
+    Pixels are mapped to 0..255, counted in `bins` bins, and looked up in the rounded
+    cumulative histogram stretched to 0..255; a channel with one used bin is unchanged.
+
+    Args:
+        value_range: the (min, max) of the data.
+        bins: the number of histogram bins.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, value_range: Any = (0, 255), bins: int = 256, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.value_range, self.bins = value_range_of(value_range), int(bins)
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            return images
+        pixels = _rescale(images, self.value_range, (0, 255))
+        channels = [self._equalize(pixels[..., i]) for i in range(images.shape[-1])]
+        return _rescale(np.stack(channels, axis=-1), (0, 255), self.value_range)
+
+    def _equalize(self, channel: np.ndarray) -> np.ndarray:
+        top = self.bins - 1
+        index = np.clip((channel * np.float32(top) / np.float32(255)).astype(np.int32), 0, top)
+        histogram = np.bincount(index.ravel(), minlength=self.bins)
+        if np.count_nonzero(histogram) <= 1:
+            return channel
+        cdf = np.cumsum(histogram)
+        low = cdf[np.nonzero(cdf)[0][0]]
+        spread = (cdf[-1] - low) or 1
+        table = np.clip(np.round((cdf - low) * 255 / spread), 0, 255).astype(np.float32)
+        scaled = (channel / np.float32(255)) * np.float32(top)
+        return table[np.clip(scaled, 0, top).astype(np.int32)]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "value_range": self.value_range, "bins": self.bins}
+
+
+class MixUp(_ImageLayer):
+    """In training, mixes each image (and label) with another of the batch.
+
+    out_i = w_i * x_i + (1 - w_i) * x_p(i), w_i ~ Beta(alpha, alpha), p a random
+    permutation. Inputs are images, or a dict {"images": ..., "labels": ...} (one-hot or
+    soft labels, mixed with the same weights), as Keras.
+
+    Args:
+        alpha: the Beta distribution's parameter.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, alpha: float = 0.2, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        self.alpha = float(alpha)
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, dict):
+            return super().__call__(inputs, *args, **kwargs)
+        training = self.call_kwargs(dict(kwargs))["training"]
+        images = np.asarray(inputs["images"], np.float32)
+        labels = np.asarray(inputs["labels"], np.float32)
+        if not training:
+            return {**inputs, "images": Tensor._wrap(images), "labels": Tensor._wrap(labels)}
+        params = self.draw(images)
+        return {**inputs, "images": Tensor._wrap(self.transform(images, params)),
+                "labels": Tensor._wrap(self.transform_labels(labels, params))}
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        return self.transform(images, self.draw(images)) if training else images
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The permutation and the mixing weights of a batch."""
+        rng, n = self._generator(), images.shape[0]
+        return {"permutation_order": rng.permutation(n),
+                "mix_weight": rng.beta(self.alpha, self.alpha, n).astype(np.float32)}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        """Images mixed with the given permutation and weights."""
+        weight = np.asarray(params["mix_weight"], np.float32).reshape(-1, 1, 1, 1)
+        other = images[np.asarray(params["permutation_order"])]
+        return (weight * images + (1 - weight) * other).astype(np.float32)
+
+    def transform_labels(self, labels: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        """Labels mixed with the given permutation and weights."""
+        weight = np.asarray(params["mix_weight"], np.float32).reshape(-1, 1)
+        other = labels[np.asarray(params["permutation_order"])]
+        return (weight * labels + (1 - weight) * other).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "alpha": self.alpha}
