@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,7 +15,7 @@ from distflow.keras.functional import Input
 from distflow.keras.models import Sequential
 
 
-def test_global_policy_sets_the_default_layer_dtype_and_mixed_raises():
+def test_global_policy_sets_the_default_layer_dtype():
     try:
         mixed_precision.set_global_policy("float64")
         assert layers.Dense(2).dtype == "float64"
@@ -20,10 +23,65 @@ def test_global_policy_sets_the_default_layer_dtype_and_mixed_raises():
     finally:
         mixed_precision.set_global_policy("float32")
     assert layers.Dense(2).dtype == "float32"
-    with pytest.raises(NotImplementedError, match="mixed_float16"):
-        mixed_precision.set_global_policy("mixed_float16")
+    with pytest.raises(NotImplementedError, match="bfloat16"):
+        mixed_precision.set_global_policy("mixed_bfloat16")
     with pytest.raises(ValueError, match="float type"):
         mixed_precision.Policy("int32")
+
+
+MIXED = json.loads((Path(__file__).parent / "goldens" / "mixed_precision.json").read_text())
+
+
+@pytest.fixture
+def mixed_float16():
+    mixed_precision.set_global_policy("mixed_float16")
+    yield
+    mixed_precision.set_global_policy("float32")
+
+
+def _mixed_model():
+    model = Sequential([Input(shape=(6,)), layers.Dense(8, activation="relu"),
+                        layers.BatchNormalization(), layers.Dense(4),
+                        layers.Activation("softmax", dtype="float32")])
+    model.set_weights([np.array(w, np.float32) for w in MIXED["weights"]])
+    return model
+
+
+def test_mixed_float16_computes_in_float16_on_float32_variables_as_keras(mixed_float16):
+    policy = mixed_precision.global_policy()
+    assert (policy.name, policy.compute_dtype, policy.variable_dtype) == (
+        "mixed_float16", "float16", "float32")
+    model = _mixed_model()
+    x, y = np.array(MIXED["x"], np.float32), np.array(MIXED["y"], np.float32)
+    assert [w.dtype.name for w in model.weights] == MIXED["variable_dtypes"]
+    hidden = model.layers[0](x)
+    assert hidden.dtype.name == MIXED["hidden_dtype"] == "float16"
+    np.testing.assert_allclose(hidden.numpy(), MIXED["hidden"], rtol=2e-3, atol=2e-3)
+    with df.GradientTape() as tape:
+        out = model(x, training=True)
+        loss = keras.losses.CategoricalCrossentropy()(y, out)
+    assert out.dtype.name == MIXED["output_dtype"]
+    np.testing.assert_allclose(out.numpy(), MIXED["output"], rtol=1e-2, atol=1e-3)
+    assert float(loss) == pytest.approx(MIXED["loss"], rel=2e-3)
+    grads = tape.gradient(loss, model.trainable_weights)
+    for got, want in zip(grads, MIXED["grads"]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-2, atol=1e-3)
+    assert layers.Dense(2).get_config()["dtype"] == "mixed_float16"
+
+
+def test_mixed_float16_fit_matches_keras_and_scales_the_loss(mixed_float16):
+    model = _mixed_model()
+    model.compile(optimizer=optimizers.SGD(0.1), loss="categorical_crossentropy")
+    assert type(model.optimizer).__name__ == MIXED["optimizer"] == "LossScaleOptimizer"
+    history = model.fit(np.array(MIXED["x"], np.float32), np.array(MIXED["y"], np.float32),
+                        batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(history, MIXED["history"], rtol=5e-3)
+    for got, want in zip(model.get_weights(), MIXED["weights_after_fit"]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-2, atol=2e-3)
+    model.compile(optimizer=optimizers.SGD(0.1), loss="mse", auto_scale_loss=False)
+    assert isinstance(model.optimizer, optimizers.SGD)
 
 
 def test_loss_scale_optimizer_skips_non_finite_steps_and_adapts_its_scale():

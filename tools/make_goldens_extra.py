@@ -324,6 +324,45 @@ def augment() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
+def mixed_precision() -> dict:
+    """A model under the 'mixed_float16' policy: dtypes, outputs, loss, gradients, the
+    optimizer compile chooses and the weights after three full-batch steps of fit."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(55)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Sequential([
+            keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+            keras.layers.BatchNormalization(), keras.layers.Dense(4),
+            keras.layers.Activation("softmax", dtype="float32")])
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in model.weights]
+        model.set_weights(weights)
+        x = rng.normal(size=(8, 6)).astype(np.float32)
+        y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+        loss_fn = keras.losses.CategoricalCrossentropy()
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = loss_fn(y, out)
+        grads = tape.gradient(loss, model.trainable_weights)
+        hidden = model.layers[0](x)
+        model.set_weights(weights)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+        history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
+        return {"keras_version": keras.__version__, "weights": [_floats(w) for w in weights],
+                "x": _floats(x), "y": _floats(y),
+                "variable_dtypes": [w.dtype for w in model.weights],
+                "hidden_dtype": str(hidden.dtype.name), "hidden": _floats(hidden),
+                "output_dtype": str(out.dtype.name), "output": _floats(out),
+                "loss": float(loss), "grads": [_floats(g) for g in grads],
+                "optimizer": type(model.optimizer).__name__,
+                "history": [float(v) for v in history.history["loss"]],
+                "weights_after_fit": [_floats(w) for w in model.get_weights()]}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 DATASET_DIR = OUT / "datasets"
 
 
@@ -565,7 +604,8 @@ def layers() -> dict:
 
 
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
-            "datasets": datasets, "layers": layers, "augment": augment}
+            "datasets": datasets, "layers": layers, "augment": augment,
+            "mixed_precision": mixed_precision}
 
 
 if __name__ == "__main__":
