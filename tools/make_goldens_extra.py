@@ -363,6 +363,42 @@ def mixed_precision() -> dict:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def summary_models(keras) -> dict:
+    """The models of the summary fixture, by case name (tests/test_models.py builds the
+    same ones with distflow)."""
+    class TwoDense(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = keras.layers.Dense(4), keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    called = TwoDense()
+    called(np.zeros((2, 3), np.float32))
+    return {"subclassed_unbuilt": TwoDense(), "subclassed_called": called,
+            "sequential_unbuilt": keras.Sequential([keras.layers.Dense(3)]),
+            "sequential": keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                            keras.layers.Dense(2)])}
+
+
+def summaries() -> dict:
+    """`summary()` rows (layer type, output shape, parameter count) and totals."""
+    import keras
+
+    cases = {}
+    for name, model in summary_models(keras).items():
+        lines = []
+        model.summary(print_fn=lambda line, *args, out=lines, **kwargs: out.append(line))
+        text = "\n".join(lines)
+        rows = [[c.strip() for c in line.split("\u2502")[1:-1]]
+                for line in text.splitlines() if line.count("\u2502") == 4]
+        rows = [[row[0][row[0].index("("):], *row[1:]] for row in rows]
+        totals = [line.strip() for line in text.splitlines() if "params:" in line]
+        cases[name] = {"rows": rows, "totals": totals}
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 DATASET_DIR = OUT / "datasets"
 
 
@@ -605,7 +641,7 @@ def layers() -> dict:
 
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
             "datasets": datasets, "layers": layers, "augment": augment,
-            "mixed_precision": mixed_precision}
+            "mixed_precision": mixed_precision, "summaries": summaries}
 
 
 if __name__ == "__main__":
