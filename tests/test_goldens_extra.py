@@ -208,3 +208,11 @@ def test_augmentation_matches_keras(case):
         labels = layer.transform_labels(np.array(case["labels"], np.float32),
                                         case["transformation"])
         np.testing.assert_allclose(labels, case["labels_output"], rtol=1e-6)
+
+
+def test_box_masks_match_keras():
+    from distflow.keras.layers.preprocessing_augment import box_masks
+
+    boxes = AUGMENT["boxes"]
+    masks = box_masks((3, 5, 7, 2), boxes["x0"], boxes["x1"], boxes["y0"], boxes["y1"])
+    np.testing.assert_array_equal(masks, AUGMENT["box_masks"])

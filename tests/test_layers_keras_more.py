@@ -145,6 +145,8 @@ AUGMENTATIONS = [
     lambda: keras.layers.RandomGaussianBlur(kernel_size=(3, 5), sigma=(0.5, 2.0), seed=1),
     lambda: keras.layers.Equalization(bins=64),
     lambda: keras.layers.MixUp(alpha=0.4, seed=4),  # (seed 1 draws the identity first)
+    lambda: keras.layers.CutMix(seed=4),
+    lambda: keras.layers.RandomErasing(factor=(1.0, 1.0), fill_value=0.0, seed=1),
 ]
 
 
@@ -192,8 +194,40 @@ def test_mixup_mixes_images_and_labels_with_the_same_beta_weights():
     np.testing.assert_array_equal(same["labels"].numpy(), labels)
 
 
+def test_cutmix_pastes_one_box_per_image_and_weights_labels_by_its_area():
+    layer = keras.layers.CutMix(seed=6)
+    images = RNG.uniform(size=(64, 8, 10, 3)).astype(np.float32)
+    params = layer.draw(images)
+    masks = params["batch_masks"][..., 0]
+    for mask, weight in zip(masks, params["mix_weight"]):
+        rows, cols = np.nonzero(mask)
+        if rows.size:  # a box: a full rectangle of pixels
+            assert mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+        assert 0 <= weight <= 1
+    assert 0.3 < 1 - params["mix_weight"].mean() < 0.7  # Beta(a, a): half the area on average
+    labels = np.eye(4, dtype=np.float32)[RNG.integers(0, 4, 64)]
+    mixed = layer.transform_labels(labels, params)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_random_erasing_fills_the_box_and_nothing_else():
+    layer = keras.layers.RandomErasing(factor=(1.0, 1.0), scale=(0.1, 0.3),
+                                       fill_value=[1.0, 2.0, 3.0], seed=2)
+    images = RNG.uniform(10, 200, size=(16, 9, 8, 3)).astype(np.float32)
+    params = layer.draw(images)
+    out = layer.transform(images, params)
+    masks = params["batch_masks"]
+    np.testing.assert_array_equal(out[~masks], images[~masks])
+    np.testing.assert_array_equal(out[masks], np.broadcast_to([1.0, 2.0, 3.0], out.shape)[masks])
+    # Keras's default factor 1.0 means a probability drawn in [-1, 1]: a quarter of images
+    draws = keras.layers.RandomErasing(seed=3).draw(np.zeros((4000, 2, 2, 1), np.float32))
+    assert 0.22 < draws["apply_erasing"].mean() < 0.28
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: keras.layers.RandomHue(1.5), "factor=1.5"),
+    (lambda: keras.layers.RandomErasing(fill_value="red"), "fill_value"),
+    (lambda: keras.layers.CutMix(factor=2), "factor=2"),
     (lambda: keras.layers.RandomSaturation(0.5, value_range=(1, 2, 3)), "value_range"),
     (lambda: keras.layers.RandomGaussianBlur(kernel_size=4), "kernel_size=4"),
 ])

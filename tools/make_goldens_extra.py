@@ -293,7 +293,14 @@ AUGMENT_CASES = [
     ("Equalization", {"value_range": (0, 1), "bins": 16}, (2, 7, 6, 3), None),
     ("MixUp", {}, (4, 5, 6, 3), {"mix_weight": [0.9, 0.3, 0.5, 0.05],
                                  "permutation_order": [2, 0, 3, 1]}),
+    ("CutMix", {"seed": 3}, (4, 7, 6, 3), "draw"),
+    ("RandomErasing", {"factor": (1.0, 1.0), "seed": 3}, (3, 7, 6, 3), "draw"),
+    ("RandomErasing", {"factor": (1.0, 1.0), "fill_value": [10.0, 20.0, 30.0], "seed": 4},
+     (3, 7, 6, 3), "draw"),
 ]
+
+BOXES = {"x0": [0.0, 1.5, 2.2], "x1": [3.0, 4.5, 6.0], "y0": [0.5, 0.0, 3.9],
+         "y1": [2.5, 7.0, 4.1]}
 
 
 def augment() -> dict:
@@ -311,17 +318,26 @@ def augment() -> dict:
                 "transformation": transformation}
         if transformation is None:
             case["output"] = _floats(layer(x, training=True))
+        elif transformation == "draw":  # Keras's own draw, then its transform
+            params = layer.get_random_transformation(x, training=True)
+            case["transformation"] = {k: np.asarray(v).tolist() for k, v in params.items()}
+            case["output"] = _floats(layer.transform_images(x, params, training=True))
         else:
             params = {k: np.array(v, np.float32 if isinstance(v[0], float) else None)
                       for k, v in transformation.items()}
             case["output"] = _floats(layer.transform_images(x, params, training=True))
-        if cls == "MixUp":
+        if cls in ("MixUp", "CutMix"):
             labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, shape[0])]
             case["labels"] = _floats(labels)
             case["labels_output"] = _floats(layer.transform_labels(labels, params,
                                                                    training=True))
         cases.append(case)
-    return {"keras_version": keras.__version__, "cases": cases}
+    corners = tuple(np.array(BOXES[k], np.float32) for k in ("x0", "x1", "y0", "y1"))
+    masks = keras.layers.CutMix()._generate_batch_mask((3, 5, 7, 2), corners)
+    if isinstance(masks, tuple):
+        masks = masks[0]
+    return {"keras_version": keras.__version__, "cases": cases, "boxes": BOXES,
+            "box_masks": np.asarray(masks).tolist()}
 
 
 def mixed_precision() -> dict:

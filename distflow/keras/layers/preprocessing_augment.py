@@ -1,5 +1,5 @@
 """Augmentation layers, as Keras 3's: RandomHue, RandomSaturation, RandomColorJitter,
-RandomGaussianBlur, Equalization and MixUp.
+RandomGaussianBlur, Equalization, MixUp, CutMix and RandomErasing.
 
 Each random layer draws its parameters (`draw(images)`, a dict with Keras's
 transformation keys) and applies them (`transform(images, params)`), in
@@ -25,7 +25,7 @@ from distflow.keras.layers.preprocessing_image import (
 from distflow.tensor import Tensor
 
 __all__ = ["RandomHue", "RandomSaturation", "RandomColorJitter", "RandomGaussianBlur",
-           "Equalization", "MixUp"]
+           "Equalization", "MixUp", "CutMix", "RandomErasing"]
 
 _EPSILON = np.float32(1e-7)
 
@@ -273,22 +273,9 @@ class Equalization(_ImageLayer):
         return {**super().get_config(), "value_range": self.value_range, "bins": self.bins}
 
 
-class MixUp(_ImageLayer):
-    """In training, mixes each image (and label) with another of the batch.
-
-    out_i = w_i * x_i + (1 - w_i) * x_p(i), w_i ~ Beta(alpha, alpha), p a random
-    permutation. Inputs are images, or a dict {"images": ..., "labels": ...} (one-hot or
-    soft labels, mixed with the same weights), as Keras.
-
-    Args:
-        alpha: the Beta distribution's parameter.
-        seed: optional int seed.
-        **kwargs: base `Layer` arguments.
-    """
-
-    def __init__(self, alpha: float = 0.2, seed: int | None = None, **kwargs: Any):
-        super().__init__(seed=seed, **kwargs)
-        self.alpha = float(alpha)
+class _Mixing(_ImageLayer):
+    """Mixes each image (and label) with another of the batch; inputs are images, or a dict
+    {"images": ..., "labels": ...} whose labels are mixed with the images' weights."""
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(inputs, dict):
@@ -306,16 +293,12 @@ class MixUp(_ImageLayer):
         return self.transform(images, self.draw(images)) if training else images
 
     def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """The permutation and the mixing weights of a batch."""
-        rng, n = self._generator(), images.shape[0]
-        return {"permutation_order": rng.permutation(n),
-                "mix_weight": rng.beta(self.alpha, self.alpha, n).astype(np.float32)}
+        """This call's random parameters for a batch of images."""
+        raise NotImplementedError
 
     def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-        """Images mixed with the given permutation and weights."""
-        weight = np.asarray(params["mix_weight"], np.float32).reshape(-1, 1, 1, 1)
-        other = images[np.asarray(params["permutation_order"])]
-        return (weight * images + (1 - weight) * other).astype(np.float32)
+        """The images mixed with the given parameters."""
+        raise NotImplementedError
 
     def transform_labels(self, labels: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         """Labels mixed with the given permutation and weights."""
@@ -323,5 +306,137 @@ class MixUp(_ImageLayer):
         other = labels[np.asarray(params["permutation_order"])]
         return (weight * labels + (1 - weight) * other).astype(np.float32)
 
+
+class MixUp(_Mixing):
+    """In training, out_i = w_i * x_i + (1 - w_i) * x_p(i), w_i ~ Beta(alpha, alpha), p a
+    random permutation; labels (dict inputs) are mixed alike, as Keras.
+
+    Args:
+        alpha: the Beta distribution's parameter.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, alpha: float = 0.2, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        self.alpha = float(alpha)
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The permutation and the mixing weights of a batch."""
+        rng, n = self._generator(), images.shape[0]
+        return {"permutation_order": rng.permutation(n),
+                "mix_weight": rng.beta(self.alpha, self.alpha, n).astype(np.float32)}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        weight = np.asarray(params["mix_weight"], np.float32).reshape(-1, 1, 1, 1)
+        other = images[np.asarray(params["permutation_order"])]
+        return (weight * images + (1 - weight) * other).astype(np.float32)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "alpha": self.alpha}
+
+
+def _span(rng: np.random.Generator, n: int, length: int, ratio: np.ndarray) -> tuple:
+    """Random [start, end) spans of `ratio * length` inside [0, length), as Keras."""
+    size = (ratio * length).astype(np.float32)
+    start = rng.uniform(0, 1, n).astype(np.float32) * (np.float32(length) - size)
+    return start, start + size
+
+
+def box_masks(shape: tuple, x0: Any, x1: Any, y0: Any, y1: Any) -> np.ndarray:
+    """(n, h, w, c) booleans: pixel (y, x) of image i is in [x0_i, x1_i) x [y0_i, y1_i)."""
+    n, h, w, c = shape
+    rows = np.arange(h, dtype=np.float32)[None, :, None, None]
+    cols = np.arange(w, dtype=np.float32)[None, None, :, None]
+    x0, x1, y0, y1 = (np.asarray(v, np.float32).reshape(-1, 1, 1, 1) for v in (x0, x1, y0, y1))
+    inside = (cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1)
+    return np.broadcast_to(inside, (n, h, w, c))
+
+
+class CutMix(_Mixing):
+    """In training, pastes a random box of another image of the batch into each image;
+    labels (dict inputs) are mixed by the pasted area, as Keras.
+
+    The box covers a fraction 1 - w of the image (w ~ Beta(a, a), a drawn in `factor`).
+
+    Args:
+        factor: the range of the Beta parameter: f in [0, 1] (drawn in [0, f]) or a pair.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, factor: Any = 1.0, seed: int | None = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _factor_pair(factor, (0, 1), "factor")
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The permutation, the boxes' masks and the labels' mixing weights."""
+        rng, (n, h, w, _) = self._generator(), images.shape
+        alpha = rng.uniform(*self.factor) + 1e-6
+        ratio = np.sqrt(1 - rng.beta(alpha, alpha, n)).astype(np.float32)
+        x0, x1 = _span(rng, n, w, ratio)
+        y0, y1 = _span(rng, n, h, ratio)
+        return {"permutation_order": rng.permutation(n),
+                "batch_masks": box_masks(images.shape, x0, x1, y0, y1),
+                "mix_weight": 1 - (x1 - x0) * (y1 - y0) / np.float32(w * h)}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        other = images[np.asarray(params["permutation_order"])]
+        return np.where(np.asarray(params["batch_masks"], bool), other, images).astype(
+            np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": list(self.factor)}
+
+
+class RandomErasing(_Augment):
+    """In training, with probability drawn in `factor`, fills a random box of each image.
+
+    The box's sides are sqrt(s) of the image's, s drawn in `scale` per side; the fill is
+    `fill_value` (a number or one per channel), or by default Gaussian noise times
+    value_range[1], as Keras.
+
+    Args:
+        factor: the erasing probability: f in [0, 1] (drawn in [0, f]) or a pair.
+        scale: the range of the box's area fractions per side.
+        fill_value: None (noise), a number, or a list of three numbers.
+        value_range: the (min, max) of the data.
+        seed: optional int seed.
+        **kwargs: base `Layer` arguments.
+    """
+
+    _default_factor = 1.0
+
+    def __init__(self, factor: Any = 1.0, scale: Any = (0.02, 0.33), fill_value: Any = None,
+                 value_range: Any = (0, 255), seed: int | None = None, **kwargs: Any):
+        super().__init__(factor, value_range, seed, **kwargs)
+        self.scale = _factor_pair(scale, self._bounds, "scale")
+        if fill_value is not None and not isinstance(fill_value, int | float) and not (
+                isinstance(fill_value, list | tuple) and len(fill_value) == 3):
+            raise ValueError("The `fill_value` argument should be a number (or a list of "
+                             f"three numbers) Received: fill_value={fill_value}")
+        self.fill_value = fill_value
+
+    def draw(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        rng, (n, h, w, _) = self._generator(), images.shape
+        sides = np.sqrt(rng.uniform(*self.scale, (n, 2))).astype(np.float32)
+        x0, x1 = _span(rng, n, w, sides[:, 0])
+        y0, y1 = _span(rng, n, h, sides[:, 1])
+        apply = rng.uniform(0, 1, n) < rng.uniform(*self.factor, n)
+        if self.fill_value is None:
+            fill = rng.standard_normal(images.shape).astype(np.float32) * np.float32(
+                self.value_range[1])
+        else:
+            fill = np.broadcast_to(np.asarray(self.fill_value, np.float32), images.shape)
+        return {"apply_erasing": apply, "batch_masks": box_masks(images.shape, x0, x1, y0, y1),
+                "fill_value": fill}
+
+    def transform(self, images: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+        masks = np.asarray(params["batch_masks"], bool)
+        apply = np.asarray(params["apply_erasing"], bool)[:, None, None, None]
+        fill = np.asarray(params["fill_value"], np.float32)
+        return np.where(masks & apply, fill, images).astype(np.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": list(self.scale),
+                "fill_value": self.fill_value}
