@@ -147,6 +147,8 @@ AUGMENTATIONS = [
     lambda: keras.layers.MixUp(alpha=0.4, seed=4),  # (seed 1 draws the identity first)
     lambda: keras.layers.CutMix(seed=4),
     lambda: keras.layers.RandomErasing(factor=(1.0, 1.0), fill_value=0.0, seed=1),
+    lambda: keras.layers.RandomShear(x_factor=0.3, y_factor=(0.1, 0.2), seed=1),
+    lambda: keras.layers.RandomPerspective(factor=(1.0, 1.0), scale=0.5, seed=1),
 ]
 
 
@@ -224,10 +226,26 @@ def test_random_erasing_fills_the_box_and_nothing_else():
     assert 0.22 < draws["apply_erasing"].mean() < 0.28
 
 
+def test_perspective_moves_the_corners_where_it_says():
+    from distflow.keras.layers.preprocessing_geometry import homography
+
+    layer = keras.layers.RandomPerspective(factor=(1.0, 1.0), scale=0.4, seed=5)
+    params = layer.draw(np.zeros((6, 9, 8, 1), np.float32))
+    matrices = homography(params["start_points"], params["end_points"])
+    for m, start, end in zip(matrices, params["start_points"], params["end_points"]):
+        a0, a1, a2, b0, b1, b2, c0, c1 = m
+        k = c0 * end[:, 0] + c1 * end[:, 1] + 1
+        mapped = np.stack([(a0 * end[:, 0] + a1 * end[:, 1] + a2) / k,
+                           (b0 * end[:, 0] + b1 * end[:, 1] + b2) / k], axis=1)
+        np.testing.assert_allclose(mapped, start, atol=1e-3)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: keras.layers.RandomHue(1.5), "factor=1.5"),
     (lambda: keras.layers.RandomErasing(fill_value="red"), "fill_value"),
     (lambda: keras.layers.CutMix(factor=2), "factor=2"),
+    (lambda: keras.layers.RandomShear(x_factor=-0.2), "x_factor=-0.2"),
+    (lambda: keras.layers.RandomPerspective(scale=1.5), "scale=1.5"),
     (lambda: keras.layers.RandomSaturation(0.5, value_range=(1, 2, 3)), "value_range"),
     (lambda: keras.layers.RandomGaussianBlur(kernel_size=4), "kernel_size=4"),
 ])

@@ -294,6 +294,15 @@ AUGMENT_CASES = [
     ("MixUp", {}, (4, 5, 6, 3), {"mix_weight": [0.9, 0.3, 0.5, 0.05],
                                  "permutation_order": [2, 0, 3, 1]}),
     ("CutMix", {"seed": 3}, (4, 7, 6, 3), "draw"),
+    ("RandomShear", {"x_factor": 0.3, "y_factor": 0.2}, (3, 7, 6, 2),
+     {"shear_factor": [[0.3, -0.1], [-0.25, 0.2], [0.0, 0.15]]}),
+    ("RandomShear", {"x_factor": 0.5, "fill_mode": "constant", "interpolation": "nearest",
+                     "fill_value": 9.0}, (2, 7, 6, 2), {"shear_factor": [[0.4, 0.0],
+                                                                       [-0.45, 0.0]]}),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.6, "seed": 3}, (3, 8, 7, 2),
+     "draw"),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "interpolation": "nearest",
+                           "fill_value": 5.0, "seed": 4}, (2, 8, 7, 2), "draw"),
     ("RandomErasing", {"factor": (1.0, 1.0), "seed": 3}, (3, 7, 6, 3), "draw"),
     ("RandomErasing", {"factor": (1.0, 1.0), "fill_value": [10.0, 20.0, 30.0], "seed": 4},
      (3, 7, 6, 3), "draw"),
@@ -320,7 +329,8 @@ def augment() -> dict:
             case["output"] = _floats(layer(x, training=True))
         elif transformation == "draw":  # Keras's own draw, then its transform
             params = layer.get_random_transformation(x, training=True)
-            case["transformation"] = {k: np.asarray(v).tolist() for k, v in params.items()}
+            case["transformation"] = {k: np.asarray(v).tolist() for k, v in params.items()
+                                      if k != "input_shape"}
             case["output"] = _floats(layer.transform_images(x, params, training=True))
         else:
             params = {k: np.array(v, np.float32 if isinstance(v[0], float) else None)
