@@ -252,3 +252,26 @@ def test_perspective_moves_the_corners_where_it_says():
 def test_augmentations_reject_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def _gqa_model():
+    query = keras.Input((4, 3))
+    return keras.Model(query, keras.layers.GroupQueryAttention(2, 4, 2)(query, query))
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: keras.Sequential([keras.Input((5, 3)), _stacked_rnn(), keras.layers.Dense(1)]),
+     (2, 5, 3)),
+    (lambda: keras.Sequential([keras.Input((3, 6, 6, 2)), keras.layers.ConvLSTM2D(2, 3),
+                               keras.layers.Flatten()]), (2, 3, 6, 6, 2)),
+    (lambda: keras.Sequential([keras.Input((4,)), keras.layers.SpectralNormalization(
+        keras.layers.Dense(3))]), (2, 4)),
+    (_gqa_model, (2, 4, 3)),
+])
+def test_models_of_the_new_layers_save_and_load(make, shape, tmp_path):
+    model = make()
+    x = RNG.normal(size=shape).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6)

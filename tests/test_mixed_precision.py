@@ -70,6 +70,22 @@ def test_mixed_float16_computes_in_float16_on_float32_variables_as_keras(mixed_f
     assert layers.Dense(2).get_config()["dtype"] == "mixed_float16"
 
 
+def test_recurrent_and_attention_layers_compute_in_float16_as_keras(mixed_float16):
+    x = Input((5, 3))
+    lstm = layers.LSTM(4, return_sequences=True)(x)
+    gru = layers.GRU(4, return_sequences=True)(lstm)
+    attention = layers.MultiHeadAttention(2, 2)(gru, gru)
+    out = layers.Dense(2, dtype="float32")(layers.GlobalAveragePooling1D()(attention))
+    model = keras.Model(x, [lstm, gru, attention, out])
+    case = MIXED["sequence"]
+    model.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    outputs = model(np.array(case["x"], np.float32))
+    assert [t.dtype.name for t in outputs] == case["dtypes"]
+    assert all(w.dtype == np.float32 for w in model.weights)
+    for got, want in zip(outputs, case["outputs"]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-2, atol=2e-3)
+
+
 def test_mixed_float16_fit_matches_keras_and_scales_the_loss(mixed_float16):
     model = _mixed_model()
     model.compile(optimizer=optimizers.SGD(0.1), loss="categorical_crossentropy")

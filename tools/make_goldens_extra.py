@@ -350,6 +350,17 @@ def augment() -> dict:
             "box_masks": np.asarray(masks).tolist()}
 
 
+def mixed_sequence_model(keras):
+    """LSTM, GRU and attention layers under the global policy; every output."""
+    x = keras.Input((5, 3))
+    lstm = keras.layers.LSTM(4, return_sequences=True)(x)
+    gru = keras.layers.GRU(4, return_sequences=True)(lstm)
+    attention = keras.layers.MultiHeadAttention(2, 2)(gru, gru)
+    pooled = keras.layers.GlobalAveragePooling1D()(attention)
+    out = keras.layers.Dense(2, dtype="float32")(pooled)
+    return keras.Model(x, [lstm, gru, attention, out])
+
+
 def mixed_precision() -> dict:
     """A model under the 'mixed_float16' policy: dtypes, outputs, loss, gradients, the
     optimizer compile chooses and the weights after three full-batch steps of fit."""
@@ -376,7 +387,17 @@ def mixed_precision() -> dict:
         model.set_weights(weights)
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
         history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
-        return {"keras_version": keras.__version__, "weights": [_floats(w) for w in weights],
+        sequence = mixed_sequence_model(keras)
+        sequence_weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5
+                            for w in sequence.weights]
+        sequence.set_weights(sequence_weights)
+        sequence_x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+        sequence_out = sequence(sequence_x)
+        return {"sequence": {"weights": [_floats(w) for w in sequence_weights],
+                             "x": _floats(sequence_x),
+                             "outputs": [_floats(t) for t in sequence_out],
+                             "dtypes": [str(t.dtype) for t in sequence.outputs]},
+                "keras_version": keras.__version__, "weights": [_floats(w) for w in weights],
                 "x": _floats(x), "y": _floats(y),
                 "variable_dtypes": [w.dtype for w in model.weights],
                 "hidden_dtype": str(hidden.dtype.name), "hidden": _floats(hidden),

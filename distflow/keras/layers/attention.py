@@ -210,8 +210,8 @@ class MultiHeadAttention(Layer):
     def call(self, query: Tensor, value: Tensor, key: Tensor | None = None,
              attention_mask: Any = None, return_attention_scores: bool = False,
              training: bool = False, use_causal_mask: bool = False) -> Any:
-        value = ops.convert_to_tensor(value, self.dtype)
-        key = value if key is None else ops.convert_to_tensor(key, self.dtype)
+        value = ops.convert_to_tensor(value, self.compute_dtype)
+        key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key, self.key_kernel, self.key_bias)
         v = self._project(value, self.value_kernel, self.value_bias)

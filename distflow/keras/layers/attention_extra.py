@@ -204,8 +204,8 @@ class GroupQueryAttention(MultiHeadAttention):
     def call(self, query: Tensor, value: Tensor, key: Tensor | None = None,
              attention_mask: Any = None, return_attention_scores: bool = False,
              training: bool = False, use_causal_mask: bool = False) -> Any:
-        value = ops.convert_to_tensor(value, self.dtype)
-        key = value if key is None else ops.convert_to_tensor(key, self.dtype)
+        value = ops.convert_to_tensor(value, self.compute_dtype)
+        key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         repeats = self.num_heads // self.num_key_value_heads
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._shared_heads(self._project(key, self.key_kernel, self.key_bias), repeats)

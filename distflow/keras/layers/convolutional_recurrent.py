@@ -22,7 +22,7 @@ from distflow.keras.layers.convolutional import (
 from distflow.keras.layers.convolutional_extra import conv3d
 from distflow.keras.layers.core import bias_add
 from distflow.keras.layers.recurrent import LSTMCell, _keep_mask
-from distflow.keras.layers.recurrent_stacked import run_cell
+from distflow.keras.layers.recurrent_stacked import cells_in_compute_dtype, run_cell
 from distflow.tensor import Tensor, unique_name
 
 __all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"]
@@ -186,7 +186,10 @@ class _ConvLSTM(Layer):
         if len(states) != 2:
             raise ValueError(f'Layer "{self.name}" expects 2 initial state tensors (h, c). '
                              f"Received: initial_state={initial_state!r}")
-        return [ops.cast(ops.convert_to_tensor(s), self.dtype) for s in states]
+        return [ops.cast(ops.convert_to_tensor(s), self.compute_dtype) for s in states]
+
+    def _variables_in_compute_dtype(self) -> Any:
+        return cells_in_compute_dtype(self, [self.cell])
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps, *image = tuple(input_shape)

@@ -18,7 +18,12 @@ from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
-from distflow.keras.layers.recurrent_stacked import run_cell, state_shapes, zero_states
+from distflow.keras.layers.recurrent_stacked import (
+    cells_in_compute_dtype,
+    run_cell,
+    state_shapes,
+    zero_states,
+)
 from distflow.ops import Primitive
 from distflow.tensor import Tensor, as_array, current_tape, unique_name
 
@@ -113,7 +118,7 @@ class _Cell(Layer):
     def get_initial_state(self, batch_size: int) -> list[Tensor]:
         """Zero states for a batch."""
         sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
+        return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in sizes]
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Tensor, list]:
         """One step, as a Keras cell: (batch, features) inputs -> (output, new states)."""
@@ -506,14 +511,15 @@ class RNN(Layer):
 
     def _initial_states(self, initial_state: Any, batch: int) -> list[Tensor]:
         if initial_state is None:
-            return zero_states(self.cell, batch, self.dtype)
+            return zero_states(self.cell, batch, self.compute_dtype)
         states = list(initial_state) if isinstance(initial_state, list | tuple) else [
             initial_state]
-        expected = len(zero_states(self.cell, 1, self.dtype))
+        expected = len(zero_states(self.cell, 1, self.compute_dtype))
         if len(states) != expected:
             raise ValueError(f'Layer "{self.name}" expects {expected} initial state tensor(s). '
                              f"Received: {len(states)}")
-        return [nest.map_structure(lambda t: ops.cast(ops.convert_to_tensor(t), self.dtype), s)
+        return [nest.map_structure(
+            lambda t: ops.cast(ops.convert_to_tensor(t), self.compute_dtype), s)
                 for s in states]
 
     @staticmethod
@@ -523,6 +529,10 @@ class RNN(Layer):
         output = ops.where(keep, new_output, old_output)
         states = [ops.where(keep, n, o) for n, o in zip(new_states, old_states)]
         return output, states
+
+    def _variables_in_compute_dtype(self) -> Any:
+        """The layer's and its cell's variables (the cell's steps are not layer calls)."""
+        return cells_in_compute_dtype(self, [self.cell])
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = tuple(input_shape)[:2]

@@ -7,6 +7,8 @@ carries every state forward as `RNN`'s own loop does.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -93,7 +95,7 @@ class StackedRNNCells(Layer):
 
     def get_initial_state(self, batch_size: int) -> list:
         """Each cell's zero states."""
-        return [_zero_states(cell, batch_size, self.dtype) for cell in self.cells]
+        return [_zero_states(cell, batch_size, self.compute_dtype) for cell in self.cells]
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Tensor, Any]:
         new_states = []
@@ -104,6 +106,9 @@ class StackedRNNCells(Layer):
                 cell_states = cell_states[0]
             new_states.append(cell_states)
         return inputs, new_states[0] if len(new_states) == 1 else new_states
+
+    def _variables_in_compute_dtype(self) -> Any:
+        return cells_in_compute_dtype(self, self.cells)
 
     def get_config(self) -> dict[str, Any]:
         from distflow.keras import layers
@@ -118,6 +123,19 @@ class StackedRNNCells(Layer):
         config = dict(config)
         cells = [layers.deserialize(c, custom_objects) for c in config.pop("cells")]
         return cls(cells, **config)
+
+
+@contextlib.contextmanager
+def cells_in_compute_dtype(layer: Layer, cells: list) -> Iterator[None]:
+    """A layer's and its cells' variables in the compute dtype for the time of a call
+    (under a mixed policy), as `Layer._variables_in_compute_dtype`: cells' steps are
+    `call`s, not layer calls, so the layer running them casts their variables."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(Layer._variables_in_compute_dtype(layer))
+        for cell in cells:
+            if isinstance(cell, Layer):
+                stack.enter_context(cell._variables_in_compute_dtype())
+        yield
 
 
 def _masked(keep: Tensor, new: Any, old: Any) -> Any:
