@@ -316,8 +316,7 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
             self._call_losses.clear()
         _context.training = training
         try:
-            with self._variables_in_compute_dtype():
-                outputs = self.call(inputs, *args, **kwargs)
+            outputs = self._call_with_policy(inputs, args, kwargs)
         finally:
             _context.training = outer
         if self.activity_regularizer is not None:
