@@ -164,6 +164,16 @@ def test_augmentations_change_training_calls_only_and_round_trip_their_config(ma
     assert layer(x[0]).shape == x.shape[1:]  # a single image
 
 
+def test_clahe_applies_in_inference_too_and_round_trips_its_config():
+    layer = keras.layers.ContrastLimitedAdaptiveHistogramEqualization(tile_grid_size=(2, 2))
+    x = RNG.uniform(60, 120, size=(2, 8, 8, 3)).astype(np.float32)  # a low-contrast image
+    out = layer(x, training=False).numpy()
+    np.testing.assert_array_equal(out, layer(x, training=True).numpy())
+    assert out.max() - out.min() > x.max() - x.min()  # the contrast is stretched
+    copy = type(layer).from_config(layer.get_config())
+    np.testing.assert_array_equal(copy(x).numpy(), out)
+
+
 def test_rgb_hsv_round_trip_and_known_colours():
     from distflow.keras.layers.preprocessing_augment import hsv_to_rgb, rgb_to_hsv
 
@@ -246,6 +256,8 @@ def test_perspective_moves_the_corners_where_it_says():
     (lambda: keras.layers.CutMix(factor=2), "factor=2"),
     (lambda: keras.layers.RandomShear(x_factor=-0.2), "x_factor=-0.2"),
     (lambda: keras.layers.RandomPerspective(scale=1.5), "scale=1.5"),
+    (lambda: keras.layers.ContrastLimitedAdaptiveHistogramEqualization(tile_grid_size=(0, 2)),
+     "tile_grid_size"),
     (lambda: keras.layers.RandomSaturation(0.5, value_range=(1, 2, 3)), "value_range"),
     (lambda: keras.layers.RandomGaussianBlur(kernel_size=4), "kernel_size=4"),
 ])

@@ -1,5 +1,6 @@
 """Augmentation layers, as Keras 3's: RandomHue, RandomSaturation, RandomColorJitter,
-RandomGaussianBlur, Equalization, MixUp, CutMix and RandomErasing.
+RandomGaussianBlur, Equalization, ContrastLimitedAdaptiveHistogramEqualization,
+MixUp, CutMix and RandomErasing.
 
 Each random layer draws its parameters (`draw(images)`, a dict with Keras's
 transformation keys) and applies them (`transform(images, params)`), in
@@ -25,7 +26,8 @@ from distflow.keras.layers.preprocessing_image import (
 from distflow.tensor import Tensor
 
 __all__ = ["RandomHue", "RandomSaturation", "RandomColorJitter", "RandomGaussianBlur",
-           "Equalization", "MixUp", "CutMix", "RandomErasing"]
+           "Equalization", "MixUp", "CutMix", "RandomErasing",
+           "ContrastLimitedAdaptiveHistogramEqualization"]
 
 _EPSILON = np.float32(1e-7)
 
@@ -271,6 +273,93 @@ class Equalization(_ImageLayer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "value_range": self.value_range, "bins": self.bins}
+
+
+def _tile_lookup_tables(tiles: np.ndarray, clip_limit: float) -> np.ndarray:
+    """(..., tile pixels) 0..255 values -> (..., 256) clipped-histogram equalization tables."""
+    area = tiles.shape[-1]
+    values = np.clip(tiles.astype(np.int32), 0, 255)
+    flat = values.reshape(-1, area)
+    hists = np.zeros((flat.shape[0], 256), np.float32)
+    np.add.at(hists, (np.arange(flat.shape[0])[:, None], flat), 1)
+    if clip_limit > 0:
+        limit = np.float32(clip_limit * area / 256.0)
+        clipped = np.minimum(hists, limit)
+        hists = clipped + (hists - clipped).sum(axis=-1, keepdims=True) / np.float32(256)
+    cdf = np.cumsum(hists, axis=-1, dtype=np.float32)
+    low = cdf.min(axis=-1, keepdims=True)
+    spread = np.float32(area) - low
+    spread = np.where(spread == 0, np.float32(1), spread)
+    tables = np.clip((cdf - low) * np.float32(255) / spread, 0, 255)
+    return tables.reshape(*tiles.shape[:-1], 256)
+
+
+def _tile_weights(size: int, tile: int, grid: int) -> tuple[np.ndarray, ...]:
+    """Per pixel along one axis: the two neighbouring tile centres (in the edge-padded grid)
+    and the weight of the second."""
+    position = (np.arange(size, dtype=np.float32) - np.float32(tile / 2.0)) / np.float32(
+        tile) + np.float32(1)
+    low = np.floor(position)
+    weight = position - low
+    return (np.clip(low, 0, grid + 1).astype(np.int64),
+            np.clip(low + 1, 0, grid + 1).astype(np.int64), weight)
+
+
+def clahe(images: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalization of 0..255 NHWC images, as Keras:
+    per tile and channel lookup tables, blended bilinearly between tile centres."""
+    n, height, width, channels = images.shape
+    (grid_h, grid_w) = grid
+    tile_h, tile_w = -(-height // grid_h), -(-width // grid_w)
+    padded = np.pad(images, ((0, 0), (0, tile_h * grid_h - height),
+                             (0, tile_w * grid_w - width), (0, 0)), mode="symmetric")
+    tiles = padded.reshape(n, grid_h, tile_h, grid_w, tile_w, channels).transpose(
+        0, 1, 3, 5, 2, 4).reshape(n, grid_h, grid_w, channels, tile_h * tile_w)
+    tables = np.pad(_tile_lookup_tables(tiles, clip_limit),
+                    ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0)), mode="edge")
+    y0, y1, wy = _tile_weights(padded.shape[1], tile_h, grid_h)
+    x0, x1, wx = _tile_weights(padded.shape[2], tile_w, grid_w)
+    pixels = np.clip(padded, 0, 255).astype(np.int64)
+    b = np.arange(n)[:, None, None, None]
+    c = np.arange(channels)[None, None, None, :]
+    y0, y1, wy = y0[None, :, None, None], y1[None, :, None, None], wy[None, :, None, None]
+    x0, x1, wx = x0[None, None, :, None], x1[None, None, :, None], wx[None, None, :, None]
+    top = tables[b, y0, x0, c, pixels] * (1 - wx) + tables[b, y0, x1, c, pixels] * wx
+    bottom = tables[b, y1, x0, c, pixels] * (1 - wx) + tables[b, y1, x1, c, pixels] * wx
+    out = top * (1 - wy) + bottom * wy
+    return out[:, :height, :width].astype(np.float32)
+
+
+class ContrastLimitedAdaptiveHistogramEqualization(_ImageLayer):
+    """CLAHE: histogram equalization per tile of a `tile_grid_size` grid, each histogram
+    clipped at `clip_limit` times its mean count (the excess spread evenly), the tiles'
+    mappings blended bilinearly; applied in training and inference, as Keras.
+
+    Args:
+        value_range: the (min, max) of the data.
+        clip_limit: the clipping factor (0 or less: no clipping).
+        tile_grid_size: (rows, columns) of tiles.
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, value_range: Any = (0, 255), clip_limit: float = 4.0,
+                 tile_grid_size: Any = (8, 8), **kwargs: Any):
+        super().__init__(**kwargs)
+        self.value_range = value_range_of(value_range)
+        self.clip_limit = float(clip_limit)
+        self.tile_grid_size = tuple(int(v) for v in tile_grid_size)
+        if len(self.tile_grid_size) != 2 or min(self.tile_grid_size) < 1:
+            raise ValueError("`tile_grid_size` must be two positive integers. Received: "
+                             f"tile_grid_size={tile_grid_size}")
+
+    def _images(self, images: np.ndarray, training: bool) -> np.ndarray:
+        pixels = _rescale(images, self.value_range, (0, 255))
+        return _rescale(clahe(pixels, self.clip_limit, self.tile_grid_size), (0, 255),
+                        self.value_range)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "value_range": self.value_range,
+                "clip_limit": self.clip_limit, "tile_grid_size": list(self.tile_grid_size)}
 
 
 class _Mixing(_ImageLayer):
