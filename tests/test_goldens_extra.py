@@ -126,23 +126,48 @@ def _layer_masks(shapes):
             for s in shapes[:2]]
 
 
+def _case_id(config):
+    return [v["class_name"] if isinstance(v, dict) else v for v in config.values()]
+
+
+def _instantiate(value):
+    """A case's config with its `{"class_name", "config"}` entries (cells, wrapped layers)
+    made into distflow layers."""
+    if isinstance(value, dict) and set(value) == {"class_name", "config"}:
+        return getattr(keras.layers, value["class_name"])(**_instantiate(value["config"]))
+    if isinstance(value, dict):
+        return {k: _instantiate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate(v) for v in value]
+    return value
+
+
+def _apply(layer, inputs, kwargs):
+    if kwargs.get("unpack"):
+        return layer(*inputs, **{k: v for k, v in kwargs.items() if k != "unpack"})
+    return layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+
+
 @pytest.mark.parametrize("case", LAYERS["cases"],
-                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}"
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, _case_id(c['config'])))}"
                                        f"{'-' + '-'.join(c['call']) if c['call'] else ''}")
 def test_layer_output_and_gradients_match_keras(case):
     inputs = [df.constant(np.array(x, np.float32)) for x in case["inputs"]]
-    layer = getattr(keras.layers, case["class"])(**case["config"])
+    layer = getattr(keras.layers, case["class"])(**_instantiate(case["config"]))
     kwargs = dict(case["call"])
     if kwargs.get("mask") == "qv":
         kwargs["mask"] = _layer_masks([x.shape for x in inputs])
-    layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)  # builds the weights
+    _apply(layer, inputs, kwargs)  # builds the weights
+    assert len(layer.weights) == len(case["weight_names"])
     layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
     with df.GradientTape(persistent=True) as tape:
         for x in inputs:
             tape.watch(x)
-        out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+        out = _apply(layer, inputs, kwargs)
         total = df.reduce_sum(out * np.array(case["cotangent"], np.float32))
     np.testing.assert_allclose(out.numpy(), case["output"], rtol=1e-5, atol=1e-5)
+    for i, (got, want) in enumerate(zip(layer.get_weights(), case["weights_after"])):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"weight {i}")
     grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
     for i, (got, want) in enumerate(zip(grads, case["grads"])):
         if want is None:
@@ -163,3 +188,31 @@ def test_pipeline_matches_keras():
                                       keras.layers.CategoryEncoding(6, output_mode="count")])
     case = PREPROCESSING["pipeline"]
     np.testing.assert_array_equal(pipeline(np.array(case["inputs"])).numpy(), case["output"])
+
+
+AUGMENT = _load("augment")
+
+
+@pytest.mark.parametrize("case", AUGMENT["cases"],
+                         ids=lambda c: f"{c['class']}-{'-'.join(map(str, c['config'].values()))}")
+def test_augmentation_matches_keras(case):
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    x = np.array(case["input"], np.float32)
+    if case["transformation"] is None:
+        out = layer(x, training=True).numpy()
+    else:
+        out = layer.transform(x, case["transformation"])
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, case["output"], rtol=1e-5, atol=1e-4)
+    if "labels" in case:
+        labels = layer.transform_labels(np.array(case["labels"], np.float32),
+                                        case["transformation"])
+        np.testing.assert_allclose(labels, case["labels_output"], rtol=1e-6)
+
+
+def test_box_masks_match_keras():
+    from distflow.keras.layers.preprocessing_augment import box_masks
+
+    boxes = AUGMENT["boxes"]
+    masks = box_masks((3, 5, 7, 2), boxes["x0"], boxes["x1"], boxes["y0"], boxes["y1"])
+    np.testing.assert_array_equal(masks, AUGMENT["box_masks"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -351,9 +354,36 @@ def test_summary_lists_layers_shapes_and_param_counts():
     assert lines[0] == f'Model: "{model.name}"'
 
 
-def test_summary_of_an_unbuilt_model_explains_how_to_build():
-    with pytest.raises(ValueError, match="not yet been built"):
-        Sequential([layers.Dense(2)]).summary()
+SUMMARIES = json.loads((Path(__file__).parent / "goldens" / "summaries.json").read_text())
+
+
+class _TwoDense(Model):
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = layers.Dense(4), layers.Dense(2)
+
+    def call(self, x):
+        return self.second(self.first(x))
+
+
+def _summary_models():
+    called = _TwoDense()
+    called(np.zeros((2, 3), np.float32))
+    return {"subclassed_unbuilt": _TwoDense(), "subclassed_called": called,
+            "sequential_unbuilt": Sequential([layers.Dense(3)]),
+            "sequential": Sequential([Input((3,)), layers.Dense(4), layers.Dense(2)])}
+
+
+@pytest.mark.parametrize("name", sorted(SUMMARIES["cases"]))
+def test_summary_rows_and_totals_match_keras_built_or_not(name):
+    from distflow.keras.utils.summary_utils import summary_rows
+
+    model, want = _summary_models()[name], SUMMARIES["cases"][name]
+    rows = [[row[0][row[0].index("("):], *row[1:]] for row in summary_rows(model)]
+    assert rows == want["rows"]
+    lines: list[str] = []
+    model.summary(print_fn=lines.append)  # unbuilt models print too, as in Keras 3
+    assert [line for line in lines if "params:" in line] == want["totals"]
 
 
 # ----------------------------------------------------------------------------- errors

@@ -49,10 +49,11 @@ LEFT_OUT = {
     "layers": {
         "FlaxLayer, JaxLayer, TorchModuleWrapper, TFSMLayer": "wrap another framework's modules "
         "or a TensorFlow SavedModel: distflow has no such backend",
-        "ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, StackedRNNCells": "need the RNN loop of "
-        "layers/recurrent.py, which is being restructured",
         "MelSpectrogram, STFTSpectrogram": "audio front ends: no FFT op in the core yet",
         "MaxNumBoundingBoxes": "bounding-box pipelines are not supported by the image layers",
+        "AugMix, RandAugment, RandomElasticTransform": "not written yet: policies over many "
+        "random augmentations and a random displacement field (the layers they build on are "
+        "here)",
     },
     "saving": {
         "KerasFileEditor": "edits the HDF5 weights inside Keras's `.keras` archives; distflow's "

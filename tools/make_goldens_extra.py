@@ -272,6 +272,187 @@ def image() -> dict:
                          "height": 6, "width": 7}}
 
 
+# (Keras class, constructor arguments, input shape, fixed transformation or None). With a
+# transformation the fixture holds `transform_images` (and MixUp's `transform_labels`)
+# for it; without, a training call whose draws cannot change the result.
+AUGMENT_CASES = [
+    ("RandomHue", {"factor": 0.5}, (3, 5, 6, 3), {"factor": [0.2, -0.45, 0.05]}),
+    ("RandomHue", {"factor": 0.5, "value_range": (0, 1)}, (3, 5, 6, 3),
+     {"factor": [-0.1, 0.3, 0.49]}),
+    ("RandomHue", {"factor": (1.0, 1.0)}, (2, 5, 6, 3), None),
+    ("RandomSaturation", {"factor": 0.5}, (3, 5, 6, 3), {"factor": [0.5, 2.0, 0.0]}),
+    ("RandomSaturation", {"factor": (0.8, 0.8), "value_range": (0, 1)}, (2, 5, 6, 3), None),
+    ("RandomColorJitter", {"brightness_factor": (0.1, 0.1), "saturation_factor": (0.7, 0.7),
+                           "hue_factor": (1.0, 1.0)}, (2, 5, 6, 3), None),
+    ("RandomColorJitter", {"value_range": (0, 1), "saturation_factor": (0.3, 0.3)},
+     (2, 5, 6, 3), None),
+    ("RandomGaussianBlur", {"factor": (1.0, 1.0), "sigma": (0.8, 0.8)}, (2, 7, 6, 3), None),
+    ("RandomGaussianBlur", {"kernel_size": 5}, (3, 7, 6, 2),
+     {"should_apply_blur": [True, False, True], "blur_factor": [0.7, 1.6]}),
+    ("Equalization", {}, (2, 7, 6, 3), None),
+    ("Equalization", {"value_range": (0, 1), "bins": 16}, (2, 7, 6, 3), None),
+    ("ContrastLimitedAdaptiveHistogramEqualization", {"tile_grid_size": (2, 3)},
+     (2, 9, 10, 3), None),
+    ("ContrastLimitedAdaptiveHistogramEqualization", {"value_range": (0, 1), "clip_limit": 2.0,
+                                                      "tile_grid_size": (3, 2)},
+     (1, 12, 8, 2), None),
+    ("ContrastLimitedAdaptiveHistogramEqualization", {"clip_limit": 0.0}, (1, 16, 16, 1),
+     None),
+    ("MixUp", {}, (4, 5, 6, 3), {"mix_weight": [0.9, 0.3, 0.5, 0.05],
+                                 "permutation_order": [2, 0, 3, 1]}),
+    ("CutMix", {"seed": 3}, (4, 7, 6, 3), "draw"),
+    ("RandomShear", {"x_factor": 0.3, "y_factor": 0.2}, (3, 7, 6, 2),
+     {"shear_factor": [[0.3, -0.1], [-0.25, 0.2], [0.0, 0.15]]}),
+    ("RandomShear", {"x_factor": 0.5, "fill_mode": "constant", "interpolation": "nearest",
+                     "fill_value": 9.0}, (2, 7, 6, 2), {"shear_factor": [[0.4, 0.0],
+                                                                       [-0.45, 0.0]]}),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.6, "seed": 3}, (3, 8, 7, 2),
+     "draw"),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "interpolation": "nearest",
+                           "fill_value": 5.0, "seed": 4}, (2, 8, 7, 2), "draw"),
+    ("RandomErasing", {"factor": (1.0, 1.0), "seed": 3}, (3, 7, 6, 3), "draw"),
+    ("RandomErasing", {"factor": (1.0, 1.0), "fill_value": [10.0, 20.0, 30.0], "seed": 4},
+     (3, 7, 6, 3), "draw"),
+]
+
+BOXES = {"x0": [0.0, 1.5, 2.2], "x1": [3.0, 4.5, 6.0], "y0": [0.5, 0.0, 3.9],
+         "y1": [2.5, 7.0, 4.1]}
+
+
+def augment() -> dict:
+    """Augmentation layers: training outputs that cannot vary, and transforms for fixed
+    parameters."""
+    import keras
+
+    rng = np.random.default_rng(44)
+    cases = []
+    for cls, config, shape, transformation in AUGMENT_CASES:
+        high = config.get("value_range", (0, 255))[1]
+        x = rng.uniform(0, high, size=shape).astype(np.float32)
+        layer = getattr(keras.layers, cls)(**config)
+        case = {"class": cls, "config": config, "input": _floats(x),
+                "transformation": transformation}
+        if transformation is None:
+            case["output"] = _floats(layer(x, training=True))
+        elif transformation == "draw":  # Keras's own draw, then its transform
+            params = layer.get_random_transformation(x, training=True)
+            case["transformation"] = {k: np.asarray(v).tolist() for k, v in params.items()
+                                      if k != "input_shape"}
+            case["output"] = _floats(layer.transform_images(x, params, training=True))
+        else:
+            params = {k: np.array(v, np.float32 if isinstance(v[0], float) else None)
+                      for k, v in transformation.items()}
+            case["output"] = _floats(layer.transform_images(x, params, training=True))
+        if cls in ("MixUp", "CutMix"):
+            labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, shape[0])]
+            case["labels"] = _floats(labels)
+            case["labels_output"] = _floats(layer.transform_labels(labels, params,
+                                                                   training=True))
+        cases.append(case)
+    corners = tuple(np.array(BOXES[k], np.float32) for k in ("x0", "x1", "y0", "y1"))
+    masks = keras.layers.CutMix()._generate_batch_mask((3, 5, 7, 2), corners)
+    if isinstance(masks, tuple):
+        masks = masks[0]
+    return {"keras_version": keras.__version__, "cases": cases, "boxes": BOXES,
+            "box_masks": np.asarray(masks).tolist()}
+
+
+def mixed_sequence_model(keras):
+    """LSTM, GRU and attention layers under the global policy; every output."""
+    x = keras.Input((5, 3))
+    lstm = keras.layers.LSTM(4, return_sequences=True)(x)
+    gru = keras.layers.GRU(4, return_sequences=True)(lstm)
+    attention = keras.layers.MultiHeadAttention(2, 2)(gru, gru)
+    pooled = keras.layers.GlobalAveragePooling1D()(attention)
+    out = keras.layers.Dense(2, dtype="float32")(pooled)
+    return keras.Model(x, [lstm, gru, attention, out])
+
+
+def mixed_precision() -> dict:
+    """A model under the 'mixed_float16' policy: dtypes, outputs, loss, gradients, the
+    optimizer compile chooses and the weights after three full-batch steps of fit."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(55)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Sequential([
+            keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+            keras.layers.BatchNormalization(), keras.layers.Dense(4),
+            keras.layers.Activation("softmax", dtype="float32")])
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in model.weights]
+        model.set_weights(weights)
+        x = rng.normal(size=(8, 6)).astype(np.float32)
+        y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+        loss_fn = keras.losses.CategoricalCrossentropy()
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = loss_fn(y, out)
+        grads = tape.gradient(loss, model.trainable_weights)
+        hidden = model.layers[0](x)
+        model.set_weights(weights)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+        history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
+        sequence = mixed_sequence_model(keras)
+        sequence_weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5
+                            for w in sequence.weights]
+        sequence.set_weights(sequence_weights)
+        sequence_x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+        sequence_out = sequence(sequence_x)
+        return {"sequence": {"weights": [_floats(w) for w in sequence_weights],
+                             "x": _floats(sequence_x),
+                             "outputs": [_floats(t) for t in sequence_out],
+                             "dtypes": [str(t.dtype) for t in sequence.outputs]},
+                "keras_version": keras.__version__, "weights": [_floats(w) for w in weights],
+                "x": _floats(x), "y": _floats(y),
+                "variable_dtypes": [w.dtype for w in model.weights],
+                "hidden_dtype": str(hidden.dtype.name), "hidden": _floats(hidden),
+                "output_dtype": str(out.dtype.name), "output": _floats(out),
+                "loss": float(loss), "grads": [_floats(g) for g in grads],
+                "optimizer": type(model.optimizer).__name__,
+                "history": [float(v) for v in history.history["loss"]],
+                "weights_after_fit": [_floats(w) for w in model.get_weights()]}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def summary_models(keras) -> dict:
+    """The models of the summary fixture, by case name (tests/test_models.py builds the
+    same ones with distflow)."""
+    class TwoDense(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = keras.layers.Dense(4), keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    called = TwoDense()
+    called(np.zeros((2, 3), np.float32))
+    return {"subclassed_unbuilt": TwoDense(), "subclassed_called": called,
+            "sequential_unbuilt": keras.Sequential([keras.layers.Dense(3)]),
+            "sequential": keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                            keras.layers.Dense(2)])}
+
+
+def summaries() -> dict:
+    """`summary()` rows (layer type, output shape, parameter count) and totals."""
+    import keras
+
+    cases = {}
+    for name, model in summary_models(keras).items():
+        lines = []
+        model.summary(print_fn=lambda line, *args, out=lines, **kwargs: out.append(line))
+        text = "\n".join(lines)
+        rows = [[c.strip() for c in line.split("\u2502")[1:-1]]
+                for line in text.splitlines() if line.count("\u2502") == 4]
+        rows = [[row[0][row[0].index("("):], *row[1:]] for row in rows]
+        totals = [line.strip() for line in text.splitlines() if "params:" in line]
+        cases[name] = {"rows": rows, "totals": totals}
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 DATASET_DIR = OUT / "datasets"
 
 
@@ -368,6 +549,23 @@ def datasets() -> dict:
 
 
 VOLUME, SEQ = (1, 4, 5, 6, 2), (2, 9, 3)
+
+
+def _layer(class_name: str, **config) -> dict:
+    """A layer argument of a case (a cell, a wrapped layer): built by `_instantiate`."""
+    return {"class_name": class_name, "config": config}
+
+
+def _instantiate(layers, value):
+    """`value` with every `_layer(...)` dict replaced by that layer of `layers`."""
+    if isinstance(value, dict) and set(value) == {"class_name", "config"}:
+        return getattr(layers, value["class_name"])(**_instantiate(layers, value["config"]))
+    if isinstance(value, dict):
+        return {k: _instantiate(layers, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate(layers, v) for v in value]
+    return value
+
 LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call arguments)
     ("Conv3D", {"filters": 4, "kernel_size": 3}, [VOLUME], {}),
     ("Conv3D", {"filters": 2, "kernel_size": (2, 3, 2), "strides": (1, 2, 2), "padding": "same",
@@ -420,6 +618,34 @@ LAYER_CASES = [  # (Keras class, constructor arguments, input shapes, call argum
     ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3}, [SEQ], {"reverse": True}),
     ("ReversibleEmbedding", {"input_dim": 7, "output_dim": 3, "tie_weights": False,
                              "logit_soft_cap": 1.5}, [SEQ], {"reverse": True}),
+    ("RNN", {"cell": _layer("StackedRNNCells", cells=[
+        _layer("LSTMCell", units=4), _layer("GRUCell", units=2),
+        _layer("SimpleRNNCell", units=3)]), "return_sequences": True}, [SEQ], {}),
+    ("RNN", {"cell": _layer("StackedRNNCells", cells=[
+        _layer("LSTMCell", units=3), _layer("LSTMCell", units=2, activation="relu")]),
+        "go_backwards": True}, [SEQ], {}),
+    ("ConvLSTM2D", {"filters": 3, "kernel_size": 3, "padding": "same",
+                    "return_sequences": True}, [(2, 3, 6, 5, 2)], {}),
+    ("ConvLSTM2D", {"filters": 2, "kernel_size": (2, 3), "strides": 2, "go_backwards": True,
+                    "use_bias": False}, [(2, 3, 6, 5, 2)], {}),
+    ("ConvLSTM1D", {"filters": 2, "kernel_size": 2, "dilation_rate": 2, "activation": "relu",
+                    "return_sequences": True}, [(2, 4, 7, 2)], {}),
+    ("ConvLSTM3D", {"filters": 2, "kernel_size": 2, "padding": "same"}, [(1, 3, 4, 4, 3, 2)],
+     {}),
+    ("SpectralNormalization", {"layer": _layer("Dense", units=3)}, [(2, 4)],
+     {"training": True}),
+    ("SpectralNormalization", {"layer": _layer("Conv2D", filters=2, kernel_size=3),
+                               "power_iterations": 3}, [(1, 5, 5, 2)], {"training": True}),
+    ("SpectralNormalization", {"layer": _layer("Dense", units=2)}, [(2, 4)],
+     {"training": False}),
+    ("GroupQueryAttention", {"head_dim": 2, "num_query_heads": 4, "num_key_value_heads": 2},
+     [(2, 4, 3), SEQ], {"unpack": True}),
+    ("GroupQueryAttention", {"head_dim": 3, "num_query_heads": 2, "num_key_value_heads": 1,
+                             "use_bias": False, "use_gate": True}, [(2, 4, 3), SEQ, SEQ],
+     {"unpack": True}),
+    ("GroupQueryAttention", {"head_dim": 2, "num_query_heads": 3, "num_key_value_heads": 3,
+                             "sliding_window": 3}, [SEQ, SEQ],
+     {"unpack": True, "use_causal_mask": True}),
 ]
 
 
@@ -437,16 +663,23 @@ def layers() -> dict:
     cases = []
     for cls, config, shapes, call_kwargs in LAYER_CASES:
         inputs = [tf.constant(rng.normal(size=s).astype(np.float32)) for s in shapes]
-        layer = getattr(keras.layers, cls)(**config)
-        layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
+        layer = getattr(keras.layers, cls)(**_instantiate(keras.layers, config))
+        kwargs = dict(call_kwargs)
+        unpack = kwargs.pop("unpack", False)
+        if unpack:
+            layer.build(*shapes)
+        else:
+            layer.build([tuple(s) for s in shapes] if len(shapes) > 1 else shapes[0])
         weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights]
         layer.set_weights(weights)
-        kwargs = dict(call_kwargs)
         if kwargs.get("mask") == "qv":
             kwargs["mask"] = [tf.constant(m) for m in _masks(shapes)]
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(inputs)
-            out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
+            if unpack:
+                out = layer(*inputs, **kwargs)
+            else:
+                out = layer(inputs if len(inputs) > 1 else inputs[0], **kwargs)
             cotangent = rng.normal(size=out.shape).astype(np.float32)
             total = tf.reduce_sum(out * cotangent)
         grads = tape.gradient(total, [*inputs, *layer.trainable_weights])
@@ -454,13 +687,15 @@ def layers() -> dict:
                       "inputs": [_floats(x) for x in inputs],
                       "weights": [_floats(w) for w in weights],
                       "weight_names": [w.name for w in layer.weights],
+                      "weights_after": [_floats(w) for w in layer.get_weights()],
                       "output": _floats(out), "cotangent": _floats(cotangent),
                       "grads": [None if g is None else _floats(g) for g in grads]})
     return {"keras_version": keras.__version__, "cases": cases}
 
 
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
-            "datasets": datasets, "layers": layers}
+            "datasets": datasets, "layers": layers, "augment": augment,
+            "mixed_precision": mixed_precision, "summaries": summaries}
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ def __getattr__(name: str) -> Any:
 _MORE_MODULES = ("preprocessing_lookup", "preprocessing_hashing",
                  "preprocessing_discretization", "preprocessing_text", "preprocessing_image",
                  "convolutional_extra", "volumetric", "normalization_extra", "attention_extra",
-                 "pipeline", "adaptive_pooling", "preprocessing_color", "core_extra")
+                 "pipeline", "adaptive_pooling", "preprocessing_color", "core_extra",
+                 "recurrent_stacked", "convolutional_recurrent", "preprocessing_augment",
+                 "preprocessing_geometry")
 for _module_name in _MORE_MODULES:
     _module = importlib.import_module(f"distflow.keras.layers.{_module_name}")
     for _name in _module.__all__:

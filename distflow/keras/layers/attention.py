@@ -210,27 +210,33 @@ class MultiHeadAttention(Layer):
     def call(self, query: Tensor, value: Tensor, key: Tensor | None = None,
              attention_mask: Any = None, return_attention_scores: bool = False,
              training: bool = False, use_causal_mask: bool = False) -> Any:
-        value = ops.convert_to_tensor(value, self.dtype)
-        key = value if key is None else ops.convert_to_tensor(key, self.dtype)
+        value = ops.convert_to_tensor(value, self.compute_dtype)
+        key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key, self.key_kernel, self.key_bias)
         v = self._project(value, self.value_kernel, self.value_bias)
         mask = self._attention_mask(query, value, attention_mask, use_causal_mask)
-        if not return_attention_scores and not (training and self.dropout) and (
+        heads, probs = self._attend(q, k, v, mask, return_attention_scores, training)
+        out = self._output(heads)
+        return (out, probs) if return_attention_scores else out
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: np.ndarray | None,
+                with_scores: bool, training: bool) -> tuple[Tensor, Tensor | None]:
+        """softmax(q k^T / sqrt(key_dim)) v per head: ((batch, Tq, heads, V), the scores
+        (batch, heads, Tq, Tv) when asked for or needed, else None)."""
+        if not with_scores and not (training and self.dropout) and (
                 q.dtype == k.dtype == v.dtype):
             heads = _attention(q, k, v, scale=q.dtype.type(1.0 / math.sqrt(self.key_dim)),
                                mask=mask)
-            return self._output(ops.transpose(heads, (0, 2, 1, 3)))
+            return ops.transpose(heads, (0, 2, 1, 3)), None
         scores = ops.matmul(ops.multiply(q, 1.0 / math.sqrt(self.key_dim)), k,
                             transpose_b=True)  # (batch, heads, Tq, Tv)
         if mask is not None:
             scores = ops.where(mask[:, None], scores, _LARGE_NEGATIVE)
         probs = ops.softmax(scores, axis=-1)
-        if training and self.dropout:
-            probs = nn.dropout(probs, self.dropout, rng=self._rng)
-        heads = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))  # (batch, Tq, heads, V)
-        out = self._output(heads)
-        return (out, probs) if return_attention_scores else out
+        dropped = nn.dropout(probs, self.dropout, rng=self._rng) if (
+            training and self.dropout) else probs
+        return ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3)), probs
 
     def _output(self, heads: Tensor) -> Tensor:
         """(batch, Tq, heads, value_dim) -> the output projection (batch, Tq, out)."""

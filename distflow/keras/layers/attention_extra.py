@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from distflow import nn, ops
+from distflow.keras.layers.attention import MultiHeadAttention
 from distflow.keras.layers.base import Layer
+from distflow.keras.layers.core import positive_int
 from distflow.tensor import Tensor
 
-__all__ = ["Attention", "AdditiveAttention"]
+__all__ = ["Attention", "AdditiveAttention", "GroupQueryAttention"]
 
 
 class Attention(Layer):
@@ -130,3 +132,115 @@ class AdditiveAttention(Attention):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         return {k: v for k, v in config.items() if k != "score_mode"}
+
+
+class GroupQueryAttention(MultiHeadAttention):
+    """Grouped-query attention: `num_query_heads` query heads share `num_key_value_heads`
+    key/value heads (each key/value head serves `num_query_heads / num_key_value_heads`
+    consecutive query heads).
+
+    Weights, as Keras's: `query` (dim, query heads, head_dim), `key`, optional `gate`
+    (a sigmoid gate on the heads' outputs), `value` (dim, key/value heads, head_dim),
+    `attention_output` (query heads, head_dim, dim); each with a bias if `use_bias`.
+
+    Args:
+        head_dim: the size of every head.
+        num_query_heads: the number of query heads.
+        num_key_value_heads: the number of key and value heads (divides num_query_heads).
+        dropout: dropout rate on the attention probabilities (training only).
+        use_bias: whether the projections have biases.
+        sliding_window: None, or attend only to keys less than this many steps away.
+        flash_attention: accepted for compatibility (the attention is always computed
+            exactly, in one pass).
+        use_gate: gate each head's output with sigmoid(query @ gate kernel + bias).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, seed:
+            as MultiHeadAttention's.
+        **kwargs: base `Layer` arguments (`kernel_constraint`, `bias_constraint` included).
+    """
+
+    def __init__(self, head_dim: int, num_query_heads: int, num_key_value_heads: int,
+                 dropout: float = 0.0, use_bias: bool = True, sliding_window: int | None = None,
+                 flash_attention: Any = None, use_gate: bool = False, **kwargs: Any):
+        super().__init__(num_query_heads, head_dim, dropout=dropout, use_bias=use_bias,
+                         **kwargs)
+        self.num_key_value_heads = positive_int(num_key_value_heads, "num_key_value_heads")
+        if self.num_heads % self.num_key_value_heads:
+            raise ValueError("`num_query_heads` must be divisible by `num_key_value_heads`. "
+                             f"Received: num_query_heads={num_query_heads}, "
+                             f"num_key_value_heads={num_key_value_heads}")
+        if sliding_window is not None and (isinstance(sliding_window, bool) or not isinstance(
+                sliding_window, int) or sliding_window <= 0):
+            raise ValueError("`sliding_window` must be `None` or a positive integer. "
+                             f"Received: sliding_window={sliding_window}")
+        self.sliding_window, self.use_gate = sliding_window, bool(use_gate)
+
+    @property
+    def head_dim(self) -> int:
+        """The size of every head."""
+        return self.key_dim
+
+    @property
+    def num_query_heads(self) -> int:
+        """The number of query heads."""
+        return self.num_heads
+
+    def build(self, query_shape: Any, value_shape: Any = None, key_shape: Any = None) -> None:
+        value_shape = tuple(value_shape or query_shape)
+        key_shape = tuple(key_shape or value_shape)
+        dim, groups, size = query_shape[-1], self.num_key_value_heads, self.key_dim
+        self.query_kernel, self.query_bias = self._projection("query",
+                                                              (dim, self.num_heads, size))
+        self.key_kernel, self.key_bias = self._projection("key", (key_shape[-1], groups, size))
+        if self.use_gate:
+            self.gate_kernel, self.gate_bias = self._projection("gate",
+                                                                (dim, self.num_heads, size))
+        self.value_kernel, self.value_bias = self._projection("value",
+                                                              (value_shape[-1], groups, size))
+        self.output_kernel = self._weight("attention_output/kernel", (self.num_heads, size, dim),
+                                          kernel=True)
+        self.output_bias = (self._weight("attention_output/bias", (dim,), kernel=False)
+                            if self.use_bias else None)
+
+    def call(self, query: Tensor, value: Tensor, key: Tensor | None = None,
+             attention_mask: Any = None, return_attention_scores: bool = False,
+             training: bool = False, use_causal_mask: bool = False) -> Any:
+        value = ops.convert_to_tensor(value, self.compute_dtype)
+        key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
+        repeats = self.num_heads // self.num_key_value_heads
+        q = self._project(query, self.query_kernel, self.query_bias)
+        k = self._shared_heads(self._project(key, self.key_kernel, self.key_bias), repeats)
+        v = self._shared_heads(self._project(value, self.value_kernel, self.value_bias), repeats)
+        mask = self._window(self._attention_mask(query, value, attention_mask, use_causal_mask),
+                            query.shape[:2], value.shape[1])
+        heads, probs = self._attend(q, k, v, mask, return_attention_scores, training)
+        if self.use_gate:
+            gate = ops.sigmoid(self._project(query, self.gate_kernel, self.gate_bias))
+            heads = ops.multiply(heads, ops.transpose(gate, (0, 2, 1, 3)))
+        out = self._output(heads)
+        return (out, probs) if return_attention_scores else out
+
+    @staticmethod
+    def _shared_heads(x: Tensor, repeats: int) -> Tensor:
+        """(batch, groups, steps, size) -> (batch, groups * repeats, steps, size), each group
+        repeated for its consecutive query heads."""
+        if repeats == 1:
+            return x
+        batch, groups, steps, size = x.shape
+        tiled = ops.tile(ops.expand_dims(x, 2), (1, 1, repeats, 1, 1))
+        return ops.reshape(tiled, (batch, groups * repeats, steps, size))
+
+    def _window(self, mask: np.ndarray | None, query_shape: tuple, tv: int) -> Any:
+        if self.sliding_window is None:
+            return mask
+        batch, tq = query_shape
+        distance = np.abs(np.arange(tq)[:, None] - np.arange(tv)[None, :])
+        band = np.broadcast_to(distance < self.sliding_window, (batch, tq, tv))
+        return band if mask is None else mask & band
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        for key in ("num_heads", "key_dim", "value_dim", "output_shape", "attention_axes"):
+            config.pop(key)
+        return {**config, "head_dim": self.key_dim, "num_query_heads": self.num_heads,
+                "num_key_value_heads": self.num_key_value_heads,
+                "use_gate": self.use_gate, "sliding_window": self.sliding_window}

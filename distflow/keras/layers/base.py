@@ -29,7 +29,12 @@ from distflow.keras import regularizers
 from distflow.keras.keras_tensor import KerasTensor
 from distflow.keras.layers.layer_config import ConfigMixin
 from distflow.keras.layers.tracking import TrackingMixin
-from distflow.keras.layers.variables import VariablesMixin, _dtype_name, _shape_tuple
+from distflow.keras.layers.variables import (
+    VariablesMixin,
+    _dtype_name,
+    _shape_tuple,
+    policy_dtypes,
+)
 from distflow.keras.symbolic import symbolic_call
 from distflow.keras.tree import flatten as _flat
 from distflow.keras.tree import map_shape_structure as _map_shapes
@@ -44,7 +49,7 @@ _ALLOWED_KWARGS = (*_INPUT_SHAPE_KWARGS, "activity_regularizer", "autocast", "dy
 
 def to_snake_case(name: str) -> str:
     """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d', 'LSTM' -> 'lstm' (Keras's rule)."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    intermediate = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
     return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
@@ -187,8 +192,9 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self._dtype = _dtype_name(dtype)
-        self._np_dtype = np.dtype(object if self._dtype == "string" else self._dtype)
+        self._policy = _dtype_name(dtype)
+        self._dtype, compute = policy_dtypes(self._policy)
+        self._np_dtype = np.dtype(object if compute == "string" else compute)
         self._trainable = bool(trainable)
         self.built = False
         self.input_spec: InputSpec | list[InputSpec] | None = None
@@ -227,11 +233,22 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
 
     @property
     def dtype(self) -> str:
-        """The layer's dtype name ('float32')."""
+        """The dtype name of the layer's variables ('float32'), as Keras's `layer.dtype`."""
         return self._dtype
 
-    compute_dtype = dtype
     variable_dtype = dtype
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the layer computes in (float16 under 'mixed_float16')."""
+        return self._np_dtype.name if self._dtype != "string" else "string"
+
+    @property
+    def dtype_policy(self) -> Any:
+        """The layer's `keras.mixed_precision.DTypePolicy`."""
+        from distflow.keras import mixed_precision
+
+        return mixed_precision.DTypePolicy(self._policy)
 
 
 
@@ -299,7 +316,7 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
             self._call_losses.clear()
         _context.training = training
         try:
-            outputs = self.call(inputs, *args, **kwargs)
+            outputs = self._call_with_policy(inputs, args, kwargs)
         finally:
             _context.training = outer
         if self.activity_regularizer is not None:

@@ -32,7 +32,7 @@ class ConfigMixin:
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-safe; `from_config(get_config())` rebuilds the layer."""
         config: dict[str, Any] = {"name": self.name, "trainable": self.trainable,
-                                  "dtype": self._dtype}
+                                  "dtype": self._policy}
         auto = self.__dict__.get("_auto_config")
         if type(self).get_config is ConfigMixin.get_config and auto:
             config = {**auto, **config}

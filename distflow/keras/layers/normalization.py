@@ -108,6 +108,8 @@ _batch_norm_train = Primitive("keras_batch_norm_train", _batch_norm_forward,
 class _Normalization(Layer):
     """Shared parameters (gamma, beta) and config of both normalizations."""
 
+    _autocast_variables = False  # float32 under 'mixed_float16', as Keras (no overflow)
+
     def __init__(self, axis: Any, epsilon: float, center: bool, scale: bool,
                  beta_initializer: Any, gamma_initializer: Any, beta_regularizer: Any,
                  gamma_regularizer: Any, **kwargs: Any):

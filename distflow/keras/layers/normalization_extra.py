@@ -28,6 +28,8 @@ def _axes(axis: Any, ndim: int) -> list[int]:
 class GroupNormalization(Layer):
     """Normalizes groups of channels: mean and variance over each group and the other axes.
 
+    Under 'mixed_float16' it computes in float32 and returns float16, as Keras.
+
     Args:
         groups: number of groups (-1: one per channel); must divide the channels.
         axis: the channel axis.
@@ -37,6 +39,8 @@ class GroupNormalization(Layer):
             weights (`beta_constraint` / `gamma_constraint` go with the base arguments).
         **kwargs: base `Layer` arguments.
     """
+
+    _autocast_variables = False
 
     def __init__(self, groups: int = 32, axis: int = -1, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",

@@ -13,11 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from distflow import ops, random
+from distflow import nest, ops, random
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer, to_snake_case
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+from distflow.keras.layers.recurrent_stacked import (
+    cells_in_compute_dtype,
+    run_cell,
+    state_shapes,
+    zero_states,
+)
 from distflow.ops import Primitive
 from distflow.tensor import Tensor, as_array, current_tape, unique_name
 
@@ -112,7 +118,7 @@ class _Cell(Layer):
     def get_initial_state(self, batch_size: int) -> list[Tensor]:
         """Zero states for a batch."""
         sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        return [ops.zeros((batch_size, s), dtype=self.dtype) for s in sizes]
+        return [ops.zeros((batch_size, s), dtype=self.compute_dtype) for s in sizes]
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Tensor, list]:
         """One step, as a Keras cell: (batch, features) inputs -> (output, new states)."""
@@ -432,9 +438,9 @@ class RNN(Layer):
         if stateful:
             raise NotImplementedError("Stateful RNNs are not supported: pass stateful=False "
                                       "and carry the state with `initial_state`.")
-        if not isinstance(cell, _Cell):
-            raise ValueError("`cell` must be a SimpleRNNCell, LSTMCell or GRUCell. "
-                             f"Received: cell={cell!r}")
+        if not isinstance(cell, Layer) or "state_size" not in dir(cell):
+            raise ValueError("`cell` must be a Layer with a `call(inputs, states)` method and a "
+                             f"`state_size` attribute. Received: cell={cell!r}")
         self.cell = cell
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
@@ -458,6 +464,11 @@ class RNN(Layer):
         batch, steps, _ = inputs.shape
         cell = self.cell
         states = self._initial_states(initial_state, batch)
+        if not isinstance(cell, _Cell):
+            result, states = run_cell(cell, inputs, states, mask, go_backwards=self.go_backwards,
+                                      return_sequences=self.return_sequences,
+                                      training=training)
+            return [result, *states] if self.return_state else result
         if training and cell.dropout:
             keep = _keep_mask((batch, 1, inputs.shape[-1]), cell.dropout, cell.rng())
             inputs = ops.multiply(inputs, keep)
@@ -500,14 +511,16 @@ class RNN(Layer):
 
     def _initial_states(self, initial_state: Any, batch: int) -> list[Tensor]:
         if initial_state is None:
-            return self.cell.get_initial_state(batch)
+            return zero_states(self.cell, batch, self.compute_dtype)
         states = list(initial_state) if isinstance(initial_state, list | tuple) else [
             initial_state]
-        expected = len(self.cell.get_initial_state(1))
+        expected = len(zero_states(self.cell, 1, self.compute_dtype))
         if len(states) != expected:
             raise ValueError(f'Layer "{self.name}" expects {expected} initial state tensor(s). '
                              f"Received: {len(states)}")
-        return [ops.cast(ops.convert_to_tensor(s), self.dtype) for s in states]
+        return [nest.map_structure(
+            lambda t: ops.cast(ops.convert_to_tensor(t), self.compute_dtype), s)
+                for s in states]
 
     @staticmethod
     def _apply_mask(keep, new_output, old_output, new_states, old_states):
@@ -517,13 +530,17 @@ class RNN(Layer):
         states = [ops.where(keep, n, o) for n, o in zip(new_states, old_states)]
         return output, states
 
+    def _variables_in_compute_dtype(self) -> Any:
+        """The layer's and its cell's variables (the cell's steps are not layer calls)."""
+        return cells_in_compute_dtype(self, [self.cell])
+
     def compute_output_shape(self, input_shape: Any) -> Any:
         batch, steps = tuple(input_shape)[:2]
         units = self.cell.output_size
         out = (batch, steps, units) if self.return_sequences else (batch, units)
         if not self.return_state:
             return out
-        return [out, *[(batch, units) for _ in self.cell.get_initial_state(1)]]
+        return [out, *state_shapes(self.cell, batch)]
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return mask if self.return_sequences else None
@@ -544,15 +561,13 @@ class RNN(Layer):
                          "config": self.cell.get_config()}}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> RNN:
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> RNN:
+        from distflow.keras import layers
+
         config = dict(config)
-        cell_config = config.pop("cell")
-        cell_class = {c.__name__: c for c in (SimpleRNNCell, LSTMCell, GRUCell)}.get(
-            cell_config["class_name"])
-        if cell_class is None:
-            raise ValueError(f"Unknown RNN cell: '{cell_config['class_name']}'.")
-        return super().from_config({**config, "cell": cell_class.from_config(
-            cell_config["config"])})
+        cell = layers.deserialize(config.pop("cell"), custom_objects)
+        return super().from_config({**config, "cell": cell})
 
 
 class _CellLayer(RNN):

@@ -8,7 +8,9 @@ given).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,8 @@ def _shape_tuple(shape: Any) -> tuple:
     return tuple(None if s is None else int(s) for s in shape)
 
 def _dtype_name(dtype: Any) -> str:
+    """The policy name of a layer's `dtype` argument: a NumPy float dtype name, "string",
+    or "mixed_float16"."""
     if dtype is None:
         from distflow.keras import mixed_precision
 
@@ -36,7 +40,9 @@ def _dtype_name(dtype: Any) -> str:
     if name in ("string", "str"):  # string inputs of the host-side preprocessing layers
         return "string"
     if name.startswith("mixed_"):
-        raise ValueError(f"Mixed precision policies are not supported. Received: dtype={dtype!r}")
+        from distflow.keras import mixed_precision
+
+        return mixed_precision.DTypePolicy(name).name
     try:
         return np.dtype(name).name
     except TypeError:
@@ -44,8 +50,56 @@ def _dtype_name(dtype: Any) -> str:
                          f"Received: dtype={dtype!r}") from None
 
 
+def policy_dtypes(policy: str) -> tuple[str, str]:
+    """(variable dtype, compute dtype) of a policy name from `_dtype_name`."""
+    return ("float32", "float16") if policy == "mixed_float16" else (policy, policy)
+
+
+def _cast_floats(structure: Any, dtype: Any) -> Any:
+    from distflow.keras.tree import map_structure
+
+    return map_structure(lambda t: ops.cast(t, dtype) if isinstance(t, Tensor)
+                         and t.dtype.kind == "f" and t.dtype != dtype else t, structure)
+
+
 class VariablesMixin:
     """`add_weight`, weight constraints, `get_weights`/`set_weights`, `losses`, `add_loss`."""
+
+    # False: under a mixed policy the layer computes in float32 from its float16 inputs and
+    # casts its outputs to float16 (Keras's normalization layers, against overflow).
+    _autocast_variables = True
+
+    @contextlib.contextmanager
+    def _variables_in_compute_dtype(self) -> Iterator[None]:
+        """Under a mixed policy, the layer's float variable attributes read as (recorded,
+        differentiable) casts to the compute dtype for the time of a call, as Keras's
+        autocasting; the attributes are restored after it."""
+        if self._policy != "mixed_float16" or not self._autocast_variables:
+            yield
+            return
+        compute, swapped = self._np_dtype, []
+        for name, value in list(vars(self).items()):
+            if isinstance(value, Variable) and value.trainable and value.dtype.kind == "f" \
+                    and value.dtype != compute:
+                object.__setattr__(self, name, ops.cast(value, compute))
+                swapped.append((name, value))
+        try:
+            yield
+        finally:
+            for name, value in swapped:
+                object.__setattr__(self, name, value)
+
+    def _call_with_policy(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+        """`self.call` under the layer's dtype policy: as it is, or (mixed) with variables
+        cast to float16, or (mixed, `_autocast_variables` False) on float32 copies of the
+        float16 inputs with the outputs cast back to float16."""
+        if self._policy != "mixed_float16":
+            return self.call(inputs, *args, **kwargs)
+        if self._autocast_variables:
+            with self._variables_in_compute_dtype():
+                return self.call(inputs, *args, **kwargs)
+        inputs = _cast_floats(inputs, self._dtype)
+        return _cast_floats(self.call(inputs, *args, **kwargs), self._np_dtype)
 
     def _read_constraint_kwargs(self, kwargs: dict[str, Any]) -> None:
         """`kernel_constraint=`, `bias_constraint=`, ...: kept as `self.<name>_constraint`, and

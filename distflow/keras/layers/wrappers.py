@@ -1,14 +1,16 @@
-"""Layer wrappers: TimeDistributed and Bidirectional."""
+"""Layer wrappers: TimeDistributed, Bidirectional and SpectralNormalization."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from distflow import ops
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.tensor import Tensor
 
-__all__ = ["TimeDistributed", "Bidirectional"]
+__all__ = ["TimeDistributed", "Bidirectional", "SpectralNormalization"]
 
 
 def _serialize(layer: Layer) -> dict[str, Any]:
@@ -172,3 +174,94 @@ class Bidirectional(Layer):
             config["backward_layer"] = _deserialize(config["backward_layer"], custom_objects)
         return super().from_config(config)
 
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    """x / ||x|| over all entries (the inverse norm capped at 1 / 1e-7), as Keras."""
+    inverse = np.minimum(1.0 / np.sqrt(np.sum(np.square(x))), np.float32(1e7))
+    return (x * inverse).astype(x.dtype)
+
+
+class SpectralNormalization(Layer):
+    """Divides the kernel (or embeddings) of `layer` by its largest singular value.
+
+    In training calls, `power_iterations` steps of the power method refine the
+    estimate `vector_u` (a non-trainable weight) of the leading singular vector and
+    the kernel is replaced by kernel / sigma (in place, as Keras: the gradient is the
+    wrapped layer's, at the normalized kernel); an all-zero kernel is left alone.
+    Inference calls use the kernel as it is.
+
+    Args:
+        layer: a layer with a `kernel` or `embeddings` weight (Dense, Conv2D, Embedding...).
+        power_iterations: power-method steps per training call (> 0).
+        **kwargs: base `Layer` arguments.
+    """
+
+    def __init__(self, layer: Layer, power_iterations: int = 1, **kwargs: Any):
+        if not isinstance(layer, Layer):
+            raise ValueError("Please initialize `SpectralNormalization` layer with a `Layer` "
+                             f"instance. Received: {layer!r}")
+        super().__init__(**kwargs)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or (
+                power_iterations <= 0):
+            raise ValueError("`power_iterations` should be greater than zero. Received: "
+                             f"`power_iterations={power_iterations}`")
+        self.layer, self.power_iterations = layer, power_iterations
+
+    def build(self, input_shape: Any) -> None:
+        from distflow.keras import initializers
+
+        if not self.layer.built:
+            self.layer.build(input_shape)
+            self.layer.built = True
+        # Tracked here too (before vector_u), so the weights' order is Keras's:
+        # kernel, vector_u, then the wrapped layer's others.
+        self.kernel = kernel = self._kernel()
+        self.vector_u = self.add_weight("vector_u", (1, kernel.shape[-1]),
+                                        initializers.TruncatedNormal(stddev=0.02),
+                                        trainable=False, dtype=kernel.dtype)
+        self.input_spec = InputSpec(min_ndim=1, axes={-1: input_shape[-1]})
+
+    def _kernel(self) -> Any:
+        """The wrapped layer's `kernel`, else its `embeddings`."""
+        kernel = getattr(self.layer, "kernel", None)
+        if kernel is None:
+            kernel = getattr(self.layer, "embeddings", None)
+        if kernel is None:
+            raise ValueError(f"{type(self.layer).__name__} object has no attribute 'kernel' "
+                             "nor 'embeddings'")
+        return kernel
+
+    def call(self, inputs: Tensor, training: bool = False) -> Tensor:
+        if training:
+            self.normalize_weights()
+        out = self.layer(inputs)
+        return ops.cast(out, inputs.dtype)
+
+    def normalize_weights(self) -> None:
+        """One training call's update: the power iterations, then kernel /= sigma."""
+        variable = self._kernel()
+        kernel = np.asarray(variable.value)
+        if not kernel.any():
+            return
+        weights = kernel.reshape(-1, kernel.shape[-1])
+        u = np.asarray(self.vector_u.value)
+        for _ in range(self.power_iterations):
+            v = _l2_normalize(u @ weights.T)
+            u = _l2_normalize(v @ weights)
+        sigma = (v @ weights) @ u.T
+        self.vector_u.assign(u)
+        variable.assign((kernel / sigma).astype(kernel.dtype))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "layer": _serialize(self.layer),
+                "power_iterations": self.power_iterations}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any],
+                    custom_objects: dict[str, Any] | None = None) -> SpectralNormalization:
+        layer = _deserialize(config["layer"], custom_objects)
+        return super().from_config({**config, "layer": layer})

@@ -225,11 +225,7 @@ class Model(Loops, Layer):
             print_fn: called with each line (default `print`).
             expand_nested / show_trainable / layer_range: accepted for compatibility.
         """
-        if not self.built:
-            raise ValueError(f"Model '{self.name}' has not yet been built. Build the model "
-                             "first by calling `build()` or by calling the model on a batch "
-                             "of data (or give the first layer an `input_shape`).")
-        print_fn = print_fn or print
+        print_fn = print_fn or print  # unbuilt layers show '?' and "0 (unbuilt)", as Keras 3
         for line in summary_lines(self, line_length, positions):
             print_fn(line)
 

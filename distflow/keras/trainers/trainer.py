@@ -169,14 +169,19 @@ class Trainer(StrategyMixin):
             weighted_metrics: metrics that also receive `sample_weight`.
             run_eagerly / steps_per_execution / jit_compile: accepted for Keras
                 compatibility; distflow always runs eagerly, one step at a time.
-            **kwargs: `auto_scale_loss` is accepted and ignored.
+            **kwargs: `auto_scale_loss` (default True): under the 'mixed_float16' policy,
+                wrap the optimizer in a `LossScaleOptimizer`, as Keras.
         """
         from distflow import optimizers
+        from distflow.optimizers.loss_scale import LossScaleOptimizer
 
         unknown = sorted(set(kwargs) - {"auto_scale_loss", "sample_weight_mode"})
         if unknown:
             raise TypeError(f"Invalid keyword argument(s) in `compile()`: {unknown}")
         self.optimizer = optimizers.get(optimizer)
+        if (kwargs.get("auto_scale_loss", True) and self._policy == "mixed_float16"
+                and not isinstance(self.optimizer, LossScaleOptimizer)):
+            self.optimizer = LossScaleOptimizer(self.optimizer, name="loss_scale_optimizer")
         self.loss = loss
         self._compiled = Compiled(loss, loss_weights, metrics, weighted_metrics)
         self._compiled.build(self._known_output_names())

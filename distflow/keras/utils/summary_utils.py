@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from distflow.keras.tree import map_shape_structure, map_structure
+from distflow.keras.tree import map_structure
 
-__all__ = ["summary_lines"]
+__all__ = ["summary_lines", "summary_rows"]
 
 
 def _shape_text(shape: Any) -> str:
@@ -42,12 +42,22 @@ def _output_shape_text(model: Any, layer: Any) -> str:
     if nodes:
         return _shape_text(map_structure(lambda t: t.shape, nodes[0].outputs))
     if layer.built and layer._build_input_shape is not None:
-        try:  # a subclassed model's layer: the shape of its last build
-            shape = layer.compute_output_shape(layer._build_input_shape)
-            return _shape_text(map_shape_structure(lambda s: (None, *s[1:]), shape))
+        try:  # a subclassed model's layer: the shape of its last build, as Keras 3
+            return _shape_text(layer.compute_output_shape(layer._build_input_shape))
         except Exception:  # noqa: BLE001 - the summary must print whatever the layer does
             pass
     return "?"
+
+
+def summary_rows(model: Any) -> list[list[str]]:
+    """Per layer: "name (type)", the output shape ("?" when unknown) and the parameter
+    count ("0 (unbuilt)" for a layer not built yet, as Keras 3)."""
+    rows = []
+    for layer in model.layers:
+        params, _ = _param_totals(layer.weights)
+        rows.append([f"{layer.name} ({type(layer).__name__})", _output_shape_text(model, layer),
+                     f"{params:,}" if layer.built else f"{params:,} (unbuilt)"])
+    return rows
 
 
 def _connections(model: Any, layer: Any) -> list[str]:
@@ -83,15 +93,13 @@ def _param_totals(variables: list) -> tuple[int, int]:
 
 
 def summary_lines(model: Any, line_length: int | None, positions: Any) -> list[str]:
-    """The lines of `model.summary()` (a built model; `line_length`/`positions` as there)."""
+    """The lines of `model.summary()` (`line_length`/`positions` as there)."""
     branched = _is_branched(model)
     headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if branched else [])
     rows = []
-    for layer in model.layers:
-        params, _ = _param_totals(layer.weights)
+    for layer, row in zip(model.layers, summary_rows(model)):
         links = _connections(model, layer) if branched else []
-        rows.append([f"{layer.name} ({type(layer).__name__})", _output_shape_text(model, layer),
-                     f"{params:,}"] + links[:1])
+        rows.append(row + links[:1])
         rows.extend(["", "", ""] + [link] for link in links[1:])
     widths = _column_widths(headers, rows, line_length or (98 if branched else 65), positions)
     total = sum(widths)
