@@ -12,7 +12,9 @@ Everything lands in tests/goldens/saving/:
   with Adam and trained two steps; `fun`: two-input functional model with Embedding, LSTM,
   Conv2D, Flatten, Concatenate, Dense; `sub`: a registered subclassed model) the Keras 3
   `<m>.keras` and `<m>.weights.h5`, the legacy (Keras 2 layout) `<m>_legacy.h5` full model and
-  `<m>_legacy.weights.h5` weights, and `keras_predictions.json` (inputs and Keras's outputs).
+  `<m>_legacy.weights.h5` weights, and `keras_predictions.json` (inputs and Keras's outputs);
+  tf.keras 2 (the `tf_keras` package) writes `seq` and `fun` as `<m>_tfkeras2.h5` and
+  `<m>_tfkeras2.weights.h5` (other weights: their outputs are under `tf_keras_2`).
 * `write`: `distflow_<m>.keras` and `distflow_<m>.weights.h5`, models built by distflow with
   weights from a fixed seed; `distflow_predictions.json` holds distflow's outputs.
 * `check`: Keras loads every `distflow_*` file and records its own predictions in
@@ -127,7 +129,27 @@ def make() -> None:
                              "outputs": np.asarray(model.predict(x, verbose=0)).tolist()}
         if kind == "seq":
             predictions[kind]["adam"] = adam_state(model.optimizer)
+    for kind in ("seq", "fun"):
+        predictions[kind]["tf_keras_2"] = tf_keras_2(kind)
     _dump("keras_predictions.json", predictions)
+
+
+def tf_keras_2(kind: str) -> list:
+    """tf.keras 2 (the `tf_keras` package) writes `<kind>_tfkeras2.h5` and
+    `<kind>_tfkeras2.weights.h5` in its own HDF5 format; returns its predictions."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(16)
+    model = build(tf_keras, kind)
+    if kind == "seq":
+        model.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss="mse")
+        rng = np.random.default_rng(8)
+        model.fit(rng.normal(size=(8, 4)), rng.normal(size=(8, 2)), batch_size=4, epochs=1,
+                  verbose=0)
+    model.save(OUT / f"{kind}_tfkeras2.h5", save_format="h5")
+    model.save_weights(OUT / f"{kind}_tfkeras2.weights.h5", save_format="h5")
+    x = inputs()[kind]
+    return np.asarray(model.predict(x if len(x) > 1 else x[0], verbose=0)).tolist()
 
 
 def adam_state(optimizer) -> dict:

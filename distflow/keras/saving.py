@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 import zipfile
 import zlib
 from typing import Any
@@ -330,8 +331,11 @@ def _with_module(value: Any, module: str) -> Any:
 
 
 def _without_module(value: Any) -> Any:
+    """Keras's serialized objects as distflow's `{"class_name", "config"}` (tf.keras 2.11+
+    names its optimizers `Custom>Adam`: the class is the part after `>`)."""
     if isinstance(value, dict) and "class_name" in value:
-        return {"class_name": value["class_name"], "config": value.get("config") or {}}
+        return {"class_name": str(value["class_name"]).rpartition(">")[2],
+                "config": value.get("config") or {}}
     if isinstance(value, dict):
         return {k: _without_module(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -462,16 +466,33 @@ def _load_legacy_h5(path: str, custom_objects: dict | None, compile: bool) -> An
         if "model_config" not in h5.attrs:
             raise ValueError(f"{source} holds weights only (no `model_config`): build the "
                              "model and call `model.load_weights(path)` instead.")
-        config = json.loads(_h5_text(h5.attrs["model_config"]))
+        config = _unwrap_single_io(json.loads(_h5_text(h5.attrs["model_config"])))
         model = _model_from_keras(config, custom_objects, source)
         _assign_plan(saving_h5.read_legacy_weights(model, h5["model_weights"], source))
         training = h5.attrs.get("training_config")
+        if compile and training is not None and "optimizer_weights" in h5:
+            warnings.warn(f"{source}: the optimizer state of a legacy `.h5` file is not "
+                          "restored (the optimizer starts afresh); `.keras` files keep it.",
+                          stacklevel=3)
     if compile and training is not None:
         training = json.loads(_h5_text(training))
-        compile_from_config(model, {**_without_module(training),
-                                    "optimizer": _without_module(training["optimizer_config"])},
+        optimizer = _without_module(training["optimizer_config"])
+        for key in ("jit_compile", "is_legacy_optimizer"):  # tf.keras 2's, no effect here
+            optimizer["config"].pop(key, None)
+        compile_from_config(model, {**_without_module(training), "optimizer": optimizer},
                             custom_objects)
     return model
+
+
+def _unwrap_single_io(config: dict) -> dict:
+    """tf.keras 2 lists a single input or output as `[[name, node, tensor]]`; its models
+    still took and returned one tensor (Keras 3 writes `[name, node, tensor]`)."""
+    inner = config.get("config") or {}
+    for key in ("input_layers", "output_layers"):
+        value = inner.get(key)
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+            inner[key] = value[0]
+    return config
 
 
 def _h5_text(value: Any) -> str:

@@ -33,6 +33,7 @@ KERAS_ONLY_DEFAULTS: dict[str, Any] = {
     "build_input_shape": None, "input_dtype": None, "implementation": 2, "time_major": False,
     "reset_after": True, "use_cudnn": "auto", "recurrent_dropout": 0.0, "dropout": 0.0,
     "noise_shape": None, "data_format": "channels_last", "batch_size": None,
+    "input_length": None,
 }
 _LAYER_KEYS = ("layers", "layer", "cell", "forward_layer", "backward_layer", "cells")
 _OBJECT_MODULES = (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
