@@ -83,8 +83,9 @@ def test_keras_written_optimizer_state_is_restored():
     _check_adam(model, KERAS["seq"]["adam"])
 
 
-@pytest.mark.parametrize("kind", goldens.MODELS)
-@pytest.mark.parametrize("suffix", [".weights.h5", "_legacy.weights.h5"])
+@pytest.mark.parametrize("kind, suffix", [
+    *[(kind, ".weights.h5") for kind in goldens.MODELS],
+    *[(kind, "_legacy.weights.h5") for kind in ("seq", "fun", "sub")]])
 def test_keras_written_weights_files_load_into_a_distflow_model(kind, suffix):
     model = goldens.build(keras, kind)
     model.load_weights(GOLDENS / f"{kind}{suffix}")

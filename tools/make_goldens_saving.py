@@ -10,9 +10,13 @@ Everything lands in tests/goldens/saving/:
 
 * `make`: for each model (`seq`: Sequential with Dense, BatchNormalization, Dropout, compiled
   with Adam and trained two steps; `fun`: two-input functional model with Embedding, LSTM,
-  Conv2D, Flatten, Concatenate, Dense; `sub`: a registered subclassed model) the Keras 3
-  `<m>.keras` and `<m>.weights.h5`, the legacy (Keras 2 layout) `<m>_legacy.h5` full model and
-  `<m>_legacy.weights.h5` weights, and `keras_predictions.json` (inputs and Keras's outputs);
+  Conv2D, Flatten, Concatenate, Dense; `sub`: a registered subclassed model; `rnn`: Conv1D,
+  LayerNormalization, Bidirectional LSTM, GRU, SimpleRNN, TimeDistributed; `conv`:
+  BatchNormalization, MaxPooling2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose;
+  `mha`: MultiHeadAttention, GlobalMaxPooling1D) the Keras 3
+  `<m>.keras` and `<m>.weights.h5`, the legacy (Keras 2 layout) `<m>_legacy.h5` full model
+  (`seq`, `fun`) and `<m>_legacy.weights.h5` weights (`seq`, `fun`, `sub`), and
+  `keras_predictions.json` (inputs and Keras's outputs);
   tf.keras 2 (the `tf_keras` package) writes `seq` and `fun` as `<m>_tfkeras2.h5` and
   `<m>_tfkeras2.weights.h5` (other weights: their outputs are under `tf_keras_2`).
 * `write`: `distflow_<m>.keras` and `distflow_<m>.weights.h5`, models built by distflow with
@@ -32,7 +36,7 @@ import sys
 import numpy as np
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "goldens" / "saving"
-MODELS = ("seq", "fun", "sub")
+MODELS = ("seq", "fun", "sub", "rnn", "conv", "mha")
 
 
 def inputs() -> dict[str, list[np.ndarray]]:
@@ -41,7 +45,10 @@ def inputs() -> dict[str, list[np.ndarray]]:
     return {"seq": [rng.normal(size=(5, 4)).astype(np.float32)],
             "fun": [rng.integers(0, 10, size=(3, 5)).astype(np.int32),
                     rng.normal(size=(3, 6, 6, 1)).astype(np.float32)],
-            "sub": [rng.normal(size=(4, 4)).astype(np.float32)]}
+            "sub": [rng.normal(size=(4, 4)).astype(np.float32)],
+            "rnn": [rng.normal(size=(3, 6, 3)).astype(np.float32)],
+            "conv": [rng.normal(size=(2, 8, 8, 2)).astype(np.float32)],
+            "mha": [rng.normal(size=(2, 4, 6)).astype(np.float32)]}
 
 
 def build(keras, kind: str):
@@ -57,6 +64,23 @@ def build(keras, kind: str):
         picture = layers.Dense(3)(layers.Flatten()(layers.Conv2D(2, 3)(image)))
         merged = layers.Concatenate()([text, picture])
         return keras.Model([tokens, image], layers.Dense(2, activation="softmax")(merged))
+    if kind == "rnn":
+        x = keras.Input((6, 3))
+        h = layers.LayerNormalization()(layers.Conv1D(4, 2, activation="relu")(x))
+        h = layers.Bidirectional(layers.LSTM(3, return_sequences=True))(h)
+        h = layers.SimpleRNN(3, return_sequences=True)(layers.GRU(2, return_sequences=True)(h))
+        h = layers.GlobalAveragePooling1D()(layers.TimeDistributed(layers.Dense(2))(h))
+        return keras.Model(x, layers.Dense(2)(h))
+    if kind == "conv":
+        x = keras.Input((8, 8, 2))
+        h = layers.BatchNormalization()(layers.Conv2D(3, 3, padding="same")(x))
+        h = layers.DepthwiseConv2D(3)(layers.MaxPooling2D()(h))
+        h = layers.Conv2DTranspose(2, 2, strides=2)(layers.SeparableConv2D(4, 1)(h))
+        return keras.Model(x, layers.Dense(3)(layers.Flatten()(h)))
+    if kind == "mha":
+        x = keras.Input((4, 6))
+        h = layers.MultiHeadAttention(2, 3)(x, x)
+        return keras.Model(x, layers.Dense(1)(layers.GlobalMaxPooling1D()(h)))
     model = subclass(keras)()
     model(np.zeros((1, 4), np.float32))
     return model
@@ -119,12 +143,13 @@ def make() -> None:
         x = xs[kind] if len(xs[kind]) > 1 else xs[kind][0]
         model.save(OUT / f"{kind}.keras")
         model.save_weights(OUT / f"{kind}.weights.h5")
-        if kind != "sub":  # Keras 3 writes legacy full-model files for graph models only
+        if kind in ("seq", "fun"):  # legacy files: for the first models only
             model.save(OUT / f"{kind}_legacy.h5")
         import h5py
 
-        with h5py.File(OUT / f"{kind}_legacy.weights.h5", "w") as f:
-            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+        if kind in ("seq", "fun", "sub"):
+            with h5py.File(OUT / f"{kind}_legacy.weights.h5", "w") as f:
+                legacy_h5_format.save_weights_to_hdf5_group(f, model)
         predictions[kind] = {"inputs": _lists(xs[kind]),
                              "outputs": np.asarray(model.predict(x, verbose=0)).tolist()}
         if kind == "seq":

@@ -28,13 +28,17 @@ KERAS_ONLY_DEFAULTS: dict[str, Any] = {
     "quantization_config": None, "lora_rank": None, "lora_alpha": None, "optional": False,
     "synchronized": False, "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99,
     "input_axes": None, "output_axes": None, "activity_regularizer": None, "sparse": False,
-    "ragged": False, "zero_output_for_mask": False, "unroll": False, "stateful": False,
+    "ragged": False, "unroll": False, "stateful": False,
     "autocast": True, "shared_object_id": None, "seed": None, "groups": 1, "mask_zero": False,
     "build_input_shape": None, "input_dtype": None, "implementation": 2, "time_major": False,
     "reset_after": True, "use_cudnn": "auto", "recurrent_dropout": 0.0, "dropout": 0.0,
     "noise_shape": None, "data_format": "channels_last", "batch_size": None,
-    "input_length": None,
+    "input_length": None, "rms_scaling": False, "use_gate": False, "flash_attention": None,
 }
+# Fields accepted whatever their value: distflow's RNNs always give zeros at masked steps of
+# their sequence output (Keras's `zero_output_for_mask=True`, which Bidirectional sets; a
+# plain Keras LSTM carries the previous output there). Refusing it would refuse every RNN.
+_TOLERATED = frozenset({"zero_output_for_mask"})
 _LAYER_KEYS = ("layers", "layer", "cell", "forward_layer", "backward_layer", "cells")
 _OBJECT_MODULES = (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
                    ("_constraint", "keras.constraints"))
@@ -220,8 +224,25 @@ def from_keras(entry: dict[str, Any], custom_objects: dict | None = None,
         if key in entry:
             out[key] = entry[key]
     if "inbound_nodes" in entry:
-        out["inbound_nodes"] = [_node_from_keras(n) for n in entry["inbound_nodes"]]
+        out["inbound_nodes"] = [_call_kwargs(cls, _node_from_keras(n), label)
+                                for n in entry["inbound_nodes"]]
     return out
+
+
+def _call_kwargs(cls: type, node: dict, label: str) -> dict:
+    """`node` without the call arguments `cls.call` lacks that Keras recorded as None
+    (`mask=None`); any other value for one of them is an error."""
+    params = inspect.signature(cls.call).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return node
+    kwargs = {}
+    for key, value in node["kwargs"].items():
+        if key in params:
+            kwargs[key] = value
+        elif value is not None:
+            raise ValueError(f"{label} is called with `{key}`={value!r}, which distflow's "
+                             f"{cls.__name__}.call does not take.")
+    return {**node, "kwargs": kwargs}
 
 
 def _layer_class(entry: dict, custom_objects: dict | None, where: str) -> type:
@@ -307,11 +328,11 @@ def _drop_defaults(cls: type, config: dict, label: str) -> dict:
         return config
     out = {}
     for key, value in config.items():
-        if key in accepted or key.endswith("_constraint") and value is None:
+        if key in accepted or key.endswith("_constraint"):  # every Layer takes constraints
             out[key] = value
-        elif key in KERAS_ONLY_DEFAULTS and _same(value, KERAS_ONLY_DEFAULTS[key]):
+        elif key in _TOLERATED or value is None:  # None: a Keras feature not in use
             continue
-        elif key.endswith(("_constraint", "_regularizer", "_initializer")) and value is None:
+        elif key in KERAS_ONLY_DEFAULTS and _same(value, KERAS_ONLY_DEFAULTS[key]):
             continue
         else:
             raise ValueError(f"{label} sets `{key}`={value!r}, which distflow's {cls.__name__} "

@@ -6,7 +6,9 @@ group per object, at the path Keras's saver reaches it by, holding `vars/0`, `va
 model's layers under `layers/<name>`, named by class in `model.layers` order
 (`dense`, `dense_1`, ...), a layer held in an attribute under the attribute's name
 (`cell` of an LSTM, `bn` of a subclassed model), lists of layers by class as above; the
-optimizer under `optimizer` (`iterations`, `learning_rate`, then its slots).
+optimizer under `optimizer` (`iterations`, `learning_rate`, then its slots). A layer whose
+Keras counterpart keeps its weights in sublayers (MultiHeadAttention) says where with
+`_keras_weight_groups()`.
 
 tf.keras 2 (legacy `.h5`): `layer_names` lists the layers with weights in order, each
 group's `weight_names` its datasets in `layer.weights` order.
@@ -109,6 +111,10 @@ def _walk(obj: Any, path: str, out: dict, visited: set) -> None:
         return
     visited.add(id(obj))
     out[path] = (obj, [*obj._own_trainable, *obj._own_non_trainable])
+    if hasattr(obj, "_keras_weight_groups") and obj.built:  # Keras keeps them in sublayers
+        out[path] = (obj, [])
+        for attr, variables in obj._keras_weight_groups().items():
+            out[f"{path}/{attr}" if path else attr] = (obj, variables)
     for attr, child in _children(obj):
         where = f"{path}/{attr}" if path else attr
         if isinstance(child, list):
