@@ -53,6 +53,15 @@ def _archive(path):
             return config, _datasets(h5)
 
 
+def _assert_same_archive(path, committed):
+    """Same config.json and the same HDF5 datasets (paths and values) in both archives."""
+    (config, arrays), (want_config, want_arrays) = _archive(path), _archive(committed)
+    assert config == want_config
+    assert sorted(arrays) == sorted(want_arrays)
+    for name, array in want_arrays.items():
+        np.testing.assert_array_equal(arrays[name], array, err_msg=name)
+
+
 def _check_adam(model, expected):
     """distflow's Adam slots equal Keras's, variable by variable (matched by value)."""
     state = model.optimizer.get_state()
@@ -130,12 +139,7 @@ def test_distflow_files_load_in_keras_with_the_same_predictions(kind, tmp_path):
     model = goldens.distflow_model(kind)  # same seeds and names: the same files
     model.save(tmp_path / "m.keras")
     model.save_weights(tmp_path / "m.weights.h5")
-    (config, arrays), (want_config, want_arrays) = _archive(tmp_path / "m.keras"), \
-        _archive(committed)
-    assert config == want_config
-    assert sorted(arrays) == sorted(want_arrays)
-    for name, array in want_arrays.items():
-        np.testing.assert_array_equal(arrays[name], array, err_msg=name)
+    _assert_same_archive(tmp_path / "m.keras", committed)
     with h5py.File(tmp_path / "m.weights.h5", "r") as mine, \
             h5py.File(GOLDENS / f"distflow_{kind}.weights.h5", "r") as theirs:
         assert {k: v.tolist() for k, v in _datasets(mine).items()} == \
@@ -145,6 +149,29 @@ def test_distflow_files_load_in_keras_with_the_same_predictions(kind, tmp_path):
     _close(out, VERIFIED[kind]["load_model"])
     _close(out, VERIFIED[kind]["load_weights"])
     _check_adam(model, VERIFIED[kind]["adam"])
+
+
+KERAS_SLOT = {"m": "momentum", "v": "velocity", "v_hat": "velocity_hat"}
+
+
+@pytest.mark.parametrize("name", goldens.OPTIMIZERS)
+def test_optimizer_state_reaches_keras_slot_by_slot(name, tmp_path):
+    """Keras 3 loaded distflow's file and named each optimizer variable: every distflow slot
+    is the Keras variable `<layer>_<weight>_<slot>` with the same values."""
+    model = goldens.optimizer_model(name)
+    model.save(tmp_path / "m.keras")
+    _assert_same_archive(tmp_path / "m.keras", GOLDENS / f"distflow_opt_{name}.keras")
+    verified = VERIFIED[f"opt_{name}"]
+    assert verified["class"] == type(model.optimizer).__name__
+    state = model.optimizer.get_state()
+    assert verified["iterations"] == int(state.pop("iterations")) == 3
+    assert len(verified["variables"]) == 2 + len(state)  # and iteration, learning_rate
+    for key, value in state.items():
+        var, _, slot = key.rpartition("/")
+        suffix = f"{var.replace('/', '_')}_{KERAS_SLOT.get(slot, slot)}"
+        paths = [p for p in verified["variables"] if p.endswith(("/" + suffix, "_" + suffix))]
+        assert len(paths) == 1, (key, paths)
+        _close(value, verified["variables"][paths[0]])
 
 
 @pytest.mark.parametrize("kind", goldens.MODELS)

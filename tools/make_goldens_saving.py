@@ -20,7 +20,9 @@ Everything lands in tests/goldens/saving/:
   tf.keras 2 (the `tf_keras` package) writes `seq` and `fun` as `<m>_tfkeras2.h5` and
   `<m>_tfkeras2.weights.h5` (other weights: their outputs are under `tf_keras_2`).
 * `write`: `distflow_<m>.keras` and `distflow_<m>.weights.h5`, models built by distflow with
-  weights from a fixed seed; `distflow_predictions.json` holds distflow's outputs.
+  weights from a fixed seed; `distflow_predictions.json` holds distflow's outputs;
+  `distflow_opt_<name>.keras`: a model compiled with SGD, RMSprop, Adagrad or AdamW whose
+  optimizer slots come from a fixed seed (Keras records its optimizer variables by path).
 * `check`: Keras loads every `distflow_*` file and records its own predictions in
   `keras_verified.json`; tests/test_saving_keras_format.py rebuilds the distflow files the same
   way, checks they equal the committed ones and that distflow's outputs equal Keras's.
@@ -204,13 +206,41 @@ def distflow_model(kind: str):
     model = build(keras, kind)
     set_seeded_weights(model)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    _seed_optimizer(model)
+    return model
+
+
+OPTIMIZERS = {"sgd": ("SGD", {"learning_rate": 0.1, "momentum": 0.9}),
+              "rmsprop": ("RMSprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True}),
+              "adagrad": ("Adagrad", {"learning_rate": 0.1}),
+              "adamw": ("AdamW", {"learning_rate": 0.01, "amsgrad": True})}
+
+
+def optimizer_model(name: str):
+    """A functional model with a nested Sequential, seeded weights, compiled with the
+    optimizer `name` (metrics and a loss object too), its slots from a fixed seed."""
+    import distflow.keras as keras
+
+    keras.backend.clear_session()
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu")])
+    x = keras.Input((4,))
+    model = keras.Model(x, keras.layers.Dense(3)(inner(x)))
+    set_seeded_weights(model)
+    cls, kwargs = OPTIMIZERS[name]
+    model.compile(optimizer=getattr(keras.optimizers, cls)(**kwargs),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    _seed_optimizer(model)
+    return model
+
+
+def _seed_optimizer(model) -> None:
     optimizer = model.optimizer
     optimizer.build(model.trainable_weights)
     rng = np.random.default_rng(99)
     optimizer.set_state({key: np.asarray(3, np.int64) if key == "iterations" else
                          (np.abs(rng.normal(size=np.shape(value))) * 0.01).astype(np.float32)
                          for key, value in optimizer.get_state().items()})
-    return model
 
 
 def write() -> None:
@@ -223,6 +253,8 @@ def write() -> None:
         x = inputs()[kind]
         out = model.predict(x if len(x) > 1 else x[0], verbose=0)
         predictions[kind] = np.asarray(out).tolist()
+    for name in OPTIMIZERS:
+        optimizer_model(name).save(OUT / f"distflow_opt_{name}.keras")
     _dump("distflow_predictions.json", predictions)
 
 
@@ -243,6 +275,12 @@ def check() -> None:
                           "load_model": np.asarray(model.predict(x, verbose=0)).tolist(),
                           "load_weights": np.asarray(twin.predict(x, verbose=0)).tolist(),
                           "adam": adam_state(model.optimizer)}
+    for name in OPTIMIZERS:
+        model = keras.models.load_model(OUT / f"distflow_opt_{name}.keras")
+        optimizer = model.optimizer
+        verified[f"opt_{name}"] = {
+            "class": type(optimizer).__name__, "iterations": int(optimizer.iterations),
+            "variables": {v.path: np.asarray(v).tolist() for v in optimizer.variables}}
     _dump("keras_verified.json", verified)
 
 
