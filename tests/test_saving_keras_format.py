@@ -334,3 +334,21 @@ def test_model_checkpoint_writes_weights_h5_files(tmp_path):
     other = goldens.build(keras, "seq")
     other.load_weights(tmp_path / "w2.weights.h5")
     _close(other.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_registered_class_never_shadows_a_built_in_of_the_same_name(tmp_path):
+    @keras.saving.register_keras_serializable(package="shadow")
+    class Dense(keras.layers.Layer):
+        def call(self, x):
+            return x * 3.0
+
+    assert keras.saving.get_registered_name(Dense) == "shadow>Dense"
+    x = keras.Input((2,))
+    model = keras.Model(x, keras.layers.Dense(2)(Dense()(x)))
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert [type(layer) for layer in restored.layers[1:]] == [Dense, keras.layers.Dense]
+    data = np.ones((1, 2), np.float32)
+    _close(restored.predict(data, verbose=0), model.predict(data, verbose=0))
+    assert type(keras.layers.deserialize(
+        {"class_name": "Dense", "config": {"units": 1}})) is keras.layers.Dense

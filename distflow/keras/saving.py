@@ -304,7 +304,7 @@ def keras_config(model: Any) -> dict[str, Any]:
     classes: dict[str, type] = {}
     for layer in model._flatten_layers():
         specs.update(getattr(layer, "_keras_tensor_specs", dict)())
-        classes.setdefault(type(layer).__name__, type(layer))
+        classes[layer.name] = type(layer)
     config = saving_config.to_keras(serialize_model(model), specs, classes)
     config["compile_config"] = _compile_to_keras(config.get("compile_config"))
     return json.loads(json.dumps(config, default=json_default))

@@ -69,11 +69,23 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
         _REGISTERED[key] = obj
         obj._registered_name = key
         if isinstance(obj, type) and hasattr(obj, "get_config"):
-            from distflow.keras import layers
-
-            layers.register_layer(obj, name or obj.__name__)
+            _register_layer_class(obj, key, name or obj.__name__)
         return obj
     return decorator
+
+
+def _register_layer_class(cls: type, key: str, bare: str) -> None:
+    """Makes the layer registry find `cls` as `package>Name`, and as `Name` unless that
+    is another class (a user's `my>Dense` never shadows the built-in Dense)."""
+    from distflow.keras import layers
+
+    layers.register_layer(cls, key)
+    try:
+        taken = layers.get_layer_class(bare) is not cls
+    except ValueError:
+        taken = False
+    if not taken:
+        layers.register_layer(cls, bare)
 
 
 def get_registered_name(obj: Any) -> str:
@@ -100,11 +112,11 @@ def to_keras(entry: dict[str, Any], specs: dict[tuple, tuple] | None = None,
     Args:
         entry: `{"class_name", "config", ...}`.
         specs: `(layer name, node, tensor) -> (shape, dtype)` of the functional tensors.
-        classes: class name -> class, for the registered names of custom classes.
+        classes: layer name -> class, for the registered names of custom classes.
     """
     specs, classes = specs or {}, classes or {}
     name = entry["class_name"]
-    cls = classes.get(name)
+    cls = classes.get((entry.get("config") or {}).get("name"))
     config = _config_to_keras(name, entry.get("config") or {}, specs, classes)
     module, registered = _MODEL_MODULES.get(name, "keras.layers"), None
     if cls is not None and not cls.__module__.startswith("distflow."):
@@ -215,7 +227,11 @@ def from_keras(entry: dict[str, Any], custom_objects: dict | None = None,
         raise ValueError(f"A layer config in {where} must be a dict with 'class_name' and "
                          f"'config'. Received: {entry!r}")
     cls = _layer_class(entry, custom_objects, where)
-    name = cls.__name__ if entry.get("registered_name") else entry["class_name"]
+    registered = entry.get("registered_name")
+    name = entry["class_name"]
+    if registered and registered != name:  # found as `package>Name` unless passed as `Name`
+        name = registered if get_registered_object(registered) is not None or \
+            registered in (custom_objects or {}) else cls.__name__
     config = dict(entry.get("config") or {})
     label = f"{entry['class_name']} '{config.get('name', entry.get('name', '?'))}' in {where}"
     out: dict[str, Any] = {"class_name": name,
