@@ -23,14 +23,14 @@ import contextlib
 import io
 import json
 import os
-import tempfile
+import secrets
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["SafetensorsError", "dumps", "load_file", "loads", "save_file"]
+__all__ = ["SafetensorsError", "atomic_write", "dumps", "load_file", "loads", "save_file"]
 
 _CODES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "I32": "<i4",
           "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
@@ -126,13 +126,23 @@ def save_file(tensors: Mapping[str, Any], path: str | os.PathLike,
         path: destination file.
         metadata: optional str -> str pairs stored in the header.
     """
+    atomic_write(path, lambda f: _write_to(f, tensors, metadata))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Calls `write(file)` on a temporary file beside `path`, then renames it onto `path`.
+
+    The file gets the permissions any new file of the user gets (0o666 less the umask,
+    as `open()` gives), not a temporary file's 0o600. A crash or an exception while
+    writing leaves the previous file (if any) intact and no temporary file behind.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_to(f, tensors, metadata)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

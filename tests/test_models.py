@@ -248,6 +248,7 @@ def test_multi_output_losses_weights_and_metric_names():
 
 
 def test_shared_layer_and_graph_structure():
+    df.keras.backend.clear_session()  # automatic names ("add") count per session, as in Keras
     a, b = Input(shape=(4,), name="a"), Input(shape=(4,), name="b")
     shared = layers.Dense(3, name="shared")
     merged = layers.Add()([shared(a), shared(b)])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
 import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
 from distflow import keras, serialization
-from distflow.keras import layers
+from distflow.keras import layers, saving
 from distflow.keras.functional import Input
 from distflow.keras.models import Model, Sequential, load_model, model_from_json
 
@@ -192,22 +194,54 @@ def test_save_and_load_round_trip(tmp_path, make):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # optimizer slots came back
 
 
-def test_keras_archive_contents_are_json_and_safetensors(tmp_path):
+def test_keras_archive_holds_keras3_config_metadata_and_hdf5_weights(tmp_path):
     model = _trained(_functional())
     path = tmp_path / "m.keras"
     model.save(path)
     with zipfile.ZipFile(path) as archive:
-        assert sorted(archive.namelist()) == ["config.json", "metadata.json",
-                                              "model.weights.safetensors"]
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
         config = json.loads(archive.read("config.json"))
         metadata = json.loads(archive.read("metadata.json"))
-        tensors, _ = serialization.loads(archive.read("model.weights.safetensors"))
-    assert config["class_name"] == "Functional"
+        weights = archive.read("model.weights.h5")
+    assert (config["module"], config["class_name"]) == ("keras.src.models.functional",
+                                                        "Functional")
     assert config["compile_config"]["optimizer"]["class_name"] == "Adam"
-    assert metadata["format"] == "distflow.keras"
-    weight_keys = [k for k in tensors if k.startswith("weights/")]
-    assert len(weight_keys) == len(model.weights)
-    assert "optimizer/iterations" in tensors
+    assert config["compile_config"]["optimizer"]["module"] == "keras.optimizers"
+    assert metadata["keras_version"].startswith("3.") and "@" in metadata["date_saved"]
+    with h5py.File(io.BytesIO(weights), "r") as h5:
+        stored = {name: h5[name].shape for name in _datasets(h5)}
+    layer_arrays = {k: v for k, v in stored.items() if k.startswith("layers/")}
+    assert sorted(layer_arrays.values()) == sorted(tuple(v.shape) for v in model.weights)
+    assert stored["optimizer/vars/0"] == ()  # iterations, then learning_rate and the slots
+    assert len([k for k in stored if k.startswith("optimizer/")]) == 2 + 2 * len(
+        model.trainable_weights)
+
+
+def _datasets(h5):
+    names = []
+    h5.visititems(lambda name, obj: names.append(name) if hasattr(obj, "shape") else None)
+    return names
+
+
+def test_distflow_archives_of_the_earlier_format_still_load(tmp_path):
+    """`.keras` files distflow wrote before (safetensors inside) load as before."""
+    x, _ = _data()
+    model = _trained(_functional())
+    tensors, meta = saving._weight_tensors(model, include_optimizer=True)
+    members = {"metadata.json": json.dumps({"format": "distflow.keras", "format_version": 1}),
+               "config.json": json.dumps(saving.serialize_model(model),
+                                         default=saving.json_default),
+               "model.weights.safetensors": serialization.dumps(tensors, meta)}
+    path = tmp_path / "old.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    restored = load_model(path)
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert restored.optimizer.iterations == model.optimizer.iterations
+    other = _functional()
+    other.load_weights(path)
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_load_without_compile_and_from_json(tmp_path):
@@ -255,8 +289,8 @@ def test_save_weights_and_load_weights(tmp_path):
 
 def test_weights_file_errors(tmp_path):
     model = _trained(_functional())
-    with pytest.raises(ValueError, match="HDF5"):
-        model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(ValueError, match=r"must end in `\.weights\.h5`"):
+        model.save_weights(tmp_path / "w.h5")
     with pytest.raises(ValueError, match="HDF5"):
         model.save(tmp_path / "m.h5")
     with pytest.raises(ValueError, match=r"\.keras"):

@@ -56,8 +56,8 @@ LEFT_OUT = {
         "here)",
     },
     "saving": {
-        "KerasFileEditor": "edits the HDF5 weights inside Keras's `.keras` archives; distflow's "
-        "`.keras` files hold safetensors weights until the HDF5 layout lands in saving.py",
+        "KerasFileEditor": "not written yet: an interactive editor of the weights inside "
+        "`.keras` archives (distflow reads and writes Keras 3's HDF5 layout, keras/saving_h5.py)",
     },
 }
 

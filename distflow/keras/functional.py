@@ -267,6 +267,18 @@ def _node_keys(model: Any) -> dict[int, tuple[str, int]]:
     return keys
 
 
+def tensor_specs(model: Any) -> dict[tuple[str, int, int], tuple[list, str]]:
+    """`(layer name, node, tensor) -> (shape, dtype)` of every tensor of a functional model,
+    keyed as `functional_config` refers to them (Keras 3's config records both)."""
+    specs, keys = {}, _node_keys(model)
+    for node in [t._node for t in model._graph.flat_inputs] + model._graph.nodes:
+        name, index = keys[id(node)]
+        for i, tensor in enumerate(node.flat_outputs):
+            shape = [None if d is None else int(d) for d in tensor.shape]
+            specs[(name, index, i)] = (shape, str(tensor.dtype))
+    return specs
+
+
 def _encode(value: Any, keys: dict[int, tuple[str, int]]) -> Any:
     if isinstance(value, KerasTensor):
         if id(value._node) not in keys:

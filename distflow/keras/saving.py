@@ -1,26 +1,27 @@
-"""Saving and loading models: the `.keras` zip archive and `*.weights.safetensors` files.
+"""Saving and loading models: Keras 3's files, Keras 2's `.h5`, and distflow's safetensors.
 
-A `.keras` file is a zip archive holding
+* `model.save("m.keras")` writes Keras 3's archive (`saving_keras3`): `config.json` in
+  Keras 3's config format (`saving_config`), `metadata.json`, and `model.weights.h5` in
+  Keras 3's HDF5 weight layout (`saving_h5`), optimizer state included. Keras 3 loads it.
+* `save_weights("w.weights.h5")` writes Keras 3's weights file; `"w.weights.safetensors"`
+  (any `.safetensors` path) writes distflow's: `weights/00000`, ... in `model.weights`
+  order, plus the optimizer as `optimizer/iterations`, `optimizer/<index>/<slot>`.
+* `load_model` reads Keras 3 `.keras` files (Keras's or distflow's), distflow's earlier
+  `.keras` archives (`model.weights.safetensors` inside) and legacy (tf.keras 2 / Keras 2)
+  `.h5` full-model files; `load_weights` reads all of those and `.weights.h5`, legacy
+  `.h5` weights and `.safetensors` files.
 
-* `metadata.json`: format name and version, distflow version, date;
-* `config.json`: `{"class_name", "config", "build_config", "compile_config"}`, the
-  architecture from `get_config()` and the `compile()` arguments (optimizer
-  included), all JSON;
-* `model.weights.safetensors`: the weights as `weights/00000`, `weights/00001`, ...
-  in the order of `model.weights` (names are process-unique, so order is the stable
-  key), plus the optimizer state as `optimizer/iterations` and
-  `optimizer/<weight index>/<slot>`.
-
-Nothing is pickled. HDF5 (`.h5`) is not supported.
+Nothing is pickled: configs are JSON, weights HDF5 or safetensors arrays. A load that is
+rejected (a class distflow lacks, a field it does not implement, a shape that differs, a
+damaged file) raises before any weight of the model changes.
 """
 
 from __future__ import annotations
 
-import datetime
 import inspect
 import json
 import os
-import tempfile
+import warnings
 import zipfile
 import zlib
 from typing import Any
@@ -28,16 +29,22 @@ from typing import Any
 import numpy as np
 
 from distflow import serialization
-from distflow.keras import layers
+from distflow.keras import layers, saving_config, saving_h5, saving_keras3
+from distflow.keras.saving_registry import (
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
-__all__ = ["compile_from_config", "deserialize_layer", "deserialize_model", "load_model",
-           "load_weights", "save_model", "save_weights", "serialize_compile_config",
-           "serialize_layer", "serialize_model"]
+__all__ = ["compile_from_config", "deserialize_layer", "deserialize_model",
+           "get_registered_name", "get_registered_object", "keras_config", "load_model",
+           "load_weights", "register_keras_serializable", "save_model", "save_weights",
+           "serialize_compile_config", "serialize_layer", "serialize_model"]
 
 FORMAT = "distflow.keras"
 FORMAT_VERSION = 1
 _CONFIG, _METADATA, _WEIGHTS = "config.json", "metadata.json", "model.weights.safetensors"
-_H5_SUFFIXES = (".h5", ".hdf5", ".keras.h5")
+_H5_SUFFIXES = (".h5", ".hdf5")
 
 
 # --------------------------------------------------------------------------- layers and models
@@ -203,37 +210,79 @@ def _restore_optimizer(model: Any, tensors: dict[str, np.ndarray]) -> None:
 
 
 def _check_suffix(path: str, suffixes: tuple[str, ...], what: str) -> None:
-    if path.lower().endswith(_H5_SUFFIXES):
-        raise ValueError(f"The HDF5 format (.h5) is not supported: distflow never writes "
-                         f"HDF5 or pickles. Use a {what} path ending in {suffixes[0]!r}. "
-                         f"Received: filepath={path}")
-    if not path.endswith(suffixes):
+    if not path.lower().endswith(suffixes):
         raise ValueError(f"Invalid filepath extension for {what}: the path must end in "
                          f"{' or '.join(repr(s) for s in suffixes)}. Received: filepath={path}")
 
 
-def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
-    """Writes `model.weights` to a `*.weights.safetensors` file (atomically)."""
-    path = os.fspath(filepath)
-    _check_suffix(path, (".weights.safetensors", ".safetensors"), "`save_weights`")
+def _check_overwrite(path: str, overwrite: bool) -> None:
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and overwrite=False.")
+
+
+def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
+    """Writes `model.weights` to `*.weights.h5` (Keras 3's layout) or `*.safetensors`.
+
+    Both are written atomically and get the user's umask.
+    """
+    path = os.fspath(filepath)
+    if path.lower().endswith(_H5_SUFFIXES) and not path.endswith(".weights.h5"):
+        raise ValueError("The filename must end in `.weights.h5` (Keras 3's weights file) or "
+                         f"`.weights.safetensors`. Received: filepath={path}")
+    _check_suffix(path, (".weights.h5", ".safetensors"), "`save_weights`")
+    _check_overwrite(path, overwrite)
+    _require_built(model, "saving")
+    if path.endswith(".weights.h5"):
+        saving_keras3.write_weights(model, path)
+        return
     tensors, metadata = _weight_tensors(model, include_optimizer=False)
     serialization.save_file(tensors, path, metadata)
 
 
-def load_weights(model: Any, filepath: Any, skip_mismatch: bool = False) -> None:
-    """Loads weights from a `*.safetensors` file written by `save_weights` or a `.keras` file."""
-    path = os.fspath(filepath)
-    _check_suffix(path, (".safetensors", ".keras"), "`load_weights`")
+def _require_built(model: Any, what: str) -> None:
     if not model.built:
-        raise ValueError(f"Model '{model.name}' must be built before loading weights: call it "
-                         "on data or call `model.build(input_shape)` first.")
-    if path.endswith(".keras"):
-        tensors = _read_archive(path)[2]
+        raise ValueError(f"Model '{model.name}' has no weights yet: it must be built before "
+                         f"{what} weights. Call it on data or `model.build(input_shape)` first.")
+
+
+def load_weights(model: Any, filepath: Any, skip_mismatch: bool = False) -> None:
+    """Loads weights from `.weights.h5` (Keras 3), legacy `.h5`, `.keras` or `.safetensors`.
+
+    Every array is read and checked before the first assignment: a rejected file leaves
+    the model's weights unchanged.
+    """
+    path = os.fspath(filepath)
+    _check_suffix(path, (".safetensors", ".keras", *_H5_SUFFIXES), "`load_weights`")
+    _require_built(model, "loading")
+    source = f"'{path}'"
+    if path.lower().endswith(_H5_SUFFIXES):
+        with saving_keras3.open_h5(path, source) as h5:
+            plan = _h5_weight_plan(model, h5, source, skip_mismatch)
+        _assign_plan(plan)
+    elif path.endswith(".keras") and saving_keras3.is_keras3_archive(path):
+        _, _, h5 = saving_keras3.read_archive(path)
+        with h5:
+            _assign_plan(saving_h5.read_keras_weights(model, h5, source,
+                                                      skip_mismatch=skip_mismatch))
     else:
-        tensors, _ = _load_safetensors(path)
-    _assign_weights(model, tensors, f"'{path}'", skip_mismatch)
+        tensors = _read_archive(path)[2] if path.endswith(".keras") else \
+            _load_safetensors(path)[0]
+        _assign_weights(model, tensors, source, skip_mismatch)
+
+
+def _h5_weight_plan(model: Any, h5: Any, source: str, skip_mismatch: bool) -> list:
+    """Keras 3 layout, or tf.keras 2's (`layer_names`, at the root or in `model_weights`)."""
+    if "model_weights" in h5:
+        return saving_h5.read_legacy_weights(model, h5["model_weights"], source,
+                                             skip_mismatch)
+    if "layer_names" in h5.attrs:
+        return saving_h5.read_legacy_weights(model, h5, source, skip_mismatch)
+    return saving_h5.read_keras_weights(model, h5, source, skip_mismatch=skip_mismatch)
+
+
+def _assign_plan(plan: list) -> None:
+    for var, array in plan:
+        var.assign(array.astype(var.dtype, copy=False) if hasattr(var, "dtype") else array)
 
 
 def _load_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -248,30 +297,76 @@ def _load_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]
 # --------------------------------------------------------------------------- .keras archives
 
 
+def keras_config(model: Any) -> dict[str, Any]:
+    """`model`'s `config.json` in Keras 3's format (module, class_name, config,
+    registered_name, build_config, compile_config)."""
+    specs: dict = {}
+    classes: dict[str, type] = {}
+    for layer in model._flatten_layers():
+        specs.update(getattr(layer, "_keras_tensor_specs", dict)())
+        classes[layer.name] = type(layer)
+    config = saving_config.to_keras(serialize_model(model), specs, classes)
+    config["compile_config"] = _compile_to_keras(config.get("compile_config"))
+    return json.loads(json.dumps(config, default=json_default))
+
+
+def _compile_to_keras(config: dict | None) -> dict | None:
+    if not config:
+        return None
+    modules = {"optimizer": "keras.optimizers", "loss": "keras.losses",
+               "metrics": "keras.metrics", "weighted_metrics": "keras.metrics"}
+    out = {key: _with_module(value, modules.get(key, "keras")) for key, value in config.items()}
+    return {**out, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
+def _with_module(value: Any, module: str) -> Any:
+    if isinstance(value, dict) and "class_name" in value:
+        return {"module": module, "class_name": value["class_name"],
+                "config": value.get("config"), "registered_name": None}
+    if isinstance(value, dict):
+        return {k: _with_module(v, module) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_module(v, module) for v in value]
+    return value
+
+
+def _without_module(value: Any) -> Any:
+    """Keras's serialized objects as distflow's `{"class_name", "config"}` (tf.keras 2.11+
+    names its optimizers `Custom>Adam`: the class is the part after `>`)."""
+    if isinstance(value, dict) and "class_name" in value:
+        return {"class_name": str(value["class_name"]).rpartition(">")[2],
+                "config": value.get("config") or {}}
+    if isinstance(value, dict):
+        return {k: _without_module(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_module(v) for v in value]
+    return value
+
+
 def save_model(model: Any, filepath: Any, overwrite: bool = True, zipped: bool | None = None,
                include_optimizer: bool = True, save_format: str | None = None) -> None:
-    """Writes `model` to a `.keras` zip archive (atomically: temp file, fsync, rename).
+    """Writes `model` to a `.keras` file in Keras 3's format (atomically, with the umask).
 
     Args:
         model: the model.
         filepath: destination, ending in `.keras`.
         overwrite: replace an existing file.
         zipped: only True (the default) is supported.
-        include_optimizer: also store the optimizer's slots and step counter.
+        include_optimizer: also store the optimizer's step counter and slots.
         save_format: None or 'keras'.
     """
     path = os.fspath(filepath)
     if save_format not in (None, "keras") or zipped is False:
         raise ValueError("Only the zipped `.keras` format is supported. Received: "
                          f"save_format={save_format!r}, zipped={zipped!r}")
+    if path.lower().endswith(_H5_SUFFIXES):
+        raise ValueError("Writing the legacy HDF5 full-model format is not supported (distflow "
+                         "reads it). Use a path ending in '.keras'. Received: "
+                         f"filepath={path}")
     _check_suffix(path, (".keras",), "saving a model")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists and overwrite=False.")
-    config = json.dumps(serialize_model(model), indent=1, default=json_default)
-    tensors, metadata = _weight_tensors(model, include_optimizer)
-    weights = serialization.dumps(tensors, metadata)
-    _write_archive(path, {_METADATA: json.dumps(_metadata()).encode(),
-                          _CONFIG: config.encode(), _WEIGHTS: weights})
+    _check_overwrite(path, overwrite)
+    _require_built(model, "saving")
+    saving_keras3.write_archive(path, keras_config(model), model, include_optimizer)
 
 
 def json_default(value: Any) -> Any:
@@ -284,45 +379,8 @@ def json_default(value: Any) -> Any:
                     f"serializable: {value!r}. Layers' get_config() must return plain values.")
 
 
-def _metadata() -> dict[str, Any]:
-    try:
-        from importlib.metadata import version
-
-        distflow_version = version("distflow")
-    except Exception:  # noqa: BLE001 - not installed as a package (running from a checkout)
-        distflow_version = "unknown"
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "distflow_version": distflow_version,
-            "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat()}
-
-
-def _write_archive(path: str, members: dict[str, bytes]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w") as archive:
-                for name, data in members.items():
-                    method = zipfile.ZIP_STORED if name == _WEIGHTS else zipfile.ZIP_DEFLATED
-                    archive.writestr(name, data, compress_type=method)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read_archive(path: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
-    """(metadata, config, weight tensors) of a `.keras` file, with clear errors."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"File not found: filepath={path}. Please ensure the file is "
-                                "an accessible `.keras` zip file.")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory; distflow loads `.keras` files only "
-                         "(SavedModel directories are a TensorFlow format).")
+    """(metadata, config, weight tensors) of one of distflow's earlier `.keras` files."""
     try:
         with zipfile.ZipFile(path) as archive:
             missing = [m for m in (_METADATA, _CONFIG, _WEIGHTS) if m not in archive.namelist()]
@@ -343,19 +401,38 @@ def _read_archive(path: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
     return metadata, config, tensors
 
 
+def _check_file(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"File not found: filepath={path}. Please ensure the file is "
+                                f"an accessible {what} file.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory; distflow loads `.keras` and `.h5` files only "
+                         "(SavedModel directories are a TensorFlow format).")
+
+
 def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool = True) -> Any:
-    """Loads a model written by `save_model` (`model.save(path)`).
+    """Loads a model from a `.keras` file (Keras 3's or distflow's) or a legacy `.h5` file.
 
     Args:
-        filepath: the `.keras` file.
-        custom_objects: {name: class or function} for custom layers, losses, metrics.
+        filepath: the `.keras` or `.h5` file.
+        custom_objects: {name: class or function} for custom layers, losses, metrics
+            (registered classes, `package>Name`, are found without it).
         compile: restore the compile arguments and the optimizer state.
 
     Returns:
         The model, with its weights (and compiled, if it was and `compile` is True).
+
+    Raises:
+        ValueError: for a class or config field distflow does not implement (naming it),
+            weights that do not fit, or a damaged file.
     """
     path = os.fspath(filepath)
-    _check_suffix(path, (".keras",), "`load_model`")
+    _check_suffix(path, (".keras", *_H5_SUFFIXES), "`load_model`")
+    _check_file(path, "`.keras`")
+    if path.lower().endswith(_H5_SUFFIXES):
+        return _load_legacy_h5(path, custom_objects, compile)
+    if saving_keras3.is_keras3_archive(path):
+        return _load_keras3(path, custom_objects, compile)
     _, config, tensors = _read_archive(path)
     model = deserialize_model(config, custom_objects)
     _assign_weights(model, tensors, f"'{path}'")
@@ -363,6 +440,64 @@ def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool 
         compile_from_config(model, config["compile_config"], custom_objects)
         _restore_optimizer(model, tensors)
     return model
+
+
+def _model_from_keras(config: dict, custom_objects: dict | None, source: str) -> Any:
+    return deserialize_model(saving_config.from_keras(config, custom_objects, source),
+                             custom_objects)
+
+
+def _load_keras3(path: str, custom_objects: dict | None, compile: bool) -> Any:
+    source = f"'{path}'"
+    _, config, h5 = saving_keras3.read_archive(path)
+    with h5:
+        model = _model_from_keras(config, custom_objects, source)
+        _assign_plan(saving_h5.read_keras_weights(model, h5, source))
+        if compile and config.get("compile_config"):
+            compile_from_config(model, _without_module(config["compile_config"]),
+                                custom_objects)
+            saving_h5.read_keras_weights(model, h5, source, with_optimizer=True)
+    return model
+
+
+def _load_legacy_h5(path: str, custom_objects: dict | None, compile: bool) -> Any:
+    source = f"'{path}'"
+    with saving_keras3.open_h5(path, source) as h5:
+        if "model_config" not in h5.attrs:
+            raise ValueError(f"{source} holds weights only (no `model_config`): build the "
+                             "model and call `model.load_weights(path)` instead.")
+        config = _unwrap_single_io(json.loads(_h5_text(h5.attrs["model_config"])))
+        model = _model_from_keras(config, custom_objects, source)
+        _assign_plan(saving_h5.read_legacy_weights(model, h5["model_weights"], source))
+        training = h5.attrs.get("training_config")
+        if compile and training is not None and "optimizer_weights" in h5:
+            warnings.warn(f"{source}: the optimizer state of a legacy `.h5` file is not "
+                          "restored (the optimizer starts afresh); `.keras` files keep it.",
+                          stacklevel=3)
+    if compile and training is not None:
+        training = json.loads(_h5_text(training))
+        optimizer = _without_module(training["optimizer_config"])
+        for key in ("jit_compile", "is_legacy_optimizer"):  # tf.keras 2's, no effect here
+            optimizer["config"].pop(key, None)
+        compile_from_config(model, {**_without_module(training), "optimizer": optimizer},
+                            custom_objects)
+    return model
+
+
+def _unwrap_single_io(config: dict) -> dict:
+    """tf.keras 2 lists a single input or output as `[[name, node, tensor]]`; its models
+    still took and returned one tensor (Keras 3 writes `[name, node, tensor]`)."""
+    inner = config.get("config") or {}
+    for key in ("input_layers", "output_layers"):
+        value = inner.get(key)
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+            inner[key] = value[0]
+    return config
+
+
+def _h5_text(value: Any) -> str:
+    """An HDF5 string attribute as `str`."""
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
 def weights_to_bytes(model: Any) -> bytes:

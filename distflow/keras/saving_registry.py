@@ -77,18 +77,28 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
                                 ) -> Callable[[Any], Any]:
     """A decorator registering a class or function under `"package>name"`.
 
+    Registered layers and models are found again when a file names them, here and in
+    Keras 3 (which must register the same name). Registering the same name again for
+    a class of the same qualified name (a notebook cell run twice) replaces it.
+
     Args:
         package: the package part of the registered name.
         name: the name part (default: the object's `__name__`).
 
     Raises:
-        ValueError: (when decorating) for a class without `get_config()`.
+        ValueError: (when decorating) for a class without `get_config()`, or a name
+            already registered to another object.
     """
     def decorator(arg: Any) -> Any:
         registered = f"{package}>{name if name is not None else arg.__name__}"
         if inspect.isclass(arg) and not hasattr(arg, "get_config"):
             raise ValueError("Cannot register a class that does not have a get_config() "
                              f"method. Received: {arg.__name__}")
+        old = _GLOBAL_CUSTOM_OBJECTS.get(registered)
+        if old is not None and old is not arg and \
+                getattr(old, "__qualname__", None) != getattr(arg, "__qualname__", None):
+            raise ValueError(f"{registered} has already been registered to {old}. "
+                             f"Received: {arg}")
         _GLOBAL_CUSTOM_OBJECTS[registered] = arg
         _GLOBAL_CUSTOM_NAMES[arg] = registered
         return arg
@@ -118,17 +128,24 @@ def get_registered_object(name: str, custom_objects: Mapping[str, Any] | None = 
     return None
 
 
-def lookup(name: str, custom_objects: Mapping[str, Any] | None = None) -> Any:
+def lookup(name: str, custom_objects: Mapping[str, Any] | None = None,
+           builtin: Callable[[str], Any] | None = None) -> Any:
     """What a loader resolves `name` (a class or function name) to, or None.
 
-    `custom_objects` first, then `get_registered_object`, then a registered object
-    whose bare name (after `>`) is `name`: configs store the class name alone.
+    `custom_objects` first, then `get_registered_object`, then `builtin(name)` (the
+    loader's own class of that name, or None), then a registered object whose bare name (after
+    `>`) is `name`: configs store the class name alone. A user's `my>Dense` is found
+    by "my>Dense", and by "Dense" only where no built-in Dense exists.
     """
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     found = get_registered_object(name)
+    if found is None and builtin is not None:
+        found = builtin(name)
     if found is not None:
         return found
     matches = [obj for key, obj in _GLOBAL_CUSTOM_OBJECTS.items()
                if key.rpartition(">")[2] == name]
+    if not matches and custom_objects:  # {"Name": cls} given for a "package>Name" entry
+        return custom_objects.get(name.rpartition(">")[2])
     return matches[-1] if matches else None

@@ -230,9 +230,17 @@ def _instance(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | Non
 def _find_class(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None) -> type:
     name, registered = config["class_name"], config.get("registered_name")
     for key in (registered, name):
-        found = saving_registry.lookup(key, custom_objects) if key else None
+        found = saving_registry.lookup(key, custom_objects,
+                                       lambda n: _builtin_class(config, n)) if key else None
         if found is not None:
             return found
+    raise TypeError(f"Could not locate class '{name}'. Make sure custom classes are decorated "
+                    "with `@keras.saving.register_keras_serializable()` or passed in "
+                    f"`custom_objects`. Full object config: {dict(config)}")
+
+
+def _builtin_class(config: Mapping[str, Any], name: str) -> type | None:
+    """distflow's class `name` in the namespace the config's `module` names (else any)."""
     module = str(config.get("module") or "")
     namespaces = [module[len("keras."):]] if module.startswith("keras.") else []
     if module == "keras" or name in _TOP_LEVEL:
@@ -245,9 +253,7 @@ def _find_class(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | N
             found = getattr(importlib.import_module(_NAMESPACES[namespace]), name, None)
             if isinstance(found, type):
                 return found
-    raise TypeError(f"Could not locate class '{name}'. Make sure custom classes are decorated "
-                    "with `@keras.saving.register_keras_serializable()` or passed in "
-                    f"`custom_objects`. Full object config: {dict(config)}")
+    return None
 
 
 class legacy:  # noqa: N801  (Keras's namespace `keras.utils.legacy`)

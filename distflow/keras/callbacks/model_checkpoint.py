@@ -25,9 +25,9 @@ class ModelCheckpoint(Callback):
     e.g. `"ckpt/model-{epoch:02d}-{val_loss:.2f}.keras"` (`epoch` is 1-based).
 
     Args:
-        filepath: where to save, ending in `.keras` (or `.weights.safetensors` with
-            `save_weights_only`, distflow's counterpart of Keras's `.weights.h5`);
-            missing parent directories are created.
+        filepath: where to save, ending in `.keras` (or, with `save_weights_only`,
+            `.weights.h5` as in Keras or `.weights.safetensors`); missing parent
+            directories are created.
         monitor: the logged quantity compared when `save_best_only`.
         verbose: 1 prints a line at every save (or skipped save).
         save_best_only: save only when `monitor` improved on the best so far.
@@ -118,10 +118,10 @@ class ModelCheckpoint(Callback):
 
 def _check_extension(filepath: str, save_weights_only: bool) -> None:
     """Fails at construction, not at the end of the first epoch, as Keras does."""
-    if save_weights_only and not filepath.endswith(".weights.safetensors"):
+    if save_weights_only and not filepath.endswith((".weights.h5", ".weights.safetensors")):
         raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath "
-                         "must end in `.weights.safetensors` (distflow's counterpart of Keras's "
-                         f"`.weights.h5`). Received: filepath={filepath}")
+                         "must end in `.weights.h5` (or `.weights.safetensors`). "
+                         f"Received: filepath={filepath}")
     if not save_weights_only and not filepath.endswith(".keras"):
         raise ValueError("The filepath provided to `ModelCheckpoint` must end in `.keras` (the "
                          "whole model) unless `save_weights_only=True`. "

@@ -55,14 +55,20 @@ def get_layer_class(class_name: str, custom_objects: dict[str, Any] | None = Non
     """The Layer class called `class_name` (custom objects first, then built-ins)."""
     if class_name in _REGISTERED_BY and class_name not in _REGISTRY:
         importlib.import_module(_REGISTERED_BY[class_name])
-    cls = saving_registry.lookup(class_name, custom_objects) or _REGISTRY.get(class_name)
+    cls = saving_registry.lookup(class_name, custom_objects, _builtin_layer)
+    if cls is None:
+        raise ValueError(f"Unknown layer: '{class_name}'. Pass the class in `custom_objects` "
+                         "or register it with `distflow.keras.layers.register_layer`.")
+    return cls
+
+
+def _builtin_layer(class_name: str) -> type | None:
+    """A class registered under `class_name` or a Layer this package exports by that name."""
+    cls = _REGISTRY.get(class_name)
     if cls is None:
         candidate = globals().get(class_name)
         if isinstance(candidate, type) and issubclass(candidate, Layer):
             cls = candidate
-    if cls is None:
-        raise ValueError(f"Unknown layer: '{class_name}'. Pass the class in `custom_objects` "
-                         "or register it with `distflow.keras.layers.register_layer`.")
     return cls
 
 

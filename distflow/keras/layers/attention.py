@@ -119,7 +119,8 @@ class MultiHeadAttention(Layer):
         dropout: dropout rate on the attention probabilities (training only).
         use_bias: whether the projections have biases.
         output_shape: last dimension of the output (default: the query's).
-        attention_axes: only None (attention over the sequence axis) is supported.
+        attention_axes: None, or `(1,)` (the same: axis 1 of rank-3 inputs, which Keras
+            3 records in saved configs); other axes are not supported.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer.
         seed: seed of the dropout masks.
         **kwargs: base `Layer` arguments.
@@ -131,7 +132,7 @@ class MultiHeadAttention(Layer):
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None,
                  bias_regularizer: Any = None, seed: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        if attention_axes is not None:
+        if attention_axes is not None and list(np.atleast_1d(attention_axes)) != [1]:
             raise NotImplementedError("MultiHeadAttention supports attention_axes=None "
                                       "(attention over axis 1 of rank-3 inputs) only.")
         self.num_heads = positive_int(num_heads, "num_heads")
@@ -175,6 +176,15 @@ class MultiHeadAttention(Layer):
                                           (heads, self.value_dim, out_dim), kernel=True)
         self.output_bias = (self._weight("attention_output/bias", (out_dim,), kernel=False)
                             if self.use_bias else None)
+
+    def _keras_weight_groups(self) -> dict[str, list]:
+        """Where Keras 3's weights file keeps these weights: in its sublayers' groups."""
+        pairs = {"query_dense": (self.query_kernel, self.query_bias),
+                 "key_dense": (self.key_kernel, self.key_bias),
+                 "value_dense": (self.value_kernel, self.value_bias),
+                 "output_dense": (self.output_kernel, self.output_bias)}
+        groups = {key: [v for v in pair if v is not None] for key, pair in pairs.items()}
+        return {**groups, "_dropout_layer": [], "_softmax": []}
 
     def _output_dim(self, query_shape: Any) -> int:
         if self.output_shape_arg is None:

@@ -126,6 +126,7 @@ class _ConvLSTM(Layer):
     """The ConvLSTM layers' shared body; `rank` is the number of spatial axes."""
 
     rank = 2
+    cell_class: type = ConvLSTMCell  # the cell's arguments are the layer's too
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1,
                  padding: str = "valid", data_format: str | None = None,

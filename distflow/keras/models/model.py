@@ -237,6 +237,10 @@ class Model(Loops, Layer):
             return functional.functional_config(self)
         return super().get_config()
 
+    def _keras_tensor_specs(self) -> dict[tuple, tuple]:
+        """Shapes and dtypes of the functional tensors (for Keras 3's config), else {}."""
+        return functional.tensor_specs(self) if self._graph is not None else {}
+
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Model:
         """Rebuilds a model from `get_config()`'s dict."""
