@@ -9,7 +9,8 @@ Mbit/s, as `scale_sim.py` models it. One `python -m distflow.launch` per node
 launcher puts the servers on node 0, beside worker 0, so only the other workers'
 traffic crosses links. It trains `benchmarks/train_worker.py` (the MLP) and
 prints one JSON line per run (`workers`, `servers`, `mode`, `mbit`,
-`server_nodes`, `samples_per_s`). The first two lines are the unshaped
+`server_nodes`, `samples_per_s`, and `load1`: the machine's one-minute load
+average when the run ended). The first two lines are the unshaped
 calibration runs `scale_sim.py --validate` needs (one process; sync 1 worker x
 1 server), taken from `scale_runs.py`.
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     for w, m, mode, cmd in list(runs([1], [1], args.epochs))[:2]:
         row = {"workers": w, "servers": m, "mode": mode, **_run(cmd, timeout=1800)}
-        print(json.dumps(row), flush=True)
+        print(json.dumps({**row, "load1": os.getloadavg()[0]}), flush=True)
     for mbit in (float(x) for x in args.mbit.split(",")):
         for w in (int(x) for x in args.workers.split(",")):
             for m in (int(x) for x in args.servers.split(",")):
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                     row = {"workers": w, "servers": m, "mode": mode, "mbit": mbit,
                            "server_nodes": [0] * m,
                            **shaped_run(w, m, mode, mbit, args.epochs)}
-                    print(json.dumps(row), flush=True)
+                    print(json.dumps({**row, "load1": os.getloadavg()[0]}), flush=True)
 
 
 if __name__ == "__main__":

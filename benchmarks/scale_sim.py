@@ -6,8 +6,11 @@ one thread), and the parameters come back over the server's link. Sync (mirrored
 a server answers a step's pushes once all workers' have arrived (the barrier);
 async: it answers each push at once. Links are full-duplex per node: a transfer
 holds the sender's uplink and the receiver's downlink for bytes * 8 / bandwidth
-(cut-through: both at once) and arrives one latency later. Server CPU per message
-is `distflow.plan`'s calibration (measured here with benchmarks/ps_bench.py).
+(cut-through: both at once) and arrives one latency later; transfers meeting on a
+link cross it one after the other, or with `--fair-links` share it fairly as TCP
+flows do (closer to the rate-limited runs here, see docs/scaling.md). Server CPU
+per message is `distflow.plan`'s calibration (measured here with
+benchmarks/ps_bench.py).
 
 With `--cores C` every process instead runs on ONE host of C cores (loopback: no
 link time, the CPU cost is the calibration's), which is how the prediction is
@@ -18,6 +21,7 @@ links, with the servers on the nodes the launcher put them on.
 
     python benchmarks/scale_sim.py                      # the prediction tables
     python benchmarks/scale_sim.py --validate RESULTS   # beside measured runs
+    python benchmarks/scale_sim.py --validate link.jsonl --fair-links  # link runs
 
 Prints a table and one JSON line.
 """
@@ -306,14 +310,15 @@ def simulate(cfg: Config) -> dict:
     return {"samples_per_s": rate, "efficiency": rate / alone}
 
 
-def tables(workers: list[int], servers: list[int], bandwidths: list[float]) -> list[dict]:
+def tables(workers: list[int], servers: list[int], bandwidths: list[float],
+           fair_links: bool = False) -> list[dict]:
     rows = []
     for model, (params, step_s) in MODELS.items():
         for mode in ("sync", "async"):
             for bw in bandwidths:
                 for w in workers:
                     for m in (s for s in servers if s <= max(w, 1)):
-                        cfg = Config(params, w, m, bw, step_s, mode,
+                        cfg = Config(params, w, m, bw, step_s, mode, fair_links=fair_links,
                                      steps=max(4, 40 // max(1, w // 16)))
                         rows.append({"model": model, "params": params, "mode": mode,
                                      "gbit": bw, "workers": w, "servers": m,
@@ -386,7 +391,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--sliced", action="store_true",
                    help="time-slice the cores among runnable processes (--validate)")
     p.add_argument("--fair-links", action="store_true",
-                   help="concurrent transfers share a link fairly instead of queueing")
+                   help="concurrent transfers share a link fairly instead of queueing "
+                        "(slow past a few hundred concurrent transfers)")
     args = p.parse_args(argv)
     if args.validate:
         rows = validate(args.validate, args.cores, args.shared_speed, sliced=args.sliced,
@@ -396,7 +402,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         rows = tables([int(x) for x in args.workers.split(",")],
                       [int(x) for x in args.servers.split(",")],
-                      [float(x) for x in args.bandwidth_gbit.split(",")])
+                      [float(x) for x in args.bandwidth_gbit.split(",")], args.fair_links)
         _print(rows, ["model", "mode", "gbit", "workers", "servers", "samples_per_s",
                       "efficiency"])
     print(json.dumps({"bench": "scale_sim", "rows": rows}))
