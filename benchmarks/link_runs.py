@@ -7,12 +7,13 @@ switch's end: its downlink), so every node has a full-duplex link of `--mbit`
 Mbit/s, as `scale_sim.py` models it. One `python -m distflow.launch` per node
 (`--nnodes W --node-rank k --master-addr <node 0>`) runs one worker there; the
 launcher puts the servers on node 0, beside worker 0, so only the other workers'
-traffic crosses links. It trains `benchmarks/train_worker.py` (the MLP) and
-prints one JSON line per run (`workers`, `servers`, `mode`, `mbit`,
-`server_nodes`, `samples_per_s`, and `load1`: the machine's one-minute load
-average when the run ended). The first two lines are the unshaped
-calibration runs `scale_sim.py --validate` needs (one process; sync 1 worker x
-1 server), taken from `scale_runs.py`.
+traffic crosses links. With `--slurm` the launchers read Slurm's variables
+instead, and with `--servers` >= `--workers` server i runs on node i mod W.
+It trains `benchmarks/train_worker.py` (the MLP) and prints one JSON line per
+run (`workers`, `servers`, `mode`, `mbit`, `server_nodes`, `samples_per_s`,
+and `load1`: the machine's one-minute load average when the run ended). The
+first two lines are the unshaped calibration runs `scale_sim.py --validate`
+needs (one process; sync 1 worker x 1 server), taken from `scale_runs.py`.
 
 Needs root, iproute2 (`ip`, `tc`) and the kernel's `tbf` qdisc:
 
@@ -32,10 +33,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from scale_runs import runs  # noqa: E402
 from train_bench import _run, parse_result  # noqa: E402
+
+from distflow.launch.placement import server_nodes  # noqa: E402
 
 PORT = 29700
 TBF = ["burst", "128kb", "limit", "4mb"]  # queue enough that TCP is not dropped into
@@ -93,27 +96,40 @@ def _env() -> dict[str, str]:
                 PYTHONPATH=str(HERE.parent))
 
 
-def shaped_run(workers: int, servers: int, mode: str, mbit: float, epochs: int) -> dict:
-    """One launcher per node through `mbit` links; returns the chief's result."""
+def shaped_run(workers: int, servers: int, mode: str, mbit: float, epochs: int,
+               slurm: bool = False) -> dict:
+    """One launcher per node through `mbit` links; returns the chief's result.
+
+    `slurm`: the launchers read Slurm's variables instead of `--nnodes` flags, so
+    the servers spread over the nodes when there are at least as many as nodes.
+    """
     batch = 128 * workers if mode == "sync" else 128
     strategy = "mirrored" if mode == "sync" else "async"
-    with star(workers, mbit) as (names, hosts):
-        base = [sys.executable, "-m", "distflow.launch", "--insecure", "--port", str(PORT),
+    launcher = [sys.executable, "-m", "distflow.launch", "--insecure", "--port", str(PORT),
                 "--workers", str(workers), "--ps", str(servers), "--strategy", strategy,
-                "--nnodes", str(workers), "--master-addr", hosts[0],
-                "--rendezvous-timeout", "120", str(HERE / "train_worker.py"),
-                "--epochs", str(epochs), "--batch-size", str(batch)]
-        procs = [subprocess.Popen(["ip", "netns", "exec", name, *_with_rank(base, k)],
-                                  cwd=HERE.parent, env=_env(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-                 for k, name in enumerate(names)]
+                "--rendezvous-timeout", "120"]
+    script = [str(HERE / "train_worker.py"), "--epochs", str(epochs), "--batch-size", str(batch)]
+    with star(workers, mbit) as (names, hosts):
+        procs = []
+        for k, name in enumerate(names):
+            args, env = _node(k, hosts, slurm)
+            procs.append(subprocess.Popen(["ip", "netns", "exec", name, *launcher, *args,
+                                           *script], cwd=HERE.parent, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
         outs = [p.communicate(timeout=1800) for p in procs]
-    return parse_result(base, procs[0].returncode, *outs[0])
+    return parse_result(launcher + script, procs[0].returncode, *outs[0])
 
 
-def _with_rank(base: list[str], rank: int) -> list[str]:
-    i = base.index("--nnodes")
-    return [*base[:i], "--node-rank", str(rank), *base[i:]]
+def _node(rank: int, hosts: list[str], slurm: bool) -> tuple[list[str], dict[str, str]]:
+    """Node `rank`'s launcher flags and environment."""
+    if not slurm:
+        return ["--nnodes", str(len(hosts)), "--node-rank", str(rank),
+                "--master-addr", hosts[0]], _env()
+    prefix = hosts[0].rsplit(".", 1)[0]
+    return [], dict(_env(), SLURM_PROCID=str(rank), SLURM_NODEID=str(rank),
+                    SLURM_NTASKS=str(len(hosts)), SLURM_JOB_ID="42", SLURM_STEP_ID="0",
+                    SLURM_STEP_NODELIST=f"{prefix}.[1-{len(hosts)}]")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mbit", default="100,300,1000")
     p.add_argument("--modes", default="sync")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--slurm", action="store_true",
+                   help="launch as Slurm would (servers spread when --servers >= workers)")
     args = p.parse_args(argv)
     for w, m, mode, cmd in list(runs([1], [1], args.epochs))[:2]:
         row = {"workers": w, "servers": m, "mode": mode, **_run(cmd, timeout=1800)}
@@ -132,8 +150,8 @@ def main(argv: list[str] | None = None) -> None:
             for m in (int(x) for x in args.servers.split(",")):
                 for mode in args.modes.split(","):
                     row = {"workers": w, "servers": m, "mode": mode, "mbit": mbit,
-                           "server_nodes": [0] * m,
-                           **shaped_run(w, m, mode, mbit, args.epochs)}
+                           "server_nodes": server_nodes(m, w, spread=args.slurm),
+                           **shaped_run(w, m, mode, mbit, args.epochs, args.slurm)}
                     print(json.dumps({**row, "load1": os.getloadavg()[0]}), flush=True)
 
 

@@ -100,3 +100,25 @@ def test_three_workers_on_two_cores_time_sliced_or_first_come_first_served(slice
     cfg = sim.Config(10, 3, 1, 100.0, 0.01, "sync", latency_s=0.0, steps=10, cal=FREE,
                      cores=2, sliced=sliced)
     assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(3 * sim.BATCH / step, rel=1e-6)
+
+
+def test_uneven_shards_put_the_larger_servers_link_on_the_critical_path():
+    # Server i on worker i's node, 3 MB on server 0, 1 MB on server 1, 1 Gbit/s (8 ms
+    # a MB), one step from T = 10 ms. Worker 1's 3 MB push (node 1 -> 0) runs alone
+    # for 8 ms, then shares that direction with server 1's 1 MB reply to worker 0
+    # for 16 ms, then alone 8 ms more: server 0's barrier at 42 ms; its 3 MB reply
+    # to worker 1 takes 24 ms: 66 ms. Queued instead of shared: 10 + 24 + 24 ms.
+    def step(fair):
+        cfg = sim.Config(1_000_000, 2, 2, 1.0, 0.01, "sync", latency_s=0.0, steps=1,
+                         cal=FREE, server_nodes=(0, 1), shard_bytes=(3_000_000, 1_000_000),
+                         fair_links=fair)
+        return 2 * sim.BATCH / sim.simulate(cfg)["samples_per_s"]
+    assert step(True) == pytest.approx(0.066)
+    assert step(False) == pytest.approx(0.058)
+
+
+def test_the_mlps_placement_keeps_its_largest_kernel_whole():
+    shards = sim.placed_shards(2)
+    assert sum(shards) == sim.MLP_PARAMS * 4
+    assert max(shards) == 784 * 256 * 4  # below the 1 MiB at which variables are cut
+    assert sim.placed_shards(1) == (sim.MLP_PARAMS * 4,)
