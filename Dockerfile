@@ -5,7 +5,10 @@
 # A slim Python base, distflow installed from this source tree as README.md says
 # (`pip install .`; the distribution is distflow-ps, the import name distflow), the
 # examples beside it in /app, and a non-root user (uid 1000) that runs everything.
-FROM python:3.12-slim
+# BASE: any image with `python` and `pip` on PATH (launch/README.md builds one where
+# Docker Hub is out of reach, and checks the image with two containers).
+ARG BASE=python:3.12-slim
+FROM ${BASE}
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

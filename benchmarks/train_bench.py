@@ -45,12 +45,17 @@ def _run(cmd: list[str], timeout: float, tree: Path = HERE.parent) -> dict:
                PYTHONPATH=str(tree))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=tree)
-    for line in proc.stdout.splitlines():
+    return parse_result(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+def parse_result(cmd: list[str], returncode: int, stdout: str, stderr: str) -> dict:
+    """The JSON result line train_worker.py's chief printed (maybe behind a prefix)."""
+    for line in stdout.splitlines():
         start = line.find("{")
         if start >= 0 and '"samples_per_s"' in line:
             return json.loads(line[start:])
-    raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode} without a result.\n"
-                       f"stdout tail:\n{proc.stdout[-2000:]}\nstderr tail:\n{proc.stderr[-2000:]}")
+    raise RuntimeError(f"{' '.join(cmd)} exited {returncode} without a result.\n"
+                       f"stdout tail:\n{stdout[-2000:]}\nstderr tail:\n{stderr[-2000:]}")
 
 
 def configurations(epochs: int, data: list[str], seed: int, tf_python: str | None = None,

@@ -122,7 +122,10 @@ def test_every_pod_is_set_up_for_the_launcher(name):
 
 def test_the_image_is_the_dockerfiles_slim_non_root_install():
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:[\d.]+-slim\b", dockerfile, flags=re.M)
+    # The base is a build argument whose default is the official slim Python image.
+    base = re.search(r"^ARG BASE=(\S+)\s*$", dockerfile, flags=re.M)
+    assert base and re.fullmatch(r"python:[\d.]+-slim", base.group(1)), base
+    assert re.search(r"^FROM \$\{BASE\}\s*$", dockerfile, flags=re.M)
     assert re.search(r"^\s*RUN pip install \.(\s|$)", dockerfile, flags=re.M)
     user = re.findall(r"^USER (\S+)", dockerfile, flags=re.M)
     assert user and user[-1] not in ("root", "0")

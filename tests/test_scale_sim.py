@@ -61,3 +61,64 @@ def test_cores_that_slow_each_other_down_give_less_than_their_number():
     cfg = sim.Config(10, 2, 1, 100.0, 0.01, "async", cores=2, shared_speed=0.5, steps=50,
                      cal=plan.Calibration(0.0, 0.0))
     assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(sim.BATCH / 0.01, rel=0.02)
+
+
+FREE = plan.Calibration(0.0, 0.0)
+SHARD_S = 1_000_000 * 4 * 8 / 1e9  # one 4 MB shard over 1 Gbit/s: 32 ms
+
+
+def test_fair_links_share_the_servers_link_and_fifo_links_pipeline_steps():
+    # Two workers push to one server at once: shared fairly, both pushes take 2d,
+    # and both replies 2d, every step alike. One after the other (FIFO), the first
+    # reply comes back early and its worker's next push overlaps the second reply.
+    def rate(fair):
+        return sim.simulate(sim.Config(1_000_000, 2, 1, 1.0, 0.01, "sync", latency_s=0.0,
+                                       steps=6, cal=FREE, fair_links=fair))["samples_per_s"]
+    assert rate(True) == pytest.approx(2 * sim.BATCH / (0.01 + 4 * SHARD_S))
+    assert rate(False) > 1.1 * rate(True)
+
+
+def test_a_server_sharing_a_workers_node_spares_that_workers_link():
+    # Server on worker 0's node: only worker 1's push and pull cross a link.
+    cfg = sim.Config(1_000_000, 2, 1, 1.0, 0.01, "sync", latency_s=0.0, steps=5, cal=FREE,
+                     server_nodes=(0,), fair_links=True)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        2 * sim.BATCH / (0.01 + 2 * SHARD_S))
+
+
+def test_shaped_links_on_one_host_add_link_time_to_the_shared_cores():
+    cfg = sim.Config(1_000_000, 1, 1, 1.0, 0.01, "sync", latency_s=0.0, steps=5, cal=FREE,
+                     cores=2, shaped=True, payload_fraction=0.5)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        sim.BATCH / (0.01 + 2 * 2 * SHARD_S))
+
+
+@pytest.mark.parametrize(("sliced", "step"), [(True, 1.5 * 0.01), (False, 2 * 0.01)])
+def test_three_workers_on_two_cores_time_sliced_or_first_come_first_served(sliced, step):
+    # Sliced: all three progress at 2/3 speed and reach the barrier at 1.5 T;
+    # first come, first served: the third starts when a core frees, at T.
+    cfg = sim.Config(10, 3, 1, 100.0, 0.01, "sync", latency_s=0.0, steps=10, cal=FREE,
+                     cores=2, sliced=sliced)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(3 * sim.BATCH / step, rel=1e-6)
+
+
+def test_uneven_shards_put_the_larger_servers_link_on_the_critical_path():
+    # Server i on worker i's node, 3 MB on server 0, 1 MB on server 1, 1 Gbit/s (8 ms
+    # a MB), one step from T = 10 ms. Worker 1's 3 MB push (node 1 -> 0) runs alone
+    # for 8 ms, then shares that direction with server 1's 1 MB reply to worker 0
+    # for 16 ms, then alone 8 ms more: server 0's barrier at 42 ms; its 3 MB reply
+    # to worker 1 takes 24 ms: 66 ms. Queued instead of shared: 10 + 24 + 24 ms.
+    def step(fair):
+        cfg = sim.Config(1_000_000, 2, 2, 1.0, 0.01, "sync", latency_s=0.0, steps=1,
+                         cal=FREE, server_nodes=(0, 1), shard_bytes=(3_000_000, 1_000_000),
+                         fair_links=fair)
+        return 2 * sim.BATCH / sim.simulate(cfg)["samples_per_s"]
+    assert step(True) == pytest.approx(0.066)
+    assert step(False) == pytest.approx(0.058)
+
+
+def test_the_mlps_placement_keeps_its_largest_kernel_whole():
+    shards = sim.placed_shards(2)
+    assert sum(shards) == sim.MLP_PARAMS * 4
+    assert max(shards) == 784 * 256 * 4  # below the 1 MiB at which variables are cut
+    assert sim.placed_shards(1) == (sim.MLP_PARAMS * 4,)
