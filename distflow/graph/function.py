@@ -147,8 +147,14 @@ class Function:
 
     def __init__(self, python_function: Callable, input_signature: Any = None,
                  reduce_retracing: bool = False, jit_compile: bool | None = None,
-                 name: str | None = None, **_ignored: Any):
+                 name: str | None = None, eager_fallback: str | None = None,
+                 **_ignored: Any):
+        """`eager_fallback`: when given, a trace that fails for any reason makes every
+        call run the Python function eagerly, with one warning naming the failure and
+        ending with this text (Keras's compiled steps); else only distflow's own code
+        reading a symbolic value falls back, and the user's errors are raised."""
         functools.update_wrapper(self, python_function)
+        self._fallback_hint = eager_fallback
         self.python_function = python_function
         self.input_signature = None if input_signature is None else [
             s if isinstance(s, TensorSpec) else TensorSpec(*s) for s in input_signature]
@@ -194,8 +200,8 @@ class Function:
             return self._run_eagerly(stateful, args, kwargs)
         try:
             concrete, arrays = self._lookup(args, kwargs)
-        except core.NoGraphForm as exc:
-            if not exc.in_library:
+        except Exception as exc:
+            if self._fallback_hint is None and not getattr(exc, "in_library", False):
                 raise  # the user's code reads a value: an error, as in TF
             self._eager_reason = exc  # e.g. a Keras loss or metric that reads values
             return self._run_eagerly(exc, args, kwargs)
@@ -212,12 +218,13 @@ class Function:
         reads tensors' values). Said once per function."""
         if not self._said_eager:
             self._said_eager = True
-            why = (f"it could not be traced: {stateful}" if isinstance(stateful, Exception)
+            why = (f"it could not be traced: {type(stateful).__name__}: {stateful}"
+                   if isinstance(stateful, Exception)
                    else f"its argument of type {type(stateful).__name__} is read as a Python "
                    f"object (an iterator), and a traced graph would read it once; pass the "
                    f"batch's tensors to trace it")
-            warnings.warn(f"function '{self.python_function.__name__}' runs eagerly (same "
-                          f"results, no graph): {why}", stacklevel=3)
+            warnings.warn(f"function '{self._name}' runs eagerly (same results, no "
+                          f"graph): {why}{self._fallback_hint or ''}", stacklevel=3)
         return self.python_function(*args, **kwargs)
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> ConcreteFunction:

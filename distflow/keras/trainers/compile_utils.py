@@ -11,23 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from distflow import ops
 from distflow.keras import losses as losses_module
 from distflow.keras import metrics as metrics_module
 from distflow.keras.trainers.data_adapters import to_numpy
 from distflow.keras.tree import flatten
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, graph_form
 
 __all__ = ["CompileMetrics", "Compiled", "batch_rows"]
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, Tensor):
-        value = value.value
-    return float(np.asarray(value))
-
 
 
 def batch_rows(x: Any) -> int:
@@ -63,6 +54,13 @@ def _targets(y: Any, names: list[str]) -> list[Any]:
         return list(y)
     raise ValueError(f"The model has {len(names)} outputs ({names}); pass `y` as a list of "
                      "that many arrays or a dict keyed by output name.")
+
+
+@graph_form()  # in a traced step: one operation running the loss on the step's arrays
+def loss_value(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
+    """`fn(y_true, y_pred, sample_weight=...)`: Keras losses compute with NumPy where they
+    check labels, so a traced step runs them as they run eagerly (gradient included)."""
+    return fn(y_true, y_pred, sample_weight=sample_weight)
 
 
 class Compiled:
@@ -149,10 +147,9 @@ class Compiled:
             if targets[i] is None:
                 raise ValueError("Target data is missing. The model was compiled with a loss, "
                                  "so `fit`/`evaluate` need `y` (or a data set yielding (x, y)).")
-            value = fn(targets[i], y_pred_flat[i], sample_weight=sample_weight)
+            value = loss_value(fn, targets[i], y_pred_flat[i], sample_weight)
             if self.output_losses:
-                self.output_losses[i].update_state(_to_float(value),
-                                                   sample_weight=batch_rows(y_pred_flat[i]))
+                self.output_losses[i].update_state(value, sample_weight=batch_rows(y_pred_flat[i]))
             value = value if w == 1.0 else ops.multiply(value, w)
             total = value if total is None else ops.add(total, value)
         for extra in extra_losses:

@@ -1,0 +1,245 @@
+"""Keras's compiled steps: `compile(run_eagerly=False)` (the default) traces the steps.
+
+Every test compares the compiled path with the eager one (`run_eagerly=True`) on
+the same seeds and data, and checks that the compiled path really ran traced
+(no eager fallback), so a value frozen at trace time (a dropout mask, a learning
+rate, a metric, BatchNormalization's statistics) makes it fail.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import distflow as df
+from distflow import keras
+from distflow.graph.function import Function
+from distflow.keras import layers
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(100, 8)).astype("float32")
+Y = RNG.integers(0, 3, 100)
+IMAGES = RNG.normal(size=(36, 6, 6, 2)).astype("float32")
+SEQUENCES = RNG.normal(size=(36, 5, 3)).astype("float32")
+
+
+def mlp():
+    return keras.Sequential([keras.Input((8,)), layers.Dense(16, activation="relu"),
+                             layers.Dense(3)])
+
+
+def cnn():
+    return keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(4, 3, padding="same"),
+                             layers.BatchNormalization(), layers.Activation("relu"),
+                             layers.Dropout(0.3), layers.Flatten(), layers.Dense(3)])
+
+
+def lstm():
+    return keras.Sequential([keras.Input((5, 3)), layers.LSTM(6), layers.Dropout(0.2),
+                             layers.Dense(3)])
+
+
+def build(make, run_eagerly, optimizer="adam", **compile_kw):
+    keras.utils.set_random_seed(1)
+    model = make()
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], run_eagerly=run_eagerly, **compile_kw)
+    return model
+
+
+def assert_traced(function, traces=None):
+    assert isinstance(function, Function)
+    assert function._eager_reason is None
+    count = function.experimental_get_tracing_count()
+    assert count >= 1 if traces is None else count == traces
+
+
+def assert_same_weights(a, b, rtol=1e-5, atol=1e-6):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=rtol, atol=atol)
+
+
+def fit_both(make, x, y, **fit_kw):
+    models, histories = [], []
+    for eager in (True, False):
+        model = build(make, eager)
+        keras.utils.set_random_seed(2)  # the same dropout masks and shuffles
+        histories.append(model.fit(x, y, verbose=0, **fit_kw).history)
+        models.append(model)
+    return models, histories
+
+
+@pytest.mark.parametrize("make,x,y", [(mlp, X, Y), (cnn, IMAGES, Y[:36]),
+                                      (lstm, SEQUENCES, Y[:36])], ids=["mlp", "cnn", "lstm"])
+def test_compiled_fit_gives_the_eager_weights_history_and_evaluation(make, x, y):
+    (eager, compiled), (h_eager, h_compiled) = fit_both(
+        make, x, y, batch_size=16, epochs=2, validation_split=0.25)
+    assert eager.run_eagerly and not compiled.run_eagerly
+    assert_traced(compiled.train_function, traces=2)  # full batches and the last partial one
+    assert_traced(compiled.test_function)
+    assert_same_weights(eager, compiled)
+    assert h_eager.keys() == h_compiled.keys()
+    for key in h_eager:
+        np.testing.assert_allclose(h_eager[key], h_compiled[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(eager.evaluate(x, y, verbose=0), compiled.evaluate(x, y, verbose=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(eager.predict(x, verbose=0), compiled.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert_traced(compiled.predict_function)
+
+
+def dropout_only():
+    return keras.Sequential([keras.Input((8,)), layers.Dropout(0.5),
+                             layers.Dense(1, kernel_initializer="ones", use_bias=False)])
+
+
+def test_dropout_draws_a_new_mask_at_every_compiled_step():
+    model = dropout_only()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    x, y = np.ones((64, 8), "float32"), np.zeros((64, 1), "float32")
+    losses = {model.train_on_batch(x, y) for _ in range(4)}
+    assert_traced(model.train_function, traces=1)
+    assert len(losses) == 4  # a mask frozen at trace time would give one loss
+
+
+def test_batch_normalization_moving_statistics_follow_every_compiled_step():
+    models = [build(cnn, eager) for eager in (True, False)]
+    means = []
+    for model in models:
+        keras.utils.set_random_seed(3)
+        seen = []
+        for i in range(3):
+            model.train_on_batch(IMAGES[i * 12:(i + 1) * 12] * (i + 1), Y[i * 12:(i + 1) * 12])
+            seen.append(model.layers[1].moving_mean.numpy().copy())
+        means.append(seen)
+    assert_traced(models[1].train_function, traces=1)
+    assert not np.allclose(means[1][1], means[1][2])
+    np.testing.assert_allclose(means[0], means[1], rtol=1e-5, atol=1e-7)
+
+
+def test_metrics_accumulate_over_compiled_steps_and_reset():
+    eager, compiled = build(mlp, True), build(mlp, False)
+    for model in (eager, compiled):
+        model.reset_metrics()
+        logs = [model.train_on_batch(X[i:i + 10], Y[i:i + 10], reset_metrics=False)
+                for i in range(0, 50, 10)]
+        model.logs = logs
+    np.testing.assert_allclose(eager.logs, compiled.logs, rtol=1e-5)
+    assert len({tuple(v) for v in compiled.logs}) == 5  # every step's accumulated value
+
+
+def test_optimizer_iterations_and_a_schedule_advance_at_every_compiled_step():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=1, decay_rate=0.5)
+    models = [build(mlp, eager, optimizer=keras.optimizers.SGD(schedule)) for eager in (1, 0)]
+    for model in models:
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+    assert_traced(models[1].train_function, traces=1)
+    assert int(models[1].optimizer.iterations.numpy()) == 5
+    assert_same_weights(*models)
+    frozen = build(mlp, True, optimizer=keras.optimizers.SGD(0.5))
+    frozen.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+    assert not np.allclose(frozen.get_weights()[0], models[1].get_weights()[0])
+
+
+def test_a_callback_changing_the_learning_rate_mid_fit_reaches_the_compiled_step():
+    def schedule(epoch, lr):
+        return 0.1 if epoch == 0 else 0.0
+
+    models = [build(mlp, eager, optimizer=keras.optimizers.SGD(0.1)) for eager in (1, 0)]
+    for model in models:
+        model.fit(X, Y, batch_size=25, epochs=1, verbose=0, shuffle=False)
+        after_one = model.get_weights()
+        model.fit(X, Y, batch_size=25, epochs=3, verbose=0, shuffle=False, initial_epoch=1,
+                  callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
+        for a, b in zip(after_one, model.get_weights()):  # learning rate 0 from epoch 1 on
+            np.testing.assert_array_equal(a, b)
+    assert_same_weights(*models)
+
+
+def test_a_partial_last_batch_is_traced_again_with_its_shape():
+    model = build(mlp, False)
+    model.fit(X, Y, batch_size=32, epochs=2, verbose=0)  # batches of 32, 32, 32, 4
+    assert_traced(model.train_function, traces=2)
+    shapes = sorted(c._specs[0].shape[0] for c in model.train_function._concrete.values())
+    assert shapes == [4, 32]
+
+
+def test_run_eagerly_property_and_compile_choose_the_path():
+    model = build(mlp, None)
+    assert model.run_eagerly is False
+    assert isinstance(model.make_train_function(), Function)
+    model.run_eagerly = True
+    assert model.make_train_function() == model.train_step
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.run_eagerly is False and model.train_function is None
+
+
+def test_freezing_a_layer_between_fits_traces_the_step_again():
+    model = build(mlp, False)
+    model.fit(X, Y, batch_size=50, epochs=1, verbose=0)
+    model.layers[0].trainable = False
+    frozen = model.layers[0].get_weights()
+    model.fit(X, Y, batch_size=50, epochs=1, verbose=0)
+    for a, b in zip(frozen, model.layers[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+class TrackedModel(keras.Model):
+    """Customizing fit: its own tracker, loss and update, as Keras's guide writes it."""
+
+    def __init__(self, python_branch=False, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(3)
+        self.tracker = keras.metrics.Mean(name="my_loss")
+        self.python_branch = python_branch
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with df.GradientTape() as tape:
+            loss = keras.losses.mean_squared_error(y, self(x, training=True))
+            loss = df.reduce_mean(loss)
+        if self.python_branch and float(loss.numpy()) > 1e9:  # data-dependent Python
+            loss = loss * 0.0
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.tracker.update_state(loss)
+        return {"my_loss": self.tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.tracker]
+
+
+def train_tracked(run_eagerly, python_branch=False):
+    keras.utils.set_random_seed(4)
+    model = TrackedModel(python_branch)
+    model.compile(optimizer="sgd", run_eagerly=run_eagerly)
+    history = model.fit(X, np.eye(3, dtype="float32")[Y], batch_size=25, epochs=2, verbose=0)
+    return model, history.history
+
+
+def test_an_overridden_train_step_is_traced_and_matches_eager():
+    (eager, h_eager), (compiled, h_compiled) = train_tracked(True), train_tracked(False)
+    assert_traced(compiled.train_function, traces=1)
+    assert_same_weights(eager, compiled)
+    np.testing.assert_allclose(h_eager["my_loss"], h_compiled["my_loss"], rtol=1e-6)
+
+
+def test_a_step_that_cannot_be_traced_runs_eagerly_with_one_warning_saying_why():
+    eager, h_eager = train_tracked(True, python_branch=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, h_compiled = train_tracked(False, python_branch=True)
+    said = [str(w.message) for w in caught if "runs eagerly" in str(w.message)]
+    assert len(said) == 1, said
+    assert "train_step" in said[0] and "could not be traced" in said[0]
+    assert "run_eagerly=True" in said[0]
+    assert compiled.train_function._eager_reason is not None
+    assert_same_weights(eager, compiled)
+    np.testing.assert_allclose(h_eager["my_loss"], h_compiled["my_loss"], rtol=1e-6)
