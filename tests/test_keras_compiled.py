@@ -243,3 +243,76 @@ def test_a_step_that_cannot_be_traced_runs_eagerly_with_one_warning_saying_why()
     assert compiled.train_function._eager_reason is not None
     assert_same_weights(eager, compiled)
     np.testing.assert_allclose(h_eager["my_loss"], h_compiled["my_loss"], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ seeing the graph
+
+
+def graph_defs(logdir):
+    """The GraphDefs in the event files under `logdir`, read back with the protos."""
+    from tensorboardX.proto import event_pb2, graph_pb2
+    from test_graph import _tfrecords
+
+    found = []
+    for path in sorted(logdir.rglob("events.out.tfevents.*")):
+        for record in _tfrecords(path):
+            event = event_pb2.Event.FromString(record)
+            if event.graph_def:
+                found.append(graph_pb2.GraphDef.FromString(event.graph_def))
+    return found
+
+
+def tensorboard_loader_nodes(logdir):
+    """Node names as TensorBoard's own loader reads them (None without `tensorboard`)."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return None
+    accumulator = EventAccumulator(str(logdir))
+    accumulator.Reload()
+    return {n.name for n in accumulator.Graph().node}
+
+
+def test_tensorboard_write_graph_writes_the_traced_train_step(tmp_path):
+    model = build(mlp, False)
+    model.fit(X, Y, batch_size=50, epochs=2, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(tmp_path, write_graph=True)])
+    (graph_def,) = graph_defs(tmp_path / "train")
+    traced = model.train_function.concrete_functions()[0].graph
+    names = {n.name for n in graph_def.node}
+    assert names == {op.name for op in traced.get_operations()}
+    types = {n.op for n in graph_def.node}
+    assert {"matmul", "Placeholder", "VariableV2", "apply_gradients", "update_state"} <= types
+    assert {"matmul_grad", "relu_grad"} <= types  # the backward pass is in it
+    loaded = tensorboard_loader_nodes(tmp_path / "train")
+    assert loaded is None or loaded == names
+
+
+def test_tensorboard_write_graph_of_an_eager_model_warns_and_writes_none(tmp_path):
+    model = build(mlp, True)
+    with pytest.warns(UserWarning, match="runs eagerly, so there is no graph"):
+        model.fit(X, Y, batch_size=50, verbose=0,
+                  callbacks=[keras.callbacks.TensorBoard(tmp_path, write_graph=True)])
+    assert graph_defs(tmp_path) == []
+    model.fit(X, Y, batch_size=50, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(tmp_path / "off", write_graph=False)])
+    assert graph_defs(tmp_path / "off") == []
+
+
+def test_summary_graph_writes_a_traced_function_graph(tmp_path):
+    @df.function
+    def step(x):
+        return df.nn.relu(df.matmul(x, df.ones((3, 2))))
+
+    concrete = step.get_concrete_function(df.TensorSpec([None, 3], "float32"))
+    assert df.summary.graph(concrete.graph) is False  # no default writer: nothing written
+    writer = df.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        assert df.summary.graph(concrete) is True
+        with pytest.raises(ValueError, match="Received: int"):
+            df.summary.graph(3)
+    writer.close()
+    (graph_def,) = graph_defs(tmp_path)
+    assert {n.name for n in graph_def.node} == {op.name for op in concrete.graph.get_operations()}
+    loaded = tensorboard_loader_nodes(tmp_path)
+    assert loaded is None or loaded == {n.name for n in graph_def.node}

@@ -234,6 +234,10 @@ class Function:
                              "TensorSpecs) when the function has no input_signature.")
         return self._lookup(args, kwargs)[0]
 
+    def concrete_functions(self) -> list[ConcreteFunction]:
+        """The traces made so far, oldest first."""
+        return list(self._concrete.values())
+
     def experimental_get_tracing_count(self) -> int:
         """How many times the Python function has been traced."""
         return self._traces
