@@ -25,7 +25,7 @@ from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _names
 from distflow.graph import core
-from distflow.graph.core import Graph, GraphTensor, Operation
+from distflow.graph.core import Graph, GraphTensor, NoGraphForm, Operation
 from distflow.graph.executor import Plan
 from distflow.graph.gradients import gradients
 from distflow.tensor import Tensor, Variable, current_tape, record
@@ -203,8 +203,10 @@ class Function:
         except Exception as exc:
             if self._fallback_hint is None and not getattr(exc, "in_library", False):
                 raise  # the user's code reads a value: an error, as in TF
+            out = self.python_function(*args, **kwargs)  # the user's own error, if it is one
             self._eager_reason = exc  # e.g. a Keras loss or metric that reads values
-            return self._run_eagerly(exc, args, kwargs)
+            self._say_eager(exc)
+            return out
         if taped:
             leaves = []
             _signature((args, kwargs), leaves)
@@ -216,16 +218,20 @@ class Function:
         """Runs the Python function itself: an argument is an iterator (a trace would read it
         once and bake its first batch in), or the trace met code with no graph form (it
         reads tensors' values). Said once per function."""
+        self._say_eager(stateful)
+        return self.python_function(*args, **kwargs)
+
+    def _say_eager(self, stateful: Any) -> None:
         if not self._said_eager:
             self._said_eager = True
-            why = (f"it could not be traced: {type(stateful).__name__}: {stateful}"
+            why = (f"it could not be traced: {type(stateful).__name__}: "
+                   f"{str(stateful).rstrip('.')}"
                    if isinstance(stateful, Exception)
                    else f"its argument of type {type(stateful).__name__} is read as a Python "
                    f"object (an iterator), and a traced graph would read it once; pass the "
                    f"batch's tensors to trace it")
             warnings.warn(f"function '{self._name}' runs eagerly (same results, no "
-                          f"graph): {why}{self._fallback_hint or ''}", stacklevel=3)
-        return self.python_function(*args, **kwargs)
+                          f"graph): {why}{self._fallback_hint or ''}", stacklevel=4)
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> ConcreteFunction:
         """The trace for these arguments (tensors, or `TensorSpec`s), tracing if needed."""
@@ -325,6 +331,9 @@ class Function:
         graph.outputs = [t for t in nest.flatten(out) if isinstance(t, GraphTensor)]
         after = _random_state()
         if after[:2] != draws[:2] and after[2] == draws[2]:  # drawn, and not for new variables
+            if self._fallback_hint is not None:  # a compiled Keras step: never freeze them
+                raise NoGraphForm("it draws random numbers from distflow.random, which a "
+                                  "trace would freeze into constants")
             warnings.warn(
                 f"The traced function '{self._name}' drew random numbers from "
                 "distflow.random while tracing: they are constants of the trace, the same at "
