@@ -316,3 +316,29 @@ def test_summary_graph_writes_a_traced_function_graph(tmp_path):
     assert {n.name for n in graph_def.node} == {op.name for op in concrete.graph.get_operations()}
     loaded = tensorboard_loader_nodes(tmp_path)
     assert loaded is None or loaded == {n.name for n in graph_def.node}
+
+
+def test_the_traced_sparse_cross_entropy_checks_the_labels_of_every_step():
+    model = build(mlp, False)
+    model.fit(X, Y, batch_size=50, verbose=0)
+    bad = Y.copy()
+    bad[60] = 7  # in the second batch: a check frozen at trace time would miss it
+    with pytest.raises(ValueError, match=r"\[0, 3\).*7"):
+        model.fit(X, bad, batch_size=50, verbose=0, shuffle=False)
+    assert_traced(model.train_function, traces=1)
+
+
+def test_a_weighted_or_other_loss_runs_in_the_trace_as_it_runs_eagerly():
+    weights = np.linspace(0.5, 2.0, len(X)).astype("float32")
+    models = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(1)
+        model = mlp()
+        model.compile(optimizer="adam", run_eagerly=eager,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                      ignore_class=2))
+        model.fit(X, Y, sample_weight=weights, batch_size=25, epochs=2, verbose=0,
+                  shuffle=False)
+        models.append(model)
+    assert_traced(models[1].train_function, traces=1)
+    assert_same_weights(*models)

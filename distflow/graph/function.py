@@ -407,6 +407,16 @@ def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
         leaves.extend(args)
         specs = tuple(("T", tuple(a.shape), a.ndim, a.dtype.str) for a in args)
         return ("tuple", (("tuple", specs), ("dict", ())))  # what `_signature` gives
+    if not kwargs and len(args) == 1 and type(args[0]) is tuple and all(
+            type(a) is np.ndarray or type(a) is Tensor or a is None for a in args[0]):
+        items = []  # a Keras step's batch: (x, y, sample_weight), one array each
+        for a in args[0]:
+            if a is None:
+                items.append(("P", "NoneType", None))
+            else:
+                leaves.append(a)
+                items.append(("T", tuple(a.shape), a.ndim, a.dtype.str))
+        return ("tuple", (("tuple", (("tuple", tuple(items)),)), ("dict", ())))
     return _signature((args, kwargs), leaves)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from distflow import ops
+import numpy as np
+
+from distflow import nn, ops
+from distflow.graph.core import GraphTensor
 from distflow.keras import losses as losses_module
 from distflow.keras import metrics as metrics_module
 from distflow.keras.trainers.data_adapters import to_numpy
@@ -56,10 +59,35 @@ def _targets(y: Any, names: list[str]) -> list[Any]:
                      "that many arrays or a dict keyed by output name.")
 
 
-@graph_form()  # in a traced step: one operation running the loss on the step's arrays
 def loss_value(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
-    """`fn(y_true, y_pred, sample_weight=...)`: Keras losses compute with NumPy where they
-    check labels, so a traced step runs them as they run eagerly (gradient included)."""
+    """`fn(y_true, y_pred, sample_weight=...)`, the loss of one output.
+
+    Keras losses compute with NumPy where they check labels, so a traced step records
+    one operation running the loss as it runs eagerly (gradient included); the sparse
+    cross-entropy from logits, a classifier's usual loss, is traced as its ops instead
+    (its label check is a recorded step of its own).
+    """
+    if isinstance(y_pred, GraphTensor) and _traceable_sparse_ce(fn, y_true, y_pred,
+                                                                sample_weight):
+        values = nn.sparse_softmax_cross_entropy_with_logits(y_true, y_pred)
+        return ops.divide(ops.sum(values), float(max(int(np.prod(y_true.shape)), 1)))
+    return _recorded_loss(fn, y_true, y_pred, sample_weight)
+
+
+def _traceable_sparse_ce(fn: Any, y_true: Any, y_pred: GraphTensor, sample_weight: Any) -> bool:
+    """Whether `fn` is a plain `SparseCategoricalCrossentropy(from_logits=True)` of
+    integer labels shaped like `y_pred` without its class axis, unweighted."""
+    return (type(fn) is losses_module.SparseCategoricalCrossentropy and fn.from_logits
+            and fn.ignore_class is None and fn.dtype is None and sample_weight is None
+            and fn.reduction in ("sum_over_batch_size", "mean")
+            and isinstance(y_true, GraphTensor) and y_true.dtype.kind in "iu"
+            and y_pred.dtype == np.float32 and y_true.shape.rank == y_pred.shape.rank - 1
+            and y_true.shape.is_fully_defined() and y_pred.shape.is_fully_defined()
+            and tuple(y_true.shape) == tuple(y_pred.shape)[:-1])
+
+
+@graph_form()  # in a traced step: one operation running the loss on the step's arrays
+def _recorded_loss(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
     return fn(y_true, y_pred, sample_weight=sample_weight)
 
 
