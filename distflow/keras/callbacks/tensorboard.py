@@ -44,7 +44,7 @@ class TensorBoard(Callback):
             (0 for never).
         write_graph: after the first training batch, write the traced train step's
             graph (a `GraphDef` under `<log_dir>/train`, TensorBoard's "Graphs" tab);
-            a model that runs eagerly has none (a warning says so).
+            a model whose step runs eagerly has none: nothing is written, as in Keras.
         write_images: not supported (a warning when True).
         write_steps_per_second: also log `epoch_steps_per_second`.
         update_freq: "epoch", "batch", or an int N: write `batch_*` values every
@@ -117,10 +117,7 @@ class TensorBoard(Callback):
         function = getattr(self.model, "train_function", None)
         traces = function.concrete_functions() if hasattr(function, "concrete_functions") \
             else []
-        if not traces:
-            warnings.warn("TensorBoard(write_graph=True): the model's train step runs "
-                          "eagerly, so there is no graph to write. Compile it with "
-                          "run_eagerly=False (the default) to see its graph.", stacklevel=2)
+        if not traces:  # the step runs eagerly: no graph, nothing written (as Keras)
             return
         from distflow.graph.graphdef import add_graph_event
 

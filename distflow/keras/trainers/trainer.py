@@ -343,7 +343,7 @@ class Trainer(StrategyMixin, StepFunctions):
             y_pred: the model's outputs.
             sample_weight: weights passed to the `weighted_metrics`.
         """
-        if self._compiled is not None:
+        if self._compiled is not None and self._compiled.has_metrics:
             self._compiled.container.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
