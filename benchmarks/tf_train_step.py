@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()
     import tensorflow as tf
 
