@@ -152,6 +152,7 @@ class Loops(Trainer):
         layers = list(self._flatten_layers())
         logs: dict[str, float] = {}
         cbs.on_train_begin()
+        cache = StepCache(self, variables, layers).__enter__()  # the metrics' layers, once
         try:
             ctx.on_train_begin(self)
             # BackupAndRestore's epoch wins; else the context's (the servers' recorded
@@ -184,6 +185,7 @@ class Loops(Trainer):
                 ctx.on_training_done(self, epoch)
             cbs.on_train_end(logs)
         finally:
+            cache.__exit__()
             self._initial_epoch = None
             ctx.on_train_end(self)
         return self.history
