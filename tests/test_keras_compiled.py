@@ -342,3 +342,26 @@ def test_a_weighted_or_other_loss_runs_in_the_trace_as_it_runs_eagerly():
         models.append(model)
     assert_traced(models[1].train_function, traces=1)
     assert_same_weights(*models)
+
+
+def test_config_run_functions_eagerly_makes_the_compiled_step_run_eagerly():
+    calls = []
+
+    class Counting(keras.Sequential):
+        def train_step(self, data):
+            calls.append(1)
+            return super().train_step(data)
+
+    keras.utils.set_random_seed(1)
+    model = Counting([keras.Input((8,)), layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    target = np.eye(3, dtype="float32")[Y]
+    df.config.run_functions_eagerly(True)
+    try:
+        model.fit(X, target, batch_size=50, epochs=1, verbose=0)
+    finally:
+        df.config.run_functions_eagerly(False)
+    assert len(calls) == 2 and model.train_function.experimental_get_tracing_count() == 0
+    model.fit(X, target, batch_size=50, epochs=1, verbose=0)
+    assert len(calls) == 3  # traced once, then the plan runs
+    assert_traced(model.train_function, traces=1)

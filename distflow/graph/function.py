@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import config as _config
 from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _names
@@ -186,8 +187,8 @@ class Function:
         return fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if core.building_graph() is not None:  # inside another trace: inlined
-            return self.python_function(*args, **kwargs)
+        if core.building_graph() is not None or _config.functions_run_eagerly():
+            return self.python_function(*args, **kwargs)  # inlined in a trace, or as asked
         self._calls += 1
         taped = current_tape() is not None
         if self.input_signature is None and not taped:  # the common case: one lookup
