@@ -197,7 +197,8 @@ def get_soft_device_placement() -> bool:
 
 
 def run_functions_eagerly(run_eagerly: bool) -> None:
-    """Recorded for `functions_run_eagerly()`."""
+    """With True, every `distflow.function` (Keras's compiled steps too) runs its Python
+    function eagerly instead of its traces, as TF's, until set back to False."""
     _settings["eager_functions"] = bool(run_eagerly)
 
 

@@ -100,6 +100,16 @@ class SummaryWriter(_Writer):
         self._writer._get_file_writer().event_writer._ev_writer.write_event(event)
 
 
+    def _add_graph(self, graph_def: bytes) -> None:
+        """Writes a serialized `GraphDef` (TensorBoard's "Graphs" tab)."""
+        if self._closed:
+            raise RuntimeError(f"The summary writer for {self.logdir!r} is closed.")
+        from tensorboardX.proto.event_pb2 import Event
+
+        event = Event(wall_time=time.time(), graph_def=graph_def)
+        self._writer._get_file_writer().event_writer._ev_writer.write_event(event)
+
+
 class _NoopWriter(_Writer):
     """Records nothing (`create_noop_writer`)."""
 
@@ -164,6 +174,32 @@ def scalar(name: str, data: Any, step: Any = None, description: str | None = Non
     from tensorboardX.summary import scalar as make
 
     target[0]._add(make(name, float(arr.reshape(())), display_name=description or ""), target[1])
+    return True
+
+
+def graph(graph_data: Any) -> bool:
+    """Writes a graph for TensorBoard's "Graphs" tab, as TF 2's `tf.summary.graph`.
+
+    Args:
+        graph_data: a `Graph`, a traced function's `ConcreteFunction` (its graph is
+            written), or a `GraphDef` protocol buffer.
+
+    Returns:
+        False when there is no default writer (nothing is written), else True.
+
+    Raises:
+        ValueError: when `graph_data` is none of those.
+    """
+    writer, _ = _default()
+    if writer is None or isinstance(writer, _NoopWriter) or not _recording():
+        return False
+    data = getattr(graph_data, "graph", graph_data)  # a ConcreteFunction's graph
+    if hasattr(data, "as_graph_def"):
+        data = data.as_graph_def()
+    if not hasattr(data, "SerializeToString") or not hasattr(data, "node"):
+        raise ValueError("tf.summary.graph needs a Graph, a ConcreteFunction or a GraphDef. "
+                         f"Received: {type(graph_data).__name__}")
+    writer._add_graph(data.SerializeToString())
     return True
 
 

@@ -71,7 +71,7 @@ def _data(n=50):
 def _train(context, x, y, **fit_kwargs):
     recorder = Recorder()
     model = Sequential([Input(shape=(2,)), recorder, layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)  # the recorder reads rows
     with use_training_context(context):
         history = model.fit(x, y, **fit_kwargs)
     return model, recorder, history
@@ -142,7 +142,7 @@ def test_global_batches_from_a_dataset_are_split_by_rows():
     for index in (0, 1):
         recorder = Recorder()
         model = Sequential([Input(shape=(2,)), recorder, layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=True)  # it reads rows
         with use_training_context(Worker(index, 2, global_batch=True)):
             model.fit(ds, epochs=1, verbose=0)
         recs.append(_ids(recorder.train_rows))

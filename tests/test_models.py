@@ -128,7 +128,7 @@ def test_validation_split_holds_out_the_last_rows():
     y = np.zeros((n, 1), np.float32)
     recorder = Recorder()
     model = Sequential([Input(shape=(1,)), recorder, layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)  # the recorder reads rows
     recorder.infer_rows.clear()  # building probed the layer on zeros
     history = model.fit(x, y, batch_size=10, epochs=1, validation_split=0.25, verbose=0)
     trained = sorted(int(v) for b in recorder.train_rows for v in b[:, 0])
@@ -166,7 +166,7 @@ def test_steps_per_epoch_with_a_repeating_dataset_continues_across_epochs():
     ds = Dataset.from_tensor_slices((x, y)).batch(10).repeat()
     recorder = Recorder()
     model = Sequential([Input(shape=(1,)), recorder, layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)  # the recorder reads rows
     history = model.fit(ds, epochs=3, steps_per_epoch=3, verbose=0)
     assert model.optimizer.iterations == 9
     firsts = [int(b[0, 0]) for b in recorder.train_rows]

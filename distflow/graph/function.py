@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from distflow import config as _config
 from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _names
 from distflow.graph import core
-from distflow.graph.core import Graph, GraphTensor, Operation
+from distflow.graph.core import Graph, GraphTensor, NoGraphForm, Operation
 from distflow.graph.executor import Plan
 from distflow.graph.gradients import gradients
 from distflow.tensor import Tensor, Variable, current_tape, record
@@ -147,8 +148,14 @@ class Function:
 
     def __init__(self, python_function: Callable, input_signature: Any = None,
                  reduce_retracing: bool = False, jit_compile: bool | None = None,
-                 name: str | None = None, **_ignored: Any):
+                 name: str | None = None, eager_fallback: str | None = None,
+                 **_ignored: Any):
+        """`eager_fallback`: when given, a trace that fails for any reason makes every
+        call run the Python function eagerly, with one warning naming the failure and
+        ending with this text (Keras's compiled steps); else only distflow's own code
+        reading a symbolic value falls back, and the user's errors are raised."""
         functools.update_wrapper(self, python_function)
+        self._fallback_hint = eager_fallback
         self.python_function = python_function
         self.input_signature = None if input_signature is None else [
             s if isinstance(s, TensorSpec) else TensorSpec(*s) for s in input_signature]
@@ -180,8 +187,8 @@ class Function:
         return fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if core.building_graph() is not None:  # inside another trace: inlined
-            return self.python_function(*args, **kwargs)
+        if core.building_graph() is not None or _config.functions_run_eagerly():
+            return self.python_function(*args, **kwargs)  # inlined in a trace, or as asked
         self._calls += 1
         taped = current_tape() is not None
         if self.input_signature is None and not taped:  # the common case: one lookup
@@ -194,11 +201,13 @@ class Function:
             return self._run_eagerly(stateful, args, kwargs)
         try:
             concrete, arrays = self._lookup(args, kwargs)
-        except core.NoGraphForm as exc:
-            if not exc.in_library:
+        except Exception as exc:
+            if self._fallback_hint is None and not getattr(exc, "in_library", False):
                 raise  # the user's code reads a value: an error, as in TF
+            out = self.python_function(*args, **kwargs)  # the user's own error, if it is one
             self._eager_reason = exc  # e.g. a Keras loss or metric that reads values
-            return self._run_eagerly(exc, args, kwargs)
+            self._say_eager(exc)
+            return out
         if taped:
             leaves = []
             _signature((args, kwargs), leaves)
@@ -210,15 +219,20 @@ class Function:
         """Runs the Python function itself: an argument is an iterator (a trace would read it
         once and bake its first batch in), or the trace met code with no graph form (it
         reads tensors' values). Said once per function."""
+        self._say_eager(stateful)
+        return self.python_function(*args, **kwargs)
+
+    def _say_eager(self, stateful: Any) -> None:
         if not self._said_eager:
             self._said_eager = True
-            why = (f"it could not be traced: {stateful}" if isinstance(stateful, Exception)
+            why = (f"it could not be traced: {type(stateful).__name__}: "
+                   f"{str(stateful).rstrip('.')}"
+                   if isinstance(stateful, Exception)
                    else f"its argument of type {type(stateful).__name__} is read as a Python "
                    f"object (an iterator), and a traced graph would read it once; pass the "
                    f"batch's tensors to trace it")
-            warnings.warn(f"function '{self.python_function.__name__}' runs eagerly (same "
-                          f"results, no graph): {why}", stacklevel=3)
-        return self.python_function(*args, **kwargs)
+            warnings.warn(f"function '{self._name}' runs eagerly (same results, no "
+                          f"graph): {why}{self._fallback_hint or ''}", stacklevel=4)
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> ConcreteFunction:
         """The trace for these arguments (tensors, or `TensorSpec`s), tracing if needed."""
@@ -226,6 +240,10 @@ class Function:
             raise ValueError("get_concrete_function() needs arguments (tensors or "
                              "TensorSpecs) when the function has no input_signature.")
         return self._lookup(args, kwargs)[0]
+
+    def concrete_functions(self) -> list[ConcreteFunction]:
+        """The traces made so far, oldest first."""
+        return list(self._concrete.values())
 
     def experimental_get_tracing_count(self) -> int:
         """How many times the Python function has been traced."""
@@ -314,6 +332,9 @@ class Function:
         graph.outputs = [t for t in nest.flatten(out) if isinstance(t, GraphTensor)]
         after = _random_state()
         if after[:2] != draws[:2] and after[2] == draws[2]:  # drawn, and not for new variables
+            if self._fallback_hint is not None:  # a compiled Keras step: never freeze them
+                raise NoGraphForm("it draws random numbers from distflow.random, which a "
+                                  "trace would freeze into constants")
             warnings.warn(
                 f"The traced function '{self._name}' drew random numbers from "
                 "distflow.random while tracing: they are constants of the trace, the same at "
@@ -387,6 +408,16 @@ def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
         leaves.extend(args)
         specs = tuple(("T", tuple(a.shape), a.ndim, a.dtype.str) for a in args)
         return ("tuple", (("tuple", specs), ("dict", ())))  # what `_signature` gives
+    if not kwargs and len(args) == 1 and type(args[0]) is tuple and all(
+            type(a) is np.ndarray or type(a) is Tensor or a is None for a in args[0]):
+        items = []  # a Keras step's batch: (x, y, sample_weight), one array each
+        for a in args[0]:
+            if a is None:
+                items.append(("P", "NoneType", None))
+            else:
+                leaves.append(a)
+                items.append(("T", tuple(a.shape), a.ndim, a.dtype.str))
+        return ("tuple", (("tuple", (("tuple", tuple(items)),)), ("dict", ())))
     return _signature((args, kwargs), leaves)
 
 

@@ -66,6 +66,14 @@ def as_graph_def(graph: Any) -> Any:
                               versions=versions_pb2.VersionDef(producer=_GRAPH_DEF_VERSION))
 
 
+def add_graph_event(writer: Any, graph: Any) -> None:
+    """Adds `graph` as a GraphDef event to a tensorboardX `SummaryWriter`'s file."""
+    from tensorboardX.proto import event_pb2
+
+    writer._get_file_writer().add_event(event_pb2.Event(
+        wall_time=time.time(), graph_def=as_graph_def(graph).SerializeToString()))
+
+
 def write_graph(graph: Any, logdir: str | os.PathLike) -> None:
     """Writes `graph` as an event file in `logdir` (TensorBoard's "Graphs" tab)."""
     from tensorboardX.event_file_writer import EventFileWriter

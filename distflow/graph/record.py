@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -133,6 +134,20 @@ def _fill(template: Any, values: list) -> Any:
     return template
 
 
+def _filler(template: Any) -> Callable[[list], Any]:
+    """`lambda values: _fill(template, values)`, with the walk over the template done once
+    (a recorded call's kernel rebuilds its arguments at every run)."""
+    if isinstance(template, _Slot):
+        return operator.itemgetter(template.index)
+    if isinstance(template, list | tuple):
+        parts, kind = [_filler(v) for v in template], type(template)
+        return lambda values: kind([part(values) for part in parts])
+    if isinstance(template, dict):
+        items = [(k, _filler(v)) for k, v in template.items()]
+        return lambda values: {k: part(values) for k, part in items}
+    return lambda values: template
+
+
 def _named(fn: Callable, args: tuple, kwargs: dict, names: tuple) -> list:
     bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
     return [bound[n] for n in names if n in bound]
@@ -195,9 +210,11 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
 
 
 def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool) -> Callable:
+    fill = _filler(template)
+
     def kernel(*values):
         tensors = [Tensor._wrap(v) for v in values]
-        a, k = _fill(template, tensors)
+        a, k = fill(tensors)
         if not state["taped"]:
             flat = [t.value for t in nest.flatten(fn(*a, **k)) if isinstance(t, Tensor)]
             return (*flat, None) if differentiable else tuple(flat)
@@ -233,8 +250,10 @@ def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
         core.check_not_probe(leaf, f"An argument of {name}")
     inputs = [graph.capture(t) for t in inputs]
 
+    fill = _filler(template)
+
     def kernel(*values):
-        a, k = _fill(template, [Tensor._wrap(v) for v in values])
+        a, k = fill([Tensor._wrap(v) for v in values])
         fn(*a, **k)
         return ()
     return graph._add("call", name, inputs, {"function": fn, "template": template,

@@ -42,7 +42,9 @@ class TensorBoard(Callback):
         log_dir: the directory of the run.
         histogram_freq: every this many epochs, write a histogram of each weight
             (0 for never).
-        write_graph: accepted for compatibility; there is no graph to write.
+        write_graph: after the first training batch, write the traced train step's
+            graph (a `GraphDef` under `<log_dir>/train`, TensorBoard's "Graphs" tab);
+            a model whose step runs eagerly has none: nothing is written, as in Keras.
         write_images: not supported (a warning when True).
         write_steps_per_second: also log `epoch_steps_per_second`.
         update_freq: "epoch", "batch", or an int N: write `batch_*` values every
@@ -110,11 +112,24 @@ class TensorBoard(Callback):
         self._in_fit = False
         self._close_writers()
 
+    def _write_train_graph(self) -> None:
+        """The graph of the first trace of the model's train step, as Keras writes it."""
+        function = getattr(self.model, "train_function", None)
+        traces = function.concrete_functions() if hasattr(function, "concrete_functions") \
+            else []
+        if not traces:  # the step runs eagerly: no graph, nothing written (as Keras)
+            return
+        from distflow.graph.graphdef import add_graph_event
+
+        add_graph_event(self._writer("train"), traces[0].graph)
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.monotonic()
         self._epoch_batches = 0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.write_graph and self._global_batch == 0:
+            self._write_train_graph()
         self._global_batch += 1
         self._epoch_batches += 1
         if self.update_freq != "epoch" and self._global_batch % self.update_freq == 0:

@@ -13,7 +13,7 @@ from distflow import nn, ops
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.ops import Primitive
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, graph_form
 
 
 def channel_sum(g: np.ndarray) -> np.ndarray:
@@ -241,6 +241,23 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
+@graph_form(differentiable=False)  # in a traced step: checked at every run
+def _checked_ids(layer: Embedding, inputs: Tensor) -> Tensor:
+    """`inputs` as integer ids in [0, input_dim), else a Keras-style error."""
+    ids = inputs
+    if ids.dtype.kind not in "iu":
+        if not np.all(np.mod(ids.value, 1) == 0):
+            raise ValueError(f'Layer "{layer.name}" expects integer ids. Received '
+                             f"non-integer values of dtype {ids.dtype}.")
+        ids = Tensor._wrap(ids.value.astype(np.int64))
+    if ids.size and (ids.value.min() < 0 or ids.value.max() >= layer.input_dim):
+        raise ValueError(
+            f'Layer "{layer.name}": ids must be in [0, {layer.input_dim}) (input_dim). '
+            f"Received ids in [{ids.value.min()}, {ids.value.max()}]; raise input_dim "
+            "or fix the data.")
+    return ids
+
+
 class Embedding(Layer):
     """Maps integer ids in [0, input_dim) to rows of a learned (input_dim, output_dim) table.
 
@@ -272,18 +289,7 @@ class Embedding(Layer):
                                           self.embeddings_regularizer)
 
     def call(self, inputs: Tensor) -> Tensor:
-        ids = inputs
-        if ids.dtype.kind not in "iu":
-            if not np.all(np.mod(ids.value, 1) == 0):
-                raise ValueError(f'Layer "{self.name}" expects integer ids. Received '
-                                 f"non-integer values of dtype {ids.dtype}.")
-            ids = Tensor._wrap(ids.value.astype(np.int64))
-        if ids.size and (ids.value.min() < 0 or ids.value.max() >= self.input_dim):
-            raise ValueError(
-                f'Layer "{self.name}": ids must be in [0, {self.input_dim}) (input_dim). '
-                f"Received ids in [{ids.value.min()}, {ids.value.max()}]; raise input_dim "
-                "or fix the data.")
-        return ops.gather(self.embeddings, ids)
+        return ops.gather(self.embeddings, _checked_ids(self, inputs))
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if not self.mask_zero:

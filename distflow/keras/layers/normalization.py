@@ -11,7 +11,7 @@ from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import serialize_or_none
 from distflow.ops import Primitive
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, graph_form
 
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization"]
 
@@ -212,13 +212,9 @@ class BatchNormalization(_Normalization):
 
     def _train_step(self, inputs: Tensor) -> Tensor:
         """Normalises with the batch statistics (one fused op) and updates the moving ones."""
-        axes = tuple(i for i in range(inputs.ndim) if i not in self._axes)
-        mean, variance, centered = centered_moments(inputs.value, axes)
-        self._update_moving(mean, variance)
         gamma = self._param(self.gamma) if self.gamma is not None else _constant(1, inputs)
         beta = self._param(self.beta) if self.beta is not None else _constant(0, inputs)
-        return _batch_norm_train(inputs, gamma, beta, centered=centered, variance=variance,
-                                 epsilon=self.epsilon, axes=axes)
+        return _batch_norm_training(self, inputs, gamma, beta)
 
     def _update_moving(self, mean: np.ndarray, variance: np.ndarray) -> None:
         shape = self.moving_mean.shape
@@ -232,6 +228,17 @@ class BatchNormalization(_Normalization):
                 "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
                 "moving_variance_initializer": initializers.serialize(
                     self.moving_variance_initializer)}
+
+
+@graph_form("stateful", ("inputs",))  # in a traced step: batch statistics at every run
+def _batch_norm_training(layer: BatchNormalization, inputs: Tensor, gamma: Tensor,
+                         beta: Tensor) -> Tensor:
+    """`layer`'s training-mode output, updating its moving statistics from the batch."""
+    axes = tuple(i for i in range(inputs.ndim) if i not in layer._axes)
+    mean, variance, centered = centered_moments(inputs.value, axes)
+    layer._update_moving(mean, variance)
+    return _batch_norm_train(inputs, gamma, beta, centered=centered, variance=variance,
+                             epsilon=layer.epsilon, axes=axes)
 
 
 class LayerNormalization(_Normalization):

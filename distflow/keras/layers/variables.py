@@ -157,7 +157,7 @@ class VariablesMixin:
         added = self.__dict__.setdefault("_added_metrics", {})
         if name not in added:
             added[name] = metrics.Mean(name=name)
-        added[name].update_state(value.value if isinstance(value, Tensor) else value)
+        added[name].update_state(value)  # a tensor: in a traced step, updated at every run
 
     def add_loss(self, loss: Any) -> None:
         """Adds a loss tensor (or a zero-argument callable returning one) to `losses`."""

@@ -7,14 +7,16 @@ tensors and compute with NumPy, keeping running totals in float64.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from distflow import nest
 from distflow.keras._objects import snake_case as _snake_case
 from distflow.keras.sample_weights import rank_matched
-from distflow.tensor import Tensor, Variable
+from distflow.tensor import GRAPH, Tensor, Variable, graph_form
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -96,11 +98,42 @@ def _samplewise_totals(values: Any, sample_weight: Any = None) -> tuple[float, f
 
 
 
+def _result_tensors(metric: Metric, fn: Callable) -> Any:
+    """`fn(metric)` (a `result()`) with every value a tensor: what a graph returns."""
+    return nest.map_structure(lambda v: Tensor._wrap(np.asarray(_np(v))), fn(metric))
+
+
+def _recorded_result(fn: Callable) -> Callable:
+    """`result` that, while a traced step is built, becomes a stateful graph operation
+    reading the metric's state when the graph runs (after the updates recorded before)."""
+    @functools.wraps(fn)
+    def result(self: Metric) -> Any:
+        if GRAPH.active:
+            out = GRAPH.call(_result_tensors, "stateful", (), False, (self, fn), {})
+            if out is not NotImplemented:
+                return out
+        return fn(self)
+    result._graph_recorded = True
+    return result
+
+
+def _recorded_update(fn: Callable) -> Callable:
+    """`update_state` that, while a traced step is built, becomes a stateful graph
+    operation running it on the step's arrays whenever the graph runs."""
+    wrapped = graph_form("effect")(fn)
+    wrapped._graph_recorded = True
+    return wrapped
+
+
 class Metric:
     """Base class of stateful metrics.
 
     Subclasses list their additive state in `_state_shapes` (name -> shape), set
     in `reset_state()` as float64 arrays, and implement `update_state` and `result`.
+    Metrics compute on the host with NumPy: in a traced step (`Model.compile`'s
+    default, `run_eagerly=False`), each `update_state` and `result` call becomes one
+    stateful graph operation that runs the method when the graph runs, so the
+    values are those of every step, never of the trace.
 
     Args:
         name: the metric's name (the key in `History` and progress output).
@@ -108,6 +141,14 @@ class Metric:
     """
 
     _state_shapes: dict[str, tuple[int, ...]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, recorded in (("update_state", _recorded_update),
+                               ("result", _recorded_result)):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_graph_recorded", False):
+                setattr(cls, name, recorded(method))
 
     def __init__(self, name: str | None = None, dtype: Any = None):
         self.name = name or _snake_case(type(self).__name__)

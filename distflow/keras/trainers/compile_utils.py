@@ -13,21 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from distflow import ops
+from distflow import nn, ops
+from distflow.graph.core import GraphTensor
 from distflow.keras import losses as losses_module
 from distflow.keras import metrics as metrics_module
 from distflow.keras.trainers.data_adapters import to_numpy
 from distflow.keras.tree import flatten
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, graph_form
 
 __all__ = ["CompileMetrics", "Compiled", "batch_rows"]
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, Tensor):
-        value = value.value
-    return float(np.asarray(value))
-
 
 
 def batch_rows(x: Any) -> int:
@@ -63,6 +57,38 @@ def _targets(y: Any, names: list[str]) -> list[Any]:
         return list(y)
     raise ValueError(f"The model has {len(names)} outputs ({names}); pass `y` as a list of "
                      "that many arrays or a dict keyed by output name.")
+
+
+def loss_value(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
+    """`fn(y_true, y_pred, sample_weight=...)`, the loss of one output.
+
+    Keras losses compute with NumPy where they check labels, so a traced step records
+    one operation running the loss as it runs eagerly (gradient included); the sparse
+    cross-entropy from logits, a classifier's usual loss, is traced as its ops instead
+    (its label check is a recorded step of its own).
+    """
+    if isinstance(y_pred, GraphTensor) and _traceable_sparse_ce(fn, y_true, y_pred,
+                                                                sample_weight):
+        values = nn.sparse_softmax_cross_entropy_with_logits(y_true, y_pred)
+        return ops.divide(ops.sum(values), float(max(int(np.prod(y_true.shape)), 1)))
+    return _recorded_loss(fn, y_true, y_pred, sample_weight)
+
+
+def _traceable_sparse_ce(fn: Any, y_true: Any, y_pred: GraphTensor, sample_weight: Any) -> bool:
+    """Whether `fn` is a plain `SparseCategoricalCrossentropy(from_logits=True)` of
+    integer labels shaped like `y_pred` without its class axis, unweighted."""
+    return (type(fn) is losses_module.SparseCategoricalCrossentropy and fn.from_logits
+            and fn.ignore_class is None and fn.dtype is None and sample_weight is None
+            and fn.reduction in ("sum_over_batch_size", "mean")
+            and isinstance(y_true, GraphTensor) and y_true.dtype.kind in "iu"
+            and y_pred.dtype == np.float32 and y_true.shape.rank == y_pred.shape.rank - 1
+            and y_true.shape.is_fully_defined() and y_pred.shape.is_fully_defined()
+            and tuple(y_true.shape) == tuple(y_pred.shape)[:-1])
+
+
+@graph_form()  # in a traced step: one operation running the loss on the step's arrays
+def _recorded_loss(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
+    return fn(y_true, y_pred, sample_weight=sample_weight)
 
 
 class Compiled:
@@ -149,10 +175,9 @@ class Compiled:
             if targets[i] is None:
                 raise ValueError("Target data is missing. The model was compiled with a loss, "
                                  "so `fit`/`evaluate` need `y` (or a data set yielding (x, y)).")
-            value = fn(targets[i], y_pred_flat[i], sample_weight=sample_weight)
+            value = loss_value(fn, targets[i], y_pred_flat[i], sample_weight)
             if self.output_losses:
-                self.output_losses[i].update_state(_to_float(value),
-                                                   sample_weight=batch_rows(y_pred_flat[i]))
+                self.output_losses[i].update_state(value, sample_weight=batch_rows(y_pred_flat[i]))
             value = value if w == 1.0 else ops.multiply(value, w)
             total = value if total is None else ops.add(total, value)
         for extra in extra_losses:

@@ -152,6 +152,7 @@ class Loops(Trainer):
         layers = list(self._flatten_layers())
         logs: dict[str, float] = {}
         cbs.on_train_begin()
+        cache = StepCache(self, variables, layers).__enter__()  # the metrics' layers, once
         try:
             ctx.on_train_begin(self)
             # BackupAndRestore's epoch wins; else the context's (the servers' recorded
@@ -184,6 +185,7 @@ class Loops(Trainer):
                 ctx.on_training_done(self, epoch)
             cbs.on_train_end(logs)
         finally:
+            cache.__exit__()
             self._initial_epoch = None
             ctx.on_train_end(self)
         return self.history
@@ -193,10 +195,10 @@ class Loops(Trainer):
         logs: dict[str, float] = {}
         step = -1
         with StepCache(self, variables, layers):
+            train_function = self._train_function_for(variables)
             for step, (x, y, sample_weight) in enumerate(train.epoch(epoch, skip), start=skip):
                 cbs.on_train_batch_begin(step)
-                logs = _pythonify_logs(self.train_step(
-                    step_data(x, y, sample_weight)))
+                logs = _pythonify_logs(train_function(step_data(x, y, sample_weight)))
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
@@ -211,10 +213,10 @@ class Loops(Trainer):
         cbs.on_test_begin()
         logs: dict[str, float] = {}
         with StepCache(self, None, layers):
+            test_function = self.make_test_function()
             for step, (x, y, sample_weight) in enumerate(batches.epoch(0)):
                 cbs.on_test_batch_begin(step)
-                logs = _pythonify_logs(self.test_step(
-                    step_data(x, y, sample_weight)))
+                logs = _pythonify_logs(test_function(step_data(x, y, sample_weight)))
                 cbs.on_test_batch_end(step, logs)
         cbs.on_test_end(logs)
         if not logs:
@@ -289,9 +291,10 @@ class Loops(Trainer):
         cbs = self._callbacks(callbacks, verbose, 1, batches.steps, add_history=False)
         cbs.on_predict_begin()
         outputs = []
+        predict_function = self.make_predict_function()
         for step, (xb, _, _) in enumerate(batches.epoch(0)):
             cbs.on_predict_batch_begin(step)
-            out = map_structure(to_numpy, self.predict_step(step_data(xb)))
+            out = map_structure(to_numpy, predict_function(step_data(xb)))
             outputs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
         cbs.on_predict_end()
@@ -314,7 +317,8 @@ class Loops(Trainer):
             self(data_adapters.take(x, slice(0, 1)), training=False)
         if reset_metrics:
             self.reset_metrics()
-        logs = self.train_step(step_data(x, y, sample_weight))
+        logs = self._train_function_for(self.trainable_variables)(
+            step_data(x, y, sample_weight))
         return self._format_logs(_pythonify_logs(logs), return_dict)
 
     @in_strategy_scope(training=False)
@@ -326,14 +330,14 @@ class Loops(Trainer):
             x, y, sample_weight, None, "test_on_batch", **self._data_spec())
         if reset_metrics:
             self.reset_metrics()
-        logs = self.test_step(step_data(x, y, sample_weight))
+        logs = self.make_test_function()(step_data(x, y, sample_weight))
         return self._format_logs(_pythonify_logs(logs), return_dict)
 
     @in_strategy_scope(training=False)
     def predict_on_batch(self, x: Any) -> Any:
         """`predict_step`'s outputs for one batch, as NumPy arrays."""
         x = data_adapters.expand_rank(data_adapters.to_arrays(x), self._data_spec()["input_shapes"])
-        return map_structure(to_numpy, self.predict_step(step_data(x)))
+        return map_structure(to_numpy, self.make_predict_function()(step_data(x)))
 
     def _data_spec(self) -> dict[str, Any]:
         """What the data adapters need of the model: its loss and its inputs' shapes."""

@@ -23,6 +23,7 @@ from distflow.keras import metrics as metrics_module
 from distflow.keras.layers.base import Layer, _call_parameters
 from distflow.keras.trainers.compile_utils import Compiled, batch_rows
 from distflow.keras.trainers.data_adapters import unpack_x_y_sample_weight
+from distflow.keras.trainers.step_functions import StepFunctions
 from distflow.tensor import GradientTape, Tensor
 
 __all__ = ["StepCache", "StrategyMixin", "Trainer", "in_strategy_scope"]
@@ -134,7 +135,7 @@ class StrategyMixin:
         return owner.scope()
 
 
-class Trainer(StrategyMixin):
+class Trainer(StrategyMixin, StepFunctions):
     """Training for a `Layer` subclass: `compile`, metrics, losses and the per-batch steps.
 
     Mixed into `keras.Model` (which is also a `Layer`: the trainer uses its
@@ -167,8 +168,11 @@ class Trainer(StrategyMixin):
             metrics: metric names or objects ('accuracy' is resolved from the loss);
                 a dict or a list of lists for per-output metrics.
             weighted_metrics: metrics that also receive `sample_weight`.
-            run_eagerly / steps_per_execution / jit_compile: accepted for Keras
-                compatibility; distflow always runs eagerly, one step at a time.
+            run_eagerly: False (the default, as Keras): `fit`, `evaluate`, `predict`
+                and the `*_on_batch` methods run the steps traced into graphs by
+                `distflow.function` (`trainers.step_functions`); True: eagerly.
+            steps_per_execution / jit_compile: accepted for Keras compatibility;
+                steps run one at a time, compiled by distflow's own executor.
             **kwargs: `auto_scale_loss` (default True): under the 'mixed_float16' policy,
                 wrap the optimizer in a `LossScaleOptimizer`, as Keras.
         """
@@ -188,6 +192,7 @@ class Trainer(StrategyMixin):
         self._compile_config = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
                                 "weighted_metrics": weighted_metrics}
         self.compiled = True
+        self.run_eagerly = bool(run_eagerly)  # also drops the traced steps
 
     def _known_output_names(self) -> list[str]:
         if self._graph is not None:
@@ -343,7 +348,7 @@ class Trainer(StrategyMixin):
             y_pred: the model's outputs.
             sample_weight: weights passed to the `weighted_metrics`.
         """
-        if self._compiled is not None:
+        if self._compiled is not None and self._compiled.has_metrics:
             self._compiled.container.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
