@@ -583,6 +583,7 @@ def record(name: str, out: np.ndarray, inputs: tuple, vjps: tuple, residuals: An
 
 
 @graph_form(differentiable=False)
+@graph_form(differentiable=False)
 def stop_gradient(x: Any) -> Tensor:
     """Returns `x` as a tensor through which no gradient flows."""
     return Tensor._wrap(as_array(x))

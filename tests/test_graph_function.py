@@ -452,3 +452,32 @@ def test_an_iterator_argument_gives_a_fresh_batch_every_call():
     with pytest.warns(UserWarning, match="iterator"):
         results = [float(step(iterator)) for _ in range(3)]
     assert results == [1.0, 2.0, 3.0] and seen == [1, 2, 3]
+
+
+def test_a_traced_function_reads_variables_passed_to_host_ops_at_every_call():
+    """argmax and stop_gradient of a Variable are recorded reading it (not its value at
+    trace time): the second call sees the assigned value."""
+    v = df.Variable([1.0, 3.0, 2.0])
+
+    @df.function
+    def f():
+        return df.argmax(v), df.stop_gradient(v) * 2.0
+
+    f()
+    v.assign([5.0, 0.0, 1.0])
+    index, doubled = f()
+    assert int(index) == 0
+    np.testing.assert_allclose(np.asarray(doubled), [10.0, 0.0, 2.0])
+    assert f.experimental_get_tracing_count() == 1
+
+
+def test_stop_gradient_inside_a_traced_function_blocks_the_gradient():
+    x = df.Variable([2.0, 3.0])
+
+    @df.function
+    def f():
+        with df.GradientTape() as tape:
+            y = df.reduce_sum(x * df.stop_gradient(x))
+        return tape.gradient(y, x)
+
+    np.testing.assert_allclose(np.asarray(f()), [2.0, 3.0])

@@ -287,3 +287,22 @@ def test_models_of_the_new_layers_save_and_load(make, shape, tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6)
+
+
+def test_spectral_normalization_trains_the_same_compiled_and_eager():
+    """Its power iterations and kernel update run at every compiled step (ops reading
+    the variables), not once when the step is traced."""
+    results, x = [], RNG.normal(size=(32, 5)).astype(np.float32)
+    for eager in (True, False):
+        df.random.set_seed(4)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.SpectralNormalization(
+            keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(
+                stddev=3.0)), power_iterations=5)])
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=eager)
+        loss = model.fit(x, x[:, :4], epochs=3, batch_size=8, shuffle=False,
+                         verbose=0).history["loss"]
+        results.append((loss, [w.numpy() for w in model.weights]))
+    (eager_loss, eager_weights), (compiled_loss, compiled_weights) = results
+    np.testing.assert_allclose(compiled_loss, eager_loss, rtol=1e-5)
+    for a, b in zip(compiled_weights, eager_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

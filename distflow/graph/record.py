@@ -112,15 +112,19 @@ class _Slot:
         self.index = index
 
 
-def _template(value: Any, found: list) -> Any:
-    """`value` with its symbolic tensors replaced by `_Slot`s (appended to `found`)."""
-    if isinstance(value, GraphTensor):
+def _template(value: Any, found: list, reads: bool = False) -> Any:
+    """`value` with its symbolic tensors replaced by `_Slot`s (appended to `found`).
+
+    With `reads`, Variables too: a recorded call reads them when the graph runs, not
+    when it is built (an update, which needs the Variables themselves, keeps them).
+    """
+    if isinstance(value, GraphTensor) or (reads and isinstance(value, Variable)):
         found.append(value)
         return _Slot(len(found) - 1)
     if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
-        return type(value)(_template(v, found) for v in value)
+        return type(value)(_template(v, found, reads) for v in value)
     if isinstance(value, dict):
-        return {k: _template(v, found) for k, v in value.items()}
+        return {k: _template(v, found, reads) for k, v in value.items()}
     return value
 
 
@@ -154,8 +158,9 @@ def _named(fn: Callable, args: tuple, kwargs: dict, names: tuple) -> list:
 
 
 def _symbolic_in(values: Any) -> list:
+    """The symbolic tensors and Variables in `values` (what a recorded call reads)."""
     found: list = []
-    _template(values, found)
+    _template(values, found, reads=True)
     return found
 
 
@@ -184,7 +189,7 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
     if trigger == "effect":
         return record_effect(fn, args, kwargs, fn.__name__)
     inputs: list = []
-    template = _template((args, kwargs), inputs)
+    template = _template((args, kwargs), inputs, reads=True)
     for leaf in nest.flatten(template):
         core.check_not_probe(leaf, f"An argument of {fn.__name__}")
     inputs = [graph.capture(t) for t in inputs]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from distflow import ops
 from distflow.keras.layers.base import InputSpec, Layer
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, stop_gradient
 
 __all__ = ["TimeDistributed", "Bidirectional", "SpectralNormalization"]
 
@@ -176,10 +174,10 @@ class Bidirectional(Layer):
 
 
 
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
+def _l2_normalized(x: Tensor) -> Tensor:
     """x / ||x|| over all entries (the inverse norm capped at 1 / 1e-7), as Keras."""
-    inverse = np.minimum(1.0 / np.sqrt(np.sum(np.square(x))), np.float32(1e7))
-    return (x * inverse).astype(x.dtype)
+    inverse = ops.minimum(ops.divide(1.0, ops.sqrt(ops.sum(ops.square(x)))), 1e7)
+    return ops.cast(ops.multiply(x, inverse), x.dtype)
 
 
 class SpectralNormalization(Layer):
@@ -239,19 +237,23 @@ class SpectralNormalization(Layer):
         return ops.cast(out, inputs.dtype)
 
     def normalize_weights(self) -> None:
-        """One training call's update: the power iterations, then kernel /= sigma."""
+        """One training call's update: the power iterations, then kernel /= sigma.
+
+        Written in ops (no host reads), so a compiled step runs it at every step; an
+        all-zero kernel (sigma 0) and its `vector_u` are left as they are.
+        """
         variable = self._kernel()
-        kernel = np.asarray(variable.value)
-        if not kernel.any():
-            return
-        weights = kernel.reshape(-1, kernel.shape[-1])
-        u = np.asarray(self.vector_u.value)
+        kernel = stop_gradient(variable)
+        weights = ops.reshape(kernel, (-1, kernel.shape[-1]))
+        u = stop_gradient(self.vector_u)
         for _ in range(self.power_iterations):
-            v = _l2_normalize(u @ weights.T)
-            u = _l2_normalize(v @ weights)
-        sigma = (v @ weights) @ u.T
-        self.vector_u.assign(u)
-        variable.assign((kernel / sigma).astype(kernel.dtype))
+            v = _l2_normalized(ops.matmul(u, ops.transpose(weights)))
+            u = _l2_normalized(ops.matmul(v, weights))
+        sigma = ops.reshape(ops.matmul(ops.matmul(v, weights), ops.transpose(u)), ())
+        zero = ops.equal(ops.max(ops.abs(kernel)), 0.0)
+        self.vector_u.assign(ops.where(zero, self.vector_u, u))
+        safe = ops.where(zero, ops.ones_like(sigma), sigma)
+        variable.assign(ops.cast(ops.divide(kernel, safe), kernel.dtype))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return self.layer.compute_output_shape(input_shape)
