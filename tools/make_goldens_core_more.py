@@ -1,0 +1,122 @@
+"""Writes tests/goldens/core/more.json from real TensorFlow: tf.image, tf.strings, tf.sparse,
+tf.signal and the other top-level APIs beyond tools/make_goldens_core.py's tables.
+
+Same conventions and runner as tools/make_goldens_core.py (run it the same way):
+
+    /tmp/tfenv/bin/python tools/make_goldens_core_more.py
+
+`cases` are op calls (forward values, dtypes and gradients, or TF's error);
+`src` are Python expressions evaluated with `tf` bound to the library, whose
+value (a nest of arrays; string arrays as UTF-8 text) is the golden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from make_goldens_core import OUT, A, C, I, S, nest_encode, run, tf  # noqa: E402
+
+rng = np.random.RandomState(20261)
+
+
+def IMG(*shape):
+    return A(rng.uniform(0.0, 1.0, shape))
+
+
+U8 = A(rng.randint(0, 256, (2, 3, 4, 3)), "uint8")
+
+CASES = {
+    # ------------------------------------------------------------ tf.image
+    "image_flip_left_right": C("image.flip_left_right", IMG(2, 3, 4, 2)),
+    "image_flip_up_down": C("image.flip_up_down", IMG(3, 4, 2)),
+    "image_transpose": C("image.transpose", IMG(2, 3, 4, 1)),
+    "image_rot90": C("image.rot90", IMG(3, 4, 2)),
+    "image_rot90_k3": C("image.rot90", IMG(2, 3, 4, 1), k=3),
+    "image_rot90_k2": C("image.rot90", IMG(3, 4, 1), 2),
+    "image_crop": C("image.crop_to_bounding_box", IMG(2, 5, 6, 1), 1, 2, 3, 3),
+    "image_crop_bad": C("image.crop_to_bounding_box", IMG(5, 6, 1), 3, 2, 3, 3),
+    "image_pad": C("image.pad_to_bounding_box", IMG(3, 2, 2), 1, 2, 5, 6),
+    "image_crop_or_pad": C("image.resize_with_crop_or_pad", IMG(2, 5, 3, 1), 3, 6),
+    "image_central_crop": C("image.central_crop", IMG(2, 7, 6, 1), 0.5),
+    "image_central_crop_odd": C("image.central_crop", IMG(5, 5, 3), 0.33),
+    "image_resize_up": C("image.resize", IMG(2, 3, 4, 2), [5, 7]),
+    "image_resize_down": C("image.resize", IMG(6, 8, 1), [4, 3]),
+    "image_resize_uint8": C("image.resize", U8, [4, 6]),
+    "image_resize_nearest": C("image.resize", IMG(2, 3, 5, 1), [5, 3], method="nearest"),
+    "image_resize_nearest_u8": C("image.resize", U8, [5, 2], method="nearest"),
+    "image_resize_aspect": C("image.resize", IMG(4, 8, 1), [6, 6], preserve_aspect_ratio=True),
+    "image_rgb_to_grayscale": C("image.rgb_to_grayscale", IMG(2, 3, 2, 3)),
+    "image_rgb_to_grayscale_u8": C("image.rgb_to_grayscale", U8),
+    "image_grayscale_to_rgb": C("image.grayscale_to_rgb", IMG(3, 2, 1)),
+    "image_adjust_brightness": C("image.adjust_brightness", IMG(2, 3, 2, 3), 0.25),
+    "image_adjust_brightness_u8": C("image.adjust_brightness", U8, 0.1),
+    "image_adjust_contrast": C("image.adjust_contrast", IMG(2, 3, 4, 3), 1.7, grad=False),
+    "image_adjust_gamma": C("image.adjust_gamma", IMG(3, 4, 2), 2.2, 0.9),
+    "image_standardization": C("image.per_image_standardization", IMG(2, 3, 4, 3)),
+    "image_standardization_u8": C("image.per_image_standardization", U8),
+    "image_standardization_flat": C("image.per_image_standardization", A(np.ones((2, 2, 1)))),
+    "image_convert_u8_f32": C("image.convert_image_dtype", U8, "float32"),
+    "image_convert_f32_u8": C("image.convert_image_dtype", IMG(2, 3, 3), "uint8"),
+    "image_convert_u8_i32": C("image.convert_image_dtype", U8, "int32"),
+    "image_total_variation": C("image.total_variation", IMG(2, 3, 4, 2)),
+    "image_gradients": C("image.image_gradients", IMG(2, 3, 4, 2)),
+    "image_psnr": C("image.psnr", IMG(2, 4, 4, 3), IMG(2, 4, 4, 3), 1.0),
+    # ------------------------------------------------------------ tf.strings
+    "strings_length": C("strings.length", S([["ab", ""], ["héllo", "x y"]])),
+    "strings_length_utf8": C("strings.length", S(["héllo", "ab"]), unit="UTF8_CHAR"),
+    "strings_lower": C("strings.lower", S(["HeLLo", "ÀB"])),
+    "strings_upper": C("strings.upper", S([["abc", "x1"]])),
+    "strings_lower_utf8": C("strings.lower", S(["ÀB"]), encoding="utf-8"),
+    "strings_strip": C("strings.strip", S(["  a b \n", "\tc"])),
+    "strings_regex_replace": C("strings.regex_replace", S(["a1b22c", "xyz"]), "[0-9]+", "#"),
+    "strings_regex_replace_first": C("strings.regex_replace", S(["a1b22c"]), "[0-9]", "<\\0>",
+                                     replace_global=False),
+    "strings_regex_groups": C("strings.regex_replace", S(["john smith"]), "(\\w+) (\\w+)",
+                              "\\2, \\1"),
+    "strings_regex_full_match": C("strings.regex_full_match", S(["abc", "ab1", "1"]), "[a-z]+"),
+    "strings_substr": C("strings.substr", S(["hello", "world"]), 1, 3),
+    "strings_substr_neg": C("strings.substr", S(["hello", "ab"]), -2, 5),
+    "strings_substr_vec": C("strings.substr", S(["hello", "world"]), I([0, 2]), I([2, 1])),
+    "strings_substr_bad": C("strings.substr", S(["ab"]), 5, 1),
+    "strings_to_number": C("strings.to_number", S(["1.5", "-2", "3e2"])),
+    "strings_to_number_int": C("strings.to_number", S([["7", "-12"]]), out_type="int32"),
+    "strings_to_number_bad": C("strings.to_number", S(["1.5x"])),
+    "strings_as_string_float": C("strings.as_string", A([1.5, -0.25, 100.0])),
+    "strings_as_string_prec": C("strings.as_string", A([1.23456, 2.0]), precision=2),
+    "strings_as_string_sci": C("strings.as_string", A([1234.5]), scientific=True),
+    "strings_as_string_short": C("strings.as_string", A([0.1, 1e-7]), shortest=True),
+    "strings_as_string_int": C("strings.as_string", I([[3, -40]]), width=4, fill="0"),
+    "strings_as_string_bool": C("strings.as_string", A([True, False], "bool")),
+    "as_string": C("as_string", I([5, 6]), width=3),
+    "strings_join": C("strings.join", [S(["a", "b"]), S(["c", "d"])], separator="-"),
+    "strings_join_broadcast": C("strings.join", [S(["a", "b"]), S("z")]),
+    "strings_reduce_join": C("strings.reduce_join", S([["a", "b"], ["c", "d"]])),
+    "strings_reduce_join_axis": C("strings.reduce_join", S([["a", "b"], ["c", "d"]]), axis=1,
+                                  separator=","),
+    "strings_reduce_join_keep": C("strings.reduce_join", S([["a", "b"], ["c", "d"]]), axis=0,
+                                  keepdims=True),
+    "strings_segment_join": C("strings.unsorted_segment_join", S(["a", "b", "c", "d"]),
+                              I([1, 0, 1, 3]), 4, separator="+"),
+    "strings_hash_bucket_fast": C("strings.to_hash_bucket_fast", S(["hello", "", "tensor"]), 10),
+}
+
+SRC = {
+}
+
+
+def main():
+    cases = {name: {**case, **run(case)} for name, case in CASES.items()}
+    src = {name: {"src": s, "value": nest_encode(eval(s))} for name, s in SRC.items()}  # noqa: S307
+    with open(os.path.join(OUT, "more.json"), "w") as f:
+        json.dump({"tensorflow": tf.__version__, "cases": cases, "src": src}, f, indent=0)
+    errors = sorted(n for n, g in cases.items() if "error" in g)
+    print(f"{len(cases)} cases, {len(src)} expressions (errors: {errors})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
