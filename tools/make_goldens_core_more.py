@@ -105,13 +105,84 @@ CASES = {
     "strings_hash_bucket_fast": C("strings.to_hash_bucket_fast", S(["hello", "", "tensor"]), 10),
 }
 
+SP = "tf.sparse.SparseTensor(indices=[[0, 1], [1, 0], [2, 3]], values=[1.5, -2.0, 3.0], " \
+     "dense_shape=[3, 4])"
+SP2 = "tf.sparse.SparseTensor(indices=[[0, 1], [2, 2]], values=[0.5, 4.0], dense_shape=[3, 4])"
+SP3 = "tf.sparse.SparseTensor(indices=[[0, 0, 1], [1, 1, 0]], values=[7, 8], " \
+      "dense_shape=[2, 2, 3])"
+
+
+def parts(expr):
+    """The three tensors of a SparseTensor expression."""
+    return f"(lambda s: (s.indices, s.values, s.dense_shape))({expr})"
+
+
 SRC = {
+    # ------------------------------------------------------------ tf.sparse
+    "sparse_to_dense": f"tf.sparse.to_dense({SP})",
+    "sparse_to_dense_default": f"tf.sparse.to_dense({SP}, default_value=-1.0)",
+    "sparse_from_dense": parts("tf.sparse.from_dense(tf.constant([[0, 3], [4, 0], [0, 0]]))"),
+    "sparse_add": parts(f"tf.sparse.add({SP}, {SP2})"),
+    "sparse_add_dense": f"tf.sparse.add({SP}, tf.ones([3, 4]))",
+    "sparse_add_threshold": parts(f"tf.sparse.add({SP}, {SP2}, threshold=1.0)"),
+    "sparse_matmul": f"tf.sparse.sparse_dense_matmul({SP}, tf.reshape(tf.range(8.0), [4, 2]))",
+    "sparse_matmul_adjoint": f"tf.sparse.sparse_dense_matmul({SP}, tf.reshape(tf.range(6.0), "
+                             "[2, 3]), adjoint_a=True, adjoint_b=True)",
+    "sparse_reduce_sum": f"tf.sparse.reduce_sum({SP}, axis=1)",
+    "sparse_reduce_sum_keep": f"tf.sparse.reduce_sum({SP}, axis=0, keepdims=True)",
+    "sparse_reorder": parts("tf.sparse.reorder(tf.sparse.SparseTensor([[2, 0], [0, 3], [0, 1]], "
+                            "[1, 2, 3], [3, 4]))"),
+    "sparse_transpose": parts(f"tf.sparse.transpose({SP})"),
+    "sparse_transpose_3d": parts(f"tf.sparse.transpose({SP3}, [2, 0, 1])"),
+    "sparse_reshape": parts(f"tf.sparse.reshape({SP}, [2, -1])"),
+    "sparse_retain": parts(f"tf.sparse.retain({SP}, [True, False, True])"),
+    "sparse_concat": parts(f"tf.sparse.concat(1, [{SP}, {SP2}])"),
+    "sparse_concat_rows": parts(f"tf.sparse.concat(0, [{SP}, {SP2}])"),
+    "sparse_expand_dims": parts(f"tf.sparse.expand_dims({SP}, 1)"),
+    "sparse_eye": parts("tf.sparse.eye(2, 3)"),
+    "sparse_shape": f"list({SP}.shape)",
+    # ------------------------------------------------------------ tf.sets, tf.edit_distance
+    "sets_size": "tf.sets.size(tf.sparse.from_dense(tf.constant([[1, 2, 2, 3], [4, 4, 4, 4]])))",
+    "sets_size_sparse": f"tf.sets.size({SP3})",
+    "sets_intersection": parts("tf.sets.intersection(tf.constant([[1, 2, 3], [4, 5, 6]]), "
+                               "tf.constant([[3, 2, 9], [9, 9, 9]]))"),
+    "sets_union": parts("tf.sets.union(tf.constant([[3, 1], [4, 4]]), "
+                        "tf.constant([[2, 1], [5, 4]]))"),
+    "sets_difference": parts("tf.sets.difference(tf.constant([[1, 2, 3], [4, 5, 6]]), "
+                             "tf.constant([[3, 2, 9], [4, 5, 6]]))"),
+    "sets_difference_ba": parts("tf.sets.difference(tf.constant([[1, 2, 3]]), "
+                                "tf.constant([[3, 7, 8]]), aminusb=False)"),
+    "sets_sparse_dense": parts(f"tf.sets.union({SP3}, tf.constant([[[1, 2], [0, 0]], "
+                               "[[0, 5], [7, 7]]]))"),
+    "edit_distance": "tf.edit_distance(tf.sparse.from_dense(tf.constant([[1, 2, 3], [4, 0, 0]])),"
+                     " tf.sparse.from_dense(tf.constant([[1, 3, 3, 4], [4, 5, 0, 0]])))",
+    "edit_distance_raw": "tf.edit_distance(tf.sparse.from_dense(tf.constant([[1, 2, 3]])), "
+                         "tf.sparse.from_dense(tf.constant([[2, 3, 4]])), normalize=False)",
+    "edit_distance_empty": "tf.edit_distance(tf.sparse.SparseTensor([[0, 0], [1, 0]], [1, 2], "
+                           "[3, 2]), tf.sparse.SparseTensor([[0, 0]], [1], [3, 2]))",
 }
+
+
+# Expressions TF refuses: the golden is the exception class's name.
+SRC_ERRORS = {
+    "sets_size_dense": "tf.sets.size(tf.constant([[1, 2]]))",
+    "sets_float": "tf.sets.union(tf.constant([[1.0]]), tf.constant([[2.0]]))",
+    "sparse_to_dense_dense": "tf.sparse.to_dense(tf.constant([1.0]))",
+}
+
+
+def error_class(src):
+    try:
+        eval(src)  # noqa: S307  (our own fixed case strings)
+    except Exception as e:  # noqa: BLE001  (the class TF raised is the golden)
+        return type(e).__name__
+    return None
 
 
 def main():
     cases = {name: {**case, **run(case)} for name, case in CASES.items()}
     src = {name: {"src": s, "value": nest_encode(eval(s))} for name, s in SRC.items()}  # noqa: S307
+    src.update({name: {"src": s, "error": error_class(s)} for name, s in SRC_ERRORS.items()})
     with open(os.path.join(OUT, "more.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": cases, "src": src}, f, indent=0)
     errors = sorted(n for n, g in cases.items() if "error" in g)
