@@ -220,6 +220,13 @@ from distflow.config import device
 # isort: split
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
 from distflow import autodiff, bitwise, debugging, queue, test
+from distflow.composite import (
+    IndexedSlices,
+    IndexedSlicesSpec,
+    NoneTensorSpec,
+    TensorArraySpec,
+    register_tensor_conversion_function,
+)
 from distflow.control_ops import (
     AggregationMethod,
     Assert,
@@ -246,6 +253,12 @@ from distflow.control_ops import (
     switch_case,
     tuple,
     type_spec_from_value,
+)
+from distflow.conv_ops import (
+    conv,
+    conv2d_backprop_filter_v2,
+    conv2d_backprop_input_v2,
+    extract_volume_patches,
 )
 from distflow.device_spec import DeviceSpec
 from distflow.graph import Operation, errors, gradients

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nest, ops
+from distflow import composite, nest, ops, sparse
 from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
 from distflow.tensor import Tensor, as_array, current_tape, graph_form, record
-from distflow.tensor_shape import TensorShape, TensorSpec
+from distflow.tensor_shape import TensorShape, TensorSpec, TypeSpec
 
 # ------------------------------------------------------------------ branches
 
@@ -132,8 +132,17 @@ def get_static_value(tensor: Any, partial: bool = False) -> np.ndarray | None:
     return np.asarray(as_array(tensor))
 
 
-def type_spec_from_value(value: Any) -> TensorSpec:
-    """The `TensorSpec` (shape and dtype) of a tensor or array-like value."""
+def type_spec_from_value(value: Any) -> TypeSpec:
+    """The spec of a value: `TensorSpec` (shape and dtype) of a tensor or array-like,
+    and the matching spec of None, a SparseTensor, IndexedSlices or a TensorArray."""
+    if value is None:
+        return composite.NoneTensorSpec()
+    if isinstance(value, sparse.SparseTensor):
+        return sparse.SparseTensorSpec.from_value(value)
+    if isinstance(value, composite.IndexedSlices):
+        return composite.IndexedSlicesSpec(value.shape, value.dtype)
+    if isinstance(value, composite.TensorArray):
+        return composite.TensorArraySpec.from_value(value)
     t = value if isinstance(value, Tensor) else ops.convert_to_tensor(value)
     return TensorSpec(t.shape, t.dtype)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from distflow import ops, random
 from distflow.array_ops import einsum, reverse
+from distflow.conv_ops import extract_patches_nd, middle_dims
 from distflow.tensor import Tensor
 
 
@@ -293,6 +294,17 @@ def _int_to_int(x: Tensor, dst: np.dtype) -> Tensor:
     if src_bits > dst_bits:
         return ops.cast(x // (2 ** (src_bits - dst_bits)), dst)
     return ops.cast(x, dst) * ops.cast(2 ** (dst_bits - src_bits), dst)
+
+
+def extract_patches(images: Any, sizes: Any, strides: Any, rates: Any, padding: str) -> Tensor:
+    """`[batch, out_h, out_w, kh * kw * channels]` patches of a 4-D batch (`sizes`,
+    `strides`, `rates` as `[1, h, w, 1]`), each flattened in (row, column, channel) order."""
+    x = _image(images)
+    if x.ndim != 4:
+        raise ValueError(f"extract_patches needs a 4-D batch. Received: shape={tuple(x.shape)}")
+    return extract_patches_nd(x, middle_dims(sizes, 2, "sizes"),
+                              middle_dims(strides, 2, "strides"), middle_dims(rates, 2, "rates"),
+                              padding)
 
 
 # ------------------------------------------------------------ measures

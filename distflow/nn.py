@@ -584,3 +584,20 @@ def scale_regularization_loss(regularization_loss: Any) -> Tensor:
         [regularization_loss]
     return ops.add_n([ops.convert_to_tensor(x) for x in losses]) / float(
         strategy_stack.replicas_in_sync())
+
+
+# tf.nn names defined in modules that build on this one (convolution gradients and
+# transposes in `conv_ops`, the rest in `nn_more`): loaded on first use.
+_MORE = {name: "conv_ops" for name in (
+    "atrous_conv2d", "atrous_conv2d_transpose", "conv1d", "conv1d_transpose",
+    "conv2d_transpose", "conv_transpose", "convolution", "depthwise_conv2d",
+    "depthwise_conv2d_backprop_filter", "depthwise_conv2d_backprop_input", "separable_conv2d")}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MORE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distflow.nn' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"distflow.{module}"), name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.tensor import GRAPH, Tensor, as_array, record
+from distflow.tensor import CONVERSIONS, GRAPH, Tensor, as_array, record, registered_conversion
 
 
 class Primitive:
@@ -90,6 +90,8 @@ def convert_to_tensor(value: Any, dtype: Any = None) -> Tensor:
         if dtype is None or value.dtype == np.dtype(dtype):
             return value
         return cast(value, dtype)
+    if CONVERSIONS and (converted := registered_conversion(value, dtype)) is not None:
+        return convert_to_tensor(converted, dtype)  # keeps the function's gradient path
     return Tensor(value, dtype)
 
 

@@ -19,9 +19,25 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_goldens_core import OUT, A, C, I, S, nest_encode, run, tf  # noqa: E402
+from make_goldens_core import OUT, A, C, I, R, S, nest_encode, run, tf  # noqa: E402
 
 rng = np.random.RandomState(20261)
+
+
+# TF 2.21's CPU build has no kernel for Conv2DBackprop{Input,Filter}V2; its v1 ops compute
+# the same gradients from the input's (filter's) shape, so the goldens come from those.
+def _backprop_input_v2(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1)):
+    return tf.compat.v1.nn.conv2d_backprop_input(tf.shape(input), filter, out_backprop, strides,
+                                                 padding, dilations=list(dilations))
+
+
+def _backprop_filter_v2(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1)):
+    return tf.compat.v1.nn.conv2d_backprop_filter(input, tf.shape(filter), out_backprop,
+                                                  strides, padding, dilations=list(dilations))
+
+
+tf.conv2d_backprop_input_v2 = _backprop_input_v2
+tf.conv2d_backprop_filter_v2 = _backprop_filter_v2
 
 
 def IMG(*shape):
@@ -66,6 +82,52 @@ CASES = {
     "image_total_variation": C("image.total_variation", IMG(2, 3, 4, 2)),
     "image_gradients": C("image.image_gradients", IMG(2, 3, 4, 2)),
     "image_psnr": C("image.psnr", IMG(2, 4, 4, 3), IMG(2, 4, 4, 3), 1.0),
+    "image_extract_patches": C("image.extract_patches", IMG(2, 5, 6, 2), [1, 2, 3, 1],
+                               [1, 2, 2, 1], [1, 1, 1, 1], "VALID"),
+    "image_extract_patches_same": C("image.extract_patches", IMG(1, 4, 5, 1), [1, 3, 2, 1],
+                                    [1, 2, 1, 1], [1, 1, 2, 1], "SAME"),
+    # ------------------------------------------------------------ convolutions, patches
+    "conv_2d": C("conv", R(2, 5, 6, 3), R(3, 2, 3, 4), [1, 2, 1, 1], "SAME", grad=False),
+    "conv_1d": C("conv", R(2, 7, 3), R(3, 3, 2), [1, 2, 1], "VALID", dilations=[1, 1, 1],
+                 grad=False),
+    "conv2d_backprop_input_v2": C("conv2d_backprop_input_v2", R(2, 5, 6, 3), R(3, 3, 3, 4),
+                                  R(2, 3, 3, 4), [1, 2, 2, 1], "SAME"),
+    "conv2d_backprop_input_v2_valid": C("conv2d_backprop_input_v2", R(1, 6, 5, 2),
+                                        R(2, 3, 2, 3), R(1, 5, 3, 3), [1, 1, 1, 1], "VALID",
+                                        dilations=[1, 1, 1, 1]),
+    "conv2d_backprop_filter_v2": C("conv2d_backprop_filter_v2", R(2, 5, 6, 3), R(3, 3, 3, 4),
+                                   R(2, 3, 3, 4), [1, 2, 2, 1], "SAME"),
+    "conv2d_backprop_filter_v2_dil": C("conv2d_backprop_filter_v2", R(1, 7, 6, 2),
+                                       R(2, 2, 2, 2), R(1, 5, 4, 2), [1, 1, 1, 1], "VALID",
+                                       dilations=[1, 2, 2, 1]),
+    "extract_volume_patches": C("extract_volume_patches", R(1, 3, 4, 5, 2), [1, 2, 2, 3, 1],
+                                [1, 1, 2, 2, 1], "VALID"),
+    "extract_volume_patches_same": C("extract_volume_patches", R(2, 3, 3, 4, 1),
+                                     [1, 2, 2, 2, 1], [1, 2, 1, 2, 1], "SAME"),
+    "nn_conv2d_transpose": C("nn.conv2d_transpose", R(2, 3, 3, 4), R(3, 3, 2, 4), [2, 5, 6, 2],
+                             2, "SAME"),
+    "nn_conv2d_transpose_valid": C("nn.conv2d_transpose", R(1, 3, 2, 3), R(2, 3, 2, 3),
+                                   [1, 4, 4, 2], 1, "VALID"),
+    "nn_conv1d": C("nn.conv1d", R(2, 7, 3), R(3, 3, 2), 2, "SAME"),
+    "nn_conv1d_dilated": C("nn.conv1d", R(1, 8, 2), R(2, 2, 3), 1, "VALID", dilations=2),
+    "nn_conv1d_transpose": C("nn.conv1d_transpose", R(2, 4, 3), R(3, 2, 3), [2, 8, 2], 2,
+                             "SAME"),
+    "nn_convolution_2d": C("nn.convolution", R(2, 5, 5, 2), R(2, 2, 2, 3), padding="SAME"),
+    "nn_convolution_1d": C("nn.convolution", R(2, 6, 2), R(3, 2, 3), strides=[2]),
+    "nn_conv_transpose": C("nn.conv_transpose", R(1, 3, 3, 2), R(2, 2, 3, 2), [1, 6, 6, 3], 2),
+    "nn_atrous_conv2d": C("nn.atrous_conv2d", R(1, 7, 7, 2), R(3, 3, 2, 2), 2, "SAME"),
+    "nn_atrous_conv2d_transpose": C("nn.atrous_conv2d_transpose", R(1, 5, 5, 2), R(2, 2, 3, 2),
+                                    [1, 5, 5, 3], 2, "SAME"),
+    "nn_depthwise_conv2d": C("nn.depthwise_conv2d", R(2, 5, 6, 3), R(3, 3, 3, 2),
+                             [1, 1, 1, 1], "SAME"),
+    "nn_depthwise_conv2d_strided": C("nn.depthwise_conv2d", R(1, 6, 6, 2), R(2, 2, 2, 1),
+                                     [1, 2, 2, 1], "VALID"),
+    "nn_separable_conv2d": C("nn.separable_conv2d", R(2, 5, 5, 2), R(3, 3, 2, 2),
+                             R(1, 1, 4, 3), [1, 1, 1, 1], "SAME"),
+    "nn_depthwise_backprop_input": C("nn.depthwise_conv2d_backprop_input", [2, 5, 6, 3],
+                                     R(3, 3, 3, 2), R(2, 5, 6, 6), [1, 1, 1, 1], "SAME"),
+    "nn_depthwise_backprop_filter": C("nn.depthwise_conv2d_backprop_filter", R(2, 5, 6, 3),
+                                      [3, 3, 3, 2], R(2, 3, 3, 6), [1, 2, 2, 1], "SAME"),
     # ------------------------------------------------------------ tf.strings
     "strings_length": C("strings.length", S([["ab", ""], ["héllo", "x y"]])),
     "strings_length_utf8": C("strings.length", S(["héllo", "ab"]), unit="UTF8_CHAR"),
