@@ -125,7 +125,7 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 # isort: split
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
-from distflow import image, linalg, math, sets, sparse, strings
+from distflow import audio, image, linalg, math, sets, sparse, strings
 from distflow.array_ops import (
     TensorArray,
     approx_top_k,
@@ -249,6 +249,7 @@ from distflow.control_ops import (
     inside_function,
     is_symbolic_tensor,
     no_op,
+    nondifferentiable_batch_function,
     recompute_grad,
     switch_case,
     tuple,
@@ -267,7 +268,7 @@ from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
 from distflow.sets import edit_distance
 from distflow.sparse import SparseTensor, SparseTensorSpec
-from distflow.strings import as_string
+from distflow.strings import as_string, fingerprint
 from distflow.tensor_shape import TypeSpec
 
 truediv = divide

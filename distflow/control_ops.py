@@ -24,7 +24,7 @@ from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
-from distflow.tensor import Tensor, as_array, current_tape, graph_form, record
+from distflow.tensor import Tensor, as_array, current_tape, graph_form, record, stop_gradient
 from distflow.tensor_shape import TensorShape, TensorSpec, TypeSpec
 
 # ------------------------------------------------------------------ branches
@@ -304,3 +304,27 @@ class CriticalSection:
         """`fn()` while no other `execute` of this section runs; returns its result."""
         with self._lock:
             return fn()
+
+
+def nondifferentiable_batch_function(num_batch_threads: int, max_batch_size: int,
+                                     batch_timeout_micros: int,
+                                     allowed_batch_sizes: Sequence[int] | None = None,
+                                     max_enqueued_batches: int = 10, autograph: bool = True,
+                                     enable_large_batch_splitting: bool = True) -> Callable:
+    """Decorates a function whose calls TF may batch together across threads.
+
+    Batching calls is a serving throughput optimisation that leaves every result
+    unchanged; here each call runs at once, as a batch of its own. As in TF, the
+    results carry no gradient.
+    """
+    sizes = list(allowed_batch_sizes or [])
+    if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != max_batch_size):
+        raise ValueError(f"allowed_batch_sizes must increase and end with max_batch_size "
+                         f"({max_batch_size}). Received: {sizes}")
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def batched(*args: Any) -> Any:
+            return nest.map_structure(stop_gradient, fn(*args))
+        return batched
+    return decorator

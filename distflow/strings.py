@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from distflow.primitive import constant
+from distflow.farmhash import fingerprint64
+from distflow.graph.errors import InvalidArgumentError
+from distflow.primitive import _to_bytes, constant, string_array
 from distflow.tensor import Tensor
 
 __all__ = ["as_string", "join", "length", "lower", "reduce_join", "regex_full_match",
@@ -25,20 +27,12 @@ __all__ = ["as_string", "join", "length", "lower", "reduce_join", "regex_full_ma
            "unsorted_segment_join", "upper"]
 
 
-def _to_bytes(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-_BYTES = np.vectorize(_to_bytes, otypes=[object])
-
-
 def as_bytes(value: Any) -> np.ndarray:
     """`value` as an object array of `bytes` (the form string results take)."""
     if isinstance(value, Tensor):
         raise TypeError(f"Expected a string tensor (a str/bytes array). Received: a "
                         f"{value.dtype.name} tensor; convert numbers with tf.strings.as_string.")
-    arr = np.asarray(value, dtype=object)
-    return _BYTES(arr) if arr.size else arr.astype(object)
+    return string_array(value)
 
 
 def _map(fn, value: Any, otype: Any = object) -> np.ndarray:
@@ -110,7 +104,7 @@ def _substr(b: bytes, pos: int, size: int, unit: str) -> bytes:
     text = b if unit == "BYTE" else b.decode()
     n = builtin_len(text)
     if pos > n or pos < -n:
-        raise ValueError(f"pos {pos} out of range for string {b!r} of length {n}.")
+        raise InvalidArgumentError(f"pos {pos} out of range for string {b!r} of length {n}.")
     start = pos if pos >= 0 else n + pos
     piece = text[start:start + max(size, 0)]
     return piece if unit == "BYTE" else piece.encode()
@@ -131,7 +125,7 @@ def to_number(string_tensor: Any, out_type: Any = np.float32) -> Tensor:
         try:
             return parse(b.decode().strip())
         except ValueError:
-            raise ValueError(f"StringToNumberOp could not correctly convert string: "
+            raise InvalidArgumentError(f"StringToNumberOp could not correctly convert string: "
                              f"{b.decode()!r} to {dtype.name}.") from None
     return constant(_map(number, string_tensor, dtype))
 
@@ -158,11 +152,41 @@ def as_string(input: Any, precision: int = -1, scientific: bool = False,  # noqa
 
 def to_hash_bucket_fast(input: Any, num_buckets: int) -> Tensor:  # noqa: A002
     """FarmHash Fingerprint64 of each string modulo `num_buckets` (int64), as TF."""
-    from distflow.farmhash import fingerprint64
-
     if num_buckets < 1:
         raise ValueError(f"num_buckets must be >= 1. Received: num_buckets={num_buckets}")
     return constant(_map(lambda b: fingerprint64(b) % num_buckets, input, np.int64))
+
+
+def _fingerprint_bytes(value: int) -> bytes:
+    return int(value).to_bytes(8, "little")
+
+
+def fingerprint(data: Any, method: str = "farmhash64", name: str | None = None) -> Tensor:
+    """FarmHash Fingerprint64 of each row of `data` (the first axis is the batch), as the
+    `[batch, 8]` uint8 little-endian bytes TF gives.
+
+    A numeric row is hashed as its raw little-endian bytes; a row of one string as that
+    string; a row of several strings as the concatenation of their fingerprints.
+    """
+    if method != "farmhash64":
+        raise ValueError(f"Unsupported fingerprint method: {method!r} (only 'farmhash64').")
+    arr = data.numpy() if isinstance(data, Tensor) else np.asarray(data)
+    if arr.ndim < 1:
+        raise ValueError(f"tf.fingerprint needs data of rank >= 1 (a batch). Received: "
+                         f"shape={arr.shape}")
+    if arr.dtype.kind in "OSU":
+        rows = [_string_row(as_bytes(row).reshape(-1)) for row in arr]
+    else:
+        rows = [np.ascontiguousarray(row).astype(row.dtype.newbyteorder("<")).tobytes()
+                for row in arr]
+    out = [np.frombuffer(_fingerprint_bytes(fingerprint64(r)), np.uint8) for r in rows]
+    return constant(np.stack(out) if out else np.zeros((0, 8), np.uint8))
+
+
+def _string_row(row: np.ndarray) -> bytes:
+    if row.size == 1:
+        return row[0]
+    return b"".join(_fingerprint_bytes(fingerprint64(s)) for s in row)
 
 
 # ------------------------------------------------------------ joins

@@ -76,3 +76,53 @@ def test_random_flips_flip_whole_images_about_half_the_time(flip, axis):
     assert all(f != k for f, k in zip(flipped, kept))  # each image is one or the other
     assert 16 < sum(flipped) < 48
     np.testing.assert_array_equal(flip(images, seed=7).numpy(), out)  # the seed fixes it
+
+
+class Meters:
+    def __init__(self, values):
+        self.values = values
+
+
+def test_a_registered_conversion_lets_every_op_take_the_type():
+    tf.register_tensor_conversion_function(
+        Meters, lambda value, dtype=None, name=None, as_ref=False: tf.constant(value.values))
+    np.testing.assert_allclose(tf.reduce_sum(Meters([1.0, 2.5])).numpy(), 3.5)
+    np.testing.assert_allclose(tf.convert_to_tensor(Meters([[1.0]])).numpy(), [[1.0]])
+    with pytest.raises(TypeError, match="Python numbers"):
+        tf.register_tensor_conversion_function(list, lambda value, **kw: None)
+
+
+def test_indexed_slices_convert_with_their_gradient():
+    v = tf.Variable([[1.0, 2.0], [3.0, 4.0]])
+    with tf.GradientTape() as tape:
+        dense = tf.convert_to_tensor(tf.IndexedSlices(v * 2.0, [2, 2], [3, 2]))
+        y = tf.reduce_sum(dense * np.arange(6.0, dtype="float32").reshape(3, 2))
+    np.testing.assert_allclose(tape.gradient(y, v).numpy(), [[8.0, 10.0], [8.0, 10.0]])
+    spec = tf.type_spec_from_value(tf.IndexedSlices(v, [0, 1], [4, 2]))
+    assert spec == tf.IndexedSlicesSpec([4, 2], tf.float32)
+
+
+def test_specs_of_none_and_tensor_arrays():
+    assert tf.type_spec_from_value(None) == tf.NoneTensorSpec()
+    assert tf.NoneTensorSpec().is_compatible_with(None)
+    ta = tf.TensorArray(tf.float32, size=2, element_shape=[3])
+    spec = tf.type_spec_from_value(ta)
+    assert spec == tf.TensorArraySpec([3], tf.float32)
+    assert spec.is_compatible_with(ta)
+    assert not spec.is_compatible_with(tf.TensorArray(tf.int32, size=1))
+
+
+def test_a_wav_file_round_trips_through_the_file_system(tmp_path):
+    audio = np.linspace(-1.0, 0.99, 40, dtype="float32").reshape(20, 2)
+    path = str(tmp_path / "clip.wav")
+    tf.io.write_file(path, tf.audio.encode_wav(audio, 22050))
+    decoded, rate = tf.audio.decode_wav(tf.io.read_file(path))
+    assert int(rate) == 22050
+    np.testing.assert_allclose(decoded.numpy(), audio, atol=1 / 32768)
+
+
+def test_string_constants_are_arrays_of_bytes():
+    text = tf.constant([["a", "bé"]])
+    assert text.dtype == object and text.tolist() == [[b"a", "bé".encode()]]
+    assert tf.constant("x", tf.string).tolist() == b"x"
+    assert tf.strings.length(text).numpy().tolist() == [[1, 3]]

@@ -179,6 +179,9 @@ def parts(expr):
     return f"(lambda s: (s.indices, s.values, s.dense_shape))({expr})"
 
 
+WAVE = "[[0.5, -1.0], [1.0, 0.25], [100.7 / 32768, -100.5 / 32768], [0.3, 2.0], " \
+       "[-0.00001, 0.99999]]"
+
 SRC = {
     # ------------------------------------------------------------ tf.sparse
     "sparse_to_dense": f"tf.sparse.to_dense({SP})",
@@ -222,6 +225,33 @@ SRC = {
                          "tf.sparse.from_dense(tf.constant([[2, 3, 4]])), normalize=False)",
     "edit_distance_empty": "tf.edit_distance(tf.sparse.SparseTensor([[0, 0], [1, 0]], [1, 2], "
                            "[3, 2]), tf.sparse.SparseTensor([[0, 0]], [1], [3, 2]))",
+    # ------------------------------------------------------------ composites, fingerprints
+    "indexed_slices_dense": "tf.convert_to_tensor(tf.IndexedSlices(tf.constant([[1.0, 2.0], "
+                            "[3.0, 4.0], [5.0, 6.0]]), tf.constant([2, 0, 2]), "
+                            "tf.constant([4, 2])))",
+    "indexed_slices_op": "tf.reduce_sum(tf.IndexedSlices(tf.constant([[1.0], [3.0]]), "
+                         "tf.constant([1, 0]), tf.constant([3, 1])), axis=0)",
+    "fingerprint_ints": "tf.fingerprint(tf.constant([[1, 2], [3, 4]]))",
+    "fingerprint_floats": "tf.fingerprint(tf.constant([1.5, -2.0]))",
+    "fingerprint_strings": "tf.fingerprint(tf.constant(['abc', 'hello', '']))",
+    "fingerprint_string_rows": "tf.fingerprint(tf.constant([['ab', 'c'], ['x', 'yz']]))",
+    "batch_function": "tf.nondifferentiable_batch_function(1, 4, 100)(lambda x: x * 2.0)"
+                      "(tf.constant([1.0, 2.5]))",
+    # ------------------------------------------------------------ tf.audio, tf.io codecs
+    "wav_encode": f"tf.io.decode_raw(tf.audio.encode_wav(tf.constant({WAVE}), 8000), tf.uint8)",
+    "wav_round_trip": f"tf.audio.decode_wav(tf.audio.encode_wav(tf.constant({WAVE}), 16000))",
+    "wav_mono_to_stereo": f"tf.audio.decode_wav(tf.audio.encode_wav(tf.constant({WAVE})[:, :1],"
+                          " 8000), desired_channels=2, desired_samples=7)",
+    "wav_first_channel": f"tf.audio.decode_wav(tf.audio.encode_wav(tf.constant({WAVE}), 8000), "
+                         "desired_channels=1, desired_samples=2)",
+    "decode_raw_int16": "tf.io.decode_raw(tf.constant(['abcd', 'efgh']), tf.int16)",
+    "decode_raw_big_endian": "tf.io.decode_raw(tf.constant([['abcd']]), tf.int32, "
+                             "little_endian=False)",
+    "decode_raw_fixed": "tf.io.decode_raw(tf.constant(['abcde', 'ab']), tf.uint8, "
+                        "fixed_length=4)",
+    "encode_base64": "tf.io.encode_base64(tf.constant(['hello?>', '', 'ab']))",
+    "encode_base64_pad": "tf.io.encode_base64(tf.constant(['hello?>', 'ab']), pad=True)",
+    "decode_base64": "tf.io.decode_base64(tf.constant(['aGVsbG8_Pg', 'YWI=', '']))",
 }
 
 
@@ -230,6 +260,8 @@ SRC_ERRORS = {
     "sets_size_dense": "tf.sets.size(tf.constant([[1, 2]]))",
     "sets_float": "tf.sets.union(tf.constant([[1.0]]), tf.constant([[2.0]]))",
     "sparse_to_dense_dense": "tf.sparse.to_dense(tf.constant([1.0]))",
+    "decode_raw_uneven": "tf.io.decode_raw(tf.constant(['abcd', 'ab']), tf.uint8)",
+    "decode_wav_garbage": "tf.audio.decode_wav(tf.constant('not a wav file'))",
 }
 
 
