@@ -126,3 +126,16 @@ def test_string_constants_are_arrays_of_bytes():
     assert text.dtype == object and text.tolist() == [[b"a", "bé".encode()]]
     assert tf.constant("x", tf.string).tolist() == b"x"
     assert tf.strings.length(text).numpy().tolist() == [[1, 3]]
+
+
+def test_a_vocabulary_file_initializes_a_table(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("apple\t3\nbanana\t5\ncherry\t7\n")
+    by_line = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+        str(path), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+        tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+    assert by_line.lookup(["banana\t5", "kiwi"]).numpy().tolist() == [1, -1]
+    columns = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+        str(path), tf.string, 0, tf.int64, 1, delimiter="\t"), 0)
+    assert columns.lookup(tf.constant(["cherry", "apple", "x"])).numpy().tolist() == [7, 3, 0]
+    assert int(columns.size()) == 3

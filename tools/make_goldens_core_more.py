@@ -182,6 +182,10 @@ def parts(expr):
 WAVE = "[[0.5, -1.0], [1.0, 0.25], [100.7 / 32768, -100.5 / 32768], [0.3, 2.0], " \
        "[-0.00001, 0.99999]]"
 
+KV = "tf.lookup.KeyValueTensorInitializer(tf.constant(['a', 'b', 'c']), " \
+     "tf.constant([7, 8, 9], tf.int64))"
+TABLE = f"tf.lookup.StaticHashTable({KV}, default_value=tf.constant(-1, tf.int64))"
+
 SRC = {
     # ------------------------------------------------------------ tf.sparse
     "sparse_to_dense": f"tf.sparse.to_dense({SP})",
@@ -252,6 +256,19 @@ SRC = {
     "encode_base64": "tf.io.encode_base64(tf.constant(['hello?>', '', 'ab']))",
     "encode_base64_pad": "tf.io.encode_base64(tf.constant(['hello?>', 'ab']), pad=True)",
     "decode_base64": "tf.io.decode_base64(tf.constant(['aGVsbG8_Pg', 'YWI=', '']))",
+    # ------------------------------------------------------------ tf.lookup
+    "lookup_static": f"{TABLE}.lookup(tf.constant([['b', 'zz'], ['a', 'c']]))",
+    "lookup_static_size": f"{TABLE}.size()",
+    "lookup_static_export": f"{TABLE}.export()",
+    "lookup_int_keys": "tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer("
+                       "tf.constant([3, 5], tf.int64), tf.constant(['three', 'five'])), "
+                       "'?').lookup(tf.constant([5, 4, 3], tf.int64))",
+    "lookup_vocab": f"tf.lookup.StaticVocabularyTable({KV}, 4).lookup(tf.constant(['c', "
+                    "'unknown', 'a', 'other', 'xyz']))",
+    "lookup_vocab_size": f"tf.lookup.StaticVocabularyTable({KV}, 4).size()",
+    "lookup_vocab_ints": "tf.lookup.StaticVocabularyTable(tf.lookup.KeyValueTensorInitializer("
+                         "tf.constant([10, 20], tf.int64), tf.constant([0, 1], tf.int64)), 5)"
+                         ".lookup(tf.constant([20, 7, 123456], tf.int64))",
 }
 
 
@@ -260,6 +277,7 @@ SRC_ERRORS = {
     "sets_size_dense": "tf.sets.size(tf.constant([[1, 2]]))",
     "sets_float": "tf.sets.union(tf.constant([[1.0]]), tf.constant([[2.0]]))",
     "sparse_to_dense_dense": "tf.sparse.to_dense(tf.constant([1.0]))",
+    "lookup_wrong_key_type": f"{TABLE}.lookup(tf.constant([1, 2]))",
     "decode_raw_uneven": "tf.io.decode_raw(tf.constant(['abcd', 'ab']), tf.uint8)",
     "decode_wav_garbage": "tf.audio.decode_wav(tf.constant('not a wav file'))",
 }
