@@ -125,7 +125,7 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 # isort: split
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
-from distflow import audio, image, linalg, lookup, math, sets, sparse, strings
+from distflow import audio, image, linalg, lookup, math, sets, signal, sparse, strings
 from distflow.array_ops import (
     TensorArray,
     approx_top_k,
