@@ -125,7 +125,7 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 # isort: split
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
-from distflow import audio, image, linalg, lookup, math, sets, signal, sparse, strings
+from distflow import audio, image, linalg, lookup, math, ragged, sets, signal, sparse, strings
 from distflow.array_ops import (
     TensorArray,
     approx_top_k,
@@ -266,6 +266,7 @@ from distflow.graph import Operation, errors, gradients
 from distflow.linalg import matrix_square_root
 from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
+from distflow.ragged import RaggedTensor, RaggedTensorSpec
 from distflow.sets import edit_distance
 from distflow.sparse import SparseTensor, SparseTensorSpec
 from distflow.strings import as_string, fingerprint

@@ -20,10 +20,11 @@ import numpy as np
 from distflow.farmhash import fingerprint64
 from distflow.graph.errors import InvalidArgumentError
 from distflow.primitive import _to_bytes, constant, string_array
+from distflow.ragged import RaggedTensor
 from distflow.tensor import Tensor
 
-__all__ = ["as_string", "join", "length", "lower", "reduce_join", "regex_full_match",
-           "regex_replace", "strip", "substr", "to_hash_bucket_fast", "to_number",
+__all__ = ["as_string", "bytes_split", "join", "length", "lower", "reduce_join", "regex_full_match",
+           "regex_replace", "split", "strip", "substr", "to_hash_bucket_fast", "to_number",
            "unsorted_segment_join", "upper"]
 
 
@@ -187,6 +188,36 @@ def _string_row(row: np.ndarray) -> bytes:
     if row.size == 1:
         return row[0]
     return b"".join(_fingerprint_bytes(fingerprint64(s)) for s in row)
+
+
+# ------------------------------------------------------------ splits
+
+
+def _pieces(fn, input: Any) -> Any:  # noqa: A002
+    arr = as_bytes(input)
+    if arr.ndim == 0:
+        return string_array(fn(arr.item()))
+    if arr.ndim != 1:
+        raise ValueError(f"Splitting takes a scalar or a vector of strings. Received: shape="
+                         f"{arr.shape}")
+    rows = [fn(b) for b in arr]
+    return RaggedTensor.from_row_lengths(string_array([p for r in rows for p in r]),
+                                         [len(r) for r in rows])
+
+
+def split(input: Any, sep: str | None = None, maxsplit: int = -1,  # noqa: A002
+          name: str | None = None) -> Any:
+    """Splits each string on `sep` (runs of whitespace when None, dropping empty pieces);
+    a vector of strings gives a RaggedTensor of rows, a scalar one array of pieces."""
+    delimiter = None if sep is None else _to_bytes(sep)
+    if delimiter == b"":
+        raise ValueError("sep must not be empty (use tf.strings.bytes_split).")
+    return _pieces(lambda b: b.split(delimiter, maxsplit), input)
+
+
+def bytes_split(input: Any, name: str | None = None) -> Any:  # noqa: A002
+    """Each string's single bytes (a RaggedTensor for a vector of strings)."""
+    return _pieces(lambda b: [b[i:i + 1] for i in range(len(b))], input)
 
 
 # ------------------------------------------------------------ joins

@@ -139,3 +139,20 @@ def test_a_vocabulary_file_initializes_a_table(tmp_path):
         str(path), tf.string, 0, tf.int64, 1, delimiter="\t"), 0)
     assert columns.lookup(tf.constant(["cherry", "apple", "x"])).numpy().tolist() == [7, 3, 0]
     assert int(columns.size()) == 3
+
+
+def test_ragged_to_tensor_passes_gradients_to_the_values():
+    def f(values):
+        rt = tf.RaggedTensor.from_row_lengths(values, [2, 0, 1])
+        return rt.to_tensor(default_value=-1.0, shape=[3, 1]) * np.array([[2.0], [3.0], [5.0]])
+
+    test_util.check_grads(f, [np.array([1.0, -2.0, 0.5])])
+
+
+def test_ragged_tensor_spec_and_rows():
+    rt = tf.ragged.constant([[1.0, 2.0], [3.0]])
+    spec = tf.RaggedTensorSpec.from_value(rt)
+    assert spec == tf.RaggedTensorSpec([2, None], tf.float32, 1)
+    assert spec.is_compatible_with(rt) and spec.ragged_rank == 1
+    assert rt.to_list() == [[1.0, 2.0], [3.0]] and len(rt) == 2
+    assert [r.tolist() for r in rt.numpy()] == [[1.0, 2.0], [3.0]]

@@ -204,6 +204,11 @@ def parts(expr):
     return f"(lambda s: (s.indices, s.values, s.dense_shape))({expr})"
 
 
+def rparts(expr):
+    """The values and row splits of a RaggedTensor expression."""
+    return f"(lambda r: (r.values, r.row_splits))({expr})"
+
+
 WAVE = "[[0.5, -1.0], [1.0, 0.25], [100.7 / 32768, -100.5 / 32768], [0.3, 2.0], " \
        "[-0.00001, 0.99999]]"
 
@@ -294,6 +299,48 @@ SRC = {
     "lookup_vocab_ints": "tf.lookup.StaticVocabularyTable(tf.lookup.KeyValueTensorInitializer("
                          "tf.constant([10, 20], tf.int64), tf.constant([0, 1], tf.int64)), 5)"
                          ".lookup(tf.constant([20, 7, 123456], tf.int64))",
+    # ------------------------------------------------------------ tf.RaggedTensor, tf.ragged
+    "ragged_constant": rparts("tf.ragged.constant([[1, 2, 3], [], [4]])"),
+    "ragged_constant_float": rparts("tf.ragged.constant([[1.5], [2.0, 3.0]])"),
+    "ragged_constant_3d": "(lambda r: (r.flat_values, r.nested_row_splits))("
+                          "tf.ragged.constant([[[1, 2], [3]], [[4, 5, 6]], []]))",
+    "ragged_constant_inner": rparts("tf.ragged.constant([[[1, 2], [3, 4]], [[5, 6]]], "
+                                    "ragged_rank=1)"),
+    "ragged_to_tensor": "tf.ragged.constant([[1, 2, 3], [], [4]]).to_tensor()",
+    "ragged_to_tensor_default": "tf.ragged.constant([[1.0], [2.0, 3.0]]).to_tensor(-1.0)",
+    "ragged_to_tensor_shape": "tf.ragged.constant([[1, 2, 3], [4]]).to_tensor(shape=[3, 2])",
+    "ragged_to_tensor_3d": "tf.ragged.constant([[[1, 2], [3]], [[4, 5, 6]]]).to_tensor(9)",
+    "ragged_row_lengths": "tf.ragged.constant([[1, 2, 3], [], [4]]).row_lengths()",
+    "ragged_value_rowids": "tf.ragged.constant([[1, 2, 3], [], [4]]).value_rowids()",
+    "ragged_nrows": "tf.ragged.constant([[1, 2, 3], [], [4]]).nrows()",
+    "ragged_bounding_shape": "tf.ragged.constant([[1, 2, 3], [], [4]]).bounding_shape()",
+    "ragged_shape": "list(tf.ragged.constant([[1, 2, 3], [], [4]]).shape.as_list()[:1])",
+    "ragged_row": "tf.ragged.constant([[1, 2, 3], [], [4]])[0]",
+    "ragged_slice": rparts("tf.ragged.constant([[1, 2, 3], [], [4], [5, 6]])[1:3]"),
+    "ragged_from_row_splits": rparts("tf.RaggedTensor.from_row_splits([1, 2, 3, 4], "
+                                     "[0, 2, 2, 4])"),
+    "ragged_from_value_rowids": rparts("tf.RaggedTensor.from_value_rowids([1, 2, 3], "
+                                       "[0, 0, 2], nrows=4)"),
+    "ragged_from_row_starts": rparts("tf.RaggedTensor.from_row_starts([1, 2, 3], [0, 1])"),
+    "ragged_from_row_limits": rparts("tf.RaggedTensor.from_row_limits([1, 2, 3], [1, 3])"),
+    "ragged_from_tensor_lengths": rparts("tf.RaggedTensor.from_tensor([[1, 2, 3], [4, 5, 6]],"
+                                         " lengths=[1, 3])"),
+    "ragged_from_tensor_padding": rparts("tf.RaggedTensor.from_tensor([[1, 0, 0], [2, 3, 0], "
+                                         "[0, 0, 0]], padding=0)"),
+    "ragged_range": rparts("tf.ragged.range([0, 3, 5], [2, 3, 9], 2)"),
+    "ragged_range_one": rparts("tf.ragged.range([3, 1])"),
+    "ragged_boolean_mask": rparts("tf.ragged.boolean_mask([[1, 2, 3], [4, 5, 6]], "
+                                  "[[True, False, True], [False, False, False]])"),
+    "ragged_map_flat_values": rparts("tf.ragged.map_flat_values(tf.multiply, "
+                                     "tf.ragged.constant([[1, 2], [3]]), 10)"),
+    "ragged_segment_ids": "tf.ragged.row_splits_to_segment_ids([0, 2, 2, 5])",
+    "ragged_row_splits_from_ids": "tf.ragged.segment_ids_to_row_splits([0, 0, 2, 2, 2])",
+    "strings_split": rparts("tf.strings.split(tf.constant(['a b  c', '', 'd']))"),
+    "strings_split_sep": rparts("tf.strings.split(tf.constant(['a,b,,c', 'd']), sep=',')"),
+    "strings_split_max": rparts("tf.strings.split(tf.constant(['a,b,c']), sep=',', "
+                                "maxsplit=1)"),
+    "strings_split_scalar": "tf.strings.split(tf.constant('hello big world'))",
+    "strings_bytes_split": rparts("tf.strings.bytes_split(tf.constant(['abc', 'de']))"),
 }
 
 
@@ -303,6 +350,7 @@ SRC_ERRORS = {
     "sets_float": "tf.sets.union(tf.constant([[1.0]]), tf.constant([[2.0]]))",
     "sparse_to_dense_dense": "tf.sparse.to_dense(tf.constant([1.0]))",
     "lookup_wrong_key_type": f"{TABLE}.lookup(tf.constant([1, 2]))",
+    "ragged_bad_splits": "tf.RaggedTensor.from_row_splits([1, 2, 3], [0, 2])",
     "decode_raw_uneven": "tf.io.decode_raw(tf.constant(['abcd', 'ab']), tf.uint8)",
     "decode_wav_garbage": "tf.audio.decode_wav(tf.constant('not a wav file'))",
 }
