@@ -592,6 +592,12 @@ _MORE = {name: "conv_ops" for name in (
     "atrous_conv2d", "atrous_conv2d_transpose", "conv1d", "conv1d_transpose",
     "conv2d_transpose", "conv_transpose", "convolution", "depthwise_conv2d",
     "depthwise_conv2d_backprop_filter", "depthwise_conv2d_backprop_input", "separable_conv2d")}
+_MORE.update({name: "nn_more" for name in (
+    "avg_pool1d", "batch_norm_with_global_normalization", "crelu", "depth_to_space",
+    "embedding_lookup", "in_top_k", "l2_loss", "local_response_normalization",
+    "log_poisson_loss", "lrn", "max_pool1d", "normalize_moments", "pool", "relu6", "silu",
+    "softsign", "space_to_depth", "sufficient_statistics", "swish", "top_k",
+    "weighted_cross_entropy_with_logits", "weighted_moments", "zero_fraction")})
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_goldens_core import OUT, A, C, I, R, S, nest_encode, run, tf  # noqa: E402
+from make_goldens_core import OUT, A, C, D, I, P, R, S, nest_encode, run, tf  # noqa: E402
 
 rng = np.random.RandomState(20261)
 
@@ -128,6 +128,40 @@ CASES = {
                                      R(3, 3, 3, 2), R(2, 5, 6, 6), [1, 1, 1, 1], "SAME"),
     "nn_depthwise_backprop_filter": C("nn.depthwise_conv2d_backprop_filter", R(2, 5, 6, 3),
                                       [3, 3, 3, 2], R(2, 3, 3, 6), [1, 2, 2, 1], "SAME"),
+    # ------------------------------------------------------------ more tf.nn
+    "nn_relu6": C("nn.relu6", A([-1.0, 0.5, 3.0, 6.5, 7.0])),
+    "nn_silu": C("nn.silu", R(3, 4)), "nn_silu_beta": C("nn.silu", R(5), beta=1.7),
+    "nn_swish": C("nn.swish", R(2, 3)), "nn_crelu": C("nn.crelu", R(2, 3)),
+    "nn_crelu_axis": C("nn.crelu", R(2, 3), axis=0),
+    "nn_softsign": C("nn.softsign", R(3, 4)),
+    "nn_top_k": C("nn.top_k", D(2, 5), k=3),
+    "nn_in_top_k": C("nn.in_top_k", I([0, 3]), D(2, 4), 2),
+    "nn_embedding_lookup": C("nn.embedding_lookup", R(5, 3), I([[0, 4], [2, 2]])),
+    "nn_embedding_lookup_max_norm": C("nn.embedding_lookup", R(5, 3), I([1, 3]), max_norm=1.0),
+    "nn_zero_fraction": C("nn.zero_fraction", A([0.0, 2.0, 0.0, 0.0])),
+    "nn_l2_loss": C("nn.l2_loss", R(3, 4)),
+    "nn_log_poisson_loss": C("nn.log_poisson_loss", A([0.0, 1.0, 3.0, 7.0]), R(4)),
+    "nn_log_poisson_loss_full": C("nn.log_poisson_loss", A([0.0, 1.0, 3.0, 7.0]), R(4),
+                                  compute_full_loss=True),
+    "nn_weighted_xent": C("nn.weighted_cross_entropy_with_logits",
+                          A([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5]]), R(2, 3), 2.5),
+    "nn_normalize_moments": C("nn.normalize_moments", A(4.0), R(3), P(3), None),
+    "nn_normalize_moments_shift": C("nn.normalize_moments", A(4.0), R(3), P(3), A(0.5)),
+    "nn_weighted_moments": C("nn.weighted_moments", R(3, 4), [1], P(3, 4)),
+    "nn_weighted_moments_keep": C("nn.weighted_moments", R(3, 4), [0, 1], P(4),
+                                  keepdims=True),
+    "nn_bn_global": C("nn.batch_norm_with_global_normalization", R(2, 3), R(3), P(3), R(3),
+                      P(3), 0.001, True),
+    "nn_bn_global_noscale": C("nn.batch_norm_with_global_normalization", R(2, 3), R(3), P(3),
+                              R(3), P(3), 0.001, False),
+    "nn_depth_to_space": C("nn.depth_to_space", R(2, 2, 3, 8), 2),
+    "nn_space_to_depth": C("nn.space_to_depth", R(1, 4, 6, 2), 2),
+    "nn_lrn": C("nn.local_response_normalization", R(2, 3, 3, 6)),
+    "nn_lrn_args": C("nn.lrn", R(1, 2, 2, 5), depth_radius=1, bias=2.0, alpha=0.5, beta=0.75),
+    "nn_max_pool1d": C("nn.max_pool1d", D(2, 7, 3), 3, 2, "SAME"),
+    "nn_avg_pool1d": C("nn.avg_pool1d", R(2, 7, 3), [1, 2, 1], [1, 2, 1], "VALID"),
+    "nn_pool_max": C("nn.pool", D(2, 6, 6, 2), [2, 3], "MAX", strides=[2, 1], padding="SAME"),
+    "nn_pool_avg_1d": C("nn.pool", R(2, 6, 2), [2], "AVG"),
     # ------------------------------------------------------------ tf.signal
     "signal_frame": C("signal.frame", R(2, 10), 4, 3),
     "signal_frame_pad": C("signal.frame", R(10), 4, 3, pad_end=True, pad_value=0.5),
@@ -335,6 +369,10 @@ SRC = {
                                      "tf.ragged.constant([[1, 2], [3]]), 10)"),
     "ragged_segment_ids": "tf.ragged.row_splits_to_segment_ids([0, 2, 2, 5])",
     "ragged_row_splits_from_ids": "tf.ragged.segment_ids_to_row_splits([0, 0, 2, 2, 2])",
+    "nn_sufficient_statistics": "tf.nn.sufficient_statistics(tf.reshape(tf.range(12.0), "
+                                "[3, 4]), [0])[:3]",
+    "nn_sufficient_statistics_shift": "tf.nn.sufficient_statistics(tf.reshape(tf.range(12.0), "
+                                      "[2, 3, 2]), [0, 2], shift=0.5, keepdims=True)",
     "strings_split": rparts("tf.strings.split(tf.constant(['a b  c', '', 'd']))"),
     "strings_split_sep": rparts("tf.strings.split(tf.constant(['a,b,,c', 'd']), sep=',')"),
     "strings_split_max": rparts("tf.strings.split(tf.constant(['a,b,c']), sep=',', "
