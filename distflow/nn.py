@@ -598,6 +598,8 @@ _MORE.update({name: "nn_more" for name in (
     "log_poisson_loss", "lrn", "max_pool1d", "normalize_moments", "pool", "relu6", "silu",
     "softsign", "space_to_depth", "sufficient_statistics", "swish", "top_k",
     "weighted_cross_entropy_with_logits", "weighted_moments", "zero_fraction")})
+_MORE.update(all_candidate_sampler="candidate_sampling",
+             fixed_unigram_candidate_sampler="candidate_sampling")
 
 
 def __getattr__(name: str) -> Any:

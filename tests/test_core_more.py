@@ -156,3 +156,18 @@ def test_ragged_tensor_spec_and_rows():
     assert spec.is_compatible_with(rt) and spec.ragged_rank == 1
     assert rt.to_list() == [[1.0, 2.0], [3.0]] and len(rt) == 2
     assert [r.tolist() for r in rt.numpy()] == [[1.0, 2.0], [3.0]]
+
+
+def test_unique_candidate_sampling_draws_distinct_classes_with_consistent_expectations():
+    sampled, true_exp, sampled_exp = tf.random.log_uniform_candidate_sampler(
+        [[0], [7]], 1, 8, True, 20, seed=3)
+    ids = sampled.numpy()
+    assert len(set(ids.tolist())) == 8 and ids.min() >= 0 and ids.max() < 20
+    c = np.arange(20.0)
+    p = np.log((c + 2) / (c + 1)) / np.log(21.0)
+    tries = np.log1p(-sampled_exp.numpy()) / np.log1p(-p[ids])  # the same count for every id
+    assert np.allclose(tries, tries[0], rtol=1e-4) and tries[0] >= 8
+    np.testing.assert_allclose(true_exp.numpy()[:, 0], -np.expm1(tries[0] * np.log1p(-p[[0, 7]])),
+                               rtol=1e-4)
+    again = tf.random.log_uniform_candidate_sampler([[0], [7]], 1, 8, True, 20, seed=3)[0]
+    np.testing.assert_array_equal(again.numpy(), ids)

@@ -373,6 +373,16 @@ SRC = {
                                 "[3, 4]), [0])[:3]",
     "nn_sufficient_statistics_shift": "tf.nn.sufficient_statistics(tf.reshape(tf.range(12.0), "
                                       "[2, 3, 2]), [0, 2], shift=0.5, keepdims=True)",
+    # expected counts of draws with replacement are deterministic (the draws are not)
+    "sampler_uniform": "tf.random.uniform_candidate_sampler([[1, 3], [0, 9]], 2, 5, False, "
+                       "10)[1:]",
+    "sampler_log_uniform": "tf.random.log_uniform_candidate_sampler([[1], [40]], 1, 6, False, "
+                           "50)[1:2]",
+    "sampler_fixed_unigram": "tf.random.fixed_unigram_candidate_sampler([[2], [4]], 1, 4, "
+                             "False, 5, distortion=0.5, num_reserved_ids=1, "
+                             "unigrams=[4.0, 1.0, 2.0, 9.0])[1:2]",
+    "sampler_all": "tf.random.all_candidate_sampler([[1, 3], [0, 2]], 2, 4, True)",
+    "sampler_all_nn": "tf.nn.all_candidate_sampler([[1]], 1, 3, False)",
     "strings_split": rparts("tf.strings.split(tf.constant(['a b  c', '', 'd']))"),
     "strings_split_sep": rparts("tf.strings.split(tf.constant(['a,b,,c', 'd']), sep=',')"),
     "strings_split_max": rparts("tf.strings.split(tf.constant(['a,b,c']), sep=',', "
