@@ -189,13 +189,16 @@ def _patch_index(size: tuple, ksize: tuple, strides: tuple, rates: tuple, paddin
     return axes
 
 
-def extract_patches_nd(x: Any, ksize: Any, strides: Any, rates: Any, padding: str) -> Tensor:
+def extract_patches_nd(x: Any, ksize: Any, strides: Any, rates: Any, padding: str,
+                       pad_value: Any = 0) -> Tensor:
     """Patches of a channels-last `[batch, *spatial, channels]` tensor, flattened into the
-    last axis in (window position..., channel) order, as TF's patch ops lay them out."""
+    last axis in (window position..., channel) order, as TF's patch ops lay them out;
+    SAME padding uses `pad_value`."""
     x = ops.convert_to_tensor(x)
     spatial = tuple(int(d) for d in x.shape[1:-1])
     axes = _patch_index(spatial, ksize, strides, rates, padding)
-    padded = ops.pad(x, [[0, 0]] + [list(p) for _, p in axes] + [[0, 0]])
+    padded = ops.pad(x, [[0, 0]] + [list(p) for _, p in axes] + [[0, 0]],
+                     constant_values=pad_value)
     for i, (index, _) in enumerate(axes):  # each spatial axis becomes (out, window)
         axis = 1 + 2 * i
         padded = ops.gather(padded, index.reshape(-1), axis=axis)

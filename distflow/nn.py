@@ -598,6 +598,9 @@ _MORE.update({name: "nn_more" for name in (
     "log_poisson_loss", "lrn", "max_pool1d", "normalize_moments", "pool", "relu6", "silu",
     "softsign", "space_to_depth", "sufficient_statistics", "swish", "top_k",
     "weighted_cross_entropy_with_logits", "weighted_moments", "zero_fraction")})
+_MORE.update({name: "nn_patches" for name in (
+    "avg_pool3d", "conv3d", "dilation2d", "embedding_lookup_sparse", "erosion2d",
+    "max_pool3d", "max_pool_with_argmax", "safe_embedding_lookup_sparse")})
 _MORE.update(all_candidate_sampler="candidate_sampling",
              fixed_unigram_candidate_sampler="candidate_sampling")
 

@@ -162,6 +162,23 @@ CASES = {
     "nn_avg_pool1d": C("nn.avg_pool1d", R(2, 7, 3), [1, 2, 1], [1, 2, 1], "VALID"),
     "nn_pool_max": C("nn.pool", D(2, 6, 6, 2), [2, 3], "MAX", strides=[2, 1], padding="SAME"),
     "nn_pool_avg_1d": C("nn.pool", R(2, 6, 2), [2], "AVG"),
+    "nn_conv3d": C("nn.conv3d", R(2, 4, 5, 4, 2), R(2, 3, 2, 2, 3), [1, 1, 2, 1, 1], "SAME"),
+    "nn_conv3d_valid": C("nn.conv3d", R(1, 5, 4, 4, 1), R(2, 2, 2, 1, 2), [1, 2, 1, 1, 1],
+                         "VALID", dilations=[1, 1, 2, 1, 1]),
+    "nn_max_pool3d": C("nn.max_pool3d", D(2, 4, 5, 4, 2), [1, 2, 3, 2, 1], [1, 2, 2, 2, 1],
+                       "SAME"),
+    "nn_avg_pool3d": C("nn.avg_pool3d", R(1, 4, 5, 3, 2), 2, 2, "SAME"),
+    "nn_avg_pool3d_valid": C("nn.avg_pool3d", R(1, 4, 4, 4, 1), [1, 2, 2, 2, 1],
+                             [1, 1, 2, 2, 1], "VALID"),
+    "nn_dilation2d": C("nn.dilation2d", D(2, 5, 6, 2), R(2, 3, 2), [1, 1, 1, 1], "SAME",
+                       "NHWC", [1, 1, 1, 1]),
+    "nn_dilation2d_strided": C("nn.dilation2d", D(1, 6, 6, 1), R(2, 2, 1), [1, 2, 2, 1],
+                               "VALID", "NHWC", [1, 2, 1, 1]),
+    "nn_erosion2d": C("nn.erosion2d", D(1, 5, 5, 2), R(3, 2, 2), [1, 1, 1, 1], "SAME", "NHWC",
+                      [1, 1, 1, 1]),
+    "nn_max_pool_with_argmax": C("nn.max_pool_with_argmax", D(2, 4, 5, 3), 2, 2, "SAME"),
+    "nn_max_pool_with_argmax_batch": C("nn.max_pool_with_argmax", D(2, 4, 4, 2), [1, 3, 2, 1],
+                                       [1, 1, 2, 1], "VALID", include_batch_in_index=True),
     # ------------------------------------------------------------ tf.signal
     "signal_frame": C("signal.frame", R(2, 10), 4, 3),
     "signal_frame_pad": C("signal.frame", R(10), 4, 3, pad_end=True, pad_value=0.5),
@@ -242,6 +259,13 @@ def rparts(expr):
     """The values and row splits of a RaggedTensor expression."""
     return f"(lambda r: (r.values, r.row_splits))({expr})"
 
+
+EMB = "tf.reshape(tf.range(12.0), [4, 3])"
+IDS = "tf.sparse.SparseTensor([[0, 0], [0, 1], [2, 0]], tf.constant([1, 3, 2], tf.int64), " \
+      "[4, 2])"
+WTS = "tf.sparse.SparseTensor([[0, 0], [0, 1], [2, 0]], [2.0, 0.5, 1.5], [4, 2])"
+IDS_NEG = "tf.sparse.SparseTensor([[0, 0], [0, 1], [2, 0]], tf.constant([1, -1, 2], tf.int64), " \
+          "[4, 2])"
 
 WAVE = "[[0.5, -1.0], [1.0, 0.25], [100.7 / 32768, -100.5 / 32768], [0.3, 2.0], " \
        "[-0.00001, 0.99999]]"
@@ -383,6 +407,14 @@ SRC = {
                              "unigrams=[4.0, 1.0, 2.0, 9.0])[1:2]",
     "sampler_all": "tf.random.all_candidate_sampler([[1, 3], [0, 2]], 2, 4, True)",
     "sampler_all_nn": "tf.nn.all_candidate_sampler([[1]], 1, 3, False)",
+    "nn_embedding_lookup_sparse": f"tf.nn.embedding_lookup_sparse({EMB}, {IDS}, None)",
+    "nn_embedding_lookup_sparse_sum": f"tf.nn.embedding_lookup_sparse({EMB}, {IDS}, {WTS}, "
+                                      "combiner='sum')",
+    "nn_embedding_lookup_sparse_sqrtn": f"tf.nn.embedding_lookup_sparse({EMB}, {IDS}, {WTS}, "
+                                        "combiner='sqrtn')",
+    "nn_safe_embedding_lookup_sparse": f"tf.nn.safe_embedding_lookup_sparse({EMB}, {IDS_NEG})",
+    "nn_safe_embedding_lookup_default": f"tf.nn.safe_embedding_lookup_sparse({EMB}, {IDS_NEG}, "
+                                        f"{WTS}, default_id=2)",
     "strings_split": rparts("tf.strings.split(tf.constant(['a b  c', '', 'd']))"),
     "strings_split_sep": rparts("tf.strings.split(tf.constant(['a,b,,c', 'd']), sep=',')"),
     "strings_split_max": rparts("tf.strings.split(tf.constant(['a,b,c']), sep=',', "
