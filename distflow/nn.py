@@ -601,6 +601,9 @@ _MORE.update({name: "nn_more" for name in (
 _MORE.update({name: "nn_patches" for name in (
     "avg_pool3d", "conv3d", "dilation2d", "embedding_lookup_sparse", "erosion2d",
     "max_pool3d", "max_pool_with_argmax", "safe_embedding_lookup_sparse")})
+_MORE.update({name: "nn_sampled" for name in (
+    "collapse_repeated", "compute_accidental_hits", "ctc_unique_labels", "isotonic_regression",
+    "nce_loss", "sampled_softmax_loss")})
 _MORE.update(all_candidate_sampler="candidate_sampling",
              fixed_unigram_candidate_sampler="candidate_sampling")
 

@@ -44,6 +44,9 @@ def IMG(*shape):
     return A(rng.uniform(0.0, 1.0, shape))
 
 
+# (sampled candidates, true expected counts, sampled expected counts) for the sampled losses
+SAMPLED = [A([7, 1, 4, 0], "int64"), A([[0.5], [0.25]]), A([0.3, 0.9, 0.6, 0.8])]
+
 U8 = A(rng.randint(0, 256, (2, 3, 4, 3)), "uint8")
 
 CASES = {
@@ -179,6 +182,25 @@ CASES = {
     "nn_max_pool_with_argmax": C("nn.max_pool_with_argmax", D(2, 4, 5, 3), 2, 2, "SAME"),
     "nn_max_pool_with_argmax_batch": C("nn.max_pool_with_argmax", D(2, 4, 4, 2), [1, 3, 2, 1],
                                        [1, 1, 2, 1], "VALID", include_batch_in_index=True),
+    "nn_accidental_hits": C("nn.compute_accidental_hits", A([[1, 4], [2, 0]], "int64"),
+                            A([4, 2, 7, 1], "int64"), 2),
+    "nn_nce_loss": C("nn.nce_loss", R(10, 3), R(10), A([[2], [7]], "int64"), R(2, 3), 4, 10,
+                     sampled_values=SAMPLED),
+    "nn_nce_loss_hits": C("nn.nce_loss", R(10, 3), R(10), A([[2, 5], [7, 1]], "int64"),
+                          R(2, 3), 4, 10, num_true=2, sampled_values=SAMPLED,
+                          remove_accidental_hits=True),
+    "nn_sampled_softmax": C("nn.sampled_softmax_loss", R(10, 3), R(10), A([[3], [7]], "int64"),
+                            R(2, 3), 4, 10, sampled_values=SAMPLED),
+    "nn_sampled_softmax_keep": C("nn.sampled_softmax_loss", R(10, 3), R(10),
+                                 A([[3], [7]], "int64"), R(2, 3), 4, 10, sampled_values=SAMPLED,
+                                 remove_accidental_hits=False),
+    "nn_collapse_repeated": C("nn.collapse_repeated", I([[1, 1, 2, 2, 3], [4, 4, 4, 5, 5]]),
+                              I([5, 3])),
+    "nn_ctc_unique_labels": C("nn.ctc_unique_labels", I([[3, 1, 3, 2], [5, 5, 0, 0]])),
+    "nn_isotonic": C("nn.isotonic_regression", A([[1.0, 3.0, 2.0, 4.0, 3.5], [5, 4, 3, 2, 1]])),
+    "nn_isotonic_increasing": C("nn.isotonic_regression", A([[1.0, 3.0, 2.0, 4.0, 3.5]]),
+                                decreasing=False),
+    "nn_isotonic_axis": C("nn.isotonic_regression", R(4, 3), axis=0),
     # ------------------------------------------------------------ tf.signal
     "signal_frame": C("signal.frame", R(2, 10), 4, 3),
     "signal_frame_pad": C("signal.frame", R(10), 4, 3, pad_end=True, pad_value=0.5),
