@@ -171,3 +171,10 @@ def test_unique_candidate_sampling_draws_distinct_classes_with_consistent_expect
                                rtol=1e-4)
     again = tf.random.log_uniform_candidate_sampler([[0], [7]], 1, 8, True, 20, seed=3)[0]
     np.testing.assert_array_equal(again.numpy(), ids)
+
+
+def test_tridiagonal_eigenvalues_differentiate_through_the_dense_matrix():
+    def f(alpha, beta):
+        return tf.linalg.eigh_tridiagonal(alpha, beta) * np.array([1.0, -2.0, 0.5])
+
+    test_util.check_grads(f, [np.array([1.0, 2.0, 3.5]), np.array([0.5, -0.3])])

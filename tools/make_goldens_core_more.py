@@ -201,6 +201,13 @@ CASES = {
     "nn_isotonic_increasing": C("nn.isotonic_regression", A([[1.0, 3.0, 2.0, 4.0, 3.5]]),
                                 decreasing=False),
     "nn_isotonic_axis": C("nn.isotonic_regression", R(4, 3), axis=0),
+    "linalg_eigh_tridiagonal": C("linalg.eigh_tridiagonal", R(5), R(4), grad=False),
+    "linalg_eigh_tridiagonal_v": C("linalg.eigh_tridiagonal", A([1.0, 2.0, 3.0, 4.0]),
+                                   A([0.5, 0.25, 1.0]), select="v", select_range=[1.5, 5.0],
+                                   grad=False),
+    "linalg_eigh_tridiagonal_i": C("linalg.eigh_tridiagonal", A([1.0, 2.0, 3.0, 4.0]),
+                                   A([0.5, 0.25, 1.0]), select="i", select_range=[1, 2],
+                                   grad=False),
     # ------------------------------------------------------------ tf.signal
     "signal_frame": C("signal.frame", R(2, 10), 4, 3),
     "signal_frame_pad": C("signal.frame", R(10), 4, 3, pad_end=True, pad_value=0.5),
