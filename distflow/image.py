@@ -193,6 +193,9 @@ def resize(images: Tensor, size: Any, method: str = ResizeMethod.BILINEAR,
     h, w = _hw(images)
     if preserve_aspect_ratio:
         new_h, new_w = _aspect_size(h, w, (new_h, new_w))
+    if antialias and (new_h < h or new_w < w):
+        raise ValueError("tf.image.resize(antialias=True) is not supported when shrinking "
+                         "(it filters over the source pixels); use antialias=False.")
     if method == ResizeMethod.NEAREST_NEIGHBOR:
         return ops.gather(ops.gather(images, _nearest_index(h, new_h), axis=1),
                           _nearest_index(w, new_w), axis=2)

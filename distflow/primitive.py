@@ -112,9 +112,11 @@ def string_array(value: Any) -> np.ndarray:
 def _is_text(value: Any, dtype: Any) -> bool:
     if dtype is not None:
         return getattr(dtype, "name", dtype) in ("string", object, "object")
-    if isinstance(value, str | bytes):
-        return True
-    return isinstance(value, list | tuple | np.ndarray) and np.asarray(value).dtype.kind in "SU"
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "SU"
+    while isinstance(value, list | tuple) and value:  # the first leaf decides (no copy)
+        value = value[0]
+    return isinstance(value, str | bytes | np.str_ | np.bytes_)
 
 
 def constant(value: Any, dtype: Any = None, shape: Sequence[int] | None = None) -> Tensor:

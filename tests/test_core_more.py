@@ -178,3 +178,10 @@ def test_tridiagonal_eigenvalues_differentiate_through_the_dense_matrix():
         return tf.linalg.eigh_tridiagonal(alpha, beta) * np.array([1.0, -2.0, 0.5])
 
     test_util.check_grads(f, [np.array([1.0, 2.0, 3.5]), np.array([0.5, -0.3])])
+
+
+def test_resize_refuses_antialiased_shrinking_it_cannot_match():
+    images = np.zeros((1, 8, 8, 1), "float32")
+    with pytest.raises(ValueError, match="antialias"):
+        tf.image.resize(images, [4, 4], antialias=True)
+    assert tf.image.resize(images, [16, 12], antialias=True).shape == (1, 16, 12, 1)
