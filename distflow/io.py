@@ -18,6 +18,7 @@ from typing import Any
 from distflow.io_codecs import (  # noqa: F401  (tf.io's names)
     decode_base64,
     decode_compressed,
+    decode_csv,
     decode_raw,
     encode_base64,
 )

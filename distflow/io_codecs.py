@@ -1,5 +1,6 @@
-"""`tf.io`'s byte codecs: raw bytes to numbers (`decode_raw`), web-safe base64 and
-zlib/gzip decompression, on the host with TensorFlow's semantics.
+"""`tf.io`'s byte codecs: raw bytes to numbers (`decode_raw`), CSV records
+(`decode_csv`), web-safe base64 and zlib/gzip decompression, on the host with
+TensorFlow's semantics.
 
 String inputs and results are NumPy arrays of `bytes` (see `distflow.strings`).
 """
@@ -7,6 +8,7 @@ String inputs and results are NumPy arrays of `bytes` (see `distflow.strings`).
 from __future__ import annotations
 
 import base64
+import csv
 import gzip
 import zlib
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from distflow.graph.errors import InvalidArgumentError
-from distflow.primitive import constant
+from distflow.primitive import constant, string_array
 from distflow.strings import as_bytes
 from distflow.tensor import Tensor
 
@@ -73,3 +75,74 @@ def decode_compressed(bytes: Any, compression_type: str = "",  # noqa: A002
         raise ValueError(f"compression_type must be '', 'ZLIB' or 'GZIP'. Received: "
                          f"{compression_type!r}")
     return _map_bytes(kinds[compression_type], otypes=[object])(as_bytes(bytes))
+
+
+# ------------------------------------------------------------ CSV
+
+
+def _column_default(default: Any) -> tuple[np.dtype, Any]:
+    """A column's dtype and default value (None: the field is required)."""
+    if isinstance(default, list | tuple) and len(default) == 1 and isinstance(default[0], Tensor):
+        default = default[0]  # [tf.constant(0, tf.int64)]: the tensor's dtype
+    value = default if isinstance(default, Tensor | np.ndarray) else constant(default)
+    arr = value if isinstance(value, np.ndarray) else value.numpy()
+    dtype = np.dtype(object) if arr.dtype.kind in "OSU" else arr.dtype
+    if dtype.kind != "O" and dtype.name not in ("float32", "float64", "int32", "int64"):
+        raise TypeError(f"record_defaults must be float32, float64, int32, int64 or string. "
+                        f"Received: {dtype.name}")
+    return dtype, (arr.reshape(-1)[0] if arr.size else None)
+
+
+def _fields(record: bytes, delim: str, quoted: bool) -> list[str]:
+    text = record.decode()
+    if quoted:
+        return next(csv.reader([text], delimiter=delim, quotechar='"', doublequote=True))
+    return text.split(delim)
+
+
+def _parse(text: str, dtype: np.dtype, column: int) -> Any:
+    if dtype.kind == "O":
+        return text.encode()
+    try:
+        return (float if dtype.kind == "f" else int)(text)
+    except ValueError:
+        raise InvalidArgumentError(f"Field {column} in record is not a valid {dtype.name}: "
+                                   f"{text!r}") from None
+
+
+def decode_csv(records: Any, record_defaults: Any, field_delim: str = ",",
+               use_quote_delim: bool = True, name: str | None = None, na_value: str = "",
+               select_cols: Any = None) -> list[Any]:
+    """Parses CSV lines into one tensor per column (text columns as arrays of bytes).
+
+    Args:
+        records: string(s), one record each; the results have their shape.
+        record_defaults: one default per column (e.g. `[[0.0], [0], [""]]`): its dtype
+            is the column's, its value fills empty or `na_value` fields; an empty
+            default (`tf.constant([], tf.int32)`) makes the field required.
+        field_delim: the one-character separator.
+        use_quote_delim: `"..."` quotes fields (`""` is a quote inside one).
+        select_cols: the (increasing) columns to read, one default each.
+    """
+    arr = string_array(records)
+    columns = [_column_default(d) for d in record_defaults]
+    cols = list(range(len(columns))) if select_cols is None else [int(c) for c in select_cols]
+    if len(cols) != len(columns) or cols != sorted(set(cols)):
+        raise ValueError(f"select_cols must be increasing, one per record default. Received: "
+                         f"select_cols={select_cols}")
+    out = [np.empty(arr.shape, dtype) for dtype, _ in columns]
+    for idx in np.ndindex(arr.shape):
+        fields = _fields(arr[idx], field_delim, use_quote_delim)
+        if (select_cols is None and len(fields) != len(cols)) or cols[-1] >= len(fields):
+            raise InvalidArgumentError(f"Expect {len(cols)} fields but have {len(fields)} in "
+                                       f"record {arr[idx]!r}")
+        for k, (c, (dtype, default)) in enumerate(zip(cols, columns)):
+            text = fields[c]
+            if text == "" or text == na_value:
+                if default is None:
+                    raise InvalidArgumentError(f"Field {c} is required but missing in record "
+                                               f"{arr[idx]!r}")
+                out[k][idx] = default
+            else:
+                out[k][idx] = _parse(text, dtype, c)
+    return [o if o.dtype.kind == "O" else constant(o) for o in out]

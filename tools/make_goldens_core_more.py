@@ -372,6 +372,15 @@ SRC = {
                         "fixed_length=4)",
     "encode_base64": "tf.io.encode_base64(tf.constant(['hello?>', '', 'ab']))",
     "encode_base64_pad": "tf.io.encode_base64(tf.constant(['hello?>', 'ab']), pad=True)",
+    "decode_csv": "tf.io.decode_csv(['1,2.5,a', ',,\"b,c\"'], [[0], [1.0], ['x']])",
+    "decode_csv_scalar": "tf.io.decode_csv('3,4', [tf.constant([], tf.int64), [0.0]])",
+    "decode_csv_select": "tf.io.decode_csv(['1;2;3', '4;5;6'], [[0], [0]], field_delim=';', "
+                         "select_cols=[0, 2])",
+    "decode_csv_na": "tf.io.decode_csv(['NA,2', '1.5,NA'], [[0.0], [7]], na_value='NA')",
+    "decode_csv_quotes": "tf.io.decode_csv(['\"a\"\"b\",2', ' 5 ,3'], [[''], [0]])",
+    "decode_csv_no_quotes": "tf.io.decode_csv(['1.5e2,7', '2,-3'], [[0.0], [0.0]], "
+                            "use_quote_delim=False)",
+    "decode_csv_2d": "tf.io.decode_csv([['1,2'], ['3,4']], [[0], [tf.constant(0, tf.int64)]])",
     "decode_base64": "tf.io.decode_base64(tf.constant(['aGVsbG8_Pg', 'YWI=', '']))",
     # ------------------------------------------------------------ tf.lookup
     "lookup_static": f"{TABLE}.lookup(tf.constant([['b', 'zz'], ['a', 'c']]))",
@@ -460,6 +469,9 @@ SRC_ERRORS = {
     "sparse_to_dense_dense": "tf.sparse.to_dense(tf.constant([1.0]))",
     "lookup_wrong_key_type": f"{TABLE}.lookup(tf.constant([1, 2]))",
     "ragged_bad_splits": "tf.RaggedTensor.from_row_splits([1, 2, 3], [0, 2])",
+    "decode_csv_required": "tf.io.decode_csv([',1'], [tf.constant([], tf.int32), [0]])",
+    "decode_csv_too_many": "tf.io.decode_csv(['1,2,3'], [[0], [0]])",
+    "decode_csv_bad_int": "tf.io.decode_csv(['x,2'], [[0], [0]])",
     "decode_raw_uneven": "tf.io.decode_raw(tf.constant(['abcd', 'ab']), tf.uint8)",
     "decode_wav_garbage": "tf.audio.decode_wav(tf.constant('not a wav file'))",
 }
