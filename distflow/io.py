@@ -19,8 +19,12 @@ from distflow.io_codecs import (  # noqa: F401  (tf.io's names)
     decode_base64,
     decode_compressed,
     decode_csv,
+    decode_image,
+    decode_png,
     decode_raw,
     encode_base64,
+    encode_png,
+    is_jpeg,
 )
 
 

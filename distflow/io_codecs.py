@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import png
 from distflow.graph.errors import InvalidArgumentError
 from distflow.primitive import constant, string_array
 from distflow.strings import as_bytes
@@ -146,3 +147,83 @@ def decode_csv(records: Any, record_defaults: Any, field_delim: str = ",",
             else:
                 out[k][idx] = _parse(text, dtype, c)
     return [o if o.dtype.kind == "O" else constant(o) for o in out]
+
+
+# ------------------------------------------------------------ images
+
+
+def _one_file(contents: Any, what: str) -> bytes:
+    arr = string_array(contents)
+    if arr.shape != ():
+        raise ValueError(f"{what} takes one file's bytes (a scalar string). Received: "
+                         f"shape={arr.shape}")
+    return arr.item()
+
+
+def _convert_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """Grey/RGB with or without alpha to `channels` (0: as stored), as TF's decoders do."""
+    have = pixels.shape[-1]
+    if channels in (0, have):
+        return pixels
+    full = np.iinfo(pixels.dtype).max
+    colour = pixels[..., :have - (have in (2, 4))]  # without alpha
+    if colour.shape[-1] == 3 and channels in (1, 2):
+        raise ValueError("Converting a colour PNG to grey (channels=1 or 2) is not supported.")
+    if channels in (1, 2):
+        base = colour
+    else:
+        base = np.repeat(colour, 3, axis=-1) if colour.shape[-1] == 1 else colour
+    if channels in (2, 4):
+        alpha = pixels[..., -1:] if have in (2, 4) else np.full(pixels.shape[:-1] + (1,), full,
+                                                               pixels.dtype)
+        base = np.concatenate([base, alpha], axis=-1)
+    return base
+
+
+def decode_png(contents: Any, channels: int = 0, dtype: Any = np.uint8,
+               name: str | None = None) -> Tensor:
+    """The `[height, width, channels]` pixels of a PNG file, as uint8 or uint16."""
+    try:
+        pixels = png.decode_png(_one_file(contents, "decode_png"))
+    except (ValueError, KeyError, zlib.error) as e:
+        raise InvalidArgumentError(f"decode_png: {e}") from None
+    out = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
+    if out == np.uint16 and pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.uint16) * 257
+    elif out == np.uint8 and pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif out not in (np.uint8, np.uint16):
+        raise TypeError(f"decode_png gives uint8 or uint16. Received: dtype={out}")
+    return constant(_convert_channels(pixels, int(channels)))
+
+
+def encode_png(image: Any, compression: int = -1, name: str | None = None) -> bytes:
+    """A PNG file of a `[height, width, channels]` uint8 or uint16 image (1 to 4 channels)."""
+    arr = image.numpy() if isinstance(image, Tensor) else np.asarray(image)
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4) or arr.dtype not in (np.uint8,
+                                                                                np.uint16):
+        raise ValueError(f"encode_png takes a uint8/uint16 [height, width, 1-4] image. "
+                         f"Received: shape={arr.shape}, dtype={arr.dtype}")
+    return png.encode_png(arr)
+
+
+def is_jpeg(contents: Any, name: str | None = None) -> Tensor:
+    """Whether the bytes start with JPEG's marker (FF D8 FF)."""
+    return constant(np.bool_(_one_file(contents, "is_jpeg")[:3] == b"\xff\xd8\xff"))
+
+
+def decode_image(contents: Any, channels: int | None = None, dtype: Any = np.uint8,
+                 name: str | None = None, expand_animations: bool = True) -> Tensor:
+    """Decodes a PNG file (TF also reads JPEG, GIF and BMP, which are not supported here);
+    a float `dtype` rescales to [0, 1] as `tf.image.convert_image_dtype`."""
+    data = _one_file(contents, "decode_image")
+    if not data.startswith(png.SIGNATURE):
+        kind = "JPEG" if data[:3] == b"\xff\xd8\xff" else "GIF" if data[:3] == b"GIF" else \
+            "BMP" if data[:2] == b"BM" else "unknown"
+        raise InvalidArgumentError(f"decode_image reads PNG files only. Received: a {kind} "
+                                   f"file.")
+    out = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
+    pixels = decode_png(data, channels or 0, np.uint16 if out == np.uint16 else np.uint8)
+    if out.kind == "f":
+        return pixels * np.asarray(1.0 / np.iinfo(pixels.dtype).max, out)
+    return pixels

@@ -20,7 +20,8 @@ ERRORS = sorted(n for n, c in SRC.items() if "error" in c)
 @pytest.mark.parametrize("name", VALUES)
 def test_expression_matches_tensorflow(name):
     case = SRC[name]
-    actual = eval(case["src"], {"tf": tf})  # noqa: S307  (our own fixed case strings)
+    scope = {"tf": tf, "GOLDENS": str(GOLDENS)}  # PNG fixtures written by TF's encoder
+    actual = eval(case["src"], scope)  # noqa: S307  (our own fixed case strings)
     assert_same(actual, decode(case["value"]), name, rtol=1e-5)
 
 
@@ -185,3 +186,28 @@ def test_resize_refuses_antialiased_shrinking_it_cannot_match():
     with pytest.raises(ValueError, match="antialias"):
         tf.image.resize(images, [4, 4], antialias=True)
     assert tf.image.resize(images, [16, 12], antialias=True).shape == (1, 16, 12, 1)
+
+
+def _chunk(kind, body):
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(
+        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def test_a_palette_png_expands_to_its_colours_with_transparency():
+    import struct
+    import zlib
+
+    index = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    rows = np.concatenate([np.zeros((2, 1), np.uint8), index], axis=1)
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 3, 0, 0, 0))
+            + _chunk(b"PLTE", palette.tobytes()) + _chunk(b"tRNS", bytes([10, 20]))
+            + _chunk(b"IDAT", zlib.compress(rows.tobytes())) + _chunk(b"IEND", b""))
+    pixels = tf.io.decode_png(data).numpy()
+    alpha = np.array([10, 20, 255], np.uint8)
+    np.testing.assert_array_equal(pixels, np.concatenate([palette, alpha[:, None]], 1)[index])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_png(b"not a png")

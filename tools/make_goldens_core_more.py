@@ -372,6 +372,24 @@ SRC = {
                         "fixed_length=4)",
     "encode_base64": "tf.io.encode_base64(tf.constant(['hello?>', '', 'ab']))",
     "encode_base64_pad": "tf.io.encode_base64(tf.constant(['hello?>', 'ab']), pad=True)",
+    "png_rgb": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgb.png'))",
+    "png_grey": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/grey.png'))",
+    "png_grey_alpha": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/grey_alpha.png'))",
+    "png_rgba": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgba.png'))",
+    "png_rgb16": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgb16.png'), dtype=tf.uint16)",
+    "png_rgb16_to_8": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgb16.png'))",
+    "png_rgb_to_rgba": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgb.png'), channels=4)",
+    "png_grey_to_rgb": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/grey.png'), channels=3)",
+    "png_rgba_to_rgb": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/rgba.png'), channels=3)",
+    "png_grey_alpha_to_grey": "tf.io.decode_png(tf.io.read_file(GOLDENS + "
+                              "'/png/grey_alpha.png'), channels=1)",
+    "png_u8_as_u16": "tf.io.decode_png(tf.io.read_file(GOLDENS + '/png/grey.png'), "
+                     "dtype=tf.uint16)",
+    "png_round_trip": "tf.io.decode_png(tf.io.encode_png(tf.constant([[[1, 2, 3], [250, 0, 9]]],"
+                      " tf.uint8)))",
+    "image_decode_float": "tf.io.decode_image(tf.io.read_file(GOLDENS + '/png/grey.png'), "
+                          "dtype=tf.float32)",
+    "is_jpeg": "[tf.io.is_jpeg(b'\\xff\\xd8\\xff\\xe0'), tf.io.is_jpeg(b'\\x89PNG')]",
     "decode_csv": "tf.io.decode_csv(['1,2.5,a', ',,\"b,c\"'], [[0], [1.0], ['x']])",
     "decode_csv_scalar": "tf.io.decode_csv('3,4', [tf.constant([], tf.int64), [0.0]])",
     "decode_csv_select": "tf.io.decode_csv(['1;2;3', '4;5;6'], [[0], [0]], field_delim=';', "
@@ -485,9 +503,28 @@ def error_class(src):
     return None
 
 
+def write_pngs():
+    """PNG files written by TF's encoder (libpng, adaptive row filters) for the decoder."""
+    os.makedirs(os.path.join(OUT, "png"), exist_ok=True)
+    y, x = np.mgrid[0:23, 0:31]
+    smooth = (x * 7 + y * 5) % 256
+    noisy = (smooth + rng.randint(0, 40, smooth.shape)) % 256
+    images = {"rgb": np.stack([smooth, noisy, 255 - smooth], -1).astype(np.uint8),
+              "grey": noisy[..., None].astype(np.uint8),
+              "grey_alpha": np.stack([smooth, noisy], -1).astype(np.uint8),
+              "rgba": np.stack([noisy, smooth, noisy // 2, 255 - noisy], -1).astype(np.uint8),
+              "rgb16": (np.stack([smooth, noisy, smooth], -1) * 257 + 3).astype(np.uint16)}
+    for name, pixels in images.items():
+        with open(os.path.join(OUT, "png", f"{name}.png"), "wb") as f:
+            f.write(tf.io.encode_png(pixels).numpy())
+
+
 def main():
+    write_pngs()
     cases = {name: {**case, **run(case)} for name, case in CASES.items()}
-    src = {name: {"src": s, "value": nest_encode(eval(s))} for name, s in SRC.items()}  # noqa: S307
+    scope = {"tf": tf, "GOLDENS": OUT}
+    src = {name: {"src": s, "value": nest_encode(eval(s, scope))}  # noqa: S307
+           for name, s in SRC.items()}
     src.update({name: {"src": s, "error": error_class(s)} for name, s in SRC_ERRORS.items()})
     with open(os.path.join(OUT, "more.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "cases": cases, "src": src}, f, indent=0)
