@@ -40,8 +40,8 @@ REASONS = [
      r"raw$|compress|match_filenames|FixedLenFeature|VarLenFeature|SparseFeature|"
      r"RaggedFeature|FixedLenSequenceFeature|TFRecordOptions|TFRecordWriter|"
      r"decode|encode|write_graph)",
-     "protocol buffers (Example, TensorProto), record, CSV/JSON and image file codecs, "
-     "unicode ops"),
+     "protocol buffers (Example, TensorProto), TFRecord files, JSON examples, the "
+     "JPEG/GIF/BMP/WebP codecs and unicode ops (CSV, PNG, raw bytes, base64 are done)"),
     (r"(?i)(sparse|ragged|IndexedSlices|^edit_distance$|^sets$)",
      "sparse and ragged ops beyond the SparseTensor/RaggedTensor core (tf.sparse, tf.ragged)"),
     (r"^(image|signal|audio|lookup|feature_column|extract_volume_patches)$",
