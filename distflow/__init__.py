@@ -125,7 +125,7 @@ from distflow.tensor import GradientTape, Tensor, Variable, stop_gradient
 
 # isort: split
 # tf.math / tf.linalg namespaces and the TF top-level ops built on the core
-from distflow import linalg, math
+from distflow import audio, image, linalg, lookup, math, ragged, sets, signal, sparse, strings
 from distflow.array_ops import (
     TensorArray,
     approx_top_k,
@@ -221,6 +221,13 @@ from distflow.config import device
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
 from distflow import autodiff, bitwise, debugging, queue, test
 from distflow import strategy_stack as _strategy_stack
+from distflow.composite import (
+    IndexedSlices,
+    IndexedSlicesSpec,
+    NoneTensorSpec,
+    TensorArraySpec,
+    register_tensor_conversion_function,
+)
 from distflow.control_ops import (
     AggregationMethod,
     Assert,
@@ -243,16 +250,27 @@ from distflow.control_ops import (
     inside_function,
     is_symbolic_tensor,
     no_op,
+    nondifferentiable_batch_function,
     recompute_grad,
     switch_case,
     tuple,
     type_spec_from_value,
+)
+from distflow.conv_ops import (
+    conv,
+    conv2d_backprop_filter_v2,
+    conv2d_backprop_input_v2,
+    extract_volume_patches,
 )
 from distflow.device_spec import DeviceSpec
 from distflow.graph import Operation, errors, gradients
 from distflow.linalg import matrix_square_root
 from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope
+from distflow.ragged import RaggedTensor, RaggedTensorSpec
+from distflow.sets import edit_distance
+from distflow.sparse import SparseTensor, SparseTensorSpec
+from distflow.strings import as_string, fingerprint
 from distflow.tensor_shape import TypeSpec
 
 truediv = divide

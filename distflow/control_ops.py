@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nest, ops
+from distflow import composite, nest, ops, sparse
 from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
 from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
-from distflow.tensor import Tensor, as_array, current_tape, graph_form, record
-from distflow.tensor_shape import TensorShape, TensorSpec
+from distflow.tensor import Tensor, as_array, current_tape, graph_form, record, stop_gradient
+from distflow.tensor_shape import TensorShape, TensorSpec, TypeSpec
 
 # ------------------------------------------------------------------ branches
 
@@ -132,8 +132,17 @@ def get_static_value(tensor: Any, partial: bool = False) -> np.ndarray | None:
     return np.asarray(as_array(tensor))
 
 
-def type_spec_from_value(value: Any) -> TensorSpec:
-    """The `TensorSpec` (shape and dtype) of a tensor or array-like value."""
+def type_spec_from_value(value: Any) -> TypeSpec:
+    """The spec of a value: `TensorSpec` (shape and dtype) of a tensor or array-like,
+    and the matching spec of None, a SparseTensor, IndexedSlices or a TensorArray."""
+    if value is None:
+        return composite.NoneTensorSpec()
+    if isinstance(value, sparse.SparseTensor):
+        return sparse.SparseTensorSpec.from_value(value)
+    if isinstance(value, composite.IndexedSlices):
+        return composite.IndexedSlicesSpec(value.shape, value.dtype)
+    if isinstance(value, composite.TensorArray):
+        return composite.TensorArraySpec.from_value(value)
     t = value if isinstance(value, Tensor) else ops.convert_to_tensor(value)
     return TensorSpec(t.shape, t.dtype)
 
@@ -295,3 +304,27 @@ class CriticalSection:
         """`fn()` while no other `execute` of this section runs; returns its result."""
         with self._lock:
             return fn()
+
+
+def nondifferentiable_batch_function(num_batch_threads: int, max_batch_size: int,
+                                     batch_timeout_micros: int,
+                                     allowed_batch_sizes: Sequence[int] | None = None,
+                                     max_enqueued_batches: int = 10, autograph: bool = True,
+                                     enable_large_batch_splitting: bool = True) -> Callable:
+    """Decorates a function whose calls TF may batch together across threads.
+
+    Batching calls is a serving throughput optimisation that leaves every result
+    unchanged; here each call runs at once, as a batch of its own. As in TF, the
+    results carry no gradient.
+    """
+    sizes = list(allowed_batch_sizes or [])
+    if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != max_batch_size):
+        raise ValueError(f"allowed_batch_sizes must increase and end with max_batch_size "
+                         f"({max_batch_size}). Received: {sizes}")
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def batched(*args: Any) -> Any:
+            return nest.map_structure(stop_gradient, fn(*args))
+        return batched
+    return decorator

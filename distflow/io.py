@@ -15,6 +15,18 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+from distflow.io_codecs import (  # noqa: F401  (tf.io's names)
+    decode_base64,
+    decode_compressed,
+    decode_csv,
+    decode_image,
+    decode_png,
+    decode_raw,
+    encode_base64,
+    encode_png,
+    is_jpeg,
+)
+
 
 def _path(path: Any) -> str:
     path = os.fspath(path.decode() if isinstance(path, bytes) else path)

@@ -577,3 +577,37 @@ matrix_square_root = sqrtm
 from distflow._naming import accept_names as _accept_names  # noqa: E402
 
 _accept_names(globals())  # every op takes TF's name= keyword
+
+
+def eigh_tridiagonal(alpha: Any, beta: Any, eigvals_only: bool = True, select: str = "a",
+                     select_range: Any = None, tol: Any = None,
+                     name: str | None = None) -> Any:
+    """Eigenvalues (ascending), and with `eigvals_only=False` eigenvectors (columns), of the
+    symmetric tridiagonal matrix with diagonal `alpha` and off-diagonal `beta`.
+
+    `select`: `"a"` all, `"v"` those in the half-open interval `(lo, hi]`, `"i"` those
+    of indices `lo..hi`, with `select_range = (lo, hi)`.
+    """
+    a, b = ops._pair(alpha, beta)
+    if a.ndim != 1 or b.ndim != 1 or b.shape[0] != a.shape[0] - 1:
+        raise ValueError(f"alpha must be [n] and beta [n - 1]. Received: {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    upper = ops.pad(diag(b), [[0, 1], [1, 0]])
+    dense = diag(a) + upper + ops.transpose(upper)
+    values, vectors = eigh(dense) if not eigvals_only else (eigvalsh(dense), None)
+    keep = _selected(values.numpy(), select, select_range)
+    if keep is not None:
+        values = ops.gather(values, keep)
+        vectors = None if vectors is None else ops.gather(vectors, keep, axis=1)
+    return values if eigvals_only else (values, vectors)
+
+
+def _selected(values: np.ndarray, select: str, select_range: Any) -> np.ndarray | None:
+    if select == "a":
+        return None
+    lo, hi = (float(v) for v in np.asarray(select_range).reshape(2))
+    if select == "v":
+        return np.flatnonzero((values > lo) & (values <= hi))
+    if select == "i":
+        return np.arange(int(lo), int(hi) + 1)
+    raise ValueError(f"select must be 'a', 'v' or 'i'. Received: select={select!r}")

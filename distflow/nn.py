@@ -584,3 +584,34 @@ def scale_regularization_loss(regularization_loss: Any) -> Tensor:
         [regularization_loss]
     return ops.add_n([ops.convert_to_tensor(x) for x in losses]) / float(
         strategy_stack.replicas_in_sync())
+
+
+# tf.nn names defined in modules that build on this one (convolution gradients and
+# transposes in `conv_ops`, the rest in `nn_more`): loaded on first use.
+_MORE = {name: "conv_ops" for name in (
+    "atrous_conv2d", "atrous_conv2d_transpose", "conv1d", "conv1d_transpose",
+    "conv2d_transpose", "conv_transpose", "convolution", "depthwise_conv2d",
+    "depthwise_conv2d_backprop_filter", "depthwise_conv2d_backprop_input", "separable_conv2d")}
+_MORE.update({name: "nn_more" for name in (
+    "avg_pool1d", "batch_norm_with_global_normalization", "crelu", "depth_to_space",
+    "embedding_lookup", "in_top_k", "l2_loss", "local_response_normalization",
+    "log_poisson_loss", "lrn", "max_pool1d", "normalize_moments", "pool", "relu6", "silu",
+    "softsign", "space_to_depth", "sufficient_statistics", "swish", "top_k",
+    "weighted_cross_entropy_with_logits", "weighted_moments", "zero_fraction")})
+_MORE.update({name: "nn_patches" for name in (
+    "avg_pool3d", "conv3d", "dilation2d", "embedding_lookup_sparse", "erosion2d",
+    "max_pool3d", "max_pool_with_argmax", "safe_embedding_lookup_sparse")})
+_MORE.update({name: "nn_sampled" for name in (
+    "collapse_repeated", "compute_accidental_hits", "ctc_unique_labels", "isotonic_regression",
+    "nce_loss", "sampled_softmax_loss")})
+_MORE.update(all_candidate_sampler="candidate_sampling",
+             fixed_unigram_candidate_sampler="candidate_sampling")
+
+
+def __getattr__(name: str) -> Any:
+    module = _MORE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distflow.nn' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"distflow.{module}"), name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.tensor import GRAPH, Tensor, as_array, record
+from distflow.tensor import CONVERSIONS, GRAPH, Tensor, as_array, record, registered_conversion
 
 
 class Primitive:
@@ -90,11 +90,44 @@ def convert_to_tensor(value: Any, dtype: Any = None) -> Tensor:
         if dtype is None or value.dtype == np.dtype(dtype):
             return value
         return cast(value, dtype)
+    if CONVERSIONS and (converted := registered_conversion(value, dtype)) is not None:
+        return convert_to_tensor(converted, dtype)  # keeps the function's gradient path
     return Tensor(value, dtype)
 
 
+def _to_bytes(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+_BYTES = np.vectorize(_to_bytes, otypes=[object])
+
+
+def string_array(value: Any) -> np.ndarray:
+    """`value` (str, bytes, or nested lists / arrays of them) as an object array of bytes:
+    distflow's string values (tensors hold numbers), what TF's `.numpy()` gives."""
+    arr = np.asarray(value, dtype=object)
+    return _BYTES(arr) if arr.size else arr.astype(object)
+
+
+def _is_text(value: Any, dtype: Any) -> bool:
+    if dtype is not None:
+        return getattr(dtype, "name", dtype) in ("string", object, "object")
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "SU"
+    while isinstance(value, list | tuple) and value:  # the first leaf decides (no copy)
+        value = value[0]
+    return isinstance(value, str | bytes | np.str_ | np.bytes_)
+
+
 def constant(value: Any, dtype: Any = None, shape: Sequence[int] | None = None) -> Tensor:
-    """Creates a constant tensor (a copy of `value`), as `tf.constant`."""
+    """Creates a constant tensor (a copy of `value`), as `tf.constant`.
+
+    Text (str/bytes values, or `dtype=tf.string`) gives a NumPy array of bytes
+    instead, as distflow keeps strings on the host.
+    """
+    if _is_text(value, dtype):
+        text = string_array(value)
+        return np.broadcast_to(text, tuple(shape)).copy() if shape is not None else text
     arr = np.array(as_array(value, dtype), copy=True)
     if shape is not None:
         arr = np.broadcast_to(arr, tuple(shape)).copy() if arr.size == 1 else arr.reshape(shape)

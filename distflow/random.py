@@ -321,3 +321,16 @@ def create_rng_state(seed: int, alg: Any) -> Tensor:
     """A state vector for `seed` (int64, shape [3], as TF's Philox state)."""
     key = np.random.default_rng(_non_negative_int("seed", seed)).integers(0, 2**62, 3)
     return Tensor._wrap(key.astype(np.int64))
+
+
+_SAMPLERS = ("all_candidate_sampler", "fixed_unigram_candidate_sampler",
+             "log_uniform_candidate_sampler", "uniform_candidate_sampler")
+
+
+def __getattr__(name: str) -> Any:
+    # the candidate samplers build on this module's generator: loaded on first use
+    if name not in _SAMPLERS:
+        raise AttributeError(f"module 'distflow.random' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module("distflow.candidate_sampling"), name)

@@ -17,11 +17,12 @@ import os
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from distflow.png import encode_png
 
 _state = threading.local()
 _global = {"writer": None, "step": None}
@@ -255,21 +256,6 @@ def image(name: str, data: Any, step: Any = None, max_outputs: int = 3,
         encoded_image_string=encode_png(img))) for i, img in enumerate(pixels[:max_outputs])]
     target[0]._add(Summary(value=values), target[1])
     return True
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """A PNG file of an [h, w, c] uint8 image (c = 1, 3 or 4), unfiltered and zlib-deflated."""
-    h, w, c = pixels.shape
-    color = {1: 0, 3: 2, 4: 6}[c]
-    rows = np.concatenate([np.zeros((h, 1), np.uint8), pixels.reshape(h, w * c)], axis=1)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.tobytes())) + chunk(b"IEND", b""))
 
 
 def flush(writer: Any = None, name: str | None = None) -> None:

@@ -97,6 +97,20 @@ def _check_dtype(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+# (priority, registration order, base type, function): `tf.register_tensor_conversion_function`
+CONVERSIONS: list[tuple[int, int, type, Any]] = []
+
+
+def registered_conversion(value: Any, dtype: Any = None) -> Tensor | None:
+    """The tensor a registered conversion function makes of `value` (None: none applies)."""
+    for _, _, base, fn in CONVERSIONS:
+        if isinstance(value, base):
+            out = fn(value, dtype=dtype, name=None, as_ref=False)
+            if out is not NotImplemented:
+                return out
+    return None
+
+
 def as_array(value: Any, dtype: Any = None) -> np.ndarray:
     """Converts `value` to an ndarray with TensorFlow's default dtypes.
 
@@ -112,6 +126,8 @@ def as_array(value: Any, dtype: Any = None) -> np.ndarray:
         if GRAPH.active and getattr(value, "_distflow_probe", False):
             GRAPH.probe(value)  # a value computed from a symbolic tensor's example value
         arr = np.asarray(value)
+    elif CONVERSIONS and (converted := registered_conversion(value, dtype)) is not None:
+        arr = as_array(converted)
     else:
         arr = np.asarray(value)
         if dtype is None and arr.dtype == np.float64:

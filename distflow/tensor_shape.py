@@ -208,3 +208,38 @@ class TensorSpec(TypeSpec):
 
     def __repr__(self) -> str:
         return f"TensorSpec(shape={self.shape}, dtype={self.dtype!r}, name={self.name!r})"
+
+
+class ValueSpec(TypeSpec):
+    """A spec by shape and dtype for a composite value (sparse, indexed slices, arrays).
+
+    Subclasses name the `value_type` they describe; two specs are equal when their
+    class, shape and dtype are.
+    """
+
+    value_type: type = object
+
+    def __init__(self, shape: Any = None, dtype: Any = "float32"):
+        self._shape = as_shape(shape)
+        self._dtype: DType = as_dtype(dtype)
+
+    shape = property(lambda self: self._shape, doc="The (possibly partial) shape.")
+    dtype = property(lambda self: self._dtype, doc="The element dtype.")
+
+    def is_compatible_with(self, spec_or_value: Any) -> bool:
+        """True for a value or spec of the same kind with a matching dtype and shape."""
+        other = spec_or_value
+        if not isinstance(other, type(self) | self.value_type):
+            return False
+        return np.dtype(other.dtype) == self._dtype and self._shape.is_compatible_with(
+            other.shape)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is type(self) and (self._shape, self._dtype) == (
+            other.shape, other.dtype) and self._shape.rank == other.shape.rank
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, str(self._shape), self._dtype))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self._shape}, dtype={self._dtype!r})"

@@ -14,11 +14,14 @@ import pytest
 
 import distflow as df
 
-GOLDENS = json.loads((pathlib.Path(__file__).parent / "goldens" / "core" / "ops.json")
-                     .read_text())["cases"]
+CORE = pathlib.Path(__file__).parent / "goldens" / "core"
+GOLDENS = {**json.loads((CORE / "ops.json").read_text())["cases"],
+           **json.loads((CORE / "more.json").read_text())["cases"]}  # tf.image, tf.strings, ...
 
 
 def decode(x):
+    if isinstance(x, dict) and x.get("dtype") == "string":  # strings stay NumPy arrays of bytes
+        return np.vectorize(str.encode, otypes=[object])(np.asarray(x["a"], dtype=object))
     if isinstance(x, dict) and "a" in x:
         return df.constant(np.asarray(x["a"], dtype=x["dtype"]))
     if isinstance(x, list):
@@ -27,6 +30,8 @@ def decode(x):
 
 
 def expected(e):
+    if e["dtype"] == "string":
+        return np.vectorize(str.encode, otypes=[object])(np.asarray(e["a"], dtype=object))
     arr = np.asarray(e["a"], dtype=e["dtype"]).reshape(e["shape"])
     if e.get("finite") is not None:
         fin = np.asarray(e["finite"], bool).reshape(e["shape"])
@@ -67,7 +72,9 @@ def close(actual, want, what):
     actual = np.asarray(actual)
     assert actual.dtype == want.dtype, f"{what}: dtype {actual.dtype}, TF gives {want.dtype}"
     assert actual.shape == want.shape, f"{what}: shape {actual.shape}, TF gives {want.shape}"
-    if want.dtype.kind == "f":
+    if want.dtype == object:  # strings: TF's bytes
+        assert actual.tolist() == want.tolist(), what
+    elif want.dtype.kind == "f":
         np.testing.assert_allclose(actual, want, rtol=2e-4, atol=2e-5, equal_nan=True,
                                    err_msg=what)
     else:

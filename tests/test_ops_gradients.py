@@ -108,6 +108,16 @@ CASES = {
         (lambda x, w: df.nn.conv2d(x, w, 1, "same"), [r(2, 5, 5, 4), r(3, 3, 2, 6)]),  # groups 2
         (lambda x, w: df.nn.conv2d(x, w, 1, "valid", dilations=[2, 1]),
          [r(2, 7, 6, 2), r(2, 3, 2, 3)])],
+    "conv2d_backprop_input": [
+        (lambda w, dy: df.conv2d_backprop_input_v2(np.zeros((2, 5, 6, 3)), w, dy, 2, "SAME"),
+         [r(3, 3, 3, 4), r(2, 3, 3, 4)]),
+        (lambda w, x: df.nn.conv2d_transpose(x, w, [1, 6, 5, 2], 1, "VALID", dilations=[1, 2]),
+         [r(2, 2, 2, 3), r(1, 5, 3, 3)])],
+    "conv2d_backprop_filter": [
+        (lambda x, dy: df.conv2d_backprop_filter_v2(x, np.zeros((3, 3, 3, 4)), dy, 2, "SAME"),
+         [r(2, 5, 6, 3), r(2, 3, 3, 4)]),
+        (lambda x, dy: df.conv2d_backprop_filter_v2(x, np.zeros((2, 2, 2, 2)), dy, 1, "valid",
+                                                    dilations=2), [nc(1, 7, 6, 2), r(1, 5, 4, 2)])],
     "conv2d_bias_relu": [
         (lambda x, w, b: df.nn.fused_conv2d(x, w, b, 1, "SAME", activation="relu"),
          [r(2, 5, 4, 3), r(3, 3, 3, 4), r(4)]),

@@ -109,7 +109,9 @@ def test_unsupported_dtype_is_a_clear_error():
     with pytest.raises(TypeError, match="Received: dtype=complex128"):
         df.constant(np.array([1 + 2j]))
     with pytest.raises(TypeError, match="dtype"):
-        df.constant(np.array(["a"]))
+        df.constant(np.array([object()]))
+    with pytest.raises(TypeError, match="dtype"):  # text stays on the host: no string tensors
+        df.Tensor(np.array(["a"]))
 
 
 def test_op_without_gradient_raises_clearly():

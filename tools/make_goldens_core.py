@@ -538,13 +538,24 @@ def nest_encode(x):
     if isinstance(x, dict):
         return {k: nest_encode(v) for k, v in x.items()}
     arr = np.asarray(x)
+    if arr.dtype.kind in "OSU":
+        return text_encode(arr)
     return {"a": arr.tolist(), "dtype": arr.dtype.name}
+
+
+def text_encode(arr):
+    """A string array as JSON: its bytes decoded as UTF-8, dtype "string"."""
+    text = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else str(b),
+                        otypes=[object])(arr)
+    return {"a": text.tolist(), "dtype": "string", "shape": list(arr.shape), "finite": None}
 
 
 # ------------------------------------------------------------------- runner
 
 
 def decode(x):
+    if isinstance(x, dict) and x.get("dtype") == "string":
+        return tf.constant(x["a"], tf.string)
     if isinstance(x, dict) and "a" in x:
         return tf.constant(np.asarray(x["a"], dtype=x["dtype"]))
     if isinstance(x, list):
@@ -567,6 +578,8 @@ def flatten(out):
 
 def encode(t):
     arr = np.asarray(t)
+    if arr.dtype.kind in "OSU":
+        return text_encode(arr)
     dtype = arr.dtype.name
     if arr.dtype.kind == "f":
         arr = np.where(np.isfinite(arr), arr, 0.0)  # json has no inf/nan: kept in "finite"
@@ -578,6 +591,11 @@ def encode(t):
 def cotangent(shape):
     n = int(np.prod(shape))
     return np.cos(np.arange(n, dtype=np.float64) + 1.0).reshape(shape).astype(np.float32)
+
+
+def S(x):
+    """A string array input."""
+    return {"a": np.asarray(x, dtype=object).tolist(), "dtype": "string"}
 
 
 def run(case):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.keras.layers.farmhash import _M, _shift_mix, fingerprint64
+from distflow.farmhash import _M, _shift_mix, fingerprint64
 from distflow.keras.layers.preprocessing_lookup import HostLayer, encode_ids, host_array
 
 __all__ = ["Hashing", "HashedCrossing"]

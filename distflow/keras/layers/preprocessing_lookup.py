@@ -380,7 +380,7 @@ class StringLookup(_IndexLookup):
         return token.decode("utf-8") if isinstance(token, bytes) else str(token)
 
     def _oov_ids(self, flat: list, missing: np.ndarray) -> np.ndarray:
-        from distflow.keras.layers.farmhash import fingerprint64
+        from distflow.farmhash import fingerprint64
         return np.array([fingerprint64(t.encode("utf-8")) % self.num_oov_indices if m else 0
                          for t, m in zip(flat, missing)], np.int64)
 
@@ -427,7 +427,7 @@ class IntegerLookup(_IndexLookup):
     def _oov_ids(self, flat: list, missing: np.ndarray) -> np.ndarray:
         if self.oov_method == "floormod":
             return np.mod(np.array(flat, np.int64), self.num_oov_indices)
-        from distflow.keras.layers.farmhash import fingerprint64
+        from distflow.farmhash import fingerprint64
         return np.array([fingerprint64(str(t).encode()) % self.num_oov_indices if m else 0
                          for t, m in zip(flat, missing)], np.int64)
 
