@@ -219,7 +219,7 @@ from distflow.config import device
 
 # isort: split
 # tf.debugging, tf.bitwise, tf.errors and the top-level control and checking helpers
-from distflow import autodiff, bitwise, debugging, queue, test
+from distflow import autodiff, bitwise, debugging, errors, queue, test
 from distflow import strategy_stack as _strategy_stack
 from distflow.composite import (
     IndexedSlices,
@@ -263,7 +263,7 @@ from distflow.conv_ops import (
     extract_volume_patches,
 )
 from distflow.device_spec import DeviceSpec
-from distflow.graph import Operation, errors, gradients
+from distflow.graph import Operation, gradients
 from distflow.linalg import matrix_square_root
 from distflow.math_ops import bitcast, saturate_cast
 from distflow.module import Module, get_current_name_scope, name_scope

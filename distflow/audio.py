@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.graph.errors import InvalidArgumentError
+from distflow.errors import InvalidArgumentError
 from distflow.primitive import constant
 from distflow.tensor import Tensor
 

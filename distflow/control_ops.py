@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from distflow import composite, nest, ops, sparse
+from distflow.errors import InvalidArgumentError
 from distflow.graph.control_flow import cond
 from distflow.graph.core import GraphTensor, building_graph
-from distflow.graph.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
 from distflow.tensor import Tensor, as_array, current_tape, graph_form, record, stop_gradient
 from distflow.tensor_shape import TensorShape, TensorSpec, TypeSpec

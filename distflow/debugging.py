@@ -18,7 +18,7 @@ from distflow.control_ops import (  # noqa: F401  (tf.debugging's names)
     assert_rank,
     ensure_shape,
 )
-from distflow.graph.errors import InvalidArgumentError
+from distflow.errors import InvalidArgumentError
 from distflow.reorder_ops import identity
 from distflow.tensor import Tensor, as_array
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from distflow import png
-from distflow.graph.errors import InvalidArgumentError
+from distflow.errors import InvalidArgumentError
 from distflow.primitive import constant, string_array
 from distflow.strings import as_bytes
 from distflow.tensor import Tensor
@@ -225,5 +225,6 @@ def decode_image(contents: Any, channels: int | None = None, dtype: Any = np.uin
     out = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
     pixels = decode_png(data, channels or 0, np.uint16 if out == np.uint16 else np.uint8)
     if out.kind == "f":
-        return pixels * np.asarray(1.0 / np.iinfo(pixels.dtype).max, out)
+        scale = np.asarray(1.0 / np.iinfo(pixels.dtype).max, out)
+        return Tensor._wrap(np.asarray(pixels.value, out) * scale)
     return pixels

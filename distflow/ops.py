@@ -168,10 +168,13 @@ def multiply(x: Any, y: Any) -> Tensor:
 
 
 def divide(x: Any, y: Any) -> Tensor:
-    """Elementwise true division; integer inputs give float32, as `tf.math.divide`."""
+    """Elementwise true division; integers give float64 (float32 for 8- and 16-bit
+    ones), as `tf.math.divide`."""
     x, y = _pair(x, y)
     if x.dtype.kind != "f":
-        x, y = cast(x, np.float32), cast(y, np.float32)
+        wide = x.dtype.kind == "b" or x.dtype.itemsize <= 2
+        x, y = cast(x, np.float32 if wide else np.float64), cast(y, np.float32 if wide
+                                                                 else np.float64)
     return _divide(x, y)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow.errors import DTypeMismatchError
 from distflow.tensor import CONVERSIONS, GRAPH, Tensor, as_array, record, registered_conversion
 
 
@@ -143,22 +144,38 @@ def _promote(a: np.dtype, b: np.dtype) -> np.dtype:
 
 
 def _weak(value: Any, like: np.dtype) -> Tensor:
-    """Converts a non-tensor operand to the other operand's dtype (weak typing)."""
+    """Converts a non-tensor operand to the other operand's dtype, as TF does.
+
+    NumPy values are cast (`np.float64(2.5)` times an int32 tensor is 2 * 2);
+    a Python float refused by an integer tensor is an error, as TF's.
+    """
     if type(value) is np.ndarray and value.dtype == like:  # the common case: no conversion
         return Tensor._wrap(value)
-    arr = as_array(value) if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype.kind == "f" and like.kind != "f":
-        return Tensor(arr, np.float32 if not isinstance(value, np.ndarray) else None)
+    if isinstance(value, np.ndarray | np.generic):
+        return Tensor(as_array(value).astype(like, copy=False))
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" and like.kind in "iu":
+        raise TypeError(f"Cannot convert {value!r} to EagerTensor of dtype {like.name}. Write the "
+                        f"constant as an int, or cast the tensor first: "
+                        f"tf.cast(x, tf.float32).")
+    if arr.dtype.kind == "f" and like.kind == "b":
+        return Tensor(arr, np.float32)  # bool masks times floats (distflow's own layers)
     return Tensor(arr, like)
+
+
+def _mixed(x: Tensor, y: Tensor) -> None:
+    raise DTypeMismatchError(
+        f"An operation on tensors of different dtypes: {x.dtype.name} and {y.dtype.name}. "
+        f"TensorFlow "
+        f"does not promote between tensors: cast one first, e.g. tf.cast(y, {x.dtype.name}).")
 
 
 def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
     xt, yt = isinstance(x, Tensor), isinstance(y, Tensor)
     if xt and yt:
-        if x.value.dtype == y.value.dtype:
-            return x, y
-        dt = _promote(x.dtype, y.dtype)
-        return convert_to_tensor(x, dt), convert_to_tensor(y, dt)
+        if x.value.dtype != y.value.dtype:
+            _mixed(x, y)
+        return x, y
     if xt:
         return _pair(x, _weak(y, x.dtype))
     if yt:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from distflow import ops
-from distflow.graph.errors import CancelledError, OutOfRangeError
+from distflow.errors import CancelledError, OutOfRangeError
 from distflow.tensor import Tensor, as_array
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from distflow import ops
 from distflow.array_ops import boolean_mask as boolean_mask_dense
 from distflow.array_ops import scatter_nd
-from distflow.graph.errors import InvalidArgumentError
+from distflow.errors import InvalidArgumentError
 from distflow.primitive import constant as _constant
 from distflow.primitive import string_array
 from distflow.tensor import Tensor, as_array

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from distflow import ops
-from distflow.graph.errors import InvalidArgumentError
+from distflow.errors import InvalidArgumentError
 from distflow.tensor import Tensor, as_array, graph_form
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from distflow.errors import InvalidArgumentError
 from distflow.farmhash import fingerprint64
-from distflow.graph.errors import InvalidArgumentError
 from distflow.primitive import _to_bytes, constant, string_array
 from distflow.ragged import RaggedTensor
 from distflow.tensor import Tensor

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from distflow import ops
-from distflow.graph.errors import OutOfRangeError
+from distflow.errors import OutOfRangeError
 from distflow.reorder_ops import unstack
 from distflow.tensor import Tensor, as_array
 from distflow.tensor_shape import TensorShape

@@ -99,7 +99,7 @@ def test_integer_and_bool_tensors_carry_no_gradient():
     x = df.Variable([1.0, 2.0, 3.0])
     with df.GradientTape() as tape:
         tape.watch(df.constant([True]))
-        y = df.reduce_sum(x * i)
+        y = df.reduce_sum(x * df.cast(i, "float32"))
     gx, gi = tape.gradient(y, [x, i])
     np.testing.assert_allclose(gx.numpy(), [1, 2, 3])
     assert gi is None
@@ -154,13 +154,41 @@ def test_variable_assignments_are_in_place_and_checked():
         v.assign([1.0, 2.0, 3.0])
 
 
-def test_mixed_int_and_float_promotes_to_float():
+def test_mixed_dtypes_follow_tensorflow_rules():
+    """TF never promotes between tensors; Python and NumPy operands take the tensor's
+    dtype (NumPy values are cast, a Python float is refused by an int tensor); true
+    division of ints gives float64 (float32 for 8- and 16-bit ints). Values from TF 2.21."""
+    ints, floats = df.constant([1, 2]), df.constant([1.0, 2.0])
+    for fn in (lambda: ints + floats, lambda: df.add(ints, floats),
+               lambda: floats + df.constant([1.0], dtype=df.float64)):
+        with pytest.raises(df.errors.InvalidArgumentError, match="int32|float64") as caught:
+            fn()
+        assert "tf.cast" in str(caught.value)
+    with pytest.raises(TypeError, match="Cannot convert 2.0 to EagerTensor of dtype int32"):
+        ints * 2.0
+    cases = [(ints * np.float64(2.5), np.int32, [2, 4]),
+             (ints + np.array([1.5, 2.5]), np.int32, [2, 4]),
+             (floats + np.array([1, 2]), np.float32, [2.0, 4.0]),
+             (floats + 1, np.float32, [2.0, 3.0]),
+             (ints / 2, np.float64, [0.5, 1.0]),
+             (df.constant([1], dtype=df.int64) / 2, np.float64, [0.5]),
+             (df.constant([1], dtype=df.int8) / df.constant([2], dtype=df.int8), np.float32,
+              [0.5]),
+             (ints // 2, np.int32, [0, 1])]
+    for result, dtype, values in cases:
+        assert result.dtype == dtype
+        np.testing.assert_array_equal(result.numpy(), values)
+
+
+def test_a_float_weight_times_an_int_tensor_needs_a_cast():
     x = df.constant([1, 2, 3])
     w = df.Variable(2.0)
     with df.GradientTape() as tape:
-        y = df.reduce_sum(w * x)
+        y = df.reduce_sum(w * df.cast(x, "float32"))
     assert y.dtype == np.float32
     assert tape.gradient(y, w).numpy() == pytest.approx(6.0)
+    with pytest.raises(df.errors.InvalidArgumentError):
+        w * x
 
 
 def test_random_is_reproducible_with_seed():

@@ -10,7 +10,7 @@
 Importing this package plugs the recorders into the core (see `record.install`).
 """
 
-from distflow.graph import errors
+from distflow import errors
 from distflow.graph.control_flow import cond, while_loop
 from distflow.graph.core import (
     Graph,

@@ -606,7 +606,7 @@ class Graph:
 
             def kernel(v=var, key=id(var)):
                 if key in uninitialized:
-                    from distflow.graph.errors import FailedPreconditionError
+                    from distflow.errors import FailedPreconditionError
                     raise FailedPreconditionError(
                         f"Attempting to use uninitialized value {v.name}: run "
                         "global_variables_initializer() (or the variable's initializer) "

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from distflow.errors import InvalidArgumentError
 from distflow.graph import core
-from distflow.graph.errors import InvalidArgumentError
 
 _FOLDABLE = ("primitive", "call", "vjp", "call_vjp", "ones_like", "zeros_like", "add_n")
 

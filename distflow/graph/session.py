@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from distflow.errors import InvalidArgumentError
 from distflow.graph import core
 from distflow.graph.core import GraphTensor, Operation
 from distflow.graph.default_session import default_session, get_default_session  # noqa: F401
 from distflow.graph.default_session import sessions as _sessions
-from distflow.graph.errors import InvalidArgumentError
 from distflow.graph.executor import Plan
 from distflow.tensor import Tensor, Variable
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import distflow as _df
+from distflow import errors
 from distflow import nn as _nn
 from distflow import ops as _ops
 from distflow import random as _random
@@ -55,7 +56,6 @@ from distflow.compat.v1.variables import (
 )
 from distflow.compat.v1.variables import Variable_ as Variable
 from distflow.graph import core as _core
-from distflow.graph import errors
 from distflow.graph.core import (
     Graph,
     Operation,

@@ -175,6 +175,8 @@ class Loss:
         y_pred = _as_pred(y_pred, self.dtype)
         if not isinstance(y_true, Tensor):
             y_true = Tensor(y_true)  # custom `call`s get tensors on both sides, as in Keras
+        if y_true.dtype.kind == "f" and y_true.dtype != y_pred.dtype:
+            y_true = ops.cast(y_true, y_pred.dtype)  # Keras converts both to the loss dtype
         values, mask = self._call_masked(y_true, y_pred)
         return reduce_weighted_values(values, sample_weight, self.reduction, mask)
 

@@ -1,4 +1,4 @@
-"""TF's runtime error classes for graphs (`tf.errors`)."""
+"""TF's runtime error classes (`tf.errors`): raised by ops, graphs and sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ class OpError(Exception):
 
 class InvalidArgumentError(OpError, ValueError):
     """A bad feed or input: a missing placeholder feed, a wrong shape or dtype."""
+
+
+class DTypeMismatchError(InvalidArgumentError, TypeError):
+    """An op given tensors of different dtypes (TF never promotes between tensors).
+
+    Both an `InvalidArgumentError` (what TF raises eagerly) and a `TypeError` (what it
+    raises while tracing a function), so either `except` catches it.
+    """
 
 
 class FailedPreconditionError(OpError, RuntimeError):
