@@ -206,15 +206,20 @@ class LSTMCell(_Cell):
         h = ops.multiply(gate(zo), act(c))
         return h, [h, c]
 
-    def sequence(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list] | None:
+    def sequence(self, inputs: Tensor, states: list[Tensor], backwards: bool = False,
+                 last_only: bool = False) -> tuple[Tensor | None, list] | None:
         """The whole sequence as one op: (outputs (batch, steps, units), [h, c]), or None
-        when the activations are not the defaults."""
+        when the activations are not the defaults. `backwards` reads the steps in
+        reverse; with `last_only` the outputs are None (only the final states)."""
         h, c = states
         if not self._fusable(inputs, h, c):
             return None
         bias = self.bias if self.bias is not None else _zeros_bias(4 * self.units, h)
-        hc = lstm_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h, c)
+        hc = lstm_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h, c,
+                           last_only=last_only, backwards=backwards)
         units = self.units
+        if last_only:
+            return None, [hc[:, :units], hc[:, units:]]
         return hc[:, :, :units], [hc[:, -1, :units], hc[:, -1, units:]]
 
     def get_config(self) -> dict[str, Any]:
@@ -369,16 +374,18 @@ class GRUCell(_Cell):
         h = ops.add(ops.multiply(z, h), ops.multiply(ops.subtract(1.0, z), candidate))
         return h, [h]
 
-    def sequence(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list] | None:
-        """The whole sequence as one op (reset_after, default activations), else None."""
+    def sequence(self, inputs: Tensor, states: list[Tensor], backwards: bool = False,
+                 last_only: bool = False) -> tuple[Tensor | None, list] | None:
+        """The whole sequence as one op (reset_after, default activations), else None;
+        arguments and result as `LSTMCell.sequence`."""
         h = states[0]
         if not (self.reset_after and self._fusable(inputs, h)):
             return None
         bias = (self.bias if self.bias is not None else
                 Tensor._wrap(np.zeros((2, 3 * self.units), dtype=h.dtype)))
-        hs = gru_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h)
-        last = hs[:, -1]
-        return hs, [last]
+        hs = gru_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h,
+                          last_only=last_only, backwards=backwards)
+        return (None, [hs]) if last_only else (hs, [hs[:, -1]])
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(),
@@ -489,9 +496,8 @@ class RNN(Layer):
         sequence = getattr(self.cell, "sequence", None)
         if sequence is None:
             return None
-        if self.go_backwards:
-            inputs = inputs[:, ::-1]
-        whole = sequence(inputs, states)
+        whole = sequence(inputs, states, backwards=self.go_backwards,
+                         last_only=not self.return_sequences)
         if whole is None:
             return None
         outputs, states = whole
