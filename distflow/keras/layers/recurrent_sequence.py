@@ -89,12 +89,14 @@ def _slopes(a: np.ndarray, sl: np.ndarray, gated: int) -> None:
     np.subtract(1, sl[:, gated:], out=sl[:, gated:])
 
 
-def _input_grads(flat: np.ndarray, kernel: np.ndarray, r: dict) -> tuple:
-    """Gradients of x (batch, steps, features) and of the kernel (in the columns of
-    `flat`) from the time-major gradient rows of the input projection."""
-    steps, batch = r["steps"], r["batch"]
-    dx = (flat @ kernel.T).reshape(steps, batch, -1).transpose(1, 0, 2)
-    return (dx[:, ::-1] if r["backwards"] else dx), r["xt"].T @ flat
+def _inputs_grad(g: np.ndarray, r: dict, backward) -> np.ndarray:
+    """The VJP of x (batch, steps, features): one GEMM from the time-major gradient rows
+    of the input projection, formed only when x needs a gradient (a model's input
+    does not)."""
+    grads = backward(g, r)
+    flat, kernel = grads["x rows"], grads["x kernel"]
+    dx = (flat @ kernel.T).reshape(r["steps"], r["batch"], -1).transpose(1, 0, 2)
+    return dx[:, ::-1] if r["backwards"] else dx
 
 
 def _previous_outputs_grad(hs: np.ndarray, h0: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -118,8 +120,11 @@ def _column_sums(flat: np.ndarray) -> np.ndarray:
     return np.ones(flat.shape[0], flat.dtype) @ flat
 
 
-def _seq_vjp(name: str, backward):
-    return lambda g, r: backward(g, r)[name]
+def _seq_vjps(backward, names: tuple) -> tuple:
+    """The VJPs of (x, *names): x's from `_inputs_grad`, the others read from the
+    shared backward pass."""
+    return ((lambda g, r: _inputs_grad(g, r, backward)),
+            *((lambda g, r, n=n: backward(g, r)[n]) for n in names))
 
 
 # ------------------------------------------------------- whole-sequence LSTM
@@ -198,16 +203,16 @@ def _lstm_seq_backward(g, r) -> dict:
         c_prev = hc[t - 1, :, units:] if t else r["c0"]
         _lstm_backward_step(dh, dc, acts[t], c_prev, dz[t], sl, tmp, rb)
     flat = dz.reshape(-1, 4 * units)
-    dx, dk = _input_grads(flat, r["kernel"][:, cols], r)
     drec = _previous_outputs_grad(hc[:, :, :units], r["h0"], flat)
-    grads = {"x": dx, "kernel": dk[:, cols], "recurrent": drec[:, cols],
+    grads = {"x rows": flat, "x kernel": r["kernel"][:, cols],
+             "kernel": (r["xt"].T @ flat)[:, cols], "recurrent": drec[:, cols],
              "bias": _column_sums(flat)[cols], "h0": dh, "c0": dc}
     r["for"], r["grads"] = g, grads
     return grads
 
 
-lstm_sequence = Primitive("keras_lstm_sequence", _lstm_seq_forward, tuple(
-    _seq_vjp(n, _lstm_seq_backward) for n in ("x", "kernel", "recurrent", "bias", "h0", "c0")))
+lstm_sequence = Primitive("keras_lstm_sequence", _lstm_seq_forward, _seq_vjps(
+    _lstm_seq_backward, ("kernel", "recurrent", "bias", "h0", "c0")))
 
 
 # -------------------------------------------------------- whole-sequence GRU
@@ -292,9 +297,9 @@ def _gru_seq_backward(g, r) -> dict:
     flat = ds.reshape(-1, 4 * units)
     flat_x, flat_r = flat[:, :3 * units], flat[:, units:]
     order = _gru_input_order(units)
-    dx, dk = _input_grads(flat_x, r["kernel"][:, order], r)
     keras_order = np.argsort(order)
-    grads = {"x": dx, "kernel": dk[:, keras_order],
+    grads = {"x rows": flat_x, "x kernel": r["kernel"][:, order],
+             "kernel": (r["xt"].T @ flat_x)[:, keras_order],
              "recurrent": _previous_outputs_grad(hs, r["h0"], flat_r),
              "bias": np.stack([_column_sums(flat_x)[keras_order], _column_sums(flat_r)]),
              "h0": dh}
@@ -302,5 +307,5 @@ def _gru_seq_backward(g, r) -> dict:
     return grads
 
 
-gru_sequence = Primitive("keras_gru_sequence", _gru_seq_forward, tuple(
-    _seq_vjp(n, _gru_seq_backward) for n in ("x", "kernel", "recurrent", "bias", "h0")))
+gru_sequence = Primitive("keras_gru_sequence", _gru_seq_forward, _seq_vjps(
+    _gru_seq_backward, ("kernel", "recurrent", "bias", "h0")))
