@@ -215,16 +215,24 @@ def test_mask_table_forgets_dead_tensors():
     assert len(base._MASKS) == before
 
 
-def test_masked_steps_give_zero_sequence_outputs_and_carry_the_state():
-    layer = layers.GRU(3, return_sequences=True, return_state=True)
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_masked_steps_carry_the_state_and_the_output_or_give_zeros(zero_output):
+    """Keras 3: a masked step repeats the previous output unless zero_output_for_mask
+    (which Bidirectional sets when returning sequences) makes it zeros."""
+    layer = layers.GRU(3, return_sequences=True, return_state=True,
+                       zero_output_for_mask=zero_output)
     x = RNG.standard_normal((2, 4, 2)).astype(np.float32)
     mask = np.array([[True, False, True, True], [True, True, True, True]])
     seq, state = layer(x, mask=mask)
     seq = seq.numpy()
-    np.testing.assert_array_equal(seq[0, 1], np.zeros(3))
+    np.testing.assert_array_equal(seq[0, 1], np.zeros(3) if zero_output else seq[0, 0])
     kept = layer(x[:1, [0, 2, 3]])[0].numpy()  # the same run without the masked step
     np.testing.assert_allclose(seq[0, [0, 2, 3]], kept[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state.numpy()[0], kept[0, -1], rtol=1e-5, atol=1e-6)
+    assert layer.get_config()["zero_output_for_mask"] is zero_output
+    wrapped = layers.Bidirectional(layers.GRU(3, return_sequences=True))
+    assert wrapped.forward_layer.zero_output_for_mask
+    assert wrapped.backward_layer.zero_output_for_mask
 
 
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])

@@ -428,12 +428,16 @@ class RNN(Layer):
         go_backwards: process the sequence in reverse.
         stateful: not supported (must be False).
         unroll: accepted for compatibility (the loop is always a Python loop).
+        zero_output_for_mask: with a mask, masked steps' sequence outputs are zeros
+            instead of the last unmasked step's output (Bidirectional sets it when
+            returning sequences, as Keras). Either way masked steps carry the state.
         **kwargs: base `Layer` arguments.
     """
 
     def __init__(self, cell: Layer, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False,
-                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+                 stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any):
         kwargs.pop("time_major", None)
         super().__init__(**kwargs)
         if stateful:
@@ -447,6 +451,7 @@ class RNN(Layer):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.stateful, self.unroll = False, bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.input_spec = InputSpec(ndim=3)
         self.supports_masking = True
 
@@ -482,12 +487,14 @@ class RNN(Layer):
             new_output, new_states = cell.step(projected.at(t), states, rec_mask)
             if mask is None:
                 output, states = new_output, new_states
-            else:  # masked steps carry the state; their sequence output is zero, as Keras
+            else:  # masked steps carry the state and (unless zero_output_for_mask) output
                 keep = Tensor._wrap(mask[:, t, None])
                 output, states = self._apply_mask(keep, new_output, output, new_states, states)
-                new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
+                if self.zero_output_for_mask:
+                    new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
             if self.return_sequences:
-                outputs.append(new_output if mask is not None else output)
+                zeroed = mask is not None and self.zero_output_for_mask
+                outputs.append(new_output if zeroed else output)
         result = ops.stack(outputs, axis=1) if self.return_sequences else output
         return [result, *states] if self.return_state else result
 
@@ -542,7 +549,7 @@ class RNN(Layer):
     def _rnn_config(self) -> dict[str, Any]:
         return {"return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll}
+                "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self._rnn_config(),
@@ -568,7 +575,8 @@ class _CellLayer(RNN):
 
     def __init__(self, units: int, *, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False,
-                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+                 stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any):
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
         name = layer_kwargs.pop("name", None) or unique_name(to_snake_case(type(self).__name__))
         # The cell's weights are then named e.g. "lstm/lstm_cell/kernel".
@@ -576,7 +584,7 @@ class _CellLayer(RNN):
                                dtype=layer_kwargs.get("dtype"), **kwargs)
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         name=name, **layer_kwargs)
+                         zero_output_for_mask=zero_output_for_mask, name=name, **layer_kwargs)
 
     def get_config(self) -> dict[str, Any]:
         cell_config = self.cell.get_config()
