@@ -10,6 +10,7 @@ Cases (sparse softmax cross-entropy over 10 classes, SGD lr 0.01):
   resnet         a ResNet basic block on 32x32x64, batch 32: conv3x3-BN-ReLU-conv3x3-BN,
                  + input, ReLU, then global average pooling and Dense 10
   lstm           LSTM(128) over 50 steps of 32 features, batch 64, then Dense 10
+  gru            GRU(128) (reset_after, as PyTorch's) on the same inputs, then Dense 10
   mha            MultiHeadAttention(4 heads, key_dim 32) self-attention over 64 tokens
                  of width 128, batch 32, then global average pooling and Dense 10
   conv1d         text model: Embedding(10000, 64) over 200 tokens, Conv1D(128, 5) ReLU,
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = ("cnn64", "cnn256", "resnet", "lstm", "mha", "conv1d")
+CASES = ("cnn64", "cnn256", "resnet", "lstm", "gru", "mha", "conv1d")
 GEMM_N = 1024
 
 
@@ -56,7 +57,7 @@ def case_data(case: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     shape, batch = {"cnn64": ((28, 28, 1), 64), "cnn256": ((28, 28, 1), 256),
                     "resnet": ((32, 32, 64), 32), "lstm": ((50, 32), 64),
-                    "mha": ((64, 128), 32), "conv1d": ((200,), 64)}[case]
+                    "gru": ((50, 32), 64), "mha": ((64, 128), 32), "conv1d": ((200,), 64)}[case]
     if case == "conv1d":
         x = rng.integers(0, 10000, size=(batch, *shape)).astype(np.int64)
     else:
@@ -71,6 +72,7 @@ def step_flops(case: str) -> float:
         "cnn256": 256 * (28 * 28 * 9 * 1 * 32 + 14 * 14 * 9 * 32 * 64 + 7 * 7 * 64 * 10),
         "resnet": 32 * (2 * 32 * 32 * 9 * 64 * 64 + 64 * 10),
         "lstm": 64 * 50 * (32 + 128) * 4 * 128 + 64 * 128 * 10,
+        "gru": 64 * 50 * (32 + 128) * 3 * 128 + 64 * 128 * 10,
         "mha": 32 * (64 * 128 * 128 * 4 + 2 * 4 * 64 * 64 * 32 + 128 * 10),
         "conv1d": 64 * (196 * 5 * 64 * 128 + 128 * 10),
     }[case]
@@ -95,9 +97,9 @@ def build_keras(keras, case: str):
         h = L.Activation("relu")(L.BatchNormalization()(h))
         h = L.BatchNormalization()(L.Conv2D(64, 3, padding="same", use_bias=False)(h))
         h = L.GlobalAveragePooling2D()(L.Activation("relu")(L.Add()([h, inp])))
-    elif case == "lstm":
+    elif case in ("lstm", "gru"):
         inp = keras.Input((50, 32))
-        h = L.LSTM(128)(inp)
+        h = (L.LSTM if case == "lstm" else L.GRU)(128)(inp)
     elif case == "mha":
         inp = keras.Input((64, 128))
         h = L.MultiHeadAttention(num_heads=4, key_dim=32)(inp, inp)
@@ -153,12 +155,12 @@ def torch_model(case: str):
             return self.fc(torch.relu(h + x).mean(dim=(2, 3)))
 
     class Recur(nn.Module):
-        def __init__(self):
+        def __init__(self, cell=nn.LSTM):
             super().__init__()
-            self.lstm, self.fc = nn.LSTM(32, 128, batch_first=True), nn.Linear(128, 10)
+            self.rnn, self.fc = cell(32, 128, batch_first=True), nn.Linear(128, 10)
 
         def forward(self, x):
-            return self.fc(self.lstm(x)[0][:, -1])
+            return self.fc(self.rnn(x)[0][:, -1])
 
     class Attn(nn.Module):
         def __init__(self):
@@ -183,6 +185,8 @@ def torch_model(case: str):
         return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+    if case == "gru":
+        return Recur(nn.GRU)
     return {"resnet": Block, "lstm": Recur, "mha": Attn, "conv1d": Text}[case]()
 
 
@@ -367,6 +371,42 @@ def np_lstm_step(params, x, y, lr=0.01):
         p -= lr * gp
 
 
+def np_gru_step(params, x, y, lr=0.01):
+    wx, wh, b, wf, bf = params  # b: (2, 3u) input and recurrent bias rows, gates z, r, h
+    n, steps, _ = x.shape
+    u = wh.shape[0]
+    xp = (x.reshape(n * steps, -1) @ wx + b[0]).reshape(n, steps, 3 * u)
+    h = np.zeros((n, u), np.float32)
+    cache = []
+    for t in range(steps):
+        hp = h @ wh + b[1]
+        z = _sigmoid(xp[:, t, :u] + hp[:, :u])
+        r = _sigmoid(xp[:, t, u:2 * u] + hp[:, u:2 * u])
+        cand = np.tanh(xp[:, t, 2 * u:] + r * hp[:, 2 * u:])
+        cache.append((z, r, cand, hp[:, 2 * u:], h))
+        h = cand + z * (h - cand)
+    g = np_xent(h @ wf + bf, y)
+    dwf, dbf = h.T @ g, g.sum(0)
+    dh = g @ wf.T
+    dx = np.empty((n, steps, 3 * u), np.float32)
+    dr = np.empty_like(dx)
+    hs = np.empty((n, steps, u), np.float32)
+    for t in reversed(range(steps)):
+        z, r, cand, rh, h_prev = cache[t]
+        da = dh * (1 - z) * (1 - cand * cand)
+        dx[:, t, :u] = dh * (h_prev - cand) * z * (1 - z)
+        dx[:, t, u:2 * u] = da * rh * r * (1 - r)
+        dx[:, t, 2 * u:] = da
+        dr[:, t, :2 * u], dr[:, t, 2 * u:] = dx[:, t, :2 * u], da * r
+        hs[:, t] = h_prev
+        dh = dh * z + dr[:, t] @ wh.T
+    dx2, dr2 = dx.reshape(n * steps, -1), dr.reshape(n * steps, -1)
+    grads = (x.reshape(n * steps, -1).T @ dx2, hs.reshape(n * steps, -1).T @ dr2,
+             np.stack([dx2.sum(0), dr2.sum(0)]), dwf, dbf)
+    for p, gp in zip(params, grads):
+        p -= lr * gp
+
+
 def np_mha_step(params, x, y, lr=0.01, heads=4):
     wqkv, wo, wf, bf = params
     n, t, d = x.shape
@@ -438,6 +478,10 @@ def numpy_stepper(case: str):
         params = [_glorot(rng, 32, 512), _glorot(rng, 128, 512), z(512, np.float32),
                   _glorot(rng, 128, 10), z(10, np.float32)]
         fn = np_lstm_step
+    elif case == "gru":
+        params = [_glorot(rng, 32, 384), _glorot(rng, 128, 384), z((2, 384), np.float32),
+                  _glorot(rng, 128, 10), z(10, np.float32)]
+        fn = np_gru_step
     elif case == "mha":
         params = [_glorot(rng, 128, 384), _glorot(rng, 128, 128), _glorot(rng, 128, 10),
                   z(10, np.float32)]

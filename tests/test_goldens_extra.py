@@ -216,3 +216,31 @@ def test_box_masks_match_keras():
     boxes = AUGMENT["boxes"]
     masks = box_masks((3, 5, 7, 2), boxes["x0"], boxes["x1"], boxes["y0"], boxes["y1"])
     np.testing.assert_array_equal(masks, AUGMENT["box_masks"])
+
+
+SEQUENCES = _load("sequences")
+
+
+@pytest.mark.parametrize("case", SEQUENCES["cases"], ids=lambda c: "-".join(
+    [c["class"], *map(str, c["config"].values()), *c["call"]]))
+def test_sequence_layer_outputs_and_gradients_match_keras(case):
+    """LSTM and GRU (one-op sequences and, with a mask, the step loop) and self-attention
+    MultiHeadAttention (with and without biases, masks) against Keras."""
+    x = df.constant(np.array(case["input"], np.float32))
+    layer = getattr(keras.layers, case["class"])(**case["config"])
+    kwargs = {k: np.array(v) for k, v in case["kwargs"].items()}
+    attention = case["class"] == "MultiHeadAttention"
+    layer(x, x) if attention else layer(x)  # builds the weights
+    layer.set_weights([np.array(w, np.float32) for w in case["weights"]])
+    with df.GradientTape() as tape:
+        tape.watch(x)
+        outs = layer(x, x, **kwargs) if attention else layer(x, **kwargs)
+        outs = outs if isinstance(outs, list) else [outs]
+        total = sum(df.reduce_sum(o * np.array(c, np.float32))
+                    for o, c in zip(outs, case["cotangents"]))
+    for got, want in zip(outs, case["outputs"], strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    grads = tape.gradient(total, [x, *layer.trainable_weights])
+    for i, (got, want) in enumerate(zip(grads, case["grads"], strict=True)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4,
+                                   err_msg=f"gradient {i}")

@@ -168,3 +168,72 @@ def test_row_reductions_of_the_fused_softmax():
         a = RNG.standard_normal((2, 3, n))
         np.testing.assert_array_equal(_row_max(a), a.max(axis=-1, keepdims=True))
         np.testing.assert_allclose(_row_sum(a), a.sum(axis=-1, keepdims=True), rtol=1e-12)
+
+
+@pytest.mark.parametrize("mask", [None, "explicit", "causal", "padding"])
+def test_fused_self_attention_equals_the_previous_paths(mask):
+    """Self-attention as one op (projections, core, heads layout) against the same layer
+    on a copy of the input (the per-projection ops and core op used before) and the
+    op-by-op path (scores returned): outputs and every gradient."""
+    rng = np.random.default_rng(8)
+    layer = layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=4, dtype="float64")
+    raw = rng.standard_normal((2, 5, 6))
+    if mask == "padding":  # a padding mask on the input, as Embedding(mask_zero=True) sets
+        raw[0, 3:] = 0.0
+        masking = layers.Masking(mask_value=0.0, dtype="float64")
+        x, twin = masking(df.constant(raw)), masking(df.constant(raw))  # two tensors, one mask
+    else:
+        x, twin = df.constant(raw), df.constant(raw)
+    options = {"explicit": {"attention_mask": rng.random((2, 5, 5)) > 0.3},
+               "causal": {"use_causal_mask": True}}.get(mask, {})
+    layer(x, x)
+    randomize(layer)
+    assert layer._fused_self_attention(x, x, None)
+    assert not layer._fused_self_attention(x, twin, None)
+    results = []
+    for path in ("fused", "copy", "scores"):
+        with df.GradientTape(persistent=True) as tape:
+            tape.watch([x, twin])
+            out = layer(x, twin if path == "copy" else x,
+                        return_attention_scores=path == "scores", **options)
+            out = out[0] if path == "scores" else out
+            loss = df.reduce_sum(out * out)
+        dx = [d if d is not None else 0 * x for d in tape.gradient(loss, [x, twin])]
+        results.append([out, dx[0] + dx[1], *tape.gradient(loss, layer.trainable_variables)])
+    for fused, copy, scores in zip(*results):
+        np.testing.assert_allclose(fused.numpy(), copy.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fused.numpy(), scores.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_fused_self_attention_gradients_match_central_differences():
+    from distflow.keras.layers.attention import _self_attention
+
+    rng = np.random.default_rng(9)
+    mask = rng.random((2, 4, 4)) > 0.3
+    mask[:, :, 0] = True
+    weights = [rng.standard_normal(s) * 0.5 for s in ((5, 2, 3), (2, 3), (5, 2, 3), (2, 3),
+                                                       (5, 2, 4), (2, 4))]
+    for m in (None, mask):
+        check_grads(lambda *a, m=m: _self_attention(*a, scale=0.6, mask=m),
+                    [rng.standard_normal((2, 4, 5)), *weights])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("magnitude", [0.1, 10.0, 59.0, 61.0, 1000.0])
+def test_fused_softmax_is_exact_at_every_score_magnitude(magnitude, dtype):
+    """Unshifted below the exp-safe bound, row maximum subtracted above it (and for
+    float16): equal to the shifted softmax either way, never inf or NaN."""
+    from distflow.keras.layers.attention import _softmax_scores
+
+    rng = np.random.default_rng(10)
+    q, k = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((2, 3, 6, 4))
+    scores = q @ k.swapaxes(-1, -2)
+    q *= magnitude / np.abs(scores).max()  # the largest |score| is `magnitude`
+    scores = q.astype(dtype).astype(np.float64) @ k.astype(dtype).astype(
+        np.float64).swapaxes(-1, -2)
+    want = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    want /= want.sum(axis=-1, keepdims=True)
+    got = _softmax_scores(q.astype(dtype), k.astype(dtype), None, None)
+    assert got.dtype == dtype and np.isfinite(got).all()
+    tol = {"float16": 2e-2, "float32": 1e-4, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-3)

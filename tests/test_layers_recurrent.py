@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
+from recurrent_reference import (
+    _gru_seq_backward,
+    _gru_seq_forward,
+    _lstm_seq_backward,
+    _lstm_seq_forward,
+)
 
 import distflow as df
 from distflow.keras import layers
@@ -207,16 +215,24 @@ def test_mask_table_forgets_dead_tensors():
     assert len(base._MASKS) == before
 
 
-def test_masked_steps_give_zero_sequence_outputs_and_carry_the_state():
-    layer = layers.GRU(3, return_sequences=True, return_state=True)
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_masked_steps_carry_the_state_and_the_output_or_give_zeros(zero_output):
+    """Keras 3: a masked step repeats the previous output unless zero_output_for_mask
+    (which Bidirectional sets when returning sequences) makes it zeros."""
+    layer = layers.GRU(3, return_sequences=True, return_state=True,
+                       zero_output_for_mask=zero_output)
     x = RNG.standard_normal((2, 4, 2)).astype(np.float32)
     mask = np.array([[True, False, True, True], [True, True, True, True]])
     seq, state = layer(x, mask=mask)
     seq = seq.numpy()
-    np.testing.assert_array_equal(seq[0, 1], np.zeros(3))
+    np.testing.assert_array_equal(seq[0, 1], np.zeros(3) if zero_output else seq[0, 0])
     kept = layer(x[:1, [0, 2, 3]])[0].numpy()  # the same run without the masked step
     np.testing.assert_allclose(seq[0, [0, 2, 3]], kept[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state.numpy()[0], kept[0, -1], rtol=1e-5, atol=1e-6)
+    assert layer.get_config()["zero_output_for_mask"] is zero_output
+    wrapped = layers.Bidirectional(layers.GRU(3, return_sequences=True))
+    assert wrapped.forward_layer.zero_output_for_mask
+    assert wrapped.backward_layer.zero_output_for_mask
 
 
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
@@ -285,3 +301,105 @@ def test_whole_sequence_gradients_match_central_differences():
         x, RNG.standard_normal((features, 3 * units)),
         RNG.standard_normal((units, 3 * units)) * 0.5, RNG.standard_normal((2, 3 * units)), h0],
         rtol=1e-5)
+
+
+def _sequence_inputs(gates, two_bias=False, steps=4, batch=3, units=5, features=2):
+    weights = (RNG.standard_normal((batch, steps, features)),
+               RNG.standard_normal((features, gates * units)),
+               RNG.standard_normal((units, gates * units)) * 0.5,
+               RNG.standard_normal((2, gates * units) if two_bias else gates * units))
+    return weights, RNG.standard_normal((batch, units)), RNG.standard_normal((batch, units))
+
+
+def _primitive_grads(primitive, args, g, **params):
+    tensors = [df.constant(a) for a in args]
+    with df.GradientTape() as tape:
+        tape.watch(tensors)
+        out = primitive(*tensors, **params)
+        loss = df.reduce_sum(out * df.constant(g))
+    return out.numpy(), [d.numpy() for d in tape.gradient(loss, tensors)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_whole_sequence_equals_the_previous_implementation(cell):
+    """The lean loops against the previous implementation (tests/recurrent_reference.py):
+    outputs and all gradients, the upstream gradient on every step."""
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4 if cell == "lstm" else 3, cell == "gru")
+    args = (x, k, r, b, h0, c0) if cell == "lstm" else (x, k, r, b, h0)
+    forward, backward = ((_lstm_seq_forward, _lstm_seq_backward) if cell == "lstm" else
+                         (_gru_seq_forward, _gru_seq_backward))
+    want, res = forward(*args)
+    g = RNG.standard_normal(want.shape)
+    want_grads = backward(g, res)
+    got, grads = _primitive_grads(lstm_sequence if cell == "lstm" else gru_sequence, args, g)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), grads):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("last_only", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_whole_sequence_options_equal_the_previous_implementation(cell, last_only, backwards):
+    """`last_only` (the final step only) and `backwards` (steps read in reverse) against
+    the previous implementation run on reversed inputs and sliced afterwards."""
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4 if cell == "lstm" else 3, cell == "gru")
+    args = (x, k, r, b, h0, c0) if cell == "lstm" else (x, k, r, b, h0)
+    forward, backward = ((_lstm_seq_forward, _lstm_seq_backward) if cell == "lstm" else
+                         (_gru_seq_forward, _gru_seq_backward))
+    want, res = forward(x[:, ::-1].copy() if backwards else x, *args[1:])
+    g = RNG.standard_normal(want.shape)
+    if last_only:
+        g[:, :-1] = 0
+    want_grads = backward(g, res)
+    got, grads = _primitive_grads(lstm_sequence if cell == "lstm" else gru_sequence, args,
+                                  g[:, -1] if last_only else g, last_only=last_only,
+                                  backwards=backwards)
+    np.testing.assert_allclose(got, want[:, -1] if last_only else want, rtol=1e-12)
+    want_dx = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
+    np.testing.assert_allclose(grads[0], want_dx, rtol=1e-10, atol=1e-12)
+    for name, grad in zip(("kernel", "recurrent", "bias", "h0", "c0"), grads[1:]):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", [{}, {"last_only": True}, {"backwards": True},
+                                    {"last_only": True, "backwards": True}])
+def test_whole_sequence_options_match_central_differences(params):
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4)
+    check_grads(lambda *a: lstm_sequence(*a, **params), [x, k, r, b, h0, c0], rtol=1e-5)
+    (x, k, r, b), h0, _ = _sequence_inputs(3, two_bias=True)
+    check_grads(lambda *a: gru_sequence(*a, **params), [x, k, r, b, h0], rtol=1e-5)
+
+
+def test_sequence_buffers_are_reused_only_once_released():
+    """Two forwards before either backward (two layers of one shape, or one layer called
+    twice) keep their own buffers; once a result and its tape are gone, the next call
+    of the same shape reuses the memory."""
+    from distflow.keras.layers import recurrent_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4, units=3)
+    x2 = RNG.standard_normal(x.shape)
+    tensors = [df.constant(a) for a in (x, x2, k, r, b, h0, c0)]
+    with df.GradientTape(persistent=True) as tape:
+        tape.watch(tensors)
+        first = recurrent_sequence.lstm_sequence(tensors[0], *tensors[2:])
+        second = recurrent_sequence.lstm_sequence(tensors[1], *tensors[2:])
+        loss1, loss2 = df.reduce_sum(first * first), df.reduce_sum(second * second)
+    assert not np.shares_memory(first.value, second.value)
+    for loss, xi in ((loss1, x), (loss2, x2)):
+        want, res = _lstm_seq_forward(xi, k, r, b, h0, c0)
+        want_grads = _lstm_seq_backward(2 * want, res)
+        got = tape.gradient(loss, tensors[2:])
+        for name, grad in zip(("kernel", "recurrent", "bias", "h0", "c0"), got):
+            np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10)
+    address = first.value.__array_interface__["data"][0]
+    del tape, first, second, loss1, loss2, loss
+    gc.collect()  # a persistent tape's records form cycles: now nothing holds the buffers
+    again = recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
+    assert again.value.__array_interface__["data"][0] == address

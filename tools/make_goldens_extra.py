@@ -693,9 +693,70 @@ def layers() -> dict:
     return {"keras_version": keras.__version__, "cases": cases}
 
 
+# (Keras class, constructor arguments, call arguments): recurrent layers on (2, 6, 3)
+# inputs, and MultiHeadAttention as self-attention (layer(x, x)) on (2, 5, 4) inputs.
+# "mask" (a padding mask) and "attention_mask" take arrays written into the fixture.
+SEQUENCE_CASES = [
+    ("LSTM", {"units": 4}, {}),
+    ("LSTM", {"units": 4, "return_sequences": True, "go_backwards": True}, {}),
+    ("LSTM", {"units": 3, "return_state": True, "use_bias": False}, {}),
+    ("LSTM", {"units": 3, "return_sequences": True, "unit_forget_bias": False},
+     {"mask": True}),
+    ("GRU", {"units": 4}, {}),
+    ("GRU", {"units": 4, "return_sequences": True, "return_state": True,
+             "go_backwards": True}, {}),
+    ("GRU", {"units": 3, "reset_after": False}, {}),
+    ("GRU", {"units": 3, "use_bias": False, "return_sequences": True}, {"mask": True}),
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 3}, {}),
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 3, "value_dim": 2, "output_shape": 5},
+     {"use_causal_mask": True}),
+    ("MultiHeadAttention", {"num_heads": 3, "key_dim": 2}, {"attention_mask": True}),
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 3, "use_bias": False}, {}),
+]
+
+
+def sequences() -> dict:
+    """Recurrent and self-attention layers: every output for fixed weights and inputs, and
+    the gradients of sum(output * cotangent) over all outputs."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(34)
+    cases = []
+    for cls, config, call in SEQUENCE_CASES:
+        attention = cls == "MultiHeadAttention"
+        x = rng.normal(size=(2, 5, 4) if attention else (2, 6, 3)).astype(np.float32)
+        layer = getattr(keras.layers, cls)(**config)
+        kwargs = {}
+        if call.get("mask"):
+            steps = x.shape[1]  # the first sequence's last two steps are padding
+            kwargs["mask"] = np.arange(steps)[None] < np.array([[steps - 2], [steps]])
+        if call.get("attention_mask"):
+            kwargs["attention_mask"] = rng.random((2, 5, 5)) > 0.3
+        kwargs.update({k: v for k, v in call.items() if k not in ("mask", "attention_mask")})
+        xt = tf.constant(x)
+        layer(xt, xt) if attention else layer(xt)  # builds the weights
+        weights = [rng.normal(size=w.shape).astype(np.float32) * 0.5 for w in layer.weights]
+        layer.set_weights(weights)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            outs = layer(xt, xt, **kwargs) if attention else layer(xt, **kwargs)
+            outs = outs if isinstance(outs, list | tuple) else [outs]
+            cotangents = [rng.normal(size=o.shape).astype(np.float32) for o in outs]
+            total = sum(tf.reduce_sum(o * c) for o, c in zip(outs, cotangents))
+        grads = tape.gradient(total, [xt, *layer.trainable_weights])
+        cases.append({"class": cls, "config": config, "call": call, "input": _floats(x),
+                      "kwargs": {k: np.asarray(v).tolist() for k, v in kwargs.items()},
+                      "weights": [_floats(w) for w in weights],
+                      "outputs": [_floats(o) for o in outs],
+                      "cotangents": [_floats(c) for c in cotangents],
+                      "grads": [None if g is None else _floats(g) for g in grads]})
+    return {"keras_version": keras.__version__, "cases": cases}
+
+
 FIXTURES = {"activations": activations, "preprocessing": preprocessing, "image": image,
             "datasets": datasets, "layers": layers, "augment": augment,
-            "mixed_precision": mixed_precision, "summaries": summaries}
+            "mixed_precision": mixed_precision, "summaries": summaries, "sequences": sequences}
 
 
 if __name__ == "__main__":

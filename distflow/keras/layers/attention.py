@@ -41,31 +41,54 @@ def _row_max(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _attention_forward(q, k, v, scale, mask):
-    """softmax(scale * q k^T, masked) v over (batch, heads, steps, size) stacks, the
-    softmax stable (max subtracted) and computed in place on the scores."""
+_EXP_SAFE = 60.0  # |scores| below this: exp neither overflows nor underflows in float32
+
+
+def _softmax_scores(q, k, scale, mask) -> np.ndarray:
+    """softmax(scale * q k^T, masked) over (batch, heads, steps, size) stacks, computed
+    in place on the scores (scale None: already in q). Stable: the row maximum is
+    subtracted unless every score is so small in magnitude that exp is exact without
+    the shift (two whole-array reductions instead of the row-wise maximum)."""
     p = q @ k.swapaxes(-1, -2)
-    p *= scale
+    if scale is not None:
+        p *= scale
     if mask is not None:
         np.copyto(p, _LARGE_NEGATIVE, where=~mask[:, None])
-    p -= _row_max(p)
+    if mask is not None or p.dtype.itemsize < 4 or not (
+            -_EXP_SAFE < p.min() and p.max() < _EXP_SAFE):
+        p -= _row_max(p)
     np.exp(p, out=p)
     p /= _row_sum(p)
-    return p @ v, {"q": q, "k": k, "v": v, "p": p, "scale": scale, "mask": mask,
-                   "for": None, "ds": None}
+    return p
+
+
+def _scores_grad(g, out, p, v, scale, mask) -> np.ndarray:
+    """d loss / d (q k^T) (including the scale) from the upstream gradient g of
+    out = p v: (g v^T - rowsum(g * out)) * p, where rowsum(g v^T * p) = rowsum(g * out)
+    is taken over the value axis (shorter than the key axis)."""
+    ds = g @ v.swapaxes(-1, -2)  # d loss / d p
+    ds -= _row_sum(g * out)
+    ds *= p
+    if scale is not None:
+        ds *= scale
+    if mask is not None:  # masked scores are constants (a fully masked row too)
+        np.copyto(ds, 0, where=~mask[:, None])
+    return ds
+
+
+def _attention_forward(q, k, v, scale, mask):
+    """softmax(scale * q k^T, masked) v over (batch, heads, steps, size) stacks."""
+    p = _softmax_scores(q, k, scale, mask)
+    out = p @ v
+    return out, {"q": q, "k": k, "v": v, "p": p, "out": out, "scale": scale, "mask": mask,
+                 "for": None, "ds": None}
 
 
 def _score_grad(g, r) -> np.ndarray:
     """d loss / d (q k^T) including the scale, once per upstream gradient."""
     if r["for"] is not g:
-        p = r["p"]
-        ds = g @ r["v"].swapaxes(-1, -2)  # d loss / d p
-        ds -= _row_sum(ds * p)
-        ds *= p
-        ds *= r["scale"]
-        if r["mask"] is not None:  # masked scores are constants (a fully masked row too)
-            np.copyto(ds, 0, where=~r["mask"][:, None])
-        r["for"], r["ds"] = g, ds
+        r["for"], r["ds"] = g, _scores_grad(g, r["out"], r["p"], r["v"], r["scale"],
+                                            r["mask"])
     return r["ds"]
 
 
@@ -101,6 +124,80 @@ _attention = Primitive("keras_attention", _attention_forward, (
     lambda g, r: _score_grad(g, r) @ r["k"],
     lambda g, r: _score_grad(g, r).swapaxes(-1, -2) @ r["q"],
     lambda g, r: r["p"].swapaxes(-1, -2) @ g))
+
+
+# Self-attention (query, key and value one tensor) as one op: the three head projections
+# are one GEMM into (batch * steps, q | k | v) rows whose column blocks, viewed as
+# (batch, heads, steps, size), feed the attention core without copies; the softmax
+# scale is folded into the query columns, the weighted sum is written straight into
+# (batch, steps, heads, value_dim), and the backward writes dq, dk, dv into one buffer
+# of the projection's layout for one GEMM each for the input and kernel gradients.
+
+
+def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
+    """x (batch, steps, dim) -> (batch, steps, heads * value_dim), before the output
+    projection; kernels (dim, heads, size), biases (heads, size)."""
+    batch, steps, dim = x.shape
+    heads, key_dim, value_dim = wq.shape[1], wq.shape[2], wv.shape[2]
+    cols = np.ones(heads * (2 * key_dim + value_dim), wq.dtype)
+    cols[:heads * key_dim] = scale
+    kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
+    rows = x.reshape(-1, dim)
+    qkv = rows @ kernel
+    qkv += np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
+    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
+    p = _softmax_scores(q, k, None, mask)
+    out = np.empty((batch, steps, heads, value_dim), x.dtype)
+    np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
+    return out.reshape(batch, steps, -1), {
+        "rows": rows, "kernel": kernel, "cols": cols, "qkv": qkv, "p": p, "mask": mask,
+        "out": out.transpose(0, 2, 1, 3), "shape": (batch, heads, key_dim, value_dim),
+        "for": None, "grads": None}
+
+
+def _qkv_heads(qkv: np.ndarray, batch: int, heads: int, key_dim: int, value_dim: int):
+    """The q, k, v column blocks of (batch * steps, width) rows as (batch, heads, steps,
+    size) views."""
+    edges = (0, heads * key_dim, 2 * heads * key_dim, qkv.shape[1])
+    return [qkv[:, a:b].reshape(batch, -1, heads, size).transpose(0, 2, 1, 3)
+            for a, b, size in zip(edges, edges[1:], (key_dim, key_dim, value_dim))]
+
+
+def _self_attention_backward(g, r) -> dict:
+    """dq, dk, dv into one buffer, then the kernel and bias gradients, once per g."""
+    if r["for"] is g:
+        return r["grads"]
+    batch, heads, key_dim, value_dim = r["shape"]
+    p, qkv = r["p"], r["qkv"]
+    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
+    gh = g.reshape(batch, -1, heads, value_dim).transpose(0, 2, 1, 3)
+    dqkv = np.empty_like(qkv)
+    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
+    np.matmul(p.swapaxes(-1, -2), gh, out=dv)
+    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"])
+    np.matmul(ds, k, out=dq)
+    np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    cols, dim = r["cols"], r["rows"].shape[1]
+    dw = (r["rows"].T @ dqkv) * cols
+    db = (np.ones(dqkv.shape[0], dqkv.dtype) @ dqkv) * cols
+    edges = np.cumsum([0, heads * key_dim, heads * key_dim, heads * value_dim])
+    grads = {"dqkv": dqkv}
+    for i, (a, b) in enumerate(zip(edges, edges[1:])):
+        grads[2 * i + 1] = dw[:, a:b].reshape(dim, heads, -1)
+        grads[2 * i + 2] = db[a:b].reshape(heads, -1)
+    r["for"], r["grads"] = g, grads
+    return grads
+
+
+def _self_attention_input_grad(g, r) -> np.ndarray:
+    """x's gradient: one GEMM, only when x needs one (a model's input does not)."""
+    dqkv = _self_attention_backward(g, r)["dqkv"]
+    return (dqkv @ r["kernel"].T).reshape(*g.shape[:2], -1)
+
+
+_self_attention = Primitive("keras_self_attention", _self_attention_forward, (
+    _self_attention_input_grad,
+    *((lambda g, r, i=i: _self_attention_backward(g, r)[i]) for i in range(1, 7))))
 
 
 class MultiHeadAttention(Layer):
@@ -220,6 +317,14 @@ class MultiHeadAttention(Layer):
     def call(self, query: Tensor, value: Tensor, key: Tensor | None = None,
              attention_mask: Any = None, return_attention_scores: bool = False,
              training: bool = False, use_causal_mask: bool = False) -> Any:
+        core = not return_attention_scores and not (training and self.dropout)
+        if core and self._fused_self_attention(query, value, key):
+            mask = self._attention_mask(query, query, attention_mask, use_causal_mask)
+            heads = _self_attention(query, self.query_kernel, self.query_bias, self.key_kernel,
+                                    self.key_bias, self.value_kernel, self.value_bias,
+                                    scale=query.dtype.type(1.0 / math.sqrt(self.key_dim)),
+                                    mask=mask)
+            return self._output(heads)
         value = ops.convert_to_tensor(value, self.compute_dtype)
         key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         q = self._project(query, self.query_kernel, self.query_bias)
@@ -248,8 +353,15 @@ class MultiHeadAttention(Layer):
             training and self.dropout) else probs
         return ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3)), probs
 
+    def _fused_self_attention(self, query: Any, value: Any, key: Any) -> bool:
+        """Self-attention with biases and one dtype: the one-op path."""
+        return (query is value and (key is None or key is value) and self.use_bias and
+                isinstance(query, Tensor) and
+                query.dtype == self.query_kernel.dtype == self.value_kernel.dtype)
+
     def _output(self, heads: Tensor) -> Tensor:
-        """(batch, Tq, heads, value_dim) -> the output projection (batch, Tq, out)."""
+        """(batch, Tq, heads, value_dim) or (batch, Tq, heads * value_dim) -> the output
+        projection (batch, Tq, out)."""
         batch, steps = heads.shape[:2]
         flat = ops.reshape(heads, (batch * steps, -1))
         kernel = self.output_kernel

@@ -212,15 +212,20 @@ class LSTMCell(_Cell):
         h = ops.multiply(gate(zo), act(c))
         return h, [h, c]
 
-    def sequence(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list] | None:
+    def sequence(self, inputs: Tensor, states: list[Tensor], backwards: bool = False,
+                 last_only: bool = False) -> tuple[Tensor | None, list] | None:
         """The whole sequence as one op: (outputs (batch, steps, units), [h, c]), or None
-        when the activations are not the defaults."""
+        when the activations are not the defaults. `backwards` reads the steps in
+        reverse; with `last_only` the outputs are None (only the final states)."""
         h, c = states
         if not self._fusable(inputs, h, c):
             return None
         bias = self.bias if self.bias is not None else _zeros_bias(4 * self.units, h)
-        hc = lstm_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h, c)
+        hc = lstm_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h, c,
+                           last_only=last_only, backwards=backwards)
         units = self.units
+        if last_only:
+            return None, [hc[:, :units], hc[:, units:]]
         return hc[:, :, :units], [hc[:, -1, :units], hc[:, -1, units:]]
 
     def get_config(self) -> dict[str, Any]:
@@ -375,16 +380,18 @@ class GRUCell(_Cell):
         h = ops.add(ops.multiply(z, h), ops.multiply(ops.subtract(1.0, z), candidate))
         return h, [h]
 
-    def sequence(self, inputs: Tensor, states: list[Tensor]) -> tuple[Tensor, list] | None:
-        """The whole sequence as one op (reset_after, default activations), else None."""
+    def sequence(self, inputs: Tensor, states: list[Tensor], backwards: bool = False,
+                 last_only: bool = False) -> tuple[Tensor | None, list] | None:
+        """The whole sequence as one op (reset_after, default activations), else None;
+        arguments and result as `LSTMCell.sequence`."""
         h = states[0]
         if not (self.reset_after and self._fusable(inputs, h)):
             return None
         bias = (self.bias if self.bias is not None else
                 Tensor._wrap(np.zeros((2, 3 * self.units), dtype=h.dtype)))
-        hs = gru_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h)
-        last = hs[:, -1]
-        return hs, [last]
+        hs = gru_sequence(inputs, self.kernel, self.recurrent_kernel, bias, h,
+                          last_only=last_only, backwards=backwards)
+        return (None, [hs]) if last_only else (hs, [hs[:, -1]])
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(),
@@ -427,12 +434,16 @@ class RNN(Layer):
         go_backwards: process the sequence in reverse.
         stateful: not supported (must be False).
         unroll: accepted for compatibility (the loop is always a Python loop).
+        zero_output_for_mask: with a mask, masked steps' sequence outputs are zeros
+            instead of the last unmasked step's output (Bidirectional sets it when
+            returning sequences, as Keras). Either way masked steps carry the state.
         **kwargs: base `Layer` arguments.
     """
 
     def __init__(self, cell: Layer, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False,
-                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+                 stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any):
         kwargs.pop("time_major", None)
         super().__init__(**kwargs)
         if stateful:
@@ -446,6 +457,7 @@ class RNN(Layer):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.stateful, self.unroll = False, bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.input_spec = InputSpec(ndim=3)
         self.supports_masking = True
 
@@ -486,12 +498,14 @@ class RNN(Layer):
             new_output, new_states = cell.step(projected.at(t), states, rec_mask)
             if mask is None:
                 output, states = new_output, new_states
-            else:  # masked steps carry the state; their sequence output is zero, as Keras
+            else:  # masked steps carry the state and (unless zero_output_for_mask) output
                 keep = Tensor._wrap(mask[:, t, None])
                 output, states = self._apply_mask(keep, new_output, output, new_states, states)
-                new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
+                if self.zero_output_for_mask:
+                    new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
             if self.return_sequences:
-                outputs.append(new_output if mask is not None else output)
+                zeroed = mask is not None and self.zero_output_for_mask
+                outputs.append(new_output if zeroed else output)
         result = ops.stack(outputs, axis=1) if self.return_sequences else output
         return [result, *states] if self.return_state else result
 
@@ -500,9 +514,8 @@ class RNN(Layer):
         sequence = getattr(self.cell, "sequence", None)
         if sequence is None:
             return None
-        if self.go_backwards:
-            inputs = inputs[:, ::-1]
-        whole = sequence(inputs, states)
+        whole = sequence(inputs, states, backwards=self.go_backwards,
+                         last_only=not self.return_sequences)
         if whole is None:
             return None
         outputs, states = whole
@@ -553,7 +566,7 @@ class RNN(Layer):
     def _rnn_config(self) -> dict[str, Any]:
         return {"return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll}
+                "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self._rnn_config(),
@@ -577,7 +590,8 @@ class _CellLayer(RNN):
 
     def __init__(self, units: int, *, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False,
-                 stateful: bool = False, unroll: bool = False, **kwargs: Any):
+                 stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, **kwargs: Any):
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
         name = layer_kwargs.pop("name", None) or unique_name(to_snake_case(type(self).__name__))
         # The cell's weights are then named e.g. "lstm/lstm_cell/kernel".
@@ -585,7 +599,7 @@ class _CellLayer(RNN):
                                dtype=layer_kwargs.get("dtype"), **kwargs)
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         name=name, **layer_kwargs)
+                         zero_output_for_mask=zero_output_for_mask, name=name, **layer_kwargs)
 
     def get_config(self) -> dict[str, Any]:
         cell_config = self.cell.get_config()

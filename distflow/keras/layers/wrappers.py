@@ -96,6 +96,8 @@ class Bidirectional(Layer):
                       "name": f"backward_{layer.name}"}
             backward_layer = type(layer).from_config(config)
         self.backward_layer = backward_layer
+        for rnn in (layer, backward_layer):  # as Keras: masked steps output zeros here
+            rnn.zero_output_for_mask = rnn.return_sequences
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
