@@ -1,8 +1,10 @@
 """The GradientTape linear-regression sample from the TensorFlow tutorial, on distflow.
 
-Ported from the seed tutorial with `tensorflow` replaced by `distflow`. One fix: the
+Ported from the seed tutorial with `tensorflow` replaced by `distflow`. Two fixes: the
 prediction is computed inside the tape (the original computed it once, outside, so
-the tape saw no path from the loss to w and b and `apply_gradients` had nothing to do).
+the tape saw no path from the loss to w and b and `apply_gradients` had nothing to do),
+and the data are floats (the original's int32 `x` times the float32 `w` raises in
+TensorFlow, and here too: neither promotes between tensor dtypes).
 The original's 100 steps at learning rate 0.01 stop short of the optimum; the number of
 steps is a flag.
 
@@ -20,8 +22,8 @@ args = parser.parse_args()
 tf.random.set_seed(args.seed)
 
 # Define input data
-x = tf.constant([1, 2, 3])
-y = tf.constant([2, 4, 6])
+x = tf.constant([1.0, 2.0, 3.0])
+y = tf.constant([2.0, 4.0, 6.0])
 
 # Define linear regression model
 w = tf.Variable(initial_value=tf.random.normal([]))
