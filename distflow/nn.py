@@ -104,6 +104,10 @@ def _offset_slice(i, j, oh, ow, strides, dilations):
             slice(c0, c0 + strides[1] * (ow - 1) + 1, strides[1]), slice(None))
 
 
+def _offsets(kh: int, kw: int):
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
 def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
     return dxp[:, ph[0]:ph[0] + shape[1], pw[0]:pw[0] + shape[2], :]
 
@@ -154,14 +158,26 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
     return xp
 
 
+_FEW_CHANNELS = 4  # inputs with at most this many channels build offset-major patches
+
+
 def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.ndarray:
     """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer (or a
-    fresh array)."""
+    fresh array). With few channels it is the transpose of an offset-major matrix: a
+    row-major copy would move kw*c elements per step, an offset-major one ow."""
     oh, ow = out_hw
-    shape = (x.shape[0], oh, ow, kh, kw, x.shape[3])
+    n, c = x.shape[0], x.shape[3]
+    few = c <= _FEW_CHANNELS
+    shape = (kh, kw, c, n, oh, ow) if few else (n, oh, ow, kh, kw, c)
     cols = np.empty(shape, x.dtype) if fresh else _scratch("patches", shape, x.dtype)
-    np.copyto(cols, _windows(_padded(x, pads), kh, kw, oh, ow, strides, dilations))
-    return cols.reshape(oh * ow * x.shape[0], -1)
+    xp = _padded(x, pads)
+    if not few:
+        np.copyto(cols, _windows(xp, kh, kw, oh, ow, strides, dilations))
+        return cols.reshape(oh * ow * n, -1)
+    for i, j in _offsets(kh, kw):
+        np.copyto(cols[i, j], xp[_offset_slice(i, j, oh, ow, strides, dilations)].transpose(
+            3, 0, 1, 2))
+    return cols.reshape(kh * kw * c, -1).T
 
 
 def _out_hw(shape, kh, kw, strides, dilations, pads) -> tuple[int, int]:
@@ -343,7 +359,7 @@ def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
     out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode)
     out += b
     if rectify:
-        np.maximum(out, 0, out=out)
+        ops.rectify(out, out=out)
     return out, [conv_residuals, out if rectify else None, None]
 
 
@@ -394,10 +410,6 @@ def bias_add(value: Any, bias: Any) -> Tensor:
 # ------------------------------------------------------------------- pooling
 
 
-def _offsets(kh: int, kw: int):
-    return [(i, j) for i in range(kh) for j in range(kw)]
-
-
 def _max_pool_fwd(x, ksize, strides, mode):
     kh, kw = ksize
     oh, ow, ph, pw = _geometry(x.shape, kh, kw, strides, (1, 1), mode)
@@ -411,21 +423,48 @@ def _max_pool_fwd(x, ksize, strides, mode):
 
 def _max_pool_vjp(g, r):
     """Each window's gradient goes to its first maximum, as in TF: `pending` holds what no
-    earlier offset has taken. Windows that tile the input write each element once."""
+    earlier offset has taken. Windows that tile the input take the one-pass route."""
     xp, out, shape, (kh, kw), strides, (oh, ow, ph, pw) = r
-    tiled = (kh, kw) == strides and xp.shape[1:3] == (oh * kh, ow * kw)
-    dxp = np.empty(xp.shape, g.dtype) if tiled else np.zeros(xp.shape, g.dtype)
+    if (kh, kw) == strides:
+        return _crop(_tiled_max_grad(g, xp, out, kh, kw), shape, ph, pw)
+    dxp = np.zeros(xp.shape, g.dtype)
     pending = g.copy()
     for k, (i, j) in enumerate(_offsets(kh, kw)):
         sl = _offset_slice(i, j, oh, ow, strides, (1, 1))
         hit = xp[sl] == out
-        if tiled:
-            np.multiply(pending, hit, out=dxp[sl])
-        else:
-            dxp[sl] += pending * hit
+        dxp[sl] += pending * hit
         if k < kh * kw - 1:  # (a multiply by the complement: masked writes are slower)
             np.multiply(pending, np.logical_not(hit, out=hit), out=pending)
     return _crop(dxp, shape, ph, pw)
+
+
+def _blocks(a: np.ndarray, kh: int, kw: int, out_hw) -> np.ndarray:
+    """The (KH, KW, N, OH, OW, C) view of a's non-overlapping kh x kw windows (offset
+    first: each offset's slice is one contiguous block of a mask laid out like it)."""
+    s0, s1, s2, s3 = a.strides
+    return as_strided(a, shape=(kh, kw, a.shape[0], *out_hw, a.shape[3]),
+                      strides=(s1, s2, s0, s1 * kh, s2 * kw, s3))
+
+
+def _first_hits(hit: np.ndarray) -> None:
+    """Keeps, per window (column of the (K, windows) `hit`), only its first True, in place."""
+    seen = hit[0].copy()
+    for k in range(1, hit.shape[0]):
+        np.greater(hit[k], seen, out=hit[k])  # hit and not seen before
+        if k < hit.shape[0] - 1:
+            np.logical_or(seen, hit[k], out=seen)
+
+
+def _tiled_max_grad(g, xp, out, kh, kw) -> np.ndarray:
+    """dL/dxp for windows that tile xp (stride = window): a one-hot mask of each window's
+    first maximum, built offset-major in one comparison, times g in one broadcast pass."""
+    out_hw = out.shape[1:3]
+    hit = np.equal(_blocks(xp, kh, kw, out_hw), out, out=np.empty((kh, kw, *out.shape), bool))
+    _first_hits(hit.reshape(kh * kw, -1))
+    covered = (out_hw[0] * kh, out_hw[1] * kw)
+    dxp = (np.empty if xp.shape[1:3] == covered else np.zeros)(xp.shape, g.dtype)
+    np.multiply(hit, g, out=_blocks(dxp, kh, kw, out_hw))
+    return dxp
 
 
 def _avg_pool_fwd(x, ksize, strides, mode):
