@@ -137,6 +137,17 @@ def _scratch(slot: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+def _claim(slot: str, owner: Any, buf: np.ndarray) -> np.ndarray:
+    """Marks `owner` as the one whose contents `slot`'s scratch buffer holds; returns buf."""
+    _scratch_local.__dict__.setdefault("owners", {})[slot] = owner
+    return buf
+
+
+def _holds(slot: str, owner: Any) -> bool:
+    """Whether `slot`'s scratch buffer still holds what `owner` put there."""
+    return _scratch_local.__dict__.get("owners", {}).get(slot) is owner
+
+
 def _slices(n: int, item_bytes: int):
     """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
@@ -364,11 +375,14 @@ def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
 
 
 def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:
-    """g through the fused ReLU, computed once per g for the three VJPs."""
+    """g through the fused ReLU, computed once per g for the three VJPs (which run one
+    after another) into a scratch buffer: valid while this op's residuals `r` hold it."""
     if r[1] is None:
         return g
-    if r[2] is None or r[2][0] is not g:
-        r[2] = (g, np.multiply(g, r[1] > 0))
+    if r[2] is None or r[2][0] is not g or not _holds("relu_grad", r):
+        rectified = np.greater(r[1], 0, out=_scratch("relu_mask", g.shape, np.dtype(bool)))
+        masked = np.multiply(g, rectified, out=_scratch("relu_grad", g.shape, g.dtype))
+        r[2] = (g, _claim("relu_grad", r, masked))
     return r[2][1]
 
 
@@ -459,7 +473,8 @@ def _tiled_max_grad(g, xp, out, kh, kw) -> np.ndarray:
     """dL/dxp for windows that tile xp (stride = window): a one-hot mask of each window's
     first maximum, built offset-major in one comparison, times g in one broadcast pass."""
     out_hw = out.shape[1:3]
-    hit = np.equal(_blocks(xp, kh, kw, out_hw), out, out=np.empty((kh, kw, *out.shape), bool))
+    hit = np.equal(_blocks(xp, kh, kw, out_hw), out,
+                   out=_scratch("pool_hits", (kh, kw, *out.shape), np.dtype(bool)))
     _first_hits(hit.reshape(kh * kw, -1))
     covered = (out_hw[0] * kh, out_hw[1] * kw)
     dxp = (np.empty if xp.shape[1:3] == covered else np.zeros)(xp.shape, g.dtype)

@@ -186,6 +186,21 @@ def test_a_persistent_tape_gives_the_same_gradient_after_other_convolutions_ran(
         np.testing.assert_array_equal(a, b)
 
 
+def test_fused_relu_gradient_in_scratch_is_recomputed_once_another_op_took_the_buffer():
+    x, w = _inputs("3x3_same_correlate")
+    b = rng.standard_normal(w.shape[3])
+    op, kw = nn._fused_conv2d, dict(strides=(1, 1), dilations=(1, 1), mode="SAME",
+                                    rectify=True)
+    out_a, res_a = op.forward(x, w, b, **kw)
+    out_b, res_b = op.forward(-x, w, b, **kw)
+    g = rng.standard_normal(out_a.shape)
+    alone = [vjp(g, op.forward(x, w, b, **kw)[1]) for vjp in op.vjps]
+    interleaved = [op.vjps[0](g, res_a), op.vjps[0](g, res_b)[:0]]  # B takes the buffer
+    interleaved = [interleaved[0], op.vjps[1](g, res_a), op.vjps[2](g, res_a)]
+    for a, e in zip(interleaved, alone):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_conv2d_rejects_channels_that_do_not_split_into_groups():
     with pytest.raises(ValueError, match="not a multiple"):
         df.nn.conv2d(np.zeros((1, 4, 4, 5)), np.zeros((3, 3, 2, 4)), 1, "SAME")
