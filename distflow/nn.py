@@ -9,7 +9,6 @@ slices), never over pixels.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
 from distflow.reorder_ops import approx_max_k, approx_min_k  # noqa: F401  (tf.nn's names)
 from distflow.space_batch_ops import space_to_batch  # noqa: F401
 from distflow.tensor import Tensor, graph_form
+from distflow.workspace import claim, holds, scratch
 
 # ------------------------------------------------------------------ geometry
 
@@ -124,30 +124,6 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 # strided convolutions scatter their patch gradients back, kh*kw slices per batch slice.
 
 _SLICE_BYTES = 16 << 20  # patch-matrix bytes per batch slice: large GEMMs, bounded scratch
-_scratch_local = threading.local()
-
-
-def _scratch(slot: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """A per-thread buffer for `slot`, reused across calls; never returned to a caller."""
-    bufs = _scratch_local.__dict__.setdefault("bufs", {})
-    size = math.prod(shape)
-    buf = bufs.get((slot, dtype))
-    if buf is None or buf.size < size:
-        buf = bufs[(slot, dtype)] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
-
-
-def _claim(slot: str, owner: Any, buf: np.ndarray) -> np.ndarray:
-    """Marks `owner` as the one whose contents `slot`'s scratch buffer holds; returns buf."""
-    _scratch_local.__dict__.setdefault("owners", {})[slot] = owner
-    return buf
-
-
-def _holds(slot: str, owner: Any) -> bool:
-    """Whether `slot`'s scratch buffer still holds what `owner` put there."""
-    return _scratch_local.__dict__.get("owners", {}).get(slot) is owner
-
-
 def _slices(n: int, item_bytes: int):
     """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
@@ -160,7 +136,7 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
     if pt == pb == pl == pr == 0:
         return x
     n, h, w, c = x.shape
-    xp = _scratch("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
+    xp = scratch("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
     xp[:, :pt] = 0
     xp[:, pt + h:] = 0
     xp[:, pt:pt + h, :pl] = 0
@@ -180,7 +156,7 @@ def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.nda
     n, c = x.shape[0], x.shape[3]
     few = c <= _FEW_CHANNELS
     shape = (kh, kw, c, n, oh, ow) if few else (n, oh, ow, kh, kw, c)
-    cols = np.empty(shape, x.dtype) if fresh else _scratch("patches", shape, x.dtype)
+    cols = np.empty(shape, x.dtype) if fresh else scratch("patches", shape, x.dtype)
     xp = _padded(x, pads)
     if not few:
         np.copyto(cols, _windows(xp, kh, kw, oh, ow, strides, dilations))
@@ -255,9 +231,9 @@ def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
     wt = w.reshape(-1, cout).T
     for b0, b1 in _slices(xshape[0], oh * ow * kh * kw * c * g.itemsize):
         dcols = np.matmul(np.ascontiguousarray(g[b0:b1]).reshape(-1, cout), wt,
-                          out=_scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
+                          out=scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
         dcols = dcols.reshape(b1 - b0, oh, ow, kh, kw, c)
-        dxp = _scratch("padded", (b1 - b0, xshape[1] + pt + pb, xshape[2] + pl + pr, c),
+        dxp = scratch("padded", (b1 - b0, xshape[1] + pt + pb, xshape[2] + pl + pr, c),
                        g.dtype)
         dxp.fill(0)
         for i in range(kh):
@@ -379,10 +355,10 @@ def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:
     after another) into a scratch buffer: valid while this op's residuals `r` hold it."""
     if r[1] is None:
         return g
-    if r[2] is None or r[2][0] is not g or not _holds("relu_grad", r):
-        rectified = np.greater(r[1], 0, out=_scratch("relu_mask", g.shape, np.dtype(bool)))
-        masked = np.multiply(g, rectified, out=_scratch("relu_grad", g.shape, g.dtype))
-        r[2] = (g, _claim("relu_grad", r, masked))
+    if r[2] is None or r[2][0] is not g or not holds("relu_grad", r):
+        rectified = np.greater(r[1], 0, out=scratch("relu_mask", g.shape, bool))
+        masked = np.multiply(g, rectified, out=scratch("relu_grad", g.shape, g.dtype))
+        r[2] = (g, claim("relu_grad", r, masked))
     return r[2][1]
 
 
@@ -474,7 +450,7 @@ def _tiled_max_grad(g, xp, out, kh, kw) -> np.ndarray:
     first maximum, built offset-major in one comparison, times g in one broadcast pass."""
     out_hw = out.shape[1:3]
     hit = np.equal(_blocks(xp, kh, kw, out_hw), out,
-                   out=_scratch("pool_hits", (kh, kw, *out.shape), np.dtype(bool)))
+                   out=scratch("pool_hits", (kh, kw, *out.shape), bool))
     _first_hits(hit.reshape(kh * kw, -1))
     covered = (out_hw[0] * kh, out_hw[1] * kw)
     dxp = (np.empty if xp.shape[1:3] == covered else np.zeros)(xp.shape, g.dtype)

@@ -60,6 +60,7 @@ from distflow.softmax_ops import (  # noqa: F401  (re-exported: the op registry 
     sparse_softmax_cross_entropy_with_logits,
 )
 from distflow.tensor import Tensor, Variable, as_array, graph_form
+from distflow.workspace import scratch
 
 # ------------------------------------------------------------ binary arithmetic
 
@@ -253,7 +254,12 @@ def rectify(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-relu = _unary("relu", rectify, lambda g, out: g * (out > 0), "out")
+def _relu_vjp(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """g where the output is positive, else 0 (the mask in a scratch buffer)."""
+    return np.multiply(g, np.greater(out, 0, out=scratch("relu_mask", out.shape, bool)))
+
+
+relu = _unary("relu", rectify, _relu_vjp, "out")
 round = _unary("round", np.round, None, "shape")  # noqa: A001  (no gradient, as documented)
 rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out: -0.5 * g * out ** 3, "out")
 
