@@ -118,12 +118,14 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 # patch matrix built batch-slice by batch-slice in per-thread scratch buffers that are
 # reused across calls (fresh multi-megabyte arrays cost page faults on every step):
 # the slice is padded into one buffer, its windows (a strided view) copied into
-# another, and the product written straight into the output. 1x1 kernels need no
+# another, and the product written straight into the output. A slice is about 1 MB of
+# patches, so the GEMM reads them from L2 right after the copy wrote them (16 MB slices
+# ran 20-40 % slower). 1x1 kernels need no
 # patch matrix. With stride 1 the input gradient is the correlation of the output
 # gradient with the flipped, transposed kernel (the same machinery, no scatter); only
 # strided convolutions scatter their patch gradients back, kh*kw slices per batch slice.
 
-_SLICE_BYTES = 16 << 20  # patch-matrix bytes per batch slice: large GEMMs, bounded scratch
+_SLICE_BYTES = 1 << 20  # patch-matrix bytes per batch slice: a slice the GEMM reads from L2
 def _slices(n: int, item_bytes: int):
     """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
