@@ -9,7 +9,6 @@ slices), never over pixels.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
 from distflow.reorder_ops import approx_max_k, approx_min_k  # noqa: F401  (tf.nn's names)
 from distflow.space_batch_ops import space_to_batch  # noqa: F401
 from distflow.tensor import Tensor, graph_form
+from distflow.workspace import claim, holds, scratch
 
 # ------------------------------------------------------------------ geometry
 
@@ -104,6 +104,10 @@ def _offset_slice(i, j, oh, ow, strides, dilations):
             slice(c0, c0 + strides[1] * (ow - 1) + 1, strides[1]), slice(None))
 
 
+def _offsets(kh: int, kw: int):
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
 def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
     return dxp[:, ph[0]:ph[0] + shape[1], pw[0]:pw[0] + shape[2], :]
 
@@ -114,25 +118,14 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 # patch matrix built batch-slice by batch-slice in per-thread scratch buffers that are
 # reused across calls (fresh multi-megabyte arrays cost page faults on every step):
 # the slice is padded into one buffer, its windows (a strided view) copied into
-# another, and the product written straight into the output. 1x1 kernels need no
+# another, and the product written straight into the output. A slice is about 1 MB of
+# patches, so the GEMM reads them from L2 right after the copy wrote them (16 MB slices
+# ran 20-40 % slower). 1x1 kernels need no
 # patch matrix. With stride 1 the input gradient is the correlation of the output
 # gradient with the flipped, transposed kernel (the same machinery, no scatter); only
 # strided convolutions scatter their patch gradients back, kh*kw slices per batch slice.
 
-_SLICE_BYTES = 16 << 20  # patch-matrix bytes per batch slice: large GEMMs, bounded scratch
-_scratch_local = threading.local()
-
-
-def _scratch(slot: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """A per-thread buffer for `slot`, reused across calls; never returned to a caller."""
-    bufs = _scratch_local.__dict__.setdefault("bufs", {})
-    size = math.prod(shape)
-    buf = bufs.get((slot, dtype))
-    if buf is None or buf.size < size:
-        buf = bufs[(slot, dtype)] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
-
-
+_SLICE_BYTES = 1 << 20  # patch-matrix bytes per batch slice: a slice the GEMM reads from L2
 def _slices(n: int, item_bytes: int):
     """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
@@ -145,7 +138,7 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
     if pt == pb == pl == pr == 0:
         return x
     n, h, w, c = x.shape
-    xp = _scratch("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
+    xp = scratch("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
     xp[:, :pt] = 0
     xp[:, pt + h:] = 0
     xp[:, pt:pt + h, :pl] = 0
@@ -154,14 +147,26 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
     return xp
 
 
+_FEW_CHANNELS = 4  # inputs with at most this many channels build offset-major patches
+
+
 def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.ndarray:
     """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer (or a
-    fresh array)."""
+    fresh array). With few channels it is the transpose of an offset-major matrix: a
+    row-major copy would move kw*c elements per step, an offset-major one ow."""
     oh, ow = out_hw
-    shape = (x.shape[0], oh, ow, kh, kw, x.shape[3])
-    cols = np.empty(shape, x.dtype) if fresh else _scratch("patches", shape, x.dtype)
-    np.copyto(cols, _windows(_padded(x, pads), kh, kw, oh, ow, strides, dilations))
-    return cols.reshape(oh * ow * x.shape[0], -1)
+    n, c = x.shape[0], x.shape[3]
+    few = c <= _FEW_CHANNELS
+    shape = (kh, kw, c, n, oh, ow) if few else (n, oh, ow, kh, kw, c)
+    cols = np.empty(shape, x.dtype) if fresh else scratch("patches", shape, x.dtype)
+    xp = _padded(x, pads)
+    if not few:
+        np.copyto(cols, _windows(xp, kh, kw, oh, ow, strides, dilations))
+        return cols.reshape(oh * ow * n, -1)
+    for i, j in _offsets(kh, kw):
+        np.copyto(cols[i, j], xp[_offset_slice(i, j, oh, ow, strides, dilations)].transpose(
+            3, 0, 1, 2))
+    return cols.reshape(kh * kw * c, -1).T
 
 
 def _out_hw(shape, kh, kw, strides, dilations, pads) -> tuple[int, int]:
@@ -228,9 +233,9 @@ def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
     wt = w.reshape(-1, cout).T
     for b0, b1 in _slices(xshape[0], oh * ow * kh * kw * c * g.itemsize):
         dcols = np.matmul(np.ascontiguousarray(g[b0:b1]).reshape(-1, cout), wt,
-                          out=_scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
+                          out=scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
         dcols = dcols.reshape(b1 - b0, oh, ow, kh, kw, c)
-        dxp = _scratch("padded", (b1 - b0, xshape[1] + pt + pb, xshape[2] + pl + pr, c),
+        dxp = scratch("padded", (b1 - b0, xshape[1] + pt + pb, xshape[2] + pl + pr, c),
                        g.dtype)
         dxp.fill(0)
         for i in range(kh):
@@ -343,16 +348,19 @@ def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
     out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode)
     out += b
     if rectify:
-        np.maximum(out, 0, out=out)
+        ops.rectify(out, out=out)
     return out, [conv_residuals, out if rectify else None, None]
 
 
 def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:
-    """g through the fused ReLU, computed once per g for the three VJPs."""
+    """g through the fused ReLU, computed once per g for the three VJPs (which run one
+    after another) into a scratch buffer: valid while this op's residuals `r` hold it."""
     if r[1] is None:
         return g
-    if r[2] is None or r[2][0] is not g:
-        r[2] = (g, np.multiply(g, r[1] > 0))
+    if r[2] is None or r[2][0] is not g or not holds("relu_grad", r):
+        rectified = np.greater(r[1], 0, out=scratch("relu_mask", g.shape, bool))
+        masked = np.multiply(g, rectified, out=scratch("relu_grad", g.shape, g.dtype))
+        r[2] = (g, claim("relu_grad", r, masked))
     return r[2][1]
 
 
@@ -394,10 +402,6 @@ def bias_add(value: Any, bias: Any) -> Tensor:
 # ------------------------------------------------------------------- pooling
 
 
-def _offsets(kh: int, kw: int):
-    return [(i, j) for i in range(kh) for j in range(kw)]
-
-
 def _max_pool_fwd(x, ksize, strides, mode):
     kh, kw = ksize
     oh, ow, ph, pw = _geometry(x.shape, kh, kw, strides, (1, 1), mode)
@@ -411,21 +415,49 @@ def _max_pool_fwd(x, ksize, strides, mode):
 
 def _max_pool_vjp(g, r):
     """Each window's gradient goes to its first maximum, as in TF: `pending` holds what no
-    earlier offset has taken. Windows that tile the input write each element once."""
+    earlier offset has taken. Windows that tile the input take the one-pass route."""
     xp, out, shape, (kh, kw), strides, (oh, ow, ph, pw) = r
-    tiled = (kh, kw) == strides and xp.shape[1:3] == (oh * kh, ow * kw)
-    dxp = np.empty(xp.shape, g.dtype) if tiled else np.zeros(xp.shape, g.dtype)
+    if (kh, kw) == strides:
+        return _crop(_tiled_max_grad(g, xp, out, kh, kw), shape, ph, pw)
+    dxp = np.zeros(xp.shape, g.dtype)
     pending = g.copy()
     for k, (i, j) in enumerate(_offsets(kh, kw)):
         sl = _offset_slice(i, j, oh, ow, strides, (1, 1))
         hit = xp[sl] == out
-        if tiled:
-            np.multiply(pending, hit, out=dxp[sl])
-        else:
-            dxp[sl] += pending * hit
+        dxp[sl] += pending * hit
         if k < kh * kw - 1:  # (a multiply by the complement: masked writes are slower)
             np.multiply(pending, np.logical_not(hit, out=hit), out=pending)
     return _crop(dxp, shape, ph, pw)
+
+
+def _blocks(a: np.ndarray, kh: int, kw: int, out_hw) -> np.ndarray:
+    """The (KH, KW, N, OH, OW, C) view of a's non-overlapping kh x kw windows (offset
+    first: each offset's slice is one contiguous block of a mask laid out like it)."""
+    s0, s1, s2, s3 = a.strides
+    return as_strided(a, shape=(kh, kw, a.shape[0], *out_hw, a.shape[3]),
+                      strides=(s1, s2, s0, s1 * kh, s2 * kw, s3))
+
+
+def _first_hits(hit: np.ndarray) -> None:
+    """Keeps, per window (column of the (K, windows) `hit`), only its first True, in place."""
+    seen = hit[0].copy()
+    for k in range(1, hit.shape[0]):
+        np.greater(hit[k], seen, out=hit[k])  # hit and not seen before
+        if k < hit.shape[0] - 1:
+            np.logical_or(seen, hit[k], out=seen)
+
+
+def _tiled_max_grad(g, xp, out, kh, kw) -> np.ndarray:
+    """dL/dxp for windows that tile xp (stride = window): a one-hot mask of each window's
+    first maximum, built offset-major in one comparison, times g in one broadcast pass."""
+    out_hw = out.shape[1:3]
+    hit = np.equal(_blocks(xp, kh, kw, out_hw), out,
+                   out=scratch("pool_hits", (kh, kw, *out.shape), bool))
+    _first_hits(hit.reshape(kh * kw, -1))
+    covered = (out_hw[0] * kh, out_hw[1] * kw)
+    dxp = (np.empty if xp.shape[1:3] == covered else np.zeros)(xp.shape, g.dtype)
+    np.multiply(hit, g, out=_blocks(dxp, kh, kw, out_hw))
+    return dxp
 
 
 def _avg_pool_fwd(x, ksize, strides, mode):

@@ -75,6 +75,10 @@ PATHS = {
     "groups_3": ((2, 5, 6, 9), (3, 3, 3, 6), (1, 1), (1, 1), "SAME"),
     "groups_9_depthwise": ((2, 5, 6, 9), (3, 3, 1, 9), (2, 1), (1, 1), "VALID"),
     "groups_dilated": ((2, 7, 6, 16), (3, 3, 8, 4), (1, 1), (2, 1), "SAME"),
+    "one_channel_same": ((3, 6, 5, 1), (3, 3, 1, 4), (1, 1), (1, 1), "SAME"),
+    "one_channel_strided_valid": ((2, 9, 8, 1), (3, 2, 1, 4), (2, 3), (1, 1), "VALID"),
+    "three_channels_dilated": ((2, 9, 8, 3), (3, 3, 3, 4), (1, 1), (2, 2), "SAME"),
+    "four_channels_strided_same": ((2, 7, 7, 4), (2, 3, 4, 3), (2, 2), (1, 1), "SAME"),
 }
 
 
@@ -182,6 +186,21 @@ def test_a_persistent_tape_gives_the_same_gradient_after_other_convolutions_ran(
         np.testing.assert_array_equal(a, b)
 
 
+def test_fused_relu_gradient_in_scratch_is_recomputed_once_another_op_took_the_buffer():
+    x, w = _inputs("3x3_same_correlate")
+    b = rng.standard_normal(w.shape[3])
+    op, kw = nn._fused_conv2d, dict(strides=(1, 1), dilations=(1, 1), mode="SAME",
+                                    rectify=True)
+    out_a, res_a = op.forward(x, w, b, **kw)
+    out_b, res_b = op.forward(-x, w, b, **kw)
+    g = rng.standard_normal(out_a.shape)
+    alone = [vjp(g, op.forward(x, w, b, **kw)[1]) for vjp in op.vjps]
+    interleaved = [op.vjps[0](g, res_a), op.vjps[0](g, res_b)[:0]]  # B takes the buffer
+    interleaved = [interleaved[0], op.vjps[1](g, res_a), op.vjps[2](g, res_a)]
+    for a, e in zip(interleaved, alone):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_conv2d_rejects_channels_that_do_not_split_into_groups():
     with pytest.raises(ValueError, match="not a multiple"):
         df.nn.conv2d(np.zeros((1, 4, 4, 5)), np.zeros((3, 3, 2, 4)), 1, "SAME")
@@ -259,10 +278,14 @@ def old_max_pool_grad(x, g, k, s, mode):
                                             (2, 2, "VALID", (2, 7, 9, 3)),
                                             (3, 2, "SAME", (2, 7, 6, 2)),
                                             (2, 1, "VALID", (1, 5, 5, 2)),
-                                            (3, 3, "SAME", (2, 7, 8, 2))])
-def test_max_pool_matches_the_previous_rule_with_ties(k, s, mode, shape):
+                                            (3, 3, "SAME", (2, 7, 8, 2)),
+                                            (3, 3, "VALID", (2, 8, 7, 2)),
+                                            (1, 1, "VALID", (2, 3, 4, 2))])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_max_pool_matches_the_previous_rule_with_ties(k, s, mode, shape, contiguous):
     x = np.maximum(np.round(rng.standard_normal(shape), 1), 0)  # many tied zeros
     x[0, :2, :2] = 0.5  # a window of equal non-zero values
+    x = x if contiguous else np.asfortranarray(x)
     expect, dx = old_max_pool_grad(x, g := rng.standard_normal(
         old_max_pool_grad(x, 0, k, s, mode)[0].shape), k, s, mode)
     xt = df.constant(x)
@@ -273,3 +296,26 @@ def test_max_pool_matches_the_previous_rule_with_ties(k, s, mode, shape):
     np.testing.assert_allclose(tape.gradient(out, xt, output_gradients=df.constant(g)).numpy(),
                                dx, rtol=1e-12)
 
+
+
+def test_max_pool_with_unequal_tiling_windows_matches_central_differences():
+    x = rng.standard_normal((2, 7, 9, 3))  # 2x3 windows, stride 2x3: a fringe row is left
+    check_grads(lambda a: df.nn.max_pool2d(a, (2, 3), (2, 3), "VALID"), [x])
+    check_grads(lambda a: df.nn.max_pool2d(a, (2, 3), (2, 3), "SAME"), [x])
+
+
+@pytest.mark.parametrize("shape,dtype", [((3, 8192 * 2 + 5), np.float32), ((64, 300), np.float64),
+                                         ((7,), np.float32), ((), np.float32),
+                                         ((50, 400), np.int32)])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_rectify_equals_maximum_with_zero(shape, dtype, contiguous):
+    x = np.asarray(rng.standard_normal(shape) * 5).astype(dtype)
+    x = x if contiguous else x.T
+    if x.size > 1:
+        x.reshape(-1)[0] = np.nan if dtype != np.int32 else 0
+    expect = np.maximum(x, 0)
+    got = df.ops.rectify(x)
+    assert got.dtype == expect.dtype and got.shape == expect.shape
+    np.testing.assert_array_equal(got, expect)
+    df.ops.rectify(x, out=x)  # in place
+    np.testing.assert_array_equal(x, expect)

@@ -12,6 +12,7 @@ from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import serialize_or_none
 from distflow.ops import Primitive
 from distflow.tensor import Tensor, graph_form
+from distflow.workspace import scratch
 
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization"]
 
@@ -85,7 +86,8 @@ def _batch_norm_vjp_x(g, r):
     sum_g, sum_gc = _batch_norm_sums(g, r)
     a = gamma * inv
     out = g * a
-    out -= centered * (a * inv * inv * sum_gc / count)
+    out -= np.multiply(centered, a * inv * inv * sum_gc / count,
+                       out=scratch("batch_norm_term", centered.shape, centered.dtype))
     out -= a * sum_g / count
     return out
 
