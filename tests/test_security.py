@@ -20,6 +20,7 @@ import pytest
 from test_ps_server import SGD, grads, make_server, params
 
 from distflow import keys
+from distflow.distribute import transport
 from distflow.distribute.client import PSClient, PSTimeoutError
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,6 +38,14 @@ def curve_server(key_dir):
     server = make_server(mode="async", keys_dir=str(key_dir))
     yield server
     server.stop()
+
+
+def test_curve_server_sockets_open_right_after_the_last_one_closed(key_dir):
+    """The process's one ZAP handler outlives its CURVE sockets: libzmq releases the
+    handler's endpoint asynchronously, so stopping it with the last socket made the
+    next socket's handler fail with "Address already in use" (zeromq.zap.01)."""
+    for _ in range(50):
+        transport.ServerSocket("tcp://127.0.0.1:0", keys_dir=str(key_dir)).close()
 
 
 def test_generate_writes_pairs_with_private_secrets(tmp_path):

@@ -237,7 +237,8 @@ class _Authenticator:
 
     libzmq allows a single ZAP endpoint per context, so servers running in one
     process (tests, a node hosting two shards) each get their own ZAP domain and
-    allow-list on the shared handler.
+    allow-list on the shared handler, which starts with the first CURVE server
+    socket and is never stopped.
     """
 
     _lock = threading.Lock()
@@ -259,14 +260,14 @@ class _Authenticator:
 
     @classmethod
     def unregister(cls, domain: str) -> None:
+        """Forgets `domain`'s allow-list. The handler itself (a daemon thread) stays for
+        the process's life: libzmq releases its endpoint asynchronously, so a handler
+        started again right after a stop could not bind it."""
         with cls._lock:
             if cls._thread is None:
                 return
             cls._thread.credentials_providers.pop(domain, None)
             cls._users -= 1
-            if cls._users == 0:
-                cls._thread.stop()
-                cls._thread = None
 
 
 class ServerSocket:
