@@ -338,6 +338,7 @@ def reduce_euclidean_norm(input_tensor: Any, axis: Any = None, keepdims: bool = 
 
 
 def _bool_reduce(fn, name: str):
+    @graph_form(differentiable=False)
     def op(input_tensor: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
         x = as_array(input_tensor)
         if x.dtype != bool:

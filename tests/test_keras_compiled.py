@@ -41,6 +41,17 @@ def lstm():
                              layers.Dense(3)])
 
 
+def masked_lstm():
+    """Padded sequences: the mask sends the LSTM through its step-by-step path."""
+    return keras.Sequential([keras.Input((5, 3)), layers.Masking(0.0),
+                             layers.LSTM(6, return_sequences=True), layers.LSTM(4),
+                             layers.Dense(3)])
+
+
+PADDED = SEQUENCES.copy()
+PADDED[::3, 3:] = 0.0  # every third sequence ends after 3 steps
+
+
 def build(make, run_eagerly, optimizer="adam", **compile_kw):
     keras.utils.set_random_seed(1)
     model = make()
@@ -73,7 +84,9 @@ def fit_both(make, x, y, **fit_kw):
 
 
 @pytest.mark.parametrize("make,x,y", [(mlp, X, Y), (cnn, IMAGES, Y[:36]),
-                                      (lstm, SEQUENCES, Y[:36])], ids=["mlp", "cnn", "lstm"])
+                                      (lstm, SEQUENCES, Y[:36]),
+                                      (masked_lstm, PADDED, Y[:36])],
+                         ids=["mlp", "cnn", "lstm", "masked_lstm"])
 def test_compiled_fit_gives_the_eager_weights_history_and_evaluation(make, x, y):
     (eager, compiled), (h_eager, h_compiled) = fit_both(
         make, x, y, batch_size=16, epochs=2, validation_split=0.25)

@@ -12,6 +12,7 @@ import numpy as np
 from distflow import nn, ops
 from distflow.keras import activations, initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer
+from distflow.math_ops import reduce_any
 from distflow.ops import Primitive
 from distflow.tensor import Tensor, graph_form
 
@@ -320,15 +321,16 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
         self.supports_masking = True
 
-    def _keep(self, inputs: Tensor) -> np.ndarray:
-        return np.any(inputs.value != self.mask_value, axis=-1)
+    def _keep(self, inputs: Tensor) -> Tensor:
+        """(batch, steps) bool: the steps with a feature other than `mask_value`."""
+        return reduce_any(ops.not_equal(inputs, self.mask_value), axis=-1)
 
     def call(self, inputs: Tensor) -> Tensor:
-        keep = self._keep(inputs)[..., None].astype(inputs.dtype)
-        return ops.multiply(inputs, Tensor._wrap(keep))
+        keep = ops.cast(ops.expand_dims(self._keep(inputs), -1), inputs.dtype)
+        return ops.multiply(inputs, keep)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        return Tensor._wrap(self._keep(ops.convert_to_tensor(inputs)))
+        return self._keep(ops.convert_to_tensor(inputs))
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         return tuple(input_shape)

@@ -412,10 +412,11 @@ class _StepInputs:
     def __init__(self, cell: _Cell, inputs: Tensor):
         self.cell = cell
         self.bias = cell._input_bias() if cell.bias is not None else None
-        # Slicing a tensor no tape tracks is free: take the steps from its array.
+        # Slicing a tensor no tape tracks is free: take the steps from its array (a
+        # symbolic tensor, while a step is traced, has none: it is sliced as a tensor).
         tape = current_tape()
         tracked = tape is not None and tape.node_for(inputs) is not None
-        self.inputs = inputs if tracked else inputs.value
+        self.inputs = inputs if tracked or inputs._symbolic else inputs.value
 
     def at(self, t: int) -> Tensor:
         x_t = self.inputs[:, t]
@@ -491,7 +492,7 @@ class RNN(Layer):
             if whole is not None:
                 return whole
         projected = _StepInputs(cell, inputs)
-        mask = None if mask is None else np.asarray(ops.convert_to_tensor(mask).value, bool)
+        mask = None if mask is None else ops.cast(ops.convert_to_tensor(mask), "bool")
         order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
         outputs, output = [], None
         for t in order:
@@ -499,7 +500,7 @@ class RNN(Layer):
             if mask is None:
                 output, states = new_output, new_states
             else:  # masked steps carry the state and (unless zero_output_for_mask) output
-                keep = Tensor._wrap(mask[:, t, None])
+                keep = ops.expand_dims(mask[:, t], -1)
                 output, states = self._apply_mask(keep, new_output, output, new_states, states)
                 if self.zero_output_for_mask:
                     new_output = ops.where(keep, new_output, ops.zeros_like(new_output))
