@@ -237,7 +237,10 @@ def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool)
         tensors = [Tensor._wrap(v) for v in values]
         a, k = fill(tensors)
         if not state["taped"]:
-            flat = [t.value for t in nest.flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+            out = fn(*a, **k)
+            if type(out) is Tensor and not differentiable:  # one tensor: no flattening
+                return (out.value,)
+            flat = [t.value for t in nest.flatten(out) if isinstance(t, Tensor)]
             return (*flat, None) if differentiable else tuple(flat)
         with GradientTape(persistent=True) as tape:
             tape.watch([t for t in tensors if t.value.dtype.kind == "f"])
