@@ -3,7 +3,9 @@
     python benchmarks/cpu_ab.py BASELINE_CHECKOUT [--rounds 3] [--repeats 100]
 
 Runs the steps of `autodiff_bench.py` (the MLP tape step at batch 64, 128 and 512,
-and the same step traced by `distflow.function` at batch 128) in child processes,
+the same step traced by `distflow.function` at batch 128, and the Keras MLP's
+training step through `fit`'s compiled step at batch 8 and 128, per step of a
+`fit` over 16 batches) in child processes,
 one per checkout and round, alternating baseline and this checkout, each importing
 its own `distflow` and its own `benchmarks/autodiff_bench.py`. Each step is timed
 with `time.process_time()` (CPU time of the process, one BLAS thread), so a loaded
@@ -51,6 +53,13 @@ for batch in (64, 128, 512):
     if batch == 128:
         rows[f"mlp traced {batch}"] = timed(df.function(b.mlp_distflow(variables)), x, y,
                                             repeats)
+steps = 16  # `fit` over 16 batches per timed call, its per-call costs shared by them
+for batch in (8, 128):
+    model = b.keras_mlp(False)
+    x = rng.standard_normal((batch * steps, 784)).astype(np.float32)
+    y = rng.integers(0, 10, batch * steps)
+    fit = lambda x, y: model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    rows[f"fit compiled {batch}"] = timed(fit, x, y, max(5, repeats // 5)) / steps
 print(json.dumps(rows))
 """
 

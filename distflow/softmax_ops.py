@@ -135,9 +135,15 @@ def _class_ids(labels: Any, n: int) -> Tensor:
             raise TypeError(f"Sparse labels must be integer class ids. Received dtype="
                             f"{labels.dtype}; use softmax_cross_entropy_with_logits for "
                             "one-hot or soft labels.")
-    if labels.size and (labels.min() < 0 or labels.max() >= n):
+    if labels.size and _as_unsigned(labels).max() >= n:
         _bad_labels(labels, n)  # negative ids would silently index from the end
     return Tensor._wrap(labels)
+
+
+def _as_unsigned(labels: np.ndarray) -> np.ndarray:
+    """Integer `labels` viewed as unsigned (no copy): a negative id becomes larger than any
+    class count, so one `max` checks both ends of the range."""
+    return labels if labels.dtype.kind == "u" else labels.view(f"u{labels.itemsize}")
 
 
 def _bad_labels(labels: np.ndarray, n: int) -> None:

@@ -306,3 +306,22 @@ def test_conv_bias_relu_in_place_matches_eager():
     np.testing.assert_allclose(got[0].numpy(), expect[0].numpy(), rtol=1e-5)
     for a, b in zip(got[1], expect[1]):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class _Pairs(list):
+    """A list subclass among a recorded call's arguments."""
+
+
+def test_recorded_call_arguments_are_rebuilt_with_their_types_and_constants():
+    from distflow.graph.record import _fill, _filler, _Slot
+
+    marker = object()
+    template = (([(_Slot(1), marker), (_Slot(0), "v")], _Pairs([_Slot(2), 3])),
+                {"key": _Slot(0), 7: [None, {"deep": _Slot(2)}], (1, 2): ()})
+    values = [np.zeros(2), "one", [4, 5]]
+    rebuilt = _filler(template)(values)
+    assert rebuilt == _fill(template, values)
+    (pairs, sub), kwargs = rebuilt
+    assert type(pairs) is list and type(pairs[0]) is tuple and type(sub) is _Pairs
+    assert pairs[0][1] is marker and pairs[1][0] is values[0] and sub[0] is values[2]
+    assert kwargs[7][1]["deep"] is values[2] and kwargs[(1, 2)] == ()

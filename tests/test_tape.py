@@ -221,6 +221,20 @@ def test_sparse_cross_entropy_rejects_out_of_range_labels():
         df.nn.sparse_softmax_cross_entropy_with_logits([0, 3], np.zeros((2, 3), np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64])
+@pytest.mark.parametrize("bad", [-1, 3, 127])
+def test_sparse_cross_entropy_label_range_check_in_every_integer_dtype(dtype, bad):
+    logits = np.zeros((3, 3), np.float32)
+    labels = np.array([0, 2, 1], dtype)
+    assert df.nn.sparse_softmax_cross_entropy_with_logits(labels, logits).shape == (3,)
+    if bad < 0 and np.dtype(dtype).kind == "u":
+        return  # no negative value in an unsigned dtype
+    labels[2] = bad  # then read strided, as a column of a larger array can be
+    expected = rf"Labels must be in \[0, 3\) for 3 classes\. Received values in \[{min(bad, 0)}, "
+    with pytest.raises(ValueError, match=expected + rf"{max(bad, 0)}\]"):
+        df.nn.sparse_softmax_cross_entropy_with_logits(labels[::2], logits[:2])
+
+
 def test_function_decorator_runs_eagerly():
     @df.function
     def f(x):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -139,17 +138,34 @@ def _fill(template: Any, values: list) -> Any:
 
 
 def _filler(template: Any) -> Callable[[list], Any]:
-    """`lambda values: _fill(template, values)`, with the walk over the template done once
-    (a recorded call's kernel rebuilds its arguments at every run)."""
+    """`lambda values: _fill(template, values)` as one generated expression (a recorded
+    call's kernel rebuilds its arguments at every run: no walk over the template then)."""
+    namespace: dict[str, Any] = {}
+    source = _fill_source(template, namespace)
+    return eval(f"lambda v: {source}", namespace)  # noqa: S307 (our own generated source)
+
+
+def _fill_source(template: Any, namespace: dict) -> str:
+    """The Python expression of `template` filled from the list `v`; constants (leaves,
+    dict keys, container types other than list and tuple) go into `namespace`."""
     if isinstance(template, _Slot):
-        return operator.itemgetter(template.index)
+        return f"v[{template.index}]"
     if isinstance(template, list | tuple):
-        parts, kind = [_filler(v) for v in template], type(template)
-        return lambda values: kind([part(values) for part in parts])
+        items = "".join(_fill_source(x, namespace) + ", " for x in template)
+        kind = type(template)
+        if kind is list or kind is tuple:
+            return f"[{items}]" if kind is list else f"({items})"
+        return f"{_constant(kind, namespace)}([{items}])"
     if isinstance(template, dict):
-        items = [(k, _filler(v)) for k, v in template.items()]
-        return lambda values: {k: part(values) for k, part in items}
-    return lambda values: template
+        return "{" + "".join(f"{_constant(k, namespace)}: {_fill_source(x, namespace)}, "
+                             for k, x in template.items()) + "}"
+    return _constant(template, namespace)
+
+
+def _constant(value: Any, namespace: dict) -> str:
+    name = f"c{len(namespace)}"
+    namespace[name] = value
+    return name
 
 
 def _named(fn: Callable, args: tuple, kwargs: dict, names: tuple) -> list:
@@ -221,7 +237,10 @@ def _call_kernel(fn: Callable, template: Any, state: dict, differentiable: bool)
         tensors = [Tensor._wrap(v) for v in values]
         a, k = fill(tensors)
         if not state["taped"]:
-            flat = [t.value for t in nest.flatten(fn(*a, **k)) if isinstance(t, Tensor)]
+            out = fn(*a, **k)
+            if type(out) is Tensor and not differentiable:  # one tensor: no flattening
+                return (out.value,)
+            flat = [t.value for t in nest.flatten(out) if isinstance(t, Tensor)]
             return (*flat, None) if differentiable else tuple(flat)
         with GradientTape(persistent=True) as tape:
             tape.watch([t for t in tensors if t.value.dtype.kind == "f"])

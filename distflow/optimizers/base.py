@@ -312,14 +312,16 @@ class Optimizer(OptimizerExtras):
 
     def _apply_locally(self, pairs: list[tuple[np.ndarray, Variable]]) -> None:
         hp = self.hyperparameters()
-        no_decay = {**hp, "weight_decay": 0.0}
+        merged = self.rule.merge(hp)
+        no_decay = {**merged, "weight_decay": 0.0} if merged.get("weight_decay") else merged
         step = self._step_count() + 1
         for grad, var in pairs:
             state = self._slots.get(var.name)
             if state is None:
                 state = self._slots[var.name] = self.rule.init(var.value, hp)
-            self.rule.update(var.value, grad, state, step,
-                             hp if self._use_weight_decay(var) else no_decay)
+            self.rule.update_merged(var.value, grad, state, step,
+                                    no_decay if no_decay is merged or
+                                    not self._use_weight_decay(var) else merged)
 
     def hyperparameters(self) -> dict:
         """The plain dict the rule gets (learning rate evaluated for this step)."""

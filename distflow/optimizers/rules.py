@@ -50,7 +50,16 @@ class Rule:
     def update(self, param: np.ndarray, grad: np.ndarray, state: State, step: int,
                hp: Mapping[str, Any]) -> None:
         """Applies one step in place on `param` and `state`."""
-        merged = {**self.defaults, **hp}
+        self.update_merged(param, grad, state, step, self.merge(hp))
+
+    def merge(self, hp: Mapping[str, Any]) -> dict[str, Any]:
+        """The rule's defaults overridden by `hp`: what `update_merged` takes."""
+        return {**self.defaults, **hp}
+
+    def update_merged(self, param: np.ndarray, grad: np.ndarray, state: State, step: int,
+                      merged: Mapping[str, Any]) -> None:
+        """`update` with the hyperparameters already merged (`merge(hp)`, made once for
+        all the variables of one step)."""
         for slot in self.slots(merged):
             if slot not in state:
                 state[slot] = _new_slot(slot, param, merged)
