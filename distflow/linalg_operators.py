@@ -448,24 +448,24 @@ class LinearOperatorZeros(LinearOperator):
         if is_non_singular or is_positive_definite:
             raise ValueError("The zero operator is singular and not positive definite.")
         cols = num_rows if num_columns is None else num_columns
-        self._dims = (_rows(num_rows), _rows(cols))
+        self._size = (_rows(num_rows), _rows(cols))
         self._batch = tuple(int(d) for d in (batch_shape if batch_shape is not None else ()))
-        square = self._dims[0] == self._dims[1]
+        square = self._size[0] == self._size[1]
         if is_square and not square:
             raise ValueError(f"LinearOperatorZeros with is_square=True needs num_rows == "
-                             f"num_columns. Received {self._dims}; pass is_square=False.")
+                             f"num_columns. Received {self._size}; pass is_square=False.")
         super().__init__(dtype, None, False, is_self_adjoint, False, is_square, name,
                          {"num_rows": num_rows, "num_columns": num_columns,
                           "batch_shape": batch_shape, "dtype": dtype})
 
     def _shape(self) -> tuple:
-        return self._batch + self._dims
+        return self._batch + self._size
 
     def _to_dense(self) -> Tensor:
         return ops.zeros(self._shape(), self.dtype)
 
     def _matmul(self, x: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
-        rows = self._dims[1] if adjoint else self._dims[0]
+        rows = self._size[1] if adjoint else self._size[0]
         cols = x.shape[-2] if adjoint_arg else x.shape[-1]
         batch = np.broadcast_shapes(self._batch, tuple(x.shape[:-2]))
         return ops.zeros(tuple(batch) + (rows, cols), self.dtype)
@@ -477,4 +477,4 @@ class LinearOperatorZeros(LinearOperator):
         return ops.fill(self._batch, np.array(-math.inf, self.dtype))
 
     def _diag_part(self) -> Tensor:
-        return ops.zeros(self._batch + (min(self._dims),), self.dtype)
+        return ops.zeros(self._batch + (min(self._size),), self.dtype)

@@ -15,9 +15,9 @@ import numpy as np
 
 from distflow import linalg as la
 from distflow import ops
-from distflow.reorder_ops import broadcast_to
 from distflow.linalg_operators import LinearOperator, _adj
 from distflow.ops import _t
+from distflow.reorder_ops import broadcast_to
 from distflow.tensor import Tensor
 
 
@@ -150,7 +150,9 @@ class LinearOperatorInversion(LinearOperator):
         return tuple(self._op.shape)
 
     def _to_dense(self) -> Tensor:
-        return la.inv(self._op.to_dense())
+        eye = la.eye(self.domain_dimension, batch_shape=list(self._shape()[:-2]),
+                     dtype=self.dtype)
+        return self._op.solve(eye)
 
     def _matmul(self, x: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
         return self._op.solve(x, adjoint=adjoint, adjoint_arg=adjoint_arg)
@@ -341,15 +343,15 @@ class LinearOperatorKronecker(LinearOperator):
     def _log_abs_determinant(self) -> Tensor:
         if not all(o.is_square for o in self._ops):
             return la.slogdet(self.to_dense())[1]
-        terms = [ops.multiply(p, o.log_abs_determinant()) for o, p in zip(self._ops, self._powers())]
+        terms = [ops.multiply(p, o.log_abs_determinant())
+                 for o, p in zip(self._ops, self._powers())]
         return functools.reduce(ops.add, terms)
 
     def _diag_part(self) -> Tensor:
         if not all(o.is_square for o in self._ops):
             return la.diag_part(self.to_dense())
         parts = [ops.expand_dims(o.diag_part(), -2) for o in self._ops]
-        return ops.squeeze(_kron(*parts[:1]) if len(parts) == 1
-                           else functools.reduce(_kron, parts), -2)
+        return ops.squeeze(functools.reduce(_kron, parts), -2)
 
     def _trace(self) -> Tensor:
         if not all(o.is_square for o in self._ops):
@@ -399,6 +401,7 @@ class LinearOperatorTridiag(LinearOperator):
         self._format = diagonals_format
         self._diagonals = diagonals
         self._sup, self._main, self._sub = _tridiag_parts(diagonals, diagonals_format)
+        self._matrix = _t(diagonals) if diagonals_format == "matrix" else None
         super().__init__(self._main.dtype, None, is_non_singular, is_self_adjoint,
                          is_positive_definite, True if is_square is None else is_square, name,
                          {"diagonals": diagonals, "diagonals_format": diagonals_format})
@@ -409,12 +412,23 @@ class LinearOperatorTridiag(LinearOperator):
     def _shape(self) -> tuple:
         return tuple(self._main.shape) + (self._main.shape[-1],)
 
-    def _to_dense(self) -> Tensor:
+    def _band(self) -> Tensor:
         n = self._main.shape[-1]
         terms = [(self._main, 0), (self._sup, 1), (self._sub, -1)]
         return functools.reduce(ops.add, [
             ops.multiply(ops.expand_dims(d, -1), np.eye(n, k=k, dtype=self.dtype))
             for d, k in terms])
+
+    def _to_dense(self) -> Tensor:
+        # As TF: in 'matrix' format to_dense (and what derives from it: determinant,
+        # trace, add_to_tensor) keeps the whole matrix, matmul and solve its three bands.
+        return self._band() if self._matrix is None else self._matrix
+
+    def _matmul(self, x: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
+        return ops.matmul(self._band(), x, transpose_a=adjoint, transpose_b=adjoint_arg)
+
+    def _solve(self, rhs: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
+        return la.solve(self._band(), _adj(rhs) if adjoint_arg else rhs, adjoint=adjoint)
 
     def _diag_part(self) -> Tensor:
         return self._main
