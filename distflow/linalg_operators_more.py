@@ -306,6 +306,22 @@ def _kron(a: Tensor, b: Tensor) -> Tensor:
     return ops.reshape(outer, tuple(outer.shape[:-4]) + (m * p, n * q))
 
 
+def _along(y: Tensor, k: int, i: int, apply: Any) -> Tensor:
+    """Applies a matrix function to axis i of y's k factor axes (before its column axis)."""
+    lead = y.ndim - k - 1
+    axis = lead + i
+    order = list(range(lead)) + [axis] + [a for a in range(lead, y.ndim) if a != axis]
+    moved = ops.transpose(y, order)
+    rest = tuple(moved.shape[lead + 1:])
+    out = apply(ops.reshape(moved, tuple(moved.shape[:lead]) + (moved.shape[lead],
+                                                                   int(np.prod(rest)))))
+    lead = out.ndim - 2
+    out = ops.reshape(out, tuple(out.shape[:-1]) + rest)
+    back = list(range(lead)) + [lead + 1 + a for a in range(i)] + [lead] + [
+        lead + 1 + a for a in range(i, k)]
+    return ops.transpose(out, back)
+
+
 class LinearOperatorKronecker(LinearOperator):
     """The Kronecker product operators[0] (x) operators[1] (x) ..."""
 
@@ -331,6 +347,27 @@ class LinearOperatorKronecker(LinearOperator):
     def _to_dense(self) -> Tensor:
         return functools.reduce(_kron, [o.to_dense() for o in self._ops])
 
+    def _factorwise(self, x: Tensor, sizes: list[int], apply: Any) -> Tensor:
+        """(A_1 (x) ... (x) A_k) x by applying each factor along its own axis of x."""
+        columns = x.shape[-1]
+        y = ops.reshape(x, tuple(x.shape[:-2]) + tuple(sizes) + (columns,))
+        for i, o in enumerate(self._ops):
+            y = _along(y, len(self._ops), i, lambda flat, o=o: apply(o, flat))
+        batch = tuple(y.shape[:-len(self._ops) - 1])
+        return ops.reshape(y, batch + (int(np.prod(y.shape[len(batch):-1])), columns))
+
+    def _matmul(self, x: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
+        x = _adj(x) if adjoint_arg else x
+        sizes = [o.range_dimension if adjoint else o.domain_dimension for o in self._ops]
+        return self._factorwise(x, sizes, lambda o, f: o.matmul(f, adjoint=adjoint))
+
+    def _solve(self, rhs: Tensor, adjoint: bool, adjoint_arg: bool) -> Tensor:
+        rhs = _adj(rhs) if adjoint_arg else rhs
+        if not all(o.is_square for o in self._ops):
+            return la.solve(self.to_dense(), rhs, adjoint=adjoint)
+        sizes = [o.domain_dimension for o in self._ops]
+        return self._factorwise(rhs, sizes, lambda o, f: o.solve(f, adjoint=adjoint))
+
     def _powers(self) -> list[float]:
         n = self.domain_dimension
         return [float(n // o.domain_dimension) for o in self._ops]
@@ -348,14 +385,11 @@ class LinearOperatorKronecker(LinearOperator):
         return functools.reduce(ops.add, terms)
 
     def _diag_part(self) -> Tensor:
-        if not all(o.is_square for o in self._ops):
-            return la.diag_part(self.to_dense())
+        # As TF, the Kronecker product of the factors' diagonals, square factors or not.
         parts = [ops.expand_dims(o.diag_part(), -2) for o in self._ops]
         return ops.squeeze(functools.reduce(_kron, parts), -2)
 
     def _trace(self) -> Tensor:
-        if not all(o.is_square for o in self._ops):
-            return ops.reduce_sum(self.diag_part(), axis=-1)
         return _product([o.trace() for o in self._ops])
 
 

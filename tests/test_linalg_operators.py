@@ -67,7 +67,9 @@ def test_kronecker_and_block_diag_differentiate_through_to_dense_and_determinant
         ka, kb = L.LinearOperatorFullMatrix(a), L.LinearOperatorFullMatrix(b)
         kron = L.LinearOperatorKronecker([ka, kb])
         block = L.LinearOperatorBlockDiag([ka, kb])
-        return tf.reduce_sum(kron.to_dense()) + block.determinant() + kron.determinant()
+        factorwise = kron.matmul(np.ones((4, 1))) + kron.solve(np.ones((4, 1)), adjoint=True)
+        return (tf.reduce_sum(kron.to_dense()) + block.determinant() + kron.determinant()
+                + factorwise)
     test_util.check_grads(f, [WELL[:2, :2], WELL[1:, 1:]])
 
 

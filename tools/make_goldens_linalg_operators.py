@@ -74,6 +74,9 @@ OPERATORS = {
                                f"{L}LinearOperatorFullMatrix({well(1)})]])", True),
     "kronecker": (f"{L}LinearOperatorKronecker([{L}LinearOperatorFullMatrix({well(1)}), "
                   f"{SPD2}, {L}LinearOperatorFullMatrix({well(2)})])", True),
+    "kronecker_batch": (f"{L}LinearOperatorKronecker([{L}LinearOperatorFullMatrix("
+                        f"{well(2, (2,))}), {DIAG3}, {L}LinearOperatorFullMatrix({lit(1, 2)})])",
+                        False),
     "kronecker_4": (f"{L}LinearOperatorKronecker([{SPD2}, "
                     f"{L}LinearOperatorFullMatrix({well(2)})])", True),
     "toeplitz": (f"{L}LinearOperatorToeplitz({lit(3, lo=2.0, hi=3.0)}, {lit(3)})", True),
@@ -151,6 +154,16 @@ EXTRA = {
     "zeros_log_abs_determinant": f"{L}LinearOperatorZeros(2).log_abs_determinant()",
     "identity_log_abs_determinant": f"{L}LinearOperatorIdentity(2, batch_shape=[3])"
                                     ".log_abs_determinant()",
+    "matmul_batch_rhs": f"{FULL3}.matmul({lit(2, 3, 2)})",
+    "diag_float64": f"{L}LinearOperatorDiag(tf.constant([1.0, 2.0], tf.float64))"
+                    ".solvevec(tf.constant([3.0, 4.0], tf.float64))",
+    "identity_float64": f"{L}LinearOperatorIdentity(2, dtype=tf.float64).to_dense()",
+    "kronecker_batch_solve": f"{L}LinearOperatorKronecker([{L}LinearOperatorFullMatrix("
+                             f"{well(2, (2,))}), {DIAG3}]).solve({lit(2, 6, 2)}, adjoint=True)",
+    "block_lower_triangular_solve": f"{L}LinearOperatorBlockLowerTriangular([[{SPD2}], "
+                                    f"[{L}LinearOperatorFullMatrix({lit(3, 2)}), {DIAG3}]])"
+                                    f".solvevec({lit(5)})",
+    "cond": f"{FULL3}.cond()",
     "eigvals_spd": f"{SPD2}.eigvals()",
     "hints_identity": f"[{L}LinearOperatorIdentity(2).is_positive_definite, "
                       f"{L}LinearOperatorIdentity(2).is_self_adjoint]",
