@@ -17,6 +17,7 @@ import numpy as np
 
 from distflow import linalg as la
 from distflow import math_ops, ops
+from distflow.errors import InvalidArgumentError
 from distflow.ops import _t
 from distflow.tensor import Tensor
 from distflow.tensor_shape import TensorShape
@@ -233,6 +234,32 @@ class LinearOperator:
         """The condition number: the largest over the smallest singular value."""
         s = la.svd(self.to_dense(), compute_uv=False)
         return ops.divide(ops.reduce_max(s, axis=-1), ops.reduce_min(s, axis=-1))
+
+    def assert_non_singular(self, name: str | None = None) -> None:
+        """Raises InvalidArgumentError when a matrix's condition number is not finite and
+        below 1 / (100 eps), as TF."""
+        s = np.linalg.svd(np.asarray(self.to_dense()), compute_uv=False)
+        ratio = np.divide(s.max(-1), s.min(-1), out=np.full(s.shape[:-1], np.inf),
+                          where=s.min(-1) > 0)
+        if not (ratio < 100 / np.finfo(self.dtype).eps).all():
+            raise InvalidArgumentError(f"Singular matrix up to precision epsilon "
+                                       f"(condition numbers {ratio}).")
+
+    def assert_self_adjoint(self, name: str | None = None) -> None:
+        """Raises InvalidArgumentError unless the matrix equals its adjoint."""
+        dense = np.asarray(self.to_dense())
+        if not np.array_equal(dense, np.swapaxes(dense, -1, -2)):
+            raise InvalidArgumentError(f"{self.name} is not equal to its adjoint.")
+
+    def assert_positive_definite(self, name: str | None = None) -> None:
+        """Raises InvalidArgumentError unless the (self-adjoint) operator is positive
+        definite; as TF, only operators hinted self-adjoint can be checked."""
+        if not self.is_self_adjoint:
+            raise NotImplementedError("assert_positive_definite is not implemented.")
+        try:
+            np.linalg.cholesky(np.asarray(self.to_dense()))
+        except np.linalg.LinAlgError as e:
+            raise InvalidArgumentError(f"{self.name} is not positive definite: {e}.") from e
 
     def __matmul__(self, other: Any) -> Any:
         return self.matmul(other)

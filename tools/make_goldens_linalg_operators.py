@@ -164,6 +164,8 @@ EXTRA = {
                                     f"[{L}LinearOperatorFullMatrix({lit(3, 2)}), {DIAG3}]])"
                                     f".solvevec({lit(5)})",
     "cond": f"{FULL3}.cond()",
+    "asserts_pass": f"[{SPD2}.assert_non_singular(), {SPD2}.assert_self_adjoint(), "
+                    f"{SPD2}.assert_positive_definite()] == [None, None, None]",
     "eigvals_spd": f"{SPD2}.eigvals()",
     "hints_identity": f"[{L}LinearOperatorIdentity(2).is_positive_definite, "
                       f"{L}LinearOperatorIdentity(2).is_self_adjoint]",
@@ -193,6 +195,12 @@ ERRORS = {
     "matmul_wrong_size": f"{FULL3}.matmul({lit(2, 2)})",
     "zeros_square_hint_mismatch": f"{L}LinearOperatorZeros(3, 2)",
     "zeros_self_adjoint_not_square": f"{L}LinearOperatorZeros(3, 2, is_square=False)",
+    "assert_non_singular": f"{L}LinearOperatorFullMatrix([[1.0, 2.0], [2.0, 4.0]])"
+                           ".assert_non_singular()",
+    "assert_positive_definite_unhinted": f"{FULL3}.assert_positive_definite()",
+    "assert_positive_definite": f"{L}LinearOperatorFullMatrix([[1.0, 2.0], [2.0, 1.0]], "
+                                "is_self_adjoint=True).assert_positive_definite()",
+    "assert_self_adjoint": f"{FULL3}.assert_self_adjoint()",
     "tridiag_bad_format": f"{L}LinearOperatorTridiag({well(3)}, diagonals_format='banded')",
 }
 
