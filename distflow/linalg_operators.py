@@ -84,22 +84,26 @@ class LinearOperator:
     def _shape(self) -> tuple:
         return tuple(self.to_dense().shape)
 
+    def _static(self) -> tuple:
+        """`_shape()` as a tuple (subclasses may return a tuple or a TensorShape)."""
+        return tuple(self._shape())
+
     @property
     def shape(self) -> TensorShape:
         """The static shape, batch dimensions then [range_dimension, domain_dimension]."""
-        return TensorShape(self._shape())
+        return TensorShape(self._static())
 
-    batch_shape = property(lambda self: TensorShape(self._shape()[:-2]))
-    range_dimension = property(lambda self: self._shape()[-2])
-    domain_dimension = property(lambda self: self._shape()[-1])
-    tensor_rank = property(lambda self: len(self._shape()))
+    batch_shape = property(lambda self: TensorShape(self._static()[:-2]))
+    range_dimension = property(lambda self: self._static()[-2])
+    domain_dimension = property(lambda self: self._static()[-1])
+    tensor_rank = property(lambda self: len(self._static()))
 
     def shape_tensor(self, name: str | None = None) -> Tensor:
         """The shape as an int32 tensor."""
-        return Tensor._wrap(np.array(self._shape(), dtype=np.int32))
+        return Tensor._wrap(np.array(self._static(), dtype=np.int32))
 
     def batch_shape_tensor(self, name: str | None = None) -> Tensor:
-        return Tensor._wrap(np.array(self._shape()[:-2], dtype=np.int32))
+        return Tensor._wrap(np.array(self._static()[:-2], dtype=np.int32))
 
     def range_dimension_tensor(self, name: str | None = None) -> Tensor:
         return Tensor._wrap(np.int32(self.range_dimension))
@@ -112,7 +116,7 @@ class LinearOperator:
 
     # ------------------------------------------------------- derived behaviour
     def _to_dense(self) -> Tensor:
-        eye = la.eye(self.domain_dimension, batch_shape=list(self._shape()[:-2]),
+        eye = la.eye(self.domain_dimension, batch_shape=list(self._static()[:-2]),
                      dtype=self.dtype)
         return self._matmul(eye, False, False)
 

@@ -101,12 +101,13 @@ def test_an_operator_subclass_defining_only_matmul_gets_the_rest():
             super().__init__(dtype=np.float32, is_square=True, name="doubling")
 
         def _shape(self):
-            return (2, 2)
+            return tf.TensorShape([2, 2])
 
-        def _matmul(self, x, adjoint, adjoint_arg):
+        def _matmul(self, x, adjoint=False, adjoint_arg=False):
             return (tf.linalg.matrix_transpose(x) if adjoint_arg else x) * 2.0
 
     op = Doubling()
     np.testing.assert_allclose(op.to_dense(), 2 * np.eye(2))
     np.testing.assert_allclose(op.solvevec([2.0, 4.0]), [1.0, 2.0])
     assert float(op.determinant()) == pytest.approx(4.0)
+    assert op.shape == (2, 2) and op.batch_shape.as_list() == [] and op.domain_dimension == 2
