@@ -258,6 +258,17 @@ class LinearOperatorBlockDiag(LinearOperator):
         return ops.concat([broadcast_to(p, batch + tuple(p.shape[-1:])) for p in parts], -1)
 
 
+def _check_blocks(rows: list[list], diagonal: list) -> None:
+    """Block (i, j) must have the rows of diagonal block i and the columns of block j."""
+    for i, row in enumerate(rows):
+        for j, block in enumerate(row):
+            want = (diagonal[i].range_dimension, diagonal[j].domain_dimension)
+            if (block.range_dimension, block.domain_dimension) != want:
+                raise ValueError(f"Block ({i}, {j}) of LinearOperatorBlockLowerTriangular "
+                                 f"has shape {tuple(block.shape)}; its row and column of "
+                                 f"blocks need {want} in the last two dimensions.")
+
+
 class LinearOperatorBlockLowerTriangular(LinearOperator):
     """A block lower-triangular matrix: row i of `operators` holds blocks (i, 0..i)."""
 
@@ -270,6 +281,7 @@ class LinearOperatorBlockLowerTriangular(LinearOperator):
                              f"i + 1 operators. Received row lengths "
                              f"{[len(r) for r in self._rows]}.")
         diagonal = [r[-1] for r in self._rows]
+        _check_blocks(self._rows, diagonal)
         super().__init__(diagonal[0].dtype, None,
                          _all(diagonal, "is_non_singular") if is_non_singular is None
                          else is_non_singular, is_self_adjoint, is_positive_definite,

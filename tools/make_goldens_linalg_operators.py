@@ -201,6 +201,8 @@ ERRORS = {
     "assert_positive_definite": f"{L}LinearOperatorFullMatrix([[1.0, 2.0], [2.0, 1.0]], "
                                 "is_self_adjoint=True).assert_positive_definite()",
     "assert_self_adjoint": f"{FULL3}.assert_self_adjoint()",
+    "block_lower_triangular_mismatch": f"{L}LinearOperatorBlockLowerTriangular([[{SPD2}], "
+                                       f"[{L}LinearOperatorFullMatrix({lit(1, 2)}), {DIAG3}]])",
     "tridiag_bad_format": f"{L}LinearOperatorTridiag({well(3)}, diagonals_format='banded')",
 }
 
