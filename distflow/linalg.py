@@ -622,6 +622,8 @@ _OPERATORS.update({name: "linalg_operators_more" for name in (
     "LinearOperatorBlockDiag", "LinearOperatorBlockLowerTriangular", "LinearOperatorKronecker",
     "LinearOperatorToeplitz", "LinearOperatorTridiag", "LinearOperatorHouseholder",
     "LinearOperatorPermutation", "LinearOperatorLowRankUpdate", "banded_triangular_solve")})
+_OPERATORS.update({name: "linalg_circulant" for name in (
+    "LinearOperatorCirculant", "LinearOperatorCirculant2D", "LinearOperatorCirculant3D")})
 
 
 def __getattr__(name: str) -> Any:

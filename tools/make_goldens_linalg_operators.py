@@ -86,6 +86,14 @@ OPERATORS = {
                          f"{lit(3)}], diagonals_format='sequence')", True),
     "tridiag_matrix": (f"{L}LinearOperatorTridiag({well(3)}, diagonals_format='matrix')",
                        True),
+    "circulant": (f"{L}LinearOperatorCirculant({lit(4, lo=1.0, hi=2.0)}, "
+                  "input_output_dtype=tf.float32)", True),
+    "circulant_batch_float64": (f"{L}LinearOperatorCirculant({lit(2, 3, lo=1.0, hi=2.0)}, "
+                                "input_output_dtype=tf.float64)", True),
+    "circulant_2d": (f"{L}LinearOperatorCirculant2D({lit(2, 3, lo=1.0, hi=2.0)}, "
+                     "input_output_dtype=tf.float32)", True),
+    "circulant_3d": (f"{L}LinearOperatorCirculant3D({lit(2, 2, 3, lo=1.0, hi=2.0)}, "
+                     "input_output_dtype=tf.float32)", True),
     "zeros": (f"{L}LinearOperatorZeros(3)", False),
     "zeros_rect_batch": (f"{L}LinearOperatorZeros(3, 2, batch_shape=[2], is_square=False, "
                          "is_self_adjoint=False)", False),
@@ -166,6 +174,11 @@ EXTRA = {
     "cond": f"{FULL3}.cond()",
     "asserts_pass": f"[{SPD2}.assert_non_singular(), {SPD2}.assert_self_adjoint(), "
                     f"{SPD2}.assert_positive_definite()] == [None, None, None]",
+    "circulant_float64_solvevec": f"{L}LinearOperatorCirculant(tf.constant([2.0, 1.5, 3.0], "
+                                  "tf.float64), input_output_dtype=tf.float64).solvevec("
+                                  "tf.constant([1.0, -2.0, 0.5], tf.float64))",
+    "circulant_float32_spectrum_float64_io": f"{L}LinearOperatorCirculant2D({lit(2, 2)} + 2.0,"
+                                             " input_output_dtype=tf.float64).to_dense()",
     "eigvals_spd": f"{SPD2}.eigvals()",
     "hints_identity": f"[{L}LinearOperatorIdentity(2).is_positive_definite, "
                       f"{L}LinearOperatorIdentity(2).is_self_adjoint]",
@@ -203,6 +216,8 @@ ERRORS = {
     "assert_self_adjoint": f"{FULL3}.assert_self_adjoint()",
     "block_lower_triangular_mismatch": f"{L}LinearOperatorBlockLowerTriangular([[{SPD2}], "
                                        f"[{L}LinearOperatorFullMatrix({lit(1, 2)}), {DIAG3}]])",
+    "circulant_hint_not_self_adjoint": f"{L}LinearOperatorCirculant([1.0, 2.0], "
+                                       "input_output_dtype=tf.float32, is_self_adjoint=False)",
     "tridiag_bad_format": f"{L}LinearOperatorTridiag({well(3)}, diagonals_format='banded')",
 }
 
