@@ -17,6 +17,7 @@ import numpy as np
 
 from distflow import linalg as la
 from distflow import math_ops, ops
+from distflow.dtypes import as_dtype
 from distflow.errors import InvalidArgumentError
 from distflow.ops import _t
 from distflow.tensor import Tensor
@@ -60,7 +61,7 @@ class LinearOperator:
                                 "positive definite")
         is_square = _hint(is_square, bool(is_non_singular or is_self_adjoint), "square",
                           "non-singular or self-adjoint")
-        self._dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+        self._dtype = as_dtype(dtype if dtype is not None else np.float32)
         self._hints = (is_non_singular, is_self_adjoint, is_positive_definite, is_square)
         self._name = name or type(self).__name__
         self._parameters = dict(parameters or {})

@@ -112,6 +112,7 @@ def test_an_operator_subclass_defining_only_matmul_gets_the_rest():
     np.testing.assert_allclose(op.solvevec([2.0, 4.0]), [1.0, 2.0])
     assert float(op.determinant()) == pytest.approx(4.0)
     assert op.shape == (2, 2) and op.batch_shape.as_list() == [] and op.domain_dimension == 2
+    assert op.dtype == tf.float32 and op.dtype.is_floating  # a DType, as tensors have
 
 
 def test_circulant_differentiates_in_its_spectrum_through_matmul_and_solve():
