@@ -611,3 +611,25 @@ def _selected(values: np.ndarray, select: str, select_range: Any) -> np.ndarray 
     if select == "i":
         return np.arange(int(lo), int(hi) + 1)
     raise ValueError(f"select must be 'a', 'v' or 'i'. Received: select={select!r}")
+
+
+# The LinearOperator family lives in its own modules (they build on this one).
+_OPERATORS = {name: "linalg_operators" for name in (
+    "LinearOperator", "LinearOperatorFullMatrix", "LinearOperatorDiag", "LinearOperatorIdentity",
+    "LinearOperatorScaledIdentity", "LinearOperatorLowerTriangular", "LinearOperatorZeros")}
+_OPERATORS.update({name: "linalg_operators_more" for name in (
+    "LinearOperatorComposition", "LinearOperatorAdjoint", "LinearOperatorInversion",
+    "LinearOperatorBlockDiag", "LinearOperatorBlockLowerTriangular", "LinearOperatorKronecker",
+    "LinearOperatorToeplitz", "LinearOperatorTridiag", "LinearOperatorHouseholder",
+    "LinearOperatorPermutation", "LinearOperatorLowRankUpdate", "banded_triangular_solve")})
+_OPERATORS.update({name: "linalg_circulant" for name in (
+    "LinearOperatorCirculant", "LinearOperatorCirculant2D", "LinearOperatorCirculant3D")})
+
+
+def __getattr__(name: str) -> Any:
+    module = _OPERATORS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distflow.linalg' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"distflow.{module}"), name)

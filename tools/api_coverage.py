@@ -53,6 +53,8 @@ REASONS = [
      "each op; no gradients of gradients)"),
     (r"^(complex|eig|eigvals|fftnd|ifftnd|rfftnd|irfftnd)$",
      "complex-valued results (tensors hold real numbers, integers and booleans)"),
+    (r"^logm$", "complex-valued linear algebra: TF's logm takes and returns complex "
+     "matrices"),
     (r"(?i)(^q?u?int(8|16)$|^qint|^quint|bfloat16|complex|^half$|^double$|^variant$|"
      r"^resource$|uint32|uint64|bitcast|saturate_cast|DType$|^dtypes$|as_dtype|^bool$|"
      r"^int32$|^int64$|^float(16|32|64)$|^uint8$|^string$|^int8$|^int16$)",
