@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass, replace
@@ -39,22 +40,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distflow import plan  # noqa: E402
-from distflow.distribute.sharding import place  # noqa: E402
 
 MLP_PARAMS = (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)  # 235,146
-MLP_SHAPES = {"dense/kernel": (784, 256), "dense/bias": (256,), "dense_1/kernel": (256, 128),
-              "dense_1/bias": (128,), "dense_2/kernel": (128, 10), "dense_2/bias": (10,)}
-# examples/fashion_mnist_cnn.py: conv 3x3x1x32, conv 3x3x32x64, dense 7*7*64 -> 128 -> 10.
-CNN_PARAMS = (9 * 32 + 32) + (9 * 32 * 64 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10)
-BIG_PARAMS = 25_000_000
-# Compute time per worker step at batch 128: the MLP's measured (distflow.plan); the
-# CNN's from benchmarks/autodiff_bench.py (46.1 ms at batch 64, doubled); the 25M
-# dense model scaled from the MLP by parameter count (6 N flops per sample).
-MODELS = {
-    "MLP": (MLP_PARAMS, plan.MLP_STEP_S),
-    "CNN": (CNN_PARAMS, 2 * 46.1e-3),
-    "25M": (BIG_PARAMS, plan.MLP_STEP_S * BIG_PARAMS / MLP_PARAMS),
-}
+# name -> (variable shapes, compute time per worker step at batch 128): distflow.plan's
+# models (the MLP's step measured; the CNN's and the 25M model's derived there).
+MODELS = {name.upper(): plan.PRESETS[name] for name in ("mlp", "cnn", "25m")}
 BATCH = 128
 # TCP over Ethernet at MTU 1500 with timestamps: 1448 payload bytes in a 1514-byte
 # frame, which is what a rate limiter on a Linux link counts.
@@ -318,15 +308,20 @@ def simulate(cfg: Config) -> dict:
 
 
 def tables(workers: list[int], servers: list[int], bandwidths: list[float],
-           fair_links: bool = False) -> list[dict]:
+           fair_links: bool = False, models: list[str] | None = None) -> list[dict]:
+    """Simulated rows for every model, mode, bandwidth, W and M <= W; servers hold
+    distflow's placement of the model's variables."""
     rows = []
-    for model, (params, step_s) in MODELS.items():
+    for model in models or list(MODELS):
+        shapes, step_s = MODELS[model]
+        params = sum(math.prod(s) for s in shapes.values())
         for mode in ("sync", "async"):
             for bw in bandwidths:
                 for w in workers:
                     for m in (s for s in servers if s <= max(w, 1)):
                         cfg = Config(params, w, m, bw, step_s, mode, fair_links=fair_links,
-                                     steps=max(4, 40 // max(1, w // 16)))
+                                     steps=max(4, 40 // max(1, w // 16)),
+                                     shard_bytes=plan.shard_bytes(m, shapes))
                         rows.append({"model": model, "params": params, "mode": mode,
                                      "gbit": bw, "workers": w, "servers": m,
                                      **simulate(cfg)})
@@ -363,8 +358,7 @@ def placed_shards(servers: int) -> tuple[int, ...]:
     Its largest variable (the 784 x 256 kernel, 85 % of the bytes) is below the
     1 MiB that placement cuts, so one server holds it whole.
     """
-    specs = [(name, shape, "float32") for name, shape in MLP_SHAPES.items()]
-    return tuple(place(specs, servers).shard_bytes())
+    return plan.shard_bytes(servers, plan.MLP_SHAPES)
 
 
 def _measured_config(r: dict, step_s: float, cores: int, overhead: float,
@@ -401,6 +395,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--workers", default="1,2,4,8,16,32,64,128,256")
     p.add_argument("--servers", default="1,2,4,8,16,32,64")
     p.add_argument("--bandwidth-gbit", default="1,10,25,100")
+    p.add_argument("--models", default=",".join(MODELS), help="of " + ",".join(MODELS))
     p.add_argument("--validate", type=Path, help="JSON lines of measured runs")
     p.add_argument("--cores", type=int, default=2, help="the host's cores (--validate)")
     p.add_argument("--shared-speed", type=float, default=1.0,
@@ -419,7 +414,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         rows = tables([int(x) for x in args.workers.split(",")],
                       [int(x) for x in args.servers.split(",")],
-                      [float(x) for x in args.bandwidth_gbit.split(",")], args.fair_links)
+                      [float(x) for x in args.bandwidth_gbit.split(",")], args.fair_links,
+                      args.models.split(","))
         _print(rows, ["model", "mode", "gbit", "workers", "servers", "samples_per_s",
                       "efficiency"])
     print(json.dumps({"bench": "scale_sim", "rows": rows}))

@@ -4,14 +4,18 @@ Given a model size (N float32 parameters), W workers, a network bandwidth and a
 worker's compute time per step, recommends how many parameter servers (`--ps`)
 to start and predicts samples/s and scaling efficiency. The formulas are in
 docs/scaling.md; in short, for a synchronous step every worker pushes its
-gradients to each of M servers and pulls the updated parameters back, so
+gradients to each of M servers and pulls the updated parameters back. A server
+holds what distflow's placement (`distflow.distribute.sharding.place`) gives it,
+which never cuts a variable below 1 MiB, so the busiest server, holding S bytes
+(N * 4 / M only when the variables cut evenly), sets the pace:
 
-- bytes through one server per step: ``2 * N * 4 * W / M``
+- bytes through the busiest server per step: ``2 * S * W``
 - server time per step: ``W * SERVER_S_PER_MESSAGE + bytes * SERVER_S_PER_BYTE``
 - link time per step: ``bytes * 8 / bandwidth + 2 * latency``
 
 and the recommendation is the smallest M (at most W) whose server time and link
-time both stay under the compute time. The server constants were measured on the
+time both stay under the compute time, or, when none does, the smallest M with
+the least of them (more servers than that hold no less). The server constants were measured on the
 project's 2-core machine with::
 
     python benchmarks/ps_bench.py --quick --sizes 64KB,1MB,16MB
@@ -21,7 +25,8 @@ time over bytes sent both ways; per-message cost = the 64 KB time minus its
 bytes' share). A worker's compute time defaults to the measured one-process MLP
 step at batch 128 (`benchmarks/train_worker.py`, 1 process).
 
-    python -m distflow.plan --params 235146 --workers 8 --bandwidth-gbit 10
+    python -m distflow.plan --model mlp --workers 8 --bandwidth-gbit 10
+    python -m distflow.plan --params 25000000 --workers 64 --bandwidth-gbit 10
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-__all__ = ["Calibration", "Prediction", "CALIBRATION", "predict", "recommend_ps", "main"]
+from distflow.distribute.sharding import place
+
+__all__ = ["Calibration", "Prediction", "CALIBRATION", "PRESETS", "predict", "recommend_ps",
+           "shard_bytes", "main"]
 
 BYTES_PER_PARAM = 4  # float32 on the wire
 
@@ -44,6 +52,32 @@ SERVER_S_PER_BYTE = 0.695e-9  # (23.431 - 1.580) ms / (2 * 15 MiB)
 MLP_STEP_S = 3.51e-3  # 36,460 samples/s: python benchmarks/train_worker.py --epochs 2
 DEFAULT_LATENCY_S = 50e-6
 DEFAULT_BATCH = 128
+
+Shapes = Mapping[str, Sequence[int]]
+
+# The models of docs/scaling.md: variable shapes and a worker's step at batch 128.
+MLP_SHAPES = {"dense/kernel": (784, 256), "dense/bias": (256,), "dense_1/kernel": (256, 128),
+              "dense_1/bias": (128,), "dense_2/kernel": (128, 10), "dense_2/bias": (10,)}
+# examples/fashion_mnist_cnn.py; its step from benchmarks/autodiff_bench.py (46.1 ms at
+# batch 64, doubled).
+CNN_SHAPES = {"conv2d/kernel": (3, 3, 1, 32), "conv2d/bias": (32,),
+              "conv2d_1/kernel": (3, 3, 32, 64), "conv2d_1/bias": (64,),
+              "dense/kernel": (3136, 128), "dense/bias": (128,),
+              "dense_1/kernel": (128, 10), "dense_1/bias": (10,)}
+BIG_PARAMS = 25_000_000
+
+
+def _count_params(shapes: Shapes) -> int:
+    return sum(math.prod(shape) for shape in shapes.values())
+
+
+# Hypothetical 25M model: one variable of many MiB, which placement cuts into M equal
+# row ranges; its step scaled from the MLP's by parameter count (6 N flops a sample).
+PRESETS: dict[str, tuple[Shapes, float]] = {
+    "mlp": (MLP_SHAPES, MLP_STEP_S),
+    "cnn": (CNN_SHAPES, 2 * 46.1e-3),
+    "25m": ({"params": (BIG_PARAMS,)}, MLP_STEP_S * BIG_PARAMS / _count_params(MLP_SHAPES)),
+}
 
 
 @dataclass(frozen=True)
@@ -94,19 +128,45 @@ def _mode(mode: str) -> str:
     return mode
 
 
-def _server_and_link(params: int, workers: int, servers: int, bandwidth_bps: float,
+def shard_bytes(servers: int, shapes: Shapes | None = None,
+                params: int | None = None) -> tuple[int, ...]:
+    """Bytes each of `servers` servers holds under distflow's placement (float32).
+
+    Args:
+        servers: parameter servers, >= 1.
+        shapes: the model's variables, name -> shape; None: one variable of `params`.
+        params: the parameter count when `shapes` is None.
+
+    Returns:
+        One byte count per server, as `sharding.place` lays the variables out.
+    """
+    shapes = {"params": (params,)} if shapes is None else shapes
+    specs = [(name, tuple(shape), "float32") for name, shape in shapes.items()]
+    return tuple(place(specs, servers).shard_bytes())
+
+
+def _server_and_link(busiest: float, workers: int, bandwidth_bps: float,
                      latency_s: float, cal: Calibration) -> tuple[float, float, float]:
-    """Bytes through one server per sync step, its CPU time and its link time."""
-    nbytes = 2 * params * BYTES_PER_PARAM * workers / servers
+    """Bytes through the busiest server (holding `busiest`) per sync step, its CPU and link time."""
+    nbytes = 2 * busiest * workers
     server_s = workers * cal.s_per_message + nbytes * cal.s_per_byte
     link_s = nbytes * 8 / bandwidth_bps + 2 * latency_s
     return nbytes, server_s, link_s
 
 
+def _busiest(params: int, servers: int, shapes: Shapes | None) -> int:
+    """Bytes on the busiest server; raises ValueError when `shapes` do not sum to `params`."""
+    if shapes is not None and _count_params(shapes) != params:
+        raise ValueError(f"`shapes` hold {_count_params(shapes)} parameters but "
+                         f"received: params={params!r}. Pass the shapes' parameter count.")
+    return max(shard_bytes(servers, shapes, params))
+
+
 def predict(params: int, workers: int, bandwidth_gbit: float, servers: int = 1,
             step_s: float = MLP_STEP_S, mode: str = "sync", batch: int = DEFAULT_BATCH,
             latency_s: float = DEFAULT_LATENCY_S,
-            calibration: Calibration = CALIBRATION) -> Prediction:
+            calibration: Calibration = CALIBRATION,
+            shapes: Shapes | None = None) -> Prediction:
     """Predicts one configuration's step time, samples/s and scaling efficiency.
 
     Args:
@@ -119,38 +179,42 @@ def predict(params: int, workers: int, bandwidth_gbit: float, servers: int = 1,
         batch: samples per worker per step.
         latency_s: one-way network latency, seconds.
         calibration: per-message and per-byte server costs.
+        shapes: the model's variables (name -> shape, `params` in all), placed on the
+            servers as distflow places them; None: one variable of `params`.
 
     Returns:
-        A `Prediction`; efficiency is samples/s over `workers * batch / step_s`.
+        A `Prediction` (`bytes_per_server_step`: the busiest server's); efficiency
+        is samples/s over `workers * batch / step_s`.
 
     Raises:
-        ValueError: a non-positive or non-numeric argument, or an unknown mode.
+        ValueError: a non-positive or non-numeric argument, an unknown mode, or
+            shapes that do not hold `params` parameters.
     """
     _validate(params, workers, bandwidth_gbit, servers, step_s, batch, latency_s)
     _mode(mode)
     bps = bandwidth_gbit * 1e9
-    nbytes, server_s, link_s = _server_and_link(params, workers, servers, bps, latency_s,
-                                                calibration)
+    busiest = _busiest(params, servers, shapes)
+    nbytes, server_s, link_s = _server_and_link(busiest, workers, bps, latency_s, calibration)
     worker_link_s = 2 * params * BYTES_PER_PARAM * 8 / bps
     if mode == "sync":
         step = step_s + max(server_s, link_s, worker_link_s + 2 * latency_s)
         rate = workers * batch / step
     else:
-        rate = _async_rate(params, workers, servers, bps, step_s, batch, latency_s,
+        rate = _async_rate(params, workers, busiest, bps, step_s, batch, latency_s,
                            calibration)
         step = workers * batch / rate
     ideal = workers * batch / step_s
     return Prediction(servers, nbytes, server_s, link_s, step, rate, rate / ideal)
 
 
-def _async_rate(params: int, workers: int, servers: int, bps: float, step_s: float,
+def _async_rate(params: int, workers: int, busiest: int, bps: float, step_s: float,
                 batch: int, latency_s: float, cal: Calibration) -> float:
     """Samples/s of async workers: each alone, capped by the busiest server and link."""
-    shard_bytes = 2 * params * BYTES_PER_PARAM / servers
-    per_push = cal.s_per_message + shard_bytes * cal.s_per_byte
+    both_ways = 2 * busiest
+    per_push = cal.s_per_message + both_ways * cal.s_per_byte
     round_trip = per_push + 2 * params * BYTES_PER_PARAM * 8 / bps + 2 * latency_s
     pushes_per_s = min(workers / (step_s + round_trip), 1 / per_push,
-                       bps / (shard_bytes * 8))
+                       bps / (both_ways * 8))
     return pushes_per_s * batch
 
 
@@ -169,31 +233,42 @@ def _validate(params: int, workers: int, bandwidth_gbit: float, servers: int,
 
 def recommend_ps(params: int, workers: int, bandwidth_gbit: float,
                  step_s: float = MLP_STEP_S, latency_s: float = DEFAULT_LATENCY_S,
-                 calibration: Calibration = CALIBRATION) -> int:
-    """The smallest server count whose server and link time per sync step fit in `step_s`.
+                 calibration: Calibration = CALIBRATION, shapes: Shapes | None = None) -> int:
+    """The smallest server count whose busiest server's time per sync step fits in `step_s`.
 
-    Returns `workers` (the cap: more servers than workers buys nothing here) when
-    no count fits, and raises ValueError on bad input like `predict`.
+    Servers hold distflow's placement of `shapes` (None: one variable of `params`).
+    When no count up to `workers` fits, returns the smallest count with the least
+    server and link time: more servers than that leave the busiest one as loaded,
+    as when a variable below 1 MiB sits whole on one. Raises ValueError on bad
+    input like `predict`.
     """
     _validate(params, workers, bandwidth_gbit, 1, step_s, 1, latency_s)
     bps = bandwidth_gbit * 1e9
+    best, best_s = 1, math.inf
     for servers in range(1, workers + 1):
-        _, server_s, link_s = _server_and_link(params, workers, servers, bps, latency_s,
-                                               calibration)
+        busiest = _busiest(params, servers, shapes)
+        _, server_s, link_s = _server_and_link(busiest, workers, bps, latency_s, calibration)
         if max(server_s, link_s) <= step_s:
             return servers
-    return workers
+        if max(server_s, link_s) < best_s:
+            best, best_s = servers, max(server_s, link_s)
+    return best
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m distflow.plan", description=__doc__.split("\n")[0])
-    p.add_argument("--params", type=int, required=True, help="float32 parameters of the model")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", choices=sorted(PRESETS), help="a model of docs/scaling.md: "
+                       "its variables' shapes (placed as distflow places them) and step time")
+    model.add_argument("--params", type=int, help="float32 parameters of the model, "
+                       "placed as one variable (cut into equal row ranges of >= 1 MiB)")
     p.add_argument("--workers", type=int, required=True)
     p.add_argument("--bandwidth-gbit", type=float, required=True, help="per node link, Gbit/s")
     p.add_argument("--servers", type=int, default=None, help="predict for this --ps "
                    "(default: the recommended one)")
-    p.add_argument("--step-ms", type=float, default=MLP_STEP_S * 1e3,
-                   help="one worker's compute time per step (default: the MLP's, measured)")
+    p.add_argument("--step-ms", type=float, default=None,
+                   help="one worker's compute time per step (default: the --model's, "
+                        "else the MLP's, measured)")
     p.add_argument("--mode", default="sync", help="sync (mirrored) or async")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="per-worker batch")
     p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_S * 1e6)
@@ -203,12 +278,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Prints the recommendation and prediction as text and one JSON line; exit 2 on bad input."""
     args = _parser().parse_args(argv)
+    shapes, step_s = PRESETS[args.model] if args.model else (None, MLP_STEP_S)
+    params = _count_params(shapes) if shapes else args.params
     try:
-        step_s, latency_s = args.step_ms / 1e3, args.latency_us / 1e6
-        best = recommend_ps(args.params, args.workers, args.bandwidth_gbit, step_s, latency_s)
+        step_s = step_s if args.step_ms is None else args.step_ms / 1e3
+        latency_s = args.latency_us / 1e6
+        best = recommend_ps(params, args.workers, args.bandwidth_gbit, step_s, latency_s,
+                            shapes=shapes)
         servers = best if args.servers is None else args.servers
-        pred = predict(args.params, args.workers, args.bandwidth_gbit, servers, step_s,
-                       args.mode, args.batch, latency_s)
+        pred = predict(params, args.workers, args.bandwidth_gbit, servers, step_s,
+                       args.mode, args.batch, latency_s, shapes=shapes)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,15 +25,58 @@ def test_exact_values_for_a_fixed_calibration():
 
 
 def test_exact_recommendation_for_a_fixed_calibration():
-    # Server time with M servers: 8 * 1e-4 + 64e6 / M * 1e-9; link: 64e6 / M * 8 / 1e9.
-    # Link dominates: 0.512 / M <= 0.1 first at M = 6.
+    # One variable of 4 MB is cut into at most ceil(4e6 / 1 MiB) = 4 pieces of 1 MB.
+    # Link time with M <= 4 servers: 2 * 4e6 / M * 8 workers * 8 / 1e9 = 0.512 / M,
+    # above 0.1 s at every M (M >= 4 leaves 1 MB on the busiest: 0.128 s).
+    # None fits, so the smallest M with the least time: 4, not the 8 workers.
     assert plan.recommend_ps(1_000_000, 8, 1.0, step_s=0.1, latency_s=0.0,
-                             calibration=CAL) == 6
-    # Nothing fits in 1 ms: capped at the worker count.
-    assert plan.recommend_ps(1_000_000, 8, 1.0, step_s=0.001, latency_s=0.0,
-                             calibration=CAL) == 8
+                             calibration=CAL) == 4
+    # On 2 Gbit/s the link takes 0.256 / M: M = 4 (0.064 s) fits 0.07 s, M = 3
+    # (0.085 s) fits 0.1 s and M = 2 (0.128 s) does not.
+    assert plan.recommend_ps(1_000_000, 8, 2.0, step_s=0.07, latency_s=0.0,
+                             calibration=CAL) == 4
+    assert plan.recommend_ps(1_000_000, 8, 2.0, step_s=0.1, latency_s=0.0,
+                             calibration=CAL) == 3
     # A small model on a fast link needs one server.
     assert plan.recommend_ps(1_000, 8, 100.0, step_s=0.1, calibration=CAL) == 1
+
+
+MLP_N = 235_146
+KERNEL = 784 * 256 * 4  # 802,816 bytes: below 1 MiB, so never cut
+
+
+def test_the_mlps_busiest_server_holds_its_784x256_kernel_whatever_m():
+    assert [max(plan.shard_bytes(m, plan.MLP_SHAPES)) for m in (1, 2, 4, 8)] == [
+        MLP_N * 4, KERNEL, KERNEL, KERNEL]
+    # The CNN's 3136 x 128 kernel (1.6 MB) is cut in two, never more; at M = 2 the
+    # 3 x 3 x 32 x 64 kernel joins one half.
+    half = 3136 * 128 * 4 // 2
+    assert [max(plan.shard_bytes(m, plan.CNN_SHAPES)) for m in (2, 4, 8)] == [
+        half + 9 * 32 * 64 * 4, half, half]
+
+
+def test_mlp_with_4_servers_is_bounded_by_the_server_holding_its_kernel():
+    pred = plan.predict(MLP_N, 4, 100.0, servers=4, step_s=0.01, batch=100, latency_s=0.0,
+                        calibration=CAL, shapes=plan.MLP_SHAPES)
+    # Equal shares would put 2 * N * 4 * 4 / 4 = 1.88 MB through each server.
+    assert pred.bytes_per_server_step == 2 * KERNEL * 4
+    assert pred.server_s == pytest.approx(4 * 100e-6 + 2 * KERNEL * 4 * 1e-9)
+    assert pred.step_s == pytest.approx(0.01 + pred.server_s)
+
+
+def test_mlp_recommendation_stops_at_the_servers_that_help():
+    # 8 workers: the kernel's server needs 8e-4 + 2 * 802,816 * 8 * 1e-9 = 13.6 ms, over
+    # the 10 ms step at every M; M = 2 already takes the rest off it, so more do not help.
+    assert plan.recommend_ps(MLP_N, 8, 100.0, step_s=0.01, latency_s=0.0, calibration=CAL,
+                             shapes=plan.MLP_SHAPES) == 2
+    rates = {m: plan.predict(MLP_N, 8, 100.0, servers=m, step_s=0.01, calibration=CAL,
+                             shapes=plan.MLP_SHAPES).samples_per_s for m in (2, 8)}
+    assert rates[8] == rates[2]
+
+
+def test_shapes_that_do_not_hold_params_are_refused():
+    with pytest.raises(ValueError, match="params=1000"):
+        plan.predict(1000, 2, 10.0, shapes=plan.MLP_SHAPES)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -83,6 +126,16 @@ def test_command_line_prints_recommendation_and_json():
     assert row["recommended_ps"] == plan.recommend_ps(25_000_000, 64, 10, step_s=0.2)
     assert row["servers"] == row["recommended_ps"]
     assert f"recommended --ps {row['recommended_ps']}" in out
+
+
+def test_command_line_places_a_preset_model():
+    out = subprocess.run([sys.executable, "-m", "distflow.plan", "--model", "mlp",
+                          "--workers", "8", "--bandwidth-gbit", "10", "--servers", "4"],
+                         capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["servers"] == 4 and row["bytes_per_server_step"] == 2 * KERNEL * 8
+    assert row["recommended_ps"] == plan.recommend_ps(MLP_N, 8, 10.0, shapes=plan.MLP_SHAPES)
+    assert row["recommended_ps"] == 2
 
 
 def test_command_line_refuses_bad_input_with_exit_2():

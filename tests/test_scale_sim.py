@@ -1,6 +1,7 @@
 """benchmarks/scale_sim.py: the discrete-event simulator against hand-worked cases."""
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -18,9 +19,20 @@ CAL = plan.Calibration(s_per_message=100e-6, s_per_byte=1e-9)
 
 
 def test_parameter_counts_of_the_three_models():
-    assert sim.MLP_PARAMS == 235_146
-    assert sim.CNN_PARAMS == 421_642  # what Keras's count_params gives for the example CNN
-    assert sim.BIG_PARAMS == 25_000_000
+    counts = {name: sum(math.prod(s) for s in shapes.values())
+              for name, (shapes, _) in sim.MODELS.items()}
+    assert sim.MLP_PARAMS == counts["MLP"] == 235_146
+    assert counts["CNN"] == 421_642  # what Keras's count_params gives for the example CNN
+    assert counts["25M"] == 25_000_000
+
+
+def test_tables_give_the_servers_distflows_placement():
+    # The MLP's 784 x 256 kernel (803 KB) stays whole on one server, so 8 servers
+    # help 8 sync workers hardly more than 2; with equal shares they would hold a
+    # quarter as much each and the server time would fall about 4-fold.
+    rows = sim.tables([8], [2, 8], [100.0], models=["MLP"])
+    rate = {r["servers"]: r["samples_per_s"] for r in rows if r["mode"] == "sync"}
+    assert rate[8] < 1.05 * rate[2]
 
 
 def test_one_worker_one_server_is_compute_plus_one_round_trip():
