@@ -33,6 +33,9 @@ def test_tables_give_the_servers_distflows_placement():
     rows = sim.tables([8], [2, 8], [100.0], models=["MLP"])
     rate = {r["servers"]: r["samples_per_s"] for r in rows if r["mode"] == "sync"}
     assert rate[8] < 1.05 * rate[2]
+    shapes, step_s = sim.MODELS["MLP"]
+    equal = sim.simulate(sim.Config(sim.MLP_PARAMS, 8, 8, 100.0, step_s, steps=20))
+    assert equal["samples_per_s"] > 1.5 * rate[8]  # what the tables gave before
 
 
 def test_one_worker_one_server_is_compute_plus_one_round_trip():
