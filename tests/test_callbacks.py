@@ -896,3 +896,22 @@ def test_progbar_is_reachable_from_utils_as_in_keras():
     from distflow.keras.utils import Progbar as FromUtils
 
     assert FromUtils is Progbar
+
+
+def test_a_callback_written_with_keras_2_batch_hooks_is_called_by_fit():
+    """Keras 3's on_train_batch_begin/end call the Keras 2 names on_batch_begin/end, so a
+    callback overriding only those sees every training batch, as in Keras."""
+    seen = []
+
+    class Old(Callback):
+        def on_batch_begin(self, batch, logs=None):
+            seen.append(("begin", batch))
+
+        def on_batch_end(self, batch, logs=None):
+            seen.append(("end", batch, sorted(logs)))
+
+    model = df.keras.Sequential([df.keras.Input((2,)), df.keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=4, epochs=1, verbose=0,
+              callbacks=[Old()])
+    assert seen == [("begin", 0), ("end", 0, ["loss"]), ("begin", 1), ("end", 1, ["loss"])]

@@ -72,10 +72,14 @@ class Callback:
         """Called at the end of epoch `epoch` with its training and `val_` metrics."""
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        """Called before training batch `batch` (0-based within the epoch)."""
+        """Called before training batch `batch` (0-based within the epoch); by default
+        calls the Keras 2 name `on_batch_begin`, as Keras 3 does."""
+        self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Called after training batch `batch` with the running metrics of the epoch."""
+        """Called after training batch `batch` with the running metrics of the epoch; by
+        default calls the Keras 2 name `on_batch_end`, as Keras 3 does."""
+        self.on_batch_end(batch, logs)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         """Called at the start of `evaluate` and of the validation in `fit`."""
@@ -103,12 +107,12 @@ class Callback:
 
     # The Keras 2 names of the training-batch hooks.
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        """Alias of `on_train_batch_begin` (Keras 2 name)."""
-        self.on_train_batch_begin(batch, logs)
+        """Keras 2's name for the start of a training batch (the default
+        `on_train_batch_begin` calls it)."""
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Alias of `on_train_batch_end` (Keras 2 name)."""
-        self.on_train_batch_end(batch, logs)
+        """Keras 2's name for the end of a training batch (the default
+        `on_train_batch_end` calls it)."""
 
 
 def print_msg(message: str) -> None:
