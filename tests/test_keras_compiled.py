@@ -378,3 +378,25 @@ def test_config_run_functions_eagerly_makes_the_compiled_step_run_eagerly():
     model.fit(X, target, batch_size=50, epochs=1, verbose=0)
     assert len(calls) == 3  # traced once, then the plan runs
     assert_traced(model.train_function, traces=1)
+
+
+def test_padding_masks_into_attention_give_the_eager_predictions():
+    """MultiHeadAttention reads its padding masks as arrays: under a compiled step that
+    has no graph form, so the step runs eagerly (with its warning) instead of tracing the
+    masks' example values into the graph."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(1, 20, (10, 6))
+    ids[::2, 4:] = 0
+    outputs = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(1)
+        tokens = keras.Input((6,), dtype="int32")
+        x = layers.Embedding(20, 8, mask_zero=True)(tokens)
+        x = layers.MultiHeadAttention(2, 4)(x, x)
+        model = keras.Model(tokens, layers.Dense(3)(layers.GlobalAveragePooling1D()(x)))
+        model.compile(optimizer="sgd", loss="mse", run_eagerly=eager)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outputs.append(model.predict(ids, verbose=0))
+        assert eager or any("runs eagerly" in str(w.message) for w in caught)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)

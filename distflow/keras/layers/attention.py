@@ -12,7 +12,7 @@ from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
 from distflow.ops import Primitive
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, as_array
 
 __all__ = ["MultiHeadAttention"]
 
@@ -378,11 +378,11 @@ class MultiHeadAttention(Layer):
         mask = np.ones((batch, tq, tv), dtype=bool)
         used = False
         if attention_mask is not None:
-            mask &= np.asarray(ops.convert_to_tensor(attention_mask).value, dtype=bool)
+            mask &= np.asarray(as_array(attention_mask), dtype=bool)  # no graph form: eager
             used = True
         for padding, axis in ((mask_of(query), 2), (mask_of(value), 1)):
             if padding is not None:
-                mask &= np.expand_dims(np.asarray(padding.value, dtype=bool), axis)
+                mask &= np.expand_dims(np.asarray(as_array(padding), dtype=bool), axis)
                 used = True
         if causal:
             mask &= np.tril(np.ones((tq, tv), dtype=bool))

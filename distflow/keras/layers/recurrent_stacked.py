@@ -15,7 +15,7 @@ import numpy as np
 
 from distflow import array_ops, nest, ops
 from distflow.keras.layers.base import Layer
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, as_array
 
 __all__ = ["StackedRNNCells"]
 
@@ -150,7 +150,7 @@ def run_cell(cell: Any, inputs: Tensor, states: Any, mask: Any, *, go_backwards:
     is zero, as Keras's.
     """
     steps = inputs.shape[1]
-    mask = None if mask is None else np.asarray(ops.convert_to_tensor(mask).value, bool)
+    mask = None if mask is None else np.asarray(as_array(mask), bool)  # no graph form: eager
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     outputs, output = [], None
     for t, x_t in zip(order, _steps(inputs, order)):
