@@ -16,8 +16,19 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 
 
+class UnsupportedPNG(ValueError):
+    """A valid PNG this decoder does not read (interlaced, or a bit depth below 8)."""
+
+
 def encode_png(pixels: np.ndarray) -> bytes:
-    """A PNG file of an [h, w, c] uint8 or uint16 image (c = 1 to 4), unfiltered."""
+    """A PNG file of an [h, w] or [h, w, c] uint8 or uint16 image (c = 1 to 4), unfiltered."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.ndim != 3 or not 1 <= pixels.shape[-1] <= 4 or pixels.dtype not in (np.uint8,
+                                                                               np.uint16):
+        raise ValueError("PNG pixels must be uint8 or uint16 of shape (height, width[, 1-4]). "
+                         f"Received: shape {pixels.shape}, dtype {pixels.dtype}")
     h, w, c = pixels.shape
     depth = 16 if pixels.dtype == np.uint16 else 8
     color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
@@ -35,7 +46,8 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def _chunks(data: bytes) -> dict[bytes, bytes]:
     if not data.startswith(SIGNATURE):
-        raise ValueError("not a PNG file (bad signature)")
+        raise ValueError("not a PNG file (bad signature): the file does not start with "
+                         "PNG's 8-byte signature")
     found: dict[bytes, bytes] = {}
     pos = len(SIGNATURE)
     while pos + 8 <= len(data):
@@ -90,7 +102,7 @@ def decode_png(data: bytes) -> np.ndarray:
     chunks = _chunks(data)
     w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
     if interlace or depth not in (8, 16) or color not in _CHANNELS:
-        raise ValueError(f"unsupported PNG (bit depth {depth}, colour type {color}, "
+        raise UnsupportedPNG(f"unsupported PNG (bit depth {depth}, colour type {color}, "
                          f"interlace {interlace}): 8/16-bit non-interlaced images only")
     samples = _CHANNELS[color]
     bpp = samples * depth // 8

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow.keras.utils import png
+from distflow import png
 
 
 def _pil() -> Any:
@@ -108,7 +108,7 @@ def save_img(path: Any, x: Any, data_format: str | None = None, file_format: str
             raise ImportError(f"Saving a {file_format!r} image needs Pillow: pip install "
                               "pillow (PNG files are written without it).") from None
         with open(path, "wb") as f:
-            f.write(png.encode(_to_uint8(x, data_format, scale)))
+            f.write(png.encode_png(_to_uint8(x, data_format, scale)))
         return
     img = array_to_img(x, data_format=data_format, scale=scale)
     if img.mode == "RGBA" and file_format in ("jpg", "jpeg"):
@@ -166,11 +166,13 @@ def decode_image(path: str, channels: int) -> np.ndarray:
     codec, other formats with Pillow (ImportError naming it when absent)."""
     with open(path, "rb") as f:
         data = f.read()
-    if png.is_png(data):
+    if data.startswith(png.SIGNATURE):
         try:
-            return _channels(png.decode(data), channels)
+            pixels = png.decode_png(data)
         except png.UnsupportedPNG:
-            pass
+            pixels = None
+        if pixels is not None and pixels.dtype == np.uint8:  # 16-bit: Pillow's conversion
+            return _channels(pixels, channels)
     try:
         image = _pil()
     except ImportError as err:
