@@ -82,6 +82,13 @@ class LinearOperatorComposition(LinearOperator):
         return la.det(self.to_dense())
 
 
+def _inherited(operator: LinearOperator, *hints: bool | None) -> tuple:
+    """(is_non_singular, is_self_adjoint, is_positive_definite): each given hint, else the
+    wrapped operator's (its adjoint and inverse keep all three)."""
+    own = (operator.is_non_singular, operator.is_self_adjoint, operator.is_positive_definite)
+    return tuple(o if h is None else h for h, o in zip(hints, own, strict=True))
+
+
 class LinearOperatorAdjoint(LinearOperator):
     """The adjoint (for real operators, the transpose) of `operator`."""
 
@@ -90,11 +97,9 @@ class LinearOperatorAdjoint(LinearOperator):
                  is_square: bool | None = None, name: str | None = None):
         self._op = operator
         super().__init__(operator.dtype, None,
-                         operator.is_non_singular if is_non_singular is None else is_non_singular,
-                         operator.is_self_adjoint if is_self_adjoint is None else is_self_adjoint,
-                         operator.is_positive_definite if is_positive_definite is None
-                         else is_positive_definite, is_square, name or operator.name + "_adjoint",
-                         {"operator": operator})
+                         *_inherited(operator, is_non_singular, is_self_adjoint,
+                                     is_positive_definite),
+                         is_square, name or operator.name + "_adjoint", {"operator": operator})
 
     operator = property(lambda self: self._op)
 
@@ -138,11 +143,9 @@ class LinearOperatorInversion(LinearOperator):
                              f"{operator.shape}.")
         self._op = operator
         super().__init__(operator.dtype, None,
-                         operator.is_non_singular if is_non_singular is None else is_non_singular,
-                         operator.is_self_adjoint if is_self_adjoint is None else is_self_adjoint,
-                         operator.is_positive_definite if is_positive_definite is None
-                         else is_positive_definite, True, name or operator.name + "_inv",
-                         {"operator": operator})
+                         *_inherited(operator, is_non_singular, is_self_adjoint,
+                                     is_positive_definite),
+                         True, name or operator.name + "_inv", {"operator": operator})
 
     operator = property(lambda self: self._op)
 
