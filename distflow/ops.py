@@ -64,15 +64,24 @@ from distflow.workspace import scratch
 
 # ------------------------------------------------------------ binary arithmetic
 
+def _add_in_place(x: np.ndarray, y: np.ndarray) -> tuple:
+    """`add`'s forward writing into x when y broadcasts over x's leading axes (a bias)."""
+    if x.dtype == y.dtype and y.ndim <= x.ndim and (
+            y.ndim == 0 or x.shape[x.ndim - y.ndim:] == y.shape):
+        np.add(x, y, out=x)
+        return x, (x.shape, y.shape)
+    return x + y, (x.shape, y.shape)
+
+
 _add = defop("add", lambda x, y: (x + y, (x.shape, y.shape)),
              lambda g, r: unbroadcast(g, r[0]),
-             lambda g, r: unbroadcast(g, r[1]))
+             lambda g, r: unbroadcast(g, r[1]), fresh=True, in_place=_add_in_place)
 _subtract = defop("subtract", lambda x, y: (x - y, (x.shape, y.shape)),
                   lambda g, r: unbroadcast(g, r[0]),
-                  lambda g, r: unbroadcast(-g, r[1]))
+                  lambda g, r: unbroadcast(-g, r[1]), fresh=True)
 _multiply = defop("multiply", lambda x, y: (x * y, (x, y)),
                   lambda g, r: unbroadcast(g * r[1], r[0].shape),
-                  lambda g, r: unbroadcast(g * r[0], r[1].shape))
+                  lambda g, r: unbroadcast(g * r[0], r[1].shape), fresh=True)
 
 
 def _divide_fwd(x, y):
@@ -150,7 +159,8 @@ def _matmul_vjp_b(g, r):
     return unbroadcast(np.matmul(_swap(a), g), b.shape)
 
 
-_matmul = defop("matmul", lambda a, b: (np.matmul(a, b), (a, b)), _matmul_vjp_a, _matmul_vjp_b)
+_matmul = defop("matmul", lambda a, b: (np.matmul(a, b), (a, b)), _matmul_vjp_a, _matmul_vjp_b,
+                fresh=True)
 
 
 def add(x: Any, y: Any) -> Tensor:
@@ -263,6 +273,7 @@ def _relu_vjp(g: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 relu = _unary("relu", rectify, _relu_vjp, "out")
+REGISTRY["relu"].in_place = lambda x: (rectify(x, out=x),) * 2  # the output is the residual
 round = _unary("round", np.round, None, "shape")  # noqa: A001  (no gradient, as documented)
 rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out: -0.5 * g * out ** 3, "out")
 

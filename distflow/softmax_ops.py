@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from distflow.primitive import (
+    Primitive,
     _pair,
     _t,
     defop,
 )
-from distflow.tensor import Tensor, as_array, graph_form
+from distflow.tensor import Tensor
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -124,10 +125,8 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
     return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
 
 
-@graph_form(differentiable=False)
-def _class_ids(labels: Any, n: int) -> Tensor:
+def _class_ids_fwd(labels: np.ndarray, n: int) -> tuple[np.ndarray, None]:
     """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
-    labels = as_array(labels)
     if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
             labels = labels.astype(np.int64)
@@ -137,7 +136,17 @@ def _class_ids(labels: Any, n: int) -> Tensor:
                             "one-hot or soft labels.")
     if labels.size and _as_unsigned(labels).max() >= n:
         _bad_labels(labels, n)  # negative ids would silently index from the end
-    return Tensor._wrap(labels)
+    return labels, None
+
+
+# The label check as a primitive without a gradient (private: the core's registry is left
+# alone): a traced step runs it as one kernel call on the labels' array.
+_check_class_ids = Primitive("sparse_class_ids", _class_ids_fwd, (None,))
+
+
+def _class_ids(labels: Any, n: int) -> Tensor:
+    """`labels` as a tensor of integer class ids in [0, n) (checked when the op runs)."""
+    return _check_class_ids(_t(labels), n=n)
 
 
 def _as_unsigned(labels: np.ndarray) -> np.ndarray:

@@ -261,8 +261,7 @@ class Optimizer(OptimizerExtras):
                 _apply_constraints(pairs)
         if self.use_ema:
             self._update_ema([v for _, v in pairs])
-        self._iterations.assign_add(1)
-        return self._step_count()
+        return _count_step(self._iterations)
 
     def _accumulate(self, grads: list[np.ndarray], variables: list[Variable]
                     ) -> list[np.ndarray] | None:
@@ -376,6 +375,13 @@ def _check_ema(momentum: Any, frequency: Any) -> None:
                                   or frequency < 1):
         raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
                          f"Received: ema_overwrite_frequency={frequency!r}")
+
+
+def _count_step(iterations: Variable) -> int:
+    """`iterations += 1` in place (the optimizer's own int64 counter); the new count."""
+    count = iterations.value
+    np.add(count, 1, out=count)
+    return int(count)
 
 
 def _apply_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:

@@ -69,8 +69,8 @@ def loss_value(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
     """
     if isinstance(y_pred, GraphTensor) and _traceable_sparse_ce(fn, y_true, y_pred,
                                                                 sample_weight):
-        values = nn.sparse_softmax_cross_entropy_with_logits(y_true, y_pred)
-        return ops.divide(ops.sum(values), float(max(int(np.prod(y_true.shape)), 1)))
+        # Keras's sum over the batch size: the mean (sum / count, one op)
+        return ops.mean(nn.sparse_softmax_cross_entropy_with_logits(y_true, y_pred))
     return _recorded_loss(fn, y_true, y_pred, sample_weight)
 
 
