@@ -400,3 +400,42 @@ def test_padding_masks_into_attention_give_the_eager_predictions():
             outputs.append(model.predict(ids, verbose=0))
         assert eager or any("runs eagerly" in str(w.message) for w in caught)
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)
+
+
+def test_optimizer_settings_changed_after_tracing_reach_the_compiled_update():
+    """The traced step's update takes the rule's short path while the optimizer has no
+    clipping, EMA or loss scale; set one later and the next step must apply it."""
+    models = [build(mlp, eager, optimizer=keras.optimizers.SGD(0.5)) for eager in (1, 0)]
+    for model in models:
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        model.optimizer.clipvalue = 1e-4  # tiny: each step moves a weight by <= 5e-5
+        before = model.get_weights()
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        for a, b in zip(before, model.get_weights()):
+            assert np.abs(a - b).max() <= 5 * 0.5 * 1e-4 + 1e-7
+        assert int(model.optimizer.iterations.numpy()) == 10
+    assert_traced(models[1].train_function, traces=1)
+    assert_same_weights(*models)
+
+
+def test_a_gradient_of_another_dtype_is_cast_in_the_compiled_update():
+    class HalfGradients(keras.Sequential):
+        def train_step(self, data):
+            x, y = data
+            with df.GradientTape() as tape:
+                loss = self.compute_loss(x, y, self(x, training=True))
+            grads = [df.cast(g, "float64") for g in tape.gradient(loss, self.trainable_variables)]
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+    models = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(1)
+        model = HalfGradients([keras.Input((8,)), layers.Dense(3)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      run_eagerly=eager)
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        models.append(model)
+    assert_traced(models[1].train_function, traces=1)
+    assert all(w.dtype == np.float32 for w in models[1].get_weights())
+    assert_same_weights(*models)
