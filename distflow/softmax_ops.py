@@ -125,6 +125,36 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
     return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
 
 
+def _sparse_ce_mean_fwd(logits, labels):
+    labels, _ = _class_ids_fwd(labels, logits.shape[-1])
+    values, residuals = _sparse_ce_fwd(logits, labels)
+    count = values.size or 1
+    return np.add.reduce(values, axis=None) / values.dtype.type(count), (residuals, count)
+
+
+def _sparse_ce_mean_vjp(g, r):
+    residuals, count = r
+    return _sparse_ce_vjp(g / g.dtype.type(count), residuals)
+
+
+# The mean over the batch of the sparse cross-entropy, its label check included: one
+# kernel forward and one backward in a compiled Keras step (a private primitive; the
+# same arithmetic as the check, the per-example op and `reduce_mean` in a row).
+_sparse_ce_mean = Primitive("sparse_softmax_cross_entropy_mean", _sparse_ce_mean_fwd,
+                            (_sparse_ce_mean_vjp,))
+
+
+def sparse_softmax_cross_entropy_mean(labels: Any, logits: Any) -> Tensor:
+    """The mean of `sparse_softmax_cross_entropy_with_logits(labels, logits)` (Keras's
+    "sum over batch size"), as one op; `labels` shaped like `logits` without its last
+    axis."""
+    logits, labels = _t(logits), _t(labels)
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
+                         f"its last axis {logits.shape[:-1]}.")
+    return _sparse_ce_mean(logits, labels=labels if labels._symbolic else labels.value)
+
+
 def _class_ids_fwd(labels: np.ndarray, n: int) -> tuple[np.ndarray, None]:
     """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
     if labels.dtype.kind not in "iu":

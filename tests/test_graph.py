@@ -362,7 +362,37 @@ def test_a_compiled_classifier_step_checks_its_labels_inside_the_plan():
     host_calls = sorted(op.type for op, _, _ in plan.steps if op.kind == "call")
     # host code only for the optimizer's update and the loss tracker (update, result)
     assert host_calls == ["_result_tensors", "apply_gradients", "update_state"]
+    # the loss: one fused forward (labels checked, cross-entropy, mean) and its gradient
+    losses = [op.type for op, _, _ in plan.steps if "cross_entropy" in op.type]
+    assert losses == ["sparse_softmax_cross_entropy_mean",
+                      "sparse_softmax_cross_entropy_mean_grad"]
     with pytest.raises(ValueError, match=r"Labels must be in \[0, 3\)"):
         m.train_on_batch(x, np.array([0, 1, 3, 1, 0]))
     with pytest.raises(ValueError, match=r"Labels must be in \[0, 3\)"):
         m.train_on_batch(x, np.array([0, -1, 2, 1, 0]))
+
+
+def test_the_mean_sparse_cross_entropy_is_one_fused_op_equal_to_its_parts():
+    from distflow.softmax_ops import sparse_softmax_cross_entropy_mean
+
+    rng = np.random.default_rng(3)
+    logits = df.Variable(rng.standard_normal((6, 5)).astype(np.float32))
+    labels = rng.integers(0, 5, 6)
+
+    def fused():
+        with df.GradientTape() as tape:
+            loss = sparse_softmax_cross_entropy_mean(labels, logits)
+        return loss, tape.gradient(loss, logits)
+
+    def parts():
+        with df.GradientTape() as tape:
+            loss = df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return loss, tape.gradient(loss, logits)
+
+    for (a, ga), (b, gb) in ((fused(), parts()), (df.function(fused)(), parts())):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(ga.numpy(), gb.numpy())
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 5\)"):
+        sparse_softmax_cross_entropy_mean(np.array([0, 5, 1, 1, 1, 1]), logits)
+    with pytest.raises(TypeError, match="Sparse labels must be integer class ids"):
+        sparse_softmax_cross_entropy_mean(np.full(6, 0.5), logits)
