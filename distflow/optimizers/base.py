@@ -396,13 +396,16 @@ def _traced_update(optimizer: Optimizer, grads_and_vars: Any) -> Callable | None
                             and getattr(v, "constraint", None) is None for g, v in pairs) \
             or optimizer._owner_strategy(pairs) is not None:
         return None
+    cast = [not (g.shape.is_fully_defined() and tuple(g.shape) == v.value.shape
+                 and g.dtype == v.value.dtype) for g, v in pairs]
 
     def update(*grads: np.ndarray) -> None:
         if get_apply_override() is not None or not _plain(optimizer):
             optimizer.apply_gradients(list(zip(grads, variables)))
             return
         strategy_stack.check_local_training("`optimizer.apply_gradients`")
-        optimizer._apply_locally([(_as_array(g, v), v) for g, v in zip(grads, variables)])
+        optimizer._apply_locally([(_as_array(g, v) if c else g, v)
+                                  for g, v, c in zip(grads, variables, cast)])
         _count_step(optimizer._iterations)
     return update
 
