@@ -204,6 +204,11 @@ def minimum(x: Any, y: Any) -> Tensor:
     return _minimum(*_pair(x, y))
 
 
+def _rank(t: Tensor) -> int | None:
+    """A tensor's rank (None: a symbolic tensor of unknown rank)."""
+    return t.shape.rank if t._symbolic else t.value.ndim
+
+
 def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:
     """Matrix product with NumPy's batching and broadcasting rules."""
     a, b = _pair(a, b)
@@ -211,7 +216,7 @@ def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False)
         a = swapaxes(a, -1, -2)
     if transpose_b:
         b = swapaxes(b, -1, -2)
-    if a.value.ndim == 0 or b.value.ndim == 0:
+    if _rank(a) == 0 or _rank(b) == 0:
         raise ValueError(f"matmul needs inputs of rank >= 1. Received shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars.")
     return _matmul(a, b)

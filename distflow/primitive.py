@@ -182,7 +182,7 @@ def _mixed(x: Tensor, y: Tensor) -> None:
 def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
     xt, yt = isinstance(x, Tensor), isinstance(y, Tensor)
     if xt and yt:
-        if x.value.dtype != y.value.dtype:
+        if x.array_dtype != y.array_dtype:
             _mixed(x, y)
         return x, y
     if xt:

@@ -169,6 +169,10 @@ class Tensor:
         t._node = None
         return t
 
+    # The array's dtype and shape for checks: a symbolic tensor answers from its static
+    # spec without a value (see graph.core.GraphTensor).
+    array_dtype = property(lambda self: self.value.dtype, doc="The NumPy dtype.")
+    array_shape = property(lambda self: self.value.shape, doc="The shape as a tuple.")
     shape = property(lambda self: _shape_of(self.value.shape),
                      doc="A `TensorShape`: a tuple of dimensions with TF's methods.")
     dtype = property(lambda self: _DTYPES.get(self.value.dtype, self.value.dtype),
@@ -350,7 +354,7 @@ def current_tape() -> GradientTape | None:
 
 
 def _is_differentiable(t: Tensor) -> bool:
-    return t.value.dtype.kind == "f"
+    return t.array_dtype.kind == "f"
 
 
 class GradientTape:

@@ -372,8 +372,8 @@ def test_code_reading_a_symbolic_value_with_numpy_is_an_error_naming_it():
         return x + np.maximum(x.value, 0)
 
     traced = df.function(numpy_relu)
-    with pytest.raises(TypeError, match=r"computed from the value of a symbolic tensor "
-                                        r"\(test_graph_function.py:\d+ in numpy_relu\)"):
+    with pytest.raises(TypeError, match=r"test_graph_function.py:\d+ in numpy_relu reads "
+                                        r"the value of the symbolic tensor"):
         traced(df.constant([1.0, -1.0]))
     v = df.Variable([0.0, 0.0])
 
@@ -381,7 +381,7 @@ def test_code_reading_a_symbolic_value_with_numpy_is_an_error_naming_it():
     def update(x):
         v.assign(np.tanh(x.value))
 
-    with pytest.raises(TypeError, match="value assigned to"):
+    with pytest.raises(TypeError, match="in update reads the value of the symbolic tensor"):
         update(df.constant([1.0, 2.0]))
 
 

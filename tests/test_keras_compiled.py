@@ -439,3 +439,32 @@ def test_a_gradient_of_another_dtype_is_cast_in_the_compiled_update():
     assert_traced(models[1].train_function, traces=1)
     assert all(w.dtype == np.float32 for w in models[1].get_weights())
     assert_same_weights(*models)
+
+
+def test_a_layer_computing_from_its_inputs_values_on_the_host_runs_eagerly_not_frozen():
+    """CategoryEncoding counts its ids with NumPy: traced, it would have counted the
+    trace's example values once and frozen them into the graph."""
+    ids = np.array([[0], [2], [1], [3], [2], [0]])
+    predictions = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((1,), dtype="int64")
+        outputs = layers.Dense(2)(layers.CategoryEncoding(4, output_mode="one_hot")(inputs))
+        model = keras.Model(inputs, outputs)
+        model.compile("sgd", "mse", run_eagerly=eager)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predictions.append(model.predict(ids, verbose=0))
+        said = [str(w.message) for w in caught if "could not be traced" in str(w.message)]
+        assert len(said) == (0 if eager else 1)
+    np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-6)
+    assert len({tuple(row) for row in predictions[0].round(6)}) == 4  # four distinct ids
+
+
+def test_user_code_reading_a_symbolic_value_in_a_traced_function_is_an_error():
+    @df.function
+    def f(x):
+        return df.constant(np.asarray(x.value) * 2.0)  # NumPy on the trace's example
+
+    with pytest.raises(TypeError, match="symbolic tensor"):
+        f(np.array([1.0, 2.0], np.float32))
