@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ps_bench import cpu_times, other_cores  # noqa: E402
+from ps_bench import cpu_times, other_cores, steal_percent  # noqa: E402
 from scale_runs import children_cpu_s  # noqa: E402
 from train_bench import parse_result  # noqa: E402
 
@@ -141,7 +141,8 @@ def measure(n: int, args: argparse.Namespace, alone: float | None) -> tuple[dict
                "alone": alone, "speed": sum(each) / alone}
     cpu_s, wall_s = children_cpu_s() - before, time.perf_counter() - start
     return {**row, "load1": load1,
-            "other_cores": other_cores(host, cpu_times(), cpu_s, wall_s)}, alone
+            "other_cores": other_cores(host, cpu_times(), cpu_s, wall_s),
+            "steal_pct": steal_percent(host, cpu_times())}, alone
 
 
 if __name__ == "__main__":

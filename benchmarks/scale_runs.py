@@ -9,7 +9,8 @@ process, and prints one JSON line per run (`workers`, `servers`, `mode`,
 system, from the launcher's and its children's resource usage), its wall time
 (`wall_s`), the 1-minute load average before it (`load1`) and the cores other
 processes kept busy meanwhile (`other_cores`, Linux /proc/stat: near 0 on a
-quiet machine): the input of `benchmarks/scale_sim.py --validate`.
+quiet machine) and the CPU time the hypervisor gave other guests (`steal_pct`):
+the input of `benchmarks/scale_sim.py --validate`.
 
     DISTFLOW_DATA=/work/shared/data python benchmarks/scale_runs.py \\
         --workers 1,2,4,8 --servers 1,2 > runs.jsonl
@@ -28,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ps_bench import cpu_times, other_cores  # noqa: E402
+from ps_bench import cpu_times, other_cores, steal_percent  # noqa: E402
 from train_bench import _run  # noqa: E402
 
 
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
                           "samples_per_s": result["samples_per_s"],
                           "test_accuracy": result["test_accuracy"], "cpu_s": cpu_s,
                           "wall_s": wall_s, "load1": load1,
-                          "other_cores": other_cores(host, cpu_times(), cpu_s, wall_s)}),
+                          "other_cores": other_cores(host, cpu_times(), cpu_s, wall_s),
+                          "steal_pct": steal_percent(host, cpu_times())}),
               flush=True)
 
 
