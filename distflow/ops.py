@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import intra_op
 from distflow.primitive import (  # noqa: F401  (re-exported: the op registry is one namespace)
     REGISTRY,
     Primitive,
@@ -239,7 +240,8 @@ def rectify(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(x, 0) elementwise, into `out` (which may be `x`) or a new array.
 
     NumPy's maximum against a scalar runs about 4x slower than against an array, so a
-    contiguous float array is compared row by row with a broadcast row of zeros.
+    contiguous float array is compared row by row with a broadcast row of zeros (in
+    chunks of rows on the intra-op threads when it is large).
     """
     rows = x.size // _ZERO_ROW
     if not rows or x.dtype.kind != "f" or not (x.flags.c_contiguous and (
@@ -251,15 +253,35 @@ def rectify(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if zeros is None:
         zeros = _zero_rows[x.dtype] = np.zeros(_ZERO_ROW, x.dtype)
     flat, dst, bulk = x.reshape(-1), out.reshape(-1), rows * _ZERO_ROW
-    np.maximum(flat[:bulk].reshape(rows, _ZERO_ROW), zeros,
-               out=dst[:bulk].reshape(rows, _ZERO_ROW))
+
+    def piece(r0: int, r1: int) -> None:
+        a, b = r0 * _ZERO_ROW, r1 * _ZERO_ROW
+        np.maximum(flat[a:b].reshape(-1, _ZERO_ROW), zeros,
+                   out=dst[a:b].reshape(-1, _ZERO_ROW))
+    intra_op.over_rows(rows, x.size, piece)
     np.maximum(flat[bulk:], 0, out=dst[bulk:])
     return out
 
 
+def relu_grad(g: np.ndarray, out: np.ndarray, result: np.ndarray | None = None) -> np.ndarray:
+    """g where `out` (ReLU's output) is positive, else 0, into `result` (which may be g)
+    or a new array; the mask in a scratch buffer; chunks of the first axis on the
+    intra-op threads when the arrays are large."""
+    mask = scratch("relu_mask", out.shape, bool)
+    if not out.ndim or g.shape != out.shape:
+        return np.multiply(g, np.greater(out, 0, out=mask), out=result)
+    if result is None:
+        result = np.empty(out.shape, np.result_type(g.dtype, mask.dtype))
+
+    def piece(b0: int, b1: int) -> None:
+        np.multiply(g[b0:b1], np.greater(out[b0:b1], 0, out=mask[b0:b1]),
+                    out=result[b0:b1])
+    intra_op.over_rows(out.shape[0], out.size, piece)
+    return result
+
+
 def _relu_vjp(g: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """g where the output is positive, else 0 (the mask in a scratch buffer)."""
-    return np.multiply(g, np.greater(out, 0, out=scratch("relu_mask", out.shape, bool)))
+    return relu_grad(g, out)
 
 
 relu = _unary("relu", rectify, _relu_vjp, "out")

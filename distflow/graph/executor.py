@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import ops
 from distflow.errors import InvalidArgumentError
 from distflow.graph import core
 
@@ -204,7 +205,7 @@ def _last_uses(steps: list, fetched: list) -> dict[str, int]:
 # ---------------------------------------------------------------- in-place steps
 
 def _relu_in_place(x):
-    np.maximum(x, 0, out=x)
+    ops.rectify(x, out=x)
     return x, x  # the output, and the residual (the output) the VJP reads
 
 
@@ -217,8 +218,7 @@ def _add_in_place(x, y):
 
 
 def _relu_grad_in_place(g, out):
-    np.multiply(g, out > 0, out=g)
-    return (g,)
+    return (ops.relu_grad(g, out, result=g),)
 
 
 _IN_PLACE = {("primitive", "relu"): _relu_in_place, ("primitive", "add"): _add_in_place,
