@@ -168,8 +168,7 @@ def parallel_for(count: int, body: Callable[[int], None]) -> None:
     counter = itertools.count()
     _enter()
     try:
-        pool = _pool(size - 1)
-        helpers = [pool.submit(_drain, body, count, counter) for _ in range(workers - 1)]
+        helpers = _submit(size - 1, workers - 1, (body, count, counter))
         try:
             _drain(body, count, counter)
         finally:
@@ -179,6 +178,19 @@ def parallel_for(count: int, body: Callable[[int], None]) -> None:
                 raise error
     finally:
         _leave()
+
+
+def _submit(size: int, helpers: int, args: tuple) -> list:
+    """`helpers` drains on the pool of `size` threads; fewer (the caller then takes
+    their pieces) once the interpreter is shutting down and refuses new work."""
+    futures = []
+    try:
+        pool = _pool(size)
+        for _ in range(helpers):
+            futures.append(pool.submit(_drain, *args))
+    except RuntimeError:
+        pass
+    return futures
 
 
 def split(count: int, parts: int) -> list[tuple[int, int]]:

@@ -155,3 +155,23 @@ def test_split_covers_the_range_in_near_equal_contiguous_parts(count, parts):
     assert [i for a, b in ranges for i in range(a, b)] == list(range(count))
     sizes = [b - a for a, b in ranges]
     assert len(ranges) <= max(1, parts) and (not sizes or max(sizes) - min(sizes) <= 1)
+
+
+@needs_blas
+def test_a_region_at_interpreter_exit_runs_its_pieces_in_the_caller():
+    """After the pool has refused new work (atexit), the calling thread takes every piece."""
+    import subprocess
+    import sys
+    code = ("import atexit, distflow as df\n"
+            "from distflow import intra_op\n"
+            "df.config.threading.set_intra_op_parallelism_threads(2)\n"
+            "intra_op.parallel_for(2, lambda i: None)\n"
+            "def late():\n"
+            "    seen = []\n"
+            "    intra_op.parallel_for(4, seen.append)\n"
+            "    print(sorted(seen))\n"
+            "atexit.register(late)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 2, 3]"
