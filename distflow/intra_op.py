@@ -19,11 +19,12 @@ whatever the thread count).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
@@ -220,6 +221,52 @@ def over_rows(rows: int, elements: int, fn: Callable[[int, int], None]) -> None:
         fn(0, rows)
         return
     parallel_for(len(parts), lambda k: fn(*parts[k]))
+
+
+# OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN
+# times GEMM_MULTITHREAD_THRESHOLD); after such a call its idle threads spin for about
+# 0.1 s, on the cores the pool needs.
+BLAS_THREADED = 65536 * 4
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS held at one thread inside (when more are configured): for a small product
+    that should neither wake BLAS's threads nor differ from the one-thread result."""
+    if threads() <= 1:
+        yield
+        return
+    _enter()
+    try:
+        yield
+    finally:
+        _leave()
+
+
+SPLIT_PRODUCT = 1 << 24  # multiply-adds from which a product is split into row blocks
+
+
+def matmul(a, b):
+    """a @ b of 2-D arrays. With several threads configured, a product BLAS would thread
+    runs with BLAS at one thread: in one call when it is small (the one-thread result,
+    bit for bit), else in row blocks on the pool (BLAS's small-block kernels may round
+    differently: equal to float tolerance). Otherwise one call."""
+    size, work = threads(), a.shape[0] * a.shape[1] * b.shape[1]
+    if size <= 1 or work < BLAS_THREADED:
+        return a @ b
+    if work < SPLIT_PRODUCT or a.shape[0] < 2 * size:
+        with one_blas_thread():
+            return a @ b
+    import numpy as np
+
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
+    parts = chunks(a.shape[0])
+
+    def piece(k: int) -> None:
+        r0, r1 = parts[k]
+        np.matmul(a[r0:r1], b, out=out[r0:r1])
+    parallel_for(len(parts), piece)
+    return out
 
 
 def _after_fork() -> None:

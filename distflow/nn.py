@@ -402,12 +402,6 @@ def conv2d(input: Any, filters: Any, strides: Any = 1, padding: str = "VALID",  
                    mode=_padding(padding))
 
 
-def _channel_sum(g: np.ndarray) -> np.ndarray:
-    """g summed over every axis but the last (one matrix-vector product)."""
-    rows = g.reshape(-1, g.shape[-1])
-    return np.ones(rows.shape[0], dtype=g.dtype) @ rows
-
-
 def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
     def bias_relu(rows: np.ndarray) -> None:
         rows += b
@@ -432,7 +426,7 @@ _fused_conv2d = defop(
     "conv2d_bias_relu", _fused_conv_fwd,
     lambda g, r: _conv2d_vjp_x(_relu_masked(g, r), r[0]),
     lambda g, r: _conv2d_vjp_w(_relu_masked(g, r), r[0]),
-    lambda g, r: _channel_sum(np.ascontiguousarray(_relu_masked(g, r))))
+    lambda g, r: ops.channel_sum(np.ascontiguousarray(_relu_masked(g, r))))
 
 
 def fused_conv2d(input: Any, filters: Any, bias: Any, strides: Any = 1,  # noqa: A002

@@ -128,7 +128,7 @@ def _swap(a: np.ndarray) -> np.ndarray:
 def _matmul_vjp_a(g, r):
     a, b = r
     if a.ndim == 2 and b.ndim == 2:
-        return g @ b.T
+        return intra_op.matmul(g, b.T)
     if a.ndim == 1 and b.ndim == 1:
         return g * b
     if b.ndim == 1:
@@ -141,7 +141,7 @@ def _matmul_vjp_a(g, r):
 def _matmul_vjp_b(g, r):
     a, b = r
     if a.ndim == 2 and b.ndim == 2:
-        return a.T @ g
+        return intra_op.matmul(a.T, g)
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     if a.ndim == 1:
@@ -151,7 +151,21 @@ def _matmul_vjp_b(g, r):
     return unbroadcast(np.matmul(_swap(a), g), b.shape)
 
 
-_matmul = defop("matmul", lambda a, b: (np.matmul(a, b), (a, b)), _matmul_vjp_a, _matmul_vjp_b)
+def _matmul_fwd(a: np.ndarray, b: np.ndarray):
+    out = intra_op.matmul(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
+    return out, (a, b)
+
+
+def channel_sum(g: np.ndarray) -> np.ndarray:
+    """g summed over every axis but the last, as one matrix-vector product (NumPy's own
+    reduction over leading axes is several times slower for few channels), with BLAS at
+    one thread (the same sum on any number of threads; no BLAS threads woken)."""
+    rows = g.reshape(-1, g.shape[-1])
+    with intra_op.one_blas_thread():
+        return np.ones(rows.shape[0], dtype=g.dtype) @ rows
+
+
+_matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b)
 
 
 def add(x: Any, y: Any) -> Tensor:

@@ -175,3 +175,43 @@ def test_a_region_at_interpreter_exit_runs_its_pieces_in_the_caller():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 1, 2, 3]"
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n,transposed,blocks", [
+    (64, 3136, 10, False, False), (3136, 64, 10, True, False), (7, 9000, 40, True, False),
+    (2048, 128, 384, False, True), (512, 700, 300, True, True)])
+def test_matmul_on_two_threads_equals_one_thread_exactly_or_in_blocks_to_rounding(
+        m, k, n, transposed, blocks, dtype, set_threads, monkeypatch):
+    """Small products: one call with BLAS at one thread, bit for bit; large ones: row
+    blocks on the pool (BLAS's kernels for short blocks may round differently)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((k, m) if transposed else (m, k)).astype(dtype)
+    a = a.T if transposed else a
+    b = rng.standard_normal((n, k)).astype(dtype).T  # a transposed view, as in the VJPs
+    set_threads(1)
+    expect = a @ b
+    set_threads(2)
+    counts, real = [], intra_op.parallel_for
+    monkeypatch.setattr(intra_op, "parallel_for", lambda c, body: (counts.append(c),
+                                                                   real(c, body)))
+    got = intra_op.matmul(a, b)
+    assert got.dtype == expect.dtype and bool(counts) == blocks
+    if blocks:
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got, expect, rtol=0, atol=tol * np.abs(expect).max() * 10)
+    else:
+        np.testing.assert_array_equal(got, expect)
+    assert intra_op._blas()[0]() == 2
+
+
+@needs_blas
+def test_one_blas_thread_holds_blas_at_one_inside_and_restores_it(set_threads):
+    set_threads(2)
+    with intra_op.one_blas_thread():
+        inside = (intra_op._blas()[0](), intra_op.blas_threads())
+    assert inside == (1, 2) and intra_op._blas()[0]() == 2
+    set_threads(1)
+    with intra_op.one_blas_thread():
+        assert intra_op._blas()[0]() == 1

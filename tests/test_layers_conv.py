@@ -415,7 +415,6 @@ def test_conv1d_layer_trains_the_same_on_one_and_two_threads(pieces_threads, mon
     layer = layers.Conv1D(6, 5, strides=2, padding="same", activation="relu")
     layer(x)
     _layer_equal_on_one_and_two_threads(layer, x, {})
-    assert (True, 2) in pieces_threads
 
 
 def _layer_equal_on_one_and_two_threads(layer, x, call_kwargs):
@@ -519,3 +518,13 @@ def test_batch_normalization_training_on_two_threads_matches_one_thread(axis, sh
     layer.build(x.shape)
     _layer_equal_on_one_and_two_threads(layer, x, {"training": True})
     assert (True, 2) in pieces_threads
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_dense_layer_on_two_threads_matches_one_thread(pieces_threads):
+    """The example CNN's classifier: its products and its bias sum with BLAS at one
+    thread (too small to split)."""
+    layer = layers.Dense(10)
+    x = rng.standard_normal((64, 3136)).astype(np.float32)
+    layer.build(x.shape)
+    _layer_equal_on_one_and_two_threads(layer, x, {})

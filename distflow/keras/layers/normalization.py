@@ -40,9 +40,7 @@ def _axes_sum(a: np.ndarray, axes: tuple) -> np.ndarray:
     (channels last: several times faster than NumPy's strided reduction)."""
     if axes != tuple(range(a.ndim - 1)):
         return a.sum(axis=axes, keepdims=True)
-    rows = a.reshape(-1, a.shape[-1])
-    total = np.ones(rows.shape[0], dtype=a.dtype) @ rows
-    return total.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
+    return ops.channel_sum(a).reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
 
 
 def _axes_dot(a: np.ndarray, b: np.ndarray, axes: tuple) -> np.ndarray:
