@@ -131,9 +131,10 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 
 _SLICE_BYTES = 1 << 20  # patch-matrix bytes per batch slice: a slice the GEMM reads from L2
 def _slices(n: int, item_bytes: int):
-    """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
+    """(start, stop) batch slices of at most _SLICE_BYTES of patches each, as few as
+    that allows and of near-equal sizes (pieces that balance on the intra-op threads)."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
-    return [(b, min(n, b + step)) for b in range(0, n, step)]
+    return intra_op.split(n, -(-n // step))
 
 
 def _padded(x: np.ndarray, pads) -> np.ndarray:

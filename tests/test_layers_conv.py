@@ -528,3 +528,18 @@ def test_dense_layer_on_two_threads_matches_one_thread(pieces_threads):
     x = rng.standard_normal((64, 3136)).astype(np.float32)
     layer.build(x.shape)
     _layer_equal_on_one_and_two_threads(layer, x, {})
+
+
+@pytest.mark.parametrize("name", ["3x3_same_correlate", "one_channel_same", "3x3_strided_same"])
+def test_an_empty_batch_convolves_to_empty_outputs_and_zero_kernel_gradients(name,
+                                                                             monkeypatch):
+    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    x, w = _inputs(name)
+    _, _, strides, dilations, mode = PATHS[name]
+    xt, wt = df.constant(x[:0]), df.constant(w)
+    with df.GradientTape() as tape:
+        tape.watch([xt, wt])
+        out = df.nn.conv2d(xt, wt, strides, mode, dilations=dilations)
+    dx, dw = tape.gradient(out, [xt, wt], output_gradients=df.constant(np.ones(out.shape)))
+    assert out.shape[0] == 0 and dx.shape == x[:0].shape
+    np.testing.assert_array_equal(dw.numpy(), np.zeros(w.shape))
