@@ -243,30 +243,20 @@ def one_blas_thread() -> Iterator[None]:
         _leave()
 
 
-SPLIT_PRODUCT = 1 << 24  # multiply-adds from which a product is split into row blocks
+OWN_THREADS_PRODUCT = 1 << 24  # multiply-adds from which a product uses BLAS's threads
 
 
 def matmul(a, b):
-    """a @ b of 2-D arrays. With several threads configured, a product BLAS would thread
-    runs with BLAS at one thread: in one call when it is small (the one-thread result,
-    bit for bit), else in row blocks on the pool (BLAS's small-block kernels may round
-    differently: equal to float tolerance). Otherwise one call."""
-    size, work = threads(), a.shape[0] * a.shape[1] * b.shape[1]
-    if size <= 1 or work < BLAS_THREADED:
+    """a @ b of 2-D arrays. With several threads configured, a product that OpenBLAS
+    would thread but that is too small to gain much from it (below OWN_THREADS_PRODUCT)
+    runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
+    threads stay asleep instead of spinning on the cores the pool needs next. Larger
+    products use BLAS's own threads (faster than row blocks on the pool, measured)."""
+    work = a.shape[0] * a.shape[1] * b.shape[1]
+    if not BLAS_THREADED <= work < OWN_THREADS_PRODUCT:
         return a @ b
-    if work < SPLIT_PRODUCT or a.shape[0] < 2 * size:
-        with one_blas_thread():
-            return a @ b
-    import numpy as np
-
-    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
-    parts = chunks(a.shape[0])
-
-    def piece(k: int) -> None:
-        r0, r1 = parts[k]
-        np.matmul(a[r0:r1], b, out=out[r0:r1])
-    parallel_for(len(parts), piece)
-    return out
+    with one_blas_thread():
+        return a @ b
 
 
 def _after_fork() -> None:
