@@ -4,18 +4,20 @@ There is exactly one device, the CPU. `list_physical_devices("GPU")` is
 empty, so TF scripts that branch on it take their CPU path. Memory growth and
 logical-device settings are accepted and change nothing. The intra-op thread
 count is the BLAS thread count (OpenBLAS, as NumPy's wheels ship it), set
-through the library's own `openblas_set_num_threads`.
+through the library's own `openblas_set_num_threads` (`distflow.intra_op`), and the
+size of the pool that runs a convolution's batch slices in parallel.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import re
 from collections import namedtuple
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
+
+from distflow import intra_op
 
 PhysicalDevice = namedtuple("PhysicalDevice", ["name", "device_type"])
 LogicalDevice = namedtuple("LogicalDevice", ["name", "device_type"])
@@ -93,37 +95,9 @@ def _get_memory_info(device: str) -> dict:
 # -------------------------------------------------------------- threading
 
 
-def _blas_functions(action: str) -> list:
-    """OpenBLAS's `*_{action}_num_threads` functions in the libraries loaded in this process."""
-    import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded)
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as f:
-            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
-    except OSError:
-        return []
-    found = []
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                fn = getattr(lib, f"{prefix}_{action}_num_threads{suffix}", None)
-                if fn is not None:
-                    found.append(fn)
-                    break
-            else:
-                continue
-            break
-    return found
-
-
 def blas_num_threads() -> int | None:
-    """The BLAS library's current thread count (None if no OpenBLAS is loaded)."""
-    getters = _blas_functions("get")
-    return int(getters[0]()) if getters else None
+    """The BLAS library's configured thread count (None if no OpenBLAS is loaded)."""
+    return intra_op.blas_threads()
 
 
 def _set_intra(num_threads: int) -> None:
@@ -133,8 +107,7 @@ def _set_intra(num_threads: int) -> None:
                          f"num_threads={num_threads!r}")
     _settings["intra"] = num_threads
     if num_threads:
-        for fn in _blas_functions("set"):
-            fn(ctypes.c_int(num_threads))
+        intra_op.set_blas_threads(num_threads)
 
 
 def _set_inter(num_threads: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from distflow import ops, random, strategy_stack
+from distflow import intra_op, ops, random, strategy_stack
 from distflow.ops import (  # noqa: F401  (re-exported under df.nn)
     _t,
     defop,
@@ -124,12 +124,17 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 # patch matrix. With stride 1 the input gradient is the correlation of the output
 # gradient with the flipped, transposed kernel (the same machinery, no scatter); only
 # strided convolutions scatter their patch gradients back, kh*kw slices per batch slice.
+# The slices are independent pieces for `intra_op.parallel_for`: with two or more
+# intra-op threads they run concurrently (patch copy and GEMM, BLAS at one thread each),
+# each writing its own output rows; the kernel gradient keeps one product per slice and
+# adds them in slice order, so results do not depend on the thread count.
 
 _SLICE_BYTES = 1 << 20  # patch-matrix bytes per batch slice: a slice the GEMM reads from L2
 def _slices(n: int, item_bytes: int):
-    """(start, stop) batch slices of at most _SLICE_BYTES of patches each."""
+    """(start, stop) batch slices of at most _SLICE_BYTES of patches each, as few as
+    that allows and of near-equal sizes (pieces that balance on the intra-op threads)."""
     step = max(1, _SLICE_BYTES // max(item_bytes, 1))
-    return [(b, min(n, b + step)) for b in range(0, n, step)]
+    return intra_op.split(n, -(-n // step))
 
 
 def _padded(x: np.ndarray, pads) -> np.ndarray:
@@ -150,23 +155,46 @@ def _padded(x: np.ndarray, pads) -> np.ndarray:
 _FEW_CHANNELS = 4  # inputs with at most this many channels build offset-major patches
 
 
-def _patches(x, kh, kw, out_hw, strides, dilations, pads, fresh=False) -> np.ndarray:
-    """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in a scratch buffer (or a
-    fresh array). With few channels it is the transpose of an offset-major matrix: a
-    row-major copy would move kw*c elements per step, an offset-major one ow."""
-    oh, ow = out_hw
-    n, c = x.shape[0], x.shape[3]
-    few = c <= _FEW_CHANNELS
-    shape = (kh, kw, c, n, oh, ow) if few else (n, oh, ow, kh, kw, c)
-    cols = np.empty(shape, x.dtype) if fresh else scratch("patches", shape, x.dtype)
+def _patch_shape(n: int, c: int, kh: int, kw: int, out_hw) -> tuple:
+    """The layout of n images' patches: offset-major (kh, kw, c, n, oh, ow) with few
+    channels (a row-major copy would move kw*c elements per step, an offset-major one
+    ow), else row-major (n, oh, ow, kh, kw, c)."""
+    return (kh, kw, c, n, *out_hw) if c <= _FEW_CHANNELS else (n, *out_hw, kh, kw, c)
+
+
+def _images(cols: np.ndarray, b0: int, b1: int, c: int) -> np.ndarray:
+    """Images b0:b1 of a patch array of c-channel images (`_patch_shape`'s layout; a view)."""
+    return cols[:, :, :, b0:b1] if c <= _FEW_CHANNELS else cols[b0:b1]
+
+
+def _matrix(cols: np.ndarray, few: bool) -> np.ndarray:
+    """The (n*oh*ow, kh*kw*c) patch matrix of a patch array (a view: the transpose of
+    the offset-major one)."""
+    if few:
+        return cols.reshape(math.prod(cols.shape[:3]), -1).T
+    return cols.reshape(-1, math.prod(cols.shape[3:]))
+
+
+def _fill_patches(cols, x, kh, kw, strides, dilations, pads) -> np.ndarray:
+    """Writes x's patches into `cols` (`_patch_shape`'s layout for x) and returns their
+    matrix."""
+    few = x.shape[3] <= _FEW_CHANNELS
+    oh, ow = cols.shape[4:] if few else cols.shape[1:3]
     xp = _padded(x, pads)
     if not few:
         np.copyto(cols, _windows(xp, kh, kw, oh, ow, strides, dilations))
-        return cols.reshape(oh * ow * n, -1)
-    for i, j in _offsets(kh, kw):
-        np.copyto(cols[i, j], xp[_offset_slice(i, j, oh, ow, strides, dilations)].transpose(
-            3, 0, 1, 2))
-    return cols.reshape(kh * kw * c, -1).T
+    else:
+        for i, j in _offsets(kh, kw):
+            np.copyto(cols[i, j], xp[_offset_slice(i, j, oh, ow, strides, dilations)]
+                      .transpose(3, 0, 1, 2))
+    return _matrix(cols, few)
+
+
+def _patches(x, kh, kw, out_hw, strides, dilations, pads) -> np.ndarray:
+    """The (n*oh*ow, kh*kw*c) patch matrix of a batch slice, in this thread's scratch."""
+    shape = _patch_shape(x.shape[0], x.shape[3], kh, kw, out_hw)
+    return _fill_patches(scratch("patches", shape, x.dtype), x, kh, kw, strides, dilations,
+                         pads)
 
 
 def _out_hw(shape, kh, kw, strides, dilations, pads) -> tuple[int, int]:
@@ -181,8 +209,12 @@ def _pointwise(x: np.ndarray, w: np.ndarray, strides, pads) -> np.ndarray | None
     return x[:, ::strides[0], ::strides[1]] if strides != (1, 1) else x
 
 
-def _correlate(x, w, strides, dilations, pads) -> np.ndarray:
-    """Cross-correlation of NHWC x with HWIO w, explicit ((top, bottom), (left, right)) pads."""
+def _correlate(x, w, strides, dilations, pads, kept=None, epilogue=None) -> np.ndarray:
+    """Cross-correlation of NHWC x with HWIO w, explicit ((top, bottom), (left, right))
+    pads, batch slice by batch slice on the intra-op threads. `kept`: a fresh patch
+    array (`_patch_shape`) for the whole batch to fill and keep, else per-thread scratch.
+    `epilogue(rows)`: applied in place to each slice's (pixels, cout) output rows right
+    after its product (while they are in cache)."""
     kh, kw, c, cout = w.shape
     oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
     out = np.empty((x.shape[0], oh, ow, cout), np.result_type(x.dtype, w.dtype))
@@ -190,26 +222,53 @@ def _correlate(x, w, strides, dilations, pads) -> np.ndarray:
     w2 = w.reshape(-1, cout)
     if rows is not None:
         np.matmul(rows.reshape(-1, c), w2, out=out.reshape(-1, cout))
+        if epilogue is not None:
+            epilogue(out.reshape(-1, cout))
         return out
-    for b0, b1 in _slices(x.shape[0], oh * ow * w2.size // cout * x.itemsize):
-        np.matmul(_patches(x[b0:b1], kh, kw, (oh, ow), strides, dilations, pads), w2,
-                  out=out[b0:b1].reshape(-1, cout))
+    slices = _slices(x.shape[0], oh * ow * w2.shape[0] * x.itemsize)
+
+    def piece(k: int) -> None:
+        b0, b1 = slices[k]
+        if kept is None:
+            cols = _patches(x[b0:b1], kh, kw, (oh, ow), strides, dilations, pads)
+        else:
+            cols = _fill_patches(_images(kept, b0, b1, c), x[b0:b1], kh, kw, strides,
+                                 dilations, pads)
+        np.matmul(cols, w2, out=out[b0:b1].reshape(-1, cout))
+        if epilogue is not None:
+            epilogue(out[b0:b1].reshape(-1, cout))
+    intra_op.parallel_for(len(slices), piece)
     return out
 
 
-def _kernel_grad(x, g, wshape, strides, dilations, pads) -> np.ndarray:
-    """dL/dw: the patch matrix transposed times the output gradient, slice by slice."""
+def _kernel_grad(x, g, wshape, strides, dilations, pads, kept=None) -> np.ndarray:
+    """dL/dw: the patch matrix transposed times the output gradient, one product per
+    batch slice on the intra-op threads, added in slice order (the same sum on any
+    number of threads). `kept`: the forward's patch array, else patches are rebuilt."""
     kh, kw, c, cout = wshape
     g = np.ascontiguousarray(g)
     rows = _pointwise(x, np.empty((kh, kw, 0, 0)), strides, pads)
     if rows is not None:
         return (rows.reshape(-1, c).T @ g.reshape(-1, cout)).reshape(wshape)
-    dw = np.zeros((kh * kw * c, cout), g.dtype)
     out_hw = g.shape[1:3]
-    for b0, b1 in _slices(x.shape[0], math.prod(out_hw) * kh * kw * c * x.itemsize):
-        dw += _patches(x[b0:b1], kh, kw, out_hw, strides, dilations, pads).T @ g[
-            b0:b1].reshape(-1, cout)
-    return dw.reshape(wshape)
+    slices = _slices(x.shape[0], math.prod(out_hw) * kh * kw * c * x.itemsize)
+    parts = scratch("kernel_parts", (len(slices), kh * kw * c, cout), g.dtype)
+
+    def piece(k: int) -> None:
+        b0, b1 = slices[k]
+        cols = _patches(x[b0:b1], kh, kw, out_hw, strides, dilations, pads) if kept is None \
+            else _matrix(_images(kept, b0, b1, c), c <= _FEW_CHANNELS)
+        np.matmul(cols.T, g[b0:b1].reshape(-1, cout), out=parts[k])
+    intra_op.parallel_for(len(slices), piece)
+    return _ordered_sum(parts).reshape(wshape)
+
+
+def _ordered_sum(parts: np.ndarray) -> np.ndarray:
+    """parts[0] + parts[1] + ... added in that order, in a fresh array."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
@@ -231,7 +290,10 @@ def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
     (pt, pb), (pl, pr) = pads
     dx = np.empty(xshape, g.dtype)
     wt = w.reshape(-1, cout).T
-    for b0, b1 in _slices(xshape[0], oh * ow * kh * kw * c * g.itemsize):
+    slices = _slices(xshape[0], oh * ow * kh * kw * c * g.itemsize)
+
+    def piece(k: int) -> None:
+        b0, b1 = slices[k]
         dcols = np.matmul(np.ascontiguousarray(g[b0:b1]).reshape(-1, cout), wt,
                           out=scratch("patches", ((b1 - b0) * oh * ow, kh * kw * c), g.dtype))
         dcols = dcols.reshape(b1 - b0, oh, ow, kh, kw, c)
@@ -242,6 +304,7 @@ def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
             for j in range(kw):
                 dxp[_offset_slice(i, j, oh, ow, strides, dilations)] += dcols[:, :, :, i, j, :]
         dx[b0:b1] = _crop(dxp, xshape, (pt, pb), (pl, pr))
+    intra_op.parallel_for(len(slices), piece)
     return dx
 
 
@@ -258,28 +321,32 @@ _KEEP_BYTES = 4 << 20  # a patch matrix this small is kept for the kernel gradie
 
 
 def _kept_patches(x, w, spec) -> np.ndarray | None:
-    """The whole batch's patch matrix in a fresh array when it is small (recomputing it
-    in the backward pass would cost more than keeping it), else None."""
+    """A fresh array for the whole batch's patches when they are small (recomputing them
+    in the backward pass would cost more than keeping them), else None."""
     kh, kw, c, _ = w.shape
     strides, dilations, pads = spec
-    oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
-    size = x.shape[0] * oh * ow * kh * kw * c
-    if size * x.itemsize > _KEEP_BYTES or _pointwise(x, w, strides, pads) is not None:
+    out_hw = _out_hw(x.shape, kh, kw, strides, dilations, pads)
+    shape = _patch_shape(x.shape[0], c, kh, kw, out_hw)
+    if math.prod(shape) * x.itemsize > _KEEP_BYTES or _pointwise(
+            x, w, strides, pads) is not None:
         return None
-    return _patches(x, kh, kw, (oh, ow), strides, dilations, pads, fresh=True)
+    return np.empty(shape, x.dtype)
 
 
-def _conv2d_fwd(x, w, strides, dilations, mode):
+def _conv2d_fwd(x, w, strides, dilations, mode, epilogue=None):
+    """conv2d's forward and residuals; `epilogue` as `_correlate`'s (on the whole output
+    of a grouped convolution)."""
     kh, kw, cin, cout = w.shape
     _, _, ph, pw = _geometry(x.shape, kh, kw, strides, dilations, mode)
     spec = (strides, dilations, (ph, pw))
     groups = x.shape[3] // cin
-    cols = _kept_patches(x, w, spec) if groups == 1 else None
-    if cols is not None:
-        out = (cols @ w.reshape(-1, cout)).reshape(x.shape[0], *_out_hw(
-            x.shape, kh, kw, *spec), cout)
+    if groups == 1:
+        cols = _kept_patches(x, w, spec)
+        out = _correlate(x, w, *spec, kept=cols, epilogue=epilogue)
     else:
-        out = _grouped(groups, lambda xs, ws: _correlate(xs, ws, *spec), x, w)
+        cols, out = None, _grouped(groups, lambda xs, ws: _correlate(xs, ws, *spec), x, w)
+        if epilogue is not None:
+            epilogue(out.reshape(-1, out.shape[-1]))
     return out, (x, w, spec, groups, cols)
 
 
@@ -291,10 +358,8 @@ def _conv2d_vjp_x(g, r):
 
 def _conv2d_vjp_w(g, r):
     x, w, spec, groups, cols = r
-    if cols is not None:
-        return (cols.T @ np.ascontiguousarray(g).reshape(cols.shape[0], -1)).reshape(w.shape)
-    return _grouped(groups, lambda xs, gs: _kernel_grad(xs, gs, w.shape[:3] + gs.shape[-1:],
-                                                        *spec), x, g)
+    return _grouped(groups, lambda xs, gs: _kernel_grad(
+        xs, gs, w.shape[:3] + gs.shape[-1:], *spec, kept=cols), x, g)
 
 
 _conv2d = defop("conv2d", _conv2d_fwd, _conv2d_vjp_x, _conv2d_vjp_w, fresh=True)
@@ -338,17 +403,12 @@ def conv2d(input: Any, filters: Any, strides: Any = 1, padding: str = "VALID",  
                    mode=_padding(padding))
 
 
-def _channel_sum(g: np.ndarray) -> np.ndarray:
-    """g summed over every axis but the last (one matrix-vector product)."""
-    rows = g.reshape(-1, g.shape[-1])
-    return np.ones(rows.shape[0], dtype=g.dtype) @ rows
-
-
 def _fused_conv_fwd(x, w, b, strides, dilations, mode, rectify):
-    out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode)
-    out += b
-    if rectify:
-        ops.rectify(out, out=out)
+    def bias_relu(rows: np.ndarray) -> None:
+        rows += b
+        if rectify:
+            ops.rectify(rows, out=rows)
+    out, conv_residuals = _conv2d_fwd(x, w, strides, dilations, mode, epilogue=bias_relu)
     return out, [conv_residuals, out if rectify else None, None]
 
 
@@ -358,8 +418,7 @@ def _relu_masked(g: np.ndarray, r: list) -> np.ndarray:
     if r[1] is None:
         return g
     if r[2] is None or r[2][0] is not g or not holds("relu_grad", r):
-        rectified = np.greater(r[1], 0, out=scratch("relu_mask", g.shape, bool))
-        masked = np.multiply(g, rectified, out=scratch("relu_grad", g.shape, g.dtype))
+        masked = ops.relu_grad(g, r[1], result=scratch("relu_grad", g.shape, g.dtype))
         r[2] = (g, claim("relu_grad", r, masked))
     return r[2][1]
 
@@ -368,7 +427,7 @@ _fused_conv2d = defop(
     "conv2d_bias_relu", _fused_conv_fwd,
     lambda g, r: _conv2d_vjp_x(_relu_masked(g, r), r[0]),
     lambda g, r: _conv2d_vjp_w(_relu_masked(g, r), r[0]),
-    lambda g, r: _channel_sum(np.ascontiguousarray(_relu_masked(g, r))))
+    lambda g, r: ops.channel_sum(np.ascontiguousarray(_relu_masked(g, r))))
 
 
 def fused_conv2d(input: Any, filters: Any, bias: Any, strides: Any = 1,  # noqa: A002
@@ -407,9 +466,13 @@ def _max_pool_fwd(x, ksize, strides, mode):
     oh, ow, ph, pw = _geometry(x.shape, kh, kw, strides, (1, 1), mode)
     xp = _pad_input(x, ph, pw, value=-np.inf)
     windows = _windows(xp, kh, kw, oh, ow, strides, (1, 1))
-    out = windows[:, :, :, 0, 0].copy()
-    for i, j in _offsets(kh, kw)[1:]:  # kh*kw - 1 passes over the output, no reduction
-        np.maximum(out, windows[:, :, :, i, j], out=out)
+    out = np.empty(windows.shape[:3] + windows.shape[5:], x.dtype)
+
+    def piece(b0: int, b1: int) -> None:  # kh*kw - 1 passes over the output, no reduction
+        np.copyto(out[b0:b1], windows[b0:b1, :, :, 0, 0])
+        for i, j in _offsets(kh, kw)[1:]:
+            np.maximum(out[b0:b1], windows[b0:b1, :, :, i, j], out=out[b0:b1])
+    intra_op.over_rows(x.shape[0], x.size, piece)
     return out, (xp, out, x.shape, ksize, strides, (oh, ow, ph, pw))
 
 
@@ -451,12 +514,15 @@ def _tiled_max_grad(g, xp, out, kh, kw) -> np.ndarray:
     """dL/dxp for windows that tile xp (stride = window): a one-hot mask of each window's
     first maximum, built offset-major in one comparison, times g in one broadcast pass."""
     out_hw = out.shape[1:3]
-    hit = np.equal(_blocks(xp, kh, kw, out_hw), out,
-                   out=scratch("pool_hits", (kh, kw, *out.shape), bool))
-    _first_hits(hit.reshape(kh * kw, -1))
     covered = (out_hw[0] * kh, out_hw[1] * kw)
     dxp = (np.empty if xp.shape[1:3] == covered else np.zeros)(xp.shape, g.dtype)
-    np.multiply(hit, g, out=_blocks(dxp, kh, kw, out_hw))
+
+    def piece(b0: int, b1: int) -> None:
+        hit = np.equal(_blocks(xp[b0:b1], kh, kw, out_hw), out[b0:b1],
+                       out=scratch("pool_hits", (kh, kw, b1 - b0, *out.shape[1:]), bool))
+        _first_hits(hit.reshape(kh * kw, -1))
+        np.multiply(hit, g[b0:b1], out=_blocks(dxp[b0:b1], kh, kw, out_hw))
+    intra_op.over_rows(out.shape[0], xp.size, piece)
     return dxp
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import intra_op
 from distflow.primitive import (  # noqa: F401  (re-exported: the op registry is one namespace)
     REGISTRY,
     Primitive,
@@ -136,7 +137,7 @@ def _swap(a: np.ndarray) -> np.ndarray:
 def _matmul_vjp_a(g, r):
     a, b = r
     if a.ndim == 2 and b.ndim == 2:
-        return g @ b.T
+        return intra_op.matmul(g, b.T)
     if a.ndim == 1 and b.ndim == 1:
         return g * b
     if b.ndim == 1:
@@ -149,7 +150,7 @@ def _matmul_vjp_a(g, r):
 def _matmul_vjp_b(g, r):
     a, b = r
     if a.ndim == 2 and b.ndim == 2:
-        return a.T @ g
+        return intra_op.matmul(a.T, g)
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     if a.ndim == 1:
@@ -159,8 +160,21 @@ def _matmul_vjp_b(g, r):
     return unbroadcast(np.matmul(_swap(a), g), b.shape)
 
 
-_matmul = defop("matmul", lambda a, b: (np.matmul(a, b), (a, b)), _matmul_vjp_a, _matmul_vjp_b,
-                fresh=True)
+def _matmul_fwd(a: np.ndarray, b: np.ndarray):
+    out = intra_op.matmul(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
+    return out, (a, b)
+
+
+def channel_sum(g: np.ndarray) -> np.ndarray:
+    """g summed over every axis but the last, as one matrix-vector product (NumPy's own
+    reduction over leading axes is several times slower for few channels), with BLAS at
+    one thread (the same sum on any number of threads; no BLAS threads woken)."""
+    rows = g.reshape(-1, g.shape[-1])
+    with intra_op.one_blas_thread():
+        return np.ones(rows.shape[0], dtype=g.dtype) @ rows
+
+
+_matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b, fresh=True)
 
 
 def add(x: Any, y: Any) -> Tensor:
@@ -254,7 +268,8 @@ def rectify(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(x, 0) elementwise, into `out` (which may be `x`) or a new array.
 
     NumPy's maximum against a scalar runs about 4x slower than against an array, so a
-    contiguous float array is compared row by row with a broadcast row of zeros.
+    contiguous float array is compared row by row with a broadcast row of zeros (in
+    chunks of rows on the intra-op threads when it is large).
     """
     rows = x.size // _ZERO_ROW
     if not rows or x.dtype.kind != "f" or not (x.flags.c_contiguous and (
@@ -266,15 +281,35 @@ def rectify(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if zeros is None:
         zeros = _zero_rows[x.dtype] = np.zeros(_ZERO_ROW, x.dtype)
     flat, dst, bulk = x.reshape(-1), out.reshape(-1), rows * _ZERO_ROW
-    np.maximum(flat[:bulk].reshape(rows, _ZERO_ROW), zeros,
-               out=dst[:bulk].reshape(rows, _ZERO_ROW))
+
+    def piece(r0: int, r1: int) -> None:
+        a, b = r0 * _ZERO_ROW, r1 * _ZERO_ROW
+        np.maximum(flat[a:b].reshape(-1, _ZERO_ROW), zeros,
+                   out=dst[a:b].reshape(-1, _ZERO_ROW))
+    intra_op.over_rows(rows, x.size, piece)
     np.maximum(flat[bulk:], 0, out=dst[bulk:])
     return out
 
 
+def relu_grad(g: np.ndarray, out: np.ndarray, result: np.ndarray | None = None) -> np.ndarray:
+    """g where `out` (ReLU's output) is positive, else 0, into `result` (which may be g)
+    or a new array; the mask in a scratch buffer; chunks of the first axis on the
+    intra-op threads when the arrays are large."""
+    mask = scratch("relu_mask", out.shape, bool)
+    if not out.ndim or g.shape != out.shape:
+        return np.multiply(g, np.greater(out, 0, out=mask), out=result)
+    if result is None:
+        result = np.empty(out.shape, np.result_type(g.dtype, mask.dtype))
+
+    def piece(b0: int, b1: int) -> None:
+        np.multiply(g[b0:b1], np.greater(out[b0:b1], 0, out=mask[b0:b1]),
+                    out=result[b0:b1])
+    intra_op.over_rows(out.shape[0], out.size, piece)
+    return result
+
+
 def _relu_vjp(g: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """g where the output is positive, else 0 (the mask in a scratch buffer)."""
-    return np.multiply(g, np.greater(out, 0, out=scratch("relu_mask", out.shape, bool)))
+    return relu_grad(g, out)
 
 
 relu = _unary("relu", rectify, _relu_vjp, "out")

@@ -10,7 +10,7 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import distflow as df
-from distflow import nn
+from distflow import intra_op, nn
 from distflow.keras import layers
 from distflow.test_util import check_grads
 
@@ -319,3 +319,227 @@ def test_rectify_equals_maximum_with_zero(shape, dtype, contiguous):
     np.testing.assert_array_equal(got, expect)
     df.ops.rectify(x, out=x)  # in place
     np.testing.assert_array_equal(x, expect)
+
+
+# ------------------------------------------------------ intra-op threads (distflow.intra_op)
+
+
+@pytest.fixture
+def pieces_threads(monkeypatch):
+    """Records (pieces, threads available) of each parallel region the conv ops open
+    (that pieces really run concurrently is tests/test_intra_op.py's), with elementwise
+    passes of any size split; restores the BLAS count afterwards."""
+    before, regions, real = intra_op.blas_threads(), set(), intra_op.parallel_for
+    monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
+
+    def recording(count, body):
+        regions.add((count > 1, intra_op.threads()))
+        real(count, body)
+    monkeypatch.setattr(intra_op, "parallel_for", recording)
+    yield regions
+    if before is not None:
+        intra_op.set_blas_threads(before)
+
+
+def _conv_and_grads(x, w, strides, dilations, mode, threads):
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    xt, wt = df.constant(x), df.constant(w)
+    with df.GradientTape() as tape:
+        tape.watch([xt, wt])
+        out = df.nn.conv2d(xt, wt, strides, mode, dilations=dilations)
+    g = df.constant(np.cos(np.arange(out.numpy().size).reshape(out.shape)).astype(x.dtype))
+    return [out.numpy()] + [t.numpy() for t in tape.gradient(out, [xt, wt],
+                                                              output_gradients=g)]
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize("name", sorted(PATHS))
+def test_two_threads_give_the_one_thread_results_bit_for_bit(name, contiguous, dtype,
+                                                             pieces_threads, monkeypatch):
+    """Every path, one image per slice: slices on two threads write disjoint rows, and
+    the kernel gradient's per-slice products are added in slice order either way."""
+    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    x, w = (a.astype(dtype) for a in _inputs(name, contiguous))
+    x = np.concatenate([x, -x, 2 * x]) if contiguous else np.asfortranarray(
+        np.concatenate([x, -x, 2 * x]))
+    spec = PATHS[name][2:]
+    one = _conv_and_grads(x, w, *spec, threads=1)
+    pieces_threads.clear()
+    two = _conv_and_grads(x, w, *spec, threads=2)
+    for a, b in zip(two, one):
+        np.testing.assert_array_equal(a, b)
+    if not name.startswith("1x1"):  # 1x1 kernels: plain GEMMs, no slices
+        assert (True, 2) in pieces_threads, name
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_the_example_cnn_conv_on_two_threads_matches_one_thread_and_the_reference(
+        pieces_threads):
+    """The CNN's second convolution at float32 with the default 1 MB slices."""
+    x = rng.standard_normal((9, 14, 14, 32)).astype(np.float32)[:, :, ::-1]
+    w = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    one = _conv_and_grads(x, w, (1, 1), (1, 1), "SAME", threads=1)
+    two = _conv_and_grads(x, w, (1, 1), (1, 1), "SAME", threads=2)
+    for a, b in zip(two, one):
+        np.testing.assert_array_equal(a, b)
+    assert (True, 2) in pieces_threads
+    expect, vjp = old_conv2d(x.astype(np.float64), w.astype(np.float64), (1, 1), (1, 1),
+                             "SAME")
+    g = np.cos(np.arange(expect.size).reshape(expect.shape)).astype(np.float32)
+    for a, e in zip(two, [expect, *vjp(g.astype(np.float64))]):
+        np.testing.assert_allclose(a, e, rtol=2e-4, atol=2e-4 * np.abs(e).max())
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("name", ["3x3_same_correlate", "3x3_strided_same", "dilated_valid",
+                                  "groups_3", "one_channel_same"])
+def test_conv2d_gradients_on_two_threads_match_central_differences(name, pieces_threads,
+                                                                   monkeypatch):
+    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    x, w = _inputs(name, contiguous=False)
+    _, _, strides, dilations, mode = PATHS[name]
+    check_grads(lambda a, b: df.nn.conv2d(a, b, strides, mode, dilations=dilations), [x, w])
+    assert (True, 2) in pieces_threads
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_conv1d_layer_trains_the_same_on_one_and_two_threads(pieces_threads, monkeypatch):
+    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    x = rng.standard_normal((4, 30, 8)).astype(np.float32)
+    layer = layers.Conv1D(6, 5, strides=2, padding="same", activation="relu")
+    layer(x)
+    _layer_equal_on_one_and_two_threads(layer, x, {})
+
+
+def _layer_equal_on_one_and_two_threads(layer, x, call_kwargs):
+    """The layer's output and gradients (input and weights) are the same on 1 and 2 threads."""
+    results = []
+    for threads in (1, 2):
+        df.config.threading.set_intra_op_parallelism_threads(threads)
+        xt = df.constant(x)
+        with df.GradientTape() as tape:
+            tape.watch(xt)
+            out = layer(xt, **call_kwargs)
+            loss = df.reduce_sum(out * df.cos(out))
+        results.append([out.numpy()] + [t.numpy() for t in tape.gradient(
+            loss, [xt, *layer.trainable_weights])])
+    for a, e in zip(*results):
+        np.testing.assert_array_equal(a, e)
+
+
+def _on_threads(threads, fn, args, g_of):
+    """fn(*args) and its gradients for the cotangent g_of(out), on `threads` threads."""
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    ts = [df.constant(a) for a in args]
+    with df.GradientTape() as tape:
+        tape.watch(ts)
+        out = fn(*ts)
+    grads = tape.gradient(out, ts, output_gradients=df.constant(g_of(out.numpy())))
+    return [out.numpy()] + [t.numpy() for t in grads]
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("name", ["3x3_same_correlate", "1x1", "groups_3", "3x3_strided_same",
+                                  "one_channel_same"])
+def test_fused_conv_bias_relu_on_two_threads_matches_one_thread(name, relu, pieces_threads,
+                                                                monkeypatch):
+    monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    x, w = (a.astype(np.float32) for a in _inputs(name, contiguous=False))
+    x = np.concatenate([x, -x, x[::-1]])
+    b = rng.standard_normal(w.shape[3]).astype(np.float32)
+    _, _, strides, dilations, mode = PATHS[name]
+
+    def fused(xt, wt, bt):
+        return df.nn.fused_conv2d(xt, wt, bt, strides, mode, dilations,
+                                   activation="relu" if relu else None)
+    one, two = (_on_threads(t, fused, [x, w, b], lambda o: np.cos(3 * o)) for t in (1, 2))
+    for a, e in zip(two, one):
+        np.testing.assert_array_equal(a, e)
+    assert (True, 2) in pieces_threads or (name, relu) == ("1x1", False)  # plain GEMMs
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("k,s,mode,shape", [(2, 2, "VALID", (5, 6, 8, 3)),
+                                            (2, 2, "SAME", (5, 7, 9, 3)),
+                                            (3, 2, "SAME", (4, 7, 6, 2)),
+                                            (3, 3, "VALID", (3, 8, 7, 2))])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_max_pool_on_two_threads_matches_one_thread_with_ties(k, s, mode, shape, contiguous,
+                                                              pieces_threads):
+    x = np.maximum(np.round(rng.standard_normal(shape), 1), 0).astype(np.float32)
+    x = x if contiguous else np.asfortranarray(x)
+
+    def pool(xt):
+        return df.nn.max_pool2d(xt, k, s, mode)
+    one, two = (_on_threads(t, pool, [x], lambda o: np.cos(np.arange(o.size).reshape(
+        o.shape)).astype(np.float32)) for t in (1, 2))
+    for a, e in zip(two, one):
+        np.testing.assert_array_equal(a, e)
+    assert (True, 2) in pieces_threads
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("shape", [(40, 8192 + 3), (9, 300, 200), (1 << 18,)])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_relu_and_its_gradient_on_two_threads_equal_the_one_pass_rule(shape, contiguous,
+                                                                      pieces_threads):
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x = x if contiguous else np.asfortranarray(x)
+    x.reshape(-1, order="A")[:5] = [np.nan, 0.0, -0.0, np.inf, -np.inf]
+    g = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(df.ops.rectify(x), np.maximum(x, 0))
+    out = np.maximum(x, 0)
+    expect = np.multiply(g, out > 0)
+    np.testing.assert_array_equal(df.ops.relu_grad(g, out), expect)
+    np.testing.assert_array_equal(df.ops.relu_grad(g, out, result=g), expect)  # in place
+    inplace = x.copy(order="K")
+    df.ops.rectify(inplace, out=inplace)
+    np.testing.assert_array_equal(inplace, out)
+    assert (True, 2) in pieces_threads
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("axis,shape", [(-1, (6, 5, 4, 3)), (1, (5, 3, 4)), (0, (4, 6))])
+def test_batch_normalization_training_on_two_threads_matches_one_thread(axis, shape,
+                                                                        pieces_threads):
+    """Its elementwise passes split along the batch axis (the parameters too, when the
+    normalised axis is the first); the reductions stay whole, so results are equal."""
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    layer = layers.BatchNormalization(axis=axis, gamma_initializer="random_normal",
+                                      beta_initializer="random_normal")
+    layer.build(x.shape)
+    _layer_equal_on_one_and_two_threads(layer, x, {"training": True})
+    assert (True, 2) in pieces_threads
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_dense_layer_on_two_threads_matches_one_thread(pieces_threads):
+    """The example CNN's classifier: its products and its bias sum with BLAS at one
+    thread (too small to split)."""
+    layer = layers.Dense(10)
+    x = rng.standard_normal((64, 3136)).astype(np.float32)
+    layer.build(x.shape)
+    _layer_equal_on_one_and_two_threads(layer, x, {})
+
+
+@pytest.mark.parametrize("name", ["3x3_same_correlate", "one_channel_same", "3x3_strided_same"])
+def test_an_empty_batch_convolves_to_empty_outputs_and_zero_kernel_gradients(name,
+                                                                             monkeypatch):
+    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    x, w = _inputs(name)
+    _, _, strides, dilations, mode = PATHS[name]
+    xt, wt = df.constant(x[:0]), df.constant(w)
+    with df.GradientTape() as tape:
+        tape.watch([xt, wt])
+        out = df.nn.conv2d(xt, wt, strides, mode, dilations=dilations)
+    dx, dw = tape.gradient(out, [xt, wt], output_gradients=df.constant(np.ones(out.shape)))
+    assert out.shape[0] == 0 and dx.shape == x[:0].shape
+    np.testing.assert_array_equal(dw.numpy(), np.zeros(w.shape))

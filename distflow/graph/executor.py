@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from distflow import ops
 from distflow.errors import InvalidArgumentError
 from distflow.graph import core
 
@@ -216,8 +217,7 @@ def _last_uses(steps: list, fetched: list) -> dict[str, int]:
 # ---------------------------------------------------------------- in-place steps
 
 def _relu_grad_in_place(g, out):
-    np.multiply(g, out > 0, out=g)
-    return (g,)
+    return (ops.relu_grad(g, out, result=g),)
 
 
 # Gradient kernels that may overwrite their upstream gradient, and those whose output is

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nn, ops
+from distflow import intra_op, nn, ops
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import InputSpec, Layer
 from distflow.keras.layers.core import serialize_or_none
@@ -40,9 +40,7 @@ def _axes_sum(a: np.ndarray, axes: tuple) -> np.ndarray:
     (channels last: several times faster than NumPy's strided reduction)."""
     if axes != tuple(range(a.ndim - 1)):
         return a.sum(axis=axes, keepdims=True)
-    rows = a.reshape(-1, a.shape[-1])
-    total = np.ones(rows.shape[0], dtype=a.dtype) @ rows
-    return total.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
+    return ops.channel_sum(a).reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
 
 
 def _axes_dot(a: np.ndarray, b: np.ndarray, axes: tuple) -> np.ndarray:
@@ -54,21 +52,42 @@ def _axes_dot(a: np.ndarray, b: np.ndarray, axes: tuple) -> np.ndarray:
     return np.einsum("ij,ij->j", rows_a, rows_b).reshape((1,) * (a.ndim - 1) + (-1,))
 
 
+def _rows(a: np.ndarray, b0: int, b1: int) -> np.ndarray:
+    """Rows b0:b1 of an operand that broadcasts against the batch (all of it when its
+    first axis is broadcast)."""
+    return a[b0:b1] if a.ndim and a.shape[0] > 1 else a
+
+
+def _by_rows(out: np.ndarray, fn) -> np.ndarray:
+    """fn(b0, b1) for the first-axis ranges of a pass writing `out` (on the intra-op
+    threads when it is large); returns out."""
+    intra_op.over_rows(out.shape[0] if out.ndim else 1, out.size, fn)
+    return out
+
+
 def centered_moments(x: np.ndarray, axes: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, biased variance (kept axes) and x - mean: one pass for the mean, one writing
     the centred values, one reading them for the variance."""
     count = x.dtype.type(max(int(np.prod([x.shape[a] for a in axes])), 1))
     mean = _axes_sum(x, axes) / count
-    centered = x - mean
+    centered = np.empty(np.broadcast_shapes(x.shape, mean.shape), np.result_type(x, mean))
+    _by_rows(centered, lambda b0, b1: np.subtract(x[b0:b1], _rows(mean, b0, b1),
+                                                  out=centered[b0:b1]))
     return mean, _axes_dot(centered, centered, axes) / count, centered
 
 
 def _batch_norm_forward(x, gamma, beta, centered, variance, epsilon, axes):
     """gamma * centered / sqrt(variance + eps) + beta: one multiply, one add in place."""
     inv = (1.0 / np.sqrt(variance + epsilon)).astype(x.dtype, copy=False)
-    out = centered * (gamma * inv)
-    out += beta
-    return out, [centered, inv, gamma, axes, x.dtype.type(x.size // inv.size), None, None]
+    scale = gamma * inv
+    out = np.empty(np.broadcast_shapes(centered.shape, scale.shape),
+                   np.result_type(centered, scale))
+
+    def piece(b0: int, b1: int) -> None:
+        np.multiply(centered[b0:b1], _rows(scale, b0, b1), out=out[b0:b1])
+        out[b0:b1] += _rows(beta, b0, b1)
+    return _by_rows(out, piece), [centered, inv, gamma, axes,
+                                  x.dtype.type(x.size // inv.size), None, None]
 
 
 def _batch_norm_sums(g: np.ndarray, r: list) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +104,15 @@ def _batch_norm_vjp_x(g, r):
     centered, inv, gamma, _, count = r[:5]
     sum_g, sum_gc = _batch_norm_sums(g, r)
     a = gamma * inv
-    out = g * a
-    out -= np.multiply(centered, a * inv * inv * sum_gc / count,
-                       out=scratch("batch_norm_term", centered.shape, centered.dtype))
-    out -= a * sum_g / count
-    return out
+    coef, shift = a * inv * inv * sum_gc / count, a * sum_g / count
+    out = np.empty(np.broadcast_shapes(g.shape, a.shape), np.result_type(g, a))
+    term = scratch("batch_norm_term", centered.shape, centered.dtype)
+
+    def piece(b0: int, b1: int) -> None:
+        np.multiply(g[b0:b1], _rows(a, b0, b1), out=out[b0:b1])
+        out[b0:b1] -= np.multiply(centered[b0:b1], _rows(coef, b0, b1), out=term[b0:b1])
+        out[b0:b1] -= _rows(shift, b0, b1)
+    return _by_rows(out, piece)
 
 
 def _batch_norm_vjp_gamma(g, r):

@@ -1,0 +1,271 @@
+"""Intra-op parallelism: the process's BLAS thread count, and a small thread pool that
+runs one op's independent pieces (batch slices of a convolution, chunks of an
+elementwise pass) on that many threads.
+
+The thread count is the BLAS library's (OpenBLAS, as NumPy's wheels ship it): what
+`OMP_NUM_THREADS` / `OPENBLAS_NUM_THREADS` gave it at start-up, or what
+`distflow.config.threading.set_intra_op_parallelism_threads` set since. While the pool
+runs pieces, BLAS is held at one thread (each piece's matrix product then runs in its
+own thread: NumPy releases the GIL in matmul and in its copy and ufunc loops) and set
+back to the configured count when the last region in the process ends. With one thread
+configured, or no OpenBLAS whose count distflow can set, every piece runs in the
+calling thread, in order, and BLAS is never touched.
+
+A piece must not depend on another piece of the same call (each writes its own output
+rows); pieces may run in any order and on any thread, so a kernel that sums pieces
+keeps one partial result per piece and adds them in piece order (the same sum
+whatever the thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+_lock = threading.Lock()
+_state = {"blas": None, "active": 0, "saved": 0, "pool": None, "size": 0}
+_worker = threading.local()
+
+
+# ------------------------------------------------------------------------ BLAS
+
+
+def blas_functions(action: str) -> list:
+    """OpenBLAS's `*_{action}_num_threads` functions in the libraries loaded in this
+    process (`action` 'get' or 'set'); empty when there is none."""
+    import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded)
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        fn = _library_function(path, action)
+        if fn is not None:
+            found.append(fn)
+    return found
+
+
+def _library_function(path: str, action: str):
+    """The library's `{prefix}_{action}_num_threads{suffix}`, or None."""
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for name in (f"{prefix}_{action}_num_threads{suffix}" for prefix in (
+            "scipy_openblas", "openblas") for suffix in ("64_", "")):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _blas():
+    """(get, [set, ...]) of the loaded OpenBLAS, found once; None without one."""
+    if _state["blas"] is None:
+        getters, setters = blas_functions("get"), blas_functions("set")
+        _state["blas"] = (getters[0], setters) if getters and setters else False
+    return _state["blas"] or None
+
+
+def _set_blas(num_threads: int) -> None:
+    for fn in _blas()[1]:
+        fn(ctypes.c_int(num_threads))
+
+
+def blas_threads() -> int | None:
+    """The configured BLAS thread count (None if no OpenBLAS is loaded); inside a
+    parallel region, the count it will be set back to."""
+    blas = _blas()
+    if blas is None:
+        return None
+    with _lock:
+        return _state["saved"] if _state["active"] else int(blas[0]())
+
+
+def set_blas_threads(num_threads: int) -> None:
+    """Sets the BLAS thread count (a positive int); a parallel region running now
+    restores this count when it ends instead of the previous one."""
+    if _blas() is None:
+        return
+    with _lock:
+        if _state["active"]:
+            _state["saved"] = num_threads
+        else:
+            _set_blas(num_threads)
+
+
+def threads() -> int:
+    """How many threads an op's pieces may run on: the configured BLAS thread count,
+    1 without a settable BLAS or inside a piece (pieces do not nest)."""
+    if getattr(_worker, "inside", False):
+        return 1
+    return max(1, blas_threads() or 1)
+
+
+# ------------------------------------------------------------------------ pool
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """The process's pool of `size` helper threads (replaced when the size changes)."""
+    with _lock:
+        if _state["size"] != size:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=False)
+            _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="distflow-intra-op")
+            _state["size"] = size
+        return _state["pool"]
+
+
+def _enter() -> None:
+    """Holds BLAS at one thread until the matching `_leave` (regions may overlap)."""
+    with _lock:
+        if _state["active"] == 0:
+            _state["saved"] = int(_blas()[0]())
+            _set_blas(1)
+        _state["active"] += 1
+
+
+def _leave() -> None:
+    with _lock:
+        _state["active"] -= 1
+        if _state["active"] == 0:
+            _set_blas(_state["saved"])
+
+
+def _drain(body: Callable[[int], None], count: int, counter) -> None:
+    """Runs body(i) for the pieces this thread takes from the shared counter."""
+    _worker.inside = True
+    try:
+        for i in iter(counter.__next__, None):
+            if i >= count:
+                return
+            body(i)
+    finally:
+        _worker.inside = False
+
+
+def parallel_for(count: int, body: Callable[[int], None]) -> None:
+    """Calls body(i) once for every i in range(count), on up to `threads()` threads
+    (the caller's one of them), and returns when all calls have returned.
+
+    Pieces are handed out in order to whichever thread is free. With one thread (or
+    one piece) the calls run here, in order, with BLAS as configured. The first
+    exception a piece raises is raised here once every running piece has finished.
+    """
+    size = threads()
+    workers = min(size, count)
+    if workers <= 1:
+        for i in range(count):
+            body(i)
+        return
+    counter = itertools.count()
+    _enter()
+    try:
+        helpers = _submit(size - 1, workers - 1, (body, count, counter))
+        try:
+            _drain(body, count, counter)
+        finally:
+            errors = [f.exception() for f in helpers]
+        for error in errors:
+            if error is not None:
+                raise error
+    finally:
+        _leave()
+
+
+def _submit(size: int, helpers: int, args: tuple) -> list:
+    """`helpers` drains on the pool of `size` threads; fewer (the caller then takes
+    their pieces) once the interpreter is shutting down and refuses new work."""
+    futures = []
+    try:
+        pool = _pool(size)
+        for _ in range(helpers):
+            futures.append(pool.submit(_drain, *args))
+    except RuntimeError:
+        pass
+    return futures
+
+
+def split(count: int, parts: int) -> list[tuple[int, int]]:
+    """`count` items as at most `parts` contiguous (start, stop) ranges of near-equal size."""
+    parts = max(1, min(parts, count))
+    bounds = [count * k // parts for k in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def chunks(count: int, per_thread: int = 2) -> list[tuple[int, int]]:
+    """`count` items (a batch axis) as contiguous ranges for `parallel_for`: one range
+    with one thread, else `per_thread` ranges per thread (a thread that falls behind
+    leaves its later ranges to the others)."""
+    size = threads()
+    return split(count, 1 if size == 1 else size * per_thread)
+
+
+SMALL_PASS = 1 << 18  # elements: a pass this small stays on the calling thread
+
+
+def over_rows(rows: int, elements: int, fn: Callable[[int, int], None]) -> None:
+    """fn(start, stop) over contiguous ranges covering range(rows): the rows of one pass
+    over `elements` elements. One call here for a small pass or one thread, else
+    `chunks(rows)` on the intra-op threads (fn must only write its own rows)."""
+    parts = chunks(rows) if elements >= SMALL_PASS else [(0, rows)]
+    if len(parts) == 1:
+        fn(0, rows)
+        return
+    parallel_for(len(parts), lambda k: fn(*parts[k]))
+
+
+# OpenBLAS threads a GEMM of at least this many multiply-adds (its SMP_THRESHOLD_MIN
+# times GEMM_MULTITHREAD_THRESHOLD); after such a call its idle threads spin for about
+# 0.1 s, on the cores the pool needs.
+BLAS_THREADED = 65536 * 4
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS held at one thread inside (when more are configured): for a small product
+    that should neither wake BLAS's threads nor differ from the one-thread result."""
+    if threads() <= 1:
+        yield
+        return
+    _enter()
+    try:
+        yield
+    finally:
+        _leave()
+
+
+OWN_THREADS_PRODUCT = 1 << 24  # multiply-adds from which a product uses BLAS's threads
+
+
+def matmul(a, b):
+    """a @ b of 2-D arrays. With several threads configured, a product that OpenBLAS
+    would thread but that is too small to gain much from it (below OWN_THREADS_PRODUCT)
+    runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
+    threads stay asleep instead of spinning on the cores the pool needs next. Larger
+    products use BLAS's own threads (faster than row blocks on the pool, measured)."""
+    work = a.shape[0] * a.shape[1] * b.shape[1]
+    if not BLAS_THREADED <= work < OWN_THREADS_PRODUCT:
+        return a @ b
+    with one_blas_thread():
+        return a @ b
+
+
+def _after_fork() -> None:
+    """A forked child has none of the parent's pool threads and no region running."""
+    global _lock
+    _lock = threading.Lock()
+    if _state["active"]:
+        _set_blas(_state["saved"])
+    _state.update(active=0, pool=None, size=0)
+
+
+os.register_at_fork(after_in_child=_after_fork)
