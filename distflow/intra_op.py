@@ -19,16 +19,19 @@ whatever the thread count).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 _lock = threading.Lock()
-_state = {"blas": None, "active": 0, "saved": 0, "pool": None, "size": 0}
+# "threads": the configured count, read from BLAS once and kept by set_blas_threads
+# (ops ask for it at every call: no ctypes call or lock on that path)
+_state = {"blas": None, "active": 0, "saved": 0, "pool": None, "size": 0, "threads": None}
 _worker = threading.local()
 
 
@@ -96,6 +99,7 @@ def set_blas_threads(num_threads: int) -> None:
     if _blas() is None:
         return
     with _lock:
+        _state["threads"] = max(1, num_threads)
         if _state["active"]:
             _state["saved"] = num_threads
         else:
@@ -107,7 +111,10 @@ def threads() -> int:
     1 without a settable BLAS or inside a piece (pieces do not nest)."""
     if getattr(_worker, "inside", False):
         return 1
-    return max(1, blas_threads() or 1)
+    count = _state["threads"]
+    if count is None:
+        count = _state["threads"] = max(1, blas_threads() or 1)
+    return count
 
 
 # ------------------------------------------------------------------------ pool
@@ -229,16 +236,15 @@ def over_rows(rows: int, elements: int, fn: Callable[[int, int], None]) -> None:
 BLAS_THREADED = 65536 * 4
 
 
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS held at one thread inside (when more are configured): for a small product
-    that should neither wake BLAS's threads nor differ from the one-thread result."""
-    if threads() <= 1:
-        yield
-        return
+def on_one_blas_thread(fn: Callable, *args: object) -> object:
+    """fn(*args) with BLAS held at one thread (when more are configured): for a small
+    product that should neither wake BLAS's threads nor differ from the one-thread
+    result. With one thread configured, just the call."""
+    if (_state["threads"] or threads()) <= 1:
+        return fn(*args)
     _enter()
     try:
-        yield
+        return fn(*args)
     finally:
         _leave()
 
@@ -252,11 +258,10 @@ def matmul(a, b):
     runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
     threads stay asleep instead of spinning on the cores the pool needs next. Larger
     products use BLAS's own threads (faster than row blocks on the pool, measured)."""
-    work = a.shape[0] * a.shape[1] * b.shape[1]
-    if not BLAS_THREADED <= work < OWN_THREADS_PRODUCT:
-        return a @ b
-    with one_blas_thread():
-        return a @ b
+    if (_state["threads"] or threads()) > 1 and \
+            BLAS_THREADED <= a.shape[0] * a.shape[1] * b.shape[1] < OWN_THREADS_PRODUCT:
+        return on_one_blas_thread(np.matmul, a, b)
+    return a @ b
 
 
 def _after_fork() -> None:

@@ -170,8 +170,7 @@ def channel_sum(g: np.ndarray) -> np.ndarray:
     reduction over leading axes is several times slower for few channels), with BLAS at
     one thread (the same sum on any number of threads; no BLAS threads woken)."""
     rows = g.reshape(-1, g.shape[-1])
-    with intra_op.one_blas_thread():
-        return np.ones(rows.shape[0], dtype=g.dtype) @ rows
+    return intra_op.on_one_blas_thread(np.matmul, np.ones(rows.shape[0], dtype=g.dtype), rows)
 
 
 _matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b, fresh=True)

@@ -206,9 +206,9 @@ def test_small_products_on_two_threads_equal_one_thread_and_leave_blas_asleep(
 @needs_blas
 def test_one_blas_thread_holds_blas_at_one_inside_and_restores_it(set_threads):
     set_threads(2)
-    with intra_op.one_blas_thread():
-        inside = (intra_op._blas()[0](), intra_op.blas_threads())
+    inside = intra_op.on_one_blas_thread(lambda: (intra_op._blas()[0](),
+                                                  intra_op.blas_threads()))
     assert inside == (1, 2) and intra_op._blas()[0]() == 2
     set_threads(1)
-    with intra_op.one_blas_thread():
-        assert intra_op._blas()[0]() == 1
+    assert intra_op.on_one_blas_thread(lambda: intra_op._blas()[0]()) == 1
+    assert intra_op.threads() == 1
