@@ -266,6 +266,17 @@ def steal_percent(before: list[int], after: list[int]) -> float | None:
     return round(100 * delta[7] / max(1, sum(delta)), 1)
 
 
+def other_cores(before: list[int], after: list[int], own_cpu_s: float,
+                wall_s: float) -> float | None:
+    """Cores that other processes kept busy between two `cpu_times`, on average: the
+    machine's user, nice, system and interrupt time less `own_cpu_s`, over `wall_s`.
+    Near 0 on a quiet machine; a run beside 1 or more was shared with other work."""
+    if len(before) < 7 or len(after) < 7 or wall_s <= 0:
+        return None
+    busy = sum(after[i] - before[i] for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
+    return round(max(0.0, busy - own_cpu_s) / wall_s, 2)
+
+
 def time_block(runner: Runner, block: int, sink: list[float]) -> float:
     """Runs a block of steps; appends the timed ones to `sink`; returns their median."""
     runner.step()

@@ -5,23 +5,26 @@ node's link, each server processes the pushes it receives one at a time (FIFO,
 one thread), and the parameters come back over the server's link. Sync (mirrored):
 a server answers a step's pushes once all workers' have arrived (the barrier);
 async: it answers each push at once. Links are full-duplex per node: a transfer
-holds the sender's uplink and the receiver's downlink for bytes * 8 / bandwidth
-(cut-through: both at once) and arrives one latency later; transfers meeting on a
-link cross it one after the other, or with `--fair-links` share it fairly as TCP
-flows do (closer to the rate-limited runs here, see docs/scaling.md). Server CPU
-per message is `distflow.plan`'s calibration (measured here with
-benchmarks/ps_bench.py).
+crosses the sender's uplink and the receiver's downlink (cut-through: both at
+once) and arrives one latency later; transfers meeting on a link share it fairly
+as TCP flows do (validated against rate-limited runs here, see docs/scaling.md),
+or with `--fifo-links` cross it one after the other, each holding it for
+bytes * 8 / bandwidth. Server CPU per message is `distflow.plan`'s calibration
+(measured here with benchmarks/ps_bench.py).
 
 With `--cores C` every process instead runs on ONE host of C cores (loopback: no
 link time, the CPU cost is the calibration's), which is how the prediction is
-validated against real `python -m distflow.launch` runs on this 2-core machine.
-Measured rows with an `mbit` key (benchmarks/link_runs.py: one network namespace
-per node, every node's link rate-limited) keep the shared cores and add the
-links, with the servers on the nodes the launcher put them on.
+validated against real `python -m distflow.launch` runs on this 2-core machine;
+`--contention FILE` gives it the host's measured speed with n runnable processes
+(benchmarks/contention_runs.py). Measured rows with an `mbit` key
+(benchmarks/link_runs.py: one network namespace per node, every node's link
+rate-limited) keep the shared cores and add the links, with the servers on the
+nodes the launcher put them on.
 
     python benchmarks/scale_sim.py                      # the prediction tables
-    python benchmarks/scale_sim.py --validate RESULTS   # beside measured runs
-    python benchmarks/scale_sim.py --validate link.jsonl --fair-links  # link runs
+    python benchmarks/scale_sim.py --fifo-links         # ... with queued links
+    python benchmarks/scale_sim.py --validate RESULTS --cores 2 --contention C.jsonl
+    python benchmarks/scale_sim.py --validate link.jsonl --cores 2 --shared-speed 0.69
 
 Prints a table and one JSON line.
 """
@@ -32,10 +35,12 @@ import argparse
 import heapq
 import json
 import math
+import statistics
 import sys
-from collections import Counter, deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -63,8 +68,16 @@ class Config:
     `placed_shards`); None: N * 4 / M each.
     `sliced`: with `cores`, the cores are time-sliced among all runnable processes
     (as Linux shares them) instead of handed out first come, first served.
-    `fair_links`: concurrent transfers share a link fairly (as TCP flows do)
-    instead of crossing it one after the other.
+    `fair_links`: concurrent transfers share a link fairly (as TCP flows do, the
+    default) instead of crossing it one after the other (first in, first out).
+    `contention`: with `cores`, the host's measured speed with n runnable processes,
+    as (n, speed) points (`benchmarks/contention_runs.py`: the work n processes do
+    per second together, in units of one alone); the cores are then time-sliced
+    and each of n runnable jobs runs at speed(n) / n (linear between the points,
+    the last point's speed past it), in place of `shared_speed`.
+    `wakeup`: with `contention`, the measured wait of a process woken by a message
+    (a server by a push when idle, a worker by its reply) with n processes
+    runnable, as (n, seconds) points (`contention_runs.py --work wakeup`).
     """
 
     params: int
@@ -82,7 +95,9 @@ class Config:
     payload_fraction: float = 1.0
     shard_bytes: tuple[int, ...] | None = None
     sliced: bool = False
-    fair_links: bool = False
+    fair_links: bool = True
+    contention: tuple[tuple[int, float], ...] | None = None
+    wakeup: tuple[tuple[int, float], ...] | None = None
     steps: int = 40
     cal: plan.Calibration = plan.CALIBRATION
 
@@ -109,66 +124,131 @@ class Pool:
 
 
 class Fluid:
-    """Jobs sharing a capacity, each at its `speeds()` share (fluid processor sharing).
+    """Jobs sharing resources, each at the speed `speed` gives it (fluid processor sharing).
 
-    A job is `work` seconds long when it has the capacity alone; the shares are
-    recomputed whenever a job starts or ends, and a finished job calls its callback
-    at its end time through the simulator's event queue.
+    A job is `work` seconds long when it has its resources alone and holds the
+    resources `keys(where)` names; its speed depends only on how many jobs hold
+    each of them. When jobs start or end, only the jobs sharing a resource with
+    them are brought up to date (the others' speeds cannot change), jobs starting
+    at one instant are placed together, and a finished job calls its callback at
+    its end time through the simulator's event queue.
     """
+
+    EPS = 1e-12  # seconds: jobs ending this close together end together
 
     def __init__(self, sim: Sim):
         self.sim = sim
+        # id -> [work left, as of, speed, keys, fn, args, version of its end in `ends`]
         self.jobs: dict[int, list] = {}
-        self.last, self.gen, self.ids = 0.0, 0, 0
+        self.holders: dict[object, set[int]] = defaultdict(set)
+        self.ends: list[tuple[float, int, int]] = []  # (end, id, version) heap, pruned lazily
+        self.dirty: set = set()
+        self.ids, self.gen, self.tick_at = 0, 0, math.inf
 
-    def speeds(self) -> list[float]:
-        """Each job's progress per second of simulated time, in `jobs` order."""
+    def keys(self, where: tuple) -> tuple:
+        """The resources a job started with `where` holds."""
+        raise NotImplementedError
+
+    def speed(self, keys: tuple) -> float:
+        """Progress per second of a job holding `keys`, given the jobs on each."""
         raise NotImplementedError
 
     def start(self, t: float, work: float, where: tuple, fn, *args) -> None:
-        """Adds a job of `work` seconds at t; `where` is what `speeds` shares by."""
-        self._advance(t)
+        """Adds a job of `work` seconds at t; its speed is set with the others' at t."""
         self.ids += 1
-        self.jobs[self.ids] = [work, where, fn, args]
+        keys = self.keys(where)
+        self.jobs[self.ids] = [work, t, None, keys, fn, args, 0]
+        for key in keys:
+            self.holders[key].add(self.ids)
+        if not self.dirty:
+            self.sim.at(t, self._settle)
+        self.dirty.update(keys)
+
+    def _settle(self, t: float) -> None:
+        """Brings the jobs on the resources that changed at t up to date."""
+        touched = set().union(*(self.holders[key] for key in self.dirty))
+        self.dirty.clear()
+        for i in touched:
+            job = self.jobs[i]
+            if job[2] is not None:
+                job[0] -= (t - job[1]) * job[2]
+            job[1] = t
+            speed = self.speed(job[3])
+            if speed != job[2]:
+                job[2], job[6] = speed, job[6] + 1
+                heapq.heappush(self.ends, (t + max(job[0], 0.0) / speed, i, job[6]))
         self._schedule()
 
-    def _advance(self, t: float) -> None:
-        for job, speed in zip(self.jobs.values(), self.speeds(), strict=True):
-            job[0] -= (t - self.last) * speed
-        self.last = t
-
     def _schedule(self) -> None:
-        self.gen += 1
-        if self.jobs:
-            left = min(max(0.0, job[0]) / speed
-                       for job, speed in zip(self.jobs.values(), self.speeds(), strict=True))
-            self.sim.at(self.last + left, self._tick, self.gen)
+        while self.ends and self._stale(self.ends[0]):
+            heapq.heappop(self.ends)
+        if self.ends and self.ends[0][0] < self.tick_at:
+            self.gen += 1
+            self.tick_at = self.ends[0][0]
+            self.sim.at(self.tick_at, self._tick, self.gen)
+
+    def _stale(self, entry: tuple[float, int, int]) -> bool:
+        job = self.jobs.get(entry[1])
+        return job is None or job[6] != entry[2]
 
     def _tick(self, t: float, gen: int) -> None:
         if gen != self.gen:
-            return  # superseded: the set of jobs changed since
-        self._advance(t)
-        for i in [i for i, job in self.jobs.items() if job[0] <= 1e-9]:
-            _, _, fn, args = self.jobs.pop(i)
+            return  # superseded by an earlier end
+        self.tick_at = math.inf
+        done = []
+        while self.ends and self.ends[0][0] <= t + self.EPS:
+            entry = heapq.heappop(self.ends)
+            if not self._stale(entry):
+                done.append(entry[1])
+        for i in sorted(done):
+            for key in self.jobs[i][3]:
+                self.holders[key].discard(i)
+            self.dirty.update(self.jobs[i][3])
+        finished = [self.jobs.pop(i) for i in sorted(done)]
+        if self.dirty:
+            self._settle(t)
+        else:
+            self._schedule()
+        for _, _, _, _, fn, args, _ in finished:
             fn(t, *args)
-        self._schedule()
 
 
 class SlicedCores(Fluid):
     """k cores time-sliced among the runnable jobs, as Linux's scheduler shares them.
 
-    n jobs each progress at min(1, k / n) of a core's speed, times `shared_speed`
-    while more than one core is busy.
+    n jobs each progress at total(n) / n of a core's speed: by default total(n) is
+    min(n, k) cores, times `shared_speed` while more than one is busy; with a
+    measured `contention` curve ((n, total) points), total(n) is read off it.
     """
 
-    def __init__(self, sim: Sim, k: int, shared_speed: float):
+    def __init__(self, sim: Sim, k: int, shared_speed: float,
+                 contention: tuple[tuple[int, float], ...] | None = None):
         super().__init__(sim)
-        self.k, self.shared_speed = k, shared_speed
+        self.k, self.shared_speed, self.contention = k, shared_speed, contention
 
-    def speeds(self) -> list[float]:
-        n = len(self.jobs)
-        speed = min(1.0, self.k / max(n, 1)) * (self.shared_speed if min(n, self.k) > 1 else 1)
-        return [speed] * n
+    def keys(self, where: tuple) -> tuple:
+        return ("cores",)
+
+    def speed(self, keys: tuple) -> float:
+        n = len(self.holders["cores"])
+        return self.total(n) / n
+
+    def total(self, n: int) -> float:
+        """The work n runnable jobs do per second together, in single-core seconds."""
+        if self.contention:
+            return curve(self.contention, n)
+        return min(n, self.k) * (self.shared_speed if min(n, self.k) > 1 else 1)
+
+
+def curve(points: tuple[tuple[int, float], ...], n: float) -> float:
+    """`points`' value at n: linear between points, the end points' values outside them."""
+    points = sorted(points)
+    if n <= points[0][0]:
+        return points[0][1]
+    for (n0, v0), (n1, v1) in zip(points, points[1:]):
+        if n <= n1:
+            return v0 + (v1 - v0) * (n - n0) / (n1 - n0)
+    return points[-1][1]
 
 
 class FairLinks(Fluid):
@@ -176,10 +256,11 @@ class FairLinks(Fluid):
     share a bottleneck: a transfer from node a to node b gets the smaller of its shares
     of a's uplink and b's downlink (1 / the number of transfers on each)."""
 
-    def speeds(self) -> list[float]:
-        up = Counter(job[1][0] for job in self.jobs.values())
-        down = Counter(job[1][1] for job in self.jobs.values())
-        return [1.0 / max(up[a], down[b]) for _, (a, b), _, _ in self.jobs.values()]
+    def keys(self, where: tuple) -> tuple:
+        return (("up", where[0]), ("down", where[1]))
+
+    def speed(self, keys: tuple) -> float:
+        return 1.0 / max(len(self.holders[keys[0]]), len(self.holders[keys[1]]))
 
 
 class Sim:
@@ -196,8 +277,8 @@ class Sim:
         self.queue = [deque() for _ in range(cfg.servers)]
         self.serving = [False] * cfg.servers
         self.cores = Pool(cfg.cores, cfg.shared_speed) if cfg.cores else None
-        self.sliced = SlicedCores(self, cfg.cores, cfg.shared_speed) if (
-            cfg.cores and cfg.sliced) else None
+        self.sliced = SlicedCores(self, cfg.cores, cfg.shared_speed, cfg.contention) if (
+            cfg.cores and (cfg.sliced or cfg.contention)) else None
         self.links = FairLinks(self) if cfg.fair_links else None
         self.arrived = [0] * cfg.servers
         self.replies = [0] * cfg.workers
@@ -270,7 +351,15 @@ class Sim:
             return
         self.queue[s].append(w)
         if not self.serving[s]:
-            self.serve(t, s)
+            self.serving[s] = True  # waking up
+            self.at(t + self.wake(), self.serve, s)
+
+    def wake(self) -> float:
+        """How long a blocked process that a message wakes waits for a core (time-sliced
+        cores with a measured `wakeup` curve; else 0)."""
+        if not (self.sliced and self.cfg.wakeup):
+            return 0.0
+        return curve(self.cfg.wakeup, len(self.sliced.holders["cores"]) + 1)
 
     def serve(self, t: float, s: int) -> None:
         self.serving[s] = True
@@ -297,7 +386,7 @@ class Sim:
         self.done_steps[w] += 1
         self.end = max(self.end, t)
         if self.done_steps[w] < self.cfg.steps:
-            self.compute(t, w)
+            self.at(t + self.wake(), self.compute, w)
 
 
 def simulate(cfg: Config) -> dict:
@@ -308,7 +397,7 @@ def simulate(cfg: Config) -> dict:
 
 
 def tables(workers: list[int], servers: list[int], bandwidths: list[float],
-           fair_links: bool = False, models: list[str] | None = None) -> list[dict]:
+           fair_links: bool = True, models: list[str] | None = None) -> list[dict]:
     """Simulated rows for every model, mode, bandwidth, W and M <= W; servers hold
     distflow's placement of the model's variables."""
     rows = []
@@ -328,7 +417,7 @@ def tables(workers: list[int], servers: list[int], bandwidths: list[float],
     return rows
 
 
-def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: bool) -> list[dict]:
+def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: Any) -> list[dict]:
     """Measured runs (JSON lines of scale_runs.py) beside the simulator on one host.
 
     Calibrated on two runs only: the one process gives the compute time, and sync
@@ -336,7 +425,8 @@ def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: bool) -
     simulated push and pull; every other run is a prediction. Server costs are
     `distflow.plan`'s (benchmarks/ps_bench.py); `shared_speed` is the host's, measured
     by running two one-process trainings at once (each one's samples/s over one
-    alone's). `model`: `Config`'s `sliced` and `fair_links`.
+    alone's). `model`: `Config`'s `sliced`, `fair_links` and `contention` (a
+    measured curve, see `load_contention`, in place of `shared_speed`).
     """
     measured = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     step_s = BATCH / _find(measured, 0, 0, "none")
@@ -350,6 +440,56 @@ def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: bool) -
         rows.append({**r, "predicted": pred, "error": pred / r["samples_per_s"] - 1,
                      "overhead_ms": overhead * 1e3})
     return rows
+
+
+def load_contention(path: Path) -> tuple[tuple[int, float], ...]:
+    """(n, speed) points of `benchmarks/contention_runs.py`'s training lines: the median
+    `speed` over its rounds for each number of processes n (lines measured beside other
+    work, `other_cores` above QUIET_OTHER_CORES, left out).
+
+    Raises:
+        ValueError: the file has no training line with n = 1 (speed 1 by definition).
+    """
+    by_n: dict[int, list[float]] = defaultdict(list)
+    for row in _quiet_lines(path, "train"):
+        by_n[row["procs"]].append(row["speed"])
+    if 1 not in by_n:
+        raise ValueError(f"{str(path)!r} has no training line with procs=1, received: "
+                         f"procs={sorted(by_n)}. Run benchmarks/contention_runs.py "
+                         "--procs 1,2,4,8,10 > contention.jsonl.")
+    return tuple((n, statistics.median(v)) for n, v in sorted(by_n.items()))
+
+
+QUIET_OTHER_CORES = 0.2  # a measurement beside more other work than this is left out
+
+
+def _quiet_lines(path: Path, work: str) -> list[dict]:
+    """The `work` lines of a contention_runs.py file measured beside little other work
+    (`other_cores` at most QUIET_OTHER_CORES, or not recorded)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("work") == work
+            and (r.get("other_cores") or 0.0) <= QUIET_OTHER_CORES]
+
+
+def load_wakeup(path: Path) -> tuple[tuple[int, float], ...]:
+    """(n, seconds) points of `contention_runs.py --work wakeup` lines: half the mean
+    round trip beyond the idle one (n = 1), a wake-up's mean wait, for each n (median
+    over rounds; never below 0; lines beside other work left out as in
+    `load_contention`).
+
+    Raises:
+        ValueError: the file has no wakeup line with n = 1.
+    """
+    by_n: dict[int, list[float]] = defaultdict(list)
+    for row in _quiet_lines(path, "wakeup"):
+        by_n[row["procs"]].append(row["rtt_us"] * 1e-6)
+    if 1 not in by_n:
+        raise ValueError(f"{str(path)!r} has no wakeup line with procs=1, received: "
+                         f"procs={sorted(by_n)}. Run benchmarks/contention_runs.py --work "
+                         "wakeup --procs 1,2,4,8 --epochs 30 > wakeup.jsonl.")
+    idle = statistics.median(by_n[1])
+    return tuple((n, max(0.0, (statistics.median(v) - idle) / 2)) for n, v in
+                 sorted(by_n.items()))
 
 
 def placed_shards(servers: int) -> tuple[int, ...]:
@@ -383,6 +523,33 @@ def _find(rows: list[dict], workers: int, servers: int, mode: str) -> float:
                      "--servers 1,2.")
 
 
+def markdown(rows: list[dict]) -> str:
+    """docs/scaling.md's summary of `tables` rows: per model, bandwidth, mode and W, the
+    one-server rate / the best rate over M (that M), the scaling efficiency at that M."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        workers = sorted({r["workers"] for r in mine})
+        out += [f"**{model}** ({mine[0]['params']:,} parameters): samples/s with 1 server / "
+                "with the best server count (M), scaling efficiency at the best M", "",
+                "| Gbit/s | mode | " + " | ".join(f"{w} worker{'s' * (w > 1)}" for w in workers)
+                + " |", "|---|---|" + "---|" * len(workers)]
+        for gbit in sorted({r["gbit"] for r in mine}):
+            for mode in ("sync", "async"):
+                cells = [_cell([r for r in mine if (r["gbit"], r["mode"], r["workers"]) ==
+                                (gbit, mode, w)]) for w in workers]
+                out.append(f"| {gbit:g} | {mode} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _cell(rows: list[dict]) -> str:
+    one = next(r for r in rows if r["servers"] == 1)
+    best = max(rows, key=lambda r: (r["samples_per_s"], -r["servers"]))
+    return (f"{one['samples_per_s']:,.0f} / {best['samples_per_s']:,.0f} (M={best['servers']}), "
+            f"{best['efficiency']:.0%}")
+
+
 def _print(rows: list[dict], keys: list[str]) -> None:
     print(" ".join(f"{k:>12}" for k in keys))
     for r in rows:
@@ -390,27 +557,52 @@ def _print(rows: list[dict], keys: list[str]) -> None:
         print(" ".join(f"{c:>12.3g}" if isinstance(c, float) else f"{c:>12}" for c in cells))
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+# --validate's measured inputs: JSON lines of benchmarks/contention_runs.py.
+MEASURED_FILES = {
+    "--contention": "the host's speed with n runnable processes (--work train): the cores "
+                    "are time-sliced, each of n jobs at speed(n) / n (in place of "
+                    "--shared-speed)",
+    "--wakeup": "a woken process's wait for a core with n runnable (--work wakeup; with "
+                "--contention)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", default="1,2,4,8,16,32,64,128,256")
     p.add_argument("--servers", default="1,2,4,8,16,32,64")
     p.add_argument("--bandwidth-gbit", default="1,10,25,100")
     p.add_argument("--models", default=",".join(MODELS), help="of " + ",".join(MODELS))
+    p.add_argument("--markdown", action="store_true",
+                   help="print the tables' summary as docs/scaling.md has it")
     p.add_argument("--validate", type=Path, help="JSON lines of measured runs")
     p.add_argument("--cores", type=int, default=2, help="the host's cores (--validate)")
     p.add_argument("--shared-speed", type=float, default=1.0,
                    help="speed of a core while the others are busy (--validate)")
     p.add_argument("--sliced", action="store_true",
                    help="time-slice the cores among runnable processes (--validate)")
-    p.add_argument("--fair-links", action="store_true",
-                   help="concurrent transfers share a link fairly instead of queueing "
-                        "(slow past a few hundred concurrent transfers)")
+    for flag, what in MEASURED_FILES.items():
+        p.add_argument(flag, type=Path, help=f"--validate: {what}")
+    links = p.add_mutually_exclusive_group()
+    links.add_argument("--fair-links", action="store_true", default=True,
+                       help="concurrent transfers share a link fairly, as TCP flows do "
+                            "(the default)")
+    links.add_argument("--fifo-links", dest="fair_links", action="store_false",
+                       help="concurrent transfers cross a link one after the other "
+                            "(first in, first out: the tables before fair sharing)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = _parser()
     args = p.parse_args(argv)
     if args.validate:
+        curve_points = load_contention(args.contention) if args.contention else None
+        wake = load_wakeup(args.wakeup) if args.wakeup else None
         rows = validate(args.validate, args.cores, args.shared_speed, sliced=args.sliced,
-                        fair_links=args.fair_links)
+                        fair_links=args.fair_links, contention=curve_points, wakeup=wake)
         _print(rows, ["mode", "workers", "servers", "mbit", "samples_per_s", "predicted",
-                      "error"])
+                      "error", "other_cores"])
     else:
         rows = tables([int(x) for x in args.workers.split(",")],
                       [int(x) for x in args.servers.split(",")],
@@ -418,6 +610,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                       args.models.split(","))
         _print(rows, ["model", "mode", "gbit", "workers", "servers", "samples_per_s",
                       "efficiency"])
+        if args.markdown:
+            print(markdown(rows))
     print(json.dumps({"bench": "scale_sim", "rows": rows}))
     return rows
 

@@ -18,6 +18,7 @@ from distflow import ops
 from distflow.array_ops import einsum, tensordot  # noqa: F401  (tf.linalg names)
 from distflow.array_ops import eye as _eye
 from distflow.ops import _t, defop, matmul  # noqa: F401
+from distflow.primitive import Primitive
 from distflow.tensor import Tensor, as_array
 
 
@@ -83,11 +84,17 @@ _logabsdet = defop("log_abs_determinant", _slogdet_fwd,
                    lambda g, r: g[..., None, None] * _mt(np.linalg.inv(r[0])))
 
 
+# The sign of the determinant, piecewise constant: a zero gradient, as TF (a private
+# primitive, so that a graph computes it when it runs, not when it is built).
+_det_sign = Primitive("linalg_slogdet_sign",
+                      lambda a: (np.linalg.slogdet(a)[0].astype(a.dtype), a.shape),
+                      (lambda g, shape: np.zeros(shape, g.dtype),))
+
+
 def slogdet(input: Any) -> tuple[Tensor, Tensor]:  # noqa: A002
     """(sign, log|det|) of each square matrix."""
     x = _square(_t(input), "linalg.slogdet")
-    sign = np.linalg.slogdet(x.value)[0].astype(x.dtype)
-    return Tensor._wrap(sign), _logabsdet(x)
+    return _det_sign(x), _logabsdet(x)
 
 
 def logdet(matrix: Any) -> Tensor:

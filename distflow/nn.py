@@ -362,7 +362,7 @@ def _conv2d_vjp_w(g, r):
         xs, gs, w.shape[:3] + gs.shape[-1:], *spec, kept=cols), x, g)
 
 
-_conv2d = defop("conv2d", _conv2d_fwd, _conv2d_vjp_x, _conv2d_vjp_w)
+_conv2d = defop("conv2d", _conv2d_fwd, _conv2d_vjp_x, _conv2d_vjp_w, fresh=True)
 
 
 def _check_conv_args(x: Tensor, w: Tensor, data_format: str) -> None:

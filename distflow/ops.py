@@ -65,15 +65,24 @@ from distflow.workspace import scratch
 
 # ------------------------------------------------------------ binary arithmetic
 
+def _add_in_place(x: np.ndarray, y: np.ndarray) -> tuple:
+    """`add`'s forward writing into x when y broadcasts over x's leading axes (a bias)."""
+    if x.dtype == y.dtype and y.ndim <= x.ndim and (
+            y.ndim == 0 or x.shape[x.ndim - y.ndim:] == y.shape):
+        np.add(x, y, out=x)
+        return x, (x.shape, y.shape)
+    return x + y, (x.shape, y.shape)
+
+
 _add = defop("add", lambda x, y: (x + y, (x.shape, y.shape)),
              lambda g, r: unbroadcast(g, r[0]),
-             lambda g, r: unbroadcast(g, r[1]))
+             lambda g, r: unbroadcast(g, r[1]), fresh=True, in_place=_add_in_place)
 _subtract = defop("subtract", lambda x, y: (x - y, (x.shape, y.shape)),
                   lambda g, r: unbroadcast(g, r[0]),
-                  lambda g, r: unbroadcast(-g, r[1]))
+                  lambda g, r: unbroadcast(-g, r[1]), fresh=True)
 _multiply = defop("multiply", lambda x, y: (x * y, (x, y)),
                   lambda g, r: unbroadcast(g * r[1], r[0].shape),
-                  lambda g, r: unbroadcast(g * r[0], r[1].shape))
+                  lambda g, r: unbroadcast(g * r[0], r[1].shape), fresh=True)
 
 
 def _divide_fwd(x, y):
@@ -165,7 +174,7 @@ def channel_sum(g: np.ndarray) -> np.ndarray:
         return np.ones(rows.shape[0], dtype=g.dtype) @ rows
 
 
-_matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b)
+_matmul = defop("matmul", _matmul_fwd, _matmul_vjp_a, _matmul_vjp_b, fresh=True)
 
 
 def add(x: Any, y: Any) -> Tensor:
@@ -209,6 +218,11 @@ def minimum(x: Any, y: Any) -> Tensor:
     return _minimum(*_pair(x, y))
 
 
+def _rank(t: Tensor) -> int | None:
+    """A tensor's rank (None: a symbolic tensor of unknown rank)."""
+    return t.shape.rank if t._symbolic else t.value.ndim
+
+
 def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False) -> Tensor:
     """Matrix product with NumPy's batching and broadcasting rules."""
     a, b = _pair(a, b)
@@ -216,7 +230,7 @@ def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False)
         a = swapaxes(a, -1, -2)
     if transpose_b:
         b = swapaxes(b, -1, -2)
-    if a.value.ndim == 0 or b.value.ndim == 0:
+    if _rank(a) == 0 or _rank(b) == 0:
         raise ValueError(f"matmul needs inputs of rank >= 1. Received shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars.")
     return _matmul(a, b)
@@ -299,6 +313,7 @@ def _relu_vjp(g: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 relu = _unary("relu", rectify, _relu_vjp, "out")
+REGISTRY["relu"].in_place = lambda x: (rectify(x, out=x),) * 2  # the output is the residual
 round = _unary("round", np.round, None, "shape")  # noqa: A001  (no gradient, as documented)
 rsqrt = _unary("rsqrt", lambda x: 1 / np.sqrt(x), lambda g, out: -0.5 * g * out ** 3, "out")
 

@@ -27,6 +27,14 @@ step at batch 128 (`benchmarks/train_worker.py`, 1 process).
 
     python -m distflow.plan --model mlp --workers 8 --bandwidth-gbit 10
     python -m distflow.plan --params 25000000 --workers 64 --bandwidth-gbit 10
+    python -m distflow.plan --shapes 784x256,256,256x128,128,128x10,10 --workers 8 \\
+        --bandwidth-gbit 10 --step-ms 3.5
+    python -m distflow.plan --model saved.keras --workers 8 --bandwidth-gbit 10 --step-ms 3.5
+
+A model of any shapes is given by `--shapes` (one shape a variable, dimensions
+joined by "x") or by `--model` with a saved Keras model (`.keras` archive or
+Keras 3 `.weights.h5` file), whose variables' shapes are read from the file's
+weights without building the model.
 """
 
 from __future__ import annotations
@@ -34,14 +42,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from distflow.distribute.sharding import place
 
 __all__ = ["Calibration", "Prediction", "CALIBRATION", "PRESETS", "predict", "recommend_ps",
-           "shard_bytes", "main"]
+           "shard_bytes", "parse_shapes", "saved_shapes", "main"]
 
 BYTES_PER_PARAM = 4  # float32 on the wire
 
@@ -255,11 +266,97 @@ def recommend_ps(params: int, workers: int, bandwidth_gbit: float,
     return best
 
 
+_SHAPES_HINT = ("Pass one shape per variable, dimensions joined by 'x' and variables by ',', "
+                "e.g. --shapes 784x256,256,256x128,128.")
+
+
+def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """Variable shapes from text like ``"784x256,256"``, named ``var0``, ``var1``, ...
+
+    Raises:
+        ValueError: an empty text, an empty item, or a dimension that is not an
+            integer >= 1; the message quotes the received text and the item.
+    """
+    items = [item.strip() for item in str(text).split(",")]
+    return {f"var{i}": _parse_shape(item, text) for i, item in enumerate(items)}
+
+
+def _parse_shape(item: str, text: str) -> tuple[int, ...]:
+    dims = item.lower().split("x")
+    if not item or not all(d.strip().isdigit() and int(d) >= 1 for d in dims):
+        raise ValueError(f"`shapes` must be shapes of integers >= 1, received: "
+                         f"shapes={text!r} (item {item!r}). {_SHAPES_HINT}")
+    return tuple(int(d) for d in dims)
+
+
+def saved_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """The shapes of a saved Keras model's variables, read from its weights file alone.
+
+    Args:
+        path: a Keras 3 `.keras` archive or `.weights.h5` file (as `model.save` and
+            `model.save_weights` write them); nothing is built and no weight is read.
+
+    Returns:
+        ``"<layer path>/vars/<i>" -> shape`` for every layer variable; optimizer state
+        is left out. Non-trainable variables (e.g. BatchNormalization's moving
+        statistics) are included, although servers hold trainable ones only.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: not such a file, or a file without variables.
+    """
+    from distflow.keras import saving_keras3
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"File not found: filepath={path!r}. Pass a saved model's "
+                                "`.keras` or `.weights.h5` file, or a preset: "
+                                f"--model {'|'.join(sorted(PRESETS))}.")
+    if zipfile.is_zipfile(path):
+        h5 = saving_keras3.read_archive(path)[2]
+    else:
+        h5 = saving_keras3.open_h5(path, f"'{path}'")
+    with h5:
+        shapes = _h5_shapes(h5)
+    if not shapes:
+        raise ValueError(f"'{path}' holds no model variables (no `vars` datasets outside "
+                         "`optimizer`), received: filepath={path!r}. Pass a file written by "
+                         "`model.save(...)` or `model.save_weights(...)` of a built model.")
+    return shapes
+
+
+def _h5_shapes(h5: Any) -> dict[str, tuple[int, ...]]:
+    """``name -> shape`` of the datasets under a `vars` group, the optimizer's left out."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        parts = name.split("/")
+        if hasattr(obj, "shape") and len(parts) > 1 and parts[-2] == "vars" \
+                and parts[0] != "optimizer":
+            shapes[name] = tuple(obj.shape)
+    h5.visititems(visit)
+    return shapes
+
+
+def _model(args: argparse.Namespace) -> tuple[Shapes | None, float | None]:
+    """(shapes, default step time) of the command line's model; None for `--params`."""
+    if args.shapes is not None:
+        return parse_shapes(args.shapes), None
+    if args.model is None:
+        return None, None
+    if args.model in PRESETS:
+        return PRESETS[args.model]
+    return saved_shapes(args.model), None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m distflow.plan", description=__doc__.split("\n")[0])
     model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", choices=sorted(PRESETS), help="a model of docs/scaling.md: "
-                       "its variables' shapes (placed as distflow places them) and step time")
+    model.add_argument("--model", help="a model of docs/scaling.md (" + "|".join(
+        sorted(PRESETS)) + ": its variables' shapes, placed as distflow places them, and "
+        "step time), or a saved Keras model's .keras or .weights.h5 file (its variables' "
+        "shapes)")
+    model.add_argument("--shapes", help="the model's variable shapes, dimensions joined by "
+                       "'x', variables by ',' (e.g. 784x256,256,256x128,128)")
     model.add_argument("--params", type=int, help="float32 parameters of the model, "
                        "placed as one variable (cut into equal row ranges of >= 1 MiB)")
     p.add_argument("--workers", type=int, required=True)
@@ -267,8 +364,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--servers", type=int, default=None, help="predict for this --ps "
                    "(default: the recommended one)")
     p.add_argument("--step-ms", type=float, default=None,
-                   help="one worker's compute time per step (default: the --model's, "
-                        "else the MLP's, measured)")
+                   help="one worker's compute time per step (default: the preset's, "
+                        "else the MLP's, measured: give your model's)")
     p.add_argument("--mode", default="sync", help="sync (mirrored) or async")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="per-worker batch")
     p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_S * 1e6)
@@ -278,17 +375,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Prints the recommendation and prediction as text and one JSON line; exit 2 on bad input."""
     args = _parser().parse_args(argv)
-    shapes, step_s = PRESETS[args.model] if args.model else (None, MLP_STEP_S)
-    params = _count_params(shapes) if shapes else args.params
     try:
-        step_s = step_s if args.step_ms is None else args.step_ms / 1e3
+        shapes, step_s = _model(args)
+        params = _count_params(shapes) if shapes else args.params
+        step_s = (step_s or MLP_STEP_S) if args.step_ms is None else args.step_ms / 1e3
         latency_s = args.latency_us / 1e6
         best = recommend_ps(params, args.workers, args.bandwidth_gbit, step_s, latency_s,
                             shapes=shapes)
         servers = best if args.servers is None else args.servers
         pred = predict(params, args.workers, args.bandwidth_gbit, servers, step_s,
                        args.mode, args.batch, latency_s, shapes=shapes)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"recommended --ps {best}; with --ps {servers} ({args.mode}): "

@@ -28,13 +28,20 @@ class Primitive:
         forward: `(*arrays, **params) -> (output, residuals)`.
         vjps: one `(g, residuals) -> grad` per input (None: no gradient defined).
         variadic: one VJP `(i, g, residuals)` shared by a list of inputs.
+        fresh: the forward's output is a new array that its residuals do not hold, so
+            a compiled plan may let the next operation overwrite it.
+        in_place: the forward writing its output into its first input's buffer (the
+            same output and residuals as `forward`), or None; a compiled plan uses it
+            when that input is fresh and read by nothing else.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic")
+    __slots__ = ("name", "forward", "vjps", "variadic", "fresh", "in_place")
 
     def __init__(self, name: str, forward: Callable[..., tuple[np.ndarray, Any]],
-                 vjps: tuple[Callable | None, ...], variadic: bool = False):
+                 vjps: tuple[Callable | None, ...], variadic: bool = False,
+                 fresh: bool = False, in_place: Callable | None = None):
         self.name, self.forward, self.vjps, self.variadic = name, forward, tuple(vjps), variadic
+        self.fresh, self.in_place = fresh, in_place
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -62,11 +69,13 @@ def _bind_index(vjp: Callable, i: int) -> Callable:
 REGISTRY: dict[str, Primitive] = {}
 
 
-def defop(name: str, forward: Callable, *vjps: Callable | None, variadic: bool = False):
-    """Registers a primitive and returns it (callable on tensors)."""
+def defop(name: str, forward: Callable, *vjps: Callable | None, variadic: bool = False,
+          fresh: bool = False, in_place: Callable | None = None):
+    """Registers a primitive and returns it (callable on tensors); `fresh` and `in_place`
+    as in `Primitive`."""
     if name in REGISTRY:
         raise ValueError(f"Op '{name}' is already registered.")
-    prim = REGISTRY[name] = Primitive(name, forward, vjps, variadic)
+    prim = REGISTRY[name] = Primitive(name, forward, vjps, variadic, fresh, in_place)
     return prim
 
 
@@ -173,7 +182,7 @@ def _mixed(x: Tensor, y: Tensor) -> None:
 def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
     xt, yt = isinstance(x, Tensor), isinstance(y, Tensor)
     if xt and yt:
-        if x.value.dtype != y.value.dtype:
+        if x.array_dtype != y.array_dtype:
             _mixed(x, y)
         return x, y
     if xt:

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from distflow.primitive import (
+    Primitive,
     _pair,
     _t,
     defop,
 )
-from distflow.tensor import Tensor, as_array, graph_form
+from distflow.tensor import Tensor
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -124,10 +125,38 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> Tensor
     return _sparse_softmax_ce(logits, labels=labels if labels._symbolic else labels.value)
 
 
-@graph_form(differentiable=False)
-def _class_ids(labels: Any, n: int) -> Tensor:
+def _sparse_ce_mean_fwd(logits, labels):
+    labels, _ = _class_ids_fwd(labels, logits.shape[-1])
+    values, residuals = _sparse_ce_fwd(logits, labels)
+    count = values.size or 1
+    return np.add.reduce(values, axis=None) / values.dtype.type(count), (residuals, count)
+
+
+def _sparse_ce_mean_vjp(g, r):
+    residuals, count = r
+    return _sparse_ce_vjp(g / g.dtype.type(count), residuals)
+
+
+# The mean over the batch of the sparse cross-entropy, its label check included: one
+# kernel forward and one backward in a compiled Keras step (a private primitive; the
+# same arithmetic as the check, the per-example op and `reduce_mean` in a row).
+_sparse_ce_mean = Primitive("sparse_softmax_cross_entropy_mean", _sparse_ce_mean_fwd,
+                            (_sparse_ce_mean_vjp,))
+
+
+def sparse_softmax_cross_entropy_mean(labels: Any, logits: Any) -> Tensor:
+    """The mean of `sparse_softmax_cross_entropy_with_logits(labels, logits)` (Keras's
+    "sum over batch size"), as one op; `labels` shaped like `logits` without its last
+    axis."""
+    logits, labels = _t(logits), _t(labels)
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"`labels` shape {labels.shape} must equal `logits` shape without "
+                         f"its last axis {logits.shape[:-1]}.")
+    return _sparse_ce_mean(logits, labels=labels if labels._symbolic else labels.value)
+
+
+def _class_ids_fwd(labels: np.ndarray, n: int) -> tuple[np.ndarray, None]:
     """`labels` as integer class ids in [0, n), or a ValueError / TypeError saying why not."""
-    labels = as_array(labels)
     if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and np.all(labels == np.floor(labels)):
             labels = labels.astype(np.int64)
@@ -137,7 +166,17 @@ def _class_ids(labels: Any, n: int) -> Tensor:
                             "one-hot or soft labels.")
     if labels.size and _as_unsigned(labels).max() >= n:
         _bad_labels(labels, n)  # negative ids would silently index from the end
-    return Tensor._wrap(labels)
+    return labels, None
+
+
+# The label check as a primitive without a gradient (private: the core's registry is left
+# alone): a traced step runs it as one kernel call on the labels' array.
+_check_class_ids = Primitive("sparse_class_ids", _class_ids_fwd, (None,))
+
+
+def _class_ids(labels: Any, n: int) -> Tensor:
+    """`labels` as a tensor of integer class ids in [0, n) (checked when the op runs)."""
+    return _check_class_ids(_t(labels), n=n)
 
 
 def _as_unsigned(labels: np.ndarray) -> np.ndarray:

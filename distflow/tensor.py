@@ -49,7 +49,8 @@ GRAPH = _GraphHooks()
 
 
 def graph_form(trigger: str = "symbolic", args: tuple[str, ...] = (),
-               differentiable: bool = True) -> Callable[[Callable], Callable]:
+               differentiable: bool = True, specialize: Callable | None = None
+               ) -> Callable[[Callable], Callable]:
     """Declares how a public function that is not one primitive is recorded into a graph.
 
     Such functions read their inputs' values (argmax, comparisons) or compute op
@@ -66,8 +67,13 @@ def graph_form(trigger: str = "symbolic", args: tuple[str, ...] = (),
             optimizer update).
         args: the argument names `trigger` looks at.
         differentiable: whether gradients flow through the recorded call.
+        specialize: for an "effect", called once with the call's arguments when it is
+            recorded; may return a kernel taking the arrays of the call's symbolic
+            inputs (in the order they appear in the arguments) that the graph runs
+            instead of the function (a plan made once for these arguments), or None.
     """
     def decorate(fn: Callable) -> Callable:
+        fn.graph_kernel = specialize
         @functools.wraps(fn)
         def op(*a: Any, **k: Any) -> Any:
             if GRAPH.active:
@@ -163,6 +169,10 @@ class Tensor:
         t._node = None
         return t
 
+    # The array's dtype and shape for checks: a symbolic tensor answers from its static
+    # spec without a value (see graph.core.GraphTensor).
+    array_dtype = property(lambda self: self.value.dtype, doc="The NumPy dtype.")
+    array_shape = property(lambda self: self.value.shape, doc="The shape as a tuple.")
     shape = property(lambda self: _shape_of(self.value.shape),
                      doc="A `TensorShape`: a tuple of dimensions with TF's methods.")
     dtype = property(lambda self: _DTYPES.get(self.value.dtype, self.value.dtype),
@@ -344,7 +354,7 @@ def current_tape() -> GradientTape | None:
 
 
 def _is_differentiable(t: Tensor) -> bool:
-    return t.value.dtype.kind == "f"
+    return t.array_dtype.kind == "f"
 
 
 class GradientTape:

@@ -325,3 +325,74 @@ def test_recorded_call_arguments_are_rebuilt_with_their_types_and_constants():
     assert type(pairs) is list and type(pairs[0]) is tuple and type(sub) is _Pairs
     assert pairs[0][1] is marker and pairs[1][0] is values[0] and sub[0] is values[2]
     assert kwargs[7][1]["deep"] is values[2] and kwargs[(1, 2)] == ()
+
+
+def test_keras_dense_bias_and_relu_run_in_place_in_a_compiled_step():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 12)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+
+    def model(run_eagerly):
+        m = df.keras.Sequential([df.keras.Input((12,)),
+                                 df.keras.layers.Dense(8, activation="relu"),
+                                 df.keras.layers.Dense(3)])
+        m.compile("sgd", df.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  run_eagerly=run_eagerly)
+        return m
+
+    compiled, eager = model(False), model(True)
+    eager.set_weights(compiled.get_weights())
+    for _ in range(3):
+        compiled.train_on_batch(x, y)
+        eager.train_on_batch(x, y)
+    plan = compiled.train_function.concrete_functions()[0]._plan
+    # the first Dense's bias add into its matmul's output, its relu into that, and the
+    # relu gradient into the upstream gradient; the second's bias add into its matmul's
+    assert plan.in_place_steps == 4
+    for a, b in zip(compiled.get_weights(), eager.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_compiled_classifier_step_checks_its_labels_inside_the_plan():
+    m = df.keras.Sequential([df.keras.Input((4,)), df.keras.layers.Dense(3)])
+    m.compile("sgd", df.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.ones((5, 4), np.float32)
+    m.train_on_batch(x, np.array([0, 1, 2, 1, 0]))
+    plan = m.train_function.concrete_functions()[0]._plan
+    host_calls = sorted(op.type for op, _, _ in plan.steps if op.kind == "call")
+    # host code only for the optimizer's update and the loss tracker (update, result)
+    assert host_calls == ["_result_tensors", "apply_gradients", "update_state"]
+    # the loss: one fused forward (labels checked, cross-entropy, mean) and its gradient
+    losses = [op.type for op, _, _ in plan.steps if "cross_entropy" in op.type]
+    assert losses == ["sparse_softmax_cross_entropy_mean",
+                      "sparse_softmax_cross_entropy_mean_grad"]
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 3\)"):
+        m.train_on_batch(x, np.array([0, 1, 3, 1, 0]))
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 3\)"):
+        m.train_on_batch(x, np.array([0, -1, 2, 1, 0]))
+
+
+def test_the_mean_sparse_cross_entropy_is_one_fused_op_equal_to_its_parts():
+    from distflow.softmax_ops import sparse_softmax_cross_entropy_mean
+
+    rng = np.random.default_rng(3)
+    logits = df.Variable(rng.standard_normal((6, 5)).astype(np.float32))
+    labels = rng.integers(0, 5, 6)
+
+    def fused():
+        with df.GradientTape() as tape:
+            loss = sparse_softmax_cross_entropy_mean(labels, logits)
+        return loss, tape.gradient(loss, logits)
+
+    def parts():
+        with df.GradientTape() as tape:
+            loss = df.reduce_mean(df.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return loss, tape.gradient(loss, logits)
+
+    for (a, ga), (b, gb) in ((fused(), parts()), (df.function(fused)(), parts())):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(ga.numpy(), gb.numpy())
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 5\)"):
+        sparse_softmax_cross_entropy_mean(np.array([0, 5, 1, 1, 1, 1]), logits)
+    with pytest.raises(TypeError, match="Sparse labels must be integer class ids"):
+        sparse_softmax_cross_entropy_mean(np.full(6, 0.5), logits)

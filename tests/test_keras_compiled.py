@@ -400,3 +400,71 @@ def test_padding_masks_into_attention_give_the_eager_predictions():
             outputs.append(model.predict(ids, verbose=0))
         assert eager or any("runs eagerly" in str(w.message) for w in caught)
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-7)
+
+
+def test_optimizer_settings_changed_after_tracing_reach_the_compiled_update():
+    """The traced step's update takes the rule's short path while the optimizer has no
+    clipping, EMA or loss scale; set one later and the next step must apply it."""
+    models = [build(mlp, eager, optimizer=keras.optimizers.SGD(0.5)) for eager in (1, 0)]
+    for model in models:
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        model.optimizer.clipvalue = 1e-4  # tiny: each step moves a weight by <= 5e-5
+        before = model.get_weights()
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        for a, b in zip(before, model.get_weights()):
+            assert np.abs(a - b).max() <= 5 * 0.5 * 1e-4 + 1e-7
+        assert int(model.optimizer.iterations.numpy()) == 10
+    assert_traced(models[1].train_function, traces=1)
+    assert_same_weights(*models)
+
+
+def test_a_gradient_of_another_dtype_is_cast_in_the_compiled_update():
+    class HalfGradients(keras.Sequential):
+        def train_step(self, data):
+            x, y = data
+            with df.GradientTape() as tape:
+                loss = self.compute_loss(x, y, self(x, training=True))
+            grads = [df.cast(g, "float64") for g in tape.gradient(loss, self.trainable_variables)]
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+    models = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(1)
+        model = HalfGradients([keras.Input((8,)), layers.Dense(3)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      run_eagerly=eager)
+        model.fit(X, Y, batch_size=20, epochs=1, verbose=0, shuffle=False)
+        models.append(model)
+    assert_traced(models[1].train_function, traces=1)
+    assert all(w.dtype == np.float32 for w in models[1].get_weights())
+    assert_same_weights(*models)
+
+
+def test_a_layer_computing_from_its_inputs_values_on_the_host_runs_eagerly_not_frozen():
+    """CategoryEncoding counts its ids with NumPy: traced, it would have counted the
+    trace's example values once and frozen them into the graph."""
+    ids = np.array([[0], [2], [1], [3], [2], [0]])
+    predictions = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((1,), dtype="int64")
+        outputs = layers.Dense(2)(layers.CategoryEncoding(4, output_mode="one_hot")(inputs))
+        model = keras.Model(inputs, outputs)
+        model.compile("sgd", "mse", run_eagerly=eager)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predictions.append(model.predict(ids, verbose=0))
+        said = [str(w.message) for w in caught if "could not be traced" in str(w.message)]
+        assert len(said) == (0 if eager else 1)
+    np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-6)
+    assert len({tuple(row) for row in predictions[0].round(6)}) == 4  # four distinct ids
+
+
+def test_user_code_reading_a_symbolic_value_in_a_traced_function_is_an_error():
+    @df.function
+    def f(x):
+        return df.constant(np.asarray(x.value) * 2.0)  # NumPy on the trace's example
+
+    with pytest.raises(TypeError, match="symbolic tensor"):
+        f(np.array([1.0, 2.0], np.float32))

@@ -884,3 +884,25 @@ def test_layers_referencing_each_other_do_not_loop():
     assert len(outer.weights) == 6
     outer.norm.trainable = False
     assert [v.name for v in outer.trainable_weights] == ["dense/kernel", "dense/bias"]
+
+
+def test_sublayers_are_found_in_attributes_lists_tuples_and_dicts_in_keras_order():
+    import collections
+
+    class Holder(df.keras.layers.Layer):
+        def __init__(self, given):
+            super().__init__()
+            self.first = df.keras.layers.Dense(1, name="first")
+            self.blocks = {"b": df.keras.layers.Dense(1, name="b"),
+                           "a": [df.keras.layers.Dense(1, name="a0"),
+                                 (7, df.keras.layers.Dense(1, name="a1"))]}
+            self.ordered = collections.OrderedDict(z=df.keras.layers.Dense(1, name="z"),
+                                                   y=df.keras.layers.Dense(1, name="y"))
+            self.numbers = [1, 2.0, "three", None]
+            self.again = [self.first]  # found once
+            self.given_arg_only = None
+            del given  # a layer passed to __init__ but never assigned is not tracked
+
+    holder = Holder(df.keras.layers.Dense(1, name="untracked"))
+    names = [layer.name for layer in holder._flatten_layers(include_self=False)]
+    assert names == ["first", "a0", "a1", "b", "y", "z"]

@@ -144,3 +144,78 @@ def test_command_line_refuses_bad_input_with_exit_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "bandwidth_gbit=0" in proc.stderr
+
+
+def _plan(*args):
+    return subprocess.run([sys.executable, "-m", "distflow.plan", *args],
+                          capture_output=True, text=True)
+
+
+MLP_TEXT = "784x256,256,256x128,128,128x10,10"
+
+
+def test_shapes_text_gives_one_variable_per_item():
+    assert plan.parse_shapes(MLP_TEXT) == {f"var{i}": tuple(s) for i, s in
+                                           enumerate(plan.MLP_SHAPES.values())}
+    assert plan.parse_shapes(" 3X3x1x32 , 32") == {"var0": (3, 3, 1, 32), "var1": (32,)}
+
+
+@pytest.mark.parametrize("text, item", [("784x0,10", "784x0"), ("784x,10", "784x"),
+                                        ("", ""), ("784x256,,10", ""), ("a", "a"),
+                                        ("-4", "-4"), ("2.5", "2.5")])
+def test_malformed_shapes_quote_the_received_text(text, item):
+    with pytest.raises(ValueError, match="received") as err:
+        plan.parse_shapes(text)
+    assert f"shapes={text!r}" in str(err.value) and f"item {item!r}" in str(err.value)
+    assert "e.g. --shapes 784x256" in str(err.value)
+
+
+def test_command_line_places_the_shapes_it_is_given():
+    # The MLP given by its shapes: placed as the preset is, the same recommendation.
+    row = json.loads(_plan("--shapes", MLP_TEXT, "--workers", "8", "--bandwidth-gbit", "10",
+                           "--servers", "4").stdout.splitlines()[-1])
+    assert row["servers"] == 4 and row["bytes_per_server_step"] == 2 * KERNEL * 8
+    assert row["recommended_ps"] == 2
+    # A 1000 x 1000 kernel (4 MB) is cut in two halves of 2 MB at M = 2 (its fair share
+    # is above 1 MiB); the 10-float bias joins the first: 2,000,040 bytes on server 0.
+    assert plan.shard_bytes(2, plan.parse_shapes("1000x1000,10")) == (2_000_040, 2_000_000)
+    row = json.loads(_plan("--shapes", "1000x1000,10", "--workers", "4", "--bandwidth-gbit",
+                           "1", "--servers", "2", "--step-ms", "100").stdout.splitlines()[-1])
+    assert row["bytes_per_server_step"] == 2 * 2_000_040 * 4
+    # Link time with M servers: 2 * 4e6 / M * 4 workers * 8 / 1e9 = 0.256 / M s, under
+    # 100 ms from M = 3 (85 ms; the bias makes the busiest 1,333,374 bytes).
+    assert row["recommended_ps"] == 3
+
+
+def test_command_line_refuses_malformed_shapes_with_exit_2():
+    proc = _plan("--shapes", "784x256,x10", "--workers", "4", "--bandwidth-gbit", "10")
+    assert proc.returncode == 2
+    assert "shapes='784x256,x10'" in proc.stderr and "item 'x10'" in proc.stderr
+
+
+def test_saved_keras_models_variable_shapes_are_read_from_the_file(tmp_path):
+    import distflow as df
+    from distflow.keras import layers
+
+    model = df.keras.Sequential([layers.Input(shape=(784,)), layers.Dense(256),
+                                 layers.Dropout(0.2), layers.Dense(128), layers.Dense(10)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp_path / "mlp.keras")
+    model.save_weights(tmp_path / "mlp.weights.h5")
+    for path in (tmp_path / "mlp.keras", tmp_path / "mlp.weights.h5"):
+        shapes = plan.saved_shapes(str(path))
+        assert sorted(shapes.values()) == sorted(plan.MLP_SHAPES.values())
+        assert plan.shard_bytes(4, shapes) == plan.shard_bytes(4, plan.MLP_SHAPES)
+        row = json.loads(_plan("--model", str(path), "--workers", "8", "--bandwidth-gbit",
+                               "10").stdout.splitlines()[-1])
+        assert row["recommended_ps"] == 2 and row["bytes_per_server_step"] == 2 * KERNEL * 8
+
+
+def test_command_line_refuses_a_model_that_is_neither_preset_nor_file(tmp_path):
+    proc = _plan("--model", "resnet", "--workers", "4", "--bandwidth-gbit", "10")
+    assert proc.returncode == 2 and "filepath='resnet'" in proc.stderr
+    assert "--model 25m|cnn|mlp" in proc.stderr
+    (tmp_path / "junk.keras").write_bytes(b"not a model")
+    proc = _plan("--model", str(tmp_path / "junk.keras"), "--workers", "4",
+                 "--bandwidth-gbit", "10")
+    assert proc.returncode == 2 and "junk.keras" in proc.stderr

@@ -1,8 +1,10 @@
 """benchmarks/scale_sim.py: the discrete-event simulator against hand-worked cases."""
 
 import importlib.util
+import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,102 @@ def test_the_mlps_placement_keeps_its_largest_kernel_whole():
     assert sum(shards) == sim.MLP_PARAMS * 4
     assert max(shards) == 784 * 256 * 4  # below the 1 MiB at which variables are cut
     assert sim.placed_shards(1) == (sim.MLP_PARAMS * 4,)
+
+
+def test_links_are_shared_fairly_by_default_and_queued_on_request():
+    # The hand-worked case above, without saying which links: fair sharing.
+    cfg = sim.Config(1_000_000, 2, 1, 1.0, 0.01, "sync", latency_s=0.0, steps=6, cal=FREE)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        2 * sim.BATCH / (0.01 + 4 * SHARD_S))
+    fifo = sim.simulate(replace(cfg, fair_links=False))["samples_per_s"]
+    assert fifo > 1.1 * sim.simulate(cfg)["samples_per_s"]
+
+
+def _table(*flags):
+    rows = sim.main(["--models", "MLP", "--workers", "8", "--servers", "1",
+                     "--bandwidth-gbit", "1", *flags])
+    return {r["mode"]: r["samples_per_s"] for r in rows}
+
+
+def test_prediction_tables_use_fair_links_unless_fifo_is_asked_for(capsys):
+    shapes, step_s = sim.MODELS["MLP"]
+    fair = sim.simulate(sim.Config(sim.MLP_PARAMS, 8, 1, 1.0, step_s, "sync",
+                                   shard_bytes=plan.shard_bytes(1, shapes)))["samples_per_s"]
+    assert _table()["sync"] == fair == _table("--fair-links")["sync"]
+    # Eight 940 KB pushes and replies on one 1 Gbit/s server link: queued, the first
+    # replies return early and their workers' next pushes overlap the rest.
+    assert _table("--fifo-links")["sync"] > 1.3 * fair
+    assert "samples_per_s" in capsys.readouterr().out
+
+
+def test_plan_link_time_is_the_fair_simulation_of_a_link_bound_step():
+    # No server cost: a sync step is T + 2 * W * S * 8 / bandwidth + 2 latencies in
+    # both; distflow.plan sums the transfers as fair sharing does.
+    shapes = {"w": (250_000,)}  # 1 MB, one server
+    pred = plan.predict(250_000, 4, 1.0, servers=1, step_s=0.01, latency_s=1e-4,
+                        calibration=FREE, shapes=shapes)
+    cfg = sim.Config(250_000, 4, 1, 1.0, 0.01, "sync", latency_s=1e-4, steps=5, cal=FREE)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        pred.samples_per_s * sim.BATCH / plan.DEFAULT_BATCH)
+
+
+def test_contention_curve_reads_between_and_past_its_points():
+    points = ((1, 1.0), (2, 1.8), (4, 1.6), (8, 1.2))
+    assert [sim.curve(points, n) for n in (1, 2, 3, 4, 6, 8, 10)] == pytest.approx(
+        [1.0, 1.8, 1.7, 1.6, 1.4, 1.2, 1.2])
+
+
+def test_a_measured_curve_sets_what_n_runnable_processes_do_together():
+    # Four async workers of 10 ms on 2 cores that together do 1.2 cores' work with
+    # four runnable: each runs at 0.3, a step every 10 / 0.3 ms.
+    curve = ((1, 1.0), (2, 1.9), (4, 1.2))
+    cfg = sim.Config(10, 4, 1, 100.0, 0.01, "async", cores=2, steps=20, cal=FREE,
+                     contention=curve)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        4 * sim.BATCH / (0.01 / 0.3), rel=1e-6)
+
+
+def test_a_two_point_curve_is_the_time_sliced_shared_speed_model():
+    def rate(**model):
+        return sim.simulate(sim.Config(sim.MLP_PARAMS, 4, 2, 100.0, 0.003, "sync", cores=2,
+                                       steps=10, shard_bytes=sim.placed_shards(2),
+                                       **model))["samples_per_s"]
+    assert rate(contention=((1, 1.0), (2, 1.38))) == pytest.approx(
+        rate(sliced=True, shared_speed=0.69))
+
+
+def test_contention_file_gives_the_median_quiet_speed_of_each_process_count(tmp_path):
+    lines = [{"work": "train", "procs": 1, "speed": 1.0},
+             *({"work": "train", "procs": 4, "speed": s} for s in (1.5, 1.9, 1.7)),
+             {"work": "train", "procs": 4, "speed": 0.5, "other_cores": 0.9},  # shared
+             {"work": "train", "procs": 4, "speed": 0.6, "other_cores": 0.7},
+             {"work": "busy", "procs": 4, "speed": 2.0}]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert sim.load_contention(path) == ((1, 1.0), (4, 1.7))
+    path.write_text(json.dumps(lines[1]) + "\n")
+    with pytest.raises(ValueError, match=r"procs=\[4\]"):
+        sim.load_contention(path)
+
+
+def test_a_woken_server_and_worker_each_wait_the_measured_wake_up():
+    # One worker, one server, no server cost: a step is T, the server's wake-up on
+    # the push and the worker's on the reply (1 ms each with one or two runnable),
+    # except that the run ends at the last reply: 10 steps in 10 * 11 + 9 ms.
+    cfg = sim.Config(10, 1, 1, 100.0, 0.01, "sync", cores=2, steps=10, cal=FREE,
+                     contention=((1, 1.0), (2, 2.0)), wakeup=((1, 0.001), (2, 0.001)))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(10 * sim.BATCH / 0.119,
+                                                               rel=1e-6)
+    assert sim.simulate(replace(cfg, wakeup=None))["samples_per_s"] == pytest.approx(
+        sim.BATCH / 0.01, rel=1e-6)
+
+
+def test_wakeup_file_gives_half_the_mean_round_trip_beyond_the_idle_one(tmp_path):
+    lines = [{"work": "wakeup", "procs": 1, "rtt_us": 100.0},
+             {"work": "wakeup", "procs": 8, "rtt_us": 700.0},
+             {"work": "wakeup", "procs": 2, "rtt_us": 60.0}]
+    path = tmp_path / "w.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    points = sim.load_wakeup(path)
+    assert [n for n, _ in points] == [1, 2, 8]
+    assert [s for _, s in points] == pytest.approx([0.0, 0.0, 300e-6])

@@ -120,9 +120,11 @@ def executing_eagerly() -> bool:
 class GraphTensor(Tensor):
     """A symbolic tensor: output `value_index` of operation `op`, with a static shape.
 
-    It has no value until its graph runs: `numpy()`, `bool()` and `float()` raise.
-    Library code reading `.value` while the graph is built gets a small example
-    array (its "probe") so the eager wrappers' dtype and rank checks work unchanged.
+    It has no value until its graph runs: `numpy()`, `bool()`, `float()` and `.value`
+    raise (`.value` with `NoGraphForm` while the graph is built: code computing with
+    NumPy on a symbolic tensor has no graph form, and must not compute on an example
+    array). `array_dtype` and `array_shape` answer the eager wrappers' checks from the
+    static spec; the recorders run kernels on `probe(i)`, example arrays of that spec.
     """
 
     __slots__ = ("op", "value_index", "_shape", "_dtype", "_probes")
@@ -141,7 +143,16 @@ class GraphTensor(Tensor):
                 f"Tensor '{self.name}' is symbolic: it belongs to a graph and has no value "
                 "outside it. Fetch it with Session.run (TF1) or return it from the traced "
                 "function.")
-        return self.probe(0)
+        raise _value_read(self)
+
+    array_dtype = property(lambda self: self._dtype, doc="The NumPy dtype (static).")
+
+    @property
+    def array_shape(self) -> tuple:
+        """The static shape as a tuple (None for an unknown dimension)."""
+        if self._shape.rank is None:
+            raise ValueError(f"Tensor '{self.name}' has an unknown rank.")
+        return tuple(self._shape.as_list())
 
     def probe(self, i: int) -> np.ndarray:
         """The example array of probe run `i` (built from ones when not kept)."""
@@ -291,13 +302,25 @@ def check_not_probe(value: Any, what: str) -> None:
     if isinstance(value, Tensor) and not value._symbolic:
         value = value.value
     if isinstance(value, Probe):
-        frame = _culprit_frame()
-        error = NoGraphForm(
+        raise _no_graph_form(
             f"{what} was computed from the value of a symbolic tensor ({_caller()}): that "
             "code reads `.value` / NumPy of a tensor that exists only when the graph runs, "
             "so it has no graph form. Compute it with distflow ops, or outside the graph.")
-        error.in_library = frame is not None and frame.filename.startswith(_PACKAGE_DIR)
-        raise error
+
+
+def _value_read(t: GraphTensor) -> NoGraphForm:
+    return _no_graph_form(
+        f"{_caller()} reads the value of the symbolic tensor '{t.name}' (NumPy on `.value`), "
+        "which exists only when the graph runs, so that code has no graph form. Compute "
+        "it with distflow ops, or outside the traced function.")
+
+
+def _no_graph_form(message: str) -> NoGraphForm:
+    """The error, marked `in_library` when the culprit is distflow's own code."""
+    frame = _culprit_frame()
+    error = NoGraphForm(message)
+    error.in_library = frame is not None and frame.filename.startswith(_PACKAGE_DIR)
+    return error
 
 
 def _caller() -> str:

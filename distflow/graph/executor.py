@@ -117,10 +117,25 @@ class Plan:
     # --------------------------------------------------------------------- run
 
     def run(self, feed_values: Sequence[np.ndarray] = ()) -> tuple:
-        """Runs the plan on the fed arrays; returns the fetched arrays."""
+        """Runs the plan on the fed arrays; returns the fetched arrays.
+
+        The kernels run eagerly: called from eager code they run as they are (the ops
+        inside them take the eager path); called while a graph is being built (a TF1
+        `Session.run` under `as_default()`, eager execution disabled) the graph is
+        suspended around them.
+        """
+        if core.building_graph() is None:
+            return self._run(feed_values)
         stack = core._stack()
         stack.append(core._SUSPENDED)  # kernels run eagerly (what `core.suspended` does)
         core.activate(1)
+        try:
+            return self._run(feed_values)
+        finally:
+            core.activate(-1)
+            stack.pop()
+
+    def _run(self, feed_values: Sequence[np.ndarray]) -> tuple:
         try:
             return self._plan(*feed_values)
         except Exception as e:
@@ -128,9 +143,6 @@ class Plan:
             if op is not None:
                 e.add_note(f"(while running operation '{op.name}' of type {op.type})")
             raise
-        finally:
-            core.activate(-1)
-            stack.pop()
 
     def _failing_op(self, tb) -> core.Operation | None:
         while tb is not None:
@@ -204,28 +216,29 @@ def _last_uses(steps: list, fetched: list) -> dict[str, int]:
 
 # ---------------------------------------------------------------- in-place steps
 
-def _relu_in_place(x):
-    ops.rectify(x, out=x)
-    return x, x  # the output, and the residual (the output) the VJP reads
-
-
-def _add_in_place(x, y):
-    if x.dtype == y.dtype and y.ndim <= x.ndim and (  # y broadcast over leading axes: a bias
-            y.ndim == 0 or x.shape[x.ndim - y.ndim:] == y.shape):
-        np.add(x, y, out=x)
-        return x, (x.shape, y.shape)
-    return x + y, (x.shape, y.shape)
-
-
 def _relu_grad_in_place(g, out):
     return (ops.relu_grad(g, out, result=g),)
 
 
-_IN_PLACE = {("primitive", "relu"): _relu_in_place, ("primitive", "add"): _add_in_place,
-             ("vjp", "relu_grad"): _relu_grad_in_place}
-# Steps whose first output is a new array that nothing else (no residual) refers to.
-_FRESH = {("primitive", "add"), ("primitive", "subtract"), ("primitive", "multiply"),
-          ("primitive", "matmul"), ("primitive", "conv2d"), ("vjp", "matmul_grad")}
+# Gradient kernels that may overwrite their upstream gradient, and those whose output is
+# a new array nothing else refers to (a primitive says both itself: `Primitive.in_place`
+# and `Primitive.fresh`).
+_VJP_IN_PLACE = {"relu_grad": _relu_grad_in_place}
+_FRESH_VJPS = {"matmul_grad"}
+
+
+def _in_place_kernel(op: core.Operation) -> Any:
+    if op.kind == "vjp":
+        return _VJP_IN_PLACE.get(op.type)
+    prim = getattr(op, "primitive", None) if op.kind == "primitive" else None
+    return prim.in_place if prim is not None and not op.attrs else None
+
+
+def _is_fresh(op: core.Operation) -> bool:
+    if op.kind == "vjp":
+        return op.type in _FRESH_VJPS
+    prim = getattr(op, "primitive", None) if op.kind == "primitive" else None
+    return prim is not None and prim.fresh
 
 
 def _in_place_steps(steps: list, fetched: list) -> dict[int, Any]:
@@ -234,13 +247,14 @@ def _in_place_steps(steps: list, fetched: list) -> dict[int, Any]:
     producer, uses = {}, {}
     for op, ins, outs in steps:
         if outs:
-            producer[outs[0]] = (op.kind, op.type)
+            producer[outs[0]] = op
         for s in ins:
             uses[s] = uses.get(s, 0) + 1
     chosen = {}
     for j, (op, ins, _) in enumerate(steps):
-        kernel = _IN_PLACE.get((op.kind, op.type))
+        kernel = _in_place_kernel(op)
         if kernel is not None and ins and uses.get(ins[0]) == 1 and ins[0] not in fetched \
-                and producer.get(ins[0]) in _FRESH and op.inputs[0].dtype.kind == "f":
+                and ins[0] in producer and _is_fresh(producer[ins[0]]) \
+                and op.inputs[0].dtype.kind == "f":
             chosen[j] = kernel
     return chosen

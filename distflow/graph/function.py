@@ -26,6 +26,7 @@ from distflow import nest
 from distflow import random as _random
 from distflow import tensor as _names
 from distflow.graph import core
+from distflow.graph import record as _record
 from distflow.graph.core import Graph, GraphTensor, NoGraphForm, Operation
 from distflow.graph.executor import Plan
 from distflow.graph.gradients import gradients
@@ -70,6 +71,7 @@ class ConcreteFunction:
         self._outs = [(t.op.kind in ("variable", "assign", "const"))
                       if isinstance(t, GraphTensor) else None for t in flat]
         self._flat = flat
+        self._pack = _packer(self.structured_outputs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves: list = []
@@ -82,9 +84,8 @@ class ConcreteFunction:
                 raise ValueError(f"The traced function '{self.name}' expects an input of "
                                  f"{spec}; received shape {arr.shape} dtype {arr.dtype}.")
         values = iter(self._plan.run(arrays))
-        outs = [t if copy is None else _result(next(values), copy)
-                for t, copy in zip(self._flat, self._outs)]
-        return nest.pack_sequence_as(self.structured_outputs, outs)
+        return self._pack([t if copy is None else _result(next(values), copy)
+                           for t, copy in zip(self._flat, self._outs)])
 
     def _call_taped(self, arrays: list, leaves: list, eager: Callable) -> Any:
         """A call under an active tape: the outputs become tape nodes whose VJPs run this
@@ -402,23 +403,29 @@ def _stateful_argument(value: Any) -> Any:
 
 
 def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
-    """The cache key of a call; positional arrays / tensors only (a training step's usual
-    arguments) take a shortcut."""
-    if not kwargs and all(type(a) is np.ndarray or type(a) is Tensor for a in args):
-        leaves.extend(args)
-        specs = tuple(("T", tuple(a.shape), a.ndim, a.dtype.str) for a in args)
-        return ("tuple", (("tuple", specs), ("dict", ())))  # what `_signature` gives
-    if not kwargs and len(args) == 1 and type(args[0]) is tuple and all(
-            type(a) is np.ndarray or type(a) is Tensor or a is None for a in args[0]):
-        items = []  # a Keras step's batch: (x, y, sample_weight), one array each
-        for a in args[0]:
-            if a is None:
-                items.append(("P", "NoneType", None))
-            else:
-                leaves.append(a)
-                items.append(("T", tuple(a.shape), a.ndim, a.dtype.str))
-        return ("tuple", (("tuple", (("tuple", tuple(items)),)), ("dict", ())))
-    return _signature((args, kwargs), leaves)
+    """The cache key of a call (what `_signature` gives); positional arrays / tensors, or
+    one tuple of them (a Keras step's batch `(x, y, sample_weight)`), take a shortcut that
+    appends the arrays themselves to `leaves`."""
+    nested = not kwargs and len(args) == 1 and type(args[0]) is tuple
+    items = args[0] if nested else args
+    arrays, specs = [], []
+    for a in () if kwargs else items:
+        kind = type(a)
+        if kind is Tensor:
+            a = a.value
+        elif kind is not np.ndarray:
+            if a is not None or not nested:
+                return _signature((args, kwargs), leaves)
+            specs.append(("P", "NoneType", None))
+            continue
+        arrays.append(a)
+        specs.append(("T", a.shape, a.ndim, a.dtype.str))
+    if kwargs:
+        return _signature((args, kwargs), leaves)
+    leaves.extend(arrays)
+    if nested:
+        return ("tuple", (("tuple", (("tuple", tuple(specs)),)), ("dict", ())))
+    return ("tuple", (("tuple", tuple(specs)), ("dict", ())))
 
 
 def _signature(value: Any, leaves: list) -> Any:
@@ -473,6 +480,29 @@ def _fill(template: Any, values: list) -> Any:
     if isinstance(template, dict):
         return {k: _fill(x, values) for k, x in template.items()}
     return template
+
+
+def _packer(structure: Any) -> Callable[[list], Any]:
+    """`lambda flat: nest.pack_sequence_as(structure, flat)`, as one generated expression
+    when `structure` is built of plain dicts, lists and tuples (a step's logs)."""
+    counter = iter(range(len(nest.flatten(structure))))
+    try:
+        template = _slotted(structure, counter)
+    except TypeError:  # a namedtuple, a Mapping of another type, unsortable keys
+        return functools.partial(nest.pack_sequence_as, structure)
+    return _record._filler(template)
+
+
+def _slotted(value: Any, counter: Any) -> Any:
+    """`value` with its leaves replaced by `_record._Slot`s numbered in `nest`'s order."""
+    if type(value) is list or type(value) is tuple:
+        return type(value)(_slotted(v, counter) for v in value)
+    if type(value) is dict:
+        slots = {k: _slotted(value[k], counter) for k in sorted(value)}
+        return {k: slots[k] for k in value}
+    if isinstance(value, list | tuple | dict) or nest.is_nested(value):
+        raise TypeError(f"not a plain container: {type(value).__name__}")
+    return _record._Slot(next(counter))
 
 
 def _grad_of(grads: Callable, output: int, source: int, g: np.ndarray, _residuals: Any) -> Any:

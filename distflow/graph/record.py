@@ -273,16 +273,29 @@ def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
     for leaf in nest.flatten(template):
         core.check_not_probe(leaf, f"An argument of {name}")
     inputs = [graph.capture(t) for t in inputs]
+    kernel = _effect_kernel(fn, args, kwargs, template)
+    return graph._add("call", name, inputs, {"function": fn, "template": template,
+                                             "differentiable": False}, kernel, [],
+                      stateful=True)
 
+
+def _effect_kernel(fn: Callable, args: tuple, kwargs: dict, template: Any) -> Callable:
+    """What an effect runs: the function's own kernel for these arguments, if it makes
+    one (`graph_form(specialize=...)`), else the function on the rebuilt arguments."""
+    specialize = getattr(fn, "graph_kernel", None)
+    special = specialize(*args, **kwargs) if specialize is not None else None
+    if special is not None:
+        def run(*values):
+            special(*values)
+            return ()
+        return run
     fill = _filler(template)
 
     def kernel(*values):
         a, k = fill([Tensor._wrap(v) for v in values])
         fn(*a, **k)
         return ()
-    return graph._add("call", name, inputs, {"function": fn, "template": template,
-                                             "differentiable": False}, kernel, [],
-                      stateful=True)
+    return kernel
 
 
 # --------------------------------------------------------------- assigns

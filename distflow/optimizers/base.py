@@ -221,7 +221,8 @@ class Optimizer(OptimizerExtras):
 
     # ------------------------------------------------------------ applying
 
-    @graph_form("effect")  # inside a traced function: an update operation of the graph
+    @graph_form("effect", specialize=lambda self, pairs: _traced_update(self, pairs))
+    # inside a traced function: an update operation of the graph
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> int:
         """Applies one step. Pairs whose gradient is None are skipped, as in Keras.
 
@@ -261,8 +262,7 @@ class Optimizer(OptimizerExtras):
                 _apply_constraints(pairs)
         if self.use_ema:
             self._update_ema([v for _, v in pairs])
-        self._iterations.assign_add(1)
-        return self._step_count()
+        return _count_step(self._iterations)
 
     def _accumulate(self, grads: list[np.ndarray], variables: list[Variable]
                     ) -> list[np.ndarray] | None:
@@ -376,6 +376,45 @@ def _check_ema(momentum: Any, frequency: Any) -> None:
                                   or frequency < 1):
         raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
                          f"Received: ema_overwrite_frequency={frequency!r}")
+
+
+def _plain(optimizer: Optimizer) -> bool:
+    """Whether an update is the rule alone: no clipping, loss scale, accumulation or EMA."""
+    return (optimizer.clipvalue is None and optimizer.clipnorm is None
+            and optimizer.global_clipnorm is None and optimizer.loss_scale_factor is None
+            and not optimizer.gradient_accumulation_steps and not optimizer.use_ema)
+
+
+def _traced_update(optimizer: Optimizer, grads_and_vars: Any) -> Callable | None:
+    """`apply_gradients`' kernel in a traced step, checked once: symbolic gradients of
+    Variables that belong to no strategy, no constraints. Each run takes the rule's path
+    (`_apply_locally`) while the optimizer stays plain and no strategy override is in
+    force, else the general `apply_gradients`. None: the general path every time."""
+    pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+    variables = [v for _, v in pairs]
+    if not pairs or not all(isinstance(v, Variable) and getattr(g, "_symbolic", False)
+                            and getattr(v, "constraint", None) is None for g, v in pairs) \
+            or optimizer._owner_strategy(pairs) is not None:
+        return None
+    cast = [not (g.shape.is_fully_defined() and tuple(g.shape) == v.value.shape
+                 and g.dtype == v.value.dtype) for g, v in pairs]
+
+    def update(*grads: np.ndarray) -> None:
+        if get_apply_override() is not None or not _plain(optimizer):
+            optimizer.apply_gradients(list(zip(grads, variables)))
+            return
+        strategy_stack.check_local_training("`optimizer.apply_gradients`")
+        optimizer._apply_locally([(_as_array(g, v) if c else g, v)
+                                  for g, v, c in zip(grads, variables, cast)])
+        _count_step(optimizer._iterations)
+    return update
+
+
+def _count_step(iterations: Variable) -> int:
+    """`iterations += 1` in place (the optimizer's own int64 counter); the new count."""
+    count = iterations.value
+    np.add(count, 1, out=count)
+    return int(count)
 
 
 def _apply_constraints(pairs: list[tuple[np.ndarray, Variable]]) -> None:

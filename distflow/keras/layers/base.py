@@ -358,7 +358,8 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
                     _set_mask(out, m)
 
     def _convert_one(self, t: Tensor) -> Tensor:
-        if self._autocast_inputs and t.value.dtype.kind == "f" and t.value.dtype != self._np_dtype:
+        dtype = t.array_dtype
+        if self._autocast_inputs and dtype.kind == "f" and dtype != self._np_dtype:
             return ops.cast(t, self._np_dtype)
         return t
 
@@ -384,7 +385,7 @@ class Layer(TrackingMixin, VariablesMixin, ConfigMixin):
         if specs is None:
             return
         if isinstance(inputs, Tensor) and not isinstance(specs, list | tuple):
-            shape = inputs.value.shape
+            shape = inputs.array_shape
             accepted = self.__dict__.get("_accepted_shape")
             if accepted is None or accepted[0] != shape or accepted[1] is not specs:
                 specs.check(shape, self.name, 0)

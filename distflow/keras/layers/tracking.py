@@ -17,6 +17,31 @@ from distflow.tensor import Variable
 __all__ = ["TrackingMixin"]
 
 
+# Attributes of a layer that never hold its sublayers: the tracking lists themselves,
+# the functional graph's nodes and the constructor's arguments (Keras tracks attributes).
+_NO_LAYERS = frozenset(("_tracked_layers", "_inbound_nodes", "_outbound_nodes",
+                        "_auto_config", "_own_trainable", "_own_non_trainable",
+                        "_regularized", "_call_losses"))
+_CONTAINERS = (list, tuple, dict)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _layers_in(value: list | tuple | dict, found: list) -> None:
+    """Appends the layers in a plain list, tuple or dict (nested; dicts in sorted key order,
+    as `nest.flatten` walks them) to `found`."""
+    items = (value[k] for k in sorted(value)) if type(value) is dict else value
+    for v in items:
+        kind = type(v)
+        if kind in _SCALARS:
+            continue
+        if kind in _CONTAINERS:
+            _layers_in(v, found)
+        elif isinstance(v, TrackingMixin):
+            found.append(v)
+        elif isinstance(v, list | tuple | dict):  # a subclass (OrderedDict, namedtuple)
+            found.extend(x for x in _flat(v) if isinstance(x, TrackingMixin))
+
+
 class TrackingMixin:
     """Variable and sublayer tracking of `Layer` (its `weights`, `trainable`, ...)."""
 
@@ -58,11 +83,15 @@ class TrackingMixin:
         found, seen = [], {id(self)}
         candidates = list(self._tracked_layers)
         for key, value in list(self.__dict__.items()):
-            if key in ("_tracked_layers", "_inbound_nodes", "_outbound_nodes"):
+            kind = type(value)
+            if kind in _SCALARS:
                 continue
-            if isinstance(value, TrackingMixin):
+            if kind in _CONTAINERS:
+                if key not in _NO_LAYERS:
+                    _layers_in(value, candidates)
+            elif isinstance(value, TrackingMixin):
                 candidates.append(value)
-            elif isinstance(value, list | tuple | dict):
+            elif isinstance(value, list | tuple | dict) and key not in _NO_LAYERS:
                 candidates.extend(v for v in _flat(value) if isinstance(v, TrackingMixin))
         for layer in candidates:
             if id(layer) not in seen:

@@ -100,7 +100,10 @@ def _samplewise_totals(values: Any, sample_weight: Any = None) -> tuple[float, f
 
 def _result_tensors(metric: Metric, fn: Callable) -> Any:
     """`fn(metric)` (a `result()`) with every value a tensor: what a graph returns."""
-    return nest.map_structure(lambda v: Tensor._wrap(np.asarray(_np(v))), fn(metric))
+    out = fn(metric)
+    if isinstance(out, float):  # the usual one number (a MetricValue)
+        return Tensor._wrap(np.array(float(out)))
+    return nest.map_structure(lambda v: Tensor._wrap(np.asarray(_np(v))), out)
 
 
 def _recorded_result(fn: Callable) -> Callable:

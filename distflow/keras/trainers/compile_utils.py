@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nn, ops
+from distflow import ops, softmax_ops
 from distflow.graph.core import GraphTensor
 from distflow.keras import losses as losses_module
 from distflow.keras import metrics as metrics_module
@@ -64,13 +64,13 @@ def loss_value(fn: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> Tensor:
 
     Keras losses compute with NumPy where they check labels, so a traced step records
     one operation running the loss as it runs eagerly (gradient included); the sparse
-    cross-entropy from logits, a classifier's usual loss, is traced as its ops instead
-    (its label check is a recorded step of its own).
+    cross-entropy from logits, a classifier's usual loss, is traced as one fused op
+    instead (labels checked, cross-entropy, mean: `sparse_softmax_cross_entropy_mean`).
     """
     if isinstance(y_pred, GraphTensor) and _traceable_sparse_ce(fn, y_true, y_pred,
                                                                 sample_weight):
-        values = nn.sparse_softmax_cross_entropy_with_logits(y_true, y_pred)
-        return ops.divide(ops.sum(values), float(max(int(np.prod(y_true.shape)), 1)))
+        # Keras's sum over the batch size: the mean, fused with the op and its label check
+        return softmax_ops.sparse_softmax_cross_entropy_mean(y_true, y_pred)
     return _recorded_loss(fn, y_true, y_pred, sample_weight)
 
 
