@@ -15,6 +15,10 @@ A piece must not depend on another piece of the same call (each writes its own o
 rows); pieces may run in any order and on any thread, so a kernel that sums pieces
 keeps one partial result per piece and adds them in piece order (the same sum
 whatever the thread count).
+
+`matmul` and `one_blas_thread` keep small products from waking BLAS's own threads
+while several are configured: after a threaded call OpenBLAS's idle threads spin for
+about 0.1 s, on the cores the pool needs.
 """
 
 from __future__ import annotations
@@ -41,8 +45,6 @@ _worker = threading.local()
 def blas_functions(action: str) -> list:
     """OpenBLAS's `*_{action}_num_threads` functions in the libraries loaded in this
     process (`action` 'get' or 'set'); empty when there is none."""
-    import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded)
-
     try:
         with open("/proc/self/maps", encoding="utf-8") as f:
             paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
@@ -141,6 +143,7 @@ def _enter() -> None:
 
 
 def _leave() -> None:
+    """Ends one `_enter`; the last one sets BLAS back to the configured count."""
     with _lock:
         _state["active"] -= 1
         if _state["active"] == 0:
@@ -252,7 +255,7 @@ def on_one_blas_thread(fn: Callable, *args: object) -> object:
 OWN_THREADS_PRODUCT = 1 << 24  # multiply-adds from which a product uses BLAS's threads
 
 
-def matmul(a, b):
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b of 2-D arrays. With several threads configured, a product that OpenBLAS
     would thread but that is too small to gain much from it (below OWN_THREADS_PRODUCT)
     runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
