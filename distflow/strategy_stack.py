@@ -10,7 +10,6 @@ stack; what a strategy does lives in `distflow.distribute`.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -116,7 +115,7 @@ def check_local_training(what: str) -> None:
         RuntimeError: in a launcher's worker without the opt-in.
         ValueError: when the opt-in variable is not a boolean (1/0, true/false, ...).
     """
-    if "DISTFLOW_PS_ADDRS" not in os.environ or not process_env.is_set("DISTFLOW_PS_ADDRS") or \
+    if not process_env.is_set("DISTFLOW_PS_ADDRS") or \
             process_env.read("DISTFLOW_ROLE", checked=False) != "worker":
         return
     if process_env.read(_ALLOW_LOCAL):

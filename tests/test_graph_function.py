@@ -501,3 +501,19 @@ def test_outputs_are_packed_as_the_traced_structure_with_python_values_kept():
     again = f(np.array([5.0, 6.0], np.float32))  # the packed second call, no retrace
     np.testing.assert_allclose(again["k"]["b"].numpy(), [5.0, 6.0])
     assert f.experimental_get_tracing_count() == 1
+
+
+def test_apply_gradients_with_keyword_arguments_inside_a_traced_step():
+    v = df.Variable([1.0, 2.0])
+    opt = df.keras.optimizers.SGD(0.5)
+
+    @df.function
+    def step():
+        with df.GradientTape() as tape:
+            loss = df.reduce_sum(v * v)
+        opt.apply_gradients(grads_and_vars=zip(tape.gradient(loss, [v]), [v]))
+
+    step()
+    step()
+    np.testing.assert_allclose(v.numpy(), [0.0, 0.0])  # 1 - 0.5 * 2 * 1 = 0, twice
+    assert int(opt.iterations.numpy()) == 2 and step.experimental_get_tracing_count() == 1

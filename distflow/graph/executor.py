@@ -227,17 +227,21 @@ _VJP_IN_PLACE = {"relu_grad": _relu_grad_in_place}
 _FRESH_VJPS = {"matmul_grad"}
 
 
+def _primitive_of(op: core.Operation) -> Any:
+    return getattr(op, "primitive", None) if op.kind == "primitive" else None
+
+
 def _in_place_kernel(op: core.Operation) -> Any:
     if op.kind == "vjp":
         return _VJP_IN_PLACE.get(op.type)
-    prim = getattr(op, "primitive", None) if op.kind == "primitive" else None
+    prim = _primitive_of(op)
     return prim.in_place if prim is not None and not op.attrs else None
 
 
 def _is_fresh(op: core.Operation) -> bool:
     if op.kind == "vjp":
         return op.type in _FRESH_VJPS
-    prim = getattr(op, "primitive", None) if op.kind == "primitive" else None
+    prim = _primitive_of(op)
     return prim is not None and prim.fresh
 
 

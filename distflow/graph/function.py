@@ -406,10 +406,12 @@ def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
     """The cache key of a call (what `_signature` gives); positional arrays / tensors, or
     one tuple of them (a Keras step's batch `(x, y, sample_weight)`), take a shortcut that
     appends the arrays themselves to `leaves`."""
-    nested = not kwargs and len(args) == 1 and type(args[0]) is tuple
+    if kwargs:
+        return _signature((args, kwargs), leaves)
+    nested = len(args) == 1 and type(args[0]) is tuple
     items = args[0] if nested else args
     arrays, specs = [], []
-    for a in () if kwargs else items:
+    for a in items:
         kind = type(a)
         if kind is Tensor:
             a = a.value
@@ -420,8 +422,6 @@ def _call_key(args: tuple, kwargs: dict, leaves: list) -> Any:
             continue
         arrays.append(a)
         specs.append(("T", a.shape, a.ndim, a.dtype.str))
-    if kwargs:
-        return _signature((args, kwargs), leaves)
     leaves.extend(arrays)
     if nested:
         return ("tuple", (("tuple", (("tuple", tuple(specs)),)), ("dict", ())))

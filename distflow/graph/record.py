@@ -264,10 +264,12 @@ def _probe_call(fn, template, inputs, structure, stateful):
 def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
     """Records `fn(*args, **kwargs)` as a stateful operation with no outputs (an update).
 
-    Iterators among the arguments (`zip(grads, variables)`) are read into lists first.
+    Iterators among the arguments, positional or keyword (`zip(grads, variables)`), are
+    read into lists first.
     """
     graph = building_graph()
     args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
+    kwargs = {k: list(a) if isinstance(a, Iterator) else a for k, a in kwargs.items()}
     inputs: list = []
     template = _template((args, kwargs), inputs)
     for leaf in nest.flatten(template):

@@ -221,8 +221,8 @@ class Optimizer(OptimizerExtras):
 
     # ------------------------------------------------------------ applying
 
-    @graph_form("effect", specialize=lambda self, pairs: _traced_update(self, pairs))
-    # inside a traced function: an update operation of the graph
+    # traced: an update operation of the graph, its kernel made once (`_traced_update`)
+    @graph_form("effect", specialize=lambda *a, **k: _traced_update(*a, **k))
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> int:
         """Applies one step. Pairs whose gradient is None are skipped, as in Keras.
 

@@ -319,10 +319,14 @@ def as_tensors(structure: Any) -> Any:
     """Arrays of a batch wrapped (without copying) as the tensors Keras's steps receive."""
     if structure is None:
         return None
-    if type(structure) is np.ndarray and structure.dtype.kind in "fiub":
-        return Tensor._wrap(structure)  # the usual batch: one array
-    return map_structure(lambda a: Tensor._wrap(a) if isinstance(a, np.ndarray) and
-                         a.dtype.kind in "fiub" else a, structure)  # strings stay arrays
+    if type(structure) is np.ndarray:  # the usual batch: one array
+        return _as_tensor(structure)
+    return map_structure(_as_tensor, structure)
+
+
+def _as_tensor(a: Any) -> Any:
+    """A numeric array as a tensor (no copy); strings and other leaves stay as they are."""
+    return Tensor._wrap(a) if isinstance(a, np.ndarray) and a.dtype.kind in "fiub" else a
 
 
 
