@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from distflow.blas import loaded_libraries
+
 _lock = threading.Lock()
 # "threads": the configured count, read from BLAS once and kept by set_blas_threads
 # (ops ask for it at every call: no ctypes call or lock on that path)
@@ -45,13 +47,8 @@ _worker = threading.local()
 def blas_functions(action: str) -> list:
     """OpenBLAS's `*_{action}_num_threads` functions in the libraries loaded in this
     process (`action` 'get' or 'set'); empty when there is none."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as f:
-            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
-    except OSError:
-        return []
     found = []
-    for path in sorted(paths):
+    for path in loaded_libraries():
         fn = _library_function(path, action)
         if fn is not None:
             found.append(fn)
@@ -261,10 +258,16 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
     threads stay asleep instead of spinning on the cores the pool needs next. Larger
     products use BLAS's own threads (faster than row blocks on the pool, measured)."""
-    if (_state["threads"] or threads()) > 1 and \
-            BLAS_THREADED <= a.shape[0] * a.shape[1] * b.shape[1] < OWN_THREADS_PRODUCT:
-        return on_one_blas_thread(np.matmul, a, b)
-    return a @ b
+    return product(np.matmul, a.shape[0] * a.shape[1] * b.shape[1], a, b)
+
+
+def product(fn: Callable, macs: int, *args: object) -> object:
+    """fn(*args), a matrix product of `macs` multiply-adds, under `matmul`'s rule: BLAS
+    held at one thread from BLAS_THREADED up to OWN_THREADS_PRODUCT when several
+    threads are configured."""
+    if (_state["threads"] or threads()) > 1 and BLAS_THREADED <= macs < OWN_THREADS_PRODUCT:
+        return on_one_blas_thread(fn, *args)
+    return fn(*args)
 
 
 def _after_fork() -> None:

@@ -67,10 +67,11 @@ def graph_form(trigger: str = "symbolic", args: tuple[str, ...] = (),
             optimizer update).
         args: the argument names `trigger` looks at.
         differentiable: whether gradients flow through the recorded call.
-        specialize: for an "effect", called once with the call's arguments when it is
-            recorded; may return a kernel taking the arrays of the call's symbolic
-            inputs (in the order they appear in the arguments) that the graph runs
-            instead of the function (a plan made once for these arguments), or None.
+        specialize: for an "effect" or "stateful" call, called once with the call's
+            arguments when it is recorded; may return a kernel taking the arrays of the
+            call's symbolic inputs (in the order they appear in the arguments) that the
+            graph runs instead of the function (a plan made once for these arguments),
+            or None. A stateful call's kernel returns the tuple of its output arrays.
     """
     def decorate(fn: Callable) -> Callable:
         fn.graph_kernel = specialize

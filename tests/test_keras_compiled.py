@@ -468,3 +468,35 @@ def test_user_code_reading_a_symbolic_value_in_a_traced_function_is_an_error():
 
     with pytest.raises(TypeError, match="symbolic tensor"):
         f(np.array([1.0, 2.0], np.float32))
+
+
+def test_mean_metrics_in_a_traced_function_follow_every_call_and_subclasses_keep_theirs():
+    """A Mean's update by a scalar and its result run as kernels made at trace time; a
+    subclass with its own `update_state` or `result` must still run its own."""
+    class Doubled(keras.metrics.Mean):
+        def result(self):
+            return 2.0 * float(super().result())
+
+    class Squares(keras.metrics.Mean):
+        def update_state(self, values, sample_weight=None):
+            super().update_state(df.square(values), sample_weight)
+
+    def run(step):
+        metrics = [keras.metrics.Mean(), Doubled(), Squares()]
+        out = [step(metrics, df.constant(v), w) for v, w in [(1.5, 3), (-2.0, 1), (4.0, 2)]]
+        for m in metrics:
+            m.reset_state()
+        return out + [step(metrics, df.constant(0.5), 1)]
+
+    def step(metrics, value, weight):
+        for m in metrics:
+            m.update_state(value, sample_weight=weight)
+        return [float(m.result()) for m in metrics]
+
+    traced = df.function(lambda metrics, v, w: [m.result() for m in metrics if
+                                                m.update_state(v, sample_weight=w) or True])
+    eager = run(step)
+    assert eager[0] == [1.5 * 3 / 3, 3.0, 1.5 ** 2]
+    got = run(lambda metrics, v, w: [float(r) for r in traced(metrics, v, w)])
+    np.testing.assert_allclose(got, eager, rtol=1e-12)
+    assert_traced(traced)

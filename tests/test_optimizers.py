@@ -274,3 +274,55 @@ def test_keras_optimizers_module_is_the_same_package():
     assert Adam is opt.Adam
     assert ExponentialDecay is schedules.ExponentialDecay
     assert isinstance(Adam(ExponentialDecay(0.1, 10, 0.5)), opt.Optimizer)
+
+
+def _formula_step(kind, p, g, state, t, hp):
+    """The rules' docstring formulas with NumPy temporaries, in the rules' dtype and
+    operation order: what the in-place, buffer-reusing rules must equal bit for bit."""
+    f, lr = p.dtype.type, p.dtype.type(hp["learning_rate"])
+    if kind == "sgd":
+        p -= lr * g
+    elif kind == "sgd_momentum":
+        vel = state["momentum"]
+        vel *= f(hp["momentum"])
+        vel -= lr * g
+        p += (f(hp["momentum"]) * vel - lr * g) if hp["nesterov"] else vel
+    else:  # adam
+        b1, b2 = hp["beta_1"], hp["beta_2"]
+        state["m"] += (g - state["m"]) * f(1 - b1)
+        state["v"] += (np.square(g) - state["v"]) * f(1 - b2)
+        v = state["v"]
+        if hp["amsgrad"]:
+            np.maximum(state["v_hat"], v, out=state["v_hat"])
+            v = state["v_hat"]
+        alpha = f(hp["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t))
+        p -= alpha * state["m"] / (np.sqrt(v) + f(hp["epsilon"]))
+
+
+@pytest.mark.parametrize("name,kind,hp", [
+    ("sgd", "sgd", {"learning_rate": 0.1}),
+    ("sgd", "sgd_momentum", {"learning_rate": 0.1, "momentum": 0.9}),
+    ("sgd", "sgd_momentum", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("adam", "adam", {"learning_rate": 0.01}),
+    ("adam", "adam", {"learning_rate": 0.01, "amsgrad": True}),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rules_equal_their_formulas_bit_for_bit(name, kind, hp, dtype):
+    """Shapes in turn (a reused buffer of another size in between), a non-contiguous
+    gradient, and the gradient left untouched."""
+    rule = rules.get_rule(name)
+    merged = rule.merge(hp)
+    rng = np.random.default_rng(3)
+    for shape in [(5, 7), (300,), (2, 3, 4), (5, 7)]:
+        p = rng.normal(size=shape).astype(dtype)
+        expected_p, state = p.copy(), rule.init(p, merged)
+        expected_state = {k: s.copy() for k, s in state.items()}
+        for t in range(1, 4):
+            g = rng.normal(size=shape[::-1]).astype(dtype).T  # non-contiguous
+            g_before = g.copy()
+            rule.update_merged(p, g, state, t, merged)
+            _formula_step(kind, expected_p, g_before, expected_state, t, merged)
+            np.testing.assert_array_equal(g, g_before)
+            np.testing.assert_array_equal(p, expected_p)
+            for k in state:
+                np.testing.assert_array_equal(state[k], expected_state[k])

@@ -10,7 +10,9 @@
    parameters and inputs become one;
 4. generates the source of one function: a line `s7, s8 = k3(s1, s5)` per kernel
    call in creation order (a topological order), a `del` after each value's last
-   use so that NumPy can reuse the memory, then `return (...)`.
+   use so that NumPy can reuse the memory, then `return (...)`;
+5. writes in place where a dead input allows it, and folds a plain SGD update into the
+   product computing its gradient (`fold_updates`).
 
 Running the plan is one call of that function: no tape, no dictionaries.
 """
@@ -26,6 +28,7 @@ import numpy as np
 from distflow import ops
 from distflow.errors import InvalidArgumentError
 from distflow.graph import core
+from distflow.graph.fold_updates import folded_steps
 
 _FOLDABLE = ("primitive", "call", "vjp", "call_vjp", "ones_like", "zeros_like", "add_n")
 
@@ -95,8 +98,9 @@ class Plan:
         last_use = _last_uses(steps, self._fetch_names)
         namespace: dict[str, Any] = dict(consts)
         in_place = _in_place_steps(steps, self._fetch_names)
+        folded = self._folded = folded_steps(steps, self._fetch_names, _is_fresh)
         for j, (op, ins, outs) in enumerate(steps):
-            namespace[f"k{j}"] = in_place.get(j, op._kernel)
+            namespace[f"k{j}"] = folded.get(j) or in_place.get(j, op._kernel)
             targets = ", ".join(o if o in last_use else "_" for o in outs) or "_"
             call = f"k{j}({', '.join(ins)})"
             lines.append(f"    {targets}, = {call}" if len(outs) == 1 else
@@ -113,6 +117,11 @@ class Plan:
     def in_place_steps(self) -> int:
         """How many kernel calls write into a dead input's buffer instead of a new one."""
         return len(_in_place_steps(self.steps, self._fetch_names))
+
+    @property
+    def folded_updates(self) -> int:
+        """How many products write their variable's SGD update themselves (`fold_updates`)."""
+        return len(self._folded)
 
     # --------------------------------------------------------------------- run
 

@@ -218,10 +218,12 @@ def record_call(fn: Callable, trigger: str, names: tuple, differentiable: bool,
         specs, probes = probe_specs(_probe_call(fn, template, inputs, structure, stateful),
                                     _has_unknown(inputs))
     state = {"taped": False}
+    kernel = _special_kernel(fn, args, kwargs) if stateful else None
     op = graph._add("call", fn.__name__, inputs,
                     {"function": fn, "template": template, "differentiable": differentiable,
                      "state": state},
-                    _call_kernel(fn, template, state, differentiable), specs, probes=probes,
+                    kernel or _call_kernel(fn, template, state, differentiable), specs,
+                    probes=probes,
                     stateful=stateful, residual=differentiable)
     if "out" not in structure:
         return op.outputs[0]
@@ -281,15 +283,21 @@ def record_effect(fn: Callable, args: tuple, kwargs: dict, name: str) -> Any:
                       stateful=True)
 
 
+def _special_kernel(fn: Callable, args: tuple, kwargs: dict) -> Callable | None:
+    """The kernel `fn` makes for these arguments (`graph_form(specialize=...)`), or None."""
+    specialize = getattr(fn, "graph_kernel", None)
+    return specialize(*args, **kwargs) if specialize is not None else None
+
+
 def _effect_kernel(fn: Callable, args: tuple, kwargs: dict, template: Any) -> Callable:
     """What an effect runs: the function's own kernel for these arguments, if it makes
     one (`graph_form(specialize=...)`), else the function on the rebuilt arguments."""
-    specialize = getattr(fn, "graph_kernel", None)
-    special = specialize(*args, **kwargs) if specialize is not None else None
+    special = _special_kernel(fn, args, kwargs)
     if special is not None:
         def run(*values):
             special(*values)
             return ()
+        run.gradient_fold = getattr(special, "gradient_fold", None)  # see update_fold
         return run
     fill = _filler(template)
 

@@ -25,6 +25,7 @@ from distflow import strategy_stack
 from distflow.optimizers import rules, schedules
 from distflow.optimizers.extras import OptimizerExtras
 from distflow.tensor import GradientTape, Tensor, Variable, graph_form
+from distflow.update_fold import APPLIED, GradientFold
 
 ApplyOverride = Callable[["Optimizer", list], None]
 _overrides: list[ApplyOverride] = []
@@ -389,7 +390,11 @@ def _traced_update(optimizer: Optimizer, grads_and_vars: Any) -> Callable | None
     """`apply_gradients`' kernel in a traced step, checked once: symbolic gradients of
     Variables that belong to no strategy, no constraints. Each run takes the rule's path
     (`_apply_locally`) while the optimizer stays plain and no strategy override is in
-    force, else the general `apply_gradients`. None: the general path every time."""
+    force, else the general `apply_gradients`. None: the general path every time.
+
+    The kernel offers the graph executor to fold plain SGD into the products computing
+    the gradients (`gradient_fold`, see `distflow.update_fold`): a gradient handed over
+    as APPLIED was already subtracted this step."""
     pairs = [(g, v) for g, v in grads_and_vars if g is not None]
     variables = [v for _, v in pairs]
     if not pairs or not all(isinstance(v, Variable) and getattr(g, "_symbolic", False)
@@ -398,16 +403,49 @@ def _traced_update(optimizer: Optimizer, grads_and_vars: Any) -> Callable | None
         return None
     cast = [not (g.shape.is_fully_defined() and tuple(g.shape) == v.value.shape
                  and g.dtype == v.value.dtype) for g, v in pairs]
+    allowed: list = []  # local training checked at the first local run: a launcher's
+    # environment does not change within a process (reading it costs ~15 us a step)
+    folds: list[int] = []  # gradients a plan may hand over as APPLIED
 
     def update(*grads: np.ndarray) -> None:
-        if get_apply_override() is not None or not _plain(optimizer):
+        applied = [i for i in folds if grads[i] is APPLIED]
+        if not applied and (get_apply_override() is not None or not _plain(optimizer)):
             optimizer.apply_gradients(list(zip(grads, variables)))
             return
-        strategy_stack.check_local_training("`optimizer.apply_gradients`")
+        _allow_local(allowed)
+        for i in applied:  # their (empty) slots, as an unfolded step makes them
+            optimizer._slots.setdefault(variables[i].name, {})
         optimizer._apply_locally([(_as_array(g, v) if c else g, v)
-                                  for g, v, c in zip(grads, variables, cast)])
+                                  for g, v, c in zip(grads, variables, cast)
+                                  if g is not APPLIED])
         _count_step(optimizer._iterations)
+
+    def gradient_fold(i: int) -> GradientFold | None:
+        if cast[i] or optimizer.rule.name != "sgd" or \
+                type(optimizer)._apply_locally is not Optimizer._apply_locally:
+            return None
+        folds.append(i)
+        return GradientFold(variables[i], lambda: _sgd_factor(optimizer, variables[i],
+                                                              allowed))
+    update.gradient_fold = gradient_fold
     return update
+
+
+def _sgd_factor(optimizer: Optimizer, variable: Variable, allowed: list) -> float | None:
+    """-lr when this step's update of `variable` is plain SGD (`variable -= lr * grad`,
+    `rules._sgd` without momentum or weight decay), else None."""
+    if get_apply_override() is not None or not _plain(optimizer) or \
+            optimizer.hyper.get("momentum") or optimizer.weight_decay:
+        return None
+    _allow_local(allowed)
+    return -float(variable.value.dtype.type(optimizer._current_learning_rate()))
+
+
+def _allow_local(allowed: list) -> None:
+    """`check_local_training` once per traced update (`allowed` remembers it passed)."""
+    if not allowed:
+        strategy_stack.check_local_training("`optimizer.apply_gradients`")
+        allowed.append(True)
 
 
 def _count_step(iterations: Variable) -> int:

@@ -106,6 +106,9 @@ def _result_tensors(metric: Metric, fn: Callable) -> Any:
     return nest.map_structure(lambda v: Tensor._wrap(np.asarray(_np(v))), out)
 
 
+_result_tensors.graph_kernel = lambda metric, fn: metric._result_kernel(fn)
+
+
 def _recorded_result(fn: Callable) -> Callable:
     """`result` that, while a traced step is built, becomes a stateful graph operation
     reading the metric's state when the graph runs (after the updates recorded before)."""
@@ -123,7 +126,8 @@ def _recorded_result(fn: Callable) -> Callable:
 def _recorded_update(fn: Callable) -> Callable:
     """`update_state` that, while a traced step is built, becomes a stateful graph
     operation running it on the step's arrays whenever the graph runs."""
-    wrapped = graph_form("effect")(fn)
+    wrapped = graph_form("effect", specialize=lambda self, *a, **k: self._update_kernel(
+        fn, *a, **k))(fn)
     wrapped._graph_recorded = True
     return wrapped
 
@@ -166,6 +170,17 @@ class Metric:
     def result(self) -> Any:
         """The metric's value over everything accumulated since the last reset."""
         raise NotImplementedError(f"{type(self).__name__} must implement result().")
+
+    def _update_kernel(self, fn: Callable, *args: Any, **kwargs: Any) -> Callable | None:
+        """A traced step's kernel for `fn(self, *args, **kwargs)` (this class's own
+        `update_state`), taking the arrays of the symbolic arguments; None: the graph
+        runs `fn` on the rebuilt arguments."""
+        return None
+
+    def _result_kernel(self, fn: Callable) -> Callable | None:
+        """A traced step's kernel for `fn(self)` (this class's own `result`) returning
+        its value as a tuple of arrays; None: the graph runs `fn`."""
+        return None
 
     def reset_state(self) -> None:
         """Clears the accumulated state (variables from `add_weight` return to their start)."""

@@ -39,6 +39,35 @@ class Mean(Metric):
         """total / count (0 before any update)."""
         return MetricValue(self.total / self.count if self.count else 0.0)
 
+    def _update_kernel(self, fn: Callable, values: Any = None, sample_weight: Any = None,
+                       *rest: Any, **kwargs: Any) -> Callable | None:
+        """A loss tracker's update in a traced step, `values` one symbolic float scalar
+        and `sample_weight` a number or None: the two additions `update_state` makes."""
+        if fn is not _MEAN_UPDATE or rest or kwargs or not _symbolic_scalar(values) or \
+                not (sample_weight is None or type(sample_weight) in (int, float)):
+            return None
+        weight = 1.0 if sample_weight is None else float(sample_weight)
+
+        def update(value: np.ndarray) -> None:
+            self.total += float(value) * weight
+            self.count += weight
+        return update
+
+    def _result_kernel(self, fn: Callable) -> Callable | None:
+        """`result()` in a traced step as one array (what the recorded call returns)."""
+        if fn is not _MEAN_RESULT:
+            return None
+        return lambda: (np.array(float(self.total / self.count) if self.count else 0.0),)
+
+
+_MEAN_UPDATE, _MEAN_RESULT = Mean.update_state.__wrapped__, Mean.result.__wrapped__
+
+
+def _symbolic_scalar(values: Any) -> bool:
+    """Whether `values` is a graph tensor of one float (a loss) while a step is traced."""
+    return bool(getattr(values, "_symbolic", False)) and values.shape.rank == 0 \
+        and np.dtype(values.dtype).kind == "f"
+
 
 class Sum(Metric):
     """Weighted sum of the values passed to `update_state(values, sample_weight=None)`."""
