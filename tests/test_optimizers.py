@@ -326,3 +326,35 @@ def test_rules_equal_their_formulas_bit_for_bit(name, kind, hp, dtype):
             np.testing.assert_array_equal(p, expected_p)
             for k in state:
                 np.testing.assert_array_equal(state[k], expected_state[k])
+
+
+_ELEMENTWISE = {"sgd": opt.SGD, "adam": opt.Adam, "adamw": opt.AdamW, "rmsprop": opt.RMSprop,
+                "adagrad": opt.Adagrad, "nadam": opt.Nadam, "adamax": opt.Adamax,
+                "adadelta": opt.Adadelta, "ftrl": opt.Ftrl, "lion": opt.Lion}
+
+
+def test_every_elementwise_rule_is_in_the_chunk_test():
+    assert set(_ELEMENTWISE) | {"schedulefreeadamw"} == {
+        n for n in rules.names() if rules.get_rule(n).elementwise}
+
+
+@pytest.mark.parametrize("name", sorted(_ELEMENTWISE))
+def test_a_large_variable_is_updated_in_chunks_with_the_numbers_of_one_call(name):
+    """Optimizers update variables over UPDATE_CHUNK elements slice by slice (their
+    temporaries stay in the cache): bit for bit what one call of the rule gives, also
+    for a transposed (not C-contiguous) variable and a float64 one."""
+    rule = rules.get_rule(name)
+    rng = np.random.default_rng(11)
+    for shape, dtype, transpose in [((rules.UPDATE_CHUNK + 37, 3), "float32", False),
+                                    ((3, rules.UPDATE_CHUNK + 5), "float32", True),
+                                    ((2 * rules.UPDATE_CHUNK + 1,), "float64", False)]:
+        start = rng.normal(size=shape).astype(dtype)
+        w = df.Variable(start.T if transpose else start)
+        optimizer = _ELEMENTWISE[name](0.01)
+        param, state = w.numpy().copy(), {}
+        merged = rule.merge(optimizer.hyperparameters())
+        for t in range(1, 4):
+            g = rng.normal(size=param.shape).astype(dtype)
+            optimizer.apply_gradients([(g, w)])
+            rule.update_merged(param, g, state, t, merged)
+            np.testing.assert_array_equal(w.numpy(), param)

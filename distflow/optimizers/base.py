@@ -320,9 +320,9 @@ class Optimizer(OptimizerExtras):
             state = self._slots.get(var.name)
             if state is None:
                 state = self._slots[var.name] = self.rule.init(var.value, hp)
-            self.rule.update_merged(var.value, grad, state, step,
-                                    no_decay if no_decay is merged or
-                                    not self._use_weight_decay(var) else merged)
+            rules.update_in_chunks(self.rule, var.value, [_flat(grad, var.value)], state, step,
+                                   no_decay if no_decay is merged or
+                                   not self._use_weight_decay(var) else merged)
 
     def hyperparameters(self) -> dict:
         """The plain dict the rule gets (learning rate evaluated for this step)."""
@@ -446,6 +446,13 @@ def _allow_local(allowed: list) -> None:
     if not allowed:
         strategy_stack.check_local_training("`optimizer.apply_gradients`")
         allowed.append(True)
+
+
+def _flat(grad: np.ndarray, param: np.ndarray) -> np.ndarray:
+    """The gradient as the one flat piece `rules.update_in_chunks` takes; one that cannot
+    be flattened without a copy goes as it is (one call)."""
+    return grad.reshape(-1) if grad.shape == param.shape and grad.flags.c_contiguous \
+        else grad
 
 
 def _count_step(iterations: Variable) -> int:

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from distflow.workspace import scratch
+
 State = dict[str, np.ndarray]
+UPDATE_CHUNK = 64 * 1024  # elements per rule call on large tensors (fits the L2 cache)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,44 @@ class Rule:
         if decay:
             param -= param * param.dtype.type(merged["learning_rate"] * decay)
         self.step(param, grad, state, step, merged)
+
+
+def update_in_chunks(rule: Rule, param: np.ndarray, pieces: list[np.ndarray], state: State,
+                     step: int, merged: Mapping[str, Any]) -> None:
+    """`rule.update_merged` on one array in cache-sized chunks (UPDATE_CHUNK elements).
+
+    An elementwise rule gives the same numbers on consecutive slices as in one call,
+    while its temporaries stay in the CPU cache instead of making extra passes over
+    main memory. The gradient is given as flat consecutive `pieces` (a parameter
+    server's frames, so a large gradient is never joined; one piece locally); one piece
+    that is small, not flat, or meets a non-contiguous parameter or slot, or a rule that
+    is not elementwise, is one call.
+    """
+    for slot in rule.slots(merged):  # made whole first: chunks must not create them
+        if slot not in state:
+            state[slot] = _new_slot(slot, param, merged)
+    if len(pieces) == 1 and (pieces[0].size <= UPDATE_CHUNK or not rule.elementwise
+                             or pieces[0].ndim != 1 or not all(
+                                 a.flags.c_contiguous for a in (param, *state.values()))):
+        rule.update_merged(param, pieces[0].reshape(param.shape), state, step, merged)
+        return
+    flat, flat_slots = param.reshape(-1), {k: v.reshape(-1) for k, v in state.items()}
+    offset = 0
+    for piece in pieces:
+        for start in range(0, piece.size, UPDATE_CHUNK):
+            stop = min(start + UPDATE_CHUNK, piece.size)
+            a, b = offset + start, offset + stop
+            rule.update_merged(flat[a:b], piece[start:stop],
+                               {k: v[a:b] for k, v in flat_slots.items()}, step, merged)
+        offset += piece.size
+
+
+def _temp(slot: str, like: np.ndarray, dtype: Any) -> np.ndarray | None:
+    """A reused per-thread buffer shaped as `like` for the rules' temporary `slot` (up to
+    UPDATE_CHUNK elements), else None: the operation then allocates its result."""
+    if like.size > UPDATE_CHUNK:
+        return None
+    return scratch(f"rules/{slot}", like.shape, dtype)
 
 
 def _new_slot(slot: str, param: np.ndarray, hp: Mapping[str, Any]) -> np.ndarray:
@@ -113,13 +154,22 @@ def _adam(param, grad, state, step, hp) -> None:
     b1, b2, t = hp["beta_1"], hp["beta_2"], step
     f = param.dtype.type
     m, v = state["m"], state["v"]
-    m += (grad - m) * f(1 - b1)
-    v += (np.square(grad) - v) * f(1 - b2)
+    delta = np.subtract(grad, m, out=_temp("a", m, np.result_type(grad, m)))
+    delta *= f(1 - b1)
+    m += delta
+    delta = np.square(grad, out=_temp("a", v, np.result_type(grad, v)))
+    delta -= v
+    delta *= f(1 - b2)
+    v += delta
     if hp["amsgrad"]:
         np.maximum(state["v_hat"], v, out=state["v_hat"])
         v = state["v_hat"]
     alpha = f(hp["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-    param -= alpha * m / (np.sqrt(v) + f(hp["epsilon"]))
+    step_ = np.multiply(m, alpha, out=_temp("a", m, np.result_type(m, alpha)))
+    root = np.sqrt(v, out=_temp("b", v, v.dtype))
+    root += f(hp["epsilon"])
+    step_ /= root
+    param -= step_
 
 
 def _rmsprop(param, grad, state, step, hp) -> None:

@@ -27,10 +27,11 @@ from distflow.distribute.cache import LRU
 from distflow.distribute.packed import PackedStore
 from distflow.distribute.server.config import DEFAULT_MODE
 from distflow.distribute.server.errors import Reject
+from distflow.optimizers import rules
+from distflow.optimizers.rules import UPDATE_CHUNK  # noqa: F401 - the chunk size, for tests
 
 log = logging.getLogger("distflow.ps")
 
-UPDATE_CHUNK = 64 * 1024  # elements per rule call on large tensors (fits the L2 cache)
 _KEPT_LAYOUTS = 256  # spec lists remembered as checked (`check_layout`)
 
 
@@ -375,27 +376,8 @@ def _other_run_message(path: Path, run: str, ours: str, named: bool) -> str:
 
 def _update_array(rule: Any, param: np.ndarray, slots: dict[str, np.ndarray],
                   pieces: list[np.ndarray], step: int, hp: dict) -> None:
-    """One rule step on one array, in cache-sized chunks.
-
-    The rules are elementwise, so running them on consecutive slices gives
-    the same numbers as one call, while their temporaries stay in the CPU
-    cache instead of making extra passes over main memory (and a large
-    gradient is never joined from its frames).
-    """
-    if len(pieces) == 1 and pieces[0].size <= UPDATE_CHUNK:
-        rule.update(param, pieces[0].reshape(param.shape), slots, step, hp)
-        return
-    if not set(rule.slots({**rule.defaults, **hp})) <= slots.keys():  # normally complete
-        slots.update({k: v for k, v in rule.init(param, hp).items() if k not in slots})
-    flat, flat_slots = param.reshape(-1), {k: v.reshape(-1) for k, v in slots.items()}
-    offset = 0
-    for piece in pieces:
-        for start in range(0, piece.size, UPDATE_CHUNK):
-            stop = min(start + UPDATE_CHUNK, piece.size)
-            a, b = offset + start, offset + stop
-            rule.update(flat[a:b], piece[start:stop],
-                        {k: v[a:b] for k, v in flat_slots.items()}, step, hp)
-        offset += piece.size
+    """One rule step on one array, in cache-sized chunks (`rules.update_in_chunks`)."""
+    rules.update_in_chunks(rule, param, pieces, slots, step, rule.merge(hp))
 
 
 class InFlight:
