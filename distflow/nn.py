@@ -589,10 +589,12 @@ avg_pool = avg_pool2d
 # ----------------------------------------------------- dropout, normalisation
 
 
-@graph_form("stateful", ("x",))  # in a graph: a fresh mask every run
 def dropout(x: Any, rate: float, noise_shape: Any = None, seed: int | None = None,
             rng: np.random.Generator | None = None) -> Tensor:
     """Zeroes elements with probability `rate` and scales the rest by 1 / (1 - rate).
+
+    In a graph the mask is drawn afresh at every run; without `noise_shape` it is its
+    own operation and the product an ordinary `multiply` (its gradient `g * mask`).
 
     Args:
         x: input tensor.
@@ -606,12 +608,30 @@ def dropout(x: Any, rate: float, noise_shape: Any = None, seed: int | None = Non
         raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
     if rate == 0:
         return x
+    if noise_shape is None:
+        return ops.multiply(x, _keep_mask(x, float(rate), seed, rng))
+    return _dropout_broadcast(x, float(rate), tuple(noise_shape), seed, rng)
+
+
+@graph_form("stateful", ("x",), differentiable=False)  # a fresh mask every run, x's shape
+def _keep_mask(x: Tensor, rate: float, seed: int | None, rng: Any) -> Tensor:
+    """`dropout`'s scaled keep mask for `x`: 1 / (1 - rate) where kept, 0 where dropped."""
+    return Tensor._wrap(_mask(_t(x).shape, x.dtype, rate, seed, rng))
+
+
+@graph_form("stateful", ("x",))  # in a graph: a fresh mask every run
+def _dropout_broadcast(x: Any, rate: float, noise_shape: tuple, seed: int | None,
+                       rng: Any) -> Tensor:
+    """`dropout` with a mask of `noise_shape` broadcast against `x`."""
+    return ops.multiply(x, Tensor._wrap(_mask(noise_shape, _t(x).dtype, rate, seed, rng)))
+
+
+def _mask(shape: tuple, dtype: Any, rate: float, seed: int | None, rng: Any) -> np.ndarray:
     if rng is None:
         rng = np.random.default_rng(seed) if seed is not None else random.get_global_generator()
-    shape = x.shape if noise_shape is None else tuple(noise_shape)
-    keep = (rng.random(shape, dtype=np.float32) >= rate).astype(x.dtype)
+    keep = (rng.random(shape, dtype=np.float32) >= rate).astype(dtype)
     keep *= 1.0 / (1.0 - rate)
-    return ops.multiply(x, Tensor._wrap(keep))
+    return keep
 
 
 def moments(x: Any, axes: Any, keepdims: bool = False) -> tuple[Tensor, Tensor]:

@@ -500,3 +500,18 @@ def test_mean_metrics_in_a_traced_function_follow_every_call_and_subclasses_keep
     got = run(lambda metrics, v, w: [float(r) for r in traced(metrics, v, w)])
     np.testing.assert_allclose(got, eager, rtol=1e-12)
     assert_traced(traced)
+
+
+def test_dropout_in_a_compiled_step_is_a_mask_and_a_multiply_with_its_own_gradient():
+    """The mask is drawn by its own stateful operation at every step; the product and
+    its gradient are ordinary graph operations (no host call re-run under a tape)."""
+    def make():
+        return keras.Sequential([keras.Input((8,)), layers.Dense(16, activation="relu"),
+                                 layers.Dropout(0.4), layers.Dense(3)])
+    (eager, compiled), histories = fit_both(make, X, Y, batch_size=20, epochs=2)
+    (concrete,) = compiled.train_function.concrete_functions()
+    kinds = [(op.kind, op.type) for op, _, _ in concrete._plan.steps]
+    assert ("call", "_keep_mask") in kinds and ("primitive", "multiply") in kinds
+    assert not [k for k in kinds if k[0] == "call_vjp"]
+    assert_same_weights(eager, compiled)
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-5)
