@@ -515,3 +515,34 @@ def test_dropout_in_a_compiled_step_is_a_mask_and_a_multiply_with_its_own_gradie
     assert not [k for k in kinds if k[0] == "call_vjp"]
     assert_same_weights(eager, compiled)
     np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-5)
+
+
+def test_compiled_metrics_made_at_trace_time_log_what_eager_metrics_log():
+    """The compiled metrics' update and result run as kernels made at trace time when
+    every metric has one: the logs must match eager ones name by name (names that sort
+    in another order than compiled; a metric function returning one value per timestep;
+    sample weights, which take the general path)."""
+    def per_step(y_true, y_pred):  # (batch, 2): Mean averages each sample's values
+        hit = np.argmax(df.convert_to_tensor(y_pred).numpy(), -1) == np.ravel(y_true)
+        return np.stack([hit, ~hit], axis=1).astype("float64")
+
+    def metrics():
+        return ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="a_top2"),
+                keras.metrics.MeanMetricWrapper(per_step, name="half")]
+
+    weights = np.linspace(0.5, 1.5, len(X)).astype("float32")
+    for fit_kw in ({}, {"sample_weight": weights}):
+        histories = []
+        for eager in (True, False):
+            model = build(mlp, eager)
+            model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=metrics(), weighted_metrics=["accuracy"] if fit_kw else None,
+                          run_eagerly=eager)
+            histories.append(model.fit(X, Y, batch_size=20, epochs=2, verbose=0,
+                                       shuffle=False, **fit_kw).history)
+            if not eager:
+                assert_traced(model.train_function, traces=1)
+        assert set(histories[0]) == set(histories[1])
+        for key in histories[0]:
+            np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-6)
+        assert histories[0]["half"] == [0.5, 0.5]

@@ -111,6 +111,26 @@ class MeanMetricWrapper(Mean):
         """Adds the per-sample values of one batch."""
         Mean.update_state(self, self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
 
+    def _update_kernel(self, fn: Callable, y_true: Any = None, y_pred: Any = None,
+                       sample_weight: Any = None, *rest: Any, **kwargs: Any
+                       ) -> Callable | None:
+        """In a traced step, unweighted, one symbolic label and prediction tensor: the
+        function on the arrays and its per-sample values added up as `Mean` adds them
+        (values of another rank take `Mean.update_state` itself)."""
+        if fn is not _WRAPPER_UPDATE or rest or kwargs or sample_weight is not None or not (
+                getattr(y_true, "_symbolic", False) and getattr(y_pred, "_symbolic", False)):
+            return None
+        mean_update = _MEAN_UPDATE
+
+        def update(labels: np.ndarray, predictions: np.ndarray) -> None:
+            values = np.asarray(self._fn(labels, predictions, **self._fn_kwargs), np.float64)
+            if values.ndim != 1:
+                mean_update(self, values)
+                return
+            self.total += float(values.sum())
+            self.count += float(values.shape[0])
+        return update
+
     def get_config(self) -> dict[str, Any]:
         """Name, dtype and the function's keyword arguments."""
         config = {**super().get_config(), **self._fn_kwargs}
@@ -126,3 +146,6 @@ class MeanMetricWrapper(Mean):
             fn = config.pop("fn")
             return cls(_function_by_name(fn, {}) if isinstance(fn, str) else fn, **config)
         return cls(**config)
+
+
+_WRAPPER_UPDATE = MeanMetricWrapper.update_state.__wrapped__

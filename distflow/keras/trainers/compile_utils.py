@@ -9,6 +9,7 @@ Keras 3's `compile_metrics`, whose result is a dict of their values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -256,6 +257,35 @@ class CompileMetrics(metrics_module.Metric):
         return {name: m.result() for name, (_, m, _) in zip(self._owner.log_names,
                                                              self._owner.metrics)}
 
+    def _update_kernel(self, fn: Callable, y_true: Any = None, y_pred: Any = None,
+                       sample_weight: Any = None, *rest: Any, **kwargs: Any
+                       ) -> Callable | None:
+        """In a traced step with one output and no sample weights: every compiled
+        metric's own kernel on the label and prediction arrays, when each has one."""
+        if fn is not _CONTAINER_UPDATE or rest or kwargs or sample_weight is not None or \
+                len(self._owner.names or ()) != 1 or not self._owner.metrics:
+            return None
+        kernels = [m._update_kernel(_own(type(m), "update_state"), y_true, y_pred)
+                   for m in self.metrics]
+        if any(k is None for k in kernels):
+            return None
+
+        def update(labels: np.ndarray, predictions: np.ndarray) -> None:
+            for kernel in kernels:
+                kernel(labels, predictions)
+        return update
+
+    def _result_kernel(self, fn: Callable) -> Callable | None:
+        """`result()`'s dict as the arrays of the metrics' own result kernels, in the
+        order of its flattening (sorted names), when each has one."""
+        if fn is not _CONTAINER_RESULT:
+            return None
+        named = sorted(zip(self._owner.log_names, self.metrics), key=lambda p: p[0])
+        kernels = [m._result_kernel(_own(type(m), "result")) for _, m in named]
+        if any(k is None for k in kernels):
+            return None
+        return lambda: tuple(value for kernel in kernels for value in kernel())
+
     def reset_state(self) -> None:
         """Resets every compiled metric."""
         for metric in self.metrics if hasattr(self, "_owner") else []:
@@ -263,3 +293,13 @@ class CompileMetrics(metrics_module.Metric):
 
 
 # =========================================================================== Model
+
+
+def _own(cls: type, method: str) -> Callable | None:
+    """The function a metric class runs for `method` (under its recording wrapper)."""
+    bound = getattr(cls, method, None)
+    return getattr(bound, "__wrapped__", bound)
+
+
+_CONTAINER_UPDATE = _own(CompileMetrics, "update_state")
+_CONTAINER_RESULT = _own(CompileMetrics, "result")
