@@ -33,17 +33,27 @@ from distflow.primitive import defop
 from distflow.tensor import Tensor
 from distflow.workspace import scratch
 
-CHUNKS = 4  # pieces per call, whatever the thread count: two per thread with two
+CHUNKS = 4  # pieces per call at least, whatever the thread count (two per thread with two)
+CHUNK_BYTES = 1 << 20  # conv output bytes per piece at most, where that needs more pieces
+
+
+def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
+    """The batch ranges one call's pieces cover: at least CHUNKS, enough that each
+    holds at most CHUNK_BYTES of conv output (while in cache), an even count (two
+    threads get equal shares), never depending on the thread count (sums over pieces
+    keep one order). Few on purpose: a piece made of many short NumPy calls takes
+    turns with the other thread on the GIL instead of running beside it."""
+    count = max(CHUNKS, -(-n * image_bytes // CHUNK_BYTES))
+    return intra_op.split(n, count + count % 2)
 
 
 def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> dict:
     """Shapes and batch ranges of one call: the conv's (oh, ow), pads, the pooled
-    (ph, pw); `chunks`, the pieces (CHUNKS of them: few, so that each NumPy call in a
-    piece is long enough for two threads to run it concurrently, not in turns on the
-    GIL), and per chunk its `slices` (about 1 MB of patches each, for the products)."""
-    kh, kw, cin, _ = w.shape
+    (ph, pw); `chunks`, the pieces, and per chunk its `slices` (about 1 MB of patches
+    each, for the products; `first_slice`: each chunk's first slice's index)."""
+    kh, kw, cin, cout = w.shape
     oh, ow, pad_h, pad_w = nn._geometry(x.shape, kh, kw, strides, dilations, mode)
-    chunks = intra_op.split(x.shape[0], CHUNKS)
+    chunks = _chunks(x.shape[0], oh * ow * cout * x.itemsize)
     patch_bytes = oh * ow * kh * kw * cin * x.itemsize
     slices = [[(c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes)]
               for c0, c1 in chunks]
@@ -86,20 +96,10 @@ def _pool_slice(y: np.ndarray, pooled: np.ndarray, mask: np.ndarray, geo: dict) 
 
 
 def _window_max(y: np.ndarray, pooled: np.ndarray, geo: dict) -> None:
-    """pooled = max over y's tiling windows: the window's rows first, over whole
-    contiguous image rows when y is (long inner loops), then its columns."""
-    (kh, kw), (ph, pw) = geo["pool"], geo["pooled_hw"]
-    b, c = y.shape[0], y.shape[3]
-    if y.flags.c_contiguous:
-        rows = y.reshape(b, ph, kh, -1)
-        tops = scratch("pool_rows", rows[:, :, 0].shape, y.dtype)
-        np.copyto(tops, rows[:, :, 0])
-        for i in range(1, kh):
-            np.maximum(tops, rows[:, :, i], out=tops)
-        y, kh = tops.reshape(b, ph, pw * kw, c), 1
-    blocks = nn._blocks(y, kh, kw, (ph, pw))
+    """pooled = max over y's tiling windows, kh*kw - 1 passes (no reduction)."""
+    blocks = nn._blocks(y, *geo["pool"], geo["pooled_hw"])
     np.copyto(pooled, blocks[0, 0])
-    for i, j in nn._offsets(kh, kw)[1:]:
+    for i, j in nn._offsets(*geo["pool"])[1:]:
         np.maximum(pooled, blocks[i, j], out=pooled)
 
 
