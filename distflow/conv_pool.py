@@ -4,12 +4,12 @@ The example CNN's `Conv2D(activation='relu')` followed by `MaxPooling2D()` spend
 most of its step outside the matrix products when run as two ops: the full-size ReLU
 output is written, read back by the pooling, and in the backward pass the pooling's
 one-hot gradient is written full size, read back by the ReLU's mask and again by the
-kernel and bias gradients. Here every batch slice of the convolution (`nn._slices`)
-goes through the whole chain while it is in cache: product, bias, ReLU, pooling, and
-the window's first maximum recorded as a one-hot mask that already carries the ReLU's
-derivative; the convolution's output never exists full size. The backward pass, per
-slice: the mask times the pooled gradient, then that slice's kernel, bias and input
-gradients, in one region on the intra-op threads.
+kernel and bias gradients. Here each batch chunk (about 1 MB of conv output) goes
+through the whole chain while it is in cache: products, bias, pooling, a one-hot mask
+of each window's first maximum that already carries the ReLU's derivative, then the
+ReLU on the pooled quarter (it commutes with max); the conv output never exists full
+size. The backward pass, per chunk: the mask times the pooled gradient, then the
+chunk's kernel, bias and input gradients, in one region on the intra-op threads.
 
 The values are those of `nn.fused_conv2d(..., activation='relu')` then
 `nn.max_pool2d(..., pool, pool, 'VALID')`, and so are the gradients (the ReLU folds
@@ -85,14 +85,17 @@ def _mask_of(masks: np.ndarray, geo: dict, b0: int, b1: int, c: int) -> np.ndarr
 
 
 def _pool_slice(y: np.ndarray, pooled: np.ndarray, mask: np.ndarray, geo: dict) -> None:
-    """pooled = max over y's tiling windows; mask = each window's first maximum,
-    where that maximum is positive (the ReLU's derivative folded in)."""
+    """pooled = ReLU of the max over the tiling windows of y (the conv + bias: ReLU
+    commutes with max, so it runs on the pooled quarter); mask = each window's first
+    maximum, where that maximum is positive (the ReLU's derivative folded in: among
+    positive values ReLU is the identity, so its first maximum is y's)."""
     _window_max(_covered(y, geo), pooled, geo)
     blocks = nn._blocks(_covered(y, geo), *geo["pool"], geo["pooled_hw"])
     np.equal(blocks, pooled, out=mask)
     nn._first_hits(mask.reshape(math.prod(geo["pool"]), -1))
     positive = np.greater(pooled, 0, out=scratch("pool_positive", pooled.shape, bool))
     np.logical_and(mask, positive, out=mask)
+    ops.rectify(pooled, out=pooled)
 
 
 def _window_max(y: np.ndarray, pooled: np.ndarray, geo: dict) -> None:
@@ -120,7 +123,6 @@ def _forward(x, w, b, strides, dilations, mode, pool):
                       out=y[b0 - c0:b1 - c0].reshape(-1, cout))
         image_rows = y.reshape(-1, bias_row.size)
         np.add(image_rows, bias_row, out=image_rows)
-        ops.rectify(y, out=y)
         _pool_slice(y, out[c0:c1], _mask_of(masks, geo, c0, c1, cout), geo)
     intra_op.parallel_for(len(geo["chunks"]), piece)
     return out, [x, w, geo, kept, masks, None]
