@@ -209,15 +209,18 @@ def _pointwise(x: np.ndarray, w: np.ndarray, strides, pads) -> np.ndarray | None
     return x[:, ::strides[0], ::strides[1]] if strides != (1, 1) else x
 
 
-def _correlate(x, w, strides, dilations, pads, kept=None, epilogue=None) -> np.ndarray:
+def _correlate(x, w, strides, dilations, pads, kept=None, epilogue=None,
+               out=None) -> np.ndarray:
     """Cross-correlation of NHWC x with HWIO w, explicit ((top, bottom), (left, right))
     pads, batch slice by batch slice on the intra-op threads. `kept`: a fresh patch
     array (`_patch_shape`) for the whole batch to fill and keep, else per-thread scratch.
     `epilogue(rows)`: applied in place to each slice's (pixels, cout) output rows right
-    after its product (while they are in cache)."""
+    after its product (while they are in cache). `out`: a C-contiguous array of the
+    result's shape and dtype to write (else a new one)."""
     kh, kw, c, cout = w.shape
     oh, ow = _out_hw(x.shape, kh, kw, strides, dilations, pads)
-    out = np.empty((x.shape[0], oh, ow, cout), np.result_type(x.dtype, w.dtype))
+    if out is None:
+        out = np.empty((x.shape[0], oh, ow, cout), np.result_type(x.dtype, w.dtype))
     rows = _pointwise(x, w, strides, pads)
     w2 = w.reshape(-1, cout)
     if rows is not None:
@@ -271,16 +274,21 @@ def _ordered_sum(parts: np.ndarray) -> np.ndarray:
     return total
 
 
-def _input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:
-    """dL/dx. Stride 1: correlate g, padded to 'full', with the flipped transposed kernel
-    (a GEMM with few output columns when x has few channels: then the scatter is cheaper)."""
+def _input_grad(g, w, xshape, strides, dilations, pads, out=None) -> np.ndarray:
+    """dL/dx (into `out` if given, C-contiguous). Stride 1: correlate g, padded to
+    'full', with the flipped transposed kernel (a GEMM with few output columns when x
+    has few channels: then the scatter is cheaper)."""
     if strides != (1, 1) or w.shape[2] < 8:
-        return _scatter_input_grad(g, w, xshape, strides, dilations, pads)
+        dx = _scatter_input_grad(g, w, xshape, strides, dilations, pads)
+        if out is None:
+            return dx
+        np.copyto(out, dx)
+        return out
     full = tuple(((k - 1) * d - p[0], size - o + p[0])  # the output is x's size again
                  for k, d, p, size, o in zip(w.shape[:2], dilations, pads, xshape[1:3],
                                              g.shape[1:3]))
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    return _correlate(g, flipped, (1, 1), dilations, full)
+    return _correlate(g, flipped, (1, 1), dilations, full, out=out)
 
 
 def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:

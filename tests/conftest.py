@@ -1,5 +1,5 @@
 """Test-wide settings: child processes run single-threaded BLAS so that
-multi-process tests do not oversubscribe the two cores."""
+multi-process tests do not oversubscribe the two cores. Shared fixtures."""
 
 import os
 
@@ -26,3 +26,16 @@ def servers():
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture(params=["kept_patches", "one_slice", "many_slices"])
+def slicing(request, monkeypatch):
+    """Convolutions with small patch matrices kept for the kernel gradient (the default
+    for test sizes), recomputed for the whole batch at once, or one image per slice."""
+    from distflow import nn
+
+    if request.param != "kept_patches":
+        monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+    if request.param == "many_slices":
+        monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    return request.param

@@ -88,17 +88,6 @@ def _inputs(name, contiguous=True):
     return x, rng.standard_normal(ws)
 
 
-@pytest.fixture(params=["kept_patches", "one_slice", "many_slices"])
-def slicing(request, monkeypatch):
-    """Small patch matrices kept for the kernel gradient (the default for these sizes),
-    recomputed for the whole batch at once, or one image per slice."""
-    if request.param != "kept_patches":
-        monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
-    if request.param == "many_slices":
-        monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
-    return request.param
-
-
 @pytest.mark.parametrize("contiguous", [True, False])
 @pytest.mark.parametrize("name", sorted(PATHS))
 def test_conv2d_matches_the_previous_implementation(name, contiguous, slicing):

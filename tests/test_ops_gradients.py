@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import distflow as df
+from distflow import conv_pool
 from distflow.test_util import check_grads
 
 rng = np.random.default_rng(1234)
@@ -123,6 +124,11 @@ CASES = {
          [r(2, 5, 4, 3), r(3, 3, 3, 4), r(4)]),
         (lambda x, w, b: df.nn.fused_conv2d(x, w, b, 2, "valid"),
          [nc(2, 6, 5, 2), r(2, 2, 2, 3), r(3)])],
+    "conv2d_bias_relu_max_pool": [
+        (lambda x, w, b: conv_pool.conv2d_relu_max_pool(x, w, b, 1, "SAME", pool_size=2),
+         [r(2, 5, 4, 3), r(3, 3, 3, 4), r(4)]),
+        (lambda x, w, b: conv_pool.conv2d_relu_max_pool(x, w, b, 1, "valid", pool_size=(2, 1)),
+         [nc(2, 6, 5, 9), r(2, 2, 9, 3), r(3)])],
     "max_pool2d": [(lambda x: df.nn.max_pool2d(x, 2, 2, "VALID"), [distinct(2, 4, 6, 3)]),
                    (lambda x: df.nn.max_pool2d(x, 3, 2, "SAME"), [distinct(2, 7, 7, 2)])],
     "avg_pool2d": [(lambda x: df.nn.avg_pool2d(x, 2, 2, "VALID"), [r(2, 4, 6, 3)]),

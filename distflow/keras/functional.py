@@ -16,6 +16,7 @@ from distflow.keras import saving
 from distflow.keras.keras_tensor import KerasTensor, Node, register_operator
 from distflow.keras.layers import register_layer
 from distflow.keras.layers.base import Layer
+from distflow.keras.layers.pooling import conv_then_pool, pools_conv_output
 from distflow.keras.tree import flatten, map_structure
 from distflow.tensor import unique_name
 
@@ -196,6 +197,7 @@ class GraphNetwork:
                                  f"from calling layers on them). Received: {what}={bad or tensors}")
         self.nodes = self._sort_nodes()
         self.layers = self._layers_in_order()
+        self.conv_pools = _conv_pool_pairs(self.nodes, self.flat_outputs)
 
     def _sort_nodes(self) -> list[Node]:
         input_ids = {id(t) for t in self.flat_inputs}
@@ -244,10 +246,49 @@ class GraphNetwork:
     def run(self, flat_values: list[Any]) -> Any:
         """Replays the graph on values given in the order of `flat_inputs`."""
         values = {id(t): v for t, v in zip(self.flat_inputs, flat_values)}
+        done: set[int] = set()
         for node in self.nodes:
-            for t, v in zip(node.flat_outputs, node.run(values)):
+            if id(node) in done:
+                continue
+            pool = self.conv_pools.get(id(node))
+            fused = None if pool is None else conv_then_pool(
+                node.layer, pool.layer, values[id(node.input_tensors[0])])
+            if fused is not None:  # the pool's output; the conv's is read by nothing else
+                node, outputs = pool, [fused]
+                done.add(id(pool))
+            else:
+                outputs = node.run(values)
+            for t, v in zip(node.flat_outputs, outputs):
                 values[id(t)] = v
         return map_structure(lambda t: values[id(t)], self.outputs)
+
+
+def _conv_pool_pairs(nodes: list[Node], outputs: list[KerasTensor]) -> dict[int, Node]:
+    """id(conv node) -> the max-pooling node that runs with it as one op: the pool is
+    the only reader of the conv's one output, which is not a model output, and the
+    layers are a pair `pools_conv_output` accepts (each called on one tensor alone)."""
+    readers: dict[int, int] = {}
+    for node in nodes:
+        for t in node.input_tensors:
+            readers[id(t)] = readers.get(id(t), 0) + 1
+    ours, exposed = {id(n) for n in nodes}, {id(t) for t in outputs}
+    pairs = {}
+    for node in nodes:
+        conv = _single_input_node(node)
+        if conv is not None and id(conv) in ours and _single_input_node(conv) is not None \
+                and readers[id(node.input_tensors[0])] == 1 and \
+                id(node.input_tensors[0]) not in exposed and len(conv.flat_outputs) == 1 \
+                and pools_conv_output(conv.layer, node.layer):
+            pairs[id(conv)] = node
+    return pairs
+
+
+def _single_input_node(node: Node) -> Node | None:
+    """The node producing `node`'s input when it is called on one tensor and nothing
+    else (no further arguments), else None."""
+    if node.call_args or node.call_kwargs or not isinstance(node.call_inputs, KerasTensor):
+        return None
+    return node.call_inputs._node
 
 
 # --------------------------------------------------------------------------- (de)serialization

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from distflow import nn, ops
-from distflow.keras.layers.base import InputSpec, Layer
+from distflow import conv_pool, nn, ops
+from distflow.keras import activations
+from distflow.keras.layers.base import InputSpec, Layer, mask_of
 from distflow.keras.layers.convolutional import (
+    Conv2D,
     check_data_format,
     conv_output_length,
     normalize_padding,
@@ -127,6 +129,32 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
     rank = 1
     _reduce = staticmethod(ops.max)
+
+
+def pools_conv_output(conv: Layer, pool: Layer) -> bool:
+    """Whether `pool` applied to `conv`'s output can run with it as one
+    `conv_pool.conv2d_relu_max_pool` (a ReLU Conv2D with bias and no groups, then a
+    MaxPooling2D over tiling 'valid' windows, both channels-last, neither overridden)."""
+    return (type(conv) is Conv2D and type(pool) is MaxPooling2D and conv.groups == 1
+            and conv.use_bias and conv.activation is activations.relu
+            and conv.data_format == pool.data_format == "channels_last"
+            and pool.padding == "valid" and pool.strides == pool.pool_size
+            and conv.activity_regularizer is None and pool.activity_regularizer is None)
+
+
+def conv_then_pool(conv: Conv2D, pool: MaxPooling2D, inputs: Any) -> Tensor | None:
+    """pool(conv(inputs)) as one op for a pair `pools_conv_output` accepts, or None when
+    this call must go through the two layers (not built yet, symbolic or masked inputs,
+    or a dtype the layer would cast)."""
+    if not (isinstance(inputs, Tensor) and conv.built and pool.built) or \
+            mask_of(inputs) is not None:
+        return None
+    inputs = conv._convert_one(inputs)
+    if not conv._fusable(inputs):
+        return None
+    conv._check_inputs(inputs)
+    return conv_pool.conv2d_relu_max_pool(inputs, conv.kernel, conv.bias, conv.strides,
+                                          conv.padding, conv.dilation_rate, pool.pool_size)
 
 
 MaxPool2D, AvgPool2D, MaxPool1D, AvgPool1D = (MaxPooling2D, AveragePooling2D, MaxPooling1D,

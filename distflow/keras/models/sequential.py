@@ -9,6 +9,7 @@ from distflow.keras.functional import GraphNetwork, InputLayer
 from distflow.keras.keras_tensor import KerasTensor
 from distflow.keras.layers import register_layer
 from distflow.keras.layers.base import Layer
+from distflow.keras.layers.pooling import conv_then_pool, pools_conv_output
 from distflow.keras.models.model import Model
 from distflow.keras.tree import flatten
 
@@ -115,9 +116,14 @@ class Sequential(Model):
         self._rebuild()
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        x = inputs
-        for layer in self._tracked_layers:
-            x = layer(x)
+        x, fused_with = inputs, None
+        for layer, after in zip(self._tracked_layers, self._tracked_layers[1:] + [None]):
+            if layer is fused_with:  # its output is already x
+                fused_with = None
+                continue
+            pooled = conv_then_pool(layer, after, x) if after is not None and \
+                pools_conv_output(layer, after) else None
+            x, fused_with = (layer(x), None) if pooled is None else (pooled, after)
         return x
 
     @property
