@@ -23,6 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from distflow import intra_op
 from distflow.ops import Primitive
 
 __all__ = ["gru_sequence", "lstm_sequence"]
@@ -130,83 +131,147 @@ def _seq_vjps(backward, names: tuple) -> tuple:
 # ------------------------------------------------------- whole-sequence LSTM
 #
 # Internally the gates are ordered i, f, o, g (Keras: i, f, g, o) so that the three
-# sigmoid gates are one contiguous block; the order is its own inverse. Each step's
-# row block of `acts` holds the pre-activations, then in place the activations
-# sigmoid(i, f, o), tanh(g), and tanh(c_t) in a fifth block.
+# sigmoid gates are one contiguous block; the order is its own inverse. Buffers:
+#
+# - `s` (steps + 1, batch, features + 1 + 2 units): row block t holds
+#   [x_t, 1, h_{t-1}, c_{t-1}]. Its first `features + 1 + units` columns are step t's
+#   input to one product with w = [kernel; bias; recurrent] (sigmoid columns halved),
+#   which gives the pre-activations with the input projection and the bias added; the
+#   step writes h_t and c_t into row block t + 1, so the outputs are a view of s, and
+#   the weight gradients are one product of s's rows with the pre-activation gradients.
+# - `acts` (steps, batch, 4 units): pre-activations, then in place sigmoid(i, f, o) and
+#   tanh(g); `th` (steps, batch, units): tanh(c_t). Every step's block is contiguous.
+#
+# Samples are independent, so the batch is cut into one contiguous row range per
+# intra-op thread, each range's recurrence running on its own thread (BLAS held at one
+# thread); with one thread, one range.
 
 
 def _lstm_order(units: int) -> np.ndarray:
     return np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]
 
 
+def _over_batch(batch: int, body) -> None:
+    """body(lo, hi) over contiguous batch ranges, one per intra-op thread."""
+    parts = intra_op.split(batch, intra_op.threads())
+    intra_op.parallel_for(len(parts), lambda k: body(*parts[k]))
+
+
+def _transposed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a.T @ b, by column ranges of b on the intra-op threads (BLAS at one thread each,
+    so its own threads do not wake and spin on the cores the next region needs)."""
+    out = np.empty((a.shape[1], b.shape[1]), b.dtype)
+    parts = intra_op.split(b.shape[1], intra_op.threads())
+
+    def piece(k: int) -> None:
+        cols = slice(*parts[k])
+        np.matmul(a.T, b[:, cols], out=out[:, cols])
+    intra_op.parallel_for(len(parts), piece)
+    return out
+
+
+def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
+    """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved."""
+    cols = _lstm_order(units)
+    half = _half_sigmoid_columns(4 * units, 3 * units, recurrent.dtype)
+    return np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
+
+
+def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
+    """The `s` buffer with x (reversed in time if `backwards`), the ones column and the
+    initial states filled in."""
+    batch, steps, features = x.shape
+    units = h0.shape[1]
+    s = _buffer((steps + 1, batch, features + 1 + 2 * units), dtype)
+    s[:steps, :, :features] = (x[:, ::-1] if backwards else x).transpose(1, 0, 2)
+    s[:steps, :, features] = 1
+    s[0, :, features + 1:] = np.concatenate([h0, c0], axis=1)
+    return s
+
+
+def _lstm_forward_rows(lo: int, hi: int, s, w, acts, th) -> None:
+    """The recurrence over every step for batch rows lo:hi."""
+    units, inner = th.shape[2], w.shape[0]
+    ig = np.empty((hi - lo, units), acts.dtype)
+    for t in range(acts.shape[0]):
+        z, row, nxt, tc = acts[t, lo:hi], s[t, lo:hi], s[t + 1, lo:hi], th[t, lo:hi]
+        np.matmul(row[:, :inner], w, out=z)
+        np.tanh(z, out=z)
+        _sigmoid_in_place(z[:, :3 * units])
+        c_new = nxt[:, inner:]
+        np.multiply(z[:, units:2 * units], row[:, inner:], out=c_new)
+        c_new += np.multiply(z[:, :units], z[:, 3 * units:], out=ig)
+        np.tanh(c_new, out=tc)
+        np.multiply(z[:, 2 * units:3 * units], tc, out=nxt[:, inner - units:inner])
+
+
 def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backwards=False):
     """x (batch, steps, features) -> (batch, steps, 2 * units): h_t and c_t side by
     side; with `last_only`, (batch, 2 * units) for the final step."""
-    units, dtype = h0.shape[1], recurrent.dtype
-    cols, half = _lstm_order(units), _half_sigmoid_columns(4 * units, 3 * units, dtype)
-    xt, acts = _project_time_major(x, kernel[:, cols] * half, bias[cols] * half, backwards,
-                                   5 * units)
-    rk = recurrent[:, cols] * half
-    steps, batch = acts.shape[:2]
-    hc = _buffer((steps, batch, 2 * units), dtype)  # h_t, c_t
-    rec, ig = np.empty((batch, 4 * units), dtype), np.empty((batch, units), dtype)
-    h, c = h0, c0
-    for t in range(steps):
-        a, out = acts[t], hc[t]
-        z, th, c_new = a[:, :4 * units], a[:, 4 * units:], out[:, units:]
-        z += np.matmul(h, rk, out=rec)
-        np.tanh(z, out=z)
-        _sigmoid_in_place(z[:, :3 * units])
-        np.multiply(z[:, units:2 * units], c, out=c_new)
-        c_new += np.multiply(z[:, :units], z[:, 3 * units:], out=ig)
-        np.tanh(c_new, out=th)
-        np.multiply(z[:, 2 * units:3 * units], th, out=out[:, :units])
-        h, c = out[:, :units], c_new
+    (batch, steps, _), units, dtype = x.shape, h0.shape[1], recurrent.dtype
+    w = _lstm_weights(kernel, recurrent, bias, units)
+    s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
+    acts = _buffer((steps, batch, 4 * units), dtype)
+    th = _buffer((steps, batch, units), dtype)
+    _over_batch(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th))
+    hc = s[1:, :, w.shape[0] - units:]
     result = hc[-1].copy() if last_only else hc.transpose(1, 0, 2)
-    return result, {"xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0, "c0": c0,
-                    "acts": acts, "hc": hc, "steps": steps, "batch": batch,
-                    "last_only": last_only, "backwards": backwards, "for": None, "grads": None}
+    return result, {"s": s, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
+                    "steps": steps, "batch": batch, "last_only": last_only,
+                    "backwards": backwards, "for": None, "grads": None}
 
 
-def _lstm_backward_step(dh, dc, a, c_prev, d, sl, tmp, rb) -> None:
+def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, sl, tmp, rb) -> None:
     """One step back in place: dh, dc (at step t) -> d (pre-activation, i f o g) and
-    dh, dc at step t - 1."""
+    dh, dc at step t - 1; a the step's activations, tc = tanh(c_t), hc = [h_t, c_t]."""
     units = dh.shape[1]
     _slopes(a, sl, 3 * units)
-    dc += np.multiply(np.multiply(a[:, 2 * units:3 * units], sl[:, 4 * units:], out=tmp),
-                      dh, out=tmp)  # through h = o tanh(c)
-    np.multiply(dc, a[:, 3 * units:4 * units], out=d[:, :units])  # i: dc * g
+    np.multiply(hc[:, :units], tc, out=tmp)  # o (1 - tanh(c)^2) = o - h tanh(c)
+    np.subtract(a[:, 2 * units:3 * units], tmp, out=tmp)
+    dc += np.multiply(tmp, dh, out=tmp)  # through h = o tanh(c)
+    np.multiply(dc, a[:, 3 * units:], out=d[:, :units])  # i: dc * g
     np.multiply(dc, c_prev, out=d[:, units:2 * units])  # f: dc * c_{t-1}
-    np.multiply(dh, a[:, 4 * units:], out=d[:, 2 * units:3 * units])  # o: dh * tanh(c_t)
+    np.multiply(dh, tc, out=d[:, 2 * units:3 * units])  # o: dh * tanh(c_t)
     np.multiply(dc, a[:, :units], out=d[:, 3 * units:])  # g: dc * i
-    d *= sl[:, :4 * units]
+    d *= sl
     np.matmul(d, rb, out=dh)
     dc *= a[:, units:2 * units]
+
+
+def _lstm_backward_rows(lo: int, hi: int, r: dict, gt, live: dict, rb, dz, dstate) -> None:
+    """The backward recurrence for batch rows lo:hi: dz's rows and dstate's (dh0, dc0)."""
+    acts, th, s = r["acts"], r["th"], r["s"]
+    units = th.shape[2]
+    inner = s.shape[2] - units
+    sl, tmp = np.empty((hi - lo, 4 * units), dz.dtype), np.empty((hi - lo, units), dz.dtype)
+    dh, dc = dstate[0, lo:hi], dstate[1, lo:hi]
+    for t in range(r["steps"] - 1, -1, -1):
+        if t in live:
+            dh += gt[live[t], lo:hi, :units]
+            dc += gt[live[t], lo:hi, units:]
+        _lstm_backward_step(dh, dc, acts[t, lo:hi], th[t, lo:hi],
+                            s[t + 1, lo:hi, inner - units:], s[t, lo:hi, inner:], dz[t, lo:hi],
+                            sl, tmp, rb)
 
 
 def _lstm_seq_backward(g, r) -> dict:
     """Runs the recurrence backwards once per upstream gradient; every VJP reads it."""
     if r["for"] is g:
         return r["grads"]
-    acts, hc, steps, batch = r["acts"], r["hc"], r["steps"], r["batch"]
-    units, dtype = hc.shape[2] // 2, acts.dtype
+    s, steps, batch = r["s"], r["steps"], r["batch"]
+    units, features = r["th"].shape[2], r["kernel"].shape[0]
     cols = _lstm_order(units)
-    rb = r["recurrent"][:, cols].T
+    rb = np.ascontiguousarray(r["recurrent"][:, cols].T)
     gt, live = _upstream(g, r)
-    dz = _buffer((steps, batch, 4 * units), dtype)
-    sl, tmp = np.empty((batch, 5 * units), dtype), np.empty((batch, units), dtype)
-    dh, dc = np.zeros((batch, units), dtype), np.zeros((batch, units), dtype)
-    for t in range(steps - 1, -1, -1):
-        if t in live:
-            dh += gt[live[t], :, :units]
-            dc += gt[live[t], :, units:]
-        c_prev = hc[t - 1, :, units:] if t else r["c0"]
-        _lstm_backward_step(dh, dc, acts[t], c_prev, dz[t], sl, tmp, rb)
+    dz = _buffer((steps, batch, 4 * units), s.dtype)
+    dstate = np.zeros((2, batch, units), s.dtype)
+    _over_batch(batch, lambda lo, hi: _lstm_backward_rows(lo, hi, r, gt, live, rb, dz, dstate))
     flat = dz.reshape(-1, 4 * units)
-    drec = _previous_outputs_grad(hc[:, :, :units], r["h0"], flat)
-    grads = {"x rows": flat, "x kernel": r["kernel"][:, cols],
-             "kernel": (r["xt"].T @ flat)[:, cols], "recurrent": drec[:, cols],
-             "bias": _column_sums(flat)[cols], "h0": dh, "c0": dc}
+    rows = s[:steps].reshape(steps * batch, -1)[:, :features + 1 + units]
+    dw = _transposed_product(rows, flat)[:, cols]
+    grads = {"x rows": flat, "x kernel": r["kernel"][:, cols], "kernel": dw[:features],
+             "recurrent": dw[features + 1:], "bias": dw[features], "h0": dstate[0],
+             "c0": dstate[1]}
     r["for"], r["grads"] = g, grads
     return grads
 
