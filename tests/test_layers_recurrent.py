@@ -407,10 +407,13 @@ def test_sequence_buffers_are_reused_only_once_released():
 
 @pytest.fixture
 def lstm_pieces(monkeypatch):
-    """Records (pieces, thread count) of every intra-op region; restores the BLAS thread
-    count afterwards."""
+    """Records (pieces, thread count) of every intra-op region, with weight-gradient
+    chunks of a few rows (several per sequence); restores the BLAS thread count
+    afterwards."""
     from distflow import intra_op
+    from distflow.keras.layers import recurrent_sequence
 
+    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 7)
     before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
 
     def recording(count, body):

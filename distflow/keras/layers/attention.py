@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nn, ops
+from distflow import intra_op, nn, ops
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
@@ -44,12 +44,13 @@ def _row_max(a: np.ndarray) -> np.ndarray:
 _EXP_SAFE = 60.0  # |scores| below this: exp neither overflows nor underflows in float32
 
 
-def _softmax_scores(q, k, scale, mask) -> np.ndarray:
+def _softmax_scores(q, k, scale, mask, out=None) -> np.ndarray:
     """softmax(scale * q k^T, masked) over (batch, heads, steps, size) stacks, computed
-    in place on the scores (scale None: already in q). Stable: the row maximum is
-    subtracted unless every score is so small in magnitude that exp is exact without
-    the shift (two whole-array reductions instead of the row-wise maximum)."""
-    p = q @ k.swapaxes(-1, -2)
+    in place on the scores (scale None: already in q; `out` the scores' buffer, else a
+    new one). Stable: the row maximum is subtracted unless every score is so small in
+    magnitude that exp is exact without the shift (two whole-array reductions instead
+    of the row-wise maximum)."""
+    p = np.matmul(q, k.swapaxes(-1, -2), out=out)
     if scale is not None:
         p *= scale
     if mask is not None:
@@ -142,13 +143,20 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
     cols = np.ones(heads * (2 * key_dim + value_dim), wq.dtype)
     cols[:heads * key_dim] = scale
     kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
+    bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
     rows = x.reshape(-1, dim)
-    qkv = rows @ kernel
-    qkv += np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
-    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
-    p = _softmax_scores(q, k, None, mask)
+    qkv = np.empty((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
+    p = np.empty((batch, heads, steps, steps), qkv.dtype)
     out = np.empty((batch, steps, heads, value_dim), x.dtype)
-    np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
+
+    def samples(lo: int, hi: int) -> None:  # projections, scores and sum of samples lo:hi
+        part = qkv[lo * steps:hi * steps]
+        np.matmul(rows[lo * steps:hi * steps], kernel, out=part)
+        part += bias
+        q, k, v = _qkv_heads(part, hi - lo, heads, key_dim, value_dim)
+        _softmax_scores(q, k, None, None if mask is None else mask[lo:hi], out=p[lo:hi])
+        np.matmul(p[lo:hi], v, out=out[lo:hi].transpose(0, 2, 1, 3))
+    intra_op.per_thread(batch, samples)
     return out.reshape(batch, steps, -1), {
         "rows": rows, "kernel": kernel, "cols": cols, "qkv": qkv, "p": p, "mask": mask,
         "out": out.transpose(0, 2, 1, 3), "shape": (batch, heads, key_dim, value_dim),
@@ -168,17 +176,10 @@ def _self_attention_backward(g, r) -> dict:
     if r["for"] is g:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
-    p, qkv = r["p"], r["qkv"]
-    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
-    gh = g.reshape(batch, -1, heads, value_dim).transpose(0, 2, 1, 3)
-    dqkv = np.empty_like(qkv)
-    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
-    np.matmul(p.swapaxes(-1, -2), gh, out=dv)
-    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"])
-    np.matmul(ds, k, out=dq)
-    np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    dqkv = np.empty_like(r["qkv"])
+    intra_op.per_thread(batch, lambda lo, hi: _self_attention_samples_grad(g, r, dqkv, lo, hi))
     cols, dim = r["cols"], r["rows"].shape[1]
-    dw = (r["rows"].T @ dqkv) * cols
+    dw = intra_op.transposed_matmul(r["rows"], dqkv) * cols
     db = (np.ones(dqkv.shape[0], dqkv.dtype) @ dqkv) * cols
     edges = np.cumsum([0, heads * key_dim, heads * key_dim, heads * value_dim])
     grads = {"dqkv": dqkv}
@@ -187,6 +188,20 @@ def _self_attention_backward(g, r) -> dict:
         grads[2 * i + 2] = db[a:b].reshape(heads, -1)
     r["for"], r["grads"] = g, grads
     return grads
+
+
+def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int) -> None:
+    """dq, dk, dv of samples lo:hi into their rows of dqkv."""
+    batch, heads, key_dim, value_dim = r["shape"]
+    steps, p, mask = r["p"].shape[2], r["p"][lo:hi], r["mask"]
+    rows = slice(lo * steps, hi * steps)
+    q, k, v = _qkv_heads(r["qkv"][rows], hi - lo, heads, key_dim, value_dim)
+    dq, dk, dv = _qkv_heads(dqkv[rows], hi - lo, heads, key_dim, value_dim)
+    gh = g[lo:hi].reshape(hi - lo, steps, heads, value_dim).transpose(0, 2, 1, 3)
+    np.matmul(p.swapaxes(-1, -2), gh, out=dv)
+    ds = _scores_grad(gh, r["out"][lo:hi], p, v, None, None if mask is None else mask[lo:hi])
+    np.matmul(ds, k, out=dq)
+    np.matmul(ds.swapaxes(-1, -2), q, out=dk)
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:

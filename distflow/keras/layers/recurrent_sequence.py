@@ -151,25 +151,6 @@ def _lstm_order(units: int) -> np.ndarray:
     return np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]
 
 
-def _over_batch(batch: int, body) -> None:
-    """body(lo, hi) over contiguous batch ranges, one per intra-op thread."""
-    parts = intra_op.split(batch, intra_op.threads())
-    intra_op.parallel_for(len(parts), lambda k: body(*parts[k]))
-
-
-def _transposed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b, by column ranges of b on the intra-op threads (BLAS at one thread each,
-    so its own threads do not wake and spin on the cores the next region needs)."""
-    out = np.empty((a.shape[1], b.shape[1]), b.dtype)
-    parts = intra_op.split(b.shape[1], intra_op.threads())
-
-    def piece(k: int) -> None:
-        cols = slice(*parts[k])
-        np.matmul(a.T, b[:, cols], out=out[:, cols])
-    intra_op.parallel_for(len(parts), piece)
-    return out
-
-
 def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
     """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved."""
     cols = _lstm_order(units)
@@ -213,7 +194,7 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
     acts = _buffer((steps, batch, 4 * units), dtype)
     th = _buffer((steps, batch, units), dtype)
-    _over_batch(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th))
+    intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th))
     hc = s[1:, :, w.shape[0] - units:]
     result = hc[-1].copy() if last_only else hc.transpose(1, 0, 2)
     return result, {"s": s, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
@@ -238,24 +219,30 @@ def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, sl, tmp, rb) -> None:
     dc *= a[:, units:2 * units]
 
 
-def _lstm_backward_rows(lo: int, hi: int, r: dict, gt, live: dict, rb, dz, dstate) -> None:
-    """The backward recurrence for batch rows lo:hi: dz's rows and dstate's (dh0, dc0)."""
+def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
+                         state: tuple) -> None:
+    """The backward recurrence over steps stop - 1 down to start: dz's blocks, and
+    state = (dh, dc, scratch, scratch) carried from step to step."""
     acts, th, s = r["acts"], r["th"], r["s"]
     units = th.shape[2]
     inner = s.shape[2] - units
-    sl, tmp = np.empty((hi - lo, 4 * units), dz.dtype), np.empty((hi - lo, units), dz.dtype)
-    dh, dc = dstate[0, lo:hi], dstate[1, lo:hi]
-    for t in range(r["steps"] - 1, -1, -1):
+    dh, dc, sl, tmp = state
+    for t in range(stop - 1, start - 1, -1):
         if t in live:
-            dh += gt[live[t], lo:hi, :units]
-            dc += gt[live[t], lo:hi, units:]
-        _lstm_backward_step(dh, dc, acts[t, lo:hi], th[t, lo:hi],
-                            s[t + 1, lo:hi, inner - units:], s[t, lo:hi, inner:], dz[t, lo:hi],
-                            sl, tmp, rb)
+            dh += gt[live[t], :, :units]
+            dc += gt[live[t], :, units:]
+        _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:],
+                            s[t, :, inner:], dz[t], sl, tmp, rb)
+
+
+_CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurrence goes on
 
 
 def _lstm_seq_backward(g, r) -> dict:
-    """Runs the recurrence backwards once per upstream gradient; every VJP reads it."""
+    """Runs the recurrence backwards once per upstream gradient; every VJP reads it. The
+    weight gradients are products over chunks of finished steps (the rows of `s`
+    against those of dz), taken on a second intra-op thread while the recurrence goes
+    on and summed in chunk order (the same sum on any number of threads)."""
     if r["for"] is g:
         return r["grads"]
     s, steps, batch = r["s"], r["steps"], r["batch"]
@@ -265,10 +252,22 @@ def _lstm_seq_backward(g, r) -> dict:
     gt, live = _upstream(g, r)
     dz = _buffer((steps, batch, 4 * units), s.dtype)
     dstate = np.zeros((2, batch, units), s.dtype)
-    _over_batch(batch, lambda lo, hi: _lstm_backward_rows(lo, hi, r, gt, live, rb, dz, dstate))
+    state = (dstate[0], dstate[1], np.empty((batch, 4 * units), s.dtype),
+             np.empty((batch, units), s.dtype))
+    chunks = intra_op.split(steps, -(-steps * batch // _CHUNK_ROWS))[::-1]
     flat = dz.reshape(-1, 4 * units)
     rows = s[:steps].reshape(steps * batch, -1)[:, :features + 1 + units]
-    dw = _transposed_product(rows, flat)[:, cols]
+    partial = [None] * len(chunks)
+
+    def consume(i: int) -> None:
+        span = slice(chunks[i][0] * batch, chunks[i][1] * batch)
+        partial[i] = rows[span].T @ flat[span]
+    intra_op.pipeline(len(chunks), lambda i: _lstm_backward_steps(
+        *chunks[i], r, gt, live, rb, dz, state), consume)
+    dw = partial[0]
+    for more in partial[1:]:
+        dw += more
+    dw = dw[:, cols]
     grads = {"x rows": flat, "x kernel": r["kernel"][:, cols], "kernel": dw[:features],
              "recurrent": dw[features + 1:], "bias": dw[features], "h0": dstate[0],
              "c0": dstate[1]}
