@@ -140,8 +140,11 @@ def _seq_vjps(backward, names: tuple) -> tuple:
 #   which gives the pre-activations with the input projection and the bias added; the
 #   step writes h_t and c_t into row block t + 1, so the outputs are a view of s, and
 #   the weight gradients are one product of s's rows with the pre-activation gradients.
-# - `acts` (steps, batch, 4 units): pre-activations, then in place sigmoid(i, f, o) and
-#   tanh(g); `th` (steps, batch, units): tanh(c_t). Every step's block is contiguous.
+# - `acts` (steps, 4, batch, units): pre-activations, gate by gate, then in place
+#   sigmoid(i, f, o) and tanh(g); `th` (steps, batch, units): tanh(c_t). The product
+#   writes the four gates' blocks (one batched call), so every gate's block is
+#   contiguous: NumPy's passes over contiguous blocks cost 2-5x less than over the
+#   column blocks of a (batch, 4 units) row.
 #
 # Samples are independent, so the batch is cut into one contiguous row range per
 # intra-op thread, each range's recurrence running on its own thread (BLAS held at one
@@ -153,10 +156,12 @@ def _lstm_order(units: int) -> np.ndarray:
 
 
 def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
-    """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved."""
+    """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved, as
+    (4, rows, units): one matrix per gate."""
     cols = _lstm_order(units)
     half = _half_sigmoid_columns(4 * units, 3 * units, recurrent.dtype)
-    return np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
+    w = np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
+    return np.ascontiguousarray(w.reshape(w.shape[0], 4, units).transpose(1, 0, 2))
 
 
 def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
@@ -173,18 +178,19 @@ def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
 
 def _lstm_forward_rows(lo: int, hi: int, s, w, acts, th) -> None:
     """The recurrence over every step for batch rows lo:hi."""
-    units, inner = th.shape[2], w.shape[0]
+    units, inner = th.shape[2], w.shape[1]
     ig = np.empty((hi - lo, units), acts.dtype)
     for t in range(acts.shape[0]):
-        z, row, nxt, tc = acts[t, lo:hi], s[t, lo:hi], s[t + 1, lo:hi], th[t, lo:hi]
+        z, row, nxt, tc = acts[t, :, lo:hi], s[t, lo:hi], s[t + 1, lo:hi], th[t, lo:hi]
         np.matmul(row[:, :inner], w, out=z)
         np.tanh(z, out=z)
-        _sigmoid_in_place(z[:, :3 * units])
+        _sigmoid_in_place(z[:3])
+        i, f, o, g = z
         c_new = nxt[:, inner:]
-        np.multiply(z[:, units:2 * units], row[:, inner:], out=c_new)
-        c_new += np.multiply(z[:, :units], z[:, 3 * units:], out=ig)
+        np.multiply(f, row[:, inner:], out=c_new)
+        c_new += np.multiply(i, g, out=ig)
         np.tanh(c_new, out=tc)
-        np.multiply(z[:, 2 * units:3 * units], tc, out=nxt[:, inner - units:inner])
+        np.multiply(o, tc, out=nxt[:, inner - units:inner])
 
 
 def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backwards=False):
@@ -193,47 +199,53 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     (batch, steps, _), units, dtype = x.shape, h0.shape[1], recurrent.dtype
     w = _lstm_weights(kernel, recurrent, bias, units)
     s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
-    acts = _buffer((steps, batch, 4 * units), dtype)
+    acts = _buffer((steps, 4, batch, units), dtype)
     th = _buffer((steps, batch, units), dtype)
     intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th))
-    hc = s[1:, :, w.shape[0] - units:]
+    hc = s[1:, :, w.shape[1] - units:]
     result = hc[-1].copy() if last_only else hc.transpose(1, 0, 2)
     return result, {"s": s, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
                     "steps": steps, "batch": batch, "last_only": last_only,
                     "backwards": backwards, "for": None, "grads": None}
 
 
-def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, sl, tmp, rb) -> None:
-    """One step back in place: dh, dc (at step t) -> d (pre-activation, i f o g) and
-    dh, dc at step t - 1; a the step's activations, tc = tanh(c_t), hc = [h_t, c_t]."""
+def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, scratch, rb) -> None:
+    """One step back in place: dh, dc (at step t) -> d (pre-activation rows, i f o g)
+    and dh, dc at step t - 1; a the step's activations (4, batch, units), tc =
+    tanh(c_t), hc = [h_t, c_t]; the gate gradients formed gate by gate in scratch."""
     units = dh.shape[1]
-    _slopes(a, sl, 3 * units)
+    sl, e, tmp = scratch
+    i, f, o, g = a
+    np.multiply(a, a, out=sl)
+    np.subtract(a[:3], sl[:3], out=sl[:3])  # s (1 - s)
+    np.subtract(1, sl[3], out=sl[3])  # 1 - tanh^2
     np.multiply(hc[:, :units], tc, out=tmp)  # o (1 - tanh(c)^2) = o - h tanh(c)
-    np.subtract(a[:, 2 * units:3 * units], tmp, out=tmp)
+    np.subtract(o, tmp, out=tmp)
     dc += np.multiply(tmp, dh, out=tmp)  # through h = o tanh(c)
-    np.multiply(dc, a[:, 3 * units:], out=d[:, :units])  # i: dc * g
-    np.multiply(dc, c_prev, out=d[:, units:2 * units])  # f: dc * c_{t-1}
-    np.multiply(dh, tc, out=d[:, 2 * units:3 * units])  # o: dh * tanh(c_t)
-    np.multiply(dc, a[:, :units], out=d[:, 3 * units:])  # g: dc * i
-    d *= sl
+    np.multiply(dc, g, out=e[0])  # i: dc * g
+    np.multiply(dc, c_prev, out=e[1])  # f: dc * c_{t-1}
+    np.multiply(dh, tc, out=e[2])  # o: dh * tanh(c_t)
+    np.multiply(dc, i, out=e[3])  # g: dc * i
+    e *= sl
+    np.copyto(d.reshape(-1, 4, units), e.transpose(1, 0, 2))
     np.matmul(d, rb, out=dh)
-    dc *= a[:, units:2 * units]
+    dc *= f
 
 
 def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
                          state: tuple) -> None:
     """The backward recurrence over steps stop - 1 down to start: dz's blocks, and
-    state = (dh, dc, scratch, scratch) carried from step to step."""
+    state = (dh, dc, scratch arrays) carried from step to step."""
     acts, th, s = r["acts"], r["th"], r["s"]
     units = th.shape[2]
     inner = s.shape[2] - units
-    dh, dc, sl, tmp = state
+    dh, dc, scratch = state
     for t in range(stop - 1, start - 1, -1):
         if t in live:
             dh += gt[live[t], :, :units]
             dc += gt[live[t], :, units:]
         _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:],
-                            s[t, :, inner:], dz[t], sl, tmp, rb)
+                            s[t, :, inner:], dz[t], scratch, rb)
 
 
 _CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurrence goes on
@@ -260,8 +272,9 @@ def _lstm_seq_backward(g, r) -> dict:
     gt, live = _upstream(g, r)
     dz = _buffer((steps, batch, 4 * units), s.dtype)
     dstate = np.zeros((2, batch, units), s.dtype)
-    state = (dstate[0], dstate[1], np.empty((batch, 4 * units), s.dtype),
-             np.empty((batch, units), s.dtype))
+    state = (dstate[0], dstate[1], (np.empty((4, batch, units), s.dtype),
+                                    np.empty((4, batch, units), s.dtype),
+                                    np.empty((batch, units), s.dtype)))
     chunks = intra_op.split(steps, _weight_grad_chunks(steps * batch))[::-1]
     flat = dz.reshape(-1, 4 * units)
     rows = s[:steps].reshape(steps * batch, -1)[:, :features + 1 + units]
