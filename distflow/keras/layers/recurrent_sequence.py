@@ -138,8 +138,10 @@ def _seq_vjps(backward, names: tuple) -> tuple:
 #   [x_t, 1, h_{t-1}, c_{t-1}]. Its first `features + 1 + units` columns are step t's
 #   input to one product with w = [kernel; bias; recurrent] (sigmoid columns halved),
 #   which gives the pre-activations with the input projection and the bias added; the
-#   step writes h_t and c_t into row block t + 1, so the outputs are a view of s, and
-#   the weight gradients are one product of s's rows with the pre-activation gradients.
+#   step writes h_t into row block t + 1, and the weight gradients are one product of
+#   s's rows with the pre-activation gradients. The recurrence keeps c_t in its own
+#   contiguous `cs` (steps + 1, batch, units), copied into s's last columns once at the
+#   end when the outputs are a sequence (then a view of s).
 # - `acts` (steps, 4, batch, units): pre-activations, gate by gate, then in place
 #   sigmoid(i, f, o) and tanh(g); `th` (steps, batch, units): tanh(c_t). The product
 #   writes the four gates' blocks (one batched call), so every gate's block is
@@ -176,21 +178,20 @@ def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
     return s
 
 
-def _lstm_forward_rows(lo: int, hi: int, s, w, acts, th) -> None:
+def _lstm_forward_rows(lo: int, hi: int, s, w, acts, th, cs) -> None:
     """The recurrence over every step for batch rows lo:hi."""
     units, inner = th.shape[2], w.shape[1]
     ig = np.empty((hi - lo, units), acts.dtype)
     for t in range(acts.shape[0]):
-        z, row, nxt, tc = acts[t, :, lo:hi], s[t, lo:hi], s[t + 1, lo:hi], th[t, lo:hi]
-        np.matmul(row[:, :inner], w, out=z)
+        z, tc, c_new = acts[t, :, lo:hi], th[t, lo:hi], cs[t + 1, lo:hi]
+        np.matmul(s[t, lo:hi, :inner], w, out=z)
         np.tanh(z, out=z)
         _sigmoid_in_place(z[:3])
         i, f, o, g = z
-        c_new = nxt[:, inner:]
-        np.multiply(f, row[:, inner:], out=c_new)
+        np.multiply(f, cs[t, lo:hi], out=c_new)
         c_new += np.multiply(i, g, out=ig)
         np.tanh(c_new, out=tc)
-        np.multiply(o, tc, out=nxt[:, inner - units:inner])
+        np.multiply(o, tc, out=s[t + 1, lo:hi, inner - units:inner])
 
 
 def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backwards=False):
@@ -201,10 +202,17 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
     acts = _buffer((steps, 4, batch, units), dtype)
     th = _buffer((steps, batch, units), dtype)
-    intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th))
-    hc = s[1:, :, w.shape[1] - units:]
-    result = hc[-1].copy() if last_only else hc.transpose(1, 0, 2)
-    return result, {"s": s, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
+    cs = _buffer((steps + 1, batch, units), dtype)
+    cs[0] = c0
+    intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th, cs))
+    inner = w.shape[1]
+    if last_only:
+        result = np.concatenate([s[-1, :, inner - units:inner], cs[-1]], axis=1)
+    else:
+        s[1:, :, inner:] = cs[1:]
+        result = s[1:, :, inner - units:].transpose(1, 0, 2)
+    return result, {"s": s, "cs": cs, "kernel": kernel, "recurrent": recurrent, "acts": acts,
+                    "th": th,
                     "steps": steps, "batch": batch, "last_only": last_only,
                     "backwards": backwards, "for": None, "grads": None}
 
@@ -245,7 +253,7 @@ def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
             dh += gt[live[t], :, :units]
             dc += gt[live[t], :, units:]
         _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:],
-                            s[t, :, inner:], dz[t], scratch, rb)
+                            r["cs"][t], dz[t], scratch, rb)
 
 
 _CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurrence goes on
