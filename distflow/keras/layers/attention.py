@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import intra_op, nn, ops
+from distflow import intra_op, nn, ops, workspace
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
@@ -63,11 +63,11 @@ def _softmax_scores(q, k, scale, mask, out=None) -> np.ndarray:
     return p
 
 
-def _scores_grad(g, out, p, v, scale, mask) -> np.ndarray:
+def _scores_grad(g, out, p, v, scale, mask, buffer=None) -> np.ndarray:
     """d loss / d (q k^T) (including the scale) from the upstream gradient g of
     out = p v: (g v^T - rowsum(g * out)) * p, where rowsum(g v^T * p) = rowsum(g * out)
-    is taken over the value axis (shorter than the key axis)."""
-    ds = g @ v.swapaxes(-1, -2)  # d loss / d p
+    is taken over the value axis (shorter than the key axis); into `buffer` if given."""
+    ds = np.matmul(g, v.swapaxes(-1, -2), out=buffer)  # d loss / d p
     ds -= _row_sum(g * out)
     ds *= p
     if scale is not None:
@@ -145,9 +145,9 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
     kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
     bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
     rows = x.reshape(-1, dim)
-    qkv = np.empty((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
-    p = np.empty((batch, heads, steps, steps), qkv.dtype)
-    out = np.empty((batch, steps, heads, value_dim), x.dtype)
+    qkv = workspace.reusable((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
+    p = workspace.reusable((batch, heads, steps, steps), qkv.dtype)
+    out = workspace.reusable((batch, steps, heads, value_dim), x.dtype)
 
     def samples(lo: int, hi: int) -> None:  # projections, scores and sum of samples lo:hi
         part = qkv[lo * steps:hi * steps]
@@ -176,7 +176,7 @@ def _self_attention_backward(g, r) -> dict:
     if r["for"] is g:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
-    dqkv = np.empty_like(r["qkv"])
+    dqkv = workspace.reusable(r["qkv"].shape, r["qkv"].dtype)
     intra_op.per_thread(batch, lambda lo, hi: _self_attention_samples_grad(g, r, dqkv, lo, hi))
     cols, dim = r["cols"], r["rows"].shape[1]
     dw = intra_op.transposed_matmul(r["rows"], dqkv) * cols
@@ -199,7 +199,8 @@ def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int)
     dq, dk, dv = _qkv_heads(dqkv[rows], hi - lo, heads, key_dim, value_dim)
     gh = g[lo:hi].reshape(hi - lo, steps, heads, value_dim).transpose(0, 2, 1, 3)
     np.matmul(p.swapaxes(-1, -2), gh, out=dv)
-    ds = _scores_grad(gh, r["out"][lo:hi], p, v, None, None if mask is None else mask[lo:hi])
+    ds = _scores_grad(gh, r["out"][lo:hi], p, v, None, None if mask is None else mask[lo:hi],
+                      buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
     np.matmul(ds, k, out=dq)
     np.matmul(ds.swapaxes(-1, -2), q, out=dk)
 

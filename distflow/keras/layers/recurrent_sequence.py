@@ -18,40 +18,12 @@ last step to the first (Keras's `go_backwards`).
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
-from distflow import intra_op
+from distflow import intra_op, workspace
 from distflow.ops import Primitive
 
 __all__ = ["gru_sequence", "lstm_sequence"]
-
-
-_POOL: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()  # (shape, dtype) -> arrays
-_POOL_SHAPES, _POOL_DEPTH = 8, 3
-_POOL_LOCK = threading.Lock()
-
-
-def _buffer(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of a sequence's size, reused across calls once nothing else
-    references it (no residual, output or view of it is alive): a fresh multi-megabyte
-    array costs a page fault per 4 KB on first touch, every training step."""
-    key = (shape, np.dtype(dtype).str)
-    with _POOL_LOCK:
-        arrays = _POOL.setdefault(key, [])
-        _POOL.move_to_end(key)
-        for array in arrays:
-            if sys.getrefcount(array) == 3:  # the list, `array`, getrefcount's argument
-                return array
-        array = np.empty(shape, dtype)
-        if len(arrays) < _POOL_DEPTH:
-            arrays.append(array)
-        while len(_POOL) > _POOL_SHAPES:
-            _POOL.popitem(last=False)
-        return array
 
 
 def _half_sigmoid_columns(width: int, gated: int, dtype) -> np.ndarray:
@@ -70,7 +42,7 @@ def _project_time_major(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     if backwards:
         x = x[:, ::-1]
     xt = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(-1, features)
-    out = _buffer((steps, batch, width), kernel.dtype)
+    out = workspace.reusable((steps, batch, width), kernel.dtype)
     proj = out.reshape(-1, width)[:, :kernel.shape[1]]
     np.matmul(xt, kernel, out=proj)
     proj += bias
@@ -171,7 +143,7 @@ def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
     initial states filled in."""
     batch, steps, features = x.shape
     units = h0.shape[1]
-    s = _buffer((steps + 1, batch, features + 1 + 2 * units), dtype)
+    s = workspace.reusable((steps + 1, batch, features + 1 + 2 * units), dtype)
     s[:steps, :, :features] = (x[:, ::-1] if backwards else x).transpose(1, 0, 2)
     s[:steps, :, features] = 1
     s[0, :, features + 1:] = np.concatenate([h0, c0], axis=1)
@@ -200,9 +172,9 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     (batch, steps, _), units, dtype = x.shape, h0.shape[1], recurrent.dtype
     w = _lstm_weights(kernel, recurrent, bias, units)
     s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
-    acts = _buffer((steps, 4, batch, units), dtype)
-    th = _buffer((steps, batch, units), dtype)
-    cs = _buffer((steps + 1, batch, units), dtype)
+    acts = workspace.reusable((steps, 4, batch, units), dtype)
+    th = workspace.reusable((steps, batch, units), dtype)
+    cs = workspace.reusable((steps + 1, batch, units), dtype)
     cs[0] = c0
     intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th, cs))
     inner = w.shape[1]
@@ -278,7 +250,7 @@ def _lstm_seq_backward(g, r) -> dict:
     cols = _lstm_order(units)
     rb = np.ascontiguousarray(r["recurrent"][:, cols].T)
     gt, live = _upstream(g, r)
-    dz = _buffer((steps, batch, 4 * units), s.dtype)
+    dz = workspace.reusable((steps, batch, 4 * units), s.dtype)
     dstate = np.zeros((2, batch, units), s.dtype)
     state = (dstate[0], dstate[1], (np.empty((4, batch, units), s.dtype),
                                     np.empty((4, batch, units), s.dtype),
@@ -333,7 +305,7 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
     xt, acts = _project_time_major(x, kernel * half, in_bias * half, backwards, 3 * units)
     rk, b_rh = recurrent * half, bias[1, 2 * units:]
     steps, batch = acts.shape[:2]
-    rhs, hs = _buffer((steps, batch, units), dtype), _buffer((steps, batch, units), dtype)
+    rhs, hs = (workspace.reusable((steps, batch, units), dtype) for _ in range(2))
     rec, rrh, h = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype), h0
     for t in range(steps):
         zr, cand, out = acts[t, :, :2 * units], acts[t, :, 2 * units:], hs[t]
@@ -379,7 +351,7 @@ def _gru_seq_backward(g, r) -> dict:
     units, dtype = hs.shape[2], hs.dtype
     rb = r["recurrent"].T
     gt, live = _upstream(g, r)
-    ds = _buffer((steps, batch, 4 * units), dtype)
+    ds = workspace.reusable((steps, batch, 4 * units), dtype)
     sl, tmp = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype)
     dh = np.zeros((batch, units), dtype)
     for t in range(steps - 1, -1, -1):
