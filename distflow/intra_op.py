@@ -291,19 +291,6 @@ def per_thread(count: int, fn: Callable[[int, int], None]) -> None:
     parallel_for(len(parts), lambda k: fn(*parts[k]))
 
 
-def transposed_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b of 2-D arrays (a weight gradient: rows of inputs against rows of output
-    gradients), by ranges of b's columns on the intra-op threads, BLAS at one thread in
-    each: BLAS's own threads stay asleep instead of spinning on the cores the next
-    region needs. With one thread, one product here."""
-    out = np.empty((a.shape[1], b.shape[1]), np.result_type(a, b))
-
-    def piece(start: int, stop: int) -> None:
-        np.matmul(a.T, b[:, start:stop], out=out[:, start:stop])
-    per_thread(b.shape[1], piece)
-    return out
-
-
 SMALL_PASS = 1 << 18  # elements: a pass this small stays on the calling thread
 
 

@@ -231,17 +231,6 @@ def test_per_thread_gives_each_thread_one_contiguous_range(set_threads, threads,
         assert all(running == 1 for *_, running in seen)
 
 
-@needs_blas
-@pytest.mark.parametrize("threads", [1, 2])
-def test_transposed_matmul_is_the_product_by_column_ranges(set_threads, threads):
-    set_threads(threads)
-    rng = np.random.default_rng(3)
-    a, b = rng.standard_normal((40, 7)), rng.standard_normal((40, 9))
-    np.testing.assert_allclose(intra_op.transposed_matmul(a[:, :5], b), a[:, :5].T @ b,
-                               rtol=1e-12)
-    assert intra_op._blas()[0]() == threads
-
-
 def _pipeline_log(count, fail_produce=None, fail_consume=None):
     log, lock, produced = [], threading.Lock(), set()
 

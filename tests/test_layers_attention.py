@@ -239,46 +239,6 @@ def test_fused_softmax_is_exact_at_every_score_magnitude(magnitude, dtype):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-3)
 
 
-@pytest.mark.skipif(__import__("distflow.intra_op").intra_op.blas_threads() is None,
-                    reason="no settable OpenBLAS")
-@pytest.mark.parametrize("mask", [None, "explicit", "causal"])
-@pytest.mark.parametrize("batch", [3, 4])
-def test_fused_self_attention_splits_the_batch_on_two_threads(mask, batch, monkeypatch):
-    """On two threads the self-attention op runs as batch pieces (uneven for an odd
-    batch): output and every gradient equal the one-thread run."""
-    from distflow import intra_op
-    from distflow.keras.layers.attention import _self_attention
-
-    before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
-
-    def recording(count, body):
-        regions.append((count, intra_op.threads()))
-        real(count, body)
-    monkeypatch.setattr(intra_op, "parallel_for", recording)
-    rng = np.random.default_rng(11)
-    m = {None: None, "explicit": rng.random((batch, 5, 5)) > 0.3,
-         "causal": np.tril(np.ones((batch, 5, 5), bool))}[mask]
-    args = [rng.standard_normal((batch, 5, 6))] + [
-        rng.standard_normal(s) * 0.5 for s in ((6, 2, 3), (2, 3), (6, 2, 3), (2, 3),
-                                               (6, 2, 4), (2, 4))]
-    g = rng.standard_normal((batch, 5, 8))
-    results = []
-    try:
-        for threads in (1, 2):
-            df.config.threading.set_intra_op_parallelism_threads(threads)
-            ts = [df.constant(a) for a in args]
-            with df.GradientTape() as tape:
-                tape.watch(ts)
-                out = _self_attention(*ts, scale=0.6, mask=m)
-            results.append([out.numpy()] + [d.numpy() for d in tape.gradient(
-                out, ts, output_gradients=df.constant(g))])
-    finally:
-        intra_op.set_blas_threads(before)
-    assert (2, 2) in regions
-    for a, e in zip(*results):
-        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
-
-
 def test_fused_self_attention_reuses_buffers_only_once_released():
     """Two self-attention calls alive at once keep their own buffers (outputs and
     gradients right for both); once a result and its tape are gone, the next call of

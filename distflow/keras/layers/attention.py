@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import intra_op, nn, ops, workspace
+from distflow import nn, ops, workspace
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
@@ -146,17 +146,13 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
     bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
     rows = x.reshape(-1, dim)
     qkv = workspace.reusable((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
-    p = workspace.reusable((batch, heads, steps, steps), qkv.dtype)
+    np.matmul(rows, kernel, out=qkv)
+    qkv += bias
+    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
+    p = _softmax_scores(q, k, None, mask, out=workspace.reusable(
+        (batch, heads, steps, steps), qkv.dtype))
     out = workspace.reusable((batch, steps, heads, value_dim), x.dtype)
-
-    def samples(lo: int, hi: int) -> None:  # projections, scores and sum of samples lo:hi
-        part = qkv[lo * steps:hi * steps]
-        np.matmul(rows[lo * steps:hi * steps], kernel, out=part)
-        part += bias
-        q, k, v = _qkv_heads(part, hi - lo, heads, key_dim, value_dim)
-        _softmax_scores(q, k, None, None if mask is None else mask[lo:hi], out=p[lo:hi])
-        np.matmul(p[lo:hi], v, out=out[lo:hi].transpose(0, 2, 1, 3))
-    intra_op.per_thread(batch, samples)
+    np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
     return out.reshape(batch, steps, -1), {
         "rows": rows, "kernel": kernel, "cols": cols, "qkv": qkv, "p": p, "mask": mask,
         "out": out.transpose(0, 2, 1, 3), "shape": (batch, heads, key_dim, value_dim),
@@ -177,9 +173,9 @@ def _self_attention_backward(g, r) -> dict:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
     dqkv = workspace.reusable(r["qkv"].shape, r["qkv"].dtype)
-    intra_op.per_thread(batch, lambda lo, hi: _self_attention_samples_grad(g, r, dqkv, lo, hi))
+    _self_attention_heads_grad(g, r, dqkv)
     cols, dim = r["cols"], r["rows"].shape[1]
-    dw = intra_op.transposed_matmul(r["rows"], dqkv) * cols
+    dw = (r["rows"].T @ dqkv) * cols
     db = (np.ones(dqkv.shape[0], dqkv.dtype) @ dqkv) * cols
     edges = np.cumsum([0, heads * key_dim, heads * key_dim, heads * value_dim])
     grads = {"dqkv": dqkv}
@@ -190,16 +186,15 @@ def _self_attention_backward(g, r) -> dict:
     return grads
 
 
-def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int) -> None:
-    """dq, dk, dv of samples lo:hi into their rows of dqkv."""
+def _self_attention_heads_grad(g, r: dict, dqkv: np.ndarray) -> None:
+    """dq, dk, dv into dqkv (the projection's layout)."""
     batch, heads, key_dim, value_dim = r["shape"]
-    steps, p, mask = r["p"].shape[2], r["p"][lo:hi], r["mask"]
-    rows = slice(lo * steps, hi * steps)
-    q, k, v = _qkv_heads(r["qkv"][rows], hi - lo, heads, key_dim, value_dim)
-    dq, dk, dv = _qkv_heads(dqkv[rows], hi - lo, heads, key_dim, value_dim)
-    gh = g[lo:hi].reshape(hi - lo, steps, heads, value_dim).transpose(0, 2, 1, 3)
+    p, steps = r["p"], r["p"].shape[2]
+    q, k, v = _qkv_heads(r["qkv"], batch, heads, key_dim, value_dim)
+    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
+    gh = g.reshape(batch, steps, heads, value_dim).transpose(0, 2, 1, 3)
     np.matmul(p.swapaxes(-1, -2), gh, out=dv)
-    ds = _scores_grad(gh, r["out"][lo:hi], p, v, None, None if mask is None else mask[lo:hi],
+    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"],
                       buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
     np.matmul(ds, k, out=dq)
     np.matmul(ds.swapaxes(-1, -2), q, out=dk)

@@ -126,6 +126,7 @@ def _seq_vjps(backward, names: tuple) -> tuple:
 
 
 def _lstm_order(units: int) -> np.ndarray:
+    """Keras's gate columns (i, f, g, o) in internal order (i, f, o, g); its own inverse."""
     return np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]
 
 
@@ -184,15 +185,15 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
         s[1:, :, inner:] = cs[1:]
         result = s[1:, :, inner - units:].transpose(1, 0, 2)
     return result, {"s": s, "cs": cs, "kernel": kernel, "recurrent": recurrent, "acts": acts,
-                    "th": th,
-                    "steps": steps, "batch": batch, "last_only": last_only,
+                    "th": th, "steps": steps, "batch": batch, "last_only": last_only,
                     "backwards": backwards, "for": None, "grads": None}
 
 
 def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, scratch, rb) -> None:
     """One step back in place: dh, dc (at step t) -> d (pre-activation rows, i f o g)
     and dh, dc at step t - 1; a the step's activations (4, batch, units), tc =
-    tanh(c_t), hc = [h_t, c_t]; the gate gradients formed gate by gate in scratch."""
+    tanh(c_t), h_t in hc's first `units` columns; the gate gradients formed gate by
+    gate in scratch."""
     units = dh.shape[1]
     sl, e, tmp = scratch
     i, f, o, g = a
