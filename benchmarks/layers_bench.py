@@ -590,12 +590,16 @@ def torch_python(explicit: str | None) -> str | None:
 
 def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
     """side -> case -> the per-round medians; each round asks every side for a case in
-    turn, then moves to the next case; the GEMM rate is measured in every round."""
+    turn, then moves to the next case; the GEMM rate is measured in every round, by
+    every side (the first side's is reported): its 4 MB arrays raise glibc's mmap
+    threshold, after which freed megabytes stay in the process, so a side that skipped
+    it would pay page faults on every step that the others do not."""
     runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
     best = {w.side: {c: [] for c in cases} for w in workers}
     cpu = {w.side: {c: [] for c in cases} for w in workers}
     for _ in range(rounds):
-        runs[workers[0].side]["gemm"].append(workers[0].ask("gemm"))
+        rates = [w.ask("gemm") for w in workers]
+        runs[workers[0].side]["gemm"].append(rates[0])
         for case in cases:
             for w in workers:
                 median, fastest, cpu_median = w.ask(case)

@@ -188,6 +188,70 @@ def parallel_for(count: int, body: Callable[[int], None]) -> None:
         _leave()
 
 
+def pipeline(count: int, produce: Callable[[int], None],
+             consume: Callable[[int], None]) -> None:
+    """produce(i) for every i in range(count), in order on the calling thread, and
+    consume(i) once produce(i) has returned, in order on another intra-op thread while
+    the caller goes on producing (e.g. a weight gradient's products over the steps a
+    backward recurrence has finished). With one thread, or inside a piece, produce(i)
+    then consume(i) here. BLAS is held at one thread meanwhile. The first exception of
+    either side is raised here once both have stopped."""
+    size = threads()
+    future = None
+    if size > 1:
+        ready, stop = threading.Semaphore(0), threading.Event()
+        _enter()
+        future = _submit_one(size - 1, _consume_all, consume, count, ready, stop)
+    try:
+        if future is None:
+            for i in range(count):
+                produce(i)
+                consume(i)
+            return
+        _produce_all(produce, count, ready, stop, future)
+    finally:
+        if size > 1:
+            _leave()
+
+
+def _produce_all(produce, count: int, ready, stop, future) -> None:
+    """The producing side of `pipeline`: a failure stops the consumer before it is raised."""
+    try:
+        for i in range(count):
+            produce(i)
+            ready.release()
+    except BaseException:
+        stop.set()
+        ready.release()
+        future.exception()
+        raise
+    error = future.exception()
+    if error is not None:
+        raise error
+
+
+def _consume_all(consume, count: int, ready, stop) -> None:
+    """The consuming side of `pipeline`, on a pool thread."""
+    _worker.inside = True
+    try:
+        for i in range(count):
+            ready.acquire()
+            if stop.is_set():
+                return
+            consume(i)
+    finally:
+        _worker.inside = False
+
+
+def _submit_one(size: int, fn: Callable, *args: object):
+    """fn(*args) on the pool of `size` threads; None once the interpreter is shutting
+    down and the pool refuses new work."""
+    try:
+        return _pool(size).submit(fn, *args)
+    except RuntimeError:
+        return None
+
+
 def _submit(size: int, helpers: int, args: tuple) -> list:
     """`helpers` drains on the pool of `size` threads; fewer (the caller then takes
     their pieces) once the interpreter is shutting down and refuses new work."""
@@ -214,6 +278,14 @@ def chunks(count: int, per_thread: int = 2) -> list[tuple[int, int]]:
     leaves its later ranges to the others)."""
     size = threads()
     return split(count, 1 if size == 1 else size * per_thread)
+
+
+def per_thread(count: int, fn: Callable[[int, int], None]) -> None:
+    """fn(start, stop) over one contiguous range of range(count) per intra-op thread
+    (near-equal sizes; one call here with one thread): for work whose pieces cost the
+    same and should not be cut finer, e.g. a recurrence over independent samples."""
+    parts = split(count, threads())
+    parallel_for(len(parts), lambda k: fn(*parts[k]))
 
 
 SMALL_PASS = 1 << 18  # elements: a pass this small stays on the calling thread

@@ -212,3 +212,75 @@ def test_one_blas_thread_holds_blas_at_one_inside_and_restores_it(set_threads):
     set_threads(1)
     assert intra_op.on_one_blas_thread(lambda: intra_op._blas()[0]()) == 1
     assert intra_op.threads() == 1
+
+
+@needs_blas
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_per_thread_gives_each_thread_one_contiguous_range(set_threads, threads, count):
+    set_threads(threads)
+    seen, lock = [], threading.Lock()
+
+    def body(start, stop):
+        with lock:
+            seen.append((start, stop, intra_op.blas_threads(), intra_op._blas()[0]()))
+    intra_op.per_thread(count, body)
+    assert sorted(s[:2] for s in seen) == intra_op.split(count, threads)
+    assert all(blas == threads for *_, blas, _ in seen)  # the count it is restored to
+    if len(seen) > 1:
+        assert all(running == 1 for *_, running in seen)
+
+
+def _pipeline_log(count, fail_produce=None, fail_consume=None):
+    log, lock, produced = [], threading.Lock(), set()
+
+    def produce(i):
+        if i == fail_produce:
+            raise ValueError("produce")
+        with lock:
+            produced.add(i)
+            log.append(("p", i, threading.get_ident(), intra_op._blas()[0]()))
+
+    def consume(i):
+        if i == fail_consume:
+            raise KeyError("consume")
+        with lock:
+            assert i in produced  # only after produce(i) returned
+            log.append(("c", i, threading.get_ident(), intra_op._blas()[0]()))
+    return log, produce, consume
+
+
+@needs_blas
+def test_pipeline_consumes_each_item_on_another_thread_after_it_is_produced(set_threads):
+    set_threads(2)
+    log, produce, consume = _pipeline_log(6)
+    intra_op.pipeline(6, produce, consume)
+    me = threading.get_ident()
+    assert [i for kind, i, *_ in log if kind == "p"] == list(range(6))
+    assert sorted(i for kind, i, *_ in log if kind == "c") == list(range(6))
+    assert all(tid == me for kind, _, tid, _ in log if kind == "p")
+    assert all(tid != me for kind, _, tid, _ in log if kind == "c")
+    assert all(blas == 1 for *_, blas in log) and intra_op._blas()[0]() == 2
+
+
+@needs_blas
+def test_pipeline_on_one_thread_runs_here_in_order(set_threads):
+    set_threads(1)
+    log, produce, consume = _pipeline_log(3)
+    intra_op.pipeline(3, produce, consume)
+    assert [(kind, i) for kind, i, *_ in log] == [("p", 0), ("c", 0), ("p", 1), ("c", 1),
+                                                  ("p", 2), ("c", 2)]
+    assert {tid for _, _, tid, _ in log} == {threading.get_ident()}
+
+
+@needs_blas
+@pytest.mark.parametrize("where", ["produce", "consume"])
+def test_pipeline_errors_are_raised_and_blas_restored(set_threads, where):
+    set_threads(2)
+    log, produce, consume = _pipeline_log(
+        5, fail_produce=2 if where == "produce" else None,
+        fail_consume=3 if where == "consume" else None)
+    with pytest.raises(ValueError if where == "produce" else KeyError):
+        intra_op.pipeline(5, produce, consume)
+    assert intra_op._blas()[0]() == 2
+    intra_op.pipeline(2, lambda i: None, lambda i: None)  # the pool still works

@@ -237,3 +237,36 @@ def test_fused_softmax_is_exact_at_every_score_magnitude(magnitude, dtype):
     assert got.dtype == dtype and np.isfinite(got).all()
     tol = {"float16": 2e-2, "float32": 1e-4, "float64": 1e-12}[dtype]
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-3)
+
+
+def test_fused_self_attention_reuses_buffers_only_once_released():
+    """Two self-attention calls alive at once keep their own buffers (outputs and
+    gradients right for both); once a result and its tape are gone, the next call of
+    the same shape reuses the memory of its output."""
+    import gc
+
+    from distflow.keras.layers.attention import _self_attention
+
+    rng = np.random.default_rng(12)
+    weights = [df.constant(rng.standard_normal(s) * 0.5) for s in (
+        (6, 2, 3), (2, 3), (6, 2, 3), (2, 3), (6, 2, 4), (2, 4))]
+    xs = [df.constant(rng.standard_normal((3, 5, 6))) for _ in range(2)]
+    with df.GradientTape(persistent=True) as tape:
+        tape.watch(xs + weights)
+        outs = [_self_attention(x, *weights, scale=0.6, mask=None) for x in xs]
+        losses = [df.reduce_sum(o * o) for o in outs]
+    assert not np.shares_memory(outs[0].numpy(), outs[1].numpy())
+    for x, out, loss in zip(xs, outs, losses):
+        with df.GradientTape() as fresh:
+            fresh.watch([x, *weights])
+            again = _self_attention(x, *weights, scale=0.6, mask=None)
+            fresh_loss = df.reduce_sum(again * again)
+        np.testing.assert_allclose(out.numpy(), again.numpy(), rtol=1e-12)
+        for a, b in zip(tape.gradient(loss, [x, *weights]), fresh.gradient(fresh_loss,
+                                                                          [x, *weights])):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    address = outs[0].numpy().__array_interface__["data"][0]
+    del tape, outs, losses, loss, out, again, fresh, fresh_loss
+    gc.collect()
+    reused = _self_attention(xs[0], *weights, scale=0.6, mask=None)
+    assert reused.numpy().__array_interface__["data"][0] == address

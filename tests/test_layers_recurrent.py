@@ -403,3 +403,105 @@ def test_sequence_buffers_are_reused_only_once_released():
     gc.collect()  # a persistent tape's records form cycles: now nothing holds the buffers
     again = recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
     assert again.value.__array_interface__["data"][0] == address
+
+
+@pytest.fixture
+def lstm_pieces(monkeypatch):
+    """Records (pieces, thread count) of every intra-op region, with weight-gradient
+    chunks of a few rows (several per sequence); restores the BLAS thread count
+    afterwards."""
+    from distflow import intra_op
+    from distflow.keras.layers import recurrent_sequence
+
+    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 7)
+    before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
+
+    def recording(count, body):
+        regions.append((count, intra_op.threads()))
+        real(count, body)
+    monkeypatch.setattr(intra_op, "parallel_for", recording)
+    yield regions
+    if before is not None:
+        intra_op.set_blas_threads(before)
+
+
+def _lstm_on_threads(threads, args, g, **params):
+    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    return _primitive_grads(lstm_sequence, args, g, **params)
+
+
+needs_settable_blas = pytest.mark.skipif(
+    __import__("distflow.intra_op").intra_op.blas_threads() is None,
+    reason="no settable OpenBLAS")
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("batch", [2, 5])
+@pytest.mark.parametrize("params", [{}, {"last_only": True}, {"backwards": True},
+                                    {"last_only": True, "backwards": True}])
+def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, lstm_pieces):
+    """On two threads the recurrence runs as two batch pieces (uneven for an odd batch);
+    outputs and every gradient equal the one-thread run and the previous
+    implementation's, with the upstream gradient on every step."""
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=batch)
+    args = (x, k, r, b, h0, c0)
+    last_only, backwards = params.get("last_only", False), params.get("backwards", False)
+    want, res = _lstm_seq_forward(x[:, ::-1].copy() if backwards else x, k, r, b, h0, c0)
+    g = RNG.standard_normal(want.shape)
+    if last_only:
+        g[:, :-1] = 0
+    want_grads = _lstm_seq_backward(g, res)
+    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
+    gp = g[:, -1] if last_only else g
+    one = _lstm_on_threads(1, args, gp, **params)
+    assert all(count == 1 for count, _ in lstm_pieces)
+    two = _lstm_on_threads(2, args, gp, **params)
+    assert (2, 2) in lstm_pieces
+    for got in (one, two):
+        np.testing.assert_allclose(got[0], want[:, -1] if last_only else want, rtol=1e-12)
+        for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got[1]):
+            np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@needs_settable_blas
+def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_pieces):
+    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, batch=4)
+    for params in ({}, {"last_only": True, "backwards": True}):
+        check_grads(lambda *a, p=params: lstm_sequence(*a, **p), [x, k, r, b, h0, c0],
+                    rtol=1e-5)
+    assert (2, 2) in lstm_pieces
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("options", [
+    dict(return_sequences=True, return_state=True),
+    dict(return_sequences=False, go_backwards=True),
+    dict(return_sequences=True, go_backwards=True, use_bias=False)])
+def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
+    """A float32 LSTM layer (initial states given): outputs, states and the gradients
+    of the input, the states and the weights agree on 1 and 2 threads to float32
+    rounding."""
+    layer = layers.LSTM(16, **options)
+    x = RNG.standard_normal((6, 7, 3)).astype(np.float32)
+    states = [RNG.standard_normal((6, 16)).astype(np.float32) for _ in range(2)]
+    layer(x, initial_state=states)
+    randomize(layer)
+    results = []
+    for threads in (1, 2):
+        df.config.threading.set_intra_op_parallelism_threads(threads)
+        xt, st = df.constant(x), [df.constant(s) for s in states]
+        with df.GradientTape() as tape:
+            tape.watch([xt, *st])
+            out = layer(xt, initial_state=st)
+            outs = out if isinstance(out, list) else [out]
+            loss = sum(df.reduce_sum(o * df.cos(o)) for o in outs)
+        results.append([o.numpy() for o in outs] + [t.numpy() for t in tape.gradient(
+            loss, [xt, *st, *layer.trainable_weights])])
+    assert (2, 2) in lstm_pieces
+    for a, e in zip(*results):
+        np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from distflow import nn, ops
+from distflow import nn, ops, workspace
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
@@ -44,12 +44,13 @@ def _row_max(a: np.ndarray) -> np.ndarray:
 _EXP_SAFE = 60.0  # |scores| below this: exp neither overflows nor underflows in float32
 
 
-def _softmax_scores(q, k, scale, mask) -> np.ndarray:
+def _softmax_scores(q, k, scale, mask, out=None) -> np.ndarray:
     """softmax(scale * q k^T, masked) over (batch, heads, steps, size) stacks, computed
-    in place on the scores (scale None: already in q). Stable: the row maximum is
-    subtracted unless every score is so small in magnitude that exp is exact without
-    the shift (two whole-array reductions instead of the row-wise maximum)."""
-    p = q @ k.swapaxes(-1, -2)
+    in place on the scores (scale None: already in q; `out` the scores' buffer, else a
+    new one). Stable: the row maximum is subtracted unless every score is so small in
+    magnitude that exp is exact without the shift (two whole-array reductions instead
+    of the row-wise maximum)."""
+    p = np.matmul(q, k.swapaxes(-1, -2), out=out)
     if scale is not None:
         p *= scale
     if mask is not None:
@@ -62,11 +63,11 @@ def _softmax_scores(q, k, scale, mask) -> np.ndarray:
     return p
 
 
-def _scores_grad(g, out, p, v, scale, mask) -> np.ndarray:
+def _scores_grad(g, out, p, v, scale, mask, buffer=None) -> np.ndarray:
     """d loss / d (q k^T) (including the scale) from the upstream gradient g of
     out = p v: (g v^T - rowsum(g * out)) * p, where rowsum(g v^T * p) = rowsum(g * out)
-    is taken over the value axis (shorter than the key axis)."""
-    ds = g @ v.swapaxes(-1, -2)  # d loss / d p
+    is taken over the value axis (shorter than the key axis); into `buffer` if given."""
+    ds = np.matmul(g, v.swapaxes(-1, -2), out=buffer)  # d loss / d p
     ds -= _row_sum(g * out)
     ds *= p
     if scale is not None:
@@ -142,12 +143,15 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
     cols = np.ones(heads * (2 * key_dim + value_dim), wq.dtype)
     cols[:heads * key_dim] = scale
     kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
+    bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
     rows = x.reshape(-1, dim)
-    qkv = rows @ kernel
-    qkv += np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
+    qkv = workspace.reusable((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
+    np.matmul(rows, kernel, out=qkv)
+    qkv += bias
     q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
-    p = _softmax_scores(q, k, None, mask)
-    out = np.empty((batch, steps, heads, value_dim), x.dtype)
+    p = _softmax_scores(q, k, None, mask, out=workspace.reusable(
+        (batch, heads, steps, steps), qkv.dtype))
+    out = workspace.reusable((batch, steps, heads, value_dim), x.dtype)
     np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
     return out.reshape(batch, steps, -1), {
         "rows": rows, "kernel": kernel, "cols": cols, "qkv": qkv, "p": p, "mask": mask,
@@ -168,15 +172,8 @@ def _self_attention_backward(g, r) -> dict:
     if r["for"] is g:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
-    p, qkv = r["p"], r["qkv"]
-    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
-    gh = g.reshape(batch, -1, heads, value_dim).transpose(0, 2, 1, 3)
-    dqkv = np.empty_like(qkv)
-    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
-    np.matmul(p.swapaxes(-1, -2), gh, out=dv)
-    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"])
-    np.matmul(ds, k, out=dq)
-    np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    dqkv = workspace.reusable(r["qkv"].shape, r["qkv"].dtype)
+    _self_attention_heads_grad(g, r, dqkv)
     cols, dim = r["cols"], r["rows"].shape[1]
     dw = (r["rows"].T @ dqkv) * cols
     db = (np.ones(dqkv.shape[0], dqkv.dtype) @ dqkv) * cols
@@ -187,6 +184,20 @@ def _self_attention_backward(g, r) -> dict:
         grads[2 * i + 2] = db[a:b].reshape(heads, -1)
     r["for"], r["grads"] = g, grads
     return grads
+
+
+def _self_attention_heads_grad(g, r: dict, dqkv: np.ndarray) -> None:
+    """dq, dk, dv into dqkv (the projection's layout)."""
+    batch, heads, key_dim, value_dim = r["shape"]
+    p, steps = r["p"], r["p"].shape[2]
+    q, k, v = _qkv_heads(r["qkv"], batch, heads, key_dim, value_dim)
+    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
+    gh = g.reshape(batch, steps, heads, value_dim).transpose(0, 2, 1, 3)
+    np.matmul(p.swapaxes(-1, -2), gh, out=dv)
+    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"],
+                      buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
+    np.matmul(ds, k, out=dq)
+    np.matmul(ds.swapaxes(-1, -2), q, out=dk)
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:

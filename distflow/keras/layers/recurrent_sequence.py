@@ -2,9 +2,10 @@
 
 The default LSTM and GRU layers (no mask, default activations) run the whole
 sequence in one call of these primitives instead of one step primitive per time
-step: the input projection is one matmul, the recurrence a loop over NumPy arrays,
-and the backward recurrence runs once, in the first VJP asked for (the others read
-its results from the residuals).
+step: the recurrence is a loop over NumPy arrays (the GRU's input projection one
+matmul before it, the LSTM's one product per step with the recurrent one, see
+below), and the backward recurrence runs once, in the first VJP asked for (the
+others read its results from the residuals).
 
 The loops are written for few NumPy calls per step on buffers allocated once per
 sequence. Sigmoid gates use sigmoid(z) = 0.5 * tanh(z / 2) + 0.5 with the 1/2 folded
@@ -17,39 +18,12 @@ last step to the first (Keras's `go_backwards`).
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
+from distflow import intra_op, workspace
 from distflow.ops import Primitive
 
 __all__ = ["gru_sequence", "lstm_sequence"]
-
-
-_POOL: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()  # (shape, dtype) -> arrays
-_POOL_SHAPES, _POOL_DEPTH = 8, 3
-_POOL_LOCK = threading.Lock()
-
-
-def _buffer(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of a sequence's size, reused across calls once nothing else
-    references it (no residual, output or view of it is alive): a fresh multi-megabyte
-    array costs a page fault per 4 KB on first touch, every training step."""
-    key = (shape, np.dtype(dtype).str)
-    with _POOL_LOCK:
-        arrays = _POOL.setdefault(key, [])
-        _POOL.move_to_end(key)
-        for array in arrays:
-            if sys.getrefcount(array) == 3:  # the list, `array`, getrefcount's argument
-                return array
-        array = np.empty(shape, dtype)
-        if len(arrays) < _POOL_DEPTH:
-            arrays.append(array)
-        while len(_POOL) > _POOL_SHAPES:
-            _POOL.popitem(last=False)
-        return array
 
 
 def _half_sigmoid_columns(width: int, gated: int, dtype) -> np.ndarray:
@@ -68,7 +42,7 @@ def _project_time_major(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     if backwards:
         x = x[:, ::-1]
     xt = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(-1, features)
-    out = _buffer((steps, batch, width), kernel.dtype)
+    out = workspace.reusable((steps, batch, width), kernel.dtype)
     proj = out.reshape(-1, width)[:, :kernel.shape[1]]
     np.matmul(xt, kernel, out=proj)
     proj += bias
@@ -130,83 +104,175 @@ def _seq_vjps(backward, names: tuple) -> tuple:
 # ------------------------------------------------------- whole-sequence LSTM
 #
 # Internally the gates are ordered i, f, o, g (Keras: i, f, g, o) so that the three
-# sigmoid gates are one contiguous block; the order is its own inverse. Each step's
-# row block of `acts` holds the pre-activations, then in place the activations
-# sigmoid(i, f, o), tanh(g), and tanh(c_t) in a fifth block.
+# sigmoid gates are one contiguous block; the order is its own inverse. Buffers:
+#
+# - `s` (steps + 1, batch, features + 1 + 2 units): row block t holds
+#   [x_t, 1, h_{t-1}, c_{t-1}]. Its first `features + 1 + units` columns are step t's
+#   input to one product with w = [kernel; bias; recurrent] (sigmoid columns halved),
+#   which gives the pre-activations with the input projection and the bias added; the
+#   step writes h_t into row block t + 1, and the weight gradients are one product of
+#   s's rows with the pre-activation gradients. The recurrence keeps c_t in its own
+#   contiguous `cs` (steps + 1, batch, units), copied into s's last columns once at the
+#   end when the outputs are a sequence (then a view of s).
+# - `acts` (steps, 4, batch, units): pre-activations, gate by gate, then in place
+#   sigmoid(i, f, o) and tanh(g); `th` (steps, batch, units): tanh(c_t). The product
+#   writes the four gates' blocks (one batched call), so every gate's block is
+#   contiguous: NumPy's passes over contiguous blocks cost 2-5x less than over the
+#   column blocks of a (batch, 4 units) row.
+#
+# Samples are independent, so the batch is cut into one contiguous row range per
+# intra-op thread, each range's recurrence running on its own thread (BLAS held at one
+# thread); with one thread, one range.
 
 
 def _lstm_order(units: int) -> np.ndarray:
+    """Keras's gate columns (i, f, g, o) in internal order (i, f, o, g); its own inverse."""
     return np.r_[0:2 * units, 3 * units:4 * units, 2 * units:3 * units]
+
+
+def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
+    """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved, as
+    (4, rows, units): one matrix per gate."""
+    cols = _lstm_order(units)
+    half = _half_sigmoid_columns(4 * units, 3 * units, recurrent.dtype)
+    w = np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
+    return np.ascontiguousarray(w.reshape(w.shape[0], 4, units).transpose(1, 0, 2))
+
+
+def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
+    """The `s` buffer with x (reversed in time if `backwards`), the ones column and the
+    initial states filled in."""
+    batch, steps, features = x.shape
+    units = h0.shape[1]
+    s = workspace.reusable((steps + 1, batch, features + 1 + 2 * units), dtype)
+    s[:steps, :, :features] = (x[:, ::-1] if backwards else x).transpose(1, 0, 2)
+    s[:steps, :, features] = 1
+    s[0, :, features + 1:] = np.concatenate([h0, c0], axis=1)
+    return s
+
+
+def _lstm_forward_rows(lo: int, hi: int, s, w, acts, th, cs) -> None:
+    """The recurrence over every step for batch rows lo:hi."""
+    units, inner = th.shape[2], w.shape[1]
+    ig = np.empty((hi - lo, units), acts.dtype)
+    for t in range(acts.shape[0]):
+        z, tc, c_new = acts[t, :, lo:hi], th[t, lo:hi], cs[t + 1, lo:hi]
+        np.matmul(s[t, lo:hi, :inner], w, out=z)
+        np.tanh(z, out=z)
+        _sigmoid_in_place(z[:3])
+        i, f, o, g = z
+        np.multiply(f, cs[t, lo:hi], out=c_new)
+        c_new += np.multiply(i, g, out=ig)
+        np.tanh(c_new, out=tc)
+        np.multiply(o, tc, out=s[t + 1, lo:hi, inner - units:inner])
 
 
 def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backwards=False):
     """x (batch, steps, features) -> (batch, steps, 2 * units): h_t and c_t side by
     side; with `last_only`, (batch, 2 * units) for the final step."""
-    units, dtype = h0.shape[1], recurrent.dtype
-    cols, half = _lstm_order(units), _half_sigmoid_columns(4 * units, 3 * units, dtype)
-    xt, acts = _project_time_major(x, kernel[:, cols] * half, bias[cols] * half, backwards,
-                                   5 * units)
-    rk = recurrent[:, cols] * half
-    steps, batch = acts.shape[:2]
-    hc = _buffer((steps, batch, 2 * units), dtype)  # h_t, c_t
-    rec, ig = np.empty((batch, 4 * units), dtype), np.empty((batch, units), dtype)
-    h, c = h0, c0
-    for t in range(steps):
-        a, out = acts[t], hc[t]
-        z, th, c_new = a[:, :4 * units], a[:, 4 * units:], out[:, units:]
-        z += np.matmul(h, rk, out=rec)
-        np.tanh(z, out=z)
-        _sigmoid_in_place(z[:, :3 * units])
-        np.multiply(z[:, units:2 * units], c, out=c_new)
-        c_new += np.multiply(z[:, :units], z[:, 3 * units:], out=ig)
-        np.tanh(c_new, out=th)
-        np.multiply(z[:, 2 * units:3 * units], th, out=out[:, :units])
-        h, c = out[:, :units], c_new
-    result = hc[-1].copy() if last_only else hc.transpose(1, 0, 2)
-    return result, {"xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0, "c0": c0,
-                    "acts": acts, "hc": hc, "steps": steps, "batch": batch,
-                    "last_only": last_only, "backwards": backwards, "for": None, "grads": None}
+    (batch, steps, _), units, dtype = x.shape, h0.shape[1], recurrent.dtype
+    w = _lstm_weights(kernel, recurrent, bias, units)
+    s = _lstm_rows_buffer(x, h0, c0, backwards, dtype)
+    acts = workspace.reusable((steps, 4, batch, units), dtype)
+    th = workspace.reusable((steps, batch, units), dtype)
+    cs = workspace.reusable((steps + 1, batch, units), dtype)
+    cs[0] = c0
+    intra_op.per_thread(batch, lambda lo, hi: _lstm_forward_rows(lo, hi, s, w, acts, th, cs))
+    inner = w.shape[1]
+    if last_only:
+        result = np.concatenate([s[-1, :, inner - units:inner], cs[-1]], axis=1)
+    else:
+        s[1:, :, inner:] = cs[1:]
+        result = s[1:, :, inner - units:].transpose(1, 0, 2)
+    return result, {"s": s, "cs": cs, "kernel": kernel, "recurrent": recurrent, "acts": acts,
+                    "th": th, "steps": steps, "batch": batch, "last_only": last_only,
+                    "backwards": backwards, "for": None, "grads": None}
 
 
-def _lstm_backward_step(dh, dc, a, c_prev, d, sl, tmp, rb) -> None:
-    """One step back in place: dh, dc (at step t) -> d (pre-activation, i f o g) and
-    dh, dc at step t - 1."""
+def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, scratch, rb) -> None:
+    """One step back in place: dh, dc (at step t) -> d (pre-activation rows, i f o g)
+    and dh, dc at step t - 1; a the step's activations (4, batch, units), tc =
+    tanh(c_t), h_t in hc's first `units` columns; the gate gradients formed gate by
+    gate in scratch."""
     units = dh.shape[1]
-    _slopes(a, sl, 3 * units)
-    dc += np.multiply(np.multiply(a[:, 2 * units:3 * units], sl[:, 4 * units:], out=tmp),
-                      dh, out=tmp)  # through h = o tanh(c)
-    np.multiply(dc, a[:, 3 * units:4 * units], out=d[:, :units])  # i: dc * g
-    np.multiply(dc, c_prev, out=d[:, units:2 * units])  # f: dc * c_{t-1}
-    np.multiply(dh, a[:, 4 * units:], out=d[:, 2 * units:3 * units])  # o: dh * tanh(c_t)
-    np.multiply(dc, a[:, :units], out=d[:, 3 * units:])  # g: dc * i
-    d *= sl[:, :4 * units]
+    sl, e, tmp = scratch
+    i, f, o, g = a
+    np.multiply(a, a, out=sl)
+    np.subtract(a[:3], sl[:3], out=sl[:3])  # s (1 - s)
+    np.subtract(1, sl[3], out=sl[3])  # 1 - tanh^2
+    np.multiply(hc[:, :units], tc, out=tmp)  # o (1 - tanh(c)^2) = o - h tanh(c)
+    np.subtract(o, tmp, out=tmp)
+    dc += np.multiply(tmp, dh, out=tmp)  # through h = o tanh(c)
+    np.multiply(dc, g, out=e[0])  # i: dc * g
+    np.multiply(dc, c_prev, out=e[1])  # f: dc * c_{t-1}
+    np.multiply(dh, tc, out=e[2])  # o: dh * tanh(c_t)
+    np.multiply(dc, i, out=e[3])  # g: dc * i
+    e *= sl
+    np.copyto(d.reshape(-1, 4, units), e.transpose(1, 0, 2))
     np.matmul(d, rb, out=dh)
-    dc *= a[:, units:2 * units]
+    dc *= f
 
 
-def _lstm_seq_backward(g, r) -> dict:
-    """Runs the recurrence backwards once per upstream gradient; every VJP reads it."""
-    if r["for"] is g:
-        return r["grads"]
-    acts, hc, steps, batch = r["acts"], r["hc"], r["steps"], r["batch"]
-    units, dtype = hc.shape[2] // 2, acts.dtype
-    cols = _lstm_order(units)
-    rb = r["recurrent"][:, cols].T
-    gt, live = _upstream(g, r)
-    dz = _buffer((steps, batch, 4 * units), dtype)
-    sl, tmp = np.empty((batch, 5 * units), dtype), np.empty((batch, units), dtype)
-    dh, dc = np.zeros((batch, units), dtype), np.zeros((batch, units), dtype)
-    for t in range(steps - 1, -1, -1):
+def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
+                         state: tuple) -> None:
+    """The backward recurrence over steps stop - 1 down to start: dz's blocks, and
+    state = (dh, dc, scratch arrays) carried from step to step."""
+    acts, th, s = r["acts"], r["th"], r["s"]
+    units = th.shape[2]
+    inner = s.shape[2] - units
+    dh, dc, scratch = state
+    for t in range(stop - 1, start - 1, -1):
         if t in live:
             dh += gt[live[t], :, :units]
             dc += gt[live[t], :, units:]
-        c_prev = hc[t - 1, :, units:] if t else r["c0"]
-        _lstm_backward_step(dh, dc, acts[t], c_prev, dz[t], sl, tmp, rb)
+        _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:],
+                            r["cs"][t], dz[t], scratch, rb)
+
+
+_CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurrence goes on
+
+
+def _weight_grad_chunks(rows: int) -> int:
+    """How many products the weight gradient is taken in: chunks of about _CHUNK_ROWS
+    rows to overlap with the recurrence on several threads, one product on one thread
+    (0.2-0.5 ms faster there than the chunks and their sum at 50 x 64 rows)."""
+    return -(-rows // _CHUNK_ROWS) if intra_op.threads() > 1 else 1
+
+
+def _lstm_seq_backward(g, r) -> dict:
+    """Runs the recurrence backwards once per upstream gradient; every VJP reads it. The
+    weight gradients are products over chunks of finished steps (the rows of `s`
+    against those of dz), taken on a second intra-op thread while the recurrence goes
+    on and summed in chunk order; with one thread, one product after the loop."""
+    if r["for"] is g:
+        return r["grads"]
+    s, steps, batch = r["s"], r["steps"], r["batch"]
+    units, features = r["th"].shape[2], r["kernel"].shape[0]
+    cols = _lstm_order(units)
+    rb = np.ascontiguousarray(r["recurrent"][:, cols].T)
+    gt, live = _upstream(g, r)
+    dz = workspace.reusable((steps, batch, 4 * units), s.dtype)
+    dstate = np.zeros((2, batch, units), s.dtype)
+    state = (dstate[0], dstate[1], (np.empty((4, batch, units), s.dtype),
+                                    np.empty((4, batch, units), s.dtype),
+                                    np.empty((batch, units), s.dtype)))
+    chunks = intra_op.split(steps, _weight_grad_chunks(steps * batch))[::-1]
     flat = dz.reshape(-1, 4 * units)
-    drec = _previous_outputs_grad(hc[:, :, :units], r["h0"], flat)
-    grads = {"x rows": flat, "x kernel": r["kernel"][:, cols],
-             "kernel": (r["xt"].T @ flat)[:, cols], "recurrent": drec[:, cols],
-             "bias": _column_sums(flat)[cols], "h0": dh, "c0": dc}
+    rows = s[:steps].reshape(steps * batch, -1)[:, :features + 1 + units]
+    partial = [None] * len(chunks)
+
+    def consume(i: int) -> None:
+        span = slice(chunks[i][0] * batch, chunks[i][1] * batch)
+        partial[i] = rows[span].T @ flat[span]
+    intra_op.pipeline(len(chunks), lambda i: _lstm_backward_steps(
+        *chunks[i], r, gt, live, rb, dz, state), consume)
+    dw = partial[0]
+    for more in partial[1:]:
+        dw += more
+    dw = dw[:, cols]
+    grads = {"x rows": flat, "x kernel": r["kernel"][:, cols], "kernel": dw[:features],
+             "recurrent": dw[features + 1:], "bias": dw[features], "h0": dstate[0],
+             "c0": dstate[1]}
     r["for"], r["grads"] = g, grads
     return grads
 
@@ -240,7 +306,7 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
     xt, acts = _project_time_major(x, kernel * half, in_bias * half, backwards, 3 * units)
     rk, b_rh = recurrent * half, bias[1, 2 * units:]
     steps, batch = acts.shape[:2]
-    rhs, hs = _buffer((steps, batch, units), dtype), _buffer((steps, batch, units), dtype)
+    rhs, hs = (workspace.reusable((steps, batch, units), dtype) for _ in range(2))
     rec, rrh, h = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype), h0
     for t in range(steps):
         zr, cand, out = acts[t, :, :2 * units], acts[t, :, 2 * units:], hs[t]
@@ -286,7 +352,7 @@ def _gru_seq_backward(g, r) -> dict:
     units, dtype = hs.shape[2], hs.dtype
     rb = r["recurrent"].T
     gt, live = _upstream(g, r)
-    ds = _buffer((steps, batch, 4 * units), dtype)
+    ds = workspace.reusable((steps, batch, 4 * units), dtype)
     sl, tmp = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype)
     dh = np.zeros((batch, units), dtype)
     for t in range(steps - 1, -1, -1):
