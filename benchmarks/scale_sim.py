@@ -20,11 +20,15 @@ validated against real `python -m distflow.launch` runs on this 2-core machine;
 (benchmarks/link_runs.py: one network namespace per node, every node's link
 rate-limited) keep the shared cores and add the links, with the servers on the
 nodes the launcher put them on.
+`--costs FILE` (benchmarks/push_costs.py) builds each run instead from its
+configuration's measured CPU per push: workers' and servers' main threads and the
+I/O thread every message crosses, on cores time-sliced at one core's speed.
 
     python benchmarks/scale_sim.py                      # the prediction tables
     python benchmarks/scale_sim.py --fifo-links         # ... with queued links
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --contention C.jsonl
     python benchmarks/scale_sim.py --validate link.jsonl --cores 2 --shared-speed 0.69
+    python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl
 
 Prints a table and one JSON line.
 """
@@ -552,7 +556,12 @@ def _median_costs(rows: list[dict]) -> PushCosts:
 
 
 def _costs_of(costs: dict[tuple[str, int, int], PushCosts], r: dict) -> PushCosts:
-    """The measured costs of run r's configuration."""
+    """The measured costs of run r's configuration (one host, no shaped links: the
+    I/O threads take the place of link time)."""
+    if "mbit" in r:
+        raise ValueError("Measured costs per push model one host without shaped links; "
+                         f"received a rate-limited run (mbit={r['mbit']}). Validate "
+                         "link_runs.py's results without --costs.")
     key = (r["mode"], r["workers"], r["servers"])
     if key not in costs:
         raise ValueError(f"The measured costs have no line mode={key[0]!r}, "

@@ -347,3 +347,7 @@ def test_validating_with_costs_needs_each_runs_configuration(tmp_path):
     assert [r["predicted"] for r in rows][0] == pytest.approx(32_000)
     with pytest.raises(ValueError, match="contention"):
         sim.validate(path, 2, costs=costs, contention=((1, 1.0), (2, 2.0)))
+    shaped = {**runs[2], "mbit": 100, "server_nodes": [0]}
+    path.write_text("\n".join(json.dumps(r) for r in [*runs, shaped]) + "\n")
+    with pytest.raises(ValueError, match="mbit=100"):
+        sim.validate(path, 2, costs=costs)
