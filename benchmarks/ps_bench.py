@@ -62,6 +62,7 @@ SIZES = {"64KB": 64 * 1024, "1MB": 1024**2, "16MB": 16 * 1024**2, "64MB": 64 * 1
 CURVE_SIZES = ("1MB", "16MB")
 UNPIPELINED_SIZES = ("16MB", "64MB")
 SGD_LR0 = {"name": "sgd", "hp": {}, "learning_rate": 0.0}
+QUIET_CORES = 0.3  # `wait_quiet`: a run starts once other work keeps fewer cores busy
 
 ECHO = textwrap.dedent("""
     import sys, zmq
@@ -275,6 +276,19 @@ def other_cores(before: list[int], after: list[int], own_cpu_s: float,
         return None
     busy = sum(after[i] - before[i] for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
     return round(max(0.0, busy - own_cpu_s) / wall_s, 2)
+
+
+def wait_quiet(limit: float = QUIET_CORES, most_s: float = 120.0) -> float:
+    """Waits (at most `most_s`) until other processes kept fewer than `limit` cores busy
+    over 2 s; returns the last such reading (the cores busy on the machine meanwhile)."""
+    deadline, busy = time.monotonic() + most_s, 0.0
+    while time.monotonic() < deadline:
+        before = cpu_times()
+        time.sleep(2.0)
+        busy = other_cores(before, cpu_times(), 0.0, 2.0) or 0.0
+        if busy < limit:
+            break
+    return busy
 
 
 def time_block(runner: Runner, block: int, sink: list[float]) -> float:

@@ -10,7 +10,9 @@ system, from the launcher's and its children's resource usage), its wall time
 (`wall_s`), the 1-minute load average before it (`load1`) and the cores other
 processes kept busy meanwhile (`other_cores`, Linux /proc/stat: near 0 on a
 quiet machine) and the CPU time the hypervisor gave other guests (`steal_pct`):
-the input of `benchmarks/scale_sim.py --validate`.
+the input of `benchmarks/scale_sim.py --validate`. Each run starts once other
+processes keep fewer than 0.3 cores busy over 2 s (at most 2 minutes' wait;
+`--no-wait`: at once).
 
     DISTFLOW_DATA=/work/shared/data python benchmarks/scale_runs.py \\
         --workers 1,2,4,8 --servers 1,2 > runs.jsonl
@@ -29,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ps_bench import cpu_times, other_cores, steal_percent  # noqa: E402
+from ps_bench import cpu_times, other_cores, steal_percent, wait_quiet  # noqa: E402
 from train_bench import _run  # noqa: E402
 
 
@@ -56,9 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", default="1,2,4,8")
     p.add_argument("--servers", default="1,2")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--no-wait", action="store_true",
+                   help="start each run at once, without waiting for a quiet machine")
     args = p.parse_args(argv)
     for w, m, mode, cmd in runs([int(x) for x in args.workers.split(",")],
                                 [int(x) for x in args.servers.split(",")], args.epochs):
+        if not args.no_wait:
+            wait_quiet()
         load1, host, before, start = (os.getloadavg()[0], cpu_times(), children_cpu_s(),
                                       time.perf_counter())
         result = _run(cmd, timeout=1800)

@@ -20,11 +20,15 @@ validated against real `python -m distflow.launch` runs on this 2-core machine;
 (benchmarks/link_runs.py: one network namespace per node, every node's link
 rate-limited) keep the shared cores and add the links, with the servers on the
 nodes the launcher put them on.
+`--costs FILE` (benchmarks/push_costs.py) builds each run instead from its
+configuration's measured CPU per push: workers' and servers' main threads and the
+I/O thread every message crosses, on cores time-sliced at one core's speed.
 
     python benchmarks/scale_sim.py                      # the prediction tables
     python benchmarks/scale_sim.py --fifo-links         # ... with queued links
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --contention C.jsonl
     python benchmarks/scale_sim.py --validate link.jsonl --cores 2 --shared-speed 0.69
+    python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl
 
 Prints a table and one JSON line.
 """
@@ -78,6 +82,11 @@ class Config:
     `wakeup`: with `contention`, the measured wait of a process woken by a message
     (a server by a push when idle, a worker by its reply) with n processes
     runnable, as (n, seconds) points (`contention_runs.py --work wakeup`).
+    `costs`: with `cores`, the CPU a worker and each server spend per push as
+    measured in runs of this configuration (`benchmarks/push_costs.py`, see
+    `PushCosts`) in place of `step_s + overhead_s` and the calibration's server cost;
+    the cores are then time-sliced at one core's speed each (the measured CPU
+    seconds already include what sharing the cores cost).
     """
 
     params: int
@@ -98,8 +107,31 @@ class Config:
     fair_links: bool = True
     contention: tuple[tuple[int, float], ...] | None = None
     wakeup: tuple[tuple[int, float], ...] | None = None
+    costs: PushCosts | None = None
     steps: int = 40
     cal: plan.Calibration = plan.CALIBRATION
+
+
+@dataclass(frozen=True)
+class PushCosts:
+    """CPU seconds per push measured in runs of one configuration (push_costs.py).
+
+    `worker_s`: a worker's main thread per step (its compute and the client's
+    encoding, sending, receiving and decoding), on the step's critical path.
+    `worker_io_s`: its other threads (ZeroMQ's I/O thread) per step, and
+    `server_io_s` each server's per push it answers: every message crosses the
+    sender's I/O thread and then the receiver's, in place of link time; each is one
+    thread (one message at a time) beside its process's main thread (the server's
+    main thread takes the next push meanwhile), and half of its cost per push is
+    the push's, half the reply's (`Sim.io_cost`).
+    `server_s`: each server's main thread per push (serial: decoding, the update,
+    the reply).
+    """
+
+    worker_s: float
+    worker_io_s: float
+    server_s: tuple[float, ...]
+    server_io_s: tuple[float, ...]
 
 
 class Pool:
@@ -272,13 +304,15 @@ class Sim:
             cfg.servers)
         self.up = [Pool() for _ in range(cfg.workers + cfg.servers)]
         self.down = [Pool() for _ in range(cfg.workers + cfg.servers)]
-        self.cost = [cfg.cal.s_per_message + 2 * b * cfg.cal.s_per_byte for b in self.shards]
+        self.cost = list(cfg.costs.server_s) if cfg.costs else [
+            cfg.cal.s_per_message + 2 * b * cfg.cal.s_per_byte for b in self.shards]
         self.server_free = [0.0] * cfg.servers
         self.queue = [deque() for _ in range(cfg.servers)]
         self.serving = [False] * cfg.servers
+        self.threads: dict[object, deque] = defaultdict(deque)  # I/O threads' jobs
         self.cores = Pool(cfg.cores, cfg.shared_speed) if cfg.cores else None
         self.sliced = SlicedCores(self, cfg.cores, cfg.shared_speed, cfg.contention) if (
-            cfg.cores and (cfg.sliced or cfg.contention)) else None
+            cfg.cores and (cfg.sliced or cfg.contention or cfg.costs)) else None
         self.links = FairLinks(self) if cfg.fair_links else None
         self.arrived = [0] * cfg.servers
         self.replies = [0] * cfg.workers
@@ -310,7 +344,9 @@ class Sim:
             self.at(self.reserve(t, duration), fn, *args)
 
     def compute(self, t: float, w: int) -> None:
-        self.busy(t, self.cfg.step_s + self.cfg.overhead_s, self.computed, w)
+        costs = self.cfg.costs
+        step = costs.worker_s if costs else self.cfg.step_s + self.cfg.overhead_s
+        self.busy(t, step, self.computed, w)
 
     def computed(self, t: float, w: int) -> None:
         for s in range(self.cfg.servers):
@@ -323,6 +359,10 @@ class Sim:
 
     def send(self, t: float, src: int, dst: int, nbytes: float, fn, *args) -> None:
         """Sends nbytes from process src to process dst; fn runs on their arrival."""
+        if self.cfg.costs:
+            self.on_thread(("io", src), t, self.io_cost(src, dst, src), self.sent, src, dst,
+                           fn, args)
+            return
         src, dst = self.node(src), self.node(dst)
         if (self.cores and not self.cfg.shaped) or src == dst:
             self.at(t, fn, *args)
@@ -334,6 +374,34 @@ class Sim:
         start = max(t, self.up[src].free[0], self.down[dst].free[0])
         self.up[src].free[0] = self.down[dst].free[0] = start + d
         self.arrive(start + d, fn, args)
+
+    def sent(self, t: float, src: int, dst: int, fn, args: tuple) -> None:
+        """The sender's I/O thread has sent a message: now the receiver's takes it."""
+        self.on_thread(("io", dst), t, self.io_cost(src, dst, dst), fn, *args)
+
+    def io_cost(self, src: int, dst: int, proc: int) -> float:
+        """CPU of process proc's I/O thread for a message between a worker and server s,
+        with measured costs: half of its cost per push (the other half is for the
+        message the other way), a worker's split over the servers by their bytes."""
+        s = max(src, dst) - self.cfg.workers
+        if proc == src + dst - self.cfg.workers - s:  # the worker
+            return self.cfg.costs.worker_io_s * self.shards[s] / sum(self.shards) / 2
+        return self.cfg.costs.server_io_s[s] / 2
+
+    def on_thread(self, key: object, t: float, work: float, fn, *args) -> None:
+        """Runs `work` of CPU on thread `key` once the jobs before it there are done
+        (a thread does one thing at a time), then fn."""
+        queue = self.threads[key]
+        queue.append((work, fn, args))
+        if len(queue) == 1:
+            self.sliced.start(t, work, (), self._thread_done, key)
+
+    def _thread_done(self, t: float, key: object) -> None:
+        queue = self.threads[key]
+        _, fn, args = queue.popleft()
+        if queue:
+            self.sliced.start(t, queue[0][0], (), self._thread_done, key)
+        fn(t, *args)
 
     def arrive(self, t: float, fn, args: tuple) -> None:
         """The last byte left at t: fn runs one latency later."""
@@ -417,7 +485,9 @@ def tables(workers: list[int], servers: list[int], bandwidths: list[float],
     return rows
 
 
-def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: Any) -> list[dict]:
+def validate(path: Path, cores: int, shared_speed: float = 1.0,
+             costs: dict[tuple[str, int, int], PushCosts] | None = None,
+             **model: Any) -> list[dict]:
     """Measured runs (JSON lines of scale_runs.py) beside the simulator on one host.
 
     Calibrated on two runs only: the one process gives the compute time, and sync
@@ -427,7 +497,16 @@ def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: Any) ->
     by running two one-process trainings at once (each one's samples/s over one
     alone's). `model`: `Config`'s `sliced`, `fair_links` and `contention` (a
     measured curve, see `load_contention`, in place of `shared_speed`).
+
+    `costs` (`load_costs`): every run's worker and server CPU per push measured for
+    its configuration, in place of the compute time, the overhead and the server
+    calibration (the sync 1 x 1 run is then predicted too).
     """
+    if costs and (model.get("contention") or shared_speed != 1.0):
+        raise ValueError("Measured costs per push already include what sharing the cores "
+                         "costs: give --costs without --contention and --shared-speed. "
+                         f"Received: shared_speed={shared_speed}, "
+                         f"contention={model.get('contention')}")
     measured = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     step_s = BATCH / _find(measured, 0, 0, "none")
     bare = simulate(Config(MLP_PARAMS, 1, 1, 100, step_s, "sync", 0, cores,
@@ -436,10 +515,60 @@ def validate(path: Path, cores: int, shared_speed: float = 1.0, **model: Any) ->
     rows = []
     for r in (r for r in measured if r["workers"] > 0):
         cfg = replace(_measured_config(r, step_s, cores, overhead, shared_speed), **model)
+        if costs:
+            cfg = replace(cfg, costs=_costs_of(costs, r))
         pred = simulate(cfg)["samples_per_s"]
         rows.append({**r, "predicted": pred, "error": pred / r["samples_per_s"] - 1,
                      "overhead_ms": overhead * 1e3})
     return rows
+
+
+def load_costs(path: Path) -> dict[tuple[str, int, int], PushCosts]:
+    """(mode, workers, servers) -> `PushCosts` of `benchmarks/push_costs.py`'s lines: the
+    median over the quiet lines of each configuration (`other_cores` at most
+    QUIET_OTHER_CORES; the one-process lines, workers 0, are left out).
+
+    Raises:
+        ValueError: the file has no quiet line of a launcher run.
+    """
+    by_key: dict[tuple[str, int, int], list[dict]] = defaultdict(list)
+    for row in _quiet_lines(path, None):
+        if row.get("workers"):
+            by_key[row["mode"], row["workers"], row["servers"]].append(row)
+    if not by_key:
+        raise ValueError(f"{str(path)!r} has no line of a launcher run beside at most "
+                         f"{QUIET_OTHER_CORES} other cores. Run benchmarks/push_costs.py "
+                         "--workers 1,2,4,8 --servers 1,2 > costs.jsonl.")
+    return {key: _median_costs(rows) for key, rows in sorted(by_key.items())}
+
+
+def _median_costs(rows: list[dict]) -> PushCosts:
+    """The median of each cost over push_costs.py lines of one configuration (a thread
+    other than the main one: the process's CPU less its main thread's)."""
+    def med(key: str, s: int | None = None) -> float:
+        return statistics.median(r[key] if s is None else r[key][s] for r in rows)
+
+    servers = range(rows[0]["servers"])
+    return PushCosts(
+        med("worker_main_cpu_s"), med("worker_cpu_s") - med("worker_main_cpu_s"),
+        tuple(med("server_main_cpu_s", s) for s in servers),
+        tuple(med("server_cpu_s", s) - med("server_main_cpu_s", s) for s in servers))
+
+
+def _costs_of(costs: dict[tuple[str, int, int], PushCosts], r: dict) -> PushCosts:
+    """The measured costs of run r's configuration (one host, no shaped links: the
+    I/O threads take the place of link time)."""
+    if "mbit" in r:
+        raise ValueError("Measured costs per push model one host without shaped links; "
+                         f"received a rate-limited run (mbit={r['mbit']}). Validate "
+                         "link_runs.py's results without --costs.")
+    key = (r["mode"], r["workers"], r["servers"])
+    if key not in costs:
+        raise ValueError(f"The measured costs have no line mode={key[0]!r}, "
+                         f"workers={key[1]}, servers={key[2]}; measured: {sorted(costs)}. "
+                         f"Run benchmarks/push_costs.py --workers {key[1]} --servers "
+                         f"{key[2]} --modes {key[0]}.")
+    return costs[key]
 
 
 def load_contention(path: Path) -> tuple[tuple[int, float], ...]:
@@ -463,8 +592,8 @@ def load_contention(path: Path) -> tuple[tuple[int, float], ...]:
 QUIET_OTHER_CORES = 0.2  # a measurement beside more other work than this is left out
 
 
-def _quiet_lines(path: Path, work: str) -> list[dict]:
-    """The `work` lines of a contention_runs.py file measured beside little other work
+def _quiet_lines(path: Path, work: str | None) -> list[dict]:
+    """The `work` lines of a JSON-lines file measured beside little other work
     (`other_cores` at most QUIET_OTHER_CORES, or not recorded)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r.get("work") == work
@@ -583,6 +712,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="time-slice the cores among runnable processes (--validate)")
     for flag, what in MEASURED_FILES.items():
         p.add_argument(flag, type=Path, help=f"--validate: {what}")
+    p.add_argument("--costs", type=Path,
+                   help="--validate: JSON lines of benchmarks/push_costs.py, each run's "
+                        "worker and server CPU per push for its configuration (in place of "
+                        "the compute time, the overhead and the server calibration)")
     links = p.add_mutually_exclusive_group()
     links.add_argument("--fair-links", action="store_true", default=True,
                        help="concurrent transfers share a link fairly, as TCP flows do "
@@ -599,7 +732,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.validate:
         curve_points = load_contention(args.contention) if args.contention else None
         wake = load_wakeup(args.wakeup) if args.wakeup else None
-        rows = validate(args.validate, args.cores, args.shared_speed, sliced=args.sliced,
+        costs = load_costs(args.costs) if args.costs else None
+        rows = validate(args.validate, args.cores, args.shared_speed, costs, sliced=args.sliced,
                         fair_links=args.fair_links, contention=curve_points, wakeup=wake)
         _print(rows, ["mode", "workers", "servers", "mbit", "samples_per_s", "predicted",
                       "error", "other_cores"])

@@ -238,3 +238,116 @@ def test_wakeup_file_gives_half_the_mean_round_trip_beyond_the_idle_one(tmp_path
     points = sim.load_wakeup(path)
     assert [n for n, _ in points] == [1, 2, 8]
     assert [s for _, s in points] == pytest.approx([0.0, 0.0, 300e-6])
+
+
+def _costs(worker_s, server_s, worker_io_s=0.0, server_io_s=0.0):
+    return sim.PushCosts(worker_s, worker_io_s, (server_s,), (server_io_s,))
+
+
+def test_measured_costs_replace_the_compute_time_and_the_servers_calibration():
+    """One worker, one server on 2 cores, costs measured per push: worker 3 ms, server
+    1 ms. The step is 3 + 1 = 4 ms whatever step_s and the calibration say: 128 / 4 ms
+    = 32,000 samples/s. With I/O threads (worker 1 ms a step, server 2 ms a push) each
+    message crosses half of both: (1 + 2) / 2 ms on the way in and out, a step of
+    3 + 1.5 + 1 + 1.5 = 7 ms, 128 / 7 ms."""
+    cfg = sim.Config(10, 1, 1, 100.0, 0.5, "async", cores=2, steps=10, cal=CAL,
+                     costs=_costs(0.003, 0.001))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(32_000, rel=1e-9)
+    io = replace(cfg, costs=_costs(0.003, 0.001, worker_io_s=0.001, server_io_s=0.002))
+    assert sim.simulate(io)["samples_per_s"] == pytest.approx(128 / 0.007, rel=1e-9)
+
+
+def test_a_workers_io_is_split_over_the_servers_by_their_bytes_one_message_at_a_time():
+    """One worker (3 ms, I/O 2 ms a step) and two servers of 3 and 1 bytes (1 ms a push
+    each, no I/O) on 2 cores. The worker's I/O thread spends 2 * 3/4 / 2 = 0.75 ms on
+    each message to or from server 0 and 0.25 ms on server 1's, one message at a time:
+    pushes leave at 3.75 and 4 ms, are answered at 4.75 and 5 ms, and the replies
+    are taken 4.75-5.5 and 5.5-5.75 ms; never more than two jobs at once, so all at
+    full speed: a step of 5.75 ms, 128 / 5.75 ms."""
+    cfg = sim.Config(10, 1, 2, 100.0, 0.5, "async", cores=2, steps=10, cal=CAL,
+                     shard_bytes=(3, 1), costs=sim.PushCosts(0.003, 0.002, (0.001, 0.001),
+                                                             (0.0, 0.0)))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(128 / 0.00575, rel=1e-9)
+
+
+def test_a_servers_io_thread_sends_the_sync_replies_one_after_the_other():
+    """Two sync workers (2 ms), one server (main 1 ms, I/O 2 ms a push: 1 ms for each
+    message) on 2 cores. Both push at 2 ms; the server's I/O thread takes them 2-3
+    and 3-4 ms (the first push's processing, 3-4 ms, beside it), the second is
+    processed 4-5 ms, and the two replies leave 5-6 and 6-7 ms. Worker A computes
+    again 6-8 ms, B 7-9 ms, so from then on A's push is taken while B computes:
+    pushes 8-9 and 9-10, processing 9-10 and 10-11, replies 11-12 and 12-13, a step
+    of 6 ms. Ten steps end at 7 + 9 * 6 = 61 ms: 2 * 10 * 128 / 0.061 samples/s."""
+    cfg = sim.Config(10, 2, 1, 100.0, 0.5, "sync", cores=2, steps=10, cal=CAL,
+                     costs=_costs(0.002, 0.001, server_io_s=0.002))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(2 * 10 * 128 / 0.061,
+                                                               rel=1e-9)
+
+
+def test_two_async_workers_fill_two_cores_with_measured_costs():
+    """Two async workers (3 ms a step) and one server (1 ms a push) on 2 cores. Both
+    compute 0-3 ms and push; the server answers A at 4 ms (one core idle meanwhile)
+    and B at 5 ms while A computes. From then on two processes are runnable at any
+    time and each worker's cycle is 3 + 1 = 4 ms: A's 40th reply comes at 4 * 40 =
+    160 ms, B's at 5 + 39 * 4 = 161 ms: 2 * 40 * 128 / 0.161 samples/s."""
+    cfg = sim.Config(10, 2, 1, 100.0, 0.5, "async", cores=2, steps=40, cal=CAL,
+                     costs=_costs(0.003, 0.001))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(2 * 40 * 128 / 0.161,
+                                                               rel=1e-9)
+
+
+def test_a_server_slower_than_its_workers_sets_the_async_rate():
+    """Four async workers of 1 ms and a server of 4 ms a push on 2 cores: the four
+    first steps share the two cores (half a core each), so the first pushes arrive
+    at 2 ms; from then on the server is never idle and never shares a core (at most
+    one worker computes at a time beside it): the 160th push is answered at
+    2 + 160 * 4 ms, which ends the run: 160 * 128 / 0.642 samples/s."""
+    cfg = sim.Config(10, 4, 1, 100.0, 0.5, "async", cores=2, steps=40, cal=CAL,
+                     costs=_costs(0.001, 0.004))
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(160 * 128 / 0.642,
+                                                               rel=1e-9)
+
+
+def test_costs_file_gives_each_configurations_median_quiet_costs(tmp_path):
+    def line(mode, w, m, worker, main, servers, mains, other=0.0):
+        return {"mode": mode, "workers": w, "servers": m, "worker_cpu_s": worker,
+                "worker_main_cpu_s": main, "server_cpu_s": servers,
+                "server_main_cpu_s": mains, "other_cores": other}
+    lines = [line("none", 0, 0, 0.003, 0.003, [], []),
+             line("async", 2, 2, 0.005, 0.004, [0.002, 0.001], [0.0015, 0.0008]),
+             line("async", 2, 2, 0.007, 0.005, [0.004, 0.001], [0.0030, 0.0008]),
+             line("async", 2, 2, 0.006, 0.0045, [0.003, 0.001], [0.0020, 0.0008]),
+             line("async", 2, 2, 0.050, 0.050, [0.050, 0.050], [0.050, 0.050], 0.9),
+             line("sync", 1, 1, 0.004, 0.003, [0.001], [0.0009])]
+    path = tmp_path / "costs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    costs = sim.load_costs(path)
+    assert sorted(costs) == [("async", 2, 2), ("sync", 1, 1)]
+    two = costs["async", 2, 2]  # medians of the three quiet lines; I/O = all - main
+    assert two.worker_s == pytest.approx(0.0045)
+    assert two.worker_io_s == pytest.approx(0.006 - 0.0045)
+    assert two.server_s == pytest.approx((0.002, 0.0008))
+    assert two.server_io_s == pytest.approx((0.003 - 0.002, 0.001 - 0.0008))
+    path.write_text(json.dumps(lines[4]) + "\n")
+    with pytest.raises(ValueError, match="other cores"):
+        sim.load_costs(path)
+
+
+def test_validating_with_costs_needs_each_runs_configuration(tmp_path):
+    runs = [{"workers": 0, "servers": 0, "mode": "none", "samples_per_s": 40_000.0},
+            {"workers": 1, "servers": 1, "mode": "sync", "samples_per_s": 30_000.0},
+            {"workers": 2, "servers": 1, "mode": "async", "samples_per_s": 30_000.0}]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    costs = {("sync", 1, 1): _costs(0.003, 0.001)}
+    with pytest.raises(ValueError, match="mode='async', workers=2, servers=1"):
+        sim.validate(path, 2, costs=costs)
+    costs["async", 2, 1] = _costs(0.003, 0.001)
+    rows = sim.validate(path, 2, costs=costs)
+    assert [r["predicted"] for r in rows][0] == pytest.approx(32_000)
+    with pytest.raises(ValueError, match="contention"):
+        sim.validate(path, 2, costs=costs, contention=((1, 1.0), (2, 2.0)))
+    shaped = {**runs[2], "mbit": 100, "server_nodes": [0]}
+    path.write_text("\n".join(json.dumps(r) for r in [*runs, shaped]) + "\n")
+    with pytest.raises(ValueError, match="mbit=100"):
+        sim.validate(path, 2, costs=costs)
