@@ -16,6 +16,7 @@ import numpy as np
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _found: dict[str, Callable | None] = {}
+_KINDS = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
 
 
 def loaded_libraries(word: str = "blas") -> list[str]:
@@ -74,7 +75,7 @@ def gemm_accumulate(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float) -
         True when it ran; False (nothing written) when the arrays do not qualify or no
         such BLAS is loaded.
     """
-    kind = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(c.dtype)
+    kind = _KINDS.get(c.dtype)
     if kind is None or a.dtype != c.dtype or b.dtype != c.dtype or not c.flags.c_contiguous \
             or not c.flags.writeable or c.ndim != 2 or a.shape[1:] != c.shape[:1] \
             or b.shape != (a.shape[0], c.shape[1]):

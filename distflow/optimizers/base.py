@@ -421,24 +421,26 @@ def _traced_update(optimizer: Optimizer, grads_and_vars: Any) -> Callable | None
         _count_step(optimizer._iterations)
 
     def gradient_fold(i: int) -> GradientFold | None:
-        if cast[i] or optimizer.rule.name != "sgd" or \
+        if cast[i] or optimizer.rule.linear is None or \
                 type(optimizer)._apply_locally is not Optimizer._apply_locally:
             return None
         folds.append(i)
-        return GradientFold(variables[i], lambda: _sgd_factor(optimizer, variables[i],
+        return GradientFold(variables[i], lambda: _linear_factor(optimizer, variables[i],
                                                               allowed))
     update.gradient_fold = gradient_fold
     return update
 
 
-def _sgd_factor(optimizer: Optimizer, variable: Variable, allowed: list) -> float | None:
-    """-lr when this step's update of `variable` is plain SGD (`variable -= lr * grad`,
-    `rules._sgd` without momentum or weight decay), else None."""
-    if get_apply_override() is not None or not _plain(optimizer) or \
-            optimizer.hyper.get("momentum") or optimizer.weight_decay:
+def _linear_factor(optimizer: Optimizer, variable: Variable, allowed: list) -> float | None:
+    """The factor of this step's update of `variable` when the rule's step is
+    `variable += factor * grad` (`Rule.linear`: plain SGD), else None."""
+    if get_apply_override() is not None or not _plain(optimizer):
         return None
-    _allow_local(allowed)
-    return -float(variable.value.dtype.type(optimizer._current_learning_rate()))
+    factor = optimizer.rule.linear(optimizer.rule.merge(optimizer.hyperparameters()),
+                                   variable.value.dtype)
+    if factor is not None:
+        _allow_local(allowed)
+    return factor
 
 
 def _allow_local(allowed: list) -> None:

@@ -44,6 +44,10 @@ class Rule:
     # False for a rule that reads whole tensors (Adafactor's RMS and row/column means):
     # it cannot run on packed or chunked buffers, so the parameter servers cannot run it.
     elementwise: bool = True
+    # For a rule whose step under some hyperparameters is `param += factor * grad` with
+    # no state (plain SGD): that factor for the merged hyperparameters and the dtype,
+    # else None. The graph executor folds such a step into the gradient's product.
+    linear: Callable[[Mapping[str, Any], np.dtype], float | None] | None = None
 
     def init(self, param: np.ndarray, hp: Mapping[str, Any] | None = None) -> State:
         """Zero-filled slots for `param` (Adagrad's accumulator starts at its initial value)."""
@@ -437,8 +441,16 @@ def _register(rule: Rule) -> Rule:
     return rule
 
 
+def _sgd_linear(hp: Mapping[str, Any], dtype: np.dtype) -> float | None:
+    """-lr (in the parameter's dtype, as `_sgd` rounds it) without momentum or decay."""
+    if hp["momentum"] or hp.get("weight_decay"):
+        return None
+    return -float(dtype.type(hp["learning_rate"]))
+
+
 _register(Rule("sgd", lambda hp: ("momentum",) if hp["momentum"] else (), _sgd,
-               {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}))
+               {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+               linear=_sgd_linear))
 _ADAM_DEFAULTS = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
                   "amsgrad": False}
 _register(Rule("adam", lambda hp: ("m", "v", "v_hat") if hp["amsgrad"] else ("m", "v"),
