@@ -22,13 +22,17 @@ rate-limited) keep the shared cores and add the links, with the servers on the
 nodes the launcher put them on.
 `--costs FILE` (benchmarks/push_costs.py) builds each run instead from its
 configuration's measured CPU per push: workers' and servers' main threads and the
-I/O thread every message crosses, on cores time-sliced at one core's speed.
+I/O thread every message crosses, on cores time-sliced at one core's speed less
+the measured steal; `--wake FILE` makes every wake-up of a blocked thread wait a
+measured latency (see `load_wake_s`).
 
     python benchmarks/scale_sim.py                      # the prediction tables
     python benchmarks/scale_sim.py --fifo-links         # ... with queued links
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --contention C.jsonl
     python benchmarks/scale_sim.py --validate link.jsonl --cores 2 --shared-speed 0.69
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl
+    python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl \
+        --wake costs.jsonl                              # ... + a wake-up latency
 
 Prints a table and one JSON line.
 """
@@ -88,10 +92,11 @@ class Config:
     the cores are then time-sliced at one core's speed each (the measured CPU
     seconds already include what sharing the cores cost) less what the hypervisor
     steals from them (`PushCosts.steal_cores`).
-    `wake_s`: with `costs`, every wake-up of a blocked thread (a worker's main thread
-    by its reply, an idle server's by a push, an idle I/O thread by a message) waits
-    this long before it runs, holding no core: the wake-up of a thread on the other
-    core (`benchmarks/wakeup_latency.py`).
+    `wake_s`: with time-sliced cores, every wake-up of a blocked thread (a worker's
+    main thread by its reply, an idle server's by a push, with `costs` an idle I/O
+    thread by a message) waits this long before it runs, holding no core
+    (`load_wake_s`: the bare cross-core wake-up of `benchmarks/wakeup_latency.py`, or
+    the run delay per slice of push_costs.py's one-worker runs).
     """
 
     params: int
