@@ -21,7 +21,11 @@ and round with, per push in that window (one worker step's message to one server
 - `fit_s`: the window per worker step (all workers together), `samples_per_s` the
   rate in it, and `runnable`: the threads on a core or waiting for one, on average
   ((CPU + wait) / window),
-- `window_s`, `load1` before the run and `other_cores` in the window.
+- `window_s`, `load1` before the run and `other_cores` in the window,
+- `idle_cores`, `irq_cores`, `steal_cores`: the cores the machine left idle, spent
+  in interrupts and lost to the hypervisor (steal) in the window, on average,
+- `fit_samples_per_s` and `wall_s`: the chief's rate over its whole `fit` and the
+  run's wall time.
 
 `scale_sim.py --costs FILE` builds the workers' and servers' CPU from the median of
 these lines for each configuration (`other_cores` at most 0.2).
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -110,8 +115,30 @@ def per_push(run: dict, series: Series) -> dict:
             "server_slices": [delta(f"ps/{s}", "slices") / pushes[s] for s in range(m)],
             "fit_s": span / steps, "samples_per_s": steps * BATCH / span,
             "runnable": (cpu + wait) / span, "load1": run["load1"],
+            "fit_samples_per_s": fit_rate(run), "wall_s": run.get("wall_s"),
             "other_cores": other_cores(host[0], host[-1], cpu, span) if len(host) > 1
-            else None}
+            else None, **host_cores(host[0], host[-1], span)}
+
+
+def fit_rate(run: dict) -> float | None:
+    """The samples/s the chief reported over its whole `fit` (start-up included), or
+    None without its result line."""
+    result = run.get("result")
+    return result.get("samples_per_s") if isinstance(result, dict) else None
+
+
+HOST_FIELDS = {"idle_cores": (3, 4), "irq_cores": (5, 6), "steal_cores": (7,)}
+
+
+def host_cores(before: list[int], after: list[int], span: float) -> dict:
+    """The cores the machine spent idle, in interrupts (hard and soft: the loopback's
+    network stack, charged to no thread) and stolen by the hypervisor between two
+    `cpu_times` readings span seconds apart, on average (Linux /proc/stat)."""
+    if len(before) < 8 or len(after) < 8 or span <= 0:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    return {key: round(sum(after[i] - before[i] for i in fields) / tick / span, 3)
+            for key, fields in HOST_FIELDS.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -149,18 +149,27 @@ def command(workers: int, mode: str, ps: int, epochs: int) -> list[str]:
             str(HERE / "train_worker.py"), "--epochs", str(epochs), "--batch-size", str(batch)]
 
 
-def measure(workers: int, mode: str, ps: int = 1, epochs: int = 2,
-            series: Series | None = None) -> dict:
-    """One launcher run: CPU and wait per role and rank, wall time, the chief's result
-    (`series`, when given, receives the samples and the servers' stats lines)."""
-    series = series or Series()
-    load1, host, start = os.getloadavg()[0], cpu_times(), time.perf_counter()
+def launch(workers: int, mode: str, ps: int, epochs: int,
+           series: Series) -> tuple[subprocess.Popen, threading.Thread]:
+    """Starts `command`'s run (one BLAS thread, the servers logging their push count
+    every STATS_INTERVAL_S) and a thread reading its output into `series` (join it
+    once the run has ended)."""
     proc = subprocess.Popen(command(workers, mode, ps, epochs), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1",
                                  "DISTFLOW_STATS_INTERVAL": str(STATS_INTERVAL_S)})
     reader = threading.Thread(target=series.read, args=(proc.stdout,), daemon=True)
     reader.start()
+    return proc, reader
+
+
+def measure(workers: int, mode: str, ps: int = 1, epochs: int = 2,
+            series: Series | None = None) -> dict:
+    """One launcher run: CPU and wait per role and rank, wall time, the chief's result
+    (`series`, when given, receives the samples and the servers' stats lines)."""
+    series = series or Series()
+    load1, host, start = os.getloadavg()[0], cpu_times(), time.perf_counter()
+    proc, reader = launch(workers, mode, ps, epochs, series)
     watch(proc, series)
     reader.join(timeout=30)
     wall_s, roles = time.perf_counter() - start, series.totals()

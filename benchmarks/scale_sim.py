@@ -22,13 +22,17 @@ rate-limited) keep the shared cores and add the links, with the servers on the
 nodes the launcher put them on.
 `--costs FILE` (benchmarks/push_costs.py) builds each run instead from its
 configuration's measured CPU per push: workers' and servers' main threads and the
-I/O thread every message crosses, on cores time-sliced at one core's speed.
+I/O thread every message crosses, on cores time-sliced at one core's speed less
+the measured steal; `--wake FILE` makes every wake-up of a blocked thread wait a
+measured latency (see `load_wake_s`).
 
     python benchmarks/scale_sim.py                      # the prediction tables
     python benchmarks/scale_sim.py --fifo-links         # ... with queued links
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --contention C.jsonl
     python benchmarks/scale_sim.py --validate link.jsonl --cores 2 --shared-speed 0.69
     python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl
+    python benchmarks/scale_sim.py --validate RESULTS --cores 2 --costs costs.jsonl \
+        --wake costs.jsonl                              # ... + a wake-up latency
 
 Prints a table and one JSON line.
 """
@@ -86,7 +90,13 @@ class Config:
     measured in runs of this configuration (`benchmarks/push_costs.py`, see
     `PushCosts`) in place of `step_s + overhead_s` and the calibration's server cost;
     the cores are then time-sliced at one core's speed each (the measured CPU
-    seconds already include what sharing the cores cost).
+    seconds already include what sharing the cores cost) less what the hypervisor
+    steals from them (`PushCosts.steal_cores`).
+    `wake_s`: with time-sliced cores, every wake-up of a blocked thread (a worker's
+    main thread by its reply, an idle server's by a push, with `costs` an idle I/O
+    thread by a message) waits this long before it runs, holding no core
+    (`load_wake_s`: the bare cross-core wake-up of `benchmarks/wakeup_latency.py`, or
+    the run delay per slice of push_costs.py's one-worker runs).
     """
 
     params: int
@@ -108,6 +118,7 @@ class Config:
     contention: tuple[tuple[int, float], ...] | None = None
     wakeup: tuple[tuple[int, float], ...] | None = None
     costs: PushCosts | None = None
+    wake_s: float = 0.0
     steps: int = 40
     cal: plan.Calibration = plan.CALIBRATION
 
@@ -126,12 +137,16 @@ class PushCosts:
     the push's, half the reply's (`Sim.io_cost`).
     `server_s`: each server's main thread per push (serial: decoding, the update,
     the reply).
+    `steal_cores`: the cores the hypervisor gave other guests meanwhile, on average
+    (Linux /proc/stat's steal time, which no thread's CPU time includes): the cores
+    run at 1 - steal_cores / their number of their speed.
     """
 
     worker_s: float
     worker_io_s: float
     server_s: tuple[float, ...]
     server_io_s: tuple[float, ...]
+    steal_cores: float = 0.0
 
 
 class Pool:
@@ -251,19 +266,23 @@ class SlicedCores(Fluid):
     n jobs each progress at total(n) / n of a core's speed: by default total(n) is
     min(n, k) cores, times `shared_speed` while more than one is busy; with a
     measured `contention` curve ((n, total) points), total(n) is read off it.
+    `capacity`: the share of every core's time the jobs get (1 - the share the
+    hypervisor steals).
     """
 
     def __init__(self, sim: Sim, k: int, shared_speed: float,
-                 contention: tuple[tuple[int, float], ...] | None = None):
+                 contention: tuple[tuple[int, float], ...] | None = None,
+                 capacity: float = 1.0):
         super().__init__(sim)
         self.k, self.shared_speed, self.contention = k, shared_speed, contention
+        self.capacity = capacity
 
     def keys(self, where: tuple) -> tuple:
         return ("cores",)
 
     def speed(self, keys: tuple) -> float:
         n = len(self.holders["cores"])
-        return self.total(n) / n
+        return self.capacity * self.total(n) / n
 
     def total(self, n: int) -> float:
         """The work n runnable jobs do per second together, in single-core seconds."""
@@ -311,7 +330,9 @@ class Sim:
         self.serving = [False] * cfg.servers
         self.threads: dict[object, deque] = defaultdict(deque)  # I/O threads' jobs
         self.cores = Pool(cfg.cores, cfg.shared_speed) if cfg.cores else None
-        self.sliced = SlicedCores(self, cfg.cores, cfg.shared_speed, cfg.contention) if (
+        self.sliced = SlicedCores(
+            self, cfg.cores, cfg.shared_speed, cfg.contention,
+            1 - cfg.costs.steal_cores / cfg.cores if cfg.costs else 1.0) if (
             cfg.cores and (cfg.sliced or cfg.contention or cfg.costs)) else None
         self.links = FairLinks(self) if cfg.fair_links else None
         self.arrived = [0] * cfg.servers
@@ -393,14 +414,17 @@ class Sim:
         (a thread does one thing at a time), then fn."""
         queue = self.threads[key]
         queue.append((work, fn, args))
-        if len(queue) == 1:
-            self.sliced.start(t, work, (), self._thread_done, key)
+        if len(queue) == 1:  # the thread was blocked: it wakes up
+            self.at(t + self.cfg.wake_s, self._thread_next, key)
+
+    def _thread_next(self, t: float, key: object) -> None:
+        self.sliced.start(t, self.threads[key][0][0], (), self._thread_done, key)
 
     def _thread_done(self, t: float, key: object) -> None:
         queue = self.threads[key]
         _, fn, args = queue.popleft()
         if queue:
-            self.sliced.start(t, queue[0][0], (), self._thread_done, key)
+            self._thread_next(t, key)
         fn(t, *args)
 
     def arrive(self, t: float, fn, args: tuple) -> None:
@@ -423,11 +447,14 @@ class Sim:
             self.at(t + self.wake(), self.serve, s)
 
     def wake(self) -> float:
-        """How long a blocked process that a message wakes waits for a core (time-sliced
-        cores with a measured `wakeup` curve; else 0)."""
-        if not (self.sliced and self.cfg.wakeup):
+        """How long a blocked process that a message wakes waits for a core on
+        time-sliced cores: `wake_s`, plus the measured `wakeup` curve's wait if given
+        (else 0)."""
+        if not self.sliced:
             return 0.0
-        return curve(self.cfg.wakeup, len(self.sliced.holders["cores"]) + 1)
+        if not self.cfg.wakeup:
+            return self.cfg.wake_s
+        return self.cfg.wake_s + curve(self.cfg.wakeup, len(self.sliced.holders["cores"]) + 1)
 
     def serve(self, t: float, s: int) -> None:
         self.serving[s] = True
@@ -544,7 +571,8 @@ def load_costs(path: Path) -> dict[tuple[str, int, int], PushCosts]:
 
 def _median_costs(rows: list[dict]) -> PushCosts:
     """The median of each cost over push_costs.py lines of one configuration (a thread
-    other than the main one: the process's CPU less its main thread's)."""
+    other than the main one: the process's CPU less its main thread's; lines without
+    `steal_cores`, from before it was recorded, count none)."""
     def med(key: str, s: int | None = None) -> float:
         return statistics.median(r[key] if s is None else r[key][s] for r in rows)
 
@@ -552,7 +580,8 @@ def _median_costs(rows: list[dict]) -> PushCosts:
     return PushCosts(
         med("worker_main_cpu_s"), med("worker_cpu_s") - med("worker_main_cpu_s"),
         tuple(med("server_main_cpu_s", s) for s in servers),
-        tuple(med("server_cpu_s", s) - med("server_main_cpu_s", s) for s in servers))
+        tuple(med("server_cpu_s", s) - med("server_main_cpu_s", s) for s in servers),
+        statistics.median(r.get("steal_cores") or 0.0 for r in rows))
 
 
 def _costs_of(costs: dict[tuple[str, int, int], PushCosts], r: dict) -> PushCosts:
@@ -598,6 +627,41 @@ def _quiet_lines(path: Path, work: str | None) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r.get("work") == work
             and (r.get("other_cores") or 0.0) <= QUIET_OTHER_CORES]
+
+
+def load_wake_s(path: Path) -> float:
+    """The seconds every wake-up waits, measured in one of two ways (the median):
+
+    - `benchmarks/wakeup_latency.py`'s lines: `wake_s`, how much longer a thread
+      woken on the other, idle core takes to run than one woken where its waker ran
+      (the bare wake-up across cores);
+    - `benchmarks/push_costs.py`'s quiet one-worker lines (`other_cores` at most
+      QUIET_OTHER_CORES): the time the run's threads waited runnable per time put on
+      a core, all threads of the worker and the servers (Linux schedstat's run
+      delay per slice) with a core free most of the time: the wake-up as this
+      application's threads see it.
+
+    Raises:
+        ValueError: the file has lines of neither kind.
+    """
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    found = [r["wake_s"] for r in rows if r.get("bench") == "wakeup_latency"] or [
+        _run_delay_per_slice(r) for r in _quiet_lines(path, None)
+        if r.get("workers") == 1 and "worker_slices" in r]
+    if not found:
+        raise ValueError(f"{str(path)!r} has no line of benchmarks/wakeup_latency.py "
+                         "(bench 'wakeup_latency') and no quiet one-worker line of "
+                         f"benchmarks/push_costs.py with slices; received {len(rows)} "
+                         "lines. Run python benchmarks/wakeup_latency.py > wakeup.jsonl.")
+    return statistics.median(found)
+
+
+def _run_delay_per_slice(row: dict) -> float:
+    """A push_costs.py line's wait for a core per time put on one, worker and servers
+    together (its worker's values are per step, its servers' per push: one each a step
+    with one worker)."""
+    return ((row["worker_wait_s"] + sum(row["server_wait_s"]))
+            / (row["worker_slices"] + sum(row["server_slices"])))
 
 
 def load_wakeup(path: Path) -> tuple[tuple[int, float], ...]:
@@ -716,6 +780,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="--validate: JSON lines of benchmarks/push_costs.py, each run's "
                         "worker and server CPU per push for its configuration (in place of "
                         "the compute time, the overhead and the server calibration)")
+    p.add_argument("--wake", type=Path,
+                   help="--validate: every wake-up of a blocked thread waits the median "
+                        "wake_s of benchmarks/wakeup_latency.py's lines or the run delay "
+                        "per slice of benchmarks/push_costs.py's quiet one-worker lines")
     links = p.add_mutually_exclusive_group()
     links.add_argument("--fair-links", action="store_true", default=True,
                        help="concurrent transfers share a link fairly, as TCP flows do "
@@ -733,8 +801,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         curve_points = load_contention(args.contention) if args.contention else None
         wake = load_wakeup(args.wakeup) if args.wakeup else None
         costs = load_costs(args.costs) if args.costs else None
+        wake_s = load_wake_s(args.wake) if args.wake else 0.0
         rows = validate(args.validate, args.cores, args.shared_speed, costs, sliced=args.sliced,
-                        fair_links=args.fair_links, contention=curve_points, wakeup=wake)
+                        fair_links=args.fair_links, contention=curve_points, wakeup=wake,
+                        wake_s=wake_s)
         _print(rows, ["mode", "workers", "servers", "mbit", "samples_per_s", "predicted",
                       "error", "other_cores"])
     else:

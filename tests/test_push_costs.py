@@ -70,3 +70,24 @@ def test_stats_lines_are_read_with_their_time_and_server():
     assert (rank, pushes) == (1, 68)
     assert when % 1 == pytest.approx(0.542, abs=1e-6)
     assert len(series.lines) == 2
+
+
+def test_host_cores_are_the_idle_interrupt_and_stolen_ticks_over_the_window():
+    # /proc/stat's fields: user nice system idle iowait irq softirq steal guest ...
+    # 2 s apart: 3 s idle + 1 s waiting for I/O, 0.2 + 0.4 s in interrupts, 1 s stolen.
+    tick = os.sysconf("SC_CLK_TCK")
+    after = [5 * tick, 0, tick, 3 * tick, tick, tick // 5, 2 * tick // 5, tick, 0, 0]
+    assert costs.host_cores([0] * 10, after, 2.0) == pytest.approx(
+        {"idle_cores": 2.0, "irq_cores": 0.3, "steal_cores": 0.5}, abs=1e-2)
+    assert costs.host_cores([], after, 2.0) == {}
+
+
+def test_a_costs_line_has_the_host_cores_and_the_chiefs_whole_fit_rate():
+    # _series' machine was busy in user time only: nothing idle, nothing stolen.
+    run = {"mode": "async", "workers": 1, "servers": 1, "load1": 0.5, "wall_s": 7.0,
+           "result": {"samples_per_s": 11_000.0}}
+    row = costs.per_push(run, _series())
+    assert (row["idle_cores"], row["irq_cores"], row["steal_cores"]) == (0.0, 0.0, 0.0)
+    assert (row["fit_samples_per_s"], row["wall_s"]) == (11_000.0, 7.0)
+    row = costs.per_push({**run, "result": "Traceback ..."}, _series())
+    assert row["fit_samples_per_s"] is None

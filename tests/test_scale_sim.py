@@ -351,3 +351,66 @@ def test_validating_with_costs_needs_each_runs_configuration(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in [*runs, shaped]) + "\n")
     with pytest.raises(ValueError, match="mbit=100"):
         sim.validate(path, 2, costs=costs)
+
+
+def test_every_wake_up_of_a_blocked_thread_waits_the_wake_latency():
+    """The 7 ms step of one worker and one server with I/O threads (above), each
+    wake-up 0.1 ms late: the worker's I/O thread for the push, the server's for it,
+    the server's main thread, the server's I/O thread for the reply, the worker's
+    for it and the worker's main thread: 7.6 ms a step, but the first step starts
+    at 0 without a wake-up: ten steps in 76 - 0.1 ms."""
+    cfg = sim.Config(10, 1, 1, 100.0, 0.5, "async", cores=2, steps=10, cal=CAL,
+                     costs=_costs(0.003, 0.001, worker_io_s=0.001, server_io_s=0.002))
+    woken = replace(cfg, wake_s=1e-4)
+    assert sim.simulate(woken)["samples_per_s"] == pytest.approx(10 * 128 / 0.0759,
+                                                                 rel=1e-9)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(128 / 0.007, rel=1e-9)
+
+
+def test_stolen_cores_slow_every_thread_on_the_shared_cores():
+    """The two async workers that fill two cores (above) when the hypervisor steals
+    half a core: each core gives the threads 3/4 of its time, so every CPU job and
+    the whole run take 4/3 as long."""
+    costs = replace(_costs(0.003, 0.001), steal_cores=0.5)
+    cfg = sim.Config(10, 2, 1, 100.0, 0.5, "async", cores=2, steps=40, cal=CAL, costs=costs)
+    assert sim.simulate(cfg)["samples_per_s"] == pytest.approx(
+        2 * 40 * 128 / (0.161 * 4 / 3), rel=1e-9)
+
+
+def test_costs_file_gives_the_median_steal_counting_old_lines_as_none(tmp_path):
+    def line(steal=None):
+        row = {"mode": "sync", "workers": 1, "servers": 1, "worker_cpu_s": 0.004,
+               "worker_main_cpu_s": 0.003, "server_cpu_s": [0.001],
+               "server_main_cpu_s": [0.0009]}
+        return {**row, "steal_cores": steal} if steal is not None else row
+    path = tmp_path / "costs.jsonl"
+    path.write_text("\n".join(json.dumps(line(s)) for s in (0.1, 0.3, None)) + "\n")
+    assert sim.load_costs(path)["sync", 1, 1].steal_cores == pytest.approx(0.1)
+
+
+def test_wake_file_gives_the_median_wake_latency(tmp_path):
+    path = tmp_path / "wake.jsonl"
+    lines = [{"bench": "wakeup_latency", "wake_s": s} for s in (3e-5, 5e-5, 4e-5)]
+    path.write_text("\n".join(json.dumps(r) for r in [*lines, {"bench": "x"}]) + "\n")
+    assert sim.load_wake_s(path) == pytest.approx(4e-5)
+    path.write_text(json.dumps({"bench": "x"}) + "\n")
+    with pytest.raises(ValueError, match="wakeup_latency"):
+        sim.load_wake_s(path)
+
+
+def test_wake_file_of_push_costs_gives_the_one_worker_runs_run_delay_per_slice(tmp_path):
+    # One worker: 0.2 ms waited in 4 slices a step, the server 0.4 ms in 6 a push:
+    # 0.6 / 10 = 60 us a slice; another quiet line 80 us; a shared one-worker line
+    # and a two-worker line are left out: the median of 60 and 80 us.
+    def line(waits, slices, w=1, other=0.0):
+        return {"mode": "async", "workers": w, "servers": 1, "other_cores": other,
+                "worker_wait_s": waits[0], "server_wait_s": [waits[1]],
+                "worker_slices": slices[0], "server_slices": [slices[1]]}
+    lines = [line((2e-4, 4e-4), (4, 6)), line((3e-4, 5e-4), (4, 6)),
+             line((9e-3, 9e-3), (1, 1), other=0.9), line((9e-3, 9e-3), (1, 1), w=2)]
+    path = tmp_path / "costs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert sim.load_wake_s(path) == pytest.approx(70e-6)
+    path.write_text("\n".join(json.dumps(r) for r in lines[2:]) + "\n")
+    with pytest.raises(ValueError, match="one-worker"):
+        sim.load_wake_s(path)
