@@ -99,43 +99,45 @@ def _block_windows(xp: np.ndarray, kshape: tuple, geo: dict) -> np.ndarray:
 
 
 def _block_patches(x, w, geo, kept, b0: int, b1: int) -> np.ndarray:
-    """Images b0:b1's (rows, kh*kw*c) patch matrix in block order, copied into their
-    part of `kept` (a flat array for the whole batch) or this thread's scratch."""
+    """Images b0:b1's (rows, kh*kw*c + 1) patch matrix in block order, its last column
+    ones (the bias's: the product adds it, and the kernel gradient's product sums the
+    bias gradient), copied into their part of `kept` (a flat array for the whole
+    batch, `_kept`) or this thread's scratch."""
     xp = nn._padded(x[b0:b1], geo["spec"][2])
     view = _block_windows(xp, w.shape[:2], geo)
     k, rows = math.prod(w.shape[:3]), (b1 - b0) * geo["rows"]
-    shape = (k, rows) if w.shape[2] <= nn._FEW_CHANNELS else (rows, k)
-    cols = scratch("patches", shape, x.dtype) if kept is None else \
-        _kept_part(kept, w, geo, b0, b1)
-    np.copyto(cols.reshape(view.shape), view)
-    return _patch_matrix(cols, w.shape[2])
+    few = w.shape[2] <= nn._FEW_CHANNELS
+    cols = _kept_part(kept, w, geo, b0, b1) if kept is not None else \
+        scratch("patches", (k + 1, rows) if few else (rows, k + 1), x.dtype)
+    patches, ones = (cols[:k], cols[k]) if few else (cols[:, :k], cols[:, k])
+    target = patches.view()
+    target.shape = view.shape  # a view of the patch columns (raises if it cannot be)
+    np.copyto(target, view)
+    ones.fill(1)
+    return cols.T if few else cols
 
 
 def _kept_part(kept: np.ndarray, w: np.ndarray, geo: dict, b0: int, b1: int) -> np.ndarray:
-    """Images b0:b1's part of the flat kept patches, shaped (kh*kw*c, rows) for few
-    channels, else (rows, kh*kw*c)."""
-    k = math.prod(w.shape[:3])
+    """Images b0:b1's part of the flat kept patches, shaped (kh*kw*c + 1, rows) for few
+    channels, else (rows, kh*kw*c + 1)."""
+    k = math.prod(w.shape[:3]) + 1
     part = kept[b0 * geo["rows"] * k:b1 * geo["rows"] * k]
     return part.reshape(k, -1) if w.shape[2] <= nn._FEW_CHANNELS else part.reshape(-1, k)
 
 
-def _patch_matrix(cols: np.ndarray, c: int) -> np.ndarray:
-    """The (rows, kh*kw*c) matrix of `_kept_part`'s layout (a view)."""
-    return cols.T if c <= nn._FEW_CHANNELS else cols
-
-
 def _weight_patches(r: dict, b0: int, b1: int) -> np.ndarray:
-    """Images b0:b1's block-order patch matrix for the kernel gradient: the kept one,
-    else rebuilt in this thread's scratch."""
+    """Images b0:b1's block-order patch matrix (`_block_patches`) for the kernel and
+    bias gradients: the kept one, else rebuilt in this thread's scratch."""
     if r["kept"] is None:
         return _block_patches(r["x"], r["w"], r["geo"], None, b0, b1)
-    return _patch_matrix(_kept_part(r["kept"], r["w"], r["geo"], b0, b1), r["w"].shape[2])
+    part = _kept_part(r["kept"], r["w"], r["geo"], b0, b1)
+    return part.T if r["w"].shape[2] <= nn._FEW_CHANNELS else part
 
 
 def _kept(x: np.ndarray, w: np.ndarray, geo: dict) -> np.ndarray | None:
     """A flat array for the whole batch's block-order patches when they are small
     (recomputing them in the backward pass would cost more than keeping them)."""
-    size = x.shape[0] * geo["rows"] * math.prod(w.shape[:3])
+    size = x.shape[0] * geo["rows"] * (math.prod(w.shape[:3]) + 1)
     return np.empty(size, x.dtype) if size * x.itemsize <= nn._KEEP_BYTES else None
 
 
@@ -174,16 +176,13 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
     kept = _kept(x, w, geo) if grad else None
     out = np.empty((n, *geo["pooled_hw"], cout), np.result_type(x.dtype, w.dtype))
     masks = np.empty(out.size * math.prod(pool), bool) if grad else None
-    w2 = w.reshape(-1, cout)
-    bias_row = np.tile(b, geo["pooled_hw"][1])  # a pooled row's biases: long inner loops
+    w_and_b = np.concatenate([w.reshape(-1, cout), b.reshape(1, cout)]).astype(out.dtype)
     windows = math.prod(pool)
 
     def piece(k: int) -> None:
         for b0, b1 in geo["slices"][k]:
             y = scratch("conv_pool_out", ((b1 - b0) * geo["rows"], cout), out.dtype)
-            np.matmul(_block_patches(x, w, geo, kept, b0, b1), w2, out=y)
-            rows = y.reshape(-1, bias_row.size)
-            np.add(rows, bias_row, out=rows)
+            np.matmul(_block_patches(x, w, geo, kept, b0, b1), w_and_b, out=y)
             _pool_slice(y.reshape(windows, -1), out[b0:b1].reshape(-1),
                         None if masks is None else _mask_of(masks, geo, b0, b1, cout))
     intra_op.parallel_for(len(geo["chunks"]), piece)
@@ -201,24 +200,19 @@ def _masked_grad(g, r, b0: int, b1: int, out: np.ndarray) -> np.ndarray:
     return np.multiply(mask, g[b0:b1], out=out)
 
 
-def _slice_weight_grads(i: int, parts: tuple, dy_rows: np.ndarray, cols) -> None:
-    """Slice i's kernel product and bias sum of its pre-activation gradient rows."""
-    np.matmul(cols.T, dy_rows, out=parts[0][i])
-    np.matmul(np.ones(dy_rows.shape[0], dy_rows.dtype), dy_rows, out=parts[1][i])
-
-
-def _chunk_weight_grads(g, r, k: int, parts: tuple) -> None:
-    """Chunk k's slices' kernel and bias gradients (parts[0][i], parts[1][i]), all in
-    block order: the mask times g as one contiguous pass, the kept patches or rebuilt."""
+def _chunk_weight_grads(g, r, k: int, parts: np.ndarray) -> None:
+    """Chunk k's slices' kernel and bias gradients (parts[i]: the kernel's rows, then
+    the bias's), all in block order: the mask times g as one contiguous pass, times
+    the kept patches or rebuilt ones."""
     geo, w = r["geo"], r["w"]
     cout, windows = w.shape[3], math.prod(geo["pool"])
     for i, (b0, b1) in enumerate(geo["slices"][k], start=geo["first_slice"][k]):
         dy = scratch("conv_pool_grad", (windows, b1 - b0, *geo["pooled_hw"], cout), g.dtype)
         _masked_grad(g, r, b0, b1, dy)
-        _slice_weight_grads(i, parts, dy.reshape(-1, cout), _weight_patches(r, b0, b1))
+        np.matmul(_weight_patches(r, b0, b1).T, dy.reshape(-1, cout), out=parts[i])
 
 
-def _chunk_all_grads(g, r, k: int, parts: tuple, dx: np.ndarray) -> None:
+def _chunk_all_grads(g, r, k: int, parts: np.ndarray, dx: np.ndarray) -> None:
     """Chunk k's kernel and bias gradients and its input gradient (into dx): the mask
     times g scattered into the spatial layout the input gradient reads, and patches
     rebuilt in that order."""
@@ -232,8 +226,10 @@ def _chunk_all_grads(g, r, k: int, parts: tuple, dx: np.ndarray) -> None:
         part = dy[b0 - c0:b1 - c0]
         _masked_grad(g, r, b0, b1, nn._blocks(_covered(part, geo), *geo["pool"],
                                               geo["pooled_hw"]))
+        rows = part.reshape(-1, cout)
         cols = nn._patches(x[b0:b1], kh, kw, geo["out_hw"], *geo["spec"])
-        _slice_weight_grads(i, parts, part.reshape(-1, cout), cols)
+        np.matmul(cols.T, rows, out=parts[i, :-1])
+        np.matmul(np.ones(rows.shape[0], rows.dtype), rows, out=parts[i, -1])
     nn._input_grad(dy, w, (c1 - c0, *x.shape[1:]), *geo["spec"], out=dx[c0:c1])
 
 
@@ -254,16 +250,15 @@ def _grads(g: np.ndarray, r: dict, with_input: bool) -> dict:
     x, w, geo = r["x"], r["w"], r["geo"]
     _with_masks(r)
     slices = len(geo["all_slices"])
-    parts = (np.empty((slices, math.prod(w.shape[:3]), w.shape[3]), g.dtype),
-             np.empty((slices, w.shape[3]), g.dtype))
+    parts = np.empty((slices, math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
     if with_input:
         dx = np.empty(x.shape, g.dtype)
         body = lambda k: _chunk_all_grads(g, r, k, parts, dx)  # noqa: E731
     else:
         body = lambda k: _chunk_weight_grads(g, r, k, parts)  # noqa: E731
     intra_op.parallel_for(len(geo["chunks"]), body)
-    grads = {"g": g, "w": nn._ordered_sum(parts[0]).reshape(w.shape),
-             "b": nn._ordered_sum(parts[1])}
+    total = nn._ordered_sum(parts)
+    grads = {"g": g, "w": total[:-1].reshape(w.shape), "b": total[-1]}
     if with_input:
         grads["x"] = dx
     r["grads"] = grads
