@@ -45,6 +45,10 @@ from distflow.workspace import scratch
 
 CHUNKS = 4  # pieces per call at least, whatever the thread count (two per thread with two)
 CHUNK_BYTES = 2 << 20  # conv output bytes per piece at most, where that needs more pieces
+# patch bytes per product at most: the backward's slices (one kernel-gradient partial
+# each, so fixed), and the forward's (fewer, longer calls: with two threads a slice's
+# dozen NumPy calls take turns on the GIL; no partial sums, so no effect on results)
+SLICE_BYTES, FORWARD_SLICE_BYTES = 1 << 20, 4 << 20
 
 
 def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
@@ -60,20 +64,26 @@ def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
 def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> dict:
     """Shapes and batch ranges of one call: the conv's (oh, ow), pads, the pooled
     (ph, pw), `rows` (the covered conv outputs per image, the only ones computed);
-    `chunks`, the pieces, and per chunk its `slices` (about 1 MB of patches each;
-    `first_slice`: each chunk's first slice's index; `all_slices` in order)."""
+    `chunks`, the pieces; `forward` and `backward`, their slicings (`_slicing`)."""
     kh, kw, cin, cout = w.shape
     oh, ow, pad_h, pad_w = nn._geometry(x.shape, kh, kw, strides, dilations, mode)
     pooled_hw = (oh // pool[0], ow // pool[1])
     rows = math.prod(pooled_hw) * math.prod(pool)
     chunks = _chunks(x.shape[0], oh * ow * cout * x.itemsize)
     patch_bytes = rows * kh * kw * cin * x.itemsize
-    slices = [[(c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes)]
-              for c0, c1 in chunks]
     return {"spec": (strides, dilations, (pad_h, pad_w)), "out_hw": (oh, ow),
             "pool": pool, "pooled_hw": pooled_hw, "rows": rows, "chunks": chunks,
-            "slices": slices, "all_slices": [s for chunk in slices for s in chunk],
-            "first_slice": np.cumsum([0] + [len(s) for s in slices])}
+            "forward": _slicing(chunks, patch_bytes, FORWARD_SLICE_BYTES),
+            "backward": _slicing(chunks, patch_bytes, SLICE_BYTES)}
+
+
+def _slicing(chunks: list, patch_bytes: int, limit: int) -> dict:
+    """Per chunk its `slices` (batch ranges of at most `limit` bytes of patches, as
+    few as that allows), `first`: each chunk's first slice's index, `count`."""
+    slices = [[(c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes, limit)]
+              for c0, c1 in chunks]
+    first = np.cumsum([0] + [len(s) for s in slices])
+    return {"slices": slices, "first": first, "count": int(first[-1])}
 
 
 # Block order: a slice's conv outputs as rows (qi, qj, b, pi, pj) for the pooling
@@ -98,17 +108,16 @@ def _block_windows(xp: np.ndarray, kshape: tuple, geo: dict) -> np.ndarray:
     return as_strided(xp, first[0] + second[0], first[1] + second[1], writeable=False)
 
 
-def _block_patches(x, w, geo, kept, b0: int, b1: int) -> np.ndarray:
+def _block_patches(xp, w, geo, kept, b0: int, b1: int) -> np.ndarray:
     """Images b0:b1's (rows, kh*kw*c + 1) patch matrix in block order, its last column
     ones (the bias's: the product adds it, and the kernel gradient's product sums the
-    bias gradient), copied into their part of `kept` (a flat array for the whole
-    batch, `_kept`) or this thread's scratch."""
-    xp = nn._padded(x[b0:b1], geo["spec"][2])
+    bias gradient), copied from xp (those images, padded) into their part of `kept`
+    (a flat array for the whole batch, `_kept`) or this thread's scratch."""
     view = _block_windows(xp, w.shape[:2], geo)
     k, rows = math.prod(w.shape[:3]), (b1 - b0) * geo["rows"]
     few = w.shape[2] <= nn._FEW_CHANNELS
     cols = _kept_part(kept, w, geo, b0, b1) if kept is not None else \
-        scratch("patches", (k + 1, rows) if few else (rows, k + 1), x.dtype)
+        scratch("patches", (k + 1, rows) if few else (rows, k + 1), xp.dtype)
     patches, ones = (cols[:k], cols[k]) if few else (cols[:, :k], cols[:, k])
     target = patches.view()
     target.shape = view.shape  # a view of the patch columns (raises if it cannot be)
@@ -125,11 +134,12 @@ def _kept_part(kept: np.ndarray, w: np.ndarray, geo: dict, b0: int, b1: int) -> 
     return part.reshape(k, -1) if w.shape[2] <= nn._FEW_CHANNELS else part.reshape(-1, k)
 
 
-def _weight_patches(r: dict, b0: int, b1: int) -> np.ndarray:
+def _weight_patches(r: dict, xp, b0: int, b1: int) -> np.ndarray:
     """Images b0:b1's block-order patch matrix (`_block_patches`) for the kernel and
-    bias gradients: the kept one, else rebuilt in this thread's scratch."""
+    bias gradients: the kept one, else rebuilt from xp (those images, padded) in this
+    thread's scratch."""
     if r["kept"] is None:
-        return _block_patches(r["x"], r["w"], r["geo"], None, b0, b1)
+        return _block_patches(xp, r["w"], r["geo"], None, b0, b1)
     part = _kept_part(r["kept"], r["w"], r["geo"], b0, b1)
     return part.T if r["w"].shape[2] <= nn._FEW_CHANNELS else part
 
@@ -180,9 +190,12 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
     windows = math.prod(pool)
 
     def piece(k: int) -> None:
-        for b0, b1 in geo["slices"][k]:
+        c0, c1 = geo["chunks"][k]
+        xp = nn._padded(x[c0:c1], geo["spec"][2])
+        for b0, b1 in geo["forward"]["slices"][k]:
             y = scratch("conv_pool_out", ((b1 - b0) * geo["rows"], cout), out.dtype)
-            np.matmul(_block_patches(x, w, geo, kept, b0, b1), w_and_b, out=y)
+            np.matmul(_block_patches(xp[b0 - c0:b1 - c0], w, geo, kept, b0, b1), w_and_b,
+                      out=y)
             _pool_slice(y.reshape(windows, -1), out[b0:b1].reshape(-1),
                         None if masks is None else _mask_of(masks, geo, b0, b1, cout))
     intra_op.parallel_for(len(geo["chunks"]), piece)
@@ -200,37 +213,60 @@ def _masked_grad(g, r, b0: int, b1: int, out: np.ndarray) -> np.ndarray:
     return np.multiply(mask, g[b0:b1], out=out)
 
 
-def _chunk_weight_grads(g, r, k: int, parts: np.ndarray) -> None:
+def _chunk_grads(g, r, k: int, parts: np.ndarray, dx: np.ndarray | None) -> None:
     """Chunk k's slices' kernel and bias gradients (parts[i]: the kernel's rows, then
     the bias's), all in block order: the mask times g as one contiguous pass, times
-    the kept patches or rebuilt ones."""
+    the kept patches or rebuilt ones; and unless `dx` is None, the chunk's input
+    gradient (into dx) from that pre-activation gradient copied into the spatial,
+    padded layout the input gradient's correlation reads."""
     geo, w = r["geo"], r["w"]
     cout, windows = w.shape[3], math.prod(geo["pool"])
-    for i, (b0, b1) in enumerate(geo["slices"][k], start=geo["first_slice"][k]):
+    c0, c1 = geo["chunks"][k]
+    spatial = None if dx is None else _spatial_grad(r, c1 - c0, g.dtype)
+    xp = None if r["kept"] is not None else nn._padded(r["x"][c0:c1], geo["spec"][2])
+    slicing = geo["forward" if r["kept"] is not None else "backward"]
+    for i, (b0, b1) in enumerate(slicing["slices"][k], start=slicing["first"][k]):
         dy = scratch("conv_pool_grad", (windows, b1 - b0, *geo["pooled_hw"], cout), g.dtype)
         _masked_grad(g, r, b0, b1, dy)
-        np.matmul(_weight_patches(r, b0, b1).T, dy.reshape(-1, cout), out=parts[i])
+        cols = _weight_patches(r, None if xp is None else xp[b0 - c0:b1 - c0], b0, b1)
+        np.matmul(cols.T, dy.reshape(-1, cout), out=parts[i])
+        if spatial is not None:
+            part = _covered(spatial[1][b0 - c0:b1 - c0], geo)
+            np.copyto(nn._blocks(part, *geo["pool"], geo["pooled_hw"]),
+                      dy.reshape(*geo["pool"], *dy.shape[1:]))
+    if dx is not None:
+        _chunk_input_grad(r, spatial[0], dx[c0:c1])
 
 
-def _chunk_all_grads(g, r, k: int, parts: np.ndarray, dx: np.ndarray) -> None:
-    """Chunk k's kernel and bias gradients and its input gradient (into dx): the mask
-    times g scattered into the spatial layout the input gradient reads, and patches
-    rebuilt in that order."""
+def _spatial_grad(r: dict, n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(padded, conv output) arrays of n images' pre-activation gradient in this
+    thread's scratch, the second a view into the first: zeros wherever the windows do
+    not cover (the pads the input gradient needs around it included); the covered
+    part is for the caller to fill."""
     x, w, geo = r["x"], r["w"], r["geo"]
-    c0, c1 = geo["chunks"][k]
-    kh, kw, _, cout = w.shape
-    dy = scratch("conv_pool_grad", (c1 - c0, *geo["out_hw"], cout), g.dtype)
-    if _covered(dy, geo).shape != dy.shape:
-        dy.fill(0)
-    for i, (b0, b1) in enumerate(geo["slices"][k], start=geo["first_slice"][k]):
-        part = dy[b0 - c0:b1 - c0]
-        _masked_grad(g, r, b0, b1, nn._blocks(_covered(part, geo), *geo["pool"],
-                                              geo["pooled_hw"]))
-        rows = part.reshape(-1, cout)
-        cols = nn._patches(x[b0:b1], kh, kw, geo["out_hw"], *geo["spec"])
-        np.matmul(cols.T, rows, out=parts[i, :-1])
-        np.matmul(np.ones(rows.shape[0], rows.dtype), rows, out=parts[i, -1])
-    nn._input_grad(dy, w, (c1 - c0, *x.shape[1:]), *geo["spec"], out=dx[c0:c1])
+    (oh, ow), cout = geo["out_hw"], w.shape[3]
+    strides, dilations, pads = geo["spec"]
+    full = nn._full_pads(w, dilations, pads, x.shape, (n, oh, ow)) \
+        if nn._correlates(strides, w) else ((0, 0), (0, 0))
+    (top, bottom), (left, right) = full
+    padded = scratch("conv_pool_dy", (n, oh + top + bottom, ow + left + right, cout), dtype)
+    inner = padded[:, top:top + oh, left:left + ow]
+    ch, cw = (p * q for p, q in zip(geo["pooled_hw"], geo["pool"]))
+    padded[:, :top] = 0
+    padded[:, top + ch:] = 0
+    padded[:, top:top + ch, :left] = 0
+    padded[:, top:top + ch, left + cw:] = 0
+    return padded, inner
+
+
+def _chunk_input_grad(r: dict, padded: np.ndarray, out: np.ndarray) -> None:
+    """out = the input gradient of the chunk whose padded pre-activation gradient
+    `padded` is (`_spatial_grad`)."""
+    w, (strides, dilations, pads) = r["w"], r["geo"]["spec"]
+    if nn._correlates(strides, w):
+        nn._correlate(padded, nn._flipped(w), (1, 1), dilations, ((0, 0), (0, 0)), out=out)
+    else:
+        nn._input_grad(padded, w, out.shape, strides, dilations, pads, out=out)
 
 
 def _with_masks(r: dict) -> dict:
@@ -249,14 +285,10 @@ def _grads(g: np.ndarray, r: dict, with_input: bool) -> dict:
         return cached
     x, w, geo = r["x"], r["w"], r["geo"]
     _with_masks(r)
-    slices = len(geo["all_slices"])
+    slices = geo["forward" if r["kept"] is not None else "backward"]["count"]
     parts = np.empty((slices, math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
-    if with_input:
-        dx = np.empty(x.shape, g.dtype)
-        body = lambda k: _chunk_all_grads(g, r, k, parts, dx)  # noqa: E731
-    else:
-        body = lambda k: _chunk_weight_grads(g, r, k, parts)  # noqa: E731
-    intra_op.parallel_for(len(geo["chunks"]), body)
+    dx = np.empty(x.shape, g.dtype) if with_input else None
+    intra_op.parallel_for(len(geo["chunks"]), lambda k: _chunk_grads(g, r, k, parts, dx))
     total = nn._ordered_sum(parts)
     grads = {"g": g, "w": total[:-1].reshape(w.shape), "b": total[-1]}
     if with_input:

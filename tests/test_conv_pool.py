@@ -136,10 +136,14 @@ def test_the_fused_op_refuses_overlapping_or_padded_pools_and_quotes_them():
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep", [0, 4 << 20])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, monkeypatch):
-    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, keep, monkeypatch):
+    """Patches kept or rebuilt; forward slices larger than the backward's."""
+    monkeypatch.setattr(nn, "_KEEP_BYTES", keep)
     monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
+    monkeypatch.setattr(conv_pool, "FORWARD_SLICE_BYTES", 1 << 10)
     monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
     before = intra_op.blas_threads()
     x, w, b = _inputs(name, dtype, ties=True)
