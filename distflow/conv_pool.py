@@ -206,8 +206,7 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
 
 def _masked_grad(g, r, b0: int, b1: int, out: np.ndarray) -> np.ndarray:
     """out = images b0:b1's pre-activation gradient where the windows cover, the mask
-    times g; `out` in block order (KH*KW, ...) or the (KH, KW, b, PH, PW, C) windows
-    of a spatial array."""
+    times g, in block order (KH*KW, b, PH, PW, C)."""
     geo, cout = r["geo"], r["w"].shape[3]
     mask = _mask_of(r["masks"], geo, b0, b1, cout).reshape(out.shape)
     return np.multiply(mask, g[b0:b1], out=out)
