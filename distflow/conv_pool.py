@@ -45,10 +45,10 @@ from distflow.workspace import scratch
 
 CHUNKS = 4  # pieces per call at least, whatever the thread count (two per thread with two)
 CHUNK_BYTES = 2 << 20  # conv output bytes per piece at most, where that needs more pieces
-# patch bytes per product at most: the backward's slices (one kernel-gradient partial
-# each, so fixed), and the forward's (fewer, longer calls: with two threads a slice's
-# dozen NumPy calls take turns on the GIL; no partial sums, so no effect on results)
-SLICE_BYTES, FORWARD_SLICE_BYTES = 1 << 20, 4 << 20
+# patch bytes per product at most: a slice, the unit of the forward's products and of
+# the mask's and the kept patches' layouts, and of the backward's kernel-gradient
+# partials (so the same slices both ways, never depending on the thread count)
+SLICE_BYTES = 1 << 20
 
 
 def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
@@ -64,7 +64,7 @@ def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
 def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> dict:
     """Shapes and batch ranges of one call: the conv's (oh, ow), pads, the pooled
     (ph, pw), `rows` (the covered conv outputs per image, the only ones computed);
-    `chunks`, the pieces; `forward` and `backward`, their slicings (`_slicing`)."""
+    `chunks`, the pieces; `slicing`, their slices (`_slicing`)."""
     kh, kw, cin, cout = w.shape
     oh, ow, pad_h, pad_w = nn._geometry(x.shape, kh, kw, strides, dilations, mode)
     pooled_hw = (oh // pool[0], ow // pool[1])
@@ -73,8 +73,7 @@ def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> d
     patch_bytes = rows * kh * kw * cin * x.itemsize
     return {"spec": (strides, dilations, (pad_h, pad_w)), "out_hw": (oh, ow),
             "pool": pool, "pooled_hw": pooled_hw, "rows": rows, "chunks": chunks,
-            "forward": _slicing(chunks, patch_bytes, FORWARD_SLICE_BYTES),
-            "backward": _slicing(chunks, patch_bytes, SLICE_BYTES)}
+            "slicing": _slicing(chunks, patch_bytes, SLICE_BYTES)}
 
 
 def _slicing(chunks: list, patch_bytes: int, limit: int) -> dict:
@@ -192,7 +191,7 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
     def piece(k: int) -> None:
         c0, c1 = geo["chunks"][k]
         xp = nn._padded(x[c0:c1], geo["spec"][2])
-        for b0, b1 in geo["forward"]["slices"][k]:
+        for b0, b1 in geo["slicing"]["slices"][k]:
             y = scratch("conv_pool_out", ((b1 - b0) * geo["rows"], cout), out.dtype)
             np.matmul(_block_patches(xp[b0 - c0:b1 - c0], w, geo, kept, b0, b1), w_and_b,
                       out=y)
@@ -223,7 +222,7 @@ def _chunk_grads(g, r, k: int, parts: np.ndarray, dx: np.ndarray | None) -> None
     c0, c1 = geo["chunks"][k]
     spatial = None if dx is None else _spatial_grad(r, c1 - c0, g.dtype)
     xp = None if r["kept"] is not None else nn._padded(r["x"][c0:c1], geo["spec"][2])
-    slicing = geo["forward" if r["kept"] is not None else "backward"]
+    slicing = geo["slicing"]
     for i, (b0, b1) in enumerate(slicing["slices"][k], start=slicing["first"][k]):
         dy = scratch("conv_pool_grad", (windows, b1 - b0, *geo["pooled_hw"], cout), g.dtype)
         _masked_grad(g, r, b0, b1, dy)
@@ -284,8 +283,7 @@ def _grads(g: np.ndarray, r: dict, with_input: bool) -> dict:
         return cached
     x, w, geo = r["x"], r["w"], r["geo"]
     _with_masks(r)
-    slices = geo["forward" if r["kept"] is not None else "backward"]["count"]
-    parts = np.empty((slices, math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
+    parts = np.empty((geo["slicing"]["count"], math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
     dx = np.empty(x.shape, g.dtype) if with_input else None
     intra_op.parallel_for(len(geo["chunks"]), lambda k: _chunk_grads(g, r, k, parts, dx))
     total = nn._ordered_sum(parts)

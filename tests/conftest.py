@@ -39,5 +39,4 @@ def slicing(request, monkeypatch):
     if request.param == "many_slices":
         monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
         monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
-        monkeypatch.setattr(conv_pool, "FORWARD_SLICE_BYTES", 1)
     return request.param

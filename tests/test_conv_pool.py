@@ -139,11 +139,10 @@ def test_the_fused_op_refuses_overlapping_or_padded_pools_and_quotes_them():
 @pytest.mark.parametrize("keep", [0, 4 << 20])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, keep, monkeypatch):
-    """Patches kept or rebuilt; forward slices larger than the backward's."""
+    """Patches kept or rebuilt, one image per slice."""
     monkeypatch.setattr(nn, "_KEEP_BYTES", keep)
     monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
     monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
-    monkeypatch.setattr(conv_pool, "FORWARD_SLICE_BYTES", 1 << 10)
     monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
     before = intra_op.blas_threads()
     x, w, b = _inputs(name, dtype, ties=True)
@@ -246,3 +245,20 @@ def test_predict_builds_no_pooling_mask_and_training_still_learns(monkeypatch):
     losses = [float(model.train_on_batch(x, y)) for _ in range(20)]
     assert calls != []
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("keep", [0, 4 << 20])
+def test_chunks_of_several_multi_image_slices_equal_the_composed_ops(keep, monkeypatch):
+    """Batch chunks of several slices of several images each (the mask's and the kept
+    patches' layouts per slice): values and all gradients as the composed ops'."""
+    monkeypatch.setattr(nn, "_KEEP_BYTES", keep)
+    monkeypatch.setattr(conv_pool, "CHUNKS", 2)
+    x = rng.standard_normal((12, 8, 8, 3))
+    w, b = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    per_image = 8 * 8 * 27 * 8  # patch bytes of one image
+    monkeypatch.setattr(conv_pool, "SLICE_BYTES", 2 * per_image)
+    spec = ((1, 1), "SAME", (2, 2))
+    got = _value_and_grads(_fused, (x, w, b), spec)
+    expect = _value_and_grads(_composed, (x, w, b), spec)
+    for a, e in zip(got, expect):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
