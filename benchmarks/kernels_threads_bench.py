@@ -1,6 +1,7 @@
 """The CNN step's kernels on 1 and 2 intra-op threads: forward + VJPs of the example
-CNN's convolutions, the ResNet block's convolution, max pooling, ReLU and
-BatchNormalization, each timed in isolation (wall time and process CPU time per call).
+CNN's fused conv + ReLU + pool ops (and their inference forward) and convolutions, the
+ResNet block's convolution, max pooling, ReLU and BatchNormalization, each timed in
+isolation (wall time and process CPU time per call).
 
 Every source (this checkout, `--baseline DIR` an older `git archive ... distflow`)
 runs in its own process, alternately, `--rounds` times; the thread count is set with
@@ -42,6 +43,32 @@ def kernels(np, df):
                 vjp(np.ones_like(out), r)
         return run
 
+    def conv_pool_op(xs, ws, first=False):
+        """conv_pool's fused conv + bias + ReLU + 2x2 max pool, forward and the VJPs a
+        model asks for (the first layer: kernel and bias only)."""
+        from distflow import conv_pool
+        x, w, b = f32(*xs), f32(*ws) * 0.1, f32(ws[3]) * 0.1
+        op = conv_pool._conv_pool
+
+        def run():
+            out, r = op.forward(x, w, b, strides=(1, 1), dilations=(1, 1), mode="SAME",
+                                pool=(2, 2))
+            g = np.ones_like(out)
+            for vjp in op.vjps[1:] if first else op.vjps:
+                vjp(g, r)
+        return run
+
+    def conv_pool_inference(*shapes):
+        """The fused ops called outside a tape (predict): their forwards alone."""
+        from distflow import conv_pool
+        args = [[df.constant(a) for a in (f32(*xs), f32(*ws) * 0.1, f32(ws[3]))]
+                for xs, ws in shapes]
+
+        def run():
+            for x, w, b in args:
+                conv_pool.conv2d_relu_max_pool(x, w, b, 1, "SAME", pool_size=2)
+        return run
+
     def pool(xs):
         x = f32(*xs)
 
@@ -64,7 +91,13 @@ def kernels(np, df):
                 vjp(np.ones_like(out), r)
         return run
 
-    return {"cnn conv1 64x28x28x1->32": conv((64, 28, 28, 1), (3, 3, 1, 32)),
+    return {"conv+pool 64x28x28x1->32 (conv1)": conv_pool_op((64, 28, 28, 1), (3, 3, 1, 32),
+                                                              first=True),
+            "conv+pool 64x14x14x32->64 (conv2)": conv_pool_op((64, 14, 14, 32), (3, 3, 32, 64)),
+            "conv+pool 256x14x14x32->64": conv_pool_op((256, 14, 14, 32), (3, 3, 32, 64)),
+            "conv+pool conv1 + conv2, inference": conv_pool_inference(
+                ((64, 28, 28, 1), (3, 3, 1, 32)), ((64, 14, 14, 32), (3, 3, 32, 64))),
+            "cnn conv1 64x28x28x1->32": conv((64, 28, 28, 1), (3, 3, 1, 32)),
             "cnn conv2 64x14x14x32->64": conv((64, 14, 14, 32), (3, 3, 32, 64)),
             "cnn conv2 256x14x14x32->64": conv((256, 14, 14, 32), (3, 3, 32, 64)),
             "resnet conv 32x32x32x64->64": conv((32, 32, 32, 64), (3, 3, 64, 64), False),

@@ -4,12 +4,21 @@ The example CNN's `Conv2D(activation='relu')` followed by `MaxPooling2D()` spend
 most of its step outside the matrix products when run as two ops: the full-size ReLU
 output is written, read back by the pooling, and in the backward pass the pooling's
 one-hot gradient is written full size, read back by the ReLU's mask and again by the
-kernel and bias gradients. Here each batch chunk (about 1 MB of conv output) goes
-through the whole chain while it is in cache: products, bias, pooling, a one-hot mask
-of each window's first maximum that already carries the ReLU's derivative, then the
-ReLU on the pooled quarter (it commutes with max); the conv output never exists full
-size. The backward pass, per chunk: the mask times the pooled gradient, then the
-chunk's kernel, bias and input gradients, in one region on the intra-op threads.
+kernel and bias gradients. Here each batch slice (about 1 MB of patches) goes through
+the whole chain while it is in cache: products, bias, pooling, a one-hot mask of each
+window's first maximum that already carries the ReLU's derivative, then the ReLU on
+the pooled quarter (it commutes with max); the conv output never exists full size.
+The patches are copied in block order (see `_block_windows`), so the product's rows
+come out grouped by pooling-window offset: the window maxima, the mask and, in the
+backward pass, the mask times the pooled gradient are passes over contiguous blocks
+(not strided 2x2 windows), and conv outputs no window covers are never computed. The
+backward pass, per slice: the mask times the pooled gradient, then the slice's kernel
+and bias gradients, and per chunk (a few slices, one piece on the intra-op threads)
+the input gradient, in one region.
+
+The mask is built only when a gradient can be asked for (a tape is recording when
+the op runs: training, not `predict`/`evaluate`); if the VJPs are called anyway (a
+graph's gradients taken afterwards), they run the forward again for it.
 
 The values are those of `nn.fused_conv2d(..., activation='relu')` then
 `nn.max_pool2d(..., pool, pool, 'VALID')`, and so are the gradients (the ReLU folds
@@ -27,14 +36,19 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from distflow import intra_op, nn, ops
 from distflow.primitive import defop
-from distflow.tensor import Tensor
+from distflow.tensor import Tensor, current_tape
 from distflow.workspace import scratch
 
 CHUNKS = 4  # pieces per call at least, whatever the thread count (two per thread with two)
-CHUNK_BYTES = 1 << 20  # conv output bytes per piece at most, where that needs more pieces
+CHUNK_BYTES = 2 << 20  # conv output bytes per piece at most, where that needs more pieces
+# patch bytes per product at most: a slice, the unit of the forward's products and of
+# the mask's and the kept patches' layouts, and of the backward's kernel-gradient
+# partials (so the same slices both ways, never depending on the thread count)
+SLICE_BYTES = 1 << 20
 
 
 def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
@@ -49,123 +63,234 @@ def _chunks(n: int, image_bytes: int) -> list[tuple[int, int]]:
 
 def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> dict:
     """Shapes and batch ranges of one call: the conv's (oh, ow), pads, the pooled
-    (ph, pw); `chunks`, the pieces, and per chunk its `slices` (about 1 MB of patches
-    each, for the products; `first_slice`: each chunk's first slice's index)."""
+    (ph, pw), `rows` (the covered conv outputs per image, the only ones computed);
+    `chunks`, the pieces; `slicing`, their slices (`_slicing`)."""
     kh, kw, cin, cout = w.shape
     oh, ow, pad_h, pad_w = nn._geometry(x.shape, kh, kw, strides, dilations, mode)
+    pooled_hw = (oh // pool[0], ow // pool[1])
+    rows = math.prod(pooled_hw) * math.prod(pool)
     chunks = _chunks(x.shape[0], oh * ow * cout * x.itemsize)
-    patch_bytes = oh * ow * kh * kw * cin * x.itemsize
-    slices = [[(c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes)]
-              for c0, c1 in chunks]
+    patch_bytes = rows * kh * kw * cin * x.itemsize
     return {"spec": (strides, dilations, (pad_h, pad_w)), "out_hw": (oh, ow),
-            "pool": pool, "pooled_hw": (oh // pool[0], ow // pool[1]), "chunks": chunks,
-            "slices": slices, "first_slice": np.cumsum([0] + [len(s) for s in slices])}
+            "pool": pool, "pooled_hw": pooled_hw, "rows": rows, "chunks": chunks,
+            "slicing": _slicing(chunks, patch_bytes, SLICE_BYTES)}
 
 
-def _slice_patches(x, w, geo, kept, b0: int, b1: int) -> np.ndarray:
-    """The patch matrix of images b0:b1 (filled into `kept`, or this thread's scratch)."""
-    kh, kw, c, _ = w.shape
-    if kept is None:
-        return nn._patches(x[b0:b1], kh, kw, geo["out_hw"], *geo["spec"])
-    return nn._fill_patches(nn._images(kept, b0, b1, c), x[b0:b1], kh, kw, *geo["spec"])
+def _slicing(chunks: list, patch_bytes: int, limit: int) -> dict:
+    """Per chunk its `slices` (batch ranges of at most `limit` bytes of patches, as
+    few as that allows), `first`: each chunk's first slice's index, `count`."""
+    slices = [[(c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes, limit)]
+              for c0, c1 in chunks]
+    first = np.cumsum([0] + [len(s) for s in slices])
+    return {"slices": slices, "first": first, "count": int(first[-1])}
+
+
+# Block order: a slice's conv outputs as rows (qi, qj, b, pi, pj) for the pooling
+# window offset (qi, qj) and the pooled position (pi, pj) of image b, i.e. the
+# (KH, KW, b, PH, PW, C) layout of the pooling's windows but contiguous: the window
+# maxima, the mask and the mask times the gradient are passes over whole blocks.
+
+
+def _block_windows(xp: np.ndarray, kshape: tuple, geo: dict) -> np.ndarray:
+    """The covered windows of the padded images xp as a strided view (no copy):
+    (KH, KW, b, PH, PW, kh, kw, c), or (kh, kw, c, KH, KW, b, PH, PW) for few channels
+    (`nn._patch_shape`'s two layouts, in block order)."""
+    kh, kw = kshape
+    (st_h, st_w), (d_h, d_w), _ = geo["spec"]
+    (qh, qw), (ph, pw) = geo["pool"], geo["pooled_hw"]
+    s0, s1, s2, s3 = xp.strides
+    c = xp.shape[3]
+    block = ((qh, qw, xp.shape[0], ph, pw),
+             (s1 * st_h, s2 * st_w, s0, s1 * st_h * qh, s2 * st_w * qw))
+    patch = ((kh, kw, c), (s1 * d_h, s2 * d_w, s3))
+    first, second = (patch, block) if c <= nn._FEW_CHANNELS else (block, patch)
+    return as_strided(xp, first[0] + second[0], first[1] + second[1], writeable=False)
+
+
+def _block_patches(xp, w, geo, kept, b0: int, b1: int) -> np.ndarray:
+    """Images b0:b1's (rows, kh*kw*c + 1) patch matrix in block order, its last column
+    ones (the bias's: the product adds it, and the kernel gradient's product sums the
+    bias gradient), copied from xp (those images, padded) into their part of `kept`
+    (a flat array for the whole batch, `_kept`) or this thread's scratch."""
+    view = _block_windows(xp, w.shape[:2], geo)
+    k, rows = math.prod(w.shape[:3]), (b1 - b0) * geo["rows"]
+    few = w.shape[2] <= nn._FEW_CHANNELS
+    cols = _kept_part(kept, w, geo, b0, b1) if kept is not None else \
+        scratch("patches", (k + 1, rows) if few else (rows, k + 1), xp.dtype)
+    patches, ones = (cols[:k], cols[k]) if few else (cols[:, :k], cols[:, k])
+    target = patches.view()
+    target.shape = view.shape  # a view of the patch columns (raises if it cannot be)
+    np.copyto(target, view)
+    ones.fill(1)
+    return cols.T if few else cols
+
+
+def _kept_part(kept: np.ndarray, w: np.ndarray, geo: dict, b0: int, b1: int) -> np.ndarray:
+    """Images b0:b1's part of the flat kept patches, shaped (kh*kw*c + 1, rows) for few
+    channels, else (rows, kh*kw*c + 1)."""
+    k = math.prod(w.shape[:3]) + 1
+    part = kept[b0 * geo["rows"] * k:b1 * geo["rows"] * k]
+    return part.reshape(k, -1) if w.shape[2] <= nn._FEW_CHANNELS else part.reshape(-1, k)
+
+
+def _weight_patches(r: dict, xp, b0: int, b1: int) -> np.ndarray:
+    """Images b0:b1's block-order patch matrix (`_block_patches`) for the kernel and
+    bias gradients: the kept one, else rebuilt from xp (those images, padded) in this
+    thread's scratch."""
+    if r["kept"] is None:
+        return _block_patches(xp, r["w"], r["geo"], None, b0, b1)
+    part = _kept_part(r["kept"], r["w"], r["geo"], b0, b1)
+    return part.T if r["w"].shape[2] <= nn._FEW_CHANNELS else part
+
+
+def _kept(x: np.ndarray, w: np.ndarray, geo: dict) -> np.ndarray | None:
+    """A flat array for the whole batch's block-order patches when they are small
+    (recomputing them in the backward pass would cost more than keeping them)."""
+    size = x.shape[0] * geo["rows"] * (math.prod(w.shape[:3]) + 1)
+    return np.empty(size, x.dtype) if size * x.itemsize <= nn._KEEP_BYTES else None
 
 
 def _covered(y: np.ndarray, geo: dict) -> np.ndarray:
-    """The part of a conv output slice the tiling windows cover (VALID pooling)."""
+    """The part of a (spatial) conv output slice the tiling windows cover."""
     (ph, pw), (kh, kw) = geo["pooled_hw"], geo["pool"]
     return y[:, :ph * kh, :pw * kw]
 
 
 def _mask_of(masks: np.ndarray, geo: dict, b0: int, b1: int, c: int) -> np.ndarray:
-    """Images b0:b1's one-hot mask, (KH, KW, b, PH, PW, C), contiguous."""
-    k = math.prod(geo["pool"])
-    per_image = k * math.prod(geo["pooled_hw"]) * c
-    return masks[b0 * per_image:b1 * per_image].reshape(
-        *geo["pool"], b1 - b0, *geo["pooled_hw"], c)
+    """Images b0:b1's one-hot mask, (KH*KW, b*PH*PW*C), contiguous."""
+    per_image = geo["rows"] * c
+    return masks[b0 * per_image:b1 * per_image].reshape(math.prod(geo["pool"]), -1)
 
 
-def _pool_slice(y: np.ndarray, pooled: np.ndarray, mask: np.ndarray, geo: dict) -> None:
-    """pooled = ReLU of the max over the tiling windows of y (the conv + bias: ReLU
-    commutes with max, so it runs on the pooled quarter); mask = each window's first
-    maximum, where that maximum is positive (the ReLU's derivative folded in: among
-    positive values ReLU is the identity, so its first maximum is y's)."""
-    _window_max(_covered(y, geo), pooled, geo)
-    blocks = nn._blocks(_covered(y, geo), *geo["pool"], geo["pooled_hw"])
-    np.equal(blocks, pooled, out=mask)
-    nn._first_hits(mask.reshape(math.prod(geo["pool"]), -1))
-    positive = np.greater(pooled, 0, out=scratch("pool_positive", pooled.shape, bool))
-    np.logical_and(mask, positive, out=mask)
+def _pool_slice(y: np.ndarray, pooled: np.ndarray, mask: np.ndarray | None) -> None:
+    """pooled = ReLU of the max over the windows of y (the conv + bias in block order,
+    (KH*KW, b*PH*PW*C); the ReLU commutes with max, so it runs on the pooled quarter);
+    mask (unless None) = each window's first maximum, where that maximum is positive
+    (the ReLU's derivative folded in: among positive values ReLU is the identity, so
+    its first maximum is y's)."""
+    np.max(y, axis=0, out=pooled)
+    if mask is not None:
+        np.equal(y, pooled, out=mask)
+        nn._first_hits(mask)
+        positive = np.greater(pooled, 0, out=scratch("pool_positive", pooled.shape, bool))
+        np.logical_and(mask, positive, out=mask)
     ops.rectify(pooled, out=pooled)
 
 
-def _window_max(y: np.ndarray, pooled: np.ndarray, geo: dict) -> None:
-    """pooled = max over y's tiling windows, kh*kw - 1 passes (no reduction)."""
-    blocks = nn._blocks(y, *geo["pool"], geo["pooled_hw"])
-    np.copyto(pooled, blocks[0, 0])
-    for i, j in nn._offsets(*geo["pool"])[1:]:
-        np.maximum(pooled, blocks[i, j], out=pooled)
-
-
-def _forward(x, w, b, strides, dilations, mode, pool):
+def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
+    """The pooled output; with `grad`, the residuals include the pooling's mask (else
+    the VJPs recompute the forward first: nothing was expected to differentiate it)."""
     n, cout = x.shape[0], w.shape[3]
     geo = _geometry(x, w, strides, dilations, mode, pool)
-    kept = nn._kept_patches(x, w, geo["spec"])
+    kept = _kept(x, w, geo) if grad else None
     out = np.empty((n, *geo["pooled_hw"], cout), np.result_type(x.dtype, w.dtype))
-    masks = np.empty(out.size * math.prod(pool), bool)
-    w2 = w.reshape(-1, cout)
-    bias_row = np.tile(b, geo["out_hw"][1])  # one image row's biases: long inner loops
+    masks = np.empty(out.size * math.prod(pool), bool) if grad else None
+    w_and_b = np.concatenate([w.reshape(-1, cout), b.reshape(1, cout)]).astype(out.dtype)
+    windows = math.prod(pool)
 
     def piece(k: int) -> None:
         c0, c1 = geo["chunks"][k]
-        y = scratch("conv_pool_out", (c1 - c0, *geo["out_hw"], cout), out.dtype)
-        for b0, b1 in geo["slices"][k]:
-            np.matmul(_slice_patches(x, w, geo, kept, b0, b1), w2,
-                      out=y[b0 - c0:b1 - c0].reshape(-1, cout))
-        image_rows = y.reshape(-1, bias_row.size)
-        np.add(image_rows, bias_row, out=image_rows)
-        _pool_slice(y, out[c0:c1], _mask_of(masks, geo, c0, c1, cout), geo)
+        xp = nn._padded(x[c0:c1], geo["spec"][2])
+        for b0, b1 in geo["slicing"]["slices"][k]:
+            y = scratch("conv_pool_out", ((b1 - b0) * geo["rows"], cout), out.dtype)
+            np.matmul(_block_patches(xp[b0 - c0:b1 - c0], w, geo, kept, b0, b1), w_and_b,
+                      out=y)
+            _pool_slice(y.reshape(windows, -1), out[b0:b1].reshape(-1),
+                        None if masks is None else _mask_of(masks, geo, b0, b1, cout))
     intra_op.parallel_for(len(geo["chunks"]), piece)
-    return out, [x, w, geo, kept, masks, None]
+    params = {"strides": strides, "dilations": dilations, "mode": mode, "pool": pool}
+    return out, {"x": x, "w": w, "b": b, "params": params, "geo": geo, "kept": kept,
+                 "masks": masks, "grads": None}
 
 
-def _chunk_grads(g, r, k: int, parts: tuple, dx) -> None:
-    """Chunk k's pre-activation gradient (mask times g, in scratch), its slices' kernel
-    products (into parts[0], at the slices' indices), its bias sum (into parts[1][k])
-    and its input gradient (into dx, unless None)."""
-    x, w, geo, kept, masks, _ = r
+def _masked_grad(g, r, b0: int, b1: int, out: np.ndarray) -> np.ndarray:
+    """out = images b0:b1's pre-activation gradient where the windows cover, the mask
+    times g, in block order (KH*KW, b, PH, PW, C)."""
+    geo, cout = r["geo"], r["w"].shape[3]
+    mask = _mask_of(r["masks"], geo, b0, b1, cout).reshape(out.shape)
+    return np.multiply(mask, g[b0:b1], out=out)
+
+
+def _chunk_grads(g, r, k: int, parts: np.ndarray, dx: np.ndarray | None) -> None:
+    """Chunk k's slices' kernel and bias gradients (parts[i]: the kernel's rows, then
+    the bias's), all in block order: the mask times g as one contiguous pass, times
+    the kept patches or rebuilt ones; and unless `dx` is None, the chunk's input
+    gradient (into dx) from that pre-activation gradient copied into the spatial,
+    padded layout the input gradient's correlation reads."""
+    geo, w = r["geo"], r["w"]
+    cout, windows = w.shape[3], math.prod(geo["pool"])
     c0, c1 = geo["chunks"][k]
-    cout = w.shape[3]
-    dy = scratch("conv_pool_grad", (c1 - c0, *geo["out_hw"], cout), g.dtype)
-    if _covered(dy, geo).shape != dy.shape:
-        dy.fill(0)
-    np.multiply(_mask_of(masks, geo, c0, c1, cout), g[c0:c1],
-                out=nn._blocks(_covered(dy, geo), *geo["pool"], geo["pooled_hw"]))
-    for i, (b0, b1) in enumerate(geo["slices"][k], start=geo["first_slice"][k]):
-        np.matmul(_slice_patches(x, w, geo, kept, b0, b1).T,
-                  dy[b0 - c0:b1 - c0].reshape(-1, cout), out=parts[0][i])
-    rows = dy.reshape(-1, cout)
-    np.matmul(np.ones(rows.shape[0], rows.dtype), rows, out=parts[1][k])
+    spatial = None if dx is None else _spatial_grad(r, c1 - c0, g.dtype)
+    xp = None if r["kept"] is not None else nn._padded(r["x"][c0:c1], geo["spec"][2])
+    slicing = geo["slicing"]
+    for i, (b0, b1) in enumerate(slicing["slices"][k], start=slicing["first"][k]):
+        dy = scratch("conv_pool_grad", (windows, b1 - b0, *geo["pooled_hw"], cout), g.dtype)
+        _masked_grad(g, r, b0, b1, dy)
+        cols = _weight_patches(r, None if xp is None else xp[b0 - c0:b1 - c0], b0, b1)
+        np.matmul(cols.T, dy.reshape(-1, cout), out=parts[i])
+        if spatial is not None:
+            part = _covered(spatial[1][b0 - c0:b1 - c0], geo)
+            np.copyto(nn._blocks(part, *geo["pool"], geo["pooled_hw"]),
+                      dy.reshape(*geo["pool"], *dy.shape[1:]))
     if dx is not None:
-        nn._input_grad(dy, w, (c1 - c0, *x.shape[1:]), *geo["spec"], out=dx[c0:c1])
+        _chunk_input_grad(r, spatial[0], dx[c0:c1])
 
 
-def _grads(g: np.ndarray, r: list, with_input: bool) -> dict:
+def _spatial_grad(r: dict, n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(padded, conv output) arrays of n images' pre-activation gradient in this
+    thread's scratch, the second a view into the first: zeros wherever the windows do
+    not cover (the pads the input gradient needs around it included); the covered
+    part is for the caller to fill."""
+    x, w, geo = r["x"], r["w"], r["geo"]
+    (oh, ow), cout = geo["out_hw"], w.shape[3]
+    strides, dilations, pads = geo["spec"]
+    full = nn._full_pads(w, dilations, pads, x.shape, (n, oh, ow)) \
+        if nn._correlates(strides, w) else ((0, 0), (0, 0))
+    (top, bottom), (left, right) = full
+    padded = scratch("conv_pool_dy", (n, oh + top + bottom, ow + left + right, cout), dtype)
+    inner = padded[:, top:top + oh, left:left + ow]
+    ch, cw = (p * q for p, q in zip(geo["pooled_hw"], geo["pool"]))
+    padded[:, :top] = 0
+    padded[:, top + ch:] = 0
+    padded[:, top:top + ch, :left] = 0
+    padded[:, top:top + ch, left + cw:] = 0
+    return padded, inner
+
+
+def _chunk_input_grad(r: dict, padded: np.ndarray, out: np.ndarray) -> None:
+    """out = the input gradient of the chunk whose padded pre-activation gradient
+    `padded` is (`_spatial_grad`)."""
+    w, (strides, dilations, pads) = r["w"], r["geo"]["spec"]
+    if nn._correlates(strides, w):
+        nn._correlate(padded, nn._flipped(w), (1, 1), dilations, ((0, 0), (0, 0)), out=out)
+    else:
+        nn._input_grad(padded, w, out.shape, strides, dilations, pads, out=out)
+
+
+def _with_masks(r: dict) -> dict:
+    """The residuals, the forward run again for its mask if it was run without."""
+    if r["masks"] is None:
+        again = _forward(r["x"], r["w"], r["b"], **r["params"])[1]
+        r.update(kept=again["kept"], masks=again["masks"])
+    return r
+
+
+def _grads(g: np.ndarray, r: dict, with_input: bool) -> dict:
     """{'x', 'w', 'b'} gradients for g (without 'x' unless `with_input`), kept in the
     residuals for the other VJPs of the same g."""
-    cached = r[5]
+    cached = r["grads"]
     if cached is not None and cached["g"] is g and (not with_input or "x" in cached):
         return cached
-    x, w, geo = r[0], r[1], r[2]
-    count = len(geo["chunks"])
-    parts = (np.empty((geo["first_slice"][-1], math.prod(w.shape[:3]), w.shape[3]),
-                      g.dtype), np.empty((count, w.shape[3]), g.dtype))
+    x, w, geo = r["x"], r["w"], r["geo"]
+    _with_masks(r)
+    parts = np.empty((geo["slicing"]["count"], math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
     dx = np.empty(x.shape, g.dtype) if with_input else None
-    intra_op.parallel_for(count, lambda k: _chunk_grads(g, r, k, parts, dx))
-    grads = {"g": g, "w": nn._ordered_sum(parts[0]).reshape(w.shape),
-             "b": nn._ordered_sum(parts[1])}
+    intra_op.parallel_for(len(geo["chunks"]), lambda k: _chunk_grads(g, r, k, parts, dx))
+    total = nn._ordered_sum(parts)
+    grads = {"g": g, "w": total[:-1].reshape(w.shape), "b": total[-1]}
     if with_input:
         grads["x"] = dx
-    r[5] = grads
+    r["grads"] = grads
     return grads
 
 
@@ -192,4 +317,4 @@ def conv2d_relu_max_pool(input: Any, filters: Any, bias: Any, strides: Any = 1, 
     return _conv_pool(x, w, ops._t(bias), strides=nn._pair2(strides, "strides"),
                       dilations=nn._pair2(1 if dilations is None else dilations,
                                           "dilations"),
-                      mode=nn._padding(padding), pool=pool)
+                      mode=nn._padding(padding), pool=pool, grad=current_tape() is not None)

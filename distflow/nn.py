@@ -130,10 +130,11 @@ def _crop(dxp: np.ndarray, shape, ph, pw) -> np.ndarray:
 # adds them in slice order, so results do not depend on the thread count.
 
 _SLICE_BYTES = 1 << 20  # patch-matrix bytes per batch slice: a slice the GEMM reads from L2
-def _slices(n: int, item_bytes: int):
-    """(start, stop) batch slices of at most _SLICE_BYTES of patches each, as few as
-    that allows and of near-equal sizes (pieces that balance on the intra-op threads)."""
-    step = max(1, _SLICE_BYTES // max(item_bytes, 1))
+def _slices(n: int, item_bytes: int, limit: int | None = None):
+    """(start, stop) batch slices of at most `limit` (default _SLICE_BYTES) bytes of
+    patches each, as few as that allows and of near-equal sizes (pieces that balance
+    on the intra-op threads)."""
+    step = max(1, (_SLICE_BYTES if limit is None else limit) // max(item_bytes, 1))
     return intra_op.split(n, -(-n // step))
 
 
@@ -278,17 +279,32 @@ def _input_grad(g, w, xshape, strides, dilations, pads, out=None) -> np.ndarray:
     """dL/dx (into `out` if given, C-contiguous). Stride 1: correlate g, padded to
     'full', with the flipped transposed kernel (a GEMM with few output columns when x
     has few channels: then the scatter is cheaper)."""
-    if strides != (1, 1) or w.shape[2] < 8:
+    if not _correlates(strides, w):
         dx = _scatter_input_grad(g, w, xshape, strides, dilations, pads)
         if out is None:
             return dx
         np.copyto(out, dx)
         return out
-    full = tuple(((k - 1) * d - p[0], size - o + p[0])  # the output is x's size again
+    full = _full_pads(w, dilations, pads, xshape, g.shape)
+    return _correlate(g, _flipped(w), (1, 1), dilations, full, out=out)
+
+
+def _correlates(strides, w: np.ndarray) -> bool:
+    """Whether `_input_grad` correlates (stride 1, at least 8 input channels)."""
+    return strides == (1, 1) and w.shape[2] >= 8
+
+
+def _full_pads(w: np.ndarray, dilations, pads, xshape, gshape) -> tuple:
+    """The pads of the output gradient that make its correlation with the flipped
+    kernel x's size again ('full' padding, trimmed as the forward's pads were)."""
+    return tuple(((k - 1) * d - p[0], size - o + p[0])
                  for k, d, p, size, o in zip(w.shape[:2], dilations, pads, xshape[1:3],
-                                             g.shape[1:3]))
-    flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-    return _correlate(g, flipped, (1, 1), dilations, full, out=out)
+                                             gshape[1:3]))
+
+
+def _flipped(w: np.ndarray) -> np.ndarray:
+    """The kernel rotated 180 degrees with its channel axes swapped (HWOI), contiguous."""
+    return np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
 
 
 def _scatter_input_grad(g, w, xshape, strides, dilations, pads) -> np.ndarray:

@@ -32,10 +32,11 @@ def servers():
 def slicing(request, monkeypatch):
     """Convolutions with small patch matrices kept for the kernel gradient (the default
     for test sizes), recomputed for the whole batch at once, or one image per slice."""
-    from distflow import nn
+    from distflow import conv_pool, nn
 
     if request.param != "kept_patches":
         monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
     if request.param == "many_slices":
         monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+        monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
     return request.param

@@ -87,6 +87,44 @@ def test_the_weights_gradients_alone_skip_the_input_gradient(monkeypatch):
     np.testing.assert_allclose(db.numpy(), expect[3], rtol=1e-12, atol=1e-12)
 
 
+def _first_hit_calls(monkeypatch) -> list:
+    """Records every call of the pooling mask's first-hit pass."""
+    calls, real = [], nn._first_hits
+    monkeypatch.setattr(nn, "_first_hits", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_inference_builds_no_pooling_mask(monkeypatch):
+    """Outside a tape (predict, evaluate) nothing will differentiate the op: its forward
+    builds no mask; under a tape it does."""
+    args = [df.constant(a) for a in _inputs("channels_same")]
+    calls = _first_hit_calls(monkeypatch)
+    inference = _fused(*args, *CASES["channels_same"][2:])
+    assert calls == []
+    with df.GradientTape() as tape:
+        tape.watch(args)
+        training = _fused(*args, *CASES["channels_same"][2:])
+    assert calls != []
+    np.testing.assert_array_equal(inference.numpy(), training.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gradients_of_a_forward_run_without_the_mask_recompute_it(name, slicing):
+    """A forward run without a tape can still be differentiated (a graph's gradients
+    taken afterwards): the VJPs run the forward again for its mask."""
+    args = _inputs(name, ties=True)
+    params = dict(zip(("strides", "padding", "pool"), CASES[name][2:]))
+    spec = {"strides": params["strides"], "dilations": (1, 1),
+            "mode": params["padding"], "pool": params["pool"]}
+    results = []
+    for grad in (True, False):
+        out, r = conv_pool._conv_pool.forward(*args, **spec, grad=grad)
+        g = np.cos(np.arange(out.size)).reshape(out.shape)
+        results.append([out] + [vjp(g, r) for vjp in conv_pool._conv_pool.vjps])
+    for a, e in zip(*results):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_the_fused_op_refuses_overlapping_or_padded_pools_and_quotes_them():
     x, w, b = (df.constant(a) for a in _inputs("channels_same"))
     with pytest.raises(ValueError, match=r"pool_size=\(0, 2\)"):
@@ -98,10 +136,13 @@ def test_the_fused_op_refuses_overlapping_or_padded_pools_and_quotes_them():
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep", [0, 4 << 20])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, monkeypatch):
-    monkeypatch.setattr(nn, "_KEEP_BYTES", 0)
+def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, keep, monkeypatch):
+    """Patches kept or rebuilt, one image per slice."""
+    monkeypatch.setattr(nn, "_KEEP_BYTES", keep)
     monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
+    monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
     monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
     before = intra_op.blas_threads()
     x, w, b = _inputs(name, dtype, ties=True)
@@ -186,3 +227,38 @@ def test_a_fused_model_trains_as_the_layers_called_one_by_one():
     np.testing.assert_allclose(loss.numpy(), ref_loss.numpy(), rtol=1e-6)
     for a, e in zip(grads, ref_grads):
         np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_predict_builds_no_pooling_mask_and_training_still_learns(monkeypatch):
+    model, _ = _cnn(sequential=True)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    x = rng.standard_normal((4, 10, 10, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 4)
+    calls = _first_hit_calls(monkeypatch)
+    predicted = model.predict(x, verbose=0)
+    assert calls == []
+    h = df.constant(x)
+    for layer in model.layers:
+        h = layer(h)
+    np.testing.assert_allclose(predicted, h.numpy(), rtol=1e-5, atol=1e-6)
+    losses = [float(model.train_on_batch(x, y)) for _ in range(20)]
+    assert calls != []
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("keep", [0, 4 << 20])
+def test_chunks_of_several_multi_image_slices_equal_the_composed_ops(keep, monkeypatch):
+    """Batch chunks of several slices of several images each (the mask's and the kept
+    patches' layouts per slice): values and all gradients as the composed ops'."""
+    monkeypatch.setattr(nn, "_KEEP_BYTES", keep)
+    monkeypatch.setattr(conv_pool, "CHUNKS", 2)
+    x = rng.standard_normal((12, 8, 8, 3))
+    w, b = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    per_image = 8 * 8 * 27 * 8  # patch bytes of one image
+    monkeypatch.setattr(conv_pool, "SLICE_BYTES", 2 * per_image)
+    spec = ((1, 1), "SAME", (2, 2))
+    got = _value_and_grads(_fused, (x, w, b), spec)
+    expect = _value_and_grads(_composed, (x, w, b), spec)
+    for a, e in zip(got, expect):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
