@@ -132,11 +132,16 @@ def _lstm_order(units: int) -> np.ndarray:
 
 def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
     """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved, as
-    (4, rows, units): one matrix per gate."""
-    cols = _lstm_order(units)
-    half = _half_sigmoid_columns(4 * units, 3 * units, recurrent.dtype)
-    w = np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
-    return np.ascontiguousarray(w.reshape(w.shape[0], 4, units).transpose(1, 0, 2))
+    (4, rows, units): one matrix per gate, written gate by gate (one pass per part, no
+    concatenated or permuted temporaries)."""
+    features = kernel.shape[0]
+    w = np.empty((4, features + 1 + units, units), recurrent.dtype)
+    for gate, (keras_gate, scale) in enumerate(((0, 0.5), (1, 0.5), (3, 0.5), (2, 1.0))):
+        cols = slice(keras_gate * units, (keras_gate + 1) * units)
+        np.multiply(kernel[:, cols], scale, out=w[gate, :features])
+        np.multiply(bias[cols], scale, out=w[gate, features])
+        np.multiply(recurrent[:, cols], scale, out=w[gate, features + 1:])
+    return w
 
 
 def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
