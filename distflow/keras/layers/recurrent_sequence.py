@@ -281,15 +281,15 @@ _CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurre
 
 def _backward_chunks(steps: int, batch: int) -> list[tuple[int, int]]:
     """The backward's chunks of steps (start, stop), in the order it takes them (from
-    the last step): one step with one thread; else about _CHUNK_ROWS rows each, the
-    first 1.5 times that (its factors are formed on the calling thread while the other
-    forms the rest), the last two a half and a quarter (the product left when the
-    recurrence ends is small)."""
+    the last step): one with one thread; else about _CHUNK_ROWS rows each, the first
+    half that (its loop forms its own slopes while the other thread forms the next
+    chunks' factors: the sooner the recurrence reaches them the better), the last
+    two a half and a quarter (the product left when the recurrence ends is small)."""
     if intra_op.threads() <= 1:
         return [(0, steps)]
     per = max(1, round(_CHUNK_ROWS / batch))
     sizes, left = [], steps
-    for size in (3 * per // 2, *[per] * steps):
+    for size in (max(1, per // 2), *[per] * steps):
         take = min(size, left)
         sizes.append(take)
         left -= take
