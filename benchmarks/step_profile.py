@@ -44,9 +44,20 @@ def timed(name: str, fn):
     return inner
 
 
+def primitives() -> dict[str, primitive.Primitive]:
+    """Every primitive: the registry's, and those a module holds without registering
+    (the layers' fused ops, e.g. the whole-sequence LSTM)."""
+    found = dict(primitive.REGISTRY)
+    for module in list(sys.modules.values()):
+        for value in list(getattr(module, "__dict__", {}).values()):
+            if isinstance(value, primitive.Primitive):
+                found.setdefault(value.name, value)
+    return found
+
+
 def instrument() -> None:
-    """Wraps every registered primitive's forward and VJPs with `timed`."""
-    for name, prim in primitive.REGISTRY.items():
+    """Wraps every primitive's forward and VJPs with `timed`."""
+    for name, prim in primitives().items():
         prim.forward = timed(f"{name}.forward", prim.forward)
         prim.vjps = tuple(None if vjp is None else timed(f"{name}.vjp{i}", vjp)
                           for i, vjp in enumerate(prim.vjps))

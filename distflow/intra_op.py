@@ -188,41 +188,86 @@ def parallel_for(count: int, body: Callable[[int], None]) -> None:
         _leave()
 
 
-def pipeline(count: int, produce: Callable[[int], None],
-             consume: Callable[[int], None]) -> None:
-    """produce(i) for every i in range(count), in order on the calling thread, and
-    consume(i) once produce(i) has returned, in order on another intra-op thread while
-    the caller goes on producing (e.g. a weight gradient's products over the steps a
-    backward recurrence has finished). With one thread, or inside a piece, produce(i)
-    then consume(i) here. BLAS is held at one thread meanwhile. The first exception of
+def pipeline(count: int, produce: Callable[[int], None], consume: Callable[[int], None],
+             prepare: Callable[[int], None] | None = None) -> None:
+    """produce(i) for every i in range(count), in order on the calling thread; for i >= 1
+    prepare(i) (if given) before produce(i); consume(i) after produce(i). E.g. a
+    backward recurrence over chunks of steps, each chunk's elementwise factors formed
+    ahead of it (the first chunk, which would wait for them, does without) and its
+    weight-gradient product taken once it is done.
+
+    With several threads another intra-op thread forms prepare(1), prepare(2), ... in
+    order while the caller produces, then takes consume(i) in order as the items are
+    produced; the caller, done producing, takes the ones left: consume(i) runs once, on
+    either thread, so it must write only its own result. BLAS is held at one thread
+    meanwhile. With one thread, one item, or inside a piece: produce(0), consume(0),
+    then prepare(i), produce(i), consume(i) here, in order. The first exception of
     either side is raised here once both have stopped."""
     size = threads()
-    future = None
-    if size > 1:
-        ready, stop = threading.Semaphore(0), threading.Event()
-        _enter()
-        future = _submit_one(size - 1, _consume_all, consume, count, ready, stop)
+    if size <= 1 or count <= 1:
+        _run_in_order(count, produce, consume, prepare)
+        return
+    pipe = _Pipe(count)
+    _enter()
     try:
+        future = _submit_one(size - 1, _pipeline_helper, pipe, prepare, consume)
         if future is None:
-            for i in range(count):
-                produce(i)
-                consume(i)
+            _run_in_order(count, produce, consume, prepare)
             return
-        _produce_all(produce, count, ready, stop, future)
+        _pipeline_caller(pipe, produce, consume, prepare, future)
     finally:
-        if size > 1:
-            _leave()
+        _leave()
 
 
-def _produce_all(produce, count: int, ready, stop, future) -> None:
-    """The producing side of `pipeline`: a failure stops the consumer before it is raised."""
+def _run_in_order(count: int, produce, consume, prepare) -> None:
+    for i in range(count):
+        if i and prepare is not None:
+            prepare(i)
+        produce(i)
+        consume(i)
+
+
+class _Pipe:
+    """What the two sides of one `pipeline` call share: an event per item prepared and
+    per item produced, the next consume to take, and whether a side has failed."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.prepared = [threading.Event() for _ in range(count)]
+        self.produced = [threading.Event() for _ in range(count)]
+        self.claims = itertools.count()
+        self.failed = False
+
+    def release_all(self) -> None:
+        """Marks the pipe failed and wakes whichever side waits for the other."""
+        self.failed = True
+        for event in (*self.prepared, *self.produced):
+            event.set()
+
+    def take_consumes(self, consume) -> None:
+        """consume(i) for the items this thread claims, each once it is produced."""
+        for i in iter(self.claims.__next__, None):
+            if i >= self.count:
+                return
+            self.produced[i].wait()
+            if self.failed:
+                return
+            consume(i)
+
+
+def _pipeline_caller(pipe: _Pipe, produce, consume, prepare, future) -> None:
+    """The calling side of `pipeline`: a failure stops the helper before it is raised."""
     try:
-        for i in range(count):
+        for i in range(pipe.count):
+            if i and prepare is not None:
+                pipe.prepared[i].wait()
+            if pipe.failed:
+                break
             produce(i)
-            ready.release()
+            pipe.produced[i].set()
+        pipe.take_consumes(consume)
     except BaseException:
-        stop.set()
-        ready.release()
+        pipe.release_all()
         future.exception()
         raise
     error = future.exception()
@@ -230,15 +275,19 @@ def _produce_all(produce, count: int, ready, stop, future) -> None:
         raise error
 
 
-def _consume_all(consume, count: int, ready, stop) -> None:
-    """The consuming side of `pipeline`, on a pool thread."""
+def _pipeline_helper(pipe: _Pipe, prepare, consume) -> None:
+    """The other side of `pipeline`, on a pool thread: prepare(1, 2, ...), then consumes."""
     _worker.inside = True
     try:
-        for i in range(count):
-            ready.acquire()
-            if stop.is_set():
+        for i in range(1, pipe.count if prepare is not None else 1):
+            if pipe.failed:
                 return
-            consume(i)
+            prepare(i)
+            pipe.prepared[i].set()
+        pipe.take_consumes(consume)
+    except BaseException:
+        pipe.release_all()
+        raise
     finally:
         _worker.inside = False
 

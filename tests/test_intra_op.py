@@ -231,13 +231,22 @@ def test_per_thread_gives_each_thread_one_contiguous_range(set_threads, threads,
         assert all(running == 1 for *_, running in seen)
 
 
-def _pipeline_log(count, fail_produce=None, fail_consume=None):
-    log, lock, produced = [], threading.Lock(), set()
+def _pipeline_log(count, fail_produce=None, fail_consume=None, fail_prepare=None,
+                  prepares=True):
+    log, lock, prepared, produced = [], threading.Lock(), set(), set()
+
+    def prepare(i):
+        if i == fail_prepare:
+            raise OSError("prepare")
+        with lock:
+            prepared.add(i)
+            log.append(("r", i, threading.get_ident(), intra_op._blas()[0]()))
 
     def produce(i):
         if i == fail_produce:
             raise ValueError("produce")
         with lock:
+            assert i in prepared or not (prepares and i)  # only after prepare(i) returned
             produced.add(i)
             log.append(("p", i, threading.get_ident(), intra_op._blas()[0]()))
 
@@ -247,40 +256,73 @@ def _pipeline_log(count, fail_produce=None, fail_consume=None):
         with lock:
             assert i in produced  # only after produce(i) returned
             log.append(("c", i, threading.get_ident(), intra_op._blas()[0]()))
-    return log, produce, consume
+    return log, prepare, produce, consume
 
 
 @needs_blas
-def test_pipeline_consumes_each_item_on_another_thread_after_it_is_produced(set_threads):
+def test_pipeline_prepares_ahead_and_consumes_each_item_after_it_is_produced(set_threads):
+    """Two threads: produce in order on the caller; prepare(1), prepare(2), ... on the
+    pool thread, each before its produce (none for the first item); every consume
+    once, after its produce."""
     set_threads(2)
-    log, produce, consume = _pipeline_log(6)
-    intra_op.pipeline(6, produce, consume)
+    log, prepare, produce, consume = _pipeline_log(6)
+    intra_op.pipeline(6, produce, consume, prepare)
     me = threading.get_ident()
     assert [i for kind, i, *_ in log if kind == "p"] == list(range(6))
     assert sorted(i for kind, i, *_ in log if kind == "c") == list(range(6))
     assert all(tid == me for kind, _, tid, _ in log if kind == "p")
-    assert all(tid != me for kind, _, tid, _ in log if kind == "c")
+    assert sorted(i for kind, i, *_ in log if kind == "r") == list(range(1, 6))
+    assert all(tid != me for kind, _, tid, _ in log if kind == "r")
     assert all(blas == 1 for *_, blas in log) and intra_op._blas()[0]() == 2
 
 
 @needs_blas
-def test_pipeline_on_one_thread_runs_here_in_order(set_threads):
+def test_pipeline_consumes_while_the_caller_produces_and_the_caller_takes_the_rest(
+        set_threads):
+    """produce(1) waits until consume(0) has started (on the pool thread: the caller is
+    busy producing); consume(0) then waits until consume(3) has run, which the caller,
+    done producing, takes itself."""
+    set_threads(2)
+    started, last, threads = threading.Event(), threading.Event(), {}
+
+    def produce(i):
+        if i == 1:
+            assert started.wait(timeout=60)
+
+    def consume(i):
+        threads[i] = threading.get_ident()
+        if i == 0:
+            started.set()
+            assert last.wait(timeout=60)
+        if i == 3:
+            last.set()
+    intra_op.pipeline(4, produce, consume)
+    assert sorted(threads) == [0, 1, 2, 3]
+    assert threads[3] == threading.get_ident() != threads[0]
+
+
+@needs_blas
+@pytest.mark.parametrize("with_prepare", [False, True])
+def test_pipeline_on_one_thread_runs_here_in_order(set_threads, with_prepare):
     set_threads(1)
-    log, produce, consume = _pipeline_log(3)
-    intra_op.pipeline(3, produce, consume)
-    assert [(kind, i) for kind, i, *_ in log] == [("p", 0), ("c", 0), ("p", 1), ("c", 1),
-                                                  ("p", 2), ("c", 2)]
+    log, prepare, produce, consume = _pipeline_log(3, prepares=with_prepare)
+    intra_op.pipeline(3, produce, consume, prepare if with_prepare else None)
+    want = [(kind, i) for i in range(3) for kind in ("r", "p", "c") if i or kind != "r"]
+    assert [(kind, i) for kind, i, *_ in log] == [
+        w for w in want if with_prepare or w[0] != "r"]
     assert {tid for _, _, tid, _ in log} == {threading.get_ident()}
 
 
 @needs_blas
-@pytest.mark.parametrize("where", ["produce", "consume"])
+@pytest.mark.parametrize("where", ["prepare", "prepare next", "produce", "consume"])
 def test_pipeline_errors_are_raised_and_blas_restored(set_threads, where):
     set_threads(2)
-    log, produce, consume = _pipeline_log(
+    log, prepare, produce, consume = _pipeline_log(
         5, fail_produce=2 if where == "produce" else None,
-        fail_consume=3 if where == "consume" else None)
-    with pytest.raises(ValueError if where == "produce" else KeyError):
-        intra_op.pipeline(5, produce, consume)
+        fail_consume=3 if where == "consume" else None,
+        fail_prepare={"prepare": 3, "prepare next": 1}.get(where))
+    error = {"produce": ValueError, "consume": KeyError}.get(where, OSError)
+    with pytest.raises(error):
+        intra_op.pipeline(5, produce, consume, prepare)
     assert intra_op._blas()[0]() == 2
     intra_op.pipeline(2, lambda i: None, lambda i: None)  # the pool still works

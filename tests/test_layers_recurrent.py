@@ -407,13 +407,13 @@ def test_sequence_buffers_are_reused_only_once_released():
 
 @pytest.fixture
 def lstm_pieces(monkeypatch):
-    """Records (pieces, thread count) of every intra-op region, with weight-gradient
-    chunks of a few rows (several per sequence); restores the BLAS thread count
+    """Records (pieces, thread count) of every intra-op region, with the backward's
+    chunks of a step or two (several per sequence); restores the BLAS thread count
     afterwards."""
     from distflow import intra_op
     from distflow.keras.layers import recurrent_sequence
 
-    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 7)
+    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 2)
     before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
 
     def recording(count, body):
@@ -505,3 +505,28 @@ def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
     assert (2, 2) in lstm_pieces
     for a, e in zip(*results):
         np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, lstm_pieces):
+    """Two gradients of one forward (a persistent tape, two losses): the second backward
+    reuses what the first formed from the forward's residuals and still equals the
+    previous implementation's, on one and two threads."""
+    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4)
+    want, res = _lstm_seq_forward(x, k, r, b, h0, c0)
+    tensors = [df.constant(a) for a in (x, k, r, b, h0, c0)]
+    upstream = [RNG.standard_normal(want.shape) for _ in range(2)]
+    with df.GradientTape(persistent=True) as tape:
+        tape.watch(tensors)
+        out = lstm_sequence(*tensors)
+        losses = [df.reduce_sum(out * df.constant(g)) for g in upstream]
+    for loss, g in zip(losses, upstream):
+        want_grads = _lstm_seq_backward(g, res)
+        got = tape.gradient(loss, tensors)
+        for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got):
+            np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10,
+                                       atol=1e-12)

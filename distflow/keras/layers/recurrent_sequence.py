@@ -132,11 +132,16 @@ def _lstm_order(units: int) -> np.ndarray:
 
 def _lstm_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
     """[kernel; bias; recurrent] in internal gate order, sigmoid columns halved, as
-    (4, rows, units): one matrix per gate."""
-    cols = _lstm_order(units)
-    half = _half_sigmoid_columns(4 * units, 3 * units, recurrent.dtype)
-    w = np.concatenate([kernel[:, cols], bias[None, cols], recurrent[:, cols]]) * half
-    return np.ascontiguousarray(w.reshape(w.shape[0], 4, units).transpose(1, 0, 2))
+    (4, rows, units): one matrix per gate, written gate by gate (one pass per part, no
+    concatenated or permuted temporaries)."""
+    features = kernel.shape[0]
+    w = np.empty((4, features + 1 + units, units), recurrent.dtype)
+    for gate, (keras_gate, scale) in enumerate(((0, 0.5), (1, 0.5), (3, 0.5), (2, 1.0))):
+        cols = slice(keras_gate * units, (keras_gate + 1) * units)
+        np.multiply(kernel[:, cols], scale, out=w[gate, :features])
+        np.multiply(bias[cols], scale, out=w[gate, features])
+        np.multiply(recurrent[:, cols], scale, out=w[gate, features + 1:])
+    return w
 
 
 def _lstm_rows_buffer(x, h0, c0, backwards: bool, dtype) -> np.ndarray:
@@ -213,11 +218,49 @@ def _lstm_backward_step(dh, dc, a, tc, hc, c_prev, d, scratch, rb) -> None:
     dc *= f
 
 
+def _lstm_factors(lo: int, hi: int, r: dict, fac: np.ndarray, p: np.ndarray) -> None:
+    """The backward's factors for steps lo:hi, formed from the forward's activations in
+    a few passes over blocks of many steps (no upstream gradient needed): fac[t]
+    (4, batch, units), gates i f o g, [g i (1 - i), c_{t-1} f (1 - f), tanh(c_t) o (1 - o),
+    i (1 - g^2)], the factors by which dc (dh for the o gate) gives each gate's
+    pre-activation gradient; and p[t] = o (1 - tanh(c_t)^2) = o - h_t tanh(c_t), by
+    which dh reaches dc."""
+    s, units = r["s"], r["th"].shape[2]
+    inner = s.shape[2] - units
+    a, tc, fac, p = r["acts"][lo:hi], r["th"][lo:hi], fac[lo:hi], p[lo:hi]
+    i, o, g = a[:, 0], a[:, 2], a[:, 3]
+    sig = fac[:, :3]
+    np.multiply(a[:, :3], a[:, :3], out=sig)
+    np.subtract(a[:, :3], sig, out=sig)  # s (1 - s) for i, f, o
+    fac[:, 0] *= g
+    fac[:, 1] *= r["cs"][lo:hi]
+    fac[:, 2] *= tc
+    np.multiply(g, g, out=fac[:, 3])
+    np.subtract(1, fac[:, 3], out=fac[:, 3])
+    fac[:, 3] *= i
+    np.multiply(s[lo + 1:hi + 1, :, inner - units:inner], tc, out=p)
+    np.subtract(o, p, out=p)
+
+
+def _lstm_factored_step(dh, dc, fac, p, f, d, tmp, rb) -> None:
+    """`_lstm_backward_step` from the step's factors (`_lstm_factors`) and forget gate f:
+    seven NumPy calls instead of fifteen."""
+    units = dh.shape[1]
+    gates = d.reshape(-1, 4, units).transpose(1, 0, 2)
+    dc += np.multiply(p, dh, out=tmp)  # through h = o tanh(c)
+    np.multiply(dc, fac[:2], out=gates[:2])  # i, f
+    np.multiply(dh, fac[2], out=gates[2])  # o
+    np.multiply(dc, fac[3], out=gates[3])  # g
+    np.matmul(d, rb, out=dh)
+    dc *= f
+
+
 def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
-                         state: tuple) -> None:
+                         state: tuple, factors: tuple | None) -> None:
     """The backward recurrence over steps stop - 1 down to start: dz's blocks, and
-    state = (dh, dc, scratch arrays) carried from step to step."""
-    acts, th, s = r["acts"], r["th"], r["s"]
+    state = (dh, dc, scratch arrays) carried from step to step; from the factors
+    (fac, p) if given, else forming the slopes step by step."""
+    acts, th, s, cs = r["acts"], r["th"], r["s"], r["cs"]
     units = th.shape[2]
     inner = s.shape[2] - units
     dh, dc, scratch = state
@@ -225,25 +268,48 @@ def _lstm_backward_steps(start: int, stop: int, r: dict, gt, live: dict, rb, dz,
         if t in live:
             dh += gt[live[t], :, :units]
             dc += gt[live[t], :, units:]
-        _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:],
-                            r["cs"][t], dz[t], scratch, rb)
+        if factors is not None:
+            _lstm_factored_step(dh, dc, factors[0][t], factors[1][t], acts[t, 1], dz[t],
+                                scratch[2], rb)
+        else:
+            _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:], cs[t],
+                                dz[t], scratch, rb)
 
 
 _CHUNK_ROWS = 512  # rows of one weight-gradient product taken while the recurrence goes on
 
 
-def _weight_grad_chunks(rows: int) -> int:
-    """How many products the weight gradient is taken in: chunks of about _CHUNK_ROWS
-    rows to overlap with the recurrence on several threads, one product on one thread
-    (0.2-0.5 ms faster there than the chunks and their sum at 50 x 64 rows)."""
-    return -(-rows // _CHUNK_ROWS) if intra_op.threads() > 1 else 1
+def _backward_chunks(steps: int, batch: int) -> list[tuple[int, int]]:
+    """The backward's chunks of steps (start, stop), in the order it takes them (from
+    the last step): one with one thread; else about _CHUNK_ROWS rows each, the first
+    half that (its loop forms its own slopes while the other thread forms the next
+    chunks' factors: the sooner the recurrence reaches them the better), the last
+    two a half and a quarter (the product left when the recurrence ends is small)."""
+    if intra_op.threads() <= 1:
+        return [(0, steps)]
+    per = max(1, round(_CHUNK_ROWS / batch))
+    sizes, left = [], steps
+    for size in (max(1, per // 2), *[per] * steps):
+        take = min(size, left)
+        sizes.append(take)
+        left -= take
+        if left <= per:
+            break
+    sizes += [size for size in (left - left // 2, left // 2 - left // 4, left // 4) if size]
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [(steps - hi, steps - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def _lstm_seq_backward(g, r) -> dict:
-    """Runs the recurrence backwards once per upstream gradient; every VJP reads it. The
-    weight gradients are products over chunks of finished steps (the rows of `s`
-    against those of dz), taken on a second intra-op thread while the recurrence goes
-    on and summed in chunk order; with one thread, one product after the loop."""
+    """Runs the recurrence backwards once per upstream gradient; every VJP reads it.
+
+    One thread: one loop, forming the slopes step by step, then the weight gradients as
+    one product of `s`'s rows against dz's. Several threads (`intra_op.pipeline`, the
+    chunks of `_backward_chunks`): the steps' factors (`_lstm_factors`) formed ahead of
+    the recurrence on the second thread, once per forward (a second backward reuses
+    them); the recurrence on the calling thread from the factors; the weight gradients
+    as one product per finished chunk, on whichever thread is free, summed in chunk
+    order."""
     if r["for"] is g:
         return r["grads"]
     s, steps, batch = r["s"], r["steps"], r["batch"]
@@ -256,25 +322,41 @@ def _lstm_seq_backward(g, r) -> dict:
     state = (dstate[0], dstate[1], (np.empty((4, batch, units), s.dtype),
                                     np.empty((4, batch, units), s.dtype),
                                     np.empty((batch, units), s.dtype)))
-    chunks = intra_op.split(steps, _weight_grad_chunks(steps * batch))[::-1]
+    chunks = _backward_chunks(steps, batch)
     flat = dz.reshape(-1, 4 * units)
     rows = s[:steps].reshape(steps * batch, -1)[:, :features + 1 + units]
-    partial = [None] * len(chunks)
+    partial = workspace.scratch("lstm weight-gradient chunks",
+                                (len(chunks), rows.shape[1], flat.shape[1]), s.dtype)
+    factors, prepare = _factors_ahead(r, chunks)
+
+    def produce(i: int) -> None:
+        _lstm_backward_steps(*chunks[i], r, gt, live, rb, dz, state, factors if i else None)
 
     def consume(i: int) -> None:
         span = slice(chunks[i][0] * batch, chunks[i][1] * batch)
-        partial[i] = rows[span].T @ flat[span]
-    intra_op.pipeline(len(chunks), lambda i: _lstm_backward_steps(
-        *chunks[i], r, gt, live, rb, dz, state), consume)
-    dw = partial[0]
-    for more in partial[1:]:
-        dw += more
-    dw = dw[:, cols]
+        np.matmul(rows[span].T, flat[span], out=partial[i])
+    intra_op.pipeline(len(chunks), produce, consume, prepare)
+    r["factors"] = factors
+    dw = np.add.reduce(partial)[:, cols]  # in chunk order
     grads = {"x rows": flat, "x kernel": r["kernel"][:, cols], "kernel": dw[:features],
              "recurrent": dw[features + 1:], "bias": dw[features], "h0": dstate[0],
              "c0": dstate[1]}
     r["for"], r["grads"] = g, grads
     return grads
+
+
+def _factors_ahead(r: dict, chunks: list) -> tuple:
+    """(factors, prepare): the (fac, p) buffers the recurrence reads and the pipeline's
+    `prepare` that forms them for a chunk (all but the first, whose loop forms its
+    slopes). (None, None) with one chunk (one thread); no `prepare` once an earlier
+    backward of this forward has formed them (r["factors"])."""
+    if len(chunks) == 1:
+        return None, None
+    if r.get("factors") is not None:
+        return r["factors"], None
+    factors = (workspace.reusable(r["acts"].shape, r["acts"].dtype),
+               workspace.reusable(r["th"].shape, r["th"].dtype))
+    return factors, lambda i: _lstm_factors(*chunks[i], r, *factors)
 
 
 lstm_sequence = Primitive("keras_lstm_sequence", _lstm_seq_forward, _seq_vjps(
