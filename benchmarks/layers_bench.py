@@ -588,12 +588,19 @@ def torch_python(explicit: str | None) -> str | None:
         return fallback if os.path.exists(fallback) else None
 
 
+# Seconds between two sides' measurements: OpenBLAS's threads spin for about 0.1 s after
+# their last threaded product (the GEMM rate, the NumPy floor's steps), and a side
+# measured while another process's threads still spin shares a core with them.
+SETTLE = 0.25
+
+
 def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
     """side -> case -> the per-round medians; each round asks every side for a case in
     turn, then moves to the next case; the GEMM rate is measured in every round, by
     every side (the first side's is reported): its 4 MB arrays raise glibc's mmap
     threshold, after which freed megabytes stay in the process, so a side that skipped
-    it would pay page faults on every step that the others do not."""
+    it would pay page faults on every step that the others do not. Each measurement
+    starts SETTLE seconds after the previous one ended."""
     runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
     best = {w.side: {c: [] for c in cases} for w in workers}
     cpu = {w.side: {c: [] for c in cases} for w in workers}
@@ -602,6 +609,7 @@ def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
         runs[workers[0].side]["gemm"].append(rates[0])
         for case in cases:
             for w in workers:
+                time.sleep(SETTLE)
                 median, fastest, cpu_median = w.ask(case)
                 runs[w.side][case].append(median)
                 best[w.side][case].append(fastest)

@@ -44,9 +44,21 @@ def timed(name: str, fn):
     return inner
 
 
+def primitives() -> dict[str, primitive.Primitive]:
+    """The registered primitives and the layers' own (module-level `Primitive`s of the
+    loaded distflow modules, e.g. the self-attention op), by name."""
+    found = dict(primitive.REGISTRY)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("distflow"):
+            for value in list(vars(module).values()):
+                if isinstance(value, primitive.Primitive):
+                    found.setdefault(value.name, value)
+    return found
+
+
 def instrument() -> None:
-    """Wraps every registered primitive's forward and VJPs with `timed`."""
-    for name, prim in primitive.REGISTRY.items():
+    """Wraps every primitive's forward and VJPs (`primitives()`) with `timed`."""
+    for name, prim in primitives().items():
         prim.forward = timed(f"{name}.forward", prim.forward)
         prim.vjps = tuple(None if vjp is None else timed(f"{name}.vjp{i}", vjp)
                           for i, vjp in enumerate(prim.vjps))

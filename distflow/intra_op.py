@@ -342,6 +342,16 @@ def product(fn: Callable, macs: int, *args: object) -> object:
     return fn(*args)
 
 
+def rows_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of 2-D arrays by one range of a's rows per intra-op thread (BLAS at one
+    thread in each; one product here with one thread): for a large product in an op
+    whose other work runs on the pool, where BLAS's own threads would spin on the
+    pool's cores for about 0.1 s afterwards."""
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    per_thread(a.shape[0], lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]))
+    return out
+
+
 def _after_fork() -> None:
     """A forked child has none of the parent's pool threads and no region running."""
     global _lock

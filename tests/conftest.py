@@ -39,3 +39,20 @@ def slicing(request, monkeypatch):
     if request.param == "many_slices":
         monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
     return request.param
+
+
+@pytest.fixture
+def intra_op_regions(monkeypatch):
+    """Records (pieces, thread count) of every intra-op region; restores the BLAS
+    thread count afterwards."""
+    from distflow import intra_op
+
+    before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
+
+    def recording(count, body):
+        regions.append((count, intra_op.threads()))
+        real(count, body)
+    monkeypatch.setattr(intra_op, "parallel_for", recording)
+    yield regions
+    if before is not None:
+        intra_op.set_blas_threads(before)

@@ -231,6 +231,22 @@ def test_per_thread_gives_each_thread_one_contiguous_range(set_threads, threads,
         assert all(running == 1 for *_, running in seen)
 
 
+@needs_blas
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_matmul_is_the_product_by_row_ranges(set_threads, threads, monkeypatch):
+    """The product of a column block and a transposed view, as one piece per thread;
+    BLAS back at the configured count afterwards."""
+    set_threads(threads)
+    counts, real = [], intra_op.parallel_for
+    monkeypatch.setattr(intra_op, "parallel_for",
+                        lambda count, body: (counts.append(count), real(count, body)))
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((41, 7)), rng.standard_normal((9, 5))
+    np.testing.assert_allclose(intra_op.rows_matmul(a[:, :5], b.T), a[:, :5] @ b.T,
+                               rtol=1e-12)
+    assert counts == [threads] and intra_op._blas()[0]() == threads
+
+
 def _pipeline_log(count, fail_produce=None, fail_consume=None):
     log, lock, produced = [], threading.Lock(), set()
 
