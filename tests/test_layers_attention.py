@@ -212,7 +212,7 @@ def test_fused_self_attention_gradients_match_central_differences():
     mask = rng.random((2, 4, 4)) > 0.3
     mask[:, :, 0] = True
     weights = [rng.standard_normal(s) * 0.5 for s in ((5, 2, 3), (2, 3), (5, 2, 3), (2, 3),
-                                                       (5, 2, 4), (2, 4), (2, 4, 3))]
+                                                       (5, 2, 4), (2, 4), (2, 4, 3), (3,))]
     for m in (None, mask, np.tril(np.ones((2, 4, 4), bool))):
         check_grads(lambda *a, m=m: _self_attention(*a, scale=0.6, mask=m),
                     [rng.standard_normal((2, 4, 5)), *weights])
@@ -253,11 +253,11 @@ def _self_attention_on_threads(threads, args, g, mask):
 
 
 def _self_attention_args(rng, batch, steps=5):
-    """x (batch, steps, 6), the q/k/v kernels and biases (2 heads, key 3, value 4) and
-    the output kernel (2, 4, 7)."""
+    """x (batch, steps, 6), the q/k/v kernels and biases (2 heads, key 3, value 4), the
+    output kernel (2, 4, 7) and bias."""
     return [rng.standard_normal((batch, steps, 6))] + [
         rng.standard_normal(s) * 0.5 for s in ((6, 2, 3), (2, 3), (6, 2, 3), (2, 3),
-                                               (6, 2, 4), (2, 4), (2, 4, 7))]
+                                               (6, 2, 4), (2, 4), (2, 4, 7), (7,))]
 
 
 needs_blas = pytest.mark.skipif(
@@ -312,7 +312,7 @@ def test_fused_self_attention_reuses_buffers_only_once_released():
 
     rng = np.random.default_rng(12)
     weights = [df.constant(rng.standard_normal(s) * 0.5) for s in (
-        (6, 2, 3), (2, 3), (6, 2, 3), (2, 3), (6, 2, 4), (2, 4), (2, 4, 7))]
+        (6, 2, 3), (2, 3), (6, 2, 3), (2, 3), (6, 2, 4), (2, 4), (2, 4, 7), (7,))]
     xs = [df.constant(rng.standard_normal((3, 5, 6))) for _ in range(2)]
     with df.GradientTape(persistent=True) as tape:
         tape.watch(xs + weights)

@@ -128,8 +128,8 @@ _attention = Primitive("keras_attention", _attention_forward, (
     lambda g, r: r["p"].swapaxes(-1, -2) @ g))
 
 
-# Self-attention (query, key and value one tensor) as one op, output projection
-# included: the three head projections are one GEMM into (batch * steps, q | k | v)
+# Self-attention (query, key and value one tensor) as one op, output projection and
+# bias included: the three head projections are one GEMM into (batch * steps, q | k | v)
 # rows whose column blocks, viewed as (batch, heads, steps, size), feed the attention
 # core without copies; the softmax scale is folded into the query columns, the
 # weighted sum is written straight into (batch, steps, heads, value_dim) rows for the
@@ -140,9 +140,9 @@ _attention = Primitive("keras_attention", _attention_forward, (
 # own threads are never woken, so none spins on the cores the pieces need.
 
 
-def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, wo, scale, mask):
-    """x (batch, steps, dim) -> (batch, steps, out), before the output bias; kernels
-    (dim, heads, size), biases (heads, size), the output kernel (heads, value_dim, out)."""
+def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, wo, bo, scale, mask):
+    """x (batch, steps, dim) -> (batch, steps, out); kernels (dim, heads, size), biases
+    (heads, size), the output kernel (heads, value_dim, out) and bias (out,)."""
     batch, steps, dim = x.shape
     heads, key_dim, value_dim = wq.shape[1], wq.shape[2], wv.shape[2]
     cols = np.ones(heads * (2 * key_dim + value_dim), wq.dtype)
@@ -150,13 +150,13 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, wo, scale, mask):
     kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
     bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
     r = {"rows": x.reshape(-1, dim), "kernel": kernel, "cols": cols, "mask": mask,
-         "wo": wo.reshape(-1, wo.shape[-1]), "shape": (batch, heads, key_dim, value_dim),
+         "wo": wo.reshape(-1, wo.shape[-1]), "bo": bo, "shape": (batch, heads, key_dim, value_dim),
          "for": None, "grads": None}
     dtype = np.result_type(x, kernel)
     r["qkv"] = workspace.reusable((batch * steps, kernel.shape[1]), dtype)
     r["p"] = workspace.reusable((batch, heads, steps, steps), dtype)
     r["heads"] = workspace.reusable((batch * steps, heads * value_dim), dtype)
-    y = workspace.reusable((batch * steps, r["wo"].shape[1]), np.result_type(dtype, wo))
+    y = workspace.reusable((batch * steps, r["wo"].shape[1]), np.result_type(dtype, wo, bo))
     intra_op.per_thread(batch, lambda lo, hi: _self_attention_samples(r, bias, y, lo, hi))
     return y.reshape(batch, steps, -1), r
 
@@ -173,6 +173,7 @@ def _self_attention_samples(r: dict, bias: np.ndarray, y: np.ndarray, lo: int,
                         out=r["p"][lo:hi])
     np.matmul(p, v, out=_heads_view(r, lo, hi))
     np.matmul(r["heads"][rows], r["wo"], out=y[rows])
+    y[rows] += r["bo"]
 
 
 def _sample_rows(r: dict, lo: int, hi: int) -> slice:
@@ -212,11 +213,11 @@ def _self_attention_backward(g, r) -> dict:
         sums[i] = _self_attention_samples_grad(g.reshape(-1, r["wo"].shape[1]), r, dqkv,
                                                *parts[i])
     intra_op.parallel_for(len(parts), piece)
-    dw, db, dwo = (functools.reduce(np.add, terms) for terms in zip(*sums))
+    dw, db, dwo, dbo = (functools.reduce(np.add, terms) for terms in zip(*sums))
     dw *= r["cols"]
     db *= r["cols"]
     edges = np.cumsum([0, heads * key_dim, heads * key_dim, heads * value_dim])
-    grads = {"dqkv": dqkv, 7: dwo.reshape(heads, value_dim, -1)}
+    grads = {"dqkv": dqkv, 7: dwo.reshape(heads, value_dim, -1), 8: dbo}
     for i, (a, b) in enumerate(zip(edges, edges[1:])):
         grads[2 * i + 1] = dw[:, a:b].reshape(r["rows"].shape[1], heads, -1)
         grads[2 * i + 2] = db[a:b].reshape(heads, -1)
@@ -226,7 +227,8 @@ def _self_attention_backward(g, r) -> dict:
 
 def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int) -> tuple:
     """dq, dk, dv of samples lo:hi into their rows of dqkv; returns their terms of the
-    projection kernel's (unscaled), bias's and output kernel's gradients."""
+    projection kernel's (unscaled), its bias's, the output kernel's and its bias's
+    gradients."""
     rows = _sample_rows(r, lo, hi)
     p, mask = r["p"][lo:hi], r["mask"]
     q, k, v = _qkv_heads(r, r["qkv"], lo, hi)
@@ -241,8 +243,9 @@ def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int)
                       buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
     np.matmul(ds, k, out=dq)
     np.matmul(ds.swapaxes(-1, -2), q, out=dk)
-    return (r["rows"][rows].T @ dqkv[rows], np.ones(dheads.shape[0], g.dtype) @ dqkv[rows],
-            r["heads"][rows].T @ g[rows])
+    ones = np.ones(dheads.shape[0], g.dtype)
+    return (r["rows"][rows].T @ dqkv[rows], ones @ dqkv[rows], r["heads"][rows].T @ g[rows],
+            ones @ g[rows])
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:
@@ -254,7 +257,7 @@ def _self_attention_input_grad(g, r) -> np.ndarray:
 
 _self_attention = Primitive("keras_self_attention", _self_attention_forward, (
     _self_attention_input_grad,
-    *((lambda g, r, i=i: _self_attention_backward(g, r)[i]) for i in range(1, 8))))
+    *((lambda g, r, i=i: _self_attention_backward(g, r)[i]) for i in range(1, 9))))
 
 
 class MultiHeadAttention(Layer):
@@ -377,12 +380,11 @@ class MultiHeadAttention(Layer):
         core = not return_attention_scores and not (training and self.dropout)
         if core and self._fused_self_attention(query, value, key):
             mask = self._attention_mask(query, query, attention_mask, use_causal_mask)
-            out = _self_attention(query, self.query_kernel, self.query_bias, self.key_kernel,
-                                  self.key_bias, self.value_kernel, self.value_bias,
-                                  self.output_kernel,
-                                  scale=query.dtype.type(1.0 / math.sqrt(self.key_dim)),
-                                  mask=mask)
-            return out if self.output_bias is None else bias_add(out, self.output_bias)
+            return _self_attention(query, self.query_kernel, self.query_bias, self.key_kernel,
+                                   self.key_bias, self.value_kernel, self.value_bias,
+                                   self.output_kernel, self.output_bias,
+                                   scale=query.dtype.type(1.0 / math.sqrt(self.key_dim)),
+                                   mask=mask)
         value = ops.convert_to_tensor(value, self.compute_dtype)
         key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         q = self._project(query, self.query_kernel, self.query_bias)
@@ -412,10 +414,11 @@ class MultiHeadAttention(Layer):
         return ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3)), probs
 
     def _fused_self_attention(self, query: Any, value: Any, key: Any) -> bool:
-        """Self-attention with biases and one dtype: the one-op path."""
+        """Self-attention with biases (the output's too) and one dtype: the one-op path."""
         return (query is value and (key is None or key is value) and self.use_bias and
                 isinstance(query, Tensor) and query.dtype == self.query_kernel.dtype ==
-                self.value_kernel.dtype == self.output_kernel.dtype)
+                self.value_kernel.dtype == self.output_kernel.dtype ==
+                self.output_bias.dtype)
 
     def _output(self, heads: Tensor) -> Tensor:
         """(batch, Tq, heads, value_dim) or (batch, Tq, heads * value_dim) -> the output
