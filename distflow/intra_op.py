@@ -16,10 +16,9 @@ rows); pieces may run in any order and on any thread, so a kernel that sums piec
 keeps one partial result per piece and adds them in piece order (the same sum
 whatever the thread count).
 
-`matmul` and `one_blas_thread` keep products from waking BLAS's own threads while
-several are configured (small ones at one BLAS thread, large ones as row ranges on
-the pool): after a threaded call OpenBLAS's idle threads spin for about 0.1 s, on the
-cores the pool needs.
+`matmul` and `one_blas_thread` keep small products from waking BLAS's own threads
+while several are configured: after a threaded call OpenBLAS's idle threads spin for
+about 0.1 s, on the cores the pool needs.
 """
 
 from __future__ import annotations
@@ -322,22 +321,16 @@ def on_one_blas_thread(fn: Callable, *args: object) -> object:
         _leave()
 
 
-OWN_THREADS_PRODUCT = 1 << 24  # multiply-adds from which a product is cut into row ranges
+OWN_THREADS_PRODUCT = 1 << 24  # multiply-adds from which a product uses BLAS's threads
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b of 2-D arrays. With several threads configured, a product that OpenBLAS
     would thread but that is too small to gain much from it (below OWN_THREADS_PRODUCT)
-    runs with BLAS held at one thread: the one-thread result bit for bit. A larger one
-    runs as one range of a's rows per intra-op thread (`rows_matmul`), BLAS at one
-    thread in each. Either way BLAS's own threads stay asleep: after a threaded call
-    they spin for about 0.1 s on the cores the pool's pieces need (a Transformer
-    block's step, whose Dense products woke them, was 1.2x slower on two threads than
-    with row ranges, measured)."""
-    macs = a.shape[0] * a.shape[1] * b.shape[1]
-    if macs >= OWN_THREADS_PRODUCT and (_state["threads"] or threads()) > 1:
-        return rows_matmul(a, b)
-    return product(np.matmul, macs, a, b)
+    runs with BLAS held at one thread: the one-thread result bit for bit, and BLAS's
+    threads stay asleep instead of spinning on the cores the pool needs next. Larger
+    products use BLAS's own threads (faster than row blocks on the pool, measured)."""
+    return product(np.matmul, a.shape[0] * a.shape[1] * b.shape[1], a, b)
 
 
 def product(fn: Callable, macs: int, *args: object) -> object:
@@ -351,8 +344,9 @@ def product(fn: Callable, macs: int, *args: object) -> object:
 
 def rows_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b of 2-D arrays by one range of a's rows per intra-op thread (BLAS at one
-    thread in each; one product here with one thread): a large product that leaves
-    BLAS's own threads asleep (`matmul`)."""
+    thread in each; one product here with one thread): for a large product in an op
+    whose other work runs on the pool, where BLAS's own threads would spin on the
+    pool's cores for about 0.1 s afterwards."""
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
     per_thread(a.shape[0], lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]))
     return out

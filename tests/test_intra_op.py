@@ -204,29 +204,6 @@ def test_small_products_on_two_threads_equal_one_thread_and_leave_blas_asleep(
 
 
 @needs_blas
-@pytest.mark.parametrize("transposed", [False, True])
-def test_large_products_on_two_threads_run_as_row_pieces(transposed, set_threads,
-                                                         monkeypatch):
-    """From OWN_THREADS_PRODUCT multiply-adds a product runs as one range of rows per
-    intra-op thread (BLAS's own threads never woken), equal to the one-thread product
-    to rounding; with one thread, one product here."""
-    monkeypatch.setattr(intra_op, "OWN_THREADS_PRODUCT", 1 << 19)
-    counts, real = [], intra_op.parallel_for
-    monkeypatch.setattr(intra_op, "parallel_for",
-                        lambda count, body: (counts.append(count), real(count, body)))
-    rng = np.random.default_rng(4)
-    a = rng.standard_normal((96, 130)).astype(np.float32)
-    a = a.T if transposed else a  # (130, 96) or (96, 130)
-    b = rng.standard_normal((60, a.shape[1])).astype(np.float32).T
-    set_threads(1)
-    expect = intra_op.matmul(a, b)
-    assert counts == []
-    set_threads(2)
-    np.testing.assert_allclose(intra_op.matmul(a, b), expect, rtol=1e-5, atol=1e-5)
-    assert counts == [2] and intra_op._blas()[0]() == 2
-
-
-@needs_blas
 def test_one_blas_thread_holds_blas_at_one_inside_and_restores_it(set_threads):
     set_threads(2)
     inside = intra_op.on_one_blas_thread(lambda: (intra_op._blas()[0](),
