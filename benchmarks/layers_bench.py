@@ -18,10 +18,11 @@ Cases (sparse softmax cross-entropy over 10 classes, SGD lr 0.01):
 
 Every side runs in its own long-lived process with 2 BLAS threads, then 1 (env
 variables set before NumPy loads). In each of `--rounds` rounds the sides measure a
-case one after the other (seconds apart: the machine may be shared), `--steps` steps
-after 3 warm-up steps; the table shows the median over rounds of each side's median
-step, and a ratio is the median of the per-round ratios; the JSON line adds each
-side's fastest step (`fastest_ms`) and its median process CPU time per step
+case one after the other (seconds apart: the machine may be shared; each starts 0.25 s
+after the previous one ended, once the other processes' BLAS threads have stopped
+spinning), `--steps` steps after 3 warm-up steps; the table shows the median over
+rounds of each side's median step, and a ratio is the median of the per-round ratios;
+the JSON line adds each side's fastest step (`fastest_ms`) and its median process CPU time per step
 (`cpu_ms`; with 1 thread the least disturbed by other jobs, since time spent
 descheduled is not counted). The PyTorch side needs
 `pip install torch==2.13.0` in the interpreter given by `--torch-python`
