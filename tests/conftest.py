@@ -43,8 +43,9 @@ def slicing(request, monkeypatch):
 
 @pytest.fixture
 def intra_op_regions(monkeypatch):
-    """Records (pieces, thread count) of every intra-op region; restores the BLAS
-    thread count afterwards."""
+    """Records (pieces, thread count) of every intra-op region, with BLAS's own threads
+    taken as asleep (`intra_op.blas_spinning`: no earlier product decides how an op
+    splits); restores the BLAS thread count afterwards."""
     from distflow import intra_op
 
     before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
@@ -53,6 +54,7 @@ def intra_op_regions(monkeypatch):
         regions.append((count, intra_op.threads()))
         real(count, body)
     monkeypatch.setattr(intra_op, "parallel_for", recording)
+    monkeypatch.setattr(intra_op, "blas_spinning", lambda: False)
     yield regions
     if before is not None:
         intra_op.set_blas_threads(before)

@@ -286,6 +286,26 @@ def test_fused_self_attention_splits_the_batch_on_two_threads(mask, batch,
 
 
 @needs_blas
+def test_fused_self_attention_runs_whole_while_blas_threads_spin(intra_op_regions,
+                                                                 monkeypatch):
+    """Right after a product on BLAS's own threads (which then spin on a core for a
+    while) the op runs as one piece here, its large products on BLAS's threads: the
+    same results to rounding."""
+    from distflow import intra_op
+
+    rng = np.random.default_rng(14)
+    args, g = _self_attention_args(rng, 4), rng.standard_normal((4, 5, 7))
+    split = _self_attention_on_threads(2, args, g, None)
+    assert (2, 2) in intra_op_regions
+    intra_op_regions.clear()
+    monkeypatch.setattr(intra_op, "blas_spinning", lambda: True)
+    whole = _self_attention_on_threads(2, args, g, None)
+    assert {pieces for pieces, _ in intra_op_regions} == {1}
+    for a, e in zip(whole, split):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas
 @pytest.mark.parametrize("mask", [None, "explicit", "causal"])
 def test_fused_self_attention_on_two_threads_matches_central_differences(
         mask, intra_op_regions):

@@ -157,8 +157,17 @@ def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, wo, bo, scale, mask):
     r["p"] = workspace.reusable((batch, heads, steps, steps), dtype)
     r["heads"] = workspace.reusable((batch * steps, heads * value_dim), dtype)
     y = workspace.reusable((batch * steps, r["wo"].shape[1]), np.result_type(dtype, wo, bo))
-    intra_op.per_thread(batch, lambda lo, hi: _self_attention_samples(r, bias, y, lo, hi))
+    parts = _pieces(batch)
+    intra_op.parallel_for(len(parts), lambda i: _self_attention_samples(r, bias, y, *parts[i]))
     return y.reshape(batch, steps, -1), r
+
+
+def _pieces(batch: int) -> list[tuple[int, int]]:
+    """The op's batch pieces: one per intra-op thread, or the whole batch while BLAS's
+    own threads may still spin from an earlier product (a Dense layer's): the pieces
+    would share a core with them, and the whole batch's large products run on them."""
+    return [(0, batch)] if intra_op.blas_spinning() else intra_op.split(
+        batch, intra_op.threads())
 
 
 def _self_attention_samples(r: dict, bias: np.ndarray, y: np.ndarray, lo: int,
@@ -206,7 +215,7 @@ def _self_attention_backward(g, r) -> dict:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
     dqkv = workspace.reusable(r["qkv"].shape, r["qkv"].dtype)
-    parts = intra_op.split(batch, intra_op.threads())
+    parts = _pieces(batch)
     sums = [None] * len(parts)
 
     def piece(i: int) -> None:
@@ -249,10 +258,11 @@ def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int)
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:
-    """x's gradient: one product by row ranges, only when x needs one (a model's input
-    does not)."""
+    """x's gradient, only when x needs one (a model's input does not): one product, by
+    row ranges unless BLAS's threads may be spinning (`_pieces`)."""
     dqkv = _self_attention_backward(g, r)["dqkv"]
-    return intra_op.rows_matmul(dqkv, r["kernel"].T).reshape(*g.shape[:2], -1)
+    product = intra_op.matmul if intra_op.blas_spinning() else intra_op.rows_matmul
+    return product(dqkv, r["kernel"].T).reshape(*g.shape[:2], -1)
 
 
 _self_attention = Primitive("keras_self_attention", _self_attention_forward, (
