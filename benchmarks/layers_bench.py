@@ -18,10 +18,11 @@ Cases (sparse softmax cross-entropy over 10 classes, SGD lr 0.01):
 
 Every side runs in its own long-lived process with 2 BLAS threads, then 1 (env
 variables set before NumPy loads). In each of `--rounds` rounds the sides measure a
-case one after the other (seconds apart: the machine may be shared), `--steps` steps
-after 3 warm-up steps; the table shows the median over rounds of each side's median
-step, and a ratio is the median of the per-round ratios; the JSON line adds each
-side's fastest step (`fastest_ms`) and its median process CPU time per step
+case one after the other (seconds apart: the machine may be shared; each starts 0.25 s
+after the previous one ended, once the other processes' BLAS threads have stopped
+spinning), `--steps` steps after 3 warm-up steps; the table shows the median over
+rounds of each side's median step, and a ratio is the median of the per-round ratios;
+the JSON line adds each side's fastest step (`fastest_ms`) and its median process CPU time per step
 (`cpu_ms`; with 1 thread the least disturbed by other jobs, since time spent
 descheduled is not counted). The PyTorch side needs
 `pip install torch==2.13.0` in the interpreter given by `--torch-python`
@@ -588,12 +589,19 @@ def torch_python(explicit: str | None) -> str | None:
         return fallback if os.path.exists(fallback) else None
 
 
+# Seconds between two sides' measurements: OpenBLAS's threads spin for about 0.1 s after
+# their last threaded product (the GEMM rate, the NumPy floor's steps), and a side
+# measured while another process's threads still spin shares a core with them.
+SETTLE = 0.25
+
+
 def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
     """side -> case -> the per-round medians; each round asks every side for a case in
     turn, then moves to the next case; the GEMM rate is measured in every round, by
     every side (the first side's is reported): its 4 MB arrays raise glibc's mmap
     threshold, after which freed megabytes stay in the process, so a side that skipped
-    it would pay page faults on every step that the others do not."""
+    it would pay page faults on every step that the others do not. Each measurement
+    starts SETTLE seconds after the previous one ended."""
     runs = {w.side: {c: [] for c in ["gemm", *cases]} for w in workers}
     best = {w.side: {c: [] for c in cases} for w in workers}
     cpu = {w.side: {c: [] for c in cases} for w in workers}
@@ -602,6 +610,7 @@ def rounds_of(workers: list[Worker], cases: list[str], rounds: int) -> dict:
         runs[workers[0].side]["gemm"].append(rates[0])
         for case in cases:
             for w in workers:
+                time.sleep(SETTLE)
                 median, fastest, cpu_median = w.ask(case)
                 runs[w.side][case].append(median)
                 best[w.side][case].append(fastest)

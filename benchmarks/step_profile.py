@@ -45,18 +45,19 @@ def timed(name: str, fn):
 
 
 def primitives() -> dict[str, primitive.Primitive]:
-    """Every primitive: the registry's, and those a module holds without registering
-    (the layers' fused ops, e.g. the whole-sequence LSTM)."""
+    """The registered primitives and the layers' own (module-level `Primitive`s of the
+    loaded distflow modules, e.g. the self-attention op), by name."""
     found = dict(primitive.REGISTRY)
-    for module in list(sys.modules.values()):
-        for value in list(getattr(module, "__dict__", {}).values()):
-            if isinstance(value, primitive.Primitive):
-                found.setdefault(value.name, value)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("distflow"):
+            for value in list(vars(module).values()):
+                if isinstance(value, primitive.Primitive):
+                    found.setdefault(value.name, value)
     return found
 
 
 def instrument() -> None:
-    """Wraps every primitive's forward and VJPs with `timed`."""
+    """Wraps every primitive's forward and VJPs (`primitives()`) with `timed`."""
     for name, prim in primitives().items():
         prim.forward = timed(f"{name}.forward", prim.forward)
         prim.vjps = tuple(None if vjp is None else timed(f"{name}.vjp{i}", vjp)

@@ -27,6 +27,7 @@ import ctypes
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,7 +38,9 @@ from distflow.blas import loaded_libraries
 _lock = threading.Lock()
 # "threads": the configured count, read from BLAS once and kept by set_blas_threads
 # (ops ask for it at every call: no ctypes call or lock on that path)
-_state = {"blas": None, "active": 0, "saved": 0, "pool": None, "size": 0, "threads": None}
+# "woken": when a product last ran on BLAS's own threads (time.monotonic)
+_state = {"blas": None, "active": 0, "saved": 0, "pool": None, "size": 0, "threads": None,
+          "woken": float("-inf")}
 _worker = threading.local()
 
 
@@ -386,9 +389,31 @@ def product(fn: Callable, macs: int, *args: object) -> object:
     """fn(*args), a matrix product of `macs` multiply-adds, under `matmul`'s rule: BLAS
     held at one thread from BLAS_THREADED up to OWN_THREADS_PRODUCT when several
     threads are configured."""
-    if (_state["threads"] or threads()) > 1 and BLAS_THREADED <= macs < OWN_THREADS_PRODUCT:
-        return on_one_blas_thread(fn, *args)
+    if (_state["threads"] or threads()) > 1 and BLAS_THREADED <= macs:
+        if macs < OWN_THREADS_PRODUCT:
+            return on_one_blas_thread(fn, *args)
+        _state["woken"] = time.monotonic()
     return fn(*args)
+
+
+BLAS_SPIN = 0.1  # seconds OpenBLAS's idle threads spin after a threaded call
+
+
+def blas_spinning() -> bool:
+    """Whether a product through `matmul` / `product` ran on BLAS's own threads within
+    the last BLAS_SPIN seconds: they may still spin on a core, and an op whose pieces
+    would share that core may do better on BLAS's threads itself."""
+    return time.monotonic() - _state["woken"] < BLAS_SPIN
+
+
+def rows_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of 2-D arrays by one range of a's rows per intra-op thread (BLAS at one
+    thread in each; one product here with one thread): for a large product in an op
+    whose other work runs on the pool, where BLAS's own threads would spin on the
+    pool's cores for about 0.1 s afterwards."""
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    per_thread(a.shape[0], lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]))
+    return out
 
 
 def _after_fork() -> None:

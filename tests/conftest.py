@@ -40,3 +40,22 @@ def slicing(request, monkeypatch):
         monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
         monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
     return request.param
+
+
+@pytest.fixture
+def intra_op_regions(monkeypatch):
+    """Records (pieces, thread count) of every intra-op region, with BLAS's own threads
+    taken as asleep (`intra_op.blas_spinning`: no earlier product decides how an op
+    splits); restores the BLAS thread count afterwards."""
+    from distflow import intra_op
+
+    before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
+
+    def recording(count, body):
+        regions.append((count, intra_op.threads()))
+        real(count, body)
+    monkeypatch.setattr(intra_op, "parallel_for", recording)
+    monkeypatch.setattr(intra_op, "blas_spinning", lambda: False)
+    yield regions
+    if before is not None:
+        intra_op.set_blas_threads(before)

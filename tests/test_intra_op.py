@@ -204,6 +204,26 @@ def test_small_products_on_two_threads_equal_one_thread_and_leave_blas_asleep(
 
 
 @needs_blas
+def test_blas_spinning_after_a_product_on_blas_threads_only(set_threads, monkeypatch):
+    """A product through `matmul` from OWN_THREADS_PRODUCT multiply-adds on several
+    threads leaves BLAS's threads spinning for BLAS_SPIN seconds; smaller products,
+    and any product on one thread, do not."""
+    monkeypatch.setattr(intra_op, "OWN_THREADS_PRODUCT", 1 << 19)
+    monkeypatch.setitem(intra_op._state, "woken", float("-inf"))
+    a = np.ones((128, 64), np.float32)
+    set_threads(1)
+    intra_op.matmul(a, a.T)  # 1 M multiply-adds, one thread
+    assert not intra_op.blas_spinning()
+    set_threads(2)
+    intra_op.matmul(a[:8], a.T)  # small
+    assert not intra_op.blas_spinning()
+    intra_op.matmul(a, a.T)
+    assert intra_op.blas_spinning()
+    monkeypatch.setattr(intra_op, "BLAS_SPIN", 0.0)
+    assert not intra_op.blas_spinning()
+
+
+@needs_blas
 def test_one_blas_thread_holds_blas_at_one_inside_and_restores_it(set_threads):
     set_threads(2)
     inside = intra_op.on_one_blas_thread(lambda: (intra_op._blas()[0](),
@@ -229,6 +249,22 @@ def test_per_thread_gives_each_thread_one_contiguous_range(set_threads, threads,
     assert all(blas == threads for *_, blas, _ in seen)  # the count it is restored to
     if len(seen) > 1:
         assert all(running == 1 for *_, running in seen)
+
+
+@needs_blas
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_matmul_is_the_product_by_row_ranges(set_threads, threads, monkeypatch):
+    """The product of a column block and a transposed view, as one piece per thread;
+    BLAS back at the configured count afterwards."""
+    set_threads(threads)
+    counts, real = [], intra_op.parallel_for
+    monkeypatch.setattr(intra_op, "parallel_for",
+                        lambda count, body: (counts.append(count), real(count, body)))
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((41, 7)), rng.standard_normal((9, 5))
+    np.testing.assert_allclose(intra_op.rows_matmul(a[:, :5], b.T), a[:, :5] @ b.T,
+                               rtol=1e-12)
+    assert counts == [threads] and intra_op._blas()[0]() == threads
 
 
 def _pipeline_log(count, fail_produce=None, fail_consume=None, fail_prepare=None,

@@ -212,8 +212,8 @@ def test_fused_self_attention_gradients_match_central_differences():
     mask = rng.random((2, 4, 4)) > 0.3
     mask[:, :, 0] = True
     weights = [rng.standard_normal(s) * 0.5 for s in ((5, 2, 3), (2, 3), (5, 2, 3), (2, 3),
-                                                       (5, 2, 4), (2, 4))]
-    for m in (None, mask):
+                                                       (5, 2, 4), (2, 4), (2, 4, 3), (3,))]
+    for m in (None, mask, np.tril(np.ones((2, 4, 4), bool))):
         check_grads(lambda *a, m=m: _self_attention(*a, scale=0.6, mask=m),
                     [rng.standard_normal((2, 4, 5)), *weights])
 
@@ -239,6 +239,89 @@ def test_fused_softmax_is_exact_at_every_score_magnitude(magnitude, dtype):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 1e-3)
 
 
+def _self_attention_on_threads(threads, args, g, mask):
+    """Output and every gradient of the self-attention op on `threads` intra-op threads."""
+    from distflow.keras.layers.attention import _self_attention
+
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    ts = [df.constant(a) for a in args]
+    with df.GradientTape() as tape:
+        tape.watch(ts)
+        out = _self_attention(*ts, scale=0.6, mask=mask)
+    return [out.numpy()] + [d.numpy() for d in tape.gradient(
+        out, ts, output_gradients=df.constant(g))]
+
+
+def _self_attention_args(rng, batch, steps=5):
+    """x (batch, steps, 6), the q/k/v kernels and biases (2 heads, key 3, value 4), the
+    output kernel (2, 4, 7) and bias."""
+    return [rng.standard_normal((batch, steps, 6))] + [
+        rng.standard_normal(s) * 0.5 for s in ((6, 2, 3), (2, 3), (6, 2, 3), (2, 3),
+                                               (6, 2, 4), (2, 4), (2, 4, 7), (7,))]
+
+
+needs_blas = pytest.mark.skipif(
+    __import__("distflow.intra_op").intra_op.blas_threads() is None,
+    reason="no settable OpenBLAS")
+
+
+@needs_blas
+@pytest.mark.parametrize("mask", [None, "explicit", "causal"])
+@pytest.mark.parametrize("batch", [3, 4])
+def test_fused_self_attention_splits_the_batch_on_two_threads(mask, batch,
+                                                             intra_op_regions):
+    """On two threads the self-attention op (projections, core and output projection)
+    runs as batch pieces (uneven for an odd batch): output and every gradient, the
+    input's too, equal the one-thread run to float rounding."""
+    rng = np.random.default_rng(11)
+    m = {None: None, "explicit": rng.random((batch, 5, 5)) > 0.3,
+         "causal": np.tril(np.ones((batch, 5, 5), bool))}[mask]
+    args, g = _self_attention_args(rng, batch), rng.standard_normal((batch, 5, 7))
+    one = _self_attention_on_threads(1, args, g, m)
+    assert {threads for _, threads in intra_op_regions} == {1}
+    two = _self_attention_on_threads(2, args, g, m)
+    assert (2, 2) in intra_op_regions
+    for a, e in zip(two, one):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas
+def test_fused_self_attention_runs_whole_while_blas_threads_spin(intra_op_regions,
+                                                                 monkeypatch):
+    """Right after a product on BLAS's own threads (which then spin on a core for a
+    while) the op runs as one piece here, its large products on BLAS's threads: the
+    same results to rounding."""
+    from distflow import intra_op
+
+    rng = np.random.default_rng(14)
+    args, g = _self_attention_args(rng, 4), rng.standard_normal((4, 5, 7))
+    split = _self_attention_on_threads(2, args, g, None)
+    assert (2, 2) in intra_op_regions
+    intra_op_regions.clear()
+    monkeypatch.setattr(intra_op, "blas_spinning", lambda: True)
+    whole = _self_attention_on_threads(2, args, g, None)
+    assert {pieces for pieces, _ in intra_op_regions} == {1}
+    for a, e in zip(whole, split):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas
+@pytest.mark.parametrize("mask", [None, "explicit", "causal"])
+def test_fused_self_attention_on_two_threads_matches_central_differences(
+        mask, intra_op_regions):
+    from distflow.keras.layers.attention import _self_attention
+
+    rng = np.random.default_rng(13)
+    m = {None: None, "explicit": rng.random((3, 4, 4)) > 0.3,
+         "causal": np.tril(np.ones((3, 4, 4), bool))}[mask]
+    if m is not None:
+        m[:, :, 0] = True
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    check_grads(lambda *a: _self_attention(*a, scale=0.6, mask=m),
+                _self_attention_args(rng, 3, steps=4))
+    assert (2, 2) in intra_op_regions
+
+
 def test_fused_self_attention_reuses_buffers_only_once_released():
     """Two self-attention calls alive at once keep their own buffers (outputs and
     gradients right for both); once a result and its tape are gone, the next call of
@@ -249,7 +332,7 @@ def test_fused_self_attention_reuses_buffers_only_once_released():
 
     rng = np.random.default_rng(12)
     weights = [df.constant(rng.standard_normal(s) * 0.5) for s in (
-        (6, 2, 3), (2, 3), (6, 2, 3), (2, 3), (6, 2, 4), (2, 4))]
+        (6, 2, 3), (2, 3), (6, 2, 3), (2, 3), (6, 2, 4), (2, 4), (2, 4, 7), (7,))]
     xs = [df.constant(rng.standard_normal((3, 5, 6))) for _ in range(2)]
     with df.GradientTape(persistent=True) as tape:
         tape.watch(xs + weights)

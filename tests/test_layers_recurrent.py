@@ -406,23 +406,13 @@ def test_sequence_buffers_are_reused_only_once_released():
 
 
 @pytest.fixture
-def lstm_pieces(monkeypatch):
-    """Records (pieces, thread count) of every intra-op region, with the backward's
-    chunks of a step or two (several per sequence); restores the BLAS thread count
-    afterwards."""
-    from distflow import intra_op
+def lstm_pieces(monkeypatch, intra_op_regions):
+    """`intra_op_regions`, with the backward's chunks of a step or two (several per
+    sequence)."""
     from distflow.keras.layers import recurrent_sequence
 
     monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 2)
-    before, regions, real = intra_op.blas_threads(), [], intra_op.parallel_for
-
-    def recording(count, body):
-        regions.append((count, intra_op.threads()))
-        real(count, body)
-    monkeypatch.setattr(intra_op, "parallel_for", recording)
-    yield regions
-    if before is not None:
-        intra_op.set_blas_threads(before)
+    return intra_op_regions
 
 
 def _lstm_on_threads(threads, args, g, **params):

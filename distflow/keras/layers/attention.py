@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
-from distflow import nn, ops, workspace
+from distflow import intra_op, nn, ops, workspace
 from distflow.keras import initializers, regularizers
 from distflow.keras.layers.base import Layer, mask_of
 from distflow.keras.layers.core import bias_add, positive_int, serialize_or_none
@@ -127,88 +128,146 @@ _attention = Primitive("keras_attention", _attention_forward, (
     lambda g, r: r["p"].swapaxes(-1, -2) @ g))
 
 
-# Self-attention (query, key and value one tensor) as one op: the three head projections
-# are one GEMM into (batch * steps, q | k | v) rows whose column blocks, viewed as
-# (batch, heads, steps, size), feed the attention core without copies; the softmax
-# scale is folded into the query columns, the weighted sum is written straight into
-# (batch, steps, heads, value_dim), and the backward writes dq, dk, dv into one buffer
-# of the projection's layout for one GEMM each for the input and kernel gradients.
+# Self-attention (query, key and value one tensor) as one op, output projection and
+# bias included: the three head projections are one GEMM into (batch * steps, q | k | v)
+# rows whose column blocks, viewed as (batch, heads, steps, size), feed the attention
+# core without copies; the softmax scale is folded into the query columns, the
+# weighted sum is written straight into (batch, steps, heads, value_dim) rows for the
+# output projection, and the backward writes dq, dk, dv into one buffer of the
+# projection's layout. With several intra-op threads every step of it runs as one
+# batch piece per thread (BLAS at one thread in each: the samples are independent),
+# the weight gradients as per-piece partial products summed in piece order; BLAS's
+# own threads are never woken, so none spins on the cores the pieces need.
 
 
-def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, scale, mask):
-    """x (batch, steps, dim) -> (batch, steps, heads * value_dim), before the output
-    projection; kernels (dim, heads, size), biases (heads, size)."""
+def _self_attention_forward(x, wq, bq, wk, bk, wv, bv, wo, bo, scale, mask):
+    """x (batch, steps, dim) -> (batch, steps, out); kernels (dim, heads, size), biases
+    (heads, size), the output kernel (heads, value_dim, out) and bias (out,)."""
     batch, steps, dim = x.shape
     heads, key_dim, value_dim = wq.shape[1], wq.shape[2], wv.shape[2]
     cols = np.ones(heads * (2 * key_dim + value_dim), wq.dtype)
     cols[:heads * key_dim] = scale
     kernel = np.concatenate([w.reshape(dim, -1) for w in (wq, wk, wv)], axis=1) * cols
     bias = np.concatenate([bq.ravel(), bk.ravel(), bv.ravel()]) * cols
-    rows = x.reshape(-1, dim)
-    qkv = workspace.reusable((rows.shape[0], kernel.shape[1]), np.result_type(rows, kernel))
-    np.matmul(rows, kernel, out=qkv)
-    qkv += bias
-    q, k, v = _qkv_heads(qkv, batch, heads, key_dim, value_dim)
-    p = _softmax_scores(q, k, None, mask, out=workspace.reusable(
-        (batch, heads, steps, steps), qkv.dtype))
-    out = workspace.reusable((batch, steps, heads, value_dim), x.dtype)
-    np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
-    return out.reshape(batch, steps, -1), {
-        "rows": rows, "kernel": kernel, "cols": cols, "qkv": qkv, "p": p, "mask": mask,
-        "out": out.transpose(0, 2, 1, 3), "shape": (batch, heads, key_dim, value_dim),
-        "for": None, "grads": None}
+    r = {"rows": x.reshape(-1, dim), "kernel": kernel, "cols": cols, "mask": mask,
+         "wo": wo.reshape(-1, wo.shape[-1]), "bo": bo, "shape": (batch, heads, key_dim, value_dim),
+         "for": None, "grads": None}
+    dtype = np.result_type(x, kernel)
+    r["qkv"] = workspace.reusable((batch * steps, kernel.shape[1]), dtype)
+    r["p"] = workspace.reusable((batch, heads, steps, steps), dtype)
+    r["heads"] = workspace.reusable((batch * steps, heads * value_dim), dtype)
+    y = workspace.reusable((batch * steps, r["wo"].shape[1]), np.result_type(dtype, wo, bo))
+    parts = _pieces(batch)
+    intra_op.parallel_for(len(parts), lambda i: _self_attention_samples(r, bias, y, *parts[i]))
+    return y.reshape(batch, steps, -1), r
 
 
-def _qkv_heads(qkv: np.ndarray, batch: int, heads: int, key_dim: int, value_dim: int):
-    """The q, k, v column blocks of (batch * steps, width) rows as (batch, heads, steps,
-    size) views."""
+def _pieces(batch: int) -> list[tuple[int, int]]:
+    """The op's batch pieces: one per intra-op thread, or the whole batch while BLAS's
+    own threads may still spin from an earlier product (a Dense layer's): the pieces
+    would share a core with them, and the whole batch's large products run on them."""
+    return [(0, batch)] if intra_op.blas_spinning() else intra_op.split(
+        batch, intra_op.threads())
+
+
+def _self_attention_samples(r: dict, bias: np.ndarray, y: np.ndarray, lo: int,
+                            hi: int) -> None:
+    """The forward of samples lo:hi: their projections, attention and output rows."""
+    rows = _sample_rows(r, lo, hi)
+    np.matmul(r["rows"][rows], r["kernel"], out=r["qkv"][rows])
+    r["qkv"][rows] += bias
+    q, k, v = _qkv_heads(r, r["qkv"], lo, hi)
+    mask = r["mask"]
+    p = _softmax_scores(q, k, None, None if mask is None else mask[lo:hi],
+                        out=r["p"][lo:hi])
+    np.matmul(p, v, out=_heads_view(r, lo, hi))
+    np.matmul(r["heads"][rows], r["wo"], out=y[rows])
+    y[rows] += r["bo"]
+
+
+def _sample_rows(r: dict, lo: int, hi: int) -> slice:
+    """The (batch * steps) rows of samples lo:hi."""
+    steps = r["p"].shape[2]
+    return slice(lo * steps, hi * steps)
+
+
+def _heads_view(r: dict, lo: int, hi: int) -> np.ndarray:
+    """The weighted sums of samples lo:hi as a (samples, heads, steps, value_dim) view
+    of their (batch * steps, heads * value_dim) rows."""
+    batch, heads, _, value_dim = r["shape"]
+    rows = r["heads"][_sample_rows(r, lo, hi)]
+    return rows.reshape(hi - lo, -1, heads, value_dim).transpose(0, 2, 1, 3)
+
+
+def _qkv_heads(r: dict, qkv: np.ndarray, lo: int, hi: int) -> list:
+    """The q, k, v column blocks of samples lo:hi's rows of a (batch * steps, width)
+    array as (samples, heads, steps, size) views."""
+    _, heads, key_dim, value_dim = r["shape"]
     edges = (0, heads * key_dim, 2 * heads * key_dim, qkv.shape[1])
-    return [qkv[:, a:b].reshape(batch, -1, heads, size).transpose(0, 2, 1, 3)
+    rows = qkv[_sample_rows(r, lo, hi)]
+    return [rows[:, a:b].reshape(hi - lo, -1, heads, size).transpose(0, 2, 1, 3)
             for a, b, size in zip(edges, edges[1:], (key_dim, key_dim, value_dim))]
 
 
 def _self_attention_backward(g, r) -> dict:
-    """dq, dk, dv into one buffer, then the kernel and bias gradients, once per g."""
+    """dq, dk, dv into one buffer, the weight and bias gradients, once per g."""
     if r["for"] is g:
         return r["grads"]
     batch, heads, key_dim, value_dim = r["shape"]
     dqkv = workspace.reusable(r["qkv"].shape, r["qkv"].dtype)
-    _self_attention_heads_grad(g, r, dqkv)
-    cols, dim = r["cols"], r["rows"].shape[1]
-    dw = (r["rows"].T @ dqkv) * cols
-    db = (np.ones(dqkv.shape[0], dqkv.dtype) @ dqkv) * cols
+    parts = _pieces(batch)
+    sums = [None] * len(parts)
+
+    def piece(i: int) -> None:
+        sums[i] = _self_attention_samples_grad(g.reshape(-1, r["wo"].shape[1]), r, dqkv,
+                                               *parts[i])
+    intra_op.parallel_for(len(parts), piece)
+    dw, db, dwo, dbo = (functools.reduce(np.add, terms) for terms in zip(*sums))
+    dw *= r["cols"]
+    db *= r["cols"]
     edges = np.cumsum([0, heads * key_dim, heads * key_dim, heads * value_dim])
-    grads = {"dqkv": dqkv}
+    grads = {"dqkv": dqkv, 7: dwo.reshape(heads, value_dim, -1), 8: dbo}
     for i, (a, b) in enumerate(zip(edges, edges[1:])):
-        grads[2 * i + 1] = dw[:, a:b].reshape(dim, heads, -1)
+        grads[2 * i + 1] = dw[:, a:b].reshape(r["rows"].shape[1], heads, -1)
         grads[2 * i + 2] = db[a:b].reshape(heads, -1)
     r["for"], r["grads"] = g, grads
     return grads
 
 
-def _self_attention_heads_grad(g, r: dict, dqkv: np.ndarray) -> None:
-    """dq, dk, dv into dqkv (the projection's layout)."""
-    batch, heads, key_dim, value_dim = r["shape"]
-    p, steps = r["p"], r["p"].shape[2]
-    q, k, v = _qkv_heads(r["qkv"], batch, heads, key_dim, value_dim)
-    dq, dk, dv = _qkv_heads(dqkv, batch, heads, key_dim, value_dim)
-    gh = g.reshape(batch, steps, heads, value_dim).transpose(0, 2, 1, 3)
+def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int) -> tuple:
+    """dq, dk, dv of samples lo:hi into their rows of dqkv; returns their terms of the
+    projection kernel's (unscaled), its bias's, the output kernel's and its bias's
+    gradients."""
+    rows = _sample_rows(r, lo, hi)
+    p, mask = r["p"][lo:hi], r["mask"]
+    q, k, v = _qkv_heads(r, r["qkv"], lo, hi)
+    dq, dk, dv = _qkv_heads(r, dqkv, lo, hi)
+    dheads = workspace.scratch("attention_dheads", r["heads"][rows].shape, g.dtype)
+    np.matmul(g[rows], r["wo"].T, out=dheads)
+    _, heads, _, value_dim = r["shape"]
+    gh = dheads.reshape(hi - lo, -1, heads, value_dim).transpose(0, 2, 1, 3)
     np.matmul(p.swapaxes(-1, -2), gh, out=dv)
-    ds = _scores_grad(gh, r["out"], p, v, None, r["mask"],
+    ds = _scores_grad(gh, _heads_view(r, lo, hi), p, v, None,
+                      None if mask is None else mask[lo:hi],
                       buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
     np.matmul(ds, k, out=dq)
     np.matmul(ds.swapaxes(-1, -2), q, out=dk)
+    ones = np.ones(dheads.shape[0], g.dtype)
+    return (r["rows"][rows].T @ dqkv[rows], ones @ dqkv[rows], r["heads"][rows].T @ g[rows],
+            ones @ g[rows])
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:
-    """x's gradient: one GEMM, only when x needs one (a model's input does not)."""
+    """x's gradient, only when x needs one (a model's input does not): one product, by
+    row ranges unless BLAS's threads may be spinning (`_pieces`)."""
     dqkv = _self_attention_backward(g, r)["dqkv"]
-    return (dqkv @ r["kernel"].T).reshape(*g.shape[:2], -1)
+    product = intra_op.matmul if intra_op.blas_spinning() else intra_op.rows_matmul
+    return product(dqkv, r["kernel"].T).reshape(*g.shape[:2], -1)
 
 
 _self_attention = Primitive("keras_self_attention", _self_attention_forward, (
     _self_attention_input_grad,
-    *((lambda g, r, i=i: _self_attention_backward(g, r)[i]) for i in range(1, 7))))
+    *((lambda g, r, i=i: _self_attention_backward(g, r)[i]) for i in range(1, 9))))
 
 
 class MultiHeadAttention(Layer):
@@ -331,11 +390,11 @@ class MultiHeadAttention(Layer):
         core = not return_attention_scores and not (training and self.dropout)
         if core and self._fused_self_attention(query, value, key):
             mask = self._attention_mask(query, query, attention_mask, use_causal_mask)
-            heads = _self_attention(query, self.query_kernel, self.query_bias, self.key_kernel,
-                                    self.key_bias, self.value_kernel, self.value_bias,
-                                    scale=query.dtype.type(1.0 / math.sqrt(self.key_dim)),
-                                    mask=mask)
-            return self._output(heads)
+            return _self_attention(query, self.query_kernel, self.query_bias, self.key_kernel,
+                                   self.key_bias, self.value_kernel, self.value_bias,
+                                   self.output_kernel, self.output_bias,
+                                   scale=query.dtype.type(1.0 / math.sqrt(self.key_dim)),
+                                   mask=mask)
         value = ops.convert_to_tensor(value, self.compute_dtype)
         key = value if key is None else ops.convert_to_tensor(key, self.compute_dtype)
         q = self._project(query, self.query_kernel, self.query_bias)
@@ -365,10 +424,11 @@ class MultiHeadAttention(Layer):
         return ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3)), probs
 
     def _fused_self_attention(self, query: Any, value: Any, key: Any) -> bool:
-        """Self-attention with biases and one dtype: the one-op path."""
+        """Self-attention with biases (the output's too) and one dtype: the one-op path."""
         return (query is value and (key is None or key is value) and self.use_bias and
-                isinstance(query, Tensor) and
-                query.dtype == self.query_kernel.dtype == self.value_kernel.dtype)
+                isinstance(query, Tensor) and query.dtype == self.query_kernel.dtype ==
+                self.value_kernel.dtype == self.output_kernel.dtype ==
+                self.output_bias.dtype)
 
     def _output(self, heads: Tensor) -> Tensor:
         """(batch, Tq, heads, value_dim) or (batch, Tq, heads * value_dim) -> the output
