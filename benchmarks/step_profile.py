@@ -3,7 +3,9 @@
 Every registered primitive's forward and VJPs are wrapped with wall and process-CPU
 clocks (keyed by the op and the shape of its first argument: which layer), then the
 case's Keras model is stepped; the table lists each op's time per step and the step's
-own time (the gap is the loss, the optimizer and the Python between ops).
+own time (the gap is the loss, the optimizer and the Python between ops). Then each
+OS thread's CPU time per step: the calling thread, the intra-op pool's, and the
+others (BLAS's own threads: CPU there means they woke and spun during the steps).
 
     OMP_NUM_THREADS=2 python benchmarks/step_profile.py cnn64 --steps 30
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +68,26 @@ def instrument() -> None:
                           for i, vjp in enumerate(prim.vjps))
 
 
+def thread_cpu() -> dict[int, float]:
+    """Seconds of CPU (user + system) of each of this process's OS threads, by id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def print_thread_cpu(before: dict[int, float], steps: int) -> None:
+    """Each thread's CPU per step since `before` (`thread_cpu()`), named by role."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    for tid, seconds in sorted(thread_cpu().items()):
+        name = names.get(tid, "other (BLAS's own)")
+        print(f"thread {tid} {name:32s} CPU {1e3 * (seconds - before.get(tid, 0)) / steps:7.3f} "
+              f"ms/step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=layers_bench.CASES)
@@ -74,7 +98,7 @@ def main() -> None:
     for _ in range(5):
         step()
     TOTALS.clear()
-    walls, cpus = [], []
+    walls, cpus, threads_before = [], [], thread_cpu()
     for _ in range(args.steps):
         wall, cpu = time.perf_counter(), time.process_time()
         step()
@@ -88,6 +112,7 @@ def main() -> None:
               f"calls/step {calls / n:.0f}")
     ops = sum(total[0] for total in TOTALS.values()) / n
     print(f"ops {1e3 * ops:.2f} ms of a mean step of {1e3 * sum(walls) / n:.2f} ms")
+    print_thread_cpu(threads_before, n)
 
 
 if __name__ == "__main__":
