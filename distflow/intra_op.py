@@ -237,9 +237,21 @@ class _Pipe:
     def __init__(self, count: int):
         self.count = count
         self.prepared = [threading.Event() for _ in range(count)]
+        self.prepared[0].set()  # the first item is produced without a prepare
         self.produced = [threading.Event() for _ in range(count)]
         self.claims = itertools.count()
         self.failed = False
+
+    def run(self, items, work, waits, done) -> None:
+        """work(i) for each i of `items`, each once waits[i] is set (unless `waits` is
+        None), then done[i].set(); stops once either side has failed."""
+        for i in items:
+            if waits is not None:
+                waits[i].wait()
+            if self.failed:
+                return
+            work(i)
+            done[i].set()
 
     def release_all(self) -> None:
         """Marks the pipe failed and wakes whichever side waits for the other."""
@@ -261,13 +273,8 @@ class _Pipe:
 def _pipeline_caller(pipe: _Pipe, produce, consume, prepare, future) -> None:
     """The calling side of `pipeline`: a failure stops the helper before it is raised."""
     try:
-        for i in range(pipe.count):
-            if i and prepare is not None:
-                pipe.prepared[i].wait()
-            if pipe.failed:
-                break
-            produce(i)
-            pipe.produced[i].set()
+        pipe.run(range(pipe.count), produce, pipe.prepared if prepare is not None else None,
+                 pipe.produced)
         pipe.take_consumes(consume)
     except BaseException:
         pipe.release_all()
@@ -282,11 +289,8 @@ def _pipeline_helper(pipe: _Pipe, prepare, consume) -> None:
     """The other side of `pipeline`, on a pool thread: prepare(1, 2, ...), then consumes."""
     _worker.inside = True
     try:
-        for i in range(1, pipe.count if prepare is not None else 1):
-            if pipe.failed:
-                return
-            prepare(i)
-            pipe.prepared[i].set()
+        if prepare is not None:
+            pipe.run(range(1, pipe.count), prepare, None, pipe.prepared)
         pipe.take_consumes(consume)
     except BaseException:
         pipe.release_all()
