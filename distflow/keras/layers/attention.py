@@ -252,9 +252,8 @@ def _self_attention_samples_grad(g, r: dict, dqkv: np.ndarray, lo: int, hi: int)
                       buffer=workspace.scratch("attention_ds", p.shape, p.dtype))
     np.matmul(ds, k, out=dq)
     np.matmul(ds.swapaxes(-1, -2), q, out=dk)
-    ones = np.ones(dheads.shape[0], g.dtype)
-    return (r["rows"][rows].T @ dqkv[rows], ones @ dqkv[rows], r["heads"][rows].T @ g[rows],
-            ones @ g[rows])
+    return (r["rows"][rows].T @ dqkv[rows], ops.channel_sum(dqkv[rows]),
+            r["heads"][rows].T @ g[rows], ops.channel_sum(g[rows]))
 
 
 def _self_attention_input_grad(g, r) -> np.ndarray:
