@@ -8,9 +8,8 @@ threads against 23.6 on one, while two processes each stepping half the batch on
 thread took 11.6-11.9 ms side by side (benchmarks/README.md, "Twin processes").
 
 So with `intra_op.threads()` = N > 1, a process keeps N - 1 twins: Python processes
-running `python -m distflow.twin`, BLAS at one thread, started in the background the
-first time they are wanted (the calls before they are ready run on threads, as
-without twins). `split(count, kernel, *args)` cuts range(count) into N near-equal
+running `python -m distflow.twin`, BLAS at one thread, started the first time they
+are wanted (about 0.3 s, once). `split(count, kernel, *args)` cuts range(count) into N near-equal
 row ranges, sends all but the first to the twins, runs the first itself and returns
 when every range is done. Kernels and arguments follow three rules:
 
@@ -25,13 +24,14 @@ when every range is done. Kernels and arguments follow three rules:
 - a kernel that sums over its rows writes one partial per range (a `twin.array`
   whose first axis is indexed by `part`) for the caller to add in range order.
 
-A call whose arrays are not all twin arrays, made while the twins start or while
-another thread uses them, runs its ranges on threads (the same results). With one
-thread configured, `DISTFLOW_TWINS=0`, or no `os.memfd_create`, `twin.array` is a
-plain NumPy array and every call runs on threads. A twin that dies, or does not
-answer within `DISTFLOW_TWIN_TIMEOUT` seconds, fails the call with an error naming
-it and the kernel; the next call starts new twins. Twins exit when their parent's
-socket closes (the parent exited or was killed).
+A call whose arrays are not all twin arrays, or made while another thread uses the
+twins, runs its ranges on threads (the same results). With one thread configured,
+`DISTFLOW_TWINS=0`, or no `os.memfd_create`, `twin.array` is a plain NumPy array and
+every call runs on threads; so do all calls after twins failed to start (with one
+warning saying why). A twin that dies, or does not answer within
+`DISTFLOW_TWIN_TIMEOUT` seconds, fails the call with an error naming it and the
+kernel; the next call starts new twins. Twins exit when their parent's socket
+closes (the parent exited or was killed).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -274,24 +275,23 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-_state: dict[str, Any] = {"twins": [], "starting": None, "error": None}
+_state: dict[str, Any] = {"twins": [], "error": None}
 _IN_USE = threading.Lock()
 
 
-def _start(count: int) -> None:
-    """Starts `count` twins and waits for their hellos (on a background thread)."""
+def _start(count: int) -> list[_Twin]:
+    """Starts `count` twins and waits for their hellos (all or none)."""
     twins = []
     try:
         for _ in range(count):
             twins.append(_Twin())
         for twin in twins:
             twin.wait_ready(_timeout())
-    except BaseException as error:  # noqa: BLE001 - reported by ensure_started
+    except BaseException:
         for twin in twins:
             twin.close()
-        _state.update(twins=[], error=error)
-        return
-    _state.update(twins=twins, error=None)
+        raise
+    return twins
 
 
 def _timeout() -> float:
@@ -299,37 +299,30 @@ def _timeout() -> float:
 
 
 def _twins(count: int) -> list[_Twin] | None:
-    """`count` running twins, or None: while they start (starting them if needed), and
-    after a start failed (until `ensure_started` tries again)."""
-    twins = _state["twins"]
-    if len(twins) == count:
-        return twins
-    starter = _state["starting"]
-    if _state["error"] is None and (starter is None or not starter.is_alive()):
+    """`count` running twins, started here if needed; None once a start has failed
+    (warned once; `ensure_started` tries again)."""
+    if len(_state["twins"]) != count and _state["error"] is None:
         _stop()
-        thread = threading.Thread(target=_start, args=(count,), name="distflow-twin-start",
-                                  daemon=True)
-        _state["starting"] = thread
-        thread.start()
-    return None
+        try:
+            _state["twins"] = _start(count)
+        except Exception as error:  # noqa: BLE001 - the ops go on on threads
+            _state["error"] = error
+            warnings.warn(f"distflow's twin processes did not start ({error}); ops run "
+                          f"their ranges on threads instead (set DISTFLOW_TWINS=0 to choose "
+                          f"that without trying)", RuntimeWarning, stacklevel=4)
+    return None if _state["error"] is not None else _state["twins"]
 
 
-def ensure_started(timeout: float = 60.0) -> list[int]:
-    """Starts the twins this process's thread count calls for and waits until they run
-    (or raises what stopped them); returns their pids (none where twins cannot run)."""
+def ensure_started() -> list[int]:
+    """Starts the twins this process's thread count calls for, if they do not run, and
+    returns their pids (none where twins cannot run); raises what stops them."""
     if not shared_possible():
         return []
-    count = intra_op.threads() - 1
     _state["error"] = None
-    deadline = time.monotonic() + timeout
-    while _twins(count) is None:
-        _state["starting"].join(max(0.0, deadline - time.monotonic()))
-        error = _state["error"]
-        if error is not None:
-            raise RuntimeError(f"distflow's twin processes did not start: {error}") from error
-        if time.monotonic() >= deadline and len(_state["twins"]) != count:
-            raise TimeoutError(f"distflow's {count} twin process(es) did not start within "
-                               f"{timeout:g} s")
+    count = intra_op.threads() - 1
+    if len(_state["twins"]) != count:
+        _stop()
+        _state["twins"] = _start(count)
     return pids()
 
 
@@ -421,7 +414,7 @@ def _remote_error(twin: _Twin, name: str, reply: dict) -> Exception:
 
 def _after_fork() -> None:
     """A forked child shares none of its parent's twins."""
-    _state.update(twins=[], starting=None, error=None)
+    _state.update(twins=[], error=None)
     _SEGMENTS.clear()
     _DROPPED.clear()
     _POOL.clear()

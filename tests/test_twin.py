@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def two_threads():
     """Two intra-op threads and running twins for the test; the count restored after."""
     before = intra_op.blas_threads()
     df.config.threading.set_intra_op_parallelism_threads(2)
-    yield twin.ensure_started(60)
+    yield twin.ensure_started()
     df.config.threading.set_intra_op_parallelism_threads(before)
 
 
@@ -87,7 +88,7 @@ def test_a_dead_twin_fails_the_call_by_name_and_the_next_start_replaces_it(two_t
     with pytest.raises(RuntimeError, match=rf"twin process {two_threads[0]} exited \(code "
                        r"-9\) before it was sent distflow.twin:probe over rows 5:10"):
         twin.split(10, twin.probe, out, ran)
-    new = twin.ensure_started(60)
+    new = twin.ensure_started()
     assert new != two_threads
     twin.split(10, twin.probe, out, ran)
     assert ran[1] == new[0] and out.tolist() == list(range(10))
@@ -112,7 +113,26 @@ def test_a_silent_twin_times_out_naming_what_was_awaited(two_threads, monkeypatc
         twin.split(10, twin.probe, out, ran, 3.0)
     assert twin.pids() == []  # stopped: its late answer must not be read as the next one
     monkeypatch.delenv("DISTFLOW_TWIN_TIMEOUT")
-    assert twin.ensure_started(60) != two_threads
+    assert twin.ensure_started() != two_threads
+
+
+def test_twins_that_cannot_start_leave_the_ranges_on_threads_with_one_warning(
+        two_threads, monkeypatch):
+    twin._stop()
+    monkeypatch.setenv("DISTFLOW_TWIN_TIMEOUT", "0.001")
+    out, ran = _probe_arrays()
+    with pytest.warns(RuntimeWarning, match="twin processes did not start .*did not answer "
+                      "within 0.001 s while this process waited for its start-up.*ops run "
+                      "their ranges on threads instead"):
+        twin.split(10, twin.probe, out, ran)
+    assert out.tolist() == list(range(10)) and ran.tolist() == [os.getpid()] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        twin.split(10, twin.probe, out, ran)  # no second attempt, no second warning
+    with pytest.raises(TimeoutError, match="waited for its start-up"):
+        twin.ensure_started()
+    monkeypatch.delenv("DISTFLOW_TWIN_TIMEOUT")
+    assert len(twin.ensure_started()) == 1
 
 
 def _memfd_maps(pid):
@@ -167,7 +187,7 @@ def test_twins_exit_when_their_parent_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import time
         from distflow import twin
-        print(*twin.ensure_started(60), flush=True)
+        print(*twin.ensure_started(), flush=True)
         time.sleep(600)
     """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
     try:
