@@ -215,7 +215,8 @@ class _Twin:
                        [_package_root(), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "distflow.twin", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL)
         theirs.close()
         self.sock, self.sent = ours, set()
 
@@ -429,7 +430,10 @@ def _remote_error(twin: _Twin, name: str, reply: dict) -> Exception:
 
 
 def _after_fork() -> None:
-    """A forked child shares none of its parent's twins."""
+    """A forked child shares none of its parent's twins (and closes its copies of their
+    sockets, so that they still see their parent's exit)."""
+    for twin in _state["twins"]:
+        twin.sock.close()
     _state.update(twins=[], error=None)
     _SEGMENTS.clear()
     _DROPPED.clear()

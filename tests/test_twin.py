@@ -154,6 +154,16 @@ def test_freed_arrays_are_unmapped_in_the_twin_too(two_threads):
     assert _memfd_maps(two_threads[0]) <= before + twin._POOL_SHAPES + 2 < peak
 
 
+def test_a_forked_child_has_no_twins_and_leaves_the_parents_alone(two_threads):
+    pid = os.fork()
+    if pid == 0:  # the child: no twins, its copies of their sockets closed
+        os._exit(0 if twin.pids() == [] and twin._state["error"] is None else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    out, ran = _probe_arrays()
+    twin.split(10, twin.probe, out, ran)
+    assert ran[1] == two_threads[0] and twin.pids() == two_threads
+
+
 def test_one_thread_means_no_twins_and_plain_arrays():
     before = intra_op.blas_threads()
     df.config.threading.set_intra_op_parallelism_threads(1)
