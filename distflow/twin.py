@@ -396,15 +396,22 @@ def _run_on_twins(twins: list[_Twin], fn: Callable, parts: list, args: tuple) ->
         intra_op.run_as_piece(fn, 0, *parts[0], *args)
     except BaseException as error:  # noqa: BLE001 - raised once the twins have answered
         failure = error
-    _collect(twins, name, parts)
+    try:
+        _collect(twins, name, parts)
+    except _KernelError:
+        raise
+    except BaseException:
+        _stop()  # e.g. Ctrl-C while waiting: an answer left unread would be misread later
+        raise
     if failure is not None:
         raise failure
     return True
 
 
 def _collect(twins: list[_Twin], name: str, parts: list) -> None:
-    """Every twin's answer; raises the first failure (stopping the twins if one died
-    or timed out, since its socket may still carry a late answer)."""
+    """Every twin's answer; raises the first failure once all have answered or
+    failed (the caller stops the twins then: a kernel error leaves them in step, but
+    a death or a silence may leave a late answer in a socket)."""
     errors = []
     for k, twin in enumerate(twins, 1):
         try:
@@ -414,10 +421,8 @@ def _collect(twins: list[_Twin], name: str, parts: list) -> None:
             continue
         if reply.get("op") != "done":
             errors.append(_remote_error(twin, name, reply))
-    if errors:
-        if not all(isinstance(e, _KernelError) for e in errors):
-            _stop()
-        raise errors[0]
+    if errors:  # a death or a silence first
+        raise sorted(errors, key=lambda e: isinstance(e, _KernelError))[0]
 
 
 class _KernelError(RuntimeError):

@@ -193,6 +193,24 @@ def test_distflow_twins_0_keeps_every_range_on_threads():
     assert done.stdout.split("\n")[0] == "[] True [0, 1, 2, 3, 4, 5, 6, 7]", done.stderr
 
 
+def test_ctrl_c_while_waiting_leaves_no_stale_answer_for_the_next_call():
+    done = _run("""
+        import os, signal, threading, numpy as np
+        from distflow import twin
+        first = twin.ensure_started()
+        out, ran = twin.array((10,), np.int64), twin.array((2,), np.int64)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            twin.split(10, twin.probe, out, ran, 1.0)
+        except KeyboardInterrupt:
+            print("interrupted")
+        out[:] = -1
+        twin.split(10, twin.probe, out, ran)
+        print(out.tolist() == list(range(10)), twin.pids() != first, ran[1] == twin.pids()[0])
+    """, {"OPENBLAS_NUM_THREADS": "2"})
+    assert done.stdout.split("\n")[:2] == ["interrupted", "True True True"], done.stderr
+
+
 def test_twins_exit_when_their_parent_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import time
