@@ -55,7 +55,7 @@ import numpy as np
 
 from distflow import intra_op, process_env
 
-__all__ = ["array", "ensure_started", "kernel", "pids", "split"]
+__all__ = ["array", "counts", "ensure_started", "kernel", "pids", "split"]
 
 _MESSAGE = 1 << 16  # bytes: the largest message either side sends
 SPIN = 200e-6  # seconds the caller polls for a twin's answer before sleeping
@@ -371,11 +371,25 @@ def split(count: int, fn: Callable, *args: Any) -> list[tuple[int, int]]:
         try:
             twins = _twins(len(parts) - 1)
             if twins is not None and _run_on_twins(twins, fn, parts, args):
+                _COUNTS["twins"] += 1
                 return parts
         finally:
             _IN_USE.release()
+    _COUNTS["threads" if len(parts) > 1 else "here"] += 1
     intra_op.parallel_for(len(parts), lambda k: fn(k, *parts[k], *args))
     return parts
+
+
+_COUNTS = {"twins": 0, "threads": 0, "here": 0}
+
+
+def counts() -> dict[str, int]:
+    """How many `split` calls ran their ranges on the twins, on threads (twins wanted
+    but not used: an argument outside twin memory, another thread using them, a
+    failed start, DISTFLOW_TWINS=0), or all here (one range), since the process
+    started: a benchmark's or a profile's check that an op's ranges reached the
+    twins."""
+    return dict(_COUNTS)
 
 
 def _run_on_twins(twins: list[_Twin], fn: Callable, parts: list, args: tuple) -> bool:

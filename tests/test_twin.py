@@ -76,9 +76,13 @@ def test_arguments_the_wire_cannot_carry_are_refused(two_threads):
 
 def test_an_array_outside_twin_memory_runs_the_ranges_on_threads(two_threads):
     out, ran = np.full(10, -1), twin.array((2,), np.int64)
+    before = twin.counts()
     twin.split(10, twin.probe, out, ran)
     assert out.tolist() == list(range(10))
     assert ran.tolist() == [os.getpid(), os.getpid()]
+    twin.split(10, twin.probe, twin.array((10,), np.int64), ran)
+    after = twin.counts()
+    assert (after["threads"] - before["threads"], after["twins"] - before["twins"]) == (1, 1)
 
 
 def test_a_dead_twin_fails_the_call_by_name_and_the_next_start_replaces_it(two_threads):
