@@ -377,12 +377,20 @@ def test_whole_sequence_options_match_central_differences(params):
     check_grads(lambda *a: gru_sequence(*a, **params), [x, k, r, b, h0], rtol=1e-5)
 
 
-def test_sequence_buffers_are_reused_only_once_released():
+def test_sequence_buffers_are_reused_only_once_released(monkeypatch):
     """Two forwards before either backward (two layers of one shape, or one layer called
     twice) keep their own buffers; once a result and its tape are gone, the next call
-    of the same shape reuses the memory."""
+    of the same shape reuses the memory (the `s` buffer's, recorded from `twin.array`)."""
+    from distflow import twin
     from distflow.keras.layers import recurrent_sequence
 
+    taken, real = [], twin.array
+
+    def recording(shape, dtype):
+        array = real(shape, dtype)
+        taken.append((tuple(shape), array.__array_interface__["data"][0]))
+        return array
+    monkeypatch.setattr(twin, "array", recording)
     (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4, units=3)
     x2 = RNG.standard_normal(x.shape)
     tensors = [df.constant(a) for a in (x, x2, k, r, b, h0, c0)]
@@ -398,21 +406,51 @@ def test_sequence_buffers_are_reused_only_once_released():
         got = tape.gradient(loss, tensors[2:])
         for name, grad in zip(("kernel", "recurrent", "bias", "h0", "c0"), got):
             np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10)
-    address = first.value.__array_interface__["data"][0]
+    s_buffers = [address for shape, address in taken if shape == (7 * 4 * (2 + 1 + 3),)]
+    assert len(s_buffers) == 2 and s_buffers[0] != s_buffers[1]
     del tape, first, second, loss1, loss2, loss
     gc.collect()  # a persistent tape's records form cycles: now nothing holds the buffers
-    again = recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
-    assert again.value.__array_interface__["data"][0] == address
+    recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
+    assert [address for shape, address in taken if shape == (7 * 4 * 6,)][2] == s_buffers[0]
+
+
+@pytest.mark.parametrize("last_only", [False, True])
+def test_sequence_outputs_and_gradients_outlive_the_buffers(last_only):
+    """Results of calls whose residuals are gone (no tape) stay intact through the
+    next calls of the same shape, which reuse the buffers; so do state gradients."""
+    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4, units=3)
+    outputs = [lstm_sequence(*(df.constant(a) for a in (xi, k, r, b, h0, c0)),
+                             last_only=last_only).numpy() for xi in (x, x[::-1].copy(), x)]
+    want, _ = _lstm_seq_forward(x, k, r, b, h0, c0)
+    np.testing.assert_allclose(outputs[0], want[:, -1] if last_only else want, rtol=1e-12)
+    np.testing.assert_array_equal(outputs[0], outputs[2])
+    grads = [_primitive_grads(lstm_sequence, (xi, k, r, b, h0, c0), want)[1][4:]
+             for xi in (x, x[::-1].copy(), x)]
+    for got, again in zip(grads[0], grads[2]):
+        np.testing.assert_array_equal(got, again)
 
 
 @pytest.fixture
-def lstm_pieces(monkeypatch, intra_op_regions):
-    """`intra_op_regions`, with the backward's chunks of a step or two (several per
-    sequence)."""
-    from distflow.keras.layers import recurrent_sequence
+def twin_splits(monkeypatch, intra_op_regions):
+    """`intra_op_regions`, with every `twin.split` recorded as (kernel name, count,
+    ranges) (the real split runs)."""
+    from distflow import twin
 
-    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 2)
-    return intra_op_regions
+    calls, real = [], twin.split
+
+    def recording(count, fn, *args):
+        parts = real(count, fn, *args)
+        calls.append((fn.__name__, count, parts))
+        return parts
+    monkeypatch.setattr(twin, "split", recording)
+    return calls
+
+
+def _split_parts(calls, kernel):
+    """How many ranges each recorded `twin.split` of `kernel` ran."""
+    return [len(parts) for name, _, parts in calls if name == kernel]
 
 
 def _lstm_on_threads(threads, args, g, **params):
@@ -428,12 +466,14 @@ needs_settable_blas = pytest.mark.skipif(
 
 
 @needs_settable_blas
-@pytest.mark.parametrize("batch", [2, 5])
+@pytest.mark.parametrize("batch", [4, 5])
 @pytest.mark.parametrize("params", [{}, {"last_only": True}, {"backwards": True},
                                     {"last_only": True, "backwards": True}])
-def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, lstm_pieces):
-    """On two threads the recurrence runs as two batch pieces (uneven for an odd batch);
-    outputs and every gradient equal the one-thread run and the previous
+def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, twin_splits):
+    """On two threads the forward and the backward recurrence each run as two batch
+    ranges (`twin.split`, uneven for an odd batch); outputs equal the one-thread run's
+    bit for bit (ranges of at least two rows: a one-row product is a matrix-vector
+    product in NumPy, rounded otherwise), and they and every gradient equal the previous
     implementation's, with the upstream gradient on every step."""
     (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=batch)
     args = (x, k, r, b, h0, c0)
@@ -446,9 +486,12 @@ def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, lstm_piece
     want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
     gp = g[:, -1] if last_only else g
     one = _lstm_on_threads(1, args, gp, **params)
-    assert all(count == 1 for count, _ in lstm_pieces)
+    assert [len(parts) for *_, parts in twin_splits] == [1, 1]
     two = _lstm_on_threads(2, args, gp, **params)
-    assert (2, 2) in lstm_pieces
+    assert _split_parts(twin_splits, "_lstm_forward_block") == [1, 2]
+    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [1, 2]
+    assert twin_splits[2][2] == [(0, batch // 2), (batch // 2, batch)]
+    np.testing.assert_array_equal(two[0], one[0])
     for got in (one, two):
         np.testing.assert_allclose(got[0], want[:, -1] if last_only else want, rtol=1e-12)
         for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got[1]):
@@ -456,7 +499,7 @@ def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, lstm_piece
 
 
 @needs_settable_blas
-def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_pieces):
+def test_lstm_sequence_gradients_on_two_threads_match_central_differences(twin_splits):
     from distflow.keras.layers.recurrent_sequence import lstm_sequence
 
     df.config.threading.set_intra_op_parallelism_threads(2)
@@ -464,7 +507,7 @@ def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_p
     for params in ({}, {"last_only": True, "backwards": True}):
         check_grads(lambda *a, p=params: lstm_sequence(*a, **p), [x, k, r, b, h0, c0],
                     rtol=1e-5)
-    assert (2, 2) in lstm_pieces
+    assert 2 in _split_parts(twin_splits, "_lstm_backward_blocks")
 
 
 @needs_settable_blas
@@ -472,7 +515,7 @@ def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_p
     dict(return_sequences=True, return_state=True),
     dict(return_sequences=False, go_backwards=True),
     dict(return_sequences=True, go_backwards=True, use_bias=False)])
-def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
+def test_lstm_layer_trains_alike_on_one_and_two_threads(options, twin_splits):
     """A float32 LSTM layer (initial states given): outputs, states and the gradients
     of the input, the states and the weights agree on 1 and 2 threads to float32
     rounding."""
@@ -492,14 +535,14 @@ def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
             loss = sum(df.reduce_sum(o * df.cos(o)) for o in outs)
         results.append([o.numpy() for o in outs] + [t.numpy() for t in tape.gradient(
             loss, [xt, *st, *layer.trainable_weights])])
-    assert (2, 2) in lstm_pieces
+    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [1, 2]
     for a, e in zip(*results):
         np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)
 
 
 @needs_settable_blas
 @pytest.mark.parametrize("threads", [1, 2])
-def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, lstm_pieces):
+def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, twin_splits):
     """Two gradients of one forward (a persistent tape, two losses): the second backward
     reuses what the first formed from the forward's residuals and still equals the
     previous implementation's, on one and two threads."""
@@ -520,3 +563,34 @@ def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, lst
         for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got):
             np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10,
                                        atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("threads", [(2, 1), (1, 2)])
+@pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
+def test_lstm_sequence_backward_on_another_thread_count_than_its_forward(
+        threads, params, twin_splits):
+    """The backward takes the forward's batch ranges whatever the thread count is by
+    then: two ranges on one thread, one range with two threads configured."""
+    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+
+    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=5)
+    backwards = params.get("backwards", False)
+    want, res = _lstm_seq_forward(x[:, ::-1].copy() if backwards else x, k, r, b, h0, c0)
+    g = RNG.standard_normal(want.shape)
+    if params.get("last_only"):
+        g[:, :-1] = 0
+    want_grads = _lstm_seq_backward(g, res)
+    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
+    tensors = [df.constant(a) for a in (x, k, r, b, h0, c0)]
+    df.config.threading.set_intra_op_parallelism_threads(threads[0])
+    with df.GradientTape() as tape:
+        tape.watch(tensors)
+        out = lstm_sequence(*tensors, **params)
+        loss = df.reduce_sum(out * df.constant(g[:, -1] if params.get("last_only") else g))
+    df.config.threading.set_intra_op_parallelism_threads(threads[1])
+    got = tape.gradient(loss, tensors)
+    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [min(threads)]
+    assert len(twin_splits[0][2]) == threads[0]  # the forward's ranges
+    for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got):
+        np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10, atol=1e-12)
