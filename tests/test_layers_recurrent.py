@@ -414,22 +414,21 @@ def test_sequence_buffers_are_reused_only_once_released(monkeypatch):
     assert [address for shape, address in taken if shape == (7 * 4 * 6,)][2] == s_buffers[0]
 
 
-@pytest.mark.parametrize("last_only", [False, True])
-def test_sequence_outputs_and_gradients_outlive_the_buffers(last_only):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("params", [{}, {"last_only": True}])
+def test_sequence_outputs_and_gradients_outlive_the_buffers(cell, params):
     """Results of calls whose residuals are gone (no tape) stay intact through the
     next calls of the same shape, which reuse the buffers; so do state gradients."""
-    from distflow.keras.layers.recurrent_sequence import lstm_sequence
-
-    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4, units=3)
-    outputs = [lstm_sequence(*(df.constant(a) for a in (xi, k, r, b, h0, c0)),
-                             last_only=last_only).numpy() for xi in (x, x[::-1].copy(), x)]
-    want, _ = _lstm_seq_forward(x, k, r, b, h0, c0)
-    np.testing.assert_allclose(outputs[0], want[:, -1] if last_only else want, rtol=1e-12)
-    np.testing.assert_array_equal(outputs[0], outputs[2])
-    grads = [_primitive_grads(lstm_sequence, (xi, k, r, b, h0, c0), want)[1][4:]
-             for xi in (x, x[::-1].copy(), x)]
-    for got, again in zip(grads[0], grads[2]):
-        np.testing.assert_array_equal(got, again)
+    primitive, args, g, want, _ = _cell_case(cell, params)
+    others = (args[0][::-1].copy(), *args[1:])
+    first = primitive(*(df.constant(a) for a in args), **params).numpy()
+    primitive(*(df.constant(a) for a in others), **params)
+    np.testing.assert_allclose(first, want, rtol=1e-12)
+    states = _primitive_grads(primitive, args, g, **params)[1][4:]
+    kept = [s.copy() for s in states]
+    _primitive_grads(primitive, others, g, **params)
+    for state, copy in zip(states, kept):
+        np.testing.assert_array_equal(state, copy)
 
 
 @pytest.fixture
@@ -453,48 +452,61 @@ def _split_parts(calls, kernel):
     return [len(parts) for name, _, parts in calls if name == kernel]
 
 
-def _lstm_on_threads(threads, args, g, **params):
-    from distflow.keras.layers.recurrent_sequence import lstm_sequence
-
+def _on_threads(threads, primitive, args, g, **params):
     df.config.threading.set_intra_op_parallelism_threads(threads)
-    return _primitive_grads(lstm_sequence, args, g, **params)
+    return _primitive_grads(primitive, args, g, **params)
 
 
+def _cell_case(cell, params, steps=5, batch=5):
+    """(primitive, args, upstream gradient, expected output, expected gradients by
+    name) for `cell` with `params`, from the previous implementation run on reversed
+    inputs for `backwards` (the upstream gradient on every step, or the last)."""
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+
+    lstm = cell == "lstm"
+    (x, k, r, b), h0, c0 = _sequence_inputs(4 if lstm else 3, not lstm, steps, batch)
+    args = (x, k, r, b, h0, c0) if lstm else (x, k, r, b, h0)
+    forward, backward = ((_lstm_seq_forward, _lstm_seq_backward) if lstm else
+                         (_gru_seq_forward, _gru_seq_backward))
+    last_only, backwards = params.get("last_only", False), params.get("backwards", False)
+    want, res = forward(x[:, ::-1].copy() if backwards else x, *args[1:])
+    g = RNG.standard_normal(want.shape)
+    if last_only:
+        g[:, :-1] = 0
+    want_grads = backward(g, res)
+    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
+    return (lstm_sequence if lstm else gru_sequence, args, g[:, -1] if last_only else g,
+            want[:, -1] if last_only else want, want_grads)
+
+
+GRAD_NAMES = ("x", "kernel", "recurrent", "bias", "h0", "c0")
 needs_settable_blas = pytest.mark.skipif(
     __import__("distflow.intra_op").intra_op.blas_threads() is None,
     reason="no settable OpenBLAS")
 
 
 @needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch", [4, 5])
 @pytest.mark.parametrize("params", [{}, {"last_only": True}, {"backwards": True},
                                     {"last_only": True, "backwards": True}])
-def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, twin_splits):
+def test_sequence_splits_the_batch_on_two_threads(cell, params, batch, twin_splits):
     """On two threads the forward and the backward recurrence each run as two batch
     ranges (`twin.split`, uneven for an odd batch); outputs equal the one-thread run's
     bit for bit (ranges of at least two rows: a one-row product is a matrix-vector
     product in NumPy, rounded otherwise), and they and every gradient equal the previous
     implementation's, with the upstream gradient on every step."""
-    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=batch)
-    args = (x, k, r, b, h0, c0)
-    last_only, backwards = params.get("last_only", False), params.get("backwards", False)
-    want, res = _lstm_seq_forward(x[:, ::-1].copy() if backwards else x, k, r, b, h0, c0)
-    g = RNG.standard_normal(want.shape)
-    if last_only:
-        g[:, :-1] = 0
-    want_grads = _lstm_seq_backward(g, res)
-    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
-    gp = g[:, -1] if last_only else g
-    one = _lstm_on_threads(1, args, gp, **params)
+    primitive, args, g, want, want_grads = _cell_case(cell, params, batch=batch)
+    one = _on_threads(1, primitive, args, g, **params)
     assert [len(parts) for *_, parts in twin_splits] == [1, 1]
-    two = _lstm_on_threads(2, args, gp, **params)
-    assert _split_parts(twin_splits, "_lstm_forward_block") == [1, 2]
-    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [1, 2]
+    two = _on_threads(2, primitive, args, g, **params)
+    assert _split_parts(twin_splits, f"_{cell}_forward_block") == [1, 2]
+    assert _split_parts(twin_splits, f"_{cell}_backward_blocks") == [1, 2]
     assert twin_splits[2][2] == [(0, batch // 2), (batch // 2, batch)]
     np.testing.assert_array_equal(two[0], one[0])
     for got in (one, two):
-        np.testing.assert_allclose(got[0], want[:, -1] if last_only else want, rtol=1e-12)
-        for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got[1]):
+        np.testing.assert_allclose(got[0], want, rtol=1e-12)
+        for name, grad in zip(GRAD_NAMES, got[1]):
             np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
 
 
@@ -511,17 +523,19 @@ def test_lstm_sequence_gradients_on_two_threads_match_central_differences(twin_s
 
 
 @needs_settable_blas
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("options", [
     dict(return_sequences=True, return_state=True),
     dict(return_sequences=False, go_backwards=True),
     dict(return_sequences=True, go_backwards=True, use_bias=False)])
-def test_lstm_layer_trains_alike_on_one_and_two_threads(options, twin_splits):
-    """A float32 LSTM layer (initial states given): outputs, states and the gradients
-    of the input, the states and the weights agree on 1 and 2 threads to float32
-    rounding."""
-    layer = layers.LSTM(16, **options)
+def test_recurrent_layer_trains_alike_on_one_and_two_threads(cell, options, twin_splits):
+    """A float32 LSTM or GRU layer (initial states given): outputs, states and the
+    gradients of the input, the states and the weights agree on 1 and 2 threads to
+    float32 rounding."""
+    layer = getattr(layers, cell)(16, **options)
     x = RNG.standard_normal((6, 7, 3)).astype(np.float32)
-    states = [RNG.standard_normal((6, 16)).astype(np.float32) for _ in range(2)]
+    states = [RNG.standard_normal((6, 16)).astype(np.float32)
+              for _ in range(2 if cell == "LSTM" else 1)]
     layer(x, initial_state=states)
     randomize(layer)
     results = []
@@ -535,7 +549,7 @@ def test_lstm_layer_trains_alike_on_one_and_two_threads(options, twin_splits):
             loss = sum(df.reduce_sum(o * df.cos(o)) for o in outs)
         results.append([o.numpy() for o in outs] + [t.numpy() for t in tape.gradient(
             loss, [xt, *st, *layer.trainable_weights])])
-    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [1, 2]
+    assert _split_parts(twin_splits, f"_{cell.lower()}_backward_blocks") == [1, 2]
     for a, e in zip(*results):
         np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)
 
@@ -566,31 +580,22 @@ def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, twi
 
 
 @needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("threads", [(2, 1), (1, 2)])
 @pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
-def test_lstm_sequence_backward_on_another_thread_count_than_its_forward(
-        threads, params, twin_splits):
+def test_sequence_backward_on_another_thread_count_than_its_forward(
+        cell, threads, params, twin_splits):
     """The backward takes the forward's batch ranges whatever the thread count is by
     then: two ranges on one thread, one range with two threads configured."""
-    from distflow.keras.layers.recurrent_sequence import lstm_sequence
-
-    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=5)
-    backwards = params.get("backwards", False)
-    want, res = _lstm_seq_forward(x[:, ::-1].copy() if backwards else x, k, r, b, h0, c0)
-    g = RNG.standard_normal(want.shape)
-    if params.get("last_only"):
-        g[:, :-1] = 0
-    want_grads = _lstm_seq_backward(g, res)
-    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
-    tensors = [df.constant(a) for a in (x, k, r, b, h0, c0)]
+    primitive, args, g, _, want_grads = _cell_case(cell, params)
+    tensors = [df.constant(a) for a in args]
     df.config.threading.set_intra_op_parallelism_threads(threads[0])
     with df.GradientTape() as tape:
         tape.watch(tensors)
-        out = lstm_sequence(*tensors, **params)
-        loss = df.reduce_sum(out * df.constant(g[:, -1] if params.get("last_only") else g))
+        loss = df.reduce_sum(primitive(*tensors, **params) * df.constant(g))
     df.config.threading.set_intra_op_parallelism_threads(threads[1])
     got = tape.gradient(loss, tensors)
-    assert _split_parts(twin_splits, "_lstm_backward_blocks") == [min(threads)]
+    assert _split_parts(twin_splits, f"_{cell}_backward_blocks") == [min(threads)]
     assert len(twin_splits[0][2]) == threads[0]  # the forward's ranges
-    for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got):
+    for name, grad in zip(GRAD_NAMES, got):
         np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10, atol=1e-12)

@@ -3,8 +3,8 @@
 The default LSTM and GRU layers (no mask, default activations) run the whole
 sequence in one call of these primitives instead of one step primitive per time
 step: the recurrence is a loop over NumPy arrays (the GRU's input projection one
-matmul before it, the LSTM's one product per step with the recurrent one, see
-below), and the backward recurrence runs once, in the first VJP asked for (the
+matmul per batch range before it, the LSTM's one product per step with the recurrent
+one, see below), and the backward recurrence runs once, in the first VJP asked for (the
 others read its results from the residuals).
 
 The loops are written for few NumPy calls per step on buffers allocated once per
@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from distflow import twin, workspace
+from distflow import twin
 from distflow.ops import Primitive
 
 __all__ = ["gru_sequence", "lstm_sequence"]
@@ -33,22 +33,6 @@ def _half_sigmoid_columns(width: int, gated: int, dtype) -> np.ndarray:
     scale = np.ones(width, dtype)
     scale[:gated] = 0.5
     return scale
-
-
-def _project_time_major(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-                        backwards: bool, width: int):
-    """x (batch, steps, features) as time-major rows (reversed in time if `backwards`),
-    and rows @ kernel + bias in the first columns of a (steps, batch, width) buffer:
-    one GEMM for every step."""
-    batch, steps, features = x.shape
-    if backwards:
-        x = x[:, ::-1]
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(-1, features)
-    out = workspace.reusable((steps, batch, width), kernel.dtype)
-    proj = out.reshape(-1, width)[:, :kernel.shape[1]]
-    np.matmul(xt, kernel, out=proj)
-    proj += bias
-    return xt, out
 
 
 def _sigmoid_in_place(t: np.ndarray) -> None:
@@ -79,12 +63,13 @@ def _twin_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _from_blocks(rows: np.ndarray, blocks: tuple, steps: int) -> np.ndarray:
+def _from_blocks(rows: np.ndarray, blocks: tuple, steps: int, copy: bool = False
+                 ) -> np.ndarray:
     """Blocked time-major rows (steps * batch, width) as (batch, steps, width): a view
-    for one block, else one copy."""
+    for one block unless `copy`, else one copy."""
     views = [rows[steps * lo:steps * hi].reshape(steps, hi - lo, -1).transpose(1, 0, 2)
              for lo, hi in blocks]
-    return views[0] if len(views) == 1 else np.concatenate(views)
+    return views[0] if len(views) == 1 and not copy else np.concatenate(views)
 
 
 def _inputs_grad(g: np.ndarray, r: dict, backward) -> np.ndarray:
@@ -103,14 +88,14 @@ def _previous_outputs_grad(hs: np.ndarray, h0: np.ndarray, flat: np.ndarray) -> 
     return hs[:-1].reshape(-1, units).T @ flat[batch:] + h0.T @ flat[:batch]
 
 
-def _upstream(g: np.ndarray, r: dict):
-    """The upstream gradient as time-major steps and the steps where it is nonzero
-    (for `last_only`, the final step alone)."""
-    steps = r["steps"]
+def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
+    """The upstream gradient in twin memory as (batch, steps', width) and its live steps
+    as (step, index into steps') pairs: for `last_only`, the final step alone; else the
+    steps where it is nonzero."""
     if r["last_only"]:
-        return g[None], {steps - 1: 0}
+        return _twin_copy(g[:, None]), ((r["steps"] - 1, 0),)
     live = np.flatnonzero(g.any(axis=(0, 2)))
-    return g.transpose(1, 0, 2), {int(t): int(t) for t in live}
+    return _twin_copy(g), tuple((int(t), int(t)) for t in live)
 
 
 def _column_sums(flat: np.ndarray) -> np.ndarray:
@@ -314,16 +299,6 @@ def _lstm_backward_blocks(part: int, start: int, stop: int, g, live, rb, s, acts
                             dstate[1, lo:hi], partial[b])
 
 
-def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
-    """The upstream gradient in twin memory as (batch, steps', 2 units) and its live
-    steps as (step, index) pairs: for `last_only`, the final step alone; else the steps
-    where it is nonzero."""
-    if r["last_only"]:
-        return _twin_copy(g[:, None]), ((r["steps"] - 1, 0),)
-    live = np.flatnonzero(g.any(axis=(0, 2)))
-    return _twin_copy(g), tuple((int(t), int(t)) for t in live)
-
-
 def _lstm_seq_backward(g, r) -> dict:
     """Runs the recurrence backwards once per upstream gradient; every VJP reads it:
     one `_lstm_backward_blocks` per range of the forward's blocks, then the blocks'
@@ -358,27 +333,47 @@ lstm_sequence = Primitive("keras_lstm_sequence", _lstm_seq_forward, _seq_vjps(
 # The backward writes each step's gradients into one (batch, 4 * units) row block:
 # [d candidate, d z, d r, d candidate * r]. Its first three blocks are the input
 # projection's gradient (gates ordered h, z, r) and its last three the recurrent
-# product's (z, r, h: Keras's order), so neither needs a copy.
+# product's (z, r, h: Keras's order), so neither needs a copy. The batch is cut into
+# ranges and the buffers laid out in blocks as the LSTM's (see above).
 
 
 def _gru_input_order(units: int) -> np.ndarray:
     return np.r_[2 * units:3 * units, 0:2 * units]
 
 
-def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=False):
-    """GRU (reset_after, default activations) over the sequence -> (batch, steps, units)
-    ((batch, units) with `last_only`); bias is (2, 3 * units): the input bias row, then
-    the recurrent bias row."""
-    units, dtype = h0.shape[1], recurrent.dtype
-    half = _half_sigmoid_columns(3 * units, 2 * units, dtype)
-    in_bias = bias[0].copy()
-    in_bias[:2 * units] += bias[1, :2 * units]  # z and r add both biases
-    xt, acts = _project_time_major(x, kernel * half, in_bias * half, backwards, 3 * units)
-    rk, b_rh = recurrent * half, bias[1, 2 * units:]
-    steps, batch = acts.shape[:2]
-    rhs, hs = (workspace.reusable((steps, batch, units), dtype) for _ in range(2))
-    rec, rrh, h = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype), h0
-    for t in range(steps):
+def _gru_weights(kernel, recurrent, bias, units: int) -> np.ndarray:
+    """(features + 1 + units + 1, 3 units) in twin memory: the kernel and the input
+    bias (the z and r columns with both biases), the recurrent kernel, sigmoid columns
+    halved, then the recurrent bias (its candidate columns are read)."""
+    features = kernel.shape[0]
+    half = _half_sigmoid_columns(3 * units, 2 * units, recurrent.dtype)
+    w = twin.array((features + units + 2, 3 * units), recurrent.dtype)
+    np.multiply(kernel, half, out=w[:features])
+    np.add(bias[0], bias[1], out=w[features])
+    w[features, 2 * units:] = bias[0, 2 * units:]  # z and r add both biases
+    w[features] *= half
+    np.multiply(recurrent, half, out=w[features + 1:-1])
+    w[-1] = bias[1]
+    return w
+
+
+def _gru_blocks(lo: int, hi: int, dims: tuple, xt, acts, rhs, hs) -> tuple:
+    """Rows lo:hi's blocks of the forward's buffers, dims = (steps, features, units):
+    xt (steps, n, features) the inputs time-major, acts (steps, n, 3 units), rhs and hs
+    (steps, n, units)."""
+    steps, features, units = dims
+    return (_block(xt, lo, hi, (steps,), (features,)),
+            _block(acts, lo, hi, (steps,), (3 * units,)),
+            _block(rhs, lo, hi, (steps,), (units,)), _block(hs, lo, hi, (steps,), (units,)))
+
+
+def _gru_forward_rows(w, h, acts, rhs, hs) -> None:
+    """The recurrence over every step of one block's rows from h = h0, acts holding the
+    input projection (see `_gru_blocks`)."""
+    units = hs.shape[2]
+    rk, b_rh = w[-units - 1:-1], w[-1, 2 * units:]
+    rec, rrh = np.empty((h.shape[0], 3 * units), w.dtype), np.empty(h.shape, w.dtype)
+    for t in range(acts.shape[0]):
         zr, cand, out = acts[t, :, :2 * units], acts[t, :, 2 * units:], hs[t]
         np.matmul(h, rk, out=rec)
         zr += rec[:, :2 * units]
@@ -391,11 +386,45 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
         out *= zr[:, :units]
         out += cand
         h = out
-    result = hs[-1].copy() if last_only else hs.transpose(1, 0, 2)
-    return result, {"xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0,
-                    "acts": acts, "rhs": rhs, "hs": hs, "steps": steps, "batch": batch,
-                    "blocks": ((0, batch),),
-                    "last_only": last_only, "backwards": backwards, "for": None, "grads": None}
+
+
+@twin.kernel
+def _gru_forward_block(part: int, lo: int, hi: int, x, w, h0, xt, acts, rhs, hs,
+                       backwards: bool) -> None:
+    """The forward of batch rows lo:hi (twin.split's range `part`): their inputs
+    time-major (reversed in time if `backwards`), one product for the input
+    projection of every step, then the recurrence."""
+    steps, features = x.shape[1:]
+    xb, ab, rb, hb = _gru_blocks(lo, hi, (steps, features, h0.shape[1]), xt, acts, rhs, hs)
+    xb[...] = (x[lo:hi, ::-1] if backwards else x[lo:hi]).transpose(1, 0, 2)
+    flat = ab.reshape(-1, ab.shape[2])
+    np.matmul(xb.reshape(-1, features), w[:features], out=flat)
+    flat += w[features]
+    _gru_forward_rows(w, h0[lo:hi], ab, rb, hb)
+
+
+def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=False):
+    """GRU (reset_after, default activations) over the sequence -> (batch, steps, units)
+    ((batch, units) with `last_only`); bias is (2, 3 * units): the input bias row, then
+    the recurrent bias row."""
+    (batch, steps, features), units, dtype = x.shape, h0.shape[1], recurrent.dtype
+    w = _gru_weights(kernel, recurrent, bias, units)
+    xt = twin.array((steps * batch * features,), dtype)
+    acts = twin.array((steps * batch * 3 * units,), dtype)
+    rhs, hs = (twin.array((steps * batch * units,), dtype) for _ in range(2))
+    h0 = _twin_copy(h0)
+    blocks = tuple(twin.split(batch, _gru_forward_block, _twin_copy(x), w, h0, xt, acts, rhs,
+                              hs, backwards))
+    if last_only:
+        outputs = np.concatenate([_block(hs, lo, hi, (steps,), (units,))[-1]
+                                  for lo, hi in blocks])
+    else:  # copies: see _lstm_outputs
+        outputs = _from_blocks(hs.reshape(-1, units), blocks, steps, copy=True)
+    return outputs, {
+        "xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0, "acts": acts,
+        "rhs": rhs, "hs": hs, "dims": (steps, features, units), "steps": steps,
+        "batch": batch, "blocks": blocks, "last_only": last_only, "backwards": backwards,
+        "for": None, "grads": None}
 
 
 def _gru_backward_step(dh, a, rh, h_prev, d, sl, tmp, rb) -> None:
@@ -415,31 +444,65 @@ def _gru_backward_step(dh, a, rh, h_prev, d, sl, tmp, rb) -> None:
     dh += tmp
 
 
-def _gru_seq_backward(g, r) -> dict:
-    """The backward recurrence, once per upstream gradient, for the five VJPs."""
-    if r["for"] is g:
-        return r["grads"]
-    acts, rhs, hs, steps, batch = (r[k] for k in ("acts", "rhs", "hs", "steps", "batch"))
-    units, dtype = hs.shape[2], hs.dtype
-    rb = r["recurrent"].T
-    gt, live = _upstream(g, r)
-    ds = workspace.reusable((steps, batch, 4 * units), dtype)
-    sl, tmp = np.empty((batch, 3 * units), dtype), np.empty((batch, units), dtype)
-    dh = np.zeros((batch, units), dtype)
+def _gru_backward_rows(blocks: tuple, h0, g, live: dict, rb, ds, dh, dw) -> None:
+    """The backward recurrence over one block's rows: blocks = (xt, acts, rhs, hs) as
+    `_gru_blocks`, h0 its initial states, g (n, steps', units) the upstream gradient at
+    the steps of `live` ({step: index into g's steps}); ds (steps, n, 4 units) the
+    step gradients (see above), dh the state gradient (from zero, ending at h0's), dw
+    (features + units + 2, 3 units) the block's weight gradients: kernel, recurrent
+    kernel, input bias (gates h, z, r), recurrent bias (z, r, h)."""
+    xt, acts, rhs, hs = blocks
+    (steps, n, units), features = hs.shape, xt.shape[2]
+    sl, tmp = np.empty((n, 3 * units), hs.dtype), np.empty((n, units), hs.dtype)
+    dh[...] = 0
     for t in range(steps - 1, -1, -1):
         if t in live:
-            dh += gt[live[t]]
-        _gru_backward_step(dh, acts[t], rhs[t], hs[t - 1] if t else r["h0"], ds[t], sl, tmp,
-                           rb)
+            dh += g[:, live[t]]
+        _gru_backward_step(dh, acts[t], rhs[t], hs[t - 1] if t else h0, ds[t], sl, tmp, rb)
     flat = ds.reshape(-1, 4 * units)
     flat_x, flat_r = flat[:, :3 * units], flat[:, units:]
-    order = _gru_input_order(units)
-    keras_order = np.argsort(order)
-    grads = {"x rows": flat_x, "x kernel": r["kernel"][:, order],
-             "kernel": (r["xt"].T @ flat_x)[:, keras_order],
-             "recurrent": _previous_outputs_grad(hs, r["h0"], flat_r),
-             "bias": np.stack([_column_sums(flat_x)[keras_order], _column_sums(flat_r)]),
-             "h0": dh}
+    np.matmul(xt.reshape(-1, features).T, flat_x, out=dw[:features])
+    dw[features:features + units] = _previous_outputs_grad(hs, h0, flat_r)
+    dw[-2], dw[-1] = _column_sums(flat_x), _column_sums(flat_r)
+
+
+@twin.kernel
+def _gru_backward_blocks(part: int, start: int, stop: int, g, live, recurrent, h0, xt, acts,
+                         rhs, hs, ds, dh, partial, blocks, dims) -> None:
+    """The backward of the forward's blocks start:stop (twin.split's range `part`):
+    each block's rows of ds and dh (h0's gradient) and its weight-gradient partial
+    partial[block]; `live` as (step, index) pairs (see `_gru_backward_rows`)."""
+    steps, units = dims[0], dims[2]
+    live = dict((t, index) for t, index in live)
+    for b in range(start, stop):
+        lo, hi = blocks[b]
+        _gru_backward_rows(_gru_blocks(lo, hi, dims, xt, acts, rhs, hs), h0[lo:hi], g[lo:hi],
+                           live, recurrent.T, _block(ds, lo, hi, (steps,), (4 * units,)),
+                           dh[lo:hi], partial[b])
+
+
+def _gru_seq_backward(g, r) -> dict:
+    """The backward recurrence, once per upstream gradient, for the five VJPs: one
+    `_gru_backward_blocks` per range of the forward's blocks, then the blocks'
+    weight-gradient partials summed in block order."""
+    if r["for"] is g:
+        return r["grads"]
+    (steps, features, units), batch, blocks = r["dims"], r["batch"], r["blocks"]
+    dtype = r["hs"].dtype
+    gs, live = _twin_upstream(g, r)
+    ds = twin.array((steps * batch * 4 * units,), dtype)
+    dh = twin.array((batch, units), dtype)
+    partial = twin.array((len(blocks), features + units + 2, 3 * units), dtype)
+    twin.split(len(blocks), _gru_backward_blocks, gs, live, _twin_copy(r["recurrent"]),
+               r["h0"], r["xt"], r["acts"], r["rhs"], r["hs"], ds, dh, partial, blocks,
+               r["dims"])
+    dw = np.add.reduce(partial)  # in block order
+    keras_order = np.argsort(_gru_input_order(units))
+    flat = ds.reshape(-1, 4 * units)
+    grads = {"x rows": flat[:, :3 * units], "x kernel": r["kernel"][:, _gru_input_order(units)],
+             "kernel": dw[:features][:, keras_order], "recurrent": dw[features:-2],
+             "bias": np.stack([dw[-2][keras_order], dw[-1]]),
+             "h0": dh.copy()}  # a copy: see _lstm_outputs
     r["for"], r["grads"] = g, grads
     return grads
 
