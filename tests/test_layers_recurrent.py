@@ -599,3 +599,30 @@ def test_sequence_backward_on_another_thread_count_than_its_forward(
     assert len(twin_splits[0][2]) == threads[0]  # the forward's ranges
     for name, grad in zip(GRAD_NAMES, got):
         np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
+def test_sequence_ranges_run_in_a_twin_process(cell, params, twin_splits, monkeypatch):
+    """With twins running, the forward's and the backward's second ranges run in a twin
+    process (every array argument in twin memory, else the ranges would fall back to
+    threads), with the previous implementation's results."""
+    from distflow import twin
+
+    runs, real = [], twin._run_on_twins
+
+    def recording(twins, fn, parts, args):
+        ran = real(twins, fn, parts, args)
+        runs.append((fn.__name__, ran))
+        return ran
+    monkeypatch.setattr(twin, "_run_on_twins", recording)
+    primitive, args, g, want, want_grads = _cell_case(cell, params, batch=6)
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    if not twin.ensure_started():
+        pytest.skip("twin processes cannot run here")
+    got, grads = _primitive_grads(primitive, args, g, **params)
+    assert runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for name, grad in zip(GRAD_NAMES, grads):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
