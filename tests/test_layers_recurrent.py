@@ -432,6 +432,22 @@ def test_sequence_outputs_and_gradients_outlive_the_buffers(cell, params):
 
 
 @pytest.fixture
+def twin_runs(monkeypatch, twin_splits):
+    """`twin_splits`, with every call that could use the twins recorded as (kernel
+    name, whether the twins ran its ranges)."""
+    from distflow import twin
+
+    runs, real = [], twin._run_on_twins
+
+    def recording(twins, fn, parts, args):
+        ran = real(twins, fn, parts, args)
+        runs.append((fn.__name__, ran))
+        return ran
+    monkeypatch.setattr(twin, "_run_on_twins", recording)
+    return runs
+
+
+@pytest.fixture
 def twin_splits(monkeypatch, intra_op_regions):
     """`intra_op_regions`, with every `twin.split` recorded as (kernel name, count,
     ranges) (the real split runs)."""
@@ -604,25 +620,49 @@ def test_sequence_backward_on_another_thread_count_than_its_forward(
 @needs_settable_blas
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
-def test_sequence_ranges_run_in_a_twin_process(cell, params, twin_splits, monkeypatch):
+def test_sequence_ranges_run_in_a_twin_process(cell, params, twin_runs):
     """With twins running, the forward's and the backward's second ranges run in a twin
     process (every array argument in twin memory, else the ranges would fall back to
     threads), with the previous implementation's results."""
     from distflow import twin
 
-    runs, real = [], twin._run_on_twins
-
-    def recording(twins, fn, parts, args):
-        ran = real(twins, fn, parts, args)
-        runs.append((fn.__name__, ran))
-        return ran
-    monkeypatch.setattr(twin, "_run_on_twins", recording)
     primitive, args, g, want, want_grads = _cell_case(cell, params, batch=6)
     df.config.threading.set_intra_op_parallelism_threads(2)
     if not twin.ensure_started():
         pytest.skip("twin processes cannot run here")
     got, grads = _primitive_grads(primitive, args, g, **params)
-    assert runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
+    assert twin_runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     for name, grad in zip(GRAD_NAMES, grads):
         np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_model_fits_alike_with_twins_and_on_one_thread(cell, twin_runs):
+    """`fit` of a model with a whole-sequence LSTM or GRU (return_sequences, then a
+    second one over its outputs) on two threads, the ranges in a twin process, ends
+    with the one-thread run's weights and losses to float32 rounding."""
+    from distflow import keras, twin
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((24, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 24)
+    results = []
+    for threads in (1, 2):
+        df.config.threading.set_intra_op_parallelism_threads(threads)
+        if threads == 2 and not twin.ensure_started():
+            pytest.skip("twin processes cannot run here")
+        keras.utils.set_random_seed(3)
+        rnn = getattr(layers, cell)
+        model = keras.Sequential([keras.Input((6, 3)), rnn(8, return_sequences=True),
+                                  rnn(8), layers.Dense(4)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+        history = model.fit(x, y, batch_size=12, epochs=3, shuffle=False, verbose=0)
+        results.append((history.history["loss"], model.get_weights()))
+    assert (f"_{cell.lower()}_backward_blocks", True) in twin_runs
+    assert all(ran for _, ran in twin_runs)
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    for got, want in zip(results[1][1], results[0][1]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
