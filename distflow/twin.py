@@ -93,17 +93,18 @@ _SEGMENT_IDS = iter(range(1, 1 << 62))
 _SEGMENTS: dict[int, tuple[int, int, int]] = {}  # id -> (address, size, fd)
 _DROPPED: deque[int] = deque()  # segments freed since the twins last heard
 _POOL: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
-_POOL_SHAPES, _POOL_DEPTH = 16, 3
+_POOL_SHAPES, _POOL_DEPTH = 32, 3  # sizes kept, arrays per size
 _LOCK = threading.Lock()
 
 
-def _shared_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """An array of `shape` over a fresh segment, which lives as long as the array's views."""
-    seg = _Segment(math.prod(shape) * dtype.itemsize)
-    out = np.frombuffer(seg.map, dtype, math.prod(shape)).reshape(shape)
+def _shared_flat(count: int, dtype: np.dtype) -> np.ndarray:
+    """A 1-D array of `count` items over a fresh segment, which lives as long as any
+    view of the array."""
+    seg = _Segment(count * dtype.itemsize)
+    flat = np.frombuffer(seg.map, dtype, count)
     _SEGMENTS[seg.id] = (seg.address, seg.size, seg.fd)
     weakref.finalize(seg.map, _release, seg.id, seg.fd)
-    return out
+    return flat
 
 
 def _release(seg_id: int, fd: int) -> None:
@@ -123,25 +124,27 @@ def shared_possible() -> bool:
 
 def array(shape: tuple, dtype: Any) -> np.ndarray:
     """An uninitialised array of `shape` that twins can read and write (a plain array
-    where twins cannot run), reused across calls once nothing else references it (as
-    `workspace.reusable`)."""
+    where twins cannot run), reused across calls once nothing references it any more:
+    neither it nor any view of it (as `workspace.reusable`)."""
     dtype = np.dtype(dtype)
     shared = shared_possible()
-    key = (tuple(shape), dtype.str, shared)
+    count = math.prod(shape)
+    key = (count, dtype.str, shared)
     with _LOCK:
-        arrays = _POOL.setdefault(key, [])
+        flats = _POOL.setdefault(key, [])
         _POOL.move_to_end(key)
-        for candidate in arrays:
-            if sys.getrefcount(candidate) == 3:  # the list, `candidate`, the argument
-                return candidate
-    fresh = _shared_empty(tuple(shape), dtype) if shared else np.empty(shape, dtype)
+        for flat in flats:
+            # the list, `flat`, the argument: every view's base is the flat array
+            if sys.getrefcount(flat) == 3:
+                return flat.reshape(shape)
+    flat = _shared_flat(count, dtype) if shared else np.empty(count, dtype)
     evicted = []  # dropped outside the lock: their segments' finalizers may run then
     with _LOCK:
-        if len(arrays) < _POOL_DEPTH:
-            arrays.append(fresh)
+        if len(flats) < _POOL_DEPTH:
+            flats.append(flat)
         while len(_POOL) > _POOL_SHAPES:
             evicted.append(_POOL.popitem(last=False))
-    return fresh
+    return flat.reshape(shape)
 
 
 def _locate(a: np.ndarray) -> tuple[int, int] | None:

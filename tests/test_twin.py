@@ -164,6 +164,24 @@ def test_a_forked_child_has_no_twins_and_leaves_the_parents_alone(two_threads):
     assert ran[1] == two_threads[0] and twin.pids() == two_threads
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_array_is_not_handed_out_again_while_a_view_of_it_lives(threads):
+    before = intra_op.blas_threads()
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        first = twin.array((7, 11), np.float32)
+        view = first[2:5].T  # its base is the pooled memory, not `first`
+        address = first.__array_interface__["data"][0]
+        del first
+        second = twin.array((7, 11), np.float32)
+        assert not np.shares_memory(view, second)
+        del view, second
+        third = twin.array((11, 7), np.float32)  # the same size, free again: reused
+        assert third.shape == (11, 7) and third.__array_interface__["data"][0] == address
+    finally:
+        df.config.threading.set_intra_op_parallelism_threads(before)
+
+
 def test_one_thread_means_no_twins_and_plain_arrays():
     before = intra_op.blas_threads()
     df.config.threading.set_intra_op_parallelism_threads(1)
