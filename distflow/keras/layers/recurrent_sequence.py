@@ -63,13 +63,12 @@ def _twin_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _from_blocks(rows: np.ndarray, blocks: tuple, steps: int, copy: bool = False
-                 ) -> np.ndarray:
+def _from_blocks(rows: np.ndarray, blocks: tuple, steps: int) -> np.ndarray:
     """Blocked time-major rows (steps * batch, width) as (batch, steps, width): a view
-    for one block unless `copy`, else one copy."""
+    for one block, else one copy."""
     views = [rows[steps * lo:steps * hi].reshape(steps, hi - lo, -1).transpose(1, 0, 2)
              for lo, hi in blocks]
-    return views[0] if len(views) == 1 and not copy else np.concatenate(views)
+    return views[0] if len(views) == 1 else np.concatenate(views)
 
 
 def _inputs_grad(g: np.ndarray, r: dict, backward) -> np.ndarray:
@@ -203,9 +202,8 @@ def _lstm_forward_block(part: int, lo: int, hi: int, x, init, w, s, acts, th, cs
 
 
 def _lstm_outputs(s, cs, blocks: tuple, dims: tuple, last_only: bool) -> np.ndarray:
-    """A new (batch, steps, 2 units) array of h_t and c_t side by side, or (batch,
-    2 units) for the final step with `last_only`. Copies, not views of the buffers:
-    `twin.array` may hand a buffer out again while only views of it are alive."""
+    """A new (batch, steps, 2 units) array of h_t and c_t side by side (from s and cs),
+    or (batch, 2 units) for the final step with `last_only`."""
     steps, inner, units = dims
     batch = blocks[-1][1]
     out = np.empty((batch, 2 * units) if last_only else (batch, steps, 2 * units), s.dtype)
@@ -317,7 +315,7 @@ def _lstm_seq_backward(g, r) -> dict:
     dw = np.add.reduce(partial)[:, cols]  # in block order
     grads = {"x rows": dz.reshape(-1, 4 * units), "x kernel": r["kernel"][:, cols],
              "kernel": dw[:features], "recurrent": dw[features + 1:], "bias": dw[features],
-             "h0": dstate[0].copy(), "c0": dstate[1].copy()}  # copies: see _lstm_outputs
+             "h0": dstate[0], "c0": dstate[1]}
     r["for"], r["grads"] = g, grads
     return grads
 
@@ -418,8 +416,8 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
     if last_only:
         outputs = np.concatenate([_block(hs, lo, hi, (steps,), (units,))[-1]
                                   for lo, hi in blocks])
-    else:  # copies: see _lstm_outputs
-        outputs = _from_blocks(hs.reshape(-1, units), blocks, steps, copy=True)
+    else:
+        outputs = _from_blocks(hs.reshape(-1, units), blocks, steps)
     return outputs, {
         "xt": xt, "kernel": kernel, "recurrent": recurrent, "h0": h0, "acts": acts,
         "rhs": rhs, "hs": hs, "dims": (steps, features, units), "steps": steps,
@@ -502,7 +500,7 @@ def _gru_seq_backward(g, r) -> dict:
     grads = {"x rows": flat[:, :3 * units], "x kernel": r["kernel"][:, _gru_input_order(units)],
              "kernel": dw[:features][:, keras_order], "recurrent": dw[features:-2],
              "bias": np.stack([dw[-2][keras_order], dw[-1]]),
-             "h0": dh.copy()}  # a copy: see _lstm_outputs
+             "h0": dh}
     r["for"], r["grads"] = g, grads
     return grads
 
