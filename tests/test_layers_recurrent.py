@@ -666,3 +666,21 @@ def test_recurrent_model_fits_alike_with_twins_and_on_one_thread(cell, twin_runs
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
     for got, want in zip(results[1][1], results[0][1]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_long_sequence_with_gradients_on_every_step_runs_on_the_twins(cell, twin_runs):
+    """Which steps have an upstream gradient travels in twin memory, not in the
+    kernel's message (limited in size): 6000 steps, the gradient on every step."""
+    from distflow import twin
+
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    if not twin.ensure_started():
+        pytest.skip("twin processes cannot run here")
+    primitive, args, g, want, want_grads = _cell_case(cell, {}, steps=6000, batch=4)
+    got, grads = _primitive_grads(primitive, args, g)
+    assert twin_runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for name, grad in zip(GRAD_NAMES, grads):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-8, atol=1e-10)

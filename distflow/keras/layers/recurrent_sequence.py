@@ -88,13 +88,18 @@ def _previous_outputs_grad(hs: np.ndarray, h0: np.ndarray, flat: np.ndarray) -> 
 
 
 def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
-    """The upstream gradient in twin memory as (batch, steps', width) and its live steps
-    as (step, index into steps') pairs: for `last_only`, the final step alone; else the
-    steps where it is nonzero."""
+    """The upstream gradient in twin memory as (batch, steps', width), and `live`
+    (steps,) in twin memory: for each step, its index into g's steps, or -1 where the
+    gradient is zero (for `last_only`, every step but the last). In twin memory rather
+    than the kernel's message, whose size is limited."""
+    live = twin.array((r["steps"],), np.int64)
+    live[:] = -1
     if r["last_only"]:
-        return _twin_copy(g[:, None]), ((r["steps"] - 1, 0),)
-    live = np.flatnonzero(g.any(axis=(0, 2)))
-    return _twin_copy(g), tuple((int(t), int(t)) for t in live)
+        live[-1] = 0
+        return _twin_copy(g[:, None]), live
+    nonzero = g.any(axis=(0, 2))
+    live[nonzero] = np.flatnonzero(nonzero)
+    return _twin_copy(g), live
 
 
 def _column_sums(flat: np.ndarray) -> np.ndarray:
@@ -262,10 +267,10 @@ def _lstm_backward_step(dh, dc, a, tc, h, c_prev, d, scratch, rb) -> None:
     dc *= f
 
 
-def _lstm_backward_rows(blocks: tuple, g, live: dict, rb, d, dh, dc, dw) -> None:
+def _lstm_backward_rows(blocks: tuple, g, live: list, rb, d, dh, dc, dw) -> None:
     """The backward recurrence over one block's rows: blocks = (s, acts, th, cs) as
     `_lstm_blocks`, g (n, steps', 2 units) the upstream gradient at the steps of `live`
-    ({step: index into g's steps}); d (steps, n, 4 units) the pre-activation gradients,
+    (a list: index into g's steps, or -1); d (steps, n, 4 units) the pre-activation gradients,
     dh, dc the state gradients (from zero, ending at h0 and c0's), dw (inner, 4 units)
     the block's weight gradient: its rows of s against d."""
     s, acts, th, cs = blocks
@@ -274,7 +279,7 @@ def _lstm_backward_rows(blocks: tuple, g, live: dict, rb, d, dh, dc, dw) -> None
                np.empty((n, units), s.dtype))
     dh[...], dc[...] = 0, 0
     for t in range(steps - 1, -1, -1):
-        if t in live:
+        if live[t] >= 0:
             dh += g[:, live[t], :units]
             dc += g[:, live[t], units:]
         _lstm_backward_step(dh, dc, acts[t], th[t], s[t + 1, :, inner - units:], cs[t], d[t],
@@ -287,9 +292,9 @@ def _lstm_backward_blocks(part: int, start: int, stop: int, g, live, rb, s, acts
                           dz, dstate, partial, blocks, dims) -> None:
     """The backward of the forward's blocks start:stop (twin.split's range `part`):
     each block's rows of dz and dstate = (dh0, dc0) and its weight-gradient partial
-    partial[block]; `live` as (step, index) pairs (see `_lstm_backward_rows`)."""
+    partial[block]; `live` as `_twin_upstream`'s."""
     steps, units = dims[0], dims[2]
-    live = dict((t, index) for t, index in live)
+    live = live.tolist()
     for b in range(start, stop):
         lo, hi = blocks[b]
         _lstm_backward_rows(_lstm_blocks(lo, hi, dims, s, acts, th, cs), g[lo:hi], live, rb,
@@ -442,10 +447,10 @@ def _gru_backward_step(dh, a, rh, h_prev, d, sl, tmp, rb) -> None:
     dh += tmp
 
 
-def _gru_backward_rows(blocks: tuple, h0, g, live: dict, rb, ds, dh, dw) -> None:
+def _gru_backward_rows(blocks: tuple, h0, g, live: list, rb, ds, dh, dw) -> None:
     """The backward recurrence over one block's rows: blocks = (xt, acts, rhs, hs) as
     `_gru_blocks`, h0 its initial states, g (n, steps', units) the upstream gradient at
-    the steps of `live` ({step: index into g's steps}); ds (steps, n, 4 units) the
+    the steps of `live` (a list: index into g's steps, or -1); ds (steps, n, 4 units) the
     step gradients (see above), dh the state gradient (from zero, ending at h0's), dw
     (features + units + 2, 3 units) the block's weight gradients: kernel, recurrent
     kernel, input bias (gates h, z, r), recurrent bias (z, r, h)."""
@@ -454,7 +459,7 @@ def _gru_backward_rows(blocks: tuple, h0, g, live: dict, rb, ds, dh, dw) -> None
     sl, tmp = np.empty((n, 3 * units), hs.dtype), np.empty((n, units), hs.dtype)
     dh[...] = 0
     for t in range(steps - 1, -1, -1):
-        if t in live:
+        if live[t] >= 0:
             dh += g[:, live[t]]
         _gru_backward_step(dh, acts[t], rhs[t], hs[t - 1] if t else h0, ds[t], sl, tmp, rb)
     flat = ds.reshape(-1, 4 * units)
@@ -469,9 +474,9 @@ def _gru_backward_blocks(part: int, start: int, stop: int, g, live, recurrent, h
                          rhs, hs, ds, dh, partial, blocks, dims) -> None:
     """The backward of the forward's blocks start:stop (twin.split's range `part`):
     each block's rows of ds and dh (h0's gradient) and its weight-gradient partial
-    partial[block]; `live` as (step, index) pairs (see `_gru_backward_rows`)."""
+    partial[block]; `live` as `_twin_upstream`'s."""
     steps, units = dims[0], dims[2]
-    live = dict((t, index) for t, index in live)
+    live = live.tolist()
     for b in range(start, stop):
         lo, hi = blocks[b]
         _gru_backward_rows(_gru_blocks(lo, hi, dims, xt, acts, rhs, hs), h0[lo:hi], g[lo:hi],
