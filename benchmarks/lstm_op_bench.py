@@ -20,24 +20,26 @@ from distflow.keras.layers import recurrent_sequence
 BATCH, STEPS, FEATURES, UNITS = 64, 50, 32, 128
 
 
-def inputs() -> tuple:
+def inputs(batch: int = BATCH) -> tuple:
     """(x, kernel, recurrent, bias, h0, c0) and the upstream gradient, float32."""
     rng = np.random.default_rng(0)
     f32 = np.float32
-    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype(f32)
+    x = rng.standard_normal((batch, STEPS, FEATURES)).astype(f32)
     kernel = (0.1 * rng.standard_normal((FEATURES, 4 * UNITS))).astype(f32)
     recurrent = (0.1 * rng.standard_normal((UNITS, 4 * UNITS))).astype(f32)
-    zeros = np.zeros((BATCH, UNITS), f32)
-    g = rng.standard_normal((BATCH, 2 * UNITS)).astype(f32)
+    zeros = np.zeros((batch, UNITS), f32)
+    g = rng.standard_normal((batch, 2 * UNITS)).astype(f32)
     return (x, kernel, recurrent, np.zeros(4 * UNITS, f32), zeros, zeros.copy()), g
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help="e.g. half the batch on one thread: what each twin runs")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    arrays, g = inputs()
+    arrays, g = inputs(args.batch)
     forward, backward = [], []
     for call in range(args.calls + 5):
         start = time.perf_counter()

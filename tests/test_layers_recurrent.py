@@ -377,12 +377,20 @@ def test_whole_sequence_options_match_central_differences(params):
     check_grads(lambda *a: gru_sequence(*a, **params), [x, k, r, b, h0], rtol=1e-5)
 
 
-def test_sequence_buffers_are_reused_only_once_released():
+def test_sequence_buffers_are_reused_only_once_released(monkeypatch):
     """Two forwards before either backward (two layers of one shape, or one layer called
     twice) keep their own buffers; once a result and its tape are gone, the next call
-    of the same shape reuses the memory."""
+    of the same shape reuses the memory (the `s` buffer's, recorded from `twin.array`)."""
+    from distflow import twin
     from distflow.keras.layers import recurrent_sequence
 
+    taken, real = [], twin.array
+
+    def recording(shape, dtype):
+        array = real(shape, dtype)
+        taken.append((tuple(shape), array.__array_interface__["data"][0]))
+        return array
+    monkeypatch.setattr(twin, "array", recording)
     (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=6, batch=4, units=3)
     x2 = RNG.standard_normal(x.shape)
     tensors = [df.constant(a) for a in (x, x2, k, r, b, h0, c0)]
@@ -398,65 +406,128 @@ def test_sequence_buffers_are_reused_only_once_released():
         got = tape.gradient(loss, tensors[2:])
         for name, grad in zip(("kernel", "recurrent", "bias", "h0", "c0"), got):
             np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10)
-    address = first.value.__array_interface__["data"][0]
+    s_buffers = [address for shape, address in taken if shape == (7 * 4 * (2 + 1 + 3),)]
+    assert len(s_buffers) == 2 and s_buffers[0] != s_buffers[1]
     del tape, first, second, loss1, loss2, loss
     gc.collect()  # a persistent tape's records form cycles: now nothing holds the buffers
-    again = recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
-    assert again.value.__array_interface__["data"][0] == address
+    recurrent_sequence.lstm_sequence(*tensors[:1], *tensors[2:])
+    assert [address for shape, address in taken if shape == (7 * 4 * 6,)][2] == s_buffers[0]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("params", [{}, {"last_only": True}])
+def test_sequence_outputs_and_gradients_outlive_the_buffers(cell, params):
+    """Results of calls whose residuals are gone (no tape) stay intact through the
+    next calls of the same shape, which reuse the buffers; so do state gradients."""
+    primitive, args, g, want, _ = _cell_case(cell, params)
+    others = (args[0][::-1].copy(), *args[1:])
+    first = primitive(*(df.constant(a) for a in args), **params).numpy()
+    primitive(*(df.constant(a) for a in others), **params)
+    np.testing.assert_allclose(first, want, rtol=1e-12)
+    states = _primitive_grads(primitive, args, g, **params)[1][4:]
+    kept = [s.copy() for s in states]
+    _primitive_grads(primitive, others, g, **params)
+    for state, copy in zip(states, kept):
+        np.testing.assert_array_equal(state, copy)
 
 
 @pytest.fixture
-def lstm_pieces(monkeypatch, intra_op_regions):
-    """`intra_op_regions`, with the backward's chunks of a step or two (several per
-    sequence)."""
-    from distflow.keras.layers import recurrent_sequence
+def twin_runs(monkeypatch, twin_splits):
+    """`twin_splits`, with every call that could use the twins recorded as (kernel
+    name, whether the twins ran its ranges)."""
+    from distflow import twin
 
-    monkeypatch.setattr(recurrent_sequence, "_CHUNK_ROWS", 2)
-    return intra_op_regions
+    runs, real = [], twin._run_on_twins
+
+    def recording(twins, fn, parts, args):
+        ran = real(twins, fn, parts, args)
+        runs.append((fn.__name__, ran))
+        return ran
+    monkeypatch.setattr(twin, "_run_on_twins", recording)
+    return runs
 
 
-def _lstm_on_threads(threads, args, g, **params):
-    from distflow.keras.layers.recurrent_sequence import lstm_sequence
+@pytest.fixture
+def twin_splits(monkeypatch, intra_op_regions):
+    """`intra_op_regions`, with every `twin.split` recorded as (kernel name, count,
+    ranges) (the real split runs)."""
+    from distflow import twin
 
+    calls, real = [], twin.split
+
+    def recording(count, fn, *args):
+        parts = real(count, fn, *args)
+        calls.append((fn.__name__, count, parts))
+        return parts
+    monkeypatch.setattr(twin, "split", recording)
+    return calls
+
+
+def _split_parts(calls, kernel):
+    """How many ranges each recorded `twin.split` of `kernel` ran."""
+    return [len(parts) for name, _, parts in calls if name == kernel]
+
+
+def _on_threads(threads, primitive, args, g, **params):
     df.config.threading.set_intra_op_parallelism_threads(threads)
-    return _primitive_grads(lstm_sequence, args, g, **params)
+    return _primitive_grads(primitive, args, g, **params)
 
 
+def _cell_case(cell, params, steps=5, batch=5):
+    """(primitive, args, upstream gradient, expected output, expected gradients by
+    name) for `cell` with `params`, from the previous implementation run on reversed
+    inputs for `backwards` (the upstream gradient on every step, or the last)."""
+    from distflow.keras.layers.recurrent_sequence import gru_sequence, lstm_sequence
+
+    lstm = cell == "lstm"
+    (x, k, r, b), h0, c0 = _sequence_inputs(4 if lstm else 3, not lstm, steps, batch)
+    args = (x, k, r, b, h0, c0) if lstm else (x, k, r, b, h0)
+    forward, backward = ((_lstm_seq_forward, _lstm_seq_backward) if lstm else
+                         (_gru_seq_forward, _gru_seq_backward))
+    last_only, backwards = params.get("last_only", False), params.get("backwards", False)
+    want, res = forward(x[:, ::-1].copy() if backwards else x, *args[1:])
+    g = RNG.standard_normal(want.shape)
+    if last_only:
+        g[:, :-1] = 0
+    want_grads = backward(g, res)
+    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
+    return (lstm_sequence if lstm else gru_sequence, args, g[:, -1] if last_only else g,
+            want[:, -1] if last_only else want, want_grads)
+
+
+GRAD_NAMES = ("x", "kernel", "recurrent", "bias", "h0", "c0")
 needs_settable_blas = pytest.mark.skipif(
     __import__("distflow.intra_op").intra_op.blas_threads() is None,
     reason="no settable OpenBLAS")
 
 
 @needs_settable_blas
-@pytest.mark.parametrize("batch", [2, 5])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("batch", [4, 5])
 @pytest.mark.parametrize("params", [{}, {"last_only": True}, {"backwards": True},
                                     {"last_only": True, "backwards": True}])
-def test_lstm_sequence_splits_the_batch_on_two_threads(params, batch, lstm_pieces):
-    """On two threads the recurrence runs as two batch pieces (uneven for an odd batch);
-    outputs and every gradient equal the one-thread run and the previous
+def test_sequence_splits_the_batch_on_two_threads(cell, params, batch, twin_splits):
+    """On two threads the forward and the backward recurrence each run as two batch
+    ranges (`twin.split`, uneven for an odd batch); outputs equal the one-thread run's
+    bit for bit (ranges of at least two rows: a one-row product is a matrix-vector
+    product in NumPy, rounded otherwise), and they and every gradient equal the previous
     implementation's, with the upstream gradient on every step."""
-    (x, k, r, b), h0, c0 = _sequence_inputs(4, steps=5, batch=batch)
-    args = (x, k, r, b, h0, c0)
-    last_only, backwards = params.get("last_only", False), params.get("backwards", False)
-    want, res = _lstm_seq_forward(x[:, ::-1].copy() if backwards else x, k, r, b, h0, c0)
-    g = RNG.standard_normal(want.shape)
-    if last_only:
-        g[:, :-1] = 0
-    want_grads = _lstm_seq_backward(g, res)
-    want_grads["x"] = want_grads["x"][:, ::-1] if backwards else want_grads["x"]
-    gp = g[:, -1] if last_only else g
-    one = _lstm_on_threads(1, args, gp, **params)
-    assert all(count == 1 for count, _ in lstm_pieces)
-    two = _lstm_on_threads(2, args, gp, **params)
-    assert (2, 2) in lstm_pieces
+    primitive, args, g, want, want_grads = _cell_case(cell, params, batch=batch)
+    one = _on_threads(1, primitive, args, g, **params)
+    assert [len(parts) for *_, parts in twin_splits] == [1, 1]
+    two = _on_threads(2, primitive, args, g, **params)
+    assert _split_parts(twin_splits, f"_{cell}_forward_block") == [1, 2]
+    assert _split_parts(twin_splits, f"_{cell}_backward_blocks") == [1, 2]
+    assert twin_splits[2][2] == [(0, batch // 2), (batch // 2, batch)]
+    np.testing.assert_array_equal(two[0], one[0])
     for got in (one, two):
-        np.testing.assert_allclose(got[0], want[:, -1] if last_only else want, rtol=1e-12)
-        for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got[1]):
+        np.testing.assert_allclose(got[0], want, rtol=1e-12)
+        for name, grad in zip(GRAD_NAMES, got[1]):
             np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
 
 
 @needs_settable_blas
-def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_pieces):
+def test_lstm_sequence_gradients_on_two_threads_match_central_differences(twin_splits):
     from distflow.keras.layers.recurrent_sequence import lstm_sequence
 
     df.config.threading.set_intra_op_parallelism_threads(2)
@@ -464,21 +535,23 @@ def test_lstm_sequence_gradients_on_two_threads_match_central_differences(lstm_p
     for params in ({}, {"last_only": True, "backwards": True}):
         check_grads(lambda *a, p=params: lstm_sequence(*a, **p), [x, k, r, b, h0, c0],
                     rtol=1e-5)
-    assert (2, 2) in lstm_pieces
+    assert 2 in _split_parts(twin_splits, "_lstm_backward_blocks")
 
 
 @needs_settable_blas
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("options", [
     dict(return_sequences=True, return_state=True),
     dict(return_sequences=False, go_backwards=True),
     dict(return_sequences=True, go_backwards=True, use_bias=False)])
-def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
-    """A float32 LSTM layer (initial states given): outputs, states and the gradients
-    of the input, the states and the weights agree on 1 and 2 threads to float32
-    rounding."""
-    layer = layers.LSTM(16, **options)
+def test_recurrent_layer_trains_alike_on_one_and_two_threads(cell, options, twin_splits):
+    """A float32 LSTM or GRU layer (initial states given): outputs, states and the
+    gradients of the input, the states and the weights agree on 1 and 2 threads to
+    float32 rounding."""
+    layer = getattr(layers, cell)(16, **options)
     x = RNG.standard_normal((6, 7, 3)).astype(np.float32)
-    states = [RNG.standard_normal((6, 16)).astype(np.float32) for _ in range(2)]
+    states = [RNG.standard_normal((6, 16)).astype(np.float32)
+              for _ in range(2 if cell == "LSTM" else 1)]
     layer(x, initial_state=states)
     randomize(layer)
     results = []
@@ -492,14 +565,14 @@ def test_lstm_layer_trains_alike_on_one_and_two_threads(options, lstm_pieces):
             loss = sum(df.reduce_sum(o * df.cos(o)) for o in outs)
         results.append([o.numpy() for o in outs] + [t.numpy() for t in tape.gradient(
             loss, [xt, *st, *layer.trainable_weights])])
-    assert (2, 2) in lstm_pieces
+    assert _split_parts(twin_splits, f"_{cell.lower()}_backward_blocks") == [1, 2]
     for a, e in zip(*results):
         np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)
 
 
 @needs_settable_blas
 @pytest.mark.parametrize("threads", [1, 2])
-def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, lstm_pieces):
+def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, twin_splits):
     """Two gradients of one forward (a persistent tape, two losses): the second backward
     reuses what the first formed from the forward's residuals and still equals the
     previous implementation's, on one and two threads."""
@@ -520,3 +593,94 @@ def test_lstm_sequence_backward_twice_with_other_upstream_gradients(threads, lst
         for name, grad in zip(("x", "kernel", "recurrent", "bias", "h0", "c0"), got):
             np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10,
                                        atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("threads", [(2, 1), (1, 2)])
+@pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
+def test_sequence_backward_on_another_thread_count_than_its_forward(
+        cell, threads, params, twin_splits):
+    """The backward takes the forward's batch ranges whatever the thread count is by
+    then: two ranges on one thread, one range with two threads configured."""
+    primitive, args, g, _, want_grads = _cell_case(cell, params)
+    tensors = [df.constant(a) for a in args]
+    df.config.threading.set_intra_op_parallelism_threads(threads[0])
+    with df.GradientTape() as tape:
+        tape.watch(tensors)
+        loss = df.reduce_sum(primitive(*tensors, **params) * df.constant(g))
+    df.config.threading.set_intra_op_parallelism_threads(threads[1])
+    got = tape.gradient(loss, tensors)
+    assert _split_parts(twin_splits, f"_{cell}_backward_blocks") == [min(threads)]
+    assert len(twin_splits[0][2]) == threads[0]  # the forward's ranges
+    for name, grad in zip(GRAD_NAMES, got):
+        np.testing.assert_allclose(grad.numpy(), want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("params", [{}, {"last_only": True, "backwards": True}])
+def test_sequence_ranges_run_in_a_twin_process(cell, params, twin_runs):
+    """With twins running, the forward's and the backward's second ranges run in a twin
+    process (every array argument in twin memory, else the ranges would fall back to
+    threads), with the previous implementation's results."""
+    from distflow import twin
+
+    primitive, args, g, want, want_grads = _cell_case(cell, params, batch=6)
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    if not twin.ensure_started():
+        pytest.skip("twin processes cannot run here")
+    got, grads = _primitive_grads(primitive, args, g, **params)
+    assert twin_runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for name, grad in zip(GRAD_NAMES, grads):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-10, atol=1e-12)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_model_fits_alike_with_twins_and_on_one_thread(cell, twin_runs):
+    """`fit` of a model with a whole-sequence LSTM or GRU (return_sequences, then a
+    second one over its outputs) on two threads, the ranges in a twin process, ends
+    with the one-thread run's weights and losses to float32 rounding."""
+    from distflow import keras, twin
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((24, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 24)
+    results = []
+    for threads in (1, 2):
+        df.config.threading.set_intra_op_parallelism_threads(threads)
+        if threads == 2 and not twin.ensure_started():
+            pytest.skip("twin processes cannot run here")
+        keras.utils.set_random_seed(3)
+        rnn = getattr(layers, cell)
+        model = keras.Sequential([keras.Input((6, 3)), rnn(8, return_sequences=True),
+                                  rnn(8), layers.Dense(4)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+        history = model.fit(x, y, batch_size=12, epochs=3, shuffle=False, verbose=0)
+        results.append((history.history["loss"], model.get_weights()))
+    assert (f"_{cell.lower()}_backward_blocks", True) in twin_runs
+    assert all(ran for _, ran in twin_runs)
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    for got, want in zip(results[1][1], results[0][1]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_settable_blas
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_long_sequence_with_gradients_on_every_step_runs_on_the_twins(cell, twin_runs):
+    """Which steps have an upstream gradient travels in twin memory, not in the
+    kernel's message (limited in size): 6000 steps, the gradient on every step."""
+    from distflow import twin
+
+    df.config.threading.set_intra_op_parallelism_threads(2)
+    if not twin.ensure_started():
+        pytest.skip("twin processes cannot run here")
+    primitive, args, g, want, want_grads = _cell_case(cell, {}, steps=6000, batch=4)
+    got, grads = _primitive_grads(primitive, args, g)
+    assert twin_runs == [(f"_{cell}_forward_block", True), (f"_{cell}_backward_blocks", True)]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for name, grad in zip(GRAD_NAMES, grads):
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-8, atol=1e-10)
