@@ -158,6 +158,32 @@ def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, keep, 
         np.testing.assert_array_equal(a, e)
 
 
+def _with_threads(threads: int, fn, *args):
+    """fn(*args) with `threads` intra-op threads configured (the count restored after)."""
+    before = intra_op.blas_threads()
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        return fn(*args)
+    finally:
+        intra_op.set_blas_threads(before)
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 7])
+@pytest.mark.parametrize("name", ["one_channel_same", "channels_same", "strided_pool3"])
+def test_uneven_ranges_give_the_one_thread_and_the_composed_results(name, batch, slicing):
+    """Batches whose chunks, and so the two ranges, differ in size (one image: one
+    range): bit for bit the one-thread results, and the composed ops' values."""
+    x, w, b = _inputs(name, ties=True)
+    x = np.resize(x, (batch, *x.shape[1:])) * np.arange(1, batch + 1)[:, None, None, None]
+    spec = CASES[name][2:]
+    one, two = (_with_threads(t, _value_and_grads, _fused, (x, w, b), spec) for t in (1, 2))
+    for a, e in zip(two, one):
+        np.testing.assert_array_equal(a, e)
+    for a, e in zip(two, _value_and_grads(_composed, (x, w, b), spec)):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ Keras models
 
 
