@@ -162,6 +162,18 @@ def _drain(body: Callable[[int], None], count: int, counter) -> None:
         _worker.inside = False
 
 
+def run_as_piece(fn: Callable, *args: object) -> object:
+    """fn(*args) as one piece of a region: BLAS held at one thread and `threads()` 1
+    inside it (e.g. the calling process's range while twin processes run the others)."""
+    _enter()
+    _worker.inside = True
+    try:
+        return fn(*args)
+    finally:
+        _worker.inside = False
+        _leave()
+
+
 def parallel_for(count: int, body: Callable[[int], None]) -> None:
     """Calls body(i) once for every i in range(count), on up to `threads()` threads
     (the caller's one of them), and returns when all calls have returned.

@@ -186,6 +186,10 @@ VARIABLES: tuple[Variable, ...] = (
     _v("IGNORE_CORRUPT_CHECKPOINTS", "bool", False, "a server whose checkpoints are all "
        "corrupt starts empty instead of refusing to start", "servers"),
     _v("LOG_LEVEL", "str", "INFO", "a server's logging level", "servers"),
+    _v("TWINS", "bool", True, "with several intra-op threads, ops' batch ranges run in "
+       "twin processes free of this process's GIL (0: on threads)", "ops (`distflow.twin`)"),
+    _v("TWIN_TIMEOUT", "float", 600.0, "seconds this process waits for a twin process to "
+       "start or to finish its range of an op", "ops (`distflow.twin`)", bound="positive"),
 )
 _BY_NAME = {v.name: v for v in VARIABLES}
 
