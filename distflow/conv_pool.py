@@ -61,8 +61,8 @@ SLICE_BYTES = 1 << 20
 
 
 class _Geo(NamedTuple):
-    """One call's shapes and batch ranges, plain ints and tuples (a kernel argument
-    twins receive as JSON lists: `load` makes them tuples again)."""
+    """One call's shapes and batch ranges, plain ints and tuples (a kernel argument:
+    twins receive it as a plain tuple, which `load` makes a `_Geo` again)."""
 
     spec: tuple  # (strides, dilations, pads)
     out_hw: tuple  # the conv's (oh, ow)
@@ -74,13 +74,8 @@ class _Geo(NamedTuple):
     first: tuple  # per chunk, its first slice's index; last, the slice count
 
     @classmethod
-    def load(cls, fields) -> _Geo:
-        return cls(*(_tuples(f) for f in fields))
-
-
-def _tuples(value):
-    """`value` with every list in it (nested) made a tuple."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+    def load(cls, fields: tuple) -> _Geo:
+        return cls(*fields)
 
 
 def _chunks(n: int, image_bytes: int) -> tuple:
@@ -115,13 +110,13 @@ def _slicing(chunks: tuple, patch_bytes: int, limit: int) -> tuple[tuple, tuple]
 
 
 def _shared(a: np.ndarray) -> np.ndarray:
-    """a in memory twins map: a copy in a `twin.array`."""
-    return _copy_to(twin.array(a.shape, a.dtype), a)
-
-
-def _copy_to(target: np.ndarray, source: np.ndarray) -> np.ndarray:
-    np.copyto(target, source)
-    return target
+    """a in memory twins map: a itself if it is there (another conv_pool op's output or
+    input gradient) or no twins can run, else a copy in a `twin.array`."""
+    if not twin.shared_possible() or twin._locate(a) is not None:
+        return a
+    copy = twin.array(a.shape, a.dtype)
+    np.copyto(copy, a)
+    return copy
 
 
 # Block order: a slice's conv outputs as rows (qi, qj, b, pi, pj) for the pooling
@@ -241,7 +236,7 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
 def _forward_part(part: int, start: int, stop: int, x, w_and_b, kept, masks, out, kshape,
                   geo) -> None:
     """Chunks start:stop of `_forward` (`part` unused: the chunks index everything)."""
-    geo, kshape = _Geo.load(geo), tuple(kshape)
+    geo = _Geo.load(geo)
     for k in range(start, stop):
         _forward_chunk(geo.chunks[k], geo.slices[k], x, w_and_b, kept, masks, out, kshape,
                        geo)
@@ -272,7 +267,7 @@ def _backward_part(part: int, start: int, stop: int, g, x, w_and_b, kept, masks,
                    dx, kshape, geo) -> None:
     """Chunks start:stop of `_grads`: their slices' kernel and bias gradients into
     parts[slice], their input gradient into dx (unless None)."""
-    r = {"x": x, "w": w_and_b[:-1].reshape(tuple(kshape)), "geo": _Geo.load(geo),
+    r = {"x": x, "w": w_and_b[:-1].reshape(kshape), "geo": _Geo.load(geo),
          "kept": kept, "masks": masks}
     for k in range(start, stop):
         _chunk_grads(g, r, k, parts, dx)
