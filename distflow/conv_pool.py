@@ -75,6 +75,7 @@ class _Geo(NamedTuple):
 
     @classmethod
     def load(cls, fields: tuple) -> _Geo:
+        """The `_Geo` whose fields a kernel received as a plain tuple."""
         return cls(*fields)
 
 
