@@ -40,6 +40,7 @@ the input needs none, as a model's first layer).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any, NamedTuple
@@ -61,31 +62,45 @@ SLICE_BYTES = 1 << 20
 
 
 class _Geo(NamedTuple):
-    """One call's shapes and batch ranges, plain ints and tuples (a kernel argument:
-    twins receive it as a plain tuple, which `load` makes a `_Geo` again)."""
+    """One call's shapes and how its batch is cut, plain ints and tuples (a kernel
+    argument: twins receive it as a plain tuple, which `load` makes a `_Geo` again);
+    the ranges themselves (`chunks`, `slices`, `first`) are derived on each side."""
 
     spec: tuple  # (strides, dilations, pads)
     out_hw: tuple  # the conv's (oh, ow)
     pool: tuple
     pooled_hw: tuple
     rows: int  # the covered conv outputs per image, the only ones computed
-    chunks: tuple  # the pieces' batch ranges (`_chunks`)
-    slices: tuple  # per chunk, its slices' batch ranges (`_slicing`)
-    first: tuple  # per chunk, its first slice's index; last, the slice count
+    cuts: tuple  # (images, chunks, patch bytes per image, patch bytes per slice at most)
 
     @classmethod
     def load(cls, fields: tuple) -> _Geo:
         """The `_Geo` whose fields a kernel received as a plain tuple."""
         return cls(*fields)
 
+    @property
+    def chunks(self) -> tuple:
+        """The pieces' batch ranges."""
+        return _ranges(*self.cuts)[0]
 
-def _chunks(n: int, image_bytes: int) -> tuple:
-    """The batch ranges one call's pieces cover: at least CHUNKS, enough that each
-    holds at most CHUNK_BYTES of conv output (while in cache), an even count (two
-    processes get equal shares), never depending on the thread count (sums over
+    @property
+    def slices(self) -> tuple:
+        """Per chunk, its slices' batch ranges."""
+        return _ranges(*self.cuts)[1]
+
+    @property
+    def first(self) -> tuple:
+        """Per chunk, its first slice's index; last, the slice count."""
+        return _ranges(*self.cuts)[2]
+
+
+def _pieces(n: int, image_bytes: int) -> int:
+    """How many chunks (pieces) a call's batch is cut into: at least CHUNKS, enough
+    that each holds at most CHUNK_BYTES of conv output (while in cache), an even count
+    (two processes get equal shares), never depending on the thread count (sums over
     pieces keep one order)."""
     count = max(CHUNKS, -(-n * image_bytes // CHUNK_BYTES))
-    return tuple(intra_op.split(n, count + count % 2))
+    return count + count % 2
 
 
 def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> _Geo:
@@ -94,20 +109,22 @@ def _geometry(x: np.ndarray, w: np.ndarray, strides, dilations, mode, pool) -> _
     oh, ow, pad_h, pad_w = nn._geometry(x.shape, kh, kw, strides, dilations, mode)
     pooled_hw = (oh // pool[0], ow // pool[1])
     rows = math.prod(pooled_hw) * math.prod(pool)
-    chunks = _chunks(x.shape[0], oh * ow * cout * x.itemsize)
+    pieces = _pieces(x.shape[0], oh * ow * cout * x.itemsize)
     patch_bytes = rows * kh * kw * cin * x.itemsize
     return _Geo((strides, dilations, (pad_h, pad_w)), (oh, ow), pool, pooled_hw, rows,
-                chunks, *_slicing(chunks, patch_bytes, SLICE_BYTES))
+                (x.shape[0], pieces, patch_bytes, SLICE_BYTES))
 
 
-def _slicing(chunks: tuple, patch_bytes: int, limit: int) -> tuple[tuple, tuple]:
-    """(slices, first): per chunk its slices (batch ranges of at most `limit` bytes of
-    patches, as few as that allows), and each chunk's first slice's index, then the
-    slice count."""
+@functools.lru_cache(maxsize=64)
+def _ranges(n: int, pieces: int, patch_bytes: int, limit: int) -> tuple[tuple, tuple, tuple]:
+    """(chunks, slices, first) of n images: `pieces` near-equal chunks; per chunk its
+    slices (batch ranges of at most `limit` bytes of patches, as few as that allows);
+    each chunk's first slice's index, then the slice count."""
+    chunks = tuple(intra_op.split(n, pieces))
     slices = tuple(tuple((c0 + s0, c0 + s1) for s0, s1 in nn._slices(c1 - c0, patch_bytes,
                                                                       limit))
                    for c0, c1 in chunks)
-    return slices, tuple(itertools.accumulate((len(s) for s in slices), initial=0))
+    return chunks, slices, tuple(itertools.accumulate((len(s) for s in slices), initial=0))
 
 
 def _shared(a: np.ndarray) -> np.ndarray:
