@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layers_bench  # noqa: E402
 
 import distflow.keras as dk  # noqa: E402
-from distflow import primitive  # noqa: E402
+from distflow import primitive, twin  # noqa: E402
 
 TOTALS: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0])
 
@@ -113,6 +113,8 @@ def main() -> None:
     ops = sum(total[0] for total in TOTALS.values()) / n
     print(f"ops {1e3 * ops:.2f} ms of a mean step of {1e3 * sum(walls) / n:.2f} ms")
     print_thread_cpu(threads_before, n)
+    print(f"twin.split calls since start: {twin.counts()} (twins: {twin.pids()}; their CPU "
+          f"is not in this process's)")
 
 
 if __name__ == "__main__":

@@ -55,9 +55,10 @@ import numpy as np
 
 from distflow import intra_op, process_env
 
-__all__ = ["array", "ensure_started", "kernel", "pids", "split"]
+__all__ = ["array", "counts", "ensure_started", "kernel", "pids", "split"]
 
 _MESSAGE = 1 << 16  # bytes: the largest message either side sends
+SPIN = 200e-6  # seconds the caller polls for a twin's answer before sleeping
 _KERNELS: dict[str, Callable] = {}
 
 
@@ -92,17 +93,18 @@ _SEGMENT_IDS = iter(range(1, 1 << 62))
 _SEGMENTS: dict[int, tuple[int, int, int]] = {}  # id -> (address, size, fd)
 _DROPPED: deque[int] = deque()  # segments freed since the twins last heard
 _POOL: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
-_POOL_SHAPES, _POOL_DEPTH = 16, 3
+_POOL_SHAPES, _POOL_DEPTH = 32, 3  # sizes kept, arrays per size
 _LOCK = threading.Lock()
 
 
-def _shared_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """An array of `shape` over a fresh segment, which lives as long as the array's views."""
-    seg = _Segment(math.prod(shape) * dtype.itemsize)
-    out = np.frombuffer(seg.map, dtype, math.prod(shape)).reshape(shape)
+def _shared_flat(count: int, dtype: np.dtype) -> np.ndarray:
+    """A 1-D array of `count` items over a fresh segment, which lives as long as any
+    view of the array."""
+    seg = _Segment(count * dtype.itemsize)
+    flat = np.frombuffer(seg.map, dtype, count)
     _SEGMENTS[seg.id] = (seg.address, seg.size, seg.fd)
     weakref.finalize(seg.map, _release, seg.id, seg.fd)
-    return out
+    return flat
 
 
 def _release(seg_id: int, fd: int) -> None:
@@ -122,25 +124,27 @@ def shared_possible() -> bool:
 
 def array(shape: tuple, dtype: Any) -> np.ndarray:
     """An uninitialised array of `shape` that twins can read and write (a plain array
-    where twins cannot run), reused across calls once nothing else references it (as
-    `workspace.reusable`)."""
+    where twins cannot run), reused across calls once nothing references it any more:
+    neither it nor any view of it (as `workspace.reusable`)."""
     dtype = np.dtype(dtype)
     shared = shared_possible()
-    key = (tuple(shape), dtype.str, shared)
+    count = math.prod(shape)
+    key = (count, dtype.str, shared)
     with _LOCK:
-        arrays = _POOL.setdefault(key, [])
+        flats = _POOL.setdefault(key, [])
         _POOL.move_to_end(key)
-        for candidate in arrays:
-            if sys.getrefcount(candidate) == 3:  # the list, `candidate`, the argument
-                return candidate
-    fresh = _shared_empty(tuple(shape), dtype) if shared else np.empty(shape, dtype)
+        for flat in flats:
+            # the list, `flat`, the argument: every view's base is the flat array
+            if sys.getrefcount(flat) == 3:
+                return flat.reshape(shape)
+    flat = _shared_flat(count, dtype) if shared else np.empty(count, dtype)
     evicted = []  # dropped outside the lock: their segments' finalizers may run then
     with _LOCK:
-        if len(arrays) < _POOL_DEPTH:
-            arrays.append(fresh)
+        if len(flats) < _POOL_DEPTH:
+            flats.append(flat)
         while len(_POOL) > _POOL_SHAPES:
             evicted.append(_POOL.popitem(last=False))
-    return fresh
+    return flat.reshape(shape)
 
 
 def _locate(a: np.ndarray) -> tuple[int, int] | None:
@@ -214,7 +218,8 @@ class _Twin:
                        [_package_root(), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "distflow.twin", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL)
         theirs.close()
         self.sock, self.sent = ours, set()
 
@@ -225,10 +230,14 @@ class _Twin:
             raise RuntimeError(f"twin process {self.proc.pid} said {reply} instead of ready")
 
     def receive(self, timeout: float, waiting_for: str) -> dict:
-        """The twin's next message; a clear error if it dies or stays silent."""
+        """The twin's next message; a clear error if it dies or stays silent. Polls for
+        up to SPIN seconds before sleeping on the socket: a sleeping process takes tens
+        of microseconds to wake on these machines."""
+        data = self._poll()
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(_MESSAGE)
+            if data is None:
+                data = self.sock.recv(_MESSAGE)
         except TimeoutError:
             raise TimeoutError(
                 f"twin process {self.proc.pid} did not answer within {timeout:g} s while "
@@ -239,6 +248,17 @@ class _Twin:
             raise RuntimeError(f"twin process {self.proc.pid} exited (code {code}) while "
                                f"this process waited for {waiting_for}")
         return json.loads(data)
+
+    def _poll(self) -> bytes | None:
+        """The next message if it arrives within SPIN seconds, else None."""
+        deadline = time.perf_counter() + SPIN
+        self.sock.setblocking(False)
+        while True:
+            try:
+                return self.sock.recv(_MESSAGE)
+            except BlockingIOError:
+                if time.perf_counter() > deadline:
+                    return None
 
     def run(self, name: str, part: int, span: tuple, args: list, segments: set,
             dropped: list) -> None:
@@ -351,11 +371,25 @@ def split(count: int, fn: Callable, *args: Any) -> list[tuple[int, int]]:
         try:
             twins = _twins(len(parts) - 1)
             if twins is not None and _run_on_twins(twins, fn, parts, args):
+                _COUNTS["twins"] += 1
                 return parts
         finally:
             _IN_USE.release()
+    _COUNTS["threads" if len(parts) > 1 else "here"] += 1
     intra_op.parallel_for(len(parts), lambda k: fn(k, *parts[k], *args))
     return parts
+
+
+_COUNTS = {"twins": 0, "threads": 0, "here": 0}
+
+
+def counts() -> dict[str, int]:
+    """How many `split` calls ran their ranges on the twins, on threads (twins wanted
+    but not used: an argument outside twin memory, another thread using them, a
+    failed start, DISTFLOW_TWINS=0), or all here (one range), since the process
+    started: a benchmark's or a profile's check that an op's ranges reached the
+    twins."""
+    return dict(_COUNTS)
 
 
 def _run_on_twins(twins: list[_Twin], fn: Callable, parts: list, args: tuple) -> bool:
@@ -379,15 +413,22 @@ def _run_on_twins(twins: list[_Twin], fn: Callable, parts: list, args: tuple) ->
         intra_op.run_as_piece(fn, 0, *parts[0], *args)
     except BaseException as error:  # noqa: BLE001 - raised once the twins have answered
         failure = error
-    _collect(twins, name, parts)
+    try:
+        _collect(twins, name, parts)
+    except _KernelError:
+        raise
+    except BaseException:
+        _stop()  # e.g. Ctrl-C while waiting: an answer left unread would be misread later
+        raise
     if failure is not None:
         raise failure
     return True
 
 
 def _collect(twins: list[_Twin], name: str, parts: list) -> None:
-    """Every twin's answer; raises the first failure (stopping the twins if one died
-    or timed out, since its socket may still carry a late answer)."""
+    """Every twin's answer; raises the first failure once all have answered or
+    failed (the caller stops the twins then: a kernel error leaves them in step, but
+    a death or a silence may leave a late answer in a socket)."""
     errors = []
     for k, twin in enumerate(twins, 1):
         try:
@@ -397,10 +438,8 @@ def _collect(twins: list[_Twin], name: str, parts: list) -> None:
             continue
         if reply.get("op") != "done":
             errors.append(_remote_error(twin, name, reply))
-    if errors:
-        if not all(isinstance(e, _KernelError) for e in errors):
-            _stop()
-        raise errors[0]
+    if errors:  # a death or a silence first
+        raise sorted(errors, key=lambda e: isinstance(e, _KernelError))[0]
 
 
 class _KernelError(RuntimeError):
@@ -413,7 +452,10 @@ def _remote_error(twin: _Twin, name: str, reply: dict) -> Exception:
 
 
 def _after_fork() -> None:
-    """A forked child shares none of its parent's twins."""
+    """A forked child shares none of its parent's twins (and closes its copies of their
+    sockets, so that they still see their parent's exit)."""
+    for twin in _state["twins"]:
+        twin.sock.close()
     _state.update(twins=[], error=None)
     _SEGMENTS.clear()
     _DROPPED.clear()

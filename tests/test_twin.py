@@ -76,9 +76,13 @@ def test_arguments_the_wire_cannot_carry_are_refused(two_threads):
 
 def test_an_array_outside_twin_memory_runs_the_ranges_on_threads(two_threads):
     out, ran = np.full(10, -1), twin.array((2,), np.int64)
+    before = twin.counts()
     twin.split(10, twin.probe, out, ran)
     assert out.tolist() == list(range(10))
     assert ran.tolist() == [os.getpid(), os.getpid()]
+    twin.split(10, twin.probe, twin.array((10,), np.int64), ran)
+    after = twin.counts()
+    assert (after["threads"] - before["threads"], after["twins"] - before["twins"]) == (1, 1)
 
 
 def test_a_dead_twin_fails_the_call_by_name_and_the_next_start_replaces_it(two_threads):
@@ -154,6 +158,34 @@ def test_freed_arrays_are_unmapped_in_the_twin_too(two_threads):
     assert _memfd_maps(two_threads[0]) <= before + twin._POOL_SHAPES + 2 < peak
 
 
+def test_a_forked_child_has_no_twins_and_leaves_the_parents_alone(two_threads):
+    pid = os.fork()
+    if pid == 0:  # the child: no twins, its copies of their sockets closed
+        os._exit(0 if twin.pids() == [] and twin._state["error"] is None else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    out, ran = _probe_arrays()
+    twin.split(10, twin.probe, out, ran)
+    assert ran[1] == two_threads[0] and twin.pids() == two_threads
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_array_is_not_handed_out_again_while_a_view_of_it_lives(threads):
+    before = intra_op.blas_threads()
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        first = twin.array((7, 11), np.float32)
+        view = first[2:5].T  # its base is the pooled memory, not `first`
+        address = first.__array_interface__["data"][0]
+        del first
+        second = twin.array((7, 11), np.float32)
+        assert not np.shares_memory(view, second)
+        del view, second
+        third = twin.array((11, 7), np.float32)  # the same size, free again: reused
+        assert third.shape == (11, 7) and third.__array_interface__["data"][0] == address
+    finally:
+        df.config.threading.set_intra_op_parallelism_threads(before)
+
+
 def test_one_thread_means_no_twins_and_plain_arrays():
     before = intra_op.blas_threads()
     df.config.threading.set_intra_op_parallelism_threads(1)
@@ -181,6 +213,24 @@ def test_distflow_twins_0_keeps_every_range_on_threads():
         print(twin.ensure_started(), ran.tolist() == [os.getpid()] * 2, out.tolist())
     """, {"DISTFLOW_TWINS": "0", "OPENBLAS_NUM_THREADS": "2"})
     assert done.stdout.split("\n")[0] == "[] True [0, 1, 2, 3, 4, 5, 6, 7]", done.stderr
+
+
+def test_ctrl_c_while_waiting_leaves_no_stale_answer_for_the_next_call():
+    done = _run("""
+        import os, signal, threading, numpy as np
+        from distflow import twin
+        first = twin.ensure_started()
+        out, ran = twin.array((10,), np.int64), twin.array((2,), np.int64)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            twin.split(10, twin.probe, out, ran, 1.0)
+        except KeyboardInterrupt:
+            print("interrupted")
+        out[:] = -1
+        twin.split(10, twin.probe, out, ran)
+        print(out.tolist() == list(range(10)), twin.pids() != first, ran[1] == twin.pids()[0])
+    """, {"OPENBLAS_NUM_THREADS": "2"})
+    assert done.stdout.split("\n")[:2] == ["interrupted", "True True True"], done.stderr
 
 
 def test_twins_exit_when_their_parent_is_killed():
