@@ -7,7 +7,7 @@ import pytest
 
 import distflow as df
 import distflow.keras as keras
-from distflow import conv_pool, intra_op, nn
+from distflow import conv_pool, intra_op, nn, twin
 from distflow.keras import layers
 from distflow.test_util import check_grads
 
@@ -144,18 +144,83 @@ def test_two_threads_give_the_one_thread_results_bit_for_bit(name, dtype, keep, 
     monkeypatch.setattr(nn, "_SLICE_BYTES", 1)
     monkeypatch.setattr(conv_pool, "SLICE_BYTES", 1)
     monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
-    before = intra_op.blas_threads()
     x, w, b = _inputs(name, dtype, ties=True)
     x = np.concatenate([x, -x, 2 * x])
-    results = []
-    try:
-        for threads in (1, 2):
-            df.config.threading.set_intra_op_parallelism_threads(threads)
-            results.append(_value_and_grads(_fused, (x, w, b), CASES[name][2:]))
-    finally:
-        intra_op.set_blas_threads(before)
+    results = [_with_threads(t, _value_and_grads, _fused, (x, w, b), CASES[name][2:])
+               for t in (1, 2)]
     for a, e in zip(*results):
         np.testing.assert_array_equal(a, e)
+
+
+def _with_threads(threads: int, fn, *args):
+    """fn(*args) with `threads` intra-op threads configured and their twin processes
+    running (the count restored after)."""
+    before = intra_op.blas_threads()
+    df.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        twin.ensure_started()
+        return fn(*args)
+    finally:
+        intra_op.set_blas_threads(before)
+
+
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 7])
+@pytest.mark.parametrize("name", ["one_channel_same", "channels_same", "strided_pool3"])
+def test_uneven_ranges_give_the_one_thread_and_the_composed_results(name, batch, slicing):
+    """Batches whose chunks, and so the two ranges, differ in size (one image: one
+    range): bit for bit the one-thread results, and the composed ops' values."""
+    x, w, b = _inputs(name, ties=True)
+    x = np.resize(x, (batch, *x.shape[1:])) * np.arange(1, batch + 1)[:, None, None, None]
+    spec = CASES[name][2:]
+    one, two = (_with_threads(t, _value_and_grads, _fused, (x, w, b), spec) for t in (1, 2))
+    for a, e in zip(two, one):
+        np.testing.assert_array_equal(a, e)
+    for a, e in zip(two, _value_and_grads(_composed, (x, w, b), spec)):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+def _chunks_run_here(monkeypatch) -> dict:
+    """Records the chunks whose forward and gradients this process computes."""
+    here = {"forward": [], "grads": []}
+    forward, grads = conv_pool._forward_chunk, conv_pool._chunk_grads
+    monkeypatch.setattr(conv_pool, "_forward_chunk",
+                        lambda chunk, *a: here["forward"].append(chunk) or forward(chunk, *a))
+    monkeypatch.setattr(conv_pool, "_chunk_grads",
+                        lambda g, r, k, *a: here["grads"].append(k) or grads(g, r, k, *a))
+    return here
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "memfd_create"), reason="no memfd")
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_with_two_threads_the_twin_process_computes_the_second_half(monkeypatch):
+    """The first half of the chunks runs here, the second in the twin (which does not
+    see this process's records); the results are the one-thread ones bit for bit."""
+    x, w, b = _inputs("channels_same", np.float32, ties=True)
+    x = np.resize(x, (8, *x.shape[1:]))
+    spec = CASES["channels_same"][2:]
+    one = _with_threads(1, _value_and_grads, _fused, (x, w, b), spec)
+    here = _chunks_run_here(monkeypatch)
+    two = _with_threads(2, _value_and_grads, _fused, (x, w, b), spec)
+    assert here == {"forward": [(0, 2), (2, 4)], "grads": [0, 1]}
+    for a, e in zip(two, one):
+        np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "memfd_create"), reason="no memfd")
+@pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
+def test_an_output_feeding_the_next_op_is_shared_as_it_is():
+    """conv1's pooled output is conv2's input: already in twin memory, not copied."""
+    x, w, b = _inputs("channels_same", np.float32)
+
+    def outputs():
+        out, r = conv_pool._conv_pool.forward(x, w, b, strides=(1, 1), dilations=(1, 1),
+                                              mode="SAME", pool=(2, 2))
+        return out, conv_pool._shared(out), conv_pool._shared(x)
+    out, shared_out, shared_x = _with_threads(2, outputs)
+    assert shared_out is out
+    assert twin._locate(out) is not None and twin._locate(shared_x) is not None
+    np.testing.assert_array_equal(shared_x, x)
 
 
 # ------------------------------------------------------------------ Keras models
