@@ -127,16 +127,6 @@ def _ranges(n: int, pieces: int, patch_bytes: int, limit: int) -> tuple[tuple, t
     return chunks, slices, tuple(itertools.accumulate((len(s) for s in slices), initial=0))
 
 
-def _shared(a: np.ndarray) -> np.ndarray:
-    """a in memory twins map: a itself if it is there (another conv_pool op's output or
-    input gradient) or no twins can run, else a copy in a `twin.array`."""
-    if not twin.shared_possible() or twin._locate(a) is not None:
-        return a
-    copy = twin.array(a.shape, a.dtype)
-    np.copyto(copy, a)
-    return copy
-
-
 # Block order: a slice's conv outputs as rows (qi, qj, b, pi, pj) for the pooling
 # window offset (qi, qj) and the pooled position (pi, pj) of image b, i.e. the
 # (KH, KW, b, PH, PW, C) layout of the pooling's windows but contiguous: the window
@@ -237,7 +227,7 @@ def _forward(x, w, b, strides, dilations, mode, pool, grad=True):
     n, cout = x.shape[0], w.shape[3]
     geo = _geometry(x, w, strides, dilations, mode, pool)
     dtype = np.result_type(x.dtype, w.dtype)
-    x_shared = _shared(x)
+    x_shared = twin.shared(x)
     kept = _kept(x, w, geo) if grad else None
     out = twin.array((n, *geo.pooled_hw, cout), dtype)
     masks = twin.array((out.size * math.prod(pool),), bool) if grad else None
@@ -364,7 +354,7 @@ def _grads(g: np.ndarray, r: dict, with_input: bool) -> dict:
     _with_masks(r)
     parts = twin.array((geo.first[-1], math.prod(w.shape[:3]) + 1, w.shape[3]), g.dtype)
     dx = twin.array(x.shape, g.dtype) if with_input else None
-    twin.split(len(geo.chunks), _backward_part, _shared(g), x, r["w_and_b"], r["kept"],
+    twin.split(len(geo.chunks), _backward_part, twin.shared(g), x, r["w_and_b"], r["kept"],
                r["masks"], parts, dx, w.shape, geo)
     total = nn._ordered_sum(parts)
     grads = {"g": g, "w": total[:-1].reshape(w.shape), "b": total[-1]}

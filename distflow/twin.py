@@ -55,7 +55,8 @@ import numpy as np
 
 from distflow import intra_op, process_env
 
-__all__ = ["array", "counts", "ensure_started", "kernel", "pids", "split"]
+__all__ = ["array", "copy", "counts", "ensure_started", "holds", "kernel", "pids", "shared",
+           "split"]
 
 _MESSAGE = 1 << 16  # bytes: the largest message either side sends
 SPIN = 200e-6  # seconds the caller polls for a twin's answer before sleeping
@@ -145,6 +146,24 @@ def array(shape: tuple, dtype: Any) -> np.ndarray:
         while len(_POOL) > _POOL_SHAPES:
             evicted.append(_POOL.popitem(last=False))
     return flat.reshape(shape)
+
+
+def copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` in a `twin.array` (its shape and dtype)."""
+    out = array(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
+
+
+def holds(a: np.ndarray) -> bool:
+    """Whether `a` lies in twin memory (a `twin.array` or a view of one)."""
+    return _locate(a) is not None
+
+
+def shared(a: np.ndarray) -> np.ndarray:
+    """`a` where twins can read it: `a` itself if it lies in twin memory already (e.g.
+    another op's output) or twins cannot run here, else `copy(a)`."""
+    return a if not shared_possible() or holds(a) else copy(a)
 
 
 def _locate(a: np.ndarray) -> tuple[int, int] | None:

@@ -216,10 +216,10 @@ def test_an_output_feeding_the_next_op_is_shared_as_it_is():
     def outputs():
         out, r = conv_pool._conv_pool.forward(x, w, b, strides=(1, 1), dilations=(1, 1),
                                               mode="SAME", pool=(2, 2))
-        return out, conv_pool._shared(out), conv_pool._shared(x)
+        return out, twin.shared(out), twin.shared(x)
     out, shared_out, shared_x = _with_threads(2, outputs)
     assert shared_out is out
-    assert twin._locate(out) is not None and twin._locate(shared_x) is not None
+    assert twin.holds(out) and twin.holds(shared_x)
     np.testing.assert_array_equal(shared_x, x)
 
 

@@ -39,6 +39,16 @@ def test_the_second_range_runs_in_the_twin_process(two_threads):
     assert ran[1] == two_threads[0] != os.getpid()
 
 
+def test_shared_copies_only_what_lies_outside_twin_memory(two_threads):
+    outside = np.arange(12.0).reshape(3, 4).T
+    inside = twin.copy(outside)
+    assert twin.holds(inside) and not twin.holds(outside)
+    assert inside.flags.c_contiguous and (inside == outside).all()
+    assert twin.shared(inside) is inside and twin.shared(inside[1:]).base is inside.base
+    moved = twin.shared(outside)
+    assert moved is not outside and twin.holds(moved) and (moved == outside).all()
+
+
 def test_views_with_offsets_and_strides_reach_the_twin(two_threads):
     base, ran = twin.array((3, 40), np.int64), twin.array((2,), np.int64)
     base[:] = -1
@@ -192,7 +202,7 @@ def test_one_thread_means_no_twins_and_plain_arrays():
     try:
         out, ran = np.full(6, -1), np.zeros(2, np.int64)
         assert twin.ensure_started() == []
-        assert twin._locate(twin.array((6,), np.int64)) is None
+        assert not twin.holds(twin.array((6,), np.int64))
         assert twin.split(6, twin.probe, out, ran) == [(0, 6)]
         assert out.tolist() == list(range(6)) and ran[0] == os.getpid()
     finally:

@@ -56,13 +56,6 @@ def _block(buffer: np.ndarray, lo: int, hi: int, lead: tuple, tail: tuple) -> np
     return buffer[lo * per:hi * per].reshape(*lead, hi - lo, *tail)
 
 
-def _twin_copy(a: np.ndarray) -> np.ndarray:
-    """a copied into twin memory (its shape and dtype)."""
-    out = twin.array(a.shape, a.dtype)
-    np.copyto(out, a)
-    return out
-
-
 def _from_blocks(rows: np.ndarray, blocks: tuple, steps: int) -> np.ndarray:
     """Blocked time-major rows (steps * batch, width) as (batch, steps, width): a view
     for one block, else one copy."""
@@ -96,10 +89,10 @@ def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
     live[:] = -1
     if r["last_only"]:
         live[-1] = 0
-        return _twin_copy(g[:, None]), live
+        return twin.copy(g[:, None]), live
     nonzero = g.any(axis=(0, 2))
     live[nonzero] = np.flatnonzero(nonzero)
-    return _twin_copy(g), live
+    return twin.copy(g), live
 
 
 def _column_sums(flat: np.ndarray) -> np.ndarray:
@@ -236,7 +229,7 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     acts = twin.array((steps * 4 * batch * units,), dtype)
     th = twin.array((steps * batch * units,), dtype)
     cs = twin.array(((steps + 1) * batch * units,), dtype)
-    blocks = tuple(twin.split(batch, _lstm_forward_block, _twin_copy(x), init, w, s, acts, th,
+    blocks = tuple(twin.split(batch, _lstm_forward_block, twin.copy(x), init, w, s, acts, th,
                               cs, backwards))
     return _lstm_outputs(s, cs, blocks, dims, last_only), {
         "s": s, "cs": cs, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
@@ -310,7 +303,7 @@ def _lstm_seq_backward(g, r) -> dict:
         return r["grads"]
     s, (steps, inner, units), blocks = r["s"], r["dims"], r["blocks"]
     features, batch, cols = r["kernel"].shape[0], r["batch"], _lstm_order(units)
-    rb = _twin_copy(r["recurrent"][:, cols].T)
+    rb = twin.copy(r["recurrent"][:, cols].T)
     gs, live = _twin_upstream(g, r)
     dz = twin.array((steps * batch * 4 * units,), s.dtype)
     dstate = twin.array((2, batch, units), s.dtype)
@@ -415,8 +408,8 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
     xt = twin.array((steps * batch * features,), dtype)
     acts = twin.array((steps * batch * 3 * units,), dtype)
     rhs, hs = (twin.array((steps * batch * units,), dtype) for _ in range(2))
-    h0 = _twin_copy(h0)
-    blocks = tuple(twin.split(batch, _gru_forward_block, _twin_copy(x), w, h0, xt, acts, rhs,
+    h0 = twin.copy(h0)
+    blocks = tuple(twin.split(batch, _gru_forward_block, twin.copy(x), w, h0, xt, acts, rhs,
                               hs, backwards))
     if last_only:
         outputs = np.concatenate([_block(hs, lo, hi, (steps,), (units,))[-1]
@@ -496,7 +489,7 @@ def _gru_seq_backward(g, r) -> dict:
     ds = twin.array((steps * batch * 4 * units,), dtype)
     dh = twin.array((batch, units), dtype)
     partial = twin.array((len(blocks), features + units + 2, 3 * units), dtype)
-    twin.split(len(blocks), _gru_backward_blocks, gs, live, _twin_copy(r["recurrent"]),
+    twin.split(len(blocks), _gru_backward_blocks, gs, live, twin.copy(r["recurrent"]),
                r["h0"], r["xt"], r["acts"], r["rhs"], r["hs"], ds, dh, partial, blocks,
                r["dims"])
     dw = np.add.reduce(partial)  # in block order
