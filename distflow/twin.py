@@ -5,7 +5,8 @@ slices) gains little from a second thread: each call takes the GIL for its Pytho
 part, and the two threads hand it back and forth at every call. Measured on this
 project's two-core machines, the example CNN's training step took 17.5 ms on two
 threads against 23.6 on one, while two processes each stepping half the batch on one
-thread took 11.6-11.9 ms side by side (benchmarks/README.md, "Twin processes").
+thread took 11.6-11.9 ms side by side (benchmarks/README.md, "Issue 17 closed";
+`benchmarks/twin_bench.py`).
 
 So with `intra_op.threads()` = N > 1, a process keeps N - 1 twins: Python processes
 running `python -m distflow.twin`, BLAS at one thread, started the first time they
