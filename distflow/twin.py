@@ -358,12 +358,13 @@ def ensure_started() -> list[int]:
     returns their pids (none where twins cannot run); raises what stops them."""
     if not shared_possible():
         return []
-    _state["error"] = None
-    count = intra_op.threads() - 1
-    if len(_state["twins"]) != count:
-        _stop()
-        _state["twins"] = _start(count)
-    return pids()
+    with _IN_USE:  # not while another thread's call uses the twins
+        _state["error"] = None
+        count = intra_op.threads() - 1
+        if len(_state["twins"]) != count:
+            _stop()
+            _state["twins"] = _start(count)
+        return pids()
 
 
 def pids() -> list[int]:
