@@ -111,7 +111,9 @@ ENVIRONMENT OF EACH CHILD
   DISTFLOW_KEYS               absolute path of the CURVE key directory, empty for none
   DISTFLOW_RESTART            0 on the first start, then 1, 2, ... after restarts
   OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS   --blas-threads (1), so
-                              N processes do not fight over the cores
+                              N processes do not fight over the cores (with more
+                              than one, each worker also starts a twin process per
+                              extra thread for its convolution and LSTM/GRU ops)
   PYTHONUNBUFFERED=1          so output lines arrive as they are printed
   DISTFLOW_TTY=1              when the launcher's stdout is a terminal: the chief's
                               Keras progress bar is live, redrawn in place with its
