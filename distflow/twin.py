@@ -382,8 +382,9 @@ def _stop() -> None:
 def split(count: int, fn: Callable, *args: Any) -> list[tuple[int, int]]:
     """fn(part, start, stop, *args) for each of the `intra_op.threads()` near-equal
     ranges (start, stop) that cut range(count), part = 0, 1, ...: the first here, the
-    others in twin processes (on threads while the twins start); returns the ranges in
-    part order. `fn` must be a `@twin.kernel`."""
+    others in twin processes (started here on first use; on threads where twins do
+    not run, see the module docstring); returns the ranges in part order. `fn` must
+    be a `@twin.kernel`."""
     if not getattr(fn, "twin_kernel", False):
         raise TypeError(f"twin.split runs functions marked @twin.kernel only. Received: "
                         f"{fn.__module__}.{fn.__qualname__}")

@@ -81,7 +81,7 @@ def _previous_outputs_grad(hs: np.ndarray, h0: np.ndarray, flat: np.ndarray) -> 
 
 
 def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
-    """The upstream gradient in twin memory as (batch, steps', width), and `live`
+    """The upstream gradient where twins read it as (batch, steps', width), and `live`
     (steps,) in twin memory: for each step, its index into g's steps, or -1 where the
     gradient is zero (for `last_only`, every step but the last). In twin memory rather
     than the kernel's message, whose size is limited."""
@@ -89,10 +89,10 @@ def _twin_upstream(g: np.ndarray, r: dict) -> tuple:
     live[:] = -1
     if r["last_only"]:
         live[-1] = 0
-        return twin.copy(g[:, None]), live
+        return twin.shared(g[:, None]), live
     nonzero = g.any(axis=(0, 2))
     live[nonzero] = np.flatnonzero(nonzero)
-    return twin.copy(g), live
+    return twin.shared(g), live
 
 
 def _column_sums(flat: np.ndarray) -> np.ndarray:
@@ -229,7 +229,7 @@ def _lstm_seq_forward(x, kernel, recurrent, bias, h0, c0, last_only=False, backw
     acts = twin.array((steps * 4 * batch * units,), dtype)
     th = twin.array((steps * batch * units,), dtype)
     cs = twin.array(((steps + 1) * batch * units,), dtype)
-    blocks = tuple(twin.split(batch, _lstm_forward_block, twin.copy(x), init, w, s, acts, th,
+    blocks = tuple(twin.split(batch, _lstm_forward_block, twin.shared(x), init, w, s, acts, th,
                               cs, backwards))
     return _lstm_outputs(s, cs, blocks, dims, last_only), {
         "s": s, "cs": cs, "kernel": kernel, "recurrent": recurrent, "acts": acts, "th": th,
@@ -408,8 +408,8 @@ def _gru_seq_forward(x, kernel, recurrent, bias, h0, last_only=False, backwards=
     xt = twin.array((steps * batch * features,), dtype)
     acts = twin.array((steps * batch * 3 * units,), dtype)
     rhs, hs = (twin.array((steps * batch * units,), dtype) for _ in range(2))
-    h0 = twin.copy(h0)
-    blocks = tuple(twin.split(batch, _gru_forward_block, twin.copy(x), w, h0, xt, acts, rhs,
+    h0 = twin.shared(h0)
+    blocks = tuple(twin.split(batch, _gru_forward_block, twin.shared(x), w, h0, xt, acts, rhs,
                               hs, backwards))
     if last_only:
         outputs = np.concatenate([_block(hs, lo, hi, (steps,), (units,))[-1]
@@ -489,7 +489,7 @@ def _gru_seq_backward(g, r) -> dict:
     ds = twin.array((steps * batch * 4 * units,), dtype)
     dh = twin.array((batch, units), dtype)
     partial = twin.array((len(blocks), features + units + 2, 3 * units), dtype)
-    twin.split(len(blocks), _gru_backward_blocks, gs, live, twin.copy(r["recurrent"]),
+    twin.split(len(blocks), _gru_backward_blocks, gs, live, twin.shared(r["recurrent"]),
                r["h0"], r["xt"], r["acts"], r["rhs"], r["hs"], ds, dh, partial, blocks,
                r["dims"])
     dw = np.add.reduce(partial)  # in block order
