@@ -218,7 +218,8 @@ def _send(sock: socket.socket, message: dict, fds: tuple = ()) -> None:
     data = json.dumps(message).encode()
     if len(data) > _MESSAGE:
         raise ValueError(f"a twin message is limited to {_MESSAGE} bytes. Received "
-                         f"{len(data)} bytes for {message.get('kernel', message['op'])}")
+                         f"{len(data)} bytes for {message.get('kernel', message['op'])}: pass "
+                         f"large or variable-size values as a twin.array instead")
     if fds:
         socket.send_fds(sock, [data], list(fds))
     else:

@@ -84,6 +84,16 @@ def test_arguments_the_wire_cannot_carry_are_refused(two_threads):
         twin.split(10, twin.probe, out, ran, {"pause": 1})
 
 
+def test_an_argument_too_large_for_a_message_says_to_use_a_twin_array(two_threads):
+    out, ran = _probe_arrays()
+    with pytest.raises(ValueError, match=r"limited to 65536 bytes. Received \d+ bytes for "
+                       r"distflow.twin:probe: pass large or variable-size values as a "
+                       r"twin.array instead"):
+        twin.split(10, twin.probe, out, ran, 0.0, "x" * 70000)
+    twin.split(10, twin.probe, out, ran)  # nothing was half sent
+    assert ran[1] == two_threads[0] and out.tolist() == list(range(10))
+
+
 def test_an_array_outside_twin_memory_runs_the_ranges_on_threads(two_threads):
     out, ran = np.full(10, -1), twin.array((2,), np.int64)
     before = twin.counts()
