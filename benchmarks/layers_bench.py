@@ -115,9 +115,11 @@ def build_keras(keras, case: str):
     return model
 
 
-def keras_stepper(keras, case: str):
-    """One train_on_batch of the case's model (built once)."""
+def keras_stepper(keras, case: str, rows: int | None = None):
+    """One train_on_batch of the case's model (built once), on the case's batch or its
+    first `rows` samples."""
     x, y = case_data(case)
+    x, y = x[:rows], y[:rows]
     if case == "conv1d":
         x = x.astype(np.int32)
     model = build_keras(keras, case)

@@ -117,7 +117,7 @@ def per_push(run: dict, series: Series) -> dict:
             "runnable": (cpu + wait) / span, "load1": run["load1"],
             "fit_samples_per_s": fit_rate(run), "wall_s": run.get("wall_s"),
             "other_cores": other_cores(host[0], host[-1], cpu, span) if len(host) > 1
-            else None, **host_cores(host[0], host[-1], span)}
+            else None, **(host_cores(host[0], host[-1], span) if len(host) > 1 else {})}
 
 
 def fit_rate(run: dict) -> float | None:

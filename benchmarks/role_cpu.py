@@ -36,6 +36,7 @@ from ps_bench import cpu_times, other_cores  # noqa: E402
 
 SAMPLE_S = 0.05
 STATS_INTERVAL_S = 0.25  # the servers log their push count this often
+RUN_LIMIT_S = 1800.0  # a run still going after this long is stopped: something hangs
 
 
 def descendants(root: int) -> list[int]:
@@ -116,12 +117,31 @@ COLUMNS = ("cpu_s", "main_cpu_s", "wait_s", "slices")
 STATS_LINE = re.compile(r"\[ps (\d+)\] (\S+ \S+) INFO .*: stats .*\bpushes=(\d+)")
 
 
+def running(proc: subprocess.Popen, started: float) -> bool:
+    """Whether the run goes on (False once it has exited).
+
+    Raises:
+        TimeoutError: it ran RUN_LIMIT_S seconds since `started` (time.monotonic);
+            it is killed first.
+    """
+    if proc.poll() is not None:
+        return False
+    if time.monotonic() - started > RUN_LIMIT_S:
+        proc.kill()
+        proc.wait()
+        raise TimeoutError(f"The launcher run {' '.join(proc.args)} was still going after "
+                           f"{RUN_LIMIT_S:g} s and was killed: a process hangs (its output "
+                           f"says which).")
+    return True
+
+
 def watch(proc: subprocess.Popen, series: Series) -> None:
     """Samples proc's tree into `series` until it exits (each thread's last sample
     counts once it has ended: up to SAMPLE_S of a thread's end is missed)."""
     roles: dict[int, str] = {}
     last: dict[tuple[int, int], tuple[float, float, int]] = {}
-    while proc.poll() is None:
+    started = time.monotonic()
+    while running(proc, started):
         for pid in descendants(proc.pid):
             roles[pid] = role_of(pid) or roles.get(pid, "launcher")  # after its exec
             for tid, times in threads(pid).items():

@@ -452,9 +452,8 @@ class Sim:
         (else 0)."""
         if not self.sliced:
             return 0.0
-        if not self.cfg.wakeup:
-            return self.cfg.wake_s
-        return self.cfg.wake_s + curve(self.cfg.wakeup, len(self.sliced.holders["cores"]) + 1)
+        queued = len(self.sliced.holders["cores"]) + 1
+        return self.cfg.wake_s + (curve(self.cfg.wakeup, queued) if self.cfg.wakeup else 0.0)
 
     def serve(self, t: float, s: int) -> None:
         self.serving[s] = True

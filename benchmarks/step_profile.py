@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layers_bench  # noqa: E402
+import role_cpu  # noqa: E402
 
 import distflow.keras as dk  # noqa: E402
 from distflow import primitive, twin  # noqa: E402
@@ -69,14 +70,9 @@ def instrument() -> None:
 
 
 def thread_cpu() -> dict[int, float]:
-    """Seconds of CPU (user + system) of each of this process's OS threads, by id."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
-    return seconds
+    """Seconds on a core of each of this process's OS threads, by id (schedstat,
+    nanoseconds: `role_cpu.threads`)."""
+    return {tid: run for tid, (run, _, _) in role_cpu.threads(os.getpid()).items()}
 
 
 def print_thread_cpu(before: dict[int, float], steps: int) -> None:

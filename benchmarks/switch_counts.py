@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from ps_bench import wait_quiet  # noqa: E402
 from push_costs import BATCH, pushes_at, window  # noqa: E402
-from role_cpu import Series, descendants, launch, role_of  # noqa: E402
+from role_cpu import Series, descendants, launch, role_of, running  # noqa: E402
 
 SAMPLE_S = 0.1
 COUNTS = ("cpu_s", "voluntary", "involuntary", "migrations")
@@ -125,13 +125,19 @@ def measure(workers: int, mode: str, ps: int = 1, epochs: int = 2) -> dict:
     """One launcher run sampled every SAMPLE_S; the window's rates (module docstring)."""
     series, snaps, roles = Series(), [], {}
     load1 = os.getloadavg()[0]
-    proc, reader = launch(workers, mode, ps, epochs, series)
-    while proc.poll() is None:
+    proc, reader, started = *launch(workers, mode, ps, epochs, series), time.monotonic()
+    while running(proc, started):
         snaps.append((time.time(), core_counters(), sample(proc.pid, roles)))
         time.sleep(SAMPLE_S)
     reader.join(timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"The launcher run failed (exit code {proc.returncode}); its "
+                           f"output ended:\n{''.join(series.lines[-20:])}")
     start, end = window(series)
     inside = [s for s in snaps if start <= s[0] <= end]
+    if len(inside) < 2:
+        raise ValueError(f"{len(inside)} samples fell in the run's steady window of "
+                         f"{end - start:.2f} s (one every {SAMPLE_S} s): give more --epochs.")
     (t0, cores0, threads0), (t1, cores1, threads1) = inside[0], inside[-1]
     steps = pushes_at(series, 0, t1) - pushes_at(series, 0, t0)
     threads = rates(threads0, threads1, t1 - t0)

@@ -42,7 +42,12 @@ def _run_side_by_side(cmds: list[tuple[list[str], dict]]) -> list[float]:
     """Starts the commands together; each prints its median step (ms)."""
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
              for cmd, env in cmds]
-    return [float(p.communicate(timeout=900)[0].split()[-1]) for p in procs]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    for p, cmd in zip(procs, cmds):
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[0][2:])} failed (exit code {p.returncode}; its "
+                             f"error is above)")
+    return [float(out.split()[-1]) for out in outs]
 
 
 def halves(case: str, steps: int) -> dict:
@@ -60,14 +65,9 @@ def step_alone(case: str, half: bool, steps: int) -> float:
     import layers_bench
 
     import distflow.keras as keras
-    x, y = layers_bench.case_data(case)
-    if half:
-        x, y = x[:len(x) // 2], y[:len(y) // 2]
-    if case == "conv1d":
-        x = x.astype("int32")
-    model = layers_bench.build_keras(keras, case)
-    walls = layers_bench.timed(lambda: model.train_on_batch(x, y), steps, warmup=10)
-    return 1e3 * statistics.median(walls)
+    batch = len(layers_bench.case_data(case)[0])
+    step = layers_bench.keras_stepper(keras, case, batch // 2 if half else None)
+    return 1e3 * statistics.median(layers_bench.timed(step, steps, warmup=10))
 
 
 def round_trip(calls: int) -> dict:
@@ -95,16 +95,22 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--half", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--round-trip-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         print(f"{step_alone(args.step, args.half, args.steps):.3f}")
         return
+    if args.round_trip_child:
+        print(json.dumps(round_trip(args.calls)))
+        return
     if args.round_trip:
-        result = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, "
-                                 f"{str(HERE)!r}); import twin_bench, json; "
-                                 f"print(json.dumps(twin_bench.round_trip({args.calls})))"],
-                                env=_env(2), capture_output=True, text=True, check=True)
-        row = json.loads(result.stdout)
+        child = subprocess.run([sys.executable, str(Path(__file__).resolve()),
+                                "--round-trip-child", "--calls", str(args.calls)],
+                               env=_env(2), stdout=subprocess.PIPE, text=True, timeout=300)
+        if child.returncode != 0:
+            raise SystemExit(f"the round-trip process failed (exit code {child.returncode}; "
+                             f"its error is above)")
+        row = json.loads(child.stdout)
         print(f"twin.split round trip, empty kernel: median {row['round_trip_us']} us, "
               f"10th percentile {row['round_trip_p10_us']} us")
         print(json.dumps({"benchmark": "twin_round_trip", **row}))

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 
@@ -29,22 +28,37 @@ def one_way_s(waker_core: int, woken_core: int, trips: int) -> float:
     to_child, to_parent = os.pipe(), os.pipe()
     pid = os.fork()
     if pid == 0:  # the child answers every byte
+        code = 1
         try:
             os.sched_setaffinity(0, {woken_core})
             for _ in range(trips):
                 os.read(to_child[0], 1)
                 os.write(to_parent[1], b"x")
+            code = 0
         finally:
-            os._exit(0)
-    os.sched_setaffinity(0, {waker_core})
-    start = time.perf_counter()
-    for _ in range(trips):
-        os.write(to_child[1], b"x")
-        os.read(to_parent[0], 1)
-    elapsed = time.perf_counter() - start
-    os.waitpid(pid, 0)
-    for fd in (*to_child, *to_parent):
-        os.close(fd)
+            os._exit(code)
+    os.close(to_child[0])  # the child's ends: its exit then ends our reads
+    os.close(to_parent[1])
+    try:
+        os.sched_setaffinity(0, {waker_core})
+        start = time.perf_counter()
+        for _ in range(trips):
+            try:
+                os.write(to_child[1], b"x")
+            except BrokenPipeError:
+                pass  # the child is gone: the read below says so
+            if not os.read(to_parent[0], 1):
+                raise RuntimeError(f"the answering child (pinned to core {woken_core}) "
+                                   f"exited early: exit code "
+                                   f"{os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}")
+        elapsed = time.perf_counter() - start
+    finally:
+        os.close(to_child[1])
+        os.close(to_parent[0])
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the answering child (pinned to core {woken_core}) failed: "
+                           f"exit code {os.waitstatus_to_exitcode(status)}")
     return elapsed / trips / 2
 
 
@@ -84,4 +98,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()

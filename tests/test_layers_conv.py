@@ -314,20 +314,17 @@ def test_rectify_equals_maximum_with_zero(shape, dtype, contiguous):
 
 
 @pytest.fixture
-def pieces_threads(monkeypatch):
-    """Records (pieces, threads available) of each parallel region the conv ops open
-    (that pieces really run concurrently is tests/test_intra_op.py's), with elementwise
-    passes of any size split; restores the BLAS count afterwards."""
-    before, regions, real = intra_op.blas_threads(), set(), intra_op.parallel_for
+def pieces_threads(intra_op_regions, monkeypatch):
+    """conftest's `intra_op_regions` (pieces, threads available) of each parallel region
+    the conv ops open (that pieces really run concurrently is tests/test_intra_op.py's),
+    with elementwise passes of any size split."""
     monkeypatch.setattr(intra_op, "SMALL_PASS", 1)
+    return intra_op_regions
 
-    def recording(count, body):
-        regions.add((count > 1, intra_op.threads()))
-        real(count, body)
-    monkeypatch.setattr(intra_op, "parallel_for", recording)
-    yield regions
-    if before is not None:
-        intra_op.set_blas_threads(before)
+
+def _split_on_two(regions) -> bool:
+    """Whether some region cut its work into pieces with two threads available."""
+    return any(pieces > 1 and threads == 2 for pieces, threads in regions)
 
 
 def _conv_and_grads(x, w, strides, dilations, mode, threads):
@@ -361,7 +358,7 @@ def test_two_threads_give_the_one_thread_results_bit_for_bit(name, contiguous, d
     for a, b in zip(two, one):
         np.testing.assert_array_equal(a, b)
     if not name.startswith("1x1"):  # 1x1 kernels: plain GEMMs, no slices
-        assert (True, 2) in pieces_threads, name
+        assert _split_on_two(pieces_threads), name
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
@@ -374,7 +371,7 @@ def test_the_example_cnn_conv_on_two_threads_matches_one_thread_and_the_referenc
     two = _conv_and_grads(x, w, (1, 1), (1, 1), "SAME", threads=2)
     for a, b in zip(two, one):
         np.testing.assert_array_equal(a, b)
-    assert (True, 2) in pieces_threads
+    assert _split_on_two(pieces_threads)
     expect, vjp = old_conv2d(x.astype(np.float64), w.astype(np.float64), (1, 1), (1, 1),
                              "SAME")
     g = np.cos(np.arange(expect.size).reshape(expect.shape)).astype(np.float32)
@@ -393,7 +390,7 @@ def test_conv2d_gradients_on_two_threads_match_central_differences(name, pieces_
     x, w = _inputs(name, contiguous=False)
     _, _, strides, dilations, mode = PATHS[name]
     check_grads(lambda a, b: df.nn.conv2d(a, b, strides, mode, dilations=dilations), [x, w])
-    assert (True, 2) in pieces_threads
+    assert _split_on_two(pieces_threads)
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
@@ -451,7 +448,7 @@ def test_fused_conv_bias_relu_on_two_threads_matches_one_thread(name, relu, piec
     one, two = (_on_threads(t, fused, [x, w, b], lambda o: np.cos(3 * o)) for t in (1, 2))
     for a, e in zip(two, one):
         np.testing.assert_array_equal(a, e)
-    assert (True, 2) in pieces_threads or (name, relu) == ("1x1", False)  # plain GEMMs
+    assert _split_on_two(pieces_threads) or (name, relu) == ("1x1", False)  # plain GEMMs
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
@@ -471,7 +468,7 @@ def test_max_pool_on_two_threads_matches_one_thread_with_ties(k, s, mode, shape,
         o.shape)).astype(np.float32)) for t in (1, 2))
     for a, e in zip(two, one):
         np.testing.assert_array_equal(a, e)
-    assert (True, 2) in pieces_threads
+    assert _split_on_two(pieces_threads)
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
@@ -492,7 +489,7 @@ def test_relu_and_its_gradient_on_two_threads_equal_the_one_pass_rule(shape, con
     inplace = x.copy(order="K")
     df.ops.rectify(inplace, out=inplace)
     np.testing.assert_array_equal(inplace, out)
-    assert (True, 2) in pieces_threads
+    assert _split_on_two(pieces_threads)
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")
@@ -506,7 +503,7 @@ def test_batch_normalization_training_on_two_threads_matches_one_thread(axis, sh
                                       beta_initializer="random_normal")
     layer.build(x.shape)
     _layer_equal_on_one_and_two_threads(layer, x, {"training": True})
-    assert (True, 2) in pieces_threads
+    assert _split_on_two(pieces_threads)
 
 
 @pytest.mark.skipif(intra_op.blas_threads() is None, reason="no settable OpenBLAS")

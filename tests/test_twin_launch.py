@@ -6,14 +6,14 @@ identical and equal those of one plain process on one thread at the global batch
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from test_launch_e2e import REPO, run_launcher, worker_json
+from test_launch_e2e import run_launcher, worker_json
+from test_launch_supervisor import clean_env
 from test_tf_way_launch import server_versions
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -52,8 +52,7 @@ print("final", json.dumps([w.ravel().tolist() for w in model.get_weights()]), fl
 
 def _one_process(tmp_path) -> list[np.ndarray]:
     """The script's final weights, run alone with one thread (no twins)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTFLOW_")}
-    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = clean_env(tmp_path)  # no cluster description, one BLAS thread
     (tmp_path / "alone.py").write_text(textwrap.dedent(SCRIPT))
     done = subprocess.run([sys.executable, "alone.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -32,7 +32,7 @@ def test_a_measurement_times_both_placements_and_restores_the_affinity():
 @two_cores
 def test_the_command_prints_one_json_line():
     out = subprocess.run([sys.executable, str(_PATH), "--rounds", "1", "--trips", "100"],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, timeout=120)
     [line] = out.stdout.splitlines()
     assert json.loads(line)["bench"] == "wakeup_latency"
 
@@ -43,6 +43,15 @@ def test_one_core_is_refused_with_the_cores_received():
             f"spec = importlib.util.spec_from_file_location('w', {str(_PATH)!r}); "
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
             "m.measure(1, 10)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode != 0
     assert "needs two cores" in out.stderr and "may run on [" in out.stderr
+
+
+def test_an_answering_child_that_dies_fails_the_measurement_instead_of_hanging():
+    core = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    with pytest.raises(RuntimeError, match=r"child \(pinned to core 4096\) exited early"):
+        wakeup.one_way_s(core, 4096, 100)  # no such core: the child's pinning fails
+    os.sched_setaffinity(0, before)
